@@ -1,0 +1,45 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { requestContext } from './plugins/sessions.js';
+
+export interface AuditArgs {
+  event: string;
+  outcome?: 'success' | 'failure';
+  subjectUserId?: string | null;
+  actorUserId?: string | null;
+  authenticatorId?: string | null;
+  detail?: Record<string, unknown>;
+}
+
+/** Record who did what to whom, from where. Never pass secrets in `detail`. */
+export async function audit(app: FastifyInstance, request: FastifyRequest | null, args: AuditArgs, store = app.latchkey.store): Promise<void> {
+  const ctx = request ? requestContext(request) : { ip: null, userAgent: null };
+  await store.audit.record({
+    at: app.latchkey.now(),
+    event: args.event,
+    outcome: args.outcome ?? 'success',
+    actorUserId: args.actorUserId === undefined ? (request?.auth?.user.id ?? args.subjectUserId ?? null) : args.actorUserId,
+    subjectUserId: args.subjectUserId ?? null,
+    authenticatorId: args.authenticatorId ?? null,
+    ip: ctx.ip,
+    userAgent: ctx.userAgent,
+    detail: args.detail,
+  });
+}
+
+/** Words people read in "Recent activity". */
+export const auditEventLabels: Record<string, string> = {
+  'signin': 'Signed in with a passkey',
+  'signin.failed': 'Failed sign-in attempt',
+  'signup': 'Account created',
+  'passkey.added': 'Passkey added',
+  'passkey.renamed': 'Passkey renamed',
+  'passkey.removed': 'Passkey removed',
+  'passkey.counter_regressed': 'Passkey refused: possible copied authenticator',
+  'reauth': 'Confirmed it was you with a passkey',
+  'reauth.failed': 'Failed passkey check',
+  'session.ended': 'Signed out a session',
+  'signout': 'Signed out',
+  'enrolment.invited': 'Invite link created',
+  'enrolment.completed': 'Passkey set up from invite link',
+  'user.created': 'Account created',
+};

@@ -1,0 +1,152 @@
+/**
+ * The one defaults module: every option Latchkey reads from the environment is
+ * defined, documented and validated here. `loadConfig()` throws a
+ * {@link ConfigError} naming the variable when a value is unusable, so start-up
+ * stops with one line instead of a stack trace.
+ */
+import { isIP } from 'node:net';
+
+export type SignupMode = 'open' | 'invite';
+
+export interface Config {
+  /** TCP port the HTTP server listens on. */
+  port: number;
+  /** Interface the HTTP server binds to. */
+  host: string;
+  /** Public origin people use to reach Latchkey; WebAuthn binds passkeys to its host name (the RP ID). */
+  origin: string;
+  /** WebAuthn relying-party ID: the origin's host name. */
+  rpId: string;
+  /** Name shown by the browser and authenticator while creating a passkey. */
+  rpName: string;
+  /** Database connection: `sqlite:<path>` (default) or `postgres://…`. */
+  databaseUrl: string;
+  /** `open`: anyone may sign up; `invite`: accounts come from `users add` / `users invite` only. */
+  signup: SignupMode;
+  /** A session ends after this long without a request (NIST SP 800-63B rev 4 AAL2: 1 hour). */
+  sessionIdleSeconds: number;
+  /** A session ends this long after sign-in whatever happens (NIST SP 800-63B rev 4 AAL2: 24 hours). */
+  sessionMaxSeconds: number;
+  /** Adding or removing a passkey needs a passkey check at most this long ago. */
+  reauthSeconds: number;
+  /** How long an invite (enrolment) link stays valid. */
+  inviteSeconds: number;
+  /** How long a WebAuthn challenge stays valid. */
+  challengeSeconds: number;
+  /** Serve the FIDO Alliance conformance endpoints under /fido2 (never in production). */
+  fidoConformance: boolean;
+  /** pino log level. */
+  logLevel: string;
+  /** Serve cookies with `Secure` and the `__Host-` prefix (true when the origin is https). */
+  secureCookies: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function readBool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
+}
+
+function readOrigin(env: Env, port: number): { origin: string; rpId: string } {
+  const raw = env.LATCHKEY_ORIGIN?.trim() || `http://localhost:${port}`;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('LATCHKEY_ORIGIN', `not a URL: "${raw}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('LATCHKEY_ORIGIN', `must start with https:// (or http:// for localhost), got "${raw}"`);
+  }
+  if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError('LATCHKEY_ORIGIN', `must be an origin with no path, query or credentials, got "${raw}"`);
+  }
+  const host = url.hostname;
+  // WebAuthn L3 §5.1.4.1 / §13.4.9: browsers refuse RP IDs that are IP addresses, and plain http except on localhost.
+  if (isIP(host.replace(/^\[|\]$/g, ''))) {
+    throw new ConfigError('LATCHKEY_ORIGIN', `the host must be a domain name, not an IP address (passkeys are bound to a domain): "${raw}"`);
+  }
+  if (url.protocol === 'http:' && host !== 'localhost' && !host.endsWith('.localhost')) {
+    throw new ConfigError('LATCHKEY_ORIGIN', `browsers allow passkeys over http only on localhost; use https:// for "${host}"`);
+  }
+  return { origin: url.origin, rpId: host };
+}
+
+function readDatabaseUrl(env: Env): string {
+  const raw = env.DATABASE_URL?.trim() || 'sqlite:./data/latchkey.db';
+  if (raw.startsWith('sqlite:')) {
+    if (raw.length === 'sqlite:'.length) throw new ConfigError('DATABASE_URL', 'sqlite: needs a file path, e.g. sqlite:./data/latchkey.db');
+    return raw;
+  }
+  if (raw.startsWith('postgres://') || raw.startsWith('postgresql://')) {
+    try {
+      new URL(raw);
+    } catch {
+      throw new ConfigError('DATABASE_URL', 'not a valid postgres:// URL');
+    }
+    return raw;
+  }
+  throw new ConfigError('DATABASE_URL', 'must start with sqlite: or postgres://');
+}
+
+/** Read and validate the configuration. Pass overrides in tests instead of touching process.env. */
+export function loadConfig(env: Env = process.env): Config {
+  const port = readInt(env, 'PORT', 3000, 0, 65535);
+  const { origin, rpId } = readOrigin(env, port);
+  const signupRaw = (env.LATCHKEY_SIGNUP ?? 'open').trim() || 'open';
+  if (signupRaw !== 'open' && signupRaw !== 'invite') {
+    throw new ConfigError('LATCHKEY_SIGNUP', `must be "open" or "invite", got "${signupRaw}"`);
+  }
+  const rpName = (env.LATCHKEY_RP_NAME ?? 'Latchkey').trim() || 'Latchkey';
+  if (rpName.length > 64) throw new ConfigError('LATCHKEY_RP_NAME', 'at most 64 characters');
+  const logLevel = (env.LOG_LEVEL ?? 'info').trim();
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
+  }
+  return {
+    port,
+    host: (env.HOST ?? '127.0.0.1').trim() || '127.0.0.1',
+    origin,
+    rpId,
+    rpName,
+    databaseUrl: readDatabaseUrl(env),
+    signup: signupRaw,
+    sessionIdleSeconds: readInt(env, 'LATCHKEY_SESSION_IDLE_MINUTES', 60, 1, 24 * 60) * 60,
+    sessionMaxSeconds: readInt(env, 'LATCHKEY_SESSION_MAX_HOURS', 24, 1, 24 * 30) * 3600,
+    reauthSeconds: readInt(env, 'LATCHKEY_REAUTH_MINUTES', 5, 1, 24 * 60) * 60,
+    inviteSeconds: readInt(env, 'LATCHKEY_INVITE_HOURS', 72, 1, 24 * 30) * 3600,
+    challengeSeconds: 5 * 60,
+    fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
+    logLevel,
+    secureCookies: origin.startsWith('https:'),
+  };
+}
+
+/** Lines to log at start for settings that are unsafe outside development. */
+export function unsafeSettings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.fidoConformance) warnings.push('LATCHKEY_FIDO_CONFORMANCE=true: /fido2 creates users on request; never enable in production');
+  if (!config.secureCookies) warnings.push(`LATCHKEY_ORIGIN is ${config.origin}: cookies are not Secure; use https outside local development`);
+  return warnings;
+}

@@ -1,0 +1,33 @@
+import type { Config } from './config/index.js';
+import type { Store } from './db/store.js';
+import type { WebAuthn } from './webauthn/ceremonies.js';
+import type { Session, User } from './db/schema.js';
+
+/** What every route can reach: `app.latchkey`. */
+export interface Latchkey {
+  config: Config;
+  store: Store;
+  webauthn: WebAuthn;
+  /** Server secret for HMACs (CSRF tokens, enumeration-safe fake credentials); generated once, kept in the database. */
+  secret: string;
+  now: () => number;
+  /** Requests per minute per IP on unauthenticated ceremony endpoints (0: off). */
+  rateLimitPerMinute: number;
+}
+
+export interface SignedIn {
+  session: Session;
+  user: User;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    latchkey: Latchkey;
+  }
+  interface FastifyRequest {
+    /** Hash of this browser's binding cookie: ceremonies are bound to it. */
+    bindingHash: string;
+    csrfToken: string;
+    auth: SignedIn | null;
+  }
+}

@@ -1,0 +1,45 @@
+import type { Kysely } from 'kysely';
+import type { Database, Flow } from '../schema.js';
+
+export type NewFlow = Omit<Flow, 'state' | 'consumed_at'>;
+
+export class FlowPersister {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(flow: NewFlow): Promise<void> {
+    await this.db.insertInto('flows').values({ ...flow, state: 'active', consumed_at: null }).execute();
+  }
+
+  findByLookup(lookup: string): Promise<Flow | undefined> {
+    return this.db.selectFrom('flows').selectAll().where('lookup', '=', lookup).executeTakeFirst();
+  }
+
+  findById(id: string): Promise<Flow | undefined> {
+    return this.db.selectFrom('flows').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /**
+   * Consume a flow once: of any number of concurrent callers exactly one gets
+   * true, because the state check and the update are one statement.
+   */
+  async consume(id: string, now: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('flows')
+      .set({ state: 'consumed', consumed_at: now })
+      .where('id', '=', id)
+      .where('state', '=', 'active')
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async updateData(id: string, data: string): Promise<void> {
+    await this.db.updateTable('flows').set({ data }).where('id', '=', id).execute();
+  }
+
+  /** Drop flows that ended more than `graceMs` ago; consumed invites are kept that long to tell "already used" from "unknown". */
+  async deleteEnded(now: number, graceMs: number): Promise<number> {
+    const r = await this.db.deleteFrom('flows').where('expires_at', '<=', now - graceMs).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}

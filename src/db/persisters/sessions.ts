@@ -1,0 +1,49 @@
+import type { Kysely } from 'kysely';
+import type { Database, Session } from '../schema.js';
+
+export class SessionPersister {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(session: Session): Promise<void> {
+    await this.db.insertInto('sessions').values(session).execute();
+  }
+
+  findByHash(idHash: string): Promise<Session | undefined> {
+    return this.db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+  }
+
+  async touch(idHash: string, at: number): Promise<void> {
+    await this.db.updateTable('sessions').set({ last_seen_at: at }).where('id_hash', '=', idHash).execute();
+  }
+
+  async markAuthenticated(idHash: string, at: number): Promise<void> {
+    await this.db.updateTable('sessions').set({ authenticated_at: at, last_seen_at: at }).where('id_hash', '=', idHash).execute();
+  }
+
+  listForUser(userId: string, now: number): Promise<Session[]> {
+    return this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', now)
+      .orderBy('last_seen_at', 'desc')
+      .execute();
+  }
+
+  async delete(idHash: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+  }
+
+  async deleteByPublicId(userId: string, publicId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('sessions').where('user_id', '=', userId).where('public_id', '=', publicId).executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
+
+  async deleteExpired(now: number, idleMs: number): Promise<number> {
+    const r = await this.db
+      .deleteFrom('sessions')
+      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', now - idleMs)]))
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}

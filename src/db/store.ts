@@ -1,0 +1,41 @@
+/**
+ * The persisters over one Kysely handle. `transaction()` hands the callback a
+ * Store whose persisters all write in that transaction, so a multi-table change
+ * (user + passkey + consumed invite + audit) lands whole or not at all.
+ */
+import type { Kysely } from 'kysely';
+import type { Db } from './connect.js';
+import type { Database } from './schema.js';
+import { AuditPersister } from './persisters/audit.js';
+import { AuthenticatorPersister } from './persisters/authenticators.js';
+import { FlowPersister } from './persisters/flows.js';
+import { SessionPersister } from './persisters/sessions.js';
+import { SettingsPersister } from './persisters/settings.js';
+import { UserPersister } from './persisters/users.js';
+
+export class Store {
+  readonly users: UserPersister;
+  readonly authenticators: AuthenticatorPersister;
+  readonly sessions: SessionPersister;
+  readonly flows: FlowPersister;
+  readonly audit: AuditPersister;
+  readonly settings: SettingsPersister;
+
+  constructor(readonly kysely: Kysely<Database>, private readonly inTransaction = false) {
+    this.users = new UserPersister(kysely);
+    this.authenticators = new AuthenticatorPersister(kysely);
+    this.sessions = new SessionPersister(kysely);
+    this.flows = new FlowPersister(kysely);
+    this.audit = new AuditPersister(kysely);
+    this.settings = new SettingsPersister(kysely);
+  }
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    if (this.inTransaction) return fn(this);
+    return this.kysely.transaction().execute((trx) => fn(new Store(trx, true)));
+  }
+}
+
+export function createStore(db: Db): Store {
+  return new Store(db.kysely);
+}

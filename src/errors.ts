@@ -1,0 +1,68 @@
+/**
+ * One registry of typed errors. Every client-facing failure has a stable `code`,
+ * an HTTP status and a message written for the person reading it. The error
+ * handler in `plugins/errorHandler.ts` renders them as JSON or as an HTML page.
+ */
+export const errorCatalogue = {
+  validation_failed: { status: 400, message: 'Some of the information sent was missing or not valid.' },
+  bad_request: { status: 400, message: 'The request could not be understood.' },
+  csrf_failed: { status: 403, message: 'This form has expired or was sent from another site. Reload the page and try again.' },
+  not_signed_in: { status: 401, message: 'Sign in to continue.' },
+  reauth_required: { status: 401, message: 'For your security, confirm it is you with a passkey before changing your passkeys.' },
+  forbidden: { status: 403, message: 'You are not allowed to do that.' },
+  not_found: { status: 404, message: 'Page not found.' },
+  payload_too_large: { status: 413, message: 'The request is too large (the limit is 64 KiB).' },
+  unsupported_media_type: { status: 415, message: 'The request body must be JSON or a form.' },
+  too_many_requests: { status: 429, message: 'Too many attempts. Wait a minute and try again.' },
+  signup_closed: { status: 403, message: 'New accounts are created by invitation only. Ask your administrator for an invite link.' },
+  email_unavailable: { status: 409, message: 'An account could not be created with that email address. If you already have an account, sign in instead.' },
+  challenge_invalid: { status: 400, message: 'This passkey request has expired or was already used. Try again.' },
+  ceremony_failed: { status: 400, message: 'Your passkey could not be checked. Try again.' },
+  credential_unknown: { status: 400, message: 'This passkey is not registered with this service. It may have been removed: choose another passkey or sign in another way.' },
+  user_verification_required: {
+    status: 400,
+    message: 'Your passkey did not confirm it is you with a fingerprint, face, PIN or screen lock. Use a passkey on a device with a screen lock, or set a PIN on your security key.',
+  },
+  counter_regressed: {
+    status: 400,
+    message: 'This passkey could not be trusted (its signature counter went backwards, which can mean it was copied). Use another passkey and contact your administrator.',
+  },
+  credential_exists: { status: 409, message: 'This passkey is already registered. Choose another device or security key.' },
+  last_passkey: {
+    status: 409,
+    message: 'You cannot remove your only passkey: you would not be able to sign in. Set up another passkey first, then remove this one.',
+  },
+  invite_invalid: { status: 404, message: 'This link is not valid. Check you copied the whole link, or ask for a new one.' },
+  invite_expired: { status: 410, message: 'This link has expired. Ask your administrator for a new one.' },
+  invite_used: { status: 410, message: 'This link has already been used to set up a passkey. Sign in with your passkey, or ask for a new link.' },
+  flow_expired: { status: 410, message: 'This page has expired. Start again.' },
+  account_disabled: { status: 403, message: 'This account cannot sign in. Contact your administrator.' },
+  internal: { status: 500, message: 'Something went wrong on our side. Try again in a moment.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** A failure we expect and explain. `expose` is false for 5xx: their details stay in the log. */
+export class AppError extends Error {
+  readonly status: number;
+  readonly expose: boolean;
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly fields: FieldError[] = [],
+  ) {
+    super(message ?? errorCatalogue[code].message);
+    this.name = 'AppError';
+    this.status = errorCatalogue[code].status;
+    this.expose = this.status < 500;
+  }
+}
+
+export function appError(code: ErrorCode, message?: string, fields?: FieldError[]): AppError {
+  return new AppError(code, message, fields);
+}

@@ -1,0 +1,59 @@
+/**
+ * Step-up: a fresh passkey check for the signed-in user, required before adding
+ * or removing a passkey when the last check is older than LATCHKEY_REAUTH_MINUTES.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { AuthenticationResponseJSON, AuthenticatorTransportFuture } from '@simplewebauthn/server';
+import { audit } from '../../audit.js';
+import { requireAuth } from '../../plugins/sessions.js';
+import { AuthenticationResponseSchema } from '../../webauthn/schemas.js';
+import { renderPage } from '../../views/render.js';
+import { auditFailure } from '../signin/routes.js';
+import { ReauthPage } from './views.js';
+
+export const REAUTH_FLOW = 'reauth';
+const VerifyBody = Type.Object({ response: AuthenticationResponseSchema });
+const PageQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 200 })) });
+
+/** Only local paths: an open redirect would let another site borrow our sign-in. */
+export function safeNext(next: string | undefined): string {
+  return next && /^\/[A-Za-z0-9/_\-?=&.]*$/.test(next) && !next.startsWith('//') ? next : '/settings';
+}
+
+export async function reauthRoutes(app: FastifyInstance) {
+  const { config, store, webauthn, now } = app.latchkey;
+
+  app.get<{ Querystring: Static<typeof PageQuery> }>('/settings/reauth', { schema: { querystring: PageQuery } }, async (request, reply) => {
+    const auth = requireAuth(request);
+    return reply
+      .type('text/html; charset=utf-8')
+      .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={safeNext(request.query.next)} />));
+  });
+
+  app.post('/reauth/options', async (request) => {
+    const auth = requireAuth(request);
+    const passkeys = (await store.authenticators.listForUser(auth.user.id)).filter((a) => a.type === 'passkey');
+    const options = await webauthn.startAuthentication({
+      flowType: REAUTH_FLOW,
+      bindingHash: request.bindingHash,
+      userId: auth.user.id,
+      allowCredentials: passkeys.map((a) => ({ id: a.credential_id, transports: JSON.parse(a.transports) as AuthenticatorTransportFuture[] })),
+    });
+    return { options };
+  });
+
+  app.post<{ Body: Static<typeof VerifyBody> }>('/reauth/verify', { schema: { body: VerifyBody } }, async (request) => {
+    const auth = requireAuth(request);
+    const result = await webauthn.finishAuthentication({
+      flowType: REAUTH_FLOW,
+      bindingHash: request.bindingHash,
+      response: request.body.response as AuthenticationResponseJSON,
+      onFailure: (f) => auditFailure(app, request, 'reauth.failed', { ...f, userId: f.userId ?? auth.user.id }),
+      acceptFlow: (flow) => flow.user_id === auth.user.id,
+    });
+    await store.sessions.markAuthenticated(auth.session.id_hash, now());
+    await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: result.authenticator.id });
+    return { status: 'ok' };
+  });
+}

@@ -1,0 +1,204 @@
+/**
+ * "Login and security settings" (seed 004): list, add, rename and remove
+ * passkeys; see and end sessions; recent activity. Adding or removing needs a
+ * passkey check within LATCHKEY_REAUTH_MINUTES.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { RegistrationResponseJSON } from '@simplewebauthn/server';
+import { audit } from '../../audit.js';
+import { appError } from '../../errors.js';
+import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
+import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
+import { renderPage } from '../../views/render.js';
+import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
+import { RemovePage, RenamePage, SettingsPage } from './views.js';
+
+export const ADD_PASSKEY_FLOW = 'add-passkey';
+
+const SettingsQuery = Type.Object({
+  created: Type.Optional(Type.String({ maxLength: 8 })),
+  enrolled: Type.Optional(Type.String({ maxLength: 8 })),
+  added: Type.Optional(Type.String({ maxLength: 8 })),
+  renamed: Type.Optional(Type.String({ maxLength: 8 })),
+  removed: Type.Optional(Type.String({ maxLength: 8 })),
+  ended: Type.Optional(Type.String({ maxLength: 8 })),
+  signal: Type.Optional(Type.String({ maxLength: 8 })),
+});
+const AddOptionsBody = Type.Object({ name: PasskeyNameSchema, placement: PlacementSchema });
+const AddVerifyBody = Type.Object({
+  response: RegistrationResponseSchema,
+  name: Type.Optional(Type.String({ maxLength: 64 })),
+  placement: Type.Optional(Type.String({ maxLength: 32 })),
+});
+const PasskeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const SessionParams = Type.Object({ publicId: Type.String({ minLength: 1, maxLength: 64 }) });
+const FormBody = Type.Object({
+  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  name: Type.Optional(Type.String({ maxLength: 2000 })),
+  confirm: Type.Optional(Type.String({ maxLength: 16 })),
+});
+
+const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+
+export async function settingsRoutes(app: FastifyInstance) {
+  const { config, store, webauthn, now } = app.latchkey;
+
+  const reauthRedirect = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
+
+  async function loadPasskey(request: FastifyRequest<{ Params: Static<typeof PasskeyParams> }>) {
+    const auth = requireAuth(request);
+    const passkey = await store.authenticators.findForUser(auth.user.id, request.params.id);
+    // Someone else's passkey id is answered exactly like one that does not exist.
+    if (!passkey || passkey.type !== 'passkey') throw appError('not_found', 'That passkey was not found. It may already have been removed.');
+    return { auth, passkey };
+  }
+
+  app.get<{ Querystring: Static<typeof SettingsQuery> }>('/settings', { schema: { querystring: SettingsQuery } }, async (request, reply) => {
+    if (!request.auth) return reply.redirect('/signin');
+    const { user, session } = request.auth;
+    const q = request.query;
+    const flash = (['created', 'enrolled', 'added', 'renamed', 'removed', 'ended'] as const).find((k) => q[k]);
+    const [passkeys, sessions, activity] = await Promise.all([
+      store.authenticators.listForUser(user.id),
+      store.sessions.listForUser(user.id, now()),
+      store.audit.listForSubject(user.id, 20),
+    ]);
+    return html(
+      reply,
+      renderPage(
+        <SettingsPage
+          config={config}
+          csrfToken={request.csrfToken}
+          user={user}
+          passkeys={passkeys.filter((p) => p.type === 'passkey')}
+          sessions={sessions}
+          currentSessionId={session.public_id}
+          activity={activity}
+          flash={flash}
+          signal={q.signal === '1'}
+        />,
+      ),
+    );
+  });
+
+  app.post<{ Body: Static<typeof AddOptionsBody> }>('/settings/passkeys/options', { schema: { body: AddOptionsBody } }, async (request) => {
+    const { user } = requireAuth(request);
+    if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
+    const existing = await store.authenticators.listForUser(user.id);
+    const options = await webauthn.startRegistration({
+      flowType: ADD_PASSKEY_FLOW,
+      bindingHash: request.bindingHash,
+      user: { id: user.id, email: user.email, displayName: user.display_name },
+      existing: existing.filter((a) => a.type === 'passkey'),
+      placement: request.body.placement,
+      persistUserId: user.id,
+      data: { name: request.body.name.trim() },
+    });
+    return { options };
+  });
+
+  app.post<{ Body: Static<typeof AddVerifyBody> }>('/settings/passkeys/verify', { schema: { body: AddVerifyBody } }, async (request) => {
+    const { user } = requireAuth(request);
+    if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
+    const flow = await webauthn.peekFlow(ADD_PASSKEY_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
+    if (flow.user_id !== user.id) throw appError('challenge_invalid');
+    const { name } = JSON.parse(flow.data) as { name?: string };
+    const { authenticator } = await webauthn.finishRegistration({
+      flowType: ADD_PASSKEY_FLOW,
+      bindingHash: request.bindingHash,
+      response: request.body.response as RegistrationResponseJSON,
+      name: cleanPasskeyName(name, defaultPasskeyName(request.body.response.response.transports, request.body.placement)),
+      userId: user.id,
+    });
+    await store.transaction(async (tx) => {
+      await tx.authenticators.insert(authenticator);
+      if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
+      await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
+    });
+    return { status: 'ok', redirect: '/settings?added=1', passkey: { id: authenticator.id, name: authenticator.name } };
+  });
+
+  app.get<{ Params: Static<typeof PasskeyParams> }>('/settings/passkeys/:id/rename', { schema: { params: PasskeyParams } }, async (request, reply) => {
+    const { auth, passkey } = await loadPasskey(request);
+    return html(reply, renderPage(<RenamePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} />));
+  });
+
+  app.post<{ Params: Static<typeof PasskeyParams>; Body: Static<typeof FormBody> }>(
+    '/settings/passkeys/:id/rename',
+    { schema: { params: PasskeyParams, body: FormBody } },
+    async (request, reply) => {
+      const { auth, passkey } = await loadPasskey(request);
+      const raw = typeof request.body.name === 'string' ? request.body.name : '';
+      const name = raw.replace(/\s+/g, ' ').trim();
+      const problem = !name ? 'Enter a name for your passkey' : name.length > 64 ? 'Passkey name must be 64 characters or fewer' : undefined;
+      if (problem) {
+        return html(
+          reply,
+          renderPage(<RenamePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} value={raw.slice(0, 200)} error={{ field: 'name', message: problem }} />),
+          400,
+        );
+      }
+      await store.transaction(async (tx) => {
+        await tx.authenticators.rename(auth.user.id, passkey.id, name);
+        await audit(app, request, { event: 'passkey.renamed', subjectUserId: auth.user.id, authenticatorId: passkey.id, detail: { from: passkey.name, to: name } }, tx);
+      });
+      return reply.redirect('/settings?renamed=1&signal=1', 303);
+    },
+  );
+
+  app.get<{ Params: Static<typeof PasskeyParams> }>('/settings/passkeys/:id/remove', { schema: { params: PasskeyParams } }, async (request, reply) => {
+    const { auth, passkey } = await loadPasskey(request);
+    const isLast = (await store.authenticators.countForUser(auth.user.id)) <= 1;
+    if (!isLast && !isRecentlyAuthenticated(app, request)) return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
+    return html(reply, renderPage(<RemovePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} isLast={isLast} />));
+  });
+
+  app.post<{ Params: Static<typeof PasskeyParams>; Body: Static<typeof FormBody> }>(
+    '/settings/passkeys/:id/remove',
+    { schema: { params: PasskeyParams, body: FormBody } },
+    async (request, reply) => {
+      const { auth, passkey } = await loadPasskey(request);
+      const page = (status: number, error: string, isLast: boolean) =>
+        html(reply, renderPage(<RemovePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} isLast={isLast} error={error} />), status);
+      if ((await store.authenticators.countForUser(auth.user.id)) <= 1) return page(409, appError('last_passkey').message, true);
+      if (!isRecentlyAuthenticated(app, request)) return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
+      if (request.body.confirm !== 'yes') return page(400, 'Select the box to confirm you want to remove this passkey', false);
+      const removed = await store.transaction(async (tx) => {
+        // Writing the user row first serialises concurrent removals for one user (a row lock on PostgreSQL,
+        // the database lock on SQLite), so two removals can't each see "2 left" and leave none.
+        await tx.users.setStatus(auth.user.id, auth.user.status, now());
+        if ((await tx.authenticators.countForUser(auth.user.id)) <= 1) return false;
+        await tx.authenticators.remove(auth.user.id, passkey.id);
+        await audit(app, request, { event: 'passkey.removed', subjectUserId: auth.user.id, authenticatorId: passkey.id, detail: { name: passkey.name } }, tx);
+        return true;
+      });
+      if (!removed) return page(409, appError('last_passkey').message, true);
+      return reply.redirect('/settings?removed=1&signal=1', 303);
+    },
+  );
+
+  app.post<{ Params: Static<typeof SessionParams>; Body: Static<typeof FormBody> }>(
+    '/settings/sessions/:publicId/end',
+    { schema: { params: SessionParams, body: FormBody } },
+    async (request, reply) => {
+      const auth = requireAuth(request);
+      if (request.params.publicId === auth.session.public_id) {
+        await endSession(app, request, reply);
+        await audit(app, request, { event: 'signout', subjectUserId: auth.user.id, actorUserId: auth.user.id });
+        return reply.redirect('/signin', 303);
+      }
+      if (!(await store.sessions.deleteByPublicId(auth.user.id, request.params.publicId))) throw appError('not_found', 'That session was not found. It may already have ended.');
+      await audit(app, request, { event: 'session.ended', subjectUserId: auth.user.id });
+      return reply.redirect('/settings?ended=1', 303);
+    },
+  );
+
+  app.post<{ Body: Static<typeof FormBody> }>('/signout', { schema: { body: FormBody } }, async (request, reply) => {
+    if (request.auth) {
+      await audit(app, request, { event: 'signout', subjectUserId: request.auth.user.id });
+      await endSession(app, request, reply);
+    }
+    return reply.redirect('/signin', 303);
+  });
+}

@@ -1,0 +1,284 @@
+import type { Config } from '../../config/index.js';
+import type { AuditEvent, Authenticator, Session, User } from '../../db/schema.js';
+import { auditEventLabels } from '../../audit.js';
+import type { FieldError } from '../../errors.js';
+import { providerFor, type ProviderKind } from '../../webauthn/aaguids.js';
+import { CsrfField, ErrorSummary, formatTime, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { describeUserAgent } from '../../views/userAgent.js';
+
+function ProviderIcon(props: { kind: ProviderKind }) {
+  const paths: Record<ProviderKind, string> = {
+    platform: 'M3 5h18v11H3zM1 18h22v2H1z',
+    'password-manager': 'M12 2a5 5 0 0 0-5 5v3H5v12h14V10h-2V7a5 5 0 0 0-5-5zm-3 8V7a3 3 0 0 1 6 0v3z',
+    'security-key': 'M7 2h10v9H7zM9 11h6v9a3 3 0 0 1-6 0z',
+    unknown: 'M7 14a5 5 0 1 1 4.9-6H23v4h-2v3h-3v-3h-6.1A5 5 0 0 1 7 14zm0-3a2 2 0 1 0 0-4 2 2 0 0 0 0 4z',
+  };
+  return (
+    <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+      <path d={paths[props.kind]} fill="currentColor" />
+    </svg>
+  );
+}
+
+export function PasskeyProvider(props: { aaguid: string }) {
+  const provider = providerFor(props.aaguid);
+  return (
+    <span class="provider" data-provider={provider.name}>
+      <ProviderIcon kind={provider.kind} />
+      {provider.name}
+    </span>
+  );
+}
+
+export function SyncBadge(props: { authenticator: Authenticator }) {
+  return props.authenticator.backup_eligible ? (
+    <span class="badge synced" title="Backed up and available on your other devices signed in to the same account">
+      Synced
+    </span>
+  ) : (
+    <span class="badge device" title="Stays on this one device or security key">
+      This device only
+    </span>
+  );
+}
+
+const flashes: Record<string, string> = {
+  created: 'Your account has been created and your passkey is set up.',
+  enrolled: 'Your passkey has been set up. You can now use it to sign in.',
+  added: 'Your passkey has been set up.',
+  renamed: 'Your passkey has been renamed.',
+  removed: 'Your passkey has been removed from your account.',
+  ended: 'That session has been signed out.',
+};
+
+export interface SettingsModel {
+  config: Config;
+  csrfToken: string;
+  user: User;
+  passkeys: Authenticator[];
+  sessions: Session[];
+  currentSessionId: string;
+  activity: AuditEvent[];
+  flash?: string;
+  /** After a removal or rename: tell the passkey provider what changed (WebAuthn Signals API). */
+  signal: boolean;
+}
+
+export function SettingsPage(m: SettingsModel) {
+  const signalData: Record<string, string> = m.signal
+    ? {
+        'signal-rp-id': m.config.rpId,
+        'signal-user-id': Buffer.from(m.user.id).toString('base64url'),
+        'signal-credentials': m.passkeys.map((p) => p.credential_id).join(','),
+        'signal-name': m.user.email,
+        'signal-display-name': m.user.display_name,
+      }
+    : {};
+  const flash = m.flash ? flashes[m.flash] : undefined;
+  return (
+    <Layout title="Login and security settings" rpName={m.config.rpName} csrfToken={m.csrfToken} page="settings" signedIn={{ displayName: m.user.display_name }} data={signalData}>
+      <h1>Login and security settings</h1>
+      <ErrorSummary />
+      {flash ? (
+        <div class="notice success" role="status" id="flash">
+          {flash}
+        </div>
+      ) : null}
+      <StatusRegion />
+      <div class="notice" id="signal-fallback" hidden>
+        Your device may still offer a passkey you removed, or show its old name. To stop this, also remove or rename it in your device's settings: on iPhone,
+        iPad or Mac in Passwords; on Android in Google Password Manager; on Windows in Settings, Accounts, Passkeys; or in your password manager.
+      </div>
+      <p>
+        Signed in as <strong>{m.user.display_name}</strong> ({m.user.email}).
+      </p>
+
+      <h2 id="passkeys">Passkeys</h2>
+      <table aria-labelledby="passkeys">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Provider</th>
+            <th scope="col">Created</th>
+            <th scope="col">Last used</th>
+            <th scope="col">
+              <span class="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {m.passkeys.map((p) => (
+            <tr data-passkey-id={p.id} data-credential-id={p.credential_id}>
+              <td>
+                <strong class="passkey-name">{p.name}</strong>
+                <br />
+                <SyncBadge authenticator={p} />
+              </td>
+              <td>
+                <PasskeyProvider aaguid={p.aaguid} />
+              </td>
+              <td>{formatTime(p.created_at)}</td>
+              <td>{formatTime(p.last_used_at)}</td>
+              <td class="actions">
+                <a href={`/settings/passkeys/${p.id}/rename`}>
+                  Rename<span class="visually-hidden"> {p.name}</span>
+                </a>
+                <a href={`/settings/passkeys/${p.id}/remove`}>
+                  Remove<span class="visually-hidden"> {p.name}</span>
+                </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+
+      <h2 id="add-passkey">Set up a passkey</h2>
+      <NoScript />
+      <p>You can have passkeys on different devices. Only set up passkeys on personal or trusted devices. You may be asked to confirm it is you first.</p>
+      <form id="add-passkey-form" method="post" novalidate aria-labelledby="add-passkey">
+        <div class="field">
+          <label for="name">
+            Name your device <span class="hint">For example "Work laptop", "My iPhone" or "Blue YubiKey".</span>
+          </label>
+          <input type="text" id="name" name="name" maxLength={64} required />
+        </div>
+        <PlacementChoice legend="Where do you want to save the passkey?" />
+        <button type="submit">Set up a passkey</button>
+      </form>
+
+      <h2 id="sessions">Where you are signed in</h2>
+      <table aria-labelledby="sessions">
+        <thead>
+          <tr>
+            <th scope="col">Device</th>
+            <th scope="col">IP address</th>
+            <th scope="col">Signed in</th>
+            <th scope="col">Last active</th>
+            <th scope="col">
+              <span class="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {m.sessions.map((s) => (
+            <tr data-session-id={s.public_id}>
+              <td>{describeUserAgent(s.user_agent)}</td>
+              <td>{s.ip}</td>
+              <td>{formatTime(s.created_at)}</td>
+              <td>{formatTime(s.last_seen_at)}</td>
+              <td>
+                {s.public_id === m.currentSessionId ? (
+                  <strong>This session</strong>
+                ) : (
+                  <form method="post" action={`/settings/sessions/${s.public_id}/end`} class="inline">
+                    <CsrfField token={m.csrfToken} />
+                    <button type="submit" class="secondary">
+                      Sign out<span class="visually-hidden"> {describeUserAgent(s.user_agent)} session</span>
+                    </button>
+                  </form>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+
+      <h2 id="activity">Recent activity</h2>
+      <table aria-labelledby="activity">
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">What</th>
+            <th scope="col">From</th>
+          </tr>
+        </thead>
+        <tbody>
+          {m.activity.map((e) => (
+            <tr data-event={e.event}>
+              <td>{formatTime(e.at)}</td>
+              <td>{auditEventLabels[e.event] ?? e.event}</td>
+              <td>
+                {e.ip ?? ''} {e.user_agent ? describeUserAgent(e.user_agent) : ''}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Layout>
+  );
+}
+
+export function RenamePage(props: { config: Config; csrfToken: string; user: User; passkey: Authenticator; error?: FieldError; value?: string }) {
+  return (
+    <Layout title="Rename passkey" rpName={props.config.rpName} csrfToken={props.csrfToken} page="rename" signedIn={{ displayName: props.user.display_name }}>
+      <h1>Rename passkey</h1>
+      <ErrorSummary message={props.error ? 'Check the name and try again.' : null} fields={props.error ? [props.error] : []} />
+      <form method="post" action={`/settings/passkeys/${props.passkey.id}/rename`} novalidate>
+        <CsrfField token={props.csrfToken} />
+        <div class={`field${props.error ? ' field-error' : ''}`}>
+          <label for="name">Name your device</label>
+          {props.error ? (
+            <p class="error-message" id="name-error">
+              {props.error.message}
+            </p>
+          ) : null}
+          <input
+            type="text"
+            id="name"
+            name="name"
+            maxLength={64}
+            value={props.value ?? props.passkey.name}
+            required
+            aria-describedby={props.error ? 'name-error' : undefined}
+            aria-invalid={props.error ? 'true' : undefined}
+          />
+        </div>
+        <div class="actions">
+          <button type="submit">Save name</button>
+          <a class="button secondary" href="/settings">
+            Cancel
+          </a>
+        </div>
+      </form>
+    </Layout>
+  );
+}
+
+export function RemovePage(props: { config: Config; csrfToken: string; user: User; passkey: Authenticator; isLast: boolean; error?: string }) {
+  return (
+    <Layout title="Remove passkey" rpName={props.config.rpName} csrfToken={props.csrfToken} page="remove" signedIn={{ displayName: props.user.display_name }}>
+      <h1>Remove passkey</h1>
+      <ErrorSummary message={props.error ?? null} fields={props.error && !props.isLast ? [{ field: 'confirm', message: props.error }] : []} />
+      <p>
+        <strong>{props.passkey.name}</strong> (<PasskeyProvider aaguid={props.passkey.aaguid} />, created {formatTime(props.passkey.created_at)})
+      </p>
+      {props.isLast ? (
+        <>
+          <p class="warning" data-last-passkey>
+            This is your only passkey. You cannot remove it, because you would not be able to sign in. Set up another passkey first, then remove this one.
+          </p>
+          <a class="button secondary" href="/settings#add-passkey">
+            Set up another passkey
+          </a>
+        </>
+      ) : (
+        <form method="post" action={`/settings/passkeys/${props.passkey.id}/remove`} novalidate>
+          <CsrfField token={props.csrfToken} />
+          <p>You will not be able to use this passkey to sign in. Your device may still offer it: you can also remove it in your device settings.</p>
+          <div class="checkbox">
+            <input type="checkbox" id="confirm" name="confirm" value="yes" />
+            <label for="confirm">I want to remove this passkey</label>
+          </div>
+          <div class="actions">
+            <button type="submit" class="warning">
+              Remove passkey
+            </button>
+            <a class="button secondary" href="/settings">
+              Cancel
+            </a>
+          </div>
+        </form>
+      )}
+    </Layout>
+  );
+}

@@ -1,0 +1,110 @@
+/**
+ * Sign in with a passkey three ways (seed 004 "How to log in with a passkey"):
+ * the "Sign in with a passkey" button (discoverable credential, no username),
+ * autofill on the email field (conditional mediation), and email first
+ * (allowCredentials). User verification is required for every one.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { rateLimited } from '../../app.js';
+import { audit } from '../../audit.js';
+import { hmac } from '../../crypto.js';
+import { appError } from '../../errors.js';
+import { startSession } from '../../plugins/sessions.js';
+import { AuthenticationResponseSchema, EmailSchema } from '../../webauthn/schemas.js';
+import type { AuthenticationResponseJSON, AuthenticatorTransportFuture } from '@simplewebauthn/server';
+import { renderPage } from '../../views/render.js';
+import { SignInPage } from './views.js';
+
+export const SIGNIN_FLOW = 'signin';
+
+const OptionsBody = Type.Object({
+  mode: Type.Union([Type.Literal('discoverable'), Type.Literal('autofill'), Type.Literal('email')]),
+  email: Type.Optional(EmailSchema),
+});
+const VerifyBody = Type.Object({
+  response: AuthenticationResponseSchema,
+  mode: Type.Optional(Type.String({ maxLength: 16 })),
+  email: Type.Optional(Type.String({ maxLength: 254 })),
+});
+
+/**
+ * allowCredentials for an email nobody has: one credential id derived from the
+ * email and the server secret, so the answer looks like a real account's and is
+ * the same every time (no user enumeration).
+ */
+function decoyCredentials(secret: string, email: string) {
+  const id = hmac(secret, `decoy-credential:${email.trim().toLowerCase()}`);
+  return [{ id, transports: ['internal', 'hybrid'] as AuthenticatorTransportFuture[] }];
+}
+
+export async function signInRoutes(app: FastifyInstance) {
+  const { config, store, webauthn } = app.latchkey;
+
+  app.get('/signin', async (request, reply) => {
+    if (request.auth) return reply.redirect('/settings');
+    return reply.type('text/html; charset=utf-8').send(renderPage(<SignInPage config={config} csrfToken={request.csrfToken} />));
+  });
+
+  app.post<{ Body: Static<typeof OptionsBody> }>('/signin/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
+    const { mode, email } = request.body;
+    if (mode !== 'email') {
+      const options = await webauthn.startAuthentication({ flowType: SIGNIN_FLOW, bindingHash: request.bindingHash, data: { mode } });
+      return { options };
+    }
+    if (!email) throw appError('validation_failed', 'Enter your email address.', [{ field: 'email', message: 'Enter your email address' }]);
+    const user = await store.users.findByEmail(email);
+    const passkeys = user ? (await store.authenticators.listForUser(user.id)).filter((a) => a.type === 'passkey') : [];
+    const allowCredentials = passkeys.length
+      ? passkeys.map((a) => ({ id: a.credential_id, transports: JSON.parse(a.transports) as AuthenticatorTransportFuture[] }))
+      : decoyCredentials(app.latchkey.secret, email);
+    const options = await webauthn.startAuthentication({
+      flowType: SIGNIN_FLOW,
+      bindingHash: request.bindingHash,
+      // Unknown emails get a flow bound to no one who exists: any credential is then refused.
+      userId: passkeys.length ? user!.id : null,
+      allowCredentials,
+      data: { mode, decoy: passkeys.length === 0 },
+    });
+    return { options };
+  });
+
+  app.post<{ Body: Static<typeof VerifyBody> }>('/signin/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
+    const result = await webauthn.finishAuthentication({
+      flowType: SIGNIN_FLOW,
+      bindingHash: request.bindingHash,
+      response: request.body.response as AuthenticationResponseJSON,
+      onFailure: (f) => auditFailure(app, request, 'signin.failed', f),
+      acceptFlow: (flow) => !(JSON.parse(flow.data) as { decoy?: boolean }).decoy,
+    });
+    await startSession(app, request, reply, result.user);
+    await audit(app, request, {
+      event: 'signin',
+      subjectUserId: result.user.id,
+      actorUserId: result.user.id,
+      authenticatorId: result.authenticator.id,
+      detail: { mode: (JSON.parse(result.flow.data) as { mode?: string }).mode ?? 'unknown', passkey: result.authenticator.name },
+    });
+    return { status: 'ok', redirect: '/settings' };
+  });
+}
+
+/** Audit a failed passkey check; a counter that went backwards is also recorded as a possible clone. */
+export async function auditFailure(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  event: string,
+  f: { code: string; userId?: string; authenticatorId?: string },
+): Promise<void> {
+  await audit(app, request, { event, outcome: 'failure', subjectUserId: f.userId ?? null, actorUserId: null, authenticatorId: f.authenticatorId ?? null, detail: { code: f.code } });
+  if (f.code === 'counter_regressed') {
+    await audit(app, request, {
+      event: 'passkey.counter_regressed',
+      outcome: 'failure',
+      subjectUserId: f.userId ?? null,
+      actorUserId: null,
+      authenticatorId: f.authenticatorId ?? null,
+      detail: { reason: 'signature counter did not increase: possible cloned authenticator' },
+    });
+  }
+}

@@ -1,0 +1,74 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+
+describe('sign in with a passkey', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await createTestApp();
+  });
+  afterEach(async () => t.close());
+
+  it('signs in with a discoverable passkey and starts a new session', async () => {
+    const auth = authenticator();
+    const first = await signUp(t.app, auth);
+    expect((await first.get('/settings')).statusCode).toBe(200);
+
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const opts = await browser.postJson('/signin/options', { mode: 'discoverable' });
+    expect(opts.statusCode).toBe(200);
+    const options = opts.json().options;
+    expect(options.allowCredentials ?? []).toHaveLength(0);
+    expect(Buffer.from(options.challenge, 'base64url').length).toBeGreaterThanOrEqual(32);
+    const verify = await browser.postJson('/signin/verify', { response: auth.getAssertion(options) });
+    expect(verify.statusCode).toBe(200);
+    expect(verify.json().redirect).toBe('/settings');
+    const settings = await browser.get('/settings');
+    expect(settings.statusCode).toBe(200);
+    expect(settings.body).toContain('Ada Lovelace');
+    // a different session from the first browser's
+    expect(browser.cookies.get('latchkey_session')).not.toBe(first.cookies.get('latchkey_session'));
+  });
+
+  it('email first sends allowCredentials, and an unknown email gets a stable decoy', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth);
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const known = (await browser.postJson('/signin/options', { mode: 'email', email: 'ADA@example.com' })).json().options;
+    expect(known.allowCredentials.map((c: { id: string }) => c.id)).toEqual([...auth.credentials.keys()]);
+    const unknown1 = (await browser.postJson('/signin/options', { mode: 'email', email: 'nobody@example.com' })).json().options;
+    const unknown2 = (await browser.postJson('/signin/options', { mode: 'email', email: 'nobody@example.com' })).json().options;
+    expect(unknown1.allowCredentials).toHaveLength(1);
+    expect(unknown1.allowCredentials).toEqual(unknown2.allowCredentials);
+    expect(Object.keys(unknown1).sort()).toEqual(Object.keys(known).sort());
+    const verify = await browser.postJson('/signin/verify', { response: auth.getAssertion(known) });
+    expect(verify.statusCode).toBe(200);
+  });
+
+  it('refuses an assertion without user verification with a clear message', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth);
+    auth.options.userVerification = false;
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const verify = await browser.postJson('/signin/verify', { response: auth.getAssertion(options) });
+    expect(verify.statusCode).toBe(400);
+    expect(verify.json().error.code).toBe('user_verification_required');
+    expect(verify.json().error.message).toMatch(/fingerprint, face, PIN/);
+    expect((await browser.get('/settings')).statusCode).toBe(302);
+  });
+
+  it('accepts exactly one of two concurrent submissions of one ceremony', async () => {
+    const auth = authenticator({ counter: 'zero' });
+    await signUp(t.app, auth);
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const response = auth.getAssertion(options);
+    const results = await Promise.all([browser.postJson('/signin/verify', { response }), browser.postJson('/signin/verify', { response })]);
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 400]);
+    expect(results.find((r) => r.statusCode === 400)!.json().error.code).toBe('challenge_invalid');
+  });
+});

@@ -1,0 +1,44 @@
+import type { Config } from '../../config/index.js';
+import { ErrorSummary, Layout, NoScript, StatusRegion } from '../../views/layout.js';
+
+export function SignInPage(props: { config: Config; csrfToken: string; message?: string }) {
+  return (
+    <Layout title="Sign in" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin">
+      <h1>Sign in</h1>
+      <ErrorSummary />
+      <StatusRegion message={props.message} />
+      <NoScript />
+      <p>Use the passkey on this device, on your phone or tablet, or on your security key. You will be asked for your fingerprint, face, PIN or screen lock.</p>
+      <button type="button" id="passkey-signin">
+        Sign in with a passkey
+      </button>
+      <p class="divider">Or enter your email address</p>
+      <form id="email-form" method="post" action="/signin" novalidate>
+        <div class="field">
+          <label for="email">Email address</label>
+          <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required />
+        </div>
+        <button type="submit" class="secondary">
+          Continue
+        </button>
+      </form>
+      <details>
+        <summary>Your passkey is on another device</summary>
+        <ol class="steps">
+          <li>Enter your email address and select Continue. A pop-up will ask you to sign in with your passkey.</li>
+          <li>Select "Use a different phone or tablet" or similar.</li>
+          <li>Scan the QR code using the device that has your passkey. Bluetooth must be on.</li>
+          <li>Follow the instructions on your device to finish signing in.</li>
+        </ol>
+        <p>On iPhone or iPad, make sure "Password AutoFill" and "Passkey AutoFill" are turned on in your device settings.</p>
+      </details>
+      {props.config.signup === 'open' ? (
+        <p>
+          New here? <a href="/signup">Create an account</a>
+        </p>
+      ) : (
+        <p>Accounts are created by invitation. If you have an invite link, open it to set up your passkey.</p>
+      )}
+    </Layout>
+  );
+}

@@ -1,0 +1,105 @@
+/**
+ * Sign up (when LATCHKEY_SIGNUP=open): display name + email, then a passkey is
+ * created at once. Nothing is stored until the passkey is verified; then the
+ * user (Enrolled), the passkey and the audit event are written in one
+ * transaction.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { RegistrationResponseJSON } from '@simplewebauthn/server';
+import { rateLimited } from '../../app.js';
+import { audit } from '../../audit.js';
+import { randomToken } from '../../crypto.js';
+import { normalizeEmail } from '../../db/persisters/users.js';
+import { appError } from '../../errors.js';
+import { startSession } from '../../plugins/sessions.js';
+import { DisplayNameSchema, EmailSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
+import { renderPage } from '../../views/render.js';
+import { SignUpPage } from './views.js';
+import { defaultPasskeyName } from '../settings/passkeyNames.js';
+
+export const SIGNUP_FLOW = 'signup';
+
+const OptionsBody = Type.Object({
+  displayName: DisplayNameSchema,
+  email: EmailSchema,
+  placement: Type.Optional(PlacementSchema),
+});
+const VerifyBody = Type.Object({
+  response: RegistrationResponseSchema,
+  displayName: Type.Optional(Type.String({ maxLength: 100 })),
+  email: Type.Optional(Type.String({ maxLength: 254 })),
+  placement: Type.Optional(Type.String({ maxLength: 32 })),
+});
+
+interface SignUpData {
+  userId: string;
+  email: string;
+  displayName: string;
+  placement: string;
+}
+
+export async function signUpRoutes(app: FastifyInstance) {
+  const { config, store, webauthn } = app.latchkey;
+  const ensureOpen = () => {
+    if (config.signup !== 'open') throw appError('signup_closed');
+  };
+
+  app.get('/signup', async (request, reply) => {
+    ensureOpen();
+    if (request.auth) return reply.redirect('/settings');
+    return reply.type('text/html; charset=utf-8').send(renderPage(<SignUpPage config={config} csrfToken={request.csrfToken} />));
+  });
+
+  app.post<{ Body: Static<typeof OptionsBody> }>('/signup/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
+    ensureOpen();
+    const email = request.body.email.trim();
+    const displayName = request.body.displayName.trim();
+    if (await store.users.findByEmail(email)) {
+      throw appError('email_unavailable', undefined, [{ field: 'email', message: 'An account could not be created with that email address' }]);
+    }
+    const data: SignUpData = { userId: randomToken(16), email, displayName, placement: request.body.placement ?? 'this-device' };
+    const options = await webauthn.startRegistration({
+      flowType: SIGNUP_FLOW,
+      bindingHash: request.bindingHash,
+      user: { id: data.userId, email, displayName },
+      existing: [],
+      placement: request.body.placement ?? 'any',
+      data,
+    });
+    return { options };
+  });
+
+  app.post<{ Body: Static<typeof VerifyBody> }>('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
+    ensureOpen();
+    const flow = await webauthn.peekFlow(SIGNUP_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
+    const data = JSON.parse(flow.data) as SignUpData;
+    const { authenticator } = await webauthn.finishRegistration({
+      flowType: SIGNUP_FLOW,
+      bindingHash: request.bindingHash,
+      response: request.body.response as RegistrationResponseJSON,
+      name: defaultPasskeyName(request.body.response.response.transports, data.placement),
+      userId: data.userId,
+    });
+    const now = app.latchkey.now();
+    const user = await store.transaction(async (tx) => {
+      // The unique index on email_normalized settles a race between two sign-ups for one address.
+      if (await tx.users.findByEmail(data.email)) throw appError('email_unavailable');
+      const created = await tx.users.insert({
+        id: data.userId,
+        email: data.email,
+        email_normalized: normalizeEmail(data.email),
+        display_name: data.displayName,
+        status: 'enrolled',
+        created_at: now,
+        updated_at: now,
+      });
+      await tx.authenticators.insert(authenticator);
+      await audit(app, request, { event: 'signup', subjectUserId: created.id, actorUserId: created.id }, tx);
+      await audit(app, request, { event: 'passkey.added', subjectUserId: created.id, actorUserId: created.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
+      return created;
+    });
+    await startSession(app, request, reply, user);
+    return { status: 'ok', redirect: '/settings?created=1' };
+  });
+}

@@ -1,0 +1,29 @@
+import type { Config } from '../../config/index.js';
+import { ErrorSummary, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+
+export function SignUpPage(props: { config: Config; csrfToken: string }) {
+  return (
+    <Layout title="Create an account" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signup">
+      <h1>Create an account</h1>
+      <ErrorSummary />
+      <StatusRegion />
+      <NoScript />
+      <p>You will sign in with a passkey instead of a password. To set up a passkey your device needs a screen lock: fingerprint, face, PIN, passcode or pattern.</p>
+      <form id="signup-form" method="post" action="/signup" novalidate>
+        <div class="field">
+          <label for="displayName">Your name</label>
+          <input type="text" id="displayName" name="displayName" autocomplete="name" maxLength={100} required />
+        </div>
+        <div class="field">
+          <label for="email">Email address</label>
+          <input type="email" id="email" name="email" autocomplete="email" spellcheck={false} maxLength={254} required />
+        </div>
+        <PlacementChoice legend="Where do you want to save your passkey?" />
+        <button type="submit">Create account and set up a passkey</button>
+      </form>
+      <p>
+        Already have an account? <a href="/signin">Sign in</a>
+      </p>
+    </Layout>
+  );
+}

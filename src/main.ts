@@ -1,0 +1,128 @@
+/**
+ * The `latchkey` command: serve, migrate, users add, users invite.
+ * From a checkout: `npm run latchkey -- <command>`.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, unsafeSettings, type Config } from './config/index.js';
+import { openDatabase } from './db/connect.js';
+import { Store } from './db/store.js';
+import { createUser, UserInputError } from './users/createUser.js';
+import { issueInvite } from './flows/enrolment/invites.js';
+
+const usage = `Usage: latchkey <command> [options]
+
+Commands:
+  serve                                   Run the service (migrations are applied at start)
+  migrate                                 Apply database migrations and exit
+  users add --email EMAIL --name NAME     Create a user (status Pending until a first passkey is registered)
+  users invite --email EMAIL [--name NAME]
+                                          Print a single-use enrolment link for that user (creates the user if --name is given)
+  users list                              List users and their status
+
+Configuration comes from the environment: see README.md.`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`latchkey: ${message}\n`);
+  process.exit(code);
+}
+
+async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
+  const db = openDatabase(config.databaseUrl);
+  try {
+    await db.migrate();
+    return await fn(new Store(db.kysely));
+  } finally {
+    await db.close();
+  }
+}
+
+async function serve(config: Config): Promise<void> {
+  const { buildApp } = await import('./app.js');
+  const app = await buildApp(config);
+  for (const warning of unsafeSettings(config)) app.log.warn(warning);
+  const close = async (signal: string) => {
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void close('SIGINT'));
+  process.once('SIGTERM', () => void close('SIGTERM'));
+  await app.listen({ port: config.port, host: config.host });
+  app.log.info(`Latchkey is serving ${config.origin} (listening on ${config.host}:${config.port})`);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`configuration error: ${err.message}`, 2);
+    throw err;
+  }
+  const [command, sub, ...rest] = argv;
+  const flags = () =>
+    parseArgs({ args: rest, options: { email: { type: 'string' }, name: { type: 'string' } }, strict: true, allowPositionals: false }).values;
+
+  switch (command) {
+    case 'serve':
+    case undefined:
+      return serve(config);
+    case 'migrate': {
+      const applied = await withStore(config, async () => []);
+      process.stdout.write(`Database is up to date${applied.length ? '' : ''}.\n`);
+      return;
+    }
+    case 'users': {
+      let values: { email?: string; name?: string };
+      try {
+        values = sub === 'list' ? {} : flags();
+      } catch (err) {
+        fail(`${(err as Error).message}\n\n${usage}`);
+      }
+      if (sub === 'add') {
+        if (!values.email || !values.name) fail('users add needs --email and --name');
+        const user = await withStore(config, (store) => createUser(store, { email: values.email!, displayName: values.name! }, Date.now())).catch(mapUserError);
+        process.stdout.write(`Created user ${user.email} (${user.status}), id ${user.id}\n`);
+        return;
+      }
+      if (sub === 'invite') {
+        if (!values.email) fail('users invite needs --email');
+        const invite = await withStore(config, async (store) => {
+          let user = await store.users.findByEmail(values.email!);
+          if (!user) {
+            if (!values.name) throw new UserInputError(`no user has the email ${values.email}; add --name to create one`);
+            user = await createUser(store, { email: values.email!, displayName: values.name }, Date.now());
+          }
+          const issued = await issueInvite(store, config, user, Date.now());
+          await store.audit.record({ at: Date.now(), event: 'enrolment.invited', outcome: 'success', subjectUserId: user.id, detail: { via: 'cli' } });
+          return issued;
+        }).catch(mapUserError);
+        process.stdout.write(`${invite.url}\n`);
+        process.stderr.write(`Single-use link; expires ${new Date(invite.expiresAt).toISOString()}.\n`);
+        return;
+      }
+      if (sub === 'list') {
+        const users = await withStore(config, (store) => store.users.list(1000));
+        for (const u of users) process.stdout.write(`${u.status.padEnd(9)} ${u.email}\t${u.display_name}\n`);
+        return;
+      }
+      fail(`unknown users command "${sub ?? ''}"\n\n${usage}`);
+    }
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(usage + '\n');
+      return;
+    default:
+      fail(`unknown command "${command}"\n\n${usage}`);
+  }
+}
+
+function mapUserError(err: unknown): never {
+  if (err instanceof UserInputError) fail(err.message);
+  throw err;
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  fail(err instanceof Error ? err.message : String(err));
+});

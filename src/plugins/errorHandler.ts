@@ -1,0 +1,71 @@
+/**
+ * The one place that maps errors to HTTP. Client mistakes become a 4xx with a
+ * stable code and a human message: JSON `{ error: { code, message, fields? } }`
+ * for API callers, an HTML page with an error summary for browsers. 5xx details
+ * go to the log only.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { AppError, appError, type FieldError } from '../errors.js';
+import { renderErrorPage } from '../views/errorPage.js';
+
+/** Browsers asking for a page get HTML; everything else gets JSON. */
+export function wantsHtml(request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? '';
+  return accept.includes('text/html') && !accept.startsWith('application/json');
+}
+
+function fieldsFromValidation(error: FastifyError): FieldError[] {
+  return (error.validation ?? []).slice(0, 20).map((v) => {
+    const path = (v.instancePath || '').replace(/^\//, '').replace(/\//g, '.');
+    const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
+    const field = missing ?? (path || 'body');
+    return { field, message: v.message ? `${field} ${v.message}` : `${field} is not valid` };
+  });
+}
+
+/** Translate anything thrown into an AppError the client may see. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const e = error as FastifyError;
+  if (e?.validation) return appError('validation_failed', undefined, fieldsFromValidation(e));
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return appError('payload_too_large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return appError('unsupported_media_type');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return appError('bad_request', 'The request body is not valid JSON.');
+  }
+  if (e?.statusCode === 429) return appError('too_many_requests');
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return appError(e.statusCode === 404 ? 'not_found' : 'bad_request');
+  }
+  return appError('internal');
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError): FastifyReply {
+  reply.status(err.status);
+  if (wantsHtml(request)) {
+    return reply.type('text/html; charset=utf-8').send(renderErrorPage(request, err));
+  }
+  const body: { error: { code: string; message: string; fields?: FieldError[] } } = { error: { code: err.code, message: err.message } };
+  if (err.fields.length) body.error.fields = err.fields;
+  return reply.send(body);
+}
+
+export const errorHandlerPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((error, request, reply) => {
+      const appErr = toAppError(error);
+      if (appErr.status >= 500) request.log.error({ err: error }, 'request failed');
+      else request.log.info({ code: appErr.code }, 'request refused');
+      if (reply.sent) return;
+      return sendError(request, reply, appErr);
+    });
+    app.setNotFoundHandler((request, reply) => sendError(request, reply, appError('not_found')));
+  },
+  { name: 'error-handler' },
+);

@@ -1,0 +1,131 @@
+/**
+ * Browser binding, sessions and CSRF.
+ *
+ * - Every browser gets a random binding cookie; WebAuthn challenges and the CSRF
+ *   token are tied to it, so a ceremony started in one browser can't be finished
+ *   in another.
+ * - Sessions are server-side: the cookie holds a random 256-bit token, the
+ *   database its SHA-256. Idle and absolute timeouts follow NIST SP 800-63B rev 4.
+ * - State-changing requests need the CSRF token (form field `_csrf` or header
+ *   `x-csrf-token`) and, when the browser sends one, an Origin equal to ours.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { hashToken, hmac, randomToken, safeEqual } from '../crypto.js';
+import type { User } from '../db/schema.js';
+import { appError } from '../errors.js';
+import type { RequestContext } from '../webauthn/ceremonies.js';
+
+export function cookieNames(secure: boolean) {
+  return secure ? { session: '__Host-latchkey_session', binding: '__Host-latchkey_binding' } : { session: 'latchkey_session', binding: 'latchkey_binding' };
+}
+
+export function requestContext(request: FastifyRequest): RequestContext {
+  return { ip: request.ip, userAgent: String(request.headers['user-agent'] ?? '').slice(0, 512) };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+// Only write last_seen_at once a minute per session: reads stay reads.
+const TOUCH_INTERVAL_MS = 60_000;
+
+export interface SessionOptions {
+  /** Path prefixes with their own CSRF scheme (the FIDO conformance API is JSON-only and cookie-linked by the profile). */
+  csrfExempt?: string[];
+}
+
+export const sessionsPlugin = fp(
+  async (app: FastifyInstance, opts: SessionOptions) => {
+    const { config, store, secret, now } = app.latchkey;
+    const names = cookieNames(config.secureCookies);
+    const cookieBase = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: config.secureCookies };
+    const exempt = opts.csrfExempt ?? [];
+
+    app.decorateRequest('bindingHash', '');
+    app.decorateRequest('csrfToken', '');
+    app.decorateRequest('auth', null);
+
+    app.addHook('onRequest', async (request, reply) => {
+      let binding = request.cookies[names.binding];
+      if (!binding || !/^[A-Za-z0-9_-]{43}$/.test(binding)) {
+        binding = randomToken(32);
+        reply.setCookie(names.binding, binding, cookieBase);
+      }
+      request.bindingHash = hashToken(binding);
+      request.csrfToken = hmac(secret, `csrf:${binding}`);
+
+      const token = request.cookies[names.session];
+      if (token && token.length <= 64) {
+        const idHash = hashToken(token);
+        const session = await store.sessions.findByHash(idHash);
+        const t = now();
+        if (session && session.expires_at > t && session.last_seen_at > t - config.sessionIdleSeconds * 1000) {
+          const user = await store.users.findById(session.user_id);
+          if (user && user.status !== 'disabled') {
+            if (t - session.last_seen_at > TOUCH_INTERVAL_MS) {
+              await store.sessions.touch(idHash, t);
+              session.last_seen_at = t;
+            }
+            request.auth = { session, user };
+          }
+        } else if (session) {
+          await store.sessions.delete(idHash);
+        }
+        if (!request.auth) reply.clearCookie(names.session, cookieBase);
+      }
+    });
+
+    app.addHook('preValidation', async (request) => {
+      if (SAFE_METHODS.has(request.method)) return;
+      const path = request.url.split('?')[0]!;
+      if (exempt.some((p) => path === p || path.startsWith(p + '/'))) return;
+      const origin = request.headers.origin;
+      if (origin && origin !== config.origin) throw appError('csrf_failed');
+      const body = request.body as { _csrf?: unknown } | undefined;
+      const sent = request.headers['x-csrf-token'] ?? (body && typeof body === 'object' ? body._csrf : undefined);
+      if (typeof sent !== 'string' || !safeEqual(sent, request.csrfToken)) throw appError('csrf_failed');
+    });
+  },
+  { name: 'sessions', dependencies: ['@fastify/cookie'] },
+);
+
+/** Start a new session for `user` (a new random id every time: no fixation) and set its cookie. */
+export async function startSession(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, user: User): Promise<void> {
+  const { config, store, now } = app.latchkey;
+  const names = cookieNames(config.secureCookies);
+  const previous = request.cookies[names.session];
+  if (previous) await store.sessions.delete(hashToken(previous));
+  const token = randomToken(32);
+  const t = now();
+  const ctx = requestContext(request);
+  await store.sessions.insert({
+    id_hash: hashToken(token),
+    public_id: randomToken(12),
+    user_id: user.id,
+    created_at: t,
+    last_seen_at: t,
+    authenticated_at: t,
+    expires_at: t + config.sessionMaxSeconds * 1000,
+    aal: 2,
+    ip: ctx.ip,
+    user_agent: ctx.userAgent,
+  });
+  reply.setCookie(names.session, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies });
+}
+
+export async function endSession(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const { config, store } = app.latchkey;
+  const names = cookieNames(config.secureCookies);
+  if (request.auth) await store.sessions.delete(request.auth.session.id_hash);
+  reply.clearCookie(names.session, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies });
+}
+
+export function requireAuth(request: FastifyRequest) {
+  if (!request.auth) throw appError('not_signed_in');
+  return request.auth;
+}
+
+/** True when the session's last passkey check is recent enough to change passkeys. */
+export function isRecentlyAuthenticated(app: FastifyInstance, request: FastifyRequest): boolean {
+  const auth = request.auth;
+  return !!auth && app.latchkey.now() - auth.session.authenticated_at <= app.latchkey.config.reauthSeconds * 1000;
+}

@@ -1,0 +1,138 @@
+/** The shared page layout and small components every page uses. */
+import type { ComponentChildren } from 'preact';
+import type { FieldError } from '../errors.js';
+
+export interface PageContext {
+  title: string;
+  rpName: string;
+  csrfToken: string;
+  signedIn?: { displayName: string } | null;
+  /** data-page tells the browser bundle which behaviour to attach. */
+  page?: string;
+}
+
+export function Layout(props: PageContext & { children: ComponentChildren; data?: Record<string, string> }) {
+  const dataAttrs: Record<string, string> = {};
+  for (const [k, v] of Object.entries(props.data ?? {})) dataAttrs[`data-${k}`] = v;
+  return (
+    <html lang="en">
+      <head>
+        <meta charSet="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="csrf-token" content={props.csrfToken} />
+        <title>{`${props.title} – ${props.rpName}`}</title>
+        <link rel="stylesheet" href="/assets/app.css" />
+        <script src="/assets/app.js" defer></script>
+      </head>
+      <body data-page={props.page ?? ''} {...dataAttrs}>
+        <a class="skip-link" href="#main">
+          Skip to main content
+        </a>
+        <header class="header">
+          <div class="container header-inner">
+            <a class="brand" href="/">
+              {props.rpName}
+            </a>
+            {props.signedIn ? (
+              <nav aria-label="Account">
+                <a href="/settings">Login and security settings</a>
+                <form method="post" action="/signout" class="inline">
+                  <input type="hidden" name="_csrf" value={props.csrfToken} />
+                  <button type="submit" class="link-button">
+                    Sign out
+                  </button>
+                </form>
+              </nav>
+            ) : null}
+          </div>
+        </header>
+        <main id="main" class="container" tabIndex={-1}>
+          {props.children}
+        </main>
+      </body>
+    </html>
+  );
+}
+
+/** GOV.UK-style error summary: focused on load so screen readers announce it. */
+export function ErrorSummary(props: { message?: string | null; fields?: FieldError[]; id?: string }) {
+  const hidden = !props.message && !(props.fields && props.fields.length);
+  return (
+    <div class="error-summary" id={props.id ?? 'error-summary'} role="alert" tabIndex={-1} hidden={hidden} aria-labelledby="error-summary-title">
+      <h2 class="error-summary-title" id="error-summary-title">
+        There is a problem
+      </h2>
+      <p class="error-summary-body" data-error-message>
+        {props.message ?? ''}
+      </p>
+      {props.fields && props.fields.length ? (
+        <ul>
+          {props.fields.map((f) => (
+            <li>
+              <a href={`#${f.field}`}>{f.message}</a>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
+  );
+}
+
+/** Status messages the browser bundle fills in (success, progress). */
+export function StatusRegion(props: { id?: string; message?: string | null }) {
+  return (
+    <div class="notice" id={props.id ?? 'status'} role="status" aria-live="polite" hidden={!props.message}>
+      {props.message ?? ''}
+    </div>
+  );
+}
+
+export function CsrfField(props: { token: string }) {
+  return <input type="hidden" name="_csrf" value={props.token} />;
+}
+
+export function NoScript() {
+  return (
+    <noscript>
+      <p class="warning">Passkeys need JavaScript. Turn on JavaScript in your browser settings, then reload this page.</p>
+    </noscript>
+  );
+}
+
+/** Three ways to place a passkey, as the seeds describe them (NHS login, broker portal). */
+export function PlacementChoice(props: { name?: string; legend: string }) {
+  const name = props.name ?? 'placement';
+  return (
+    <fieldset class="radios">
+      <legend>{props.legend}</legend>
+      <div class="radio">
+        <input type="radio" id={`${name}-this-device`} name={name} value="this-device" checked />
+        <label for={`${name}-this-device`}>
+          This device
+          <span class="hint">Use your fingerprint, face, PIN or screen lock on the device you are using now (for example Windows Hello, Touch ID or Android).</span>
+        </label>
+      </div>
+      <div class="radio">
+        <input type="radio" id={`${name}-another-device`} name={name} value="another-device" />
+        <label for={`${name}-another-device`}>
+          Another phone or tablet
+          <span class="hint">
+            Your browser shows a QR code: scan it with the camera of your iPhone, iPad or Android device. Bluetooth must be on for both devices.
+          </span>
+        </label>
+      </div>
+      <div class="radio">
+        <input type="radio" id={`${name}-security-key`} name={name} value="security-key" />
+        <label for={`${name}-security-key`}>
+          Security key
+          <span class="hint">Insert your FIDO2 security key (YubiKey, Google Titan, Token2 …) or hold it near your device, enter its PIN and touch it.</span>
+        </label>
+      </div>
+    </fieldset>
+  );
+}
+
+export function formatTime(ms: number | null): string {
+  if (!ms) return 'Never';
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+}

@@ -1,0 +1,292 @@
+/**
+ * The browser bundle: runs WebAuthn ceremonies for the server-rendered pages.
+ * Each page says what it is with <body data-page>; nothing here runs inline, so
+ * the CSP can forbid inline script.
+ */
+import {
+  browserSupportsWebAuthn,
+  browserSupportsWebAuthnAutofill,
+  startAuthentication,
+  startRegistration,
+  WebAuthnAbortService,
+} from '@simplewebauthn/browser';
+
+type Json = Record<string, unknown>;
+
+class ApiError extends Error {
+  constructor(readonly code: string, message: string, readonly fields: { field: string; message: string }[] = []) {
+    super(message);
+  }
+}
+
+const csrf = () => document.querySelector<HTMLMetaElement>('meta[name="csrf-token"]')?.content ?? '';
+
+async function postJSON(url: string, body: Json): Promise<Json> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf() },
+      body: JSON.stringify(body),
+      credentials: 'same-origin',
+    });
+  } catch {
+    throw new ApiError('network', 'We could not reach the server. Check your connection and try again.');
+  }
+  const data = (await res.json().catch(() => ({}))) as Json & { error?: { code: string; message: string; fields?: { field: string; message: string }[] } };
+  if (!res.ok) throw new ApiError(data.error?.code ?? 'unknown', data.error?.message ?? 'Something went wrong. Try again.', data.error?.fields);
+  return data;
+}
+
+/** Plain words for what the browser said (WebAuthn L3 §5.1.3, §5.1.4 error names). */
+function explain(err: unknown, ceremony: 'create' | 'get'): string {
+  if (err instanceof ApiError) return err.message;
+  const name = (err as { name?: string })?.name;
+  if (name === 'InvalidStateError' && ceremony === 'create') {
+    return 'This device or security key already has a passkey for your account, so it cannot be registered again. Choose another device: another phone or tablet, or a different security key.';
+  }
+  if (name === 'NotAllowedError' || name === 'AbortError') {
+    return ceremony === 'create'
+      ? 'The passkey was not set up. You may have cancelled, the request timed out, or your device could not confirm it is you with a fingerprint, face, PIN or screen lock. You can try again.'
+      : 'Sign-in with a passkey did not finish. You may have cancelled, the request timed out, or no passkey for this site was found on this device. You can try again or use another device.';
+  }
+  if (name === 'SecurityError') return 'Your browser refused to use a passkey on this site address. Check you are on the right site.';
+  if (name === 'NotSupportedError') return 'This device does not support the kind of passkey needed. Try another device or a security key.';
+  return 'Something went wrong with the passkey. Try again.';
+}
+
+function showError(message: string, fields: { field: string; message: string }[] = []): void {
+  const summary = document.getElementById('error-summary');
+  if (!summary) return alert(message);
+  const body = summary.querySelector('[data-error-message]');
+  if (body) body.textContent = message;
+  summary.querySelector('ul')?.remove();
+  if (fields.length) {
+    const list = document.createElement('ul');
+    for (const f of fields) {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = `#${f.field}`;
+      a.textContent = f.message;
+      li.append(a);
+      list.append(li);
+    }
+    summary.append(list);
+  }
+  summary.hidden = false;
+  summary.focus();
+  setStatus('');
+}
+
+function clearError(): void {
+  const summary = document.getElementById('error-summary');
+  if (summary) summary.hidden = true;
+}
+
+function setStatus(message: string): void {
+  const status = document.getElementById('status');
+  if (!status) return;
+  status.textContent = message;
+  status.hidden = !message;
+}
+
+function formValues(form: HTMLFormElement): Record<string, string> {
+  const out: Record<string, string> = {};
+  new FormData(form).forEach((v, k) => {
+    if (typeof v === 'string' && k !== '_csrf') out[k] = v;
+  });
+  return out;
+}
+
+function busy(button: HTMLButtonElement | null, on: boolean): void {
+  if (!button) return;
+  button.disabled = on;
+  button.setAttribute('aria-busy', String(on));
+}
+
+async function register(optionsUrl: string, verifyUrl: string, body: Json): Promise<Json> {
+  const { options } = (await postJSON(optionsUrl, body)) as { options: Parameters<typeof startRegistration>[0]['optionsJSON'] };
+  setStatus('Follow the instructions from your browser or device.');
+  const response = await startRegistration({ optionsJSON: options });
+  setStatus('Checking your passkey…');
+  return postJSON(verifyUrl, { ...body, response: response as unknown as Json });
+}
+
+async function authenticate(optionsUrl: string, verifyUrl: string, body: Json, autofill = false): Promise<Json> {
+  const { options } = (await postJSON(optionsUrl, body)) as { options: Parameters<typeof startAuthentication>[0]['optionsJSON'] };
+  if (!autofill) setStatus('Follow the instructions from your browser or device.');
+  const response = await startAuthentication({ optionsJSON: options, useBrowserAutofill: autofill });
+  setStatus('Checking your passkey…');
+  return postJSON(verifyUrl, { ...body, response: response as unknown as Json });
+}
+
+function go(result: Json, fallback: string): void {
+  window.location.assign(typeof result.redirect === 'string' ? result.redirect : fallback);
+}
+
+function unsupported(): boolean {
+  if (browserSupportsWebAuthn()) return false;
+  showError('This browser cannot use passkeys. Update your browser, or use another device.');
+  return true;
+}
+
+// --- Sign in: autofill (conditional mediation), "Sign in with a passkey", and email first.
+function signInPage(): void {
+  const emailForm = document.getElementById('email-form') as HTMLFormElement | null;
+  const passkeyButton = document.getElementById('passkey-signin') as HTMLButtonElement | null;
+
+  const startAutofill = async () => {
+    if (!(await browserSupportsWebAuthnAutofill())) return;
+    try {
+      const result = await authenticate('/signin/options', '/signin/verify', { mode: 'autofill' }, true);
+      go(result, '/settings');
+    } catch (err) {
+      const name = (err as { name?: string })?.name;
+      // Aborted because another ceremony started, or dismissed: not worth an error.
+      if (name === 'AbortError' || (err as { code?: string })?.code === 'ERROR_CEREMONY_ABORTED') return;
+      if (err instanceof ApiError || name !== 'NotAllowedError') showError(explain(err, 'get'));
+    }
+  };
+
+  passkeyButton?.addEventListener('click', async () => {
+    if (unsupported()) return;
+    clearError();
+    busy(passkeyButton, true);
+    try {
+      WebAuthnAbortService.cancelCeremony();
+      const result = await authenticate('/signin/options', '/signin/verify', { mode: 'discoverable' });
+      go(result, '/settings');
+    } catch (err) {
+      showError(explain(err, 'get'));
+      void startAutofill();
+    } finally {
+      busy(passkeyButton, false);
+    }
+  });
+
+  emailForm?.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (unsupported()) return;
+    clearError();
+    const { email } = formValues(emailForm);
+    const button = emailForm.querySelector('button');
+    busy(button, true);
+    try {
+      WebAuthnAbortService.cancelCeremony();
+      const result = await authenticate('/signin/options', '/signin/verify', { mode: 'email', email: email ?? '' });
+      go(result, '/settings');
+    } catch (err) {
+      showError(explain(err, 'get'), err instanceof ApiError ? err.fields : []);
+      void startAutofill();
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  void startAutofill();
+}
+
+// --- Sign up, invite (enrolment) and "add a passkey" all create a passkey from a form.
+function registrationForm(formId: string, optionsUrl: string, verifyUrl: string, fallback: string, reauth = false): void {
+  const form = document.getElementById(formId) as HTMLFormElement | null;
+  form?.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (unsupported()) return;
+    clearError();
+    const button = form.querySelector('button[type="submit"]') as HTMLButtonElement | null;
+    busy(button, true);
+    const values = formValues(form);
+    try {
+      let result: Json;
+      try {
+        result = await register(optionsUrl, verifyUrl, values);
+      } catch (err) {
+        if (!(reauth && err instanceof ApiError && err.code === 'reauth_required')) throw err;
+        setStatus('First, confirm it is you with one of your passkeys.');
+        await authenticate('/reauth/options', '/reauth/verify', {});
+        result = await register(optionsUrl, verifyUrl, values);
+      }
+      go(result, fallback);
+    } catch (err) {
+      showError(explain(err, err instanceof ApiError ? 'get' : 'create'), err instanceof ApiError ? err.fields : []);
+    } finally {
+      busy(button, false);
+    }
+  });
+}
+
+// --- A standalone "confirm it's you" page (before removing a passkey).
+function reauthPage(): void {
+  const button = document.getElementById('reauth-button') as HTMLButtonElement | null;
+  button?.addEventListener('click', async () => {
+    if (unsupported()) return;
+    clearError();
+    busy(button, true);
+    try {
+      await authenticate('/reauth/options', '/reauth/verify', {});
+      window.location.assign(document.body.dataset.next || '/settings');
+    } catch (err) {
+      showError(explain(err, 'get'));
+    } finally {
+      busy(button, false);
+    }
+  });
+}
+
+// --- WebAuthn Signals API: tell the passkey provider which passkeys still exist, so removed ones disappear.
+async function sendSignals(): Promise<void> {
+  const data = document.body.dataset;
+  if (!data.signalUserId || !data.signalRpId) return;
+  const PKC = window.PublicKeyCredential as unknown as {
+    signalAllAcceptedCredentials?: (o: { rpId: string; userId: string; allAcceptedCredentialIds: string[] }) => Promise<void>;
+    signalCurrentUserDetails?: (o: { rpId: string; userId: string; name: string; displayName: string }) => Promise<void>;
+  };
+  const fallback = document.getElementById('signal-fallback');
+  if (!PKC || typeof PKC.signalAllAcceptedCredentials !== 'function') {
+    if (fallback) fallback.hidden = false;
+    return;
+  }
+  try {
+    await PKC.signalAllAcceptedCredentials({
+      rpId: data.signalRpId,
+      userId: data.signalUserId,
+      allAcceptedCredentialIds: (data.signalCredentials ?? '').split(',').filter(Boolean),
+    });
+    if (typeof PKC.signalCurrentUserDetails === 'function') {
+      await PKC.signalCurrentUserDetails({ rpId: data.signalRpId, userId: data.signalUserId, name: data.signalName ?? '', displayName: data.signalDisplayName ?? '' });
+    }
+    document.body.dataset.signalSent = 'true';
+  } catch {
+    if (fallback) fallback.hidden = false;
+  }
+}
+
+function main(): void {
+  const page = document.body.dataset.page;
+  switch (page) {
+    case 'signin':
+      signInPage();
+      break;
+    case 'signup':
+      registrationForm('signup-form', '/signup/options', '/signup/verify', '/settings');
+      break;
+    case 'enrol': {
+      const base = window.location.pathname;
+      registrationForm('enrol-form', `${base}/options`, `${base}/verify`, '/settings');
+      break;
+    }
+    case 'settings':
+      registrationForm('add-passkey-form', '/settings/passkeys/options', '/settings/passkeys/verify', '/settings', true);
+      void sendSignals();
+      break;
+    case 'reauth':
+      reauthPage();
+      break;
+  }
+  const summary = document.getElementById('error-summary');
+  if (summary && !summary.hidden) summary.focus();
+  document.body.dataset.ready = 'true';
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', main);
+else main();

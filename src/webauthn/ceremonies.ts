@@ -1,0 +1,268 @@
+/**
+ * The one WebAuthn module over @simplewebauthn/server. It owns challenges
+ * (random, stored server-side as flows, tagged with their ceremony, bound to the
+ * browser, expiring, consumed once atomically) and the checks Latchkey adds to
+ * the library's: user verification with a clear error, counter regression
+ * audited as a possible clone, backup state kept current.
+ */
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type AuthenticatorTransportFuture,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import type { Config } from '../config/index.js';
+import { randomToken } from '../crypto.js';
+import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.js';
+import type { Store } from '../db/store.js';
+import { appError } from '../errors.js';
+import { verifyAssertion } from './verifyAssertion.js';
+
+/** Where the person wants the passkey: drives WebAuthn `hints` and `authenticatorAttachment`. */
+export type PasskeyPlacement = 'this-device' | 'another-device' | 'security-key' | 'any';
+
+export interface RequestContext {
+  ip: string;
+  userAgent: string;
+}
+
+/** WebAuthn user handle: the bytes of our user id (no personal data, WebAuthn L3 §14.6.1). */
+export function userHandleFor(userId: string): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(Buffer.from(userId, 'utf8'));
+}
+
+/** The challenge a client response answers, read from its clientDataJSON; undefined when unreadable. */
+export function challengeOf(clientDataJSON: unknown): string | undefined {
+  if (typeof clientDataJSON !== 'string' || clientDataJSON.length > 8192) return undefined;
+  try {
+    const parsed = JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')) as { challenge?: unknown };
+    return typeof parsed.challenge === 'string' && parsed.challenge.length <= 256 ? parsed.challenge : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface FinishedRegistration {
+  flow: Flow;
+  authenticator: NewAuthenticator;
+}
+
+export interface FinishedAuthentication {
+  flow: Flow;
+  user: User;
+  authenticator: Authenticator;
+}
+
+const placementToType = {
+  'this-device': 'localDevice',
+  'another-device': 'remoteDevice',
+  'security-key': 'securityKey',
+} as const;
+
+export class WebAuthn {
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private async saveChallenge(flowType: string, challenge: string, bindingHash: string, userId: string | null, data: object): Promise<void> {
+    const now = this.now();
+    await this.store.flows.insert({
+      id: randomToken(16),
+      type: flowType,
+      binding_hash: bindingHash,
+      user_id: userId,
+      lookup: challenge,
+      data: JSON.stringify(data),
+      created_at: now,
+      expires_at: now + this.config.challengeSeconds * 1000,
+    });
+  }
+
+  /**
+   * Find and consume the ceremony a response answers. Of concurrent submissions
+   * of one response exactly one gets past here.
+   */
+  private async consumeChallenge(flowType: string, clientDataJSON: unknown, bindingHash: string): Promise<Flow> {
+    const challenge = challengeOf(clientDataJSON);
+    if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
+    const flow = await this.store.flows.findByLookup(challenge);
+    if (!flow || flow.type !== flowType || flow.binding_hash !== bindingHash) throw appError('challenge_invalid');
+    if (!(await this.store.flows.consume(flow.id, this.now()))) throw appError('challenge_invalid');
+    return flow;
+  }
+
+  /** The active flow a response answers, without consuming it (to read the flow's data first). */
+  async peekFlow(flowType: string, clientDataJSON: unknown, bindingHash: string): Promise<Flow> {
+    const challenge = challengeOf(clientDataJSON);
+    if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
+    const flow = await this.store.flows.findByLookup(challenge);
+    if (!flow || flow.type !== flowType || flow.binding_hash !== bindingHash || flow.state !== 'active' || flow.expires_at <= this.now()) {
+      throw appError('challenge_invalid');
+    }
+    return flow;
+  }
+
+  async startRegistration(args: {
+    flowType: string;
+    bindingHash: string;
+    user: { id: string; email: string; displayName: string };
+    existing: Pick<Authenticator, 'credential_id' | 'transports'>[];
+    placement: PasskeyPlacement;
+    persistUserId?: string | null;
+    data?: object;
+  }): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const options = await generateRegistrationOptions({
+      rpName: this.config.rpName,
+      rpID: this.config.rpId,
+      userID: userHandleFor(args.user.id),
+      userName: args.user.email,
+      userDisplayName: args.user.displayName,
+      challenge: new Uint8Array(randomBytes32()),
+      timeout: 300_000,
+      attestationType: 'none',
+      // The same authenticator can't be registered twice (seed 000): the browser refuses with InvalidStateError.
+      excludeCredentials: args.existing.map((a) => ({
+        id: a.credential_id,
+        transports: JSON.parse(a.transports) as AuthenticatorTransportFuture[],
+      })),
+      authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+      supportedAlgorithmIDs: [-8, -7, -257],
+      ...(args.placement !== 'any' ? { preferredAuthenticatorType: placementToType[args.placement] } : {}),
+    });
+    await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.persistUserId ?? null, args.data ?? {});
+    return options;
+  }
+
+  /** Verify a registration response and return the authenticator to store (the caller stores it in its transaction). */
+  async finishRegistration(args: { flowType: string; bindingHash: string; response: RegistrationResponseJSON; name: string; userId: string }): Promise<FinishedRegistration> {
+    const flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
+    let verification;
+    try {
+      verification = await verifyRegistrationResponse({
+        response: args.response,
+        expectedChallenge: flow.lookup,
+        expectedOrigin: this.config.origin,
+        expectedRPID: this.config.rpId,
+        requireUserPresence: true,
+        requireUserVerification: false,
+        supportedAlgorithmIDs: [-8, -7, -257],
+      });
+    } catch (err) {
+      throw appError('ceremony_failed', `Your passkey could not be registered: ${describeLibraryError(err)}. Try again.`);
+    }
+    if (!verification.verified || !verification.registrationInfo) throw appError('ceremony_failed');
+    const info = verification.registrationInfo;
+    if (!info.userVerified) throw appError('user_verification_required');
+    if (await this.store.authenticators.findByCredentialId(info.credential.id)) throw appError('credential_exists');
+    const now = this.now();
+    return {
+      flow,
+      authenticator: {
+        id: randomToken(12),
+        user_id: args.userId,
+        type: 'passkey',
+        credential_id: info.credential.id,
+        public_key: Buffer.from(info.credential.publicKey).toString('base64url'),
+        counter: info.credential.counter,
+        transports: JSON.stringify(sanitizeTransports(args.response.response?.transports)),
+        aaguid: info.aaguid,
+        backup_eligible: info.credentialDeviceType === 'multiDevice' ? 1 : 0,
+        backed_up: info.credentialBackedUp ? 1 : 0,
+        attestation_format: info.fmt,
+        name: args.name,
+        created_at: now,
+        last_used_at: null,
+      },
+    };
+  }
+
+  async startAuthentication(args: {
+    flowType: string;
+    bindingHash: string;
+    userId?: string | null;
+    allowCredentials?: { id: string; transports?: AuthenticatorTransportFuture[] }[];
+    data?: object;
+  }): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const options = await generateAuthenticationOptions({
+      rpID: this.config.rpId,
+      challenge: new Uint8Array(randomBytes32()),
+      timeout: 300_000,
+      allowCredentials: args.allowCredentials ?? [],
+      // "preferred" lets a response without UV reach us, so we can refuse it with a clear message.
+      userVerification: 'preferred',
+    });
+    await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.userId ?? null, args.data ?? {});
+    return options;
+  }
+
+  /**
+   * WebAuthn L3 §7.2: consume the challenge, find the credential, check it
+   * belongs to the expected user, verify the assertion, then record the use.
+   * `onFailure` is told what failed so the caller can audit it.
+   */
+  async finishAuthentication(args: {
+    flowType: string;
+    bindingHash: string;
+    response: AuthenticationResponseJSON;
+    onFailure?: (f: { code: string; userId?: string; authenticatorId?: string }) => Promise<void>;
+    /** Extra check on the consumed flow (e.g. refuse a decoy flow for an unknown email). */
+    acceptFlow?: (flow: Flow) => boolean;
+  }): Promise<FinishedAuthentication> {
+    const fail = async (code: Parameters<typeof appError>[0], who: { userId?: string; authenticatorId?: string } = {}, message?: string) => {
+      await args.onFailure?.({ code, ...who });
+      return appError(code, message);
+    };
+    const flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
+    if (args.acceptFlow && !args.acceptFlow(flow)) throw await fail('credential_unknown');
+    const credentialId = typeof args.response?.id === 'string' ? args.response.id : '';
+    const authenticator = credentialId ? await this.store.authenticators.findByCredentialId(credentialId) : undefined;
+    if (!authenticator || authenticator.type !== 'passkey') throw await fail('credential_unknown');
+    const who = { userId: authenticator.user_id, authenticatorId: authenticator.id };
+    // §7.2 step 6: the credential must belong to the user this ceremony was for, and to the user handle returned.
+    if (flow.user_id && flow.user_id !== authenticator.user_id) throw await fail('credential_unknown', who);
+    const userHandle = args.response.response?.userHandle;
+    if (userHandle && userHandle !== Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url')) {
+      throw await fail('credential_unknown', who);
+    }
+    const user = await this.store.users.findById(authenticator.user_id);
+    if (!user) throw await fail('credential_unknown', who);
+    if (user.status === 'disabled') throw await fail('account_disabled', who);
+
+    const result = await verifyAssertion({
+      response: args.response,
+      expectedChallenge: flow.lookup,
+      expectedOrigin: this.config.origin,
+      expectedRpId: this.config.rpId,
+      authenticator,
+    });
+    if (!result.ok) throw await fail(result.code, who, result.message);
+
+    const now = this.now();
+    // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal.
+    if (!(await this.store.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, at: now }))) {
+      throw await fail('counter_regressed', who);
+    }
+    return { flow, user, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, last_used_at: now } };
+  }
+}
+
+function randomBytes32(): Buffer {
+  return Buffer.from(randomToken(32), 'base64url');
+}
+
+const knownTransports = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
+function sanitizeTransports(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((t): t is string => typeof t === 'string' && knownTransports.has(t)).slice(0, 8) : [];
+}
+
+/** Library errors are written for developers; keep them short and free of internals. */
+export function describeLibraryError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/\s+/g, ' ').slice(0, 200).replace(/\.$/, '');
+}

@@ -1,0 +1,102 @@
+/**
+ * Test helpers: an app over a fresh database (SQLite in memory by default) and
+ * a tiny cookie-keeping client over `app.inject`.
+ */
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { buildApp, type BuildOptions } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
+import { openDatabase, type Db } from '../../src/db/connect.js';
+import { SoftAuthenticator, type SoftAuthenticatorOptions } from './softAuthenticator.js';
+
+export const TEST_ORIGIN = 'http://localhost:3000';
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ LATCHKEY_ORIGIN: TEST_ORIGIN, LOG_LEVEL: 'silent', DATABASE_URL: 'sqlite::memory:', ...env });
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  db: Db;
+  config: Config;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(env: Record<string, string> = {}, options: Omit<BuildOptions, 'db'> & { db?: Db } = {}): Promise<TestApp> {
+  const config = testConfig(env);
+  const db = options.db ?? openDatabase(config.databaseUrl);
+  await db.migrate();
+  const app = await buildApp(config, { logger: false, ...options, db });
+  await app.ready();
+  return {
+    app,
+    db,
+    config,
+    close: async () => {
+      await app.close();
+      if (!options.db) await db.close();
+    },
+  };
+}
+
+/** A browser stand-in: keeps cookies, knows the page's CSRF token, sends JSON like the bundle does. */
+export class TestBrowser {
+  readonly cookies = new Map<string, string>();
+  csrf = '';
+  constructor(readonly app: FastifyInstance, readonly userAgent = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36') {}
+
+  private cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  private keep(res: LightMyRequestResponse): LightMyRequestResponse {
+    for (const c of res.cookies as { name: string; value: string; maxAge?: number; expires?: Date }[]) {
+      if (c.value === '' || c.maxAge === 0 || (c.expires && c.expires.getTime() < Date.now())) this.cookies.delete(c.name);
+      else this.cookies.set(c.name, c.value);
+    }
+    const m = /<meta name="csrf-token" content="([^"]+)"/.exec(res.body);
+    if (m) this.csrf = m[1]!;
+    return res;
+  }
+
+  async get(url: string, accept = 'text/html'): Promise<LightMyRequestResponse> {
+    return this.keep(await this.app.inject({ method: 'GET', url, headers: { cookie: this.cookieHeader(), accept, 'user-agent': this.userAgent } }));
+  }
+
+  async postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+    return this.keep(
+      await this.app.inject({
+        method: 'POST',
+        url,
+        payload: body as object,
+        headers: { cookie: this.cookieHeader(), accept: 'application/json', 'x-csrf-token': this.csrf, 'user-agent': this.userAgent, ...headers },
+      }),
+    );
+  }
+
+  async postForm(url: string, fields: Record<string, string>): Promise<LightMyRequestResponse> {
+    return this.keep(
+      await this.app.inject({
+        method: 'POST',
+        url,
+        payload: new URLSearchParams({ _csrf: this.csrf, ...fields }).toString(),
+        headers: { cookie: this.cookieHeader(), accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded', 'user-agent': this.userAgent },
+      }),
+    );
+  }
+}
+
+export function authenticator(options: Partial<SoftAuthenticatorOptions> = {}): SoftAuthenticator {
+  return new SoftAuthenticator({ origin: TEST_ORIGIN, ...options });
+}
+
+/** Sign up through the real endpoints; returns the browser, signed in. */
+export async function signUp(app: FastifyInstance, auth: SoftAuthenticator, email = 'ada@example.com', displayName = 'Ada Lovelace') {
+  const browser = new TestBrowser(app);
+  await browser.get('/signup');
+  const opts = await browser.postJson('/signup/options', { displayName, email, placement: 'this-device' });
+  if (opts.statusCode !== 200) throw new Error(`signup options: ${opts.statusCode} ${opts.body}`);
+  const response = auth.createCredential(opts.json().options);
+  const verify = await browser.postJson('/signup/verify', { response });
+  if (verify.statusCode !== 200) throw new Error(`signup verify: ${verify.statusCode} ${verify.body}`);
+  return browser;
+}
