@@ -132,7 +132,7 @@ export class WebAuthn {
         transports: JSON.parse(a.transports) as AuthenticatorTransportFuture[],
       })),
       authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
-      supportedAlgorithmIDs: [-8, -7, -257],
+      supportedAlgorithmIDs: [-7, -8, -257],
       ...(args.placement !== 'any' ? { preferredAuthenticatorType: placementToType[args.placement] } : {}),
     });
     await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.persistUserId ?? null, args.data ?? {});
@@ -151,7 +151,7 @@ export class WebAuthn {
         expectedRPID: this.config.rpId,
         requireUserPresence: true,
         requireUserVerification: false,
-        supportedAlgorithmIDs: [-8, -7, -257],
+        supportedAlgorithmIDs: [-7, -8, -257],
       });
     } catch (err) {
       throw appError('ceremony_failed', `Your passkey could not be registered: ${describeLibraryError(err)}. Try again.`);

@@ -14,6 +14,7 @@ import { ReauthPage } from './views.js';
 
 export const REAUTH_FLOW = 'reauth';
 const VerifyBody = Type.Object({ response: AuthenticationResponseSchema });
+const OptionsBody = Type.Object({}, { additionalProperties: false });
 const PageQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 200 })) });
 
 /** Only local paths: an open redirect would let another site borrow our sign-in. */
@@ -31,7 +32,7 @@ export async function reauthRoutes(app: FastifyInstance) {
       .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={safeNext(request.query.next)} />));
   });
 
-  app.post('/reauth/options', async (request) => {
+  app.post('/reauth/options', { schema: { body: OptionsBody } }, async (request) => {
     const auth = requireAuth(request);
     const passkeys = (await store.authenticators.listForUser(auth.user.id)).filter((a) => a.type === 'passkey');
     const options = await webauthn.startAuthentication({

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './index.js';
+
+describe('loadConfig', () => {
+  it('has documented defaults', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(3000);
+    expect(c.origin).toBe('http://localhost:3000');
+    expect(c.rpId).toBe('localhost');
+    expect(c.databaseUrl).toBe('sqlite:./data/latchkey.db');
+    expect(c.signup).toBe('open');
+    expect(c.sessionIdleSeconds).toBe(3600);
+    expect(c.sessionMaxSeconds).toBe(24 * 3600);
+    expect(c.reauthSeconds).toBe(300);
+    expect(c.fidoConformance).toBe(false);
+    expect(c.secureCookies).toBe(false);
+  });
+
+  it('derives the origin from PORT and the RP ID from the origin host', () => {
+    expect(loadConfig({ PORT: '8080' }).origin).toBe('http://localhost:8080');
+    const c = loadConfig({ LATCHKEY_ORIGIN: 'https://id.example.org' });
+    expect(c.rpId).toBe('id.example.org');
+    expect(c.secureCookies).toBe(true);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['LATCHKEY_ORIGIN', 'not a url'],
+    ['LATCHKEY_ORIGIN', 'http://id.example.org'],
+    ['LATCHKEY_ORIGIN', 'https://192.168.1.4'],
+    ['LATCHKEY_ORIGIN', 'https://id.example.org/path'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['DATABASE_URL', 'sqlite:'],
+    ['LATCHKEY_SIGNUP', 'sometimes'],
+    ['LATCHKEY_FIDO_CONFORMANCE', 'maybe'],
+    ['LATCHKEY_REAUTH_MINUTES', '0'],
+  ])('refuses %s=%s naming the variable', (name, value) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(name);
+    expect((error as ConfigError).message.startsWith(`${name}: `)).toBe(true);
+  });
+});

@@ -1,0 +1,106 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { createUser } from '../../users/createUser.js';
+import { issueInvite } from './invites.js';
+
+describe('invite (enrolment) links', () => {
+  let t: TestApp;
+  let clock: number;
+  beforeEach(async () => {
+    clock = Date.UTC(2026, 10, 22, 9);
+    t = await createTestApp({ LATCHKEY_INVITE_HOURS: '72' }, { now: () => clock });
+  });
+  afterEach(async () => t.close());
+
+  async function invite(email = 'mary@example.com') {
+    const store = t.app.latchkey.store;
+    const user = await createUser(store, { email, displayName: 'Mary Seacole' }, clock);
+    const { url } = await issueInvite(store, t.config, user, clock);
+    return { user, path: new URL(url).pathname, token: url.split('/').pop()! };
+  }
+
+  async function enrol(browser: TestBrowser, path: string, auth = authenticator()) {
+    await browser.get(path);
+    const opts = await browser.postJson(`${path}/options`, { name: 'My iPhone', placement: 'another-device' });
+    expect(opts.statusCode).toBe(200);
+    return browser.postJson(`${path}/verify`, { response: auth.createCredential(opts.json().options), name: 'My iPhone' });
+  }
+
+  it('stores only the hash of the link token', async () => {
+    const { token } = await invite();
+    const rows = await t.db.kysely.selectFrom('flows').selectAll().where('type', '=', 'invite').execute();
+    expect(rows).toHaveLength(1);
+    expect(JSON.stringify(rows)).not.toContain(token);
+  });
+
+  it('shows instructions for this device, a phone via QR code and a security key', async () => {
+    const { path } = await invite();
+    const page = await new TestBrowser(t.app).get(path);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('Mary Seacole');
+    for (const text of ['This device', 'Another phone or tablet', 'QR code', 'Security key', 'Bluetooth']) expect(page.body).toContain(text);
+    expect(page.headers['cache-control']).toBe('no-store');
+  });
+
+  it('survives a failed attempt and is consumed by the successful registration', async () => {
+    const { user, path } = await invite();
+    const browser = new TestBrowser(t.app);
+    await browser.get(path);
+    // First attempt: options fetched, then the person cancels (no verify). Second attempt: a bad response.
+    await browser.postJson(`${path}/options`, { name: 'Phone', placement: 'this-device' });
+    const badOpts = (await browser.postJson(`${path}/options`, { name: 'Phone', placement: 'this-device' })).json().options;
+    const bad = await browser.postJson(`${path}/verify`, { response: authenticator({ userVerification: false }).createCredential(badOpts) });
+    expect(bad.statusCode).toBe(400);
+    expect((await browser.get(path)).statusCode).toBe(200);
+    expect((await t.app.latchkey.store.users.findById(user.id))?.status).toBe('pending');
+
+    const ok = await enrol(browser, path);
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json().redirect).toBe('/settings?enrolled=1');
+    expect((await t.app.latchkey.store.users.findById(user.id))?.status).toBe('enrolled');
+    const [passkey] = await t.app.latchkey.store.authenticators.listForUser(user.id);
+    expect(passkey?.name).toBe('My iPhone');
+    expect((await browser.get('/settings?enrolled=1')).body).toContain('Your passkey has been set up');
+
+    const reused = await new TestBrowser(t.app).get(path);
+    expect(reused.statusCode).toBe(410);
+    expect(reused.body).toContain('already been used');
+    const other = new TestBrowser(t.app);
+    await other.get('/signin');
+    const reusedApi = await other.postJson(`${path}/options`, { placement: 'this-device' });
+    expect(reusedApi.json().error.code).toBe('invite_used');
+  });
+
+  it('answers an expired link with 410 and what to do next', async () => {
+    const { path } = await invite();
+    clock += 73 * 3600 * 1000;
+    const page = await new TestBrowser(t.app).get(path);
+    expect(page.statusCode).toBe(410);
+    expect(page.body).toContain('This link has expired');
+    expect(page.body).toContain('Ask your administrator for a new one');
+  });
+
+  it('answers an unknown or malformed link with 404', async () => {
+    const browser = new TestBrowser(t.app);
+    expect((await browser.get('/enrol/' + 'A'.repeat(43))).statusCode).toBe(404);
+    expect((await browser.get('/enrol/short')).statusCode).toBe(404);
+    const json = await browser.get('/enrol/short', 'application/json');
+    expect(json.json().error.code).toBe('invite_invalid');
+  });
+
+  it('lets exactly one of two concurrent registrations consume the link', async () => {
+    const { user, path } = await invite();
+    const a = new TestBrowser(t.app);
+    const b = new TestBrowser(t.app);
+    await a.get(path);
+    await b.get(path);
+    const oa = (await a.postJson(`${path}/options`, { placement: 'this-device' })).json().options;
+    const ob = (await b.postJson(`${path}/options`, { placement: 'security-key' })).json().options;
+    const results = await Promise.all([
+      a.postJson(`${path}/verify`, { response: authenticator().createCredential(oa) }),
+      b.postJson(`${path}/verify`, { response: authenticator().createCredential(ob) }),
+    ]);
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 410]);
+    expect(await t.app.latchkey.store.authenticators.countForUser(user.id)).toBe(1);
+  });
+});

@@ -1,0 +1,222 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
+
+describe('Login and security settings', () => {
+  let t: TestApp;
+  let clock: number;
+  beforeEach(async () => {
+    clock = Date.UTC(2026, 10, 22, 9);
+    t = await createTestApp({}, { now: () => clock });
+  });
+  afterEach(async () => t.close());
+
+  const minutes = (n: number) => n * 60 * 1000;
+
+  async function addPasskey(browser: TestBrowser, auth: SoftAuthenticator, name: string, placement = 'security-key') {
+    const opts = await browser.postJson('/settings/passkeys/options', { name, placement });
+    if (opts.statusCode !== 200) return opts;
+    return browser.postJson('/settings/passkeys/verify', { response: auth.createCredential(opts.json().options), placement });
+  }
+
+  async function reauth(browser: TestBrowser, auth: SoftAuthenticator) {
+    const o = (await browser.postJson('/reauth/options', {})).json().options;
+    return browser.postJson('/reauth/verify', { response: auth.getAssertion(o) });
+  }
+
+  it('adds a second passkey with hints for a security key, excluding existing credentials', async () => {
+    const phone = authenticator();
+    const browser = await signUp(t.app, phone);
+    const opts = await browser.postJson('/settings/passkeys/options', { name: 'Blue YubiKey', placement: 'security-key' });
+    const o = opts.json().options;
+    expect(o.hints).toEqual(['security-key']);
+    expect(o.authenticatorSelection.authenticatorAttachment).toBe('cross-platform');
+    expect(o.excludeCredentials.map((c: { id: string }) => c.id)).toEqual([...phone.credentials.keys()]);
+    const key = authenticator({ transports: ['usb'], aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8' });
+    const res = await browser.postJson('/settings/passkeys/verify', { response: key.createCredential(o) });
+    expect(res.statusCode).toBe(200);
+    const page = (await browser.get('/settings?added=1')).body;
+    expect(page).toContain('Blue YubiKey');
+    expect(page).toContain('YubiKey 5 Series');
+    expect(page).toContain('This device only');
+    expect(page).toContain('Your passkey has been set up.');
+  });
+
+  it('refuses to register the same authenticator twice', async () => {
+    const phone = authenticator();
+    const browser = await signUp(t.app, phone);
+    const o = (await browser.postJson('/settings/passkeys/options', { name: 'Again', placement: 'this-device' })).json().options;
+    expect(() => phone.createCredential(o)).toThrow(/already registered/);
+    // A client that ignores excludeCredentials and replays a registered credential id is refused too.
+    const response = authenticator().createCredential(o);
+    const existingId = [...phone.credentials.keys()][0]!;
+    const replay = { ...response, id: existingId, rawId: existingId };
+    const attestation = Buffer.from(response.response.attestationObject, 'base64url');
+    const fresh = Buffer.from(response.id, 'base64url');
+    attestation.set(Buffer.from(existingId, 'base64url'), attestation.indexOf(fresh));
+    replay.response = { ...response.response, attestationObject: attestation.toString('base64url') };
+    const res = await browser.postJson('/settings/passkeys/verify', { response: replay });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error.code).toBe('credential_exists');
+  });
+
+  it('asks for a fresh passkey check to add a passkey after 5 minutes', async () => {
+    const phone = authenticator();
+    const browser = await signUp(t.app, phone);
+    clock += minutes(6);
+    const refused = await addPasskey(browser, authenticator(), 'Laptop');
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().error.code).toBe('reauth_required');
+    expect((await reauth(browser, phone)).statusCode).toBe(200);
+    expect((await addPasskey(browser, authenticator(), 'Laptop')).statusCode).toBe(200);
+    expect(await t.app.latchkey.store.authenticators.countForUser((await t.app.latchkey.store.users.findByEmail('ada@example.com'))!.id)).toBe(2);
+  });
+
+  it('renames a passkey and signals the change', async () => {
+    const browser = await signUp(t.app, authenticator());
+    const id = /data-passkey-id="([^"]+)"/.exec((await browser.get('/settings')).body)![1]!;
+    expect((await browser.get(`/settings/passkeys/${id}/rename`)).statusCode).toBe(200);
+    const empty = await browser.postForm(`/settings/passkeys/${id}/rename`, { name: '   ' });
+    expect(empty.statusCode).toBe(400);
+    expect(empty.body).toContain('There is a problem');
+    expect(empty.body).toContain('Enter a name for your passkey');
+    const ok = await browser.postForm(`/settings/passkeys/${id}/rename`, { name: '  Work   laptop ' });
+    expect(ok.statusCode).toBe(303);
+    expect(ok.headers.location).toBe('/settings?renamed=1&signal=1');
+    const page = (await browser.get(ok.headers.location as string)).body;
+    expect(page).toContain('Work laptop');
+    expect(page).toContain('data-signal-credentials=');
+    expect(page).toContain('id="signal-fallback"');
+  });
+
+  it('removes a passkey after the confirmation tick, and refuses the last one', async () => {
+    const phone = authenticator();
+    const browser = await signUp(t.app, phone);
+    await addPasskey(browser, authenticator(), 'Spare key');
+    const ids = [...(await browser.get('/settings')).body.matchAll(/data-passkey-id="([^"]+)"/g)].map((m) => m[1]!);
+    expect(ids).toHaveLength(2);
+
+    const confirmPage = await browser.get(`/settings/passkeys/${ids[1]}/remove`);
+    expect(confirmPage.body).toContain('I want to remove this passkey');
+    const unticked = await browser.postForm(`/settings/passkeys/${ids[1]}/remove`, {});
+    expect(unticked.statusCode).toBe(400);
+    expect(unticked.body).toContain('Select the box to confirm');
+    const removed = await browser.postForm(`/settings/passkeys/${ids[1]}/remove`, { confirm: 'yes' });
+    expect(removed.statusCode).toBe(303);
+    expect(removed.headers.location).toBe('/settings?removed=1&signal=1');
+
+    const last = await browser.get(`/settings/passkeys/${ids[0]}/remove`);
+    expect(last.body).toContain('This is your only passkey');
+    expect(last.body).not.toContain('I want to remove this passkey');
+    const refused = await browser.postForm(`/settings/passkeys/${ids[0]}/remove`, { confirm: 'yes' });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.body).toContain('cannot remove your only passkey');
+    const user = (await t.app.latchkey.store.users.findByEmail('ada@example.com'))!;
+    expect(await t.app.latchkey.store.authenticators.countForUser(user.id)).toBe(1);
+    const events = (await t.app.latchkey.store.audit.listForSubject(user.id, 50)).map((e) => e.event);
+    expect(events).toContain('passkey.removed');
+  });
+
+  it('sends removal to a fresh passkey check after 5 minutes', async () => {
+    const phone = authenticator();
+    const browser = await signUp(t.app, phone);
+    await addPasskey(browser, authenticator(), 'Spare key');
+    const ids = [...(await browser.get('/settings')).body.matchAll(/data-passkey-id="([^"]+)"/g)].map((m) => m[1]!);
+    clock += minutes(6);
+    const page = await browser.get(`/settings/passkeys/${ids[1]}/remove`);
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toBe(`/settings/reauth?next=${encodeURIComponent(`/settings/passkeys/${ids[1]}/remove`)}`);
+    const post = await browser.postForm(`/settings/passkeys/${ids[1]}/remove`, { confirm: 'yes' });
+    expect(post.statusCode).toBe(303);
+    expect(post.headers.location).toContain('/settings/reauth');
+    expect((await browser.get('/settings/reauth?next=/settings')).statusCode).toBe(200);
+    await reauth(browser, phone);
+    expect((await browser.postForm(`/settings/passkeys/${ids[1]}/remove`, { confirm: 'yes' })).statusCode).toBe(303);
+  });
+
+  it("does not let one user touch another's passkeys", async () => {
+    const ada = await signUp(t.app, authenticator(), 'ada@example.com');
+    const adaId = /data-passkey-id="([^"]+)"/.exec((await ada.get('/settings')).body)![1]!;
+    const bob = await signUp(t.app, authenticator(), 'bob@example.com', 'Bob');
+    await addPasskey(bob, authenticator(), 'Spare');
+    expect((await bob.get(`/settings/passkeys/${adaId}/rename`)).statusCode).toBe(404);
+    expect((await bob.postForm(`/settings/passkeys/${adaId}/rename`, { name: 'mine' })).statusCode).toBe(404);
+    expect((await bob.postForm(`/settings/passkeys/${adaId}/remove`, { confirm: 'yes' })).statusCode).toBe(404);
+  });
+
+  it('lists sessions, ends another one, and signs out', async () => {
+    const phone = authenticator();
+    const first = await signUp(t.app, phone);
+    const second = new TestBrowser(t.app, 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Safari/604.1');
+    await second.get('/signin');
+    const o = (await second.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    expect((await second.postJson('/signin/verify', { response: phone.getAssertion(o) })).statusCode).toBe(200);
+    const page = (await first.get('/settings')).body;
+    expect(page).toContain('Safari on iOS');
+    const sessionIds = [...page.matchAll(/data-session-id="([^"]+)"/g)].map((m) => m[1]!);
+    expect(sessionIds).toHaveLength(2);
+    const other = [...page.matchAll(/action="\/settings\/sessions\/([^/]+)\/end"/g)].map((m) => m[1]!);
+    expect(other).toHaveLength(1);
+    expect((await first.postForm(`/settings/sessions/${other[0]}/end`, {})).headers.location).toBe('/settings?ended=1');
+    expect((await second.get('/settings')).statusCode).toBe(302);
+
+    const out = await first.postForm('/signout', {});
+    expect(out.statusCode).toBe(303);
+    expect((await first.get('/settings')).headers.location).toBe('/signin');
+  });
+
+  it('ends sessions after 1 hour idle and 24 hours in all', async () => {
+    const phone = authenticator();
+    const browser = await signUp(t.app, phone);
+    clock += minutes(59);
+    expect((await browser.get('/settings')).statusCode).toBe(200);
+    clock += minutes(61);
+    expect((await browser.get('/settings')).statusCode).toBe(302);
+
+    const again = new TestBrowser(t.app);
+    await again.get('/signin');
+    const o = (await again.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    await again.postJson('/signin/verify', { response: phone.getAssertion(o) });
+    // Active every 50 minutes: never idle, but 24 hours after sign-in the session ends anyway.
+    for (let i = 0; i < 28; i++) {
+      clock += minutes(50);
+      expect((await again.get('/settings')).statusCode).toBe(200);
+    }
+    clock += minutes(50);
+    expect((await again.get('/settings')).statusCode).toBe(302);
+  });
+
+  it('refuses a counter that goes backwards and audits a possible clone', async () => {
+    const phone = authenticator();
+    const browser = await signUp(t.app, phone);
+    const signIn = async (counter?: number) => {
+      const b = new TestBrowser(t.app);
+      await b.get('/signin');
+      const o = (await b.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+      return b.postJson('/signin/verify', { response: phone.getAssertion(o, counter === undefined ? {} : { counter }) });
+    };
+    expect((await signIn(5)).statusCode).toBe(200);
+    const cloned = await signIn(5);
+    expect(cloned.statusCode).toBe(400);
+    expect(cloned.json().error.code).toBe('counter_regressed');
+    const user = (await t.app.latchkey.store.users.findByEmail('ada@example.com'))!;
+    const events = (await t.app.latchkey.store.audit.listForSubject(user.id, 50)).map((e) => `${e.event}:${e.outcome}`);
+    expect(events).toContain('passkey.counter_regressed:failure');
+    expect(events).toContain('signin.failed:failure');
+    expect((await browser.get('/settings')).body).toContain('possible copied authenticator');
+  });
+
+  it('keeps the backed-up flag current at each sign-in', async () => {
+    const phone = authenticator({ backupEligible: true, backedUp: false, counter: 'zero' });
+    await signUp(t.app, phone);
+    phone.options.backedUp = true;
+    const b = new TestBrowser(t.app);
+    await b.get('/signin');
+    const o = (await b.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    expect((await b.postJson('/signin/verify', { response: phone.getAssertion(o) })).statusCode).toBe(200);
+    const user = (await t.app.latchkey.store.users.findByEmail('ada@example.com'))!;
+    const [passkey] = await t.app.latchkey.store.authenticators.listForUser(user.id);
+    expect(passkey?.backed_up).toBe(1);
+    expect(passkey?.last_used_at).toBe(clock);
+  });
+});

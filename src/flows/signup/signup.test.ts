@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+
+describe('sign up', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await createTestApp();
+  });
+  afterEach(async () => t.close());
+
+  it('creates an Enrolled user with a passkey and signs them in', async () => {
+    const auth = authenticator({ backupEligible: true, backedUp: true, aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd' });
+    const browser = await signUp(t.app, auth, 'Grace@Example.com', 'Grace Hopper');
+    const store = t.app.latchkey.store;
+    const user = await store.users.findByEmail('grace@example.com');
+    expect(user?.status).toBe('enrolled');
+    expect(user?.email).toBe('Grace@Example.com');
+    const [passkey] = await store.authenticators.listForUser(user!.id);
+    expect(passkey).toMatchObject({ backup_eligible: 1, backed_up: 1, aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd', attestation_format: 'none' });
+    const settings = await browser.get('/settings');
+    expect(settings.body).toContain('iCloud Keychain');
+    expect(settings.body).toContain('Synced');
+    const events = (await store.audit.listForSubject(user!.id)).map((e) => e.event);
+    expect(events).toEqual(expect.arrayContaining(['signup', 'passkey.added']));
+  });
+
+  it('stores nothing until the passkey is verified', async () => {
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signup');
+    const opts = await browser.postJson('/signup/options', { displayName: 'Ada', email: 'ada@example.com', placement: 'this-device' });
+    expect(opts.statusCode).toBe(200);
+    const o = opts.json().options;
+    expect(o.authenticatorSelection).toMatchObject({ residentKey: 'required', userVerification: 'required', authenticatorAttachment: 'platform' });
+    expect(o.hints).toEqual(['client-device']);
+    expect(o.pubKeyCredParams.map((p: { alg: number }) => p.alg)).toEqual([-7, -8, -257]);
+    expect(await t.app.latchkey.store.users.findByEmail('ada@example.com')).toBeUndefined();
+    // A tampered response is refused and leaves nothing behind.
+    const response = authenticator().createCredential(o);
+    response.response.clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge: o.challenge, origin: 'https://evil.example' })).toString('base64url');
+    const verify = await browser.postJson('/signup/verify', { response });
+    expect(verify.statusCode).toBe(400);
+    expect(verify.json().error.code).toBe('ceremony_failed');
+    expect(await t.app.latchkey.store.users.findByEmail('ada@example.com')).toBeUndefined();
+  });
+
+  it('refuses a registration without user verification', async () => {
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signup');
+    const o = (await browser.postJson('/signup/options', { displayName: 'Ada', email: 'ada@example.com' })).json().options;
+    const verify = await browser.postJson('/signup/verify', { response: authenticator({ userVerification: false }).createCredential(o) });
+    expect(verify.json().error.code).toBe('user_verification_required');
+    expect(await t.app.latchkey.store.users.findByEmail('ada@example.com')).toBeUndefined();
+  });
+
+  it('refuses an email that is taken, whatever its case', async () => {
+    await signUp(t.app, authenticator(), 'ada@example.com');
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signup');
+    const res = await browser.postJson('/signup/options', { displayName: 'Ada', email: 'ADA@example.com' });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error.code).toBe('email_unavailable');
+  });
+
+  it('validates the form with field errors', async () => {
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signup');
+    const res = await browser.postJson('/signup/options', { displayName: '', email: 'not-an-email' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('validation_failed');
+    expect(res.json().error.fields.length).toBeGreaterThan(0);
+  });
+
+  it('is closed when LATCHKEY_SIGNUP=invite', async () => {
+    const closed = await createTestApp({ LATCHKEY_SIGNUP: 'invite' });
+    try {
+      const browser = new TestBrowser(closed.app);
+      expect((await browser.get('/signup')).statusCode).toBe(403);
+      const signin = await browser.get('/signin');
+      expect(signin.body).not.toContain('href="/signup"');
+      const res = await browser.postJson('/signup/options', { displayName: 'Ada', email: 'ada@example.com' });
+      expect(res.json().error.code).toBe('signup_closed');
+    } finally {
+      await closed.close();
+    }
+  });
+
+  it('binds the ceremony to the browser that started it', async () => {
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signup');
+    const o = (await browser.postJson('/signup/options', { displayName: 'Ada', email: 'ada@example.com' })).json().options;
+    const other = new TestBrowser(t.app);
+    await other.get('/signup');
+    const res = await other.postJson('/signup/verify', { response: authenticator().createCredential(o) });
+    expect(res.json().error.code).toBe('challenge_invalid');
+  });
+});

@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../test/support/app.js';
+
+describe('security headers, CSRF and bad input', () => {
+  let t: TestApp;
+  let signedIn: TestBrowser;
+  let passkeyId: string;
+  beforeAll(async () => {
+    t = await createTestApp();
+    signedIn = await signUp(t.app, authenticator());
+    passkeyId = /data-passkey-id="([^"]+)"/.exec((await signedIn.get('/settings')).body)![1]!;
+  });
+  afterAll(async () => t.close());
+
+  it('sends a strict CSP and the other security headers', async () => {
+    const res = await new TestBrowser(t.app).get('/signin');
+    const csp = String(res.headers['content-security-policy']);
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['referrer-policy']).toBe('no-referrer');
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.body).not.toMatch(/<script>(?!<\/script>)/);
+    const cookie = String(res.headers['set-cookie']);
+    expect(cookie).toContain('HttpOnly');
+    expect(cookie).toContain('SameSite=Lax');
+  });
+
+  it('uses __Host- cookies with Secure on https', async () => {
+    const https = await createTestApp({ LATCHKEY_ORIGIN: 'https://id.example.org' });
+    try {
+      const res = await new TestBrowser(https.app).get('/signin');
+      const cookie = String(res.headers['set-cookie']);
+      expect(cookie).toContain('__Host-latchkey_binding=');
+      expect(cookie).toContain('Secure');
+      expect(res.headers['strict-transport-security']).toContain('max-age=');
+    } finally {
+      await https.close();
+    }
+  });
+
+  it('refuses state changes without the CSRF token or from another origin', async () => {
+    const b = new TestBrowser(t.app);
+    await b.get('/signin');
+    const noToken = await b.postJson('/signin/options', { mode: 'discoverable' }, { 'x-csrf-token': '' });
+    expect(noToken.statusCode).toBe(403);
+    expect(noToken.json().error.code).toBe('csrf_failed');
+    const crossSite = await b.postJson('/signin/options', { mode: 'discoverable' }, { origin: 'https://evil.example' });
+    expect(crossSite.statusCode).toBe(403);
+    const form = await t.app.inject({
+      method: 'POST',
+      url: '/signout',
+      payload: '',
+      headers: { cookie: [...signedIn.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+    });
+    expect(form.statusCode).toBe(403);
+    expect(form.body).toContain('There is a problem');
+    expect((await signedIn.get('/settings')).statusCode).toBe(200);
+  });
+
+  it('answers bodies over 64 KiB with 413', async () => {
+    const b = new TestBrowser(t.app);
+    await b.get('/signin');
+    const res = await b.postJson('/signin/options', { mode: 'discoverable', pad: 'x'.repeat(70 * 1024) });
+    expect(res.statusCode).toBe(413);
+    expect(res.json().error.code).toBe('payload_too_large');
+  });
+
+  it('answers malformed JSON and unknown media types with 4xx codes', async () => {
+    const b = new TestBrowser(t.app);
+    await b.get('/signin');
+    const headers = { cookie: [...b.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'x-csrf-token': b.csrf, accept: 'application/json' };
+    const bad = await t.app.inject({ method: 'POST', url: '/signin/options', payload: '{"mode":', headers: { ...headers, 'content-type': 'application/json' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe('bad_request');
+    const xml = await t.app.inject({ method: 'POST', url: '/signin/options', payload: '<a/>', headers: { ...headers, 'content-type': 'application/xml' } });
+    expect(xml.statusCode).toBe(415);
+    expect(xml.json().error.code).toBe('unsupported_media_type');
+  });
+
+  it('answers unknown paths with 404 in JSON or HTML', async () => {
+    const b = new TestBrowser(t.app);
+    expect((await b.get('/nope', 'application/json')).json().error.code).toBe('not_found');
+    const html = await b.get('/nope');
+    expect(html.statusCode).toBe(404);
+    expect(html.body).toContain('Page not found');
+  });
+
+  const junk: unknown[] = [
+    null,
+    [],
+    'text',
+    42,
+    {},
+    { mode: 'email', email: 'x'.repeat(300) },
+    { response: {} },
+    { response: { id: 'a', rawId: 'a', type: 'public-key', response: { clientDataJSON: 'e30', authenticatorData: 'AA', signature: 'AA' } } },
+    { response: { id: '!!', rawId: '!!', type: 'public-key', response: { clientDataJSON: '!!', attestationObject: '!!' } } },
+    {
+      response: {
+        id: 'AAAA',
+        rawId: 'AAAA',
+        type: 'public-key',
+        response: { clientDataJSON: Buffer.from('{"challenge":"nope","type":"webauthn.get"}').toString('base64url'), authenticatorData: 'AAAA', signature: 'AAAA', attestationObject: 'AAAA' },
+      },
+    },
+    { name: { $gt: '' }, placement: 'moon' },
+    { displayName: 'a'.repeat(10_000), email: 'a@b.c' },
+  ];
+  const endpoints = [
+    '/signin/options',
+    '/signin/verify',
+    '/signup/options',
+    '/signup/verify',
+    '/settings/passkeys/options',
+    '/settings/passkeys/verify',
+    '/reauth/options',
+    '/reauth/verify',
+    `/enrol/${'A'.repeat(43)}/options`,
+    `/enrol/${'A'.repeat(43)}/verify`,
+  ];
+
+  it('never answers client junk with a 5xx or a stack trace', async () => {
+    for (const url of endpoints) {
+      for (const body of junk) {
+        // An empty object is a valid request for step-up options.
+        if (url === '/reauth/options' && JSON.stringify(body) === '{}') continue;
+        const res = await signedIn.postJson(url, body);
+        expect(res.statusCode, `${url} ${JSON.stringify(body)?.slice(0, 80)}`).toBeGreaterThanOrEqual(400);
+        expect(res.statusCode, `${url} ${JSON.stringify(body)?.slice(0, 80)}`).toBeLessThan(500);
+        expect(res.body).not.toMatch(/at .*\.(ts|js):\d+/);
+        expect(typeof res.json().error.code).toBe('string');
+        expect(res.json().error.message.length).toBeGreaterThan(0);
+      }
+    }
+    for (const url of [`/settings/passkeys/${passkeyId}/rename`, `/settings/passkeys/${passkeyId}/remove`, '/settings/sessions/x/end']) {
+      for (const fields of [{ name: 'x'.repeat(5000) }, { confirm: 'maybe' }, { name: '' }]) {
+        const res = await signedIn.postForm(url, fields);
+        expect(res.statusCode, `${url} ${JSON.stringify(fields).slice(0, 60)}`).toBeLessThan(500);
+      }
+    }
+    const poisoned = await t.app.inject({
+      method: 'POST',
+      url: '/signin/options',
+      payload: '{"__proto__":{"polluted":true},"mode":"discoverable"}',
+      headers: { cookie: [...signedIn.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'x-csrf-token': signedIn.csrf, 'content-type': 'application/json' },
+    });
+    expect(poisoned.statusCode).toBe(400);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // Nothing junk produced was stored: one user, one passkey.
+    expect(await t.app.latchkey.store.users.count()).toBe(1);
+  });
+
+  it('needs a session for settings routes', async () => {
+    const b = new TestBrowser(t.app);
+    await b.get('/signin');
+    expect((await b.get('/settings')).headers.location).toBe('/signin');
+    const res = await b.postJson('/settings/passkeys/options', { name: 'x', placement: 'this-device' });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error.code).toBe('not_signed_in');
+    expect((await b.get(`/settings/passkeys/${passkeyId}/remove`)).statusCode).toBe(401);
+  });
+});
