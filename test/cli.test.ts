@@ -1,0 +1,94 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = new URL('..', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return run(process.execPath, ['bin/latchkey.js', ...args], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: `sqlite:${join(dir, 'cli.db')}`, LOG_LEVEL: 'silent', ...env },
+  }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('latchkey CLI', () => {
+  it('adds a Pending user and prints a single-use invite link for them', async () => {
+    const added = await cli(['users', 'add', '--email', 'Mary@Example.com', '--name', 'Mary Seacole']);
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain('Created user Mary@Example.com (pending)');
+    const duplicate = await cli(['users', 'add', '--email', 'mary@example.com', '--name', 'Mary']);
+    expect(duplicate.code).toBe(1);
+    expect(duplicate.stderr).toContain('already exists');
+    const invite = await cli(['users', 'invite', '--email', 'mary@example.com'], { LATCHKEY_ORIGIN: 'https://id.example.org' });
+    expect(invite.code).toBe(0);
+    expect(invite.stdout.trim()).toMatch(/^https:\/\/id\.example\.org\/enrol\/[A-Za-z0-9_-]{43}$/);
+    const list = await cli(['users', 'list']);
+    expect(list.stdout).toMatch(/pending\s+Mary@Example\.com/);
+  });
+
+  it('refuses an invite for an unknown email unless --name creates the user', async () => {
+    expect((await cli(['users', 'invite', '--email', 'new@example.com'])).stderr).toContain('add --name');
+    const created = await cli(['users', 'invite', '--email', 'new@example.com', '--name', 'New Person']);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toContain('/enrol/');
+  });
+
+  it('stops with one line naming a bad variable', async () => {
+    const bad = await cli(['migrate'], { LATCHKEY_SIGNUP: 'sometimes' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toContain('LATCHKEY_SIGNUP');
+    const port = await cli(['migrate'], { PORT: 'eighty' });
+    expect(port.code).toBe(2);
+    expect(port.stderr).toContain('PORT');
+  });
+
+  it('explains unknown commands', async () => {
+    const res = await cli(['frobnicate']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('unknown command');
+    expect(res.stderr).toContain('Usage: latchkey');
+  });
+
+  it('serves with its data under the configured SQLite path, migrating at start', async () => {
+    const dataDir = join(dir, 'fresh', 'data');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const child = spawn(process.execPath, ['bin/latchkey.js', 'serve'], {
+      cwd: root,
+      env: { ...process.env, PORT: String(port), DATABASE_URL: `sqlite:${join(dataDir, 'latchkey.db')}`, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let output = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 20_000);
+        const onData = (d: Buffer) => {
+          output += d.toString();
+          if (output.includes('Latchkey is serving')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
+      });
+      expect(existsSync(join(dataDir, 'latchkey.db'))).toBe(true);
+      const res = await fetch(`http://127.0.0.1:${port}/signin`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('Sign in with a passkey');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+});
