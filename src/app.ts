@@ -31,7 +31,7 @@ export interface BuildOptions {
   db?: Db;
   /** Clock, for tests of expiry. */
   now?: () => number;
-  /** Requests per minute per IP on the sign-in and sign-up endpoints; 0 turns the limit off (benchmarks). */
+  /** Overrides config.rateLimitPerMinute (benchmarks turn it off with 0). */
   rateLimitPerMinute?: number;
   logger?: boolean | object;
 }
@@ -42,7 +42,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel, redact: ['req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]'] },
     bodyLimit: BODY_LIMIT,
-    trustProxy: false,
+    trustProxy: config.trustProxyHops > 0 ? config.trustProxyHops : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }).setValidatorCompiler(TypeBoxValidatorCompiler);
 
@@ -52,7 +52,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const store = new Store(db.kysely);
   const now = options.now ?? Date.now;
   const secret = await store.settings.getOrInsert('server_secret', randomToken(32));
-  const perMinute = options.rateLimitPerMinute ?? 300;
+  const perMinute = options.rateLimitPerMinute ?? config.rateLimitPerMinute;
   const latchkey: Latchkey = { config, store, webauthn: new WebAuthn(config, store, now), secret, now, rateLimitPerMinute: perMinute };
   app.decorate('latchkey', latchkey);
   if (ownsDb) app.addHook('onClose', () => db.close());

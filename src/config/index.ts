@@ -37,6 +37,10 @@ export interface Config {
   fidoConformance: boolean;
   /** pino log level. */
   logLevel: string;
+  /** Requests per minute per client IP on the unauthenticated sign-in, sign-up and invite endpoints; 0 turns the limit off. */
+  rateLimitPerMinute: number;
+  /** Trust X-Forwarded-For from this many proxy hops (for client IPs in audit and rate limits behind a reverse proxy). */
+  trustProxyHops: number;
   /** Serve cookies with `Secure` and the `__Host-` prefix (true when the origin is https). */
   secureCookies: boolean;
 }
@@ -139,6 +143,8 @@ export function loadConfig(env: Env = process.env): Config {
     challengeSeconds: 5 * 60,
     fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
     logLevel,
+    rateLimitPerMinute: readInt(env, 'LATCHKEY_RATE_LIMIT_PER_MINUTE', 1000, 0, 1_000_000),
+    trustProxyHops: readInt(env, 'LATCHKEY_TRUST_PROXY_HOPS', 0, 0, 10),
     secureCookies: origin.startsWith('https:'),
   };
 }

@@ -162,3 +162,22 @@ describe('security headers, CSRF and bad input', () => {
     expect((await b.get(`/settings/passkeys/${passkeyId}/remove`)).statusCode).toBe(401);
   });
 });
+
+describe('rate limits', () => {
+  it('answers too many sign-in attempts from one IP with 429 and a clear message', async () => {
+    const t = await createTestApp({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '3' });
+    try {
+      const b = new TestBrowser(t.app);
+      await b.get('/signin');
+      const codes: number[] = [];
+      for (let i = 0; i < 4; i++) codes.push((await b.postJson('/signin/options', { mode: 'discoverable' })).statusCode);
+      expect(codes).toEqual([200, 200, 200, 429]);
+      const res = await b.postJson('/signin/options', { mode: 'discoverable' });
+      expect(res.json().error.code).toBe('too_many_requests');
+      // Pages are not limited.
+      expect((await b.get('/signin')).statusCode).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
