@@ -4,6 +4,7 @@
  * without an fsync on the event loop per write) or PostgreSQL through pg.
  */
 import { mkdirSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
@@ -21,7 +22,17 @@ export interface Db {
   close(): Promise<void>;
 }
 
-export function openDatabase(url: string, options: { poolSize?: number } = {}): Db {
+export interface OpenOptions {
+  /** PostgreSQL only: connections in the pool (default 10). */
+  poolSize?: number;
+  /**
+   * PostgreSQL only: the schema(s) to use, comma-separated, set per connection
+   * as `search_path`. Tests use it to give each suite a schema of its own.
+   */
+  searchPath?: string;
+}
+
+export function openDatabase(url: string, options: OpenOptions = {}): Db {
   let kysely: Kysely<Database>;
   let dialect: Dialect;
   if (url.startsWith('sqlite:')) {
@@ -35,7 +46,8 @@ export function openDatabase(url: string, options: { poolSize?: number } = {}): 
     kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     dialect = 'sqlite';
   } else {
-    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
+    const connectionString = postgresConnectionString(url, options.searchPath);
+    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10 });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
     kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
@@ -47,4 +59,48 @@ export function openDatabase(url: string, options: { poolSize?: number } = {}): 
     migrate: () => migrateToLatest(kysely, dialect),
     close: () => kysely.destroy(),
   };
+}
+
+/**
+ * The URL handed to pg, with two gaps filled the way libpq (psql) fills them:
+ * - no user name in the URL, PGUSER or USER (cron, containers, systemd units):
+ *   pg would send none and the server refuses the connection, so use the
+ *   operating-system account's name;
+ * - a search path: `-c search_path=…` is added to the startup options, keeping
+ *   any the URL already has (the URL's `options` would override a Pool option).
+ */
+export function postgresConnectionString(url: string, searchPath?: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (error) {
+    // Leave a URL only pg can read to pg, unless it has to carry a search path.
+    if (searchPath) throw error;
+    return url;
+  }
+  let changed = false;
+  if (!parsed.username && !process.env.PGUSER && !process.env.USER) {
+    const name = osUserName();
+    if (name) {
+      parsed.username = name; // the setter percent-encodes
+      changed = true;
+    }
+  }
+  if (searchPath) {
+    // Plain lower-case identifiers only: the value goes into a startup option unquoted.
+    if (!/^[a-z_][a-z0-9_]*(,[a-z_][a-z0-9_]*)*$/.test(searchPath)) throw new Error(`invalid search path: "${searchPath}"`);
+    const previous = parsed.searchParams.get('options');
+    parsed.searchParams.set('options', [previous, `-c search_path=${searchPath}`].filter(Boolean).join(' '));
+    changed = true;
+  }
+  return changed ? parsed.toString() : url;
+}
+
+function osUserName(): string | undefined {
+  try {
+    return userInfo().username || undefined;
+  } catch {
+    // No passwd entry for this uid.
+    return undefined;
+  }
 }

@@ -9,9 +9,15 @@ export function normalizeEmail(email: string): string {
 export class UserPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
+  /**
+   * Insert a user. `email_normalized` is always derived from `email` here, so the
+   * unique index enforces case-insensitive uniqueness whatever a caller passes.
+   * A duplicate address throws an error that `isUniqueViolation` recognizes.
+   */
   async insert(user: NewUser): Promise<User> {
-    await this.db.insertInto('users').values(user).execute();
-    return user as User;
+    const row = { ...user, email_normalized: normalizeEmail(user.email) };
+    await this.db.insertInto('users').values(row).execute();
+    return row as User;
   }
 
   findById(id: string): Promise<User | undefined> {

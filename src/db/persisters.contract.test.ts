@@ -1,0 +1,604 @@
+/**
+ * The persister contract: one suite, run unchanged on SQLite (a WAL file) and
+ * on PostgreSQL (a schema of its own, a pool of several connections so
+ * concurrent calls really race). What passes here may be relied on by every
+ * flow, whichever database is configured.
+ */
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabases } from '../../test/support/databases.js';
+import type { Db } from './connect.js';
+import { isUniqueViolation } from './isUniqueViolation.js';
+import type { NewFlow } from './persisters/flows.js';
+import type { NewAuthenticator, Session, User } from './schema.js';
+import { createStore, type Store } from './store.js';
+
+const databases = await testDatabases();
+
+/** A time past 2^32 ms, so bigint columns are really exercised. */
+const T0 = 1_750_000_000_000;
+const MINUTE = 60_000;
+
+const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
+
+function newUser(overrides: Partial<User> = {}): User {
+  const id = rid();
+  const email = overrides.email ?? `user-${id}@Example.org`;
+  return {
+    id,
+    email,
+    email_normalized: email.trim().toLowerCase(),
+    display_name: 'Ada Lovelace',
+    status: 'pending',
+    created_at: T0,
+    updated_at: T0,
+    ...overrides,
+  };
+}
+
+function newAuthenticator(userId: string, overrides: Partial<NewAuthenticator> = {}): NewAuthenticator {
+  return {
+    id: rid(),
+    user_id: userId,
+    type: 'passkey',
+    credential_id: rid(32),
+    public_key: rid(77),
+    counter: 0,
+    transports: JSON.stringify(['internal', 'hybrid']),
+    aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd',
+    backup_eligible: 1,
+    backed_up: 0,
+    attestation_format: 'none',
+    name: 'iCloud Keychain',
+    created_at: T0,
+    last_used_at: null,
+    ...overrides,
+  };
+}
+
+function newSession(userId: string, overrides: Partial<Session> = {}): Session {
+  return {
+    id_hash: rid(32),
+    public_id: rid(),
+    user_id: userId,
+    created_at: T0,
+    last_seen_at: T0,
+    authenticated_at: T0,
+    expires_at: T0 + 60 * MINUTE,
+    aal: 1,
+    ip: '192.0.2.7',
+    user_agent: 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0',
+    ...overrides,
+  };
+}
+
+function newFlow(overrides: Partial<NewFlow> = {}): NewFlow {
+  return {
+    id: rid(),
+    type: 'webauthn.authentication',
+    binding_hash: rid(32),
+    user_id: null,
+    lookup: rid(32),
+    data: JSON.stringify({ placement: 'any' }),
+    created_at: T0,
+    expires_at: T0 + 5 * MINUTE,
+    ...overrides,
+  };
+}
+
+/** Resolves to the rejection, failing the test if the promise fulfils. */
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe.each(databases)('persister contract on $name', (target) => {
+  describe.skipIf(target.skipReason !== undefined)(target.skipReason ?? 'contract', () => {
+    let db: Db;
+    let store: Store;
+
+    /** A database of its own, for tests that count rows across a table. */
+    async function freshStore(): Promise<Store> {
+      const fresh = await target.open();
+      await fresh.migrate();
+      return createStore(fresh);
+    }
+
+    async function insertUser(overrides: Partial<User> = {}): Promise<User> {
+      return store.users.insert(newUser(overrides));
+    }
+
+    beforeAll(async () => {
+      // Several connections on PostgreSQL, so concurrent calls below are real races.
+      db = await target.open({ poolSize: 10 });
+      await db.migrate();
+      store = createStore(db);
+    });
+    afterAll(() => target.cleanup());
+
+    describe('migrations', () => {
+      it('apply once, and a second run applies nothing', async () => {
+        const fresh = await target.open();
+        expect(await fresh.migrate()).toEqual(['0001_core']);
+        expect(await fresh.migrate()).toEqual([]);
+        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings'] as const) {
+          expect(await fresh.kysely.selectFrom(table).selectAll().execute()).toEqual([]);
+        }
+      });
+
+      it('two concurrent runs apply each migration exactly once', async () => {
+        const fresh = await target.open();
+        const [a, b] = await Promise.all([fresh.migrate(), fresh.migrate()]);
+        expect([...a, ...b]).toEqual(['0001_core']);
+      });
+
+      it.runIf(target.name === 'postgres')('keep their bookkeeping in their own schema, beside other migrated schemas', async () => {
+        // The suite's database is already migrated in another schema of the same database.
+        const fresh = await target.open();
+        expect(await fresh.migrate()).toEqual(['0001_core']);
+        const { rows } = await sql<{ n: number }>`
+          select count(*) as n from information_schema.tables
+          where table_schema = current_schema() and table_name in ('kysely_migration', 'kysely_migration_lock', 'users')`.execute(fresh.kysely);
+        expect(rows[0]!.n).toBe(3);
+      });
+
+      it.runIf(target.name === 'sqlite')('run SQLite in WAL mode with foreign keys enforced', async () => {
+        const { rows: journal } = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(db.kysely);
+        expect(journal[0]!.journal_mode).toBe('wal');
+        const { rows: fk } = await sql<{ foreign_keys: number }>`pragma foreign_keys`.execute(db.kysely);
+        expect(fk[0]!.foreign_keys).toBe(1);
+      });
+    });
+
+    describe('users', () => {
+      it('insert and find by id return every field with its type', async () => {
+        const user = newUser({ display_name: 'Grace Hopper' });
+        expect(await store.users.insert(user)).toEqual(user);
+        const found = await store.users.findById(user.id);
+        expect(found).toEqual(user);
+        expect(typeof found!.created_at).toBe('number');
+        expect(await store.users.findById(rid())).toBeUndefined();
+      });
+
+      it('find by email ignores case and surrounding space', async () => {
+        const user = await insertUser({ email: `Mixed.Case-${rid()}@Example.ORG` });
+        expect((await store.users.findByEmail(user.email.toUpperCase()))?.id).toBe(user.id);
+        expect((await store.users.findByEmail(`  ${user.email.toLowerCase()} `))?.id).toBe(user.id);
+        expect(await store.users.findByEmail(`other-${rid()}@example.org`)).toBeUndefined();
+      });
+
+      it('the database rejects a second user whose email differs only in case', async () => {
+        const email = `Dup-${rid()}@Example.org`;
+        const first = await insertUser({ email });
+        const error = await rejectionOf(store.users.insert(newUser({ email: email.toUpperCase() })));
+        expect(isUniqueViolation(error)).toBe(true);
+        // Even a caller that passes a wrong normalized form cannot get around the index.
+        const sneaky = newUser({ email: email.toLowerCase(), email_normalized: `not-${rid()}` });
+        expect(isUniqueViolation(await rejectionOf(store.users.insert(sneaky)))).toBe(true);
+        expect(await store.users.findById(sneaky.id)).toBeUndefined();
+        expect((await store.users.findByEmail(email))?.id).toBe(first.id);
+      });
+
+      it('a user is pending until enrolled, and the change moves updated_at', async () => {
+        const user = await insertUser();
+        expect((await store.users.findById(user.id))!.status).toBe('pending');
+        await store.users.setStatus(user.id, 'enrolled', T0 + MINUTE);
+        expect(await store.users.findById(user.id)).toMatchObject({ status: 'enrolled', updated_at: T0 + MINUTE, created_at: T0 });
+        await store.users.setStatus(user.id, 'disabled', T0 + 2 * MINUTE);
+        expect((await store.users.findById(user.id))!.status).toBe('disabled');
+      });
+
+      it('count and list see inserted users in creation order', async () => {
+        const s = await freshStore();
+        const a = await s.users.insert(newUser({ created_at: T0 + 2 }));
+        const b = await s.users.insert(newUser({ created_at: T0 + 1 }));
+        expect(await s.users.count()).toBe(2);
+        expect((await s.users.list()).map((u) => u.id)).toEqual([b.id, a.id]);
+        expect(await s.users.list(1)).toHaveLength(1);
+      });
+    });
+
+    describe('authenticators', () => {
+      it('insert and find by credential id return every field, flags as 0/1 and times as numbers', async () => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id, { counter: 2 ** 32 - 1, backup_eligible: 1, backed_up: 1, last_used_at: T0 + 5 });
+        await store.authenticators.insert(passkey);
+        const found = await store.authenticators.findByCredentialId(passkey.credential_id);
+        expect(found).toEqual(passkey);
+        expect(found!.backup_eligible).toBe(1);
+        expect(found!.backed_up).toBe(1);
+        expect(typeof found!.counter).toBe('number');
+        expect(typeof found!.created_at).toBe('number');
+        expect(typeof found!.last_used_at).toBe('number');
+        expect(JSON.parse(found!.transports)).toEqual(['internal', 'hybrid']);
+        expect(await store.authenticators.findByCredentialId(rid(32))).toBeUndefined();
+      });
+
+      it('list and find are scoped to their user', async () => {
+        const ada = await insertUser();
+        const bob = await insertUser();
+        const second = newAuthenticator(ada.id, { created_at: T0 + 2, backup_eligible: 0 });
+        const first = newAuthenticator(ada.id, { created_at: T0 + 1 });
+        const bobs = newAuthenticator(bob.id);
+        for (const a of [second, first, bobs]) await store.authenticators.insert(a);
+        expect((await store.authenticators.listForUser(ada.id)).map((a) => a.id)).toEqual([first.id, second.id]);
+        expect((await store.authenticators.listForUser(ada.id))[1]!.backup_eligible).toBe(0);
+        expect((await store.authenticators.findForUser(ada.id, first.id))?.id).toBe(first.id);
+        expect(await store.authenticators.findForUser(bob.id, first.id)).toBeUndefined();
+        expect(await store.authenticators.listForUser(rid())).toEqual([]);
+      });
+
+      it('a credential id is unique across all users', async () => {
+        const ada = await insertUser();
+        const bob = await insertUser();
+        const passkey = newAuthenticator(ada.id);
+        await store.authenticators.insert(passkey);
+        const error = await rejectionOf(store.authenticators.insert(newAuthenticator(bob.id, { credential_id: passkey.credential_id })));
+        expect(isUniqueViolation(error)).toBe(true);
+        expect(await store.authenticators.listForUser(bob.id)).toEqual([]);
+      });
+
+      it('an authenticator needs an existing user', async () => {
+        const error = await rejectionOf(store.authenticators.insert(newAuthenticator(rid())));
+        expect(isUniqueViolation(error)).toBe(false);
+      });
+
+      it('rename and remove act only for the owner', async () => {
+        const ada = await insertUser();
+        const mallory = await insertUser();
+        const passkey = newAuthenticator(ada.id, { name: 'Phone' });
+        await store.authenticators.insert(passkey);
+
+        expect(await store.authenticators.rename(mallory.id, passkey.id, 'Mine now')).toBe(false);
+        expect(await store.authenticators.rename(ada.id, rid(), 'Nothing')).toBe(false);
+        expect((await store.authenticators.findForUser(ada.id, passkey.id))!.name).toBe('Phone');
+        expect(await store.authenticators.rename(ada.id, passkey.id, 'Work laptop')).toBe(true);
+        expect((await store.authenticators.findForUser(ada.id, passkey.id))!.name).toBe('Work laptop');
+
+        expect(await store.authenticators.remove(mallory.id, passkey.id)).toBe(false);
+        expect(await store.authenticators.findByCredentialId(passkey.credential_id)).toBeDefined();
+        expect(await store.authenticators.remove(ada.id, passkey.id)).toBe(true);
+        expect(await store.authenticators.findByCredentialId(passkey.credential_id)).toBeUndefined();
+        expect(await store.authenticators.remove(ada.id, passkey.id)).toBe(false);
+      });
+
+      it('countForUser counts one type for one user', async () => {
+        const ada = await insertUser();
+        const bob = await insertUser();
+        await store.authenticators.insert(newAuthenticator(ada.id));
+        await store.authenticators.insert(newAuthenticator(ada.id));
+        await store.authenticators.insert(newAuthenticator(ada.id, { type: 'totp' }));
+        await store.authenticators.insert(newAuthenticator(bob.id));
+        expect(await store.authenticators.countForUser(ada.id)).toBe(2);
+        expect(await store.authenticators.countForUser(ada.id, 'totp')).toBe(1);
+        expect(await store.authenticators.countForUser(rid())).toBe(0);
+      });
+
+      describe('recordUse', () => {
+        async function passkeyWithCounter(counter: number) {
+          const user = await insertUser();
+          const passkey = newAuthenticator(user.id, { counter, backed_up: 0 });
+          await store.authenticators.insert(passkey);
+          const read = async () => (await store.authenticators.findForUser(user.id, passkey.id))!;
+          return { passkey, read };
+        }
+
+        it('a higher counter is recorded with the backup state and the time', async () => {
+          const { passkey, read } = await passkeyWithCounter(5);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 6, backedUp: true, at: T0 + MINUTE })).toBe(true);
+          expect(await read()).toMatchObject({ counter: 6, backed_up: 1, last_used_at: T0 + MINUTE });
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 2 ** 32 - 1, backedUp: false, at: T0 + 2 * MINUTE })).toBe(true);
+          expect(await read()).toMatchObject({ counter: 2 ** 32 - 1, backed_up: 0, last_used_at: T0 + 2 * MINUTE });
+        });
+
+        it.each([
+          ['an equal counter', 5, 5],
+          ['a lower counter', 5, 4],
+          ['a zero counter after a non-zero one', 5, 0],
+        ])('%s returns false and leaves the row unchanged', async (_label, stored, presented) => {
+          const { passkey, read } = await passkeyWithCounter(stored);
+          const before = await read();
+          expect(await store.authenticators.recordUse(passkey.id, { counter: presented, backedUp: true, at: T0 + MINUTE })).toBe(false);
+          expect(await read()).toEqual(before);
+        });
+
+        it('both counters zero (an authenticator without one) is accepted every time', async () => {
+          const { passkey, read } = await passkeyWithCounter(0);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, at: T0 + MINUTE })).toBe(true);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, at: T0 + 2 * MINUTE })).toBe(true);
+          expect(await read()).toMatchObject({ counter: 0, backed_up: 1, last_used_at: T0 + 2 * MINUTE });
+          // Once it starts counting it may not go back to zero.
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 1, backedUp: true, at: T0 + 3 * MINUTE })).toBe(true);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, at: T0 + 4 * MINUTE })).toBe(false);
+          expect(await read()).toMatchObject({ counter: 1, last_used_at: T0 + 3 * MINUTE });
+        });
+
+        it('of concurrent uses presenting one counter value exactly one is recorded', async () => {
+          const { passkey, read } = await passkeyWithCounter(3);
+          const results = await Promise.all(
+            Array.from({ length: 10 }, (_, i) => store.authenticators.recordUse(passkey.id, { counter: 4, backedUp: false, at: T0 + i })),
+          );
+          expect(results.filter(Boolean)).toHaveLength(1);
+          expect((await read()).counter).toBe(4);
+        });
+
+        it('an unknown id returns false', async () => {
+          expect(await store.authenticators.recordUse(rid(), { counter: 1, backedUp: false, at: T0 })).toBe(false);
+        });
+      });
+    });
+
+    describe('sessions', () => {
+      it('insert and find by hash return every field', async () => {
+        const user = await insertUser();
+        const session = newSession(user.id, { aal: 2 });
+        await store.sessions.insert(session);
+        const found = await store.sessions.findByHash(session.id_hash);
+        expect(found).toEqual(session);
+        expect(typeof found!.expires_at).toBe('number');
+        expect(await store.sessions.findByHash(rid(32))).toBeUndefined();
+      });
+
+      it('touch moves last_seen_at; markAuthenticated moves both times', async () => {
+        const user = await insertUser();
+        const session = newSession(user.id);
+        await store.sessions.insert(session);
+        await store.sessions.touch(session.id_hash, T0 + MINUTE);
+        expect(await store.sessions.findByHash(session.id_hash)).toMatchObject({ last_seen_at: T0 + MINUTE, authenticated_at: T0 });
+        await store.sessions.markAuthenticated(session.id_hash, T0 + 2 * MINUTE);
+        expect(await store.sessions.findByHash(session.id_hash)).toMatchObject({ last_seen_at: T0 + 2 * MINUTE, authenticated_at: T0 + 2 * MINUTE, created_at: T0 });
+      });
+
+      it('listForUser returns the user’s unexpired sessions, most recently seen first', async () => {
+        const ada = await insertUser();
+        const bob = await insertUser();
+        const older = newSession(ada.id, { last_seen_at: T0 + 1 });
+        const newer = newSession(ada.id, { last_seen_at: T0 + 2 });
+        const expired = newSession(ada.id, { expires_at: T0 + 10 });
+        const bobs = newSession(bob.id);
+        for (const s of [older, newer, expired, bobs]) await store.sessions.insert(s);
+        expect((await store.sessions.listForUser(ada.id, T0 + 10)).map((s) => s.id_hash)).toEqual([newer.id_hash, older.id_hash]);
+      });
+
+      it('deleteByPublicId ends only the owner’s session; delete ends one by hash', async () => {
+        const ada = await insertUser();
+        const mallory = await insertUser();
+        const session = newSession(ada.id);
+        const other = newSession(ada.id);
+        await store.sessions.insert(session);
+        await store.sessions.insert(other);
+        expect(await store.sessions.deleteByPublicId(mallory.id, session.public_id)).toBe(false);
+        expect(await store.sessions.findByHash(session.id_hash)).toBeDefined();
+        expect(await store.sessions.deleteByPublicId(ada.id, session.public_id)).toBe(true);
+        expect(await store.sessions.findByHash(session.id_hash)).toBeUndefined();
+        expect(await store.sessions.deleteByPublicId(ada.id, session.public_id)).toBe(false);
+        await store.sessions.delete(other.id_hash);
+        expect(await store.sessions.findByHash(other.id_hash)).toBeUndefined();
+      });
+
+      it('a public id is unique', async () => {
+        const user = await insertUser();
+        const session = newSession(user.id);
+        await store.sessions.insert(session);
+        expect(isUniqueViolation(await rejectionOf(store.sessions.insert(newSession(user.id, { public_id: session.public_id }))))).toBe(true);
+      });
+
+      it('deleteExpired removes sessions past their absolute or idle limit', async () => {
+        const s = await freshStore();
+        const user = await s.users.insert(newUser());
+        const now = T0 + 60 * MINUTE;
+        const idleMs = 30 * MINUTE;
+        const absolute = newSession(user.id, { expires_at: now, last_seen_at: now - MINUTE });
+        const idle = newSession(user.id, { last_seen_at: now - idleMs, expires_at: now + MINUTE });
+        const alive = newSession(user.id, { last_seen_at: now - idleMs + 1, expires_at: now + 1 });
+        for (const x of [absolute, idle, alive]) await s.sessions.insert(x);
+        expect(await s.sessions.deleteExpired(now, idleMs)).toBe(2);
+        expect((await s.kysely.selectFrom('sessions').select('id_hash').execute()).map((r) => r.id_hash)).toEqual([alive.id_hash]);
+        expect(await s.sessions.deleteExpired(now, idleMs)).toBe(0);
+      });
+    });
+
+    describe('flows', () => {
+      it('insert stores an active flow found by lookup and by id', async () => {
+        const flow = newFlow();
+        await store.flows.insert(flow);
+        const expected = { ...flow, state: 'active', consumed_at: null };
+        expect(await store.flows.findByLookup(flow.lookup)).toEqual(expected);
+        expect(await store.flows.findById(flow.id)).toEqual(expected);
+        expect(await store.flows.findByLookup(rid(32))).toBeUndefined();
+      });
+
+      it('a lookup (challenge) is unique', async () => {
+        const flow = newFlow();
+        await store.flows.insert(flow);
+        expect(isUniqueViolation(await rejectionOf(store.flows.insert(newFlow({ lookup: flow.lookup }))))).toBe(true);
+      });
+
+      it('consume succeeds once and records when', async () => {
+        const flow = newFlow();
+        await store.flows.insert(flow);
+        expect(await store.flows.consume(flow.id, T0 + MINUTE)).toBe(true);
+        expect(await store.flows.consume(flow.id, T0 + MINUTE)).toBe(false);
+        expect(await store.flows.findById(flow.id)).toMatchObject({ state: 'consumed', consumed_at: T0 + MINUTE });
+        expect(await store.flows.consume(rid(), T0)).toBe(false);
+      });
+
+      it('of ten concurrent consumes of one flow exactly one succeeds', async () => {
+        for (let round = 0; round < 5; round++) {
+          const flow = newFlow();
+          await store.flows.insert(flow);
+          const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.flows.consume(flow.id, T0 + i)));
+          expect(results.filter(Boolean)).toHaveLength(1);
+          const consumedAt = T0 + results.indexOf(true);
+          expect(await store.flows.findById(flow.id)).toMatchObject({ state: 'consumed', consumed_at: consumedAt });
+        }
+      });
+
+      it('consume refuses an expired flow and leaves it active', async () => {
+        const flow = newFlow({ expires_at: T0 + MINUTE });
+        await store.flows.insert(flow);
+        expect(await store.flows.consume(flow.id, T0 + MINUTE)).toBe(false);
+        expect(await store.flows.consume(flow.id, T0 + 2 * MINUTE)).toBe(false);
+        expect(await store.flows.findById(flow.id)).toMatchObject({ state: 'active', consumed_at: null });
+        expect(await store.flows.consume(flow.id, T0 + MINUTE - 1)).toBe(true);
+      });
+
+      it('updateData replaces the data', async () => {
+        const flow = newFlow();
+        await store.flows.insert(flow);
+        await store.flows.updateData(flow.id, '{"step":2}');
+        expect((await store.flows.findById(flow.id))!.data).toBe('{"step":2}');
+      });
+
+      it('deleteEnded removes flows that expired more than the grace period ago', async () => {
+        const s = await freshStore();
+        const now = T0 + 60 * MINUTE;
+        const grace = 10 * MINUTE;
+        const longGone = newFlow({ expires_at: now - grace });
+        const recentlyExpired = newFlow({ expires_at: now - grace + 1 });
+        const active = newFlow({ expires_at: now + MINUTE });
+        const consumed = newFlow({ expires_at: now + MINUTE });
+        for (const f of [longGone, recentlyExpired, active, consumed]) await s.flows.insert(f);
+        expect(await s.flows.consume(consumed.id, now - 30 * MINUTE)).toBe(true);
+        expect(await s.flows.deleteEnded(now, grace)).toBe(1);
+        const left = (await s.kysely.selectFrom('flows').select('id').orderBy('id').execute()).map((r) => r.id);
+        expect(left).toEqual([recentlyExpired.id, active.id, consumed.id].sort());
+      });
+    });
+
+    describe('audit', () => {
+      it('record stores the event; listForSubject is newest first, ties by insertion', async () => {
+        const subject = rid();
+        const actor = rid();
+        await store.audit.record({ event: 'signin', outcome: 'success', subjectUserId: subject, actorUserId: actor, at: T0 + 1, ip: '192.0.2.1', userAgent: 'x'.repeat(600), detail: { method: 'passkey' } });
+        await store.audit.record({ event: 'passkey.added', outcome: 'success', subjectUserId: subject, authenticatorId: 'a1', at: T0 + 2 });
+        await store.audit.record({ event: 'passkey.renamed', outcome: 'success', subjectUserId: subject, at: T0 + 2 });
+        await store.audit.record({ event: 'signin.failed', outcome: 'failure', subjectUserId: rid(), at: T0 + 3 });
+
+        const events = await store.audit.listForSubject(subject);
+        expect(events.map((e) => e.event)).toEqual(['passkey.renamed', 'passkey.added', 'signin']);
+        const signin = events[2]!;
+        expect(signin).toMatchObject({ at: T0 + 1, outcome: 'success', actor_user_id: actor, subject_user_id: subject, authenticator_id: null, ip: '192.0.2.1' });
+        expect(typeof signin.id).toBe('number');
+        expect(signin.user_agent).toHaveLength(512);
+        expect(JSON.parse(signin.detail)).toEqual({ method: 'passkey' });
+        expect(events[0]!.detail).toBe('{}');
+        expect(events[0]!.ip).toBeNull();
+        expect((await store.audit.listForSubject(subject, 2)).map((e) => e.event)).toEqual(['passkey.renamed', 'passkey.added']);
+      });
+
+      it('listByEvent returns one event kind, newest first', async () => {
+        const event = `test.${rid()}`;
+        const subjects = [rid(), rid(), rid()];
+        for (const [i, subjectUserId] of subjects.entries()) await store.audit.record({ event, outcome: 'success', subjectUserId, at: T0 + i });
+        await store.audit.record({ event: `other.${rid()}`, outcome: 'success', at: T0 });
+        expect((await store.audit.listByEvent(event)).map((e) => e.subject_user_id)).toEqual([...subjects].reverse());
+        expect(await store.audit.listByEvent(event, 1)).toHaveLength(1);
+      });
+    });
+
+    describe('settings', () => {
+      it('getOrInsert keeps the first value', async () => {
+        const key = `k-${rid()}`;
+        expect(await store.settings.get(key)).toBeUndefined();
+        expect(await store.settings.getOrInsert(key, 'first')).toBe('first');
+        expect(await store.settings.getOrInsert(key, 'second')).toBe('first');
+        expect(await store.settings.get(key)).toBe('first');
+      });
+
+      it('concurrent getOrInsert calls all see the one value that won', async () => {
+        const key = `k-${rid()}`;
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.settings.getOrInsert(key, `v${i}`)));
+        expect(new Set(results).size).toBe(1);
+        expect(await store.settings.get(key)).toBe(results[0]);
+      });
+    });
+
+    describe('Store.transaction', () => {
+      it('rolls back every write when the callback throws', async () => {
+        const user = newUser();
+        const passkey = newAuthenticator(user.id);
+        const failure = new Error('boom');
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.users.insert(user);
+            await tx.authenticators.insert(passkey);
+            await tx.audit.record({ event: 'signup', outcome: 'success', subjectUserId: user.id, at: T0 });
+            expect(await tx.users.findById(user.id)).toBeDefined();
+            throw failure;
+          }),
+        ).rejects.toBe(failure);
+        expect(await store.users.findById(user.id)).toBeUndefined();
+        expect(await store.authenticators.findByCredentialId(passkey.credential_id)).toBeUndefined();
+        expect(await store.audit.listForSubject(user.id)).toEqual([]);
+      });
+
+      it('rolls back earlier writes when a later one violates a constraint', async () => {
+        const taken = await insertUser();
+        const existing = newAuthenticator(taken.id);
+        await store.authenticators.insert(existing);
+        const user = newUser();
+        const error = await rejectionOf(
+          store.transaction(async (tx) => {
+            await tx.users.insert(user);
+            await tx.authenticators.insert(newAuthenticator(user.id, { credential_id: existing.credential_id }));
+          }),
+        );
+        expect(isUniqueViolation(error)).toBe(true);
+        expect(await store.users.findById(user.id)).toBeUndefined();
+      });
+
+      it('commits every write when the callback returns, and a nested transaction joins the outer one', async () => {
+        const user = newUser();
+        const passkey = newAuthenticator(user.id);
+        const result = await store.transaction(async (tx) => {
+          await tx.users.insert(user);
+          await tx.transaction(async (inner) => inner.authenticators.insert(passkey));
+          return 'done';
+        });
+        expect(result).toBe('done');
+        expect(await store.users.findById(user.id)).toBeDefined();
+        expect(await store.authenticators.findByCredentialId(passkey.credential_id)).toBeDefined();
+
+        const other = newUser();
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.users.insert(other);
+            await tx.transaction(async () => {
+              throw new Error('inner');
+            });
+          }),
+        ).rejects.toThrow('inner');
+        expect(await store.users.findById(other.id)).toBeUndefined();
+      });
+    });
+
+    it('deleting a user removes its authenticators, sessions and flows, and keeps the audit trail', async () => {
+      const user = await insertUser();
+      const keep = await insertUser();
+      const passkey = newAuthenticator(user.id);
+      const session = newSession(user.id);
+      const flow = newFlow({ user_id: user.id });
+      const keptPasskey = newAuthenticator(keep.id);
+      await store.authenticators.insert(passkey);
+      await store.authenticators.insert(keptPasskey);
+      await store.sessions.insert(session);
+      await store.flows.insert(flow);
+      await store.audit.record({ event: 'signup', outcome: 'success', subjectUserId: user.id, at: T0 });
+
+      await db.kysely.deleteFrom('users').where('id', '=', user.id).execute();
+
+      expect(await store.users.findById(user.id)).toBeUndefined();
+      expect(await store.authenticators.findByCredentialId(passkey.credential_id)).toBeUndefined();
+      expect(await store.sessions.findByHash(session.id_hash)).toBeUndefined();
+      expect(await store.flows.findById(flow.id)).toBeUndefined();
+      expect(await store.audit.listForSubject(user.id)).toHaveLength(1);
+      expect(await store.authenticators.findByCredentialId(keptPasskey.credential_id)).toBeDefined();
+    });
+  });
+});
