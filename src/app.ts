@@ -42,7 +42,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel, redact: ['req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]'] },
     bodyLimit: BODY_LIMIT,
-    trustProxy: config.trustProxyHops > 0 ? config.trustProxyHops : false,
+    // Trust X-Forwarded-For from the configured number of proxy hops only.
+    trustProxy: (_address: string, hop: number) => hop < config.trustProxyHops,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }).setValidatorCompiler(TypeBoxValidatorCompiler);
 

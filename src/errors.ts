@@ -3,6 +3,8 @@
  * an HTTP status and a message written for the person reading it. The error
  * handler in `plugins/errorHandler.ts` renders them as JSON or as an HTML page.
  */
+import { isUniqueViolation } from './db/isUniqueViolation.js';
+
 export const errorCatalogue = {
   validation_failed: { status: 400, message: 'Some of the information sent was missing or not valid.' },
   bad_request: { status: 400, message: 'The request could not be understood.' },
@@ -65,4 +67,15 @@ export class AppError extends Error {
 
 export function appError(code: ErrorCode, message?: string, fields?: FieldError[]): AppError {
   return new AppError(code, message, fields);
+}
+
+/**
+ * For `.catch()` on a write where the database settles a race through a unique
+ * index: the loser gets `code` instead of an unexplained 500.
+ */
+export function mapUniqueViolation(code: ErrorCode) {
+  return (error: unknown): never => {
+    if (isUniqueViolation(error)) throw appError(code);
+    throw error;
+  };
 }

@@ -135,7 +135,7 @@ describe('security headers, CSRF and bad input', () => {
       }
     }
     for (const url of [`/settings/passkeys/${passkeyId}/rename`, `/settings/passkeys/${passkeyId}/remove`, '/settings/sessions/x/end']) {
-      for (const fields of [{ name: 'x'.repeat(5000) }, { confirm: 'maybe' }, { name: '' }]) {
+      for (const fields of [{ name: 'x'.repeat(5000) }, { confirm: 'maybe' }, { name: '' }] as Record<string, string>[]) {
         const res = await signedIn.postForm(url, fields);
         expect(res.statusCode, `${url} ${JSON.stringify(fields).slice(0, 60)}`).toBeLessThan(500);
       }

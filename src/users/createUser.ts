@@ -1,6 +1,7 @@
 import { randomToken } from '../crypto.js';
 import { normalizeEmail } from '../db/persisters/users.js';
 import type { User } from '../db/schema.js';
+import { isUniqueViolation } from '../db/isUniqueViolation.js';
 import type { Store } from '../db/store.js';
 
 export class UserInputError extends Error {}
@@ -14,7 +15,8 @@ export async function createUser(store: Store, input: { email: string; displayNa
   if (!EMAIL.test(email) || email.length > 254) throw new UserInputError(`not a valid email address: "${input.email}"`);
   if (!displayName || displayName.length > 100) throw new UserInputError('the name must be 1 to 100 characters');
   if (await store.users.findByEmail(email)) throw new UserInputError(`a user with the email ${email} already exists`);
-  return store.users.insert({
+  return store.users
+    .insert({
     id: randomToken(16),
     email,
     email_normalized: normalizeEmail(email),
@@ -22,5 +24,9 @@ export async function createUser(store: Store, input: { email: string; displayNa
     status: 'pending',
     created_at: now,
     updated_at: now,
-  });
+    })
+    .catch((error: unknown) => {
+      if (isUniqueViolation(error)) throw new UserInputError(`a user with the email ${email} already exists`);
+      throw error;
+    });
 }

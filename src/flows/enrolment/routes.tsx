@@ -8,7 +8,7 @@ import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
-import { appError } from '../../errors.js';
+import { appError, mapUniqueViolation } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
@@ -78,7 +78,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
         await tx.users.setStatus(user.id, 'enrolled', now());
         await audit(app, request, { event: 'enrolment.completed', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id }, tx);
         await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
-      });
+      }).catch(mapUniqueViolation('credential_exists'));
       await startSession(app, request, reply, user);
       return { status: 'ok', redirect: '/settings?enrolled=1' };
     },

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { audit } from '../../audit.js';
-import { appError } from '../../errors.js';
+import { appError, mapUniqueViolation } from '../../errors.js';
 import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
@@ -115,7 +115,7 @@ export async function settingsRoutes(app: FastifyInstance) {
       await tx.authenticators.insert(authenticator);
       if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
       await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
-    });
+    }).catch(mapUniqueViolation('credential_exists'));
     return { status: 'ok', redirect: '/settings?added=1', passkey: { id: authenticator.id, name: authenticator.name } };
   });
 

@@ -11,7 +11,7 @@ import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
 import { randomToken } from '../../crypto.js';
 import { normalizeEmail } from '../../db/persisters/users.js';
-import { appError } from '../../errors.js';
+import { appError, mapUniqueViolation } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
 import { DisplayNameSchema, EmailSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
@@ -82,8 +82,8 @@ export async function signUpRoutes(app: FastifyInstance) {
       userId: data.userId,
     });
     const now = app.latchkey.now();
+    // The unique index on email_normalized settles a race between two sign-ups for one address.
     const user = await store.transaction(async (tx) => {
-      // The unique index on email_normalized settles a race between two sign-ups for one address.
       if (await tx.users.findByEmail(data.email)) throw appError('email_unavailable');
       const created = await tx.users.insert({
         id: data.userId,
@@ -98,7 +98,7 @@ export async function signUpRoutes(app: FastifyInstance) {
       await audit(app, request, { event: 'signup', subjectUserId: created.id, actorUserId: created.id }, tx);
       await audit(app, request, { event: 'passkey.added', subjectUserId: created.id, actorUserId: created.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
       return created;
-    });
+    }).catch(mapUniqueViolation('email_unavailable'));
     await startSession(app, request, reply, user);
     return { status: 'ok', redirect: '/settings?created=1' };
   });

@@ -61,6 +61,21 @@ describe('sign up', () => {
     expect(res.json().error.code).toBe('email_unavailable');
   });
 
+  it('lets exactly one of two concurrent sign-ups for one email succeed', async () => {
+    const a = new TestBrowser(t.app);
+    const b = new TestBrowser(t.app);
+    await a.get('/signup');
+    await b.get('/signup');
+    const oa = (await a.postJson('/signup/options', { displayName: 'Ada', email: 'ada@example.com' })).json().options;
+    const ob = (await b.postJson('/signup/options', { displayName: 'Ada', email: 'ADA@example.com' })).json().options;
+    const results = await Promise.all([
+      a.postJson('/signup/verify', { response: authenticator().createCredential(oa) }),
+      b.postJson('/signup/verify', { response: authenticator().createCredential(ob) }),
+    ]);
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+    expect(await t.app.latchkey.store.users.count()).toBe(1);
+  });
+
   it('validates the form with field errors', async () => {
     const browser = new TestBrowser(t.app);
     await browser.get('/signup');
