@@ -8,6 +8,7 @@ import { openDatabase } from './db/connect.js';
 import { Store } from './db/store.js';
 import { createUser, UserInputError } from './users/createUser.js';
 import { issueInvite } from './flows/enrolment/invites.js';
+import { MAINTENANCE_INTERVAL_MS, pruneExpired } from './maintenance.js';
 
 const usage = `Usage: latchkey <command> [options]
 
@@ -47,6 +48,12 @@ async function serve(config: Config): Promise<void> {
   };
   process.once('SIGINT', () => void close('SIGINT'));
   process.once('SIGTERM', () => void close('SIGTERM'));
+  const prune = () =>
+    pruneExpired(app.latchkey.store, config, Date.now()).catch((err: unknown) => app.log.error({ err }, 'pruning expired sessions and flows failed'));
+  await prune();
+  const timer = setInterval(prune, MAINTENANCE_INTERVAL_MS);
+  timer.unref();
+  app.addHook('onClose', async () => clearInterval(timer));
   await app.listen({ port: config.port, host: config.host });
   app.log.info(`Latchkey is serving ${config.origin} (listening on ${config.host}:${config.port})`);
 }

@@ -469,6 +469,18 @@ describe.each(databases)('persister contract on $name', (target) => {
         const left = (await s.kysely.selectFrom('flows').select('id').orderBy('id').execute()).map((r) => r.id);
         expect(left).toEqual([recentlyExpired.id, active.id, consumed.id].sort());
       });
+
+      it('deleteEnded can keep or target some flow types', async () => {
+        const s = await freshStore();
+        const now = T0 + 60 * MINUTE;
+        const invite = newFlow({ type: 'invite', expires_at: now - MINUTE });
+        const ceremony = newFlow({ type: 'signin', expires_at: now - MINUTE });
+        for (const f of [invite, ceremony]) await s.flows.insert(f);
+        expect(await s.flows.deleteEnded(now, 0, { exceptTypes: ['invite'] })).toBe(1);
+        expect(await s.flows.findById(invite.id)).toBeDefined();
+        expect(await s.flows.deleteEnded(now, 0, { types: ['signin'] })).toBe(0);
+        expect(await s.flows.deleteEnded(now, 0, { types: ['invite'] })).toBe(1);
+      });
     });
 
     describe('audit', () => {

@@ -37,9 +37,16 @@ export class FlowPersister {
     await this.db.updateTable('flows').set({ data }).where('id', '=', id).execute();
   }
 
-  /** Drop flows that ended more than `graceMs` ago; consumed invites are kept that long to tell "already used" from "unknown". */
-  async deleteEnded(now: number, graceMs: number): Promise<number> {
-    const r = await this.db.deleteFrom('flows').where('expires_at', '<=', now - graceMs).executeTakeFirst();
+  /**
+   * Drop flows that expired more than `graceMs` ago, optionally only of some
+   * types or all but some: used and expired invites are kept longer than
+   * ceremonies so their pages can say why they no longer work.
+   */
+  async deleteEnded(now: number, graceMs: number, filter: { types?: string[]; exceptTypes?: string[] } = {}): Promise<number> {
+    let query = this.db.deleteFrom('flows').where('expires_at', '<=', now - graceMs);
+    if (filter.types) query = query.where('type', 'in', filter.types);
+    if (filter.exceptTypes) query = query.where('type', 'not in', filter.exceptTypes);
+    const r = await query.executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 }

@@ -1,0 +1,34 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../test/support/app.js';
+import { createUser } from './users/createUser.js';
+import { issueInvite } from './flows/enrolment/invites.js';
+import { pruneExpired } from './maintenance.js';
+
+describe('pruneExpired', () => {
+  let t: TestApp;
+  let clock: number;
+  beforeEach(async () => {
+    clock = Date.UTC(2026, 10, 22, 9);
+    t = await createTestApp({}, { now: () => clock });
+  });
+  afterEach(async () => t.close());
+
+  it('removes ended sessions and ceremonies, and keeps expired invites answering for 30 days', async () => {
+    const { store } = t.app.latchkey;
+    const browser = await signUp(t.app, authenticator());
+    await browser.postJson('/signin/options', { mode: 'discoverable' });
+    const user = await createUser(store, { email: 'mary@example.com', displayName: 'Mary' }, clock);
+    const { url } = await issueInvite(store, t.config, user, clock);
+    const path = new URL(url).pathname;
+
+    expect(await pruneExpired(store, t.config, clock)).toEqual({ sessions: 0, flows: 0 });
+    clock += 4 * 24 * 3600 * 1000; // sessions idle, ceremonies and the invite expired
+    const pruned = await pruneExpired(store, t.config, clock);
+    expect(pruned.sessions).toBe(1);
+    expect(pruned.flows).toBeGreaterThanOrEqual(2);
+    expect((await new TestBrowser(t.app).get(path)).statusCode).toBe(410);
+    clock += 31 * 24 * 3600 * 1000;
+    expect((await pruneExpired(store, t.config, clock)).flows).toBe(1);
+    expect((await new TestBrowser(t.app).get(path)).statusCode).toBe(404);
+  });
+});
