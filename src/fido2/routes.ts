@@ -1,4 +1,73 @@
-/** FIDO Alliance conformance API (Server Requirements and Transport Binding Profile). */
+/**
+ * FIDO Alliance conformance API (Server Requirements and Transport Binding
+ * Profile), registered under /fido2 only when LATCHKEY_FIDO_CONFORMANCE=true.
+ *
+ *   POST /fido2/attestation/options  ServerPublicKeyCredentialCreationOptionsRequest → …Response
+ *   POST /fido2/attestation/result   ServerPublicKeyCredential (attestation)          → ServerResponse
+ *   POST /fido2/assertion/options    ServerPublicKeyCredentialGetOptionsRequest      → …Response
+ *   POST /fido2/assertion/result     ServerPublicKeyCredential (assertion)            → ServerResponse
+ *
+ * Options and results are linked by the browser binding cookie. The plugin is
+ * encapsulated (not wrapped in fastify-plugin), so its error and not-found
+ * handlers answer in the profile's `{ status: 'failed', errorMessage }` shape
+ * for these routes only.
+ */
 import type { FastifyInstance } from 'fastify';
+import type { Static } from 'typebox';
+import { configureConformanceTrust } from './configureConformanceTrust.js';
+import {
+  AssertionResultSchema,
+  AttestationResultSchema,
+  CreationOptionsRequestSchema,
+  CreationOptionsResponseSchema,
+  GetOptionsRequestSchema,
+  GetOptionsResponseSchema,
+  ServerResponseSchema,
+} from './schemas.js';
+import { sendServerFailure } from './serverResponse.js';
+import { issueCreationOptions, issueRequestOptions, verifyAssertionResult, verifyAttestationResult } from './service.js';
 
-export async function fido2Routes(_app: FastifyInstance) {}
+export interface Fido2RoutesOptions {
+  /**
+   * Directory of the conformance tool's metadata statements (*.json). Until the
+   * config module has an option for it, LATCHKEY_FIDO_METADATA_DIR is read here.
+   */
+  metadataDir?: string;
+}
+
+const failed = { 400: ServerResponseSchema, 404: ServerResponseSchema };
+
+export async function fido2Routes(app: FastifyInstance, opts: Fido2RoutesOptions = {}) {
+  const metadataDir = opts.metadataDir ?? (process.env.LATCHKEY_FIDO_METADATA_DIR?.trim() || undefined);
+  const trust = await configureConformanceTrust({ metadataDir });
+  app.log.info({ metadataStatements: trust.statements }, 'FIDO conformance API enabled at /fido2');
+
+  app.setErrorHandler((error, request, reply) => sendServerFailure(error, request, reply));
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send({ status: 'failed', errorMessage: `No conformance endpoint at ${request.method} ${request.url.split('?')[0]}` });
+  });
+
+  app.post<{ Body: Static<typeof CreationOptionsRequestSchema> }>(
+    '/attestation/options',
+    { schema: { body: CreationOptionsRequestSchema, response: { 200: CreationOptionsResponseSchema, ...failed } } },
+    async (request) => issueCreationOptions(app, request, request.body),
+  );
+
+  app.post<{ Body: Static<typeof AttestationResultSchema> }>(
+    '/attestation/result',
+    { schema: { body: AttestationResultSchema, response: { 200: ServerResponseSchema, ...failed } } },
+    async (request) => verifyAttestationResult(app, request, request.body),
+  );
+
+  app.post<{ Body: Static<typeof GetOptionsRequestSchema> }>(
+    '/assertion/options',
+    { schema: { body: GetOptionsRequestSchema, response: { 200: GetOptionsResponseSchema, ...failed } } },
+    async (request) => issueRequestOptions(app, request, request.body),
+  );
+
+  app.post<{ Body: Static<typeof AssertionResultSchema> }>(
+    '/assertion/result',
+    { schema: { body: AssertionResultSchema, response: { 200: ServerResponseSchema, ...failed } } },
+    async (request) => verifyAssertionResult(app, request, request.body),
+  );
+}

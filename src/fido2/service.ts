@@ -1,0 +1,356 @@
+/**
+ * The four conformance ceremonies over @simplewebauthn/server, with the
+ * options the FIDO profile lets the client choose (attestation, user
+ * verification, authenticator selection, extensions) and every attestation
+ * format the library verifies. They live beside, not inside, the one WebAuthn
+ * module because that module's policy (UV always required, attestation
+ * "none", discoverable credentials) is what the conformance tool must be able
+ * to vary. The storage rules are the same: challenges are stored as flows,
+ * bound to the browser cookie, consumed once; passkeys go to the
+ * authenticators table.
+ */
+import {
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
+import type { Static } from 'typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { audit } from '../audit.js';
+import { randomToken } from '../crypto.js';
+import { normalizeEmail } from '../db/persisters/users.js';
+import type { Authenticator, Flow, User } from '../db/schema.js';
+import { challengeOf, describeLibraryError, userHandleFor } from '../webauthn/ceremonies.js';
+import { conformanceFailure, OK } from './serverResponse.js';
+import type {
+  AssertionResultSchema,
+  AttestationResultSchema,
+  CreationOptionsRequestSchema,
+  CreationOptionsResponseSchema,
+  GetOptionsRequestSchema,
+  GetOptionsResponseSchema,
+} from './schemas.js';
+
+export const ATTESTATION_FLOW = 'fido2-attestation';
+export const ASSERTION_FLOW = 'fido2-assertion';
+
+/**
+ * Every COSE algorithm the library verifies, ES256 first (the list
+ * SimpleWebAuthn's own conformance setup offers). RS1 (-65535) is weak and is
+ * offered only in this test-only mode.
+ */
+export const CONFORMANCE_ALGORITHMS = [-7, -8, -35, -36, -257, -258, -259, -37, -38, -39, -65535];
+
+type UserVerification = 'required' | 'preferred' | 'discouraged';
+
+interface AttestationFlowData {
+  userVerification: UserVerification;
+  attestation: string;
+}
+
+interface AssertionFlowData {
+  userVerification: UserVerification;
+}
+
+type Descriptor = { type: 'public-key'; id: string; transports?: string[] };
+
+const knownTransports = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
+function sanitizeTransports(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((t): t is string => typeof t === 'string' && knownTransports.has(t)).slice(0, 8) : [];
+}
+
+function descriptorOf(a: Pick<Authenticator, 'credential_id' | 'transports'>): Descriptor {
+  let transports: string[] = [];
+  try {
+    transports = sanitizeTransports(JSON.parse(a.transports));
+  } catch {
+    // a malformed column is treated as "no hint"
+  }
+  return transports.length ? { type: 'public-key', id: a.credential_id, transports } : { type: 'public-key', id: a.credential_id };
+}
+
+function timeoutMs(app: FastifyInstance): number {
+  return app.latchkey.config.challengeSeconds * 1000;
+}
+
+async function saveChallenge(app: FastifyInstance, type: string, bindingHash: string, userId: string, data: object): Promise<string> {
+  const { store, now, config } = app.latchkey;
+  // 32 random bytes: the profile asks for 16 to 64.
+  const challenge = randomToken(32);
+  const t = now();
+  await store.flows.insert({
+    id: randomToken(16),
+    type,
+    binding_hash: bindingHash,
+    user_id: userId,
+    lookup: challenge,
+    data: JSON.stringify(data),
+    created_at: t,
+    expires_at: t + config.challengeSeconds * 1000,
+  });
+  return challenge;
+}
+
+/** Find the options a result answers, by the challenge in its clientDataJSON, and consume them once. */
+async function consumeChallenge(app: FastifyInstance, type: string, clientDataJSON: string, bindingHash: string): Promise<Flow> {
+  const { store, now } = app.latchkey;
+  const challenge = challengeOf(clientDataJSON);
+  if (!challenge) throw conformanceFailure('clientDataJSON is not base64url-encoded JSON with a challenge');
+  const flow = await store.flows.findByLookup(challenge);
+  const endpoint = type === ATTESTATION_FLOW ? '/attestation/options' : '/assertion/options';
+  if (!flow || flow.type !== type) throw conformanceFailure(`clientDataJSON.challenge does not match a challenge issued by ${endpoint}`);
+  if (flow.binding_hash !== bindingHash) throw conformanceFailure(`The challenge was issued to another session: send the cookie set by ${endpoint}`);
+  if (!(await store.flows.consume(flow.id, now()))) throw conformanceFailure('The challenge has expired or was already used');
+  return flow;
+}
+
+/** Profile shape to the shape the library reads: `getClientExtensionResults` and an optional `rawId`. */
+function credentialBase(body: { id: string; rawId?: string; type: string; getClientExtensionResults?: object; clientExtensionResults?: object }) {
+  if (body.type !== 'public-key') throw conformanceFailure(`type must be "public-key", got ${JSON.stringify(body.type.slice(0, 32))}`);
+  if (body.rawId !== undefined && body.rawId !== body.id) throw conformanceFailure('rawId does not equal id');
+  return {
+    id: body.id,
+    rawId: body.id,
+    type: 'public-key' as const,
+    clientExtensionResults: (body.getClientExtensionResults ?? body.clientExtensionResults ?? {}) as AuthenticationResponseJSON['clientExtensionResults'],
+  };
+}
+
+/**
+ * §7.1 step 12 (CBOR decoding) with messages that name the broken member; the
+ * library would report the same inputs as internal type errors.
+ */
+function checkAttestationObject(b64: string): void {
+  let decoded: unknown;
+  try {
+    decoded = decodeAttestationObject(new Uint8Array(Buffer.from(b64, 'base64url')));
+  } catch {
+    throw conformanceFailure('attestationObject is not valid CBOR');
+  }
+  if (!(decoded instanceof Map)) throw conformanceFailure('attestationObject is not a CBOR map');
+  if (typeof decoded.get('fmt') !== 'string') throw conformanceFailure('attestationObject.fmt is missing or not a text string');
+  if (!(decoded.get('attStmt') instanceof Map)) throw conformanceFailure('attestationObject.attStmt is missing or not a map');
+  const authData = decoded.get('authData');
+  if (!(authData instanceof Uint8Array)) throw conformanceFailure('attestationObject.authData is missing or not a byte string');
+  // rpIdHash (32) + flags (1) + signCount (4) + AAGUID (16) + credentialIdLength (2): the least a registration carries.
+  if (authData.length < 55) throw conformanceFailure('attestationObject.authData is too short to hold attested credential data');
+}
+
+async function findOrCreateUser(app: FastifyInstance, username: string, displayName: string): Promise<User> {
+  const { store, now } = app.latchkey;
+  const existing = await store.users.findByEmail(username);
+  if (existing) return existing;
+  const t = now();
+  try {
+    // Conformance mode only: the profile's username is an account name, kept in the email column.
+    return await store.users.insert({
+      id: randomToken(16),
+      email: username,
+      email_normalized: normalizeEmail(username),
+      display_name: displayName.trim() || username,
+      status: 'pending',
+      created_at: t,
+      updated_at: t,
+    });
+  } catch (err) {
+    // Two concurrent requests for one new username: the unique index lets one insert win.
+    const winner = await store.users.findByEmail(username);
+    if (winner) return winner;
+    throw err;
+  }
+}
+
+async function passkeysOf(app: FastifyInstance, userId: string): Promise<Authenticator[]> {
+  return (await app.latchkey.store.authenticators.listForUser(userId)).filter((a) => a.type === 'passkey');
+}
+
+/** POST /fido2/attestation/options */
+export async function issueCreationOptions(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  body: Static<typeof CreationOptionsRequestSchema>,
+): Promise<Static<typeof CreationOptionsResponseSchema>> {
+  const { config } = app.latchkey;
+  const user = await findOrCreateUser(app, body.username, body.displayName);
+  if (user.status === 'disabled') throw conformanceFailure('This user is disabled');
+  const existing = await passkeysOf(app, user.id);
+  const attestation = body.attestation ?? 'none';
+  const selection = body.authenticatorSelection;
+  const data: AttestationFlowData = { userVerification: selection?.userVerification ?? 'preferred', attestation };
+  const challenge = await saveChallenge(app, ATTESTATION_FLOW, request.bindingHash, user.id, data);
+  return {
+    ...OK,
+    rp: { name: config.rpName, id: config.rpId },
+    user: { id: Buffer.from(userHandleFor(user.id)).toString('base64url'), name: body.username, displayName: body.displayName },
+    challenge,
+    pubKeyCredParams: CONFORMANCE_ALGORITHMS.map((alg) => ({ type: 'public-key' as const, alg })),
+    timeout: timeoutMs(app),
+    excludeCredentials: existing.map(descriptorOf),
+    ...(selection
+      ? {
+          // Echo the members WebAuthn defines; anything else would be ignored by a client anyway.
+          authenticatorSelection: {
+            ...(selection.authenticatorAttachment !== undefined ? { authenticatorAttachment: selection.authenticatorAttachment } : {}),
+            ...(selection.residentKey !== undefined ? { residentKey: selection.residentKey } : {}),
+            ...(selection.requireResidentKey !== undefined ? { requireResidentKey: selection.requireResidentKey } : {}),
+            ...(selection.userVerification !== undefined ? { userVerification: selection.userVerification } : {}),
+          },
+        }
+      : {}),
+    attestation,
+    ...(body.extensions ? { extensions: body.extensions } : {}),
+  };
+}
+
+/** POST /fido2/attestation/result: WebAuthn L3 §7.1 by the library, then store the passkey. */
+export async function verifyAttestationResult(app: FastifyInstance, request: FastifyRequest, body: Static<typeof AttestationResultSchema>): Promise<typeof OK> {
+  const { config, store, now } = app.latchkey;
+  const response: RegistrationResponseJSON = {
+    ...credentialBase(body),
+    response: { clientDataJSON: body.response.clientDataJSON, attestationObject: body.response.attestationObject },
+  };
+  const flow = await consumeChallenge(app, ATTESTATION_FLOW, body.response.clientDataJSON, request.bindingHash);
+  const data = JSON.parse(flow.data) as AttestationFlowData;
+  checkAttestationObject(body.response.attestationObject);
+  let verification;
+  try {
+    verification = await verifyRegistrationResponse({
+      response,
+      expectedChallenge: flow.lookup,
+      expectedOrigin: config.origin,
+      expectedRPID: config.rpId,
+      expectedType: 'webauthn.create',
+      requireUserPresence: true,
+      // §7.1 step 15: UV only when the options asked for it.
+      requireUserVerification: data.userVerification === 'required',
+      supportedAlgorithmIDs: CONFORMANCE_ALGORITHMS,
+    });
+  } catch (err) {
+    throw conformanceFailure(`Attestation refused: ${describeLibraryError(err)}`);
+  }
+  if (!verification.verified || !verification.registrationInfo) throw conformanceFailure('Attestation refused: the attestation statement did not verify');
+  const info = verification.registrationInfo;
+  // §7.1 step 22 with the client's claim: the credential id in authenticator data is the one the client reported.
+  if (info.credential.id !== body.id) throw conformanceFailure('id does not equal the credential ID in authenticatorData');
+  if (await store.authenticators.findByCredentialId(info.credential.id)) throw conformanceFailure('This credential ID is already registered');
+  const userId = flow.user_id!;
+  const t = now();
+  const authenticator = {
+    id: randomToken(12),
+    user_id: userId,
+    type: 'passkey',
+    credential_id: info.credential.id,
+    public_key: Buffer.from(info.credential.publicKey).toString('base64url'),
+    counter: info.credential.counter,
+    transports: JSON.stringify(sanitizeTransports(body.response.transports)),
+    aaguid: info.aaguid,
+    backup_eligible: info.credentialDeviceType === 'multiDevice' ? 1 : 0,
+    backed_up: info.credentialBackedUp ? 1 : 0,
+    attestation_format: info.fmt,
+    name: `FIDO conformance (${info.fmt})`.slice(0, 64),
+    created_at: t,
+    last_used_at: null,
+  };
+  try {
+    await store.transaction(async (tx) => {
+      await tx.authenticators.insert(authenticator);
+      const user = await tx.users.findById(userId);
+      if (user?.status === 'pending') await tx.users.setStatus(userId, 'enrolled', t);
+      await audit(
+        app,
+        request,
+        { event: 'passkey.added', subjectUserId: userId, actorUserId: userId, authenticatorId: authenticator.id, detail: { name: authenticator.name, fido2: true } },
+        tx,
+      );
+    });
+  } catch (err) {
+    // The unique index on credential_id settles a race between two results for one credential.
+    if (await store.authenticators.findByCredentialId(info.credential.id)) throw conformanceFailure('This credential ID is already registered');
+    throw err;
+  }
+  return OK;
+}
+
+/** POST /fido2/assertion/options */
+export async function issueRequestOptions(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  body: Static<typeof GetOptionsRequestSchema>,
+): Promise<Static<typeof GetOptionsResponseSchema>> {
+  const { config, store } = app.latchkey;
+  const user = await store.users.findByEmail(body.username);
+  if (!user) throw conformanceFailure('User does not exist');
+  if (user.status === 'disabled') throw conformanceFailure('This user is disabled');
+  const credentials = await passkeysOf(app, user.id);
+  const userVerification = body.userVerification ?? 'preferred';
+  const data: AssertionFlowData = { userVerification };
+  const challenge = await saveChallenge(app, ASSERTION_FLOW, request.bindingHash, user.id, data);
+  return {
+    ...OK,
+    challenge,
+    timeout: timeoutMs(app),
+    rpId: config.rpId,
+    allowCredentials: credentials.map(descriptorOf),
+    userVerification,
+    ...(body.extensions ? { extensions: body.extensions } : {}),
+  };
+}
+
+/** POST /fido2/assertion/result: WebAuthn L3 §7.2 by the library, then record the use. */
+export async function verifyAssertionResult(app: FastifyInstance, request: FastifyRequest, body: Static<typeof AssertionResultSchema>): Promise<typeof OK> {
+  const { config, store, now } = app.latchkey;
+  const userHandle = body.response.userHandle || undefined;
+  const response: AuthenticationResponseJSON = {
+    ...credentialBase(body),
+    response: {
+      clientDataJSON: body.response.clientDataJSON,
+      authenticatorData: body.response.authenticatorData,
+      signature: body.response.signature,
+      ...(userHandle ? { userHandle } : {}),
+    },
+  };
+  const flow = await consumeChallenge(app, ASSERTION_FLOW, body.response.clientDataJSON, request.bindingHash);
+  const data = JSON.parse(flow.data) as AssertionFlowData;
+  const authenticator = await store.authenticators.findByCredentialId(body.id);
+  // §7.2 step 6: the credential must be one of the user's the options were for.
+  if (!authenticator || authenticator.type !== 'passkey' || authenticator.user_id !== flow.user_id) {
+    throw conformanceFailure('Unknown credential: id is not a credential of this user');
+  }
+  if (userHandle && userHandle !== Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url')) {
+    throw conformanceFailure("userHandle does not match the credential's user");
+  }
+  let verification;
+  try {
+    verification = await verifyAuthenticationResponse({
+      response,
+      expectedChallenge: flow.lookup,
+      expectedOrigin: config.origin,
+      expectedRPID: config.rpId,
+      expectedType: 'webauthn.get',
+      credential: {
+        id: authenticator.credential_id,
+        publicKey: new Uint8Array(Buffer.from(authenticator.public_key, 'base64url')),
+        counter: authenticator.counter,
+      },
+      // The FIDO conformance rules for UP/UV: UV is demanded only when the options said "required";
+      // the tool also expects success with UP and UV both clear for "preferred" and "discouraged".
+      requireUserVerification: false,
+      advancedFIDOConfig: { userVerification: data.userVerification },
+    });
+  } catch (err) {
+    const message = describeLibraryError(err);
+    if (/counter/i.test(message)) {
+      await audit(app, request, { event: 'passkey.counter_regressed', outcome: 'failure', subjectUserId: authenticator.user_id, actorUserId: null, authenticatorId: authenticator.id });
+    }
+    throw conformanceFailure(`Assertion refused: ${message}`);
+  }
+  if (!verification.verified) throw conformanceFailure('Assertion refused: the signature is not valid');
+  const info = verification.authenticationInfo;
+  // The conditional update loses to a concurrent use with a higher counter (§7.2 step 22).
+  if (!(await store.authenticators.recordUse(authenticator.id, { counter: info.newCounter, backedUp: info.credentialBackedUp, at: now() }))) {
+    throw conformanceFailure('Assertion refused: the signature counter did not increase');
+  }
+  return OK;
+}

@@ -1,0 +1,96 @@
+/**
+ * The software authenticator with real attestation statements:
+ *
+ * - `PackedAuthenticator`: "packed" (WebAuthn L3 §8.2). Self attestation by
+ *   default (signed by the new credential's own key, no x5c); full (basic)
+ *   attestation when given an attestation certificate chain.
+ * - `FidoU2fAuthenticator`: "fido-u2f" (§8.6), ES256 only.
+ */
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import type { PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import { convertCOSEtoPKCS, decodeAttestationObject, parseAuthenticatorData } from '@simplewebauthn/server/helpers';
+import { encodeCbor } from './cbor.js';
+import { SoftAuthenticator, type SoftAuthenticatorOptions, type SoftCredential } from './softAuthenticator.js';
+
+export interface AttestationKey {
+  privateKey: KeyObject;
+  /** DER certificates, leaf first (the leaf holds the attestation public key). */
+  x5c: Buffer[];
+}
+
+type AttStmt = Map<string, number | Uint8Array | Uint8Array[]>;
+
+abstract class AttestingAuthenticator extends SoftAuthenticator {
+  protected abstract readonly fmt: string;
+  protected abstract statement(credential: SoftCredential, authData: Buffer, clientDataHash: Buffer): AttStmt;
+
+  override createCredential(options: PublicKeyCredentialCreationOptionsJSON, overrides: { origin?: string; rpId?: string } = {}): RegistrationResponseJSON {
+    const created = super.createCredential(options, overrides);
+    const credential = this.credentials.get(created.id)!;
+    const authData = Buffer.from(decodeAttestationObject(new Uint8Array(Buffer.from(created.response.attestationObject, 'base64url'))).get('authData'));
+    const clientDataHash = createHash('sha256').update(Buffer.from(created.response.clientDataJSON, 'base64url')).digest();
+    const attestationObject = encodeCbor(
+      new Map<string, string | Uint8Array | AttStmt>([
+        ['fmt', this.fmt],
+        ['attStmt', this.statement(credential, authData, clientDataHash)],
+        ['authData', authData],
+      ]) as Parameters<typeof encodeCbor>[0],
+    );
+    return { ...created, response: { ...created.response, attestationObject: attestationObject.toString('base64url') } };
+  }
+}
+
+export class PackedAuthenticator extends AttestingAuthenticator {
+  protected readonly fmt = 'packed';
+
+  constructor(
+    options: SoftAuthenticatorOptions,
+    private readonly attestationKey?: AttestationKey,
+  ) {
+    super(options);
+  }
+
+  protected statement(credential: SoftCredential, authData: Buffer, clientDataHash: Buffer): AttStmt {
+    const signed = Buffer.concat([authData, clientDataHash]);
+    if (this.attestationKey) {
+      // Full attestation: ES256 by the attestation key, whatever the credential's algorithm.
+      return new Map<string, number | Uint8Array | Uint8Array[]>([
+        ['alg', -7],
+        ['sig', sign('sha256', signed, this.attestationKey.privateKey)],
+        ['x5c', this.attestationKey.x5c],
+      ]);
+    }
+    const sig = credential.alg === -8 ? sign(null, signed, credential.privateKey) : sign('sha256', signed, credential.privateKey);
+    return new Map<string, number | Uint8Array>([
+      ['alg', credential.alg],
+      ['sig', sig],
+    ]);
+  }
+}
+
+export class FidoU2fAuthenticator extends AttestingAuthenticator {
+  protected readonly fmt = 'fido-u2f';
+
+  constructor(
+    options: Omit<SoftAuthenticatorOptions, 'alg' | 'aaguid'>,
+    private readonly attestationKey: AttestationKey,
+  ) {
+    // U2F authenticators have no AAGUID and only P-256 keys.
+    super({ ...options, alg: -7, aaguid: '00000000-0000-0000-0000-000000000000' });
+  }
+
+  protected statement(_credential: SoftCredential, authData: Buffer, clientDataHash: Buffer): AttStmt {
+    const parsed = parseAuthenticatorData(new Uint8Array(authData));
+    const signed = Buffer.concat([
+      Buffer.from([0x00]),
+      Buffer.from(parsed.rpIdHash),
+      clientDataHash,
+      Buffer.from(parsed.credentialID!),
+      Buffer.from(convertCOSEtoPKCS(parsed.credentialPublicKey!)),
+    ]);
+    return new Map<string, Uint8Array | Uint8Array[]>([
+      ['sig', sign('sha256', signed, this.attestationKey.privateKey)],
+      ['x5c', this.attestationKey.x5c],
+    ]);
+  }
+}
