@@ -92,7 +92,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(enrolmentRoutes);
   await app.register(settingsRoutes);
   await app.register(reauthRoutes);
-  if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2' });
+  if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;
 }
 

@@ -35,6 +35,8 @@ export interface Config {
   challengeSeconds: number;
   /** Serve the FIDO Alliance conformance endpoints under /fido2 (never in production). */
   fidoConformance: boolean;
+  /** Directory of FIDO metadata statements (*.json) trusted in conformance mode (the conformance tool supplies them). */
+  fidoMetadataDir: string | undefined;
   /** pino log level. */
   logLevel: string;
   /** Requests per minute per client IP on the unauthenticated sign-in, sign-up and invite endpoints; 0 turns the limit off. */
@@ -142,6 +144,7 @@ export function loadConfig(env: Env = process.env): Config {
     inviteSeconds: readInt(env, 'LATCHKEY_INVITE_HOURS', 72, 1, 24 * 30) * 3600,
     challengeSeconds: 5 * 60,
     fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
+    fidoMetadataDir: env.LATCHKEY_FIDO_METADATA_DIR?.trim() || undefined,
     logLevel,
     rateLimitPerMinute: readInt(env, 'LATCHKEY_RATE_LIMIT_PER_MINUTE', 1000, 0, 1_000_000),
     trustProxyHops: readInt(env, 'LATCHKEY_TRUST_PROXY_HOPS', 0, 0, 10),

@@ -396,12 +396,7 @@ describe('attestation certificates and metadata statements', () => {
     };
     writeFileSync(join(dir, 'test-authenticator.json'), JSON.stringify(statement));
     writeFileSync(join(dir, 'README.txt'), 'not a statement: ignored');
-    process.env.LATCHKEY_FIDO_METADATA_DIR = dir;
-    try {
-      t = await createTestApp(CONFORMANCE);
-    } finally {
-      delete process.env.LATCHKEY_FIDO_METADATA_DIR;
-    }
+    t = await createTestApp({ ...CONFORMANCE, LATCHKEY_FIDO_METADATA_DIR: dir });
     browser = new TestBrowser(t.app);
   });
   afterEach(async () => {

@@ -28,18 +28,14 @@ import { sendServerFailure } from './serverResponse.js';
 import { issueCreationOptions, issueRequestOptions, verifyAssertionResult, verifyAttestationResult } from './service.js';
 
 export interface Fido2RoutesOptions {
-  /**
-   * Directory of the conformance tool's metadata statements (*.json). Until the
-   * config module has an option for it, LATCHKEY_FIDO_METADATA_DIR is read here.
-   */
+  /** Directory of the conformance tool's metadata statements (*.json): config.fidoMetadataDir. */
   metadataDir?: string;
 }
 
 const failed = { 400: ServerResponseSchema, 404: ServerResponseSchema };
 
 export async function fido2Routes(app: FastifyInstance, opts: Fido2RoutesOptions = {}) {
-  const metadataDir = opts.metadataDir ?? (process.env.LATCHKEY_FIDO_METADATA_DIR?.trim() || undefined);
-  const trust = await configureConformanceTrust({ metadataDir });
+  const trust = await configureConformanceTrust({ metadataDir: opts.metadataDir });
   app.log.info({ metadataStatements: trust.statements }, 'FIDO conformance API enabled at /fido2');
 
   app.setErrorHandler((error, request, reply) => sendServerFailure(error, request, reply));
