@@ -1,10 +1,23 @@
 /**
  * Verifies a WebAuthn assertion (WebAuthn L3 §7.2) for a stored passkey.
  * Returns a result rather than throwing so the caller can audit each failure.
+ *
+ * The sign-in path verifies by hand, step by step, with one cached Node
+ * `KeyObject` per credential: @simplewebauthn/server's
+ * `verifyAuthenticationResponse` imports the key through WebCrypto on every
+ * call, which costs several times the ES256 verify itself (see BENCHMARKS.md).
+ * The library path stays as {@link verifyAssertionWithLibrary}; the tests run
+ * every case through both and require the same outcome.
+ *
+ * Steps 1–6 (options, get(), the response type, allowCredentials and the user
+ * that owns the credential) are the caller's: `WebAuthn.finishAuthentication`.
  */
+import { createHash } from 'node:crypto';
 import { verifyAuthenticationResponse, type AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Authenticator } from '../db/schema.js';
 import type { ErrorCode } from '../errors.js';
+import { decodeCborFirst } from './cbor.js';
+import { credentialVerifierFromCose, type CredentialVerifier } from './coseKey.js';
 
 export type AssertionResult =
   | { ok: true; counter: number; backedUp: boolean; userVerified: true }
@@ -18,9 +31,157 @@ export interface AssertionInput {
   authenticator: Pick<Authenticator, 'credential_id' | 'public_key' | 'counter' | 'transports'>;
 }
 
-// Flags byte of authenticator data (WebAuthn L3 §6.1): UP bit 0, UV bit 2.
+// Flags byte of authenticator data (WebAuthn L3 §6.1).
 const FLAG_UP = 0x01;
 const FLAG_UV = 0x04;
+const FLAG_BE = 0x08;
+const FLAG_BS = 0x10;
+const FLAG_AT = 0x40;
+const FLAG_ED = 0x80;
+
+/** rpIdHash (32) + flags (1) + signCount (4): WebAuthn L3 §6.1. */
+const AUTH_DATA_MIN = 37;
+// Same bounds as the request schema (src/webauthn/schemas.ts), so direct callers get them too.
+const MAX_CLIENT_DATA = 8192;
+const MAX_AUTH_DATA = 8192;
+const MAX_SIGNATURE = 2048;
+const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
+
+const MESSAGE_UNREADABLE = 'The passkey response could not be read. Try again.';
+const MESSAGE_NOT_PRESENT = 'The passkey did not confirm you were present. Try again.';
+
+const failed = (message?: string): AssertionResult => (message ? { ok: false, code: 'ceremony_failed', message } : { ok: false, code: 'ceremony_failed' });
+
+function decodeBase64url(value: unknown, max: number): Buffer | undefined {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || !BASE64URL.test(value)) return undefined;
+  return Buffer.from(value, 'base64url');
+}
+
+/**
+ * Credential public keys as `KeyObject`s, least recently used first. Keyed by
+ * credential id, and an entry only counts when the stored public key is the
+ * same, so a credential re-registered under the same id is never checked
+ * against the old key.
+ */
+export const CREDENTIAL_KEY_CACHE_SIZE = 10_000;
+const verifiers = new Map<string, { publicKey: string; verifier: CredentialVerifier }>();
+
+function verifierFor(authenticator: AssertionInput['authenticator']): CredentialVerifier | undefined {
+  const id = authenticator.credential_id;
+  const cached = verifiers.get(id);
+  verifiers.delete(id);
+  if (cached && cached.publicKey === authenticator.public_key) {
+    verifiers.set(id, cached);
+    return cached.verifier;
+  }
+  let verifier: CredentialVerifier;
+  try {
+    verifier = credentialVerifierFromCose(Buffer.from(authenticator.public_key, 'base64url'));
+  } catch {
+    return undefined;
+  }
+  verifiers.set(id, { publicKey: authenticator.public_key, verifier });
+  if (verifiers.size > CREDENTIAL_KEY_CACHE_SIZE) verifiers.delete(verifiers.keys().next().value!);
+  return verifier;
+}
+
+/** Forget every cached key (tests; after bulk key changes). */
+export function clearCredentialKeyCache(): void {
+  verifiers.clear();
+}
+
+const rpIdHashes = new Map<string, Buffer>();
+function rpIdHashOf(rpId: string): Buffer {
+  let hash = rpIdHashes.get(rpId);
+  if (!hash) {
+    hash = createHash('sha256').update(rpId, 'utf8').digest();
+    if (rpIdHashes.size < 16) rpIdHashes.set(rpId, hash);
+  }
+  return hash;
+}
+
+/** WebAuthn L3 §7.2, steps 7–22, for the sign-in path. */
+export async function verifyAssertion(input: AssertionInput): Promise<AssertionResult> {
+  const credential = input.response;
+  const response = credential?.response;
+  // Step 3: a public-key credential carrying an assertion response, its id the base64url of its raw id.
+  if (!credential || typeof credential !== 'object' || credential.type !== 'public-key' || !response || typeof response !== 'object') return failed(MESSAGE_UNREADABLE);
+  if (typeof credential.id !== 'string' || credential.id.length === 0 || credential.id !== credential.rawId) return failed(MESSAGE_UNREADABLE);
+  if (response.userHandle !== undefined && response.userHandle !== null && typeof response.userHandle !== 'string') return failed(MESSAGE_UNREADABLE);
+
+  // Step 7: cData, authData and sig.
+  const cData = decodeBase64url(response.clientDataJSON, MAX_CLIENT_DATA);
+  const authData = decodeBase64url(response.authenticatorData, MAX_AUTH_DATA);
+  const sig = decodeBase64url(response.signature, MAX_SIGNATURE);
+  if (!cData || !authData || !sig) return failed(MESSAGE_UNREADABLE);
+
+  // Steps 8–9: UTF-8 decode, then parse JSON.
+  let C: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(cData.toString('utf8'));
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return failed(MESSAGE_UNREADABLE);
+    C = parsed as Record<string, unknown>;
+  } catch {
+    return failed(MESSAGE_UNREADABLE);
+  }
+  // Step 10: the ceremony type.
+  if (C.type !== 'webauthn.get') return failed();
+  // Step 11: the challenge this ceremony issued (base64url, as stored).
+  if (typeof C.challenge !== 'string' || C.challenge !== input.expectedChallenge) return failed();
+  // Step 12: our origin, exactly (§13.4.9).
+  if (typeof C.origin !== 'string' || C.origin !== input.expectedOrigin) return failed();
+  // Step 13: Latchkey's pages can't be framed (frame-ancestors 'none'), so a cross-origin or framed ceremony is never expected.
+  if (C.crossOrigin === true || C.topOrigin !== undefined) return failed();
+  // Token Binding (Level 2, dropped in Level 3): when a client still sends it, it must at least be well formed.
+  if (C.tokenBinding !== undefined && C.tokenBinding !== null) {
+    const status = (C.tokenBinding as { status?: unknown }).status;
+    if (typeof C.tokenBinding !== 'object' || (status !== 'present' && status !== 'supported' && status !== 'notSupported')) return failed();
+  }
+
+  // Authenticator data (§6.1): rpIdHash, flags, signCount, then optional extensions.
+  if (authData.length < AUTH_DATA_MIN) return failed(MESSAGE_UNREADABLE);
+  const flags = authData[32]!;
+  const signCount = authData.readUInt32BE(33);
+  // Attested credential data belongs to registration only (§6.3.3 authenticatorGetAssertion never adds it).
+  if (flags & FLAG_AT) return failed(MESSAGE_UNREADABLE);
+  if (flags & FLAG_ED) {
+    // Step 19: we request no extensions, so outputs are ignored; they must still be one CBOR map that ends the data.
+    try {
+      const { value, length } = decodeCborFirst(authData.subarray(AUTH_DATA_MIN));
+      if (!(value instanceof Map) || AUTH_DATA_MIN + length !== authData.length) return failed(MESSAGE_UNREADABLE);
+    } catch {
+      return failed(MESSAGE_UNREADABLE);
+    }
+  } else if (authData.length !== AUTH_DATA_MIN) {
+    return failed(MESSAGE_UNREADABLE);
+  }
+
+  // Step 14: the RP ID hash.
+  if (!rpIdHashOf(input.expectedRpId).equals(authData.subarray(0, 32))) return failed();
+  // Step 15: user present; step 16: Latchkey requires user verification for every sign-in.
+  // Either failure is reported only once the signature holds (step 21), so an unsigned
+  // response learns nothing but "failed", as on the library path.
+  const flagFailure: AssertionResult | undefined = !(flags & FLAG_UP)
+    ? failed(MESSAGE_NOT_PRESENT)
+    : !(flags & FLAG_UV)
+      ? { ok: false, code: 'user_verification_required' }
+      : undefined;
+  // Step 17: backed up (BS) without backup eligible (BE) is impossible for a genuine authenticator.
+  if (!(flags & FLAG_BE) && flags & FLAG_BS) return failed();
+  // Step 18 (backup eligibility against the record) is for RPs with a backup policy; Latchkey shows the state only.
+
+  // Steps 20–21: sig over authData || SHA-256(cData) with the stored public key.
+  const verifier = verifierFor(input.authenticator);
+  if (!verifier) return failed();
+  const hash = createHash('sha256').update(cData).digest();
+  if (!verifier.verify(Buffer.concat([authData, hash], authData.length + 32), sig)) return failed();
+  if (flagFailure) return flagFailure;
+
+  // Step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
+  const stored = input.authenticator.counter;
+  if ((signCount > 0 || stored > 0) && signCount <= stored) return { ok: false, code: 'counter_regressed' };
+  return { ok: true, counter: signCount, backedUp: (flags & FLAG_BS) !== 0, userVerified: true };
+}
 
 /** Read flags and signCount from authenticatorData without trusting it: the signature check comes after. */
 function peekAuthenticatorData(b64: unknown): { flags: number; counter: number } | undefined {
@@ -30,7 +191,11 @@ function peekAuthenticatorData(b64: unknown): { flags: number; counter: number }
   return { flags: bytes[32]!, counter: bytes.readUInt32BE(33) };
 }
 
-export async function verifyAssertion(input: AssertionInput): Promise<AssertionResult> {
+/**
+ * The same checks through @simplewebauthn/server. Not on the sign-in path: kept
+ * so tests (and the benchmark) can hold the hand-written path to the library's answers.
+ */
+export async function verifyAssertionWithLibrary(input: AssertionInput): Promise<AssertionResult> {
   const peek = peekAuthenticatorData(input.response?.response?.authenticatorData);
   if (!peek) return { ok: false, code: 'ceremony_failed', message: 'The passkey response could not be read. Try again.' };
   let verification;
