@@ -39,16 +39,19 @@ async function postJSON(url: string, body: Json): Promise<Json> {
 }
 
 /** Plain words for what the browser said (WebAuthn L3 §5.1.3, §5.1.4 error names). */
-function explain(err: unknown, ceremony: 'create' | 'get'): string {
+type Ceremony = 'create' | 'signin' | 'check';
+
+function explain(err: unknown, ceremony: Ceremony): string {
   if (err instanceof ApiError) return err.message;
   const name = (err as { name?: string })?.name;
   if (name === 'InvalidStateError' && ceremony === 'create') {
     return 'This device or security key already has a passkey for your account, so it cannot be registered again. Choose another device: another phone or tablet, or a different security key.';
   }
   if (name === 'NotAllowedError' || name === 'AbortError') {
-    return ceremony === 'create'
-      ? 'The passkey was not set up. You may have cancelled, the request timed out, or your device could not confirm it is you with a fingerprint, face, PIN or screen lock. You can try again.'
-      : 'Sign-in with a passkey did not finish. You may have cancelled, the request timed out, or no passkey for this site was found on this device. You can try again or use another device.';
+    if (ceremony === 'create') {
+      return 'The passkey was not set up. You may have cancelled, the request timed out, or your device could not confirm it is you with a fingerprint, face, PIN or screen lock. You can try again.';
+    }
+    return `${ceremony === 'signin' ? 'Sign-in with a passkey' : 'The passkey check'} did not finish. You may have cancelled, the request timed out, or no passkey for this site was found on this device. You can try again or use another device.`;
   }
   if (name === 'SecurityError') return 'Your browser refused to use a passkey on this site address. Check you are on the right site.';
   if (name === 'NotSupportedError') return 'This device does not support the kind of passkey needed. Try another device or a security key.';
@@ -57,9 +60,12 @@ function explain(err: unknown, ceremony: 'create' | 'get'): string {
 
 function showError(message: string, fields: { field: string; message: string }[] = []): void {
   const summary = document.getElementById('error-summary');
-  if (!summary) return alert(message);
-  const body = summary.querySelector('[data-error-message]');
-  if (body) body.textContent = message;
+  if (!summary) return alert(message || fields.map((f) => f.message).join('\n'));
+  const body = summary.querySelector<HTMLElement>('[data-error-message]');
+  if (body) {
+    body.textContent = message;
+    body.hidden = !message;
+  }
   summary.querySelector('ul')?.remove();
   if (fields.length) {
     const list = document.createElement('ul');
@@ -88,6 +94,24 @@ function setStatus(message: string): void {
   if (!status) return;
   status.textContent = message;
   status.hidden = !message;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * Check the fields before sending, with the words each page puts on its inputs
+ * (data-required-message, data-format-message): the server's schema messages
+ * are written for developers ("email must match pattern …").
+ */
+function checkFields(form: HTMLFormElement): { field: string; message: string }[] {
+  const problems: { field: string; message: string }[] = [];
+  for (const input of Array.from(form.querySelectorAll<HTMLInputElement>('input[data-required-message], input[data-format-message]'))) {
+    const value = input.value.trim();
+    const message = !value ? input.dataset.requiredMessage : input.type === 'email' && !EMAIL.test(value) ? input.dataset.formatMessage : undefined;
+    if (message) problems.push({ field: input.id, message });
+    input.toggleAttribute('aria-invalid', !!message);
+  }
+  return problems;
 }
 
 function formValues(form: HTMLFormElement): Record<string, string> {
@@ -144,7 +168,7 @@ function signInPage(): void {
       const name = (err as { name?: string })?.name;
       // Aborted because another ceremony started, or dismissed: not worth an error.
       if (name === 'AbortError' || (err as { code?: string })?.code === 'ERROR_CEREMONY_ABORTED') return;
-      if (err instanceof ApiError || name !== 'NotAllowedError') showError(explain(err, 'get'));
+      if (err instanceof ApiError || name !== 'NotAllowedError') showError(explain(err, 'signin'));
     }
   };
 
@@ -157,7 +181,7 @@ function signInPage(): void {
       const result = await authenticate('/signin/options', '/signin/verify', { mode: 'discoverable' });
       go(result, '/settings');
     } catch (err) {
-      showError(explain(err, 'get'));
+      showError(explain(err, 'signin'));
       void startAutofill();
     } finally {
       busy(passkeyButton, false);
@@ -168,6 +192,8 @@ function signInPage(): void {
     event.preventDefault();
     if (unsupported()) return;
     clearError();
+    const problems = checkFields(emailForm);
+    if (problems.length) return showError('', problems);
     const { email } = formValues(emailForm);
     const button = emailForm.querySelector('button');
     busy(button, true);
@@ -176,7 +202,7 @@ function signInPage(): void {
       const result = await authenticate('/signin/options', '/signin/verify', { mode: 'email', email: email ?? '' });
       go(result, '/settings');
     } catch (err) {
-      showError(explain(err, 'get'), err instanceof ApiError ? err.fields : []);
+      showError(explain(err, 'signin'), err instanceof ApiError ? err.fields : []);
       void startAutofill();
     } finally {
       busy(button, false);
@@ -193,9 +219,13 @@ function registrationForm(formId: string, optionsUrl: string, verifyUrl: string,
     event.preventDefault();
     if (unsupported()) return;
     clearError();
+    const problems = checkFields(form);
+    if (problems.length) return showError('', problems);
     const button = form.querySelector('button[type="submit"]') as HTMLButtonElement | null;
     busy(button, true);
     const values = formValues(form);
+    // Which ceremony a browser error came from: the step-up check is a "get", not a "create".
+    let ceremony: Ceremony = 'create';
     try {
       let result: Json;
       try {
@@ -203,12 +233,14 @@ function registrationForm(formId: string, optionsUrl: string, verifyUrl: string,
       } catch (err) {
         if (!(reauth && err instanceof ApiError && err.code === 'reauth_required')) throw err;
         setStatus('First, confirm it is you with one of your passkeys.');
+        ceremony = 'check';
         await authenticate('/reauth/options', '/reauth/verify', {});
+        ceremony = 'create';
         result = await register(optionsUrl, verifyUrl, values);
       }
       go(result, fallback);
     } catch (err) {
-      showError(explain(err, err instanceof ApiError ? 'get' : 'create'), err instanceof ApiError ? err.fields : []);
+      showError(explain(err, ceremony), err instanceof ApiError ? err.fields : []);
     } finally {
       busy(button, false);
     }
@@ -226,7 +258,7 @@ function reauthPage(): void {
       await authenticate('/reauth/options', '/reauth/verify', {});
       window.location.assign(document.body.dataset.next || '/settings');
     } catch (err) {
-      showError(explain(err, 'get'));
+      showError(explain(err, 'check'));
     } finally {
       busy(button, false);
     }

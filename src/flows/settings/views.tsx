@@ -140,7 +140,7 @@ export function SettingsPage(m: SettingsModel) {
           <label for="name">
             Name your device <span class="hint">For example "Work laptop", "My iPhone" or "Blue YubiKey".</span>
           </label>
-          <input type="text" id="name" name="name" maxLength={64} required />
+          <input type="text" id="name" name="name" maxLength={64} required data-required-message="Enter a name for your passkey" />
         </div>
         <PlacementChoice legend="Where do you want to save the passkey?" />
         <button type="submit">Set up a passkey</button>

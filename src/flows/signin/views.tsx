@@ -16,7 +16,9 @@ export function SignInPage(props: { config: Config; csrfToken: string; message?:
       <form id="email-form" method="post" action="/signin" novalidate>
         <div class="field">
           <label for="email">Email address</label>
-          <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required />
+          <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required
+            data-required-message="Enter your email address" data-format-message="Enter an email address in the correct format, like name@example.com"
+          />
         </div>
         <button type="submit" class="secondary">
           Continue

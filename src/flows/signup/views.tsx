@@ -12,11 +12,13 @@ export function SignUpPage(props: { config: Config; csrfToken: string }) {
       <form id="signup-form" method="post" action="/signup" novalidate>
         <div class="field">
           <label for="displayName">Your name</label>
-          <input type="text" id="displayName" name="displayName" autocomplete="name" maxLength={100} required />
+          <input type="text" id="displayName" name="displayName" autocomplete="name" maxLength={100} required data-required-message="Enter your name" />
         </div>
         <div class="field">
           <label for="email">Email address</label>
-          <input type="email" id="email" name="email" autocomplete="email" spellcheck={false} maxLength={254} required />
+          <input type="email" id="email" name="email" autocomplete="email" spellcheck={false} maxLength={254} required
+            data-required-message="Enter your email address" data-format-message="Enter an email address in the correct format, like name@example.com"
+          />
         </div>
         <PlacementChoice legend="Where do you want to save your passkey?" />
         <button type="submit">Create account and set up a passkey</button>
