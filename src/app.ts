@@ -44,7 +44,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     bodyLimit: BODY_LIMIT,
     // Trust X-Forwarded-For from the configured number of proxy hops only.
     trustProxy: (_address: string, hop: number) => hop < config.trustProxyHops,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }).setValidatorCompiler(TypeBoxValidatorCompiler);
 
   const ownsDb = !options.db;
@@ -74,7 +73,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         objectSrc: ["'none'"],
       },
     },
-    referrerPolicy: { policy: 'no-referrer' },
+    // same-origin: no referrer leaves for other sites, and our own form posts still carry a real Origin header.
+    referrerPolicy: { policy: 'same-origin' },
     frameguard: { action: 'deny' },
     strictTransportSecurity: config.secureCookies ? { maxAge: 31536000, includeSubDomains: true } : false,
     crossOriginEmbedderPolicy: false,

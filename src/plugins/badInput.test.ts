@@ -19,7 +19,7 @@ describe('security headers, CSRF and bad input', () => {
     expect(csp).toContain("frame-ancestors 'none'");
     expect(csp).not.toContain('unsafe-inline');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
-    expect(res.headers['referrer-policy']).toBe('no-referrer');
+    expect(res.headers['referrer-policy']).toBe('same-origin');
     expect(res.headers['x-frame-options']).toBe('DENY');
     expect(res.body).not.toMatch(/<script>(?!<\/script>)/);
     const cookie = String(res.headers['set-cookie']);
@@ -48,6 +48,10 @@ describe('security headers, CSRF and bad input', () => {
     expect(noToken.json().error.code).toBe('csrf_failed');
     const crossSite = await b.postJson('/signin/options', { mode: 'discoverable' }, { origin: 'https://evil.example' });
     expect(crossSite.statusCode).toBe(403);
+    const opaque = await b.postJson('/signin/options', { mode: 'discoverable' }, { origin: 'null', 'sec-fetch-site': 'cross-site' });
+    expect(opaque.statusCode).toBe(403);
+    const ownNull = await b.postJson('/signin/options', { mode: 'discoverable' }, { origin: 'null', 'sec-fetch-site': 'same-origin' });
+    expect(ownNull.statusCode).toBe(200);
     const form = await t.app.inject({
       method: 'POST',
       url: '/signout',

@@ -15,13 +15,28 @@ export function wantsHtml(request: FastifyRequest): boolean {
   return accept.includes('text/html') && !accept.startsWith('application/json');
 }
 
+/** What to tell people about a field the schema refused: written for them, not for developers. */
+const fieldMessages: Record<string, string> = {
+  email: 'Enter an email address in the correct format, like name@example.com',
+  displayName: 'Enter your name (up to 100 characters)',
+  name: 'Enter a name for your passkey (up to 64 characters)',
+  placement: 'Choose where to save your passkey: this device, another phone or tablet, or a security key',
+  mode: 'Choose how to sign in',
+  response: 'The passkey response was missing or could not be read. Try again.',
+  confirm: 'Select the box to confirm',
+};
+
 function fieldsFromValidation(error: FastifyError): FieldError[] {
-  return (error.validation ?? []).slice(0, 20).map((v) => {
-    const path = (v.instancePath || '').replace(/^\//, '').replace(/\//g, '.');
+  const fields = new Map<string, FieldError>();
+  for (const v of (error.validation ?? []).slice(0, 20)) {
+    const path = (v.instancePath || '').replace(/^\//, '').split('/');
     const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
-    const field = missing ?? (path || 'body');
-    return { field, message: v.message ? `${field} ${v.message}` : `${field} is not valid` };
-  });
+    const field = path[0] || missing || 'body';
+    if (fields.has(field)) continue;
+    const message = fieldMessages[field] ?? (field === 'body' ? 'The request body is missing or not valid' : `${field} is missing or not valid`);
+    fields.set(field, { field, message });
+  }
+  return [...fields.values()];
 }
 
 /** Translate anything thrown into an AppError the client may see. */

@@ -78,8 +78,10 @@ export const sessionsPlugin = fp(
       if (SAFE_METHODS.has(request.method)) return;
       const path = request.url.split('?')[0]!;
       if (exempt.some((p) => path === p || path.startsWith(p + '/'))) return;
+      // Browsers send "Origin: null" for some same-origin posts (privacy settings); Fetch metadata says whether it was ours.
       const origin = request.headers.origin;
-      if (origin && origin !== config.origin) throw appError('csrf_failed');
+      const sameOriginNull = origin === 'null' && request.headers['sec-fetch-site'] === 'same-origin';
+      if (origin && origin !== config.origin && !sameOriginNull) throw appError('csrf_failed');
       const body = request.body as { _csrf?: unknown } | undefined;
       const sent = request.headers['x-csrf-token'] ?? (body && typeof body === 'object' ? body._csrf : undefined);
       if (typeof sent !== 'string' || !safeEqual(sent, request.csrfToken)) throw appError('csrf_failed');

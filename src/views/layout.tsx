@@ -19,10 +19,6 @@ export function Layout(props: PageContext & { children: ComponentChildren; data?
       <head>
         <meta charSet="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        {/* The server sends Referrer-Policy: no-referrer, which makes browsers send "Origin: null" with same-origin form posts
-            (Fetch §3.1 "append a request Origin header"), and the CSRF origin check then refuses them. same-origin keeps the
-            referrer off every cross-site request but lets our own forms say where they come from. */}
-        <meta name="referrer" content="same-origin" />
         <meta name="csrf-token" content={props.csrfToken} />
         <title>{`${props.title} – ${props.rpName}`}</title>
         <link rel="stylesheet" href="/assets/app.css" />

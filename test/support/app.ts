@@ -68,7 +68,7 @@ export class TestBrowser {
         method: 'POST',
         url,
         payload: body as object,
-        headers: { cookie: this.cookieHeader(), accept: 'application/json', 'x-csrf-token': this.csrf, 'user-agent': this.userAgent, ...headers },
+        headers: { cookie: this.cookieHeader(), accept: 'application/json', origin: TEST_ORIGIN, 'x-csrf-token': this.csrf, 'user-agent': this.userAgent, ...headers },
       }),
     );
   }
@@ -79,7 +79,14 @@ export class TestBrowser {
         method: 'POST',
         url,
         payload: new URLSearchParams({ _csrf: this.csrf, ...fields }).toString(),
-        headers: { cookie: this.cookieHeader(), accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded', 'user-agent': this.userAgent },
+        // Like a browser: a form post carries our Origin.
+        headers: {
+          cookie: this.cookieHeader(),
+          accept: 'text/html',
+          origin: TEST_ORIGIN,
+          'content-type': 'application/x-www-form-urlencoded',
+          'user-agent': this.userAgent,
+        },
       }),
     );
   }

@@ -82,7 +82,10 @@ describe('sign up', () => {
     const res = await browser.postJson('/signup/options', { displayName: '', email: 'not-an-email' });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('validation_failed');
-    expect(res.json().error.fields.length).toBeGreaterThan(0);
+    expect(res.json().error.fields).toEqual([
+      { field: 'displayName', message: 'Enter your name (up to 100 characters)' },
+      { field: 'email', message: 'Enter an email address in the correct format, like name@example.com' },
+    ]);
   });
 
   it('is closed when LATCHKEY_SIGNUP=invite', async () => {
