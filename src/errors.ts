@@ -37,6 +37,7 @@ export const errorCatalogue = {
   invite_invalid: { status: 404, message: 'This link is not valid. Check you copied the whole link, or ask for a new one.' },
   invite_expired: { status: 410, message: 'This link has expired. Ask your administrator for a new one.' },
   invite_used: { status: 410, message: 'This link has already been used to set up a passkey. Sign in with your passkey, or ask for a new link.' },
+  invite_revoked: { status: 410, message: 'This link is no longer valid: a newer link was sent, or it was cancelled. Use the newest link you received, or ask for a new one.' },
   flow_expired: { status: 410, message: 'This page has expired. Start again.' },
   account_disabled: { status: 403, message: 'This account cannot sign in. Contact your administrator.' },
   internal: { status: 500, message: 'Something went wrong on our side. Try again in a moment.' },

@@ -470,6 +470,25 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(left).toEqual([recentlyExpired.id, active.id, consumed.id].sort());
       });
 
+      it("revokeActiveForUser revokes only that user's active flows of that type", async () => {
+        const s = await freshStore();
+        const userA = newUser();
+        const userB = newUser();
+        await s.users.insert(userA);
+        await s.users.insert(userB);
+        const now = T0 + MINUTE;
+        const keep = newFlow({ type: 'invite', user_id: userA.id, expires_at: now + MINUTE });
+        const older = newFlow({ type: 'invite', user_id: userA.id, expires_at: now + MINUTE });
+        const expired = newFlow({ type: 'invite', user_id: userA.id, expires_at: now - 1 });
+        const otherType = newFlow({ type: 'signin', user_id: userA.id, expires_at: now + MINUTE });
+        const otherUser = newFlow({ type: 'invite', user_id: userB.id, expires_at: now + MINUTE });
+        for (const f of [keep, older, expired, otherType, otherUser]) await s.flows.insert(f);
+        expect(await s.flows.revokeActiveForUser(userA.id, 'invite', now, keep.id)).toBe(1);
+        expect((await s.flows.findById(older.id))!.state).toBe('revoked');
+        for (const f of [keep, expired, otherType, otherUser]) expect((await s.flows.findById(f.id))!.state).toBe('active');
+        expect(await s.flows.consume(older.id, now)).toBe(false);
+      });
+
       it('deleteEnded can keep or target some flow types', async () => {
         const s = await freshStore();
         const now = T0 + 60 * MINUTE;

@@ -53,7 +53,7 @@ export interface SessionsTable {
   user_agent: string;
 }
 
-export type FlowState = 'active' | 'consumed';
+export type FlowState = 'active' | 'consumed' | 'revoked';
 
 /**
  * Flows are stored records of multi-step interactions (invites, WebAuthn

@@ -8,6 +8,7 @@ const titles: Record<number, string> = { 404: 'Page not found', 410: 'This link 
 const nextSteps: Partial<Record<string, { href: string; text: string }>> = {
   invite_used: { href: '/signin', text: 'Sign in with your passkey' },
   invite_expired: { href: '/signin', text: 'Go to sign in' },
+  invite_revoked: { href: '/signin', text: 'Go to sign in' },
   invite_invalid: { href: '/signin', text: 'Go to sign in' },
   not_signed_in: { href: '/signin', text: 'Sign in' },
   flow_expired: { href: '/', text: 'Start again' },

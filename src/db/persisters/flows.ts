@@ -33,6 +33,20 @@ export class FlowPersister {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /** Revoke a user's active flows of one type (e.g. earlier invite links), except `exceptId`; returns how many. */
+  async revokeActiveForUser(userId: string, type: string, now: number, exceptId?: string): Promise<number> {
+    let query = this.db
+      .updateTable('flows')
+      .set({ state: 'revoked', consumed_at: now })
+      .where('user_id', '=', userId)
+      .where('type', '=', type)
+      .where('state', '=', 'active')
+      .where('expires_at', '>', now);
+    if (exceptId) query = query.where('id', '!=', exceptId);
+    const r = await query.executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
   async updateData(id: string, data: string): Promise<void> {
     await this.db.updateTable('flows').set({ data }).where('id', '=', id).execute();
   }

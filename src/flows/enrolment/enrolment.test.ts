@@ -80,6 +80,18 @@ describe('invite (enrolment) links', () => {
     expect(page.body).toContain('Ask your administrator for a new one');
   });
 
+  it('keeps one live link per person: a new link or an enrolment revokes the others', async () => {
+    const { user, path: first } = await invite();
+    const second = new URL((await issueInvite(t.app.latchkey.store, t.config, user, clock)).url).pathname;
+    const revoked = await new TestBrowser(t.app).get(first);
+    expect(revoked.statusCode).toBe(410);
+    expect(revoked.body).toContain('no longer valid');
+    const third = new URL((await issueInvite(t.app.latchkey.store, t.config, user, clock)).url).pathname;
+    // Enrol with the newest; the second was revoked when the third was issued.
+    expect((await enrol(new TestBrowser(t.app), third)).statusCode).toBe(200);
+    for (const p of [first, second]) expect((await new TestBrowser(t.app).get(p)).statusCode).toBe(410);
+  });
+
   it('answers an unknown or malformed link with 404', async () => {
     const browser = new TestBrowser(t.app);
     expect((await browser.get('/enrol/' + 'A'.repeat(43))).statusCode).toBe(404);

@@ -21,19 +21,23 @@ export interface IssuedInvite {
   flowId: string;
 }
 
+/** Issue a new link for `user`; their earlier unused links stop working (one live link per person). */
 export async function issueInvite(store: Store, config: Config, user: User, now: number, issuedBy: string | null = null): Promise<IssuedInvite> {
   const token = randomToken(32);
   const flowId = randomToken(16);
   const expiresAt = now + config.inviteSeconds * 1000;
-  await store.flows.insert({
-    id: flowId,
-    type: INVITE_FLOW,
-    binding_hash: null,
-    user_id: user.id,
-    lookup: hashToken(token),
-    data: JSON.stringify({ issuedBy }),
-    created_at: now,
-    expires_at: expiresAt,
+  await store.transaction(async (tx) => {
+    await tx.flows.revokeActiveForUser(user.id, INVITE_FLOW, now);
+    await tx.flows.insert({
+      id: flowId,
+      type: INVITE_FLOW,
+      binding_hash: null,
+      user_id: user.id,
+      lookup: hashToken(token),
+      data: JSON.stringify({ issuedBy }),
+      created_at: now,
+      expires_at: expiresAt,
+    });
   });
   return { url: `${config.origin}/enrol/${token}`, expiresAt, flowId };
 }
@@ -44,6 +48,7 @@ export async function loadUsableInvite(store: Store, token: string, now: number)
   const flow = await store.flows.findByLookup(hashToken(token));
   if (!flow || flow.type !== INVITE_FLOW || !flow.user_id) throw appError('invite_invalid');
   if (flow.state === 'consumed') throw appError('invite_used');
+  if (flow.state === 'revoked') throw appError('invite_revoked');
   if (flow.expires_at <= now) throw appError('invite_expired');
   return flow;
 }

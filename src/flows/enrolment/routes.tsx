@@ -13,7 +13,7 @@ import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { cleanPasskeyName, defaultPasskeyName } from '../settings/passkeyNames.js';
-import { loadUsableInvite } from './invites.js';
+import { INVITE_FLOW, loadUsableInvite } from './invites.js';
 import { EnrolPage } from './views.js';
 
 export const ENROL_CEREMONY = 'enrol';
@@ -74,6 +74,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       await store.transaction(async (tx) => {
         // Consumed here and only here: by the registration that succeeds, atomically with storing its passkey.
         if (!(await tx.flows.consume(invite.id, now()))) throw appError('invite_used');
+        // Any other link still out for this person stops working now that they are enrolled.
+        await tx.flows.revokeActiveForUser(user.id, INVITE_FLOW, now());
         await tx.authenticators.insert(authenticator);
         await tx.users.setStatus(user.id, 'enrolled', now());
         await audit(app, request, { event: 'enrolment.completed', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id }, tx);
