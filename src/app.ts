@@ -7,7 +7,8 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
 import type { Latchkey } from './context.js';
@@ -15,7 +16,7 @@ import { openDatabase, type Db } from './db/connect.js';
 import { Store } from './db/store.js';
 import { randomToken } from './crypto.js';
 import { WebAuthn } from './webauthn/ceremonies.js';
-import { errorHandlerPlugin } from './plugins/errorHandler.js';
+import { errorHandlerPlugin, sendError, toAppError } from './plugins/errorHandler.js';
 import { sessionsPlugin } from './plugins/sessions.js';
 import { assetsPlugin } from './plugins/assets.js';
 import { signInRoutes } from './flows/signin/routes.js';
@@ -38,9 +39,50 @@ export interface BuildOptions {
 
 export const BODY_LIMIT = 64 * 1024;
 
+/** Invite tokens are bearer secrets: keep them out of logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^\/enrol\/[^/?#]+/, '/enrol/[redacted]');
+}
+
+/** Security headers for answers that bypass the plugins (framework errors before routing). */
+function applyBaselineHeaders(reply: FastifyReply): void {
+  reply
+    .header('content-security-policy', "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+    .header('x-content-type-options', 'nosniff')
+    .header('referrer-policy', 'same-origin')
+    .header('x-frame-options', 'DENY');
+}
+
+/** Malformed HTTP or oversized headers never reach Fastify's router: answer in the registry's JSON shape. */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify({
+    error: tooLarge
+      ? { code: 'headers_too_large', message: 'The request headers are too large.' }
+      : { code: 'bad_request', message: 'The request could not be understood.' },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel, redact: ['req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]'] },
+    logger: options.logger ?? {
+      level: config.logLevel,
+      redact: ['req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]'],
+      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: redactUrl(req.url) }) },
+    },
+    // Errors Fastify raises before routing (bad URL encoding, over-long parameters) still go through the registry.
+    frameworkErrors: (error, request, reply) => {
+      applyBaselineHeaders(reply);
+      return sendError(request, reply, toAppError(error));
+    },
+    clientErrorHandler: answerClientError,
     bodyLimit: BODY_LIMIT,
     // Trust X-Forwarded-For from the configured number of proxy hops only.
     trustProxy: (_address: string, hop: number) => hop < config.trustProxyHops,

@@ -83,6 +83,37 @@ describe('security headers, CSRF and bad input', () => {
     expect(xml.json().error.code).toBe('unsupported_media_type');
   });
 
+  it('answers errors raised before routing in the registry shape', async () => {
+    const badUrl = await t.app.inject({ method: 'GET', url: '/settings/passkeys/%ff/remove', headers: { accept: 'application/json' } });
+    expect(badUrl.statusCode).toBe(400);
+    expect(badUrl.json().error.code).toBe('bad_request');
+    expect(badUrl.headers['x-content-type-options']).toBe('nosniff');
+    const page = await t.app.inject({ method: 'GET', url: '/enrol/%ff', headers: { accept: 'text/html' } });
+    expect(page.statusCode).toBe(400);
+    expect(page.body).toContain('There is a problem');
+  });
+
+  it('keeps invite tokens out of request logs', async () => {
+    const { redactUrl } = await import('../app.js');
+    expect(redactUrl('/enrol/abcDEF123_-x/options?x=1')).toBe('/enrol/[redacted]/options?x=1');
+    expect(redactUrl('/signin')).toBe('/signin');
+  });
+
+  it('answers form endpoints in JSON to API callers', async () => {
+    const json = { accept: 'application/json' };
+    const rename = await t.app.inject({
+      method: 'POST',
+      url: `/settings/passkeys/${passkeyId}/rename`,
+      payload: { name: '  ' },
+      headers: { ...json, cookie: [...signedIn.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'x-csrf-token': signedIn.csrf },
+    });
+    expect(rename.statusCode).toBe(400);
+    expect(rename.json().error).toMatchObject({ code: 'validation_failed', fields: [{ field: 'name' }] });
+    const remove = await signedIn.postJson(`/settings/passkeys/${passkeyId}/remove`, { confirm: 'yes' });
+    expect(remove.statusCode).toBe(409);
+    expect(remove.json().error.code).toBe('last_passkey');
+  });
+
   it('answers unknown paths with 404 in JSON or HTML', async () => {
     const b = new TestBrowser(t.app);
     expect((await b.get('/nope', 'application/json')).json().error.code).toBe('not_found');
@@ -163,7 +194,8 @@ describe('security headers, CSRF and bad input', () => {
     const res = await b.postJson('/settings/passkeys/options', { name: 'x', placement: 'this-device' });
     expect(res.statusCode).toBe(401);
     expect(res.json().error.code).toBe('not_signed_in');
-    expect((await b.get(`/settings/passkeys/${passkeyId}/remove`)).statusCode).toBe(401);
+    expect((await b.get(`/settings/passkeys/${passkeyId}/remove`, 'application/json')).statusCode).toBe(401);
+    expect((await b.get(`/settings/passkeys/${passkeyId}/remove`)).headers.location).toBe('/signin');
   });
 });
 

@@ -62,6 +62,8 @@ export function toAppError(error: unknown): AppError {
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError): FastifyReply {
+  // A signed-out person opening a settings page is sent to sign in, not shown an error.
+  if (err.code === 'not_signed_in' && request.method === 'GET' && wantsHtml(request)) return reply.redirect('/signin');
   reply.status(err.status);
   if (wantsHtml(request)) {
     return reply.type('text/html; charset=utf-8').send(renderErrorPage(request, err));

@@ -7,7 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { audit } from '../../audit.js';
-import { appError, mapUniqueViolation } from '../../errors.js';
+import { type AppError, appError, mapUniqueViolation } from '../../errors.js';
+import { wantsHtml } from '../../plugins/errorHandler.js';
 import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
@@ -133,6 +134,7 @@ export async function settingsRoutes(app: FastifyInstance) {
       const name = raw.replace(/\s+/g, ' ').trim();
       const problem = !name ? 'Enter a name for your passkey' : name.length > 64 ? 'Passkey name must be 64 characters or fewer' : undefined;
       if (problem) {
+        if (!wantsHtml(request)) throw appError('validation_failed', problem, [{ field: 'name', message: problem }]);
         return html(
           reply,
           renderPage(<RenamePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} value={raw.slice(0, 200)} error={{ field: 'name', message: problem }} />),
@@ -159,11 +161,19 @@ export async function settingsRoutes(app: FastifyInstance) {
     { schema: { params: PasskeyParams, body: FormBody } },
     async (request, reply) => {
       const { auth, passkey } = await loadPasskey(request);
-      const page = (status: number, error: string, isLast: boolean) =>
-        html(reply, renderPage(<RemovePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} isLast={isLast} error={error} />), status);
-      if ((await store.authenticators.countForUser(auth.user.id)) <= 1) return page(409, appError('last_passkey').message, true);
-      if (!isRecentlyAuthenticated(app, request)) return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
-      if (request.body.confirm !== 'yes') return page(400, 'Select the box to confirm you want to remove this passkey', false);
+      // Browsers get the page again with an error summary; API callers get the registry's JSON error.
+      const refuse = (error: AppError, isLast: boolean) => {
+        if (!wantsHtml(request)) throw error;
+        const page = <RemovePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} isLast={isLast} error={error.message} />;
+        return html(reply, renderPage(page), error.status);
+      };
+      const unconfirmed = 'Select the box to confirm you want to remove this passkey';
+      if ((await store.authenticators.countForUser(auth.user.id)) <= 1) return refuse(appError('last_passkey'), true);
+      if (!isRecentlyAuthenticated(app, request)) {
+        if (!wantsHtml(request)) throw appError('reauth_required');
+        return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
+      }
+      if (request.body.confirm !== 'yes') return refuse(appError('validation_failed', unconfirmed, [{ field: 'confirm', message: unconfirmed }]), false);
       const removed = await store.transaction(async (tx) => {
         // Writing the user row first serialises concurrent removals for one user (a row lock on PostgreSQL,
         // the database lock on SQLite), so two removals can't each see "2 left" and leave none.
@@ -173,7 +183,7 @@ export async function settingsRoutes(app: FastifyInstance) {
         await audit(app, request, { event: 'passkey.removed', subjectUserId: auth.user.id, authenticatorId: passkey.id, detail: { name: passkey.name } }, tx);
         return true;
       });
-      if (!removed) return page(409, appError('last_passkey').message, true);
+      if (!removed) return refuse(appError('last_passkey'), true);
       return reply.redirect('/settings?removed=1&signal=1', 303);
     },
   );
