@@ -21,6 +21,7 @@ import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.j
 import type { Store } from '../db/store.js';
 import { appError } from '../errors.js';
 import { verifyAssertion } from './verifyAssertion.js';
+import { defaultPasskeyName } from './passkeyNames.js';
 
 /** Where the person wants the passkey: drives WebAuthn `hints` and `authenticatorAttachment`. */
 export type PasskeyPlacement = 'this-device' | 'another-device' | 'security-key' | 'any';
@@ -140,7 +141,14 @@ export class WebAuthn {
   }
 
   /** Verify a registration response and return the authenticator to store (the caller stores it in its transaction). */
-  async finishRegistration(args: { flowType: string; bindingHash: string; response: RegistrationResponseJSON; name: string; userId: string }): Promise<FinishedRegistration> {
+  async finishRegistration(args: {
+    flowType: string;
+    bindingHash: string;
+    response: RegistrationResponseJSON;
+    /** The name the person chose; when absent one is made from the provider or attachment. */
+    name?: string;
+    userId: string;
+  }): Promise<FinishedRegistration> {
     const flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
     let verification;
     try {
@@ -175,7 +183,7 @@ export class WebAuthn {
         backup_eligible: info.credentialDeviceType === 'multiDevice' ? 1 : 0,
         backed_up: info.credentialBackedUp ? 1 : 0,
         attestation_format: info.fmt,
-        name: args.name,
+        name: args.name ?? defaultPasskeyName({ aaguid: info.aaguid, attachment: args.response.authenticatorAttachment, transports: args.response.response?.transports }),
         created_at: now,
         last_used_at: null,
       },

@@ -12,7 +12,7 @@ import { appError, mapUniqueViolation } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
-import { cleanPasskeyName, defaultPasskeyName } from '../settings/passkeyNames.js';
+import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { INVITE_FLOW, loadUsableInvite } from './invites.js';
 import { EnrolPage } from './views.js';
 
@@ -68,7 +68,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
         flowType: ENROL_CEREMONY,
         bindingHash: request.bindingHash,
         response: request.body.response as RegistrationResponseJSON,
-        name: cleanPasskeyName(request.body.name, defaultPasskeyName(request.body.response.response.transports, request.body.placement)),
+        name: cleanPasskeyName(request.body.name),
         userId: user.id,
       });
       await store.transaction(async (tx) => {

@@ -12,7 +12,7 @@ import { wantsHtml } from '../../plugins/errorHandler.js';
 import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
-import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
+import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { RemovePage, RenamePage, SettingsPage } from './views.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
@@ -109,7 +109,7 @@ export async function settingsRoutes(app: FastifyInstance) {
       flowType: ADD_PASSKEY_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as RegistrationResponseJSON,
-      name: cleanPasskeyName(name, defaultPasskeyName(request.body.response.response.transports, request.body.placement)),
+      name: cleanPasskeyName(name),
       userId: user.id,
     });
     await store.transaction(async (tx) => {

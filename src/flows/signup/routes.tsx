@@ -16,7 +16,6 @@ import { startSession } from '../../plugins/sessions.js';
 import { DisplayNameSchema, EmailSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { SignUpPage } from './views.js';
-import { defaultPasskeyName } from '../settings/passkeyNames.js';
 
 export const SIGNUP_FLOW = 'signup';
 
@@ -78,7 +77,6 @@ export async function signUpRoutes(app: FastifyInstance) {
       flowType: SIGNUP_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as RegistrationResponseJSON,
-      name: defaultPasskeyName(request.body.response.response.transports, data.placement),
       userId: data.userId,
     });
     const now = app.latchkey.now();

@@ -16,7 +16,7 @@ describe('sign up', () => {
     expect(user?.status).toBe('enrolled');
     expect(user?.email).toBe('Grace@Example.com');
     const [passkey] = await store.authenticators.listForUser(user!.id);
-    expect(passkey).toMatchObject({ backup_eligible: 1, backed_up: 1, aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd', attestation_format: 'none' });
+    expect(passkey).toMatchObject({ backup_eligible: 1, backed_up: 1, aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd', attestation_format: 'none', name: 'iCloud Keychain' });
     const settings = await browser.get('/settings');
     expect(settings.body).toContain('iCloud Keychain');
     expect(settings.body).toContain('Synced');
