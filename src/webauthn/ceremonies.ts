@@ -19,7 +19,7 @@ import type { Config } from '../config/index.js';
 import { randomToken } from '../crypto.js';
 import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import { appError } from '../errors.js';
+import { AppError, appError } from '../errors.js';
 import { verifyAssertion } from './verifyAssertion.js';
 import { defaultPasskeyName } from './passkeyNames.js';
 
@@ -226,18 +226,25 @@ export class WebAuthn {
       await args.onFailure?.({ code, ...who });
       return appError(code, message);
     };
-    const flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
+    let flow: Flow;
+    try {
+      flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
+    } catch (err) {
+      // Replays, expired challenges and responses finished in another browser are failed sign-ins too.
+      await args.onFailure?.({ code: err instanceof AppError ? err.code : 'challenge_invalid' });
+      throw err;
+    }
     if (args.acceptFlow && !args.acceptFlow(flow)) throw await fail('credential_unknown');
     const credentialId = typeof args.response?.id === 'string' ? args.response.id : '';
     const authenticator = credentialId ? await this.store.authenticators.findByCredentialId(credentialId) : undefined;
     if (!authenticator || authenticator.type !== 'passkey') throw await fail('credential_unknown');
     const who = { userId: authenticator.user_id, authenticatorId: authenticator.id };
-    // §7.2 step 6: the credential must belong to the user this ceremony was for, and to the user handle returned.
+    // §7.2 step 6: with allowCredentials the credential must be the expected user's, and a user handle, when
+    // returned, must be its owner's; without (discoverable), the user handle is required and must be the owner's.
     if (flow.user_id && flow.user_id !== authenticator.user_id) throw await fail('credential_unknown', who);
     const userHandle = args.response.response?.userHandle;
-    if (userHandle && userHandle !== Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url')) {
-      throw await fail('credential_unknown', who);
-    }
+    const ownerHandle = Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url');
+    if ((userHandle || !flow.user_id) && userHandle !== ownerHandle) throw await fail('credential_unknown', who);
     const user = await this.store.users.findById(authenticator.user_id);
     if (!user) throw await fail('credential_unknown', who);
     if (user.status === 'disabled') throw await fail('account_disabled', who);

@@ -60,6 +60,37 @@ describe('sign in with a passkey', () => {
     expect((await browser.get('/settings')).statusCode).toBe(302);
   });
 
+  it('requires the user handle in a discoverable sign-in (WebAuthn L3 §7.2 step 6)', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth);
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const response = auth.getAssertion(options);
+    delete response.response.userHandle;
+    const verify = await browser.postJson('/signin/verify', { response });
+    expect(verify.json().error.code).toBe('credential_unknown');
+    const other = authenticator();
+    await signUp(t.app, other, 'bob@example.com', 'Bob');
+    const again = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const swapped = auth.getAssertion(again);
+    swapped.response.userHandle = other.getAssertion(again).response.userHandle;
+    expect((await browser.postJson('/signin/verify', { response: swapped })).json().error.code).toBe('credential_unknown');
+  });
+
+  it('audits a replayed response as a failed sign-in', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth);
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const response = auth.getAssertion(options);
+    expect((await browser.postJson('/signin/verify', { response })).statusCode).toBe(200);
+    expect((await browser.postJson('/signin/verify', { response })).statusCode).toBe(400);
+    const failures = await t.app.latchkey.store.audit.listByEvent('signin.failed');
+    expect(failures.map((e) => JSON.parse(e.detail).code)).toEqual(['challenge_invalid']);
+  });
+
   it('accepts exactly one of two concurrent submissions of one ceremony', async () => {
     const auth = authenticator({ counter: 'zero' });
     await signUp(t.app, auth);
