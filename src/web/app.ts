@@ -109,7 +109,8 @@ function checkFields(form: HTMLFormElement): { field: string; message: string }[
     const value = input.value.trim();
     const message = !value ? input.dataset.requiredMessage : input.type === 'email' && !EMAIL.test(value) ? input.dataset.formatMessage : undefined;
     if (message) problems.push({ field: input.id, message });
-    input.toggleAttribute('aria-invalid', !!message);
+    if (message) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
   }
   return problems;
 }
@@ -141,7 +142,24 @@ async function authenticate(optionsUrl: string, verifyUrl: string, body: Json, a
   if (!autofill) setStatus('Follow the instructions from your browser or device.');
   const response = await startAuthentication({ optionsJSON: options, useBrowserAutofill: autofill });
   setStatus('Checking your passkey…');
-  return postJSON(verifyUrl, { ...body, response: response as unknown as Json });
+  try {
+    return await postJSON(verifyUrl, { ...body, response: response as unknown as Json });
+  } catch (err) {
+    // A passkey we no longer know (removed elsewhere): tell the provider so the device stops offering it.
+    if (err instanceof ApiError && err.code === 'credential_unknown' && options.rpId) void signalUnknown(options.rpId, response.id);
+    throw err;
+  }
+}
+
+async function signalUnknown(rpId: string, credentialId: string): Promise<void> {
+  const PKC = window.PublicKeyCredential as unknown as { signalUnknownCredential?: (o: { rpId: string; credentialId: string }) => Promise<void> };
+  if (typeof PKC?.signalUnknownCredential !== 'function') return;
+  try {
+    await PKC.signalUnknownCredential({ rpId, credentialId });
+    document.body.dataset.signalUnknownSent = 'true';
+  } catch {
+    // Nothing to tell the person: the sign-in error is already shown.
+  }
 }
 
 function go(result: Json, fallback: string): void {

@@ -248,4 +248,21 @@ describe('passkeys in settings', () => {
     expect(await passkeyNames(page)).toEqual(['Passkey on this device']);
     await expectSignalled(page);
   });
+  it('tells the device to forget a passkey the service no longer knows (signalUnknownCredential)', async () => {
+    const t = (tp = await openPage(browser, server));
+    const { page, authenticators } = t;
+    const key = await authenticators.add('security-key');
+    await signUpInBrowser(server, page, { displayName: 'Removed Elsewhere', email: 'gone@example.com' }, 'security-key');
+    expect(await authenticators.credentials(key)).toHaveLength(1);
+    await signOut(page);
+    // Removed by another session (or an administrator) while this device still holds it.
+    const user = (await server.app.latchkey.store.users.findByEmail('gone@example.com'))!;
+    await server.db.kysely.deleteFrom('authenticators').where('user_id', '=', user.id).execute();
+
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    expect(await errorSummaryText(page)).toContain('not registered with this service');
+    await page.waitForFunction(() => document.body.dataset.signalUnknownSent === 'true');
+    // Chromium's virtual authenticator acts on the signal: the passkey is gone from the device.
+    await expect.poll(async () => (await authenticators.credentials(key)).length).toBe(0);
+  });
 });
