@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, unsafeSettings, type Config } from './config/index.js';
-import { openDatabase } from './db/connect.js';
+import { openDatabase, type Db } from './db/connect.js';
 import { Store } from './db/store.js';
 import { createUser, UserInputError } from './users/createUser.js';
 import { issueInvite } from './flows/enrolment/invites.js';
@@ -17,7 +17,8 @@ Commands:
   migrate                                 Apply database migrations and exit
   users add --email EMAIL --name NAME     Create a user (status Pending until a first passkey is registered)
   users invite --email EMAIL [--name NAME]
-                                          Print a single-use enrolment link for that user (creates the user if --name is given)
+                                          Print a single-use enrolment link for that user (creating a Pending user
+                                          if none has that email; the name defaults to the part before the @)
   users list                              List users and their status
 
 Configuration comes from the environment: see README.md.`;
@@ -27,19 +28,38 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
+/** Open and migrate the database, or stop with one line naming DATABASE_URL. */
+async function openMigrated(config: Config): Promise<{ db: Db; applied: string[] }> {
   const db = openDatabase(config.databaseUrl);
   try {
-    await db.migrate();
-    return await fn(new Store(db.kysely));
+    return { db, applied: await db.migrate() };
+  } catch (err) {
+    await db.close().catch(() => {});
+    fail(`configuration error: DATABASE_URL: cannot open or migrate the database (${(err as Error).message})`, 2);
+  }
+}
+
+async function withStore<T>(config: Config, fn: (store: Store, applied: string[]) => Promise<T>): Promise<T> {
+  const { db, applied } = await openMigrated(config);
+  try {
+    return await fn(new Store(db.kysely), applied);
   } finally {
     await db.close();
   }
 }
 
+const listenProblems: Record<string, (c: Config) => string> = {
+  EADDRINUSE: (c) => `PORT: ${c.port} is already in use on ${c.host}`,
+  EACCES: (c) => `PORT: not allowed to listen on ${c.port} (ports below 1024 need privileges)`,
+  EADDRNOTAVAIL: (c) => `HOST: ${c.host} is not an address of this machine`,
+  ENOTFOUND: (c) => `HOST: ${c.host} could not be resolved`,
+};
+
 async function serve(config: Config): Promise<void> {
   const { buildApp } = await import('./app.js');
-  const app = await buildApp(config);
+  const { db } = await openMigrated(config);
+  const app = await buildApp(config, { db });
+  app.addHook('onClose', () => db.close());
   for (const warning of unsafeSettings(config)) app.log.warn(warning);
   const close = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
@@ -54,8 +74,20 @@ async function serve(config: Config): Promise<void> {
   const timer = setInterval(prune, MAINTENANCE_INTERVAL_MS);
   timer.unref();
   app.addHook('onClose', async () => clearInterval(timer));
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    const problem = listenProblems[(err as { code?: string }).code ?? ''];
+    await app.close();
+    if (problem) fail(`configuration error: ${problem(config)}`, 2);
+    throw err;
+  }
   app.log.info(`Latchkey is serving ${config.origin} (listening on ${config.host}:${config.port})`);
+}
+
+/** A display name for a person invited by email alone: the part before the @, which they or an agent can change. */
+function nameFromEmail(email: string): string {
+  return email.trim().split('@')[0]!.slice(0, 100) || email.trim();
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -75,8 +107,8 @@ export async function main(argv: string[]): Promise<void> {
     case undefined:
       return serve(config);
     case 'migrate': {
-      const applied = await withStore(config, async () => []);
-      process.stdout.write(`Database is up to date${applied.length ? '' : ''}.\n`);
+      const applied = await withStore(config, async (_store, applied) => applied);
+      process.stdout.write(applied.length ? `Applied migrations: ${applied.join(', ')}.\n` : 'Database is up to date: no migration to apply.\n');
       return;
     }
     case 'users': {
@@ -97,8 +129,8 @@ export async function main(argv: string[]): Promise<void> {
         const invite = await withStore(config, async (store) => {
           let user = await store.users.findByEmail(values.email!);
           if (!user) {
-            if (!values.name) throw new UserInputError(`no user has the email ${values.email}; add --name to create one`);
-            user = await createUser(store, { email: values.email!, displayName: values.name }, Date.now());
+            user = await createUser(store, { email: values.email!, displayName: values.name ?? nameFromEmail(values.email!) }, Date.now());
+            process.stderr.write(`Created user ${user.email} (pending) named "${user.display_name}".\n`);
           }
           const issued = await issueInvite(store, config, user, Date.now());
           await store.audit.record({ at: Date.now(), event: 'enrolment.invited', outcome: 'success', subjectUserId: user.id, detail: { via: 'cli' } });
@@ -109,8 +141,10 @@ export async function main(argv: string[]): Promise<void> {
         return;
       }
       if (sub === 'list') {
-        const users = await withStore(config, (store) => store.users.list(1000));
-        for (const u of users) process.stdout.write(`${u.status.padEnd(9)} ${u.email}\t${u.display_name}\n`);
+        const limit = 1000;
+        const users = await withStore(config, (store) => store.users.list(limit + 1));
+        for (const u of users.slice(0, limit)) process.stdout.write(`${u.status.padEnd(9)} ${u.email}\t${u.display_name}\n`);
+        if (users.length > limit) process.stderr.write(`Showing the first ${limit} users.\n`);
         return;
       }
       fail(`unknown users command "${sub ?? ''}"\n\n${usage}`);
@@ -129,6 +163,12 @@ function mapUserError(err: unknown): never {
   if (err instanceof UserInputError) fail(err.message);
   throw err;
 }
+
+// `latchkey users list | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 main(process.argv.slice(2)).catch((err) => {
   fail(err instanceof Error ? err.message : String(err));

@@ -36,11 +36,21 @@ describe('latchkey CLI', () => {
     expect(list.stdout).toMatch(/pending\s+Mary@Example\.com/);
   });
 
-  it('refuses an invite for an unknown email unless --name creates the user', async () => {
-    expect((await cli(['users', 'invite', '--email', 'new@example.com'])).stderr).toContain('add --name');
-    const created = await cli(['users', 'invite', '--email', 'new@example.com', '--name', 'New Person']);
+  it('creates a Pending user when inviting an unknown email', async () => {
+    const created = await cli(['users', 'invite', '--email', 'new.person@example.com']);
     expect(created.code).toBe(0);
     expect(created.stdout).toContain('/enrol/');
+    expect(created.stderr).toContain('Created user new.person@example.com (pending) named "new.person"');
+    const named = await cli(['users', 'invite', '--email', 'named@example.com', '--name', 'Named Person']);
+    expect(named.stderr).toContain('named "Named Person"');
+    expect((await cli(['users', 'list'])).stdout).toMatch(/pending\s+new\.person@example\.com\tnew\.person/);
+  });
+
+  it('says which migrations it applied', async () => {
+    const fresh = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
+    expect(fresh.stdout).toContain('Applied migrations: 0001_core');
+    const again = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
+    expect(again.stdout).toContain('no migration to apply');
   });
 
   it('stops with one line naming a bad variable', async () => {
@@ -51,6 +61,10 @@ describe('latchkey CLI', () => {
     const port = await cli(['migrate'], { PORT: 'eighty' });
     expect(port.code).toBe(2);
     expect(port.stderr).toContain('PORT');
+    const db = await cli(['migrate'], { DATABASE_URL: 'postgres://127.0.0.1:1/nothing' });
+    expect(db.code).toBe(2);
+    expect(db.stderr.trim().split('\n')).toHaveLength(1);
+    expect(db.stderr).toContain('DATABASE_URL: cannot open or migrate the database');
   });
 
   it('explains unknown commands', async () => {
@@ -87,6 +101,9 @@ describe('latchkey CLI', () => {
       const res = await fetch(`http://127.0.0.1:${port}/signin`);
       expect(res.status).toBe(200);
       expect(await res.text()).toContain('Sign in with a passkey');
+      const second = await cli(['serve'], { PORT: String(port), DATABASE_URL: `sqlite:${join(dataDir, 'latchkey.db')}` });
+      expect(second.code).toBe(2);
+      expect(second.stderr).toContain(`PORT: ${port} is already in use`);
     } finally {
       child.kill('SIGTERM');
     }

@@ -35,6 +35,7 @@ describe('loadConfig', () => {
     ['LATCHKEY_SIGNUP', 'sometimes'],
     ['LATCHKEY_FIDO_CONFORMANCE', 'maybe'],
     ['LATCHKEY_REAUTH_MINUTES', '0'],
+    ['LATCHKEY_FIDO_METADATA_DIR', '/nonexistent/metadata'],
   ])('refuses %s=%s naming the variable', (name, value) => {
     let error: unknown;
     try {

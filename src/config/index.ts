@@ -4,6 +4,7 @@
  * {@link ConfigError} naming the variable when a value is unusable, so start-up
  * stops with one line instead of a stack trace.
  */
+import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 
 export type SignupMode = 'open' | 'invite';
@@ -72,6 +73,13 @@ function readBool(env: Env, name: string, fallback: boolean): boolean {
   if (['true', '1', 'yes', 'on'].includes(v)) return true;
   if (['false', '0', 'no', 'off'].includes(v)) return false;
   throw new ConfigError(name, `expected true or false, got "${raw}"`);
+}
+
+function readDirectory(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  if (!existsSync(raw) || !statSync(raw).isDirectory()) throw new ConfigError(name, `not a directory: "${raw}"`);
+  return raw;
 }
 
 function readOrigin(env: Env, port: number): { origin: string; rpId: string } {
@@ -144,7 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
     inviteSeconds: readInt(env, 'LATCHKEY_INVITE_HOURS', 72, 1, 24 * 30) * 3600,
     challengeSeconds: 5 * 60,
     fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
-    fidoMetadataDir: env.LATCHKEY_FIDO_METADATA_DIR?.trim() || undefined,
+    fidoMetadataDir: readDirectory(env, 'LATCHKEY_FIDO_METADATA_DIR'),
     logLevel,
     rateLimitPerMinute: readInt(env, 'LATCHKEY_RATE_LIMIT_PER_MINUTE', 1000, 0, 1_000_000),
     trustProxyHops: readInt(env, 'LATCHKEY_TRUST_PROXY_HOPS', 0, 0, 10),
