@@ -187,6 +187,25 @@ describe('security headers, CSRF and bad input', () => {
     expect(await t.app.latchkey.store.users.count()).toBe(1);
   });
 
+  it('tells people without JavaScript why the passkey forms did nothing', async () => {
+    const b = new TestBrowser(t.app);
+    await b.get('/signin');
+    for (const [path, fields] of [
+      ['/signin', { email: 'ada@example.com' }],
+      ['/signup', { displayName: 'Ada', email: 'ada@example.com', placement: 'this-device' }],
+      [`/enrol/${'A'.repeat(43)}`, { name: 'Phone', placement: 'this-device' }],
+    ] as const) {
+      const res = await b.postForm(path, fields);
+      expect(res.statusCode, path).toBe(303);
+      expect(res.headers.location).toBe(`${path}?nojs=1`);
+    }
+    const page = await b.get('/signin?nojs=1');
+    expect(/<div class="error-summary"[^>]*>/.exec(page.body)![0]).not.toContain('hidden');
+    expect(page.body).toContain('Passkeys need JavaScript');
+    expect((await signedIn.postForm('/settings', { name: 'x', placement: 'this-device' })).headers.location).toBe('/settings?nojs=1#add-passkey');
+    expect((await signedIn.get('/settings?nojs=1')).body).toContain('Passkeys need JavaScript');
+  });
+
   it('needs a session for settings routes', async () => {
     const b = new TestBrowser(t.app);
     await b.get('/signin');

@@ -91,10 +91,12 @@ export function CsrfField(props: { token: string }) {
   return <input type="hidden" name="_csrf" value={props.token} />;
 }
 
+export const NO_SCRIPT_MESSAGE = 'Passkeys need JavaScript. Turn on JavaScript in your browser settings, then reload this page.';
+
 export function NoScript() {
   return (
     <noscript>
-      <p class="warning">Passkeys need JavaScript. Turn on JavaScript in your browser settings, then reload this page.</p>
+      <p class="warning">{NO_SCRIPT_MESSAGE}</p>
     </noscript>
   );
 }

@@ -15,6 +15,7 @@ import { renderPage } from '../../views/render.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { INVITE_FLOW, loadUsableInvite } from './invites.js';
 import { EnrolPage } from './views.js';
+import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 
 export const ENROL_CEREMONY = 'enrol';
 
@@ -29,12 +30,21 @@ const VerifyBody = Type.Object({
 export async function enrolmentRoutes(app: FastifyInstance) {
   const { config, store, webauthn, now } = app.latchkey;
 
-  app.get<{ Params: Static<typeof Params> }>('/enrol/:token', { schema: { params: Params } }, async (request, reply) => {
-    const invite = await loadUsableInvite(store, request.params.token, now());
-    const user = (await store.users.findById(invite.user_id!))!;
-    reply.header('cache-control', 'no-store');
-    return reply.type('text/html; charset=utf-8').send(renderPage(<EnrolPage config={config} csrfToken={request.csrfToken} user={user} />));
-  });
+  app.get<{ Params: Static<typeof Params>; Querystring: Static<typeof NoScriptQuery> }>(
+    '/enrol/:token',
+    { schema: { params: Params, querystring: NoScriptQuery } },
+    async (request, reply) => {
+      const invite = await loadUsableInvite(store, request.params.token, now());
+      const user = (await store.users.findById(invite.user_id!))!;
+      reply.header('cache-control', 'no-store');
+      const page = <EnrolPage config={config} csrfToken={request.csrfToken} user={user} noScript={request.query.nojs === '1'} />;
+      return reply.type('text/html; charset=utf-8').send(renderPage(page));
+    },
+  );
+  // The form posts here only when the page's script did not run.
+  app.post<{ Params: Static<typeof Params> }>('/enrol/:token', { schema: { params: Params, body: NoScriptForm } }, async (request, reply) =>
+    reply.redirect(`/enrol/${encodeURIComponent(request.params.token)}?nojs=1`, 303),
+  );
 
   app.post<{ Params: Static<typeof Params>; Body: Static<typeof OptionsBody> }>(
     '/enrol/:token/options',

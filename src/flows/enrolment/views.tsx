@@ -1,12 +1,12 @@
 import type { Config } from '../../config/index.js';
 import type { User } from '../../db/schema.js';
-import { ErrorSummary, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 
-export function EnrolPage(props: { config: Config; csrfToken: string; user: User }) {
+export function EnrolPage(props: { config: Config; csrfToken: string; user: User; noScript?: boolean }) {
   return (
     <Layout title="Set up your passkey" rpName={props.config.rpName} csrfToken={props.csrfToken} page="enrol">
       <h1>Set up your passkey</h1>
-      <ErrorSummary />
+      <ErrorSummary message={props.noScript ? NO_SCRIPT_MESSAGE : null} />
       <StatusRegion />
       <NoScript />
       <p>
@@ -27,6 +27,7 @@ export function EnrolPage(props: { config: Config; csrfToken: string; user: User
         </p>
       </details>
       <form id="enrol-form" method="post" novalidate>
+        <CsrfField token={props.csrfToken} />
         <div class="field">
           <label for="name">
             Name your passkey <span class="hint">For example "Work laptop" or "My iPhone". You will see this name in your settings.</span>

@@ -14,6 +14,7 @@ import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '
 import { renderPage } from '../../views/render.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { RemovePage, RenamePage, SettingsPage } from './views.js';
+import { NoScriptForm } from '../../views/noScript.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
 
@@ -25,6 +26,7 @@ const SettingsQuery = Type.Object({
   removed: Type.Optional(Type.String({ maxLength: 8 })),
   ended: Type.Optional(Type.String({ maxLength: 8 })),
   signal: Type.Optional(Type.String({ maxLength: 8 })),
+  nojs: Type.Optional(Type.String({ maxLength: 4 })),
 });
 const AddOptionsBody = Type.Object({ name: PasskeyNameSchema, placement: PlacementSchema });
 const AddVerifyBody = Type.Object({
@@ -78,9 +80,16 @@ export async function settingsRoutes(app: FastifyInstance) {
           activity={activity}
           flash={flash}
           signal={q.signal === '1'}
+          noScript={q.nojs === '1'}
         />,
       ),
     );
+  });
+
+  // The add-passkey form posts here only when the page's script did not run.
+  app.post('/settings', { schema: { body: NoScriptForm } }, async (request, reply) => {
+    requireAuth(request);
+    return reply.redirect('/settings?nojs=1#add-passkey', 303);
   });
 
   app.post<{ Body: Static<typeof AddOptionsBody> }>('/settings/passkeys/options', { schema: { body: AddOptionsBody } }, async (request) => {

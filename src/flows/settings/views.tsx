@@ -3,7 +3,7 @@ import type { AuditEvent, Authenticator, Session, User } from '../../db/schema.j
 import { auditEventLabels } from '../../audit.js';
 import type { FieldError } from '../../errors.js';
 import { providerFor, type ProviderKind } from '../../webauthn/aaguids.js';
-import { CsrfField, ErrorSummary, formatTime, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import { describeUserAgent } from '../../views/userAgent.js';
 
 function ProviderIcon(props: { kind: ProviderKind }) {
@@ -62,6 +62,8 @@ export interface SettingsModel {
   flash?: string;
   /** After a removal or rename: tell the passkey provider what changed (WebAuthn Signals API). */
   signal: boolean;
+  /** The add-passkey form was submitted without JavaScript. */
+  noScript?: boolean;
 }
 
 export function SettingsPage(m: SettingsModel) {
@@ -78,7 +80,7 @@ export function SettingsPage(m: SettingsModel) {
   return (
     <Layout title="Login and security settings" rpName={m.config.rpName} csrfToken={m.csrfToken} page="settings" signedIn={{ displayName: m.user.display_name }} data={signalData}>
       <h1>Login and security settings</h1>
-      <ErrorSummary />
+      <ErrorSummary message={m.noScript ? NO_SCRIPT_MESSAGE : null} />
       {flash ? (
         <div class="notice success" role="status" id="flash">
           {flash}
@@ -136,6 +138,7 @@ export function SettingsPage(m: SettingsModel) {
       <NoScript />
       <p>You can have passkeys on different devices. Only set up passkeys on personal or trusted devices. You may be asked to confirm it is you first.</p>
       <form id="add-passkey-form" method="post" novalidate aria-labelledby="add-passkey">
+        <CsrfField token={m.csrfToken} />
         <div class="field">
           <label for="name">
             Name your device <span class="hint">For example "Work laptop", "My iPhone" or "Blue YubiKey".</span>

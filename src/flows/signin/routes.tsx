@@ -15,6 +15,7 @@ import { AuthenticationResponseSchema, EmailSchema } from '../../webauthn/schema
 import type { AuthenticationResponseJSON, AuthenticatorTransportFuture } from '@simplewebauthn/server';
 import { renderPage } from '../../views/render.js';
 import { SignInPage } from './views.js';
+import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 
 export const SIGNIN_FLOW = 'signin';
 
@@ -41,10 +42,13 @@ function decoyCredentials(secret: string, email: string) {
 export async function signInRoutes(app: FastifyInstance) {
   const { config, store, webauthn } = app.latchkey;
 
-  app.get('/signin', async (request, reply) => {
+  app.get<{ Querystring: Static<typeof NoScriptQuery> }>('/signin', { schema: { querystring: NoScriptQuery } }, async (request, reply) => {
     if (request.auth) return reply.redirect('/settings');
-    return reply.type('text/html; charset=utf-8').send(renderPage(<SignInPage config={config} csrfToken={request.csrfToken} />));
+    const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} />;
+    return reply.type('text/html; charset=utf-8').send(renderPage(page));
   });
+  // The form posts here only when the page's script did not run.
+  app.post('/signin', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signin?nojs=1', 303));
 
   app.post<{ Body: Static<typeof OptionsBody> }>('/signin/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
     const { mode, email } = request.body;

@@ -1,11 +1,11 @@
 import type { Config } from '../../config/index.js';
-import { ErrorSummary, Layout, NoScript, StatusRegion } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, StatusRegion } from '../../views/layout.js';
 
-export function SignInPage(props: { config: Config; csrfToken: string; message?: string }) {
+export function SignInPage(props: { config: Config; csrfToken: string; message?: string; noScript?: boolean }) {
   return (
     <Layout title="Sign in" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin">
       <h1>Sign in</h1>
-      <ErrorSummary />
+      <ErrorSummary message={props.noScript ? NO_SCRIPT_MESSAGE : null} />
       <StatusRegion message={props.message} />
       <NoScript />
       <p>Use the passkey on this device, on your phone or tablet, or on your security key. You will be asked for your fingerprint, face, PIN or screen lock.</p>
@@ -14,6 +14,7 @@ export function SignInPage(props: { config: Config; csrfToken: string; message?:
       </button>
       <p class="divider">Or enter your email address</p>
       <form id="email-form" method="post" action="/signin" novalidate>
+        <CsrfField token={props.csrfToken} />
         <div class="field">
           <label for="email">Email address</label>
           <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required

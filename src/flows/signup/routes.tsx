@@ -16,6 +16,7 @@ import { startSession } from '../../plugins/sessions.js';
 import { DisplayNameSchema, EmailSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { SignUpPage } from './views.js';
+import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 
 export const SIGNUP_FLOW = 'signup';
 
@@ -44,11 +45,14 @@ export async function signUpRoutes(app: FastifyInstance) {
     if (config.signup !== 'open') throw appError('signup_closed');
   };
 
-  app.get('/signup', async (request, reply) => {
+  app.get<{ Querystring: Static<typeof NoScriptQuery> }>('/signup', { schema: { querystring: NoScriptQuery } }, async (request, reply) => {
     ensureOpen();
     if (request.auth) return reply.redirect('/settings');
-    return reply.type('text/html; charset=utf-8').send(renderPage(<SignUpPage config={config} csrfToken={request.csrfToken} />));
+    const page = <SignUpPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} />;
+    return reply.type('text/html; charset=utf-8').send(renderPage(page));
   });
+  // The form posts here only when the page's script did not run.
+  app.post('/signup', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signup?nojs=1', 303));
 
   app.post<{ Body: Static<typeof OptionsBody> }>('/signup/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
     ensureOpen();

@@ -1,15 +1,16 @@
 import type { Config } from '../../config/index.js';
-import { ErrorSummary, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 
-export function SignUpPage(props: { config: Config; csrfToken: string }) {
+export function SignUpPage(props: { config: Config; csrfToken: string; noScript?: boolean }) {
   return (
     <Layout title="Create an account" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signup">
       <h1>Create an account</h1>
-      <ErrorSummary />
+      <ErrorSummary message={props.noScript ? NO_SCRIPT_MESSAGE : null} />
       <StatusRegion />
       <NoScript />
       <p>You will sign in with a passkey instead of a password. To set up a passkey your device needs a screen lock: fingerprint, face, PIN, passcode or pattern.</p>
       <form id="signup-form" method="post" action="/signup" novalidate>
+        <CsrfField token={props.csrfToken} />
         <div class="field">
           <label for="displayName">Your name</label>
           <input type="text" id="displayName" name="displayName" autocomplete="name" maxLength={100} required data-required-message="Enter your name" />
