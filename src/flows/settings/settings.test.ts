@@ -208,7 +208,8 @@ describe('Login and security settings', () => {
 
   it('keeps the backed-up flag current at each sign-in', async () => {
     const phone = authenticator({ backupEligible: true, backedUp: false, counter: 'zero' });
-    await signUp(t.app, phone);
+    const first = await signUp(t.app, phone);
+    expect((await first.get('/settings')).body).toContain('Synced when backed up');
     phone.options.backedUp = true;
     const b = new TestBrowser(t.app);
     await b.get('/signin');
@@ -218,5 +219,6 @@ describe('Login and security settings', () => {
     const [passkey] = await t.app.latchkey.store.authenticators.listForUser(user.id);
     expect(passkey?.backed_up).toBe(1);
     expect(passkey?.last_used_at).toBe(clock);
+    expect((await b.get('/settings')).body).toMatch(/>Synced</);
   });
 });

@@ -30,12 +30,24 @@ export function PasskeyProvider(props: { aaguid: string }) {
   );
 }
 
+/** From the BE (backup eligible) and BS (backed up) flags, WebAuthn L3 §6.1.3. */
 export function SyncBadge(props: { authenticator: Authenticator }) {
-  return props.authenticator.backup_eligible ? (
-    <span class="badge synced" title="Backed up and available on your other devices signed in to the same account">
-      Synced
-    </span>
-  ) : (
+  const { backup_eligible: eligible, backed_up: backedUp } = props.authenticator;
+  if (eligible && backedUp) {
+    return (
+      <span class="badge synced" title="Backed up and available on your other devices signed in to the same account">
+        Synced
+      </span>
+    );
+  }
+  if (eligible) {
+    return (
+      <span class="badge synced" title="Can sync to your other devices, but your passkey provider has not backed it up yet">
+        Synced when backed up
+      </span>
+    );
+  }
+  return (
     <span class="badge device" title="Stays on this one device or security key">
       This device only
     </span>
