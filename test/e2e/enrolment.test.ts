@@ -4,33 +4,16 @@
  * get a page that says what to do next. Plus the 404 page.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'playwright-core';
-import { errorSummaryText, expectAccessible, launchBrowser, openPage, passkeyNames, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { errorSummaryText, expectAccessible, passkeyNames, useE2E, visit, waitReady } from './support.js';
 
-let server: E2EServer;
-let browser: Browser;
-let tp: TestPage | undefined;
-
-beforeAll(async () => {
-  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  const problems = tp?.problems ?? [];
-  await tp?.close();
-  tp = undefined;
-  expect(problems).toEqual([]);
-});
+const e2e = useE2E();
 
 describe('invite links', () => {
   it('sets up a passkey from an invite link after a cancelled first attempt, then the link is used', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
-    const { user, url } = await server.invite('linus@example.com', 'Linus Pauling');
+    const { user, url } = await e2e.server.invite('linus@example.com', 'Linus Pauling');
     expect(user.status).toBe('pending');
 
     // The screen lock is not confirmed (cancelled, wrong fingerprint): the ceremony fails with NotAllowedError.
@@ -56,7 +39,7 @@ describe('invite links', () => {
     await waitReady(page);
     expect(await page.locator('#flash').innerText()).toBe('Your passkey has been set up. You can now use it to sign in.');
     expect(await passkeyNames(page)).toEqual(['Home laptop']);
-    expect((await server.app.latchkey.store.users.findById(user.id))!.status).toBe('enrolled');
+    expect((await e2e.server.app.latchkey.store.users.findById(user.id))!.status).toBe('enrolled');
 
     // The same link again: used.
     const used = await page.goto(url);
@@ -69,16 +52,16 @@ describe('invite links', () => {
   });
 
   it('explains an expired link and an invalid one', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page } = t;
-    const { url } = await server.invite('late@example.com', 'Late Comer', { issuedAt: server.clock.now() - server.config.inviteSeconds * 1000 - 60_000 });
+    const { url } = await e2e.server.invite('late@example.com', 'Late Comer', { issuedAt: e2e.server.clock.now() - e2e.server.config.inviteSeconds * 1000 - 60_000 });
     const expired = await page.goto(url);
     expect(expired!.status()).toBe(410);
     await waitReady(page);
     expect(await errorSummaryText(page)).toContain('This link has expired. Ask your administrator for a new one.');
     await expectAccessible(page, 'expired link');
 
-    const invalid = await page.goto(server.url(`/enrol/${randomBytes(32).toString('base64url')}`));
+    const invalid = await page.goto(e2e.server.url(`/enrol/${randomBytes(32).toString('base64url')}`));
     expect(invalid!.status()).toBe(404);
     await waitReady(page);
     expect(await errorSummaryText(page)).toContain('This link is not valid. Check you copied the whole link, or ask for a new one.');
@@ -90,9 +73,9 @@ describe('invite links', () => {
   });
 
   it('shows a helpful 404 page', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page } = t;
-    const res = await page.goto(server.url('/no-such-page'));
+    const res = await page.goto(e2e.server.url('/no-such-page'));
     expect(res!.status()).toBe(404);
     await waitReady(page);
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Page not found');

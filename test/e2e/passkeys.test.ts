@@ -4,41 +4,21 @@
  * the last passkey kept, and the step-up passkey check when the last one is
  * older than LATCHKEY_REAUTH_MINUTES (moved past with the server's fake clock).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import {
   errorSummaryText,
   expectAccessible,
   expectSignalled,
-  launchBrowser,
-  openPage,
   passkeyNames,
   signOut,
   signUpInBrowser,
-  startServer,
   visit,
   waitReady,
-  type E2EServer,
-  type TestPage,
+  useE2E,
 } from './support.js';
 
-let server: E2EServer;
-let browser: Browser;
-let tp: TestPage | undefined;
-
-beforeAll(async () => {
-  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  const problems = tp?.problems ?? [];
-  await tp?.close();
-  tp = undefined;
-  expect(problems).toEqual([]);
-});
+const e2e = useE2E();
 
 const SCREENSHOT = process.env.LATCHKEY_E2E_SCREENSHOT; // e.g. /tmp/settings-two-passkeys.png
 
@@ -55,10 +35,10 @@ function row(page: Page, name: string) {
 
 describe('passkeys in settings', () => {
   it('adds a security key as a second passkey, refuses duplicates, and signs in with either', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     const platform = await authenticators.add('platform');
-    await signUpInBrowser(server, page, { displayName: 'Two Keys', email: 'two.keys@example.com' });
+    await signUpInBrowser(e2e.server, page, { displayName: 'Two Keys', email: 'two.keys@example.com' });
     expect(await passkeyNames(page)).toEqual(['Passkey on this device']);
 
     // No name: the page asks for one before anything else happens.
@@ -121,10 +101,10 @@ describe('passkeys in settings', () => {
   });
 
   it('renames a passkey, with a clear error for an empty name', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     await authenticators.add('platform');
-    await signUpInBrowser(server, page, { displayName: 'Renamer', email: 'renamer@example.com' });
+    await signUpInBrowser(e2e.server, page, { displayName: 'Renamer', email: 'renamer@example.com' });
 
     await page.getByRole('link', { name: 'Rename Passkey on this device' }).click();
     await page.waitForURL('**/rename');
@@ -152,10 +132,10 @@ describe('passkeys in settings', () => {
   });
 
   it('removes a passkey, and refuses to remove the last one', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     await authenticators.add('platform');
-    await signUpInBrowser(server, page, { displayName: 'Remover', email: 'remover@example.com' });
+    await signUpInBrowser(e2e.server, page, { displayName: 'Remover', email: 'remover@example.com' });
     await authenticators.add('security-key');
     await addPasskey(page, 'Old key', 'security-key');
     await page.waitForURL('**/settings?added=1');
@@ -197,21 +177,21 @@ describe('passkeys in settings', () => {
 
     // Even a hand-made request is refused.
     const csrf = await page.locator('meta[name="csrf-token"]').getAttribute('content');
-    const res = await page.request.post(page.url(), { form: { _csrf: csrf!, confirm: 'yes' }, headers: { accept: 'text/html', origin: server.origin } });
+    const res = await page.request.post(page.url(), { form: { _csrf: csrf!, confirm: 'yes' }, headers: { accept: 'text/html', origin: e2e.server.origin } });
     expect(res.status()).toBe(409);
     expect(await res.text()).toContain('You cannot remove your only passkey');
-    await visit(page, server.url('/settings'));
+    await visit(page, e2e.server.url('/settings'));
     expect(await passkeyNames(page)).toEqual(['Passkey on this device']);
   });
 
   it('asks for a passkey check before adding or removing when the last one is too old', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     const laptop = await authenticators.add('platform');
-    await signUpInBrowser(server, page, { displayName: 'Step Up', email: 'step.up@example.com' });
+    await signUpInBrowser(e2e.server, page, { displayName: 'Step Up', email: 'step.up@example.com' });
 
     // Adding: the form meets 401 reauth_required, runs the passkey check, then the registration.
-    server.clock.advanceMinutes(server.config.reauthSeconds / 60 + 1);
+    e2e.server.clock.advanceMinutes(e2e.server.config.reauthSeconds / 60 + 1);
     await authenticators.setUserVerified(laptop, false);
     await addPasskey(page, 'Spare key', 'security-key');
     // First the check fails (the screen lock was not confirmed): said as a check, not as a failed set-up.
@@ -232,7 +212,7 @@ describe('passkeys in settings', () => {
     expect(await page.locator('tr[data-event="reauth.failed"]').count()).toBe(0);
 
     // Removing: the link goes to "Confirm it is you" first, then back to the removal.
-    server.clock.advanceMinutes(server.config.reauthSeconds / 60 + 1);
+    e2e.server.clock.advanceMinutes(e2e.server.config.reauthSeconds / 60 + 1);
     await page.getByRole('link', { name: 'Remove Spare key' }).click();
     await page.waitForURL('**/settings/reauth?next=*');
     await waitReady(page);
@@ -249,15 +229,15 @@ describe('passkeys in settings', () => {
     await expectSignalled(page);
   });
   it('tells the device to forget a passkey the service no longer knows (signalUnknownCredential)', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     const key = await authenticators.add('security-key');
-    await signUpInBrowser(server, page, { displayName: 'Removed Elsewhere', email: 'gone@example.com' }, 'security-key');
+    await signUpInBrowser(e2e.server, page, { displayName: 'Removed Elsewhere', email: 'gone@example.com' }, 'security-key');
     expect(await authenticators.credentials(key)).toHaveLength(1);
     await signOut(page);
     // Removed by another session (or an administrator) while this device still holds it.
-    const user = (await server.app.latchkey.store.users.findByEmail('gone@example.com'))!;
-    await server.db.kysely.deleteFrom('authenticators').where('user_id', '=', user.id).execute();
+    const user = (await e2e.server.app.latchkey.store.users.findByEmail('gone@example.com'))!;
+    await e2e.server.db.kysely.deleteFrom('authenticators').where('user_id', '=', user.id).execute();
 
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     expect(await errorSummaryText(page)).toContain('not registered with this service');

@@ -12,44 +12,22 @@
  * ceremony; the button and email-first tests attach the authenticator after the
  * page has loaded, so no autofill request races them.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import {
   errorSummaryText,
   expectAccessible,
-  launchBrowser,
-  openPage,
   signOut,
   signUpInBrowser,
-  startServer,
   toBase64Url,
   visit,
   waitReady,
-  type E2EServer,
-  type TestPage,
+  useE2E,
 } from './support.js';
 
-let server: E2EServer;
-let browser: Browser;
-let tp: TestPage | undefined;
-
-beforeAll(async () => {
-  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-afterEach(async () => {
-  const problems = tp?.problems ?? [];
-  await tp?.close();
-  tp = undefined;
-  // Console errors include CSP violations: the bundle must work under the strict CSP.
-  expect(problems).toEqual([]);
-});
+const e2e = useE2E();
 
 async function signInModes(userId: string): Promise<string[]> {
-  const events = await server.app.latchkey.store.audit.listForSubject(userId, 50);
+  const events = await e2e.server.app.latchkey.store.audit.listForSubject(userId, 50);
   return events
     .filter((e) => e.event === 'signin')
     .reverse()
@@ -58,19 +36,19 @@ async function signInModes(userId: string): Promise<string[]> {
 
 describe('sign up, sign out, sign in', () => {
   it('signs up with a platform passkey, signs out, and signs in three ways', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     const email = 'three.ways@example.com';
 
     // Sign up on this device (Windows Hello, Touch ID, Android screen lock).
     const platform = await authenticators.add('platform');
-    await visit(page, server.url('/signup'));
+    await visit(page, e2e.server.url('/signup'));
     await expectAccessible(page, 'signup');
-    await signUpInBrowser(server, page, { displayName: 'Grace Hopper', email });
+    await signUpInBrowser(e2e.server, page, { displayName: 'Grace Hopper', email });
     expect(await page.locator('#flash').innerText()).toBe('Your account has been created and your passkey is set up.');
     expect(await page.locator('tr[data-passkey-id]').count()).toBe(1);
     await expectAccessible(page, 'settings');
-    const user = (await server.app.latchkey.store.users.findByEmail(email))!;
+    const user = (await e2e.server.app.latchkey.store.users.findByEmail(email))!;
     expect(user.status).toBe('enrolled');
 
     // The person leaves this computer: no passkey here any more, so nothing signs in by itself.
@@ -82,7 +60,7 @@ describe('sign up, sign out, sign in', () => {
     // Sign out: back on /signin and the session is gone.
     await signOut(page);
     await expectAccessible(page, 'signin');
-    await page.goto(server.url('/settings'));
+    await page.goto(e2e.server.url('/settings'));
     expect(new URL(page.url()).pathname).toBe('/signin');
     await waitReady(page);
 
@@ -121,18 +99,18 @@ describe('sign up, sign out, sign in', () => {
     expect((autofill.answer.options as { allowCredentials?: unknown[] }).allowCredentials ?? []).toEqual([]);
     expect((await t.postsTo('/signin/verify')).at(-1)!.status).toBe(200);
 
-    // The server agrees about how each sign-in happened.
+    // The e2e.server agrees about how each sign-in happened.
     expect(await signInModes(user.id)).toEqual(['discoverable', 'email', 'autofill']);
     expect(await page.locator('tr[data-event="signin"]').count()).toBe(3);
   });
 
   it('offers passkey autofill on the email field and starts a conditional request as the page loads', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     // A platform authenticator with no passkey for this site: conditional mediation is
     // available, so the page asks for options at once and the request stays pending.
     await authenticators.add('platform');
-    await visit(page, server.url('/signin'));
+    await visit(page, e2e.server.url('/signin'));
     expect(await page.getByLabel('Email address').getAttribute('autocomplete')).toBe('username webauthn');
     await expect.poll(async () => (await t.postsTo('/signin/options')).map((p) => p.body)).toEqual([{ mode: 'autofill' }]);
     expect(await page.evaluate(() => PublicKeyCredential.isConditionalMediationAvailable())).toBe(true);
@@ -143,16 +121,16 @@ describe('sign up, sign out, sign in', () => {
   });
 
   it('cancels a pending autofill request when the person uses the button with a security key', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     const key = await authenticators.add('security-key');
-    await signUpInBrowser(server, page, { displayName: 'Key Holder', email: 'key.holder@example.com' }, 'security-key');
+    await signUpInBrowser(e2e.server, page, { displayName: 'Key Holder', email: 'key.holder@example.com' }, 'security-key');
     const credentials = await authenticators.detach(key);
     await signOut(page);
 
     // Autofill pending (an empty platform authenticator), then the security key is plugged in and used.
     await authenticators.add('platform');
-    await visit(page, server.url('/signin'));
+    await visit(page, e2e.server.url('/signin'));
     await expect.poll(async () => (await t.postsTo('/signin/options')).map((p) => p.body.mode)).toEqual(['autofill']);
     await authenticators.attach('security-key', credentials);
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
@@ -163,17 +141,17 @@ describe('sign up, sign out, sign in', () => {
   });
 
   it('refuses a passkey that cannot verify the user, with a clear message', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
     const key = await authenticators.add('security-key');
-    await signUpInBrowser(server, page, { displayName: 'No Pin', email: 'no.pin@example.com' }, 'security-key');
+    await signUpInBrowser(e2e.server, page, { displayName: 'No Pin', email: 'no.pin@example.com' }, 'security-key');
     const credentials = await authenticators.detach(key);
     await signOut(page);
 
     // The same passkey on a security key without a PIN (copied over CDP, as no real key allows):
     // it can only prove presence, not who you are. Email first, because Chromium does not try a
     // no-UV key for a request without allowCredentials (the button ends in NotAllowedError
-    // before the server sees anything), and it only offers allowCredentials to authenticators
+    // before the e2e.server sees anything), and it only offers allowCredentials to authenticators
     // with a matching transport, hence a USB passkey to start with.
     await authenticators.attach('no-uv', credentials);
     await page.getByLabel('Email address').fill('no.pin@example.com');
@@ -188,14 +166,14 @@ describe('sign up, sign out, sign in', () => {
     expect(await page.getByRole('button', { name: 'Continue' }).isEnabled()).toBe(true);
     await expectAccessible(page, 'signin with error');
     // Nothing signed in: /settings still sends the person to sign in.
-    await page.goto(server.url('/settings'));
+    await page.goto(e2e.server.url('/settings'));
     expect(new URL(page.url()).pathname).toBe('/signin');
   });
 
   it('asks for the email address when Continue is pressed without one', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page } = t;
-    await visit(page, server.url('/signin'));
+    await visit(page, e2e.server.url('/signin'));
     await page.getByRole('button', { name: 'Continue' }).click();
     const message = await errorSummaryText(page);
     expect(message).toContain('Enter your email address');
@@ -213,9 +191,9 @@ describe('sign up, sign out, sign in', () => {
   });
 
   it('checks the sign-up form in plain words and will not make a second account for one email', async () => {
-    const t = (tp = await openPage(browser, server));
+    const t = await e2e.open();
     const { page, authenticators } = t;
-    await visit(page, server.url('/signup'));
+    await visit(page, e2e.server.url('/signup'));
     await page.getByRole('button', { name: 'Create account and set up a passkey' }).click();
     const message = await errorSummaryText(page);
     expect(message).toContain('Enter your name');
@@ -224,7 +202,7 @@ describe('sign up, sign out, sign in', () => {
     await expectAccessible(page, 'signup with field errors');
 
     // An address that already has an account: refused before any passkey is made.
-    await server.invite('taken@example.com', 'Taken Already');
+    await e2e.server.invite('taken@example.com', 'Taken Already');
     const key = await authenticators.add('security-key');
     await page.getByLabel('Your name').fill('Someone Else');
     await page.getByLabel('Email address').fill('TAKEN@example.com');

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { hashToken } from '../../src/crypto.js';
 import type { Config } from '../../src/config/index.js';
@@ -357,3 +357,38 @@ export function toBase64Url(b64: string): string {
   return Buffer.from(b64, 'base64').toString('base64url');
 }
 
+
+/**
+ * One server and one Chromium for a test file, a fresh page per test. After
+ * each test the page is closed and the test fails on any console error,
+ * uncaught exception or CSP violation it saw: the bundle must work under the
+ * strict CSP.
+ */
+export function useE2E(env: Record<string, string> = {}) {
+  let server: E2EServer | undefined;
+  let browser: Browser | undefined;
+  let current: TestPage | undefined;
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([startServer(env), launchBrowser()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+  afterEach(async () => {
+    const problems = current?.problems ?? [];
+    await current?.close();
+    current = undefined;
+    expect(problems).toEqual([]);
+  });
+  return {
+    get server(): E2EServer {
+      return server!;
+    },
+    /** A new page (fresh context) for this test. */
+    async open(): Promise<TestPage> {
+      current = await openPage(browser!, server!);
+      return current;
+    },
+  };
+}
