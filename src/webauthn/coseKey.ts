@@ -69,8 +69,8 @@ export interface CredentialVerifier {
   /** COSE algorithm identifier. */
   alg: number;
   key: KeyObject;
-  /** WebAuthn L3 §6.5.5: ECDSA signatures are ASN.1 DER; RSA and EdDSA signatures are raw. */
-  verify(data: Uint8Array, signature: Uint8Array): boolean;
+  /** True when `signature` is this key's signature over `data`; never throws. */
+  verify(data: Uint8Array, signature: Uint8Array): Promise<boolean>;
 }
 
 function bytesParam(key: Map<CborValue, CborValue>, label: number, name: string): Uint8Array {
@@ -118,25 +118,30 @@ export function credentialVerifierFromCose(coseKey: Uint8Array): CredentialVerif
     throw new CoseKeyError(`not a valid public key (${err instanceof Error ? err.message : String(err)})`);
   }
 
+  // WebAuthn L3 §6.5.5: ECDSA signatures are ASN.1 DER; RSA and EdDSA signatures are raw.
   const { hash } = spec;
-  let check: (data: Uint8Array, signature: Uint8Array) => boolean;
-  if (spec.kty === KTY_EC2) check = (data, signature) => verify(hash, data, { key, dsaEncoding: 'der' }, signature);
-  else if (spec.kty === KTY_OKP) check = (data, signature) => verify(null, data, key, signature);
-  else if (spec.pss) {
-    const options = { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH[hash!]! };
-    check = (data, signature) => verify(hash, data, options, signature);
-  } else check = (data, signature) => verify(hash, data, { key, padding: constants.RSA_PKCS1_PADDING }, signature);
+  const keyInput =
+    spec.kty === KTY_EC2
+      ? { key, dsaEncoding: 'der' as const }
+      : spec.kty === KTY_OKP
+        ? key
+        : spec.pss
+          ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH[hash!]! }
+          : { key, padding: constants.RSA_PKCS1_PADDING };
 
   return {
     alg,
     key,
     verify(data, signature) {
-      try {
-        return check(data, signature);
-      } catch {
-        // OpenSSL throws on some malformed signatures (e.g. bad DER) instead of returning false.
-        return false;
-      }
+      return new Promise((resolve) => {
+        try {
+          // With a callback the check runs on libuv's thread pool, off the event loop (as WebCrypto's does).
+          verify(hash, data, keyInput, signature, (err, ok) => resolve(!err && ok));
+        } catch {
+          // OpenSSL refuses some malformed signatures (e.g. bad DER) by throwing instead of returning false.
+          resolve(false);
+        }
+      });
     },
   };
 }

@@ -344,7 +344,7 @@ describe('COSE keys', () => {
     const signature = signData(data);
     const tampered = Buffer.concat([data, Buffer.from([0])]);
     for (const [d, expected] of [[data, true], [tampered, false]] as const) {
-      expect(verifier.verify(d, signature)).toBe(expected);
+      expect(await verifier.verify(d, signature)).toBe(expected);
       expect(await verifySignature({ signature: new Uint8Array(signature), data: new Uint8Array(d), credentialPublicKey: new Uint8Array(cose) })).toBe(expected);
     }
   });

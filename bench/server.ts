@@ -1,0 +1,71 @@
+/**
+ * The benchmark's server: one Latchkey process, started by bench/signin.ts with
+ * `child_process.fork` so its event loop, CPU and RSS are its own. It listens on
+ * loopback and answers the parent over the IPC channel only (no extra routes).
+ *
+ * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
+ * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs };
+ *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
+ *              profile of just the measured window, written to `file`;
+ *              { type: 'stop' } → closes the server and exits.
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import Fastify from 'fastify';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config/index.js';
+import { applyWhatIf } from './whatIf.js';
+
+applyWhatIf((process.env.BENCH_WHAT_IF ?? '').split(','));
+
+const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
+// BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
+const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, logger: false });
+await app.listen({ host: '127.0.0.1', port: config.port });
+const address = app.server.address();
+const port = typeof address === 'object' && address ? address.port : config.port;
+
+function send(message: object): void {
+  process.send?.(message);
+}
+
+let inspector: Session | undefined;
+
+function post(method: string, params?: object): Promise<any> {
+  return new Promise((resolve, reject) => inspector!.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
+}
+
+process.on('message', async (message: { type?: string; file?: string }) => {
+  if (message?.type === 'profile-start') {
+    inspector = new Session();
+    inspector.connect();
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: 200 });
+    await post('Profiler.start');
+    send({ type: 'profile-started' });
+  } else if (message?.type === 'profile-stop' && inspector) {
+    const { profile } = await post('Profiler.stop');
+    writeFileSync(message.file!, JSON.stringify(profile));
+    inspector.disconnect();
+    inspector = undefined;
+    send({ type: 'profile-stopped' });
+  } else if (message?.type === 'usage') {
+    const usage = process.resourceUsage();
+    send({ type: 'usage', rss: process.memoryUsage().rss, maxRss: usage.maxRSS * 1024, cpuUserMs: usage.userCPUTime / 1000, cpuSystemMs: usage.systemCPUTime / 1000 });
+  } else if (message?.type === 'stop') {
+    void app.close().then(() => {
+      process.disconnect?.();
+      process.exit(0);
+    });
+  }
+});
+// The parent going away (Ctrl-C, crash) must not leave a server behind.
+process.on('disconnect', () => process.exit(0));
+
+send({ type: 'listening', port });
+
+function bareApp() {
+  const bare = Fastify({ logger: false });
+  bare.post('/bare', async () => ({ status: 'ok' }));
+  return bare;
+}

@@ -1,0 +1,360 @@
+/**
+ * npm run bench: full passkey sign-in ceremonies per second against one
+ * Latchkey server process, on SQLite and then on PostgreSQL when one answers.
+ *
+ * The server runs in a child process (bench/server.ts); this process seeds the
+ * database, drives the load (bench/load.ts) and measures Node's raw ES256
+ * verify rate in the same run, to relate the two.
+ *
+ * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (10),
+ * BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (32), BENCH_PG_URL
+ * (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_WHAT_IF
+ * (experiments on the server, see bench/whatIf.ts; never for reported figures).
+ * Flags: --profile writes a V8 CPU profile of each server's measured window to
+ * $TMPDIR/latchkey-bench-profiles/ (summarise with
+ * `node --import tsx bench/profileSummary.ts <file>`).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, totalmem, tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { openDatabase } from '../src/db/connect.js';
+import { insertUsers, makeUsers, type BenchUser } from './seed.js';
+import { quantile, runBare, runLoad } from './load.js';
+import { measureVerifyAssertion } from './verifyRate.js';
+
+const env = process.env;
+const USERS = Number(env.BENCH_USERS ?? 10_000);
+const SECONDS = Number(env.BENCH_SECONDS ?? 10);
+const WARMUP_SECONDS = Number(env.BENCH_WARMUP_SECONDS ?? 2);
+const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 32);
+const PG_URL = withDefaultUser(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
+const PG_SCHEMA = 'latchkey_bench';
+const PROFILE = process.argv.includes('--profile');
+const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+interface Usage {
+  rss: number;
+  maxRss: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+}
+
+interface RunFigures {
+  database: string;
+  ceremoniesPerSecond: number;
+  p50: number;
+  p99: number;
+  ceremonies: number;
+  failures: Map<string, number>;
+  rssMiB: number;
+  maxRssMiB: number;
+  serverCpu: number;
+  clientCpu: number;
+  /** CPU the PostgreSQL server used during the window, in cores (0 for SQLite). */
+  databaseCpu: number;
+  /** CPU other processes on the machine used during the window, in cores. */
+  otherCpu: number | undefined;
+}
+
+/** Busy CPU time of the whole machine, in ms, from /proc/stat (Linux); undefined elsewhere. */
+function machineBusyMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: everything but idle and iowait is busy.
+    const busy = fields.slice(0, 8).reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+    return (busy * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time of the PostgreSQL server processes on this machine, in ms (Linux); 0 elsewhere. */
+function postgresCpuMs(): number {
+  let total = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const close = stat.lastIndexOf(')');
+        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+        const fields = stat.slice(close + 2).split(' ');
+        total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
+      } catch {
+        // the process ended while we looked
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return total;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+class ServerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+    const execArgv = ['--import', 'tsx'];
+    const child = fork(join(here, 'server.ts'), [], {
+      execArgv,
+      env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const listening = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`server exited early with code ${code}`)));
+      child.on('message', (m: { type?: string; port?: number }) => {
+        if (m?.type === 'listening') resolve(m.port!);
+      });
+    });
+    child.removeAllListeners('exit');
+    return new ServerProcess(child, listening);
+  }
+
+  /** Send a message and wait for the answer of type `answer`. */
+  ask<T>(message: { type: string; file?: string }, answer: string): Promise<T> {
+    return new Promise((resolve) => {
+      const onMessage = (m: { type?: string }) => {
+        if (m?.type !== answer) return;
+        this.child.off('message', onMessage);
+        resolve(m as T);
+      };
+      this.child.on('message', onMessage);
+      this.child.send(message);
+    });
+  }
+
+  usage(): Promise<Usage> {
+    return this.ask<Usage>({ type: 'usage' }, 'usage');
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.send({ type: 'stop' });
+    });
+  }
+}
+
+async function benchDatabase(label: string, databaseUrl: string, users: BenchUser[], rows: Parameters<typeof insertUsers>[1], origin: string, port: number): Promise<RunFigures> {
+  const db = openDatabase(databaseUrl);
+  await db.migrate();
+  const seedStart = performance.now();
+  await insertUsers(db, rows);
+  console.log(`  seeded ${rows.length.toLocaleString('en')} users with one ES256 passkey each in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
+  await db.close();
+
+  const server = await ServerProcess.start(databaseUrl, port, origin);
+  let profileFile: string | undefined;
+  if (PROFILE) {
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    profileFile = join(PROFILE_DIR, `server-${label}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+  }
+  let before: Usage | undefined;
+  let after: Usage | undefined;
+  let busyBefore: number | undefined;
+  let busyAfter: number | undefined;
+  let pgBefore = 0;
+  let pgAfter = 0;
+  try {
+    const result = await runLoad({
+      port: server.port,
+      origin,
+      users,
+      concurrency: CONCURRENCY,
+      warmupMs: WARMUP_SECONDS * 1000,
+      durationMs: SECONDS * 1000,
+      onWindow: async (edge) => {
+        if (edge === 'start') {
+          if (profileFile) await server.ask({ type: 'profile-start' }, 'profile-started');
+          before = await server.usage();
+          busyBefore = machineBusyMs();
+          pgBefore = postgresCpuMs();
+        } else {
+          busyAfter = machineBusyMs();
+          pgAfter = postgresCpuMs();
+          after = await server.usage();
+          if (profileFile) {
+            await server.ask({ type: 'profile-stop', file: profileFile }, 'profile-stopped');
+            console.log(`  CPU profile of the measured window: ${profileFile}`);
+          }
+        }
+      },
+    });
+    const sorted = result.latenciesMs.sort((a, b) => a - b);
+    const serverCpuMs = after!.cpuUserMs + after!.cpuSystemMs - (before!.cpuUserMs + before!.cpuSystemMs);
+    const windowMs = result.seconds * 1000;
+    const databaseCpuMs = label === 'postgres' ? pgAfter - pgBefore : 0;
+    const otherCpu =
+      busyBefore !== undefined && busyAfter !== undefined ? Math.max(0, busyAfter - busyBefore - serverCpuMs - result.clientCpuMs - databaseCpuMs) / windowMs : undefined;
+    return {
+      database: label,
+      ceremoniesPerSecond: result.ceremonies / result.seconds,
+      p50: quantile(sorted, 0.5),
+      p99: quantile(sorted, 0.99),
+      ceremonies: result.ceremonies,
+      failures: result.failures,
+      rssMiB: after!.rss / 2 ** 20,
+      maxRssMiB: after!.maxRss / 2 ** 20,
+      serverCpu: serverCpuMs / windowMs,
+      clientCpu: result.clientCpuMs / windowMs,
+      databaseCpu: databaseCpuMs / windowMs,
+      otherCpu,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Node's own ES256 verify rate: one cached KeyObject, DER signatures, a message the size WebAuthn signs (37 + 32 bytes). */
+function measureRawVerify(ms: number): number {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const message = Buffer.concat([createHash('sha256').update('localhost').digest(), Buffer.from([0x05, 0, 0, 0, 1]), createHash('sha256').update('{}').digest()]);
+  const signature = sign('sha256', message, privateKey);
+  for (let i = 0; i < 500; i++) verify('sha256', message, publicKey, signature);
+  let n = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  while (elapsed < ms) {
+    for (let i = 0; i < 200; i++) if (verify('sha256', message, publicKey, signature)) n++;
+    elapsed = performance.now() - start;
+  }
+  return n / (elapsed / 1000);
+}
+
+async function postgresReady(url: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ server_version: string }>('show server_version');
+    await client.query(`drop schema if exists ${PG_SCHEMA} cascade`);
+    await client.query(`create schema ${PG_SCHEMA}`);
+    return rows[0]!.server_version;
+  } catch (err) {
+    console.log(`PostgreSQL: skipped (${url} did not answer: ${err instanceof Error ? err.message : String(err)})`);
+    return undefined;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function dropPgSchema(url: string): Promise<void> {
+  const db = openDatabase(url);
+  await sql.raw(`drop schema if exists ${PG_SCHEMA} cascade`).execute(db.kysely).catch(() => {});
+  await db.close();
+}
+
+/** Like libpq, connect as the operating-system user when the URL names none (pg would send an empty user name). */
+function withDefaultUser(url: string): string {
+  if (url === 'off') return url;
+  const u = new URL(url);
+  if (!u.username) u.username = env.PGUSER || userInfo().username;
+  return u.toString();
+}
+
+function withSearchPath(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return u.toString();
+}
+
+function machine(): string {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+  return `${cpus().length} CPU (${model}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform} ${process.arch}; load average ${loadavg()[0]!.toFixed(2)}`;
+}
+
+function printRun(r: RunFigures, rawVerify: number): void {
+  console.log(`  ceremonies/s        ${r.ceremoniesPerSecond.toFixed(0)}  (${r.ceremonies.toLocaleString('en')} in ${SECONDS} s, ${CONCURRENCY} browsers)`);
+  console.log(`  latency p50 / p99   ${r.p50.toFixed(2)} ms / ${r.p99.toFixed(2)} ms  (options + verify)`);
+  console.log(`  server RSS          ${r.rssMiB.toFixed(0)} MiB at the end (peak ${r.maxRssMiB.toFixed(0)} MiB)`);
+  const others = r.otherCpu === undefined ? '' : `, other processes ${(r.otherCpu * 100).toFixed(0)} %`;
+  const database = r.databaseCpu > 0 ? `, PostgreSQL ${(r.databaseCpu * 100).toFixed(0)} %` : '';
+  console.log(`  CPU                 server ${(r.serverCpu * 100).toFixed(0)} % of a core, load generator ${(r.clientCpu * 100).toFixed(0)} %${database}${others}`);
+  if (r.otherCpu !== undefined && r.otherCpu > 0.2) console.log('  WARNING             other processes were busy during the run: figures are low; run again on a quiet machine');
+  console.log(`  server CPU          ${((r.serverCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
+  console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ verify/s)`);
+  if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);
+}
+
+async function main(): Promise<void> {
+  console.log(`Latchkey sign-in benchmark: ${machine()}`);
+  if (env.BENCH_WHAT_IF) console.log(`WHAT-IF RUN (${env.BENCH_WHAT_IF}): not Latchkey's own figures`);
+  const sqlitePort = await freePort();
+  const origin = `http://localhost:${sqlitePort}`;
+  const keysStart = performance.now();
+  const { users, rows } = makeUsers(USERS, origin, 'localhost');
+  console.log(`generated ${USERS.toLocaleString('en')} ES256 key pairs in ${((performance.now() - keysStart) / 1000).toFixed(1)} s`);
+
+  const rawVerify = measureRawVerify(2000);
+  console.log(`${'raw ES256 verify (node:crypto, KeyObject):'.padEnd(44)}${rawVerify.toFixed(0).padStart(6)}/s`);
+  for (const line of await measureVerifyAssertion(1000)) console.log(line);
+
+  const bareServer = await ServerProcess.start('sqlite::memory:', 0, origin, { BENCH_BARE: '1' });
+  let bare: Awaited<ReturnType<typeof runBare>>;
+  try {
+    bare = await runBare({ port: bareServer.port, concurrency: CONCURRENCY, warmupMs: 1000, durationMs: 3000 });
+  } finally {
+    await bareServer.stop();
+  }
+  console.log(`bare Fastify JSON route, same client: ${bare.requestsPerSecond.toFixed(0)} requests/s (load generator ${(bare.clientCpu * 100).toFixed(0)} % of a core)`);
+
+  const results: RunFigures[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
+  try {
+    console.log(`\nSQLite (${join(dir, 'bench.db')}, WAL, synchronous=NORMAL)`);
+    const r = await benchDatabase('sqlite', `sqlite:${join(dir, 'bench.db')}`, users, rows, origin, sqlitePort);
+    printRun(r, rawVerify);
+    results.push(r);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  if (PG_URL !== 'off') {
+    const version = await postgresReady(PG_URL);
+    if (version) {
+      const url = withSearchPath(PG_URL, PG_SCHEMA);
+      console.log(`\nPostgreSQL ${version} (${PG_URL}, schema ${PG_SCHEMA}, pool of 10)`);
+      try {
+        // Same origin and port as the SQLite run, so the seeded users' authenticators fit.
+        const r = await benchDatabase('postgres', url, users, rows, origin, sqlitePort);
+        printRun(r, rawVerify);
+        results.push(r);
+      } finally {
+        await dropPgSchema(url);
+      }
+    }
+  }
+
+  console.log('\nsummary');
+  for (const r of results) {
+    console.log(
+      `  ${r.database.padEnd(9)} ${r.ceremoniesPerSecond.toFixed(0).padStart(6)} ceremonies/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB  ratio to raw verify ${(r.ceremoniesPerSecond / rawVerify).toFixed(3)}`,
+    );
+  }
+  console.log(`  raw ES256 verify ${rawVerify.toFixed(0)}/s; bare Fastify route ${bare.requestsPerSecond.toFixed(0)} requests/s`);
+  if (results.some((r) => r.failures.size)) process.exitCode = 1;
+}
+
+await main();

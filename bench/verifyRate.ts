@@ -1,0 +1,67 @@
+/**
+ * verifyAssertion in this process, next to the library path, for one ES256
+ * passkey: the cost of §7.2 verification without HTTP or SQL. Calls run 16 at
+ * a time, as a busy server's would; what limits one server process is the
+ * event-loop time per call, so that is reported next to the CPU time (which
+ * includes libuv's thread pool).
+ */
+import { performance } from 'node:perf_hooks';
+import { clearCredentialKeyCache, verifyAssertion, verifyAssertionWithLibrary, type AssertionInput } from '../src/webauthn/verifyAssertion.js';
+import { makeUsers } from './seed.js';
+
+const CONCURRENCY = 16;
+
+interface Rate {
+  perSecond: number;
+  eventLoopMicros: number;
+  cpuMicros: number;
+}
+
+async function rate(fn: (input: AssertionInput) => Promise<{ ok: boolean }>, input: AssertionInput, ms: number): Promise<Rate> {
+  for (let i = 0; i < 200; i++) if (!(await fn(input)).ok) throw new Error('benchmark assertion did not verify');
+  let n = 0;
+  let stop = false;
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  const timer = setTimeout(() => (stop = true), ms);
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (!stop) {
+        await fn(input);
+        n++;
+      }
+    }),
+  );
+  clearTimeout(timer);
+  const seconds = (performance.now() - start) / 1000;
+  const elu = performance.eventLoopUtilization(elu0);
+  const cpu = process.cpuUsage(cpu0);
+  return { perSecond: n / seconds, eventLoopMicros: (elu.active * 1000) / n, cpuMicros: (cpu.user + cpu.system) / n };
+}
+
+export async function measureVerifyAssertion(ms: number): Promise<string[]> {
+  const origin = 'http://localhost:3000';
+  const { users, rows } = makeUsers(1, origin, 'localhost');
+  const challenge = Buffer.alloc(32, 7).toString('base64url');
+  const response = users[0]!.authenticator.getAssertion({ challenge, rpId: 'localhost', allowCredentials: [] });
+  const a = rows[0]!.authenticator;
+  const input: AssertionInput = {
+    response,
+    expectedChallenge: challenge,
+    expectedOrigin: origin,
+    expectedRpId: 'localhost',
+    authenticator: { credential_id: a.credential_id, public_key: a.public_key, counter: 0, transports: a.transports },
+  };
+  const cached = await rate(verifyAssertion, input, ms);
+  // A credential's first use (or one evicted from the cache): the COSE key is decoded and imported as well.
+  const uncached = await rate((i) => (clearCredentialKeyCache(), verifyAssertion(i)), input, ms);
+  const library = await rate(verifyAssertionWithLibrary, input, ms);
+  const line = (label: string, r: Rate) =>
+    `${label.padEnd(44)}${r.perSecond.toFixed(0).padStart(6)}/s  event loop ${r.eventLoopMicros.toFixed(0).padStart(3)} µs, CPU ${r.cpuMicros.toFixed(0).padStart(3)} µs per call`;
+  return [
+    line('verifyAssertion, key cached:', cached),
+    line('verifyAssertion, key not cached:', uncached),
+    line('verifyAuthenticationResponse (library):', library),
+  ];
+}
