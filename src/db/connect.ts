@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
@@ -43,7 +43,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     dialect = 'sqlite';
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);
@@ -58,6 +58,27 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     dialect,
     migrate: () => migrateToLatest(kysely, dialect),
     close: () => kysely.destroy(),
+  };
+}
+
+/**
+ * Kysely's SQLite driver prepares every query anew; preparing costs more than
+ * running most of ours (BENCHMARKS.md). Statements are reusable, so keep them
+ * by SQL text. Bounded: queries with IN lists of varying length make new texts.
+ */
+export function withStatementCache(database: SQLite.Database, max = 500): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      let statement = statements.get(sql);
+      if (!statement) {
+        statement = database.prepare(sql);
+        if (statements.size >= max) statements.delete(statements.keys().next().value!);
+        statements.set(sql, statement);
+      }
+      return statement;
+    },
   };
 }
 

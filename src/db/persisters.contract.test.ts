@@ -403,6 +403,22 @@ describe.each(databases)('persister contract on $name', (target) => {
       });
     });
 
+    describe('joined reads', () => {
+      it('sessions.findWithUser and authenticators.findByCredentialIdWithUser return the row and its owner', async () => {
+        const user = await insertUser({ display_name: 'Joined Person' });
+        const session = newSession(user.id);
+        await store.sessions.insert(session);
+        const passkey = newAuthenticator(user.id);
+        await store.authenticators.insert(passkey);
+        expect(await store.sessions.findWithUser(session.id_hash)).toEqual({ session, user });
+        const found = await store.authenticators.findByCredentialIdWithUser(passkey.credential_id);
+        expect(found?.user).toEqual(user);
+        expect(found?.authenticator).toEqual(await store.authenticators.findByCredentialId(passkey.credential_id));
+        expect(await store.sessions.findWithUser('missing')).toBeUndefined();
+        expect(await store.authenticators.findByCredentialIdWithUser('missing')).toBeUndefined();
+      });
+    });
+
     describe('flows', () => {
       it('insert stores an active flow found by lookup and by id', async () => {
         const flow = newFlow();
@@ -426,6 +442,21 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.flows.consume(flow.id, T0 + MINUTE)).toBe(false);
         expect(await store.flows.findById(flow.id)).toMatchObject({ state: 'consumed', consumed_at: T0 + MINUTE });
         expect(await store.flows.consume(rid(), T0)).toBe(false);
+      });
+
+      it('consumeByLookup consumes once, only with the right type and binding, and returns the flow', async () => {
+        const now = T0 + MINUTE;
+        const flow = newFlow({ expires_at: now + MINUTE });
+        await store.flows.insert(flow);
+        expect(await store.flows.consumeByLookup(flow.lookup, 'other-type', flow.binding_hash!, now)).toBeUndefined();
+        expect(await store.flows.consumeByLookup(flow.lookup, flow.type, 'other-binding', now)).toBeUndefined();
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.flows.consumeByLookup(flow.lookup, flow.type, flow.binding_hash!, now)));
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(winners[0]).toMatchObject({ id: flow.id, state: 'consumed', consumed_at: now, data: flow.data });
+        const expired = newFlow({ expires_at: now });
+        await store.flows.insert(expired);
+        expect(await store.flows.consumeByLookup(expired.lookup, expired.type, expired.binding_hash!, now)).toBeUndefined();
       });
 
       it('of ten concurrent consumes of one flow exactly one succeeds', async () => {

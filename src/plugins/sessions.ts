@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hashToken, hmac, randomToken, safeEqual } from '../crypto.js';
 import type { User } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import { appError } from '../errors.js';
 import type { RequestContext } from '../webauthn/ceremonies.js';
 
@@ -56,18 +57,17 @@ export const sessionsPlugin = fp(
       const token = request.cookies[names.session];
       if (token && token.length <= 64) {
         const idHash = hashToken(token);
-        const session = await store.sessions.findByHash(idHash);
+        const found = await store.sessions.findWithUser(idHash);
         const t = now();
-        if (session && session.expires_at > t && session.last_seen_at > t - config.sessionIdleSeconds * 1000) {
-          const user = await store.users.findById(session.user_id);
-          if (user && user.status !== 'disabled') {
-            if (t - session.last_seen_at > TOUCH_INTERVAL_MS) {
+        if (found && found.session.expires_at > t && found.session.last_seen_at > t - config.sessionIdleSeconds * 1000) {
+          if (found.user.status !== 'disabled') {
+            if (t - found.session.last_seen_at > TOUCH_INTERVAL_MS) {
               await store.sessions.touch(idHash, t);
-              session.last_seen_at = t;
+              found.session.last_seen_at = t;
             }
-            request.auth = { session, user };
+            request.auth = found;
           }
-        } else if (session) {
+        } else if (found) {
           await store.sessions.delete(idHash);
         }
         if (!request.auth) reply.clearCookie(names.session, cookieBase);
@@ -91,8 +91,8 @@ export const sessionsPlugin = fp(
 );
 
 /** Start a new session for `user` (a new random id every time: no fixation) and set its cookie. */
-export async function startSession(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, user: User): Promise<void> {
-  const { config, store, now } = app.latchkey;
+export async function startSession(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, user: User, store: Store = app.latchkey.store): Promise<void> {
+  const { config, now } = app.latchkey;
   const names = cookieNames(config.secureCookies);
   const previous = request.cookies[names.session];
   if (previous) await store.sessions.delete(hashToken(previous));

@@ -92,9 +92,8 @@ export class WebAuthn {
   private async consumeChallenge(flowType: string, clientDataJSON: unknown, bindingHash: string): Promise<Flow> {
     const challenge = challengeOf(clientDataJSON);
     if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
-    const flow = await this.store.flows.findByLookup(challenge);
-    if (!flow || flow.type !== flowType || flow.binding_hash !== bindingHash) throw appError('challenge_invalid');
-    if (!(await this.store.flows.consume(flow.id, this.now()))) throw appError('challenge_invalid');
+    const flow = await this.store.flows.consumeByLookup(challenge, flowType, bindingHash, this.now());
+    if (!flow) throw appError('challenge_invalid');
     return flow;
   }
 
@@ -221,6 +220,8 @@ export class WebAuthn {
     onFailure?: (f: { code: string; userId?: string; authenticatorId?: string }) => Promise<void>;
     /** Extra check on the consumed flow (e.g. refuse a decoy flow for an unknown email). */
     acceptFlow?: (flow: Flow) => boolean;
+    /** Writes that belong with the successful use (a session, an audit record), run in its transaction. */
+    complete?: (tx: Store, finished: FinishedAuthentication) => Promise<void>;
   }): Promise<FinishedAuthentication> {
     const fail = async (code: Parameters<typeof appError>[0], who: { userId?: string; authenticatorId?: string } = {}, message?: string) => {
       await args.onFailure?.({ code, ...who });
@@ -236,8 +237,9 @@ export class WebAuthn {
     }
     if (args.acceptFlow && !args.acceptFlow(flow)) throw await fail('credential_unknown');
     const credentialId = typeof args.response?.id === 'string' ? args.response.id : '';
-    const authenticator = credentialId ? await this.store.authenticators.findByCredentialId(credentialId) : undefined;
-    if (!authenticator || authenticator.type !== 'passkey') throw await fail('credential_unknown');
+    const found = credentialId ? await this.store.authenticators.findByCredentialIdWithUser(credentialId) : undefined;
+    if (!found || found.authenticator.type !== 'passkey') throw await fail('credential_unknown');
+    const { authenticator, user } = found;
     const who = { userId: authenticator.user_id, authenticatorId: authenticator.id };
     // §7.2 step 6: with allowCredentials the credential must be the expected user's, and a user handle, when
     // returned, must be its owner's; without (discoverable), the user handle is required and must be the owner's.
@@ -245,8 +247,6 @@ export class WebAuthn {
     const userHandle = args.response.response?.userHandle;
     const ownerHandle = Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url');
     if ((userHandle || !flow.user_id) && userHandle !== ownerHandle) throw await fail('credential_unknown', who);
-    const user = await this.store.users.findById(authenticator.user_id);
-    if (!user) throw await fail('credential_unknown', who);
     if (user.status === 'disabled') throw await fail('account_disabled', who);
 
     const result = await verifyAssertion({
@@ -259,11 +259,16 @@ export class WebAuthn {
     if (!result.ok) throw await fail(result.code, who, result.message);
 
     const now = this.now();
-    // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal.
-    if (!(await this.store.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, at: now }))) {
-      throw await fail('counter_regressed', who);
-    }
-    return { flow, user, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, last_used_at: now } };
+    const finished = { flow, user, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, last_used_at: now } };
+    // The use is recorded and the caller's writes (session, audit) land in one transaction: all or nothing, one commit.
+    const recorded = await this.store.transaction(async (tx) => {
+      // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal.
+      if (!(await tx.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, at: now }))) return false;
+      await args.complete?.(tx, finished);
+      return true;
+    });
+    if (!recorded) throw await fail('counter_regressed', who);
+    return finished;
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
-import type { Authenticator, Database, NewAuthenticator } from '../schema.js';
+import { joinedUserColumns, splitJoinedUser } from './users.js';
+import type { Authenticator, Database, NewAuthenticator, User } from '../schema.js';
 
 export class AuthenticatorPersister {
   constructor(private readonly db: Kysely<Database>) {}
@@ -10,6 +11,20 @@ export class AuthenticatorPersister {
 
   findByCredentialId(credentialId: string): Promise<Authenticator | undefined> {
     return this.db.selectFrom('authenticators').selectAll().where('credential_id', '=', credentialId).executeTakeFirst();
+  }
+
+  /** A credential and its owner in one query: the sign-in path needs both. */
+  async findByCredentialIdWithUser(credentialId: string): Promise<{ authenticator: Authenticator; user: User } | undefined> {
+    const row = await this.db
+      .selectFrom('authenticators')
+      .innerJoin('users', 'users.id', 'authenticators.user_id')
+      .selectAll('authenticators')
+      .select(joinedUserColumns)
+      .where('authenticators.credential_id', '=', credentialId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { own, user } = splitJoinedUser(row);
+    return { authenticator: own, user };
   }
 
   findForUser(userId: string, id: string): Promise<Authenticator | undefined> {

@@ -47,6 +47,25 @@ export class FlowPersister {
     return Number(r.numUpdatedRows);
   }
 
+  /**
+   * Find and consume, in one statement, the active flow with this lookup key,
+   * type and browser binding. Returns it, or undefined when there is none (or
+   * a concurrent caller consumed it first). A mismatched type or binding leaves
+   * the flow untouched.
+   */
+  async consumeByLookup(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
+    return this.db
+      .updateTable('flows')
+      .set({ state: 'consumed', consumed_at: now })
+      .where('lookup', '=', lookup)
+      .where('type', '=', type)
+      .where('binding_hash', '=', bindingHash)
+      .where('state', '=', 'active')
+      .where('expires_at', '>', now)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
   async updateData(id: string, data: string): Promise<void> {
     await this.db.updateTable('flows').set({ data }).where('id', '=', id).execute();
   }

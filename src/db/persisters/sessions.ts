@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
-import type { Database, Session } from '../schema.js';
+import { joinedUserColumns, splitJoinedUser } from './users.js';
+import type { Database, Session, User } from '../schema.js';
 
 export class SessionPersister {
   constructor(private readonly db: Kysely<Database>) {}
@@ -10,6 +11,20 @@ export class SessionPersister {
 
   findByHash(idHash: string): Promise<Session | undefined> {
     return this.db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+  }
+
+  /** The session and its user in one query: every signed-in request needs both. */
+  async findWithUser(idHash: string): Promise<{ session: Session; user: User } | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .selectAll('sessions')
+      .select(joinedUserColumns)
+      .where('sessions.id_hash', '=', idHash)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { own, user } = splitJoinedUser(row);
+    return { session: own, user };
   }
 
   async touch(idHash: string, at: number): Promise<void> {

@@ -46,15 +46,17 @@ export async function reauthRoutes(app: FastifyInstance) {
 
   app.post<{ Body: Static<typeof VerifyBody> }>('/reauth/verify', { schema: { body: VerifyBody } }, async (request) => {
     const auth = requireAuth(request);
-    const result = await webauthn.finishAuthentication({
+    await webauthn.finishAuthentication({
       flowType: REAUTH_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as AuthenticationResponseJSON,
       onFailure: (f) => auditFailure(app, request, 'reauth.failed', { ...f, userId: f.userId ?? auth.user.id }),
       acceptFlow: (flow) => flow.user_id === auth.user.id,
+      complete: async (tx, { authenticator }) => {
+        await tx.sessions.markAuthenticated(auth.session.id_hash, now());
+        await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: authenticator.id }, tx);
+      },
     });
-    await store.sessions.markAuthenticated(auth.session.id_hash, now());
-    await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: result.authenticator.id });
     return { status: 'ok' };
   });
 }

@@ -74,20 +74,27 @@ export async function signInRoutes(app: FastifyInstance) {
   });
 
   app.post<{ Body: Static<typeof VerifyBody> }>('/signin/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
-    const result = await webauthn.finishAuthentication({
+    await webauthn.finishAuthentication({
       flowType: SIGNIN_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as AuthenticationResponseJSON,
       onFailure: (f) => auditFailure(app, request, 'signin.failed', f),
       acceptFlow: (flow) => !(JSON.parse(flow.data) as { decoy?: boolean }).decoy,
-    });
-    await startSession(app, request, reply, result.user);
-    await audit(app, request, {
-      event: 'signin',
-      subjectUserId: result.user.id,
-      actorUserId: result.user.id,
-      authenticatorId: result.authenticator.id,
-      detail: { mode: (JSON.parse(result.flow.data) as { mode?: string }).mode ?? 'unknown', passkey: result.authenticator.name },
+      complete: async (tx, { flow, user, authenticator }) => {
+        await startSession(app, request, reply, user, tx);
+        await audit(
+          app,
+          request,
+          {
+            event: 'signin',
+            subjectUserId: user.id,
+            actorUserId: user.id,
+            authenticatorId: authenticator.id,
+            detail: { mode: (JSON.parse(flow.data) as { mode?: string }).mode ?? 'unknown', passkey: authenticator.name },
+          },
+          tx,
+        );
+      },
     });
     return { status: 'ok', redirect: '/settings' };
   });
