@@ -14,9 +14,7 @@ import { Session } from 'node:inspector';
 import Fastify from 'fastify';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
-import { applyWhatIf } from './whatIf.js';
 
-applyWhatIf((process.env.BENCH_WHAT_IF ?? '').split(','));
 
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.

@@ -8,8 +8,7 @@
  *
  * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (10),
  * BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (32), BENCH_PG_URL
- * (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_WHAT_IF
- * (experiments on the server, see bench/whatIf.ts; never for reported figures).
+ * (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL).
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
@@ -300,7 +299,6 @@ function printRun(r: RunFigures, rawVerify: number): void {
 
 async function main(): Promise<void> {
   console.log(`Latchkey sign-in benchmark: ${machine()}`);
-  if (env.BENCH_WHAT_IF) console.log(`WHAT-IF RUN (${env.BENCH_WHAT_IF}): not Latchkey's own figures`);
   const sqlitePort = await freePort();
   const origin = `http://localhost:${sqlitePort}`;
   const keysStart = performance.now();
