@@ -78,6 +78,18 @@ describe('sign in with a passkey', () => {
     expect((await browser.postJson('/signin/verify', { response: swapped })).json().error.code).toBe('credential_unknown');
   });
 
+  it('burns the challenge when a response fails: one response, one try', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth);
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const good = auth.getAssertion(options);
+    const bad = { ...good, response: { ...good.response, signature: Buffer.from('not a signature').toString('base64url') } };
+    expect((await browser.postJson('/signin/verify', { response: bad })).json().error.code).toBe('ceremony_failed');
+    expect((await browser.postJson('/signin/verify', { response: good })).json().error.code).toBe('challenge_invalid');
+  });
+
   it('audits a replayed response as a failed sign-in', async () => {
     const auth = authenticator();
     await signUp(t.app, auth);
