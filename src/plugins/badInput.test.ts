@@ -117,6 +117,10 @@ describe('security headers, CSRF and bad input', () => {
   it('answers unknown paths with 404 in JSON or HTML', async () => {
     const b = new TestBrowser(t.app);
     expect((await b.get('/nope', 'application/json')).json().error.code).toBe('not_found');
+    for (const method of ['PUT', 'DELETE', 'PATCH'] as const) {
+      const res = await t.app.inject({ method, url: '/nope', headers: { accept: 'application/json' } });
+      expect(res.statusCode, method).toBe(404);
+    }
     const html = await b.get('/nope');
     expect(html.statusCode).toBe(404);
     expect(html.body).toContain('Page not found');

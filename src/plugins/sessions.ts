@@ -75,7 +75,8 @@ export const sessionsPlugin = fp(
     });
 
     app.addHook('preValidation', async (request) => {
-      if (SAFE_METHODS.has(request.method)) return;
+      // Unknown paths answer 404 whatever the method; there is nothing to protect.
+      if (SAFE_METHODS.has(request.method) || request.is404) return;
       const path = request.url.split('?')[0]!;
       if (exempt.some((p) => path === p || path.startsWith(p + '/'))) return;
       // Browsers send "Origin: null" for some same-origin posts (privacy settings); Fetch metadata says whether it was ours.
