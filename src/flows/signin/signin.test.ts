@@ -3,6 +3,16 @@ import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from 
 
 describe('sign in with a passkey', () => {
   let t: TestApp;
+
+  /** Someone signed up with `auth`, then a signed-out browser that asked for discoverable sign-in options. */
+  async function signedUpThenSignInOptions(options: Parameters<typeof authenticator>[0] = {}) {
+    const auth = authenticator(options);
+    await signUp(t.app, auth);
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const res = await browser.postJson('/signin/options', { mode: 'discoverable' });
+    return { auth, browser, options: res.json().options };
+  }
   beforeEach(async () => {
     t = await createTestApp();
   });
@@ -61,11 +71,7 @@ describe('sign in with a passkey', () => {
   });
 
   it('requires the user handle in a discoverable sign-in (WebAuthn L3 §7.2 step 6)', async () => {
-    const auth = authenticator();
-    await signUp(t.app, auth);
-    const browser = new TestBrowser(t.app);
-    await browser.get('/signin');
-    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const { auth, browser, options } = await signedUpThenSignInOptions();
     const response = auth.getAssertion(options);
     delete response.response.userHandle;
     const verify = await browser.postJson('/signin/verify', { response });
@@ -79,11 +85,7 @@ describe('sign in with a passkey', () => {
   });
 
   it('burns the challenge when a response fails: one response, one try', async () => {
-    const auth = authenticator();
-    await signUp(t.app, auth);
-    const browser = new TestBrowser(t.app);
-    await browser.get('/signin');
-    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const { auth, browser, options } = await signedUpThenSignInOptions();
     const good = auth.getAssertion(options);
     const bad = { ...good, response: { ...good.response, signature: Buffer.from('not a signature').toString('base64url') } };
     expect((await browser.postJson('/signin/verify', { response: bad })).json().error.code).toBe('ceremony_failed');
@@ -91,11 +93,7 @@ describe('sign in with a passkey', () => {
   });
 
   it('audits a replayed response as a failed sign-in', async () => {
-    const auth = authenticator();
-    await signUp(t.app, auth);
-    const browser = new TestBrowser(t.app);
-    await browser.get('/signin');
-    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const { auth, browser, options } = await signedUpThenSignInOptions();
     const response = auth.getAssertion(options);
     expect((await browser.postJson('/signin/verify', { response })).statusCode).toBe(200);
     expect((await browser.postJson('/signin/verify', { response })).statusCode).toBe(400);
@@ -104,11 +102,7 @@ describe('sign in with a passkey', () => {
   });
 
   it('accepts exactly one of two concurrent submissions of one ceremony', async () => {
-    const auth = authenticator({ counter: 'zero' });
-    await signUp(t.app, auth);
-    const browser = new TestBrowser(t.app);
-    await browser.get('/signin');
-    const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const { auth, browser, options } = await signedUpThenSignInOptions({ counter: 'zero' });
     const response = auth.getAssertion(options);
     const results = await Promise.all([browser.postJson('/signin/verify', { response }), browser.postJson('/signin/verify', { response })]);
     expect(results.map((r) => r.statusCode).sort()).toEqual([200, 400]);
