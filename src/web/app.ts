@@ -177,16 +177,23 @@ function signInPage(): void {
   const emailForm = document.getElementById('email-form') as HTMLFormElement | null;
   const passkeyButton = document.getElementById('passkey-signin') as HTMLButtonElement | null;
 
-  const startAutofill = async () => {
+  // Autofill stays offered while the page is open: a request that ran out its time (the challenge lasts
+  // 5 minutes) or whose challenge had expired is replaced by a fresh one. One that fails at once is not
+  // retried: that browser can't offer autofill now.
+  let autofillRestarts = 0;
+  const startAutofill = async (): Promise<void> => {
     if (!(await browserSupportsWebAuthnAutofill())) return;
+    const started = Date.now();
     try {
       const result = await authenticate('/signin/options', '/signin/verify', { mode: 'autofill' }, true);
       go(result, '/settings');
     } catch (err) {
       const name = (err as { name?: string })?.name;
-      // Aborted because another ceremony started, or dismissed: not worth an error.
+      // Aborted because another ceremony started: that one restarts autofill when it ends.
       if (name === 'AbortError' || (err as { code?: string })?.code === 'ERROR_CEREMONY_ABORTED') return;
       if (err instanceof ApiError || name !== 'NotAllowedError') showError(explain(err, 'signin'));
+      const expired = err instanceof ApiError && err.code === 'challenge_invalid';
+      if ((expired || Date.now() - started > 60_000) && autofillRestarts++ < 20) void startAutofill();
     }
   };
 
