@@ -180,17 +180,22 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   await sleep(options.warmupMs);
   if (crashed) throw crashed;
   await options.onWindow?.('start');
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  measuring = true;
-  await sleep(options.durationMs);
-  measuring = false;
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const { seconds, cpuMs } = await measureWindow(options.durationMs, (on) => (measuring = on));
   await options.onWindow?.('end');
   stopped = true;
   await settled;
-  return { ceremonies, seconds, latenciesMs: latencies, failures, clientCpuMs: (cpu.user + cpu.system) / 1000 };
+  return { ceremonies, seconds, latenciesMs: latencies, failures, clientCpuMs: cpuMs };
+}
+
+/** Count only inside a window of `durationMs`; returns its length and this process's CPU time in it. */
+async function measureWindow(durationMs: number, setMeasuring: (on: boolean) => void): Promise<{ seconds: number; cpuMs: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  setMeasuring(true);
+  await sleep(durationMs);
+  setMeasuring(false);
+  const cpu = process.cpuUsage(cpu0);
+  return { seconds: (performance.now() - t0) / 1000, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 /**
@@ -218,16 +223,10 @@ export async function runBare(options: { port: number; concurrency: number; warm
   const settled = Promise.all(Array.from({ length: options.concurrency }, loop));
   settled.catch(() => (stopped = true));
   await sleep(options.warmupMs);
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  measuring = true;
-  await sleep(options.durationMs);
-  measuring = false;
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const { seconds, cpuMs } = await measureWindow(options.durationMs, (on) => (measuring = on));
   stopped = true;
   await settled;
-  return { requestsPerSecond: requests / seconds, clientCpu: (cpu.user + cpu.system) / 1000 / (seconds * 1000) };
+  return { requestsPerSecond: requests / seconds, clientCpu: cpuMs / (seconds * 1000) };
 }
 
 function sleep(ms: number): Promise<void> {
