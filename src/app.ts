@@ -16,6 +16,11 @@ import { openDatabase, type Db } from './db/connect.js';
 import { Store } from './db/store.js';
 import { randomToken } from './crypto.js';
 import { WebAuthn } from './webauthn/ceremonies.js';
+import { createMailer } from './mail/createMailer.js';
+import type { Mailer } from './mail/mailer.js';
+import { devOutboxRoutes } from './mail/devOutboxRoutes.js';
+import { ensureDefaultTemplate } from './admin/emailTemplates.js';
+import { adminRoutes } from './admin/routes.js';
 import { errorHandlerPlugin, sendError, toAppError } from './plugins/errorHandler.js';
 import { sessionsPlugin } from './plugins/sessions.js';
 import { assetsPlugin } from './plugins/assets.js';
@@ -35,6 +40,8 @@ export interface BuildOptions {
   /** Overrides config.rateLimitPerMinute (benchmarks turn it off with 0). */
   rateLimitPerMinute?: number;
   logger?: boolean | object;
+  /** Outgoing mail; by default made from the configuration (SMTP, development outbox, or none). */
+  mailer?: Mailer;
 }
 
 export const BODY_LIMIT = 64 * 1024;
@@ -94,9 +101,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const store = new Store(db.kysely);
   const now = options.now ?? Date.now;
   const secret = await store.settings.getOrInsert('server_secret', randomToken(32));
+  await ensureDefaultTemplate(store, Date.now());
   const perMinute = options.rateLimitPerMinute ?? config.rateLimitPerMinute;
-  const latchkey: Latchkey = { config, store, webauthn: new WebAuthn(config, store, now), secret, now, rateLimitPerMinute: perMinute };
+  const ownsMailer = !options.mailer;
+  const mailer = options.mailer ?? createMailer(config);
+  const latchkey: Latchkey = { config, store, webauthn: new WebAuthn(config, store, now), mailer, secret, now, rateLimitPerMinute: perMinute };
   app.decorate('latchkey', latchkey);
+  if (ownsMailer) app.addHook('onClose', () => mailer.close());
   if (ownsDb) app.addHook('onClose', () => db.close());
 
   await app.register(errorHandlerPlugin);
@@ -134,6 +145,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(enrolmentRoutes);
   await app.register(settingsRoutes);
   await app.register(reauthRoutes);
+  await app.register(adminRoutes);
+  if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;
 }

@@ -1,6 +1,7 @@
 import type { Config } from './config/index.js';
 import type { Store } from './db/store.js';
 import type { WebAuthn } from './webauthn/ceremonies.js';
+import type { Mailer } from './mail/mailer.js';
 import type { Session, User } from './db/schema.js';
 
 /** What every route can reach: `app.latchkey`. */
@@ -8,6 +9,7 @@ export interface Latchkey {
   config: Config;
   store: Store;
   webauthn: WebAuthn;
+  mailer: Mailer;
   /** Server secret for HMACs (CSRF tokens, enumeration-safe fake credentials); generated once, kept in the database. */
   secret: string;
   now: () => number;

@@ -35,11 +35,25 @@ export const errorCatalogue = {
     message: 'You cannot remove your only passkey: you would not be able to sign in. Set up another passkey first, then remove this one.',
   },
   invite_invalid: { status: 404, message: 'This link is not valid. Check you copied the whole link, or ask for a new one.' },
-  invite_expired: { status: 410, message: 'This link has expired. Ask your administrator for a new one.' },
+  invite_expired: { status: 410, message: 'This link has expired. Ask the person who sent it (your registration authority agent or administrator) for a new one.' },
   invite_used: { status: 410, message: 'This link has already been used to set up a passkey. Sign in with your passkey, or ask for a new link.' },
   invite_revoked: { status: 410, message: 'This link is no longer valid: a newer link was sent, or it was cancelled. Use the newest link you received, or ask for a new one.' },
+  enrolment_code_invalid: {
+    status: 400,
+    message: 'The email address or the code is not right. Check both and try again. After 5 wrong tries the code stops working: ask your agent for a new one.',
+  },
+  enrolment_code_expired: { status: 410, message: 'This code has expired: codes work for 60 seconds. Ask your agent for a new code.' },
+  enrolment_code_used: { status: 410, message: 'This code has already been used. If you did not finish setting up your passkey, ask your agent for a new code.' },
+  enrolment_code_revoked: { status: 410, message: 'This code is no longer valid: it was cancelled or a newer one was issued. Ask your agent for a new code.' },
+  own_account: {
+    status: 403,
+    message: 'You cannot change your own account from the registration-authority console. Ask another agent, or use your own Login and security settings.',
+  },
+  template_default: { status: 409, message: 'The default template cannot be deleted. You can change its subject and text instead.' },
+  user_not_found: { status: 404, message: 'That user was not found. They may have been removed: search again.' },
   flow_expired: { status: 410, message: 'This page has expired. Start again.' },
   account_disabled: { status: 403, message: 'This account cannot sign in. Contact your administrator.' },
+  mail_unavailable: { status: 503, message: 'The email could not be sent: the mail server is not available. Try again later, or copy the link and send it another way.' },
   internal: { status: 500, message: 'Something went wrong on our side. Try again in a moment.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -20,6 +20,9 @@ Commands:
                                           Print a single-use enrolment link for that user (creating a Pending user
                                           if none has that email; the name defaults to the part before the @)
   users list                              List users and their status
+  admin bootstrap --email EMAIL --name NAME
+                                          Make the first RA Manager of the registration-authority console (/admin)
+                                          and print their single-use enrolment link; refused once a manager exists
 
 Configuration comes from the environment: see README.md.`;
 
@@ -132,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
             user = await createUser(store, { email: values.email!, displayName: values.name ?? nameFromEmail(values.email!) }, Date.now());
             process.stderr.write(`Created user ${user.email} (pending) named "${user.display_name}".\n`);
           }
-          const issued = await issueInvite(store, config, user, Date.now());
+          const issued = await issueInvite(store, config, user, Date.now(), { method: 'cli' });
           await store.audit.record({ at: Date.now(), event: 'enrolment.invited', outcome: 'success', subjectUserId: user.id, detail: { via: 'cli' } });
           return issued;
         }).catch(mapUserError);
@@ -149,6 +152,22 @@ export async function main(argv: string[]): Promise<void> {
       }
       fail(`unknown users command "${sub ?? ''}"\n\n${usage}`);
     }
+    case 'admin': {
+      if (sub !== 'bootstrap') fail(`unknown admin command "${sub ?? ''}"\n\n${usage}`);
+      let values: { email?: string; name?: string };
+      try {
+        values = flags();
+      } catch (err) {
+        fail(`${(err as Error).message}\n\n${usage}`);
+      }
+      if (!values.email || !values.name) fail('admin bootstrap needs --email and --name');
+      const result = await withStore(config, (store) => bootstrapManager(store, config, values.email!, values.name!)).catch(mapUserError);
+      if (result.created) process.stderr.write(`Created user ${values.email} (pending).\n`);
+      process.stderr.write(`${values.email} is now an RA Manager. Open this link to set up a passkey, then sign in at ${config.origin}/admin:\n`);
+      process.stdout.write(`${result.url}\n`);
+      process.stderr.write(`Single-use link; expires ${new Date(result.expiresAt).toISOString()}.\n`);
+      return;
+    }
     case 'help':
     case '--help':
     case '-h':
@@ -157,6 +176,24 @@ export async function main(argv: string[]): Promise<void> {
     default:
       fail(`unknown command "${command}"\n\n${usage}`);
   }
+}
+
+/** The first RA Manager: refused once any manager exists, so this can't be used to take over a running console. */
+async function bootstrapManager(store: Store, config: Config, email: string, name: string) {
+  const t = Date.now();
+  if ((await store.roles.count('ra_manager')) > 0) {
+    throw new UserInputError('an RA Manager already exists: ask them to grant roles in the console (/admin)');
+  }
+  let user = await store.users.findByEmail(email);
+  const created = !user;
+  if (!user) user = await createUser(store, { email, displayName: name }, t);
+  const subject = user;
+  await store.transaction(async (tx) => {
+    await tx.roles.set(subject.id, ['ra_manager', ...(await tx.roles.listForUser(subject.id)).filter((r) => r !== 'ra_manager')], null, t);
+    await tx.audit.record({ at: t, event: 'admin.bootstrap', outcome: 'success', subjectUserId: subject.id, detail: { via: 'cli' } });
+  });
+  const invite = await issueInvite(store, config, subject, t, { method: 'cli' });
+  return { created, url: invite.url, expiresAt: invite.expiresAt };
 }
 
 function mapUserError(err: unknown): never {

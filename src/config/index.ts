@@ -46,6 +46,20 @@ export interface Config {
   trustProxyHops: number;
   /** Serve cookies with `Secure` and the `__Host-` prefix (true when the origin is https). */
   secureCookies: boolean;
+  /** NODE_ENV=production: no development outbox, unsafe settings are warned about. */
+  production: boolean;
+  /** Organisation named on enrolment pages and in emails (defaults to the RP name). */
+  organisation: string;
+  /** How long a link or enrolment email issued by a registration-authority agent stays valid. */
+  agentLinkSeconds: number;
+  /** How long a 9-character enrolment code stays valid (seed 003: 60 seconds). */
+  enrolmentCodeSeconds: number;
+  /** Outgoing mail server, e.g. `smtp://user:pass@mail.example.org:587` or `smtps://…:465`; unset: development outbox. */
+  smtpUrl: string | undefined;
+  /** The From address of the emails Latchkey sends. */
+  mailFrom: string;
+  /** Where mail goes when no SMTP server is configured (not in production); read it at /dev/outbox. */
+  outboxDir: string;
 }
 
 export class ConfigError extends Error {
@@ -124,6 +138,25 @@ function readDatabaseUrl(env: Env): string {
   throw new ConfigError('DATABASE_URL', 'must start with sqlite: or postgres://');
 }
 
+function readText(env: Env, name: string, fallback: string, max: number): string {
+  const value = (env[name] ?? '').trim() || fallback;
+  if (value.length > max) throw new ConfigError(name, `at most ${max} characters`);
+  return value;
+}
+
+function readSmtpUrl(env: Env): string | undefined {
+  const raw = env.LATCHKEY_SMTP_URL?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('LATCHKEY_SMTP_URL', 'not a URL; expected smtp://host:port or smtps://host:port');
+  }
+  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new ConfigError('LATCHKEY_SMTP_URL', `must start with smtp:// or smtps://, got "${url.protocol}//"`);
+  return raw;
+}
+
 /** Read and validate the configuration. Pass overrides in tests instead of touching process.env. */
 export function loadConfig(env: Env = process.env): Config {
   const port = readInt(env, 'PORT', 3000, 0, 65535);
@@ -157,6 +190,13 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: readInt(env, 'LATCHKEY_RATE_LIMIT_PER_MINUTE', 1000, 0, 1_000_000),
     trustProxyHops: readInt(env, 'LATCHKEY_TRUST_PROXY_HOPS', 0, 0, 10),
     secureCookies: origin.startsWith('https:'),
+    production: (env.NODE_ENV ?? '').trim() === 'production',
+    organisation: readText(env, 'LATCHKEY_ORGANISATION', rpName, 100),
+    agentLinkSeconds: readInt(env, 'LATCHKEY_AGENT_LINK_MINUTES', 30, 1, 30 * 24 * 60) * 60,
+    enrolmentCodeSeconds: readInt(env, 'LATCHKEY_ENROLMENT_CODE_SECONDS', 60, 15, 3600),
+    smtpUrl: readSmtpUrl(env),
+    mailFrom: readText(env, 'LATCHKEY_MAIL_FROM', `${rpName} <no-reply@${rpId}>`, 200),
+    outboxDir: (env.LATCHKEY_OUTBOX_DIR ?? '').trim() || './data/outbox',
   };
 }
 
@@ -164,6 +204,13 @@ export function loadConfig(env: Env = process.env): Config {
 export function unsafeSettings(config: Config): string[] {
   const warnings: string[] = [];
   if (config.fidoConformance) warnings.push('LATCHKEY_FIDO_CONFORMANCE=true: /fido2 creates users on request; never enable in production');
+  if (!config.smtpUrl) {
+    warnings.push(
+      config.production
+        ? 'LATCHKEY_SMTP_URL is not set: Latchkey cannot send email (enrolment emails and notices fail); set it in production'
+        : `LATCHKEY_SMTP_URL is not set: emails are written to ${config.outboxDir} and shown at /dev/outbox (development only)`,
+    );
+  }
   if (!config.secureCookies) warnings.push(`LATCHKEY_ORIGIN is ${config.origin}: cookies are not Secure; use https outside local development`);
   return warnings;
 }

@@ -93,6 +93,58 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  /**
+   * The registration-authority console (issue 3): roles, email templates, who
+   * issued a passkey, which passkey a session signed in with, failed tries on
+   * enrolment codes, and indexes for prefix search over a million users.
+   */
+  '0002_registration_authority': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('users').addColumn('name_search', 'text', (c) => c.notNull().defaultTo('')).execute();
+      await db.schema.alterTable('users').addColumn('national_id_hash', 'text').execute();
+      await sql`update users set name_search = lower(display_name)`.execute(db);
+      await sql`update users set status = 'suspended' where status = 'disabled'`.execute(db);
+      // Prefix search is a range scan (>= prefix, < next prefix) over byte order: PostgreSQL needs the "C"
+      // collation for that order (and for an index it can use); SQLite's default BINARY collation is it.
+      const c = dialect === 'postgres' ? ' collate "C"' : '';
+      await sql.raw(`create index users_name_search on users (name_search${c}, id)`).execute(db);
+      await sql.raw(`create index users_status_name_search on users (status, name_search${c}, id)`).execute(db);
+      if (dialect === 'postgres') {
+        await sql.raw(`create index users_email_prefix on users (email_normalized collate "C")`).execute(db);
+        await sql.raw(`create index users_id_prefix on users (id collate "C")`).execute(db);
+      }
+
+      await db.schema.alterTable('authenticators').addColumn('issued_by', 'text').execute();
+      await db.schema.alterTable('sessions').addColumn('authenticator_id', 'text').execute();
+      await db.schema.createIndex('sessions_authenticator_id').on('sessions').column('authenticator_id').execute();
+      await db.schema.alterTable('flows').addColumn('failed_attempts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('flows_user_type').on('flows').columns(['user_id', 'type', 'created_at']).execute();
+      await db.schema.createIndex('audit_events_actor').on('audit_events').columns(['actor_user_id', 'at']).execute();
+      await db.schema.createIndex('audit_events_event').on('audit_events').columns(['event', 'at']).execute();
+
+      await db.schema
+        .createTable('roles')
+        .addColumn('user_id', 'text', (col) => col.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('role', 'text', (col) => col.notNull())
+        .addColumn('granted_by', 'text')
+        .addColumn('granted_at', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('roles_pk', ['user_id', 'role'])
+        .execute();
+      await db.schema.createIndex('roles_role').on('roles').column('role').execute();
+
+      await db.schema
+        .createTable('email_templates')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('name', 'text', (col) => col.notNull())
+        .addColumn('subject', 'text', (col) => col.notNull())
+        .addColumn('body', 'text', (col) => col.notNull())
+        .addColumn('is_default', 'integer', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_by', 'text')
+        .execute();
+    },
+  },
 });
 
 /** Apply every pending migration; throws with the failing migration's name. */

@@ -18,6 +18,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
+const MIGRATIONS = ['0001_core', '0002_registration_authority'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -33,7 +34,9 @@ function newUser(overrides: Partial<User> = {}): User {
     status: 'pending',
     created_at: T0,
     updated_at: T0,
+    national_id_hash: null,
     ...overrides,
+    name_search: (overrides.display_name ?? 'Ada Lovelace').toLowerCase(),
   };
 }
 
@@ -53,6 +56,7 @@ function newAuthenticator(userId: string, overrides: Partial<NewAuthenticator> =
     name: 'iCloud Keychain',
     created_at: T0,
     last_used_at: null,
+    issued_by: null,
     ...overrides,
   };
 }
@@ -69,6 +73,7 @@ function newSession(userId: string, overrides: Partial<Session> = {}): Session {
     aal: 1,
     ip: '192.0.2.7',
     user_agent: 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0',
+    authenticator_id: null,
     ...overrides,
   };
 }
@@ -124,9 +129,9 @@ describe.each(databases)('persister contract on $name', (target) => {
     describe('migrations', () => {
       it('apply once, and a second run applies nothing', async () => {
         const fresh = await target.open();
-        expect(await fresh.migrate()).toEqual(['0001_core']);
+        expect(await fresh.migrate()).toEqual(MIGRATIONS);
         expect(await fresh.migrate()).toEqual([]);
-        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings'] as const) {
+        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings', 'roles', 'email_templates'] as const) {
           expect(await fresh.kysely.selectFrom(table).selectAll().execute()).toEqual([]);
         }
       });
@@ -134,13 +139,13 @@ describe.each(databases)('persister contract on $name', (target) => {
       it('two concurrent runs apply each migration exactly once', async () => {
         const fresh = await target.open();
         const [a, b] = await Promise.all([fresh.migrate(), fresh.migrate()]);
-        expect([...a, ...b]).toEqual(['0001_core']);
+        expect([...a, ...b]).toEqual(MIGRATIONS);
       });
 
       it.runIf(target.name === 'postgres')('keep their bookkeeping in their own schema, beside other migrated schemas', async () => {
         // The suite's database is already migrated in another schema of the same database.
         const fresh = await target.open();
-        expect(await fresh.migrate()).toEqual(['0001_core']);
+        expect(await fresh.migrate()).toEqual(MIGRATIONS);
         const { rows } = await sql<{ n: number }>`
           select count(*) as n from information_schema.tables
           where table_schema = current_schema() and table_name in ('kysely_migration', 'kysely_migration_lock', 'users')`.execute(fresh.kysely);
@@ -189,8 +194,8 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect((await store.users.findById(user.id))!.status).toBe('pending');
         await store.users.setStatus(user.id, 'enrolled', T0 + MINUTE);
         expect(await store.users.findById(user.id)).toMatchObject({ status: 'enrolled', updated_at: T0 + MINUTE, created_at: T0 });
-        await store.users.setStatus(user.id, 'disabled', T0 + 2 * MINUTE);
-        expect((await store.users.findById(user.id))!.status).toBe('disabled');
+        await store.users.setStatus(user.id, 'suspended', T0 + 2 * MINUTE);
+        expect((await store.users.findById(user.id))!.status).toBe('suspended');
       });
 
       it('count and list see inserted users in creation order', async () => {
@@ -423,7 +428,7 @@ describe.each(databases)('persister contract on $name', (target) => {
       it('insert stores an active flow found by lookup and by id', async () => {
         const flow = newFlow();
         await store.flows.insert(flow);
-        const expected = { ...flow, state: 'active', consumed_at: null };
+        const expected = { ...flow, state: 'active', consumed_at: null, failed_attempts: 0 };
         expect(await store.flows.findByLookup(flow.lookup)).toEqual(expected);
         expect(await store.flows.findById(flow.id)).toEqual(expected);
         expect(await store.flows.findByLookup(rid(32))).toBeUndefined();
@@ -637,6 +642,135 @@ describe.each(databases)('persister contract on $name', (target) => {
           }),
         ).rejects.toThrow('inner');
         expect(await store.users.findById(other.id)).toBeUndefined();
+      });
+    });
+
+    describe('registration authority', () => {
+      it('search finds users by case-insensitive prefix of name or email, or the start of the id, name matches first', async () => {
+        const s = await freshStore();
+        const tag = rid(4).toLowerCase().replace(/[^a-z]/g, 'q');
+        const zoe = await s.users.insert(newUser({ display_name: `Zoë ${tag} Ångström`, email: `zoe.${tag}@example.org` }));
+        const ada = await s.users.insert(newUser({ display_name: 'Ada Lovelace', email: `${tag}.ada@example.org` }));
+        const grace = await s.users.insert(newUser({ display_name: 'Grace Hopper', email: 'grace@example.org', status: 'enrolled' }));
+        const page = { offset: 0, limit: 10 };
+        expect((await s.users.search({ ...page, query: 'ZOË' })).map((u) => u.id)).toEqual([zoe.id]);
+        expect((await s.users.search({ ...page, query: `zoë ${tag.toUpperCase()} å` })).map((u) => u.id)).toEqual([zoe.id]);
+        // "zoe.<tag>" is an email prefix; "<tag>." starts Ada's email.
+        expect((await s.users.search({ ...page, query: `ZOE.${tag}` })).map((u) => u.id)).toEqual([zoe.id]);
+        expect((await s.users.search({ ...page, query: `${tag}.` })).map((u) => u.id)).toEqual([ada.id]);
+        expect((await s.users.search({ ...page, query: grace.id.slice(0, 6) })).map((u) => u.id)).toContain(grace.id);
+        expect(await s.users.search({ ...page, query: 'nobody-has-this' })).toEqual([]);
+        // Prefix, not substring: the middle of a name does not match.
+        expect(await s.users.search({ ...page, query: 'lovelace' })).toEqual([]);
+        // A name match and an email match of one person list them once, name matches first.
+        const both = await s.users.insert(newUser({ display_name: 'Grace Brewster', email: `gr-${tag}@example.org` }));
+        expect((await s.users.search({ ...page, query: 'gr' })).map((u) => u.id)).toEqual([both.id, grace.id]);
+        expect((await s.users.search({ ...page, query: 'gr', status: 'enrolled' })).map((u) => u.id)).toEqual([grace.id]);
+        expect((await s.users.search({ ...page, status: 'enrolled' })).map((u) => u.id)).toEqual([grace.id]);
+      });
+
+      it('search pages return one extra row when there is a next page, and pages do not overlap', async () => {
+        const s = await freshStore();
+        for (let i = 0; i < 7; i++) await s.users.insert(newUser({ display_name: `Page ${String(i).padStart(2, '0')}` }));
+        const first = await s.users.search({ query: 'page', offset: 0, limit: 3 });
+        expect(first.map((u) => u.display_name)).toEqual(['Page 00', 'Page 01', 'Page 02', 'Page 03']);
+        const last = await s.users.search({ query: 'page', offset: 6, limit: 3 });
+        expect(last.map((u) => u.display_name)).toEqual(['Page 06']);
+      });
+
+      it('search uses an index, not a table scan', async () => {
+        const plan =
+          target.name === 'sqlite'
+            ? (await sql<{ detail: string }>`explain query plan select * from users where name_search >= 'ab' and name_search < 'ac' order by name_search, id limit 26`.execute(db.kysely)).rows
+                .map((r) => r.detail)
+                .join('\n')
+            : // PostgreSQL plans by statistics; with few rows it may prefer a scan, so ask for the index when it is possible at all.
+              (
+                await db.kysely.transaction().execute(async (tx) => {
+                  await sql`set local enable_seqscan = off`.execute(tx);
+                  return sql<{ 'QUERY PLAN': string }>`explain select * from users where name_search collate "C" >= 'ab' and name_search collate "C" < 'ac' order by name_search collate "C", id limit 26`.execute(tx);
+                })
+              ).rows
+                .map((r) => r['QUERY PLAN'])
+                .join('\n');
+        expect(plan).toMatch(/users_name_search/);
+        expect(plan).not.toMatch(/SCAN users\b(?! USING)|Seq Scan/);
+      });
+
+      it('roles: set replaces the set, reports what changed, and counts per role', async () => {
+        const s = await freshStore();
+        const user = await s.users.insert(newUser());
+        expect(await s.roles.set(user.id, ['ra_agent', 'auditor'], null, T0)).toEqual({ added: ['ra_agent', 'auditor'], removed: [] });
+        expect(await s.roles.listForUser(user.id)).toEqual(['auditor', 'ra_agent']);
+        expect(await s.roles.set(user.id, ['ra_manager', 'auditor'], null, T0)).toEqual({ added: ['ra_manager'], removed: ['ra_agent'] });
+        expect(await s.roles.count('ra_manager')).toBe(1);
+        expect(await s.roles.count('ra_agent')).toBe(0);
+        await s.roles.set(user.id, [], null, T0);
+        expect(await s.roles.listForUser(user.id)).toEqual([]);
+      });
+
+      it('email templates: the default cannot be deleted, others can', async () => {
+        const s = await freshStore();
+        const base = { subject: 'S {{name}}', body: 'B {{link}}', created_at: T0, updated_at: T0, updated_by: null };
+        await s.emailTemplates.insert({ id: 'default', name: 'Default', is_default: 1, ...base });
+        await s.emailTemplates.insert({ id: 'other', name: 'Other', is_default: 0, ...base });
+        expect((await s.emailTemplates.list()).map((t) => t.id)).toEqual(['default', 'other']);
+        expect(await s.emailTemplates.delete('default')).toBe(false);
+        expect(await s.emailTemplates.delete('other')).toBe(true);
+        expect(await s.emailTemplates.update('default', { name: 'Default', subject: 'New', body: '{{link}}' }, null, T0 + 1)).toBe(true);
+        expect(await s.emailTemplates.findDefault()).toMatchObject({ subject: 'New', updated_at: T0 + 1 });
+      });
+
+      it('failed attempts are counted and burn the flow at the limit, even when concurrent', async () => {
+        const user = await insertUser();
+        const flow = newFlow({ user_id: user.id, type: 'enrol-code', expires_at: T0 + MINUTE });
+        await store.flows.insert(flow);
+        await Promise.all([1, 2, 3, 4, 5, 6, 7].map(() => store.flows.recordFailedAttempt(flow.id, 5, T0)));
+        const after = await store.flows.findById(flow.id);
+        expect(after!.state).toBe('revoked');
+        expect(after!.failed_attempts).toBeGreaterThanOrEqual(5);
+        expect(await store.flows.consume(flow.id, T0)).toBe(false);
+      });
+
+      it('revoke ends an active flow once; listForUser returns a user’s flows of some types, newest first', async () => {
+        const user = await insertUser();
+        const older = newFlow({ user_id: user.id, type: 'invite', created_at: T0 });
+        const newer = newFlow({ user_id: user.id, type: 'enrol-code', created_at: T0 + 1 });
+        const other = newFlow({ user_id: user.id, type: 'signin', created_at: T0 + 2 });
+        for (const f of [older, newer, other]) await store.flows.insert(f);
+        expect((await store.flows.listForUser(user.id, ['invite', 'enrol-code'])).map((f) => f.id)).toEqual([newer.id, older.id]);
+        expect(await store.flows.revoke(older.id, T0)).toBe(true);
+        expect(await store.flows.revoke(older.id, T0)).toBe(false);
+        expect((await store.flows.findById(older.id))!.state).toBe('revoked');
+      });
+
+      it('sessions signed in with a passkey end when it is removed; others stay', async () => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id);
+        await store.authenticators.insert(passkey);
+        const withIt = newSession(user.id, { authenticator_id: passkey.id });
+        const withOther = newSession(user.id, { authenticator_id: rid() });
+        await store.sessions.insert(withIt);
+        await store.sessions.insert(withOther);
+        expect(await store.sessions.deleteForAuthenticator(passkey.id)).toBe(1);
+        expect(await store.sessions.findByHash(withIt.id_hash)).toBeUndefined();
+        expect(await store.sessions.findByHash(withOther.id_hash)).toBeDefined();
+      });
+
+      it('audit search filters by event, actor, subject and time, newest first, with names', async () => {
+        const s = await freshStore();
+        const agent = await s.users.insert(newUser({ display_name: 'Agent Smith' }));
+        const user = await s.users.insert(newUser({ display_name: 'Neo' }));
+        await s.audit.record({ event: 'enrolment.link_issued', outcome: 'success', actorUserId: agent.id, subjectUserId: user.id, at: T0 });
+        await s.audit.record({ event: 'authenticator.removed', outcome: 'success', actorUserId: agent.id, subjectUserId: user.id, at: T0 + MINUTE });
+        await s.audit.record({ event: 'signin', outcome: 'success', actorUserId: user.id, subjectUserId: user.id, at: T0 + 2 * MINUTE });
+        const all = await s.audit.search({}, 10);
+        expect(all.map((e) => e.event)).toEqual(['signin', 'authenticator.removed', 'enrolment.link_issued']);
+        expect(all[1]).toMatchObject({ actor_name: 'Agent Smith', subject_name: 'Neo', actor_email: agent.email });
+        expect((await s.audit.search({ actorUserId: agent.id }, 10)).map((e) => e.event)).toEqual(['authenticator.removed', 'enrolment.link_issued']);
+        expect((await s.audit.search({ event: 'signin' }, 10))).toHaveLength(1);
+        expect((await s.audit.search({ from: T0 + MINUTE, to: T0 + 2 * MINUTE }, 10)).map((e) => e.event)).toEqual(['authenticator.removed']);
+        expect((await s.audit.search({ beforeId: all[0]!.id }, 1)).map((e) => e.event)).toEqual(['authenticator.removed']);
       });
     });
 

@@ -3,9 +3,10 @@
  * read back as numbers on both SQLite and PostgreSQL); booleans are 0/1 integers
  * so the same queries run unchanged on both databases.
  */
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
-export type UserStatus = 'pending' | 'enrolled' | 'disabled';
+/** Pending until a first passkey is registered (seed 003), Enrolled after; Suspended users cannot sign in. */
+export type UserStatus = 'pending' | 'enrolled' | 'suspended';
 
 export interface UsersTable {
   id: string;
@@ -15,6 +16,10 @@ export interface UsersTable {
   status: UserStatus;
   created_at: number;
   updated_at: number;
+  /** Lower-cased display name for prefix search; the users persister keeps it in step with display_name. */
+  name_search: ColumnType<string, string | undefined, string>;
+  /** HMAC of the normalised national identifier (never the identifier itself); null when none was recorded. */
+  national_id_hash: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface AuthenticatorsTable {
@@ -35,6 +40,8 @@ export interface AuthenticatorsTable {
   name: string;
   created_at: number;
   last_used_at: number | null;
+  /** The agent who issued the link or code this passkey was registered with; null when the person added it themselves. */
+  issued_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface SessionsTable {
@@ -51,6 +58,8 @@ export interface SessionsTable {
   aal: number;
   ip: string;
   user_agent: string;
+  /** The passkey this session signed in with: removing it ends the session. */
+  authenticator_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type FlowState = 'active' | 'consumed' | 'revoked';
@@ -72,6 +81,8 @@ export interface FlowsTable {
   created_at: number;
   expires_at: number;
   consumed_at: number | null;
+  /** Wrong guesses against this flow (enrolment codes burn after 5). */
+  failed_attempts: ColumnType<number, number | undefined, number>;
 }
 
 export interface AuditEventsTable {
@@ -87,6 +98,27 @@ export interface AuditEventsTable {
   detail: string;
 }
 
+export type Role = 'ra_manager' | 'ra_agent_advanced' | 'ra_agent' | 'auditor';
+
+export interface RolesTable {
+  user_id: string;
+  role: Role;
+  granted_by: string | null;
+  granted_at: number;
+}
+
+export interface EmailTemplatesTable {
+  id: string;
+  name: string;
+  subject: string;
+  body: string;
+  /** 1 for the built-in default: it can be edited but not deleted. */
+  is_default: number;
+  created_at: number;
+  updated_at: number;
+  updated_by: string | null;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -99,6 +131,8 @@ export interface Database {
   flows: FlowsTable;
   audit_events: AuditEventsTable;
   settings: SettingsTable;
+  roles: RolesTable;
+  email_templates: EmailTemplatesTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -109,3 +143,4 @@ export type NewAuthenticator = Insertable<AuthenticatorsTable>;
 export type Session = Selectable<SessionsTable>;
 export type Flow = Selectable<FlowsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
+export type EmailTemplate = Selectable<EmailTemplatesTable>;

@@ -12,6 +12,8 @@ import { FlowPersister } from './persisters/flows.js';
 import { SessionPersister } from './persisters/sessions.js';
 import { SettingsPersister } from './persisters/settings.js';
 import { UserPersister } from './persisters/users.js';
+import { RolePersister } from './persisters/roles.js';
+import { EmailTemplatePersister } from './persisters/emailTemplates.js';
 
 export class Store {
   readonly users: UserPersister;
@@ -20,6 +22,8 @@ export class Store {
   readonly flows: FlowPersister;
   readonly audit: AuditPersister;
   readonly settings: SettingsPersister;
+  readonly roles: RolePersister;
+  readonly emailTemplates: EmailTemplatePersister;
 
   constructor(readonly kysely: Kysely<Database>, private readonly inTransaction = false) {
     this.users = new UserPersister(kysely);
@@ -28,6 +32,8 @@ export class Store {
     this.flows = new FlowPersister(kysely);
     this.audit = new AuditPersister(kysely);
     this.settings = new SettingsPersister(kysely);
+    this.roles = new RolePersister(kysely);
+    this.emailTemplates = new EmailTemplatePersister(kysely);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

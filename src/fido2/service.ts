@@ -174,7 +174,7 @@ export async function issueCreationOptions(
 ): Promise<Static<typeof CreationOptionsResponseSchema>> {
   const { config } = app.latchkey;
   const user = await findOrCreateUser(app, body.username, body.displayName);
-  if (user.status === 'disabled') throw conformanceFailure('This user is disabled');
+  if (user.status === 'suspended') throw conformanceFailure('This user is disabled');
   const existing = await passkeysOf(app, user.id);
   const attestation = body.attestation ?? 'none';
   const selection = body.authenticatorSelection;
@@ -282,7 +282,7 @@ export async function issueRequestOptions(
   const { config, store } = app.latchkey;
   const user = await store.users.findByEmail(body.username);
   if (!user) throw conformanceFailure('User does not exist');
-  if (user.status === 'disabled') throw conformanceFailure('This user is disabled');
+  if (user.status === 'suspended') throw conformanceFailure('This user is disabled');
   const credentials = await passkeysOf(app, user.id);
   const userVerification = body.userVerification ?? 'preferred';
   const data: AssertionFlowData = { userVerification };

@@ -60,7 +60,7 @@ export const sessionsPlugin = fp(
         const found = await store.sessions.findWithUser(idHash);
         const t = now();
         if (found && found.session.expires_at > t && found.session.last_seen_at > t - config.sessionIdleSeconds * 1000) {
-          if (found.user.status !== 'disabled') {
+          if (found.user.status !== 'suspended') {
             if (t - found.session.last_seen_at > TOUCH_INTERVAL_MS) {
               await store.sessions.touch(idHash, t);
               found.session.last_seen_at = t;
@@ -92,7 +92,15 @@ export const sessionsPlugin = fp(
 );
 
 /** Start a new session for `user` (a new random id every time: no fixation) and set its cookie. */
-export async function startSession(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, user: User, store: Store = app.latchkey.store): Promise<void> {
+export async function startSession(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  user: User,
+  store: Store = app.latchkey.store,
+  /** The passkey used: removing it ends this session. */
+  authenticatorId: string | null = null,
+): Promise<void> {
   const { config, now } = app.latchkey;
   const names = cookieNames(config.secureCookies);
   const previous = request.cookies[names.session];
@@ -111,6 +119,7 @@ export async function startSession(app: FastifyInstance, request: FastifyRequest
     aal: 2,
     ip: ctx.ip,
     user_agent: ctx.userAgent,
+    authenticator_id: authenticatorId,
   });
   reply.setCookie(names.session, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies });
 }

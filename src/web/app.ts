@@ -163,7 +163,9 @@ async function signalUnknown(rpId: string, credentialId: string): Promise<void> 
 }
 
 function go(result: Json, fallback: string): void {
-  window.location.assign(typeof result.redirect === 'string' ? result.redirect : fallback);
+  // The page a signed-out visitor was sent from (/signin?next=…), checked by the server before it reached data-next.
+  const next = document.body.dataset.page === 'signin' ? document.body.dataset.next : undefined;
+  window.location.assign(next || (typeof result.redirect === 'string' ? result.redirect : fallback));
 }
 
 function unsupported(): boolean {
@@ -318,6 +320,82 @@ async function sendSignals(): Promise<void> {
   }
 }
 
+// --- Registration-authority console: live status of issued links and codes, copy, and the code's countdown.
+const statusLabels: Record<string, string> = { pending: 'Pending', enrolled: 'Enrolled', expired: 'Expired', revoked: 'Revoked' };
+
+function announce(message: string): void {
+  const announcer = document.getElementById('enrolment-announcer');
+  if (announcer) announcer.textContent = message;
+}
+
+function watchEnrolments(): void {
+  const badges = Array.from(document.querySelectorAll<HTMLElement>('[data-status-url]'));
+  if (!badges.length) return;
+  const poll = async (): Promise<void> => {
+    let pending = 0;
+    for (const badge of badges) {
+      if (badge.dataset.enrolmentStatus !== 'pending') continue;
+      try {
+        const res = await fetch(badge.dataset.statusUrl!, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+        if (res.ok) {
+          const { status } = (await res.json()) as { status: string };
+          if (status !== badge.dataset.enrolmentStatus) {
+            badge.dataset.enrolmentStatus = status;
+            badge.className = `badge enrolment-${status}`;
+            badge.textContent = statusLabels[status] ?? status;
+            announce(`Status: ${statusLabels[status] ?? status}`);
+            if (status !== 'pending') badge.closest('tr')?.querySelector('[data-revoke-form]')?.remove();
+            if (status !== 'pending' && document.body.dataset.page === 'admin-issued') document.querySelector('[data-revoke-form]')?.remove();
+          }
+        }
+      } catch {
+        // Offline for a moment: the next poll tries again.
+      }
+      if (badge.dataset.enrolmentStatus === 'pending') pending++;
+    }
+    if (pending) window.setTimeout(() => void poll(), 2000);
+  };
+  window.setTimeout(() => void poll(), 1000);
+}
+
+function copyButtons(): void {
+  for (const button of Array.from(document.querySelectorAll<HTMLButtonElement>('[data-copy-button]'))) {
+    const source = document.getElementById(button.dataset.copyButton!) as HTMLInputElement | null;
+    if (!source) continue;
+    button.hidden = false;
+    button.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(source.value);
+      } catch {
+        source.select();
+        document.execCommand('copy');
+      }
+      button.textContent = 'Link copied';
+      announce('Link copied');
+    });
+  }
+}
+
+function codeCountdown(): void {
+  const countdown = document.querySelector<HTMLElement>('[data-countdown]');
+  const data = document.body.dataset;
+  if (!countdown || !data.expiresAt || !data.serverNow) return;
+  // Count from the server's clock, not this device's: they can disagree by minutes.
+  const deadline = Date.now() + (Number(data.expiresAt) - Number(data.serverNow));
+  const tick = (): void => {
+    const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+    countdown.textContent = left > 0 ? `Expires in ${left} second${left === 1 ? '' : 's'}` : 'This code has expired. Generate a new one if the person needs it.';
+    if (left === 30 || left === 10) announce(`The code expires in ${left} seconds`);
+    if (left === 0) {
+      announce('The code has expired');
+      document.getElementById('enrolment-code')?.classList.add('expired');
+      return;
+    }
+    window.setTimeout(tick, (deadline - Date.now()) % 1000 || 1000);
+  };
+  tick();
+}
+
 function main(): void {
   const page = document.body.dataset.page;
   switch (page) {
@@ -338,6 +416,14 @@ function main(): void {
       break;
     case 'reauth':
       reauthPage();
+      break;
+    case 'admin-issued':
+      copyButtons();
+      codeCountdown();
+      watchEnrolments();
+      break;
+    case 'admin-profile':
+      watchEnrolments();
       break;
   }
   const summary = document.getElementById('error-summary');

@@ -247,7 +247,7 @@ export class WebAuthn {
     const userHandle = args.response.response?.userHandle;
     const ownerHandle = Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url');
     if ((userHandle || !flow.user_id) && userHandle !== ownerHandle) throw await fail('credential_unknown', who);
-    if (user.status === 'disabled') throw await fail('account_disabled', who);
+    if (user.status === 'suspended') throw await fail('account_disabled', who);
 
     const result = await verifyAssertion({
       response: args.response,

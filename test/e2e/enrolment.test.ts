@@ -35,9 +35,12 @@ describe('invite links', () => {
     await visit(page, url);
     await page.getByLabel('Name your passkey').fill('Home laptop');
     await page.getByRole('button', { name: 'Set up passkey' }).click();
-    await page.waitForURL('**/settings?enrolled=1');
+    await page.waitForURL('**/enrol/done');
     await waitReady(page);
-    expect(await page.locator('#flash').innerText()).toBe('Your passkey has been set up. You can now use it to sign in.');
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Your passkey is set up');
+    await expectAccessible(page, 'enrolment confirmation');
+    await page.getByRole('link', { name: 'Go to your Login and security settings' }).click();
+    await waitReady(page);
     expect(await passkeyNames(page)).toEqual(['Home laptop']);
     expect((await e2e.server.app.latchkey.store.users.findById(user.id))!.status).toBe('enrolled');
 
@@ -58,7 +61,7 @@ describe('invite links', () => {
     const expired = await page.goto(url);
     expect(expired!.status()).toBe(410);
     await waitReady(page);
-    expect(await errorSummaryText(page)).toContain('This link has expired. Ask your administrator for a new one.');
+    expect(await errorSummaryText(page)).toContain('This link has expired. Ask the person who sent it');
     await expectAccessible(page, 'expired link');
 
     const invalid = await page.goto(e2e.server.url(`/enrol/${randomBytes(32).toString('base64url')}`));

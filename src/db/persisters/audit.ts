@@ -13,6 +13,25 @@ export interface AuditRecord {
   at: number;
 }
 
+export interface AuditFilter {
+  event?: string;
+  actorUserId?: string;
+  subjectUserId?: string;
+  /** Inclusive lower and exclusive upper bound on `at`. */
+  from?: number;
+  to?: number;
+  /** Only events with an id below this (the next page). */
+  beforeId?: number;
+}
+
+/** An audit event with the names of its actor and subject, for the console and CSV export. */
+export interface AuditRow extends AuditEvent {
+  actor_email: string | null;
+  actor_name: string | null;
+  subject_email: string | null;
+  subject_name: string | null;
+}
+
 export class AuditPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -42,6 +61,23 @@ export class AuditPersister {
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
+  }
+
+  /** Newest first; filters combine with AND. Append-only: there is no update or delete. */
+  search(f: AuditFilter, limit: number): Promise<AuditRow[]> {
+    let q = this.db
+      .selectFrom('audit_events')
+      .leftJoin('users as actor', 'actor.id', 'audit_events.actor_user_id')
+      .leftJoin('users as subject', 'subject.id', 'audit_events.subject_user_id')
+      .selectAll('audit_events')
+      .select(['actor.email as actor_email', 'actor.display_name as actor_name', 'subject.email as subject_email', 'subject.display_name as subject_name']);
+    if (f.event) q = q.where('audit_events.event', '=', f.event);
+    if (f.actorUserId) q = q.where('audit_events.actor_user_id', '=', f.actorUserId);
+    if (f.subjectUserId) q = q.where('audit_events.subject_user_id', '=', f.subjectUserId);
+    if (f.from !== undefined) q = q.where('audit_events.at', '>=', f.from);
+    if (f.to !== undefined) q = q.where('audit_events.at', '<', f.to);
+    if (f.beforeId !== undefined) q = q.where('audit_events.id', '<', f.beforeId);
+    return q.orderBy('audit_events.id', 'desc').limit(limit).execute() as Promise<AuditRow[]>;
   }
 
   listByEvent(event: string, limit = 100): Promise<AuditEvent[]> {

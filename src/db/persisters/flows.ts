@@ -1,13 +1,13 @@
 import type { Kysely } from 'kysely';
 import type { Database, Flow } from '../schema.js';
 
-export type NewFlow = Omit<Flow, 'state' | 'consumed_at'>;
+export type NewFlow = Omit<Flow, 'state' | 'consumed_at' | 'failed_attempts'>;
 
 export class FlowPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insert(flow: NewFlow): Promise<void> {
-    await this.db.insertInto('flows').values({ ...flow, state: 'active', consumed_at: null }).execute();
+    await this.db.insertInto('flows').values({ ...flow, state: 'active', consumed_at: null, failed_attempts: 0 }).execute();
   }
 
   findByLookup(lookup: string): Promise<Flow | undefined> {
@@ -33,13 +33,13 @@ export class FlowPersister {
     return Number(r.numUpdatedRows) === 1;
   }
 
-  /** Revoke a user's active flows of one type (e.g. earlier invite links), except `exceptId`; returns how many. */
-  async revokeActiveForUser(userId: string, type: string, now: number, exceptId?: string): Promise<number> {
+  /** Revoke a user's active flows of some type(s) (e.g. earlier invite links), except `exceptId`; returns how many. */
+  async revokeActiveForUser(userId: string, type: string | string[], now: number, exceptId?: string): Promise<number> {
     let query = this.db
       .updateTable('flows')
       .set({ state: 'revoked', consumed_at: now })
       .where('user_id', '=', userId)
-      .where('type', '=', type)
+      .where('type', 'in', Array.isArray(type) ? type : [type])
       .where('state', '=', 'active')
       .where('expires_at', '>', now);
     if (exceptId) query = query.where('id', '!=', exceptId);
@@ -64,6 +64,48 @@ export class FlowPersister {
       .where('expires_at', '>', now)
       .returningAll()
       .executeTakeFirst();
+  }
+
+  /** A user's flows of some types, newest first (enrolment links and codes for the console). */
+  listForUser(userId: string, types: string[], limit = 20): Promise<Flow[]> {
+    return this.db
+      .selectFrom('flows')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('type', 'in', types)
+      .orderBy('created_at', 'desc')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  /**
+   * Count one wrong guess against an active flow; at `limit` wrong guesses the
+   * flow is revoked (burned). One statement each, so concurrent guesses can't
+   * slip past the limit. Returns the count after this guess.
+   */
+  async recordFailedAttempt(id: string, limit: number, now: number): Promise<number> {
+    await this.db
+      .updateTable('flows')
+      .set((eb) => ({ failed_attempts: eb('failed_attempts', '+', 1) }))
+      .where('id', '=', id)
+      .where('state', '=', 'active')
+      .execute();
+    await this.db
+      .updateTable('flows')
+      .set({ state: 'revoked', consumed_at: now })
+      .where('id', '=', id)
+      .where('state', '=', 'active')
+      .where('failed_attempts', '>=', limit)
+      .execute();
+    const row = await this.db.selectFrom('flows').select('failed_attempts').where('id', '=', id).executeTakeFirst();
+    return row?.failed_attempts ?? limit;
+  }
+
+  /** Revoke one active flow (an agent cancels a link or code); false when it was no longer active. */
+  async revoke(id: string, now: number): Promise<boolean> {
+    const r = await this.db.updateTable('flows').set({ state: 'revoked', consumed_at: now }).where('id', '=', id).where('state', '=', 'active').executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   async updateData(id: string, data: string): Promise<void> {

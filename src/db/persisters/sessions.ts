@@ -1,12 +1,12 @@
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import { joinedUserColumns, splitJoinedUser } from './users.js';
-import type { Database, Session, User } from '../schema.js';
+import type { Database, Session, SessionsTable, User } from '../schema.js';
 
 export class SessionPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async insert(session: Session): Promise<void> {
-    await this.db.insertInto('sessions').values(session).execute();
+  async insert(session: Insertable<SessionsTable>): Promise<void> {
+    await this.db.insertInto('sessions').values({ authenticator_id: null, ...session }).execute();
   }
 
   findByHash(idHash: string): Promise<Session | undefined> {
@@ -52,6 +52,17 @@ export class SessionPersister {
   async deleteByPublicId(userId: string, publicId: string): Promise<boolean> {
     const r = await this.db.deleteFrom('sessions').where('user_id', '=', userId).where('public_id', '=', publicId).executeTakeFirst();
     return Number(r.numDeletedRows) === 1;
+  }
+
+  /** End every session that signed in with this passkey (it was removed). Returns how many ended. */
+  async deleteForAuthenticator(authenticatorId: string): Promise<number> {
+    const r = await this.db.deleteFrom('sessions').where('authenticator_id', '=', authenticatorId).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async deleteForUser(userId: string): Promise<number> {
+    const r = await this.db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   async deleteExpired(now: number, idleMs: number): Promise<number> {

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
 import type { Database, NewUser, User, UserStatus } from '../schema.js';
 
 /** The user's columns, prefixed, for queries that join a row (session, passkey) to its owner. */
@@ -9,6 +9,8 @@ export const joinedUserColumns = [
   'users.status as user_status',
   'users.created_at as user_created_at',
   'users.updated_at as user_updated_at',
+  'users.name_search as user_name_search',
+  'users.national_id_hash as user_national_id_hash',
 ] as const;
 
 interface JoinedUserFields {
@@ -19,11 +21,13 @@ interface JoinedUserFields {
   user_status: UserStatus;
   user_created_at: number;
   user_updated_at: number;
+  user_name_search: string;
+  user_national_id_hash: string | null;
 }
 
 /** Split a joined row into the owning user and the row's own columns. */
 export function splitJoinedUser<T extends JoinedUserFields>(row: T): { own: Omit<T, Exclude<keyof JoinedUserFields, 'user_id'>>; user: User } {
-  const { user_email, user_email_normalized, user_display_name, user_status, user_created_at, user_updated_at, ...own } = row;
+  const { user_email, user_email_normalized, user_display_name, user_status, user_created_at, user_updated_at, user_name_search, user_national_id_hash, ...own } = row;
   const user: User = {
     id: row.user_id,
     email: user_email,
@@ -32,8 +36,33 @@ export function splitJoinedUser<T extends JoinedUserFields>(row: T): { own: Omit
     status: user_status,
     created_at: user_created_at,
     updated_at: user_updated_at,
+    name_search: user_name_search,
+    national_id_hash: user_national_id_hash,
   };
   return { own, user };
+}
+
+/** Display names are searched by case-insensitive prefix: this is the form the index holds. */
+export function normalizeName(name: string): string {
+  return name.trim().toLowerCase();
+}
+
+/** The smallest string greater than every string that starts with `prefix` (code-point order = UTF-8 byte order). */
+export function prefixUpperBound(prefix: string): string {
+  const points = Array.from(prefix);
+  const last = points.pop()!;
+  return points.join('') + String.fromCodePoint(last.codePointAt(0)! + 1);
+}
+
+export type UserSearchField = 'name' | 'email' | 'id';
+
+export interface UserSearch {
+  /** Case-insensitive prefix of the name or email, or the start of the user id. */
+  query?: string;
+  status?: UserStatus;
+  /** Rows to skip (pages are small and capped, so each index scan stays short). */
+  offset: number;
+  limit: number;
 }
 
 /** Email addresses are unique case-insensitively: this is the form the unique index holds. */
@@ -42,7 +71,13 @@ export function normalizeEmail(email: string): string {
 }
 
 export class UserPersister {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** PostgreSQL compares text by its locale; prefix ranges need byte order, which "C" gives (SQLite's default). */
+  private readonly byteOrder: (column: 'name_search' | 'email_normalized' | 'id') => ReturnType<typeof sql.ref> | ReturnType<typeof sql>;
+
+  constructor(private readonly db: Kysely<Database>) {
+    const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+    this.byteOrder = postgres ? (column) => sql`${sql.ref(column)} collate "C"` : (column) => sql.ref(column);
+  }
 
   /**
    * Insert a user. `email_normalized` is always derived from `email` here, so the
@@ -50,7 +85,7 @@ export class UserPersister {
    * A duplicate address throws an error that `isUniqueViolation` recognizes.
    */
   async insert(user: NewUser): Promise<User> {
-    const row = { ...user, email_normalized: normalizeEmail(user.email) };
+    const row = { national_id_hash: null, ...user, email_normalized: normalizeEmail(user.email), name_search: normalizeName(user.display_name) };
     await this.db.insertInto('users').values(row).execute();
     return row as User;
   }
@@ -65,6 +100,60 @@ export class UserPersister {
 
   async setStatus(id: string, status: UserStatus, now: number): Promise<void> {
     await this.db.updateTable('users').set({ status, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  async setDisplayName(id: string, displayName: string, now: number): Promise<void> {
+    await this.db.updateTable('users').set({ display_name: displayName, name_search: normalizeName(displayName), updated_at: now }).where('id', '=', id).execute();
+  }
+
+  async setNationalIdHash(id: string, hash: string | null, now: number): Promise<void> {
+    await this.db.updateTable('users').set({ national_id_hash: hash, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  /**
+   * Find users by case-insensitive prefix of name or email, or by the start of
+   * their id; optionally only one status. Each field is its own index range
+   * scan, read in index order and cut at offset + limit, so a search costs the
+   * same at a million users as at a thousand. Name matches come first, then
+   * email, then id matches; a user who matches twice is listed once.
+   * Returns one row more than `limit` when there is a next page.
+   */
+  async search(s: UserSearch): Promise<User[]> {
+    const want = s.offset + s.limit + 1;
+    const base = () => {
+      let q = this.db.selectFrom('users').selectAll();
+      if (s.status) q = q.where('status', '=', s.status);
+      return q;
+    };
+    const query = s.query?.trim();
+    if (!query) {
+      return base().orderBy(this.byteOrder('name_search') as any).orderBy('id').offset(s.offset).limit(s.limit + 1).execute();
+    }
+    const ranges: [UserSearchField, 'name_search' | 'email_normalized' | 'id', string][] = [
+      ['name', 'name_search', normalizeName(query)],
+      ['email', 'email_normalized', normalizeEmail(query)],
+      ['id', 'id', query],
+    ];
+    const seen = new Set<string>();
+    const out: User[] = [];
+    for (const [, column, prefix] of ranges) {
+      if (!prefix) continue;
+      const ordered = this.byteOrder(column);
+      const rows = await base()
+        .where(ordered as any, '>=', prefix)
+        .where(ordered as any, '<', prefixUpperBound(prefix))
+        .orderBy(ordered as any)
+        .orderBy('id')
+        .limit(want)
+        .execute();
+      for (const row of rows) {
+        if (seen.has(row.id)) continue;
+        seen.add(row.id);
+        out.push(row);
+      }
+      if (out.length >= want) break;
+    }
+    return out.slice(s.offset, s.offset + s.limit + 1);
   }
 
   async list(limit = 100): Promise<User[]> {

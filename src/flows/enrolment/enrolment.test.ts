@@ -56,7 +56,7 @@ describe('invite (enrolment) links', () => {
 
     const ok = await enrol(browser, path);
     expect(ok.statusCode).toBe(200);
-    expect(ok.json().redirect).toBe('/settings?enrolled=1');
+    expect(ok.json().redirect).toBe('/enrol/done');
     expect((await t.app.latchkey.store.users.findById(user.id))?.status).toBe('enrolled');
     const [passkey] = await t.app.latchkey.store.authenticators.listForUser(user.id);
     expect(passkey?.name).toBe('My iPhone');
@@ -77,7 +77,7 @@ describe('invite (enrolment) links', () => {
     const page = await new TestBrowser(t.app).get(path);
     expect(page.statusCode).toBe(410);
     expect(page.body).toContain('This link has expired');
-    expect(page.body).toContain('Ask your administrator for a new one');
+    expect(page.body).toContain('for a new one');
   });
 
   it('keeps one live link per person: a new link or an enrolment revokes the others', async () => {

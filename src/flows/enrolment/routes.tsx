@@ -8,13 +8,15 @@ import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
-import { appError, mapUniqueViolation } from '../../errors.js';
+import { AppError, appError, mapUniqueViolation } from '../../errors.js';
+import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
-import { INVITE_FLOW, loadUsableInvite } from './invites.js';
-import { EnrolPage } from './views.js';
+import { enrolmentData, ENROLMENT_FLOWS, loadUsableInvite, redeemCode } from './invites.js';
+import { EnrolCodePage, EnrolledPage, EnrolPage } from './views.js';
+import type { FieldError } from '../../errors.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 
 export const ENROL_CEREMONY = 'enrol';
@@ -27,14 +29,53 @@ const VerifyBody = Type.Object({
   placement: Type.Optional(Type.String({ maxLength: 32 })),
 });
 
+const CodeBody = Type.Object({
+  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  email: Type.Optional(Type.String({ maxLength: 2000 })),
+  code: Type.Optional(Type.String({ maxLength: 200 })),
+});
+
 export async function enrolmentRoutes(app: FastifyInstance) {
-  const { config, store, webauthn, now } = app.latchkey;
+  const { config, store, webauthn, now, secret } = app.latchkey;
+  const page = (reply: import('fastify').FastifyReply, body: string, status = 200) =>
+    reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+
+  // Seed 003: the person enters the 9-character code an agent gave them, with their email address.
+  app.get('/enrol', async (request, reply) => page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={{ email: '', code: '' }} errors={[]} />)));
+
+  app.post<{ Body: Static<typeof CodeBody> }>('/enrol', { schema: { body: CodeBody }, ...rateLimited(app) }, async (request, reply) => {
+    const values = { email: (request.body.email ?? '').trim(), code: (request.body.code ?? '').trim() };
+    const errors: FieldError[] = [];
+    if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
+    else if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(values.email) || values.email.length > 254) errors.push({ field: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
+    if (!values.code) errors.push({ field: 'code', message: 'Enter the 9-character code your agent gave you' });
+    if (errors.length) return page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={values} errors={errors} />), 400);
+    try {
+      const invite = await redeemCode(store, config, secret, { email: values.email, code: values.code, bindingHash: request.bindingHash }, now());
+      const flow = (await store.flows.findById(invite.flowId))!;
+      await audit(app, request, { event: 'enrolment.code_redeemed', subjectUserId: flow.user_id, actorUserId: null, detail: { flowId: enrolmentData(flow).parentId } });
+      return reply.redirect(`/enrol/${invite.token}`, 303);
+    } catch (err) {
+      if (!(err instanceof AppError) || !err.code.startsWith('enrolment_code_')) throw err;
+      if (err.code === 'enrolment_code_invalid') await audit(app, request, { event: 'enrolment.code_failed', outcome: 'failure', actorUserId: null });
+      const status = err.status;
+      if (!wantsHtml(request)) throw err;
+      const fields = err.code === 'enrolment_code_invalid' ? [{ field: 'code', message: err.message }] : [];
+      const shown = err.code === 'enrolment_code_invalid' ? values : { email: values.email, code: '' };
+      return page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={shown} errors={fields} message={fields.length ? null : err.message} code={err.code} />), status);
+    }
+  });
+
+  app.get('/enrol/done', async (request, reply) => {
+    if (!request.auth) return reply.redirect('/signin');
+    return page(reply, renderPage(<EnrolledPage config={config} csrfToken={request.csrfToken} user={request.auth.user} />));
+  });
 
   app.get<{ Params: Static<typeof Params>; Querystring: Static<typeof NoScriptQuery> }>(
     '/enrol/:token',
     { schema: { params: Params, querystring: NoScriptQuery } },
     async (request, reply) => {
-      const invite = await loadUsableInvite(store, request.params.token, now());
+      const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const user = (await store.users.findById(invite.user_id!))!;
       reply.header('cache-control', 'no-store');
       const page = <EnrolPage config={config} csrfToken={request.csrfToken} user={user} noScript={request.query.nojs === '1'} />;
@@ -50,7 +91,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     '/enrol/:token/options',
     { schema: { params: Params, body: OptionsBody }, ...rateLimited(app) },
     async (request) => {
-      const invite = await loadUsableInvite(store, request.params.token, now());
+      const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const user = (await store.users.findById(invite.user_id!))!;
       const existing = await store.authenticators.listForUser(user.id);
       const options = await webauthn.startRegistration({
@@ -70,7 +111,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     '/enrol/:token/verify',
     { schema: { params: Params, body: VerifyBody }, ...rateLimited(app) },
     async (request, reply) => {
-      const invite = await loadUsableInvite(store, request.params.token, now());
+      const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const ceremony = await webauthn.peekFlow(ENROL_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
       if ((JSON.parse(ceremony.data) as { inviteId?: string }).inviteId !== invite.id) throw appError('challenge_invalid');
       const user = (await store.users.findById(invite.user_id!))!;
@@ -81,18 +122,25 @@ export async function enrolmentRoutes(app: FastifyInstance) {
         name: cleanPasskeyName(request.body.name),
         userId: user.id,
       });
+      const issued = enrolmentData(invite);
       await store.transaction(async (tx) => {
         // Consumed here and only here: by the registration that succeeds, atomically with storing its passkey.
         if (!(await tx.flows.consume(invite.id, now()))) throw appError('invite_used');
-        // Any other link still out for this person stops working now that they are enrolled.
-        await tx.flows.revokeActiveForUser(user.id, INVITE_FLOW, now());
-        await tx.authenticators.insert(authenticator);
-        await tx.users.setStatus(user.id, 'enrolled', now());
-        await audit(app, request, { event: 'enrolment.completed', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id }, tx);
+        // Any other link or code still out for this person stops working now that they are enrolled.
+        await tx.flows.revokeActiveForUser(user.id, ENROLMENT_FLOWS, now());
+        await tx.authenticators.insert({ ...authenticator, issued_by: issued.issuedBy ?? null });
+        // A suspended person stays suspended: the passkey is theirs, signing in waits for an agent.
+        if (user.status !== 'suspended') await tx.users.setStatus(user.id, 'enrolled', now());
+        await audit(
+          app,
+          request,
+          { event: 'enrolment.completed', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { method: issued.method ?? 'link', issuedBy: issued.issuedBy } },
+          tx,
+        );
         await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
       }).catch(mapUniqueViolation('credential_exists'));
-      await startSession(app, request, reply, user);
-      return { status: 'ok', redirect: '/settings?enrolled=1' };
+      if (user.status !== 'suspended') await startSession(app, request, reply, user, undefined, authenticator.id);
+      return { status: 'ok', redirect: user.status === 'suspended' ? '/signin' : '/enrol/done' };
     },
   );
 }

@@ -1,5 +1,6 @@
 import type { Config } from '../../config/index.js';
 import type { User } from '../../db/schema.js';
+import type { FieldError } from '../../errors.js';
 import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 
 export function EnrolPage(props: { config: Config; csrfToken: string; user: User; noScript?: boolean }) {
@@ -10,7 +11,8 @@ export function EnrolPage(props: { config: Config; csrfToken: string; user: User
       <StatusRegion />
       <NoScript />
       <p>
-        This link sets up a passkey for <strong>{props.user.display_name}</strong> ({props.user.email}). You will use it to sign in instead of a password.
+        <strong>{props.config.organisation}</strong> has asked you to set up a passkey for the account of <strong>{props.user.display_name}</strong> (
+        {props.user.email}). You will use it to sign in instead of a password.
       </p>
       <h2>Before you start</h2>
       <ul>
@@ -38,6 +40,84 @@ export function EnrolPage(props: { config: Config; csrfToken: string; user: User
         <button type="submit">Set up passkey</button>
       </form>
       <p>If it does not work, you can try again: this link stays valid until your passkey is set up or the link expires.</p>
+    </Layout>
+  );
+}
+
+/** Seed 003: the person enters the code an agent read out, with their email address. */
+export function EnrolCodePage(props: {
+  config: Config;
+  csrfToken: string;
+  values: { email: string; code: string };
+  errors: FieldError[];
+  message?: string | null;
+  code?: string;
+}) {
+  const error = (field: string) => props.errors.find((e) => e.field === field);
+  return (
+    <Layout title="Enter your enrolment code" rpName={props.config.rpName} csrfToken={props.csrfToken} page="enrol-code">
+      <h1>Enter your enrolment code</h1>
+      <ErrorSummary message={props.message ?? null} fields={props.errors} />
+      {props.code ? <p data-error-code={props.code}></p> : null}
+      <p>
+        Your registration authority agent gave you a 9-character code to set up a passkey for {props.config.organisation}. Codes work for 60 seconds after they are
+        generated: enter it straight away.
+      </p>
+      <form method="post" action="/enrol" novalidate>
+        <CsrfField token={props.csrfToken} />
+        <div class={`field${error('email') ? ' field-error' : ''}`}>
+          <label for="email">Email address</label>
+          {error('email') ? (
+            <p class="error-message" id="email-error">
+              <span class="visually-hidden">Error: </span>
+              {error('email')!.message}
+            </p>
+          ) : null}
+          <input type="email" id="email" name="email" value={props.values.email} autoComplete="email" maxLength={254} aria-invalid={error('email') ? 'true' : undefined} />
+        </div>
+        <div class={`field${error('code') ? ' field-error' : ''}`}>
+          <label for="code">
+            Enrolment code<span class="hint">9 letters and numbers, for example K7Q-M2P-X9R. Capitals and dashes do not matter.</span>
+          </label>
+          {error('code') ? (
+            <p class="error-message" id="code-error">
+              <span class="visually-hidden">Error: </span>
+              {error('code')!.message}
+            </p>
+          ) : null}
+          <input
+            type="text"
+            id="code"
+            name="code"
+            value={props.values.code}
+            autoComplete="one-time-code"
+            autoCapitalize="characters"
+            spellcheck={false}
+            maxLength={20}
+            class="code-input"
+            aria-invalid={error('code') ? 'true' : undefined}
+          />
+        </div>
+        <button type="submit">Continue</button>
+      </form>
+    </Layout>
+  );
+}
+
+/** After registration from a link or code (seed 000: "you'll see a confirmation screen"). */
+export function EnrolledPage(props: { config: Config; csrfToken: string; user: User }) {
+  return (
+    <Layout title="Your passkey is set up" rpName={props.config.rpName} csrfToken={props.csrfToken} signedIn={{ displayName: props.user.display_name }}>
+      <div class="panel-confirmation" role="status">
+        <h1>Your passkey is set up</h1>
+        <p>
+          {props.user.display_name}, you can now sign in to {props.config.organisation} with your passkey.
+        </p>
+      </div>
+      <p>Next time, choose “Sign in with a passkey” and use your fingerprint, face, PIN or screen lock.</p>
+      <p>
+        <a href="/settings">Go to your Login and security settings</a>
+      </p>
     </Layout>
   );
 }

@@ -19,6 +19,13 @@ import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 
 export const SIGNIN_FLOW = 'signin';
 
+const SignInQuery = Type.Object({ ...NoScriptQuery.properties, next: Type.Optional(Type.String({ maxLength: 512 })) });
+
+/** Where to go after signing in: a path on this site only (never `//host` or a scheme), else nowhere. */
+export function safeNext(next: string | undefined): string | undefined {
+  return next && /^\/(?![/\\])[^\s\\]*$/.test(next) ? next : undefined;
+}
+
 const OptionsBody = Type.Object({
   mode: Type.Union([Type.Literal('discoverable'), Type.Literal('autofill'), Type.Literal('email')]),
   email: Type.Optional(EmailSchema),
@@ -42,9 +49,10 @@ function decoyCredentials(secret: string, email: string) {
 export async function signInRoutes(app: FastifyInstance) {
   const { config, store, webauthn } = app.latchkey;
 
-  app.get<{ Querystring: Static<typeof NoScriptQuery> }>('/signin', { schema: { querystring: NoScriptQuery } }, async (request, reply) => {
-    if (request.auth) return reply.redirect('/settings');
-    const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} />;
+  app.get<{ Querystring: Static<typeof SignInQuery> }>('/signin', { schema: { querystring: SignInQuery } }, async (request, reply) => {
+    const next = safeNext(request.query.next);
+    if (request.auth) return reply.redirect(next ?? '/settings');
+    const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} next={next} />;
     return reply.type('text/html; charset=utf-8').send(renderPage(page));
   });
   // The form posts here only when the page's script did not run.
@@ -81,7 +89,7 @@ export async function signInRoutes(app: FastifyInstance) {
       onFailure: (f) => auditFailure(app, request, 'signin.failed', f),
       acceptFlow: (flow) => !(JSON.parse(flow.data) as { decoy?: boolean }).decoy,
       complete: async (tx, { flow, user, authenticator }) => {
-        await startSession(app, request, reply, user, tx);
+        await startSession(app, request, reply, user, tx, authenticator.id);
         await audit(
           app,
           request,

@@ -1,9 +1,9 @@
 import type { Config } from '../../config/index.js';
 import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, StatusRegion } from '../../views/layout.js';
 
-export function SignInPage(props: { config: Config; csrfToken: string; message?: string; noScript?: boolean }) {
+export function SignInPage(props: { config: Config; csrfToken: string; message?: string; noScript?: boolean; next?: string }) {
   return (
-    <Layout title="Sign in" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin">
+    <Layout title="Sign in" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin" data={props.next ? { next: props.next } : undefined}>
       <h1>Sign in</h1>
       <ErrorSummary message={props.noScript ? NO_SCRIPT_MESSAGE : null} />
       <StatusRegion message={props.message} />

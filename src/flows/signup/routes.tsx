@@ -101,7 +101,7 @@ export async function signUpRoutes(app: FastifyInstance) {
       await audit(app, request, { event: 'passkey.added', subjectUserId: created.id, actorUserId: created.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
       return created;
     }).catch(mapUniqueViolation('email_unavailable'));
-    await startSession(app, request, reply, user);
+    await startSession(app, request, reply, user, undefined, authenticator.id);
     return { status: 'ok', redirect: '/settings?created=1' };
   });
 }

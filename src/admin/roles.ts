@@ -1,0 +1,52 @@
+/**
+ * Registration-authority roles (seed 000: "Which roles can do this?") and what
+ * each may do. Every console route names the permission it needs; this table
+ * is the only place that says who has it.
+ */
+import type { Role } from '../db/schema.js';
+
+export type { Role };
+
+export const ROLES: readonly Role[] = ['ra_manager', 'ra_agent_advanced', 'ra_agent', 'auditor'];
+
+export const roleLabels: Record<Role, string> = {
+  ra_manager: 'RA Manager',
+  ra_agent_advanced: 'RA Agent (Advanced)',
+  ra_agent: 'RA Agent',
+  auditor: 'Auditor',
+};
+
+export const roleDescriptions: Record<Role, string> = {
+  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles and editing email templates.',
+  ra_agent_advanced: 'Add users, issue and remove authenticators.',
+  ra_agent: 'Find users and view their profiles and activity; cannot change them.',
+  auditor: 'Read and export the audit log.',
+};
+
+export type Permission =
+  | 'users.view'
+  | 'users.add'
+  | 'users.edit'
+  | 'authenticators.issue'
+  | 'authenticators.remove'
+  | 'roles.manage'
+  | 'templates.manage'
+  | 'audit.read';
+
+const AGENT: Permission[] = ['users.view'];
+const ADVANCED: Permission[] = [...AGENT, 'users.add', 'users.edit', 'authenticators.issue', 'authenticators.remove'];
+
+const permissions: Record<Role, readonly Permission[]> = {
+  ra_agent: AGENT,
+  ra_agent_advanced: ADVANCED,
+  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'audit.read'],
+  auditor: ['audit.read'],
+};
+
+export function can(roles: readonly Role[], permission: Permission): boolean {
+  return roles.some((role) => permissions[role].includes(permission));
+}
+
+export function isRole(value: string): value is Role {
+  return (ROLES as readonly string[]).includes(value);
+}

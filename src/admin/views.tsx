@@ -1,0 +1,924 @@
+/**
+ * Pages of the registration-authority console (seed 000, Care Identity
+ * Management; seed 003, enrolment by email or 9-character code). Controls an
+ * agent's roles do not allow are not shown; the routes refuse them anyway.
+ */
+import type { ComponentChildren } from 'preact';
+import type { Config } from '../config/index.js';
+import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db/schema.js';
+import type { AuditRow } from '../db/persisters/audit.js';
+import type { FieldError } from '../errors.js';
+import { auditEventLabels } from '../audit.js';
+import { CsrfField, ErrorSummary, formatTime, Layout } from '../views/layout.js';
+import { PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
+import { can, ROLES, roleDescriptions, roleLabels, type Permission, type Role } from './roles.js';
+import { PLACEHOLDERS } from './emailTemplates.js';
+import { enrolmentStatusLabels, formatCode, type EnrolmentMethod, type EnrolmentStatus } from '../flows/enrolment/invites.js';
+import type { NationalIdFormat } from '../users/nationalId.js';
+
+export interface AdminContext {
+  config: Config;
+  csrfToken: string;
+  agent: { user: User; roles: Role[] };
+}
+
+export const statusLabels: Record<UserStatus, string> = { pending: 'Pending', enrolled: 'Enrolled', suspended: 'Suspended' };
+
+function AdminLayout(props: AdminContext & { title: string; children: ComponentChildren; page?: string; data?: Record<string, string> }) {
+  const allowed = (p: Permission) => can(props.agent.roles, p);
+  return (
+    <Layout
+      title={props.title}
+      rpName={props.config.rpName}
+      csrfToken={props.csrfToken}
+      page={props.page ?? 'admin'}
+      data={props.data}
+      signedIn={{ displayName: props.agent.user.display_name }}
+    >
+      <nav aria-label="Registration authority" class="admin-nav">
+        <a href="/admin">Console home</a>
+        {allowed('users.view') ? <a href="/admin/users">Users</a> : null}
+        {allowed('users.add') ? <a href="/admin/users/new">Add a user</a> : null}
+        {allowed('audit.read') ? <a href="/admin/audit">Audit log</a> : null}
+        {allowed('templates.manage') ? <a href="/admin/templates">Email templates</a> : null}
+      </nav>
+      {props.children}
+    </Layout>
+  );
+}
+
+function Flash(props: { message?: string | null }) {
+  return props.message ? (
+    <div class="notice success" role="status" id="flash">
+      {props.message}
+    </div>
+  ) : null;
+}
+
+function StatusTag(props: { status: UserStatus }) {
+  return <span class={`badge status-${props.status}`}>{statusLabels[props.status]}</span>;
+}
+
+// ------------------------------------------------------------------ home, search, list
+
+export function HomePage(m: AdminContext & { flash?: string | null }) {
+  const allowed = (p: Permission) => can(m.agent.roles, p);
+  return (
+    <AdminLayout {...m} title="Registration authority console">
+      <h1>Registration authority console</h1>
+      <Flash message={m.flash} />
+      <p>
+        Signed in as <strong>{m.agent.user.display_name}</strong>, {m.agent.roles.map((r) => roleLabels[r]).join(', ')}.
+      </p>
+      {allowed('users.view') ? (
+        <>
+          <h2 id="find">Find an existing user</h2>
+          <SearchForm query="" status="" />
+        </>
+      ) : null}
+      {allowed('users.add') ? (
+        <>
+          <h2>Add a user</h2>
+          <p>If you cannot find the person, add them. They stay Pending until they set up a passkey.</p>
+          <a class="button secondary" href="/admin/users/new">
+            Add a user
+          </a>
+        </>
+      ) : null}
+      {allowed('audit.read') ? (
+        <>
+          <h2>Audit log</h2>
+          <p>
+            <a href="/admin/audit">Read and export the audit log</a>
+          </p>
+        </>
+      ) : null}
+    </AdminLayout>
+  );
+}
+
+function SearchForm(props: { query: string; status: string }) {
+  return (
+    <form method="get" action="/admin/users" role="search" aria-label="Find a user">
+      <div class="field">
+        <label for="q">
+          Name, email address or user ID
+          <span class="hint">The start is enough, for example "ada" or "ada.lovelace@".</span>
+        </label>
+        <input type="text" id="q" name="q" value={props.query} maxLength={254} autoComplete="off" />
+      </div>
+      <div class="field">
+        <label for="status">Status</label>
+        <select id="status" name="status">
+          <option value="" selected={!props.status}>
+            Any status
+          </option>
+          {(['pending', 'enrolled', 'suspended'] as const).map((s) => (
+            <option value={s} selected={props.status === s}>
+              {statusLabels[s]}
+            </option>
+          ))}
+        </select>
+      </div>
+      <button type="submit">Search</button>
+    </form>
+  );
+}
+
+export function UsersPage(m: AdminContext & { query: string; status: string; users: User[]; pageNumber: number; hasNext: boolean; lastPage: boolean }) {
+  const page = m.pageNumber;
+  const link = (page: number) => {
+    const p = new URLSearchParams();
+    if (m.query) p.set('q', m.query);
+    if (m.status) p.set('status', m.status);
+    if (page > 1) p.set('page', String(page));
+    const s = p.toString();
+    return `/admin/users${s ? `?${s}` : ''}`;
+  };
+  return (
+    <AdminLayout {...m} title={m.query ? `Users matching "${m.query}"` : 'Users'}>
+      <h1>{m.query || m.status ? 'Find an existing user' : 'Users'}</h1>
+      <SearchForm query={m.query} status={m.status} />
+      <h2 id="results">{m.users.length ? `Results${page > 1 ? `, page ${page}` : ''}` : 'No users found'}</h2>
+      {m.users.length ? (
+        <table aria-labelledby="results">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Email address</th>
+              <th scope="col">Status</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {m.users.map((u) => (
+              <tr data-user-id={u.id}>
+                <td>{u.display_name}</td>
+                <td>{u.email}</td>
+                <td>
+                  <StatusTag status={u.status} />
+                </td>
+                <td class="actions">
+                  <a href={`/admin/users/${u.id}`}>
+                    View profile<span class="visually-hidden"> of {u.display_name}</span>
+                  </a>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p>Check the spelling, or search with fewer letters. {can(m.agent.roles, 'users.add') ? <a href="/admin/users/new">Add a user</a> : null}</p>
+      )}
+      {page > 1 || m.hasNext ? (
+        <nav aria-label="Pages of results" class="pagination">
+          {page > 1 ? <a href={link(page - 1)}>Previous page</a> : null}
+          {m.hasNext && !m.lastPage ? <a href={link(page + 1)}>Next page</a> : null}
+          {m.hasNext && m.lastPage ? <span>More users match: type more of the name or email to narrow the search.</span> : null}
+        </nav>
+      ) : null}
+    </AdminLayout>
+  );
+}
+
+export interface AddUserValues {
+  name: string;
+  email: string;
+  nationalId: string;
+}
+
+export function AddUserPage(m: AdminContext & { values: AddUserValues; errors: FieldError[]; nationalId: NationalIdFormat; existing?: User }) {
+  const error = (field: string) => m.errors.find((e) => e.field === field);
+  return (
+    <AdminLayout {...m} title="Add a user">
+      <h1>Add a user</h1>
+      <ErrorSummary fields={m.errors} />
+      {m.existing ? (
+        <p>
+          <a href={`/admin/users/${m.existing.id}`}>View the profile of {m.existing.display_name}</a>
+        </p>
+      ) : null}
+      <form method="post" action="/admin/users/new" novalidate>
+        <CsrfField token={m.csrfToken} />
+        <Field id="name" label="Full name" error={error('name')}>
+          <input type="text" id="name" name="name" value={m.values.name} maxLength={100} autoComplete="off" aria-invalid={error('name') ? 'true' : undefined} />
+        </Field>
+        <Field id="email" label="Email address" hint="Enrolment emails and notices go here." error={error('email')}>
+          <input type="email" id="email" name="email" value={m.values.email} maxLength={254} autoComplete="off" aria-invalid={error('email') ? 'true' : undefined} />
+        </Field>
+        <Field id="nationalId" label={`${m.nationalId.label} (optional)`} hint="Needed for self-service. It is stored so that it can be checked, never shown again." error={error('nationalId')}>
+          <input type="text" id="nationalId" name="nationalId" value={m.values.nationalId} maxLength={32} autoComplete="off" aria-invalid={error('nationalId') ? 'true' : undefined} />
+        </Field>
+        <button type="submit">Add user</button>
+      </form>
+    </AdminLayout>
+  );
+}
+
+function Field(props: { id: string; label: string; hint?: string; error?: FieldError; children: ComponentChildren }) {
+  return (
+    <div class={`field${props.error ? ' field-error' : ''}`}>
+      <label for={props.id}>
+        {props.label}
+        {props.hint ? <span class="hint">{props.hint}</span> : null}
+      </label>
+      {props.error ? (
+        <p class="error-message" id={`${props.id}-error`}>
+          <span class="visually-hidden">Error: </span>
+          {props.error.message}
+        </p>
+      ) : null}
+      {props.children}
+    </div>
+  );
+}
+
+// ------------------------------------------------------------------ profile
+
+type Tab = 'details' | 'authenticators' | 'activity';
+
+function ProfileLayout(m: AdminContext & { user: User; tab: Tab; flash?: string | null; error?: string | null; children: ComponentChildren; data?: Record<string, string> }) {
+  const tabs: [Tab, string, string][] = [
+    ['details', 'Details', `/admin/users/${m.user.id}`],
+    ['authenticators', 'Authenticators', `/admin/users/${m.user.id}/authenticators`],
+    ['activity', 'Activity', `/admin/users/${m.user.id}/activity`],
+  ];
+  const current = tabs.find((t) => t[0] === m.tab)!;
+  return (
+    <AdminLayout {...m} title={`${current[1]} – ${m.user.display_name}`} page="admin-profile" data={m.data}>
+      <span class="caption">User profile</span>
+      <h1>
+        {m.user.display_name} <StatusTag status={m.user.status} />
+      </h1>
+      <ErrorSummary message={m.error ?? null} />
+      <Flash message={m.flash} />
+      <nav aria-label="Profile sections" class="tabs">
+        <ul>
+          {tabs.map(([key, label, href]) => (
+            <li>
+              <a href={href} aria-current={key === m.tab ? 'page' : undefined}>
+                {label}
+              </a>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      {m.children}
+    </AdminLayout>
+  );
+}
+
+export function DetailsTab(m: AdminContext & { user: User; roles: Role[]; flash?: string | null; error?: string | null; nationalId: NationalIdFormat; errors?: FieldError[] }) {
+  const allowed = (p: Permission) => can(m.agent.roles, p);
+  const own = m.agent.user.id === m.user.id;
+  const nationalIdError = m.errors?.find((e) => e.field === 'nationalId');
+  return (
+    <ProfileLayout {...m} tab="details">
+      <h2>Details</h2>
+      <dl class="summary">
+        <dt>Name</dt>
+        <dd>{m.user.display_name}</dd>
+        <dt>Email address</dt>
+        <dd>{m.user.email}</dd>
+        <dt>User ID</dt>
+        <dd>
+          <code>{m.user.id}</code>
+        </dd>
+        <dt>Status</dt>
+        <dd>{statusLabels[m.user.status]}</dd>
+        <dt>{m.nationalId.label}</dt>
+        <dd>{m.user.national_id_hash ? 'Recorded (it cannot be shown)' : 'Not recorded'}</dd>
+        <dt>Added</dt>
+        <dd>{formatTime(m.user.created_at)}</dd>
+        <dt>Roles</dt>
+        <dd>{m.roles.length ? m.roles.map((r) => roleLabels[r]).join(', ') : 'None'}</dd>
+      </dl>
+      {own ? <p class="notice">This is your own account. Agents cannot change their own account here.</p> : null}
+      {!own && allowed('users.edit') ? (
+        <>
+          <h2 id="national-id">{m.user.national_id_hash ? `Change ${m.nationalId.label}` : `Add ${m.nationalId.label}`}</h2>
+          <form method="post" action={`/admin/users/${m.user.id}/national-id`} novalidate>
+            <CsrfField token={m.csrfToken} />
+            <Field id="nationalId" label={m.nationalId.label} hint="The person uses it to add an authenticator themselves. It will not be shown again." error={nationalIdError}>
+              <input type="text" id="nationalId" name="nationalId" maxLength={32} autoComplete="off" aria-invalid={nationalIdError ? 'true' : undefined} />
+            </Field>
+            <button type="submit" class="secondary">
+              Save {m.nationalId.label}
+            </button>
+          </form>
+          <h2>Account status</h2>
+          <form method="post" action={`/admin/users/${m.user.id}/status`}>
+            <CsrfField token={m.csrfToken} />
+            {m.user.status === 'suspended' ? (
+              <>
+                <input type="hidden" name="action" value="reactivate" />
+                <p>Suspended users cannot sign in.</p>
+                <button type="submit" class="secondary">
+                  Reactivate user
+                </button>
+              </>
+            ) : (
+              <>
+                <input type="hidden" name="action" value="suspend" />
+                <p>Suspending signs the person out everywhere and stops them signing in until they are reactivated.</p>
+                <button type="submit" class="warning">
+                  Suspend user
+                </button>
+              </>
+            )}
+          </form>
+        </>
+      ) : null}
+      {!own && allowed('roles.manage') ? (
+        <>
+          <h2 id="roles">Registration authority roles</h2>
+          <form method="post" action={`/admin/users/${m.user.id}/roles`}>
+            <CsrfField token={m.csrfToken} />
+            <fieldset class="checkboxes">
+              <legend>Roles this person holds</legend>
+              {ROLES.map((r) => (
+                <div class="checkbox">
+                  <input type="checkbox" id={`role-${r}`} name="roles" value={r} checked={m.roles.includes(r)} />
+                  <label for={`role-${r}`}>
+                    {roleLabels[r]}
+                    <span class="hint">{roleDescriptions[r]}</span>
+                  </label>
+                </div>
+              ))}
+            </fieldset>
+            <button type="submit" class="secondary">
+              Save roles
+            </button>
+          </form>
+        </>
+      ) : null}
+    </ProfileLayout>
+  );
+}
+
+export interface OutstandingEnrolment {
+  flow: Flow;
+  status: EnrolmentStatus;
+  method: EnrolmentMethod;
+  issuedBy: string;
+}
+
+const methodLabels: Record<EnrolmentMethod, string> = { link: 'Link', email: 'Enrolment email', code: '9-character code', cli: 'Link (command line)' };
+
+function EnrolmentStatusText(props: { flow: Flow; status: EnrolmentStatus; live: boolean }) {
+  return (
+    <span
+      class={`badge enrolment-${props.status}`}
+      data-enrolment-status={props.status}
+      data-status-url={props.live && props.status === 'pending' ? `/admin/enrolments/${props.flow.id}/status` : undefined}
+    >
+      {enrolmentStatusLabels[props.status]}
+    </span>
+  );
+}
+
+export function AuthenticatorsTab(
+  m: AdminContext & { user: User; authenticators: Authenticator[]; issuers: Map<string, string>; enrolments: OutstandingEnrolment[]; flash?: string | null; error?: string | null },
+) {
+  const allowed = (p: Permission) => can(m.agent.roles, p);
+  const own = m.agent.user.id === m.user.id;
+  return (
+    <ProfileLayout {...m} tab="authenticators">
+      <h2 id="authenticators">Authenticators</h2>
+      {m.authenticators.length ? (
+        <table aria-labelledby="authenticators">
+          <thead>
+            <tr>
+              <th scope="col">Type and name</th>
+              <th scope="col">Provider</th>
+              <th scope="col">Created</th>
+              <th scope="col">Last used</th>
+              <th scope="col">Issued by</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {m.authenticators.map((a) => (
+              <tr data-authenticator-id={a.id}>
+                <td>
+                  Passkey: <strong>{a.name}</strong>
+                  <br />
+                  <SyncBadge authenticator={a} />
+                </td>
+                <td>
+                  <PasskeyProvider aaguid={a.aaguid} />
+                </td>
+                <td>{formatTime(a.created_at)}</td>
+                <td>{formatTime(a.last_used_at)}</td>
+                <td>{a.issued_by ? (m.issuers.get(a.issued_by) ?? 'A former agent') : 'The user'}</td>
+                <td class="actions">
+                  {allowed('authenticators.remove') && !own ? (
+                    <a href={`/admin/users/${m.user.id}/authenticators/${a.id}/remove`}>
+                      Remove<span class="visually-hidden"> {a.name}</span>
+                    </a>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p>This user has no authenticators.</p>
+      )}
+      {allowed('authenticators.issue') && !own ? (
+        <p>
+          <a class="button" href={`/admin/users/${m.user.id}/issue`}>
+            Issue other authenticator
+          </a>
+        </p>
+      ) : null}
+      <h2 id="enrolments">Links and codes issued</h2>
+      {m.enrolments.length ? (
+        <table aria-labelledby="enrolments">
+          <thead>
+            <tr>
+              <th scope="col">Method</th>
+              <th scope="col">Issued</th>
+              <th scope="col">Expires</th>
+              <th scope="col">Issued by</th>
+              <th scope="col">Status</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {m.enrolments.map((e) => (
+              <tr data-enrolment-id={e.flow.id}>
+                <td>{methodLabels[e.method]}</td>
+                <td>{formatTime(e.flow.created_at)}</td>
+                <td>{formatTime(e.flow.expires_at)}</td>
+                <td>{e.issuedBy}</td>
+                <td>
+                  <EnrolmentStatusText flow={e.flow} status={e.status} live />
+                </td>
+                <td class="actions">
+                  {allowed('authenticators.issue') && !own && e.status === 'pending' ? <RevokeForm {...m} flowId={e.flow.id} /> : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p>No links or codes have been issued to this user.</p>
+      )}
+    </ProfileLayout>
+  );
+}
+
+function RevokeForm(m: { csrfToken: string; user: User; flowId: string }) {
+  return (
+    <form method="post" action={`/admin/users/${m.user.id}/enrolments/${m.flowId}/revoke`} class="inline" data-revoke-form>
+      <CsrfField token={m.csrfToken} />
+      <button type="submit" class="link-button">
+        Revoke
+      </button>
+    </form>
+  );
+}
+
+export function ActivityTab(m: AdminContext & { user: User; events: AuditRow[]; nextBefore?: number }) {
+  return (
+    <ProfileLayout {...m} tab="activity">
+      <h2 id="activity">Activity</h2>
+      <AuditTable events={m.events} labelledBy="activity" />
+      {m.nextBefore ? (
+        <p>
+          <a href={`/admin/users/${m.user.id}/activity?before=${m.nextBefore}`}>Older activity</a>
+        </p>
+      ) : null}
+    </ProfileLayout>
+  );
+}
+
+function who(email: string | null, name: string | null, id: string | null): string {
+  if (!id) return 'Latchkey';
+  return name ? `${name} (${email})` : 'A removed user';
+}
+
+function AuditTable(props: { events: AuditRow[]; labelledBy: string }) {
+  if (!props.events.length) return <p>No activity recorded.</p>;
+  return (
+    <table aria-labelledby={props.labelledBy}>
+      <thead>
+        <tr>
+          <th scope="col">When</th>
+          <th scope="col">What</th>
+          <th scope="col">By</th>
+          <th scope="col">For</th>
+          <th scope="col">From</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.events.map((e) => (
+          <tr data-event={e.event}>
+            <td>{formatTime(e.at)}</td>
+            <td>
+              {auditEventLabels[e.event] ?? e.event}
+              {e.outcome === 'failure' ? ' (failed)' : ''}
+            </td>
+            <td>{who(e.actor_email, e.actor_name, e.actor_user_id)}</td>
+            <td>{e.subject_user_id ? who(e.subject_email, e.subject_name, e.subject_user_id) : '–'}</td>
+            <td>{e.ip ?? '–'}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+// ------------------------------------------------------------------ issuing
+
+export function ChooseTypePage(m: AdminContext & { user: User; error?: string | null }) {
+  return (
+    <AdminLayout {...m} title={`Issue other authenticator – ${m.user.display_name}`}>
+      <a href={`/admin/users/${m.user.id}/authenticators`} class="back-link">
+        Back to {m.user.display_name}’s authenticators
+      </a>
+      <h1>Select authenticator type</h1>
+      <ErrorSummary fields={m.error ? [{ field: 'type-passkey', message: m.error }] : []} />
+      <form method="post" action={`/admin/users/${m.user.id}/issue`}>
+        <CsrfField token={m.csrfToken} />
+        <fieldset class="radios">
+          <legend>Which authenticator do you want to issue to {m.user.display_name}?</legend>
+          <div class="radio">
+            <input type="radio" id="type-passkey" name="type" value="passkey" />
+            <label for="type-passkey">
+              Passkey
+              <span class="hint">On the person’s phone, tablet, computer or security key. They sign in with their fingerprint, face, PIN or screen lock.</span>
+            </label>
+          </div>
+        </fieldset>
+        <button type="submit">Continue</button>
+      </form>
+    </AdminLayout>
+  );
+}
+
+export function IssuePasskeyPage(m: AdminContext & { user: User; templates: EmailTemplate[] }) {
+  return (
+    <AdminLayout {...m} title={`Create a passkey – ${m.user.display_name}`}>
+      <a href={`/admin/users/${m.user.id}/authenticators`} class="back-link">
+        Back to {m.user.display_name}’s authenticators
+      </a>
+      <h1>Create a passkey for {m.user.display_name}</h1>
+      <h2>Before you start</h2>
+      <ol class="steps">
+        <li>Set up a meeting with the person, face to face or on a video call. They must register the passkey while you are there.</li>
+        <li>Ask them to turn on Bluetooth on their device (and on their phone, if they will use one with a computer).</li>
+        <li>
+          On Windows with Windows Hello, the browser offers to save the passkey on Windows. To use a phone instead, they select “Change”, then “iPhone, iPad or Android
+          device”, and scan the QR code. A device already registered with Windows Hello cannot register a second passkey: they can use a phone, tablet or security key.
+        </li>
+        <li>When you have both read this and are ready, choose how to send them the link or code.</li>
+      </ol>
+      <h2>Generate link</h2>
+      <p>A single-use link to copy into an email or the chat of your video call.</p>
+      <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
+        <CsrfField token={m.csrfToken} />
+        <input type="hidden" name="method" value="link" />
+        <button type="submit">Generate link</button>
+      </form>
+      <h2>Generate 9-character code</h2>
+      <p>
+        A code to read out or send by message. It expires 60 seconds after you generate it. The person enters it with their email address at{' '}
+        <strong>{m.config.origin}/enrol</strong>.
+      </p>
+      <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
+        <CsrfField token={m.csrfToken} />
+        <input type="hidden" name="method" value="code" />
+        <button type="submit">Generate 9-character code</button>
+      </form>
+      <h2>Send enrolment email</h2>
+      <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
+        <CsrfField token={m.csrfToken} />
+        <input type="hidden" name="method" value="email" />
+        <TemplateSelect templates={m.templates} />
+        <button type="submit">Proceed and send email</button>
+      </form>
+    </AdminLayout>
+  );
+}
+
+function TemplateSelect(props: { templates: EmailTemplate[]; id?: string }) {
+  const id = props.id ?? 'template';
+  return (
+    <div class="field">
+      <label for={id}>Email template</label>
+      <select id={id} name="template">
+        {props.templates.map((t) => (
+          <option value={t.id} selected={t.is_default === 1}>
+            {t.is_default ? `${t.name} (default)` : t.name}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+/** What an agent sees after issuing: the link or code, its live status, and a way to revoke it. */
+export function IssuedPage(
+  m: AdminContext & {
+    user: User;
+    flow: Flow;
+    method: EnrolmentMethod;
+    link?: string;
+    token?: string;
+    code?: string;
+    emailedTo?: string;
+    templates: EmailTemplate[];
+    error?: string | null;
+    serverNow: number;
+  },
+) {
+  const title = m.method === 'code' ? '9-character code generated' : m.method === 'email' ? 'Enrolment email sent' : 'Link generated';
+  return (
+    <AdminLayout {...m} title={`${title} – ${m.user.display_name}`} page="admin-issued" data={{ 'expires-at': String(m.flow.expires_at), 'server-now': String(m.serverNow) }}>
+      <h1>{title}</h1>
+      <ErrorSummary message={m.error ?? null} />
+      {m.emailedTo ? (
+        <div class="notice success" role="status">
+          An enrolment email with a single-use link was sent to {m.emailedTo}. It stops working at {formatTime(m.flow.expires_at)}.
+        </div>
+      ) : null}
+      {m.link ? (
+        <>
+          <p>
+            Send this single-use link to {m.user.display_name} by email, or paste it into the chat of your video call. It works once and stops working at{' '}
+            {formatTime(m.flow.expires_at)}.
+          </p>
+          <div class="field">
+            <label for="enrolment-link">Enrolment link</label>
+            <input type="text" id="enrolment-link" value={m.link} readOnly data-copy-source />
+          </div>
+          <div class="actions">
+            <button type="button" class="secondary" data-copy-button="enrolment-link" hidden>
+              Copy link
+            </button>
+          </div>
+          <form method="post" action={`/admin/users/${m.user.id}/enrolments/${m.flow.id}/email`}>
+            <CsrfField token={m.csrfToken} />
+            <input type="hidden" name="token" value={m.token} />
+            <TemplateSelect templates={m.templates} id="link-template" />
+            <button type="submit" class="secondary">
+              Send link by email to {m.user.email}
+            </button>
+          </form>
+        </>
+      ) : null}
+      {m.code ? (
+        <>
+          <p>Read this code to {m.user.display_name}, or send it by message. They enter it with their email address at:</p>
+          <p>
+            <strong>{m.config.origin}/enrol</strong>
+          </p>
+          <p class="enrolment-code" id="enrolment-code" aria-label={`Code: ${[...m.code].join(' ')}`}>
+            {formatCode(m.code)}
+          </p>
+          <p>
+            <span id="code-countdown" data-countdown>
+              Expires at {formatTime(m.flow.expires_at)}
+            </span>
+          </p>
+          <p class="warning">Never share the code with anyone but {m.user.display_name}.</p>
+        </>
+      ) : null}
+      <h2>Status</h2>
+      <p>
+        {m.user.display_name}: <EnrolmentStatusText flow={m.flow} status="pending" live />
+      </p>
+      <div class="visually-hidden" role="status" aria-live="polite" id="enrolment-announcer"></div>
+      <div class="actions">
+        <RevokeForm {...m} flowId={m.flow.id} />
+        <a href={`/admin/users/${m.user.id}/authenticators`}>Back to {m.user.display_name}’s authenticators</a>
+      </div>
+    </AdminLayout>
+  );
+}
+
+export function RemoveAuthenticatorPage(m: AdminContext & { user: User; authenticator: Authenticator; error?: string | null }) {
+  return (
+    <AdminLayout {...m} title={`Remove authenticator – ${m.user.display_name}`}>
+      <a href={`/admin/users/${m.user.id}/authenticators`} class="back-link">
+        Back to {m.user.display_name}’s authenticators
+      </a>
+      <h1>Remove authenticator</h1>
+      <ErrorSummary fields={m.error ? [{ field: 'confirm', message: m.error }] : []} />
+      <p>
+        You are removing the passkey <strong>{m.authenticator.name}</strong> (<PasskeyProvider aaguid={m.authenticator.aaguid} />) from {m.user.display_name}’s profile.
+        They will be signed out wherever they signed in with it, and told by email.
+      </p>
+      <form method="post" action={`/admin/users/${m.user.id}/authenticators/${m.authenticator.id}/remove`}>
+        <CsrfField token={m.csrfToken} />
+        <div class={`checkbox${m.error ? ' field-error' : ''}`}>
+          <input type="checkbox" id="confirm" name="confirm" value="yes" />
+          <label for="confirm">I confirm I want to remove this passkey from {m.user.display_name}’s profile</label>
+        </div>
+        <div class="actions">
+          <button type="submit" class="warning">
+            Remove authenticator
+          </button>
+          <a href={`/admin/users/${m.user.id}/authenticators`}>Cancel</a>
+        </div>
+      </form>
+    </AdminLayout>
+  );
+}
+
+// ------------------------------------------------------------------ audit
+
+export interface AuditFilterValues {
+  event: string;
+  actor: string;
+  subject: string;
+  from: string;
+  to: string;
+}
+
+export function AuditPage(m: AdminContext & { filter: AuditFilterValues; events: AuditRow[]; nextBefore?: number; errors: FieldError[]; events_known: string[] }) {
+  const query = new URLSearchParams(Object.entries(m.filter).filter(([, v]) => v) as [string, string][]);
+  const error = (field: string) => m.errors.find((e) => e.field === field);
+  return (
+    <AdminLayout {...m} title="Audit log">
+      <h1>Audit log</h1>
+      <ErrorSummary fields={m.errors} />
+      <form method="get" action="/admin/audit" class="filters" aria-label="Filter the audit log">
+        <div class="field">
+          <label for="event">Event</label>
+          <select id="event" name="event">
+            <option value="">All events</option>
+            {m.events_known.map((e) => (
+              <option value={e} selected={m.filter.event === e}>
+                {auditEventLabels[e] ?? e}
+              </option>
+            ))}
+          </select>
+        </div>
+        <Field id="actor" label="By (email address)" error={error('actor')}>
+          <input type="email" id="actor" name="actor" value={m.filter.actor} maxLength={254} />
+        </Field>
+        <Field id="subject" label="For (email address)" error={error('subject')}>
+          <input type="email" id="subject" name="subject" value={m.filter.subject} maxLength={254} />
+        </Field>
+        <Field id="from" label="From date" hint="For example 2026-11-01" error={error('from')}>
+          <input type="date" id="from" name="from" value={m.filter.from} />
+        </Field>
+        <Field id="to" label="To date (inclusive)" error={error('to')}>
+          <input type="date" id="to" name="to" value={m.filter.to} />
+        </Field>
+        <div class="actions">
+          <button type="submit">Apply filters</button>
+          <a class="button secondary" href={`/admin/audit.csv${query.size ? `?${query}` : ''}`} download>
+            Export CSV
+          </a>
+        </div>
+      </form>
+      <h2 id="events">Events</h2>
+      <AuditTable events={m.events} labelledBy="events" />
+      {m.nextBefore ? (
+        <p>
+          <a href={`/admin/audit?${new URLSearchParams([...query, ['before', String(m.nextBefore)]])}`}>Older events</a>
+        </p>
+      ) : null}
+    </AdminLayout>
+  );
+}
+
+// ------------------------------------------------------------------ templates
+
+export function TemplatesPage(m: AdminContext & { templates: EmailTemplate[]; flash?: string | null }) {
+  return (
+    <AdminLayout {...m} title="Email templates">
+      <h1>Email templates</h1>
+      <Flash message={m.flash} />
+      <table aria-label="Email templates">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Subject</th>
+            <th scope="col">Last changed</th>
+            <th scope="col">
+              <span class="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {m.templates.map((t) => (
+            <tr data-template-id={t.id}>
+              <td>
+                {t.name}
+                {t.is_default ? ' (default)' : ''}
+              </td>
+              <td>{t.subject}</td>
+              <td>{formatTime(t.updated_at)}</td>
+              <td class="actions">
+                <a href={`/admin/templates/${t.id}`}>
+                  Edit<span class="visually-hidden"> {t.name}</span>
+                </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <a class="button" href="/admin/templates/new">
+        Add a template
+      </a>
+    </AdminLayout>
+  );
+}
+
+export function TemplateEditPage(
+  m: AdminContext & {
+    template?: EmailTemplate;
+    values: { name: string; subject: string; body: string };
+    errors: FieldError[];
+    preview?: { subject: string; body: string };
+  },
+) {
+  const error = (field: string) => m.errors.find((e) => e.field === field);
+  const action = m.template ? `/admin/templates/${m.template.id}` : '/admin/templates/new';
+  const title = m.template ? `Edit template: ${m.template.name}` : 'Add a template';
+  return (
+    <AdminLayout {...m} title={title}>
+      <a href="/admin/templates" class="back-link">
+        Back to email templates
+      </a>
+      <h1>{title}</h1>
+      <ErrorSummary fields={m.errors} />
+      <form method="post" action={action} novalidate>
+        <CsrfField token={m.csrfToken} />
+        <Field id="name" label="Template name" error={error('name')}>
+          <input type="text" id="name" name="name" value={m.values.name} maxLength={100} />
+        </Field>
+        <Field id="subject" label="Subject" error={error('subject')}>
+          <input type="text" id="subject" name="subject" value={m.values.subject} maxLength={200} />
+        </Field>
+        <Field id="body" label="Email text" hint="Plain text. Placeholders are replaced when the email is sent." error={error('body')}>
+          <textarea id="body" name="body" rows={14} maxLength={10000}>
+            {m.values.body}
+          </textarea>
+        </Field>
+        <h2 id="placeholders">Placeholders</h2>
+        <dl class="summary" aria-labelledby="placeholders">
+          {Object.entries(PLACEHOLDERS).map(([key, text]) => (
+            <>
+              <dt>
+                <code>{`{{${key}}}`}</code>
+              </dt>
+              <dd>{text}</dd>
+            </>
+          ))}
+        </dl>
+        <div class="actions">
+          <button type="submit" name="action" value="save">
+            Save template
+          </button>
+          <button type="submit" name="action" value="preview" class="secondary">
+            Preview
+          </button>
+        </div>
+      </form>
+      {m.preview ? (
+        <section aria-labelledby="preview-title" class="preview">
+          <h2 id="preview-title">Preview</h2>
+          <p>
+            <strong>Subject:</strong> {m.preview.subject}
+          </p>
+          <pre class="email-preview">{m.preview.body}</pre>
+        </section>
+      ) : null}
+      {m.template && !m.template.is_default ? (
+        <form method="post" action={`/admin/templates/${m.template.id}/delete`}>
+          <CsrfField token={m.csrfToken} />
+          <h2>Delete this template</h2>
+          <button type="submit" class="warning">
+            Delete template
+          </button>
+        </form>
+      ) : m.template ? (
+        <p>This is the default template: you can change it, but not delete it.</p>
+      ) : null}
+    </AdminLayout>
+  );
+}
+
+export function NoRolePage(m: { config: Config; csrfToken: string; user: User }) {
+  return (
+    <Layout title="No access to the console" rpName={m.config.rpName} csrfToken={m.csrfToken} signedIn={{ displayName: m.user.display_name }}>
+      <h1>You do not have access to the registration authority console</h1>
+      <ErrorSummary message="Your account has no registration-authority role. Ask an RA Manager to give you one." />
+      <p>
+        <a href="/settings">Go to your Login and security settings</a>
+      </p>
+    </Layout>
+  );
+}
