@@ -1,0 +1,566 @@
+/**
+ * The registration-authority console over HTTP: every role × action pair,
+ * issuing links, codes and emails (through a real SMTP server), redemption
+ * races, removal, templates and the audit log.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../test/support/app.js';
+import { startSmtpSink, type SmtpSink } from '../../test/support/smtpSink.js';
+import type { Role, User } from '../db/schema.js';
+import { createUser } from '../users/createUser.js';
+import { CODE_MAX_ATTEMPTS, formatCode, issueInvite } from '../flows/enrolment/invites.js';
+import { csvCell } from './routes.js';
+import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
+
+const T0 = Date.UTC(2026, 10, 22, 9);
+
+let sink: SmtpSink;
+beforeAll(async () => {
+  sink = await startSmtpSink();
+});
+afterAll(async () => sink.close());
+
+interface Fixture {
+  t: TestApp;
+  clock: { now: number };
+  /** Sign up a person in their own browser and give them roles. */
+  agent(roles: Role[], email?: string): Promise<{ browser: TestBrowser; user: User; auth: SoftAuthenticator }>;
+  /** A person with one passkey, signed in in their own browser. */
+  person(email?: string): Promise<{ browser: TestBrowser; user: User; auth: SoftAuthenticator }>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+async function fixture(env: Record<string, string> = {}): Promise<Fixture> {
+  const clock = { now: T0 };
+  const t = await createTestApp({ LATCHKEY_SMTP_URL: sink.url, LATCHKEY_ORGANISATION: 'St Elsewhere NHS Trust', ...env }, { now: () => clock.now });
+  const store = t.app.latchkey.store;
+  const person = async (email = `person-${++counter}@example.org`) => {
+    const auth = authenticator();
+    const browser = await signUp(t.app, auth, email, `Person ${counter}`);
+    const user = (await store.users.findByEmail(email))!;
+    return { browser, user, auth };
+  };
+  return {
+    t,
+    clock,
+    person,
+    async agent(roles, email) {
+      const p = await person(email ?? `agent-${++counter}@example.org`);
+      await store.roles.set(p.user.id, roles, null, clock.now);
+      return p;
+    },
+    close: () => t.close(),
+  };
+}
+
+/** Every row a console action could change: a refused action must leave all of it as it was. */
+async function snapshot(t: TestApp): Promise<string> {
+  const k = t.db.kysely;
+  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'audit_events'] as const;
+  const out: Record<string, unknown> = {};
+  for (const table of tables) out[table] = await k.selectFrom(table).selectAll().execute();
+  return JSON.stringify(out);
+}
+
+const agentRoles: Record<string, Role[]> = {
+  'RA Manager': ['ra_manager'],
+  'RA Agent (Advanced)': ['ra_agent_advanced'],
+  'RA Agent': ['ra_agent'],
+  Auditor: ['auditor'],
+  'no role': [],
+};
+
+type Permission = 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'audit';
+const allowedFor: Record<string, Permission[]> = {
+  'RA Manager': ['view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'audit'],
+  'RA Agent (Advanced)': ['view', 'add', 'edit', 'issue', 'remove'],
+  'RA Agent': ['view'],
+  Auditor: ['audit'],
+  'no role': [],
+};
+
+interface Target {
+  user: User;
+  authenticatorId: string;
+  flowId: string;
+}
+
+interface Action {
+  name: string;
+  needs: Permission;
+  request(b: TestBrowser, target: Target): Promise<{ statusCode: number; body: string }>;
+  /** True when the action is one that changes something (checked by the snapshot). */
+  writes: boolean;
+}
+
+const actions: Action[] = [
+  { name: 'search users', needs: 'view', writes: false, request: (b) => b.get('/admin/users?q=person') },
+  { name: 'view details', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}`) },
+  { name: 'view authenticators', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators`) },
+  { name: 'view activity', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/activity`) },
+  { name: 'read enrolment status', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/enrolments/${x.flowId}/status`, 'application/json') },
+  { name: 'open add user', needs: 'add', writes: false, request: (b) => b.get('/admin/users/new') },
+  { name: 'add user', needs: 'add', writes: true, request: (b) => b.postForm('/admin/users/new', { name: 'New Person', email: `new-${++counter}@example.org` }) },
+  { name: 'set national identifier', needs: 'edit', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/national-id`, { nationalId: 'AB 12 34 56 C' }) },
+  { name: 'suspend user', needs: 'edit', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/status`, { action: 'suspend' }) },
+  { name: 'open issue page', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue/passkey`) },
+  { name: 'generate link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'link' }) },
+  { name: 'generate code', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'code' }) },
+  { name: 'send enrolment email', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'email' }) },
+  { name: 'revoke a link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/revoke`, {}) },
+  { name: 'open remove page', needs: 'remove', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators/${x.authenticatorId}/remove`) },
+  {
+    name: 'remove authenticator',
+    needs: 'remove',
+    writes: true,
+    request: (b, x) => b.postForm(`/admin/users/${x.user.id}/authenticators/${x.authenticatorId}/remove`, { confirm: 'yes' }),
+  },
+  { name: 'change roles', needs: 'roles', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/roles`, { roles: 'ra_agent' }) },
+  { name: 'list templates', needs: 'templates', writes: false, request: (b) => b.get('/admin/templates') },
+  {
+    name: 'add template',
+    needs: 'templates',
+    writes: true,
+    request: (b) => b.postForm('/admin/templates/new', { name: 'Welcome', subject: 'Hello {{name}}', body: 'Open {{link}}', action: 'save' }),
+  },
+  {
+    name: 'edit default template',
+    needs: 'templates',
+    writes: true,
+    request: (b) => b.postForm('/admin/templates/default', { name: 'Default', subject: 'Passkey for {{organisation}}', body: 'Open {{link}}', action: 'save' }),
+  },
+  { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
+  { name: 'export audit CSV', needs: 'audit', writes: true, request: (b) => b.get('/admin/audit.csv') },
+];
+
+describe('roles × actions: allowed ones work, the others get 403 and change nothing', () => {
+  let f: Fixture;
+  const agents = new Map<string, TestBrowser>();
+  beforeAll(async () => {
+    f = await fixture();
+    for (const [label, roles] of Object.entries(agentRoles)) agents.set(label, (await f.agent(roles)).browser);
+  });
+  afterAll(async () => f.close());
+
+  async function freshTarget(): Promise<Target> {
+    const { user } = await f.person();
+    const store = f.t.app.latchkey.store;
+    const [passkey] = await store.authenticators.listForUser(user.id);
+    const { flowId } = await issueInvite(store, f.t.config, user, f.clock.now, { method: 'link' });
+    return { user, authenticatorId: passkey!.id, flowId };
+  }
+
+  for (const label of Object.keys(agentRoles)) {
+    for (const action of actions) {
+      const allowed = allowedFor[label]!.includes(action.needs);
+      it(`${label} ${allowed ? 'can' : 'cannot'} ${action.name}`, async () => {
+        const target = await freshTarget();
+        const before = await snapshot(f.t);
+        const res = await action.request(agents.get(label)!, target);
+        if (allowed) {
+          expect(res.statusCode, res.body.slice(0, 300)).toBeLessThan(400);
+          if (action.writes) expect(await snapshot(f.t)).not.toBe(before);
+        } else {
+          expect(res.statusCode, res.body.slice(0, 300)).toBe(403);
+          expect(await snapshot(f.t)).toBe(before);
+        }
+      });
+    }
+  }
+
+  it('a visitor who is not signed in is sent to sign in (pages) or gets 401 (JSON), and nothing changes', async () => {
+    const target = await freshTarget();
+    const browser = new TestBrowser(f.t.app);
+    const page = await browser.get(`/admin/users/${target.user.id}`);
+    expect(page.statusCode).toBe(302);
+    expect(page.headers.location).toBe(`/signin?next=${encodeURIComponent(`/admin/users/${target.user.id}`)}`);
+    await browser.get('/signin');
+    const before = await snapshot(f.t);
+    const post = await browser.postJson(`/admin/users/${target.user.id}/enrolments`, { method: 'link' });
+    expect(post.statusCode).toBe(401);
+    expect(await snapshot(f.t)).toBe(before);
+  });
+});
+
+describe('the registration-authority console', () => {
+  let f: Fixture;
+  beforeEach(async () => {
+    f = await fixture();
+    sink.clear();
+  });
+  afterEach(async () => f.close());
+
+  const store = () => f.t.app.latchkey.store;
+
+  /** Register a passkey through an enrolment link in a fresh browser; returns the verify answer. */
+  async function registerThrough(browser: TestBrowser, path: string, auth = authenticator()) {
+    const page = await browser.get(path);
+    if (page.statusCode !== 200) return page;
+    const opts = await browser.postJson(`${path}/options`, { name: 'Work phone', placement: 'another-device' });
+    if (opts.statusCode !== 200) return opts;
+    return browser.postJson(`${path}/verify`, { response: auth.createCredential(opts.json().options), name: 'Work phone' });
+  }
+
+  async function pendingUser(email = 'mary@example.org', name = 'Mary Seacole') {
+    return createUser(store(), { email, displayName: name }, f.clock.now);
+  }
+
+  it('agents never act on their own account', async () => {
+    const { browser, user } = await f.agent(['ra_manager']);
+    const [passkey] = await store().authenticators.listForUser(user.id);
+    const before = await snapshot(f.t);
+    for (const res of [
+      await browser.postForm(`/admin/users/${user.id}/enrolments`, { method: 'link' }),
+      await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, { confirm: 'yes' }),
+      await browser.postForm(`/admin/users/${user.id}/roles`, {}),
+      await browser.postForm(`/admin/users/${user.id}/status`, { action: 'suspend' }),
+    ]) {
+      expect(res.statusCode).toBe(403);
+      expect(res.body).toContain('You cannot change your own account');
+    }
+    expect(await snapshot(f.t)).toBe(before);
+    const tab = await browser.get(`/admin/users/${user.id}/authenticators`);
+    expect(tab.body).not.toContain('Issue other authenticator');
+  });
+
+  it('finds users by name, email or id prefix, filters by status, and adds a user with a hashed national identifier', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const found = await browser.get('/admin/users?q=MAR');
+    expect(found.body).toContain('Mary Seacole');
+    expect(found.body).toContain(`/admin/users/${mary.id}`);
+    expect((await browser.get('/admin/users?q=mary%40exa')).body).toContain('Mary Seacole');
+    expect((await browser.get(`/admin/users?q=${mary.id}`)).body).toContain('Mary Seacole');
+    expect((await browser.get('/admin/users?q=seacole')).body).toContain('No users found');
+    expect((await browser.get('/admin/users?status=enrolled&q=mar')).body).toContain('No users found');
+    expect((await browser.get('/admin/users?status=pending&q=mar')).body).toContain('Mary Seacole');
+    expect((await browser.get('/admin/users?status=bogus')).statusCode).toBe(400);
+
+    const bad = await browser.postForm('/admin/users/new', { name: '', email: 'not-an-email', nationalId: 'XX' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('There is a problem');
+    expect(bad.body).toContain('Enter the person’s full name');
+    expect(bad.body).toContain('Enter an email address in the correct format');
+    expect(bad.body).toContain('National Insurance number in the correct format');
+    const duplicate = await browser.postForm('/admin/users/new', { name: 'Mary Again', email: 'MARY@example.org' });
+    expect(duplicate.statusCode).toBe(400);
+    expect(duplicate.body).toContain('A user with this email address already exists');
+
+    const added = await browser.postForm('/admin/users/new', { name: 'Florence Nightingale', email: 'florence@example.org', nationalId: 'ab 12 34 56 c' });
+    expect(added.statusCode).toBe(303);
+    const florence = (await store().users.findByEmail('florence@example.org'))!;
+    expect(florence.status).toBe('pending');
+    expect(florence.national_id_hash).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(JSON.stringify(await snapshot(f.t))).not.toContain('AB123456C');
+    const details = await browser.get(added.headers.location as string);
+    expect(details.body).toContain('Florence Nightingale has been added');
+    expect(details.body).toContain('Recorded (it cannot be shown)');
+    expect(details.body).not.toContain('AB123456C');
+  });
+
+  it('issues a link: the page shows it, the person registers, the status reads Enrolled and the passkey names its issuer', async () => {
+    const { browser, user: agent } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    expect(page.statusCode).toBe(200);
+    const link = /value="(http:\/\/localhost:3000\/enrol\/[A-Za-z0-9_-]{43})"/.exec(page.body)![1]!;
+    const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
+    const status = async () => (await browser.get(`/admin/enrolments/${flowId}/status`, 'application/json')).json().status;
+    expect(await status()).toBe('pending');
+    // The link lasts 30 minutes by default.
+    expect((await store().flows.findById(flowId))!.expires_at).toBe(f.clock.now + 30 * 60_000);
+
+    const person = new TestBrowser(f.t.app);
+    const enrolPage = await person.get(new URL(link).pathname);
+    expect(enrolPage.body).toContain('St Elsewhere NHS Trust');
+    expect(enrolPage.body).toContain('Mary Seacole');
+    const done = await registerThrough(person, new URL(link).pathname);
+    expect(done.json()).toEqual({ status: 'ok', redirect: '/enrol/done' });
+    expect((await person.get('/enrol/done')).body).toContain('Your passkey is set up');
+    expect(await status()).toBe('enrolled');
+    expect((await store().users.findById(mary.id))!.status).toBe('enrolled');
+    const [passkey] = await store().authenticators.listForUser(mary.id);
+    expect(passkey!.issued_by).toBe(agent.id);
+    const tab = await browser.get(`/admin/users/${mary.id}/authenticators`);
+    expect(tab.body).toContain(agent.display_name);
+    expect(tab.body).toContain('data-enrolment-status="enrolled"');
+    const activity = await browser.get(`/admin/users/${mary.id}/activity`);
+    for (const text of ['Enrolment link generated', 'Passkey set up from invite link']) expect(activity.body).toContain(text);
+  });
+
+  it('revoking a link makes it "no longer valid"; a new link revokes the earlier one', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const first = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const firstPath = new URL(/value="(http[^"]+\/enrol\/[^"]+)"/.exec(first.body)![1]!).pathname;
+    const second = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const secondPath = new URL(/value="(http[^"]+\/enrol\/[^"]+)"/.exec(second.body)![1]!).pathname;
+    const secondFlow = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(second.body)![1]!;
+    const person = new TestBrowser(f.t.app);
+    const old = await person.get(firstPath);
+    expect(old.statusCode).toBe(410);
+    expect(old.body).toContain('no longer valid');
+    const revoke = await browser.postForm(`/admin/users/${mary.id}/enrolments/${secondFlow}/revoke`, {});
+    expect(revoke.statusCode).toBe(303);
+    expect((await browser.get(revoke.headers.location as string)).body).toContain('The link or code has been revoked');
+    expect((await person.get(secondPath)).statusCode).toBe(410);
+    expect((await browser.get(`/admin/enrolments/${secondFlow}/status`, 'application/json')).json().status).toBe('revoked');
+  });
+
+  it('issues a 9-character code that works with the right email within 60 seconds, once', async () => {
+    const { browser } = await f.agent(['ra_manager']);
+    const mary = await pendingUser();
+    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const shown = /id="enrolment-code"[^>]*>([0-9A-Z-]{11})</.exec(page.body)![1]!;
+    expect(shown).toMatch(/^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}$/);
+    const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
+    expect(JSON.stringify(await store().flows.findById(flowId))).not.toContain(shown.replace(/-/g, ''));
+
+    const person = new TestBrowser(f.t.app);
+    await person.get('/enrol');
+    // Lower case, spaces instead of dashes: Crockford codes are read out loud.
+    const redeemed = await person.postForm('/enrol', { email: ' MARY@example.org ', code: shown.toLowerCase().replace(/-/g, ' ') });
+    expect(redeemed.statusCode).toBe(303);
+    const path = redeemed.headers.location as string;
+    expect(path).toMatch(/^\/enrol\/[A-Za-z0-9_-]{43}$/);
+    // The link a code opens works only in the browser that redeemed it.
+    expect((await new TestBrowser(f.t.app).get(path)).statusCode).toBe(404);
+    expect((await browser.get(`/admin/enrolments/${flowId}/status`, 'application/json')).json().status).toBe('pending');
+    expect((await registerThrough(person, path)).json().redirect).toBe('/enrol/done');
+    expect((await browser.get(`/admin/enrolments/${flowId}/status`, 'application/json')).json().status).toBe('enrolled');
+    expect((await store().users.findById(mary.id))!.status).toBe('enrolled');
+
+    const late = new TestBrowser(f.t.app);
+    await late.get('/enrol');
+    const again = await late.postForm('/enrol', { email: 'mary@example.org', code: shown });
+    expect(again.statusCode).toBe(410);
+    expect(again.body).toContain('This code has already been used');
+  });
+
+  it('a code expires 60 seconds after issue; the page says so and the agent sees Expired', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const code = /id="enrolment-code"[^>]*>([0-9A-Z-]{11})</.exec(page.body)![1]!;
+    const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
+    f.clock.now += 60_000;
+    const person = new TestBrowser(f.t.app);
+    await person.get('/enrol');
+    const late = await person.postForm('/enrol', { email: 'mary@example.org', code });
+    expect(late.statusCode).toBe(410);
+    expect(late.body).toContain('This code has expired');
+    expect(late.body).toContain('Ask your agent for a new code');
+    expect((await browser.get(`/admin/enrolments/${flowId}/status`, 'application/json')).json().status).toBe('expired');
+  });
+
+  it('an unknown email gets the same answer as a wrong code; 5 wrong tries burn the code', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const code = /id="enrolment-code"[^>]*>([0-9A-Z-]{11})</.exec(page.body)![1]!;
+    const person = new TestBrowser(f.t.app);
+    await person.get('/enrol');
+    const wrongCode = code.startsWith('0') ? '1' + code.slice(1) : '0' + code.slice(1);
+    const answer = async (email: string, c: string) => {
+      const res = await person.postForm('/enrol', { email, code: c });
+      // The error summary and the field's message: everything the page says about what went wrong.
+      const message = [...res.body.matchAll(/<div class="error-summary"[\s\S]*?<\/div>|<p class="error-message"[\s\S]*?<\/p>/g)].map((m) => m[0]).join('');
+      return { status: res.statusCode, message };
+    };
+    const unknown = await answer('nobody@example.org', code);
+    const wrong = await answer('mary@example.org', wrongCode);
+    expect(unknown).toEqual(wrong);
+    expect(wrong.status).toBe(400);
+    expect(wrong.message).toContain('The email address or the code is not right');
+    for (let i = 1; i < CODE_MAX_ATTEMPTS; i++) expect((await answer('mary@example.org', wrongCode)).status).toBe(400);
+    // Five wrong tries: the right code no longer works.
+    const burned = await person.postForm('/enrol', { email: 'mary@example.org', code });
+    expect(burned.statusCode).toBe(410);
+    expect(burned.body).toContain('no longer valid');
+    expect(await store().authenticators.countForUser(mary.id)).toBe(0);
+  });
+
+  it('50 concurrent redemptions of one code: exactly one opens a link, and one passkey is stored', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const code = /id="enrolment-code"[^>]*>([0-9A-Z-]{11})</.exec(page.body)![1]!;
+    const people = await Promise.all(Array.from({ length: 50 }, async () => {
+      const b = new TestBrowser(f.t.app);
+      await b.get('/enrol');
+      return b;
+    }));
+    const answers = await Promise.all(people.map((b) => b.postForm('/enrol', { email: 'mary@example.org', code })));
+    const winners = answers.filter((a) => a.statusCode === 303);
+    expect(winners).toHaveLength(1);
+    expect(answers.filter((a) => a.statusCode !== 303).every((a) => a.statusCode === 410 && a.body.includes('already been used'))).toBe(true);
+    const winner = people[answers.indexOf(winners[0]!)]!;
+    await registerThrough(winner, winners[0]!.headers.location as string);
+    expect(await store().authenticators.countForUser(mary.id)).toBe(1);
+  });
+
+  it('50 concurrent registrations through one link: exactly one passkey is stored', async () => {
+    const mary = await pendingUser();
+    const { url } = await issueInvite(store(), f.t.config, mary, f.clock.now, { lifetimeSeconds: 1800 });
+    const path = new URL(url).pathname;
+    const ready = await Promise.all(Array.from({ length: 50 }, async () => {
+      const b = new TestBrowser(f.t.app);
+      await b.get(path);
+      const opts = await b.postJson(`${path}/options`, { name: 'Phone', placement: 'this-device' });
+      return { b, response: authenticator().createCredential(opts.json().options) };
+    }));
+    const answers = await Promise.all(ready.map(({ b, response }) => b.postJson(`${path}/verify`, { response })));
+    expect(answers.filter((a) => a.statusCode === 200)).toHaveLength(1);
+    expect(answers.every((a) => a.statusCode < 500)).toBe(true);
+    expect(await store().authenticators.countForUser(mary.id)).toBe(1);
+  });
+
+  it('sends the enrolment email through SMTP from the chosen template, with the link that works', async () => {
+    const { browser } = await f.agent(['ra_manager']);
+    const mary = await pendingUser();
+    const made = await browser.postForm('/admin/templates/new', {
+      name: 'Ward staff',
+      subject: '{{organisation}}: your passkey, {{name}}',
+      body: 'Dear {{name}},\n\nUse {{link}} before {{expiry}}.\n\n{{organisation}}',
+      action: 'save',
+    });
+    expect(made.statusCode).toBe(303);
+    const template = (await store().emailTemplates.list()).find((t) => t.name === 'Ward staff')!;
+    const sent = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'email', template: template.id });
+    expect(sent.statusCode).toBe(200);
+    expect(sent.body).toContain('An enrolment email with a single-use link was sent to mary@example.org');
+    const mail = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(mail.subject).toBe('St Elsewhere NHS Trust: your passkey, Mary Seacole');
+    const link = /http:\/\/localhost:3000\/enrol\/[A-Za-z0-9_-]{43}/.exec(mail.text)![0];
+    expect(mail.text).toContain('Dear Mary Seacole');
+    expect(mail.text).not.toContain('{{');
+    expect((await registerThrough(new TestBrowser(f.t.app), new URL(link).pathname)).json().redirect).toBe('/enrol/done');
+  });
+
+  it('"send by email" beside a generated link sends that link; a forged token is refused', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const token = /name="token" value="([^"]+)"/.exec(page.body)![1]!;
+    const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
+    const forged = await browser.postForm(`/admin/users/${mary.id}/enrolments/${flowId}/email`, { token: 'A'.repeat(43) });
+    expect(forged.statusCode).toBe(404);
+    const ok = await browser.postForm(`/admin/users/${mary.id}/enrolments/${flowId}/email`, { token });
+    expect(ok.statusCode).toBe(200);
+    const mail = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(mail.text).toContain(`/enrol/${token}`);
+  });
+
+  it('when the mail server is down the agent is told, and the link that was not sent is revoked', async () => {
+    await f.close();
+    f = await fixture({ LATCHKEY_SMTP_URL: 'smtp://127.0.0.1:9' });
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const res = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'email' });
+    expect(res.statusCode).toBe(503);
+    expect(res.body).toContain('The email could not be sent');
+    const flows = await store().flows.listForUser(mary.id, ['invite']);
+    expect(flows.map((fl) => fl.state)).toEqual(['revoked']);
+  });
+
+  it('removing an authenticator needs the tick, ends the sessions signed in with it, emails the person, and is audited', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const { user, browser: personBrowser } = await f.person('grace@example.org');
+    const [passkey] = await store().authenticators.listForUser(user.id);
+    expect((await personBrowser.get('/settings')).statusCode).toBe(200);
+
+    const confirm = await browser.get(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`);
+    expect(confirm.body).toContain('I confirm I want to remove this passkey');
+    const unticked = await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, {});
+    expect(unticked.statusCode).toBe(400);
+    expect(unticked.body).toContain('Select the box to confirm');
+    expect(await store().authenticators.countForUser(user.id)).toBe(1);
+
+    const removed = await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, { confirm: 'yes' });
+    expect(removed.statusCode).toBe(303);
+    expect((await browser.get(removed.headers.location as string)).body).toContain(`The passkey has been removed from ${user.display_name}’s profile.`);
+    expect(await store().authenticators.countForUser(user.id)).toBe(0);
+    expect((await store().users.findById(user.id))!.status).toBe('pending');
+    const after = await personBrowser.get('/settings');
+    expect(after.statusCode).toBe(302);
+    expect(after.headers.location).toBe('/signin');
+    const mail = await sink.waitFor((m) => m.to.includes('grace@example.org'));
+    expect(mail.subject).toContain('A passkey was removed');
+    const events = await store().audit.listByEvent('authenticator.removed');
+    expect(events).toHaveLength(1);
+    expect(events[0]!.subject_user_id).toBe(user.id);
+
+    const twice = await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, { confirm: 'yes' });
+    expect(twice.statusCode).toBe(404);
+  });
+
+  it('templates: placeholders are checked, the preview fills them in, and the default cannot be deleted', async () => {
+    const { browser } = await f.agent(['ra_manager']);
+    const bad = await browser.postForm('/admin/templates/new', { name: 'X', subject: 'Hi {{nmae}}', body: 'No link here', action: 'save' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('unknown placeholder: {{nmae}}');
+    expect(bad.body).toContain('must include {{link}}');
+    const preview = await browser.postForm('/admin/templates/new', { name: 'X', subject: 'Hi {{name}}', body: 'Go to {{link}} ({{organisation}})', action: 'preview' });
+    expect(preview.statusCode).toBe(200);
+    expect(preview.body).toContain('Hi Ada Lovelace');
+    expect(preview.body).toContain('(St Elsewhere NHS Trust)');
+    expect((await store().emailTemplates.list()).map((t) => t.name)).toEqual(['Default']);
+    const refused = await browser.postForm('/admin/templates/default/delete', {});
+    expect(refused.statusCode).toBe(409);
+    expect(await store().emailTemplates.findDefault()).toBeDefined();
+    await browser.postForm('/admin/templates/new', { name: 'Other', subject: 'S', body: '{{link}}', action: 'save' });
+    const other = (await store().emailTemplates.list()).find((t) => t.name === 'Other')!;
+    expect((await browser.postForm(`/admin/templates/${other.id}/delete`, {})).statusCode).toBe(303);
+    expect(await store().emailTemplates.findById(other.id)).toBeUndefined();
+  });
+
+  it('the audit log filters, and exports CSV that spreadsheets cannot execute', async () => {
+    const { browser } = await f.agent(['auditor']);
+    const { browser: manager } = await f.agent(['ra_manager']);
+    const mary = await pendingUser('=cmd@example.org', '=HYPERLINK("http://evil")');
+    await manager.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const log = await browser.get('/admin/audit?event=enrolment.link_issued');
+    expect(log.statusCode).toBe(200);
+    expect(log.body).toContain('Enrolment link generated');
+    expect((await browser.get('/admin/audit?from=yesterday')).statusCode).toBe(400);
+    const csv = await browser.get('/admin/audit.csv?event=enrolment.link_issued');
+    expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+    expect(csv.headers['content-disposition']).toMatch(/^attachment; filename="latchkey-audit-\d{4}-\d{2}-\d{2}\.csv"$/);
+    const lines = csv.body.trim().split('\r\n');
+    expect(lines[0]).toBe('time,event,outcome,actor_email,actor_name,subject_email,subject_name,authenticator_id,ip,user_agent,detail');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain(`"'=HYPERLINK(""http://evil"")"`);
+    expect(lines[1]).toContain(`'=cmd@example.org`);
+    expect(csvCell('+1')).toBe("'+1");
+    expect(csvCell('a,b')).toBe('"a,b"');
+  });
+
+  it('managers grant and revoke roles; an unknown role is refused', async () => {
+    const { browser } = await f.agent(['ra_manager']);
+    const { user, browser: other } = await f.person();
+    expect((await other.get('/admin')).statusCode).toBe(403);
+    expect((await browser.postForm(`/admin/users/${user.id}/roles`, { roles: 'ra_agent' })).statusCode).toBe(303);
+    expect(await store().roles.listForUser(user.id)).toEqual(['ra_agent']);
+    expect((await other.get('/admin')).statusCode).toBe(200);
+    expect((await browser.postForm(`/admin/users/${user.id}/roles`, { roles: 'superuser' })).statusCode).toBe(400);
+    expect((await browser.postForm(`/admin/users/${user.id}/roles`, {})).statusCode).toBe(303);
+    expect(await store().roles.listForUser(user.id)).toEqual([]);
+    const events = await store().audit.listByEvent('roles.changed');
+    expect(events.map((e) => JSON.parse(e.detail))).toEqual([{ added: [], removed: ['ra_agent'] }, { added: ['ra_agent'], removed: [] }]);
+  });
+
+  it('suspending signs the person out and stops sign-in; reactivating restores their status', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const { user, browser: personBrowser } = await f.person();
+    expect((await browser.postForm(`/admin/users/${user.id}/status`, { action: 'suspend' })).statusCode).toBe(303);
+    expect((await personBrowser.get('/settings')).statusCode).toBe(302);
+    expect((await browser.get('/admin/users?status=suspended')).body).toContain(user.display_name);
+    expect((await browser.postForm(`/admin/users/${user.id}/status`, { action: 'reactivate' })).statusCode).toBe(303);
+    expect((await store().users.findById(user.id))!.status).toBe('enrolled');
+  });
+
+  it('formats codes in three groups of three', () => {
+    expect(formatCode('ABCDEFGHJ')).toBe('ABC-DEF-GHJ');
+  });
+});
