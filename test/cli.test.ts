@@ -46,9 +46,35 @@ describe('latchkey CLI', () => {
     expect((await cli(['users', 'list'])).stdout).toMatch(/pending\s+new\.person@example\.com\tnew\.person/);
   });
 
+  it('bootstraps the first RA Manager with a single-use link, once', async () => {
+    const db = { DATABASE_URL: `sqlite:${join(dir, 'bootstrap.db')}` };
+    const missing = await cli(['admin', 'bootstrap', '--email', 'boss@example.org'], db);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('needs --email and --name');
+    const first = await cli(['admin', 'bootstrap', '--email', 'boss@example.org', '--name', 'Rosalind Franklin'], db);
+    expect(first.code).toBe(0);
+    expect(first.stdout.trim()).toMatch(/^http:\/\/localhost:3000\/enrol\/[A-Za-z0-9_-]{43}$/);
+    expect(first.stderr).toContain('boss@example.org is now an RA Manager');
+    const { openDatabase } = await import('../src/db/connect.js');
+    const { Store } = await import('../src/db/store.js');
+    const opened = openDatabase(db.DATABASE_URL);
+    try {
+      const store = new Store(opened.kysely);
+      const boss = (await store.users.findByEmail('boss@example.org'))!;
+      expect(boss.display_name).toBe('Rosalind Franklin');
+      expect(await store.roles.listForUser(boss.id)).toEqual(['ra_manager']);
+    } finally {
+      await opened.close();
+    }
+    const second = await cli(['admin', 'bootstrap', '--email', 'other@example.org', '--name', 'Other'], db);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain('an RA Manager already exists');
+    expect(second.stdout).toBe('');
+  });
+
   it('says which migrations it applied', async () => {
     const fresh = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
-    expect(fresh.stdout).toContain('Applied migrations: 0001_core');
+    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority.');
     const again = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
     expect(again.stdout).toContain('no migration to apply');
   });

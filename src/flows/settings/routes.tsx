@@ -62,10 +62,11 @@ export async function settingsRoutes(app: FastifyInstance) {
     const { user, session } = request.auth;
     const q = request.query;
     const flash = (['created', 'enrolled', 'added', 'renamed', 'removed', 'ended'] as const).find((k) => q[k]);
-    const [passkeys, sessions, activity] = await Promise.all([
+    const [passkeys, sessions, activity, roles] = await Promise.all([
       store.authenticators.listForUser(user.id),
       store.sessions.listForUser(user.id, now()),
       store.audit.listForSubject(user.id, 20),
+      store.roles.listForUser(user.id),
     ]);
     return html(
       reply,
@@ -81,6 +82,7 @@ export async function settingsRoutes(app: FastifyInstance) {
           flash={flash}
           signal={q.signal === '1'}
           noScript={q.nojs === '1'}
+          agent={roles.length > 0}
         />,
       ),
     );

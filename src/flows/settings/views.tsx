@@ -76,6 +76,8 @@ export interface SettingsModel {
   signal: boolean;
   /** The add-passkey form was submitted without JavaScript. */
   noScript?: boolean;
+  /** The person holds a registration-authority role: link to the console. */
+  agent?: boolean;
 }
 
 export function SettingsPage(m: SettingsModel) {
@@ -106,6 +108,11 @@ export function SettingsPage(m: SettingsModel) {
       <p>
         Signed in as <strong>{m.user.display_name}</strong> ({m.user.email}).
       </p>
+      {m.agent ? (
+        <p>
+          <a href="/admin">Go to the registration authority console</a>
+        </p>
+      ) : null}
 
       <h2 id="passkeys">Passkeys</h2>
       <table aria-labelledby="passkeys">

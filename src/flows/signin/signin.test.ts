@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { safeNext } from './routes.js';
 
 describe('sign in with a passkey', () => {
   let t: TestApp;
@@ -17,6 +18,21 @@ describe('sign in with a passkey', () => {
     t = await createTestApp();
   });
   afterEach(async () => t.close());
+
+  it('returns to a page on this site after sign-in (?next=), never to another site', async () => {
+    const browser = new TestBrowser(t.app);
+    const page = await browser.get('/signin?next=%2Fadmin%2Fusers%3Fq%3Dada');
+    expect(page.body).toContain('data-next="/admin/users?q=ada"');
+    for (const evil of ['//evil.example', '/\\evil.example', 'https://evil.example', 'javascript:alert(1)', '/ok path']) {
+      expect((await browser.get(`/signin?next=${encodeURIComponent(evil)}`)).body).not.toContain('data-next');
+    }
+    expect(safeNext('/admin')).toBe('/admin');
+    expect(safeNext('//evil.example')).toBeUndefined();
+    const signedIn = await signUp(t.app, authenticator());
+    const again = await signedIn.get('/signin?next=%2Fadmin');
+    expect(again.statusCode).toBe(302);
+    expect(again.headers.location).toBe('/admin');
+  });
 
   it('signs in with a discoverable passkey and starts a new session', async () => {
     const auth = authenticator();
