@@ -458,7 +458,8 @@ export async function adminRoutes(app: FastifyInstance) {
       if (!flow || !flow.user_id || !ENROLMENT_FLOWS.includes(flow.type)) throw appError('not_found');
       const status = await loadEnrolmentStatus(store, flow, now());
       reply.header('cache-control', 'no-store');
-      return { status, expiresAt: flow.expires_at };
+      // redeemed: the person entered the code and is setting up a passkey, so the code's 60 seconds no longer count.
+      return { status, expiresAt: flow.expires_at, redeemed: flow.type === CODE_FLOW && flow.state === 'consumed' };
     },
   );
 

@@ -471,6 +471,8 @@ export function AuthenticatorsTab(
       ) : (
         <p>No links or codes have been issued to this user.</p>
       )}
+      {/* The statuses above update live (web/app.ts watchEnrolments); screen readers hear the change here. */}
+      <div class="visually-hidden" role="status" aria-live="polite" id="enrolment-announcer"></div>
     </ProfileLayout>
   );
 }
@@ -681,8 +683,10 @@ export function IssuedPage(
           <p>
             <strong>{m.config.origin}/enrol</strong>
           </p>
-          <p class="enrolment-code" id="enrolment-code" aria-label={`Code: ${[...m.code].join(' ')}`}>
-            {formatCode(m.code)}
+          <p class="enrolment-code" id="enrolment-code">
+            <span aria-hidden="true">{formatCode(m.code)}</span>
+            {/* Read out one character at a time, as the agent will say it. */}
+            <span class="visually-hidden">Code: {[...m.code].join(' ')}</span>
           </p>
           <p>
             <span id="code-countdown" data-countdown>

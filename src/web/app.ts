@@ -338,7 +338,11 @@ function watchEnrolments(): void {
       try {
         const res = await fetch(badge.dataset.statusUrl!, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
         if (res.ok) {
-          const { status } = (await res.json()) as { status: string };
+          const { status, redeemed } = (await res.json()) as { status: string; redeemed?: boolean };
+          if (redeemed && badge.dataset.redeemed !== 'true') {
+            badge.dataset.redeemed = 'true';
+            if (status === 'pending') announce('The code has been entered');
+          }
           if (status !== badge.dataset.enrolmentStatus) {
             badge.dataset.enrolmentStatus = status;
             badge.className = `badge enrolment-${status}`;
@@ -382,13 +386,31 @@ function codeCountdown(): void {
   if (!countdown || !data.expiresAt || !data.serverNow) return;
   // Count from the server's clock, not this device's: they can disagree by minutes.
   const deadline = Date.now() + (Number(data.expiresAt) - Number(data.serverNow));
+  let expiredShown = false;
   const tick = (): void => {
+    // A code that was used or revoked no longer runs out: saying "expired, generate a new one" then would mislead the agent.
+    // Nor does one the person has entered: their passkey set-up has its own time, and a new code would cancel it.
+    const badge = document.querySelector<HTMLElement>('[data-enrolment-status]');
+    const settled = badge?.dataset.enrolmentStatus;
+    const entered = badge?.dataset.redeemed === 'true' && settled === 'pending';
+    if (settled === 'enrolled' || settled === 'revoked' || entered) {
+      document.getElementById('enrolment-code')?.classList.remove('expired');
+      countdown.textContent =
+        settled === 'enrolled' ? 'The code has been used.' : settled === 'revoked' ? 'The code has been revoked.' : 'The code has been entered: the person is setting up their passkey.';
+      if (entered) window.setTimeout(tick, 1000);
+      return;
+    }
     const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
     countdown.textContent = left > 0 ? `Expires in ${left} second${left === 1 ? '' : 's'}` : 'This code has expired. Generate a new one if the person needs it.';
     if (left === 30 || left === 10) announce(`The code expires in ${left} seconds`);
     if (left === 0) {
-      announce('The code has expired');
-      document.getElementById('enrolment-code')?.classList.add('expired');
+      if (!expiredShown) {
+        expiredShown = true;
+        announce('The code has expired');
+        document.getElementById('enrolment-code')?.classList.add('expired');
+      }
+      // Until the server says so too: a code entered in its last seconds shows as entered at the next status poll.
+      if (settled === 'pending') window.setTimeout(tick, 1000);
       return;
     }
     window.setTimeout(tick, (deadline - Date.now()) % 1000 || 1000);
