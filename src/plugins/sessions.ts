@@ -98,8 +98,10 @@ export async function startSession(
   reply: FastifyReply,
   user: User,
   store: Store = app.latchkey.store,
-  /** The passkey used: removing it ends this session. */
+  /** The authenticator used (passkey, app, linked account): removing it ends this session. */
   authenticatorId: string | null = null,
+  /** Authentication assurance level reached (NIST SP 800-63B): 2 for a passkey with user verification. */
+  aal = 2,
 ): Promise<void> {
   const { config, now } = app.latchkey;
   const names = cookieNames(config.secureCookies);
@@ -116,7 +118,7 @@ export async function startSession(
     last_seen_at: t,
     authenticated_at: t,
     expires_at: t + config.sessionMaxSeconds * 1000,
-    aal: 2,
+    aal,
     ip: ctx.ip,
     user_agent: ctx.userAgent,
     authenticator_id: authenticatorId,
