@@ -20,7 +20,11 @@ import { createMailer } from './mail/createMailer.js';
 import type { Mailer } from './mail/mailer.js';
 import { devOutboxRoutes } from './mail/devOutboxRoutes.js';
 import { ensureDefaultTemplate } from './admin/emailTemplates.js';
+import { SecretBox } from './secretBox.js';
+import { AltchaCaptcha, type Captcha } from './captcha/captcha.js';
 import { adminRoutes } from './admin/routes.js';
+import { selfServiceRoutes } from './flows/selfService/routes.js';
+import { passwordSignInRoutes } from './strategies/password/routes.js';
 import { errorHandlerPlugin, sendError, toAppError } from './plugins/errorHandler.js';
 import { sessionsPlugin } from './plugins/sessions.js';
 import { assetsPlugin } from './plugins/assets.js';
@@ -30,6 +34,7 @@ import { enrolmentRoutes } from './flows/enrolment/routes.js';
 import { settingsRoutes } from './flows/settings/routes.js';
 import { reauthRoutes } from './flows/reauth/routes.js';
 import { fido2Routes } from './fido2/routes.js';
+import { linkedAccountRoutes } from './strategies/linkedAccount/routes.js';
 import './context.js';
 
 export interface BuildOptions {
@@ -42,6 +47,8 @@ export interface BuildOptions {
   logger?: boolean | object;
   /** Outgoing mail; by default made from the configuration (SMTP, development outbox, or none). */
   mailer?: Mailer;
+  /** The CAPTCHA for self-service (default: ALTCHA proof of work). */
+  captcha?: Captcha;
 }
 
 export const BODY_LIMIT = 64 * 1024;
@@ -105,7 +112,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const perMinute = options.rateLimitPerMinute ?? config.rateLimitPerMinute;
   const ownsMailer = !options.mailer;
   const mailer = options.mailer ?? createMailer(config);
-  const latchkey: Latchkey = { config, store, webauthn: new WebAuthn(config, store, now), mailer, secret, now, rateLimitPerMinute: perMinute };
+  const latchkey: Latchkey = {
+    config,
+    store,
+    webauthn: new WebAuthn(config, store, now),
+    mailer,
+    secret,
+    now,
+    rateLimitPerMinute: perMinute,
+    secretBox: new SecretBox(config),
+    captcha: options.captcha ?? new AltchaCaptcha(secret, store, config.captchaMaxNumber),
+  };
   app.decorate('latchkey', latchkey);
   if (ownsMailer) app.addHook('onClose', () => mailer.close());
   if (ownsDb) app.addHook('onClose', () => db.close());
@@ -146,6 +163,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(settingsRoutes);
   await app.register(reauthRoutes);
   await app.register(adminRoutes);
+  await app.register(linkedAccountRoutes);
+  await app.register(selfServiceRoutes);
+  await app.register(passwordSignInRoutes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

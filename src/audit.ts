@@ -58,4 +58,5 @@ export const auditEventLabels: Record<string, string> = {
   'template.deleted': 'Email template deleted',
   'audit.exported': 'Audit log exported',
   'admin.bootstrap': 'First RA Manager created',
+  'linked_account.added': 'Work account linked',
 };

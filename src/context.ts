@@ -2,6 +2,8 @@ import type { Config } from './config/index.js';
 import type { Store } from './db/store.js';
 import type { WebAuthn } from './webauthn/ceremonies.js';
 import type { Mailer } from './mail/mailer.js';
+import type { SecretBox } from './secretBox.js';
+import type { Captcha } from './captcha/captcha.js';
 import type { Session, User } from './db/schema.js';
 
 /** What every route can reach: `app.latchkey`. */
@@ -10,6 +12,9 @@ export interface Latchkey {
   store: Store;
   webauthn: WebAuthn;
   mailer: Mailer;
+  /** Encryption at rest for secrets read back later (TOTP). */
+  secretBox: SecretBox;
+  captcha: Captcha;
   /** Server secret for HMACs (CSRF tokens, enumeration-safe fake credentials); generated once, kept in the database. */
   secret: string;
   now: () => number;

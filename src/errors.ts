@@ -50,10 +50,32 @@ export const errorCatalogue = {
     message: 'You cannot change your own account from the registration-authority console. Ask another agent, or use your own Login and security settings.',
   },
   template_default: { status: 409, message: 'The default template cannot be deleted. You can change its subject and text instead.' },
+  self_service_limited: {
+    status: 429,
+    message: 'There have been too many attempts to add an authenticator from here or for this email address. Wait an hour and try again, or contact your registration authority.',
+  },
+  email_code_invalid: { status: 400, message: 'The code is not right. Check the email we sent and try again.' },
+  email_code_expired: { status: 410, message: 'This code has expired: codes work for 10 minutes. Select "Send a new code".' },
+  email_code_burned: { status: 410, message: 'The code was entered wrongly 5 times, so it has stopped working. Start again to get a new code.' },
+  captcha_failed: { status: 400, message: 'The check that you are a person did not work. Wait for it to finish, then select Continue again.' },
+  signin_failed: { status: 400, message: 'The email address, password or code is not right. Check them and try again.' },
+  signin_throttled: { status: 429, message: 'Too many failed attempts to sign in to this account. Wait a moment and try again.' },
+  account_locked: {
+    status: 403,
+    message: 'This account is locked after too many failed attempts to sign in. Contact your registration authority to unlock it.',
+  },
   user_not_found: { status: 404, message: 'That user was not found. They may have been removed: search again.' },
   flow_expired: { status: 410, message: 'This page has expired. Start again.' },
   account_disabled: { status: 403, message: 'This account cannot sign in. Contact your administrator.' },
   mail_unavailable: { status: 503, message: 'The email could not be sent: the mail server is not available. Try again later, or copy the link and send it another way.' },
+  // Linked work accounts (strategies/linkedAccount): routes pass a message naming the provider.
+  upstream_unavailable: { status: 503, message: 'Your organisation\'s sign-in service is not available right now. Try again later or use another way to sign in.' },
+  upstream_failed: { status: 400, message: 'Signing in with your organisation\'s account did not work. Try again, or use another way to sign in.' },
+  linked_account_taken: { status: 409, message: 'This account is already linked to another profile.' },
+  linked_account_unknown: {
+    status: 400,
+    message: 'This account is not linked to a profile here. Sign in another way, then link it, or ask your registration authority.',
+  },
   internal: { status: 500, message: 'Something went wrong on our side. Try again in a moment.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -9,6 +9,22 @@ import { isIP } from 'node:net';
 
 export type SignupMode = 'open' | 'invite';
 
+/** An organisation's OpenID Connect provider that people can link to their profile and sign in with ("linked work account"). */
+export interface UpstreamProvider {
+  /** Short id from LATCHKEY_UPSTREAM_PROVIDERS (lower-case letters, digits, hyphens); used in URLs such as /signin/linked/<id>. */
+  id: string;
+  /** Issuer identifier (LATCHKEY_UPSTREAM_<ID>_ISSUER): https, or http for localhost only. Its discovery document is read from <issuer>/.well-known/openid-configuration. */
+  issuer: string;
+  /** Client id Latchkey was registered with at the provider (LATCHKEY_UPSTREAM_<ID>_CLIENT_ID). Register the redirect URI <origin>/signin/linked/<id>/callback. */
+  clientId: string;
+  /** Client secret (LATCHKEY_UPSTREAM_<ID>_CLIENT_SECRET, sent with HTTP Basic); unset: a public client relying on PKCE alone. */
+  clientSecret: string | undefined;
+  /** Name people see, e.g. "NHS.net Connect" (LATCHKEY_UPSTREAM_<ID>_NAME). */
+  name: string;
+  /** Authentication assurance level a sign-in through this provider reaches (LATCHKEY_UPSTREAM_<ID>_AAL: 1, 2 or 3; default 2). */
+  aal: 1 | 2 | 3;
+}
+
 export interface Config {
   /** TCP port the HTTP server listens on. */
   port: number;
@@ -60,6 +76,23 @@ export interface Config {
   mailFrom: string;
   /** Where mail goes when no SMTP server is configured (not in production); read it at /dev/outbox. */
   outboxDir: string;
+  /** LATCHKEY_SECRET_KEY: 32 bytes (base64url) that encrypt TOTP secrets at rest; when unset, read from (or created in) secretKeyFile. */
+  secretKey: Buffer | undefined;
+  /** LATCHKEY_SECRET_KEY_FILE: where the encryption key lives when LATCHKEY_SECRET_KEY is unset (created with mode 0600). */
+  secretKeyFile: string;
+  /** Self-service "Add an authenticator": identity checks per IP per hour, and per email address per hour. */
+  selfServicePerIpPerHour: number;
+  selfServicePerAccountPerHour: number;
+  /** ALTCHA proof of work: the most hashes a browser tries (higher: slower for people and bots alike). */
+  captchaMaxNumber: number;
+  /** LATCHKEY_RA_CONTACT_URL: where people find their registration authority (linked from self-service problem pages). */
+  raContactUrl: string | undefined;
+  /**
+   * Upstream OpenID Connect providers for linked work accounts: LATCHKEY_UPSTREAM_PROVIDERS lists their ids
+   * (comma-separated), and each id <ID> (upper-cased, hyphens as underscores) has LATCHKEY_UPSTREAM_<ID>_ISSUER,
+   * _CLIENT_ID, _CLIENT_SECRET (optional), _NAME and _AAL (optional, default 2). Default: none.
+   */
+  upstreamProviders: UpstreamProvider[];
 }
 
 export class ConfigError extends Error {
@@ -144,6 +177,26 @@ function readText(env: Env, name: string, fallback: string, max: number): string
   return value;
 }
 
+function readHttpUrl(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  try {
+    const url = new URL(raw);
+    if (url.protocol === 'https:' || url.protocol === 'http:') return url.toString();
+  } catch {
+    // fall through
+  }
+  throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+}
+
+function readSecretKey(env: Env): Buffer | undefined {
+  const raw = env.LATCHKEY_SECRET_KEY?.trim();
+  if (!raw) return undefined;
+  const key = Buffer.from(raw, 'base64url');
+  if (key.length !== 32 || !/^[A-Za-z0-9_+/=-]+$/.test(raw)) throw new ConfigError('LATCHKEY_SECRET_KEY', 'must be 32 random bytes in base64url (e.g. openssl rand -base64 32)');
+  return key;
+}
+
 function readSmtpUrl(env: Env): string | undefined {
   const raw = env.LATCHKEY_SMTP_URL?.trim();
   if (!raw) return undefined;
@@ -155,6 +208,55 @@ function readSmtpUrl(env: Env): string | undefined {
   }
   if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new ConfigError('LATCHKEY_SMTP_URL', `must start with smtp:// or smtps://, got "${url.protocol}//"`);
   return raw;
+}
+
+const UPSTREAM_ID = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function readUpstreamIssuer(env: Env, name: string): string {
+  const raw = env[name]?.trim();
+  if (!raw) throw new ConfigError(name, 'is required: the provider\'s issuer URL, e.g. https://login.example.org');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `not a URL: "${raw}"`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+    throw new ConfigError(name, `must start with https:// (http:// only for localhost or 127.0.0.1), got "${raw}"`);
+  }
+  // OpenID Connect Discovery 1.0 §2: an issuer identifier has no query or fragment.
+  if (url.search || url.hash || url.username || url.password) throw new ConfigError(name, `must have no query, fragment or credentials, got "${raw}"`);
+  // Kept as written: the ID token's iss must match it exactly.
+  return raw;
+}
+
+function readUpstreamProviders(env: Env): UpstreamProvider[] {
+  const list = env.LATCHKEY_UPSTREAM_PROVIDERS?.trim();
+  if (!list) return [];
+  const ids = list.split(',').map((id) => id.trim());
+  const seen = new Set<string>();
+  return ids.map((id) => {
+    if (!UPSTREAM_ID.test(id)) {
+      throw new ConfigError('LATCHKEY_UPSTREAM_PROVIDERS', `ids are 1 to 32 lower-case letters, digits and hyphens, separated by commas; got "${id}"`);
+    }
+    if (seen.has(id)) throw new ConfigError('LATCHKEY_UPSTREAM_PROVIDERS', `"${id}" is listed twice`);
+    seen.add(id);
+    const prefix = `LATCHKEY_UPSTREAM_${id.toUpperCase().replace(/-/g, '_')}`;
+    const clientId = env[`${prefix}_CLIENT_ID`]?.trim();
+    if (!clientId) throw new ConfigError(`${prefix}_CLIENT_ID`, `is required for upstream provider "${id}"`);
+    const name = env[`${prefix}_NAME`]?.trim();
+    if (!name) throw new ConfigError(`${prefix}_NAME`, `is required for upstream provider "${id}": the name people see, e.g. "NHS.net Connect"`);
+    if (name.length > 64) throw new ConfigError(`${prefix}_NAME`, 'at most 64 characters');
+    return {
+      id,
+      issuer: readUpstreamIssuer(env, `${prefix}_ISSUER`),
+      clientId,
+      clientSecret: env[`${prefix}_CLIENT_SECRET`]?.trim() || undefined,
+      name,
+      aal: readInt(env, `${prefix}_AAL`, 2, 1, 3) as 1 | 2 | 3,
+    };
+  });
 }
 
 /** Read and validate the configuration. Pass overrides in tests instead of touching process.env. */
@@ -197,6 +299,13 @@ export function loadConfig(env: Env = process.env): Config {
     smtpUrl: readSmtpUrl(env),
     mailFrom: readText(env, 'LATCHKEY_MAIL_FROM', `${rpName} <no-reply@${rpId}>`, 200),
     outboxDir: (env.LATCHKEY_OUTBOX_DIR ?? '').trim() || './data/outbox',
+    secretKey: readSecretKey(env),
+    secretKeyFile: (env.LATCHKEY_SECRET_KEY_FILE ?? '').trim() || './data/secret.key',
+    selfServicePerIpPerHour: readInt(env, 'LATCHKEY_SELF_SERVICE_PER_IP_PER_HOUR', 30, 1, 1_000_000),
+    selfServicePerAccountPerHour: readInt(env, 'LATCHKEY_SELF_SERVICE_PER_ACCOUNT_PER_HOUR', 5, 1, 1000),
+    captchaMaxNumber: readInt(env, 'LATCHKEY_CAPTCHA_MAX_NUMBER', 100_000, 10, 10_000_000),
+    raContactUrl: readHttpUrl(env, 'LATCHKEY_RA_CONTACT_URL'),
+    upstreamProviders: readUpstreamProviders(env),
   };
 }
 
@@ -210,6 +319,9 @@ export function unsafeSettings(config: Config): string[] {
         ? 'LATCHKEY_SMTP_URL is not set: Latchkey cannot send email (enrolment emails and notices fail); set it in production'
         : `LATCHKEY_SMTP_URL is not set: emails are written to ${config.outboxDir} and shown at /dev/outbox (development only)`,
     );
+  }
+  for (const p of config.upstreamProviders) {
+    if (p.issuer.startsWith('http:')) warnings.push(`upstream provider "${p.id}" has an http:// issuer (${p.issuer}): for local testing only`);
   }
   if (!config.secureCookies) warnings.push(`LATCHKEY_ORIGIN is ${config.origin}: cookies are not Secure; use https outside local development`);
   return warnings;

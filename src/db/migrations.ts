@@ -145,6 +145,24 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  /**
+   * Self-service (issue 4): passwords for authenticator-app sign-in, the failed
+   * sign-in count behind throttling, and fixed-window counters for rate limits
+   * that must hold across instances (per account, per IP).
+   */
+  '0003_self_service': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('users').addColumn('password_hash', 'text').execute();
+      await db.schema.alterTable('users').addColumn('failed_signins', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('users').addColumn('last_failed_signin_at', 'bigint').execute();
+      await db.schema
+        .createTable('rate_counters')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 });
 
 /** Apply every pending migration; throws with the failing migration's name. */

@@ -18,7 +18,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -35,6 +35,9 @@ function newUser(overrides: Partial<User> = {}): User {
     created_at: T0,
     updated_at: T0,
     national_id_hash: null,
+    password_hash: null,
+    failed_signins: 0,
+    last_failed_signin_at: null,
     ...overrides,
     name_search: (overrides.display_name ?? 'Ada Lovelace').toLowerCase(),
   };
@@ -131,7 +134,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const fresh = await target.open();
         expect(await fresh.migrate()).toEqual(MIGRATIONS);
         expect(await fresh.migrate()).toEqual([]);
-        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings', 'roles', 'email_templates'] as const) {
+        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings', 'roles', 'email_templates', 'rate_counters'] as const) {
           expect(await fresh.kysely.selectFrom(table).selectAll().execute()).toEqual([]);
         }
       });

@@ -20,6 +20,11 @@ export interface UsersTable {
   name_search: ColumnType<string, string | undefined, string>;
   /** HMAC of the normalised national identifier (never the identifier itself); null when none was recorded. */
   national_id_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  /** argon2id hash of the password used with an authenticator app; null for passkey-only accounts. */
+  password_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Consecutive failed sign-ins across methods (NIST SP 800-63B: at most 100); a success resets it. */
+  failed_signins: ColumnType<number, number | undefined, number>;
+  last_failed_signin_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface AuthenticatorsTable {
@@ -119,6 +124,13 @@ export interface EmailTemplatesTable {
   updated_by: string | null;
 }
 
+/** A fixed-window counter (rate limits shared by every instance). */
+export interface RateCountersTable {
+  key: string;
+  count: number;
+  window_start: number;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -133,6 +145,7 @@ export interface Database {
   settings: SettingsTable;
   roles: RolesTable;
   email_templates: EmailTemplatesTable;
+  rate_counters: RateCountersTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -14,6 +14,7 @@ import { SettingsPersister } from './persisters/settings.js';
 import { UserPersister } from './persisters/users.js';
 import { RolePersister } from './persisters/roles.js';
 import { EmailTemplatePersister } from './persisters/emailTemplates.js';
+import { RateCounterPersister } from './persisters/rateCounters.js';
 
 export class Store {
   readonly users: UserPersister;
@@ -24,6 +25,7 @@ export class Store {
   readonly settings: SettingsPersister;
   readonly roles: RolePersister;
   readonly emailTemplates: EmailTemplatePersister;
+  readonly rateCounters: RateCounterPersister;
 
   constructor(readonly kysely: Kysely<Database>, private readonly inTransaction = false) {
     this.users = new UserPersister(kysely);
@@ -34,6 +36,7 @@ export class Store {
     this.settings = new SettingsPersister(kysely);
     this.roles = new RolePersister(kysely);
     this.emailTemplates = new EmailTemplatePersister(kysely);
+    this.rateCounters = new RateCounterPersister(kysely);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -11,7 +11,16 @@ import { SoftAuthenticator, type SoftAuthenticatorOptions } from './softAuthenti
 export const TEST_ORIGIN = 'http://localhost:3000';
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ LATCHKEY_ORIGIN: TEST_ORIGIN, LOG_LEVEL: 'silent', DATABASE_URL: 'sqlite::memory:', ...env });
+  return loadConfig({
+    LATCHKEY_ORIGIN: TEST_ORIGIN,
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: 'sqlite::memory:',
+    // A fixed key: tests never create ./data/secret.key in the checkout.
+    LATCHKEY_SECRET_KEY: 'dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ',
+    // Light proof of work: tests solve it in Node.
+    LATCHKEY_CAPTCHA_MAX_NUMBER: '2000',
+    ...env,
+  });
 }
 
 export interface TestApp {

@@ -108,6 +108,18 @@ export class FlowPersister {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /** Move an active flow on: new data and, once known, whose it is. False when it is no longer active. */
+  async advance(id: string, fields: { data: string; user_id?: string | null }, now: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('flows')
+      .set(fields)
+      .where('id', '=', id)
+      .where('state', '=', 'active')
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
   async updateData(id: string, data: string): Promise<void> {
     await this.db.updateTable('flows').set({ data }).where('id', '=', id).execute();
   }

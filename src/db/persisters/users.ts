@@ -11,6 +11,9 @@ export const joinedUserColumns = [
   'users.updated_at as user_updated_at',
   'users.name_search as user_name_search',
   'users.national_id_hash as user_national_id_hash',
+  'users.password_hash as user_password_hash',
+  'users.failed_signins as user_failed_signins',
+  'users.last_failed_signin_at as user_last_failed_signin_at',
 ] as const;
 
 interface JoinedUserFields {
@@ -23,11 +26,14 @@ interface JoinedUserFields {
   user_updated_at: number;
   user_name_search: string;
   user_national_id_hash: string | null;
+  user_password_hash: string | null;
+  user_failed_signins: number;
+  user_last_failed_signin_at: number | null;
 }
 
 /** Split a joined row into the owning user and the row's own columns. */
 export function splitJoinedUser<T extends JoinedUserFields>(row: T): { own: Omit<T, Exclude<keyof JoinedUserFields, 'user_id'>>; user: User } {
-  const { user_email, user_email_normalized, user_display_name, user_status, user_created_at, user_updated_at, user_name_search, user_national_id_hash, ...own } = row;
+  const { user_email, user_email_normalized, user_display_name, user_status, user_created_at, user_updated_at, user_name_search, user_national_id_hash, user_password_hash, user_failed_signins, user_last_failed_signin_at, ...own } = row;
   const user: User = {
     id: row.user_id,
     email: user_email,
@@ -38,6 +44,9 @@ export function splitJoinedUser<T extends JoinedUserFields>(row: T): { own: Omit
     updated_at: user_updated_at,
     name_search: user_name_search,
     national_id_hash: user_national_id_hash,
+    password_hash: user_password_hash,
+    failed_signins: user_failed_signins,
+    last_failed_signin_at: user_last_failed_signin_at,
   };
   return { own, user };
 }
@@ -85,7 +94,7 @@ export class UserPersister {
    * A duplicate address throws an error that `isUniqueViolation` recognizes.
    */
   async insert(user: NewUser): Promise<User> {
-    const row = { national_id_hash: null, ...user, email_normalized: normalizeEmail(user.email), name_search: normalizeName(user.display_name) };
+    const row = { national_id_hash: null, password_hash: null, failed_signins: 0, last_failed_signin_at: null, ...user, email_normalized: normalizeEmail(user.email), name_search: normalizeName(user.display_name) };
     await this.db.insertInto('users').values(row).execute();
     return row as User;
   }
@@ -104,6 +113,25 @@ export class UserPersister {
 
   async setDisplayName(id: string, displayName: string, now: number): Promise<void> {
     await this.db.updateTable('users').set({ display_name: displayName, name_search: normalizeName(displayName), updated_at: now }).where('id', '=', id).execute();
+  }
+
+  async setPasswordHash(id: string, hash: string | null, now: number): Promise<void> {
+    await this.db.updateTable('users').set({ password_hash: hash, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  /** One more consecutive failed sign-in; returns the new count. */
+  async recordFailedSignin(id: string, now: number): Promise<number> {
+    await this.db
+      .updateTable('users')
+      .set((eb) => ({ failed_signins: eb('failed_signins', '+', 1), last_failed_signin_at: now }))
+      .where('id', '=', id)
+      .execute();
+    const row = await this.db.selectFrom('users').select('failed_signins').where('id', '=', id).executeTakeFirst();
+    return row?.failed_signins ?? 0;
+  }
+
+  async resetFailedSignins(id: string): Promise<void> {
+    await this.db.updateTable('users').set({ failed_signins: 0, last_failed_signin_at: null }).where('id', '=', id).where('failed_signins', '>', 0).execute();
   }
 
   async setNationalIdHash(id: string, hash: string | null, now: number): Promise<void> {

@@ -1,0 +1,519 @@
+/**
+ * Self-service "Add an authenticator to your profile" (seed 001; issue 4).
+ *
+ * One flow record per attempt, bound to the browser: details (email, national
+ * identifier, CAPTCHA) → a 6-digit code by email (10 minutes, single use, 5
+ * wrong tries burn it; a new code does not reset the count) → a choice of
+ * passkey, authenticator app (password + TOTP) or linked work account → a
+ * confirmation page and an email to the person.
+ *
+ * Every reason the details don't lead to a code — unknown email, no or another
+ * identifier, a suspended profile — ends on the same "Problem adding
+ * authenticator" page after the same work (one lookup, one HMAC), so the page
+ * tells nobody whether an account exists.
+ */
+import { randomInt } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { RegistrationResponseJSON } from '@simplewebauthn/server';
+import QRCode from 'qrcode';
+import { audit } from '../../audit.js';
+import { hmac, randomToken, safeEqual } from '../../crypto.js';
+import type { Flow, User } from '../../db/schema.js';
+import { appError, mapUniqueViolation, type FieldError } from '../../errors.js';
+import { renderPage } from '../../views/render.js';
+import { hashNationalId, nationalInsuranceNumber } from '../../users/nationalId.js';
+import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
+import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
+import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
+import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
+import { formatTime } from '../../views/layout.js';
+import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
+
+export const SELF_SERVICE_FLOW = 'self-service';
+export const SELF_SERVICE_PASSKEY_CEREMONY = 'self-service-passkey';
+const FLOW_SECONDS = 30 * 60;
+const CODE_SECONDS = 10 * 60;
+export const EMAIL_CODE_MAX_ATTEMPTS = 5;
+const MAX_RESENDS = 3;
+const HOUR = 3600_000;
+
+type Step = 'details' | 'code' | 'verified' | 'app-confirmed' | 'app-password' | 'done';
+
+interface SelfServiceData {
+  step: Step;
+  email?: string;
+  codeHash?: string;
+  codeExpiresAt?: number;
+  resends?: number;
+  passwordHash?: string;
+  /** The TOTP secret being set up, sealed: the flow row must not hold it in clear. */
+  sealedTotp?: string;
+  added?: string;
+}
+
+const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+const FlowParams = Type.Object({ flowId: Id });
+const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
+const DetailsBody = Type.Object({
+  ...Csrf,
+  email: Type.Optional(Type.String({ maxLength: 2000 })),
+  nationalId: Type.Optional(Type.String({ maxLength: 200 })),
+  captcha: Type.Optional(Type.String({ maxLength: 4000 })),
+});
+const CodeBody = Type.Object({ ...Csrf, code: Type.Optional(Type.String({ maxLength: 100 })) });
+const ChooseBody = Type.Object({ ...Csrf, type: Type.Optional(Type.String({ maxLength: 80 })) });
+const ConfirmBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
+const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
+const PasskeyOptionsBody = Type.Object({ name: Type.Optional(Type.Union([PasskeyNameSchema, Type.Literal('')])), placement: PlacementSchema });
+const PasskeyVerifyBody = Type.Object({
+  response: RegistrationResponseSchema,
+  name: Type.Optional(Type.String({ maxLength: 64 })),
+  placement: Type.Optional(Type.String({ maxLength: 32 })),
+});
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+export async function selfServiceRoutes(app: FastifyInstance) {
+  const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;
+  const nationalId = nationalInsuranceNumber;
+  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+  const base = (request: FastifyRequest) => ({ config, csrfToken: request.csrfToken });
+  const providers = () => config.upstreamProviders.map((p) => ({ id: p.id, name: p.name }));
+
+  const dataOf = (flow: Flow) => JSON.parse(flow.data) as SelfServiceData;
+
+  /** This browser's flow, active, at one of `steps`; otherwise the page that says to start again. */
+  async function loadFlow(request: FastifyRequest<{ Params: { flowId: string } }>, steps: Step[]): Promise<{ flow: Flow; data: SelfServiceData }> {
+    const flow = await store.flows.findById(request.params.flowId);
+    if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash) throw appError('flow_expired', 'This page has expired or was opened in another browser. Start again.');
+    if (flow.state === 'revoked') throw appError('email_code_burned');
+    if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('flow_expired', 'This page has expired: you have 30 minutes to add an authenticator. Start again.');
+    const data = dataOf(flow);
+    if (!steps.includes(data.step)) throw appError('flow_expired', 'These steps must be done in order. Start again.');
+    return { flow, data };
+  }
+
+  async function advance(flow: Flow, data: SelfServiceData, userId?: string): Promise<void> {
+    if (!(await store.flows.advance(flow.id, { data: JSON.stringify(data), ...(userId ? { user_id: userId } : {}) }, now()))) {
+      throw appError('flow_expired', 'This page has expired. Start again.');
+    }
+  }
+
+  const codeHash = (flowId: string, code: string) => hmac(secret, `self-service-code:${flowId}:${code}`);
+
+  async function sendCode(flow: Flow, data: SelfServiceData, user: User): Promise<SelfServiceData> {
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    const next: SelfServiceData = { ...data, step: 'code', email: user.email, codeHash: codeHash(flow.id, code), codeExpiresAt: now() + CODE_SECONDS * 1000 };
+    await advance(flow, next, user.id);
+    await mailer.send({
+      to: user.email,
+      subject: `Your code to add an authenticator: ${code}`,
+      text: `Hello ${user.display_name},
+
+Your code to add an authenticator to your ${config.organisation} profile is:
+
+${code}
+
+It works for 10 minutes. If you did not ask for it, you can ignore this email: nothing changes without the code.
+`,
+    });
+    return next;
+  }
+
+  async function finish(request: FastifyRequest, flow: Flow, user: User, what: string, authenticatorId: string): Promise<void> {
+    await audit(app, request, { event: 'self_service.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { what } });
+    try {
+      await mailer.send({
+        to: user.email,
+        subject: `An authenticator was added to your ${config.organisation} profile`,
+        text: `Hello ${user.display_name},
+
+A ${what} was added to your ${config.organisation} profile at ${formatTime(now())}.
+
+If this was not you, contact your registration authority straight away.
+`,
+      });
+    } catch (err) {
+      // The authenticator is added; the notice is best effort and logged.
+      request.log.warn({ code: (err as { code?: string }).code }, 'authenticator-added notice not sent');
+    }
+  }
+
+  // ------------------------------------------------------------ start, details, problem
+
+  app.get('/add-authenticator', async (request, reply) => html(reply, renderPage(<StartPage {...base(request)} nationalId={nationalId} />)));
+
+  app.post('/add-authenticator', { schema: { body: Type.Object(Csrf) } }, async (request, reply) => {
+    const flowId = randomToken(16);
+    const t = now();
+    await store.flows.insert({
+      id: flowId,
+      type: SELF_SERVICE_FLOW,
+      binding_hash: request.bindingHash,
+      user_id: null,
+      lookup: `self-service:${flowId}`,
+      data: JSON.stringify({ step: 'details' } satisfies SelfServiceData),
+      created_at: t,
+      expires_at: t + FLOW_SECONDS * 1000,
+    });
+    return reply.redirect(`/add-authenticator/${flowId}/details`, 303);
+  });
+
+  app.get('/add-authenticator/captcha', async (_request, reply) => {
+    reply.header('cache-control', 'no-store');
+    return captcha.challenge(now());
+  });
+
+  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/details', { schema: { params: FlowParams } }, async (request, reply) => {
+    await loadFlow(request, ['details']);
+    return html(reply, renderPage(<DetailsPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} values={{ email: '', nationalId: '' }} errors={[]} />));
+  });
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof DetailsBody> }>(
+    '/add-authenticator/:flowId/details',
+    { schema: { params: FlowParams, body: DetailsBody } },
+    async (request, reply) => {
+      const { flow, data } = await loadFlow(request, ['details']);
+      const values = { email: (request.body.email ?? '').trim(), nationalId: request.body.nationalId ?? '' };
+      const errors: FieldError[] = [];
+      if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
+      else if (!EMAIL.test(values.email) || values.email.length > 254) errors.push({ field: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
+      const normalisedId = nationalId.normalise(values.nationalId);
+      if (!normalisedId) errors.push({ field: 'nationalId', message: `Enter your ${nationalId.label}` });
+      else {
+        const problem = nationalId.check(normalisedId);
+        if (problem) errors.push({ field: 'nationalId', message: problem });
+      }
+      const page = (status: number, message?: string, fieldErrors = errors) =>
+        html(reply, renderPage(<DetailsPage {...base(request)} flowId={flow.id} nationalId={nationalId} values={values} errors={fieldErrors} message={message} />), status);
+      if (errors.length) return page(400);
+      if (!(await captcha.verify(request.body.captcha ?? '', now()))) {
+        return page(400, undefined, [{ field: 'captcha', message: 'The check that you are a person did not finish. Wait for it, then select Continue again' }]);
+      }
+      // Limits per IP and per email address (whether or not it has an account), shared by every instance.
+      const t = now();
+      const perIp = await store.rateCounters.hit(`self-service-ip:${request.ip}`, HOUR, t);
+      const perAccount = await store.rateCounters.hit(`self-service-email:${hmac(secret, values.email.toLowerCase())}`, HOUR, t);
+      if (perIp > config.selfServicePerIpPerHour || perAccount > config.selfServicePerAccountPerHour) {
+        await audit(app, request, { event: 'self_service.limited', outcome: 'failure', actorUserId: null });
+        return page(429, appError('self_service_limited').message, []);
+      }
+      const user = await store.users.findByEmail(values.email);
+      const expected = user?.national_id_hash ?? '';
+      const given = hashNationalId(secret, normalisedId);
+      // Compare even when there is nothing to compare with: the same work for every cause.
+      const matches = safeEqual(expected || given.replace(/./g, '#'), given) && !!user && user.status !== 'suspended';
+      if (!matches) {
+        await audit(app, request, { event: 'self_service.check_failed', outcome: 'failure', actorUserId: null, subjectUserId: null });
+        return reply.redirect(`/add-authenticator/${flow.id}/problem`, 303);
+      }
+      await sendCode(flow, { ...data, resends: 0 }, user);
+      await audit(app, request, { event: 'self_service.code_sent', subjectUserId: user.id, actorUserId: null });
+      return reply.redirect(`/add-authenticator/${flow.id}/code`, 303);
+    },
+  );
+
+  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/problem', { schema: { params: FlowParams } }, async (request, reply) => {
+    await loadFlow(request, ['details']);
+    return html(reply, renderPage(<ProblemPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} />));
+  });
+
+  // ------------------------------------------------------------ the emailed code
+
+  app.get<{ Params: Static<typeof FlowParams>; Querystring: { resent?: string } }>(
+    '/add-authenticator/:flowId/code',
+    { schema: { params: FlowParams, querystring: Type.Object({ resent: Type.Optional(Type.String({ maxLength: 4 })) }) } },
+    async (request, reply) => {
+      const { flow, data } = await loadFlow(request, ['code']);
+      const page = <CodePage {...base(request)} flowId={flow.id} email={data.email ?? ''} errors={[]} resent={request.query.resent === '1'} canResend={(data.resends ?? 0) < MAX_RESENDS} />;
+      return html(reply, renderPage(page));
+    },
+  );
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof CodeBody> }>(
+    '/add-authenticator/:flowId/code',
+    { schema: { params: FlowParams, body: CodeBody } },
+    async (request, reply) => {
+      const { flow, data } = await loadFlow(request, ['code']);
+      const code = (request.body.code ?? '').replace(/[\s-]+/g, '');
+      const page = (status: number, message: string | null, errors: FieldError[]) =>
+        html(reply, renderPage(<CodePage {...base(request)} flowId={flow.id} email={data.email ?? ''} errors={errors} message={message} canResend={(data.resends ?? 0) < MAX_RESENDS} />), status);
+      if (!/^\d{6}$/.test(code)) return page(400, null, [{ field: 'code', message: 'Enter the 6-digit code from the email' }]);
+      if ((data.codeExpiresAt ?? 0) <= now()) return page(410, appError('email_code_expired').message, []);
+      if (!safeEqual(codeHash(flow.id, code), data.codeHash ?? '')) {
+        const failures = await store.flows.recordFailedAttempt(flow.id, EMAIL_CODE_MAX_ATTEMPTS, now());
+        await audit(app, request, { event: 'self_service.code_failed', outcome: 'failure', subjectUserId: flow.user_id, actorUserId: null });
+        if (failures >= EMAIL_CODE_MAX_ATTEMPTS) throw appError('email_code_burned');
+        return page(400, null, [{ field: 'code', message: `The code is not right. Check the email and try again (${EMAIL_CODE_MAX_ATTEMPTS - failures} ${EMAIL_CODE_MAX_ATTEMPTS - failures === 1 ? 'try' : 'tries'} left)` }]);
+      }
+      // Single use: the code is gone once it has worked.
+      await advance(flow, { ...data, step: 'verified', codeHash: undefined, codeExpiresAt: undefined });
+      return reply.redirect(`/add-authenticator/${flow.id}/choose`, 303);
+    },
+  );
+
+  app.post<{ Params: Static<typeof FlowParams> }>(
+    '/add-authenticator/:flowId/code/resend',
+    { schema: { params: FlowParams, body: Type.Object(Csrf) } },
+    async (request, reply) => {
+      const { flow, data } = await loadFlow(request, ['code']);
+      if ((data.resends ?? 0) >= MAX_RESENDS) throw appError('too_many_requests', 'We have already sent 3 new codes. Start again later, or contact your registration authority.');
+      const user = await store.users.findById(flow.user_id!);
+      if (!user) throw appError('flow_expired');
+      // A new code, the same count of wrong tries (failed_attempts stays on the flow).
+      await sendCode(flow, { ...data, resends: (data.resends ?? 0) + 1 }, user);
+      return reply.redirect(`/add-authenticator/${flow.id}/code?resent=1`, 303);
+    },
+  );
+
+  // ------------------------------------------------------------ choose
+
+  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
+    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    return html(reply, renderPage(<ChoosePage {...base(request)} flowId={flow.id} providers={providers()} errors={[]} />));
+  });
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ChooseBody> }>(
+    '/add-authenticator/:flowId/choose',
+    { schema: { params: FlowParams, body: ChooseBody } },
+    async (request, reply) => {
+      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const type = request.body.type ?? '';
+      if (type === 'passkey') return reply.redirect(`/add-authenticator/${flow.id}/passkey`, 303);
+      if (type === 'app') return reply.redirect(`/add-authenticator/${flow.id}/app`, 303);
+      const provider = type.startsWith('linked:') ? config.upstreamProviders.find((p) => p.id === type.slice('linked:'.length)) : undefined;
+      if (provider) return reply.redirect(`/add-authenticator/${flow.id}/linked/${provider.id}`, 303);
+      return html(reply, renderPage(<ChoosePage {...base(request)} flowId={flow.id} providers={providers()} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
+    },
+  );
+
+  // ------------------------------------------------------------ passkey
+
+  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
+    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    return html(reply, renderPage(<PasskeyPage {...base(request)} flowId={flow.id} />));
+  });
+  // The form posts here only when the page's script did not run.
+  app.post<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
+    reply.redirect(`/add-authenticator/${request.params.flowId}/passkey?nojs=1`, 303),
+  );
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasskeyOptionsBody> }>(
+    '/add-authenticator/:flowId/passkey/options',
+    { schema: { params: FlowParams, body: PasskeyOptionsBody } },
+    async (request) => {
+      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const user = (await store.users.findById(flow.user_id!))!;
+      const existing = await store.authenticators.listForUser(user.id);
+      const options = await webauthn.startRegistration({
+        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
+        bindingHash: request.bindingHash,
+        user: { id: user.id, email: user.email, displayName: user.display_name },
+        existing: existing.filter((a) => a.type === 'passkey'),
+        placement: request.body.placement,
+        persistUserId: user.id,
+        data: { selfServiceFlowId: flow.id },
+      });
+      return { options };
+    },
+  );
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasskeyVerifyBody> }>(
+    '/add-authenticator/:flowId/passkey/verify',
+    { schema: { params: FlowParams, body: PasskeyVerifyBody } },
+    async (request) => {
+      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const ceremony = await webauthn.peekFlow(SELF_SERVICE_PASSKEY_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
+      if ((JSON.parse(ceremony.data) as { selfServiceFlowId?: string }).selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
+      const user = (await store.users.findById(flow.user_id!))!;
+      const { authenticator } = await webauthn.finishRegistration({
+        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
+        bindingHash: request.bindingHash,
+        response: request.body.response as RegistrationResponseJSON,
+        name: cleanPasskeyName(request.body.name),
+        userId: user.id,
+      });
+      await store
+        .transaction(async (tx) => {
+          // The whole attempt is used up by the authenticator it added.
+          if (!(await tx.flows.consume(flow.id, now()))) throw appError('flow_expired');
+          await tx.authenticators.insert(authenticator);
+          if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
+          await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, via: 'self-service' } }, tx);
+        })
+        .catch(mapUniqueViolation('credential_exists'));
+      await finish(request, flow, user, 'passkey', authenticator.id);
+      return { status: 'ok', redirect: `/add-authenticator/${flow.id}/done?added=passkey` };
+    },
+  );
+
+  // ------------------------------------------------------------ authenticator app
+
+  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
+    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="app" errors={[]} />));
+  });
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ConfirmBody> }>(
+    '/add-authenticator/:flowId/app',
+    { schema: { params: FlowParams, body: ConfirmBody } },
+    async (request, reply) => {
+      const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      if (request.body.confirm !== 'yes') {
+        const errors = [{ field: 'confirm', message: 'Select the box to confirm only you have access to the authenticator app' }];
+        return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="app" errors={errors} />), 400);
+      }
+      await advance(flow, { ...data, step: 'app-confirmed' });
+      return reply.redirect(`/add-authenticator/${flow.id}/app/password`, 303);
+    },
+  );
+
+  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
+    const { flow } = await loadFlow(request, ['app-confirmed', 'app-password']);
+    return html(reply, renderPage(<PasswordPage {...base(request)} flowId={flow.id} errors={[]} />));
+  });
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasswordBody> }>(
+    '/add-authenticator/:flowId/app/password',
+    { schema: { params: FlowParams, body: PasswordBody } },
+    async (request, reply) => {
+      const { flow, data } = await loadFlow(request, ['app-confirmed', 'app-password']);
+      const user = (await store.users.findById(flow.user_id!))!;
+      const password = request.body.password ?? '';
+      const errors: FieldError[] = [];
+      const problem = password ? checkNewPassword(password, { email: user.email, displayName: user.display_name }) : 'Enter a password';
+      if (problem) errors.push({ field: 'password', message: problem });
+      else if ((request.body.confirmPassword ?? '') !== password) errors.push({ field: 'confirmPassword', message: 'The passwords do not match' });
+      if (errors.length) return html(reply, renderPage(<PasswordPage {...base(request)} flowId={flow.id} errors={errors} />), 400);
+      const secretBase32 = newTotpSecret();
+      await advance(flow, { ...data, step: 'app-password', passwordHash: await hashPassword(password), sealedTotp: secretBox.seal(secretBase32, `self-service:${flow.id}`) });
+      return reply.redirect(`/add-authenticator/${flow.id}/app/setup`, 303);
+    },
+  );
+
+  async function scanPage(request: FastifyRequest, reply: FastifyReply, flow: Flow, data: SelfServiceData, user: User, errors: FieldError[], status = 200) {
+    const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
+    const svg = await QRCode.toString(totpUri(secretBase32, config.organisation, user.email), { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
+    const dataUri = `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
+    return html(reply, renderPage(<ScanPage {...base(request)} flowId={flow.id} qrSvgDataUri={dataUri} secret={formatSecret(secretBase32)} errors={errors} />), status);
+  }
+
+  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
+    const { flow, data } = await loadFlow(request, ['app-password']);
+    const user = (await store.users.findById(flow.user_id!))!;
+    return scanPage(request, reply, flow, data, user, []);
+  });
+
+  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof CodeBody> }>(
+    '/add-authenticator/:flowId/app/verify',
+    { schema: { params: FlowParams, body: CodeBody } },
+    async (request, reply) => {
+      const { flow, data } = await loadFlow(request, ['app-password']);
+      const user = (await store.users.findById(flow.user_id!))!;
+      const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
+      const step = checkTotp(secretBase32, request.body.code ?? '', now(), -1);
+      if (step === undefined) {
+        return scanPage(request, reply, flow, data, user, [{ field: 'code', message: 'The code is not right. Enter the 6-digit code your app shows now' }], 400);
+      }
+      const authenticatorId = randomToken(12);
+      const t = now();
+      await store.transaction(async (tx) => {
+        if (!(await tx.flows.consume(flow.id, t))) throw appError('flow_expired');
+        await tx.authenticators.insert({
+          id: authenticatorId,
+          user_id: user.id,
+          type: 'totp',
+          credential_id: `totp:${authenticatorId}`,
+          // Sealed under the authenticator's own id: the ciphertext can't be moved to another row.
+          public_key: secretBox.seal(secretBase32, `totp:${authenticatorId}`),
+          // The step just used: it can't be used again to sign in.
+          counter: step,
+          transports: '[]',
+          aaguid: 'totp',
+          backup_eligible: 0,
+          backed_up: 0,
+          attestation_format: 'none',
+          name: 'Authenticator app',
+          created_at: t,
+          last_used_at: null,
+          issued_by: null,
+        });
+        await tx.users.setPasswordHash(user.id, data.passwordHash!, t);
+        if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', t);
+        await audit(app, request, { event: 'totp.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { via: 'self-service' } }, tx);
+      });
+      await finish(request, flow, user, 'authenticator app', authenticatorId);
+      return reply.redirect(`/add-authenticator/${flow.id}/done?added=app`, 303);
+    },
+  );
+
+  // ------------------------------------------------------------ linked work account
+
+  const ProviderParams = Type.Object({ flowId: Id, provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
+  const providerById = (id: string) => {
+    const provider = config.upstreamProviders.find((p) => p.id === id);
+    if (!provider) throw appError('not_found', 'That kind of account cannot be linked here.');
+    return provider;
+  };
+
+  app.get<{ Params: Static<typeof ProviderParams> }>('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
+    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    const provider = providerById(request.params.provider);
+    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
+  });
+
+  app.post<{ Params: Static<typeof ProviderParams>; Body: Static<typeof ConfirmBody> }>(
+    '/add-authenticator/:flowId/linked/:provider',
+    { schema: { params: ProviderParams, body: ConfirmBody } },
+    async (request, reply) => {
+      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const provider = providerById(request.params.provider);
+      if (request.body.confirm !== 'yes') {
+        const errors = [{ field: 'confirm', message: `Select the box to confirm only you have access to this ${provider.name} account` }];
+        const page = <ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={errors} />;
+        return html(reply, renderPage(page), 400);
+      }
+      const url = await app.latchkey.linkedAccounts!.start(provider.id, { purpose: 'link', bindingHash: request.bindingHash, linkFlowId: flow.id });
+      return reply.redirect(url, 303);
+    },
+  );
+
+  // The upstream provider sent the person back: link what it vouched for to the profile this flow checked.
+  app.latchkey.linkedAccountHandlers = {
+    link: async (request, reply, result) => {
+      const flow = result.linkFlowId ? await store.flows.findById(result.linkFlowId) : undefined;
+      if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash || flow.state !== 'active' || flow.expires_at <= now()) {
+        throw appError('flow_expired', 'This page has expired: you have 30 minutes to add an authenticator. Start again.');
+      }
+      const step = dataOf(flow).step;
+      if (!['verified', 'app-confirmed', 'app-password'].includes(step) || !flow.user_id) throw appError('flow_expired', 'These steps must be done in order. Start again.');
+      const user = (await store.users.findById(flow.user_id))!;
+      const linkedAccounts = app.latchkey.linkedAccounts!;
+      const authenticatorId = await store.transaction(async (tx) => {
+        if (!(await tx.flows.consume(flow.id, now()))) throw appError('flow_expired');
+        const { authenticator } = await linkedAccounts.linkAccount(tx, user.id, result.provider, result.issuer, result.subject, now());
+        if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
+        return authenticator.id;
+      });
+      await finish(request, flow, user, `${result.provider.name} account`, authenticatorId);
+      return reply.redirect(`/add-authenticator/${flow.id}/done?added=linked:${result.provider.id}`, 303);
+    },
+  };
+
+  // ------------------------------------------------------------ done
+
+  app.get<{ Params: Static<typeof FlowParams>; Querystring: { added?: string } }>(
+    '/add-authenticator/:flowId/done',
+    { schema: { params: FlowParams, querystring: Type.Object({ added: Type.Optional(Type.String({ maxLength: 64 })) }) } },
+    async (request, reply) => {
+      const flow = await store.flows.findById(request.params.flowId);
+      if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash || flow.state !== 'consumed') throw appError('not_found');
+      const added = request.query.added ?? '';
+      const provider = config.upstreamProviders.find((p) => `linked:${p.id}` === added);
+      const what = added === 'passkey' ? 'passkey' : added === 'app' ? 'authenticator app' : provider ? `${provider.name} account` : 'authenticator';
+      return html(reply, renderPage(<DonePage {...base(request)} what={what} />));
+    },
+  );
+}
+

@@ -1,0 +1,259 @@
+/**
+ * Self-service "Add an authenticator" over HTTP: the identity check (with a
+ * real ALTCHA solution and a real SMTP server), the emailed code, the passkey
+ * and authenticator-app branches, and signing in with password + app code.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { solveChallenge } from 'altcha-lib/v1';
+import { Secret, TOTP } from 'otpauth';
+import { authenticator, createTestApp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { startSmtpSink, type SmtpSink } from '../../../test/support/smtpSink.js';
+import { createUser } from '../../users/createUser.js';
+import { hashNationalId } from '../../users/nationalId.js';
+import type { User } from '../../db/schema.js';
+
+const T0 = Date.UTC(2026, 10, 22, 9, 0, 10);
+const NINO = 'QQ123456C';
+
+let sink: SmtpSink;
+beforeAll(async () => {
+  sink = await startSmtpSink();
+});
+afterAll(async () => sink.close());
+
+describe('self-service: add an authenticator', () => {
+  let t: TestApp;
+  let clock: number;
+  beforeEach(async () => {
+    clock = T0;
+    sink.clear();
+    t = await createTestApp({ LATCHKEY_SMTP_URL: sink.url, LATCHKEY_ORGANISATION: 'Care Identity' }, { now: () => clock });
+  });
+  afterEach(async () => t.close());
+  const store = () => t.app.latchkey.store;
+
+  async function person(email = 'nell@example.org', nino: string | null = NINO, status: User['status'] = 'pending'): Promise<User> {
+    const user = await createUser(store(), { email, displayName: 'Nell Gwyn' }, clock);
+    if (nino) await store().users.setNationalIdHash(user.id, hashNationalId(t.app.latchkey.secret, nino), clock);
+    if (status !== 'pending') await store().users.setStatus(user.id, status, clock);
+    return (await store().users.findById(user.id))!;
+  }
+
+  async function solvedCaptcha(browser: TestBrowser): Promise<string> {
+    const c = (await browser.get('/add-authenticator/captcha', 'application/json')).json();
+    const solution = await solveChallenge(c.challenge, c.salt, c.algorithm, c.maxnumber).promise;
+    return Buffer.from(JSON.stringify({ algorithm: c.algorithm, challenge: c.challenge, number: solution!.number, salt: c.salt, signature: c.signature })).toString('base64');
+  }
+
+  /** Start, and land on the details page; returns the flow's path. */
+  async function start(browser = new TestBrowser(t.app)) {
+    const page = await browser.get('/add-authenticator');
+    expect(page.body).toContain('Add an authenticator to your profile');
+    const started = await browser.postForm('/add-authenticator', {});
+    expect(started.statusCode).toBe(303);
+    const details = started.headers.location as string;
+    expect(details).toMatch(/^\/add-authenticator\/[A-Za-z0-9_-]+\/details$/);
+    return { browser, base: details.replace(/\/details$/, '') };
+  }
+
+  async function submitDetails(browser: TestBrowser, base: string, email: string, nationalId: string, captcha?: string) {
+    return browser.postForm(`${base}/details`, { email, nationalId, captcha: captcha ?? (await solvedCaptcha(browser)) });
+  }
+
+  /** Through the identity check and the emailed code, to the choice of authenticator. */
+  async function verified(email = 'nell@example.org') {
+    const { browser, base } = await start();
+    const details = await submitDetails(browser, base, email, 'qq 12 34 56 c');
+    expect(details.headers.location).toBe(`${base}/code`);
+    const mail = await sink.waitFor((m) => m.to.includes(email) && /code/i.test(m.subject));
+    const code = /\b(\d{6})\b/.exec(mail.text)![1]!;
+    const ok = await browser.postForm(`${base}/code`, { code });
+    expect(ok.headers.location).toBe(`${base}/choose`);
+    sink.clear();
+    return { browser, base };
+  }
+
+  it('every reason the details do not match ends on the same problem page', async () => {
+    await person('nell@example.org');
+    await person('nonino@example.org', null);
+    await person('gone@example.org', NINO, 'suspended');
+    const answers: string[] = [];
+    for (const [email, nino] of [
+      ['nobody@example.org', NINO],
+      ['nell@example.org', 'AB123456C'],
+      ['nonino@example.org', NINO],
+      ['gone@example.org', NINO],
+    ] as const) {
+      const { browser, base } = await start();
+      const res = await submitDetails(browser, base, email, nino);
+      expect(res.statusCode).toBe(303);
+      expect(res.headers.location).toBe(`${base}/problem`);
+      const problem = await browser.get(res.headers.location as string);
+      expect(problem.body).toContain('Problem adding authenticator');
+      // The same page whoever asked: only the flow id and CSRF token differ.
+      answers.push(problem.body.replaceAll(base, 'BASE').replace(/content="[^"]+"/g, ''));
+    }
+    expect(new Set(answers).size).toBe(1);
+    expect(sink.messages).toEqual([]);
+  });
+
+  it('checks the fields, the national identifier format and the CAPTCHA, which works once', async () => {
+    await person();
+    const { browser, base } = await start();
+    const bad = await browser.postForm(`${base}/details`, { email: 'nope', nationalId: 'QQ 12', captcha: '' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('Enter an email address in the correct format');
+    expect(bad.body).toContain('National Insurance number in the correct format');
+    const noCaptcha = await browser.postForm(`${base}/details`, { email: 'nell@example.org', nationalId: NINO, captcha: '' });
+    expect(noCaptcha.statusCode).toBe(400);
+    expect(noCaptcha.body).toContain('The check that you are a person did not finish');
+    const solution = await solvedCaptcha(browser);
+    expect((await submitDetails(browser, base, 'nobody@example.org', NINO, solution)).statusCode).toBe(303);
+    const { browser: other, base: otherBase } = await start();
+    const replayed = await submitDetails(other, otherBase, 'nell@example.org', NINO, solution);
+    expect(replayed.statusCode).toBe(400);
+    expect(replayed.body).toContain('The check that you are a person did not finish');
+  });
+
+  it('the emailed code: 5 wrong tries burn it, a new code does not reset the count, and it expires after 10 minutes', async () => {
+    await person();
+    const { browser, base } = await start();
+    await submitDetails(browser, base, 'nell@example.org', NINO);
+    await sink.waitFor((m) => m.to.includes('nell@example.org'));
+    for (let i = 0; i < 3; i++) expect((await browser.postForm(`${base}/code`, { code: '000000' })).statusCode).toBe(400);
+    expect((await browser.postForm(`${base}/code/resend`, {})).headers.location).toBe(`${base}/code?resent=1`);
+    await sink.waitFor(() => sink.messages.length === 2);
+    const fresh = /\b(\d{6})\b/.exec(sink.messages[1]!.text)![1]!;
+    const wrong = fresh === '000000' ? '111111' : '000000';
+    const fourth = await browser.postForm(`${base}/code`, { code: wrong });
+    expect(fourth.body).toContain('1 try left');
+    const fifth = await browser.postForm(`${base}/code`, { code: wrong });
+    expect(fifth.statusCode).toBe(410);
+    expect(fifth.body).toContain('stopped working');
+    expect((await browser.postForm(`${base}/code`, { code: fresh })).statusCode).toBe(410);
+
+    const second = await start();
+    await submitDetails(second.browser, second.base, 'nell@example.org', NINO);
+    const mail = await sink.waitFor((m) => m.to.includes('nell@example.org') && sink.messages.indexOf(m) === 2);
+    clock += 10 * 60_000;
+    const late = await second.browser.postForm(`${second.base}/code`, { code: /\b(\d{6})\b/.exec(mail.text)![1]! });
+    expect(late.statusCode).toBe(410);
+    expect(late.body).toContain('This code has expired');
+  });
+
+  it('limits identity checks per email address, whether or not it has an account', async () => {
+    for (let i = 0; i < 5; i++) {
+      const { browser, base } = await start();
+      expect((await submitDetails(browser, base, 'Someone@Example.org', NINO)).statusCode).toBe(303);
+    }
+    const { browser, base } = await start();
+    const limited = await submitDetails(browser, base, 'someone@example.org', NINO);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.body).toContain('too many attempts to add an authenticator');
+  });
+
+  it('a flow belongs to the browser that started it', async () => {
+    await person();
+    const { base } = await start();
+    const stranger = new TestBrowser(t.app);
+    await stranger.get('/add-authenticator');
+    const res = await stranger.get(`${base}/details`);
+    expect(res.statusCode).toBe(410);
+  });
+
+  it('adds a passkey (the person becomes Enrolled) and emails them', async () => {
+    const user = await person();
+    const { browser, base } = await verified();
+    const choose = await browser.get(`${base}/choose`);
+    for (const text of ['Passkey', 'Authenticator app']) expect(choose.body).toContain(text);
+    expect((await browser.postForm(`${base}/choose`, {})).statusCode).toBe(400);
+    expect((await browser.postForm(`${base}/choose`, { type: 'passkey' })).headers.location).toBe(`${base}/passkey`);
+    await browser.get(`${base}/passkey`);
+    const opts = await browser.postJson(`${base}/passkey/options`, { name: 'My phone', placement: 'another-device' });
+    expect(opts.statusCode).toBe(200);
+    const auth = authenticator();
+    const done = await browser.postJson(`${base}/passkey/verify`, { response: auth.createCredential(opts.json().options), name: 'My phone' });
+    expect(done.json()).toEqual({ status: 'ok', redirect: `${base}/done?added=passkey` });
+    expect((await browser.get(`${base}/done?added=passkey`)).body).toContain('Your passkey has been added to your profile');
+    expect((await store().users.findById(user.id))!.status).toBe('enrolled');
+    expect((await store().authenticators.listForUser(user.id)).map((a) => a.name)).toEqual(['My phone']);
+    const notice = await sink.waitFor((m) => m.subject.startsWith('An authenticator was added'));
+    expect(notice.text).toContain('A passkey was added');
+    // The attempt is used up.
+    expect((await browser.get(`${base}/choose`)).statusCode).toBe(410);
+  });
+
+  it('adds an authenticator app with a password, then signs in with both; codes work once', async () => {
+    const user = await person();
+    const { browser, base } = await verified();
+    await browser.postForm(`${base}/choose`, { type: 'app' });
+    const unticked = await browser.postForm(`${base}/app`, {});
+    expect(unticked.statusCode).toBe(400);
+    expect(unticked.body).toContain('Select the box to confirm only you have access');
+    expect((await browser.postForm(`${base}/app`, { confirm: 'yes' })).headers.location).toBe(`${base}/app/password`);
+    const common = await browser.postForm(`${base}/app/password`, { password: 'password1', confirmPassword: 'password1' });
+    expect(common.statusCode).toBe(400);
+    expect(common.body).toContain('This password is too common');
+    expect((await browser.postForm(`${base}/app/password`, { password: 'short', confirmPassword: 'short' })).body).toContain('at least 8 characters');
+    expect((await browser.postForm(`${base}/app/password`, { password: 'correct horse battery', confirmPassword: 'correct horse batery' })).body).toContain('do not match');
+    expect((await browser.postForm(`${base}/app/password`, { password: 'correct horse battery', confirmPassword: 'correct horse battery' })).headers.location).toBe(`${base}/app/setup`);
+
+    const setup = await browser.get(`${base}/app/setup`);
+    expect(setup.body).toContain('data:image/svg+xml;base64,');
+    const secret = /id="totp-secret">([A-Z2-7 ]+)</.exec(setup.body)![1]!.replace(/ /g, '');
+    const app = new TOTP({ issuer: 'Care Identity', label: user.email, secret: Secret.fromBase32(secret) });
+    expect((await browser.postForm(`${base}/app/verify`, { code: '123' })).statusCode).toBe(400);
+    const added = await browser.postForm(`${base}/app/verify`, { code: app.generate({ timestamp: clock }) });
+    expect(added.headers.location).toBe(`${base}/done?added=app`);
+    const rows = await t.db.kysely.selectFrom('authenticators').selectAll().where('user_id', '=', user.id).execute();
+    expect(rows.map((r) => r.type)).toEqual(['totp']);
+    // Encrypted at rest: neither the secret nor the password is in the database.
+    const dump = JSON.stringify([rows, await t.db.kysely.selectFrom('users').selectAll().execute(), await t.db.kysely.selectFrom('flows').selectAll().execute()]);
+    expect(dump).not.toContain(secret);
+    expect(dump).not.toContain('correct horse battery');
+    expect((await store().users.findById(user.id))!.password_hash).toMatch(/^\$argon2id\$/);
+
+    // Sign in: the code just used to set the app up does not work again; the next one does, once.
+    const signin = new TestBrowser(t.app);
+    await signin.get('/signin');
+    const reused = await signin.postForm('/signin/password', { email: user.email, password: 'correct horse battery', code: app.generate({ timestamp: clock }) });
+    expect(reused.statusCode).toBe(400);
+    expect(reused.body).toContain('The email address, password or code is not right');
+    clock += 30_000;
+    const next = app.generate({ timestamp: clock });
+    const wrongPassword = await signin.postForm('/signin/password', { email: user.email, password: 'wrong horse battery', code: next });
+    expect(wrongPassword.body).toContain('The email address, password or code is not right');
+    const unknown = await signin.postForm('/signin/password', { email: 'nobody@example.org', password: 'correct horse battery', code: next });
+    expect(unknown.body).toContain('The email address, password or code is not right');
+    const ok = await signin.postForm('/signin/password', { email: user.email, password: 'correct horse battery', code: next });
+    expect(ok.statusCode).toBe(303);
+    expect(ok.headers.location).toBe('/settings');
+    expect((await signin.get('/settings')).statusCode).toBe(200);
+    const elsewhere = new TestBrowser(t.app);
+    await elsewhere.get('/signin');
+    const again = await elsewhere.postForm('/signin/password', { email: user.email, password: 'correct horse battery', code: next });
+    expect(again.statusCode).toBe(400);
+    expect(again.body).toContain('The email address, password or code is not right');
+    expect((await store().users.findById(user.id))!.failed_signins).toBe(0);
+  });
+
+  it('throttles consecutive failed sign-ins with growing delays and locks at 100', async () => {
+    const user = await person();
+    await store().users.setPasswordHash(user.id, '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZmFrZWhhc2g', clock);
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    const attempt = () => browser.postForm('/signin/password', { email: user.email, password: 'not it at all', code: '123456' });
+    for (let i = 0; i < 5; i++) expect((await attempt()).statusCode).toBe(400);
+    const waiting = await attempt();
+    expect(waiting.statusCode).toBe(429);
+    expect(waiting.body).toContain('Wait 1 second');
+    clock += 1000;
+    expect((await attempt()).statusCode).toBe(400);
+    expect((await attempt()).body).toContain('Wait 2 seconds');
+    await t.db.kysely.updateTable('users').set({ failed_signins: 100 }).where('id', '=', user.id).execute();
+    clock += 3600_000;
+    const locked = await attempt();
+    expect(locked.statusCode).toBe(403);
+    expect(locked.body).toContain('locked');
+  });
+});

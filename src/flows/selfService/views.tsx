@@ -1,0 +1,323 @@
+/**
+ * Pages of self-service "Add an authenticator to your profile" (seed 001):
+ * start, your details with a CAPTCHA, the emailed code, the choice of
+ * authenticator, each branch, and the confirmation.
+ */
+import type { ComponentChildren } from 'preact';
+import type { Config } from '../../config/index.js';
+import type { FieldError } from '../../errors.js';
+import { CsrfField, ErrorSummary, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import type { NationalIdFormat } from '../../users/nationalId.js';
+
+interface Base {
+  config: Config;
+  csrfToken: string;
+}
+
+function Page(props: Base & { title: string; page?: string; children: ComponentChildren; data?: Record<string, string> }) {
+  return (
+    <Layout title={props.title} rpName={props.config.rpName} csrfToken={props.csrfToken} page={props.page ?? 'self-service'} data={props.data}>
+      {props.children}
+    </Layout>
+  );
+}
+
+function Field(props: { id: string; label: string; hint?: string; errors: FieldError[]; children: ComponentChildren }) {
+  const error = props.errors.find((e) => e.field === props.id);
+  return (
+    <div class={`field${error ? ' field-error' : ''}`}>
+      <label for={props.id}>
+        {props.label}
+        {props.hint ? <span class="hint">{props.hint}</span> : null}
+      </label>
+      {error ? (
+        <p class="error-message" id={`${props.id}-error`}>
+          <span class="visually-hidden">Error: </span>
+          {error.message}
+        </p>
+      ) : null}
+      {props.children}
+    </div>
+  );
+}
+
+export function StartPage(m: Base & { nationalId: NationalIdFormat }) {
+  return (
+    <Page {...m} title="Add an authenticator to your profile">
+      <h1>Add an authenticator to your profile</h1>
+      <p>Add a passkey, an authenticator app or your work account to your {m.config.organisation} profile, to get access to services that need it.</p>
+      <h2>What you'll need</h2>
+      <ul>
+        <li>the email address on your profile, where we will send you a code</li>
+        <li>
+          your {m.nationalId.label}: you can only add an authenticator this way if it is on your profile
+        </li>
+        <li>for an authenticator app: an app such as Microsoft Authenticator or Google Authenticator on your phone</li>
+      </ul>
+      <h2>How it works</h2>
+      <ol class="steps">
+        <li>Enter your email address and {m.nationalId.label}, and complete a check that you are a person.</li>
+        <li>Enter the code we email you.</li>
+        <li>Choose a passkey, an authenticator app or your work account, and set it up.</li>
+      </ol>
+      <form method="post" action="/add-authenticator">
+        <CsrfField token={m.csrfToken} />
+        <button type="submit">Start</button>
+      </form>
+    </Page>
+  );
+}
+
+export function DetailsPage(m: Base & { flowId: string; nationalId: NationalIdFormat; values: { email: string; nationalId: string }; errors: FieldError[]; message?: string | null }) {
+  return (
+    <Page {...m} title="Enter your details" page="self-service-details">
+      <h1>Enter your details</h1>
+      <ErrorSummary message={m.message ?? null} fields={m.errors} />
+      <form method="post" action={`/add-authenticator/${m.flowId}/details`} novalidate id="details-form">
+        <CsrfField token={m.csrfToken} />
+        <Field id="email" label="Email address" hint="The email address on your profile." errors={m.errors}>
+          <input type="email" id="email" name="email" value={m.values.email} autoComplete="email" maxLength={254} />
+        </Field>
+        <Field id="nationalId" label={m.nationalId.label} hint={m.nationalId.hint} errors={m.errors}>
+          <input type="text" id="nationalId" name="nationalId" value={m.values.nationalId} autoComplete="off" maxLength={32} spellcheck={false} />
+        </Field>
+        <Field id="captcha" label="Check you are a person" errors={m.errors}>
+          <p class="hint" id="captcha-status" role="status" aria-live="polite" data-captcha-status>
+            Your browser does a short calculation to show you are a person. It starts on its own.
+          </p>
+          <input type="hidden" name="captcha" id="captcha" value="" data-captcha-url="/add-authenticator/captcha" />
+        </Field>
+        <NoScript />
+        <button type="submit">Continue</button>
+      </form>
+    </Page>
+  );
+}
+
+export function ProblemPage(m: Base & { flowId: string; nationalId: NationalIdFormat }) {
+  return (
+    <Page {...m} title="Problem adding authenticator">
+      <h1>Problem adding authenticator</h1>
+      <p>We could not find a profile that matches the details you entered. This can happen when:</p>
+      <ul>
+        <li>the email address is not the one on your profile</li>
+        <li>the {m.nationalId.label} was not entered correctly</li>
+        <li>your {m.nationalId.label} is not on your profile</li>
+        <li>your profile is suspended</li>
+      </ul>
+      <p>
+        <a href={`/add-authenticator/${m.flowId}/details`}>Check your details and try again</a>
+      </p>
+      <h2>If it still does not work</h2>
+      <p>
+        Your registration authority can check your profile, add your {m.nationalId.label} or give you an authenticator.{' '}
+        {m.config.raContactUrl ? <a href={m.config.raContactUrl}>Find your registration authority</a> : 'Contact your organisation’s registration authority (RA) or IT service desk.'}
+      </p>
+    </Page>
+  );
+}
+
+export function CodePage(m: Base & { flowId: string; email: string; errors: FieldError[]; message?: string | null; resent?: boolean; canResend: boolean }) {
+  return (
+    <Page {...m} title="Enter the code from your email">
+      <h1>Enter the code from your email</h1>
+      <ErrorSummary message={m.message ?? null} fields={m.errors} />
+      {m.resent ? (
+        <div class="notice success" role="status">
+          We have sent a new code. It works for 10 minutes.
+        </div>
+      ) : null}
+      <p>We have sent a 6-digit code to {m.email}. It works for 10 minutes.</p>
+      <form method="post" action={`/add-authenticator/${m.flowId}/code`} novalidate>
+        <CsrfField token={m.csrfToken} />
+        <Field id="code" label="Code" errors={m.errors}>
+          <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
+        </Field>
+        <button type="submit">Continue</button>
+      </form>
+      {m.canResend ? (
+        <form method="post" action={`/add-authenticator/${m.flowId}/code/resend`}>
+          <CsrfField token={m.csrfToken} />
+          <p>
+            Not received it? Check your junk folder, or{' '}
+            <button type="submit" class="link-button">
+              send a new code
+            </button>
+          </p>
+        </form>
+      ) : (
+        <p>If the email has not arrived, start again later, or contact your registration authority.</p>
+      )}
+    </Page>
+  );
+}
+
+export interface ProviderChoice {
+  id: string;
+  name: string;
+}
+
+export function ChoosePage(m: Base & { flowId: string; providers: ProviderChoice[]; errors: FieldError[] }) {
+  return (
+    <Page {...m} title="Select authenticator type">
+      <h1>Select authenticator type</h1>
+      <ErrorSummary fields={m.errors} />
+      <form method="post" action={`/add-authenticator/${m.flowId}/choose`}>
+        <CsrfField token={m.csrfToken} />
+        <fieldset class="radios">
+          <legend>Which authenticator do you want to add?</legend>
+          <div class="radio">
+            <input type="radio" id="type" name="type" value="passkey" />
+            <label for="type">
+              Passkey
+              <span class="hint">Sign in with your fingerprint, face, PIN or screen lock on your phone, computer or security key.</span>
+            </label>
+          </div>
+          <div class="radio">
+            <input type="radio" id="type-app" name="type" value="app" />
+            <label for="type-app">
+              Authenticator app
+              <span class="hint">Sign in with a password and a code from an app such as Microsoft Authenticator or Google Authenticator.</span>
+            </label>
+          </div>
+          {m.providers.map((p) => (
+            <div class="radio">
+              <input type="radio" id={`type-linked-${p.id}`} name="type" value={`linked:${p.id}`} />
+              <label for={`type-linked-${p.id}`}>
+                {p.name}
+                <span class="hint">Sign in with your {p.name} account.</span>
+              </label>
+            </div>
+          ))}
+        </fieldset>
+        <button type="submit">Continue</button>
+      </form>
+    </Page>
+  );
+}
+
+export function PasskeyPage(m: Base & { flowId: string }) {
+  return (
+    <Page {...m} title="Add a passkey" page="self-service-passkey">
+      <h1>Add a passkey</h1>
+      <ErrorSummary />
+      <StatusRegion />
+      <NoScript />
+      <ul>
+        <li>Your device needs a screen lock: fingerprint, face, PIN, passcode or pattern.</li>
+        <li>To use a phone or tablet with this computer, turn on Bluetooth on both.</li>
+        <li>
+          A Windows device already registered with Windows Hello cannot register a passkey as well: choose “Another phone or tablet” and scan the QR code with an
+          iPhone, iPad or Android phone instead.
+        </li>
+      </ul>
+      <form id="self-service-passkey-form" method="post" action={`/add-authenticator/${m.flowId}/passkey`} novalidate>
+        <CsrfField token={m.csrfToken} />
+        <div class="field">
+          <label for="name">
+            Name your passkey <span class="hint">For example "Work laptop" or "My iPhone".</span>
+          </label>
+          <input type="text" id="name" name="name" maxLength={64} />
+        </div>
+        <PlacementChoice legend="Where do you want to save your passkey?" />
+        <button type="submit">Set up passkey</button>
+      </form>
+    </Page>
+  );
+}
+
+export function ConfirmOnlyYouPage(m: Base & { flowId: string; kind: 'app' | 'linked'; providerName?: string; providerId?: string; errors: FieldError[] }) {
+  const app = m.kind === 'app';
+  const title = app ? 'Register an authenticator app' : `Register your ${m.providerName} account`;
+  const action = app ? `/add-authenticator/${m.flowId}/app` : `/add-authenticator/${m.flowId}/linked/${m.providerId}`;
+  return (
+    <Page {...m} title={title}>
+      <h1>{title}</h1>
+      <ErrorSummary fields={m.errors} />
+      {app ? (
+        <>
+          <p>Make sure an authenticator app, such as Microsoft Authenticator or Google Authenticator, is installed on your phone.</p>
+          <p>When you sign in with it, you use both a password and a code from the app. Next you create the password, then scan a QR code with the app.</p>
+        </>
+      ) : (
+        <p>
+          You will go to the {m.providerName} sign-in page. Sign in with your {m.providerName} email address and password; you then come back here.
+        </p>
+      )}
+      <form method="post" action={action}>
+        <CsrfField token={m.csrfToken} />
+        <div class={`checkbox${m.errors.length ? ' field-error' : ''}`}>
+          <input type="checkbox" id="confirm" name="confirm" value="yes" />
+          <label for="confirm">{app ? 'I confirm only I have access to this authenticator app' : `I confirm only I have access to this ${m.providerName} account`}</label>
+        </div>
+        <button type="submit">Continue</button>
+      </form>
+    </Page>
+  );
+}
+
+export function PasswordPage(m: Base & { flowId: string; errors: FieldError[] }) {
+  return (
+    <Page {...m} title="Create a password">
+      <h1>Create a password</h1>
+      <ErrorSummary fields={m.errors} />
+      <p>You will use this password with a code from your authenticator app. It must be at least 8 characters and not a common password.</p>
+      <form method="post" action={`/add-authenticator/${m.flowId}/app/password`} novalidate>
+        <CsrfField token={m.csrfToken} />
+        <Field id="password" label="Password" errors={m.errors}>
+          <input type="password" id="password" name="password" autoComplete="new-password" maxLength={256} />
+        </Field>
+        <Field id="confirmPassword" label="Confirm password" errors={m.errors}>
+          <input type="password" id="confirmPassword" name="confirmPassword" autoComplete="new-password" maxLength={256} />
+        </Field>
+        <button type="submit">Continue</button>
+      </form>
+    </Page>
+  );
+}
+
+export function ScanPage(m: Base & { flowId: string; qrSvgDataUri: string; secret: string; errors: FieldError[] }) {
+  return (
+    <Page {...m} title="Set up your authenticator app">
+      <h1>Set up your authenticator app</h1>
+      <ErrorSummary fields={m.errors} />
+      <ol class="steps">
+        <li>Open your authenticator app and add an account (often a + button).</li>
+        <li>Scan this QR code with the app.</li>
+        <li>Enter the 6-digit code the app shows.</li>
+      </ol>
+      <img src={m.qrSvgDataUri} alt="QR code to scan with your authenticator app" width={200} height={200} class="qr" />
+      <details>
+        <summary>Cannot scan the QR code?</summary>
+        <p>Enter this key in your app instead (time-based, 6 digits):</p>
+        <p>
+          <code class="totp-secret" id="totp-secret">
+            {m.secret}
+          </code>
+        </p>
+      </details>
+      <form method="post" action={`/add-authenticator/${m.flowId}/app/verify`} novalidate>
+        <CsrfField token={m.csrfToken} />
+        <Field id="code" label="Code from your authenticator app" errors={m.errors}>
+          <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
+        </Field>
+        <button type="submit">Submit</button>
+      </form>
+    </Page>
+  );
+}
+
+export function DonePage(m: Base & { what: string }) {
+  return (
+    <Page {...m} title="Authenticator added">
+      <div class="panel-confirmation" role="status">
+        <h1>Authenticator added</h1>
+        <p>Your {m.what} has been added to your profile.</p>
+      </div>
+      <p>We have sent an email to tell you. You can now use it to sign in.</p>
+      <p>
+        <a href="/signin">Go to sign in</a>
+      </p>
+    </Page>
+  );
+}

@@ -1,0 +1,53 @@
+/**
+ * Encryption at rest for secrets Latchkey must read back (TOTP secrets):
+ * AES-256-GCM under a key kept outside the database — LATCHKEY_SECRET_KEY, or
+ * a key file created on first use (mode 0600) — so a copy of the database
+ * alone does not reveal them.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Config } from './config/index.js';
+
+const VERSION = 'v1';
+
+export class SecretBox {
+  private key: Buffer | undefined;
+  constructor(private readonly config: Pick<Config, 'secretKey' | 'secretKeyFile'>) {}
+
+  private loadKey(): Buffer {
+    if (this.key) return this.key;
+    if (this.config.secretKey) return (this.key = this.config.secretKey);
+    const file = this.config.secretKeyFile;
+    if (!existsSync(file)) {
+      mkdirSync(dirname(file), { recursive: true });
+      // wx: two processes starting together must not overwrite each other's key.
+      try {
+        writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+    if (key.length !== 32) throw new Error(`${file} must hold 32 bytes, base64url`);
+    return (this.key = key);
+  }
+
+  seal(plaintext: string, context: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.loadKey(), iv);
+    // The context (e.g. the authenticator id) is authenticated: a sealed value can't be moved to another row.
+    cipher.setAAD(Buffer.from(context));
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return [VERSION, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+  }
+
+  open(sealed: string, context: string): string {
+    const [version, iv, body, tag] = sealed.split('.');
+    if (version !== VERSION || !iv || !body || !tag) throw new Error('not a sealed value');
+    const decipher = createDecipheriv('aes-256-gcm', this.loadKey(), Buffer.from(iv, 'base64url'));
+    decipher.setAAD(Buffer.from(context));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+  }
+}

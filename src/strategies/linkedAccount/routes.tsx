@@ -1,0 +1,131 @@
+/**
+ * Sign in with a linked work account (issue 4): /signin/linked/<id> sends the
+ * browser to the organisation's OpenID Connect provider; its callback signs in
+ * the profile the upstream account is linked to, at the assurance level
+ * configured for that provider.
+ *
+ * Linking itself belongs to the self-service flow: it calls
+ * `app.latchkey.linkedAccounts.start(id, { purpose: 'link', bindingHash, linkFlowId })`
+ * and receives the checked upstream account through the `onLinked` option or
+ * `app.latchkey.linkedAccountHandlers.link` (see {@link LinkedAccountHandler}).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { rateLimited } from '../../app.js';
+import { audit } from '../../audit.js';
+import { appError } from '../../errors.js';
+import { safeNext } from '../../flows/signin/routes.js';
+import { startSession } from '../../plugins/sessions.js';
+import { LinkedAccountError, LinkedAccounts, type UpstreamLogin } from './linkedAccounts.js';
+
+/**
+ * Finishes a `link` round trip: called with the checked upstream account once
+ * the provider has sent the browser back. It answers the request itself
+ * (typically linkAccount(), audit `linked_account.added`, then a redirect).
+ */
+export type LinkedAccountHandler = (request: FastifyRequest, reply: FastifyReply, result: UpstreamLogin) => unknown;
+
+export interface LinkedAccountHandlers {
+  link?: LinkedAccountHandler;
+}
+
+declare module '../../context.js' {
+  interface Latchkey {
+    /** The linked-account strategy; set when linkedAccountRoutes is registered. */
+    linkedAccounts?: LinkedAccounts;
+    /** The seam for the self-service flow that links accounts (purpose `link`). */
+    linkedAccountHandlers?: LinkedAccountHandlers;
+  }
+}
+
+export interface LinkedAccountRouteOptions {
+  /** Handles purpose `link` callbacks; falls back to `app.latchkey.linkedAccountHandlers.link`, else 404. */
+  onLinked?: LinkedAccountHandler;
+}
+
+const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
+const StartQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 512 })) });
+// The provider adds what it likes (iss, session_state …); openid-client reads the parameters that matter.
+const CallbackQuery = Type.Object({
+  state: Type.Optional(Type.String({ maxLength: 512 })),
+  code: Type.Optional(Type.String({ maxLength: 4096 })),
+  error: Type.Optional(Type.String({ maxLength: 256 })),
+});
+
+export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAccountRouteOptions = {}) {
+  const { config, store, now } = app.latchkey;
+  const linked = (app.latchkey.linkedAccounts ??= new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }));
+
+  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof StartQuery> }>(
+    '/signin/linked/:provider',
+    { schema: { params: ProviderParams, querystring: StartQuery }, ...rateLimited(app) },
+    async (request, reply) => {
+      const returnTo = safeNext(request.query.next);
+      if (request.auth) return reply.redirect(returnTo ?? '/settings', 303);
+      const url = await linked.start(request.params.provider, { purpose: 'signin', bindingHash: request.bindingHash, returnTo });
+      return reply.redirect(url, 303);
+    },
+  );
+
+  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof CallbackQuery> }>(
+    '/signin/linked/:provider/callback',
+    { schema: { params: ProviderParams, querystring: CallbackQuery }, ...rateLimited(app) },
+    async (request, reply) => {
+      const providerId = request.params.provider;
+      const provider = linked.provider(providerId);
+      if (!provider) throw appError('not_found');
+      const failure = (code: string, reason: string, subjectUserId: string | null = null, authenticatorId: string | null = null) =>
+        audit(app, request, {
+          event: 'signin.failed',
+          outcome: 'failure',
+          subjectUserId,
+          actorUserId: null,
+          authenticatorId,
+          detail: { method: 'linked-account', provider: providerId, code, reason },
+        });
+
+      let result: UpstreamLogin;
+      try {
+        result = await linked.finish(providerId, new URL(request.url, config.origin), request.bindingHash);
+      } catch (err) {
+        if (err instanceof LinkedAccountError) {
+          if (err.status >= 500) request.log.warn({ err: err.cause, provider: providerId }, 'upstream provider unavailable');
+          await failure(err.code, err.reason);
+        }
+        throw err;
+      }
+
+      if (result.purpose === 'link') {
+        const handler = opts.onLinked ?? app.latchkey.linkedAccountHandlers?.link;
+        if (!handler) throw appError('not_found');
+        return handler(request, reply, result);
+      }
+
+      const found = await linked.findLinked(store, result.issuer, result.subject);
+      if (!found) {
+        await failure('linked_account_unknown', 'not_linked');
+        throw appError(
+          'linked_account_unknown',
+          `This ${provider.name} account is not linked to a profile here. Sign in another way, then link it, or ask your registration authority.`,
+        );
+      }
+      const { user, authenticator } = found;
+      if (user.status === 'suspended') {
+        await failure('account_disabled', 'suspended', user.id, authenticator.id);
+        throw appError('account_disabled');
+      }
+      await store.transaction(async (tx) => {
+        await startSession(app, request, reply, user, tx, authenticator.id, provider.aal);
+        // A linked account has no signature counter: 0 → 0 only records the time.
+        await tx.authenticators.recordUse(authenticator.id, { counter: 0, backedUp: false, at: now() });
+        await audit(
+          app,
+          request,
+          { event: 'signin', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { method: 'linked-account', provider: providerId } },
+          tx,
+        );
+      });
+      return reply.redirect(result.returnTo ?? '/settings', 303);
+    },
+  );
+}

@@ -1,0 +1,102 @@
+/**
+ * Sign in with email + password + authenticator-app code, one form (seed 001:
+ * "you'll need to use both a password and a code from the app"). AAL2, not
+ * phishing-resistant. Every wrong answer — unknown email, wrong password,
+ * wrong or reused code — is the same message; failures count towards the
+ * account's throttle (strategies/throttle.ts), a success resets it.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { rateLimited } from '../../app.js';
+import { audit } from '../../audit.js';
+import { AppError, appError, type FieldError } from '../../errors.js';
+import { startSession } from '../../plugins/sessions.js';
+import { renderPage } from '../../views/render.js';
+import { SignInPage } from '../../flows/signin/views.js';
+import { safeNext } from '../../flows/signin/routes.js';
+import { verifyPassword } from './passwords.js';
+import { checkTotp } from '../totp/totp.js';
+import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../throttle.js';
+
+const Body = Type.Object({
+  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  email: Type.Optional(Type.String({ maxLength: 2000 })),
+  password: Type.Optional(Type.String({ maxLength: 1000 })),
+  code: Type.Optional(Type.String({ maxLength: 100 })),
+});
+const Query = Type.Object({ next: Type.Optional(Type.String({ maxLength: 512 })) });
+
+export async function passwordSignInRoutes(app: FastifyInstance) {
+  const { config, store, now, secretBox } = app.latchkey;
+
+  const page = (request: FastifyRequest, reply: FastifyReply, status: number, email: string, error: string | undefined, fields: FieldError[] = []) =>
+    reply
+      .status(status)
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(
+        renderPage(
+          <SignInPage
+            config={config}
+            csrfToken={request.csrfToken}
+            next={safeNext((request.query as { next?: string }).next)}
+            passwordError={error}
+            passwordFields={fields}
+            passwordEmail={email}
+          />,
+        ),
+      );
+
+  app.post<{ Body: Static<typeof Body>; Querystring: Static<typeof Query> }>(
+    '/signin/password',
+    { schema: { body: Body, querystring: Query }, ...rateLimited(app) },
+    async (request, reply) => {
+      const email = (request.body.email ?? '').trim();
+      const password = request.body.password ?? '';
+      const code = request.body.code ?? '';
+      const missing: FieldError[] = [];
+      if (!email) missing.push({ field: 'pw-email', message: 'Enter your email address' });
+      if (!password) missing.push({ field: 'password', message: 'Enter your password' });
+      if (!code.trim()) missing.push({ field: 'code', message: 'Enter the code from your authenticator app' });
+      if (missing.length) return page(request, reply, 400, email, undefined, missing);
+
+      const t = now();
+      const user = await store.users.findByEmail(email);
+      if (user) {
+        try {
+          checkSigninAllowed(user, t);
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+          await audit(app, request, { event: 'signin.failed', outcome: 'failure', subjectUserId: user.id, actorUserId: null, detail: { method: 'password+totp', code: err.code } });
+          return page(request, reply, err.status, email, err.message);
+        }
+      }
+      // The password is checked even for an unknown email (against a dummy hash): the same time either way.
+      const passwordOk = await verifyPassword(user?.password_hash ?? null, password);
+      const apps = user ? (await store.authenticators.listForUser(user.id)).filter((a) => a.type === 'totp') : [];
+      let used: { id: string; step: number } | undefined;
+      for (const a of apps) {
+        const step = checkTotp(secretBox.open(a.public_key, `totp:${a.id}`), code, t, a.counter);
+        if (step !== undefined) used = { id: a.id, step };
+      }
+      const ok = !!user && passwordOk && !!used && user.status !== 'suspended';
+      // A code is used once: the conditional update loses to a concurrent sign-in with the same code.
+      const recorded = ok && (await store.authenticators.recordUse(used!.id, { counter: used!.step, backedUp: false, at: t }));
+      if (!recorded) {
+        if (user) await recordSigninFailure(store, user.id, t);
+        await audit(app, request, {
+          event: 'signin.failed',
+          outcome: 'failure',
+          subjectUserId: user?.id ?? null,
+          actorUserId: null,
+          detail: { method: 'password+totp', code: user?.status === 'suspended' ? 'account_disabled' : 'signin_failed' },
+        });
+        return page(request, reply, 400, email, appError('signin_failed').message);
+      }
+      await recordSigninSuccess(store, user!.id);
+      await startSession(app, request, reply, user!, undefined, used!.id, 2);
+      await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.id, detail: { method: 'password+totp' } });
+      return reply.redirect(safeNext(request.query.next) ?? '/settings', 303);
+    },
+  );
+}
