@@ -229,12 +229,14 @@ describe('self-service: add an authenticator', () => {
     expect(ok.statusCode).toBe(303);
     expect(ok.headers.location).toBe('/settings');
     expect((await signin.get('/settings')).statusCode).toBe(200);
+    // The success reset the two failures before it.
+    expect((await store().users.findById(user.id))!.failed_signins).toBe(0);
     const elsewhere = new TestBrowser(t.app);
     await elsewhere.get('/signin');
     const again = await elsewhere.postForm('/signin/password', { email: user.email, password: 'correct horse battery', code: next });
     expect(again.statusCode).toBe(400);
     expect(again.body).toContain('The email address, password or code is not right');
-    expect((await store().users.findById(user.id))!.failed_signins).toBe(0);
+    expect((await store().users.findById(user.id))!.failed_signins).toBe(1);
   });
 
   it('throttles consecutive failed sign-ins with growing delays and locks at 100', async () => {
