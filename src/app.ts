@@ -25,6 +25,7 @@ import { AltchaCaptcha, type Captcha } from './captcha/captcha.js';
 import { adminRoutes } from './admin/routes.js';
 import { selfServiceRoutes } from './flows/selfService/routes.js';
 import { passwordSignInRoutes } from './strategies/password/routes.js';
+import { otherMethodsRoutes } from './flows/settings/otherMethods.js';
 import { errorHandlerPlugin, sendError, toAppError } from './plugins/errorHandler.js';
 import { sessionsPlugin } from './plugins/sessions.js';
 import { assetsPlugin } from './plugins/assets.js';
@@ -166,6 +167,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(linkedAccountRoutes);
   await app.register(selfServiceRoutes);
   await app.register(passwordSignInRoutes);
+  await app.register(otherMethodsRoutes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

@@ -24,6 +24,12 @@ export interface UpstreamIdpOptions {
   /** null: a public client (token_endpoint_auth_method none). */
   clientSecret?: string | null;
   redirectUris: string[];
+  /**
+   * Listen on this port (default: any free one). Lets a test give the relying
+   * party the issuer before the relying party's own origin, and so the
+   * redirect URI, is known.
+   */
+  port?: number;
 }
 
 export interface UpstreamIdp {
@@ -132,7 +138,7 @@ export async function startUpstreamIdp(opts: UpstreamIdpOptions): Promise<Upstre
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
   });
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

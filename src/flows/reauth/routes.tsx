@@ -11,11 +11,19 @@ import { AuthenticationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { auditFailure } from '../signin/routes.js';
 import { ReauthPage } from './views.js';
+import { AppError } from '../../errors.js';
+import { checkPasswordAndCode } from '../../strategies/password/routes.js';
+import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../../strategies/throttle.js';
 
 export const REAUTH_FLOW = 'reauth';
 const VerifyBody = Type.Object({ response: AuthenticationResponseSchema });
 const OptionsBody = Type.Object({}, { additionalProperties: false });
 const PageQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 200 })) });
+const PasswordBody = Type.Object({
+  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  password: Type.Optional(Type.String({ maxLength: 1000 })),
+  code: Type.Optional(Type.String({ maxLength: 100 })),
+});
 
 /** Only local paths: an open redirect would let another site borrow our sign-in. */
 export function safeNext(next: string | undefined): string {
@@ -27,10 +35,44 @@ export async function reauthRoutes(app: FastifyInstance) {
 
   app.get<{ Querystring: Static<typeof PageQuery> }>('/settings/reauth', { schema: { querystring: PageQuery } }, async (request, reply) => {
     const auth = requireAuth(request);
+    const hasPasskey = (await store.authenticators.countForUser(auth.user.id)) > 0;
     return reply
       .type('text/html; charset=utf-8')
-      .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={safeNext(request.query.next)} />));
+      .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={safeNext(request.query.next)} hasPasskey={hasPasskey} />));
   });
+
+  // For people who sign in with a password and an authenticator app.
+  app.post<{ Querystring: Static<typeof PageQuery>; Body: Static<typeof PasswordBody> }>(
+    '/reauth/password',
+    { schema: { querystring: PageQuery, body: PasswordBody } },
+    async (request, reply) => {
+      const auth = requireAuth(request);
+      const next = safeNext(request.query.next);
+      const t = now();
+      const hasPasskey = (await store.authenticators.countForUser(auth.user.id)) > 0;
+      const refuse = (status: number, error: string) =>
+        reply
+          .status(status)
+          .type('text/html; charset=utf-8')
+          .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} error={error} />));
+      try {
+        checkSigninAllowed(auth.user, t);
+      } catch (err) {
+        if (err instanceof AppError) return refuse(err.status, err.message);
+        throw err;
+      }
+      const used = await checkPasswordAndCode(store, app.latchkey.secretBox, auth.user, request.body.password ?? '', request.body.code ?? '', t);
+      if (!used) {
+        await recordSigninFailure(store, auth.user.id, t);
+        await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method: 'password+totp' } });
+        return refuse(400, 'The password or code is not right. Check them and try again.');
+      }
+      await recordSigninSuccess(store, auth.user.id);
+      await store.sessions.markAuthenticated(auth.session.id_hash, t);
+      await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method: 'password+totp' } });
+      return reply.redirect(next, 303);
+    },
+  );
 
   app.post('/reauth/options', { schema: { body: OptionsBody } }, async (request) => {
     const auth = requireAuth(request);

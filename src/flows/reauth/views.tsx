@@ -1,23 +1,45 @@
 import type { Config } from '../../config/index.js';
 import type { User } from '../../db/schema.js';
-import { ErrorSummary, Layout, NoScript, StatusRegion } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, Layout, NoScript, StatusRegion } from '../../views/layout.js';
 
-export function ReauthPage(props: { config: Config; csrfToken: string; user: User; next: string }) {
+export function ReauthPage(props: { config: Config; csrfToken: string; user: User; next: string; hasPasskey?: boolean; error?: string }) {
+  const hasPasskey = props.hasPasskey ?? true;
   return (
     <Layout title="Confirm it is you" rpName={props.config.rpName} csrfToken={props.csrfToken} page="reauth" signedIn={{ displayName: props.user.display_name }} data={{ next: props.next }}>
       <h1>Confirm it is you</h1>
-      <ErrorSummary />
+      <ErrorSummary message={props.error ?? null} />
       <StatusRegion />
-      <NoScript />
-      <p>For your security, use one of your passkeys before you change your passkeys.</p>
-      <div class="actions">
-        <button type="button" id="reauth-button">
-          Continue with a passkey
-        </button>
-        <a class="button secondary" href="/settings">
-          Cancel
-        </a>
-      </div>
+      {hasPasskey ? (
+        <>
+          <NoScript />
+          <p>For your security, use one of your passkeys before you change how you sign in.</p>
+          <div class="actions">
+            <button type="button" id="reauth-button">
+              Continue with a passkey
+            </button>
+            <a class="button secondary" href="/settings">
+              Cancel
+            </a>
+          </div>
+        </>
+      ) : null}
+      {props.user.password_hash ? (
+        <form method="post" action={`/reauth/password?next=${encodeURIComponent(props.next)}`} novalidate>
+          <CsrfField token={props.csrfToken} />
+          <h2>{hasPasskey ? 'Or use your password and authenticator app' : 'Use your password and authenticator app'}</h2>
+          <div class="field">
+            <label for="password">Password</label>
+            <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} />
+          </div>
+          <div class="field">
+            <label for="code">Code from your authenticator app</label>
+            <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
+          </div>
+          <button type="submit" class="secondary">
+            Continue
+          </button>
+        </form>
+      ) : null}
     </Layout>
   );
 }

@@ -20,6 +20,7 @@ import QRCode from 'qrcode';
 import { audit } from '../../audit.js';
 import { hmac, randomToken, safeEqual } from '../../crypto.js';
 import type { Flow, User } from '../../db/schema.js';
+import type { Store } from '../../db/store.js';
 import { appError, mapUniqueViolation, type FieldError } from '../../errors.js';
 import { renderPage } from '../../views/render.js';
 import { hashNationalId, nationalInsuranceNumber } from '../../users/nationalId.js';
@@ -73,6 +74,25 @@ const PasskeyVerifyBody = Type.Object({
 });
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * A flow that starts at the choice of authenticator, for someone signed in who
+ * just confirmed it is them (settings): the identity check is already done.
+ */
+export async function startVerifiedFlow(store: Store, bindingHash: string, user: User, now: number): Promise<string> {
+  const flowId = randomToken(16);
+  await store.flows.insert({
+    id: flowId,
+    type: SELF_SERVICE_FLOW,
+    binding_hash: bindingHash,
+    user_id: user.id,
+    lookup: `self-service:${flowId}`,
+    data: JSON.stringify({ step: 'verified', email: user.email } satisfies SelfServiceData),
+    created_at: now,
+    expires_at: now + FLOW_SECONDS * 1000,
+  });
+  return flowId;
+}
 
 export async function selfServiceRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;

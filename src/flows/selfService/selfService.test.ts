@@ -239,6 +239,60 @@ describe('self-service: add an authenticator', () => {
     expect((await store().users.findById(user.id))!.failed_signins).toBe(1);
   });
 
+  it('settings: an app user changes the password after a password + code check, adds a passkey, and removes the app but never the last method', async () => {
+    const user = await person();
+    const { browser, base } = await verified();
+    await browser.postForm(`${base}/choose`, { type: 'app' });
+    await browser.postForm(`${base}/app`, { confirm: 'yes' });
+    await browser.postForm(`${base}/app/password`, { password: 'correct horse battery', confirmPassword: 'correct horse battery' });
+    const secret = /id="totp-secret">([A-Z2-7 ]+)</.exec((await browser.get(`${base}/app/setup`)).body)![1]!.replace(/ /g, '');
+    const app = new TOTP({ secret: Secret.fromBase32(secret) });
+    await browser.postForm(`${base}/app/verify`, { code: app.generate({ timestamp: clock }) });
+    clock += 30_000;
+    const me = new TestBrowser(t.app);
+    await me.get('/signin');
+    expect((await me.postForm('/signin/password', { email: user.email, password: 'correct horse battery', code: app.generate({ timestamp: clock }) })).statusCode).toBe(303);
+    const settings = await me.get('/settings');
+    expect(settings.body).toContain('Authenticator app');
+    expect(settings.body).toContain('Change your password');
+    const [appRow] = (await store().authenticators.listForUser(user.id)).filter((a) => a.type === 'totp');
+
+    // The only way to sign in can't be removed.
+    const only = await me.postForm(`/settings/authenticators/${appRow!.id}/remove`, { confirm: 'yes' });
+    expect(only.statusCode).toBe(409);
+    expect(only.body).toContain('You cannot remove your only way to sign in');
+
+    // Five minutes later a change needs a fresh check: password + a new code.
+    clock += 6 * 60_000;
+    const stale = await me.get('/settings/password');
+    expect(stale.statusCode).toBe(303);
+    expect(stale.headers.location).toBe('/settings/reauth?next=%2Fsettings%2Fpassword');
+    const reauthPage = await me.get('/settings/reauth?next=/settings/password');
+    expect(reauthPage.body).toContain('Use your password and authenticator app');
+    expect(reauthPage.body).not.toContain('Continue with a passkey');
+    expect((await me.postForm('/reauth/password?next=/settings/password', { password: 'wrong password here', code: app.generate({ timestamp: clock }) })).statusCode).toBe(400);
+    const checked = await me.postForm('/reauth/password?next=/settings/password', { password: 'correct horse battery', code: app.generate({ timestamp: clock }) });
+    expect(checked.headers.location).toBe('/settings/password');
+    expect((await me.postForm('/settings/password', { password: 'password', confirmPassword: 'password' })).statusCode).toBe(400);
+    expect((await me.postForm('/settings/password', { password: 'a much longer secret', confirmPassword: 'a much longer secret' })).headers.location).toBe('/settings?password=1');
+
+    // Add a passkey from settings: straight to the choice of authenticator, no identity check again.
+    const add = await me.postForm('/settings/add-authenticator', {});
+    const choose = add.headers.location as string;
+    expect(choose).toMatch(/^\/add-authenticator\/[A-Za-z0-9_-]+\/choose$/);
+    const flowBase = choose.replace(/\/choose$/, '');
+    const opts = await me.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+    expect((await me.postJson(`${flowBase}/passkey/verify`, { response: authenticator().createCredential(opts.json().options), name: 'Laptop' })).statusCode).toBe(200);
+
+    // Now the app can go, and the password with it.
+    const removed = await me.postForm(`/settings/authenticators/${appRow!.id}/remove`, { confirm: 'yes' });
+    expect(removed.headers.location).toBe('/settings?unlinked=1');
+    expect((await store().authenticators.listForUser(user.id)).map((a) => a.type)).toEqual(['passkey']);
+    expect((await store().users.findById(user.id))!.password_hash).toBeNull();
+    // The session signed in with the app ended with it.
+    expect((await me.get('/settings')).statusCode).toBe(302);
+  });
+
   it('throttles consecutive failed sign-ins with growing delays and locks at 100', async () => {
     const user = await person();
     await store().users.setPasswordHash(user.id, '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZmFrZWhhc2g', clock);

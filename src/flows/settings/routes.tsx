@@ -25,6 +25,8 @@ const SettingsQuery = Type.Object({
   renamed: Type.Optional(Type.String({ maxLength: 8 })),
   removed: Type.Optional(Type.String({ maxLength: 8 })),
   ended: Type.Optional(Type.String({ maxLength: 8 })),
+  password: Type.Optional(Type.String({ maxLength: 8 })),
+  unlinked: Type.Optional(Type.String({ maxLength: 8 })),
   signal: Type.Optional(Type.String({ maxLength: 8 })),
   nojs: Type.Optional(Type.String({ maxLength: 4 })),
 });
@@ -61,7 +63,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     if (!request.auth) return reply.redirect('/signin');
     const { user, session } = request.auth;
     const q = request.query;
-    const flash = (['created', 'enrolled', 'added', 'renamed', 'removed', 'ended'] as const).find((k) => q[k]);
+    const flash = (['created', 'enrolled', 'added', 'renamed', 'removed', 'ended', 'password', 'unlinked'] as const).find((k) => q[k]);
     const [passkeys, sessions, activity, roles] = await Promise.all([
       store.authenticators.listForUser(user.id),
       store.sessions.listForUser(user.id, now()),
@@ -83,6 +85,7 @@ export async function settingsRoutes(app: FastifyInstance) {
           signal={q.signal === '1'}
           noScript={q.nojs === '1'}
           agent={roles.length > 0}
+          others={passkeys.filter((p) => p.type !== 'passkey')}
         />,
       ),
     );

@@ -61,6 +61,8 @@ const flashes: Record<string, string> = {
   renamed: 'Your passkey has been renamed.',
   removed: 'Your passkey has been removed from your account.',
   ended: 'That session has been signed out.',
+  password: 'Your password has been changed.',
+  unlinked: 'It has been removed: you can no longer sign in with it.',
 };
 
 export interface SettingsModel {
@@ -78,6 +80,8 @@ export interface SettingsModel {
   noScript?: boolean;
   /** The person holds a registration-authority role: link to the console. */
   agent?: boolean;
+  /** Authenticator apps and linked work accounts. */
+  others: Authenticator[];
 }
 
 export function SettingsPage(m: SettingsModel) {
@@ -167,6 +171,51 @@ export function SettingsPage(m: SettingsModel) {
         <PlacementChoice legend="Where do you want to save the passkey?" />
         <button type="submit">Set up a passkey</button>
       </form>
+
+      <h2 id="other-methods">Authenticator apps and work accounts</h2>
+      {m.others.length ? (
+        <table aria-labelledby="other-methods">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Created</th>
+              <th scope="col">Last used</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {m.others.map((a) => (
+              <tr data-authenticator-id={a.id}>
+                <td>{a.name}</td>
+                <td>{formatTime(a.created_at)}</td>
+                <td>{formatTime(a.last_used_at)}</td>
+                <td class="actions">
+                  <a href={`/settings/authenticators/${a.id}/remove`}>
+                    Remove<span class="visually-hidden"> {a.name}</span>
+                  </a>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p>You have no authenticator app or linked work account.</p>
+      )}
+      <div class="actions">
+        <form method="post" action="/settings/add-authenticator" class="inline">
+          <CsrfField token={m.csrfToken} />
+          <button type="submit" class="secondary">
+            Add an authenticator app or work account
+          </button>
+        </form>
+        {m.user.password_hash ? (
+          <a class="button secondary" href="/settings/password">
+            Change your password
+          </a>
+        ) : null}
+      </div>
 
       <h2 id="sessions">Where you are signed in</h2>
       <table aria-labelledby="sessions">

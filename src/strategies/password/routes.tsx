@@ -17,6 +17,9 @@ import { safeNext } from '../../flows/signin/routes.js';
 import { verifyPassword } from './passwords.js';
 import { checkTotp } from '../totp/totp.js';
 import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../throttle.js';
+import type { Store } from '../../db/store.js';
+import type { User } from '../../db/schema.js';
+import type { SecretBox } from '../../secretBox.js';
 
 const Body = Type.Object({
   _csrf: Type.Optional(Type.String({ maxLength: 200 })),
@@ -25,6 +28,32 @@ const Body = Type.Object({
   code: Type.Optional(Type.String({ maxLength: 100 })),
 });
 const Query = Type.Object({ next: Type.Optional(Type.String({ maxLength: 512 })) });
+
+/**
+ * Check a password and an app code together; on success the code's time step is
+ * recorded (a code works once, even against a concurrent attempt) and the app
+ * used is returned. The password is checked even without an account (against
+ * a dummy hash), so an unknown email takes the same time.
+ */
+export async function checkPasswordAndCode(
+  store: Store,
+  secretBox: SecretBox,
+  user: User | undefined,
+  password: string,
+  code: string,
+  now: number,
+): Promise<{ authenticatorId: string } | undefined> {
+  const passwordOk = await verifyPassword(user?.password_hash ?? null, password);
+  const apps = user ? (await store.authenticators.listForUser(user.id)).filter((a) => a.type === 'totp') : [];
+  let used: { id: string; step: number } | undefined;
+  for (const a of apps) {
+    const step = checkTotp(secretBox.open(a.public_key, `totp:${a.id}`), code, now, a.counter);
+    if (step !== undefined) used = { id: a.id, step };
+  }
+  if (!user || !passwordOk || !used) return undefined;
+  if (!(await store.authenticators.recordUse(used.id, { counter: used.step, backedUp: false, at: now }))) return undefined;
+  return { authenticatorId: used.id };
+}
 
 export async function passwordSignInRoutes(app: FastifyInstance) {
   const { config, store, now, secretBox } = app.latchkey;
@@ -71,17 +100,8 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
           return page(request, reply, err.status, email, err.message);
         }
       }
-      // The password is checked even for an unknown email (against a dummy hash): the same time either way.
-      const passwordOk = await verifyPassword(user?.password_hash ?? null, password);
-      const apps = user ? (await store.authenticators.listForUser(user.id)).filter((a) => a.type === 'totp') : [];
-      let used: { id: string; step: number } | undefined;
-      for (const a of apps) {
-        const step = checkTotp(secretBox.open(a.public_key, `totp:${a.id}`), code, t, a.counter);
-        if (step !== undefined) used = { id: a.id, step };
-      }
-      const ok = !!user && passwordOk && !!used && user.status !== 'suspended';
-      // A code is used once: the conditional update loses to a concurrent sign-in with the same code.
-      const recorded = ok && (await store.authenticators.recordUse(used!.id, { counter: used!.step, backedUp: false, at: t }));
+      const used = await checkPasswordAndCode(store, secretBox, user, password, code, t);
+      const recorded = !!used && user!.status !== 'suspended';
       if (!recorded) {
         if (user) await recordSigninFailure(store, user.id, t);
         await audit(app, request, {
@@ -94,8 +114,8 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         return page(request, reply, 400, email, appError('signin_failed').message);
       }
       await recordSigninSuccess(store, user!.id);
-      await startSession(app, request, reply, user!, undefined, used!.id, 2);
-      await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.id, detail: { method: 'password+totp' } });
+      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, 2);
+      await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method: 'password+totp' } });
       return reply.redirect(safeNext(request.query.next) ?? '/settings', 303);
     },
   );

@@ -1,0 +1,147 @@
+/**
+ * Settings for sign-in methods other than passkeys: add an authenticator app
+ * or a work account (the self-service flow, from its choice of type: the
+ * person is signed in and has just confirmed it is them), remove one, and
+ * change the password used with an app. Every change needs a check within
+ * LATCHKEY_REAUTH_MINUTES; nobody can remove their last way to sign in.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { audit } from '../../audit.js';
+import { appError, type FieldError } from '../../errors.js';
+import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
+import { renderPage } from '../../views/render.js';
+import { CsrfField, ErrorSummary, Layout } from '../../views/layout.js';
+import type { Authenticator, User } from '../../db/schema.js';
+import type { Config } from '../../config/index.js';
+import { startVerifiedFlow } from '../selfService/routes.js';
+import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
+
+const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
+const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
+const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
+const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
+
+export async function otherMethodsRoutes(app: FastifyInstance) {
+  const { config, store, now } = app.latchkey;
+  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+  const reauth = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
+
+  app.post('/settings/add-authenticator', { schema: { body: Type.Object(Csrf) } }, async (request, reply) => {
+    const auth = requireAuth(request);
+    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings#other-methods');
+    const flowId = await startVerifiedFlow(store, request.bindingHash, auth.user, now());
+    return reply.redirect(`/add-authenticator/${flowId}/choose`, 303);
+  });
+
+  async function load(request: FastifyRequest<{ Params: Static<typeof Params> }>) {
+    const auth = requireAuth(request);
+    const found = await store.authenticators.findForUser(auth.user.id, request.params.id);
+    if (!found || found.type === 'passkey') throw appError('not_found', 'That sign-in method was not found. It may already have been removed.');
+    const all = await store.authenticators.listForUser(auth.user.id);
+    return { auth, authenticator: found, isLast: all.length <= 1 };
+  }
+
+  app.get<{ Params: Static<typeof Params> }>('/settings/authenticators/:id/remove', { schema: { params: Params } }, async (request, reply) => {
+    const { auth, authenticator, isLast } = await load(request);
+    if (!isLast && !isRecentlyAuthenticated(app, request)) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
+    return html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} isLast={isLast} />));
+  });
+
+  app.post<{ Params: Static<typeof Params>; Body: Static<typeof RemoveBody> }>(
+    '/settings/authenticators/:id/remove',
+    { schema: { params: Params, body: RemoveBody } },
+    async (request, reply) => {
+      const { auth, authenticator, isLast } = await load(request);
+      const page = (status: number, error: string) =>
+        html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} isLast={isLast} error={error} />), status);
+      if (isLast) return page(409, 'You cannot remove your only way to sign in. Add a passkey or another method first.');
+      if (!isRecentlyAuthenticated(app, request)) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
+      if (request.body.confirm !== 'yes') return page(400, 'Select the box to confirm you want to remove it');
+      await store.transaction(async (tx) => {
+        await tx.authenticators.remove(auth.user.id, authenticator.id);
+        await tx.sessions.deleteForAuthenticator(authenticator.id);
+        // A password only works with an app: with the last app gone, so is the password.
+        if (authenticator.type === 'totp' && !(await tx.authenticators.listForUser(auth.user.id)).some((a) => a.type === 'totp')) {
+          await tx.users.setPasswordHash(auth.user.id, null, now());
+        }
+        await audit(app, request, { event: 'authenticator.removed_by_user', subjectUserId: auth.user.id, authenticatorId: authenticator.id, detail: { type: authenticator.type, name: authenticator.name } }, tx);
+      });
+      return reply.redirect('/settings?unlinked=1', 303);
+    },
+  );
+
+  app.get('/settings/password', async (request, reply) => {
+    const auth = requireAuth(request);
+    if (!auth.user.password_hash) throw appError('not_found', 'You have no password: passwords are only used with an authenticator app.');
+    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');
+    return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} errors={[]} />));
+  });
+
+  app.post<{ Body: Static<typeof PasswordBody> }>('/settings/password', { schema: { body: PasswordBody } }, async (request, reply) => {
+    const auth = requireAuth(request);
+    if (!auth.user.password_hash) throw appError('not_found', 'You have no password: passwords are only used with an authenticator app.');
+    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');
+    const password = request.body.password ?? '';
+    const errors: FieldError[] = [];
+    const problem = password ? checkNewPassword(password, { email: auth.user.email, displayName: auth.user.display_name }) : 'Enter a new password';
+    if (problem) errors.push({ field: 'password', message: problem });
+    else if ((request.body.confirmPassword ?? '') !== password) errors.push({ field: 'confirmPassword', message: 'The passwords do not match' });
+    if (errors.length) return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} errors={errors} />), 400);
+    await store.transaction(async (tx) => {
+      await tx.users.setPasswordHash(auth.user.id, await hashPassword(password), now());
+      await audit(app, request, { event: 'password.changed', subjectUserId: auth.user.id }, tx);
+    });
+    return reply.redirect('/settings?password=1', 303);
+  });
+}
+
+function RemoveMethodPage(m: { config: Config; csrfToken: string; user: User; authenticator: Authenticator; isLast: boolean; error?: string }) {
+  return (
+    <Layout title={`Remove ${m.authenticator.name}`} rpName={m.config.rpName} csrfToken={m.csrfToken} signedIn={{ displayName: m.user.display_name }}>
+      <h1>Remove {m.authenticator.name}</h1>
+      <ErrorSummary fields={m.error ? [{ field: 'confirm', message: m.error }] : []} />
+      {m.isLast ? (
+        <p>This is your only way to sign in, so it cannot be removed. Add a passkey or another method first.</p>
+      ) : (
+        <form method="post" action={`/settings/authenticators/${m.authenticator.id}/remove`}>
+          <CsrfField token={m.csrfToken} />
+          <p>You will no longer be able to sign in with it{m.authenticator.type === 'totp' ? ', and if it is your last authenticator app, your password stops working too' : ''}.</p>
+          <div class="checkbox">
+            <input type="checkbox" id="confirm" name="confirm" value="yes" />
+            <label for="confirm">I want to remove {m.authenticator.name}</label>
+          </div>
+          <div class="actions">
+            <button type="submit" class="warning">
+              Remove
+            </button>
+            <a href="/settings">Cancel</a>
+          </div>
+        </form>
+      )}
+    </Layout>
+  );
+}
+
+function ChangePasswordPage(m: { config: Config; csrfToken: string; user: User; errors: FieldError[] }) {
+  const error = (f: string) => m.errors.find((e) => e.field === f);
+  return (
+    <Layout title="Change your password" rpName={m.config.rpName} csrfToken={m.csrfToken} signedIn={{ displayName: m.user.display_name }}>
+      <h1>Change your password</h1>
+      <ErrorSummary fields={m.errors} />
+      <p>You use your password with a code from your authenticator app. It must be at least 8 characters and not a common password.</p>
+      <form method="post" action="/settings/password" novalidate>
+        <CsrfField token={m.csrfToken} />
+        <div class={`field${error('password') ? ' field-error' : ''}`}>
+          <label for="password">New password</label>
+          <input type="password" id="password" name="password" autoComplete="new-password" maxLength={256} />
+        </div>
+        <div class={`field${error('confirmPassword') ? ' field-error' : ''}`}>
+          <label for="confirmPassword">Confirm new password</label>
+          <input type="password" id="confirmPassword" name="confirmPassword" autoComplete="new-password" maxLength={256} />
+        </div>
+        <button type="submit">Change password</button>
+      </form>
+    </Layout>
+  );
+}
