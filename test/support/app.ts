@@ -2,11 +2,14 @@
  * Test helpers: an app over a fresh database (SQLite in memory by default) and
  * a tiny cookie-keeping client over `app.inject`.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp, type BuildOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openDatabase, type Db } from '../../src/db/connect.js';
 import { SoftAuthenticator, type SoftAuthenticatorOptions } from './softAuthenticator.js';
+import { hashToken } from '../../src/crypto.js';
 
 export const TEST_ORIGIN = 'http://localhost:3000';
 
@@ -19,6 +22,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LATCHKEY_SECRET_KEY: 'dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ',
     // Light proof of work: tests solve it in Node.
     LATCHKEY_CAPTCHA_MAX_NUMBER: '2000',
+    // Mail without an SMTP server goes to an outbox: never the checkout's ./data.
+    LATCHKEY_OUTBOX_DIR: join(tmpdir(), `latchkey-test-outbox-${process.pid}`),
     ...env,
   });
 }
@@ -65,6 +70,13 @@ export class TestBrowser {
     const m = /<meta name="csrf-token" content="([^"]+)"/.exec(res.body);
     if (m) this.csrf = m[1]!;
     return res;
+  }
+
+  /** What the server calls this browser: the hash of its binding cookie (after a first request). */
+  bindingHash(): string {
+    const binding = this.cookies.get('latchkey_binding');
+    if (!binding) throw new Error('no binding cookie yet: make a request first');
+    return hashToken(binding);
   }
 
   async get(url: string, accept = 'text/html'): Promise<LightMyRequestResponse> {

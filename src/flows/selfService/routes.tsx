@@ -476,10 +476,19 @@ If this was not you, contact your registration authority straight away.
     if (!provider) throw appError('not_found', 'That kind of account cannot be linked here.');
     return provider;
   };
+  // This page's form answers with a redirect to the provider, and Chromium applies CSP form-action to every
+  // redirect of a form's navigation: with 'self' alone the browser refuses to leave for the provider.
+  const allowFormToProvider = async (reply: FastifyReply, providerId: string) => {
+    const csp = reply.getHeader('content-security-policy');
+    if (typeof csp !== 'string') return;
+    const origins = await app.latchkey.linkedAccounts!.authorizationOrigins(providerId);
+    reply.header('content-security-policy', csp.replace(/form-action ([^;]*)/, (_, sources: string) => `form-action ${sources} ${origins.join(' ')}`));
+  };
 
   app.get<{ Params: Static<typeof ProviderParams> }>('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
     const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
     const provider = providerById(request.params.provider);
+    await allowFormToProvider(reply, provider.id);
     return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
   });
 
@@ -492,6 +501,7 @@ If this was not you, contact your registration authority straight away.
       if (request.body.confirm !== 'yes') {
         const errors = [{ field: 'confirm', message: `Select the box to confirm only you have access to this ${provider.name} account` }];
         const page = <ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={errors} />;
+        await allowFormToProvider(reply, provider.id);
         return html(reply, renderPage(page), 400);
       }
       const url = await app.latchkey.linkedAccounts!.start(provider.id, { purpose: 'link', bindingHash: request.bindingHash, linkFlowId: flow.id });

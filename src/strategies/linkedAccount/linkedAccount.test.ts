@@ -13,6 +13,7 @@ import { createUser } from '../../users/createUser.js';
 import { createTestApp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import { startUpstreamIdp, type UpstreamBrowser, type UpstreamIdp } from '../../../test/support/upstreamIdp.js';
 import type { UpstreamLogin } from './linkedAccounts.js';
+import { startVerifiedFlow } from '../../flows/selfService/routes.js';
 
 const NAME = 'NHS.net Connect';
 
@@ -80,6 +81,7 @@ describe('linked work account against a real upstream provider', () => {
   let idp: UpstreamIdp;
   let t: TestApp;
   let offset = 0;
+  let selfServiceHandlers: typeof t.app.latchkey.linkedAccountHandlers;
 
   beforeAll(async () => {
     idp = await startUpstreamIdp({ redirectUris: [`${TEST_ORIGIN}/signin/linked/nhsnet/callback`] });
@@ -98,6 +100,7 @@ describe('linked work account against a real upstream provider', () => {
       },
       { now: () => Date.now() + offset },
     );
+    selfServiceHandlers = t.app.latchkey.linkedAccountHandlers;
   });
   afterAll(async () => {
     await t?.close();
@@ -105,7 +108,8 @@ describe('linked work account against a real upstream provider', () => {
   });
   afterEach(() => {
     offset = 0;
-    t.app.latchkey.linkedAccountHandlers = undefined;
+    // Tests below replace the self-service handler; put it back.
+    t.app.latchkey.linkedAccountHandlers = selfServiceHandlers;
   });
 
   const linked = () => t.app.latchkey.linkedAccounts!;
@@ -153,6 +157,40 @@ describe('linked work account against a real upstream provider', () => {
     expect(res.statusCode, res.body).toBe(status);
     expect(res.body).toContain(`data-error-code="${code}"`);
   }
+
+  it('self-service links the account the upstream vouches for, once, and it then signs in', async () => {
+    const user = await newUser('Nell Linked');
+    const browser = new TestBrowser(t.app);
+    await browser.get('/add-authenticator');
+    // The identity check is covered in selfService.test.ts; start where it ends.
+    const flowId = await startVerifiedFlow(t.app.latchkey.store, browser.bindingHash(), user, Date.now());
+    const base = `/add-authenticator/${flowId}`;
+    expect((await browser.get(`${base}/choose`)).body).toContain(NAME);
+    expect((await browser.postForm(`${base}/choose`, { type: 'linked:nhsnet' })).headers.location).toBe(`${base}/linked/nhsnet`);
+    const unticked = await browser.postForm(`${base}/linked/nhsnet`, {});
+    expect(unticked.statusCode).toBe(400);
+    expect(unticked.body).toContain(`confirm only you have access to this ${NAME} account`);
+    const go = await browser.postForm(`${base}/linked/nhsnet`, { confirm: 'yes' });
+    expect(go.statusCode).toBe(303);
+    idp.setNextLogin({ accountId: 'nell-upstream', email: 'nell@nhs.example' });
+    const callback = await atUpstream(String(go.headers.location));
+    const back = await browser.get(callback);
+    expect(back.statusCode, back.body).toBe(303);
+    expect(back.headers.location).toBe(`${base}/done?added=linked:nhsnet`);
+    expect((await browser.get(String(back.headers.location))).body).toContain(`Your ${NAME} account has been added to your profile`);
+    const rows = (await t.app.latchkey.store.authenticators.listForUser(user.id)).filter((a) => a.type === 'linked-account');
+    expect(rows.map((a) => a.credential_id)).toEqual([`${idp.issuer}#nell-upstream`]);
+
+    // The flow is used up: the same callback can't link again.
+    expect((await browser.get(callback)).statusCode).toBeGreaterThanOrEqual(400);
+
+    // Signing in with it now works.
+    idp.setNextLogin({ accountId: 'nell-upstream', email: 'nell@nhs.example' });
+    const signin = new TestBrowser(t.app);
+    const done = await signin.get(await toCallback(signin));
+    expect(done.statusCode).toBe(303);
+    expect((await signin.get('/settings')).statusCode).toBe(200);
+  });
 
   it('offers "Sign in with NHS.net Connect" on the sign-in page', async () => {
     const browser = new TestBrowser(t.app);
@@ -334,7 +372,7 @@ describe('linked work account against a real upstream provider', () => {
     expect((await linked().findLinked(store, idp.issuer, 'frank'))!.user.id).toBe(first.id);
   });
 
-  it('hands purpose "link" returns to the self-service handler, and 404s without one', async () => {
+  it('hands purpose "link" returns to the registered handler, and 404s without one', async () => {
     const user = await newUser();
     const browser = new TestBrowser(t.app);
     await browser.get('/signin');
@@ -342,6 +380,7 @@ describe('linked work account against a real upstream provider', () => {
     idp.setNextLogin({ accountId: 'heidi', email: 'heidi@nhs.net', name: 'Heidi Example' });
 
     const first = await linked().start('nhsnet', { purpose: 'link', bindingHash, linkFlowId: 'flow-1' });
+    t.app.latchkey.linkedAccountHandlers = undefined;
     const unwired = await browser.get(await atUpstream(first));
     expectErrorPage(unwired, 404, 'not_found');
 

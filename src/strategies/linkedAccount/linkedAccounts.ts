@@ -164,6 +164,26 @@ export class LinkedAccounts {
     });
   }
 
+  /**
+   * The origins a browser is sent to when it starts at this provider: the
+   * issuer's and the authorization endpoint's (they can differ, e.g. Azure AD
+   * B2C). A page whose form answers with a redirect there must allow them in
+   * CSP form-action, which Chromium applies to every redirect of a form's
+   * navigation. An unreachable provider gives the issuer's alone: the form's
+   * answer then says it is unavailable.
+   */
+  async authorizationOrigins(providerId: string): Promise<string[]> {
+    const provider = this.requireProvider(providerId);
+    const origins = new Set([new URL(provider.issuer).origin]);
+    try {
+      const endpoint = (await this.configuration(provider)).serverMetadata().authorization_endpoint;
+      if (endpoint) origins.add(new URL(endpoint).origin);
+    } catch {
+      /* see above */
+    }
+    return [...origins];
+  }
+
   /** Store an `oidc-login` flow and return the provider's authorization URL to redirect the browser to. */
   async start(providerId: string, opts: StartOptions): Promise<string> {
     const provider = this.requireProvider(providerId);
