@@ -13,6 +13,11 @@ const nextSteps: Partial<Record<string, { href: string; text: string }>> = {
   not_signed_in: { href: '/signin', text: 'Sign in' },
   flow_expired: { href: '/', text: 'Start again' },
   csrf_failed: { href: '/', text: 'Go back to the start' },
+  upstream_failed: { href: '/signin', text: 'Sign in another way' },
+  upstream_unavailable: { href: '/signin', text: 'Sign in another way' },
+  linked_account_unknown: { href: '/signin', text: 'Sign in another way' },
+  email_code_burned: { href: '/add-authenticator', text: 'Start again' },
+  enrolment_code_expired: { href: '/enrol', text: 'Enter a new code' },
 };
 
 export function renderErrorPage(request: FastifyRequest, err: AppError): string {

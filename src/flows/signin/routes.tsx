@@ -90,6 +90,8 @@ export async function signInRoutes(app: FastifyInstance) {
       acceptFlow: (flow) => !(JSON.parse(flow.data) as { decoy?: boolean }).decoy,
       complete: async (tx, { flow, user, authenticator }) => {
         await startSession(app, request, reply, user, tx, authenticator.id);
+        // A success ends a run of failed sign-ins (strategies/throttle.ts); no write when there was none.
+        if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
         await audit(
           app,
           request,

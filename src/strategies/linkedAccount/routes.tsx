@@ -116,6 +116,7 @@ export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAcco
       }
       await store.transaction(async (tx) => {
         await startSession(app, request, reply, user, tx, authenticator.id, provider.aal);
+        if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
         // A linked account has no signature counter: 0 → 0 only records the time.
         await tx.authenticators.recordUse(authenticator.id, { counter: 0, backedUp: false, at: now() });
         await audit(
