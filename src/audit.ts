@@ -28,7 +28,7 @@ export async function audit(app: FastifyInstance, request: FastifyRequest | null
 
 /** Words people read in "Recent activity". */
 export const auditEventLabels: Record<string, string> = {
-  'signin': 'Signed in with a passkey',
+  'signin': 'Signed in',
   'signin.failed': 'Failed sign-in attempt',
   'signup': 'Account created',
   'passkey.added': 'Passkey added',
@@ -44,6 +44,15 @@ export const auditEventLabels: Record<string, string> = {
   'user.created': 'Account created',
   'user.suspended': 'User suspended',
   'user.reactivated': 'User reactivated',
+  'user.unlocked': 'Failed sign-ins cleared',
+  'self_service.added': 'Authenticator added by the person (self-service)',
+  'self_service.code_sent': 'Self-service code emailed',
+  'self_service.code_failed': 'Wrong self-service code',
+  'self_service.check_failed': 'Self-service details did not match',
+  'self_service.limited': 'Self-service attempts limited',
+  'totp.added': 'Authenticator app added',
+  'password.changed': 'Password changed',
+  'authenticator.removed_by_user': 'Sign-in method removed',
   'user.national_id_set': 'National identifier recorded',
   'roles.changed': 'Roles changed',
   'enrolment.link_issued': 'Enrolment link generated',

@@ -560,6 +560,17 @@ describe('the registration-authority console', () => {
     expect((await store().users.findById(user.id))!.status).toBe('enrolled');
   });
 
+  it('an agent clears a locked account’s failed sign-ins', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const { user } = await f.person();
+    await f.t.db.kysely.updateTable('users').set({ failed_signins: 100, last_failed_signin_at: f.clock.now }).where('id', '=', user.id).execute();
+    expect((await browser.get(`/admin/users/${user.id}`)).body).toContain('Sign-in is locked after 100 failed attempts');
+    const res = await browser.postForm(`/admin/users/${user.id}/status`, { action: 'unlock' });
+    expect(res.statusCode).toBe(303);
+    expect((await store().users.findById(user.id))!.failed_signins).toBe(0);
+    expect((await store().audit.listByEvent('user.unlocked')).map((e) => e.subject_user_id)).toEqual([user.id]);
+  });
+
   it('formats codes in three groups of three', () => {
     expect(formatCode('ABCDEFGHJ')).toBe('ABC-DEF-GHJ');
   });

@@ -81,7 +81,7 @@ const AddUserBody = Type.Object({
   nationalId: Type.Optional(Type.String({ maxLength: 200 })),
 });
 const NationalIdBody = Type.Object({ ...Csrf, nationalId: Type.Optional(Type.String({ maxLength: 200 })) });
-const StatusBody = Type.Object({ ...Csrf, action: Type.Union([Type.Literal('suspend'), Type.Literal('reactivate')]) });
+const StatusBody = Type.Object({ ...Csrf, action: Type.Union([Type.Literal('suspend'), Type.Literal('reactivate'), Type.Literal('unlock')]) });
 const RolesBody = Type.Object({
   ...Csrf,
   roles: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Array(Type.String({ maxLength: 64 }), { maxItems: 8 })])),
@@ -120,6 +120,7 @@ const flashes: Record<string, (user?: User) => string> = {
   roles: () => 'Roles saved.',
   suspended: (u) => `${u?.display_name} has been suspended and signed out everywhere.`,
   reactivated: (u) => `${u?.display_name} can sign in again.`,
+  unlocked: (u) => `${u?.display_name}'s failed sign-ins have been cleared: they can sign in again.`,
   'template-saved': () => 'Template saved.',
   'template-deleted': () => 'Template deleted.',
 };
@@ -271,6 +272,13 @@ export async function adminRoutes(app: FastifyInstance) {
     async (request, reply) => {
       need(request, 'users.edit');
       const user = await loadOtherUser(request, request.params.id);
+      if (request.body.action === 'unlock') {
+        await store.transaction(async (tx) => {
+          await tx.users.resetFailedSignins(user.id);
+          await audit(app, request, { event: 'user.unlocked', subjectUserId: user.id, detail: { failedSignins: user.failed_signins } }, tx);
+        });
+        return reply.redirect(`/admin/users/${user.id}?done=unlocked`, 303);
+      }
       const suspend = request.body.action === 'suspend';
       await store.transaction(async (tx) => {
         if (suspend) {

@@ -308,6 +308,23 @@ export function DetailsTab(m: AdminContext & { user: User; roles: Role[]; flash?
               Save {m.nationalId.label}
             </button>
           </form>
+          {m.user.failed_signins > 0 ? (
+            <>
+              <h2>Failed sign-ins</h2>
+              <p>
+                {m.user.failed_signins >= 100
+                  ? `Sign-in is locked after ${m.user.failed_signins} failed attempts in a row.`
+                  : `${m.user.failed_signins} failed sign-in attempts in a row: each new attempt waits longer.`}
+              </p>
+              <form method="post" action={`/admin/users/${m.user.id}/status`}>
+                <CsrfField token={m.csrfToken} />
+                <input type="hidden" name="action" value="unlock" />
+                <button type="submit" class="secondary">
+                  Clear failed sign-ins
+                </button>
+              </form>
+            </>
+          ) : null}
           <h2>Account status</h2>
           <form method="post" action={`/admin/users/${m.user.id}/status`}>
             <CsrfField token={m.csrfToken} />
