@@ -12,7 +12,7 @@ import { wantsHtml } from '../plugins/errorHandler.js';
 import type { User } from '../db/schema.js';
 import { renderPage } from '../views/render.js';
 import { createUser, UserInputError } from '../users/createUser.js';
-import { hashNationalId, nationalInsuranceNumber } from '../users/nationalId.js';
+import { hashNationalId, nationalIdFormat } from '../users/nationalId.js';
 import { can, isRole, type Permission, type Role } from './roles.js';
 import { checkTemplate, renderTemplate, sampleValues, type PlaceholderValues } from './emailTemplates.js';
 import { randomToken, hashToken, safeEqual } from '../crypto.js';
@@ -129,7 +129,7 @@ const html = (reply: FastifyReply, body: string, status = 200) => reply.status(s
 
 export async function adminRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer } = app.latchkey;
-  const nationalId = nationalInsuranceNumber;
+  const nationalId = nationalIdFormat(config);
 
   app.decorateRequest('agent', null);
   // Who is asking, before anything else: signed in, with a passkey session, holding a role.

@@ -87,6 +87,12 @@ export interface Config {
   captchaMaxNumber: number;
   /** LATCHKEY_RA_CONTACT_URL: where people find their registration authority (linked from self-service problem pages). */
   raContactUrl: string | undefined;
+  /** LATCHKEY_NATIONAL_ID_LABEL: what the national identifier is called (default "National Insurance number"). */
+  nationalIdLabel: string | undefined;
+  /** LATCHKEY_NATIONAL_ID_PATTERN: a regular expression the identifier (upper case, no spaces or hyphens) must match; default: the UK National Insurance number rules. */
+  nationalIdPattern: RegExp | undefined;
+  /** LATCHKEY_NATIONAL_ID_HINT: where people find it, shown under the field. */
+  nationalIdHint: string | undefined;
   /**
    * Upstream OpenID Connect providers for linked work accounts: LATCHKEY_UPSTREAM_PROVIDERS lists their ids
    * (comma-separated), and each id <ID> (upper-cased, hyphens as underscores) has LATCHKEY_UPSTREAM_<ID>_ISSUER,
@@ -187,6 +193,17 @@ function readHttpUrl(env: Env, name: string): string | undefined {
     // fall through
   }
   throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+}
+
+function readPattern(env: Env, name: string): RegExp | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  try {
+    // Anchored: the whole identifier must match, not a part of it.
+    return new RegExp(`^(?:${raw})$`);
+  } catch {
+    throw new ConfigError(name, `not a valid regular expression: "${raw}"`);
+  }
 }
 
 function readSecretKey(env: Env): Buffer | undefined {
@@ -305,6 +322,9 @@ export function loadConfig(env: Env = process.env): Config {
     selfServicePerAccountPerHour: readInt(env, 'LATCHKEY_SELF_SERVICE_PER_ACCOUNT_PER_HOUR', 5, 1, 1000),
     captchaMaxNumber: readInt(env, 'LATCHKEY_CAPTCHA_MAX_NUMBER', 100_000, 10, 10_000_000),
     raContactUrl: readHttpUrl(env, 'LATCHKEY_RA_CONTACT_URL'),
+    nationalIdLabel: env.LATCHKEY_NATIONAL_ID_LABEL?.trim() ? readText(env, 'LATCHKEY_NATIONAL_ID_LABEL', '', 60) : undefined,
+    nationalIdPattern: readPattern(env, 'LATCHKEY_NATIONAL_ID_PATTERN'),
+    nationalIdHint: env.LATCHKEY_NATIONAL_ID_HINT?.trim() ? readText(env, 'LATCHKEY_NATIONAL_ID_HINT', '', 200) : undefined,
     upstreamProviders: readUpstreamProviders(env),
   };
 }

@@ -33,3 +33,22 @@ export const nationalInsuranceNumber: NationalIdFormat = {
 export function hashNationalId(secret: string, normalised: string): string {
   return hmac(secret, `national-id:${normalised}`);
 }
+
+/**
+ * The identifier this deployment asks for: the National Insurance number, or
+ * one described by LATCHKEY_NATIONAL_ID_LABEL / _PATTERN / _HINT (checked
+ * against the pattern after removing spaces and hyphens and upper-casing).
+ */
+export function nationalIdFormat(config: { nationalIdLabel?: string; nationalIdPattern?: RegExp; nationalIdHint?: string }): NationalIdFormat {
+  if (!config.nationalIdPattern) {
+    return config.nationalIdLabel ? { ...nationalInsuranceNumber, label: config.nationalIdLabel, hint: config.nationalIdHint ?? nationalInsuranceNumber.hint } : nationalInsuranceNumber;
+  }
+  const label = config.nationalIdLabel ?? 'National identifier';
+  const pattern = config.nationalIdPattern;
+  return {
+    label,
+    hint: config.nationalIdHint ?? '',
+    normalise: nationalInsuranceNumber.normalise,
+    check: (value) => (pattern.test(value) ? undefined : `Enter your ${label} in the correct format`),
+  };
+}

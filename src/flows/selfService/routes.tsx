@@ -23,7 +23,7 @@ import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { appError, mapUniqueViolation, type FieldError } from '../../errors.js';
 import { renderPage } from '../../views/render.js';
-import { hashNationalId, nationalInsuranceNumber } from '../../users/nationalId.js';
+import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
@@ -96,7 +96,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 
 export async function selfServiceRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;
-  const nationalId = nationalInsuranceNumber;
+  const nationalId = nationalIdFormat(config);
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const base = (request: FastifyRequest) => ({ config, csrfToken: request.csrfToken });
   const providers = () => config.upstreamProviders.map((p) => ({ id: p.id, name: p.name }));
