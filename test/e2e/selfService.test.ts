@@ -8,7 +8,7 @@
  * script; the emailed code is read from a real SMTP sink.
  *
  * The upstream must know Latchkey's redirect URI, and Latchkey the upstream's
- * issuer: the upstream's port is chosen first, Latchkey started with that
+ * issuer: a port is reserved for the upstream, Latchkey started with that
  * issuer (discovery happens at the first use), then the upstream started on
  * that port with Latchkey's origin.
  */
@@ -33,19 +33,20 @@ let sink: SmtpSink;
 let idp: UpstreamIdp;
 const opened: TestPage[] = [];
 
-async function freePort(): Promise<number> {
+/** A port for the upstream, held until released so the server (which picks its own free port meanwhile) can't take it. */
+async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
   const probe = createServer();
   await new Promise<void>((resolve, reject) => {
     probe.once('error', reject);
     probe.listen(0, '127.0.0.1', resolve);
   });
   const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
+  return { port, release: () => new Promise<void>((resolve) => probe.close(() => resolve())) };
 }
 
 beforeAll(async () => {
-  const upstreamPort = await freePort();
+  const upstream = await reservePort();
+  const upstreamPort = upstream.port;
   sink = await startSmtpSink();
   [server, browser] = await Promise.all([
     startServer({
@@ -61,6 +62,7 @@ beforeAll(async () => {
     }),
     launchBrowser(),
   ]);
+  await upstream.release();
   idp = await startUpstreamIdp({
     port: upstreamPort,
     clientId: 'latchkey',
@@ -95,6 +97,11 @@ async function person(email: string, displayName: string): Promise<User> {
   const user = await createUser(store(), { email, displayName }, server.clock.now());
   await store().users.setNationalIdHash(user.id, hashNationalId(server.app.latchkey.secret, NINO), server.clock.now());
   return (await store().users.findById(user.id))!;
+}
+
+/** The audit events about a user, oldest first. */
+async function auditedEvents(userId: string): Promise<string[]> {
+  return (await store().audit.listForSubject(userId, 50)).map((e) => e.event).reverse();
 }
 
 const heading = (page: Page) => page.getByRole('heading', { level: 1 }).innerText();
@@ -197,6 +204,7 @@ describe('self-service: add an authenticator in a browser', () => {
     const passkeys = (await store().authenticators.listForUser(user.id)).filter((a) => a.type === 'passkey');
     expect(passkeys.map((a) => a.name)).toEqual(['Work laptop']);
     expect((await store().users.findById(user.id))!.status).toBe('enrolled');
+    expect(await auditedEvents(user.id)).toEqual(expect.arrayContaining(['self_service.code_sent', 'passkey.added', 'self_service.added']));
 
     // Adding it does not sign the person in: they sign in with the passkey the virtual authenticator now holds.
     // Chromium answers a conditional (autofill) request at once when a platform authenticator holds a passkey
@@ -249,6 +257,7 @@ describe('self-service: add an authenticator in a browser', () => {
     await pressAndGo(page, 'Submit', `**${base}/done?added=app`);
     await expectAdded(page, user.email, 'authenticator app');
     expect((await store().authenticators.listForUser(user.id)).map((a) => a.type)).toEqual(['totp']);
+    expect(await auditedEvents(user.id)).toEqual(expect.arrayContaining(['totp.added', 'self_service.added']));
 
     // Sign in: a wrong password first (the form keeps the email), then with a code of the next time step.
     await page.getByRole('link', { name: 'Go to sign in' }).click();
@@ -290,6 +299,8 @@ describe('self-service: add an authenticator in a browser', () => {
     await expectAdded(page, user.email, `${NHS} account`);
     const linked = await store().authenticators.listForUser(user.id);
     expect(linked.map((a) => [a.type, a.credential_id])).toEqual([['linked-account', `${idp.issuer}#nhsnet-edith`]]);
+    // On the profile's Activity like the other branches' passkey.added and totp.added.
+    expect(await auditedEvents(user.id)).toEqual(expect.arrayContaining(['linked_account.added', 'self_service.added']));
 
     await page.getByRole('link', { name: 'Go to sign in' }).click();
     await page.waitForURL('**/signin');

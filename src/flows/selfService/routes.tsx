@@ -522,8 +522,13 @@ If this was not you, contact your registration authority straight away.
       const linkedAccounts = app.latchkey.linkedAccounts!;
       const authenticatorId = await store.transaction(async (tx) => {
         if (!(await tx.flows.consume(flow.id, now()))) throw appError('flow_expired');
-        const { authenticator } = await linkedAccounts.linkAccount(tx, user.id, result.provider, result.issuer, result.subject, now());
+        const { authenticator, created } = await linkedAccounts.linkAccount(tx, user.id, result.provider, result.issuer, result.subject, now());
         if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
+        // linkAccount leaves the audit to its caller (as passkey.added and totp.added are written on the other branches).
+        if (created) {
+          const detail = { provider: result.provider.id, via: 'self-service' };
+          await audit(app, request, { event: 'linked_account.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail }, tx);
+        }
         return authenticator.id;
       });
       await finish(request, flow, user, `${result.provider.name} account`, authenticatorId);

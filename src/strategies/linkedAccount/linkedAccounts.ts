@@ -284,7 +284,7 @@ export class LinkedAccounts {
    * Link an upstream account to a user. Linking the same account to the same
    * user again returns the existing authenticator (`created: false`); linking
    * it to anyone else is `linked_account_taken` (409), settled by the unique
-   * index even when two requests race. Audit `linked_account.added` when created.
+   * index even when two requests race. The caller audits `linked_account.added` when created.
    */
   async linkAccount(
     store: Store,
