@@ -124,7 +124,7 @@ async function pressAndFail(page: Page, button: string): Promise<string> {
 /** The details page's CAPTCHA, solved by the page itself. */
 async function captchaSolved(page: Page): Promise<void> {
   await page.waitForSelector('body[data-captcha-solved="true"]', { state: 'attached', timeout: 30_000 });
-  expect((await page.locator('#captcha-status').innerText()).trim()).toBe('Done: you can continue.');
+  expect((await page.locator('#captcha').innerText()).trim()).toBe('Done: you can continue.');
 }
 
 /** From the start page to the details page; returns the flow's base path. */
@@ -263,13 +263,16 @@ describe('self-service: add an authenticator in a browser', () => {
     await page.getByRole('link', { name: 'Go to sign in' }).click();
     await page.waitForURL('**/signin');
     await waitReady(page);
-    const passwordForm = page.getByRole('heading', { name: 'Sign in with a password and authenticator app' });
-    expect(await passwordForm.isVisible()).toBe(true);
-    await page.locator('#pw-email').fill(user.email);
+    await page.getByRole('link', { name: 'Sign in with a password and authenticator app' }).click();
+    await page.waitForURL('**/signin/password');
+    await waitReady(page);
+    expect(await heading(page)).toBe('Sign in with a password and authenticator app');
+    await expectAccessible(page, 'sign-in with a password');
+    await page.getByLabel('Email address').fill(user.email);
     await page.getByLabel('Password', { exact: true }).fill('not the password at all');
     await page.getByLabel('Code from your authenticator app').fill('000000');
     expect(await pressAndFail(page, 'Sign in')).toContain('The email address, password or code is not right');
-    expect(await page.locator('#pw-email').inputValue()).toBe(user.email);
+    expect(await page.getByLabel('Email address').inputValue()).toBe(user.email);
     await expectAccessible(page, 'sign-in with a password error');
 
     server.clock.offset += 30_000;

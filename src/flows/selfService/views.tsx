@@ -81,12 +81,20 @@ export function DetailsPage(m: Base & { flowId: string; nationalId: NationalIdFo
         <Field id="nationalId" label={m.nationalId.label} hint={m.nationalId.hint} errors={m.errors}>
           <input type="text" id="nationalId" name="nationalId" value={m.values.nationalId} autoComplete="off" maxLength={32} spellcheck={false} />
         </Field>
-        <Field id="captcha" label="Check you are a person" errors={m.errors}>
-          <p class="hint" id="captcha-status" role="status" aria-live="polite" data-captcha-status>
+        <div class={`field${m.errors.some((e) => e.field === 'captcha') ? ' field-error' : ''}`}>
+          <p class="label">Check you are a person</p>
+          {m.errors.some((e) => e.field === 'captcha') ? (
+            <p class="error-message">
+              <span class="visually-hidden">Error: </span>
+              {m.errors.find((e) => e.field === 'captcha')!.message}
+            </p>
+          ) : null}
+          {/* The error summary links here (#captcha): the status is what there is to read. */}
+          <p class="hint" id="captcha" tabIndex={-1} role="status" aria-live="polite" data-captcha-status>
             Your browser does a short calculation to show you are a person. It starts on its own.
           </p>
-          <input type="hidden" name="captcha" id="captcha" value="" data-captcha-url="/add-authenticator/captcha" />
-        </Field>
+          <input type="hidden" name="captcha" id="captcha-solution" value="" data-captcha-url="/add-authenticator/captcha" />
+        </div>
         <NoScript />
         <button type="submit">Continue</button>
       </form>

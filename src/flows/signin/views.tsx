@@ -1,6 +1,5 @@
 import type { Config } from '../../config/index.js';
 import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, StatusRegion } from '../../views/layout.js';
-import type { FieldError } from '../../errors.js';
 
 export function SignInPage(props: {
   config: Config;
@@ -8,16 +7,11 @@ export function SignInPage(props: {
   message?: string;
   noScript?: boolean;
   next?: string;
-  /** The password-and-app form was sent and refused: why, and what to show again. */
-  passwordError?: string;
-  passwordFields?: FieldError[];
-  passwordEmail?: string;
 }) {
-  const fieldError = (field: string) => props.passwordFields?.find((f) => f.field === field);
   return (
     <Layout title="Sign in" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin" data={props.next ? { next: props.next } : undefined}>
       <h1>Sign in</h1>
-      <ErrorSummary message={props.noScript ? NO_SCRIPT_MESSAGE : (props.passwordError ?? null)} fields={props.passwordFields} />
+      <ErrorSummary message={props.noScript ? NO_SCRIPT_MESSAGE : null} />
       <StatusRegion message={props.message} />
       <NoScript />
       <p>Use the passkey on this device, on your phone or tablet, or on your security key. You will be asked for your fingerprint, face, PIN or screen lock.</p>
@@ -44,27 +38,9 @@ export function SignInPage(props: {
           </a>
         </p>
       ))}
-      <h2 id="password-signin">Sign in with a password and authenticator app</h2>
-      <form id="password-form" method="post" action={`/signin/password${props.next ? `?next=${encodeURIComponent(props.next)}` : ''}`} novalidate>
-        <CsrfField token={props.csrfToken} />
-        <div class={`field${fieldError('pw-email') ? ' field-error' : ''}`}>
-          <label for="pw-email">Email address</label>
-          <input type="email" id="pw-email" name="email" autocomplete="username" spellcheck={false} value={props.passwordEmail ?? ''} maxLength={254} />
-        </div>
-        <div class={`field${fieldError('password') ? ' field-error' : ''}`}>
-          <label for="password">Password</label>
-          <input type="password" id="password" name="password" autocomplete="current-password" maxLength={256} />
-        </div>
-        <div class={`field${fieldError('code') ? ' field-error' : ''}`}>
-          <label for="code">
-            Code from your authenticator app<span class="hint">The 6-digit code the app shows now.</span>
-          </label>
-          <input type="text" id="code" name="code" inputMode="numeric" autocomplete="one-time-code" maxLength={12} class="code-input" />
-        </div>
-        <button type="submit" class="secondary">
-          Sign in
-        </button>
-      </form>
+      <p>
+        <a href={`/signin/password${props.next ? `?next=${encodeURIComponent(props.next)}` : ''}`}>Sign in with a password and authenticator app</a>
+      </p>
       <p>
         No passkey or authenticator app yet? <a href="/add-authenticator">Add an authenticator to your profile</a>
       </p>

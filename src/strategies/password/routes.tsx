@@ -12,7 +12,7 @@ import { audit } from '../../audit.js';
 import { AppError, appError, type FieldError } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
 import { renderPage } from '../../views/render.js';
-import { SignInPage } from '../../flows/signin/views.js';
+import { PasswordSignInPage } from './views.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { verifyPassword } from './passwords.js';
 import { checkTotp } from '../totp/totp.js';
@@ -65,16 +65,14 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       .header('cache-control', 'no-store')
       .send(
         renderPage(
-          <SignInPage
-            config={config}
-            csrfToken={request.csrfToken}
-            next={safeNext((request.query as { next?: string }).next)}
-            passwordError={error}
-            passwordFields={fields}
-            passwordEmail={email}
-          />,
+          <PasswordSignInPage config={config} csrfToken={request.csrfToken} next={safeNext((request.query as { next?: string }).next)} error={error} fields={fields} email={email} />,
         ),
       );
+
+  app.get<{ Querystring: Static<typeof Query> }>('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
+    if (request.auth) return reply.redirect(safeNext(request.query.next) ?? '/settings');
+    return page(request, reply, 200, '', undefined);
+  });
 
   app.post<{ Body: Static<typeof Body>; Querystring: Static<typeof Query> }>(
     '/signin/password',
@@ -84,7 +82,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       const password = request.body.password ?? '';
       const code = request.body.code ?? '';
       const missing: FieldError[] = [];
-      if (!email) missing.push({ field: 'pw-email', message: 'Enter your email address' });
+      if (!email) missing.push({ field: 'email', message: 'Enter your email address' });
       if (!password) missing.push({ field: 'password', message: 'Enter your password' });
       if (!code.trim()) missing.push({ field: 'code', message: 'Enter the code from your authenticator app' });
       if (missing.length) return page(request, reply, 400, email, undefined, missing);
