@@ -9,7 +9,7 @@ import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db
 import type { AuditRow } from '../db/persisters/audit.js';
 import type { FieldError } from '../errors.js';
 import { auditEventLabels } from '../audit.js';
-import { CsrfField, ErrorSummary, formatTime, Layout } from '../views/layout.js';
+import { CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
 import { PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
 import { can, ROLES, roleDescriptions, roleLabels, type Permission, type Role } from './roles.js';
 import { PLACEHOLDERS } from './emailTemplates.js';
@@ -217,23 +217,6 @@ export function AddUserPage(m: AdminContext & { values: AddUserValues; errors: F
   );
 }
 
-function Field(props: { id: string; label: string; hint?: string; error?: FieldError; children: ComponentChildren }) {
-  return (
-    <div class={`field${props.error ? ' field-error' : ''}`}>
-      <label for={props.id}>
-        {props.label}
-        {props.hint ? <span class="hint">{props.hint}</span> : null}
-      </label>
-      {props.error ? (
-        <p class="error-message" id={`${props.id}-error`}>
-          <span class="visually-hidden">Error: </span>
-          {props.error.message}
-        </p>
-      ) : null}
-      {props.children}
-    </div>
-  );
-}
 
 // ------------------------------------------------------------------ profile
 

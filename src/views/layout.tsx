@@ -138,3 +138,40 @@ export function formatTime(ms: number | null): string {
   if (!ms) return 'Never';
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 }
+
+/**
+ * A labelled form field with its error message (GOV.UK pattern): the message
+ * sits between label and input, and the error summary links to the input's id.
+ * Children may be a function of "is invalid" to set aria-invalid on the input.
+ */
+export function Field(props: {
+  id: string;
+  label: string;
+  hint?: string;
+  /** This field's error, or all the form's errors to pick it from. */
+  error?: FieldError;
+  errors?: FieldError[];
+  children: ComponentChildren | ((invalid: boolean) => ComponentChildren);
+}) {
+  const error = props.error ?? props.errors?.find((e) => e.field === props.id);
+  return (
+    <div class={`field${error ? ' field-error' : ''}`}>
+      <label for={props.id}>
+        {props.label}
+        {props.hint ? <span class="hint">{props.hint}</span> : null}
+      </label>
+      {error ? (
+        <p class="error-message" id={`${props.id}-error`}>
+          <span class="visually-hidden">Error: </span>
+          {error.message}
+        </p>
+      ) : null}
+      {typeof props.children === 'function' ? props.children(!!error) : props.children}
+    </div>
+  );
+}
+
+/** aria-invalid and aria-describedby for an input whose Field shows an error. */
+export function invalidProps(id: string, invalid: boolean): { 'aria-invalid'?: 'true'; 'aria-describedby'?: string } {
+  return invalid ? { 'aria-invalid': 'true', 'aria-describedby': `${id}-error` } : {};
+}

@@ -6,7 +6,7 @@
 import type { ComponentChildren } from 'preact';
 import type { Config } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
-import { CsrfField, ErrorSummary, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import type { NationalIdFormat } from '../../users/nationalId.js';
 
 interface Base {
@@ -22,24 +22,6 @@ function Page(props: Base & { title: string; page?: string; children: ComponentC
   );
 }
 
-function Field(props: { id: string; label: string; hint?: string; errors: FieldError[]; children: ComponentChildren }) {
-  const error = props.errors.find((e) => e.field === props.id);
-  return (
-    <div class={`field${error ? ' field-error' : ''}`}>
-      <label for={props.id}>
-        {props.label}
-        {props.hint ? <span class="hint">{props.hint}</span> : null}
-      </label>
-      {error ? (
-        <p class="error-message" id={`${props.id}-error`}>
-          <span class="visually-hidden">Error: </span>
-          {error.message}
-        </p>
-      ) : null}
-      {props.children}
-    </div>
-  );
-}
 
 export function StartPage(m: Base & { nationalId: NationalIdFormat }) {
   return (

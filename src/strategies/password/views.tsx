@@ -1,31 +1,11 @@
-import type { ComponentChildren } from 'preact';
 import type { Config } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
-import { CsrfField, ErrorSummary, Layout } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, Field, invalidProps, Layout } from '../../views/layout.js';
 
-function Field(props: { id: string; label: string; hint?: string; errors: FieldError[]; children: (invalid: boolean) => ComponentChildren }) {
-  const error = props.errors.find((e) => e.field === props.id);
-  return (
-    <div class={`field${error ? ' field-error' : ''}`}>
-      <label for={props.id}>
-        {props.label}
-        {props.hint ? <span class="hint">{props.hint}</span> : null}
-      </label>
-      {error ? (
-        <p class="error-message" id={`${props.id}-error`}>
-          <span class="visually-hidden">Error: </span>
-          {error.message}
-        </p>
-      ) : null}
-      {props.children(!!error)}
-    </div>
-  );
-}
 
 /** Email + password + authenticator-app code, one form (seed 001). */
 export function PasswordSignInPage(props: { config: Config; csrfToken: string; next?: string; error?: string; fields?: FieldError[]; email?: string }) {
   const fields = props.fields ?? [];
-  const described = (id: string, invalid: boolean) => (invalid ? { 'aria-invalid': 'true' as const, 'aria-describedby': `${id}-error` } : {});
   return (
     <Layout title="Sign in with a password and authenticator app" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin-password">
       <h1>Sign in with a password and authenticator app</h1>
@@ -33,13 +13,13 @@ export function PasswordSignInPage(props: { config: Config; csrfToken: string; n
       <form method="post" action={`/signin/password${props.next ? `?next=${encodeURIComponent(props.next)}` : ''}`} novalidate>
         <CsrfField token={props.csrfToken} />
         <Field id="email" label="Email address" errors={fields}>
-          {(invalid) => <input type="email" id="email" name="email" autoComplete="username" spellcheck={false} value={props.email ?? ''} maxLength={254} {...described('email', invalid)} />}
+          {(invalid) => <input type="email" id="email" name="email" autoComplete="username" spellcheck={false} value={props.email ?? ''} maxLength={254} {...invalidProps('email', invalid)} />}
         </Field>
         <Field id="password" label="Password" errors={fields}>
-          {(invalid) => <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} {...described('password', invalid)} />}
+          {(invalid) => <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} {...invalidProps('password', invalid)} />}
         </Field>
         <Field id="code" label="Code from your authenticator app" hint="The 6-digit code the app shows now." errors={fields}>
-          {(invalid) => <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" {...described('code', invalid)} />}
+          {(invalid) => <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" {...invalidProps('code', invalid)} />}
         </Field>
         <button type="submit">Sign in</button>
       </form>
