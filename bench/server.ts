@@ -4,12 +4,12 @@
  * loopback and answers the parent over the IPC channel only (no extra routes).
  *
  * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
- * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs };
+ * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs, eventLoopCpuMs };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
  *              { type: 'stop' } → closes the server and exits.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import Fastify from 'fastify';
 import { buildApp } from '../src/app.js';
@@ -49,7 +49,14 @@ process.on('message', async (message: { type?: string; file?: string }) => {
     send({ type: 'profile-stopped' });
   } else if (message?.type === 'usage') {
     const usage = process.resourceUsage();
-    send({ type: 'usage', rss: process.memoryUsage().rss, maxRss: usage.maxRSS * 1024, cpuUserMs: usage.userCPUTime / 1000, cpuSystemMs: usage.systemCPUTime / 1000 });
+    send({
+      type: 'usage',
+      rss: process.memoryUsage().rss,
+      maxRss: usage.maxRSS * 1024,
+      cpuUserMs: usage.userCPUTime / 1000,
+      cpuSystemMs: usage.systemCPUTime / 1000,
+      eventLoopCpuMs: eventLoopThreadCpuMs(),
+    });
   } else if (message?.type === 'stop') {
     void app.close().then(() => {
       process.disconnect?.();
@@ -61,6 +68,20 @@ process.on('message', async (message: { type?: string; file?: string }) => {
 process.on('disconnect', () => process.exit(0));
 
 send({ type: 'listening', port });
+
+/**
+ * CPU time of the main (event-loop) thread alone, in ms, from /proc (Linux; undefined elsewhere): the process
+ * figure also counts libuv's thread pool (signature checks) and worker threads (WAL checkpoints).
+ */
+function eventLoopThreadCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
+  } catch {
+    return undefined;
+  }
+}
 
 function bareApp() {
   const bare = Fastify({ logger: false });

@@ -43,6 +43,8 @@ interface Usage {
   maxRss: number;
   cpuUserMs: number;
   cpuSystemMs: number;
+  /** The main thread's alone (Linux). */
+  eventLoopCpuMs?: number;
 }
 
 interface RunFigures {
@@ -55,6 +57,8 @@ interface RunFigures {
   rssMiB: number;
   maxRssMiB: number;
   serverCpu: number;
+  /** The server's main thread, in cores; undefined where /proc is missing. */
+  eventLoopCpu: number | undefined;
   clientCpu: number;
   /** CPU the PostgreSQL server used during the window, in cores (0 for SQLite). */
   databaseCpu: number;
@@ -217,6 +221,7 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       rssMiB: after!.rss / 2 ** 20,
       maxRssMiB: after!.maxRss / 2 ** 20,
       serverCpu: serverCpuMs / windowMs,
+      eventLoopCpu: after!.eventLoopCpuMs !== undefined && before!.eventLoopCpuMs !== undefined ? (after!.eventLoopCpuMs - before!.eventLoopCpuMs) / windowMs : undefined,
       clientCpu: result.clientCpuMs / windowMs,
       databaseCpu: databaseCpuMs / windowMs,
       otherCpu,
@@ -292,7 +297,8 @@ function printRun(r: RunFigures, rawVerify: number): void {
   const database = r.databaseCpu > 0 ? `, PostgreSQL ${(r.databaseCpu * 100).toFixed(0)} %` : '';
   console.log(`  CPU                 server ${(r.serverCpu * 100).toFixed(0)} % of a core, load generator ${(r.clientCpu * 100).toFixed(0)} %${database}${others}`);
   if (r.otherCpu !== undefined && r.otherCpu > 0.2) console.log('  WARNING             other processes were busy during the run: figures are low; run again on a quiet machine');
-  console.log(`  server CPU          ${((r.serverCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
+  const eventLoop = r.eventLoopCpu === undefined ? '' : ` (event-loop thread ${((r.eventLoopCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs, ${(r.eventLoopCpu * 100).toFixed(0)} % of a core)`;
+  console.log(`  server CPU          ${((r.serverCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony${eventLoop}`);
   console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ verify/s)`);
   if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);
 }
