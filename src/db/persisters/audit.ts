@@ -1,5 +1,23 @@
 import type { Kysely } from 'kysely';
+import { PreparedQuery } from '../preparedQuery.js';
 import type { AuditEvent, Database } from '../schema.js';
+
+type NewAuditRow = Omit<AuditEvent, 'id'>;
+
+// Every sign-in writes one (src/db/preparedQuery.ts).
+const insertEvent = new PreparedQuery<NewAuditRow, never>((db, e) =>
+  db.insertInto('audit_events').values({
+    at: e.at,
+    event: e.event,
+    outcome: e.outcome,
+    actor_user_id: e.actor_user_id,
+    subject_user_id: e.subject_user_id,
+    authenticator_id: e.authenticator_id,
+    ip: e.ip,
+    user_agent: e.user_agent,
+    detail: e.detail,
+  }),
+);
 
 export interface AuditRecord {
   event: string;
@@ -36,9 +54,7 @@ export class AuditPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
   async record(r: AuditRecord): Promise<void> {
-    await this.db
-      .insertInto('audit_events')
-      .values({
+    await insertEvent.execute(this.db, {
         at: r.at,
         event: r.event,
         outcome: r.outcome,
@@ -48,8 +64,7 @@ export class AuditPersister {
         ip: r.ip ?? null,
         user_agent: r.userAgent ? r.userAgent.slice(0, 512) : null,
         detail: JSON.stringify(r.detail ?? {}),
-      })
-      .execute();
+      });
   }
 
   listForSubject(userId: string, limit = 20): Promise<AuditEvent[]> {

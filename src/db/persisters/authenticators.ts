@@ -1,6 +1,32 @@
 import type { Kysely } from 'kysely';
+import { PreparedQuery } from '../preparedQuery.js';
 import { joinedUserColumns, splitJoinedUser } from './users.js';
 import type { Authenticator, Database, NewAuthenticator, User } from '../schema.js';
+
+// The sign-in path runs these (src/db/preparedQuery.ts).
+const selectByCredentialIdWithUser = new PreparedQuery<{ credentialId: string }, Authenticator & Parameters<typeof splitJoinedUser>[0]>((db, p) =>
+  db
+    .selectFrom('authenticators')
+    .innerJoin('users', 'users.id', 'authenticators.user_id')
+    .selectAll('authenticators')
+    .select(joinedUserColumns)
+    .where('authenticators.credential_id', '=', p.credentialId),
+);
+const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, p) =>
+  db.selectFrom('authenticators').selectAll().where('user_id', '=', p.userId).orderBy('created_at', 'asc').orderBy('id'),
+);
+type Use = { id: string; counter: number; backedUp: number; at: number };
+const recordUse = (operator: '<' | '=') =>
+  new PreparedQuery<Use, never>((db, p) =>
+    db
+      .updateTable('authenticators')
+      .set({ counter: p.counter, backed_up: p.backedUp, last_used_at: p.at })
+      .where('id', '=', p.id)
+      .where('counter', operator, p.counter),
+  );
+// WebAuthn L3 §7.2 step 22: a counter of 0 on both sides means the authenticator has none.
+const recordUseWithoutCounter = recordUse('=');
+const recordUseWithCounter = recordUse('<');
 
 export class AuthenticatorPersister {
   constructor(private readonly db: Kysely<Database>) {}
@@ -15,13 +41,7 @@ export class AuthenticatorPersister {
 
   /** A credential and its owner in one query: the sign-in path needs both. */
   async findByCredentialIdWithUser(credentialId: string): Promise<{ authenticator: Authenticator; user: User } | undefined> {
-    const row = await this.db
-      .selectFrom('authenticators')
-      .innerJoin('users', 'users.id', 'authenticators.user_id')
-      .selectAll('authenticators')
-      .select(joinedUserColumns)
-      .where('authenticators.credential_id', '=', credentialId)
-      .executeTakeFirst();
+    const row = await selectByCredentialIdWithUser.takeFirst(this.db, { credentialId });
     if (!row) return undefined;
     const { own, user } = splitJoinedUser(row);
     return { authenticator: own, user };
@@ -31,8 +51,8 @@ export class AuthenticatorPersister {
     return this.db.selectFrom('authenticators').selectAll().where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
   }
 
-  listForUser(userId: string): Promise<Authenticator[]> {
-    return this.db.selectFrom('authenticators').selectAll().where('user_id', '=', userId).orderBy('created_at', 'asc').orderBy('id').execute();
+  async listForUser(userId: string): Promise<Authenticator[]> {
+    return (await selectForUser.execute(this.db, { userId })).rows;
   }
 
   async countForUser(userId: string, type = 'passkey'): Promise<number> {
@@ -50,14 +70,8 @@ export class AuthenticatorPersister {
    * makes a concurrent, older assertion lose instead of rolling the counter back.
    */
   async recordUse(id: string, fields: { counter: number; backedUp: boolean; at: number }): Promise<boolean> {
-    const result = await this.db
-      .updateTable('authenticators')
-      .set({ counter: fields.counter, backed_up: fields.backedUp ? 1 : 0, last_used_at: fields.at })
-      .where('id', '=', id)
-      // WebAuthn L3 §7.2 step 22: a counter of 0 on both sides means the authenticator has none.
-      .where('counter', fields.counter === 0 ? '=' : '<', fields.counter)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    const query = fields.counter === 0 ? recordUseWithoutCounter : recordUseWithCounter;
+    return (await query.affectedRows(this.db, { id, counter: fields.counter, backedUp: fields.backedUp ? 1 : 0, at: fields.at })) === 1;
   }
 
   async rename(userId: string, id: string, name: string): Promise<boolean> {

@@ -1,17 +1,55 @@
 import type { Kysely } from 'kysely';
+import { PreparedQuery } from '../preparedQuery.js';
 import type { Database, Flow } from '../schema.js';
 
 export type NewFlow = Omit<Flow, 'state' | 'consumed_at' | 'failed_attempts'>;
+
+// Every WebAuthn ceremony runs these (src/db/preparedQuery.ts).
+const insertFlow = new PreparedQuery<NewFlow, never>((db, f) =>
+  db.insertInto('flows').values({
+    id: f.id,
+    type: f.type,
+    state: 'active',
+    binding_hash: f.binding_hash,
+    user_id: f.user_id,
+    lookup: f.lookup,
+    data: f.data,
+    created_at: f.created_at,
+    expires_at: f.expires_at,
+    consumed_at: null,
+    failed_attempts: 0,
+  }),
+);
+const selectByLookup = new PreparedQuery<{ lookup: string }, Flow>((db, p) => db.selectFrom('flows').selectAll().where('lookup', '=', p.lookup));
+const consumeById = new PreparedQuery<{ id: string; now: number }, never>((db, p) =>
+  db
+    .updateTable('flows')
+    .set({ state: 'consumed', consumed_at: p.now })
+    .where('id', '=', p.id)
+    .where('state', '=', 'active')
+    .where('expires_at', '>', p.now),
+);
+const consumeByLookup = new PreparedQuery<{ lookup: string; type: string; bindingHash: string; now: number }, Flow>((db, p) =>
+  db
+    .updateTable('flows')
+    .set({ state: 'consumed', consumed_at: p.now })
+    .where('lookup', '=', p.lookup)
+    .where('type', '=', p.type)
+    .where('binding_hash', '=', p.bindingHash)
+    .where('state', '=', 'active')
+    .where('expires_at', '>', p.now)
+    .returningAll(),
+);
 
 export class FlowPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insert(flow: NewFlow): Promise<void> {
-    await this.db.insertInto('flows').values({ ...flow, state: 'active', consumed_at: null, failed_attempts: 0 }).execute();
+    await insertFlow.execute(this.db, flow);
   }
 
   findByLookup(lookup: string): Promise<Flow | undefined> {
-    return this.db.selectFrom('flows').selectAll().where('lookup', '=', lookup).executeTakeFirst();
+    return selectByLookup.takeFirst(this.db, { lookup });
   }
 
   findById(id: string): Promise<Flow | undefined> {
@@ -23,14 +61,7 @@ export class FlowPersister {
    * true, because the state check and the update are one statement.
    */
   async consume(id: string, now: number): Promise<boolean> {
-    const r = await this.db
-      .updateTable('flows')
-      .set({ state: 'consumed', consumed_at: now })
-      .where('id', '=', id)
-      .where('state', '=', 'active')
-      .where('expires_at', '>', now)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+    return (await consumeById.affectedRows(this.db, { id, now })) === 1;
   }
 
   /** Revoke a user's active flows of some type(s) (e.g. earlier invite links), except `exceptId`; returns how many. */
@@ -53,17 +84,8 @@ export class FlowPersister {
    * a concurrent caller consumed it first). A mismatched type or binding leaves
    * the flow untouched.
    */
-  async consumeByLookup(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
-    return this.db
-      .updateTable('flows')
-      .set({ state: 'consumed', consumed_at: now })
-      .where('lookup', '=', lookup)
-      .where('type', '=', type)
-      .where('binding_hash', '=', bindingHash)
-      .where('state', '=', 'active')
-      .where('expires_at', '>', now)
-      .returningAll()
-      .executeTakeFirst();
+  consumeByLookup(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
+    return consumeByLookup.takeFirst(this.db, { lookup, type, bindingHash, now });
   }
 
   /** A user's flows of some types, newest first (enrolment links and codes for the console). */

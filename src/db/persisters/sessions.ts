@@ -1,12 +1,42 @@
 import type { Insertable, Kysely } from 'kysely';
+import { PreparedQuery } from '../preparedQuery.js';
 import { joinedUserColumns, splitJoinedUser } from './users.js';
 import type { Database, Session, SessionsTable, User } from '../schema.js';
+
+// Every signed-in request, and every sign-in, runs these (src/db/preparedQuery.ts).
+const insertSession = new PreparedQuery<Insertable<SessionsTable>, never>((db, s) =>
+  db.insertInto('sessions').values({
+    id_hash: s.id_hash,
+    public_id: s.public_id,
+    user_id: s.user_id,
+    created_at: s.created_at,
+    last_seen_at: s.last_seen_at,
+    authenticated_at: s.authenticated_at,
+    expires_at: s.expires_at,
+    aal: s.aal,
+    ip: s.ip,
+    user_agent: s.user_agent,
+    authenticator_id: s.authenticator_id ?? null,
+  }),
+);
+const selectWithUser = new PreparedQuery<{ idHash: string }, Session & Parameters<typeof splitJoinedUser>[0]>((db, p) =>
+  db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .selectAll('sessions')
+    .select(joinedUserColumns)
+    .where('sessions.id_hash', '=', p.idHash),
+);
+const touchSession = new PreparedQuery<{ idHash: string; at: number }, never>((db, p) =>
+  db.updateTable('sessions').set({ last_seen_at: p.at }).where('id_hash', '=', p.idHash),
+);
+const deleteSession = new PreparedQuery<{ idHash: string }, never>((db, p) => db.deleteFrom('sessions').where('id_hash', '=', p.idHash));
 
 export class SessionPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insert(session: Insertable<SessionsTable>): Promise<void> {
-    await this.db.insertInto('sessions').values({ authenticator_id: null, ...session }).execute();
+    await insertSession.execute(this.db, session);
   }
 
   findByHash(idHash: string): Promise<Session | undefined> {
@@ -15,20 +45,14 @@ export class SessionPersister {
 
   /** The session and its user in one query: every signed-in request needs both. */
   async findWithUser(idHash: string): Promise<{ session: Session; user: User } | undefined> {
-    const row = await this.db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .selectAll('sessions')
-      .select(joinedUserColumns)
-      .where('sessions.id_hash', '=', idHash)
-      .executeTakeFirst();
+    const row = await selectWithUser.takeFirst(this.db, { idHash });
     if (!row) return undefined;
     const { own, user } = splitJoinedUser(row);
     return { session: own, user };
   }
 
   async touch(idHash: string, at: number): Promise<void> {
-    await this.db.updateTable('sessions').set({ last_seen_at: at }).where('id_hash', '=', idHash).execute();
+    await touchSession.execute(this.db, { idHash, at });
   }
 
   async markAuthenticated(idHash: string, at: number): Promise<void> {
@@ -46,7 +70,7 @@ export class SessionPersister {
   }
 
   async delete(idHash: string): Promise<void> {
-    await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+    await deleteSession.execute(this.db, { idHash });
   }
 
   async deleteByPublicId(userId: string, publicId: string): Promise<boolean> {

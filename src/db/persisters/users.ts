@@ -1,5 +1,11 @@
 import { type Kysely, PostgresAdapter, sql } from 'kysely';
+import { PreparedQuery } from '../preparedQuery.js';
 import type { Database, NewUser, User, UserStatus } from '../schema.js';
+
+// Email-first sign-in runs this (src/db/preparedQuery.ts).
+const selectByEmail = new PreparedQuery<{ emailNormalized: string }, User>((db, p) =>
+  db.selectFrom('users').selectAll().where('email_normalized', '=', p.emailNormalized),
+);
 
 /** The user's columns, prefixed, for queries that join a row (session, passkey) to its owner. */
 export const joinedUserColumns = [
@@ -104,7 +110,7 @@ export class UserPersister {
   }
 
   findByEmail(email: string): Promise<User | undefined> {
-    return this.db.selectFrom('users').selectAll().where('email_normalized', '=', normalizeEmail(email)).executeTakeFirst();
+    return selectByEmail.takeFirst(this.db, { emailNormalized: normalizeEmail(email) });
   }
 
   async setStatus(id: string, status: UserStatus, now: number): Promise<void> {

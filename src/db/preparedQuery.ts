@@ -1,0 +1,84 @@
+/**
+ * Hot queries built and compiled by Kysely once, then run with fresh
+ * parameters. Building and compiling a query (operation nodes, freezing, the
+ * visitor) cost about as much CPU as SQLite takes to run most of ours
+ * (BENCHMARKS.md); the sign-in path runs about ten queries per ceremony.
+ *
+ * The query is still written with Kysely's builder, so it stays typed and
+ * dialect-neutral: `build` receives stand-ins for the parameters, the query is
+ * compiled once per dialect, and each stand-in's position in the compiled
+ * parameters is remembered. `build` must use each parameter only as a value
+ * (never branch on it, spread it or inline it as a literal); values the query
+ * writes itself (`state: 'active'`) stay constants. Used by the persisters
+ * only, so flows never see SQL.
+ */
+import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from 'kysely';
+import type { Database } from './schema.js';
+
+const STAND_IN = '\u0000latchkey-parameter:';
+
+type Slot = { name: string } | { value: unknown };
+
+interface Template {
+  sql: string;
+  slots: Slot[];
+}
+
+/** Something that identifies the SQL dialect a Kysely handle compiles for (a transaction shares its database's). */
+function dialectKey(db: Kysely<Database>): object {
+  // getExecutor() is marked internal in Kysely 0.28, but it is how Kysely itself reaches the adapter, which a
+  // transaction shares with its database. Without it every handle counts as its own dialect: still correct.
+  return (db as { getExecutor?: () => { adapter: object } }).getExecutor?.().adapter ?? db;
+}
+
+export class PreparedQuery<P extends object, R> {
+  private readonly templates = new WeakMap<object, Template>();
+
+  constructor(private readonly build: (db: Kysely<Database>, params: P) => Compilable<R>) {}
+
+  /** The compiled SQL and parameters for `params` (tests and debugging). */
+  compile(db: Kysely<Database>, params: P): CompiledQuery<R> {
+    const template = this.templateFor(db);
+    return CompiledQuery.raw(template.sql, fill(template, params)) as CompiledQuery<R>;
+  }
+
+  execute(db: Kysely<Database>, params: P): Promise<QueryResult<R>> {
+    return db.executeQuery(this.compile(db, params));
+  }
+
+  /** Run and return the first row, like `executeTakeFirst()` on a select or a `returning` query. */
+  async takeFirst(db: Kysely<Database>, params: P): Promise<R | undefined> {
+    return (await this.execute(db, params)).rows[0];
+  }
+
+  /** Run and return how many rows were inserted, updated or deleted. */
+  async affectedRows(db: Kysely<Database>, params: P): Promise<number> {
+    return Number((await this.execute(db, params)).numAffectedRows ?? 0n);
+  }
+
+  private templateFor(db: Kysely<Database>): Template {
+    const key = dialectKey(db);
+    let template = this.templates.get(key);
+    if (!template) {
+      const standIns = new Proxy({} as P, { get: (_target, name) => (typeof name === 'string' ? STAND_IN + name : undefined) });
+      const compiled = this.build(db, standIns).compile();
+      if (compiled.sql.includes(STAND_IN)) throw new Error('PreparedQuery: a parameter was inlined into the SQL text');
+      const slots = compiled.parameters.map((value): Slot =>
+        typeof value === 'string' && value.startsWith(STAND_IN) ? { name: value.slice(STAND_IN.length) } : { value },
+      );
+      template = { sql: compiled.sql, slots };
+      this.templates.set(key, template);
+    }
+    return template;
+  }
+}
+
+function fill(template: Template, params: object): unknown[] {
+  const values = params as Record<string, unknown>;
+  return template.slots.map((slot) => {
+    if (!('name' in slot)) return slot.value;
+    const value = values[slot.name];
+    if (value === undefined) throw new Error(`PreparedQuery: no value for parameter "${slot.name}"`);
+    return value;
+  });
+}
