@@ -12,6 +12,8 @@ export function SignInPage(props: {
   passwordError?: string;
   passwordFields?: FieldError[];
   passwordEmail?: string;
+  /** Prefill for the email fields (an OpenID Connect service's login_hint). */
+  emailHint?: string;
 }) {
   const fieldError = (field: string) => props.passwordFields?.find((f) => f.field === field);
   return (
@@ -29,7 +31,7 @@ export function SignInPage(props: {
         <CsrfField token={props.csrfToken} />
         <div class="field">
           <label for="email">Email address</label>
-          <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required
+          <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required value={props.emailHint ?? ''}
             data-required-message="Enter your email address" data-format-message="Enter an email address in the correct format, like name@example.com"
           />
         </div>
@@ -49,7 +51,7 @@ export function SignInPage(props: {
         <CsrfField token={props.csrfToken} />
         <div class={`field${fieldError('pw-email') ? ' field-error' : ''}`}>
           <label for="pw-email">Email address</label>
-          <input type="email" id="pw-email" name="email" autocomplete="username" spellcheck={false} value={props.passwordEmail ?? ''} maxLength={254} />
+          <input type="email" id="pw-email" name="email" autocomplete="username" spellcheck={false} value={props.passwordEmail ?? props.emailHint ?? ''} maxLength={254} />
         </div>
         <div class={`field${fieldError('password') ? ' field-error' : ''}`}>
           <label for="password">Password</label>

@@ -11,6 +11,8 @@ import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
 import { AppError, appError, type FieldError } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
+import { assessSignIn } from '../../oidc/assurance.js';
+import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { renderPage } from '../../views/render.js';
 import { SignInPage } from '../../flows/signin/views.js';
 import { safeNext } from '../../flows/signin/routes.js';
@@ -114,9 +116,11 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         return page(request, reply, 400, email, appError('signin_failed').message);
       }
       await recordSigninSuccess(store, user!.id);
-      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, 2);
+      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, assessSignIn({ kind: 'password+otp' }).aal);
       await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method: 'password+totp' } });
-      return reply.redirect(safeNext(request.query.next) ?? '/settings', 303);
+      const next = safeNext(request.query.next);
+      if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
+      return reply.redirect(next ?? '/settings', 303);
     },
   );
 }
