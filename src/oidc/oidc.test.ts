@@ -1,0 +1,308 @@
+/**
+ * A real relying party (openid-client) against the provider, over app.inject:
+ * discovery, code + PKCE, the ID token checked by hand (signature against the
+ * JWKS, iss, aud, nonce, acr, amr, auth_time), userinfo, refresh, logout, and
+ * the OAuth errors bad requests must get — never a 5xx.
+ */
+import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
+import * as client from 'openid-client';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LightMyRequestResponse } from 'fastify';
+import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
+import { hashToken } from '../crypto.js';
+import { addService } from './services.js';
+import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
+
+const RP = 'https://rp.example';
+const REDIRECT = `${RP}/callback`;
+const LOGOUT = `${RP}/signed-out`;
+
+/** openid-client's fetch, answered by the app in this process. */
+function injectFetch(app: TestApp['app']): client.CustomFetch {
+  return async (url, options) => {
+    const u = new URL(url);
+    const headers: Record<string, string> = {};
+    new Headers(options.headers as HeadersInit).forEach((v, k) => (headers[k] = v));
+    const res = await app.inject({ method: options.method as 'GET', url: u.pathname + u.search, headers, payload: options.body === undefined || options.body === null ? undefined : String(options.body) });
+    const out = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : String(v));
+    return new Response(res.statusCode === 204 ? null : new Uint8Array(res.rawPayload), { status: res.statusCode, headers: out });
+  };
+}
+
+/** Follow redirects on our origin; stop at the first one leaving it (the service's redirect URI) or at a page. */
+async function follow(browser: TestBrowser, start: string): Promise<{ res: LightMyRequestResponse; url: string }> {
+  let url = start;
+  for (let i = 0; i < 20; i++) {
+    const res = await browser.get(url.startsWith(TEST_ORIGIN) ? url.slice(TEST_ORIGIN.length) : url);
+    const location = res.headers.location as string | undefined;
+    if (res.statusCode < 300 || res.statusCode >= 400 || !location) return { res, url };
+    const next = new URL(location, TEST_ORIGIN).toString();
+    if (!next.startsWith(TEST_ORIGIN)) return { res, url: next };
+    url = next;
+  }
+  throw new Error('too many redirects');
+}
+
+function decodeJwt(jwt: string) {
+  const [h, p, s] = jwt.split('.');
+  return { header: JSON.parse(Buffer.from(h!, 'base64url').toString()), payload: JSON.parse(Buffer.from(p!, 'base64url').toString()), signingInput: `${h}.${p}`, signature: Buffer.from(s!, 'base64url') };
+}
+
+describe('OpenID Connect provider', () => {
+  let t: TestApp;
+  let clock = Date.now();
+  let auth: SoftAuthenticator;
+  let browser: TestBrowser;
+  let clientId: string;
+  let clientSecret: string;
+  let rp: client.Configuration;
+
+  beforeEach(async () => {
+    clock = Date.now();
+    t = await createTestApp({}, { now: () => clock });
+    const added = await addService(
+      t.app.latchkey.store,
+      t.app.latchkey.secretBox,
+      { name: 'Rota', redirectUris: [REDIRECT], postLogoutRedirectUris: [LOGOUT], clientType: 'confidential', aal: 2, firstParty: true },
+      clock,
+    );
+    clientId = added.service.client_id;
+    clientSecret = added.clientSecret!;
+    rp = await client.discovery(new URL(TEST_ORIGIN), clientId, undefined, client.ClientSecretBasic(clientSecret), {
+      execute: [client.allowInsecureRequests],
+      [client.customFetch]: injectFetch(t.app),
+    });
+    auth = authenticator();
+    browser = await signUp(t.app, auth, 'mary@example.com', 'Mary Seacole');
+  });
+  afterEach(() => t.close());
+
+  async function authorize(extra: Record<string, string> = {}) {
+    const verifier = client.randomPKCECodeVerifier();
+    const nonce = client.randomNonce();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(rp, {
+      redirect_uri: REDIRECT,
+      scope: 'openid email profile offline_access',
+      prompt: 'consent',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      nonce,
+      state,
+      ...extra,
+    });
+    const { url: callback } = await follow(browser, url.toString());
+    return { callback, verifier, nonce, state };
+  }
+
+  it('serves discovery at the origin with code flow, S256 PKCE and the acr values', async () => {
+    const meta = rp.serverMetadata();
+    expect(meta.issuer).toBe(TEST_ORIGIN);
+    expect(meta.authorization_endpoint).toBe(`${TEST_ORIGIN}/oidc/auth`);
+    expect(meta.response_types_supported).toEqual(['code']);
+    expect(meta.grant_types_supported).toEqual(['authorization_code', 'refresh_token']);
+    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+    expect(meta.acr_values_supported).toContain('http://idmanagement.gov/ns/assurance/aal/2');
+  });
+
+  it('code + PKCE: a signed ID token with acr, amr and auth_time; userinfo; refresh; logout', async () => {
+    const { callback, verifier, nonce, state } = await authorize();
+    expect(callback.startsWith(REDIRECT)).toBe(true);
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state, idTokenExpected: true });
+
+    const idToken = decodeJwt(tokens.id_token!);
+    const jwks = (await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: (JsonWebKey & { kid: string })[] };
+    const jwk = jwks.keys.find((k) => k.kid === idToken.header.kid)!;
+    expect(idToken.header.alg).toBe('RS256');
+    expect(verifySignature('RSA-SHA256', Buffer.from(idToken.signingInput), createPublicKey({ key: jwk, format: 'jwk' }), idToken.signature)).toBe(true);
+    const user = (await t.app.latchkey.store.users.findByEmail('mary@example.com'))!;
+    expect(idToken.payload).toMatchObject({
+      iss: TEST_ORIGIN,
+      aud: clientId,
+      sub: user.id,
+      nonce,
+      acr: 'http://idmanagement.gov/ns/assurance/aal/2',
+      amr: ['hwk', 'user', 'mfa'], // the test authenticator is device-bound (not backup-eligible)
+    });
+    expect(Math.abs(idToken.payload.auth_time - Math.floor(clock / 1000))).toBeLessThanOrEqual(5);
+
+    const info = await client.fetchUserInfo(rp, tokens.access_token, user.id);
+    expect(info).toMatchObject({ sub: user.id, email: 'mary@example.com', name: 'Mary Seacole' });
+
+    expect(tokens.refresh_token).toBeTruthy();
+    const refreshed = await client.refreshTokenGrant(rp, tokens.refresh_token!);
+    expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(decodeJwt(refreshed.id_token!).payload).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', sub: user.id });
+    // Rotated: the old refresh token is spent.
+    await expect(client.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+
+    // RP-initiated logout ends Latchkey's session too.
+    const end = client.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: LOGOUT });
+    const confirm = await browser.get(end.pathname + end.search);
+    expect(confirm.statusCode).toBe(200);
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
+    const action = /id="op.logoutForm" method="post" action="([^"]+)"/.exec(confirm.body)?.[1] ?? '/oidc/session/end/confirm';
+    const done = await t.app.inject({
+      method: 'POST',
+      url: new URL(action, TEST_ORIGIN).pathname,
+      headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ xsrf, logout: 'yes' }).toString(),
+    });
+    expect(done.statusCode).toBe(303);
+    expect(done.headers.location).toBe(LOGOUT);
+    const sessionToken = browser.cookies.get('latchkey_session')!;
+    expect(await t.app.latchkey.store.sessions.findByHash(hashToken(sessionToken))).toBeUndefined();
+  });
+
+  it('refresh tokens stop at their absolute lifetime, however often they rotate', async () => {
+    const { callback, verifier, nonce, state } = await authorize();
+    let tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+    clock += 12 * 3600_000;
+    tokens = await client.refreshTokenGrant(rp, tokens.refresh_token!);
+    clock += 12 * 3600_000 + 1000;
+    await expect(client.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  describe('bad requests get the OAuth error the specs require, never a 5xx', () => {
+    it('an unregistered redirect URI: an error page, no redirect (RFC 6749 §4.1.2.1)', async () => {
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: 'https://evil.example/cb', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+      const res = await browser.get(url.pathname + url.search);
+      expect(res.statusCode).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+      expect(res.body).toContain('data-error-code="invalid_redirect_uri"');
+    });
+
+    it('an unknown client: an error page', async () => {
+      const res = await browser.get(`/oidc/auth?client_id=nobody&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}`);
+      expect(res.statusCode).toBe(400);
+      expect(res.body).toContain('data-error-code="invalid_client"');
+    });
+
+    it('no PKCE: invalid_request back at the redirect URI', async () => {
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', state: 's1' });
+      const res = await browser.get(url.pathname + url.search);
+      expect(res.statusCode).toBe(303);
+      const back = new URL(res.headers.location as string);
+      expect(back.origin + back.pathname).toBe(REDIRECT);
+      expect(back.searchParams.get('error')).toBe('invalid_request');
+      expect(back.searchParams.get('state')).toBe('s1');
+    });
+
+    it('implicit and password grants are refused', async () => {
+      const implicit = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', response_type: 'id_token', nonce: 'n' });
+      const res = await browser.get(implicit.pathname + implicit.search);
+      expect(res.statusCode).toBeLessThan(500);
+      expect(res.headers.location ?? res.body).toMatch(/unsupported_response_type/);
+      const password = await t.app.inject({
+        method: 'POST',
+        url: '/oidc/token',
+        headers: { authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'grant_type=password&username=mary@example.com&password=x',
+      });
+      expect(password.statusCode).toBe(400);
+      expect(password.json().error).toBe('unsupported_grant_type');
+    });
+
+    it('a code used twice: invalid_grant, and the first tokens are revoked', async () => {
+      const { callback, verifier, nonce, state } = await authorize();
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      await expect(client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state })).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+      await expect(client.fetchUserInfo(rp, tokens.access_token, client.skipSubjectCheck)).rejects.toBeTruthy();
+    });
+
+    it('an expired code: invalid_grant', async () => {
+      const { callback, verifier, nonce, state } = await authorize();
+      clock += 2 * 60_000;
+      await expect(client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state })).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+    });
+
+    it('a wrong PKCE verifier: invalid_grant', async () => {
+      const { callback, nonce, state } = await authorize();
+      await expect(
+        client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedNonce: nonce, expectedState: state }),
+      ).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
+    it('a wrong client secret and an unknown client: 401 invalid_client', async () => {
+      const { callback } = await authorize();
+      const code = new URL(callback).searchParams.get('code')!;
+      for (const credentials of [`${clientId}:wrong`, `nobody:${clientSecret}`]) {
+        const res = await t.app.inject({
+          method: 'POST',
+          url: '/oidc/token',
+          headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: 'v'.repeat(43) }).toString(),
+        });
+        expect(res.statusCode).toBe(401);
+        expect(res.json().error).toBe('invalid_client');
+      }
+    });
+  });
+
+  describe('interactions', () => {
+    it('without a Latchkey session: sign in first (login_hint prefills the email), then back to the service', async () => {
+      const stranger = new TestBrowser(t.app);
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', login_hint: 'mary@example.com' });
+      const { res, url: at } = await follow(stranger, url.toString());
+      expect(at).toMatch(/\/signin\?next=%2Finteraction%2F[\w-]+&email=mary%40example\.com$/);
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toContain('value="mary@example.com"');
+    });
+
+    it('prompt=login asks for a fresh sign-in even with a session, and auth_time says when it happened', async () => {
+      const before = browser.cookies.get('latchkey_session')!;
+      const { callback: atSignIn, verifier, nonce, state } = await authorize({ prompt: 'login consent' });
+      expect(atSignIn).toMatch(/\/signin\?next=%2Finteraction%2F[\w-]+%3Fafter%3D/);
+      // The old session has ended.
+      expect(await t.app.latchkey.store.sessions.findByHash(hashToken(before))).toBeUndefined();
+      clock += 5_000;
+      await browser.get(atSignIn.slice(TEST_ORIGIN.length));
+      const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+      expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+      const { url: callback } = await follow(browser, decodeURIComponent(new URL(atSignIn).searchParams.get('next')!));
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      expect(tokens.claims()!.auth_time).toBe(Math.floor(clock / 1000));
+    });
+
+    it('a forged fresh-sign-in mark is ignored', async () => {
+      const { callback: atSignIn } = await authorize({ prompt: 'login consent' });
+      const next = new URL(decodeURIComponent(new URL(atSignIn).searchParams.get('next')!), TEST_ORIGIN);
+      const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+      await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) });
+      // Claim the forced sign-in happened long ago: the mark no longer verifies, so the sign-in must be newer than the request.
+      const forged = `${next.pathname}?after=${encodeURIComponent('1.' + next.searchParams.get('after')!.split('.')[1])}`;
+      const res = await browser.get(forged);
+      expect([303, 410]).toContain(res.statusCode);
+    });
+
+    it('an AAL1 session asking an AAL2 service steps up with a passkey, then gets acr AAL2', async () => {
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1 }).where('id_hash', '=', sessionHash).execute();
+      const { callback: atReauth, verifier, nonce, state } = await authorize();
+      expect(atReauth).toMatch(/\/settings\/reauth\?next=%2Finteraction%2F/);
+      const reauthPage = await browser.get(atReauth.slice(TEST_ORIGIN.length));
+      expect(reauthPage.statusCode).toBe(200);
+      const options = await browser.postJson('/reauth/options', {});
+      const verified = await browser.postJson('/reauth/verify', { response: auth.getAssertion(options.json().options) });
+      expect(verified.statusCode).toBe(200);
+      const next = decodeURIComponent(new URL(atReauth).searchParams.get('next')!);
+      const { url: callback } = await follow(browser, next);
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      expect(tokens.claims()).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: ['hwk', 'user', 'mfa'] });
+    });
+
+    it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed and where to add it', async () => {
+      const strict = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Prescribing', redirectUris: [REDIRECT], clientType: 'public', aal: 3, firstParty: true }, clock);
+      const url = `/oidc/auth?${new URLSearchParams({ client_id: strict.service.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`;
+      const { res } = await follow(browser, url);
+      expect(res.statusCode).toBe(403);
+      expect(res.body).toContain('Prescribing needs a stronger way to sign in');
+      expect(res.body).toContain('href="/add-authenticator"');
+    });
+  });
+});
