@@ -72,6 +72,8 @@ async function serve(config: Config): Promise<void> {
   const app = await buildApp(config, { db });
   app.addHook('onClose', () => db.close());
   for (const warning of unsafeSettings(config)) app.log.warn(warning);
+  const { doctorReport } = await import('./oidc/doctor.js');
+  for (const warning of (await doctorReport(config, app.latchkey.store, Date.now())).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
   const close = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();

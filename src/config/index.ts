@@ -303,6 +303,13 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const rpName = (env.LATCHKEY_RP_NAME ?? 'Latchkey').trim() || 'Latchkey';
   if (rpName.length > 64) throw new ConfigError('LATCHKEY_RP_NAME', 'at most 64 characters');
+  const oidcAcr = {
+    1: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL1', 1),
+    2: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL2', 2),
+    3: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL3', 3),
+  };
+  // A service reads the level back from acr: two levels with one value could not be told apart.
+  if (new Set(Object.values(oidcAcr)).size !== 3) throw new ConfigError('LATCHKEY_OIDC_ACR_AAL1', 'LATCHKEY_OIDC_ACR_AAL1, _AAL2 and _AAL3 must all be different');
   const logLevel = (env.LOG_LEVEL ?? 'info').trim();
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
@@ -343,11 +350,7 @@ export function loadConfig(env: Env = process.env): Config {
     nationalIdPattern: readPattern(env, 'LATCHKEY_NATIONAL_ID_PATTERN'),
     nationalIdHint: env.LATCHKEY_NATIONAL_ID_HINT?.trim() ? readText(env, 'LATCHKEY_NATIONAL_ID_HINT', '', 200) : undefined,
     upstreamProviders: readUpstreamProviders(env),
-    oidcAcr: {
-      1: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL1', 1),
-      2: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL2', 2),
-      3: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL3', 3),
-    },
+    oidcAcr,
     oidcRefreshTokenSeconds: readInt(env, 'LATCHKEY_OIDC_REFRESH_TOKEN_HOURS', 24, 1, 24 * 365) * 3600,
     oidcKeyRetireSeconds: readInt(env, 'LATCHKEY_OIDC_KEY_RETIRE_HOURS', 24, 1, 24 * 90) * 3600,
   };

@@ -44,5 +44,6 @@ describe('acr values', () => {
     const custom = loadConfig({ LATCHKEY_OIDC_ACR_AAL2: 'urn:example:aal2' });
     expect(acrFor(custom, 2)).toBe('urn:example:aal2');
     expect(() => loadConfig({ LATCHKEY_OIDC_ACR_AAL1: 'has space' })).toThrow(/LATCHKEY_OIDC_ACR_AAL1/);
+    expect(() => loadConfig({ LATCHKEY_OIDC_ACR_AAL1: 'urn:same', LATCHKEY_OIDC_ACR_AAL2: 'urn:same' })).toThrow(/must all be different/);
   });
 });

@@ -50,8 +50,6 @@ export async function doctorReport(config: Config, store: Store, now: number): P
   }
 
   if (!config.secureCookies) warnings.push(`the issuer ${config.origin} is not https: relying parties must refuse it outside local development`);
-  const acrs = new Set(Object.values(config.oidcAcr));
-  if (acrs.size !== 3) warnings.push('LATCHKEY_OIDC_ACR_AAL1/2/3 are not all different: a service cannot tell the levels apart');
   if (config.oidcRefreshTokenSeconds > 30 * 24 * 3600) warnings.push(`refresh tokens last ${hours(config.oidcRefreshTokenSeconds)}: more than 30 days; NIST SP 800-63B rev 4 asks AAL2 sessions to reauthenticate every 24 h`);
   const current = keys.find((k) => k.retires_at === null);
   if (current && now - current.created_at > 365 * 24 * 3600 * 1000) warnings.push(`signing key ${current.kid} is more than a year old: run \`latchkey keys rotate\``);

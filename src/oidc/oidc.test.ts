@@ -11,6 +11,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { hashToken } from '../crypto.js';
 import { addService } from './services.js';
+import { rotateSigningKey } from './signingKeys.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
 
 const RP = 'https://rp.example';
@@ -164,6 +165,68 @@ describe('OpenID Connect provider', () => {
     await expect(client.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
+  it('after keys rotate, a restarted server signs with the new key and still publishes the old one', async () => {
+    const { store, secretBox } = t.app.latchkey;
+    const oldKid = ((await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys[0]!.kid;
+    const { kid } = await rotateSigningKey(store, secretBox, clock, 3600);
+    const restarted = await createTestApp({}, { db: t.db, now: () => clock });
+    try {
+      const kids = ((await restarted.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+      expect(kids.sort()).toEqual([kid, oldKid].sort());
+      const rp2 = await client.discovery(new URL(TEST_ORIGIN), clientId, undefined, client.ClientSecretBasic(clientSecret), {
+        execute: [client.allowInsecureRequests],
+        [client.customFetch]: injectFetch(restarted.app),
+      });
+      const b2 = await signUp(restarted.app, authenticator(), 'rosalind@example.com', 'Rosalind Franklin');
+      const verifier = client.randomPKCECodeVerifier();
+      const url = client.buildAuthorizationUrl(rp2, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: callback } = await follow(b2, url.toString());
+      const tokens = await client.authorizationCodeGrant(rp2, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(decodeJwt(tokens.id_token!).header.kid).toBe(kid);
+      // Past the retirement time the old key leaves the JWKS.
+      clock += 3601_000;
+      const later = await createTestApp({}, { db: t.db, now: () => clock });
+      try {
+        expect(((await later.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid)).toEqual([kid]);
+      } finally {
+        await later.app.close();
+      }
+    } finally {
+      await restarted.app.close();
+    }
+  });
+
+  it('a third-party service asks for consent; Allow continues to the service, Cancel returns access_denied', async () => {
+    const third = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Partner app', redirectUris: [REDIRECT], clientType: 'public', aal: 2, firstParty: false }, clock);
+    const start = async () => {
+      const verifier = client.randomPKCECodeVerifier();
+      const url = `/oidc/auth?${new URLSearchParams({ client_id: third.service.client_id, response_type: 'code', scope: 'openid email', redirect_uri: REDIRECT, state: 'st', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' })}`;
+      const { res, url: at } = await follow(browser, url);
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toContain('Sign in to Partner app?');
+      expect(res.body).toContain('see your email address');
+      return new URL(at).pathname;
+    };
+    const consentAt = await start();
+    const allowed = await browser.postForm(`${consentAt}/confirm`, {});
+    expect(allowed.statusCode).toBe(200);
+    const link = /id="continue-link" class="button" href="([^"]+)"/.exec(allowed.body)![1]!.replace(/&amp;/g, '&');
+    const { url: callback } = await follow(browser, link);
+    expect(new URL(callback).searchParams.get('code')).toBeTruthy();
+
+    const again = await start().catch(() => undefined);
+    // Consent was granted once: the next request goes straight through.
+    expect(again).toBeUndefined();
+    await t.app.latchkey.store.kysely.deleteFrom('oidc_models').where('kind', '=', 'Grant').execute();
+    await t.app.latchkey.store.kysely.deleteFrom('oidc_models').where('kind', '=', 'Session').execute();
+    const consentAgain = await start();
+    const cancelled = await browser.postForm(`${consentAgain}/abort`, {});
+    const back = /id="continue-link" class="button" href="([^"]+)"/.exec(cancelled.body)![1]!.replace(/&amp;/g, '&');
+    const { url: denied } = await follow(browser, back);
+    expect(new URL(denied).searchParams.get('error')).toBe('access_denied');
+    expect(new URL(denied).searchParams.get('state')).toBe('st');
+  });
+
   describe('bad requests get the OAuth error the specs require, never a 5xx', () => {
     it('an unregistered redirect URI: an error page, no redirect (RFC 6749 §4.1.2.1)', async () => {
       const url = client.buildAuthorizationUrl(rp, { redirect_uri: 'https://evil.example/cb', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
@@ -294,6 +357,26 @@ describe('OpenID Connect provider', () => {
       const { url: callback } = await follow(browser, next);
       const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
       expect(tokens.claims()).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: ['hwk', 'user', 'mfa'] });
+    });
+
+    it('a token at AAL2, then a weaker sign-in in the same browser: the next request steps up again', async () => {
+      const first = await authorize();
+      expect(first.callback.startsWith(REDIRECT)).toBe(true);
+      // The person signs in again another way (an AAL1 upstream, say): a new, weaker Latchkey session.
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1, authenticated_at: clock + 2000 }).where('id_hash', '=', sessionHash).execute();
+      const second = await authorize();
+      expect(second.callback).toMatch(/\/settings\/reauth\?next=/);
+    });
+
+    it('a later sign-in is what auth_time reports, not the provider\'s older session', async () => {
+      await authorize();
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      const later = clock + 60_000;
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ authenticated_at: later }).where('id_hash', '=', sessionHash).execute();
+      const { callback, verifier, nonce, state } = await authorize();
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      expect(tokens.claims()!.auth_time).toBe(Math.floor(later / 1000));
     });
 
     it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed and where to add it', async () => {

@@ -51,22 +51,26 @@ export async function createProvider(latchkey: Latchkey): Promise<Provider> {
 
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
-  // The provider's session never outlives Latchkey's: no Latchkey session for the same person, no token.
+  // The provider's session stands for one Latchkey sign-in: the same person, at the same level, at the same time.
+  // No Latchkey session, or a different one (signed out and in again, another method, a step-up), and the
+  // interaction runs again, so acr, amr and auth_time always describe the sign-in behind this browser's session.
   login.checks.add(
     new interactionPolicy.Check('latchkey_session', 'End-User is not signed in to Latchkey', async (ctx) => {
-      const accountId = ctx.oidc.session?.accountId;
-      if (!accountId) return interactionPolicy.Check.REQUEST_PROMPT;
+      const opSession = ctx.oidc.session;
+      if (!opSession?.accountId) return interactionPolicy.Check.REQUEST_PROMPT;
       const token = ctx.cookies.get(sessionCookie);
       if (!token || token.length > 64) return interactionPolicy.Check.REQUEST_PROMPT;
       const found = await store.sessions.findWithUser(hashToken(token));
       const t = now();
-      const live =
+      const same =
         found &&
-        found.user.id === accountId &&
+        found.user.id === opSession.accountId &&
         found.user.status !== 'suspended' &&
         found.session.expires_at > t &&
-        found.session.last_seen_at > t - config.sessionIdleSeconds * 1000;
-      return live ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+        found.session.last_seen_at > t - config.sessionIdleSeconds * 1000 &&
+        aalOfAcr(config, opSession.acr) === found.session.aal &&
+        opSession.loginTs === Math.floor(found.session.authenticated_at / 1000);
+      return same ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
   );
   // A service that needs AAL2 never gets a token for an AAL1 sign-in: the interaction asks for a stronger one.

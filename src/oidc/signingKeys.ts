@@ -46,6 +46,8 @@ export async function rotateSigningKey(store: Store, secretBox: SecretBox, now: 
 
 /** The private JWKs oidc-provider signs with and publishes (public parts only), newest first. */
 export async function loadSigningJwks(store: Store, secretBox: SecretBox, now: number): Promise<JsonWebKey[]> {
-  const keys = await store.signingKeys.listPublished(now);
+  const published = await store.signingKeys.listPublished(now);
+  // oidc-provider signs with the first key that fits: current keys before retired ones, whatever their times say.
+  const keys = [...published.filter((k) => k.retires_at === null), ...published.filter((k) => k.retires_at !== null)];
   return keys.map((k) => JSON.parse(secretBox.open(k.private_jwk, `signing-key:${k.kid}`)) as JsonWebKey);
 }
