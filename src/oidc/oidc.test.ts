@@ -6,13 +6,18 @@
  */
 import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
 import * as client from 'openid-client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { hashToken } from '../crypto.js';
 import { addService } from './services.js';
 import { rotateSigningKey } from './signingKeys.js';
+import { Secret, TOTP } from 'otpauth';
+import { createUser } from '../users/createUser.js';
+import { hashPassword } from '../strategies/password/passwords.js';
+import { newTotpSecret } from '../strategies/totp/totp.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
+import { startUpstreamIdp, type UpstreamIdp } from '../../test/support/upstreamIdp.js';
 
 const RP = 'https://rp.example';
 const REDIRECT = `${RP}/callback`;
@@ -317,6 +322,31 @@ describe('OpenID Connect provider', () => {
       expect(res.body).toContain('value="mary@example.com"');
     });
 
+    it('password + authenticator app: AAL2 with amr pwd otp mfa, back to the service through the continue page', async () => {
+      const { store, secretBox } = t.app.latchkey;
+      const user = await createUser(store, { email: 'katherine@example.com', displayName: 'Katherine Johnson' }, clock);
+      await store.kysely.updateTable('users').set({ password_hash: await hashPassword('correct horse battery'), status: 'enrolled' }).where('id', '=', user.id).execute();
+      const secret = newTotpSecret();
+      const appId = 'totp-app-1';
+      await store.authenticators.insert({
+        id: appId, user_id: user.id, type: 'totp', credential_id: `totp:${appId}`, public_key: secretBox.seal(secret, `totp:${appId}`), counter: 0,
+        transports: '[]', aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Authenticator app', created_at: clock, last_used_at: null,
+      });
+      const person = new TestBrowser(t.app);
+      const verifier = client.randomPKCECodeVerifier();
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: atSignIn } = await follow(person, url.toString());
+      const next = new URL(atSignIn).searchParams.get('next')!;
+      const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: clock });
+      const signedIn = await person.postForm(`/signin/password?next=${encodeURIComponent(next)}`, { email: 'katherine@example.com', password: 'correct horse battery', code });
+      expect(signedIn.statusCode).toBe(200);
+      const link = /id="continue-link" class="button" href="([^"]+)"/.exec(signedIn.body)![1]!.replace(/&amp;/g, '&');
+      expect(link).toBe(next);
+      const { url: callback } = await follow(person, link);
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: ['pwd', 'otp', 'mfa'] });
+    });
+
     it('prompt=login asks for a fresh sign-in even with a session, and auth_time says when it happened', async () => {
       const before = browser.cookies.get('latchkey_session')!;
       const { callback: atSignIn, verifier, nonce, state } = await authorize({ prompt: 'login consent' });
@@ -387,5 +417,80 @@ describe('OpenID Connect provider', () => {
       expect(res.body).toContain('Prescribing needs a stronger way to sign in');
       expect(res.body).toContain('href="/add-authenticator"');
     });
+  });
+});
+
+describe('step-up from a real AAL1 sign-in (a linked account at an upstream configured as AAL1)', () => {
+  let idp: UpstreamIdp;
+  let t: TestApp;
+  let rp: client.Configuration;
+
+  beforeAll(async () => {
+    idp = await startUpstreamIdp({ redirectUris: [`${TEST_ORIGIN}/signin/linked/work/callback`] });
+    t = await createTestApp({
+      LATCHKEY_UPSTREAM_PROVIDERS: 'work',
+      LATCHKEY_UPSTREAM_WORK_ISSUER: idp.issuer,
+      LATCHKEY_UPSTREAM_WORK_CLIENT_ID: idp.clientId,
+      LATCHKEY_UPSTREAM_WORK_CLIENT_SECRET: idp.clientSecret!,
+      LATCHKEY_UPSTREAM_WORK_NAME: 'Work sign-in',
+      LATCHKEY_UPSTREAM_WORK_AAL: '1',
+    });
+    const { service, clientSecret } = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Rota', redirectUris: [REDIRECT], clientType: 'confidential', aal: 2, firstParty: true }, Date.now());
+    rp = await client.discovery(new URL(TEST_ORIGIN), service.client_id, undefined, client.ClientSecretBasic(clientSecret!), {
+      execute: [client.allowInsecureRequests],
+      [client.customFetch]: injectFetch(t.app),
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await idp?.close();
+  });
+
+  /** Ask the service's way in, sign in with the linked account, and return where Latchkey sends the browser next. */
+  async function signInWithWorkAccount(browser: TestBrowser, subject: string) {
+    const verifier = client.randomPKCECodeVerifier();
+    const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const { url: atSignIn } = await follow(browser, url.toString());
+    const next = new URL(atSignIn).searchParams.get('next')!;
+    const start = await browser.get(`/signin/linked/work?next=${encodeURIComponent(next)}`);
+    idp.setNextLogin({ accountId: subject, email: `${subject}@work.example` });
+    const callback = await idp.browser().follow(String(start.headers.location));
+    const back = await browser.get(callback.pathname + callback.search);
+    expect(back.headers.location).toBe(next);
+    return { verifier, ...(await follow(browser, next)) };
+  }
+
+  it('with a passkey: asked for it, then the service gets acr AAL2', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth, 'grace@example.com', 'Grace Hopper');
+    const user = (await t.app.latchkey.store.users.findByEmail('grace@example.com'))!;
+    const provider = t.config.upstreamProviders[0]!;
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, provider, idp.issuer, 'grace-work', Date.now());
+
+    const browser = new TestBrowser(t.app);
+    const { verifier, url: atReauth } = await signInWithWorkAccount(browser, 'grace-work');
+    expect(atReauth).toMatch(/\/settings\/reauth\?next=%2Finteraction%2F/);
+    const session = (await t.app.latchkey.store.sessions.findByHash(hashToken(browser.cookies.get('latchkey_session')!)))!;
+    expect(session.aal).toBe(1);
+
+    await browser.get(atReauth.slice(TEST_ORIGIN.length));
+    const options = await browser.postJson('/reauth/options', {});
+    expect((await browser.postJson('/reauth/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+    const { url: callback } = await follow(browser, new URL(atReauth).searchParams.get('next')!);
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: ['hwk', 'user', 'mfa'] });
+  });
+
+  it('with nothing stronger: a page saying what the service needs and where to add it; no code', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'ada.linked@example.com', displayName: 'Ada Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'ada-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    const { res, url } = await signInWithWorkAccount(browser, 'ada-work');
+    expect(url).toMatch(/\/interaction\//);
+    expect(res.statusCode).toBe(403);
+    expect(res.body).toContain('Rota needs a stronger way to sign in');
+    expect(res.body).toContain('a passkey, or a password with an authenticator app');
+    expect(res.body).toContain('href="/add-authenticator"');
   });
 });
