@@ -296,6 +296,33 @@ describe('OpenID Connect provider', () => {
       ).rejects.toMatchObject({ error: 'invalid_grant' });
     });
 
+    it('malformed requests: 4xx, never a 5xx', async () => {
+      const basic = `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
+      const cases: { method: 'GET' | 'POST'; url: string; headers?: Record<string, string>; payload?: string }[] = [
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/json' }, payload: '{"grant_type":"authorization_code"}' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, payload: '%%%' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: 'Basic !!!', 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=refresh_token&refresh_token=x' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=authorization_code&code=nope&redirect_uri=x&code_verifier=y' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, payload: `grant_type=authorization_code&code=${'a'.repeat(70_000)}` },
+        { method: 'GET', url: `/oidc/auth?client_id=${clientId}&client_id=${clientId}&response_type=code&scope=openid` },
+        { method: 'GET', url: `/oidc/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=short&code_challenge_method=plain` },
+        { method: 'GET', url: '/oidc/me', headers: { authorization: 'Bearer nope' } },
+        { method: 'GET', url: '/oidc/session/end?id_token_hint=not.a.jwt' },
+        { method: 'GET', url: '/oidc/nothing-here' },
+        { method: 'GET', url: '/interaction/unknownuid123' },
+        { method: 'POST', url: '/interaction/unknownuid123/confirm', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '_csrf=x' },
+      ];
+      for (const c of cases) {
+        const res = await t.app.inject({ method: c.method, url: c.url, headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; '), ...c.headers }, payload: c.payload });
+        expect(res.statusCode, `${c.method} ${c.url.slice(0, 80)}: ${res.body.slice(0, 200)}`).toBeGreaterThanOrEqual(300);
+        expect(res.statusCode, `${c.method} ${c.url.slice(0, 80)}: ${res.body.slice(0, 200)}`).toBeLessThan(500);
+      }
+      // Without its cookie an interaction has expired, as far as anyone can tell.
+      const expired = await browser.get('/interaction/unknownuid123');
+      expect(expired.statusCode).toBe(410);
+      expect(expired.body).toContain('data-error-code="interaction_expired"');
+    });
+
     it('a wrong client secret and an unknown client: 401 invalid_client', async () => {
       const { callback } = await authorize();
       const code = new URL(callback).searchParams.get('code')!;

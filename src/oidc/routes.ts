@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
+import { rateLimited } from '../app.js';
 import { createProvider, OIDC_PREFIX } from './provider.js';
 import { ensureSigningKey } from './signingKeys.js';
 import { interactionRoutes } from './interactions.js';
@@ -41,8 +42,9 @@ export async function oidcRoutes(app: FastifyInstance) {
       reply.hijack();
       await callback(request.raw, reply.raw);
     };
-    scope.all(`${OIDC_PREFIX}/*`, handoff);
-    scope.get('/.well-known/openid-configuration', handoff);
+    // Per-IP limits like the sign-in endpoints: the token endpoint checks client secrets and PKCE verifiers.
+    scope.all(`${OIDC_PREFIX}/*`, { ...rateLimited(app) }, handoff);
+    scope.get('/.well-known/openid-configuration', { ...rateLimited(app) }, handoff);
   });
   await app.register(interactionRoutes, { provider });
 }
