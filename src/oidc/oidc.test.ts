@@ -389,6 +389,16 @@ describe('OpenID Connect provider', () => {
       expect(tokens.claims()!.auth_time).toBe(Math.floor(clock / 1000));
     });
 
+    it('max_age: a recent sign-in goes straight through; an older one must sign in again', async () => {
+      const recent = await authorize({ max_age: '600' });
+      expect(recent.callback.startsWith(REDIRECT)).toBe(true);
+      // The same person, signed in 11 minutes ago (the provider's clock is the real one, so move the sign-in).
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ authenticated_at: clock - 11 * 60_000 }).where('id_hash', '=', sessionHash).execute();
+      const old = await authorize({ max_age: '600' });
+      expect(old.callback).toMatch(/\/signin\?next=%2Finteraction%2F[\w-]+%3Fafter%3D/);
+    });
+
     it('a forged fresh-sign-in mark is ignored', async () => {
       const { callback: atSignIn } = await authorize({ prompt: 'login consent' });
       const next = new URL(decodeURIComponent(new URL(atSignIn).searchParams.get('next')!), TEST_ORIGIN);
