@@ -36,6 +36,7 @@ import { settingsRoutes } from './flows/settings/routes.js';
 import { reauthRoutes } from './flows/reauth/routes.js';
 import { fido2Routes } from './fido2/routes.js';
 import { linkedAccountRoutes } from './strategies/linkedAccount/routes.js';
+import { oidcRoutes } from './oidc/routes.js';
 import './context.js';
 
 export interface BuildOptions {
@@ -153,7 +154,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: 60_000 });
-  await app.register(sessionsPlugin, { csrfExempt: ['/fido2'] });
+  // OAuth clients post to the provider's endpoints; oidc-provider has its own checks (client authentication, PKCE, xsrf on its forms).
+  await app.register(sessionsPlugin, { csrfExempt: ['/fido2', '/oidc'] });
   await app.register(assetsPlugin);
 
   app.get('/', async (request, reply) => reply.redirect(request.auth ? '/settings' : '/signin'));
@@ -168,6 +170,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(selfServiceRoutes);
   await app.register(passwordSignInRoutes);
   await app.register(otherMethodsRoutes);
+  await app.register(oidcRoutes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

@@ -76,6 +76,11 @@ export const errorCatalogue = {
     status: 400,
     message: 'This account is not linked to a profile here. Sign in another way, then link it, or ask your registration authority.',
   },
+  // OpenID Connect interactions (src/oidc/interactions.tsx).
+  interaction_expired: {
+    status: 410,
+    message: 'This sign-in request has expired or was already used. Go back to the service you were signing in to and start again.',
+  },
   internal: { status: 500, message: 'Something went wrong on our side. Try again in a moment.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

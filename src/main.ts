@@ -23,6 +23,14 @@ Commands:
   admin bootstrap --email EMAIL --name NAME
                                           Make the first RA Manager of the registration-authority console (/admin)
                                           and print their single-use enrolment link; refused once a manager exists
+  services add --name NAME --redirect-uri URI [--redirect-uri URI …] (--public | --confidential)
+               [--aal 1|2|3] [--first-party] [--logout-uri URI …]
+                                          Register a service (an OpenID Connect client); prints its client id, and
+                                          for a confidential service its secret (shown once)
+  services list                           List services
+  keys rotate                             Add a new signing key; the previous one stays published for
+                                          LATCHKEY_OIDC_KEY_RETIRE_HOURS (restart servers to start signing with it)
+  doctor                                  Print the OpenID Connect provider's configuration, with warnings
 
 Configuration comes from the environment: see README.md.`;
 
@@ -64,6 +72,8 @@ async function serve(config: Config): Promise<void> {
   const app = await buildApp(config, { db });
   app.addHook('onClose', () => db.close());
   for (const warning of unsafeSettings(config)) app.log.warn(warning);
+  const { doctorReport } = await import('./oidc/doctor.js');
+  for (const warning of (await doctorReport(config, app.latchkey.store, Date.now())).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
   const close = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();
@@ -166,6 +176,84 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`${values.email} is now an RA Manager. Open this link to set up a passkey, then sign in at ${config.origin}/admin:\n`);
       process.stdout.write(`${result.url}\n`);
       process.stderr.write(`Single-use link; expires ${new Date(result.expiresAt).toISOString()}.\n`);
+      return;
+    }
+    case 'services': {
+      if (sub === 'list') {
+        const services = await withStore(config, (store) => store.services.list());
+        for (const s of services) {
+          process.stdout.write(`${s.client_id}\t${s.name}\t${s.client_type}\tAAL${s.aal}${s.first_party ? '\tfirst-party' : ''}\t${(JSON.parse(s.redirect_uris) as string[]).join(' ')}\n`);
+        }
+        return;
+      }
+      if (sub !== 'add') fail(`unknown services command "${sub ?? ''}"\n\n${usage}`);
+      let values: { name?: string; 'redirect-uri'?: string[]; 'logout-uri'?: string[]; public?: boolean; confidential?: boolean; aal?: string; 'first-party'?: boolean };
+      try {
+        values = parseArgs({
+          args: rest,
+          options: {
+            name: { type: 'string' },
+            'redirect-uri': { type: 'string', multiple: true },
+            'logout-uri': { type: 'string', multiple: true },
+            public: { type: 'boolean' },
+            confidential: { type: 'boolean' },
+            aal: { type: 'string' },
+            'first-party': { type: 'boolean' },
+          },
+          strict: true,
+          allowPositionals: false,
+        }).values;
+      } catch (err) {
+        fail(`${(err as Error).message}\n\n${usage}`);
+      }
+      if (!values.name) fail('services add needs --name');
+      if (!values['redirect-uri']?.length) fail('services add needs at least one --redirect-uri');
+      if (!!values.public === !!values.confidential) fail('services add needs exactly one of --public or --confidential');
+      const aal = Number(values.aal ?? '2');
+      if (![1, 2, 3].includes(aal)) fail('--aal must be 1, 2 or 3');
+      const { addService, ServiceInputError } = await import('./oidc/services.js');
+      const { SecretBox } = await import('./secretBox.js');
+      const added = await withStore(config, (store) =>
+        addService(
+          store,
+          new SecretBox(config),
+          {
+            name: values.name!,
+            redirectUris: values['redirect-uri']!,
+            postLogoutRedirectUris: values['logout-uri'] ?? [],
+            clientType: values.public ? 'public' : 'confidential',
+            aal: aal as 1 | 2 | 3,
+            firstParty: !!values['first-party'],
+          },
+          Date.now(),
+        ),
+      ).catch((err: unknown) => {
+        if (err instanceof ServiceInputError) fail(err.message);
+        throw err;
+      });
+      process.stdout.write(`client_id=${added.service.client_id}\n`);
+      if (added.clientSecret) {
+        process.stdout.write(`client_secret=${added.clientSecret}\n`);
+        process.stderr.write('The secret is shown only this once: store it in the service\'s configuration now.\n');
+      }
+      process.stderr.write(`Issuer: ${config.origin} (discovery at ${config.origin}/.well-known/openid-configuration)\n`);
+      return;
+    }
+    case 'keys': {
+      if (sub !== 'rotate') fail(`unknown keys command "${sub ?? ''}"\n\n${usage}`);
+      const { rotateSigningKey } = await import('./oidc/signingKeys.js');
+      const { SecretBox } = await import('./secretBox.js');
+      const t = Date.now();
+      const rotated = await withStore(config, (store) => rotateSigningKey(store, new SecretBox(config), t, config.oidcKeyRetireSeconds));
+      process.stdout.write(`New signing key ${rotated.kid}.\n`);
+      if (rotated.retired) process.stdout.write(`${rotated.retired} previous key(s) stay published until ${new Date(t + config.oidcKeyRetireSeconds * 1000).toISOString()}.\n`);
+      process.stderr.write('Restart the servers so they sign with the new key.\n');
+      return;
+    }
+    case 'doctor': {
+      const { doctorReport } = await import('./oidc/doctor.js');
+      const report = await withStore(config, (store) => doctorReport(config, store, Date.now()));
+      process.stdout.write(report.text);
       return;
     }
     case 'help':

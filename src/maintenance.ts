@@ -15,5 +15,7 @@ export async function pruneExpired(store: Store, config: Config, now: number): P
   const sessions = await store.sessions.deleteExpired(now, config.sessionIdleSeconds * 1000);
   const ceremonies = await store.flows.deleteEnded(now, CEREMONY_RETENTION_MS, { exceptTypes: [INVITE_FLOW] });
   const invites = await store.flows.deleteEnded(now, INVITE_RETENTION_MS, { types: [INVITE_FLOW] });
+  // OpenID Connect codes, tokens, grants and interactions past their time.
+  await store.oidcModels.deleteExpired(now);
   return { sessions, flows: ceremonies + invites };
 }

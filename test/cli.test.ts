@@ -22,6 +22,40 @@ function cli(args: string[], env: Record<string, string> = {}) {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('latchkey CLI', () => {
+  it('adds services, rotates signing keys and reports the provider configuration', async () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'oidc.db')}`, LATCHKEY_SECRET_KEY_FILE: join(dir, 'secret.key') };
+    const bad = await cli(['services', 'add', '--name', 'Rota', '--redirect-uri', 'http://rota.example/cb', '--confidential'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('must be https://');
+    const both = await cli(['services', 'add', '--name', 'Rota', '--redirect-uri', 'https://rota.example/cb', '--public', '--confidential'], env);
+    expect(both.stderr).toContain('exactly one of --public or --confidential');
+    const added = await cli(
+      ['services', 'add', '--name', 'Rota', '--redirect-uri', 'https://rota.example/cb', '--redirect-uri', 'http://localhost:8080/cb', '--confidential', '--aal', '2', '--first-party'],
+      env,
+    );
+    expect(added.code).toBe(0);
+    expect(added.stdout).toMatch(/^client_id=[\w-]{22}\nclient_secret=[\w-]{43}\n$/);
+    expect(added.stderr).toContain('shown only this once');
+    const pub = await cli(['services', 'add', '--name', 'Kiosk', '--redirect-uri', 'https://kiosk.example/cb', '--public', '--aal', '1'], env);
+    expect(pub.stdout).toMatch(/^client_id=[\w-]{22}\n$/);
+    expect((await cli(['services', 'list'], env)).stdout).toMatch(/Rota\tconfidential\tAAL2\tfirst-party\thttps:\/\/rota\.example\/cb http:\/\/localhost:8080\/cb/);
+
+    const first = await cli(['keys', 'rotate'], env);
+    expect(first.code).toBe(0);
+    const second = await cli(['keys', 'rotate'], env);
+    expect(second.stdout).toMatch(/1 previous key\(s\) stay published until/);
+
+    const doctor = await cli(['doctor'], env);
+    expect(doctor.code).toBe(0);
+    expect(doctor.stdout).toContain('issuer                 http://localhost:3000');
+    expect(doctor.stdout).toContain('PKCE                   required for every client, S256 only');
+    expect(doctor.stdout).toMatch(/retired, published until/);
+    expect(doctor.stdout).toContain('! the issuer http://localhost:3000 is not https');
+    expect(doctor.stdout).toContain('plain-http loopback redirect URI (http://localhost:8080/cb)');
+    expect(doctor.stdout).toContain('service "Kiosk" accepts AAL1 sign-ins');
+  });
+
+
   it('adds a Pending user and prints a single-use invite link for them', async () => {
     const added = await cli(['users', 'add', '--email', 'Mary@Example.com', '--name', 'Mary Seacole']);
     expect(added.code).toBe(0);
@@ -74,7 +108,7 @@ describe('latchkey CLI', () => {
 
   it('says which migrations it applied', async () => {
     const fresh = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
-    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service.');
+    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc.');
     const again = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
     expect(again.stdout).toContain('no migration to apply');
   });

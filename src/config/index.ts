@@ -99,6 +99,16 @@ export interface Config {
    * _CLIENT_ID, _CLIENT_SECRET (optional), _NAME and _AAL (optional, default 2). Default: none.
    */
   upstreamProviders: UpstreamProvider[];
+  /**
+   * The `acr` value an ID token carries for each authentication assurance level (LATCHKEY_OIDC_ACR_AAL1, _AAL2,
+   * _AAL3). Defaults follow the US federal convention also used by login.gov:
+   * `http://idmanagement.gov/ns/assurance/aal/<n>`. Services may ask for one with `acr_values`.
+   */
+  oidcAcr: Record<1 | 2 | 3, string>;
+  /** Absolute lifetime of a refresh token chain (LATCHKEY_OIDC_REFRESH_TOKEN_HOURS, default 24: NIST SP 800-63B rev 4 AAL2 reauthentication). Rotation never extends it. */
+  oidcRefreshTokenSeconds: number;
+  /** After `latchkey keys rotate`, how long the previous signing key stays in the JWKS (LATCHKEY_OIDC_KEY_RETIRE_HOURS, default 24; at least the ID token lifetime of 1 hour). */
+  oidcKeyRetireSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -276,6 +286,13 @@ function readUpstreamProviders(env: Env): UpstreamProvider[] {
   });
 }
 
+function readAcr(env: Env, name: string, level: number): string {
+  const value = env[name]?.trim() || `http://idmanagement.gov/ns/assurance/aal/${level}`;
+  // OpenID Connect Core §2: acr is a string; keep it printable and free of spaces (acr_values is space-separated).
+  if (!/^[\x21-\x7e]{1,200}$/.test(value)) throw new ConfigError(name, 'must be 1 to 200 printable characters without spaces (usually a URI)');
+  return value;
+}
+
 /** Read and validate the configuration. Pass overrides in tests instead of touching process.env. */
 export function loadConfig(env: Env = process.env): Config {
   const port = readInt(env, 'PORT', 3000, 0, 65535);
@@ -286,6 +303,13 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const rpName = (env.LATCHKEY_RP_NAME ?? 'Latchkey').trim() || 'Latchkey';
   if (rpName.length > 64) throw new ConfigError('LATCHKEY_RP_NAME', 'at most 64 characters');
+  const oidcAcr = {
+    1: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL1', 1),
+    2: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL2', 2),
+    3: readAcr(env, 'LATCHKEY_OIDC_ACR_AAL3', 3),
+  };
+  // A service reads the level back from acr: two levels with one value could not be told apart.
+  if (new Set(Object.values(oidcAcr)).size !== 3) throw new ConfigError('LATCHKEY_OIDC_ACR_AAL1', 'LATCHKEY_OIDC_ACR_AAL1, _AAL2 and _AAL3 must all be different');
   const logLevel = (env.LOG_LEVEL ?? 'info').trim();
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
@@ -326,6 +350,9 @@ export function loadConfig(env: Env = process.env): Config {
     nationalIdPattern: readPattern(env, 'LATCHKEY_NATIONAL_ID_PATTERN'),
     nationalIdHint: env.LATCHKEY_NATIONAL_ID_HINT?.trim() ? readText(env, 'LATCHKEY_NATIONAL_ID_HINT', '', 200) : undefined,
     upstreamProviders: readUpstreamProviders(env),
+    oidcAcr,
+    oidcRefreshTokenSeconds: readInt(env, 'LATCHKEY_OIDC_REFRESH_TOKEN_HOURS', 24, 1, 24 * 365) * 3600,
+    oidcKeyRetireSeconds: readInt(env, 'LATCHKEY_OIDC_KEY_RETIRE_HOURS', 24, 1, 24 * 90) * 3600,
   };
 }
 

@@ -163,6 +163,54 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  /**
+   * OpenID Connect provider (issue 5): oidc-provider's stored models (one table
+   * for every kind, looked up by id, grant, uid or user code), the provider's
+   * signing keys (private JWKs sealed with the secret box) and services, the
+   * OpenID Connect clients that people sign in to.
+   */
+  '0004_oidc': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('oidc_models')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('grant_id', 'text')
+        .addColumn('user_code', 'text')
+        .addColumn('uid', 'text')
+        .addColumn('expires_at', 'bigint')
+        .addColumn('consumed_at', 'bigint')
+        .addPrimaryKeyConstraint('oidc_models_pk', ['kind', 'id'])
+        .execute();
+      await db.schema.createIndex('oidc_models_grant_id').on('oidc_models').column('grant_id').execute();
+      await db.schema.createIndex('oidc_models_uid').on('oidc_models').columns(['kind', 'uid']).execute();
+      await db.schema.createIndex('oidc_models_user_code').on('oidc_models').columns(['kind', 'user_code']).execute();
+      await db.schema.createIndex('oidc_models_expires_at').on('oidc_models').column('expires_at').execute();
+
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('kid', 'text', (c) => c.primaryKey())
+        .addColumn('alg', 'text', (c) => c.notNull())
+        .addColumn('private_jwk', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('retires_at', 'bigint')
+        .execute();
+
+      await db.schema
+        .createTable('services')
+        .addColumn('client_id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('client_type', 'text', (c) => c.notNull())
+        .addColumn('client_secret', 'text')
+        .addColumn('redirect_uris', 'text', (c) => c.notNull())
+        .addColumn('post_logout_redirect_uris', 'text', (c) => c.notNull())
+        .addColumn('aal', 'integer', (c) => c.notNull())
+        .addColumn('first_party', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 });
 
 /** Apply every pending migration; throws with the failing migration's name. */

@@ -18,7 +18,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -569,6 +569,126 @@ describe.each(databases)('persister contract on $name', (target) => {
         await store.audit.record({ event: `other.${rid()}`, outcome: 'success', at: T0 });
         expect((await store.audit.listByEvent(event)).map((e) => e.subject_user_id)).toEqual([...subjects].reverse());
         expect(await store.audit.listByEvent(event, 1)).toHaveLength(1);
+      });
+    });
+
+    describe('oidc models', () => {
+      const model = (overrides: Partial<Parameters<Store['oidcModels']['upsert']>[0]> = {}) => ({
+        kind: 'AuthorizationCode',
+        id: rid(16),
+        payload: JSON.stringify({ accountId: 'a', exp: 1 }),
+        grantId: rid(),
+        expiresAt: T0 + MINUTE,
+        ...overrides,
+      });
+
+      it('finds a model by id until it expires, and by kind only', async () => {
+        const m = model();
+        await store.oidcModels.upsert(m);
+        expect(await store.oidcModels.find('AuthorizationCode', m.id, T0)).toEqual({ payload: m.payload, consumedAt: null });
+        expect(await store.oidcModels.find('AccessToken', m.id, T0)).toBeUndefined();
+        expect(await store.oidcModels.find('AuthorizationCode', m.id, T0 + MINUTE)).toBeUndefined();
+      });
+
+      it('a model without expiry never expires', async () => {
+        const m = model({ kind: 'Grant', expiresAt: null });
+        await store.oidcModels.upsert(m);
+        expect(await store.oidcModels.find('Grant', m.id, T0 * 2)).toBeDefined();
+      });
+
+      it('upsert replaces the payload and keeps the consumed mark', async () => {
+        const m = model();
+        await store.oidcModels.upsert(m);
+        expect(await store.oidcModels.consume(m.kind, m.id, T0 + 5)).toBe(true);
+        await store.oidcModels.upsert({ ...m, payload: '{"v":2}' });
+        expect(await store.oidcModels.find(m.kind, m.id, T0)).toEqual({ payload: '{"v":2}', consumedAt: T0 + 5 });
+      });
+
+      it('of concurrent consumes exactly one wins', async () => {
+        const m = model();
+        await store.oidcModels.upsert(m);
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.oidcModels.consume(m.kind, m.id, T0)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('finds by uid and by user code within a kind', async () => {
+        const m = model({ kind: 'Session', uid: rid(), userCode: rid() });
+        await store.oidcModels.upsert(m);
+        expect((await store.oidcModels.findByUid('Session', m.uid!, T0))?.payload).toBe(m.payload);
+        expect((await store.oidcModels.findByUserCode('Session', m.userCode!, T0))?.payload).toBe(m.payload);
+        expect(await store.oidcModels.findByUid('Interaction', m.uid!, T0)).toBeUndefined();
+      });
+
+      it('revokeByGrantId removes every kind of that grant, nothing else', async () => {
+        const grantId = rid();
+        const code = model({ grantId });
+        const refresh = model({ kind: 'RefreshToken', grantId });
+        const other = model();
+        for (const m of [code, refresh, other]) await store.oidcModels.upsert(m);
+        expect(await store.oidcModels.revokeByGrantId(grantId)).toBe(2);
+        expect(await store.oidcModels.find(code.kind, code.id, T0)).toBeUndefined();
+        expect(await store.oidcModels.find(refresh.kind, refresh.id, T0)).toBeUndefined();
+        expect(await store.oidcModels.find(other.kind, other.id, T0)).toBeDefined();
+      });
+
+      it('destroy and deleteExpired', async () => {
+        const s = await freshStore();
+        const live = model({ expiresAt: T0 + 2 * MINUTE });
+        const old = model({ expiresAt: T0 });
+        const forever = model({ expiresAt: null });
+        for (const m of [live, old, forever]) await s.oidcModels.upsert(m);
+        expect(await s.oidcModels.deleteExpired(T0 + MINUTE)).toBe(1);
+        await s.oidcModels.destroy(live.kind, live.id);
+        expect(await s.oidcModels.find(live.kind, live.id, T0)).toBeUndefined();
+        expect(await s.oidcModels.find(forever.kind, forever.id, T0)).toBeDefined();
+      });
+    });
+
+    describe('signing keys', () => {
+      it('the newest current key comes first; retired keys stay published until their time', async () => {
+        const s = await freshStore();
+        const key = (kid: string, created: number) => ({ kid, alg: 'RS256', private_jwk: 'sealed', created_at: created, retires_at: null });
+        await s.signingKeys.insert(key('old', T0));
+        expect(await s.signingKeys.countCurrent()).toBe(1);
+        expect(await s.signingKeys.retireCurrent(T0 + 60 * MINUTE)).toBe(1);
+        await s.signingKeys.insert(key('new', T0 + MINUTE));
+        expect((await s.signingKeys.listPublished(T0 + MINUTE)).map((k) => k.kid)).toEqual(['new', 'old']);
+        expect((await s.signingKeys.listPublished(T0 + 60 * MINUTE)).map((k) => k.kid)).toEqual(['new']);
+        expect(await s.signingKeys.countCurrent()).toBe(1);
+      });
+    });
+
+    describe('services', () => {
+      it('insert, find, list and remove', async () => {
+        const s = await freshStore();
+        const service = {
+          client_id: rid(),
+          name: 'Rota',
+          client_type: 'confidential' as const,
+          client_secret: 'sealed',
+          redirect_uris: JSON.stringify(['https://rota.example/cb']),
+          post_logout_redirect_uris: '[]',
+          aal: 2,
+          first_party: 1,
+          created_at: T0,
+        };
+        await s.services.insert(service);
+        expect(await s.services.find(service.client_id)).toEqual(service);
+        expect(await s.services.list()).toEqual([service]);
+        expect(await s.services.remove(service.client_id)).toBe(true);
+        expect(await s.services.find(service.client_id)).toBeUndefined();
+      });
+    });
+
+    describe('session step-up', () => {
+      it('raises the level and moves the session to the stronger authenticator, never lowers it', async () => {
+        const user = await insertUser();
+        const session = newSession(user.id, { aal: 1, authenticator_id: 'linked' });
+        await store.sessions.insert(session);
+        await store.sessions.stepUp(session.id_hash, T0 + MINUTE, 2, 'passkey');
+        expect(await store.sessions.findByHash(session.id_hash)).toMatchObject({ aal: 2, authenticator_id: 'passkey', authenticated_at: T0 + MINUTE });
+        await store.sessions.stepUp(session.id_hash, T0 + 2 * MINUTE, 1, 'weaker');
+        expect(await store.sessions.findByHash(session.id_hash)).toMatchObject({ aal: 2, authenticator_id: 'passkey', authenticated_at: T0 + 2 * MINUTE });
       });
     });
 

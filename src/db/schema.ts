@@ -131,6 +131,52 @@ export interface RateCountersTable {
   window_start: number;
 }
 
+/** oidc-provider's stored models (sessions, interactions, grants, codes, tokens …), one row per model. */
+export interface OidcModelsTable {
+  /** The model name oidc-provider gives the adapter: Session, Interaction, Grant, AuthorizationCode, RefreshToken … */
+  kind: string;
+  id: string;
+  /** The model as JSON, as oidc-provider gave it. */
+  payload: string;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  /** Milliseconds since the epoch; null: no expiry. */
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+/** The provider's signing keys: the newest unretired key signs; retired keys stay published until retires_at. */
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  /** The private JWK as JSON, sealed with the secret box (context `signing-key:<kid>`). */
+  private_jwk: string;
+  created_at: number;
+  /** null: current; otherwise the key stopped signing and leaves the JWKS at this time. */
+  retires_at: number | null;
+}
+
+export type ServiceClientType = 'public' | 'confidential';
+
+/** A service: an OpenID Connect client (relying party) people sign in to with Latchkey. */
+export interface ServicesTable {
+  client_id: string;
+  name: string;
+  client_type: ServiceClientType;
+  /** Confidential clients: the secret sealed with the secret box (oidc-provider compares the plaintext). */
+  client_secret: string | null;
+  /** JSON array of exact redirect URIs. */
+  redirect_uris: string;
+  /** JSON array of URIs allowed after RP-initiated logout. */
+  post_logout_redirect_uris: string;
+  /** The assurance level a sign-in must reach before this service receives a token (1, 2 or 3). */
+  aal: number;
+  /** 1: operated by the same organisation; no consent page. */
+  first_party: number;
+  created_at: number;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -146,6 +192,9 @@ export interface Database {
   roles: RolesTable;
   email_templates: EmailTemplatesTable;
   rate_counters: RateCountersTable;
+  oidc_models: OidcModelsTable;
+  signing_keys: SigningKeysTable;
+  services: ServicesTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -157,3 +206,6 @@ export type Session = Selectable<SessionsTable>;
 export type Flow = Selectable<FlowsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
 export type EmailTemplate = Selectable<EmailTemplatesTable>;
+export type OidcModel = Selectable<OidcModelsTable>;
+export type SigningKey = Selectable<SigningKeysTable>;
+export type Service = Selectable<ServicesTable>;

@@ -15,6 +15,9 @@ import { UserPersister } from './persisters/users.js';
 import { RolePersister } from './persisters/roles.js';
 import { EmailTemplatePersister } from './persisters/emailTemplates.js';
 import { RateCounterPersister } from './persisters/rateCounters.js';
+import { OidcModelPersister } from './persisters/oidcModels.js';
+import { SigningKeyPersister } from './persisters/signingKeys.js';
+import { ServicePersister } from './persisters/services.js';
 
 export class Store {
   readonly users: UserPersister;
@@ -26,6 +29,9 @@ export class Store {
   readonly roles: RolePersister;
   readonly emailTemplates: EmailTemplatePersister;
   readonly rateCounters: RateCounterPersister;
+  readonly oidcModels: OidcModelPersister;
+  readonly signingKeys: SigningKeyPersister;
+  readonly services: ServicePersister;
 
   constructor(readonly kysely: Kysely<Database>, private readonly inTransaction = false) {
     this.users = new UserPersister(kysely);
@@ -37,6 +43,9 @@ export class Store {
     this.roles = new RolePersister(kysely);
     this.emailTemplates = new EmailTemplatePersister(kysely);
     this.rateCounters = new RateCounterPersister(kysely);
+    this.oidcModels = new OidcModelPersister(kysely);
+    this.signingKeys = new SigningKeyPersister(kysely);
+    this.services = new ServicePersister(kysely);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -18,6 +18,7 @@ const nextSteps: Partial<Record<string, { href: string; text: string }>> = {
   linked_account_unknown: { href: '/signin', text: 'Sign in another way' },
   email_code_burned: { href: '/add-authenticator', text: 'Start again' },
   enrolment_code_expired: { href: '/enrol', text: 'Enter a new code' },
+  interaction_expired: { href: '/settings', text: 'Go to your Login and security settings' },
 };
 
 export function renderErrorPage(request: FastifyRequest, err: AppError): string {

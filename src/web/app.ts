@@ -480,6 +480,13 @@ function main(): void {
     case 'admin-profile':
       watchEnrolments();
       break;
+    case 'continue': {
+      // Back to a service after a form: a script navigation, because Chromium applies CSP form-action to every
+      // redirect that follows a form post, and the chain ends at the service's origin.
+      const link = document.getElementById('continue-link');
+      if (link instanceof HTMLAnchorElement) window.location.replace(link.href);
+      break;
+    }
   }
   const summary = document.getElementById('error-summary');
   if (summary && !summary.hidden) summary.focus();

@@ -81,7 +81,7 @@ describe('passkeys in settings', () => {
     // Sign in with the security key alone (the laptop's authenticator taken away), by email.
     const laptop = await authenticators.detach(platform);
     await signOut(page);
-    await page.getByLabel('Email address').fill('two.keys@example.com');
+    await page.locator('#email').fill('two.keys@example.com');
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL('**/settings');
     const byEmail = (await t.postsTo('/signin/options')).at(-1)!;

@@ -79,7 +79,7 @@ describe('sign up, sign out, sign in', () => {
 
     // 2. Email first: allowCredentials names this person's passkeys.
     passkey = await authenticators.attach('platform', credentials);
-    await page.getByLabel('Email address').fill(email.toUpperCase());
+    await page.locator('#email').fill(email.toUpperCase());
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL('**/settings');
     const byEmail = (await t.postsTo('/signin/options')).at(-1)!;
@@ -111,7 +111,7 @@ describe('sign up, sign out, sign in', () => {
     // available, so the page asks for options at once and the request stays pending.
     await authenticators.add('platform');
     await visit(page, e2e.server.url('/signin'));
-    expect(await page.getByLabel('Email address').getAttribute('autocomplete')).toBe('username webauthn');
+    expect(await page.locator('#email').getAttribute('autocomplete')).toBe('username webauthn');
     await expect.poll(async () => (await t.postsTo('/signin/options')).map((p) => p.body)).toEqual([{ mode: 'autofill' }]);
     expect(await page.evaluate(() => PublicKeyCredential.isConditionalMediationAvailable())).toBe(true);
     await page.waitForTimeout(300);
@@ -154,7 +154,7 @@ describe('sign up, sign out, sign in', () => {
     // before the e2e.server sees anything), and it only offers allowCredentials to authenticators
     // with a matching transport, hence a USB passkey to start with.
     await authenticators.attach('no-uv', credentials);
-    await page.getByLabel('Email address').fill('no.pin@example.com');
+    await page.locator('#email').fill('no.pin@example.com');
     await page.getByRole('button', { name: 'Continue' }).click();
     const message = await errorSummaryText(page);
     expect(message).toContain('Your passkey did not confirm it is you with a fingerprint, face, PIN or screen lock');
@@ -180,10 +180,10 @@ describe('sign up, sign out, sign in', () => {
     // The error summary links to the field, and has focus so screen readers announce it.
     expect(await page.locator('#error-summary a[href="#email"]').innerText()).toBe('Enter your email address');
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('error-summary');
-    expect(await page.getByLabel('Email address').getAttribute('aria-invalid')).not.toBeNull();
+    expect(await page.locator('#email').getAttribute('aria-invalid')).not.toBeNull();
     await expectAccessible(page, 'signin with field error');
 
-    await page.getByLabel('Email address').fill('ada.example.com');
+    await page.locator('#email').fill('ada.example.com');
     await page.getByRole('button', { name: 'Continue' }).click();
     expect(await errorSummaryText(page)).toContain('Enter an email address in the correct format, like name@example.com');
     // Checked in the page: the server's schema messages are for developers.
@@ -205,7 +205,7 @@ describe('sign up, sign out, sign in', () => {
     await e2e.server.invite('taken@example.com', 'Taken Already');
     const key = await authenticators.add('security-key');
     await page.getByLabel('Your name').fill('Someone Else');
-    await page.getByLabel('Email address').fill('TAKEN@example.com');
+    await page.locator('#email').fill('TAKEN@example.com');
     await page.getByRole('button', { name: 'Create account and set up a passkey' }).click();
     await page.waitForFunction(() => /could not be created/.test(document.getElementById('error-summary')?.textContent ?? ''));
     expect(await errorSummaryText(page)).toContain('An account could not be created with that email address. If you already have an account, sign in instead.');

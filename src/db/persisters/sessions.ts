@@ -59,6 +59,20 @@ export class SessionPersister {
     await this.db.updateTable('sessions').set({ authenticated_at: at, last_seen_at: at }).where('id_hash', '=', idHash).execute();
   }
 
+  /**
+   * A fresh check with `authenticatorId` that reached `aal`: the session's level rises to it (never falls), and
+   * when it rises the session now rests on that authenticator (removing it ends the session).
+   */
+  async stepUp(idHash: string, at: number, aal: number, authenticatorId: string): Promise<void> {
+    await this.db.updateTable('sessions').set({ authenticated_at: at, last_seen_at: at }).where('id_hash', '=', idHash).execute();
+    await this.db
+      .updateTable('sessions')
+      .set({ aal, authenticator_id: authenticatorId })
+      .where('id_hash', '=', idHash)
+      .where('aal', '<', aal)
+      .execute();
+  }
+
   listForUser(userId: string, now: number): Promise<Session[]> {
     return this.db
       .selectFrom('sessions')

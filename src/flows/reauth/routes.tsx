@@ -1,6 +1,8 @@
 /**
  * Step-up: a fresh passkey check for the signed-in user, required before adding
- * or removing a passkey when the last check is older than LATCHKEY_REAUTH_MINUTES.
+ * or removing a passkey when the last check is older than LATCHKEY_REAUTH_MINUTES,
+ * and before a service that needs a higher assurance level than the session has
+ * (the check raises the session's AAL; src/oidc/interactions.tsx).
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
@@ -12,6 +14,8 @@ import { renderPage } from '../../views/render.js';
 import { auditFailure } from '../signin/routes.js';
 import { ReauthPage } from './views.js';
 import { AppError } from '../../errors.js';
+import { assessSignIn, methodOf } from '../../oidc/assurance.js';
+import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { checkPasswordAndCode } from '../../strategies/password/routes.js';
 import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../../strategies/throttle.js';
 
@@ -68,8 +72,9 @@ export async function reauthRoutes(app: FastifyInstance) {
         return refuse(400, 'The password or code is not right. Check them and try again.');
       }
       await recordSigninSuccess(store, auth.user.id);
-      await store.sessions.markAuthenticated(auth.session.id_hash, t);
+      await store.sessions.stepUp(auth.session.id_hash, t, assessSignIn({ kind: 'password+otp' }).aal, used.authenticatorId);
       await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method: 'password+totp' } });
+      if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
       return reply.redirect(next, 303);
     },
   );
@@ -95,7 +100,7 @@ export async function reauthRoutes(app: FastifyInstance) {
       onFailure: (f) => auditFailure(app, request, 'reauth.failed', { ...f, userId: f.userId ?? auth.user.id }),
       acceptFlow: (flow) => flow.user_id === auth.user.id,
       complete: async (tx, { authenticator }) => {
-        await tx.sessions.markAuthenticated(auth.session.id_hash, now());
+        await tx.sessions.stepUp(auth.session.id_hash, now(), assessSignIn(methodOf(authenticator)).aal, authenticator.id);
         await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: authenticator.id }, tx);
       },
     });

@@ -12,7 +12,11 @@ export function ReauthPage(props: { config: Config; csrfToken: string; user: Use
       {hasPasskey ? (
         <>
           <NoScript />
-          <p>For your security, use one of your passkeys before you change how you sign in.</p>
+          <p>
+            {props.next.startsWith('/interaction/')
+              ? 'The service you are signing in to needs a stronger sign-in than the one you used. Use one of your passkeys to continue.'
+              : 'For your security, use one of your passkeys before you change how you sign in.'}
+          </p>
           <div class="actions">
             <button type="button" id="reauth-button">
               Continue with a passkey

@@ -11,6 +11,7 @@ import { audit } from '../../audit.js';
 import { hmac } from '../../crypto.js';
 import { appError } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
+import { assessSignIn, methodOf } from '../../oidc/assurance.js';
 import { AuthenticationResponseSchema, EmailSchema } from '../../webauthn/schemas.js';
 import type { AuthenticationResponseJSON, AuthenticatorTransportFuture } from '@simplewebauthn/server';
 import { renderPage } from '../../views/render.js';
@@ -19,7 +20,12 @@ import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 
 export const SIGNIN_FLOW = 'signin';
 
-const SignInQuery = Type.Object({ ...NoScriptQuery.properties, next: Type.Optional(Type.String({ maxLength: 512 })) });
+const SignInQuery = Type.Object({
+  ...NoScriptQuery.properties,
+  next: Type.Optional(Type.String({ maxLength: 512 })),
+  /** Prefills the email fields (an OpenID Connect login_hint, passed on by /interaction/:uid). */
+  email: Type.Optional(Type.String({ maxLength: 254 })),
+});
 
 /** Where to go after signing in: a path on this site only (never `//host` or a scheme), else nowhere. */
 export function safeNext(next: string | undefined): string | undefined {
@@ -52,7 +58,7 @@ export async function signInRoutes(app: FastifyInstance) {
   app.get<{ Querystring: Static<typeof SignInQuery> }>('/signin', { schema: { querystring: SignInQuery } }, async (request, reply) => {
     const next = safeNext(request.query.next);
     if (request.auth) return reply.redirect(next ?? '/settings');
-    const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} next={next} />;
+    const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} next={next} emailHint={request.query.email} />;
     return reply.type('text/html; charset=utf-8').send(renderPage(page));
   });
   // The form posts here only when the page's script did not run.
@@ -89,7 +95,7 @@ export async function signInRoutes(app: FastifyInstance) {
       onFailure: (f) => auditFailure(app, request, 'signin.failed', f),
       acceptFlow: (flow) => !(JSON.parse(flow.data) as { decoy?: boolean }).decoy,
       complete: async (tx, { flow, user, authenticator }) => {
-        await startSession(app, request, reply, user, tx, authenticator.id);
+        await startSession(app, request, reply, user, tx, authenticator.id, assessSignIn(methodOf(authenticator)).aal);
         // A success ends a run of failed sign-ins (strategies/throttle.ts); no write when there was none.
         if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
         await audit(

@@ -1,12 +1,21 @@
 import type { Config } from '../../config/index.js';
 import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, StatusRegion } from '../../views/layout.js';
 
+function passwordQuery(next: string | undefined, email: string | undefined): string {
+  const q = new URLSearchParams();
+  if (next) q.set('next', next);
+  if (email) q.set('email', email);
+  return q.size ? `?${q}` : '';
+}
+
 export function SignInPage(props: {
   config: Config;
   csrfToken: string;
   message?: string;
   noScript?: boolean;
   next?: string;
+  /** Prefill for the email fields (an OpenID Connect service's login_hint). */
+  emailHint?: string;
 }) {
   return (
     <Layout title="Sign in" rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin" data={props.next ? { next: props.next } : undefined}>
@@ -23,7 +32,7 @@ export function SignInPage(props: {
         <CsrfField token={props.csrfToken} />
         <div class="field">
           <label for="email">Email address</label>
-          <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required
+          <input type="email" id="email" name="email" autocomplete="username webauthn" spellcheck={false} required value={props.emailHint ?? ''}
             data-required-message="Enter your email address" data-format-message="Enter an email address in the correct format, like name@example.com"
           />
         </div>
@@ -39,7 +48,7 @@ export function SignInPage(props: {
         </p>
       ))}
       <p>
-        <a href={`/signin/password${props.next ? `?next=${encodeURIComponent(props.next)}` : ''}`}>Sign in with a password and authenticator app</a>
+        <a href={`/signin/password${passwordQuery(props.next, props.emailHint)}`}>Sign in with a password and authenticator app</a>
       </p>
       <p>
         No passkey or authenticator app yet? <a href="/add-authenticator">Add an authenticator to your profile</a>

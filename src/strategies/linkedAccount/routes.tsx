@@ -16,6 +16,7 @@ import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { startSession } from '../../plugins/sessions.js';
+import { assessSignIn } from '../../oidc/assurance.js';
 import { LinkedAccountError, LinkedAccounts, type UpstreamLogin } from './linkedAccounts.js';
 
 /**
@@ -115,7 +116,7 @@ export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAcco
         throw appError('account_disabled');
       }
       await store.transaction(async (tx) => {
-        await startSession(app, request, reply, user, tx, authenticator.id, provider.aal);
+        await startSession(app, request, reply, user, tx, authenticator.id, assessSignIn({ kind: 'linked-account', upstreamAal: provider.aal }).aal);
         if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
         // A linked account has no signature counter: 0 → 0 only records the time.
         await tx.authenticators.recordUse(authenticator.id, { counter: 0, backedUp: false, at: now() });

@@ -11,6 +11,8 @@ import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
 import { AppError, appError, type FieldError } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
+import { assessSignIn } from '../../oidc/assurance.js';
+import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { renderPage } from '../../views/render.js';
 import { PasswordSignInPage } from './views.js';
 import { safeNext } from '../../flows/signin/routes.js';
@@ -27,7 +29,7 @@ const Body = Type.Object({
   password: Type.Optional(Type.String({ maxLength: 1000 })),
   code: Type.Optional(Type.String({ maxLength: 100 })),
 });
-const Query = Type.Object({ next: Type.Optional(Type.String({ maxLength: 512 })) });
+const Query = Type.Object({ next: Type.Optional(Type.String({ maxLength: 512 })), email: Type.Optional(Type.String({ maxLength: 254 })) });
 
 /**
  * Check a password and an app code together; on success the code's time step is
@@ -71,7 +73,8 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
 
   app.get<{ Querystring: Static<typeof Query> }>('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
     if (request.auth) return reply.redirect(safeNext(request.query.next) ?? '/settings');
-    return page(request, reply, 200, '', undefined);
+    // An OpenID Connect service's login_hint arrives here through /signin's link.
+    return page(request, reply, 200, request.query.email ?? '', undefined);
   });
 
   app.post<{ Body: Static<typeof Body>; Querystring: Static<typeof Query> }>(
@@ -112,9 +115,11 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         return page(request, reply, 400, email, appError('signin_failed').message);
       }
       await recordSigninSuccess(store, user!.id);
-      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, 2);
+      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, assessSignIn({ kind: 'password+otp' }).aal);
       await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method: 'password+totp' } });
-      return reply.redirect(safeNext(request.query.next) ?? '/settings', 303);
+      const next = safeNext(request.query.next);
+      if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
+      return reply.redirect(next ?? '/settings', 303);
     },
   );
 }

@@ -1,0 +1,23 @@
+import type { Kysely } from 'kysely';
+import type { Database, Service } from '../schema.js';
+
+export class ServicePersister {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(service: Service): Promise<void> {
+    await this.db.insertInto('services').values(service).execute();
+  }
+
+  find(clientId: string): Promise<Service | undefined> {
+    return this.db.selectFrom('services').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+  }
+
+  list(): Promise<Service[]> {
+    return this.db.selectFrom('services').selectAll().orderBy('name').orderBy('client_id').execute();
+  }
+
+  async remove(clientId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('services').where('client_id', '=', clientId).executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
+  }
+}

@@ -1,0 +1,59 @@
+/** The adapter's contract with oidc-provider, on SQLite and PostgreSQL. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabases } from '../../test/support/databases.js';
+import { createStore, type Store } from '../db/store.js';
+import { SecretBox } from '../secretBox.js';
+import { KyselyAdapter, SERVICE_AAL } from './adapter.js';
+import { addService } from './services.js';
+
+const databases = await testDatabases();
+const secretBox = new SecretBox({ secretKey: Buffer.alloc(32, 7), secretKeyFile: '/nonexistent' });
+
+describe.each(databases)('oidc adapter on $name', (target) => {
+  describe.skipIf(target.skipReason !== undefined)(target.skipReason ?? 'adapter', () => {
+    let store: Store;
+    let clock = 1_750_000_000_000;
+    const adapter = (kind: string) => new KyselyAdapter(kind, store, secretBox, () => clock);
+    beforeAll(async () => {
+      const db = await target.open();
+      await db.migrate();
+      store = createStore(db);
+    });
+    afterAll(() => target.cleanup());
+
+    it('stores a model until it expires; consume marks it (seconds) for oidc-provider to refuse a second use', async () => {
+      const codes = adapter('AuthorizationCode');
+      await codes.upsert('c1', { accountId: 'u', grantId: 'g1', codeChallenge: 'x' }, 60);
+      expect(await codes.find('c1')).toEqual({ accountId: 'u', grantId: 'g1', codeChallenge: 'x' });
+      await codes.consume('c1');
+      expect((await codes.find('c1'))?.consumed).toBe(Math.floor(clock / 1000));
+      clock += 61_000;
+      expect(await codes.find('c1')).toBeUndefined();
+    });
+
+    it('finds sessions by uid and device codes by user code; revokes a grant across kinds', async () => {
+      await adapter('Session').upsert('s1', { uid: 'uid-1', accountId: 'u' }, 600);
+      expect(await adapter('Session').findByUid('uid-1')).toMatchObject({ accountId: 'u' });
+      await adapter('DeviceCode').upsert('d1', { userCode: 'ABCD-EFGH', grantId: 'g2' }, 600);
+      expect(await adapter('DeviceCode').findByUserCode('ABCD-EFGH')).toMatchObject({ grantId: 'g2' });
+      await adapter('RefreshToken').upsert('r1', { grantId: 'g2' }, 600);
+      await adapter('AccessToken').upsert('a1', { grantId: 'g2' }, 600);
+      await adapter('AccessToken').revokeByGrantId('g2');
+      expect(await adapter('RefreshToken').find('r1')).toBeUndefined();
+      expect(await adapter('DeviceCode').find('d1')).toBeUndefined();
+      await adapter('Session').destroy('s1');
+      expect(await adapter('Session').find('s1')).toBeUndefined();
+    });
+
+    it('reads clients from services (secret opened from the box) and refuses to write them', async () => {
+      const { service, clientSecret } = await addService(store, secretBox, { name: 'Rota', redirectUris: ['https://rota.example/cb'], clientType: 'confidential', aal: 2, firstParty: false }, clock);
+      const found = await adapter('Client').find(service.client_id);
+      expect(found).toMatchObject({ client_id: service.client_id, client_secret: clientSecret, redirect_uris: ['https://rota.example/cb'], token_endpoint_auth_method: 'client_secret_basic', [SERVICE_AAL]: 2 });
+      expect(await adapter('Client').find('nobody')).toBeUndefined();
+      await expect(adapter('Client').upsert('x', {})).rejects.toThrow(/services add/);
+      const pub = await addService(store, secretBox, { name: 'Kiosk', redirectUris: ['https://kiosk.example/cb'], clientType: 'public', aal: 1, firstParty: true }, clock);
+      expect(await adapter('Client').find(pub.service.client_id)).toMatchObject({ token_endpoint_auth_method: 'none' });
+      expect((await adapter('Client').find(pub.service.client_id))?.client_secret).toBeUndefined();
+    });
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * oidc-provider's storage adapter over Kysely: every model kind in the one
+ * `oidc_models` table (db/persisters/oidcModels.ts), except `Client`, which is
+ * read from `services` (a service is an OpenID Connect client).
+ */
+import type { Adapter, AdapterPayload, AllClientMetadata } from 'oidc-provider';
+import type { Service } from '../db/schema.js';
+import type { Store } from '../db/store.js';
+import type { SecretBox } from '../secretBox.js';
+
+/** Client metadata Latchkey adds to the standard set (declared in the provider's extraClientMetadata). */
+export const SERVICE_AAL = 'latchkey_aal';
+export const SERVICE_FIRST_PARTY = 'latchkey_first_party';
+
+/** A service as oidc-provider's client metadata: code flow only, PKCE enforced by the provider for every client. */
+export function clientMetadata(service: Service, secretBox: SecretBox): AllClientMetadata {
+  const confidential = service.client_type === 'confidential';
+  return {
+    client_id: service.client_id,
+    client_name: service.name,
+    ...(confidential && service.client_secret ? { client_secret: secretBox.open(service.client_secret, `service-secret:${service.client_id}`) } : {}),
+    redirect_uris: JSON.parse(service.redirect_uris) as string[],
+    post_logout_redirect_uris: JSON.parse(service.post_logout_redirect_uris) as string[],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
+    application_type: 'web',
+    [SERVICE_AAL]: service.aal,
+    [SERVICE_FIRST_PARTY]: service.first_party === 1,
+  };
+}
+
+export class KyselyAdapter implements Adapter {
+  constructor(
+    private readonly kind: string,
+    private readonly store: Store,
+    private readonly secretBox: SecretBox,
+    private readonly now: () => number,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    if (this.kind === 'Client') throw new Error('services are added with `latchkey services add`, not through the provider');
+    await this.store.oidcModels.upsert({
+      kind: this.kind,
+      id,
+      payload: JSON.stringify(payload),
+      grantId: payload.grantId ?? null,
+      userCode: payload.userCode ?? null,
+      uid: payload.uid ?? null,
+      expiresAt: expiresIn ? this.now() + expiresIn * 1000 : null,
+    });
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    if (this.kind === 'Client') {
+      const service = await this.store.services.find(id);
+      return service ? (clientMetadata(service, this.secretBox) as AdapterPayload) : undefined;
+    }
+    return this.parse(await this.store.oidcModels.find(this.kind, id, this.now()));
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.parse(await this.store.oidcModels.findByUid(this.kind, uid, this.now()));
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.parse(await this.store.oidcModels.findByUserCode(this.kind, userCode, this.now()));
+  }
+
+  async consume(id: string): Promise<void> {
+    await this.store.oidcModels.consume(this.kind, id, this.now());
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.store.oidcModels.destroy(this.kind, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await this.store.oidcModels.revokeByGrantId(grantId);
+  }
+
+  private parse(found: { payload: string; consumedAt: number | null } | undefined): AdapterPayload | undefined {
+    if (!found) return undefined;
+    const payload = JSON.parse(found.payload) as AdapterPayload;
+    // oidc-provider reads `consumed` to refuse a second use (and revoke the grant, RFC 6749 §4.1.2).
+    return found.consumedAt === null ? payload : { ...payload, consumed: Math.floor(found.consumedAt / 1000) };
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `latchkey doctor`: the OpenID Connect provider's configuration as it will
+ * run, with a warning for each setting that is unsafe outside development.
+ */
+import type { Config } from '../config/index.js';
+import type { Store } from '../db/store.js';
+import { OIDC_PREFIX, OIDC_SCOPES, TOKEN_TTL } from './provider.js';
+
+export interface DoctorReport {
+  text: string;
+  warnings: string[];
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+const hours = (s: number) => (s % 3600 === 0 ? `${s / 3600} h` : `${Math.round(s / 60)} min`);
+
+export async function doctorReport(config: Config, store: Store, now: number): Promise<DoctorReport> {
+  const warnings: string[] = [];
+  const lines: string[] = [];
+  const keys = await store.signingKeys.listPublished(now);
+  const services = await store.services.list();
+
+  lines.push('OpenID Connect provider');
+  lines.push(`  issuer                 ${config.origin}`);
+  lines.push(`  discovery              ${config.origin}/.well-known/openid-configuration`);
+  lines.push(`  endpoints              ${config.origin}${OIDC_PREFIX}/{auth,token,me,jwks,session/end,token/revocation}`);
+  lines.push('  response types         code (no implicit or hybrid); grants: authorization_code, refresh_token (no password, no client credentials)');
+  lines.push('  PKCE                   required for every client, S256 only');
+  lines.push(`  scopes                 ${OIDC_SCOPES.join(' ')}`);
+  lines.push(`  acr (AAL1/2/3)         ${config.oidcAcr[1]} | ${config.oidcAcr[2]} | ${config.oidcAcr[3]}`);
+  lines.push(
+    `  lifetimes              code ${TOKEN_TTL.AuthorizationCode} s, access token ${hours(TOKEN_TTL.AccessToken)}, ID token ${hours(TOKEN_TTL.IdToken)}, ` +
+      `refresh token ${hours(config.oidcRefreshTokenSeconds)} absolute (rotated on use)`,
+  );
+  lines.push(`  cookies                ${config.secureCookies ? 'Secure, SameSite=Lax' : 'NOT Secure (http origin), SameSite=Lax'}; signed with a key derived from the server secret`);
+  lines.push(`  signing keys           ${keys.length ? '' : 'none yet (one is generated when the server starts)'}`);
+  for (const k of keys) {
+    lines.push(`    ${k.kid}  ${k.alg}  created ${new Date(k.created_at).toISOString()}  ${k.retires_at === null ? 'signing' : `retired, published until ${new Date(k.retires_at).toISOString()}`}`);
+  }
+  lines.push(`  key retirement         previous keys stay published ${hours(config.oidcKeyRetireSeconds)} after a rotation`);
+  lines.push(`  services               ${services.length}`);
+  for (const s of services) {
+    const uris = JSON.parse(s.redirect_uris) as string[];
+    lines.push(`    ${s.client_id}  ${s.name}  ${s.client_type}  AAL${s.aal}${s.first_party ? '  first-party' : ''}  ${uris.join(' ')}`);
+    for (const uri of uris) {
+      const url = new URL(uri);
+      if (url.protocol === 'http:' && LOOPBACK.has(url.hostname)) warnings.push(`service "${s.name}" has a plain-http loopback redirect URI (${uri}): for development only`);
+    }
+    if (s.aal < 2) warnings.push(`service "${s.name}" accepts AAL1 sign-ins (password alone or an AAL1 linked account); use --aal 2 unless that is intended`);
+  }
+
+  if (!config.secureCookies) warnings.push(`the issuer ${config.origin} is not https: relying parties must refuse it outside local development`);
+  if (config.oidcRefreshTokenSeconds > 30 * 24 * 3600) warnings.push(`refresh tokens last ${hours(config.oidcRefreshTokenSeconds)}: more than 30 days; NIST SP 800-63B rev 4 asks AAL2 sessions to reauthenticate every 24 h`);
+  const current = keys.find((k) => k.retires_at === null);
+  if (current && now - current.created_at > 365 * 24 * 3600 * 1000) warnings.push(`signing key ${current.kid} is more than a year old: run \`latchkey keys rotate\``);
+  if (keys.length && !current) warnings.push('no current signing key: the server makes one at start');
+
+  lines.push('');
+  lines.push(warnings.length ? `Warnings (${warnings.length}):` : 'No warnings.');
+  for (const w of warnings) lines.push(`  ! ${w}`);
+  return { text: lines.join('\n') + '\n', warnings };
+}

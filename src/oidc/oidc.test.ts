@@ -1,0 +1,533 @@
+/**
+ * A real relying party (openid-client) against the provider, over app.inject:
+ * discovery, code + PKCE, the ID token checked by hand (signature against the
+ * JWKS, iss, aud, nonce, acr, amr, auth_time), userinfo, refresh, logout, and
+ * the OAuth errors bad requests must get — never a 5xx.
+ */
+import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
+import * as client from 'openid-client';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { LightMyRequestResponse } from 'fastify';
+import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
+import { hashToken } from '../crypto.js';
+import { addService } from './services.js';
+import { rotateSigningKey } from './signingKeys.js';
+import { Secret, TOTP } from 'otpauth';
+import { createUser } from '../users/createUser.js';
+import { hashPassword } from '../strategies/password/passwords.js';
+import { newTotpSecret } from '../strategies/totp/totp.js';
+import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
+import { startUpstreamIdp, type UpstreamIdp } from '../../test/support/upstreamIdp.js';
+
+const RP = 'https://rp.example';
+const REDIRECT = `${RP}/callback`;
+const LOGOUT = `${RP}/signed-out`;
+
+/** openid-client's fetch, answered by the app in this process. */
+function injectFetch(app: TestApp['app']): client.CustomFetch {
+  return async (url, options) => {
+    const u = new URL(url);
+    const headers: Record<string, string> = {};
+    new Headers(options.headers as HeadersInit).forEach((v, k) => (headers[k] = v));
+    const res = await app.inject({ method: options.method as 'GET', url: u.pathname + u.search, headers, payload: options.body === undefined || options.body === null ? undefined : String(options.body) });
+    const out = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : String(v));
+    return new Response(res.statusCode === 204 ? null : new Uint8Array(res.rawPayload), { status: res.statusCode, headers: out });
+  };
+}
+
+/** Follow redirects on our origin; stop at the first one leaving it (the service's redirect URI) or at a page. */
+async function follow(browser: TestBrowser, start: string): Promise<{ res: LightMyRequestResponse; url: string }> {
+  let url = start;
+  for (let i = 0; i < 20; i++) {
+    const res = await browser.get(url.startsWith(TEST_ORIGIN) ? url.slice(TEST_ORIGIN.length) : url);
+    const location = res.headers.location as string | undefined;
+    if (res.statusCode < 300 || res.statusCode >= 400 || !location) return { res, url };
+    const next = new URL(location, TEST_ORIGIN).toString();
+    if (!next.startsWith(TEST_ORIGIN)) return { res, url: next };
+    url = next;
+  }
+  throw new Error('too many redirects');
+}
+
+function decodeJwt(jwt: string) {
+  const [h, p, s] = jwt.split('.');
+  return { header: JSON.parse(Buffer.from(h!, 'base64url').toString()), payload: JSON.parse(Buffer.from(p!, 'base64url').toString()), signingInput: `${h}.${p}`, signature: Buffer.from(s!, 'base64url') };
+}
+
+describe('OpenID Connect provider', () => {
+  let t: TestApp;
+  let clock = Date.now();
+  let auth: SoftAuthenticator;
+  let browser: TestBrowser;
+  let clientId: string;
+  let clientSecret: string;
+  let rp: client.Configuration;
+
+  beforeEach(async () => {
+    clock = Date.now();
+    t = await createTestApp({}, { now: () => clock });
+    const added = await addService(
+      t.app.latchkey.store,
+      t.app.latchkey.secretBox,
+      { name: 'Rota', redirectUris: [REDIRECT], postLogoutRedirectUris: [LOGOUT], clientType: 'confidential', aal: 2, firstParty: true },
+      clock,
+    );
+    clientId = added.service.client_id;
+    clientSecret = added.clientSecret!;
+    rp = await client.discovery(new URL(TEST_ORIGIN), clientId, undefined, client.ClientSecretBasic(clientSecret), {
+      execute: [client.allowInsecureRequests],
+      [client.customFetch]: injectFetch(t.app),
+    });
+    auth = authenticator();
+    browser = await signUp(t.app, auth, 'mary@example.com', 'Mary Seacole');
+  });
+  afterEach(() => t.close());
+
+  async function authorize(extra: Record<string, string> = {}) {
+    const verifier = client.randomPKCECodeVerifier();
+    const nonce = client.randomNonce();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(rp, {
+      redirect_uri: REDIRECT,
+      scope: 'openid email profile offline_access',
+      prompt: 'consent',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      nonce,
+      state,
+      ...extra,
+    });
+    const { url: callback } = await follow(browser, url.toString());
+    return { callback, verifier, nonce, state };
+  }
+
+  it('serves discovery at the origin with code flow, S256 PKCE and the acr values', async () => {
+    const meta = rp.serverMetadata();
+    expect(meta.issuer).toBe(TEST_ORIGIN);
+    expect(meta.authorization_endpoint).toBe(`${TEST_ORIGIN}/oidc/auth`);
+    expect(meta.response_types_supported).toEqual(['code']);
+    expect(meta.grant_types_supported).toEqual(['authorization_code', 'refresh_token']);
+    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+    expect(meta.acr_values_supported).toContain('http://idmanagement.gov/ns/assurance/aal/2');
+  });
+
+  it('code + PKCE: a signed ID token with acr, amr and auth_time; userinfo; refresh; logout', async () => {
+    const { callback, verifier, nonce, state } = await authorize();
+    expect(callback.startsWith(REDIRECT)).toBe(true);
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state, idTokenExpected: true });
+
+    const idToken = decodeJwt(tokens.id_token!);
+    const jwks = (await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: (JsonWebKey & { kid: string })[] };
+    const jwk = jwks.keys.find((k) => k.kid === idToken.header.kid)!;
+    expect(idToken.header.alg).toBe('RS256');
+    expect(verifySignature('RSA-SHA256', Buffer.from(idToken.signingInput), createPublicKey({ key: jwk, format: 'jwk' }), idToken.signature)).toBe(true);
+    const user = (await t.app.latchkey.store.users.findByEmail('mary@example.com'))!;
+    expect(idToken.payload).toMatchObject({
+      iss: TEST_ORIGIN,
+      aud: clientId,
+      sub: user.id,
+      nonce,
+      acr: 'http://idmanagement.gov/ns/assurance/aal/2',
+      amr: ['hwk', 'user', 'mfa'], // the test authenticator is device-bound (not backup-eligible)
+    });
+    expect(Math.abs(idToken.payload.auth_time - Math.floor(clock / 1000))).toBeLessThanOrEqual(5);
+
+    const info = await client.fetchUserInfo(rp, tokens.access_token, user.id);
+    expect(info).toMatchObject({ sub: user.id, email: 'mary@example.com', name: 'Mary Seacole' });
+
+    expect(tokens.refresh_token).toBeTruthy();
+    const refreshed = await client.refreshTokenGrant(rp, tokens.refresh_token!);
+    expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(decodeJwt(refreshed.id_token!).payload).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', sub: user.id });
+    // Rotated: the old refresh token is spent.
+    await expect(client.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+
+    // RP-initiated logout ends Latchkey's session too.
+    const end = client.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: LOGOUT });
+    const confirm = await browser.get(end.pathname + end.search);
+    expect(confirm.statusCode).toBe(200);
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
+    const action = /id="op.logoutForm" method="post" action="([^"]+)"/.exec(confirm.body)?.[1] ?? '/oidc/session/end/confirm';
+    const done = await t.app.inject({
+      method: 'POST',
+      url: new URL(action, TEST_ORIGIN).pathname,
+      headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ xsrf, logout: 'yes' }).toString(),
+    });
+    expect(done.statusCode).toBe(303);
+    expect(done.headers.location).toBe(LOGOUT);
+    const sessionToken = browser.cookies.get('latchkey_session')!;
+    expect(await t.app.latchkey.store.sessions.findByHash(hashToken(sessionToken))).toBeUndefined();
+  });
+
+  it('refresh tokens stop at their absolute lifetime, however often they rotate', async () => {
+    const { callback, verifier, nonce, state } = await authorize();
+    let tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+    clock += 12 * 3600_000;
+    tokens = await client.refreshTokenGrant(rp, tokens.refresh_token!);
+    clock += 12 * 3600_000 + 1000;
+    await expect(client.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('after keys rotate, a restarted server signs with the new key and still publishes the old one', async () => {
+    const { store, secretBox } = t.app.latchkey;
+    const oldKid = ((await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys[0]!.kid;
+    const { kid } = await rotateSigningKey(store, secretBox, clock, 3600);
+    const restarted = await createTestApp({}, { db: t.db, now: () => clock });
+    try {
+      const kids = ((await restarted.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+      expect(kids.sort()).toEqual([kid, oldKid].sort());
+      const rp2 = await client.discovery(new URL(TEST_ORIGIN), clientId, undefined, client.ClientSecretBasic(clientSecret), {
+        execute: [client.allowInsecureRequests],
+        [client.customFetch]: injectFetch(restarted.app),
+      });
+      const b2 = await signUp(restarted.app, authenticator(), 'rosalind@example.com', 'Rosalind Franklin');
+      const verifier = client.randomPKCECodeVerifier();
+      const url = client.buildAuthorizationUrl(rp2, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: callback } = await follow(b2, url.toString());
+      const tokens = await client.authorizationCodeGrant(rp2, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(decodeJwt(tokens.id_token!).header.kid).toBe(kid);
+      // Past the retirement time the old key leaves the JWKS.
+      clock += 3601_000;
+      const later = await createTestApp({}, { db: t.db, now: () => clock });
+      try {
+        expect(((await later.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid)).toEqual([kid]);
+      } finally {
+        await later.app.close();
+      }
+    } finally {
+      await restarted.app.close();
+    }
+  });
+
+  it('a third-party service asks for consent; Allow continues to the service, Cancel returns access_denied', async () => {
+    const third = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Partner app', redirectUris: [REDIRECT], clientType: 'public', aal: 2, firstParty: false }, clock);
+    const start = async () => {
+      const verifier = client.randomPKCECodeVerifier();
+      const url = `/oidc/auth?${new URLSearchParams({ client_id: third.service.client_id, response_type: 'code', scope: 'openid email', redirect_uri: REDIRECT, state: 'st', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' })}`;
+      const { res, url: at } = await follow(browser, url);
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toContain('Sign in to Partner app?');
+      expect(res.body).toContain('see your email address');
+      return new URL(at).pathname;
+    };
+    const consentAt = await start();
+    const allowed = await browser.postForm(`${consentAt}/confirm`, {});
+    expect(allowed.statusCode).toBe(200);
+    const link = /id="continue-link" class="button" href="([^"]+)"/.exec(allowed.body)![1]!.replace(/&amp;/g, '&');
+    const { url: callback } = await follow(browser, link);
+    expect(new URL(callback).searchParams.get('code')).toBeTruthy();
+
+    const again = await start().catch(() => undefined);
+    // Consent was granted once: the next request goes straight through.
+    expect(again).toBeUndefined();
+    await t.app.latchkey.store.kysely.deleteFrom('oidc_models').where('kind', '=', 'Grant').execute();
+    await t.app.latchkey.store.kysely.deleteFrom('oidc_models').where('kind', '=', 'Session').execute();
+    const consentAgain = await start();
+    const cancelled = await browser.postForm(`${consentAgain}/abort`, {});
+    const back = /id="continue-link" class="button" href="([^"]+)"/.exec(cancelled.body)![1]!.replace(/&amp;/g, '&');
+    const { url: denied } = await follow(browser, back);
+    expect(new URL(denied).searchParams.get('error')).toBe('access_denied');
+    expect(new URL(denied).searchParams.get('state')).toBe('st');
+  });
+
+  describe('bad requests get the OAuth error the specs require, never a 5xx', () => {
+    it('an unregistered redirect URI: an error page, no redirect (RFC 6749 §4.1.2.1)', async () => {
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: 'https://evil.example/cb', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+      const res = await browser.get(url.pathname + url.search);
+      expect(res.statusCode).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+      expect(res.body).toContain('data-error-code="invalid_redirect_uri"');
+    });
+
+    it('an unknown client: an error page', async () => {
+      const res = await browser.get(`/oidc/auth?client_id=nobody&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}`);
+      expect(res.statusCode).toBe(400);
+      expect(res.body).toContain('data-error-code="invalid_client"');
+    });
+
+    it('no PKCE: invalid_request back at the redirect URI', async () => {
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', state: 's1' });
+      const res = await browser.get(url.pathname + url.search);
+      expect(res.statusCode).toBe(303);
+      const back = new URL(res.headers.location as string);
+      expect(back.origin + back.pathname).toBe(REDIRECT);
+      expect(back.searchParams.get('error')).toBe('invalid_request');
+      expect(back.searchParams.get('state')).toBe('s1');
+    });
+
+    it('implicit and password grants are refused', async () => {
+      const implicit = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', response_type: 'id_token', nonce: 'n' });
+      const res = await browser.get(implicit.pathname + implicit.search);
+      expect(res.statusCode).toBeLessThan(500);
+      expect(res.headers.location ?? res.body).toMatch(/unsupported_response_type/);
+      const password = await t.app.inject({
+        method: 'POST',
+        url: '/oidc/token',
+        headers: { authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'grant_type=password&username=mary@example.com&password=x',
+      });
+      expect(password.statusCode).toBe(400);
+      expect(password.json().error).toBe('unsupported_grant_type');
+    });
+
+    it('a code used twice: invalid_grant, and the first tokens are revoked', async () => {
+      const { callback, verifier, nonce, state } = await authorize();
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      await expect(client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state })).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+      await expect(client.fetchUserInfo(rp, tokens.access_token, client.skipSubjectCheck)).rejects.toBeTruthy();
+    });
+
+    it('an expired code: invalid_grant', async () => {
+      const { callback, verifier, nonce, state } = await authorize();
+      clock += 2 * 60_000;
+      await expect(client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state })).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+    });
+
+    it('a wrong PKCE verifier: invalid_grant', async () => {
+      const { callback, nonce, state } = await authorize();
+      await expect(
+        client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedNonce: nonce, expectedState: state }),
+      ).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
+    it('malformed requests: 4xx, never a 5xx', async () => {
+      const basic = `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
+      const cases: { method: 'GET' | 'POST'; url: string; headers?: Record<string, string>; payload?: string }[] = [
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/json' }, payload: '{"grant_type":"authorization_code"}' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, payload: '%%%' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: 'Basic !!!', 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=refresh_token&refresh_token=x' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=authorization_code&code=nope&redirect_uri=x&code_verifier=y' },
+        { method: 'POST', url: '/oidc/token', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, payload: `grant_type=authorization_code&code=${'a'.repeat(70_000)}` },
+        { method: 'GET', url: `/oidc/auth?client_id=${clientId}&client_id=${clientId}&response_type=code&scope=openid` },
+        { method: 'GET', url: `/oidc/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=short&code_challenge_method=plain` },
+        { method: 'GET', url: '/oidc/me', headers: { authorization: 'Bearer nope' } },
+        { method: 'GET', url: '/oidc/session/end?id_token_hint=not.a.jwt' },
+        { method: 'GET', url: '/oidc/nothing-here' },
+        { method: 'GET', url: '/interaction/unknownuid123' },
+        { method: 'POST', url: '/interaction/unknownuid123/confirm', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '_csrf=x' },
+      ];
+      for (const c of cases) {
+        const res = await t.app.inject({ method: c.method, url: c.url, headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; '), ...c.headers }, payload: c.payload });
+        expect(res.statusCode, `${c.method} ${c.url.slice(0, 80)}: ${res.body.slice(0, 200)}`).toBeGreaterThanOrEqual(300);
+        expect(res.statusCode, `${c.method} ${c.url.slice(0, 80)}: ${res.body.slice(0, 200)}`).toBeLessThan(500);
+      }
+      // Without its cookie an interaction has expired, as far as anyone can tell.
+      const expired = await browser.get('/interaction/unknownuid123');
+      expect(expired.statusCode).toBe(410);
+      expect(expired.body).toContain('data-error-code="interaction_expired"');
+    });
+
+    it('a wrong client secret and an unknown client: 401 invalid_client', async () => {
+      const { callback } = await authorize();
+      const code = new URL(callback).searchParams.get('code')!;
+      for (const credentials of [`${clientId}:wrong`, `nobody:${clientSecret}`]) {
+        const res = await t.app.inject({
+          method: 'POST',
+          url: '/oidc/token',
+          headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: 'v'.repeat(43) }).toString(),
+        });
+        expect(res.statusCode).toBe(401);
+        expect(res.json().error).toBe('invalid_client');
+      }
+    });
+  });
+
+  describe('interactions', () => {
+    it('without a Latchkey session: sign in first (login_hint prefills the email), then back to the service', async () => {
+      const stranger = new TestBrowser(t.app);
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', login_hint: 'mary@example.com' });
+      const { res, url: at } = await follow(stranger, url.toString());
+      expect(at).toMatch(/\/signin\?next=%2Finteraction%2F[\w-]+&email=mary%40example\.com$/);
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toContain('value="mary@example.com"');
+    });
+
+    it('password + authenticator app: AAL2 with amr pwd otp mfa, back to the service through the continue page', async () => {
+      const { store, secretBox } = t.app.latchkey;
+      const user = await createUser(store, { email: 'katherine@example.com', displayName: 'Katherine Johnson' }, clock);
+      await store.kysely.updateTable('users').set({ password_hash: await hashPassword('correct horse battery'), status: 'enrolled' }).where('id', '=', user.id).execute();
+      const secret = newTotpSecret();
+      const appId = 'totp-app-1';
+      await store.authenticators.insert({
+        id: appId, user_id: user.id, type: 'totp', credential_id: `totp:${appId}`, public_key: secretBox.seal(secret, `totp:${appId}`), counter: 0,
+        transports: '[]', aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Authenticator app', created_at: clock, last_used_at: null,
+      });
+      const person = new TestBrowser(t.app);
+      const verifier = client.randomPKCECodeVerifier();
+      const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: atSignIn } = await follow(person, url.toString());
+      const next = new URL(atSignIn).searchParams.get('next')!;
+      const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: clock });
+      const signedIn = await person.postForm(`/signin/password?next=${encodeURIComponent(next)}`, { email: 'katherine@example.com', password: 'correct horse battery', code });
+      expect(signedIn.statusCode).toBe(200);
+      const link = /id="continue-link" class="button" href="([^"]+)"/.exec(signedIn.body)![1]!.replace(/&amp;/g, '&');
+      expect(link).toBe(next);
+      const { url: callback } = await follow(person, link);
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: ['pwd', 'otp', 'mfa'] });
+    });
+
+    it('prompt=login asks for a fresh sign-in even with a session, and auth_time says when it happened', async () => {
+      const before = browser.cookies.get('latchkey_session')!;
+      const { callback: atSignIn, verifier, nonce, state } = await authorize({ prompt: 'login consent' });
+      expect(atSignIn).toMatch(/\/signin\?next=%2Finteraction%2F[\w-]+%3Fafter%3D/);
+      // The old session has ended.
+      expect(await t.app.latchkey.store.sessions.findByHash(hashToken(before))).toBeUndefined();
+      clock += 5_000;
+      await browser.get(atSignIn.slice(TEST_ORIGIN.length));
+      const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+      expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+      const { url: callback } = await follow(browser, decodeURIComponent(new URL(atSignIn).searchParams.get('next')!));
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      expect(tokens.claims()!.auth_time).toBe(Math.floor(clock / 1000));
+    });
+
+    it('max_age: a recent sign-in goes straight through; an older one must sign in again', async () => {
+      const recent = await authorize({ max_age: '600' });
+      expect(recent.callback.startsWith(REDIRECT)).toBe(true);
+      // The same person, signed in 11 minutes ago (the provider's clock is the real one, so move the sign-in).
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ authenticated_at: clock - 11 * 60_000 }).where('id_hash', '=', sessionHash).execute();
+      const old = await authorize({ max_age: '600' });
+      expect(old.callback).toMatch(/\/signin\?next=%2Finteraction%2F[\w-]+%3Fafter%3D/);
+    });
+
+    it('a forged fresh-sign-in mark is ignored', async () => {
+      const { callback: atSignIn } = await authorize({ prompt: 'login consent' });
+      const next = new URL(decodeURIComponent(new URL(atSignIn).searchParams.get('next')!), TEST_ORIGIN);
+      const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+      await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) });
+      // Claim the forced sign-in happened long ago: the mark no longer verifies, so the sign-in must be newer than the request.
+      const forged = `${next.pathname}?after=${encodeURIComponent('1.' + next.searchParams.get('after')!.split('.')[1])}`;
+      const res = await browser.get(forged);
+      expect([303, 410]).toContain(res.statusCode);
+    });
+
+    it('an AAL1 session asking an AAL2 service steps up with a passkey, then gets acr AAL2', async () => {
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1 }).where('id_hash', '=', sessionHash).execute();
+      const { callback: atReauth, verifier, nonce, state } = await authorize();
+      expect(atReauth).toMatch(/\/settings\/reauth\?next=%2Finteraction%2F/);
+      const reauthPage = await browser.get(atReauth.slice(TEST_ORIGIN.length));
+      expect(reauthPage.statusCode).toBe(200);
+      const options = await browser.postJson('/reauth/options', {});
+      const verified = await browser.postJson('/reauth/verify', { response: auth.getAssertion(options.json().options) });
+      expect(verified.statusCode).toBe(200);
+      const next = decodeURIComponent(new URL(atReauth).searchParams.get('next')!);
+      const { url: callback } = await follow(browser, next);
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      expect(tokens.claims()).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: ['hwk', 'user', 'mfa'] });
+    });
+
+    it('a token at AAL2, then a weaker sign-in in the same browser: the next request steps up again', async () => {
+      const first = await authorize();
+      expect(first.callback.startsWith(REDIRECT)).toBe(true);
+      // The person signs in again another way (an AAL1 upstream, say): a new, weaker Latchkey session.
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1, authenticated_at: clock + 2000 }).where('id_hash', '=', sessionHash).execute();
+      const second = await authorize();
+      expect(second.callback).toMatch(/\/settings\/reauth\?next=/);
+    });
+
+    it('a later sign-in is what auth_time reports, not the provider\'s older session', async () => {
+      await authorize();
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      const later = clock + 60_000;
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ authenticated_at: later }).where('id_hash', '=', sessionHash).execute();
+      const { callback, verifier, nonce, state } = await authorize();
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+      expect(tokens.claims()!.auth_time).toBe(Math.floor(later / 1000));
+    });
+
+    it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed and where to add it', async () => {
+      const strict = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Prescribing', redirectUris: [REDIRECT], clientType: 'public', aal: 3, firstParty: true }, clock);
+      const url = `/oidc/auth?${new URLSearchParams({ client_id: strict.service.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`;
+      const { res } = await follow(browser, url);
+      expect(res.statusCode).toBe(403);
+      expect(res.body).toContain('Prescribing needs a stronger way to sign in');
+      expect(res.body).toContain('href="/add-authenticator"');
+    });
+  });
+});
+
+describe('step-up from a real AAL1 sign-in (a linked account at an upstream configured as AAL1)', () => {
+  let idp: UpstreamIdp;
+  let t: TestApp;
+  let rp: client.Configuration;
+
+  beforeAll(async () => {
+    idp = await startUpstreamIdp({ redirectUris: [`${TEST_ORIGIN}/signin/linked/work/callback`] });
+    t = await createTestApp({
+      LATCHKEY_UPSTREAM_PROVIDERS: 'work',
+      LATCHKEY_UPSTREAM_WORK_ISSUER: idp.issuer,
+      LATCHKEY_UPSTREAM_WORK_CLIENT_ID: idp.clientId,
+      LATCHKEY_UPSTREAM_WORK_CLIENT_SECRET: idp.clientSecret!,
+      LATCHKEY_UPSTREAM_WORK_NAME: 'Work sign-in',
+      LATCHKEY_UPSTREAM_WORK_AAL: '1',
+    });
+    const { service, clientSecret } = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Rota', redirectUris: [REDIRECT], clientType: 'confidential', aal: 2, firstParty: true }, Date.now());
+    rp = await client.discovery(new URL(TEST_ORIGIN), service.client_id, undefined, client.ClientSecretBasic(clientSecret!), {
+      execute: [client.allowInsecureRequests],
+      [client.customFetch]: injectFetch(t.app),
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await idp?.close();
+  });
+
+  /** Ask the service's way in, sign in with the linked account, and return where Latchkey sends the browser next. */
+  async function signInWithWorkAccount(browser: TestBrowser, subject: string) {
+    const verifier = client.randomPKCECodeVerifier();
+    const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const { url: atSignIn } = await follow(browser, url.toString());
+    const next = new URL(atSignIn).searchParams.get('next')!;
+    const start = await browser.get(`/signin/linked/work?next=${encodeURIComponent(next)}`);
+    idp.setNextLogin({ accountId: subject, email: `${subject}@work.example` });
+    const callback = await idp.browser().follow(String(start.headers.location));
+    const back = await browser.get(callback.pathname + callback.search);
+    expect(back.headers.location).toBe(next);
+    return { verifier, ...(await follow(browser, next)) };
+  }
+
+  it('with a passkey: asked for it, then the service gets acr AAL2', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth, 'grace@example.com', 'Grace Hopper');
+    const user = (await t.app.latchkey.store.users.findByEmail('grace@example.com'))!;
+    const provider = t.config.upstreamProviders[0]!;
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, provider, idp.issuer, 'grace-work', Date.now());
+
+    const browser = new TestBrowser(t.app);
+    const { verifier, url: atReauth } = await signInWithWorkAccount(browser, 'grace-work');
+    expect(atReauth).toMatch(/\/settings\/reauth\?next=%2Finteraction%2F/);
+    const session = (await t.app.latchkey.store.sessions.findByHash(hashToken(browser.cookies.get('latchkey_session')!)))!;
+    expect(session.aal).toBe(1);
+
+    await browser.get(atReauth.slice(TEST_ORIGIN.length));
+    const options = await browser.postJson('/reauth/options', {});
+    expect((await browser.postJson('/reauth/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+    const { url: callback } = await follow(browser, new URL(atReauth).searchParams.get('next')!);
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: ['hwk', 'user', 'mfa'] });
+  });
+
+  it('with nothing stronger: a page saying what the service needs and where to add it; no code', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'ada.linked@example.com', displayName: 'Ada Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'ada-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    const { res, url } = await signInWithWorkAccount(browser, 'ada-work');
+    expect(url).toMatch(/\/interaction\//);
+    expect(res.statusCode).toBe(403);
+    expect(res.body).toContain('Rota needs a stronger way to sign in');
+    expect(res.body).toContain('a passkey, or a password with an authenticator app');
+    expect(res.body).toContain('href="/add-authenticator"');
+  });
+});

@@ -1,0 +1,230 @@
+/**
+ * The OpenID Connect provider: oidc-provider (panva), configured for Latchkey.
+ * It owns the protocol — discovery, authorization (code flow, PKCE required),
+ * token, userinfo, JWKS, revocation, RP-initiated logout; Latchkey supplies the
+ * storage adapter, the accounts, the signing keys, the services (clients) and
+ * the interaction pages (src/oidc/interactions.tsx).
+ *
+ * Endpoints live under /oidc; the issuer is the origin itself, so discovery is
+ * at /.well-known/openid-configuration.
+ */
+import type { KoaContextWithOIDC, Configuration, JWK } from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
+import type { Latchkey } from '../context.js';
+import { hashToken, hmac } from '../crypto.js';
+import { cookieNames } from '../plugins/sessions.js';
+import { Layout } from '../views/layout.js';
+import { renderPage } from '../views/render.js';
+import { KyselyAdapter, SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
+import { aalOfAcr } from './assurance.js';
+import { loadSigningJwks } from './signingKeys.js';
+
+export const OIDC_PREFIX = '/oidc';
+
+/** Token lifetimes in seconds; refresh tokens have an absolute lifetime from configuration. */
+export const TOKEN_TTL = { AccessToken: 10 * 60, AuthorizationCode: 60, IdToken: 60 * 60, Interaction: 60 * 60 } as const;
+
+export const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
+
+/** Replace the page's CSP form-action so a form may end at these origins (Chromium checks form-action on redirects). */
+export function allowFormActionTo(ctx: { set(name: string, value: string): void }, origins: string[]): void {
+  const extra = origins.filter((o) => /^https?:\/\/[^\s;,']+$/.test(o)).join(' ');
+  ctx.set(
+    'content-security-policy',
+    `default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self' ${extra}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'`,
+  );
+}
+
+function page(latchkey: Latchkey, title: string, body: preact.ComponentChildren): string {
+  return renderPage(
+    <Layout title={title} rpName={latchkey.config.rpName} csrfToken="" page="oidc">
+      {body}
+    </Layout>,
+  );
+}
+
+/** Build the provider. Signing keys are read once here: restart after `latchkey keys rotate`. */
+export async function createProvider(latchkey: Latchkey): Promise<Provider> {
+  const { config, store, secretBox, now } = latchkey;
+  const keys = (await loadSigningJwks(store, secretBox, now())) as JWK[];
+  const sessionCookie = cookieNames(config.secureCookies).session;
+
+  const policy = interactionPolicy.base();
+  const login = policy.get('login')!;
+  // The provider's session stands for one Latchkey sign-in: the same person, at the same level, at the same time.
+  // No Latchkey session, or a different one (signed out and in again, another method, a step-up), and the
+  // interaction runs again, so acr, amr and auth_time always describe the sign-in behind this browser's session.
+  login.checks.add(
+    new interactionPolicy.Check('latchkey_session', 'End-User is not signed in to Latchkey', async (ctx) => {
+      const opSession = ctx.oidc.session;
+      if (!opSession?.accountId) return interactionPolicy.Check.REQUEST_PROMPT;
+      const token = ctx.cookies.get(sessionCookie);
+      if (!token || token.length > 64) return interactionPolicy.Check.REQUEST_PROMPT;
+      const found = await store.sessions.findWithUser(hashToken(token));
+      const t = now();
+      const same =
+        found &&
+        found.user.id === opSession.accountId &&
+        found.user.status !== 'suspended' &&
+        found.session.expires_at > t &&
+        found.session.last_seen_at > t - config.sessionIdleSeconds * 1000 &&
+        aalOfAcr(config, opSession.acr) === found.session.aal &&
+        opSession.loginTs === Math.floor(found.session.authenticated_at / 1000);
+      return same ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  // A service that needs AAL2 never gets a token for an AAL1 sign-in: the interaction asks for a stronger one.
+  login.checks.add(
+    new interactionPolicy.Check('aal_insufficient', 'The service requires a higher authentication assurance level', (ctx) => {
+      const required = Number(ctx.oidc.client?.[SERVICE_AAL] ?? 1);
+      const reached = aalOfAcr(config, ctx.oidc.session?.acr) ?? 0;
+      return reached < required ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+
+  const configuration: Configuration = {
+    adapter: (name: string) => new KyselyAdapter(name, store, secretBox, now),
+    clients: [],
+    jwks: { keys },
+    async findAccount(_ctx, sub) {
+      const user = await store.users.findById(sub);
+      // A suspended person's tokens stop working: refresh and userinfo find no account.
+      if (!user || user.status === 'suspended') return undefined;
+      return {
+        accountId: user.id,
+        async claims() {
+          return { sub: user.id, email: user.email, email_verified: true, name: user.display_name };
+        },
+      };
+    },
+    // acr, amr and auth_time ride with the openid scope: every ID token says how the person signed in.
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], profile: ['name'] },
+    clientDefaults: { grant_types: ['authorization_code'], response_types: ['code'], id_token_signed_response_alg: 'RS256', token_endpoint_auth_method: 'client_secret_basic', require_auth_time: true },
+    scopes: OIDC_SCOPES,
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    acrValues: [config.oidcAcr[1], config.oidcAcr[2], config.oidcAcr[3]],
+    extraClientMetadata: {
+      properties: [SERVICE_AAL, SERVICE_FIRST_PARTY],
+      validator(_ctx, key, value) {
+        if (key === SERVICE_AAL && ![1, 2, 3].includes(value as number)) throw new Error(`${SERVICE_AAL} must be 1, 2 or 3`);
+      },
+    },
+    cookies: {
+      // Derived from the server secret: every instance signs the provider's cookies the same way.
+      keys: [hmac(latchkey.secret, 'oidc-provider cookies')],
+      long: { signed: true, sameSite: 'lax' },
+      short: { signed: true, sameSite: 'lax' },
+    },
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: false },
+      clientCredentials: { enabled: false },
+      registration: { enabled: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          const target = ctx.oidc.params?.post_logout_redirect_uri;
+          if (typeof target === 'string') allowFormActionTo(ctx, [new URL(target).origin]);
+          const client = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
+          ctx.type = 'html';
+          ctx.body = page(
+            latchkey,
+            'Sign out',
+            <>
+              <h1>Sign out{client ? ` of ${client}` : ''}?</h1>
+              <p>You will also be signed out of {config.rpName} in this browser.</p>
+              <div dangerouslySetInnerHTML={{ __html: form }} />
+              <div class="actions">
+                <button type="submit" form="op.logoutForm" value="yes" name="logout">
+                  Yes, sign me out
+                </button>
+                <button type="submit" form="op.logoutForm" class="secondary">
+                  No, stay signed in
+                </button>
+              </div>
+            </>,
+          );
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = page(
+            latchkey,
+            'Signed out',
+            <>
+              <h1>You have signed out</h1>
+              <p>
+                <a href="/signin">Sign in again</a>
+              </p>
+            </>,
+          );
+        },
+      },
+    },
+    interactions: {
+      policy,
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    routes: {
+      authorization: `${OIDC_PREFIX}/auth`,
+      token: `${OIDC_PREFIX}/token`,
+      userinfo: `${OIDC_PREFIX}/me`,
+      jwks: `${OIDC_PREFIX}/jwks`,
+      end_session: `${OIDC_PREFIX}/session/end`,
+      revocation: `${OIDC_PREFIX}/token/revocation`,
+      introspection: `${OIDC_PREFIX}/token/introspection`,
+      pushed_authorization_request: `${OIDC_PREFIX}/request`,
+      registration: `${OIDC_PREFIX}/reg`,
+      code_verification: `${OIDC_PREFIX}/device`,
+      device_authorization: `${OIDC_PREFIX}/device/auth`,
+      backchannel_authentication: `${OIDC_PREFIX}/backchannel`,
+      challenge: `${OIDC_PREFIX}/challenge`,
+    },
+    ttl: {
+      ...TOKEN_TTL,
+      Session: config.sessionMaxSeconds,
+      Grant: config.oidcRefreshTokenSeconds,
+      // Absolute: a rotated refresh token inherits the first one's issue time (iiat), so the chain ends on time.
+      RefreshToken(_ctx, token) {
+        const issued = (token as { iiat?: number }).iiat ?? token.iat ?? Math.floor(now() / 1000);
+        return Math.max(1, issued + config.oidcRefreshTokenSeconds - Math.floor(now() / 1000));
+      },
+    },
+    // Refresh tokens rotate on every use; the old one is consumed (a replay revokes the grant).
+    rotateRefreshToken: true,
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      const description = typeof out.error_description === 'string' ? out.error_description : 'The request could not be completed.';
+      ctx.body = page(
+        latchkey,
+        'There is a problem',
+        <>
+          <h1>There is a problem</h1>
+          <div class="error-summary" role="alert">
+            <p>The service that sent you here made a request {config.rpName} cannot complete: {description}</p>
+          </div>
+          <p data-error-code={String(out.error)}>
+            Go back to the service and try again. If it keeps happening, tell the service's support team the error code{' '}
+            <code>{String(out.error)}</code>.
+          </p>
+        </>,
+      );
+    },
+    clockTolerance: 5,
+  };
+
+  const provider = new Provider(config.origin, configuration);
+  // oidcRoutes sets Host and X-Forwarded-Proto from LATCHKEY_ORIGIN on every request it hands over, so URLs and
+  // Secure cookies follow the configured origin behind a TLS-terminating proxy.
+  provider.proxy = true;
+
+  // RP-initiated logout ends the Latchkey session in this browser too.
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    const token = ctx.cookies.get(sessionCookie);
+    if (token && token.length <= 64) void store.sessions.delete(hashToken(token)).catch(() => {});
+    ctx.cookies.set(sessionCookie, null, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies, overwrite: true });
+  });
+  return provider;
+}

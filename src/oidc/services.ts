@@ -1,0 +1,64 @@
+/**
+ * Services: the OpenID Connect clients people sign in to with Latchkey
+ * (`latchkey services add`). Each has exact redirect URIs, is public (PKCE
+ * only) or confidential (a secret, shown once, sealed at rest), and names the
+ * assurance level a sign-in must reach before it receives a token.
+ */
+import { randomToken } from '../crypto.js';
+import type { Service, ServiceClientType } from '../db/schema.js';
+import type { Store } from '../db/store.js';
+import type { SecretBox } from '../secretBox.js';
+import type { Aal } from './assurance.js';
+
+export class ServiceInputError extends Error {}
+
+export interface NewServiceInput {
+  name: string;
+  redirectUris: string[];
+  postLogoutRedirectUris?: string[];
+  clientType: ServiceClientType;
+  aal: Aal;
+  firstParty: boolean;
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** RFC 6749 §3.1.2 and OAuth 2.0 Security BCP §4.1: absolute, no fragment, compared exactly; https except on loopback. */
+export function checkRedirectUri(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ServiceInputError(`not an absolute URL: "${raw}"`);
+  }
+  if (url.hash || raw.includes('#')) throw new ServiceInputError(`a redirect URI has no fragment: "${raw}"`);
+  if (url.username || url.password) throw new ServiceInputError(`a redirect URI has no credentials: "${raw}"`);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    throw new ServiceInputError(`must be https:// (http:// only for localhost): "${raw}"`);
+  }
+  return raw;
+}
+
+export async function addService(store: Store, secretBox: SecretBox, input: NewServiceInput, now: number): Promise<{ service: Service; clientSecret?: string }> {
+  const name = input.name.trim();
+  if (!name || name.length > 100) throw new ServiceInputError('--name is 1 to 100 characters');
+  if (!input.redirectUris.length) throw new ServiceInputError('at least one --redirect-uri is needed');
+  if (![1, 2, 3].includes(input.aal)) throw new ServiceInputError('--aal is 1, 2 or 3');
+  const redirectUris = input.redirectUris.map(checkRedirectUri);
+  const logoutUris = (input.postLogoutRedirectUris ?? []).map(checkRedirectUri);
+  const clientId = randomToken(16);
+  const clientSecret = input.clientType === 'confidential' ? randomToken(32) : undefined;
+  const service: Service = {
+    client_id: clientId,
+    name,
+    client_type: input.clientType,
+    client_secret: clientSecret ? secretBox.seal(clientSecret, `service-secret:${clientId}`) : null,
+    redirect_uris: JSON.stringify(redirectUris),
+    post_logout_redirect_uris: JSON.stringify(logoutUris),
+    aal: input.aal,
+    first_party: input.firstParty ? 1 : 0,
+    created_at: now,
+  };
+  await store.services.insert(service);
+  return clientSecret ? { service, clientSecret } : { service };
+}

@@ -1,0 +1,132 @@
+/**
+ * A real relying party (openid-client) signing people in through Chromium:
+ * discovery, code + PKCE with a passkey on a virtual authenticator, the ID
+ * token verified (signature, iss, aud, nonce, acr, amr, auth_time), refresh,
+ * RP-initiated logout, and step-up from an AAL1 session to an AAL2 service.
+ */
+import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as client from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashToken } from '../../src/crypto.js';
+import { addService } from '../../src/oidc/services.js';
+import { signOut, signUpInBrowser, useE2E, waitReady } from './support.js';
+
+const e2e = useE2E();
+let rpServer: Server;
+let rpOrigin: string;
+
+beforeAll(async () => {
+  // The relying party's redirect and post-logout pages: plain pages the browser lands on.
+  rpServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Rota</title><p>Back at the service</p>'));
+  await new Promise<void>((resolve) => rpServer.listen(0, '127.0.0.1', resolve));
+  rpOrigin = `http://localhost:${(rpServer.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => rpServer.close(() => resolve())));
+
+async function relyingParty(aal: 1 | 2 | 3) {
+  const { store, secretBox } = e2e.server.app.latchkey;
+  const { service, clientSecret } = await addService(
+    store,
+    secretBox,
+    { name: 'Rota', redirectUris: [`${rpOrigin}/callback`], postLogoutRedirectUris: [`${rpOrigin}/signed-out`], clientType: 'confidential', aal, firstParty: true },
+    Date.now(),
+  );
+  const config = await client.discovery(new URL(e2e.server.origin), service.client_id, undefined, client.ClientSecretBasic(clientSecret!), {
+    execute: [client.allowInsecureRequests],
+  });
+  const verifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: `${rpOrigin}/callback`,
+    scope: 'openid email offline_access',
+    prompt: 'consent',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    nonce,
+    state,
+  });
+  const exchange = (callback: string) => client.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state, idTokenExpected: true });
+  return { config, clientId: service.client_id, url: url.toString(), nonce, exchange };
+}
+
+async function verifyIdTokenSignature(idToken: string): Promise<void> {
+  const [h, p, s] = idToken.split('.') as [string, string, string];
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { kid: string; alg: string };
+  const jwks = (await (await fetch(`${e2e.server.origin}/oidc/jwks`)).json()) as { keys: (JsonWebKey & { kid: string })[] };
+  const jwk = jwks.keys.find((k) => k.kid === header.kid);
+  expect(jwk, 'the signing key is published').toBeDefined();
+  expect(header.alg).toBe('RS256');
+  expect(verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`), createPublicKey({ key: jwk!, format: 'jwk' }), Buffer.from(s, 'base64url'))).toBe(true);
+}
+
+describe('OpenID Connect in a browser', () => {
+  it('signs in to a service with a passkey: code + PKCE, verified ID token, refresh, and logout', async () => {
+    const t = await e2e.open();
+    const { page, authenticators } = t;
+    await authenticators.add('platform');
+    const email = 'florence@example.com';
+    await signUpInBrowser(e2e.server, page, { displayName: 'Florence Nightingale', email });
+    await signOut(page);
+
+    const rp = await relyingParty(2);
+    await page.goto(rp.url);
+    // No Latchkey session: /signin, where the platform passkey answers the page's autofill request at once
+    // (Chromium's virtual environment, see signin.test.ts), then straight back through the interaction.
+    await page.waitForURL(`${rpOrigin}/callback**`);
+    const signIns = await t.postsTo('/signin/verify');
+    expect(signIns.map((x) => x.status)).toEqual([200]);
+    const signedInAt = Math.floor(e2e.server.clock.now() / 1000);
+
+    const tokens = await rp.exchange(page.url());
+    await verifyIdTokenSignature(tokens.id_token!);
+    const user = (await e2e.server.app.latchkey.store.users.findByEmail(email))!;
+    const passkey = (await e2e.server.app.latchkey.store.authenticators.listForUser(user.id))[0]!;
+    const claims = tokens.claims()!;
+    expect(claims).toMatchObject({
+      iss: e2e.server.origin,
+      aud: rp.clientId,
+      sub: user.id,
+      nonce: rp.nonce,
+      acr: 'http://idmanagement.gov/ns/assurance/aal/2',
+      amr: [passkey.backup_eligible ? 'swk' : 'hwk', 'user', 'mfa'],
+    });
+    expect(Math.abs(claims.auth_time! - signedInAt)).toBeLessThanOrEqual(10);
+
+    const info = await client.fetchUserInfo(rp.config, tokens.access_token, user.id);
+    expect(info.email).toBe(email);
+    const refreshed = await client.refreshTokenGrant(rp.config, tokens.refresh_token!);
+    expect(refreshed.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2' });
+
+    // RP-initiated logout: a confirmation page, then back at the service, and signed out of Latchkey too.
+    await page.goto(client.buildEndSessionUrl(rp.config, { id_token_hint: refreshed.id_token!, post_logout_redirect_uri: `${rpOrigin}/signed-out` }).toString());
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForURL(`${rpOrigin}/signed-out**`);
+    await page.goto(e2e.server.url('/settings'));
+    expect(new URL(page.url()).pathname).toBe('/signin');
+  });
+
+  it('steps an AAL1 session up with a passkey before an AAL2 service gets a token', async () => {
+    const { page, authenticators } = await e2e.open();
+    await authenticators.add('platform');
+    const email = 'mary.seacole@example.com';
+    await signUpInBrowser(e2e.server, page, { displayName: 'Mary Seacole', email });
+    // As if this session came from an AAL1 sign-in (an upstream provider configured at AAL1).
+    const cookies = await page.context().cookies();
+    const token = cookies.find((c) => c.name === 'latchkey_session')!.value;
+    await e2e.server.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1 }).where('id_hash', '=', hashToken(token)).execute();
+
+    const rp = await relyingParty(2);
+    await page.goto(rp.url);
+    await page.waitForURL('**/settings/reauth?next=*');
+    await waitReady(page);
+    await page.getByRole('button', { name: 'Continue with a passkey' }).click();
+    await page.waitForURL(`${rpOrigin}/callback**`);
+    const tokens = await rp.exchange(page.url());
+    await verifyIdTokenSignature(tokens.id_token!);
+    expect(tokens.claims()).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: expect.arrayContaining(['user', 'mfa']) });
+    expect((await e2e.server.app.latchkey.store.sessions.findByHash(hashToken(token)))?.aal).toBe(2);
+  });
+});
