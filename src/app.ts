@@ -23,6 +23,7 @@ import { ensureDefaultTemplate } from './admin/emailTemplates.js';
 import { SecretBox } from './secretBox.js';
 import { AltchaCaptcha, type Captcha } from './captcha/captcha.js';
 import { adminRoutes } from './admin/routes.js';
+import { servicesRoutes } from './oidc/servicesRoutes.js';
 import { selfServiceRoutes } from './flows/selfService/routes.js';
 import { passwordSignInRoutes } from './strategies/password/routes.js';
 import { otherMethodsRoutes } from './flows/settings/otherMethods.js';
@@ -166,6 +167,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(settingsRoutes);
   await app.register(reauthRoutes);
   await app.register(adminRoutes);
+  await app.register(servicesRoutes);
   await app.register(linkedAccountRoutes);
   await app.register(selfServiceRoutes);
   await app.register(passwordSignInRoutes);

@@ -67,5 +67,7 @@ export const auditEventLabels: Record<string, string> = {
   'template.deleted': 'Email template deleted',
   'audit.exported': 'Audit log exported',
   'admin.bootstrap': 'First RA Manager created',
+  'service.added': 'Service registered',
+  'service.removed': 'Service removed',
   'linked_account.added': 'Work account linked',
 };

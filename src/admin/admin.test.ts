@@ -71,9 +71,9 @@ const agentRoles: Record<string, Role[]> = {
   'no role': [],
 };
 
-type Permission = 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'audit';
+type Permission = 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'audit';
 const allowedFor: Record<string, Permission[]> = {
-  'RA Manager': ['view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'audit'],
+  'RA Manager': ['view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'audit'],
   'RA Agent (Advanced)': ['view', 'add', 'edit', 'issue', 'remove'],
   'RA Agent': ['view'],
   Auditor: ['audit'],
@@ -129,6 +129,13 @@ const actions: Action[] = [
     needs: 'templates',
     writes: true,
     request: (b) => b.postForm('/admin/templates/default', { name: 'Default', subject: 'Passkey for {{organisation}}', body: 'Open {{link}}', action: 'save' }),
+  },
+  { name: 'list services', needs: 'services', writes: false, request: (b) => b.get('/admin/services') },
+  {
+    name: 'register a service',
+    needs: 'services',
+    writes: true,
+    request: (b) => b.postForm('/admin/services', { name: 'Rota', redirectUris: 'https://rota.example.org/callback', clientType: 'confidential', aal: '2' }),
   },
   { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
   { name: 'export audit CSV', needs: 'audit', writes: true, request: (b) => b.get('/admin/audit.csv') },
@@ -569,6 +576,35 @@ describe('the registration-authority console', () => {
     expect(res.statusCode).toBe(303);
     expect((await store().users.findById(user.id))!.failed_signins).toBe(0);
     expect((await store().audit.listByEvent('user.unlocked')).map((e) => e.subject_user_id)).toEqual([user.id]);
+  });
+
+  it('registers a service in the console (secret shown once), lists it for people by the level it needs, and removes it', async () => {
+    const { browser } = await f.agent(['ra_manager']);
+    const bad = await browser.postForm('/admin/services', { name: '', redirectUris: 'http://evil.example/cb', clientType: 'x', aal: '7' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('Enter the service’s name');
+    expect(bad.body).toContain('Choose the assurance level');
+    const insecure = await browser.postForm('/admin/services', { name: 'Rota', redirectUris: 'http://rota.example.org/cb', clientType: 'confidential', aal: '2' });
+    expect(insecure.statusCode).toBe(400);
+    expect(insecure.body).toContain('https://');
+    const made = await browser.postForm('/admin/services', { name: 'Rota', redirectUris: 'https://rota.example.org/cb\nhttps://rota.example.org/cb2', clientType: 'confidential', aal: '2' });
+    expect(made.statusCode).toBe(201);
+    const secret = /data-client-secret[^>]*>([A-Za-z0-9_-]+)</.exec(made.body)![1]!;
+    const [service] = await store().services.list();
+    expect(JSON.parse(service!.redirect_uris)).toEqual(['https://rota.example.org/cb', 'https://rota.example.org/cb2']);
+    expect(service!.client_secret).not.toContain(secret);
+    expect((await browser.get('/admin/services')).body).not.toContain(secret);
+    await browser.postForm('/admin/services', { name: 'Payroll', redirectUris: 'https://pay.example.org/cb', clientType: 'public', aal: '3' });
+
+    // A person with a synced passkey reaches AAL2, not AAL3.
+    const { browser: person } = await f.person();
+    const page = await person.get('/services');
+    expect(page.body).toMatch(/data-service="[^"]+" data-usable="yes"><td>Rota<\/td>/);
+    expect(page.body).toMatch(/data-usable="no"><td>Payroll<\/td>[\s\S]*?add a security key/);
+
+    const removed = await browser.postForm(`/admin/services/${service!.client_id}/remove`, {});
+    expect(removed.statusCode).toBe(303);
+    expect((await store().services.list()).map((s) => s.name)).toEqual(['Payroll']);
   });
 
   it('formats codes in three groups of three', () => {

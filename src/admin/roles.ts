@@ -17,7 +17,7 @@ export const roleLabels: Record<Role, string> = {
 };
 
 export const roleDescriptions: Record<Role, string> = {
-  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles and editing email templates.',
+  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates and registering services.',
   ra_agent_advanced: 'Add users, issue and remove authenticators.',
   ra_agent: 'Find users and view their profiles and activity; cannot change them.',
   auditor: 'Read and export the audit log.',
@@ -31,6 +31,7 @@ export type Permission =
   | 'authenticators.remove'
   | 'roles.manage'
   | 'templates.manage'
+  | 'services.manage'
   | 'audit.read';
 
 const AGENT: Permission[] = ['users.view'];
@@ -39,7 +40,7 @@ const ADVANCED: Permission[] = [...AGENT, 'users.add', 'users.edit', 'authentica
 const permissions: Record<Role, readonly Permission[]> = {
   ra_agent: AGENT,
   ra_agent_advanced: ADVANCED,
-  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'audit.read'],
+  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'audit.read'],
   auditor: ['audit.read'],
 };
 

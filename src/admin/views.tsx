@@ -41,6 +41,7 @@ function AdminLayout(props: AdminContext & { title: string; children: ComponentC
         {allowed('users.add') ? <a href="/admin/users/new">Add a user</a> : null}
         {allowed('audit.read') ? <a href="/admin/audit">Audit log</a> : null}
         {allowed('templates.manage') ? <a href="/admin/templates">Email templates</a> : null}
+        {allowed('services.manage') ? <a href="/admin/services">Services</a> : null}
       </nav>
       {props.children}
     </Layout>

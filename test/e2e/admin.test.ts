@@ -611,5 +611,22 @@ describe('registration authority console', () => {
     expect(await page.getByLabel('Subject').inputValue()).toBe('Set up your passkey for {{organisation}}');
     expect(await page.getByLabel('Email text').inputValue()).toContain('{{link}}');
     await expectAccessible(page, 'edit email template');
+
+    // Services: register one (the secret is shown once), then the person's list of services.
+    await visit(page, server.url('/admin/services'));
+    await waitReady(page);
+    await expectAccessible(page, 'services console');
+    await page.getByLabel('Name', { exact: true }).fill('Rota');
+    await page.getByLabel('Redirect URIs').fill('https://rota.example.org/callback');
+    await page.getByLabel('Yes: a server-side application (confidential)').check();
+    await page.getByLabel('AAL2: a passkey, or a password with an authenticator app').check();
+    await page.getByRole('button', { name: 'Register service' }).click();
+    await page.waitForSelector('#created');
+    expect(await page.locator('[data-client-secret]').innerText()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    await expectAccessible(page, 'service registered');
+    await visit(page, server.url('/services'));
+    await waitReady(page);
+    expect(await page.locator('tr[data-usable="yes"] td:first-child').allInnerTexts()).toEqual(['Rota']);
+    await expectAccessible(page, 'services a person can use');
   });
 });

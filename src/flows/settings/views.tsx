@@ -112,6 +112,9 @@ export function SettingsPage(m: SettingsModel) {
       <p>
         Signed in as <strong>{m.user.display_name}</strong> ({m.user.email}).
       </p>
+      <p>
+        <a href="/services">See the services you can use</a>
+      </p>
       {m.agent ? (
         <p>
           <a href="/admin">Go to the registration authority console</a>
