@@ -26,7 +26,7 @@ import { sendContinuePage } from '../views/continuePage.js';
 import { CsrfField, Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
-import { acrFor, assessSignIn, methodOf, toAal, type Aal } from './assurance.js';
+import { aalOfAcr, acrFor, assessSignIn, methodOf, toAal, type Aal } from './assurance.js';
 
 const UidParams = Type.Object({ uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
 /** `after`: set when this interaction sent the person to sign in afresh: "<ms>.<HMAC>", so it can't be forged. */
@@ -106,7 +106,14 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     const details = await loadDetails(request, reply);
     const here = `/interaction/${details.uid}`;
     const service = await serviceOf(details);
-    const params = details.params as { prompt?: string; max_age?: number | string; login_hint?: string };
+    const params = details.params as { prompt?: string; max_age?: number | string; login_hint?: string; acr_values?: string };
+    // acr_values (OpenID Connect Core §3.1.2.1): the service may ask for more than it was registered with, never less.
+    // Any one of the listed values satisfies it, so the lowest known level among them is what is needed.
+    const asked = String(params.acr_values ?? '')
+      .split(' ')
+      .map((v) => aalOfAcr(config, v))
+      .filter((a): a is Aal => a !== undefined);
+    if (asked.length) service.required = toAal(Math.max(service.required, Math.min(...asked)));
     const signIn = (after?: number) => {
       const hint = typeof params.login_hint === 'string' && EMAIL.test(params.login_hint) ? `&email=${encodeURIComponent(params.login_hint)}` : '';
       const next = after === undefined ? here : `${here}?after=${freshMark(details.uid, after)}`;

@@ -84,6 +84,18 @@ describe('OpenID Connect provider', () => {
   });
   afterEach(() => t.close());
 
+  /** An authorization request URL with fresh PKCE, nonce and state. */
+  async function authorizeUrl(extra: Record<string, string> = {}) {
+    return client.buildAuthorizationUrl(rp, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+      nonce: client.randomNonce(),
+      ...extra,
+    });
+  }
+
   async function authorize(extra: Record<string, string> = {}) {
     const verifier = client.randomPKCECodeVerifier();
     const nonce = client.randomNonce();
@@ -444,6 +456,20 @@ describe('OpenID Connect provider', () => {
       const { callback, verifier, nonce, state } = await authorize();
       const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
       expect(tokens.claims()!.auth_time).toBe(Math.floor(later / 1000));
+    });
+
+    it('acr_values can ask for more than the service needs, never less', async () => {
+      const aal1 = 'http://idmanagement.gov/ns/assurance/aal/1';
+      const aal3 = 'http://idmanagement.gov/ns/assurance/aal/3';
+      // An AAL2 service asking for AAL3: a synced passkey (AAL2) is not enough.
+      const { res } = await follow(browser, (await authorizeUrl({ acr_values: aal3 })).toString());
+      expect(res.statusCode).toBe(403);
+      expect(res.body).toContain('data-required-aal="3"');
+      // Asking for AAL1 does not lower the service's AAL2: an AAL1 session still steps up.
+      const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+      await t.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1 }).where('id_hash', '=', sessionHash).execute();
+      const { callback } = await authorize({ acr_values: aal1 });
+      expect(callback).toMatch(/\/settings\/reauth\?next=%2Finteraction%2F/);
     });
 
     it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed and where to add it', async () => {
