@@ -11,7 +11,7 @@ import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/crypto.js';
 import { addService } from '../../src/oidc/services.js';
-import { signOut, signUpInBrowser, useE2E, waitReady } from './support.js';
+import { signOut, signUpInBrowser, useE2E, waitReady, expectAccessible } from './support.js';
 
 const e2e = useE2E();
 let rpServer: Server;
@@ -25,12 +25,12 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => rpServer.close(() => resolve())));
 
-async function relyingParty(aal: 1 | 2 | 3) {
+async function relyingParty(aal: 1 | 2 | 3, firstParty = true) {
   const { store, secretBox } = e2e.server.app.latchkey;
   const { service, clientSecret } = await addService(
     store,
     secretBox,
-    { name: 'Rota', redirectUris: [`${rpOrigin}/callback`], postLogoutRedirectUris: [`${rpOrigin}/signed-out`], clientType: 'confidential', aal, firstParty: true },
+    { name: 'Rota', redirectUris: [`${rpOrigin}/callback`], postLogoutRedirectUris: [`${rpOrigin}/signed-out`], clientType: 'confidential', aal, firstParty },
     Date.now(),
   );
   const config = await client.discovery(new URL(e2e.server.origin), service.client_id, undefined, client.ClientSecretBasic(clientSecret!), {
@@ -128,5 +128,29 @@ describe('OpenID Connect in a browser', () => {
     await verifyIdTokenSignature(tokens.id_token!);
     expect(tokens.claims()).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: expect.arrayContaining(['user', 'mfa']) });
     expect((await e2e.server.app.latchkey.store.sessions.findByHash(hashToken(token)))?.aal).toBe(2);
+  });
+
+  it('the pages on the way to a service are accessible: consent for a third-party service, and "needs a stronger way"', async () => {
+    const { page, authenticators } = await e2e.open();
+    await authenticators.add('platform');
+    await signUpInBrowser(e2e.server, page, { displayName: 'Grace Hopper', email: 'grace.hopper@example.com' });
+
+    const thirdParty = await relyingParty(2, false);
+    await page.goto(thirdParty.url);
+    await page.waitForURL('**/interaction/**');
+    await waitReady(page);
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Sign in to Rota?');
+    await expectAccessible(page, 'consent');
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL(`${rpOrigin}/callback**`);
+    expect((await thirdParty.exchange(page.url())).claims()?.acr).toBe('http://idmanagement.gov/ns/assurance/aal/2');
+
+    // A synced passkey reaches AAL2, not AAL3.
+    const strict = await relyingParty(3);
+    const answer = await page.goto(strict.url);
+    await waitReady(page);
+    expect(answer!.status()).toBe(403);
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Rota needs a stronger way to sign in');
+    await expectAccessible(page, 'needs a stronger way to sign in');
   });
 });
