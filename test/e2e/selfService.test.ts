@@ -21,7 +21,7 @@ import { createUser } from '../../src/users/createUser.js';
 import { hashNationalId } from '../../src/users/nationalId.js';
 import { startSmtpSink, type SmtpSink } from '../support/smtpSink.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../support/upstreamIdp.js';
-import { errorSummaryText, expectAccessible, launchBrowser, openPage, startServer, toBase64Url, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { errorSummaryText, expectAccessible, launchBrowser, openPage, signUpInBrowser, startServer, toBase64Url, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 const NINO = 'QQ123456C';
 const NHS = 'NHS.net Connect';
@@ -353,5 +353,59 @@ describe('self-service: add an authenticator in a browser', () => {
     await expectAccessible(page, 'code with an error');
     await page.getByLabel('Code', { exact: true }).fill(code);
     await pressAndGo(page, 'Continue', `**${base}/choose`);
+  });
+
+  it('from settings: add an authenticator app without a second identity check, change the password, remove the app', { timeout: 60_000 }, async () => {
+    const t = await openContext();
+    const { page } = t;
+    await t.authenticators.add('platform');
+    const email = 'mary.somerville@example.org';
+    await signUpInBrowser(server, page, { displayName: 'Mary Somerville', email });
+    expect(await page.locator('main').innerText()).toContain('You have no authenticator app or linked work account.');
+
+    // Just signed in: no fresh check needed; straight to the choice, no identity check.
+    await pressAndGo(page, 'Add an authenticator app or work account', /\/add-authenticator\/[A-Za-z0-9_-]+\/choose$/);
+    const base = new URL(page.url()).pathname.replace(/\/choose$/, '');
+    await choose(page, base, 'Authenticator app', '/app');
+    await page.getByLabel('I confirm only I have access to this authenticator app').check();
+    await pressAndGo(page, 'Continue', `**${base}/app/password`);
+    const password = 'a long settings passphrase';
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await page.getByLabel('Confirm password').fill(password);
+    await pressAndGo(page, 'Continue', `**${base}/app/setup`);
+    await page.getByText('Cannot scan the QR code?').click();
+    const key = (await page.locator('#totp-secret').innerText()).replace(/\s+/g, '');
+    const app = new TOTP({ secret: Secret.fromBase32(key) });
+    await page.getByLabel('Code from your authenticator app').fill(app.generate({ timestamp: server.clock.now() }));
+    await pressAndGo(page, 'Submit', `**${base}/done?added=app`);
+    await expectAdded(page, email, 'authenticator app');
+
+    await visit(page, server.url('/settings'));
+    const row = page.locator('table[aria-labelledby="other-methods"] tbody tr');
+    expect(await row.locator('td').first().innerText()).toBe('Authenticator app');
+
+    // Change the password (the sign-in is still recent).
+    await page.getByRole('link', { name: 'Change your password' }).click();
+    await page.waitForURL('**/settings/password');
+    await waitReady(page);
+    await expectAccessible(page, 'change password');
+    await page.getByLabel('New password', { exact: true }).fill('qwerty123');
+    await page.getByLabel('Confirm new password').fill('qwerty123');
+    expect(await pressAndFail(page, 'Change password')).toContain('too common');
+    await expectAccessible(page, 'change password with an error');
+    await page.getByLabel('New password', { exact: true }).fill('another long passphrase');
+    await page.getByLabel('Confirm new password').fill('another long passphrase');
+    await pressAndGo(page, 'Change password', '**/settings?password=1');
+    expect(await page.locator('#flash').innerText()).toBe('Your password has been changed.');
+
+    // Remove the app: the passkey remains, so it may go.
+    await row.getByRole('link', { name: /^Remove/ }).click();
+    await page.waitForURL('**/settings/authenticators/*/remove');
+    await waitReady(page);
+    await expectAccessible(page, 'remove authenticator app');
+    expect(await pressAndFail(page, 'Remove')).toContain('Select the box to confirm');
+    await page.getByLabel('I want to remove Authenticator app').check();
+    await pressAndGo(page, 'Remove', '**/settings?unlinked=1');
+    expect(await page.locator('main').innerText()).toContain('You have no authenticator app or linked work account.');
   });
 });
