@@ -29,7 +29,7 @@ Commands:
                                           for a confidential service its secret (shown once)
   services list                           List services
   keys rotate                             Add a new signing key; the previous one stays published for
-                                          LATCHKEY_OIDC_KEY_RETIRE_HOURS (restart servers to start signing with it)
+                                          LATCHKEY_OIDC_KEY_RETIRE_HOURS (running servers switch to it within a minute)
   doctor                                  Print the OpenID Connect provider's configuration, with warnings
 
 Configuration comes from the environment: see README.md.`;

@@ -42,14 +42,15 @@ const AAL_WAYS: Record<Aal, string> = {
   3: 'a passkey on a security key that your organisation has approved',
 };
 
-export async function interactionRoutes(app: FastifyInstance, opts: { provider: Provider }) {
-  const { provider } = opts;
+export async function interactionRoutes(app: FastifyInstance, opts: { provider: () => Provider }) {
+  // The current provider: it is rebuilt when the signing keys change (routes.ts).
+  const oidc = opts.provider;
   const { config, store, now } = app.latchkey;
 
   async function loadDetails(request: FastifyRequest<{ Params: Static<typeof UidParams> }>, reply: FastifyReply): Promise<Details> {
     let details: Details;
     try {
-      details = await provider.interactionDetails(request.raw, reply.raw);
+      details = await oidc().interactionDetails(request.raw, reply.raw);
     } catch (err) {
       // SessionNotFound: no interaction cookie, or the interaction expired or finished.
       if ((err as { name?: string }).name === 'SessionNotFound') throw appError('interaction_expired');
@@ -60,7 +61,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
   }
 
   async function serviceOf(details: Details) {
-    const client = await provider.Client.find(String(details.params.client_id));
+    const client = await oidc().Client.find(String(details.params.client_id));
     if (!client) throw appError('interaction_expired');
     return { client, name: client.clientName ?? client.clientId, required: toAal(Number(client[SERVICE_AAL] ?? 1)), firstParty: client[SERVICE_FIRST_PARTY] === true };
   }
@@ -70,7 +71,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     let to: string;
     try {
       // Merged: a consent result keeps the login of this request (else prompt=login would ask again, forever).
-      to = await provider.interactionResult(request.raw, reply.raw, result, { mergeWithLastSubmission: !result.login });
+      to = await oidc().interactionResult(request.raw, reply.raw, result, { mergeWithLastSubmission: !result.login });
     } catch (err) {
       if ((err as { name?: string }).name === 'SessionNotFound') throw appError('interaction_expired');
       throw err;
@@ -81,8 +82,8 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
   async function grantConsent(details: Details): Promise<string> {
     const accountId = details.session!.accountId;
     const grant = details.grantId
-      ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId: String(details.params.client_id) }))
-      : new provider.Grant({ accountId, clientId: String(details.params.client_id) });
+      ? ((await oidc().Grant.find(details.grantId)) ?? new (oidc().Grant)({ accountId, clientId: String(details.params.client_id) }))
+      : new (oidc().Grant)({ accountId, clientId: String(details.params.client_id) });
     const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);

@@ -182,6 +182,22 @@ describe('OpenID Connect provider', () => {
     await expect(client.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
+  it('a running server picks up rotated keys: it signs with the new one, publishes the old one until it retires', async () => {
+    const { store, secretBox } = t.app.latchkey;
+    const jwksKids = async () => ((await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    const [oldKid] = await jwksKids();
+    expect(await t.app.latchkey.reloadOidcKeys!()).toBe(false);
+    const { kid } = await rotateSigningKey(store, secretBox, clock, 3600);
+    expect(await t.app.latchkey.reloadOidcKeys!()).toBe(true);
+    expect((await jwksKids()).sort()).toEqual([kid, oldKid!].sort());
+    const { callback, verifier, nonce, state } = await authorize();
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+    expect(decodeJwt(tokens.id_token!).header.kid).toBe(kid);
+    clock += 3601_000;
+    expect(await t.app.latchkey.reloadOidcKeys!()).toBe(true);
+    expect(await jwksKids()).toEqual([kid]);
+  });
+
   it('after keys rotate, a restarted server signs with the new key and still publishes the old one', async () => {
     const { store, secretBox } = t.app.latchkey;
     const oldKid = ((await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys[0]!.kid;

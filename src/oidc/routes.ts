@@ -14,18 +14,39 @@ import { interactionRoutes } from './interactions.js';
 
 declare module '../context.js' {
   interface Latchkey {
-    /** The OpenID Connect provider; set when oidcRoutes is registered. */
+    /** The OpenID Connect provider; set when oidcRoutes is registered (replaced when the signing keys change). */
     oidc?: Provider;
+    /** Look at the signing keys now; rebuild the provider if `keys rotate` added one or a retired one expired. */
+    reloadOidcKeys?: () => Promise<boolean>;
   }
 }
+
+/** How often a running server looks for rotated or expired signing keys. */
+export const KEY_CHECK_INTERVAL_MS = 60_000;
 
 export async function oidcRoutes(app: FastifyInstance) {
   const { config, store, secretBox, now } = app.latchkey;
   const origin = new URL(config.origin);
   await ensureSigningKey(store, secretBox, now());
-  const provider = await createProvider(app.latchkey);
-  app.latchkey.oidc = provider;
-  const callback = provider.callback();
+  // oidc-provider fixes its keys when it is built: a change of keys builds a new one. Everything else it keeps is
+  // in the database (the adapter), so requests in flight carry on with whichever instance they reach.
+  const published = async () => (await store.signingKeys.listPublished(now())).map((k) => `${k.kid}:${k.retires_at ?? ''}`).join(',');
+  let current = { provider: await createProvider(app.latchkey), keys: await published() };
+  let callback = current.provider.callback();
+  app.latchkey.oidc = current.provider;
+  app.latchkey.reloadOidcKeys = async () => {
+    const keys = await published();
+    if (keys === current.keys) return false;
+    current = { provider: await createProvider(app.latchkey), keys };
+    callback = current.provider.callback();
+    app.latchkey.oidc = current.provider;
+    return true;
+  };
+  const timer = setInterval(() => {
+    app.latchkey.reloadOidcKeys!().catch((err: unknown) => app.log.error({ err }, 'reloading OpenID Connect signing keys failed'));
+  }, KEY_CHECK_INTERVAL_MS);
+  timer.unref();
+  app.addHook('onClose', async () => clearInterval(timer));
 
   await app.register(async (scope) => {
     // Leave the body stream to the provider.
@@ -46,5 +67,5 @@ export async function oidcRoutes(app: FastifyInstance) {
     scope.all(`${OIDC_PREFIX}/*`, { ...rateLimited(app) }, handoff);
     scope.get('/.well-known/openid-configuration', { ...rateLimited(app) }, handoff);
   });
-  await app.register(interactionRoutes, { provider });
+  await app.register(interactionRoutes, { provider: () => current.provider });
 }
