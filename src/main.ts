@@ -247,7 +247,7 @@ export async function main(argv: string[]): Promise<void> {
       const rotated = await withStore(config, (store) => rotateSigningKey(store, new SecretBox(config), t, config.oidcKeyRetireSeconds));
       process.stdout.write(`New signing key ${rotated.kid}.\n`);
       if (rotated.retired) process.stdout.write(`${rotated.retired} previous key(s) stay published until ${new Date(t + config.oidcKeyRetireSeconds * 1000).toISOString()}.\n`);
-      process.stderr.write('Restart the servers so they sign with the new key.\n');
+      process.stderr.write('Running servers start signing with the new key within a minute.\n');
       return;
     }
     case 'doctor': {
