@@ -102,6 +102,8 @@ describe('OpenID Connect in a browser', () => {
 
     // RP-initiated logout: a confirmation page, then back at the service, and signed out of Latchkey too.
     await page.goto(client.buildEndSessionUrl(rp.config, { id_token_hint: refreshed.id_token!, post_logout_redirect_uri: `${rpOrigin}/signed-out` }).toString());
+    await page.getByRole('button', { name: 'Yes, sign me out' }).waitFor();
+    await expectAccessible(page, 'sign out of the service');
     await page.getByRole('button', { name: 'Yes, sign me out' }).click();
     await page.waitForURL(`${rpOrigin}/signed-out**`);
     await page.goto(e2e.server.url('/settings'));
