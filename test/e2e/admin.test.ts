@@ -9,19 +9,19 @@
  * this file keeps its own server, browser and sink (one of each for the file)
  * and checks every context it opened for console errors and CSP violations.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Locator, Page } from 'playwright-core';
 import type { Role } from '../../src/admin/roles.js';
 import type { User } from '../../src/db/schema.js';
 import { ENROLMENT_FLOWS, issueInvite } from '../../src/flows/enrolment/invites.js';
 import { createUser } from '../../src/users/createUser.js';
 import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../support/smtpSink.js';
-import { errorSummaryText, expectAccessible, launchBrowser, openPage, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 let server: E2EServer;
 let browser: Browser;
 let sink: SmtpSink;
-const opened: TestPage[] = [];
+const openTracked = closeContextsAfterEach();
 
 beforeAll(async () => {
   sink = await startSmtpSink();
@@ -34,18 +34,11 @@ afterAll(async () => {
   await sink?.close();
 });
 
-afterEach(async () => {
-  const problems = opened.flatMap((t) => t.problems);
-  await Promise.all(opened.splice(0).map((t) => t.close()));
-  expect(problems).toEqual([]);
-});
-
 const store = () => server.app.latchkey.store;
 
 /** A fresh browser context with a platform authenticator (Windows Hello, Touch ID). */
 async function openContext(): Promise<TestPage> {
-  const t = await openPage(browser, server);
-  opened.push(t);
+  const t = await openTracked(browser, server);
   await t.authenticators.add('platform');
   return t;
 }

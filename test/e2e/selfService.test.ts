@@ -13,7 +13,7 @@
  * that port with Latchkey's origin.
  */
 import { createServer, type AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { Secret, TOTP } from 'otpauth';
 import type { User } from '../../src/db/schema.js';
@@ -21,7 +21,7 @@ import { createUser } from '../../src/users/createUser.js';
 import { hashNationalId } from '../../src/users/nationalId.js';
 import { startSmtpSink, type SmtpSink } from '../support/smtpSink.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../support/upstreamIdp.js';
-import { errorSummaryText, expectAccessible, launchBrowser, openPage, signUpInBrowser, startServer, toBase64Url, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, signUpInBrowser, startServer, toBase64Url, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 const NINO = 'QQ123456C';
 const NHS = 'NHS.net Connect';
@@ -31,7 +31,7 @@ let server: E2EServer;
 let browser: Browser;
 let sink: SmtpSink;
 let idp: UpstreamIdp;
-const opened: TestPage[] = [];
+const openTracked = closeContextsAfterEach();
 
 /** A port for the upstream, held until released so the server (which picks its own free port meanwhile) can't take it. */
 async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
@@ -78,17 +78,10 @@ afterAll(async () => {
   await sink?.close();
 });
 
-afterEach(async () => {
-  const problems = opened.flatMap((t) => t.problems);
-  await Promise.all(opened.splice(0).map((t) => t.close()));
-  expect(problems).toEqual([]);
-});
-
 const store = () => server.app.latchkey.store;
 
 async function openContext(): Promise<TestPage> {
-  const t = await openPage(browser, server);
-  opened.push(t);
+  const t = await openTracked(browser, server);
   return t;
 }
 

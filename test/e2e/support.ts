@@ -246,6 +246,25 @@ export interface TestPage {
   close(): Promise<void>;
 }
 
+/**
+ * For files with several actors per test (agent and user): every context a
+ * test opens is closed after it, and the test fails on any console error or
+ * CSP violation in any of them.
+ */
+export function closeContextsAfterEach(): (browser: Browser, server: E2EServer) => Promise<TestPage> {
+  const opened: TestPage[] = [];
+  afterEach(async () => {
+    const problems = opened.flatMap((t) => t.problems);
+    await Promise.all(opened.splice(0).map((t) => t.close()));
+    expect(problems).toEqual([]);
+  });
+  return async (browser, server) => {
+    const t = await openPage(browser, server);
+    opened.push(t);
+    return t;
+  };
+}
+
 /** A fresh context (no cookies, no authenticators) with one tab under the app's strict CSP. */
 export async function openPage(browser: Browser, server: E2EServer): Promise<TestPage> {
   const context = await browser.newContext();
