@@ -5,7 +5,6 @@
  */
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -29,6 +28,7 @@ import { passwordSignInRoutes } from './strategies/password/routes.js';
 import { otherMethodsRoutes } from './flows/settings/otherMethods.js';
 import { errorHandlerPlugin, sendError, toAppError } from './plugins/errorHandler.js';
 import { sessionsPlugin } from './plugins/sessions.js';
+import { securityHeadersPlugin } from './plugins/securityHeaders.js';
 import { assetsPlugin } from './plugins/assets.js';
 import { signInRoutes } from './flows/signin/routes.js';
 import { signUpRoutes } from './flows/signup/routes.js';
@@ -131,7 +131,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (ownsDb) app.addHook('onClose', () => db.close());
 
   await app.register(errorHandlerPlugin);
-  await app.register(helmet, {
+  await app.register(securityHeadersPlugin, {
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
