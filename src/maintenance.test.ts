@@ -9,7 +9,8 @@ describe('pruneExpired', () => {
   let clock: number;
   beforeEach(async () => {
     clock = Date.UTC(2026, 10, 22, 9);
-    t = await createTestApp({}, { now: () => clock });
+    // Ceremonies in the flows table, as on PostgreSQL; the in-process store drops expired ones itself (challengeStore.test.ts).
+    t = await createTestApp({ LATCHKEY_CHALLENGE_STORE: 'database' }, { now: () => clock });
   });
   afterEach(async () => t.close());
 

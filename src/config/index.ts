@@ -50,6 +50,12 @@ export interface Config {
   inviteSeconds: number;
   /** How long a WebAuthn challenge stays valid. */
   challengeSeconds: number;
+  /**
+   * LATCHKEY_CHALLENGE_STORE: where WebAuthn challenges wait between options and verify (src/webauthn/challengeStore.ts).
+   * `memory` (the default on SQLite): in the server process, no database writes; run one server process per
+   * database then. `database` (the default on PostgreSQL): the flows table, shared by every instance.
+   */
+  challengeStore: 'memory' | 'database';
   /** Serve the FIDO Alliance conformance endpoints under /fido2 (never in production). */
   fidoConformance: boolean;
   /** Directory of FIDO metadata statements (*.json) trusted in conformance mode (the conformance tool supplies them). */
@@ -310,6 +316,11 @@ export function loadConfig(env: Env = process.env): Config {
   };
   // A service reads the level back from acr: two levels with one value could not be told apart.
   if (new Set(Object.values(oidcAcr)).size !== 3) throw new ConfigError('LATCHKEY_OIDC_ACR_AAL1', 'LATCHKEY_OIDC_ACR_AAL1, _AAL2 and _AAL3 must all be different');
+  const databaseUrl = readDatabaseUrl(env);
+  const challengeStore = (env.LATCHKEY_CHALLENGE_STORE?.trim() || (databaseUrl.startsWith('sqlite:') ? 'memory' : 'database')) as Config['challengeStore'];
+  if (challengeStore !== 'memory' && challengeStore !== 'database') {
+    throw new ConfigError('LATCHKEY_CHALLENGE_STORE', `must be "memory" or "database", got "${challengeStore}"`);
+  }
   const logLevel = (env.LOG_LEVEL ?? 'info').trim();
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
@@ -320,13 +331,14 @@ export function loadConfig(env: Env = process.env): Config {
     origin,
     rpId,
     rpName,
-    databaseUrl: readDatabaseUrl(env),
+    databaseUrl,
     signup: signupRaw,
     sessionIdleSeconds: readInt(env, 'LATCHKEY_SESSION_IDLE_MINUTES', 60, 1, 24 * 60) * 60,
     sessionMaxSeconds: readInt(env, 'LATCHKEY_SESSION_MAX_HOURS', 24, 1, 24 * 30) * 3600,
     reauthSeconds: readInt(env, 'LATCHKEY_REAUTH_MINUTES', 5, 1, 24 * 60) * 60,
     inviteSeconds: readInt(env, 'LATCHKEY_INVITE_HOURS', 72, 1, 24 * 30) * 3600,
     challengeSeconds: 5 * 60,
+    challengeStore,
     fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
     fidoMetadataDir: readDirectory(env, 'LATCHKEY_FIDO_METADATA_DIR'),
     logLevel,

@@ -22,6 +22,7 @@ import type { Store } from '../db/store.js';
 import { AppError, appError } from '../errors.js';
 import { verifyAssertion } from './verifyAssertion.js';
 import { defaultPasskeyName } from './passkeyNames.js';
+import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
 
 /** Where the person wants the passkey: drives WebAuthn `hints` and `authenticatorAttachment`. */
 export type PasskeyPlacement = 'this-device' | 'another-device' | 'security-key' | 'any';
@@ -65,15 +66,20 @@ const placementToType = {
 } as const;
 
 export class WebAuthn {
+  readonly challenges: ChallengeStore;
+
   constructor(
     private readonly config: Config,
     private readonly store: Store,
     private readonly now: () => number = Date.now,
-  ) {}
+    challenges?: ChallengeStore,
+  ) {
+    this.challenges = challenges ?? (config.challengeStore === 'memory' ? new MemoryChallengeStore() : new DatabaseChallengeStore(store));
+  }
 
   private async saveChallenge(flowType: string, challenge: string, bindingHash: string, userId: string | null, data: object): Promise<void> {
     const now = this.now();
-    await this.store.flows.insert({
+    await this.challenges.save({
       id: randomToken(16),
       type: flowType,
       binding_hash: bindingHash,
@@ -92,7 +98,7 @@ export class WebAuthn {
   private async consumeChallenge(flowType: string, clientDataJSON: unknown, bindingHash: string): Promise<Flow> {
     const challenge = challengeOf(clientDataJSON);
     if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
-    const flow = await this.store.flows.consumeByLookup(challenge, flowType, bindingHash, this.now());
+    const flow = await this.challenges.consume(challenge, flowType, bindingHash, this.now());
     if (!flow) throw appError('challenge_invalid');
     return flow;
   }
@@ -101,7 +107,7 @@ export class WebAuthn {
   async peekFlow(flowType: string, clientDataJSON: unknown, bindingHash: string): Promise<Flow> {
     const challenge = challengeOf(clientDataJSON);
     if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
-    const flow = await this.store.flows.findByLookup(challenge);
+    const flow = await this.challenges.peek(challenge);
     if (!flow || flow.type !== flowType || flow.binding_hash !== bindingHash || flow.state !== 'active' || flow.expires_at <= this.now()) {
       throw appError('challenge_invalid');
     }

@@ -1,0 +1,109 @@
+/**
+ * One contract for both challenge stores: in the server process, and in the
+ * flows table on SQLite and PostgreSQL.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabases } from '../../test/support/databases.js';
+import type { NewFlow } from '../db/persisters/flows.js';
+import { createStore } from '../db/store.js';
+import { loadConfig } from '../config/index.js';
+import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
+
+const T0 = Date.UTC(2026, 11, 1, 9);
+const MINUTE = 60_000;
+const rid = (n = 16) => randomBytes(n).toString('base64url');
+
+function newChallenge(overrides: Partial<NewFlow> = {}): NewFlow {
+  return { id: rid(), type: 'signin', binding_hash: rid(32), user_id: null, lookup: rid(32), data: '{"mode":"discoverable"}', created_at: T0, expires_at: T0 + 5 * MINUTE, ...overrides };
+}
+
+const databases = await testDatabases();
+const targets: { name: string; skipReason?: string; open(): Promise<ChallengeStore>; cleanup(): Promise<void> }[] = [
+  { name: 'memory', open: async () => new MemoryChallengeStore(), cleanup: async () => {} },
+  ...databases.map((d) => ({
+    name: `database on ${d.name}`,
+    skipReason: d.skipReason,
+    async open() {
+      const db = await d.open({ poolSize: 10 });
+      await db.migrate();
+      return new DatabaseChallengeStore(createStore(db));
+    },
+    cleanup: () => d.cleanup(),
+  })),
+];
+
+describe.each(targets)('challenge store: $name', (target) => {
+  describe.skipIf(target.skipReason !== undefined)(target.skipReason ?? 'contract', () => {
+    let challenges: ChallengeStore;
+    beforeAll(async () => {
+      challenges = await target.open();
+    });
+    afterAll(() => target.cleanup());
+
+    it('gives a challenge back once, consumed, with what was saved', async () => {
+      const c = newChallenge({ user_id: null, data: '{"mode":"email","decoy":true}' });
+      await challenges.save(c);
+      const flow = await challenges.consume(c.lookup, c.type, c.binding_hash!, T0 + MINUTE);
+      expect(flow).toMatchObject({ ...c, state: 'consumed', consumed_at: T0 + MINUTE });
+      expect(await challenges.consume(c.lookup, c.type, c.binding_hash!, T0 + MINUTE)).toBeUndefined();
+    });
+
+    it('refuses another ceremony type, another browser or an expired challenge, and consumes nothing then', async () => {
+      const c = newChallenge();
+      await challenges.save(c);
+      expect(await challenges.consume(c.lookup, 'reauth', c.binding_hash!, T0)).toBeUndefined();
+      expect(await challenges.consume(c.lookup, c.type, rid(32), T0)).toBeUndefined();
+      expect(await challenges.consume(c.lookup, c.type, c.binding_hash!, c.expires_at)).toBeUndefined();
+      expect(await challenges.consume(rid(32), c.type, c.binding_hash!, T0)).toBeUndefined();
+      expect((await challenges.peek(c.lookup))?.state).toBe('active');
+      expect(await challenges.consume(c.lookup, c.type, c.binding_hash!, c.expires_at - 1)).toBeDefined();
+    });
+
+    it('peeks without consuming', async () => {
+      const c = newChallenge();
+      await challenges.save(c);
+      expect(await challenges.peek(c.lookup)).toMatchObject({ id: c.id, state: 'active', data: c.data });
+      expect(await challenges.peek(c.lookup)).toMatchObject({ state: 'active' });
+      expect(await challenges.consume(c.lookup, c.type, c.binding_hash!, T0)).toBeDefined();
+      expect((await challenges.peek(c.lookup))?.state ?? 'gone').not.toBe('active');
+      expect(await challenges.peek(rid(32))).toBeUndefined();
+    });
+
+    it('lets exactly one of 50 concurrent submissions consume a challenge', async () => {
+      const c = newChallenge();
+      await challenges.save(c);
+      const results = await Promise.all(Array.from({ length: 50 }, () => challenges.consume(c.lookup, c.type, c.binding_hash!, T0)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+  });
+});
+
+describe('the in-process challenge store', () => {
+  it('forgets expired challenges when the next one is saved', async () => {
+    const store = new MemoryChallengeStore();
+    const old = newChallenge();
+    await store.save(old);
+    await store.save(newChallenge({ created_at: T0 + MINUTE, expires_at: T0 + 6 * MINUTE }));
+    expect(store.size).toBe(2);
+    await store.save(newChallenge({ created_at: T0 + 5 * MINUTE, expires_at: T0 + 10 * MINUTE }));
+    expect(store.size).toBe(2);
+    expect(await store.peek(old.lookup)).toBeUndefined();
+  });
+
+  it('keeps at most its limit, dropping the oldest', async () => {
+    const store = new MemoryChallengeStore(3);
+    const saved = [newChallenge(), newChallenge(), newChallenge(), newChallenge()];
+    for (const c of saved) await store.save(c);
+    expect(store.size).toBe(3);
+    expect(await store.peek(saved[0]!.lookup)).toBeUndefined();
+    expect(await store.peek(saved[3]!.lookup)).toBeDefined();
+  });
+
+  it('is the default on SQLite; PostgreSQL keeps challenges in the database; LATCHKEY_CHALLENGE_STORE chooses', () => {
+    expect(loadConfig({}).challengeStore).toBe('memory');
+    expect(loadConfig({ DATABASE_URL: 'postgres://127.0.0.1/test' }).challengeStore).toBe('database');
+    expect(loadConfig({ LATCHKEY_CHALLENGE_STORE: 'database' }).challengeStore).toBe('database');
+    expect(() => loadConfig({ LATCHKEY_CHALLENGE_STORE: 'redis' })).toThrow(/LATCHKEY_CHALLENGE_STORE: must be "memory" or "database"/);
+  });
+});
