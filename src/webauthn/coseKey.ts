@@ -64,6 +64,21 @@ export class CoseKeyError extends Error {
   }
 }
 
+/**
+ * A COSE_Key read and checked, as plain data: the JWK members Node imports,
+ * the digest and the `crypto.verify` options. Plain data so it can cross to
+ * the verification worker (src/webauthn/signatureWorker.ts) by message.
+ */
+export interface CredentialKey {
+  /** COSE algorithm identifier. */
+  alg: number;
+  jwk: { kty: 'EC'; crv: string; x: string; y: string } | { kty: 'OKP'; crv: 'Ed25519'; x: string } | { kty: 'RSA'; n: string; e: string };
+  /** Digest for `crypto.verify`; null for EdDSA, which hashes internally. */
+  hash: Hash | null;
+  /** WebAuthn L3 §6.5.5: ECDSA signatures are ASN.1 DER; RSA and EdDSA signatures are raw. */
+  options: { dsaEncoding: 'der' } | { padding: number; saltLength?: number } | Record<string, never>;
+}
+
 /** A credential public key ready to verify signatures. */
 export interface CredentialVerifier {
   /** COSE algorithm identifier. */
@@ -81,8 +96,12 @@ function bytesParam(key: Map<CborValue, CborValue>, label: number, name: string)
 
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 
-/** Build a verifier from a COSE_Key; throws {@link CoseKeyError} (or a CborError) for anything it can't use. */
-export function credentialVerifierFromCose(coseKey: Uint8Array): CredentialVerifier {
+/**
+ * Read a COSE_Key into a {@link CredentialKey} without importing it; throws
+ * {@link CoseKeyError} (or a CborError) for a key Latchkey can't use. Whether
+ * an EC point is on its curve is only known once Node imports it.
+ */
+export function credentialKeyFromCose(coseKey: Uint8Array): CredentialKey {
   const decoded = decodeCbor(coseKey);
   if (!(decoded instanceof Map)) throw new CoseKeyError('not a map');
   const kty = decoded.get(KTY);
@@ -91,52 +110,54 @@ export function credentialVerifierFromCose(coseKey: Uint8Array): CredentialVerif
   const spec = ALGORITHMS.get(alg);
   if (!spec) throw new CoseKeyError(`unsupported alg ${alg}`);
   if (kty !== spec.kty) throw new CoseKeyError(`kty ${String(kty)} does not fit alg ${alg}`);
-
-  let key: KeyObject;
-  try {
-    if (spec.kty === KTY_EC2) {
-      const crv = decoded.get(CRV);
-      if (crv !== spec.crv) throw new CoseKeyError(`crv ${String(crv)} does not fit alg ${alg}`);
-      const curve = EC_CURVES[spec.crv!]!;
-      const x = bytesParam(decoded, X, 'x');
-      const y = bytesParam(decoded, Y, 'y');
-      if (x.length !== curve.size || y.length !== curve.size) throw new CoseKeyError('x or y has the wrong length');
-      // Node checks that the point is on the curve.
-      key = createPublicKey({ key: { kty: 'EC', crv: curve.name, x: b64u(x), y: b64u(y) }, format: 'jwk' });
-    } else if (spec.kty === KTY_OKP) {
-      if (decoded.get(CRV) !== spec.crv) throw new CoseKeyError(`crv ${String(decoded.get(CRV))} does not fit alg ${alg}`);
-      const x = bytesParam(decoded, X, 'x');
-      if (x.length !== 32) throw new CoseKeyError('x has the wrong length');
-      key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(x) }, format: 'jwk' });
-    } else {
-      const n = bytesParam(decoded, N, 'n');
-      const e = bytesParam(decoded, E, 'e');
-      key = createPublicKey({ key: { kty: 'RSA', n: b64u(n), e: b64u(e) }, format: 'jwk' });
-    }
-  } catch (err) {
-    if (err instanceof CoseKeyError) throw err;
-    throw new CoseKeyError(`not a valid public key (${err instanceof Error ? err.message : String(err)})`);
-  }
-
-  // WebAuthn L3 §6.5.5: ECDSA signatures are ASN.1 DER; RSA and EdDSA signatures are raw.
   const { hash } = spec;
-  const keyInput =
-    spec.kty === KTY_EC2
-      ? { key, dsaEncoding: 'der' as const }
-      : spec.kty === KTY_OKP
-        ? key
-        : spec.pss
-          ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH[hash!]! }
-          : { key, padding: constants.RSA_PKCS1_PADDING };
-
+  if (spec.kty === KTY_EC2) {
+    const crv = decoded.get(CRV);
+    if (crv !== spec.crv) throw new CoseKeyError(`crv ${String(crv)} does not fit alg ${alg}`);
+    const curve = EC_CURVES[spec.crv!]!;
+    const x = bytesParam(decoded, X, 'x');
+    const y = bytesParam(decoded, Y, 'y');
+    if (x.length !== curve.size || y.length !== curve.size) throw new CoseKeyError('x or y has the wrong length');
+    return { alg, hash, jwk: { kty: 'EC', crv: curve.name, x: b64u(x), y: b64u(y) }, options: { dsaEncoding: 'der' } };
+  }
+  if (spec.kty === KTY_OKP) {
+    if (decoded.get(CRV) !== spec.crv) throw new CoseKeyError(`crv ${String(decoded.get(CRV))} does not fit alg ${alg}`);
+    const x = bytesParam(decoded, X, 'x');
+    if (x.length !== 32) throw new CoseKeyError('x has the wrong length');
+    return { alg, hash, jwk: { kty: 'OKP', crv: 'Ed25519', x: b64u(x) }, options: {} };
+  }
+  const n = bytesParam(decoded, N, 'n');
+  const e = bytesParam(decoded, E, 'e');
   return {
     alg,
+    hash,
+    jwk: { kty: 'RSA', n: b64u(n), e: b64u(e) },
+    options: spec.pss ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH[hash!]! } : { padding: constants.RSA_PKCS1_PADDING },
+  };
+}
+
+/** Import a {@link CredentialKey} (Node checks that an EC point is on the curve); throws {@link CoseKeyError}. */
+export function importCredentialKey(credentialKey: CredentialKey): KeyObject {
+  try {
+    return createPublicKey({ key: credentialKey.jwk, format: 'jwk' });
+  } catch (err) {
+    throw new CoseKeyError(`not a valid public key (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+/** Build a verifier from a COSE_Key; throws {@link CoseKeyError} (or a CborError) for anything it can't use. */
+export function credentialVerifierFromCose(coseKey: Uint8Array): CredentialVerifier {
+  const credentialKey = credentialKeyFromCose(coseKey);
+  const key = importCredentialKey(credentialKey);
+  const keyInput = { key, ...credentialKey.options };
+  return {
+    alg: credentialKey.alg,
     key,
     verify(data, signature) {
       return new Promise((resolve) => {
         try {
           // With a callback the check runs on libuv's thread pool, off the event loop (as WebCrypto's does).
-          verify(hash, data, keyInput, signature, (err, ok) => resolve(!err && ok));
+          verify(credentialKey.hash, data, keyInput, signature, (err, ok) => resolve(!err && ok));
         } catch {
           // OpenSSL refuses some malformed signatures (e.g. bad DER) by throwing instead of returning false.
           resolve(false);

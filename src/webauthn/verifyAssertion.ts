@@ -2,9 +2,9 @@
  * Verifies a WebAuthn assertion (WebAuthn L3 §7.2) for a stored passkey.
  * Returns a result rather than throwing so the caller can audit each failure.
  *
- * The sign-in path verifies by hand, step by step, with one cached Node
- * `KeyObject` per credential and the signature checked on libuv's thread
- * pool: @simplewebauthn/server's `verifyAuthenticationResponse` decodes and
+ * The sign-in path verifies by hand, step by step, with the key imported
+ * and the signature checked on a worker thread (src/webauthn/signatureWorker.ts),
+ * which caches imported keys: @simplewebauthn/server's `verifyAuthenticationResponse` decodes and
  * imports the key through WebCrypto on every call, about three times the
  * event-loop time (see BENCHMARKS.md). The library path stays as
  * {@link verifyAssertionWithLibrary}; the tests run every case through both
@@ -20,7 +20,8 @@ import { verifyAuthenticationResponse, type AuthenticationResponseJSON } from '@
 import type { Authenticator } from '../db/schema.js';
 import type { ErrorCode } from '../errors.js';
 import { decodeCborFirst } from './cbor.js';
-import { credentialVerifierFromCose, type CredentialVerifier } from './coseKey.js';
+import { credentialKeyFromCose, type CredentialKey } from './coseKey.js';
+import { SignatureWorkerPool } from './signatureWorker.js';
 
 export type AssertionResult =
   | { ok: true; counter: number; backedUp: boolean; userVerified: true }
@@ -60,37 +61,17 @@ function decodeBase64url(value: unknown, max: number): Buffer | undefined {
   return Buffer.from(value, 'base64url');
 }
 
-/**
- * Credential public keys as `KeyObject`s, least recently used first. Keyed by
- * credential id, and an entry only counts when the stored public key is the
- * same, so a credential re-registered under the same id is never checked
- * against the old key.
- */
-export const CREDENTIAL_KEY_CACHE_SIZE = 10_000;
-const verifiers = new Map<string, { publicKey: string; verifier: CredentialVerifier }>();
+/** Checks signatures off the event loop (src/webauthn/signatureWorker.ts); shared by every app in the process. */
+const signatures = new SignatureWorkerPool();
 
-function verifierFor(authenticator: AssertionInput['authenticator']): CredentialVerifier | undefined {
-  const id = authenticator.credential_id;
-  const cached = verifiers.get(id);
-  verifiers.delete(id);
-  if (cached && cached.publicKey === authenticator.public_key) {
-    verifiers.set(id, cached);
-    return cached.verifier;
-  }
-  let verifier: CredentialVerifier;
-  try {
-    verifier = credentialVerifierFromCose(Buffer.from(authenticator.public_key, 'base64url'));
-  } catch {
-    return undefined;
-  }
-  verifiers.set(id, { publicKey: authenticator.public_key, verifier });
-  if (verifiers.size > CREDENTIAL_KEY_CACHE_SIZE) verifiers.delete(verifiers.keys().next().value!);
-  return verifier;
+/** Forget every imported key (tests; after bulk key changes). */
+export function clearCredentialKeyCache(): void {
+  signatures.clear();
 }
 
-/** Forget every cached key (tests; after bulk key changes). */
-export function clearCredentialKeyCache(): void {
-  verifiers.clear();
+/** Stop the signature workers (they also stop with the process). */
+export function stopSignatureWorkers(): Promise<void> {
+  return signatures.close();
 }
 
 const rpIdHashes = new Map<string, Buffer>();
@@ -174,10 +155,14 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   // Step 18 (backup eligibility against the record) is for RPs with a backup policy; Latchkey shows the state only.
 
   // Steps 20–21: sig over authData || SHA-256(cData) with the stored public key.
-  const verifier = verifierFor(input.authenticator);
-  if (!verifier) return failed();
+  let key: CredentialKey;
+  try {
+    key = credentialKeyFromCose(Buffer.from(input.authenticator.public_key, 'base64url'));
+  } catch {
+    return failed();
+  }
   const hash = createHash('sha256').update(cData).digest();
-  if (!(await verifier.verify(Buffer.concat([authData, hash], authData.length + 32), sig))) return failed();
+  if (!(await signatures.verify(input.authenticator.public_key, key, Buffer.concat([authData, hash], authData.length + 32), sig))) return failed();
   if (flagFailure) return flagFailure;
 
   // Step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.

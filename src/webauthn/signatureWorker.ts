@@ -1,0 +1,182 @@
+/**
+ * Assertion signatures checked on a worker thread: importing the credential's
+ * public key and verifying with it, both off the event loop.
+ *
+ * Sign-in is mostly a passkey's first use in a server process (people sign in
+ * once a day), so its key is not cached: importing it costs the event loop
+ * more than the signature check (about 100 µs vs 30 µs for P-256 here,
+ * BENCHMARKS.md), and Node has no asynchronous import. The worker keeps its
+ * own bounded cache of imported keys, keyed by the stored COSE key itself, so
+ * a credential re-registered under the same id never meets its old key.
+ *
+ * Messages carry plain data only ({@link CredentialKey}, the signed bytes and
+ * the signature). If a worker dies, its pending checks are done on the event
+ * loop instead and the next check starts a new worker: a worker problem never
+ * fails a sign-in that would have succeeded.
+ */
+import { availableParallelism } from 'node:os';
+import { createPublicKey, verify } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import type { CredentialKey } from './coseKey.js';
+
+/** After this many workers died (crashed, or could not start), checks stay on the event loop. */
+const MAX_WORKER_DEATHS = 5;
+
+/** Imported keys each worker keeps (about 2 KiB each for P-256). */
+export const WORKER_KEY_CACHE_SIZE = 10_000;
+
+interface Check {
+  id: number;
+  cacheKey: string;
+  key: CredentialKey;
+  data: Uint8Array;
+  signature: Uint8Array;
+}
+
+// Plain CommonJS with node:crypto only, so the worker needs no TypeScript loader (tests, tsx and built code alike).
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createPublicKey, verify } = require('node:crypto');
+const keys = new Map();
+function keyFor(check) {
+  let key = keys.get(check.cacheKey);
+  if (key) {
+    keys.delete(check.cacheKey);
+  } else {
+    key = createPublicKey({ key: check.key.jwk, format: 'jwk' });
+    if (keys.size >= workerData.cacheSize) keys.delete(keys.keys().next().value);
+  }
+  keys.set(check.cacheKey, key);
+  return key;
+}
+parentPort.on('message', (message) => {
+  if (message === 'clear') return void keys.clear();
+  const results = new Array(message.length);
+  for (let i = 0; i < message.length; i++) {
+    const check = message[i];
+    let ok = false;
+    try {
+      ok = verify(check.key.hash, check.data, { key: keyFor(check), ...check.key.options }, check.signature);
+    } catch {
+      // An unusable key (off its curve) or a malformed signature: not a valid signature.
+    }
+    results[i] = [check.id, ok];
+  }
+  parentPort.postMessage(results);
+});
+`;
+
+/** The check done on the event loop: when no worker can run, and for a dead worker's pending checks. */
+function verifyInline(check: Check): boolean {
+  try {
+    return verify(check.key.hash, check.data, { key: createPublicKey({ key: check.key.jwk, format: 'jwk' }), ...check.key.options }, check.signature);
+  } catch {
+    return false;
+  }
+}
+
+class SignatureWorker {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { check: Check; resolve: (ok: boolean) => void }>();
+  private queued: Check[] = [];
+  private dead = false;
+
+  constructor(private readonly onDeath: (w: SignatureWorker) => void) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { cacheSize: WORKER_KEY_CACHE_SIZE } });
+    // Never keeps the process alive on its own; pending checks keep it referenced (see below).
+    this.worker.unref();
+    this.worker.on('message', (results: [number, boolean][]) => {
+      for (const [id, ok] of results) {
+        const entry = this.pending.get(id);
+        if (!entry) continue;
+        this.pending.delete(id);
+        entry.resolve(ok);
+      }
+      if (this.pending.size === 0) this.worker.unref();
+    });
+    this.worker.on('error', () => this.die());
+    this.worker.on('exit', () => this.die());
+  }
+
+  get load(): number {
+    return this.pending.size;
+  }
+
+  check(check: Check): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (this.dead) return resolve(verifyInline(check));
+      this.pending.set(check.id, { check, resolve });
+      if (this.pending.size === 1) this.worker.ref();
+      // Checks asked for in the same tick travel as one message.
+      if (this.queued.push(check) === 1) queueMicrotask(() => this.flush());
+    });
+  }
+
+  clear(): void {
+    if (!this.dead) this.worker.postMessage('clear');
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+
+  private flush(): void {
+    const batch = this.queued;
+    this.queued = [];
+    if (!this.dead) this.worker.postMessage(batch);
+  }
+
+  private die(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.onDeath(this);
+    for (const { check, resolve } of this.pending.values()) resolve(verifyInline(check));
+    this.pending.clear();
+    this.queued = [];
+  }
+}
+
+/**
+ * A few workers (one per spare core, at most four), each check to the least
+ * busy. Workers start on first use.
+ */
+export class SignatureWorkerPool {
+  private readonly workers: SignatureWorker[] = [];
+  private nextId = 0;
+  private deaths = 0;
+
+  constructor(private readonly size = Math.max(1, Math.min(4, availableParallelism() - 1))) {}
+
+  /** True when `signature` is the key's signature over `data`; never throws. */
+  verify(cacheKey: string, key: CredentialKey, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    const check: Check = { id: this.nextId++, cacheKey, key, data, signature };
+    const worker = this.pick();
+    return worker ? worker.check(check) : Promise.resolve(verifyInline(check));
+  }
+
+  /** Forget the imported keys (tests; after bulk key changes). */
+  clear(): void {
+    for (const worker of this.workers) worker.clear();
+  }
+
+  async close(): Promise<void> {
+    const workers = this.workers.splice(0);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  /** The least busy worker, started if need be; none once workers have died too often (then checks run inline). */
+  private pick(): SignatureWorker | undefined {
+    if (this.workers.length < this.size && this.deaths < MAX_WORKER_DEATHS) {
+      const worker = new SignatureWorker((dead) => {
+        const i = this.workers.indexOf(dead);
+        if (i >= 0) this.workers.splice(i, 1);
+        this.deaths++;
+      });
+      this.workers.push(worker);
+      return worker;
+    }
+    let best = this.workers[0];
+    for (const w of this.workers) if (w.load < best!.load) best = w;
+    return best;
+  }
+}
