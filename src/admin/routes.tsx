@@ -519,7 +519,7 @@ export async function adminRoutes(app: FastifyInstance) {
       }
       const removed = await store.transaction(async (tx) => {
         if (!(await tx.authenticators.remove(user.id, authenticator.id))) return false;
-        const ended = await tx.sessions.deleteForAuthenticator(authenticator.id);
+        const ended = await tx.sessions.deleteForAuthenticator(user.id, authenticator.id);
         // Pending means no passkey (seed 003): a person left without one needs a new link or code.
         if (user.status === 'enrolled' && (await tx.authenticators.countForUser(user.id)) === 0) await tx.users.setStatus(user.id, 'pending', now());
         await audit(

@@ -211,17 +211,67 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  /**
+   * Fewer index writes per sign-in (BENCHMARKS.md): every sign-in inserts a
+   * session and an audit record, and each index on a random key costs a page
+   * write. Sessions lose the unique index on public_id (96 random bits, only
+   * ever looked up with its user) and the index on authenticator_id (sessions
+   * are ended per passkey through their user). The audit indexes by event and
+   * by actor leave out sign-in records, the commonest event by far: a sign-in's
+   * actor is its subject, found through audit_events_subject, and a page of
+   * sign-ins fills from the newest records on (src/db/persisters/audit.ts).
+   */
+  '0005_hot_path_indexes': {
+    async up(db: Kysely<any>) {
+      await db.schema.dropIndex('sessions_authenticator_id').execute();
+      if (dialect === 'postgres') {
+        await sql`alter table sessions drop constraint sessions_public_id_key`.execute(db);
+      } else {
+        // SQLite can't drop a column's UNIQUE constraint: copy the table into one without it.
+        await db.schema
+          .createTable('sessions_new')
+          .addColumn('id_hash', 'text', (c) => c.primaryKey())
+          .addColumn('public_id', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+          .addColumn('authenticated_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('aal', 'integer', (c) => c.notNull())
+          .addColumn('ip', 'text', (c) => c.notNull())
+          .addColumn('user_agent', 'text', (c) => c.notNull())
+          .addColumn('authenticator_id', 'text')
+          .execute();
+        await sql`insert into sessions_new (id_hash, public_id, user_id, created_at, last_seen_at, authenticated_at, expires_at, aal, ip, user_agent, authenticator_id)
+          select id_hash, public_id, user_id, created_at, last_seen_at, authenticated_at, expires_at, aal, ip, user_agent, authenticator_id from sessions`.execute(db);
+        await db.schema.dropTable('sessions').execute();
+        await db.schema.alterTable('sessions_new').renameTo('sessions').execute();
+        await db.schema.createIndex('sessions_user_id').on('sessions').column('user_id').execute();
+      }
+      await db.schema.dropIndex('audit_events_actor').execute();
+      await db.schema.dropIndex('audit_events_event').execute();
+      await sql.raw(`create index audit_events_actor on audit_events (actor_user_id, at) where event <> '${UNINDEXED_AUDIT_EVENT}'`).execute(db);
+      await sql.raw(`create index audit_events_event on audit_events (event, at) where event <> '${UNINDEXED_AUDIT_EVENT}'`).execute(db);
+    },
+  },
 });
 
-/** Apply every pending migration; throws with the failing migration's name. */
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+/**
+ * The audit event left out of the by-event and by-actor indexes (migration
+ * 0005): sign-ins. Queries on those indexes repeat `event <> 'signin'` so
+ * both databases can use them.
+ */
+export const UNINDEXED_AUDIT_EVENT = 'signin';
+
+/** Apply every pending migration (or those up to and including `upTo`, for tests); throws with the failing migration's name. */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, upTo?: string): Promise<string[]> {
   const provider: MigrationProvider = { getMigrations: async () => buildMigrations(dialect) };
   // Kysely looks for its bookkeeping tables in every schema unless told which one: with a
   // kysely_migration table in any other schema of the database it would skip creating its
   // own and then fail (or apply nothing). Keep them beside the tables they describe.
   const migrationTableSchema = dialect === 'postgres' ? await currentSchema(db) : undefined;
   const migrator = new Migrator({ db, provider, migrationTableSchema });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = upTo ? await migrator.migrateTo(upTo) : await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`);

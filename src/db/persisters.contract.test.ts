@@ -5,7 +5,7 @@
  * flow, whichever database is configured.
  */
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
@@ -13,12 +13,13 @@ import { isUniqueViolation } from './isUniqueViolation.js';
 import type { NewFlow } from './persisters/flows.js';
 import type { NewAuthenticator, Session, User } from './schema.js';
 import { createStore, type Store } from './store.js';
+import { migrateToLatest } from './migrations.js';
 
 const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -153,6 +154,22 @@ describe.each(databases)('persister contract on $name', (target) => {
           select count(*) as n from information_schema.tables
           where table_schema = current_schema() and table_name in ('kysely_migration', 'kysely_migration_lock', 'users')`.execute(fresh.kysely);
         expect(rows[0]!.n).toBe(3);
+      });
+
+      it('0005 keeps the sessions and audit records of a database made before it', async () => {
+        const fresh = await target.open();
+        expect(await migrateToLatest(fresh.kysely, fresh.dialect, '0004_oidc')).toEqual(MIGRATIONS.slice(0, 4));
+        const s = createStore(fresh);
+        const user = await s.users.insert(newUser());
+        const session = newSession(user.id, { authenticator_id: rid() });
+        await s.sessions.insert(session);
+        await s.audit.record({ event: 'signin', outcome: 'success', actorUserId: user.id, subjectUserId: user.id, at: T0 });
+        expect(await fresh.migrate()).toEqual(['0005_hot_path_indexes']);
+        expect(await s.sessions.findByHash(session.id_hash)).toEqual(session);
+        expect((await s.audit.search({ actorUserId: user.id }, 10)).map((e) => e.event)).toEqual(['signin']);
+        // Deleting the user still cascades to the copied sessions table.
+        await fresh.kysely.deleteFrom('users').where('id', '=', user.id).execute();
+        expect(await s.sessions.findByHash(session.id_hash)).toBeUndefined();
       });
 
       it.runIf(target.name === 'sqlite')('run SQLite in WAL mode with foreign keys enforced', async () => {
@@ -389,11 +406,16 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.sessions.findByHash(other.id_hash)).toBeUndefined();
       });
 
-      it('a public id is unique', async () => {
+      it('a public id ends only its own user\'s session', async () => {
+        // Public ids are 96 random bits with no unique index (migration 0005): every lookup is scoped to the user.
         const user = await insertUser();
+        const other = await insertUser();
         const session = newSession(user.id);
         await store.sessions.insert(session);
-        expect(isUniqueViolation(await rejectionOf(store.sessions.insert(newSession(user.id, { public_id: session.public_id }))))).toBe(true);
+        expect(await store.sessions.deleteByPublicId(other.id, session.public_id)).toBe(false);
+        expect(await store.sessions.findByHash(session.id_hash)).toBeDefined();
+        expect(await store.sessions.deleteByPublicId(user.id, session.public_id)).toBe(true);
+        expect(await store.sessions.findByHash(session.id_hash)).toBeUndefined();
       });
 
       it('deleteExpired removes sessions past their absolute or idle limit', async () => {
@@ -409,6 +431,19 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect((await s.kysely.selectFrom('sessions').select('id_hash').execute()).map((r) => r.id_hash)).toEqual([alive.id_hash]);
         expect(await s.sessions.deleteExpired(now, idleMs)).toBe(0);
       });
+    });
+
+    it.runIf(target.name === 'sqlite')('audit filters by event and by actor are index searches, not table scans', async () => {
+      const plan = async (filter: Parameters<Store['audit']['search']>[0]) => {
+        const compiled = store.audit.searchQuery(filter, 10).compile();
+        const { rows } = await db.kysely.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${compiled.sql}`, [...compiled.parameters]));
+        return rows.map((r) => r.detail).join('\n');
+      };
+      expect(await plan({ event: 'authenticator.removed' })).toMatch(/audit_events USING INDEX audit_events_event/);
+      const byActor = await plan({ actorUserId: 'u1' });
+      expect(byActor).toMatch(/audit_events USING INDEX audit_events_actor/);
+      expect(byActor).toMatch(/audit_events USING INDEX audit_events_subject/);
+      expect(byActor).not.toMatch(/SCAN audit_events/);
     });
 
     describe('joined reads', () => {
@@ -875,7 +910,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const withOther = newSession(user.id, { authenticator_id: rid() });
         await store.sessions.insert(withIt);
         await store.sessions.insert(withOther);
-        expect(await store.sessions.deleteForAuthenticator(passkey.id)).toBe(1);
+        expect(await store.sessions.deleteForAuthenticator(user.id, passkey.id)).toBe(1);
         expect(await store.sessions.findByHash(withIt.id_hash)).toBeUndefined();
         expect(await store.sessions.findByHash(withOther.id_hash)).toBeDefined();
       });
@@ -891,6 +926,12 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(all.map((e) => e.event)).toEqual(['signin', 'authenticator.removed', 'enrolment.link_issued']);
         expect(all[1]).toMatchObject({ actor_name: 'Agent Smith', subject_name: 'Neo', actor_email: agent.email });
         expect((await s.audit.search({ actorUserId: agent.id }, 10)).map((e) => e.event)).toEqual(['authenticator.removed', 'enrolment.link_issued']);
+        // Sign-ins are not in the by-actor index: they are found as the subject's own.
+        expect((await s.audit.search({ actorUserId: user.id }, 10)).map((e) => e.event)).toEqual(['signin']);
+        expect((await s.audit.search({ actorUserId: user.id, event: 'signin' }, 10)).map((e) => e.event)).toEqual(['signin']);
+        expect(await s.audit.search({ actorUserId: agent.id, event: 'signin' }, 10)).toEqual([]);
+        expect((await s.audit.search({ event: 'authenticator.removed' }, 10)).map((e) => e.actor_user_id)).toEqual([agent.id]);
+        expect((await s.audit.listByEvent('signin')).map((e) => e.subject_user_id)).toEqual([user.id]);
         expect((await s.audit.search({ event: 'signin' }, 10))).toHaveLength(1);
         expect((await s.audit.search({ from: T0 + MINUTE, to: T0 + 2 * MINUTE }, 10)).map((e) => e.event)).toEqual(['authenticator.removed']);
         expect((await s.audit.search({ beforeId: all[0]!.id }, 1)).map((e) => e.event)).toEqual(['authenticator.removed']);

@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Expression, type SqlBool, type Kysely } from 'kysely';
+import { UNINDEXED_AUDIT_EVENT } from '../migrations.js';
 import { PreparedQuery } from '../preparedQuery.js';
 import type { AuditEvent, Database } from '../schema.js';
 
@@ -50,6 +51,15 @@ export interface AuditRow extends AuditEvent {
   subject_name: string | null;
 }
 
+/**
+ * For any event but sign-ins, repeat the partial indexes' condition (a literal, not a parameter) so both
+ * databases can use audit_events_event; for sign-ins, no condition: they fill a page from the newest on.
+ */
+function notUnindexed(event: string) {
+  return (eb: ExpressionBuilder<Database, 'audit_events'>): Expression<SqlBool> =>
+    event === UNINDEXED_AUDIT_EVENT ? sql<SqlBool>`true` : eb('audit_events.event', '<>', sql.lit(UNINDEXED_AUDIT_EVENT));
+}
+
 export class AuditPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -80,22 +90,40 @@ export class AuditPersister {
 
   /** Newest first; filters combine with AND. Append-only: there is no update or delete. */
   search(f: AuditFilter, limit: number): Promise<AuditRow[]> {
+    return this.searchQuery(f, limit).execute() as Promise<AuditRow[]>;
+  }
+
+  /** The query behind {@link search}, uncompiled (tests read its plan). */
+  searchQuery(f: AuditFilter, limit: number) {
     let q = this.db
       .selectFrom('audit_events')
       .leftJoin('users as actor', 'actor.id', 'audit_events.actor_user_id')
       .leftJoin('users as subject', 'subject.id', 'audit_events.subject_user_id')
       .selectAll('audit_events')
       .select(['actor.email as actor_email', 'actor.display_name as actor_name', 'subject.email as subject_email', 'subject.display_name as subject_name']);
-    if (f.event) q = q.where('audit_events.event', '=', f.event);
-    if (f.actorUserId) q = q.where('audit_events.actor_user_id', '=', f.actorUserId);
+    if (f.event) q = q.where('audit_events.event', '=', f.event).where(notUnindexed(f.event));
+    if (f.actorUserId) {
+      const actor = f.actorUserId;
+      // Sign-ins are left out of audit_events_actor; a sign-in's actor is its subject (audit_events_subject).
+      q = q.where((eb) =>
+        eb.or([
+          eb.and([eb('audit_events.event', '<>', sql.lit(UNINDEXED_AUDIT_EVENT)), eb('audit_events.actor_user_id', '=', actor)]),
+          eb.and([
+            eb('audit_events.event', '=', sql.lit(UNINDEXED_AUDIT_EVENT)),
+            eb('audit_events.subject_user_id', '=', actor),
+            eb('audit_events.actor_user_id', '=', actor),
+          ]),
+        ]),
+      );
+    }
     if (f.subjectUserId) q = q.where('audit_events.subject_user_id', '=', f.subjectUserId);
     if (f.from !== undefined) q = q.where('audit_events.at', '>=', f.from);
     if (f.to !== undefined) q = q.where('audit_events.at', '<', f.to);
     if (f.beforeId !== undefined) q = q.where('audit_events.id', '<', f.beforeId);
-    return q.orderBy('audit_events.id', 'desc').limit(limit).execute() as Promise<AuditRow[]>;
+    return q.orderBy('audit_events.id', 'desc').limit(limit);
   }
 
   listByEvent(event: string, limit = 100): Promise<AuditEvent[]> {
-    return this.db.selectFrom('audit_events').selectAll().where('event', '=', event).orderBy('id', 'desc').limit(limit).execute();
+    return this.db.selectFrom('audit_events').selectAll().where('event', '=', event).where(notUnindexed(event)).orderBy('id', 'desc').limit(limit).execute();
   }
 }

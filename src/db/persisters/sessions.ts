@@ -92,9 +92,10 @@ export class SessionPersister {
     return Number(r.numDeletedRows) === 1;
   }
 
-  /** End every session that signed in with this passkey (it was removed). Returns how many ended. */
-  async deleteForAuthenticator(authenticatorId: string): Promise<number> {
-    const r = await this.db.deleteFrom('sessions').where('authenticator_id', '=', authenticatorId).executeTakeFirst();
+  /** End every session of this user that signed in with this authenticator (it was removed). Returns how many ended. */
+  async deleteForAuthenticator(userId: string, authenticatorId: string): Promise<number> {
+    // Found through the user's sessions (sessions_user_id): no index on authenticator_id to write at every sign-in.
+    const r = await this.db.deleteFrom('sessions').where('user_id', '=', userId).where('authenticator_id', '=', authenticatorId).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 

@@ -60,7 +60,7 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
       if (request.body.confirm !== 'yes') return page(400, 'Select the box to confirm you want to remove it');
       await store.transaction(async (tx) => {
         await tx.authenticators.remove(auth.user.id, authenticator.id);
-        await tx.sessions.deleteForAuthenticator(authenticator.id);
+        await tx.sessions.deleteForAuthenticator(auth.user.id, authenticator.id);
         // A password only works with an app: with the last app gone, so is the password.
         if (authenticator.type === 'totp' && !(await tx.authenticators.listForUser(auth.user.id)).some((a) => a.type === 'totp')) {
           await tx.users.setPasswordHash(auth.user.id, null, now());
