@@ -66,10 +66,14 @@ describe('OpenID Connect in a browser', () => {
   it('signs in to a service with a passkey: code + PKCE, verified ID token, refresh, and logout', async () => {
     const t = await e2e.open();
     const { page, authenticators } = t;
-    await authenticators.add('platform');
+    const platform = await authenticators.add('platform');
     const email = 'florence@example.com';
     await signUpInBrowser(e2e.server, page, { displayName: 'Florence Nightingale', email });
+    // Signed out with no authenticator attached, or /signin's autofill request would sign straight back in.
+    const credentials = await authenticators.detach(platform);
     await signOut(page);
+    await page.goto('about:blank');
+    await authenticators.attach('platform', credentials);
 
     const rp = await relyingParty(2);
     await page.goto(rp.url);
