@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { hashToken, hmac, randomToken, safeEqual } from '../crypto.js';
+import { hashToken, hmac, randomToken, randomTokens, safeEqual } from '../crypto.js';
 import type { User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { appError } from '../errors.js';
@@ -107,12 +107,12 @@ export async function startSession(
   const names = cookieNames(config.secureCookies);
   const previous = request.cookies[names.session];
   if (previous) await store.sessions.delete(hashToken(previous));
-  const token = randomToken(32);
+  const [token, publicId] = randomTokens(32, 12) as [string, string];
   const t = now();
   const ctx = requestContext(request);
   await store.sessions.insert({
     id_hash: hashToken(token),
-    public_id: randomToken(12),
+    public_id: publicId,
     user_id: user.id,
     created_at: t,
     last_seen_at: t,

@@ -16,6 +16,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { Config } from '../config/index.js';
+import { randomBytes } from 'node:crypto';
 import { randomToken } from '../crypto.js';
 import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
@@ -279,7 +280,7 @@ export class WebAuthn {
 }
 
 function randomBytes32(): Buffer {
-  return Buffer.from(randomToken(32), 'base64url');
+  return randomBytes(32);
 }
 
 const knownTransports = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);

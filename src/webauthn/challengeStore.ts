@@ -54,6 +54,7 @@ export class MemoryChallengeStore implements ChallengeStore {
   readonly kind = 'memory';
   // Insertion order is creation order, and every challenge lives equally long: the oldest expire first.
   private readonly flows = new Map<string, Flow>();
+  private sweptAt = -Infinity;
 
   constructor(private readonly limit = MEMORY_CHALLENGE_LIMIT) {}
 
@@ -81,8 +82,10 @@ export class MemoryChallengeStore implements ChallengeStore {
     return flow && { ...flow };
   }
 
-  /** Drop expired challenges from the oldest on; stops at the first live one. */
+  /** Drop expired challenges from the oldest on, at most once a second; stops at the first live one. */
   private sweep(now: number): void {
+    if (now - this.sweptAt < 1000) return;
+    this.sweptAt = now;
     for (const [lookup, flow] of this.flows) {
       if (flow.expires_at > now) break;
       this.flows.delete(lookup);
