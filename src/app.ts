@@ -106,7 +106,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }).setValidatorCompiler(TypeBoxValidatorCompiler);
 
   const ownsDb = !options.db;
-  const db = options.db ?? openDatabase(config.databaseUrl);
+  const db = options.db ?? openDatabase(config.databaseUrl, { backgroundCheckpoints: true });
   if (ownsDb) await db.migrate();
   const store = new Store(db.kysely);
   const now = options.now ?? Date.now;

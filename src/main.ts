@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, unsafeSettings, type Config } from './config/index.js';
-import { openDatabase, type Db } from './db/connect.js';
+import { openDatabase, type Db, type OpenOptions } from './db/connect.js';
 import { Store } from './db/store.js';
 import { createUser, UserInputError } from './users/createUser.js';
 import { issueInvite } from './flows/enrolment/invites.js';
@@ -40,8 +40,8 @@ function fail(message: string, code = 1): never {
 }
 
 /** Open and migrate the database, or stop with one line naming DATABASE_URL. */
-async function openMigrated(config: Config): Promise<{ db: Db; applied: string[] }> {
-  const db = openDatabase(config.databaseUrl);
+async function openMigrated(config: Config, options: OpenOptions = {}): Promise<{ db: Db; applied: string[] }> {
+  const db = openDatabase(config.databaseUrl, options);
   try {
     return { db, applied: await db.migrate() };
   } catch (err) {
@@ -68,7 +68,7 @@ const listenProblems: Record<string, (c: Config) => string> = {
 
 async function serve(config: Config): Promise<void> {
   const { buildApp } = await import('./app.js');
-  const { db } = await openMigrated(config);
+  const { db } = await openMigrated(config, { backgroundCheckpoints: true });
   const app = await buildApp(config, { db });
   app.addHook('onClose', () => db.close());
   for (const warning of unsafeSettings(config)) app.log.warn(warning);

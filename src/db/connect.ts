@@ -11,6 +11,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kys
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
+import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
 
 // bigint (int8) columns hold millisecond times and counters, all below 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -30,11 +31,18 @@ export interface OpenOptions {
    * as `search_path`. Tests use it to give each suite a schema of its own.
    */
   searchPath?: string;
+  /**
+   * SQLite files only: WAL checkpoints on a worker thread instead of the event
+   * loop (src/db/backgroundCheckpoints.ts). For the server; one-shot commands
+   * don't need it.
+   */
+  backgroundCheckpoints?: boolean | { intervalMs: number };
 }
 
 export function openDatabase(url: string, options: OpenOptions = {}): Db {
   let kysely: Kysely<Database>;
   let dialect: Dialect;
+  let checkpoints: BackgroundCheckpoints | undefined;
   if (url.startsWith('sqlite:')) {
     const file = url.slice('sqlite:'.length);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -43,6 +51,11 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    if (options.backgroundCheckpoints && file !== ':memory:') {
+      // Truncate the WAL to this size whenever it is emptied, so a burst of writes doesn't leave a large file.
+      sqlite.pragma('journal_size_limit = 67108864');
+      checkpoints = startBackgroundCheckpoints(sqlite, file, typeof options.backgroundCheckpoints === 'object' ? options.backgroundCheckpoints.intervalMs : undefined);
+    }
     kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     dialect = 'sqlite';
   } else {
@@ -57,7 +70,10 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     kysely,
     dialect,
     migrate: () => migrateToLatest(kysely, dialect),
-    close: () => kysely.destroy(),
+    close: async () => {
+      await checkpoints?.stop();
+      await kysely.destroy();
+    },
   };
 }
 

@@ -1,0 +1,56 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Db } from './connect.js';
+
+const pragma = async (db: Db, name: string) => Object.values((await sql.raw(`pragma ${name}`).execute(db.kysely)).rows[0] as object)[0];
+
+async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('WAL checkpoints on a worker thread', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'latchkey-ckpt-'));
+  });
+  afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+  it('take checkpoints off the connection, copy every commit into the database file, and lose nothing on close', async () => {
+    const file = join(dir, 'a.db');
+    const db = openDatabase(`sqlite:${file}`, { backgroundCheckpoints: { intervalMs: 50 } });
+    await db.migrate();
+    await eventually(async () => (await pragma(db, 'wal_autocheckpoint')) === 0);
+    for (let i = 0; i < 200; i++) {
+      await db.kysely.insertInto('settings').values({ key: `k${i}`, value: 'x'.repeat(500) }).execute();
+    }
+    // The worker has copied every frame: a checkpoint now has nothing left to do.
+    await eventually(async () => {
+      const [row] = (await sql<{ log: number; checkpointed: number }>`pragma wal_checkpoint(PASSIVE)`.execute(db.kysely)).rows;
+      return row!.log === row!.checkpointed;
+    });
+    await db.close();
+
+    const reopened = openDatabase(`sqlite:${file}`);
+    expect(await reopened.kysely.selectFrom('settings').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).toEqual({ n: 200 });
+    // Without the worker the connection checkpoints itself, as SQLite does by default.
+    expect(await pragma(reopened, 'wal_autocheckpoint')).toBe(1000);
+    await reopened.close();
+  });
+
+  it('are not used for one-shot connections or in-memory databases', async () => {
+    const plain = openDatabase(`sqlite:${join(dir, 'b.db')}`);
+    const memory = openDatabase('sqlite::memory:', { backgroundCheckpoints: true });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await pragma(plain, 'wal_autocheckpoint')).toBe(1000);
+    expect(await pragma(memory, 'journal_mode')).toBe('memory');
+    await plain.close();
+    await memory.close();
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * WAL checkpoints on a worker thread, so the server's event loop neither
+ * copies pages into the database file nor waits for an fsync.
+ *
+ * SQLite in WAL mode appends every commit to the `-wal` file; a checkpoint
+ * copies those pages back into the database file and, with
+ * `synchronous=NORMAL`, fsyncs both files. By default the committing
+ * connection runs one every 1,000 pages, on the event loop, and the first
+ * commit after each checkpoint that emptied the WAL fsyncs the WAL's new
+ * header. Measured here, that was a large part of a sign-in's database time
+ * (BENCHMARKS.md).
+ *
+ * The worker has its own connection to the same file and runs PASSIVE
+ * checkpoints only: they never wait for, or block, the server's readers and
+ * writers (`sqlite3_wal_checkpoint_v2`), and it runs them seldom, so the WAL
+ * is emptied (and its header synced by the server's connection) about once
+ * per interval instead of every 1,000 pages. The server's connection has
+ * `wal_autocheckpoint=0` while the worker runs; if the worker stops for any
+ * reason, the server's connection takes checkpoints back, so the WAL never
+ * grows without bound.
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type SQLite from 'better-sqlite3';
+
+/** How often the worker checkpoints. */
+export const CHECKPOINT_INTERVAL_MS = 2000;
+const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
+
+// Plain CommonJS, so the worker needs no TypeScript loader (tests, tsx and built code alike).
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 0');
+function checkpoint() {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch (err) {
+    // SQLITE_BUSY: another connection is checkpointing; the next pass catches up.
+    if (!err || err.code !== 'SQLITE_BUSY') throw err;
+  }
+}
+const timer = setInterval(checkpoint, workerData.intervalMs);
+parentPort.on('message', (message) => {
+  if (message !== 'stop') return;
+  clearInterval(timer);
+  try { checkpoint(); } finally { db.close(); }
+  parentPort.postMessage('stopped');
+});
+parentPort.postMessage('ready');
+`;
+
+export interface BackgroundCheckpoints {
+  /** Stop the worker (after a last checkpoint) and hand checkpoints back to the server's connection. */
+  stop(): Promise<void>;
+}
+
+export function startBackgroundCheckpoints(sqlite: SQLite.Database, file: string, intervalMs = CHECKPOINT_INTERVAL_MS): BackgroundCheckpoints {
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), file, intervalMs },
+  });
+  // Never keeps the process alive on its own.
+  worker.unref();
+  let running = false;
+  let ended = false;
+  const handBack = () => {
+    ended = true;
+    if (running && sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
+    running = false;
+  };
+  worker.on('message', (message) => {
+    if (message === 'ready' && !ended && sqlite.open) {
+      sqlite.pragma('wal_autocheckpoint = 0');
+      running = true;
+    }
+  });
+  // Could not start, or died: the server's connection checkpoints itself again.
+  worker.on('error', handBack);
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => (handBack(), resolve())));
+  return {
+    async stop() {
+      if (!ended) {
+        worker.postMessage('stop');
+        const timeout = setTimeout(() => void worker.terminate(), 5000);
+        worker.on('message', (message) => message === 'stopped' && void worker.terminate());
+        await exited;
+        clearTimeout(timeout);
+      }
+      await exited;
+    },
+  };
+}
