@@ -53,6 +53,29 @@ describe('latchkey CLI', () => {
     expect(doctor.stdout).toContain('! the issuer http://localhost:3000 is not https');
     expect(doctor.stdout).toContain('plain-http loopback redirect URI (http://localhost:8080/cb)');
     expect(doctor.stdout).toContain('service "Kiosk" accepts AAL1 sign-ins');
+
+    const kioskId = /^client_id=([\w-]+)$/m.exec(pub.stdout)![1]!;
+    const removed = await cli(['services', 'remove', kioskId], env);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toBe(`Removed service Kiosk (${kioskId}).\n`);
+    const services = (await cli(['services', 'list'], env)).stdout;
+    expect(services).toContain('Rota');
+    expect(services).not.toContain('Kiosk');
+    const again = await cli(['services', 'remove', kioskId], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`latchkey: no service has the client id "${kioskId}" (see latchkey services list)\n`);
+    expect((await cli(['services', 'remove'], env)).stderr).toContain('services remove needs one CLIENT_ID');
+    const { openDatabase } = await import('../src/db/connect.js');
+    const { Store } = await import('../src/db/store.js');
+    const opened = openDatabase(env.DATABASE_URL);
+    try {
+      const events = await new Store(opened.kysely).audit.listByEvent('service.removed');
+      expect(events).toHaveLength(1);
+      expect(events[0]!.actor_user_id).toBeNull();
+      expect(JSON.parse(events[0]!.detail)).toEqual({ clientId: kioskId, name: 'Kiosk', via: 'cli' });
+    } finally {
+      await opened.close();
+    }
   });
 
 

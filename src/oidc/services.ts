@@ -2,7 +2,8 @@
  * Services: the OpenID Connect clients people sign in to with Latchkey
  * (`latchkey services add`). Each has exact redirect URIs, is public (PKCE
  * only) or confidential (a secret, shown once, sealed at rest), and names the
- * assurance level a sign-in must reach before it receives a token.
+ * assurance level a sign-in must reach before it receives a token. Added and
+ * removed both from the console (/admin/services) and from the CLI.
  */
 import { randomToken } from '../crypto.js';
 import type { Service, ServiceClientType } from '../db/schema.js';
@@ -61,4 +62,16 @@ export async function addService(store: Store, secretBox: SecretBox, input: NewS
   };
   await store.services.insert(service);
   return clientSecret ? { service, clientSecret } : { service };
+}
+
+/**
+ * Remove a service; the removed one, or undefined if there was none with that id.
+ * Its stored grants and tokens are left to expire: oidc-provider looks the client up on every use, so with the
+ * service gone its access tokens fail at userinfo (invalid_token) and its refresh tokens at the token endpoint
+ * (invalid_client).
+ */
+export async function removeService(store: Store, clientId: string): Promise<Service | undefined> {
+  const service = await store.services.find(clientId);
+  if (!service || !(await store.services.remove(service.client_id))) return undefined;
+  return service;
 }
