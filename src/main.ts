@@ -74,7 +74,7 @@ async function serve(config: Config): Promise<void> {
   app.addHook('onClose', () => db.close());
   for (const warning of unsafeSettings(config)) app.log.warn(warning);
   const { doctorReport } = await import('./oidc/doctor.js');
-  for (const warning of (await doctorReport(config, app.latchkey.store, Date.now())).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
+  for (const warning of (await doctorReport(config, app.latchkey.store, Date.now(), { provider: app.latchkey.oidc })).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
   const close = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();

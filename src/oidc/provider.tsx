@@ -35,7 +35,10 @@ export function allowFormActionTo(ctx: { set(name: string, value: string): void 
   );
 }
 
-function page(latchkey: Latchkey, title: string, body: preact.ComponentChildren): string {
+/** What the provider needs from the app's context (`latchkey doctor` builds one without the rest of the app). */
+export type ProviderContext = Pick<Latchkey, 'config' | 'store' | 'secretBox' | 'secret' | 'now'>;
+
+function page(latchkey: ProviderContext, title: string, body: preact.ComponentChildren): string {
   return renderPage(
     <Layout title={title} rpName={latchkey.config.rpName} csrfToken="" page="oidc">
       {body}
@@ -43,10 +46,13 @@ function page(latchkey: Latchkey, title: string, body: preact.ComponentChildren)
   );
 }
 
-/** Build the provider. Signing keys are read once here: restart after `latchkey keys rotate`. */
-export async function createProvider(latchkey: Latchkey): Promise<Provider> {
+/**
+ * Build the provider. Signing keys are read once here (oidcRoutes builds a new provider when they change);
+ * `keys` replaces the stored ones, for `latchkey doctor`, which must not open or create any.
+ */
+export async function createProvider(latchkey: ProviderContext, options: { keys?: JWK[] } = {}): Promise<Provider> {
   const { config, store, secretBox, now } = latchkey;
-  const keys = (await loadSigningJwks(store, secretBox, now())) as JWK[];
+  const keys = options.keys ?? ((await loadSigningJwks(store, secretBox, now())) as JWK[]);
   const sessionCookie = cookieNames(config.secureCookies).session;
 
   const policy = interactionPolicy.base();
