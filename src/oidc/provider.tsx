@@ -17,6 +17,7 @@ import { Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { KyselyAdapter, SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
 import { aalOfAcr } from './assurance.js';
+import { corsOriginsOf } from './services.js';
 import { loadSigningJwks } from './signingKeys.js';
 
 export const OIDC_PREFIX = '/oidc';
@@ -25,6 +26,30 @@ export const OIDC_PREFIX = '/oidc';
 export const TOKEN_TTL = { AccessToken: 10 * 60, AuthorizationCode: 60, IdToken: 60 * 60, Interaction: 60 * 60 } as const;
 
 export const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
+
+/** The provider's endpoints, all under /oidc (discovery is at the origin's /.well-known). */
+export const OIDC_ROUTES = {
+  authorization: `${OIDC_PREFIX}/auth`,
+  token: `${OIDC_PREFIX}/token`,
+  userinfo: `${OIDC_PREFIX}/me`,
+  jwks: `${OIDC_PREFIX}/jwks`,
+  end_session: `${OIDC_PREFIX}/session/end`,
+  revocation: `${OIDC_PREFIX}/token/revocation`,
+  introspection: `${OIDC_PREFIX}/token/introspection`,
+  pushed_authorization_request: `${OIDC_PREFIX}/request`,
+  registration: `${OIDC_PREFIX}/reg`,
+  code_verification: `${OIDC_PREFIX}/device`,
+  device_authorization: `${OIDC_PREFIX}/device/auth`,
+  backchannel_authentication: `${OIDC_PREFIX}/backchannel`,
+  challenge: `${OIDC_PREFIX}/challenge`,
+} as const;
+
+/**
+ * Endpoints a browser reaches with a service's credentials or tokens: CORS only from a public service's redirect
+ * URI origins (see corsOriginsOf). oidc-provider checks the client on the request itself (clientBasedCORS);
+ * oidcRoutes answers preflights for them (answered for any origin by oidc-provider).
+ */
+export const CLIENT_CORS_PATHS: readonly string[] = [OIDC_ROUTES.token, OIDC_ROUTES.userinfo, OIDC_ROUTES.revocation, OIDC_ROUTES.introspection, OIDC_ROUTES.pushed_authorization_request];
 
 /** Replace the page's CSP form-action so a form may end at these origins (Chromium checks form-action on redirects). */
 export function allowFormActionTo(ctx: { set(name: string, value: string): void }, origins: string[]): void {
@@ -173,21 +198,7 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
       policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    routes: {
-      authorization: `${OIDC_PREFIX}/auth`,
-      token: `${OIDC_PREFIX}/token`,
-      userinfo: `${OIDC_PREFIX}/me`,
-      jwks: `${OIDC_PREFIX}/jwks`,
-      end_session: `${OIDC_PREFIX}/session/end`,
-      revocation: `${OIDC_PREFIX}/token/revocation`,
-      introspection: `${OIDC_PREFIX}/token/introspection`,
-      pushed_authorization_request: `${OIDC_PREFIX}/request`,
-      registration: `${OIDC_PREFIX}/reg`,
-      code_verification: `${OIDC_PREFIX}/device`,
-      device_authorization: `${OIDC_PREFIX}/device/auth`,
-      backchannel_authentication: `${OIDC_PREFIX}/backchannel`,
-      challenge: `${OIDC_PREFIX}/challenge`,
-    },
+    routes: OIDC_ROUTES,
     ttl: {
       ...TOKEN_TTL,
       Session: config.sessionMaxSeconds,
@@ -217,6 +228,11 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
           </p>
         </>,
       );
+    },
+    // oidc-provider's default also opens userinfo to a confidential client's redirect URI origins; a confidential
+    // service calls userinfo from its server, so a browser page there has no business reading it.
+    clientBasedCORS(_ctx, origin, client) {
+      return corsOriginsOf({ public: client.clientAuthMethod === 'none', redirectUris: client.redirectUris ?? [] }).includes(origin);
     },
     clockTolerance: 5,
   };

@@ -40,6 +40,22 @@ export function checkRedirectUri(raw: string): string {
   return raw;
 }
 
+/**
+ * The origins a browser may call the token, userinfo and revocation endpoints from (CORS) on a service's behalf:
+ * a public service runs in the browser at its redirect URIs' origins; a confidential one calls from its server,
+ * so none. Discovery and the JWKS are public and open to every origin.
+ */
+export function corsOriginsOf(service: { public: boolean; redirectUris: readonly string[] }): string[] {
+  if (!service.public) return [];
+  return [...new Set(service.redirectUris.flatMap((uri) => URL.parse(uri)?.origin ?? []))].filter((origin) => origin !== 'null');
+}
+
+/** Whether any registered service lets a browser at this origin call the token, userinfo or revocation endpoints. */
+export async function isServiceCorsOrigin(store: Store, origin: string): Promise<boolean> {
+  const services = await store.services.list();
+  return services.some((s) => corsOriginsOf({ public: s.client_type === 'public', redirectUris: JSON.parse(s.redirect_uris) as string[] }).includes(origin));
+}
+
 export async function addService(store: Store, secretBox: SecretBox, input: NewServiceInput, now: number): Promise<{ service: Service; clientSecret?: string }> {
   const name = input.name.trim();
   if (!name || name.length > 100) throw new ServiceInputError('--name is 1 to 100 characters');
