@@ -28,6 +28,7 @@ export const DISCOVERY_FIELDS = [
   'jwks_uri',
   'end_session_endpoint',
   'revocation_endpoint',
+  'pushed_authorization_request_endpoint',
   'introspection_endpoint',
   'registration_endpoint',
   'response_types_supported',
