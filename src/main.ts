@@ -1,5 +1,5 @@
 /**
- * The `latchkey` command: serve, migrate, users add, users invite.
+ * The `latchkey` command: serve, migrate, users …, admin bootstrap, services …, keys rotate, doctor.
  * From a checkout: `npm run latchkey -- <command>`.
  */
 import { parseArgs } from 'node:util';
@@ -28,6 +28,7 @@ Commands:
                                           Register a service (an OpenID Connect client); prints its client id, and
                                           for a confidential service its secret (shown once)
   services list                           List services
+  services remove CLIENT_ID               Remove a service: it can no longer sign people in, and its tokens stop working
   keys rotate                             Add a new signing key; the previous one stays published for
                                           LATCHKEY_OIDC_KEY_RETIRE_HOURS (running servers switch to it within a minute)
   doctor                                  Print the OpenID Connect provider's configuration, with warnings
@@ -73,7 +74,7 @@ async function serve(config: Config): Promise<void> {
   app.addHook('onClose', () => db.close());
   for (const warning of unsafeSettings(config)) app.log.warn(warning);
   const { doctorReport } = await import('./oidc/doctor.js');
-  for (const warning of (await doctorReport(config, app.latchkey.store, Date.now())).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
+  for (const warning of (await doctorReport(config, app.latchkey.store, Date.now(), { provider: app.latchkey.oidc })).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
   const close = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
     await app.close();
@@ -184,6 +185,21 @@ export async function main(argv: string[]): Promise<void> {
         for (const s of services) {
           process.stdout.write(`${s.client_id}\t${s.name}\t${s.client_type}\tAAL${s.aal}${s.first_party ? '\tfirst-party' : ''}\t${(JSON.parse(s.redirect_uris) as string[]).join(' ')}\n`);
         }
+        return;
+      }
+      if (sub === 'remove') {
+        const [clientId, ...extra] = rest;
+        if (!clientId || extra.length) fail('services remove needs one CLIENT_ID (see latchkey services list)');
+        const { removeService } = await import('./oidc/services.js');
+        const removed = await withStore(config, async (store) => {
+          const service = await removeService(store, clientId);
+          if (service) {
+            await store.audit.record({ at: Date.now(), event: 'service.removed', outcome: 'success', detail: { clientId: service.client_id, name: service.name, via: 'cli' } });
+          }
+          return service;
+        });
+        if (!removed) fail(`no service has the client id "${clientId}" (see latchkey services list)`);
+        process.stdout.write(`Removed service ${removed.name} (${removed.client_id}).\n`);
         return;
       }
       if (sub !== 'add') fail(`unknown services command "${sub ?? ''}"\n\n${usage}`);

@@ -53,6 +53,50 @@ describe('latchkey CLI', () => {
     expect(doctor.stdout).toContain('! the issuer http://localhost:3000 is not https');
     expect(doctor.stdout).toContain('plain-http loopback redirect URI (http://localhost:8080/cb)');
     expect(doctor.stdout).toContain('service "Kiosk" accepts AAL1 sign-ins');
+    // What oidc-provider itself serves, read from its discovery document.
+    const resolved = doctor.stdout.slice(doctor.stdout.indexOf('As oidc-provider resolves it'));
+    expect(resolved).toMatch(/^\s+token_endpoint\s+http:\/\/localhost:3000\/oidc\/token$/m);
+    expect(resolved).toMatch(/^\s+response_types_supported\s+code$/m);
+    expect(resolved).toMatch(/^\s+grant_types_supported\s+authorization_code refresh_token$/m);
+    expect(resolved).toMatch(/^\s+code_challenge_methods_supported\s+S256$/m);
+    expect(resolved).toMatch(/^\s+id_token_signing_alg_values_supported\s+RS256$/m);
+    expect(resolved).toMatch(/^\s+token_endpoint_auth_methods_supported\s+.*client_secret_basic.* none$/m);
+    expect(resolved).toMatch(/^\s+acr_values_supported\s+http:\/\/idmanagement\.gov\/ns\/assurance\/aal\/1 /m);
+    expect(resolved).toMatch(/^\s+claims_supported\s+sub acr amr auth_time email/m);
+    expect(doctor.stdout).not.toContain('response type "');
+    expect(doctor.stdout).not.toContain('PKCE method');
+    expect(doctor.stdout).not.toContain('secret key');
+
+    // The signing keys were sealed with secret.key: without it the doctor says so, and makes no new key file.
+    const lostKey = join(dir, 'lost.key');
+    const keyless = await cli(['doctor'], { ...env, LATCHKEY_SECRET_KEY_FILE: lostKey });
+    expect(keyless.code).toBe(0);
+    expect(keyless.stdout).toContain(`! the secret key file ${lostKey} is missing`);
+    expect(keyless.stdout).toMatch(/^\s+response_types_supported\s+code$/m);
+    expect(existsSync(lostKey)).toBe(false);
+
+    const kioskId = /^client_id=([\w-]+)$/m.exec(pub.stdout)![1]!;
+    const removed = await cli(['services', 'remove', kioskId], env);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toBe(`Removed service Kiosk (${kioskId}).\n`);
+    const services = (await cli(['services', 'list'], env)).stdout;
+    expect(services).toContain('Rota');
+    expect(services).not.toContain('Kiosk');
+    const again = await cli(['services', 'remove', kioskId], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`latchkey: no service has the client id "${kioskId}" (see latchkey services list)\n`);
+    expect((await cli(['services', 'remove'], env)).stderr).toContain('services remove needs one CLIENT_ID');
+    const { openDatabase } = await import('../src/db/connect.js');
+    const { Store } = await import('../src/db/store.js');
+    const opened = openDatabase(env.DATABASE_URL);
+    try {
+      const events = await new Store(opened.kysely).audit.listByEvent('service.removed');
+      expect(events).toHaveLength(1);
+      expect(events[0]!.actor_user_id).toBeNull();
+      expect(JSON.parse(events[0]!.detail)).toEqual({ clientId: kioskId, name: 'Kiosk', via: 'cli' });
+    } finally {
+      await opened.close();
+    }
   });
 
 

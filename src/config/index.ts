@@ -299,6 +299,9 @@ function readAcr(env: Env, name: string, level: number): string {
   return value;
 }
 
+/** Where the secret key lives when neither LATCHKEY_SECRET_KEY nor LATCHKEY_SECRET_KEY_FILE is set: beside the default SQLite database. */
+export const DEFAULT_SECRET_KEY_FILE = './data/secret.key';
+
 /** Read and validate the configuration. Pass overrides in tests instead of touching process.env. */
 export function loadConfig(env: Env = process.env): Config {
   const port = readInt(env, 'PORT', 3000, 0, 65535);
@@ -353,7 +356,7 @@ export function loadConfig(env: Env = process.env): Config {
     mailFrom: readText(env, 'LATCHKEY_MAIL_FROM', `${rpName} <no-reply@${rpId}>`, 200),
     outboxDir: (env.LATCHKEY_OUTBOX_DIR ?? '').trim() || './data/outbox',
     secretKey: readSecretKey(env),
-    secretKeyFile: (env.LATCHKEY_SECRET_KEY_FILE ?? '').trim() || './data/secret.key',
+    secretKeyFile: (env.LATCHKEY_SECRET_KEY_FILE ?? '').trim() || DEFAULT_SECRET_KEY_FILE,
     selfServicePerIpPerHour: readInt(env, 'LATCHKEY_SELF_SERVICE_PER_IP_PER_HOUR', 30, 1, 1_000_000),
     selfServicePerAccountPerHour: readInt(env, 'LATCHKEY_SELF_SERVICE_PER_ACCOUNT_PER_HOUR', 5, 1, 1000),
     captchaMaxNumber: readInt(env, 'LATCHKEY_CAPTCHA_MAX_NUMBER', 100_000, 10, 10_000_000),

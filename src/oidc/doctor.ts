@@ -1,10 +1,15 @@
 /**
  * `latchkey doctor`: the OpenID Connect provider's configuration as it will
- * run, with a warning for each setting that is unsafe outside development.
+ * run — Latchkey's view of it, then the discovery document oidc-provider
+ * actually serves — with a warning for each setting that is unsafe outside
+ * development. `serve` logs the same warnings at start.
  */
-import type { Config } from '../config/index.js';
+import { existsSync } from 'node:fs';
+import type Provider from 'oidc-provider';
+import { DEFAULT_SECRET_KEY_FILE, type Config } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { OIDC_PREFIX, OIDC_SCOPES, TOKEN_TTL } from './provider.js';
+import { DISCOVERY_FIELDS, discoveryWarnings, readDiscovery, resolveDiscovery, type Discovery } from './resolvedConfiguration.js';
 
 export interface DoctorReport {
   text: string;
@@ -14,7 +19,12 @@ export interface DoctorReport {
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 const hours = (s: number) => (s % 3600 === 0 ? `${s / 3600} h` : `${Math.round(s / 60)} min`);
 
-export async function doctorReport(config: Config, store: Store, now: number): Promise<DoctorReport> {
+export interface DoctorOptions {
+  /** The running server's provider; without one, a provider is built the same way just to read its discovery document. */
+  provider?: Provider;
+}
+
+export async function doctorReport(config: Config, store: Store, now: number, options: DoctorOptions = {}): Promise<DoctorReport> {
   const warnings: string[] = [];
   const lines: string[] = [];
   const keys = await store.signingKeys.listPublished(now);
@@ -49,14 +59,56 @@ export async function doctorReport(config: Config, store: Store, now: number): P
     if (s.aal < 2) warnings.push(`service "${s.name}" accepts AAL1 sign-ins (password alone or an AAL1 linked account); use --aal 2 unless that is intended`);
   }
 
-  if (!config.secureCookies) warnings.push(`the issuer ${config.origin} is not https: relying parties must refuse it outside local development`);
+  const origin = new URL(config.origin);
+  // An http issuer beyond loopback is warned about below, from the resolved discovery document.
+  if (!config.secureCookies && LOOPBACK.has(origin.hostname)) warnings.push(`the issuer ${config.origin} is not https: relying parties must refuse it outside local development`);
+  warnings.push(...secretKeyWarnings(config, keys.length > 0 || services.some((s) => s.client_secret !== null)));
   if (config.oidcRefreshTokenSeconds > 30 * 24 * 3600) warnings.push(`refresh tokens last ${hours(config.oidcRefreshTokenSeconds)}: more than 30 days; NIST SP 800-63B rev 4 asks AAL2 sessions to reauthenticate every 24 h`);
   const current = keys.find((k) => k.retires_at === null);
   if (current && now - current.created_at > 365 * 24 * 3600 * 1000) warnings.push(`signing key ${current.kid} is more than a year old: run \`latchkey keys rotate\``);
   if (keys.length && !current) warnings.push('no current signing key: the server makes one at start');
 
   lines.push('');
+  lines.push('As oidc-provider resolves it (its discovery document)');
+  let discovery: Discovery | undefined;
+  try {
+    discovery = options.provider ? await readDiscovery(options.provider, config.origin) : await resolveDiscovery(config, store, now);
+  } catch (err) {
+    lines.push(`  could not be read: ${(err as Error).message}`);
+    warnings.push(`the provider could not be built or did not serve its discovery document (${(err as Error).message})`);
+  }
+  if (discovery) {
+    const width = Math.max(...DISCOVERY_FIELDS.map((f) => f.length)) + 2;
+    for (const field of DISCOVERY_FIELDS) {
+      const value = discovery[field];
+      if (value === undefined) continue;
+      lines.push(`  ${field.padEnd(width)}${Array.isArray(value) ? value.join(' ') : String(value)}`);
+    }
+    warnings.push(...discoveryWarnings(discovery, config.origin));
+  }
+
+  lines.push('');
   lines.push(warnings.length ? `Warnings (${warnings.length}):` : 'No warnings.');
   for (const w of warnings) lines.push(`  ! ${w}`);
   return { text: lines.join('\n') + '\n', warnings };
+}
+
+/** The key that seals signing keys and service secrets: a copy of the database alone must not be enough to use them. */
+function secretKeyWarnings(config: Config, somethingSealed: boolean): string[] {
+  if (config.secretKey) return [];
+  const warnings: string[] = [];
+  if (!existsSync(config.secretKeyFile)) {
+    if (somethingSealed) {
+      warnings.push(
+        `the secret key file ${config.secretKeyFile} is missing: signing keys and service secrets in the database were sealed with a key it held; ` +
+          'restore it (a new one would be made at start, and nothing sealed could be opened)',
+      );
+    }
+  } else if (config.secretKeyFile === DEFAULT_SECRET_KEY_FILE) {
+    warnings.push(
+      `the secret key is in the default file ${DEFAULT_SECRET_KEY_FILE}, beside the default database: a copy of ./data holds both; ` +
+        'set LATCHKEY_SECRET_KEY, or LATCHKEY_SECRET_KEY_FILE outside the data directory',
+    );
+  }
+  return warnings;
 }

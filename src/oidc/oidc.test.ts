@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { LightMyRequestResponse } from 'fastify';
 import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { hashToken } from '../crypto.js';
-import { addService } from './services.js';
+import { addService, removeService } from './services.js';
 import { rotateSigningKey } from './signingKeys.js';
 import { Secret, TOTP } from 'otpauth';
 import { createUser } from '../users/createUser.js';
@@ -171,6 +171,17 @@ describe('OpenID Connect provider', () => {
     expect(done.headers.location).toBe(LOGOUT);
     const sessionToken = browser.cookies.get('latchkey_session')!;
     expect(await t.app.latchkey.store.sessions.findByHash(hashToken(sessionToken))).toBeUndefined();
+  });
+
+  it('a removed service\'s access and refresh tokens stop working', async () => {
+    const { callback, verifier, nonce, state } = await authorize();
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+    expect(await removeService(t.app.latchkey.store, clientId)).toMatchObject({ client_id: clientId, name: 'Rota' });
+    const info = await t.app.inject({ method: 'GET', url: '/oidc/me', headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(info.statusCode).toBe(401);
+    expect(info.headers['www-authenticate']).toContain('error="invalid_token"');
+    await expect(client.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ status: 401, cause: [{ parameters: { error: 'invalid_client' } }] });
+    expect(await removeService(t.app.latchkey.store, clientId)).toBeUndefined();
   });
 
   it('refresh tokens stop at their absolute lifetime, however often they rotate', async () => {

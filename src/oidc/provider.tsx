@@ -17,6 +17,7 @@ import { Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { KyselyAdapter, SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
 import { aalOfAcr } from './assurance.js';
+import { corsOriginsOf } from './services.js';
 import { loadSigningJwks } from './signingKeys.js';
 
 export const OIDC_PREFIX = '/oidc';
@@ -25,6 +26,30 @@ export const OIDC_PREFIX = '/oidc';
 export const TOKEN_TTL = { AccessToken: 10 * 60, AuthorizationCode: 60, IdToken: 60 * 60, Interaction: 60 * 60 } as const;
 
 export const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
+
+/** The provider's endpoints, all under /oidc (discovery is at the origin's /.well-known). */
+export const OIDC_ROUTES = {
+  authorization: `${OIDC_PREFIX}/auth`,
+  token: `${OIDC_PREFIX}/token`,
+  userinfo: `${OIDC_PREFIX}/me`,
+  jwks: `${OIDC_PREFIX}/jwks`,
+  end_session: `${OIDC_PREFIX}/session/end`,
+  revocation: `${OIDC_PREFIX}/token/revocation`,
+  introspection: `${OIDC_PREFIX}/token/introspection`,
+  pushed_authorization_request: `${OIDC_PREFIX}/request`,
+  registration: `${OIDC_PREFIX}/reg`,
+  code_verification: `${OIDC_PREFIX}/device`,
+  device_authorization: `${OIDC_PREFIX}/device/auth`,
+  backchannel_authentication: `${OIDC_PREFIX}/backchannel`,
+  challenge: `${OIDC_PREFIX}/challenge`,
+} as const;
+
+/**
+ * Endpoints a browser reaches with a service's credentials or tokens: CORS only from a public service's redirect
+ * URI origins (see corsOriginsOf). oidc-provider checks the client on the request itself (clientBasedCORS);
+ * oidcRoutes answers preflights for them (answered for any origin by oidc-provider).
+ */
+export const CLIENT_CORS_PATHS: readonly string[] = [OIDC_ROUTES.token, OIDC_ROUTES.userinfo, OIDC_ROUTES.revocation, OIDC_ROUTES.introspection, OIDC_ROUTES.pushed_authorization_request];
 
 /** Replace the page's CSP form-action so a form may end at these origins (Chromium checks form-action on redirects). */
 export function allowFormActionTo(ctx: { set(name: string, value: string): void }, origins: string[]): void {
@@ -35,7 +60,10 @@ export function allowFormActionTo(ctx: { set(name: string, value: string): void 
   );
 }
 
-function page(latchkey: Latchkey, title: string, body: preact.ComponentChildren): string {
+/** What the provider needs from the app's context (`latchkey doctor` builds one without the rest of the app). */
+export type ProviderContext = Pick<Latchkey, 'config' | 'store' | 'secretBox' | 'secret' | 'now'>;
+
+function page(latchkey: ProviderContext, title: string, body: preact.ComponentChildren): string {
   return renderPage(
     <Layout title={title} rpName={latchkey.config.rpName} csrfToken="" page="oidc">
       {body}
@@ -43,10 +71,13 @@ function page(latchkey: Latchkey, title: string, body: preact.ComponentChildren)
   );
 }
 
-/** Build the provider. Signing keys are read once here: restart after `latchkey keys rotate`. */
-export async function createProvider(latchkey: Latchkey): Promise<Provider> {
+/**
+ * Build the provider. Signing keys are read once here (oidcRoutes builds a new provider when they change);
+ * `keys` replaces the stored ones, for `latchkey doctor`, which must not open or create any.
+ */
+export async function createProvider(latchkey: ProviderContext, options: { keys?: JWK[] } = {}): Promise<Provider> {
   const { config, store, secretBox, now } = latchkey;
-  const keys = (await loadSigningJwks(store, secretBox, now())) as JWK[];
+  const keys = options.keys ?? ((await loadSigningJwks(store, secretBox, now())) as JWK[]);
   const sessionCookie = cookieNames(config.secureCookies).session;
 
   const policy = interactionPolicy.base();
@@ -167,21 +198,7 @@ export async function createProvider(latchkey: Latchkey): Promise<Provider> {
       policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    routes: {
-      authorization: `${OIDC_PREFIX}/auth`,
-      token: `${OIDC_PREFIX}/token`,
-      userinfo: `${OIDC_PREFIX}/me`,
-      jwks: `${OIDC_PREFIX}/jwks`,
-      end_session: `${OIDC_PREFIX}/session/end`,
-      revocation: `${OIDC_PREFIX}/token/revocation`,
-      introspection: `${OIDC_PREFIX}/token/introspection`,
-      pushed_authorization_request: `${OIDC_PREFIX}/request`,
-      registration: `${OIDC_PREFIX}/reg`,
-      code_verification: `${OIDC_PREFIX}/device`,
-      device_authorization: `${OIDC_PREFIX}/device/auth`,
-      backchannel_authentication: `${OIDC_PREFIX}/backchannel`,
-      challenge: `${OIDC_PREFIX}/challenge`,
-    },
+    routes: OIDC_ROUTES,
     ttl: {
       ...TOKEN_TTL,
       Session: config.sessionMaxSeconds,
@@ -211,6 +228,11 @@ export async function createProvider(latchkey: Latchkey): Promise<Provider> {
           </p>
         </>,
       );
+    },
+    // oidc-provider's default also opens userinfo to a confidential client's redirect URI origins; a confidential
+    // service calls userinfo from its server, so a browser page there has no business reading it.
+    clientBasedCORS(_ctx, origin, client) {
+      return corsOriginsOf({ public: client.clientAuthMethod === 'none', redirectUris: client.redirectUris ?? [] }).includes(origin);
     },
     clockTolerance: 5,
   };

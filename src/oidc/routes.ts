@@ -8,7 +8,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { rateLimited } from '../app.js';
-import { createProvider, OIDC_PREFIX } from './provider.js';
+import { CLIENT_CORS_PATHS, createProvider, OIDC_PREFIX } from './provider.js';
+import { isServiceCorsOrigin } from './services.js';
 import { ensureSigningKey } from './signingKeys.js';
 import { interactionRoutes } from './interactions.js';
 
@@ -52,7 +53,15 @@ export async function oidcRoutes(app: FastifyInstance) {
     // Leave the body stream to the provider.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+    const clientCorsPaths = new Set(CLIENT_CORS_PATHS);
     const handoff = async (request: FastifyRequest, reply: FastifyReply) => {
+      // oidc-provider answers every CORS preflight, whatever the origin, and checks the client only on the request
+      // that follows. Here a preflight for the token, userinfo or revocation endpoints gets no Access-Control-*
+      // headers unless a public service lives at that origin, so the browser never sends the request at all.
+      if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] && clientCorsPaths.has(request.url.split('?')[0]!)) {
+        const corsOrigin = request.headers.origin;
+        if (!corsOrigin || !(await isServiceCorsOrigin(store, corsOrigin))) return reply.code(204).header('vary', 'Origin').send();
+      }
       // Endpoint URLs and cookie security follow the configured origin, never a client's Host or X-Forwarded-*
       // (the provider trusts these headers: provider.proxy = true).
       const headers = request.raw.headers;
@@ -65,7 +74,8 @@ export async function oidcRoutes(app: FastifyInstance) {
     };
     // Per-IP limits like the sign-in endpoints: the token endpoint checks client secrets and PKCE verifiers.
     scope.all(`${OIDC_PREFIX}/*`, { ...rateLimited(app) }, handoff);
-    scope.get('/.well-known/openid-configuration', { ...rateLimited(app) }, handoff);
+    // OPTIONS too: a browser preflights discovery when a client library adds a header to its fetch.
+    scope.route({ method: ['GET', 'OPTIONS'], url: '/.well-known/openid-configuration', ...rateLimited(app), handler: handoff });
   });
   await app.register(interactionRoutes, { provider: () => current.provider });
 }

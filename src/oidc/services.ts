@@ -2,7 +2,8 @@
  * Services: the OpenID Connect clients people sign in to with Latchkey
  * (`latchkey services add`). Each has exact redirect URIs, is public (PKCE
  * only) or confidential (a secret, shown once, sealed at rest), and names the
- * assurance level a sign-in must reach before it receives a token.
+ * assurance level a sign-in must reach before it receives a token. Added and
+ * removed both from the console (/admin/services) and from the CLI.
  */
 import { randomToken } from '../crypto.js';
 import type { Service, ServiceClientType } from '../db/schema.js';
@@ -39,6 +40,22 @@ export function checkRedirectUri(raw: string): string {
   return raw;
 }
 
+/**
+ * The origins a browser may call the token, userinfo and revocation endpoints from (CORS) on a service's behalf:
+ * a public service runs in the browser at its redirect URIs' origins; a confidential one calls from its server,
+ * so none. Discovery and the JWKS are public and open to every origin.
+ */
+export function corsOriginsOf(service: { public: boolean; redirectUris: readonly string[] }): string[] {
+  if (!service.public) return [];
+  return [...new Set(service.redirectUris.flatMap((uri) => URL.parse(uri)?.origin ?? []))].filter((origin) => origin !== 'null');
+}
+
+/** Whether any registered service lets a browser at this origin call the token, userinfo or revocation endpoints. */
+export async function isServiceCorsOrigin(store: Store, origin: string): Promise<boolean> {
+  const services = await store.services.list();
+  return services.some((s) => corsOriginsOf({ public: s.client_type === 'public', redirectUris: JSON.parse(s.redirect_uris) as string[] }).includes(origin));
+}
+
 export async function addService(store: Store, secretBox: SecretBox, input: NewServiceInput, now: number): Promise<{ service: Service; clientSecret?: string }> {
   const name = input.name.trim();
   if (!name || name.length > 100) throw new ServiceInputError('--name is 1 to 100 characters');
@@ -61,4 +78,16 @@ export async function addService(store: Store, secretBox: SecretBox, input: NewS
   };
   await store.services.insert(service);
   return clientSecret ? { service, clientSecret } : { service };
+}
+
+/**
+ * Remove a service; the removed one, or undefined if there was none with that id.
+ * Its stored grants and tokens are left to expire: oidc-provider looks the client up on every use, so with the
+ * service gone its access tokens fail at userinfo (invalid_token) and its refresh tokens at the token endpoint
+ * (invalid_client).
+ */
+export async function removeService(store: Store, clientId: string): Promise<Service | undefined> {
+  const service = await store.services.find(clientId);
+  if (!service || !(await store.services.remove(service.client_id))) return undefined;
+  return service;
 }

@@ -17,7 +17,7 @@ import { CsrfField, ErrorSummary, Field, Layout } from '../views/layout.js';
 import type { Config } from '../config/index.js';
 import type { Authenticator, Service, User } from '../db/schema.js';
 import { assessSignIn, methodOf, toAal, type Aal } from './assurance.js';
-import { addService, ServiceInputError } from './services.js';
+import { addService, removeService, ServiceInputError } from './services.js';
 import { can, type Role } from '../admin/roles.js';
 
 const levelWords: Record<Aal, string> = {
@@ -125,8 +125,8 @@ export async function servicesRoutes(app: FastifyInstance) {
     { schema: { params: ServiceParams, body: Type.Object(Csrf) } },
     async (request, reply) => {
       await manager(request);
-      const service = await store.services.find(request.params.clientId);
-      if (!service || !(await store.services.remove(service.client_id))) throw appError('not_found', 'That service was not found.');
+      const service = await removeService(store, request.params.clientId);
+      if (!service) throw appError('not_found', 'That service was not found.');
       await audit(app, request, { event: 'service.removed', detail: { clientId: service.client_id, name: service.name } });
       return reply.redirect('/admin/services?done=removed', 303);
     },

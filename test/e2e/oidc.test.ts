@@ -136,7 +136,7 @@ describe('OpenID Connect in a browser', () => {
     expect((await e2e.server.app.latchkey.store.sessions.findByHash(hashToken(token)))?.aal).toBe(2);
   });
 
-  it('the pages on the way to a service are accessible: consent for a third-party service, and "needs a stronger way"', async () => {
+  it('the pages on the way to a service are accessible: consent for a third-party service, the continue page, and "needs a stronger way"', async () => {
     const { page, authenticators } = await e2e.open();
     await authenticators.add('platform');
     await signUpInBrowser(e2e.server, page, { displayName: 'Grace Hopper', email: 'grace.hopper@example.com' });
@@ -147,7 +147,17 @@ describe('OpenID Connect in a browser', () => {
     await waitReady(page);
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Sign in to Rota?');
     await expectAccessible(page, 'consent');
+    // The continue page moves on by script as soon as it loads; without the script it stays, so axe can look at
+    // it, and its link is what a browser without JavaScript follows.
+    await page.route('**/assets/app.js', (route) => route.abort());
     await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL('**/interaction/*/confirm');
+    const onward = page.getByRole('link', { name: 'Continue' });
+    await onward.waitFor();
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Signed in');
+    await expectAccessible(page, 'continue to the service');
+    await page.unroute('**/assets/app.js');
+    await onward.click();
     await page.waitForURL(`${rpOrigin}/callback**`);
     expect((await thirdParty.exchange(page.url())).claims()?.acr).toBe('http://idmanagement.gov/ns/assurance/aal/2');
 
