@@ -70,4 +70,6 @@ export const auditEventLabels: Record<string, string> = {
   'service.added': 'Service registered',
   'service.removed': 'Service removed',
   'linked_account.added': 'Work account linked',
+  'oidc.consent': 'Allowed a service to sign you in',
+  'oidc.step_up': 'A service asked for a stronger way to sign in',
 };
