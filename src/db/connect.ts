@@ -11,6 +11,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kys
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
+import { registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
 
 // bigint (int8) columns hold millisecond times and counters, all below 2^53.
@@ -56,7 +57,9 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
       sqlite.pragma('journal_size_limit = 67108864');
       checkpoints = startBackgroundCheckpoints(sqlite, file, typeof options.backgroundCheckpoints === 'object' ? options.backgroundCheckpoints.intervalMs : undefined);
     }
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    const statements = withStatementCache(sqlite);
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
+    registerDirectSqlite(kysely, { sqlite, prepare: (text) => statements.prepare(text) as SQLite.Statement });
     dialect = 'sqlite';
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);

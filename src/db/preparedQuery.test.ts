@@ -64,6 +64,33 @@ describe('PreparedQuery', () => {
     expect(await select.takeFirst(db.kysely, { key: 'missing' })).toBeUndefined();
   });
 
+  it('on SQLite, waits for an open transaction instead of running inside it, and rolls back with its own', async () => {
+    const insert = new PreparedQuery<{ key: string; value: string }, never>((k, p) => k.insertInto('settings').values({ key: p.key, value: p.value }));
+    const select = new PreparedQuery<{ key: string }, { value: string }>((k, p) => k.selectFrom('settings').select('value').where('key', '=', p.key));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let inside!: () => void;
+    const opened = new Promise<void>((resolve) => (inside = resolve));
+    const rolledBack = db.kysely.transaction().execute(async (trx) => {
+      await insert.execute(trx, { key: 'in-tx', value: '1' });
+      inside();
+      await held;
+      throw new Error('roll back');
+    });
+    await opened;
+    let outsideDone = false;
+    const outside = insert.execute(db.kysely, { key: 'beside-tx', value: '2' }).then(() => (outsideDone = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(outsideDone).toBe(false);
+    release();
+    await expect(rolledBack).rejects.toThrow('roll back');
+    await outside;
+    expect(await select.takeFirst(db.kysely, { key: 'in-tx' })).toBeUndefined();
+    expect(await select.takeFirst(db.kysely, { key: 'beside-tx' })).toEqual({ value: '2' });
+    // A constraint violation still rejects, as through Kysely.
+    await expect(insert.execute(db.kysely, { key: 'beside-tx', value: '3' })).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
+  });
+
   it('refuses a missing value and a parameter inlined into the SQL', async () => {
     expect(() => consume.compile(db.kysely, { lookup: 'a', type: 't' } as never)).toThrow(/no value for parameter "now"/);
     const inlined = new PreparedQuery<{ key: string }, never>((k, p) => k.deleteFrom('settings').where('key', '=', sql.lit(p.key)));
