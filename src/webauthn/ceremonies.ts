@@ -16,8 +16,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { Config } from '../config/index.js';
-import { randomBytes } from 'node:crypto';
-import { randomToken } from '../crypto.js';
+import { randomBytesPooled, randomToken } from '../crypto.js';
 import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { AppError, appError } from '../errors.js';
@@ -280,7 +279,7 @@ export class WebAuthn {
 }
 
 function randomBytes32(): Buffer {
-  return randomBytes(32);
+  return randomBytesPooled(32);
 }
 
 const knownTransports = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
