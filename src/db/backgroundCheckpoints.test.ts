@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ describe('WAL checkpoints on a worker thread', () => {
     const file = join(dir, 'a.db');
     const db = openDatabase(`sqlite:${file}`, { backgroundCheckpoints: { intervalMs: 50 } });
     await db.migrate();
-    await eventually(async () => (await pragma(db, 'wal_autocheckpoint')) === 0);
+    await eventually(async () => (await pragma(db, 'wal_autocheckpoint')) === 10_000);
     for (let i = 0; i < 200; i++) {
       await db.kysely.insertInto('settings').values({ key: `k${i}`, value: 'x'.repeat(500) }).execute();
     }
@@ -42,6 +43,20 @@ describe('WAL checkpoints on a worker thread', () => {
     // Without the worker the connection checkpoints itself, as SQLite does by default.
     expect(await pragma(reopened, 'wal_autocheckpoint')).toBe(1000);
     await reopened.close();
+  });
+
+  it('keep the WAL bounded under a steady stream of commits (the connection\'s backstop checkpoint)', async () => {
+    const file = join(dir, 'c.db');
+    const db = openDatabase(`sqlite:${file}`, { backgroundCheckpoints: { intervalMs: 5, backstopPages: 100 } });
+    await db.migrate();
+    await eventually(async () => (await pragma(db, 'wal_autocheckpoint')) === 100);
+    // About 3,000 pages (12 MB) committed one after another, with no pause for a passive checkpoint to catch up in.
+    for (let i = 0; i < 3000; i++) {
+      await db.kysely.insertInto('settings').values({ key: `k${i}`, value: 'x'.repeat(3000) }).execute();
+    }
+    // The WAL file only grows to its high-water mark: it started over again and again.
+    expect(statSync(`${file}-wal`).size).toBeLessThan(3_000_000);
+    await db.close();
   });
 
   it('are not used for one-shot connections or in-memory databases', async () => {

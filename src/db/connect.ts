@@ -37,7 +37,7 @@ export interface OpenOptions {
    * loop (src/db/backgroundCheckpoints.ts). For the server; one-shot commands
    * don't need it.
    */
-  backgroundCheckpoints?: boolean | { intervalMs: number };
+  backgroundCheckpoints?: boolean | { intervalMs?: number; backstopPages?: number };
 }
 
 export function openDatabase(url: string, options: OpenOptions = {}): Db {
@@ -55,7 +55,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     if (options.backgroundCheckpoints && file !== ':memory:') {
       // Truncate the WAL to this size whenever it is emptied, so a burst of writes doesn't leave a large file.
       sqlite.pragma('journal_size_limit = 67108864');
-      checkpoints = startBackgroundCheckpoints(sqlite, file, typeof options.backgroundCheckpoints === 'object' ? options.backgroundCheckpoints.intervalMs : undefined);
+      checkpoints = startBackgroundCheckpoints(sqlite, file, typeof options.backgroundCheckpoints === 'object' ? options.backgroundCheckpoints : {});
     }
     const statements = withStatementCache(sqlite);
     kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
