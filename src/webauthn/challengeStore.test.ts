@@ -80,24 +80,36 @@ describe.each(targets)('challenge store: $name', (target) => {
 });
 
 describe('the in-process challenge store', () => {
-  it('forgets expired challenges when the next one is saved', async () => {
+  it('forgets challenges older than their lifetime as new ones are saved', async () => {
     const store = new MemoryChallengeStore();
-    const old = newChallenge();
+    const at = (minutes: number) => newChallenge({ created_at: T0 + minutes * MINUTE, expires_at: T0 + (minutes + 5) * MINUTE });
+    const old = at(0);
     await store.save(old);
-    await store.save(newChallenge({ created_at: T0 + MINUTE, expires_at: T0 + 6 * MINUTE }));
-    expect(store.size).toBe(2);
-    await store.save(newChallenge({ created_at: T0 + 5 * MINUTE, expires_at: T0 + 10 * MINUTE }));
-    expect(store.size).toBe(2);
+    await store.save(at(1));
+    await store.save(at(5));
+    expect(await store.peek(old.lookup)).toBeDefined();
+    await store.save(at(10));
     expect(await store.peek(old.lookup)).toBeUndefined();
+    expect(store.size).toBe(2);
   });
 
   it('keeps at most its limit, dropping the oldest', async () => {
-    const store = new MemoryChallengeStore(3);
-    const saved = [newChallenge(), newChallenge(), newChallenge(), newChallenge()];
+    const store = new MemoryChallengeStore(4);
+    const saved = Array.from({ length: 9 }, () => newChallenge());
     for (const c of saved) await store.save(c);
-    expect(store.size).toBe(3);
+    expect(store.size).toBeLessThanOrEqual(4);
     expect(await store.peek(saved[0]!.lookup)).toBeUndefined();
-    expect(await store.peek(saved[3]!.lookup)).toBeDefined();
+    expect(await store.peek(saved[8]!.lookup)).toBeDefined();
+  });
+
+  it('consumes a challenge from the older generation once', async () => {
+    const store = new MemoryChallengeStore(4);
+    const [a, b, c] = [newChallenge(), newChallenge(), newChallenge()];
+    for (const x of [a, b, c]) await store.save(x); // c starts a new generation: a and b are the older one
+    expect(await store.consume(a.lookup, a.type, a.binding_hash!, T0)).toMatchObject({ id: a.id, state: 'consumed' });
+    expect(await store.consume(a.lookup, a.type, a.binding_hash!, T0)).toBeUndefined();
+    expect(await store.consume(c.lookup, c.type, c.binding_hash!, T0)).toMatchObject({ id: c.id });
+    expect(store.size).toBe(1);
   });
 
   it('is the default on SQLite; PostgreSQL keeps challenges in the database; LATCHKEY_CHALLENGE_STORE chooses', () => {
