@@ -386,5 +386,8 @@ export function unsafeSettings(config: Config): string[] {
     if (p.issuer.startsWith('http:')) warnings.push(`upstream provider "${p.id}" has an http:// issuer (${p.issuer}): for local testing only`);
   }
   if (!config.secureCookies) warnings.push(`LATCHKEY_ORIGIN is ${config.origin}: cookies are not Secure; use https outside local development`);
+  if (config.challengeStore === 'memory' && !config.databaseUrl.startsWith('sqlite:')) {
+    warnings.push('LATCHKEY_CHALLENGE_STORE=memory with PostgreSQL: a passkey ceremony begun on one instance fails on another; use database when several instances share the database');
+  }
   return warnings;
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../../test/support/databases.js';
 import type { NewFlow } from '../db/persisters/flows.js';
 import { createStore } from '../db/store.js';
-import { loadConfig } from '../config/index.js';
+import { loadConfig, unsafeSettings } from '../config/index.js';
 import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
 
 const T0 = Date.UTC(2026, 11, 1, 9);
@@ -117,5 +117,12 @@ describe('the in-process challenge store', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://127.0.0.1/test' }).challengeStore).toBe('database');
     expect(loadConfig({ LATCHKEY_CHALLENGE_STORE: 'database' }).challengeStore).toBe('database');
     expect(() => loadConfig({ LATCHKEY_CHALLENGE_STORE: 'redis' })).toThrow(/LATCHKEY_CHALLENGE_STORE: must be "memory" or "database"/);
+  });
+
+  it('warns at start when in-process challenges meet a database several instances may share', () => {
+    const warns = (env: Record<string, string>) => unsafeSettings(loadConfig(env)).some((w) => w.startsWith('LATCHKEY_CHALLENGE_STORE=memory'));
+    expect(warns({ DATABASE_URL: 'postgres://127.0.0.1/test', LATCHKEY_CHALLENGE_STORE: 'memory' })).toBe(true);
+    expect(warns({ DATABASE_URL: 'postgres://127.0.0.1/test' })).toBe(false);
+    expect(warns({})).toBe(false);
   });
 });
