@@ -47,15 +47,18 @@ describe('WAL checkpoints on a worker thread', () => {
 
   it('keep the WAL bounded under a steady stream of commits (the connection\'s backstop checkpoint)', async () => {
     const file = join(dir, 'c.db');
-    const db = openDatabase(`sqlite:${file}`, { backgroundCheckpoints: { intervalMs: 5, backstopPages: 100 } });
+    const db = openDatabase(`sqlite:${file}`, { backgroundCheckpoints: { intervalMs: 50, backstopPages: 100 } });
     await db.migrate();
     await eventually(async () => (await pragma(db, 'wal_autocheckpoint')) === 100);
-    // About 3,000 pages (12 MB) committed one after another, with no pause for a passive checkpoint to catch up in.
+    // 3,000 rows of 3 KB committed one after another (about 50 MB of WAL frames), with no pause for a passive
+    // checkpoint to catch up in.
     for (let i = 0; i < 3000; i++) {
       await db.kysely.insertInto('settings').values({ key: `k${i}`, value: 'x'.repeat(3000) }).execute();
     }
-    // The WAL file only grows to its high-water mark: it started over again and again.
-    expect(statSync(`${file}-wal`).size).toBeLessThan(3_000_000);
+    // The WAL file only grows to its high-water mark. Without the backstop it takes every frame (about 50 MB here);
+    // with it, it starts over again and again: the backstop plus what was committed while the worker held the
+    // checkpoint lock (a backstop that finds it busy is retried at the next commit), a few MB on a busy machine.
+    expect(statSync(`${file}-wal`).size).toBeLessThan(25_000_000);
     await db.close();
   });
 

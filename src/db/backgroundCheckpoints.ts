@@ -19,8 +19,11 @@
  * automatic checkpoint at {@link BACKSTOP_PAGES} pages instead of 1,000. By
  * then the worker has copied all but the last interval's pages, so the
  * backstop copies few, completes, and the WAL starts over (measured without
- * it: 700 MB of WAL after 12 s of sign-ins). If the worker stops for any
- * reason, the server's connection goes back to checkpointing every 1,000 pages.
+ * it: 700 MB of WAL after 12 s of sign-ins). A backstop that finds the worker
+ * mid-checkpoint is retried at the next commit, so the WAL stays within the
+ * backstop plus what is committed during one of the worker's checkpoints. If
+ * the worker stops for any reason, the server's connection goes back to
+ * checkpointing every 1,000 pages.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
