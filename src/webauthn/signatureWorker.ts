@@ -15,9 +15,9 @@
  * fails a sign-in that would have succeeded.
  */
 import { availableParallelism } from 'node:os';
-import { createPublicKey, verify } from 'node:crypto';
+import { verify } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { CredentialKey } from './coseKey.js';
+import { importCredentialKey, type CredentialKey } from './coseKey.js';
 
 /** After this many workers died (crashed, or could not start), checks stay on the event loop. */
 const MAX_WORKER_DEATHS = 5;
@@ -69,7 +69,7 @@ parentPort.on('message', (message) => {
 /** The check done on the event loop: when no worker can run, and for a dead worker's pending checks. */
 function verifyInline(check: Check): boolean {
   try {
-    return verify(check.key.hash, check.data, { key: createPublicKey({ key: check.key.jwk, format: 'jwk' }), ...check.key.options }, check.signature);
+    return verify(check.key.hash, check.data, { key: importCredentialKey(check.key), ...check.key.options }, check.signature);
   } catch {
     return false;
   }
@@ -116,10 +116,6 @@ class SignatureWorker {
     if (!this.dead) this.worker.postMessage('clear');
   }
 
-  terminate(): Promise<number> {
-    return this.worker.terminate();
-  }
-
   private flush(): void {
     const batch = this.queued;
     this.queued = [];
@@ -157,11 +153,6 @@ export class SignatureWorkerPool {
   /** Forget the imported keys (tests; after bulk key changes). */
   clear(): void {
     for (const worker of this.workers) worker.clear();
-  }
-
-  async close(): Promise<void> {
-    const workers = this.workers.splice(0);
-    await Promise.all(workers.map((w) => w.terminate()));
   }
 
   /** The least busy worker, started if need be; none once workers have died too often (then checks run inline). */

@@ -69,11 +69,6 @@ export function clearCredentialKeyCache(): void {
   signatures.clear();
 }
 
-/** Stop the signature workers (they also stop with the process). */
-export function stopSignatureWorkers(): Promise<void> {
-  return signatures.close();
-}
-
 const rpIdHashes = new Map<string, Buffer>();
 function rpIdHashOf(rpId: string): Buffer {
   let hash = rpIdHashes.get(rpId);
