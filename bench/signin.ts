@@ -45,6 +45,8 @@ interface Usage {
   cpuSystemMs: number;
   /** The main thread's alone (Linux). */
   eventLoopCpuMs?: number;
+  /** SQLite: commits shared by transactions so far (src/db/groupCommit.ts). */
+  groupCommits?: { commits: number; transactions: number };
 }
 
 interface RunFigures {
@@ -66,6 +68,8 @@ interface RunFigures {
   otherCpu: number | undefined;
   /** Node's raw ES256 verify rate measured right after the window. */
   rawVerifyAfter?: number;
+  /** SQLite: sign-in transactions per group commit during the window. */
+  transactionsPerCommit?: number;
 }
 
 /** Busy CPU time of the whole machine, in ms, from /proc/stat (Linux); undefined elsewhere. */
@@ -227,10 +231,16 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       clientCpu: result.clientCpuMs / windowMs,
       databaseCpu: databaseCpuMs / windowMs,
       otherCpu,
+      transactionsPerCommit: perCommit(before!.groupCommits, after!.groupCommits),
     };
   } finally {
     await server.stop();
   }
+}
+
+function perCommit(before: Usage['groupCommits'], after: Usage['groupCommits']): number | undefined {
+  if (!before || !after || after.commits === before.commits) return undefined;
+  return (after.transactions - before.transactions) / (after.commits - before.commits);
 }
 
 /**
@@ -315,6 +325,7 @@ function printRun(r: RunFigures, rawVerify: number): void {
   if (r.otherCpu !== undefined && r.otherCpu > 0.2) console.log('  WARNING             other processes were busy during the run: figures are low; run again on a quiet machine');
   const eventLoop = r.eventLoopCpu === undefined ? '' : ` (event-loop thread ${((r.eventLoopCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs, ${(r.eventLoopCpu * 100).toFixed(0)} % of a core)`;
   console.log(`  server CPU          ${((r.serverCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony${eventLoop}`);
+  if (r.transactionsPerCommit !== undefined) console.log(`  group commit        ${r.transactionsPerCommit.toFixed(2)} sign-ins per SQLite commit on average`);
   console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ ${rawVerify.toFixed(0)} verify/s, measured right after the window)`);
   if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);
 }

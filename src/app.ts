@@ -12,7 +12,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
 import type { Latchkey } from './context.js';
 import { openDatabase, type Db } from './db/connect.js';
-import { Store } from './db/store.js';
+import { createStore } from './db/store.js';
 import { randomToken } from './crypto.js';
 import { WebAuthn } from './webauthn/ceremonies.js';
 import { createMailer } from './mail/createMailer.js';
@@ -108,7 +108,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const ownsDb = !options.db;
   const db = options.db ?? openDatabase(config.databaseUrl, { backgroundCheckpoints: true });
   if (ownsDb) await db.migrate();
-  const store = new Store(db.kysely);
+  const store = createStore(db);
   const now = options.now ?? Date.now;
   const secret = await store.settings.getOrInsert('server_secret', randomToken(32));
   await ensureDefaultTemplate(store, Date.now());

@@ -226,7 +226,10 @@ export class WebAuthn {
     onFailure?: (f: { code: string; userId?: string; authenticatorId?: string }) => Promise<void>;
     /** Extra check on the consumed flow (e.g. refuse a decoy flow for an unknown email). */
     acceptFlow?: (flow: Flow) => boolean;
-    /** Writes that belong with the successful use (a session, an audit record), run in its transaction. */
+    /**
+     * Writes that belong with the successful use (a session, an audit record), run in its transaction, which
+     * may share its commit with other sign-ins (src/db/groupCommit.ts): database statements only, no other I/O.
+     */
     complete?: (tx: Store, finished: FinishedAuthentication) => Promise<void>;
   }): Promise<FinishedAuthentication> {
     const fail = async (code: Parameters<typeof appError>[0], who: { userId?: string; authenticatorId?: string } = {}, message?: string) => {
@@ -266,13 +269,14 @@ export class WebAuthn {
 
     const now = this.now();
     const finished = { flow, user, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, last_used_at: now } };
-    // The use is recorded and the caller's writes (session, audit) land in one transaction: all or nothing, one commit.
+    // The use is recorded and the caller's writes (session, audit) land in one transaction: all or nothing. On
+    // SQLite it may share its commit with other sign-ins finishing in the same turn of the event loop.
     const recorded = await this.store.transaction(async (tx) => {
       // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal.
       if (!(await tx.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, at: now }))) return false;
       await args.complete?.(tx, finished);
       return true;
-    });
+    }, { groupCommit: true });
     if (!recorded) throw await fail('counter_regressed', who);
     return finished;
   }

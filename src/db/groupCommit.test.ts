@@ -1,0 +1,163 @@
+/**
+ * Transactions that share a commit (src/db/groupCommit.ts) behave, for each
+ * caller, like transactions of their own run one after another. On
+ * PostgreSQL `groupCommit` is not used, and the same tests show the same
+ * behaviour.
+ */
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabases } from '../../test/support/databases.js';
+import type { Db } from './connect.js';
+import type { NewAuthenticator } from './schema.js';
+import { createStore, type Store } from './store.js';
+
+const T0 = Date.UTC(2026, 11, 1, 9);
+const rid = (n = 16) => randomBytes(n).toString('base64url');
+
+const databases = await testDatabases();
+
+describe.each(databases)('group commit on $name', (database) => {
+  describe.skipIf(database.skipReason !== undefined)(database.skipReason ?? 'transactions', () => {
+    let db: Db;
+    let store: Store;
+    beforeAll(async () => {
+      db = await database.open();
+      await db.migrate();
+      store = createStore(db);
+    });
+    afterAll(() => database.cleanup());
+
+    async function userWithPasskey(): Promise<{ userId: string; authenticatorId: string }> {
+      const userId = rid();
+      const email = `${userId.toLowerCase()}@example.test`;
+      await store.users.insert({ id: userId, email, email_normalized: email, display_name: 'Group Commit', status: 'enrolled', created_at: T0, updated_at: T0 });
+      const authenticator: NewAuthenticator = {
+        id: rid(12),
+        user_id: userId,
+        type: 'passkey',
+        credential_id: rid(32),
+        public_key: rid(77),
+        counter: 0,
+        transports: '[]',
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        backup_eligible: 0,
+        backed_up: 0,
+        attestation_format: 'none',
+        name: 'Passkey',
+        created_at: T0,
+        last_used_at: null,
+      };
+      await store.authenticators.insert(authenticator);
+      return { userId, authenticatorId: authenticator.id };
+    }
+
+    function session(userId: string, at = T0) {
+      return { id_hash: rid(32), public_id: rid(12), user_id: userId, created_at: at, last_seen_at: at, authenticated_at: at, expires_at: at + 3_600_000, aal: 2, ip: '127.0.0.1', user_agent: 'test', authenticator_id: null };
+    }
+
+    async function sessionCount(userId: string): Promise<number> {
+      return (await store.sessions.listForUser(userId, T0)).length;
+    }
+
+    it('commits transactions started in the same turn once, and every one of them lands', async () => {
+      const people = await Promise.all([1, 2, 3, 4, 5].map(() => userWithPasskey()));
+      const before = store.groupCommitStats && { ...store.groupCommitStats };
+      const results = await Promise.all(
+        people.map(({ userId, authenticatorId }, i) =>
+          store.transaction(async (tx) => {
+            const used = await tx.authenticators.recordUse(authenticatorId, { counter: i + 1, backedUp: false, at: T0 });
+            await tx.sessions.insert(session(userId));
+            await tx.audit.record({ at: T0, event: 'signin', outcome: 'success', actorUserId: userId, subjectUserId: userId, authenticatorId });
+            return used;
+          }, { groupCommit: true }),
+        ),
+      );
+      expect(results).toEqual([true, true, true, true, true]);
+      for (const { userId } of people) expect(await sessionCount(userId)).toBe(1);
+      for (const [i, { userId, authenticatorId }] of people.entries()) expect((await store.authenticators.findForUser(userId, authenticatorId))?.counter).toBe(i + 1);
+      if (database.name === 'sqlite') {
+        expect(store.groupCommitStats).toEqual({ commits: before!.commits + 1, transactions: before!.transactions + 5 });
+      } else {
+        expect(store.groupCommitStats).toBeUndefined();
+      }
+    });
+
+    it('runs them one after another, so of two uses of a passkey with the same counter one loses', async () => {
+      const { userId, authenticatorId } = await userWithPasskey();
+      const use = () =>
+        store.transaction(async (tx) => {
+          if (!(await tx.authenticators.recordUse(authenticatorId, { counter: 7, backedUp: false, at: T0 }))) return false;
+          await tx.sessions.insert(session(userId));
+          return true;
+        }, { groupCommit: true });
+      const results = await Promise.all([use(), use()]);
+      // In a shared commit they run in the order they were started; PostgreSQL's two connections may race.
+      if (database.name === 'sqlite') expect(results).toEqual([true, false]);
+      else expect([...results].sort()).toEqual([false, true]);
+      expect(await sessionCount(userId)).toBe(1);
+    });
+
+    it('undoes only the transaction whose callback throws, and rejects only its promise', async () => {
+      const [a, b, c] = await Promise.all([userWithPasskey(), userWithPasskey(), userWithPasskey()]);
+      const write = (userId: string, fail: boolean) =>
+        store.transaction(async (tx) => {
+          await tx.sessions.insert(session(userId));
+          await tx.users.resetFailedSignins(userId);
+          if (fail) throw new Error('refused after writing');
+          return userId;
+        }, { groupCommit: true });
+      const settled = await Promise.allSettled([write(a!.userId, false), write(b!.userId, true), write(c!.userId, false)]);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ message: 'refused after writing' });
+      expect(await sessionCount(a!.userId)).toBe(1);
+      expect(await sessionCount(b!.userId)).toBe(0);
+      expect(await sessionCount(c!.userId)).toBe(1);
+    });
+
+    it('undoes a transaction whose statement fails (a duplicate key) and keeps the others', async () => {
+      const [a, b] = await Promise.all([userWithPasskey(), userWithPasskey()]);
+      const taken = session(a!.userId);
+      await store.sessions.insert(taken);
+      const settled = await Promise.allSettled([
+        store.transaction(async (tx) => {
+          await tx.sessions.insert(session(a!.userId));
+          await tx.sessions.insert({ ...session(a!.userId), id_hash: taken.id_hash });
+        }, { groupCommit: true }),
+        store.transaction((tx) => tx.sessions.insert(session(b!.userId)), { groupCommit: true }),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'fulfilled']);
+      expect(await sessionCount(a!.userId)).toBe(1);
+      expect(await sessionCount(b!.userId)).toBe(1);
+    });
+
+    it.runIf(database.name === 'sqlite')('rejects every transaction of a group whose commit fails, and keeps none of their writes', async () => {
+      const [a, b] = await Promise.all([userWithPasskey(), userWithPasskey()]);
+      const settled = await Promise.allSettled([
+        store.transaction((tx) => tx.sessions.insert(session(a!.userId)), { groupCommit: true }),
+        store.transaction(async (tx) => {
+          // A foreign key checked at commit: the statement passes, the commit fails.
+          await sql`pragma defer_foreign_keys = on`.execute(tx.kysely);
+          await tx.sessions.insert(session('no-such-user'));
+        }, { groupCommit: true }),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
+      for (const s of settled) expect((s as PromiseRejectedResult).reason).toMatchObject({ code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
+      expect(await sessionCount(a!.userId)).toBe(0);
+      // The connection is usable afterwards, outside any transaction.
+      await store.transaction((tx) => tx.sessions.insert(session(b!.userId)), { groupCommit: true });
+      expect(await sessionCount(b!.userId)).toBe(1);
+    });
+
+    it('joins the surrounding transaction instead when there is one', async () => {
+      const { userId } = await userWithPasskey();
+      await expect(
+        store.transaction(async (outer) => {
+          await outer.transaction((inner) => inner.sessions.insert(session(userId)), { groupCommit: true });
+          throw new Error('outer fails');
+        }),
+      ).rejects.toThrow('outer fails');
+      expect(await sessionCount(userId)).toBe(0);
+    });
+  });
+});
