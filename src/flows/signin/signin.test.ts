@@ -124,4 +124,40 @@ describe('sign in with a passkey', () => {
     expect(results.map((r) => r.statusCode).sort()).toEqual([200, 400]);
     expect(results.find((r) => r.statusCode === 400)!.json().error.code).toBe('challenge_invalid');
   });
+
+  it('signs in several people at the same time, each with a session of their own and an audit record', async () => {
+    const people = ['ada', 'grace', 'alan', 'edsger', 'barbara'].map((name) => ({ name, auth: authenticator() }));
+    for (const p of people) await signUp(t.app, p.auth, `${p.name}@example.com`, p.name);
+    const browsers = await Promise.all(
+      people.map(async (p) => {
+        const browser = new TestBrowser(t.app);
+        await browser.get('/signin');
+        const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+        return { ...p, browser, response: p.auth.getAssertion(options) };
+      }),
+    );
+    const results = await Promise.all(browsers.map((b) => b.browser.postJson('/signin/verify', { response: b.response })));
+    expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200]);
+    for (const b of browsers) expect((await b.browser.get('/settings')).body).toContain(`${b.name}@example.com`);
+    expect(new Set(browsers.map((b) => b.browser.cookies.get('latchkey_session'))).size).toBe(5);
+    const signins = await t.app.latchkey.store.audit.listByEvent('signin');
+    expect(signins).toHaveLength(5);
+  });
+
+  it('of two sign-ins at the same time with a copied passkey (same counter), refuses one as a possible clone', async () => {
+    const { auth, browser, options } = await signedUpThenSignInOptions({ counter: 'increment' });
+    const copy = authenticator({ counter: 'increment' });
+    for (const [id, credential] of auth.credentials) copy.credentials.set(id, { ...credential });
+    const other = new TestBrowser(t.app);
+    await other.get('/signin');
+    const otherOptions = (await other.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    const results = await Promise.all([
+      browser.postJson('/signin/verify', { response: auth.getAssertion(options) }),
+      other.postJson('/signin/verify', { response: copy.getAssertion(otherOptions) }),
+    ]);
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 400]);
+    expect(results.find((r) => r.statusCode === 400)!.json().error.code).toBe('counter_regressed');
+    expect(await t.app.latchkey.store.audit.listByEvent('passkey.counter_regressed')).toHaveLength(1);
+    expect(await t.app.latchkey.store.audit.listByEvent('signin')).toHaveLength(1);
+  });
 });
