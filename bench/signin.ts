@@ -342,7 +342,7 @@ async function main(): Promise<void> {
   console.log(`${'raw ES256 verify (node:crypto, KeyObject):'.padEnd(44)}${rawVerify.toFixed(0).padStart(6)}/s`);
   for (const line of await measureVerifyAssertion(1000)) console.log(line);
 
-  const bareServer = await ServerProcess.start('sqlite::memory:', 0, origin, { BENCH_BARE: '1' });
+  const bareServer = await ServerProcess.start('sqlite::memory:', await freePort(), origin, { BENCH_BARE: '1' });
   let bare: Awaited<ReturnType<typeof runBare>>;
   try {
     bare = await runBare({ port: bareServer.port, concurrency: CONCURRENCY, warmupMs: 1000, durationMs: 3000 });

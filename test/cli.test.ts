@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -169,6 +169,22 @@ describe('latchkey CLI', () => {
     expect(db.code).toBe(2);
     expect(db.stderr.trim().split('\n')).toHaveLength(1);
     expect(db.stderr).toContain('DATABASE_URL: cannot open or migrate the database');
+    const zero = await cli(['migrate'], { PORT: '0' });
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('PORT: must be between 1 and 65535');
+  });
+
+  it('names DATABASE_URL when the SQLite file is not a database or its folder cannot be made', async () => {
+    const notDb = join(dir, 'not-a-database.db');
+    writeFileSync(notDb, 'these bytes are not an SQLite database, and there are more than a hundred of them to be sure it is read as one.');
+    const blocker = join(dir, 'a-file');
+    writeFileSync(blocker, 'x');
+    for (const url of [`sqlite:${notDb}`, `sqlite:${join(blocker, 'latchkey.db')}`]) {
+      const res = await cli(['migrate'], { DATABASE_URL: url });
+      expect(res.code).toBe(2);
+      expect(res.stderr.trim().split('\n')).toHaveLength(1);
+      expect(res.stderr).toContain('DATABASE_URL: cannot open or migrate the database');
+    }
   });
 
   it('explains unknown commands', async () => {

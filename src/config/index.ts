@@ -304,7 +304,7 @@ export const DEFAULT_SECRET_KEY_FILE = './data/secret.key';
 
 /** Read and validate the configuration. Pass overrides in tests instead of touching process.env. */
 export function loadConfig(env: Env = process.env): Config {
-  const port = readInt(env, 'PORT', 3000, 0, 65535);
+  const port = readInt(env, 'PORT', 3000, 1, 65535);
   const { origin, rpId } = readOrigin(env, port);
   const signupRaw = (env.LATCHKEY_SIGNUP ?? 'open').trim() || 'open';
   if (signupRaw !== 'open' && signupRaw !== 'invite') {

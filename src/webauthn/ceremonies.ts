@@ -118,7 +118,8 @@ export class WebAuthn {
     flowType: string;
     bindingHash: string;
     user: { id: string; email: string; displayName: string };
-    existing: Pick<Authenticator, 'credential_id' | 'transports'>[];
+    /** The user's authenticators; only their passkeys are excluded (apps and linked accounts have no credential id). */
+    existing: Pick<Authenticator, 'type' | 'credential_id' | 'transports'>[];
     placement: PasskeyPlacement;
     persistUserId?: string | null;
     data?: object;
@@ -133,7 +134,7 @@ export class WebAuthn {
       timeout: 300_000,
       attestationType: 'none',
       // The same authenticator can't be registered twice (seed 000): the browser refuses with InvalidStateError.
-      excludeCredentials: args.existing.map((a) => ({
+      excludeCredentials: args.existing.filter((a) => a.type === 'passkey').map((a) => ({
         id: a.credential_id,
         transports: JSON.parse(a.transports) as AuthenticatorTransportFuture[],
       })),

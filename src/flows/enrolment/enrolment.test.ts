@@ -71,6 +71,20 @@ describe('invite (enrolment) links', () => {
     expect(reusedApi.json().error.code).toBe('invite_used');
   });
 
+  it('works for someone who already has an authenticator app and a linked account: only passkeys are excluded', async () => {
+    const { user, path } = await invite();
+    const store = t.app.latchkey.store;
+    const other = { user_id: user.id, public_key: 'sealed', counter: 0, transports: '[]', aaguid: '00000000-0000-0000-0000-000000000000', backup_eligible: 0, backed_up: 0, attestation_format: 'none', created_at: clock, last_used_at: null };
+    await store.authenticators.insert({ ...other, id: 'app1', type: 'totp', credential_id: 'totp:app1', name: 'Authenticator app' });
+    await store.authenticators.insert({ ...other, id: 'acct1', type: 'linked-account', credential_id: 'https://idp.example#subject-1', name: 'Work account' });
+    const browser = new TestBrowser(t.app);
+    await browser.get(path);
+    const opts = await browser.postJson(`${path}/options`, { name: 'Phone', placement: 'this-device' });
+    expect(opts.statusCode).toBe(200);
+    expect(opts.json().options.excludeCredentials).toEqual([]);
+    expect((await enrol(browser, path)).statusCode).toBe(200);
+  });
+
   it('answers an expired link with 410 and what to do next', async () => {
     const { path } = await invite();
     clock += 73 * 3600 * 1000;
