@@ -28,6 +28,7 @@ import { passwordSignInRoutes } from './strategies/password/routes.js';
 import { otherMethodsRoutes } from './flows/settings/otherMethods.js';
 import { errorHandlerPlugin, sendError, toAppError } from './plugins/errorHandler.js';
 import { sessionsPlugin } from './plugins/sessions.js';
+import { refuseNulCharactersPlugin } from './plugins/refuseNulCharacters.js';
 import { securityHeadersPlugin } from './plugins/securityHeaders.js';
 import { assetsPlugin } from './plugins/assets.js';
 import { signInRoutes } from './flows/signin/routes.js';
@@ -153,6 +154,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     crossOriginEmbedderPolicy: false,
   });
   await app.register(cookie);
+  await app.register(refuseNulCharactersPlugin);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: 60_000 });
   // OAuth clients post to the provider's endpoints; oidc-provider has its own checks (client authentication, PKCE, xsrf on its forms).

@@ -51,4 +51,45 @@ describe.each(databases)('passkey journey on $name', (target) => {
       await db.close();
     }
   });
+  it.skipIf(target.skipReason !== undefined)('refuses U+0000 in any field with 400 validation_failed, never a 5xx', async () => {
+    const db = await target.open();
+    const t = await createTestApp({ LATCHKEY_FIDO_CONFORMANCE: 'true' }, { db });
+    try {
+      await signUp(t.app, authenticator(), 'grace@example.com');
+      const browser = new TestBrowser(t.app);
+      await browser.get('/signin');
+      const nul = 'n\u0000ul';
+      const answers = [
+        await browser.postJson('/signup/options', { displayName: 'Grace', email: `${nul}@example.com`, placement: 'this-device' }),
+        await browser.postJson('/signup/options', { displayName: nul, email: 'new@example.com', placement: 'this-device' }),
+        await browser.postJson('/signin/options', { mode: 'email', email: `${nul}@example.com` }),
+        await browser.postJson('/enrol', { email: `${nul}@example.com`, code: 'ABCD-EFGH-J' }),
+        await browser.postJson(`/enrol/${encodeURIComponent(nul)}/options`, { placement: 'this-device' }),
+        await browser.get(`/signin?email=${encodeURIComponent(nul)}`, 'application/json'),
+        await browser.postJson('/signin/password', { email: `${nul}@example.com`, password: 'pw', code: '123456' }),
+      ];
+      for (const answer of answers) {
+        expect(answer.statusCode).toBe(400);
+        expect(answer.json().error.code).toBe('validation_failed');
+      }
+      const page = await browser.get(`/signin?email=${encodeURIComponent(nul)}`);
+      expect(page.statusCode).toBe(400);
+      expect(page.body).toContain('There is a problem');
+      const fido = await t.app.inject({ method: 'POST', url: '/fido2/attestation/options', payload: { username: nul, displayName: 'Grace', attestation: 'none' } });
+      expect(fido.statusCode).toBe(400);
+      expect(fido.json()).toMatchObject({ status: 'failed' });
+      expect(fido.json().errorMessage).toBeTruthy();
+      const token = await t.app.inject({
+        method: 'POST',
+        url: '/oidc/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `grant_type=authorization_code&code=${encodeURIComponent(nul)}&client_id=${encodeURIComponent(nul)}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb`,
+      });
+      expect(token.statusCode).toBeGreaterThanOrEqual(400);
+      expect(token.statusCode).toBeLessThan(500);
+    } finally {
+      await t.close();
+      await db.close();
+    }
+  });
 });

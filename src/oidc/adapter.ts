@@ -52,6 +52,8 @@ export class KyselyAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    // oidc-provider reads its own requests; an id PostgreSQL could not even compare (U+0000) is simply not found.
+    if (id.includes('\u0000')) return undefined;
     if (this.kind === 'Client') {
       const service = await this.store.services.find(id);
       return service ? (clientMetadata(service, this.secretBox) as AdapterPayload) : undefined;
@@ -60,10 +62,12 @@ export class KyselyAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    if (uid.includes('\u0000')) return undefined;
     return this.parse(await this.store.oidcModels.findByUid(this.kind, uid, this.now()));
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    if (userCode.includes('\u0000')) return undefined;
     return this.parse(await this.store.oidcModels.findByUserCode(this.kind, userCode, this.now()));
   }
 

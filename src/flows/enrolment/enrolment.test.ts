@@ -85,6 +85,15 @@ describe('invite (enrolment) links', () => {
     expect((await enrol(browser, path)).statusCode).toBe(200);
   });
 
+  it('answers a code form posted as JSON with a JSON error', async () => {
+    const browser = new TestBrowser(t.app);
+    await browser.get('/enrol');
+    const res = await browser.postJson('/enrol', {});
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('validation_failed');
+    expect(res.json().error.fields.map((f: { field: string }) => f.field)).toEqual(['email', 'code']);
+  });
+
   it('answers an expired link with 410 and what to do next', async () => {
     const { path } = await invite();
     clock += 73 * 3600 * 1000;

@@ -49,7 +49,10 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
     else if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(values.email) || values.email.length > 254) errors.push({ field: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
     if (!values.code) errors.push({ field: 'code', message: 'Enter the 9-character code your agent gave you' });
-    if (errors.length) return page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={values} errors={errors} />), 400);
+    if (errors.length) {
+      if (!wantsHtml(request)) throw appError('validation_failed', errors.map((e) => e.message).join('. ') + '.', errors);
+      return page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={values} errors={errors} />), 400);
+    }
     try {
       const invite = await redeemCode(store, config, secret, { email: values.email, code: values.code, bindingHash: request.bindingHash }, now());
       const flow = (await store.flows.findById(invite.flowId))!;

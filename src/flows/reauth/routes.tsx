@@ -13,7 +13,8 @@ import { AuthenticationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { auditFailure } from '../signin/routes.js';
 import { ReauthPage } from './views.js';
-import { AppError } from '../../errors.js';
+import { AppError, appError, type ErrorCode } from '../../errors.js';
+import { wantsHtml } from '../../plugins/errorHandler.js';
 import { assessSignIn, methodOf } from '../../oidc/assurance.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { checkPasswordAndCode } from '../../strategies/password/routes.js';
@@ -54,15 +55,17 @@ export async function reauthRoutes(app: FastifyInstance) {
       const next = safeNext(request.query.next);
       const t = now();
       const hasPasskey = (await store.authenticators.countForUser(auth.user.id)) > 0;
-      const refuse = (status: number, error: string) =>
-        reply
+      const refuse = (status: number, error: string, code: ErrorCode = 'signin_failed') => {
+        if (!wantsHtml(request)) throw appError(code, error);
+        return reply
           .status(status)
           .type('text/html; charset=utf-8')
           .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} error={error} />));
+      };
       try {
         checkSigninAllowed(auth.user, t);
       } catch (err) {
-        if (err instanceof AppError) return refuse(err.status, err.message);
+        if (err instanceof AppError) return refuse(err.status, err.message, err.code);
         throw err;
       }
       const used = await checkPasswordAndCode(store, app.latchkey.secretBox, auth.user, request.body.password ?? '', request.body.code ?? '', t);

@@ -225,6 +225,14 @@ describe('self-service: add an authenticator', () => {
     expect(wrongPassword.body).toContain('The email address, password or code is not right');
     const unknown = await signin.postForm('/signin/password', { email: 'nobody@example.org', password: 'correct horse battery', code: next });
     expect(unknown.body).toContain('The email address, password or code is not right');
+    // A client that asks for JSON gets the same answers as JSON.
+    const json = await signin.postJson('/signin/password', { email: user.email, password: 'wrong horse battery', code: next });
+    expect(json.statusCode).toBe(400);
+    expect(json.json().error).toMatchObject({ code: 'signin_failed', message: expect.stringContaining('password or code is not right') });
+    const missing = await signin.postJson('/signin/password', { email: user.email });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json().error.code).toBe('validation_failed');
+    expect(missing.json().error.fields.map((f: { field: string }) => f.field)).toEqual(['password', 'code']);
     const ok = await signin.postForm('/signin/password', { email: user.email, password: 'correct horse battery', code: next });
     expect(ok.statusCode).toBe(303);
     expect(ok.headers.location).toBe('/settings');
@@ -271,6 +279,9 @@ describe('self-service: add an authenticator', () => {
     expect(reauthPage.body).toContain('Use your password and authenticator app');
     expect(reauthPage.body).not.toContain('Continue with a passkey');
     expect((await me.postForm('/reauth/password?next=/settings/password', { password: 'wrong password here', code: app.generate({ timestamp: clock }) })).statusCode).toBe(400);
+    const jsonReauth = await me.postJson('/reauth/password?next=/settings/password', { password: 'wrong password here', code: app.generate({ timestamp: clock }) });
+    expect(jsonReauth.statusCode).toBe(400);
+    expect(jsonReauth.json().error.code).toBe('signin_failed');
     const checked = await me.postForm('/reauth/password?next=/settings/password', { password: 'correct horse battery', code: app.generate({ timestamp: clock }) });
     expect(checked.headers.location).toBe('/settings/password');
     expect((await me.postForm('/settings/password', { password: 'password', confirmPassword: 'password' })).statusCode).toBe(400);

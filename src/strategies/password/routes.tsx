@@ -9,7 +9,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
-import { AppError, appError, type FieldError } from '../../errors.js';
+import { AppError, appError, type ErrorCode, type FieldError } from '../../errors.js';
+import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
 import { assessSignIn } from '../../oidc/assurance.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
@@ -60,8 +61,12 @@ export async function checkPasswordAndCode(
 export async function passwordSignInRoutes(app: FastifyInstance) {
   const { config, store, now, secretBox } = app.latchkey;
 
-  const page = (request: FastifyRequest, reply: FastifyReply, status: number, email: string, error: string | undefined, fields: FieldError[] = []) =>
-    reply
+  /** The page again with what went wrong; a client that asked for JSON gets the error as JSON instead. */
+  const page = (request: FastifyRequest, reply: FastifyReply, status: number, email: string, error: string | undefined, fields: FieldError[] = [], code: ErrorCode = 'signin_failed') => {
+    if (status >= 400 && !wantsHtml(request)) {
+      throw fields.length ? appError('validation_failed', fields.map((f) => f.message).join('. ') + '.', fields) : appError(code, error);
+    }
+    return reply
       .status(status)
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
@@ -70,6 +75,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
           <PasswordSignInPage config={config} csrfToken={request.csrfToken} next={safeNext((request.query as { next?: string }).next)} error={error} fields={fields} email={email} />,
         ),
       );
+  };
 
   app.get<{ Querystring: Static<typeof Query> }>('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
     if (request.auth) return reply.redirect(safeNext(request.query.next) ?? '/settings');
@@ -98,7 +104,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         } catch (err) {
           if (!(err instanceof AppError)) throw err;
           await audit(app, request, { event: 'signin.failed', outcome: 'failure', subjectUserId: user.id, actorUserId: null, detail: { method: 'password+totp', code: err.code } });
-          return page(request, reply, err.status, email, err.message);
+          return page(request, reply, err.status, email, err.message, [], err.code);
         }
       }
       const used = await checkPasswordAndCode(store, secretBox, user, password, code, t);

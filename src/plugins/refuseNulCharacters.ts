@@ -1,0 +1,34 @@
+/**
+ * Refuse text that contains U+0000 anywhere in a request's body, query string
+ * or path parameters, with the usual 400 `validation_failed`.
+ *
+ * PostgreSQL's text type cannot hold the character (it answers "invalid byte
+ * sequence"), so without this check the same request that SQLite stores or
+ * refuses cleanly would end in a 500 on PostgreSQL. No field of ours has a
+ * use for it. Runs before schema validation, for every route.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { appError } from '../errors.js';
+
+/** Whether `value` (parsed JSON, a form, a query) holds a string with U+0000, in a key or a value. */
+export function containsNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (value === null || typeof value !== 'object' || depth > 32) return false;
+  if (Array.isArray(value)) return value.some((item) => containsNul(item, depth + 1));
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes('\u0000') || containsNul(item, depth + 1)) return true;
+  }
+  return false;
+}
+
+export const refuseNulCharactersPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.addHook('preValidation', async (request) => {
+      if (containsNul(request.params) || containsNul(request.query) || containsNul(request.body)) {
+        throw appError('validation_failed', 'Some of the information sent contains a character that is not allowed (U+0000). Remove it and try again.');
+      }
+    });
+  },
+  { name: 'refuseNulCharacters' },
+);
