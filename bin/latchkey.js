@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 // Runs the TypeScript entry point through tsx (a runtime dependency), so `latchkey` works from an install without a build step.
+// tsx is given the project's tsconfig.json: by default it reads the current directory's, and without ours the pages'
+// JSX would not compile for Preact.
+import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
-register();
+register({ tsconfig: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) });
 await import('../src/main.ts');

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -194,11 +194,14 @@ describe('latchkey CLI', () => {
     expect(res.stderr).toContain('Usage: latchkey');
   });
 
-  it('serves with its data under the configured SQLite path, migrating at start', async () => {
-    const dataDir = join(dir, 'fresh', 'data');
+  it('serves with its data under the configured SQLite path, migrating at start, run from outside the checkout', async () => {
+    // Another working directory, as an installed `latchkey` runs: tsx must still compile the pages with our tsconfig.
+    const elsewhere = join(dir, 'fresh');
+    mkdirSync(elsewhere, { recursive: true });
+    const dataDir = join(elsewhere, 'data');
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(process.execPath, ['bin/latchkey.js', 'serve'], {
-      cwd: root,
+    const child = spawn(process.execPath, [join(root, 'bin/latchkey.js'), 'serve'], {
+      cwd: elsewhere,
       env: { ...process.env, PORT: String(port), DATABASE_URL: `sqlite:${join(dataDir, 'latchkey.db')}`, LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -221,7 +224,7 @@ describe('latchkey CLI', () => {
       const res = await fetch(`http://127.0.0.1:${port}/signin`);
       expect(res.status).toBe(200);
       expect(await res.text()).toContain('Sign in with a passkey');
-      const second = await cli(['serve'], { PORT: String(port), DATABASE_URL: `sqlite:${join(dataDir, 'latchkey.db')}` });
+      const second = await cli(['serve'], { PORT: String(port), DATABASE_URL: `sqlite:${join(dataDir, 'latchkey.db')}`, LATCHKEY_SECRET_KEY_FILE: join(dataDir, 'secret.key') });
       expect(second.code).toBe(2);
       expect(second.stderr).toContain(`PORT: ${port} is already in use`);
     } finally {
