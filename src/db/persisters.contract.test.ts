@@ -388,6 +388,8 @@ describe.each(databases)('persister contract on $name', (target) => {
         const bobs = newSession(bob.id);
         for (const s of [older, newer, expired, bobs]) await store.sessions.insert(s);
         expect((await store.sessions.listForUser(ada.id, T0 + 10)).map((s) => s.id_hash)).toEqual([newer.id_hash, older.id_hash]);
+        // With an idle timeout, a session not seen within it is over too.
+        expect((await store.sessions.listForUser(ada.id, T0 + 10, 9)).map((s) => s.id_hash)).toEqual([newer.id_hash]);
       });
 
       it('deleteByPublicId ends only the owner’s session; delete ends one by hash', async () => {

@@ -73,14 +73,11 @@ export class SessionPersister {
       .execute();
   }
 
-  listForUser(userId: string, now: number): Promise<Session[]> {
-    return this.db
-      .selectFrom('sessions')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .where('expires_at', '>', now)
-      .orderBy('last_seen_at', 'desc')
-      .execute();
+  /** The user's sessions still in force: before their absolute expiry and, given `idleMs`, used within it. */
+  listForUser(userId: string, now: number, idleMs?: number): Promise<Session[]> {
+    let query = this.db.selectFrom('sessions').selectAll().where('user_id', '=', userId).where('expires_at', '>', now);
+    if (idleMs !== undefined) query = query.where('last_seen_at', '>', now - idleMs);
+    return query.orderBy('last_seen_at', 'desc').execute();
   }
 
   async delete(idHash: string): Promise<void> {

@@ -66,7 +66,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     const flash = (['created', 'enrolled', 'added', 'renamed', 'removed', 'ended', 'password', 'unlinked'] as const).find((k) => q[k]);
     const [passkeys, sessions, activity, roles] = await Promise.all([
       store.authenticators.listForUser(user.id),
-      store.sessions.listForUser(user.id, now()),
+      store.sessions.listForUser(user.id, now(), config.sessionIdleSeconds * 1000),
       store.audit.listForSubject(user.id, 20),
       store.roles.listForUser(user.id),
     ]);

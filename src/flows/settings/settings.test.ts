@@ -165,6 +165,22 @@ describe('Login and security settings', () => {
     expect((await first.get('/settings')).headers.location).toBe('/signin');
   });
 
+  it('does not list a session that went idle as active, even before it is pruned', async () => {
+    const phone = authenticator();
+    await signUp(t.app, phone);
+    const other = new TestBrowser(t.app);
+    await other.get('/signin');
+    const o = (await other.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+    expect((await other.postJson('/signin/verify', { response: phone.getAssertion(o) })).statusCode).toBe(200);
+    const count = async () => [...(await other.get('/settings')).body.matchAll(/data-session-id="([^"]+)"/g)].length;
+    expect(await count()).toBe(2);
+    clock += minutes(50);
+    expect(await count()).toBe(2);
+    // The sign-up browser has now been idle for over an hour; this one was seen 11 minutes ago.
+    clock += minutes(11);
+    expect(await count()).toBe(1);
+  });
+
   it('ends sessions after 1 hour idle and 24 hours in all', async () => {
     const phone = authenticator();
     const browser = await signUp(t.app, phone);
@@ -177,6 +193,7 @@ describe('Login and security settings', () => {
     await again.get('/signin');
     const o = (await again.postJson('/signin/options', { mode: 'discoverable' })).json().options;
     await again.postJson('/signin/verify', { response: phone.getAssertion(o) });
+
     // Active every 50 minutes: never idle, but 24 hours after sign-in the session ends anyway.
     for (let i = 0; i < 28; i++) {
       clock += minutes(50);
