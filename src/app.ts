@@ -131,7 +131,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (ownsMailer) app.addHook('onClose', () => mailer.close());
   if (ownsDb) app.addHook('onClose', () => db.close());
 
-  await app.register(errorHandlerPlugin);
+  await app.register(errorHandlerPlugin, { bodyLimit: BODY_LIMIT });
   await app.register(securityHeadersPlugin, {
     contentSecurityPolicy: {
       useDefaults: false,

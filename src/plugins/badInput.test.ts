@@ -69,6 +69,15 @@ describe('security headers, CSRF and bad input', () => {
     const res = await b.postJson('/signin/options', { mode: 'discoverable', pad: 'x'.repeat(70 * 1024) });
     expect(res.statusCode).toBe(413);
     expect(res.json().error.code).toBe('payload_too_large');
+    // Before any route's own checks: the console's sign-in and role checks come second, signed out or not.
+    for (const url of ['/admin/users', '/admin/users/new', '/settings/passkeys/options', '/no/such/route']) {
+      const big = await b.postJson(url, { pad: 'x'.repeat(70 * 1024) });
+      expect(big.statusCode).toBe(413);
+      expect(big.json().error.code).toBe('payload_too_large');
+    }
+    const form = await t.app.inject({ method: 'POST', url: '/admin/users/new', payload: `_csrf=${b.csrf}&email=${'x'.repeat(70 * 1024)}`, headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' } });
+    expect(form.statusCode).toBe(413);
+    expect(form.body).toContain('There is a problem');
   });
 
   it('answers malformed JSON and unknown media types with 4xx codes', async () => {

@@ -74,7 +74,16 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: App
 }
 
 export const errorHandlerPlugin = fp(
-  async (app: FastifyInstance) => {
+  async (app: FastifyInstance, opts: { bodyLimit?: number }) => {
+    // A body declared larger than the limit is refused first, with 413, before any route's own checks
+    // (the console's sign-in and role checks would otherwise answer 401 or 403 without reading it).
+    const bodyLimit = opts.bodyLimit;
+    if (bodyLimit !== undefined) {
+      app.addHook('onRequest', async (request) => {
+        const declared = request.headers['content-length'];
+        if (declared !== undefined && Number(declared) > bodyLimit) throw appError('payload_too_large');
+      });
+    }
     app.setErrorHandler((error, request, reply) => {
       const appErr = toAppError(error);
       if (appErr.status >= 500) request.log.error({ err: error }, 'request failed');
