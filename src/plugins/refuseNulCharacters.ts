@@ -24,10 +24,10 @@ export function containsNul(value: unknown, depth = 0): boolean {
 
 export const refuseNulCharactersPlugin = fp(
   async (app: FastifyInstance) => {
-    app.addHook('preValidation', async (request) => {
-      if (containsNul(request.params) || containsNul(request.query) || containsNul(request.body)) {
-        throw appError('validation_failed', 'Some of the information sent contains a character that is not allowed (U+0000). Remove it and try again.');
-      }
+    // A callback hook, not an async one: it runs on every request, and a promise per hook costs microseconds here.
+    app.addHook('preValidation', (request, _reply, done) => {
+      const refused = containsNul(request.params) || containsNul(request.query) || containsNul(request.body);
+      done(refused ? appError('validation_failed', 'Some of the information sent contains a character that is not allowed (U+0000). Remove it and try again.') : undefined);
     });
   },
   { name: 'refuseNulCharacters' },
