@@ -21,6 +21,7 @@ import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.j
 import type { Store } from '../db/store.js';
 import { AppError, appError } from '../errors.js';
 import { verifyAssertion } from './verifyAssertion.js';
+import { credentialVerifierFromCose } from './coseKey.js';
 import { defaultPasskeyName } from './passkeyNames.js';
 import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
 
@@ -173,6 +174,12 @@ export class WebAuthn {
     if (!verification.verified || !verification.registrationInfo) throw appError('ceremony_failed');
     const info = verification.registrationInfo;
     if (!info.userVerified) throw appError('user_verification_required');
+    // Attestation "none" signs nothing with the new key, so check it is a usable key now rather than at every sign-in.
+    try {
+      credentialVerifierFromCose(info.credential.publicKey);
+    } catch {
+      throw appError('ceremony_failed', 'Your passkey could not be registered: its public key is not valid. Try again, or use another device.');
+    }
     if (await this.store.authenticators.findByCredentialId(info.credential.id)) throw appError('credential_exists');
     const now = this.now();
     return {

@@ -56,6 +56,12 @@ function coseKey(publicKey: KeyObject, alg: CoseAlg): Buffer {
   return encodeCbor(new Map<number, number | Uint8Array>([[1, 3], [3, -257], [-1, Buffer.from(jwk.n, 'base64url')], [-2, Buffer.from(jwk.e, 'base64url')]]));
 }
 
+function brokenKey(cose: Buffer): Buffer {
+  const broken = Buffer.from(cose);
+  broken[broken.length - 1]! ^= 0x01;
+  return broken;
+}
+
 function newKeyPair(alg: CoseAlg) {
   if (alg === -7) return generateKeyPairSync('ec', { namedCurve: 'P-256' });
   if (alg === -8) return generateKeyPairSync('ed25519');
@@ -94,7 +100,11 @@ export class SoftAuthenticator {
   }
 
   /** navigator.credentials.create() */
-  createCredential(options: PublicKeyCredentialCreationOptionsJSON, overrides: { origin?: string; rpId?: string } = {}): RegistrationResponseJSON {
+  createCredential(
+    options: PublicKeyCredentialCreationOptionsJSON,
+    /** `brokenPublicKey`: an ES256 key whose point is not on the curve (its last byte changed). */
+    overrides: { origin?: string; rpId?: string; brokenPublicKey?: boolean } = {},
+  ): RegistrationResponseJSON {
     const rpId = overrides.rpId ?? options.rp.id!;
     for (const excluded of options.excludeCredentials ?? []) {
       if (this.credentials.has(excluded.id)) throw Object.assign(new Error('credential already registered'), { name: 'InvalidStateError' });
@@ -115,7 +125,7 @@ export class SoftAuthenticator {
       Buffer.from(this.options.aaguid.replace(/-/g, ''), 'hex'),
       idLength,
       credentialId,
-      coseKey(publicKey, this.options.alg),
+      overrides.brokenPublicKey ? brokenKey(coseKey(publicKey, this.options.alg)) : coseKey(publicKey, this.options.alg),
     ]);
     const attestation = new Map<string, string | Uint8Array | Map<string, number>>();
     attestation.set('fmt', 'none').set('attStmt', new Map()).set('authData', authData);

@@ -52,6 +52,16 @@ describe('sign up', () => {
     expect(await t.app.latchkey.store.users.findByEmail('ada@example.com')).toBeUndefined();
   });
 
+  it('refuses a passkey whose public key is not a usable key, and stores nothing', async () => {
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signup');
+    const o = (await browser.postJson('/signup/options', { displayName: 'Ada', email: 'ada@example.com', placement: 'this-device' })).json().options;
+    const verify = await browser.postJson('/signup/verify', { response: authenticator().createCredential(o, { brokenPublicKey: true }) });
+    expect(verify.statusCode).toBe(400);
+    expect(verify.json().error).toMatchObject({ code: 'ceremony_failed', message: expect.stringContaining('public key is not valid') });
+    expect(await t.app.latchkey.store.users.findByEmail('ada@example.com')).toBeUndefined();
+  });
+
   it('refuses an email that is taken, whatever its case', async () => {
     await signUp(t.app, authenticator(), 'ada@example.com');
     const browser = new TestBrowser(t.app);
