@@ -115,6 +115,11 @@ export function appError(code: ErrorCode, message?: string, fields?: FieldError[
  * For `.catch()` on a write where the database settles a race through a unique
  * index: the loser gets `code` instead of an unexplained 500.
  */
+/** `validation_failed` for fields a route checked itself, its message made of theirs (a JSON client's answer to a form). */
+export function validationFailed(fields: FieldError[]): AppError {
+  return appError('validation_failed', fields.map((f) => f.message).join('. ') + '.', fields);
+}
+
 export function mapUniqueViolation(code: ErrorCode) {
   return (error: unknown): never => {
     if (isUniqueViolation(error)) throw appError(code);

@@ -42,16 +42,12 @@ function fail(message: string, code = 1): never {
 
 /** Open and migrate the database, or stop with one line naming DATABASE_URL. */
 async function openMigrated(config: Config, options: OpenOptions = {}): Promise<{ db: Db; applied: string[] }> {
-  let db: Db;
+  let db: Db | undefined;
   try {
     db = openDatabase(config.databaseUrl, options);
-  } catch (err) {
-    fail(`configuration error: DATABASE_URL: cannot open or migrate the database (${(err as Error).message})`, 2);
-  }
-  try {
     return { db, applied: await db.migrate() };
   } catch (err) {
-    await db.close().catch(() => {});
+    await db?.close().catch(() => {});
     fail(`configuration error: DATABASE_URL: cannot open or migrate the database (${(err as Error).message})`, 2);
   }
 }

@@ -8,7 +8,7 @@ import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
-import { AppError, appError, mapUniqueViolation } from '../../errors.js';
+import { AppError, appError, mapUniqueViolation, validationFailed } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
@@ -50,7 +50,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     else if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(values.email) || values.email.length > 254) errors.push({ field: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
     if (!values.code) errors.push({ field: 'code', message: 'Enter the 9-character code your agent gave you' });
     if (errors.length) {
-      if (!wantsHtml(request)) throw appError('validation_failed', errors.map((e) => e.message).join('. ') + '.', errors);
+      if (!wantsHtml(request)) throw validationFailed(errors);
       return page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={values} errors={errors} />), 400);
     }
     try {

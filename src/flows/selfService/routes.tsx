@@ -330,7 +330,7 @@ If this was not you, contact your registration authority straight away.
         flowType: SELF_SERVICE_PASSKEY_CEREMONY,
         bindingHash: request.bindingHash,
         user: { id: user.id, email: user.email, displayName: user.display_name },
-        existing: existing.filter((a) => a.type === 'passkey'),
+        existing,
         placement: request.body.placement,
         persistUserId: user.id,
         data: { selfServiceFlowId: flow.id },

@@ -105,7 +105,7 @@ export async function settingsRoutes(app: FastifyInstance) {
       flowType: ADD_PASSKEY_FLOW,
       bindingHash: request.bindingHash,
       user: { id: user.id, email: user.email, displayName: user.display_name },
-      existing: existing.filter((a) => a.type === 'passkey'),
+      existing,
       placement: request.body.placement,
       persistUserId: user.id,
       data: { name: request.body.name.trim() },

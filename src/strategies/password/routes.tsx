@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
-import { AppError, appError, type ErrorCode, type FieldError } from '../../errors.js';
+import { AppError, appError, validationFailed, type ErrorCode, type FieldError } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
 import { assessSignIn } from '../../oidc/assurance.js';
@@ -64,7 +64,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
   /** The page again with what went wrong; a client that asked for JSON gets the error as JSON instead. */
   const page = (request: FastifyRequest, reply: FastifyReply, status: number, email: string, error: string | undefined, fields: FieldError[] = [], code: ErrorCode = 'signin_failed') => {
     if (status >= 400 && !wantsHtml(request)) {
-      throw fields.length ? appError('validation_failed', fields.map((f) => f.message).join('. ') + '.', fields) : appError(code, error);
+      throw fields.length ? validationFailed(fields) : appError(code, error);
     }
     return reply
       .status(status)
