@@ -388,6 +388,26 @@ describe('OpenID Connect provider', () => {
       expect(res.body).toContain('value="mary@example.com"');
     });
 
+    it('prompt=none after signing out of Latchkey, or in a fresh browser: login_required (OpenID Connect Core §3.1.2.6)', async () => {
+      const first = await authorize();
+      expect(first.callback.startsWith(REDIRECT)).toBe(true);
+      const silent = async (who: TestBrowser) => {
+        const { url } = await follow(who, (await authorizeUrl({ prompt: 'none', state: 'quiet' })).toString());
+        const back = new URL(url);
+        expect(back.origin + back.pathname).toBe(REDIRECT);
+        expect(back.searchParams.get('state')).toBe('quiet');
+        return back.searchParams.get('error');
+      };
+      // Still signed in: straight back with a code.
+      const { url: stillIn } = await follow(browser, (await authorizeUrl({ prompt: 'none' })).toString());
+      expect(new URL(stillIn).searchParams.get('code')).toBeTruthy();
+      expect((await browser.postForm('/signout', {})).statusCode).toBe(303);
+      // The provider's session cookie is still there; Latchkey's is not.
+      expect(browser.cookies.has('latchkey_session')).toBe(false);
+      expect(await silent(browser)).toBe('login_required');
+      expect(await silent(new TestBrowser(t.app))).toBe('login_required');
+    });
+
     it('password + authenticator app: AAL2 with amr pwd otp mfa, back to the service through the continue page', async () => {
       const { store, secretBox } = t.app.latchkey;
       const user = await createUser(store, { email: 'katherine@example.com', displayName: 'Katherine Johnson' }, clock);

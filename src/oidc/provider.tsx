@@ -85,8 +85,10 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
   // The provider's session stands for one Latchkey sign-in: the same person, at the same level, at the same time.
   // No Latchkey session, or a different one (signed out and in again, another method, a step-up), and the
   // interaction runs again, so acr, amr and auth_time always describe the sign-in behind this browser's session.
+  // A check added after the prompt is built gets oidc-provider's generic interaction_required; signed out is
+  // login_required (OpenID Connect Core §3.1.2.6), as for a browser the provider has never seen.
   login.checks.add(
-    new interactionPolicy.Check('latchkey_session', 'End-User is not signed in to Latchkey', async (ctx) => {
+    new interactionPolicy.Check('latchkey_session', 'End-User is not signed in to Latchkey', 'login_required', async (ctx) => {
       const opSession = ctx.oidc.session;
       if (!opSession?.accountId) return interactionPolicy.Check.REQUEST_PROMPT;
       const token = ctx.cookies.get(sessionCookie);
