@@ -7,10 +7,11 @@
  *   Without one, sign in at /signin and come back. `prompt=login` or a
  *   `max_age` the session is older than: sign in afresh. `login_hint`
  *   prefills the email.
- * - step-up: a service needing a higher AAL than the session has sends the
- *   person through a fresh check (/settings/reauth raises the session's AAL);
- *   when they have nothing strong enough, a page says what they need and where
- *   to add it.
+ * - step-up: a request needing a higher AAL than the session has (the one
+ *   rule, requiredAssurance: the service's level, acr_values, an acr in the
+ *   claims parameter) sends the person through a fresh check
+ *   (/settings/reauth raises the session's AAL); when they have nothing strong
+ *   enough, a page says what they need and where to add it.
  * - consent: first-party services are granted what they ask; others get a
  *   page to allow or refuse.
  */
@@ -26,7 +27,8 @@ import { sendContinuePage } from '../views/continuePage.js';
 import { CsrfField, Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
-import { aalOfAcr, acrFor, assessSignIn, methodOf, toAal, type Aal } from './assurance.js';
+import { assuranceOutcome, reachableAal, requiredAssurance, toAal, type Aal } from './assurance.js';
+import { loginOf } from './provider.js';
 
 const UidParams = Type.Object({ uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
 /** `after`: set when this interaction sent the person to sign in afresh: "<ms>.<HMAC>", so it can't be forged. */
@@ -107,14 +109,9 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     const details = await loadDetails(request, reply);
     const here = `/interaction/${details.uid}`;
     const service = await serviceOf(details);
-    const params = details.params as { prompt?: string; max_age?: number | string; login_hint?: string; acr_values?: string };
-    // acr_values (OpenID Connect Core §3.1.2.1): the service may ask for more than it was registered with, never less.
-    // Any one of the listed values satisfies it, so the lowest known level among them is what is needed.
-    const asked = String(params.acr_values ?? '')
-      .split(' ')
-      .map((v) => aalOfAcr(config, v))
-      .filter((a): a is Aal => a !== undefined);
-    if (asked.length) service.required = toAal(Math.max(service.required, Math.min(...asked)));
+    const params = details.params as { prompt?: string; max_age?: number | string; login_hint?: string; acr_values?: string; claims?: string };
+    // The same rule as the provider's checks (provider.tsx): what the service, acr_values and the claims parameter ask for.
+    const required = requiredAssurance(config, service.required, params);
     const signIn = (after?: number) => {
       const hint = typeof params.login_hint === 'string' && EMAIL.test(params.login_hint) ? `&email=${encodeURIComponent(params.login_hint)}` : '';
       const next = after === undefined ? here : `${here}?after=${freshMark(details.uid, after)}`;
@@ -139,27 +136,21 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
         return signIn(t);
       }
 
-      if (session.aal < service.required) {
-        const methods = await store.authenticators.listForUser(user.id);
-        const reachable = methods.some((a) => (a.type === 'passkey' || (a.type === 'totp' && user.password_hash)) && assessSignIn(methodOf(a)).aal >= service.required);
+      const outcome = assuranceOutcome(required, session.aal, Infinity) === 'enough' ? 'enough' : assuranceOutcome(required, session.aal, reachableAal(user, await store.authenticators.listForUser(user.id)));
+      if (outcome !== 'enough') {
         await audit(app, request, {
           event: 'oidc.step_up',
-          outcome: reachable ? 'success' : 'failure',
+          outcome: outcome === 'step-up' ? 'success' : 'failure',
           subjectUserId: user.id,
           actorUserId: user.id,
-          detail: { service: service.client.clientId, required: service.required, reached: session.aal },
+          detail: { service: service.client.clientId, required: required.aal ?? 'unknown acr', reached: session.aal },
         });
-        if (reachable) return reply.redirect(`/settings/reauth?next=${encodeURIComponent(here)}`, 303);
-        return html(reply, 403, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={service.required} uid={details.uid} />));
+        if (outcome === 'step-up') return reply.redirect(`/settings/reauth?next=${encodeURIComponent(here)}`, 303);
+        return html(reply, 403, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={required.aal} uid={details.uid} />));
       }
 
-      const aal = toAal(session.aal);
-      const authenticator = session.authenticator_id ? await store.authenticators.findForUser(user.id, session.authenticator_id) : undefined;
-      const amr = authenticator ? assessSignIn(methodOf(authenticator, aal)).amr : [];
-      return finish(
-        request,
-        reply,
-        { login: { accountId: user.id, acr: acrFor(config, aal), amr, ts: Math.floor(session.authenticated_at / 1000), remember: false } },
+      const done = await loginOf(store, config, user.id, session);
+      return finish(request, reply, { login: { accountId: user.id, acr: done.acr, amr: done.amr, ts: done.ts, remember: false } },
         false,
       );
     }
@@ -217,13 +208,20 @@ function ConsentPage(props: { rpName: string; csrfToken: string; service: string
   );
 }
 
-function StrongerSignInPage(props: { rpName: string; csrfToken: string; service: string; required: Aal; uid: string }) {
+/** `required` undefined: the service asked for a kind of sign-in Latchkey does not offer (an unknown essential acr). */
+function StrongerSignInPage(props: { rpName: string; csrfToken: string; service: string; required: Aal | undefined; uid: string }) {
   return (
     <Layout title={`${props.service} needs a stronger way to sign in`} rpName={props.rpName} csrfToken={props.csrfToken} page="step-up-needed">
       <h1>{props.service} needs a stronger way to sign in</h1>
-      <p data-required-aal={String(props.required)}>
-        To use {props.service}, sign in with {AAL_WAYS[props.required]}. The way you signed in today is not enough for it.
-      </p>
+      {props.required ? (
+        <p data-required-aal={String(props.required)}>
+          To use {props.service}, sign in with {AAL_WAYS[props.required]}. The way you signed in today is not enough for it.
+        </p>
+      ) : (
+        <p data-required-aal="unknown">
+          {props.service} asked for a way to sign in that {props.rpName} does not offer. Tell the service's support team.
+        </p>
+      )}
       <h2>What you can do</h2>
       <ul>
         <li>

@@ -519,6 +519,97 @@ describe('OpenID Connect provider', () => {
       expect(callback).toMatch(/\/settings\/reauth\?next=%2Finteraction%2F/);
     });
 
+    describe('one rule for the level a request needs, on every path (openid-client asking for each level)', () => {
+      const ACR = { 1: 'http://idmanagement.gov/ns/assurance/aal/1', 2: 'http://idmanagement.gov/ns/assurance/aal/2', 3: 'http://idmanagement.gov/ns/assurance/aal/3' } as const;
+      const essential = (acr: { value?: string; values?: string[] }) => JSON.stringify({ id_token: { acr: { essential: true, ...acr } } });
+      let basic: client.Configuration;
+
+      beforeEach(async () => {
+        // A service registered at AAL1, so every level above comes from the request alone.
+        const added = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Library', redirectUris: [REDIRECT], clientType: 'confidential', aal: 1, firstParty: true }, clock);
+        basic = await client.discovery(new URL(TEST_ORIGIN), added.service.client_id, undefined, client.ClientSecretBasic(added.clientSecret!), {
+          execute: [client.allowInsecureRequests],
+          [client.customFetch]: injectFetch(t.app),
+        });
+        // A live session at the provider as well as at Latchkey: the path that used to answer without looking.
+        expect((await ask({})).acr).toBe(ACR[2]);
+      });
+
+      /** Ask with openid-client; the ID token's acr, the error at the redirect URI, or where the browser stopped. */
+      async function ask(extra: Record<string, string>, who: TestBrowser = browser): Promise<{ acr?: string; error?: string; stopped?: string; status?: number; body?: string }> {
+        const verifier = client.randomPKCECodeVerifier();
+        const state = client.randomState();
+        const url = client.buildAuthorizationUrl(basic, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state, ...extra });
+        const { res, url: at } = await follow(who, url.toString());
+        if (!at.startsWith(REDIRECT)) return { stopped: new URL(at).pathname, status: res.statusCode, body: res.body };
+        const back = new URL(at);
+        if (back.searchParams.get('error')) return { error: back.searchParams.get('error')! };
+        const tokens = await client.authorizationCodeGrant(basic, back, { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true });
+        return { acr: tokens.claims()!.acr as string };
+      }
+
+      it('a level the sign-in reached: a code and an ID token at that level (never lower, higher is fine)', async () => {
+        for (const extra of <Record<string, string>[]>[
+          { acr_values: ACR[1] },
+          { acr_values: ACR[2] },
+          { acr_values: `${ACR[2]} ${ACR[3]}` }, // alternatives: AAL2 is one of them
+          { acr_values: 'urn:example:unknown' }, // voluntary and unknown: ignored
+          { claims: essential({ value: ACR[1] }) },
+          { claims: essential({ value: ACR[2] }) },
+          { claims: essential({ values: [ACR[2], ACR[3]] }) },
+          { acr_values: ACR[1], prompt: 'none' },
+          { claims: essential({ value: ACR[2] }), prompt: 'none' },
+        ]) {
+          expect(await ask(extra), JSON.stringify(extra)).toEqual({ acr: ACR[2] });
+        }
+      });
+
+      it('a level nothing the person has reaches (AAL3, or an essential acr Latchkey never issues): the page, or unmet_authentication_requirements with prompt=none', async () => {
+        for (const [extra, required] of [
+          [{ acr_values: ACR[3] }, '3'],
+          [{ acr_values: ACR[3], prompt: 'login' }, '3'],
+          [{ acr_values: ACR[3], max_age: '0' }, '3'],
+          [{ claims: essential({ value: ACR[3] }) }, '3'],
+          [{ claims: essential({ values: [ACR[3], 'urn:example:unknown'] }) }, '3'],
+          [{ claims: essential({ value: 'urn:example:unknown' }) }, 'unknown'],
+          [{ acr_values: ACR[1], claims: essential({ value: ACR[3] }) }, '3'],
+        ] as const) {
+          let answer = await ask(extra);
+          if (answer.stopped === '/signin') {
+            // prompt=login and max_age=0 end the session first: sign in again, then the same rule applies.
+            const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+            expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+            answer = await ask(Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'prompt' && k !== 'max_age')));
+          }
+          expect(answer.stopped, JSON.stringify(extra)).toMatch(/^\/interaction\//);
+          expect(answer.status).toBe(403);
+          expect(answer.body).toContain(`data-required-aal="${required}"`);
+          // max_age=0 asks for a sign-in now, which prompt=none forbids: that comes first (login_required).
+          const silently = 'max_age' in extra ? 'login_required' : 'unmet_authentication_requirements';
+          expect(await ask({ ...extra, prompt: 'none' }), JSON.stringify(extra)).toEqual({ error: silently });
+        }
+      });
+
+      it('a level the person can reach but this sign-in did not: step-up, or login_required with prompt=none', async () => {
+        const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+        await t.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1 }).where('id_hash', '=', sessionHash).execute();
+        expect(await ask({ acr_values: ACR[1] })).toEqual({ acr: ACR[1] });
+        for (const extra of <Record<string, string>[]>[{ acr_values: ACR[2] }, { claims: essential({ value: ACR[2] }) }, { acr_values: `${ACR[2]} ${ACR[3]}` }]) {
+          expect((await ask(extra)).stopped, JSON.stringify(extra)).toBe('/settings/reauth');
+          expect(await ask({ ...extra, prompt: 'none' }), JSON.stringify(extra)).toEqual({ error: 'login_required' });
+        }
+        // Once stepped up (here, or on any page of Latchkey's), the same request is answered at once, prompt=none too.
+        const options = await browser.postJson('/reauth/options', {});
+        expect((await browser.postJson('/reauth/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+        expect(await ask({ claims: essential({ value: ACR[2] }), prompt: 'none' })).toEqual({ acr: ACR[2] });
+      });
+
+      it('a malformed acr in the claims parameter is the service\'s error: invalid_request at its redirect URI', async () => {
+        expect(await ask({ claims: JSON.stringify({ id_token: { acr: { essential: true, values: ACR[2] } } }) })).toEqual({ error: 'invalid_request' });
+        expect(await ask({ claims: JSON.stringify({ id_token: { acr: { value: 3 } } }) })).toEqual({ error: 'invalid_request' });
+      });
+    });
+
     it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed and where to add it', async () => {
       const strict = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Prescribing', redirectUris: [REDIRECT], clientType: 'public', aal: 3, firstParty: true }, clock);
       const url = `/oidc/auth?${new URLSearchParams({ client_id: strict.service.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`;
