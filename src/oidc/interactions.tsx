@@ -30,7 +30,9 @@ import { SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
 import { assuranceOutcome, reachableAal, requiredAssurance, toAal, type Aal } from './assurance.js';
 import { loginOf } from './provider.js';
 
-const UidParams = Type.Object({ uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
+/** An interaction's uid, as oidc-provider makes them (nanoid); also what a page may carry to come back to one. */
+export const InteractionUid = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+const UidParams = Type.Object({ uid: InteractionUid });
 /** `after`: set when this interaction sent the person to sign in afresh: "<ms>.<HMAC>", so it can't be forged. */
 const InteractionQuery = Type.Object({ after: Type.Optional(Type.String({ maxLength: 100 })) });
 const FormBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) });
@@ -43,6 +45,19 @@ const AAL_WAYS: Record<Aal, string> = {
   2: 'a passkey, or a password with an authenticator app',
   3: 'a passkey on a security key that your organisation has approved',
 };
+
+/**
+ * A service's sign-in waiting at this interaction, to come back to after adding an authenticator (step-up):
+ * its local path, built here from a uid the provider knows, so a return can never lead off-site.
+ */
+export async function serviceWaitingAt(provider: Provider | undefined, uid: string): Promise<{ path: string; service: string } | undefined> {
+  if (!provider || !/^[A-Za-z0-9_-]{1,64}$/.test(uid)) return undefined;
+  const interaction = await provider.Interaction.find(uid);
+  if (!interaction) return undefined;
+  const client = await provider.Client.find(String(interaction.params.client_id));
+  if (!client) return undefined;
+  return { path: `/interaction/${uid}`, service: client.clientName ?? client.clientId };
+}
 
 export async function interactionRoutes(app: FastifyInstance, opts: { provider: () => Provider }) {
   // The current provider: it is rebuilt when the signing keys change (routes.ts).
@@ -224,9 +239,19 @@ function StrongerSignInPage(props: { rpName: string; csrfToken: string; service:
       )}
       <h2>What you can do</h2>
       <ul>
-        <li>
-          <a href="/add-authenticator">Add a passkey or an authenticator app</a>, then sign in with it and try {props.service} again.
-        </li>
+        {props.required && props.required <= 2 ? (
+          // Signed in already: the settings route, with no identity check again, and back here when it is added.
+          <li>
+            <form method="post" action="/settings/add-authenticator" class="inline">
+              <CsrfField token={props.csrfToken} />
+              <input type="hidden" name="interaction" value={props.uid} />
+              <button type="submit" class="link-button">
+                Add a passkey or an authenticator app
+              </button>
+            </form>
+            , then come back to {props.service}.
+          </li>
+        ) : null}
         <li>
           If you already have one, <a href="/settings">check your Login and security settings</a>.
         </li>

@@ -610,13 +610,15 @@ describe('OpenID Connect provider', () => {
       });
     });
 
-    it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed and where to add it', async () => {
+    it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed, with no offer to add what would not help', async () => {
       const strict = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Prescribing', redirectUris: [REDIRECT], clientType: 'public', aal: 3, firstParty: true }, clock);
       const url = `/oidc/auth?${new URLSearchParams({ client_id: strict.service.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`;
       const { res } = await follow(browser, url);
       expect(res.statusCode).toBe(403);
       expect(res.body).toContain('Prescribing needs a stronger way to sign in');
-      expect(res.body).toContain('href="/add-authenticator"');
+      // Nothing anyone can add reaches AAL3 yet: no offer to add one that would not help.
+      expect(res.body).not.toContain('/add-authenticator');
+      expect(res.body).toContain('href="/settings"');
     });
   });
 });
@@ -692,6 +694,62 @@ describe('step-up from a real AAL1 sign-in (a linked account at an upstream conf
     expect(res.statusCode).toBe(403);
     expect(res.body).toContain('Rota needs a stronger way to sign in');
     expect(res.body).toContain('a passkey, or a password with an authenticator app');
-    expect(res.body).toContain('href="/add-authenticator"');
+    // Signed in: the settings route for adding one, not the signed-out identity check.
+    expect(res.body).toContain('action="/settings/add-authenticator"');
+    expect(res.body).toContain(`name="interaction" value="${url.split('/interaction/')[1]}"`);
+    expect(res.body).not.toContain('href="/add-authenticator"');
+  });
+
+  it('with nothing stronger: adds a passkey in settings (no identity check again), comes back, steps up and the service gets a code', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'mary.linked@example.com', displayName: 'Mary Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'mary-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    const { verifier, url: stepUpAt } = await signInWithWorkAccount(browser, 'mary-work');
+    const uid = stepUpAt.split('/interaction/')[1]!;
+
+    const add = await browser.postForm('/settings/add-authenticator', { interaction: uid });
+    expect(add.headers.location).toMatch(/^\/add-authenticator\/[A-Za-z0-9_-]+\/choose$/);
+    const flowBase = String(add.headers.location).replace(/\/choose$/, '');
+    const key = authenticator();
+    const options = await browser.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+    const added = await browser.postJson(`${flowBase}/passkey/verify`, { response: key.createCredential(options.json().options), name: 'Laptop' });
+    expect(added.statusCode).toBe(200);
+    const done = await browser.get(added.json().redirect);
+    expect(done.body).toContain('Authenticator added');
+    expect(done.body).toContain(`href="/interaction/${uid}"`);
+    expect(done.body).toContain('Continue to Rota');
+    expect(done.body).not.toContain('Go to sign in');
+
+    // Back at the service's sign-in: confirm it is them with the new passkey, then a code at AAL2.
+    const { url: atReauth } = await follow(browser, `/interaction/${uid}`);
+    expect(atReauth).toBe(`${TEST_ORIGIN}/settings/reauth?next=${encodeURIComponent(`/interaction/${uid}`)}`);
+    await browser.get(atReauth.slice(TEST_ORIGIN.length));
+    const check = await browser.postJson('/reauth/options', {});
+    expect((await browser.postJson('/reauth/verify', { response: key.getAssertion(check.json().options) })).statusCode).toBe(200);
+    const { url: callback } = await follow(browser, `/interaction/${uid}`);
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2' });
+  });
+
+  it('the return to a service is only ever an interaction the provider knows, by its local path', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'joan.linked@example.com', displayName: 'Joan Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'joan-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    await signInWithWorkAccount(browser, 'joan-work');
+    for (const interaction of ['//evil.example', 'https://evil.example/x', '../settings', 'a'.repeat(65)]) {
+      const res = await browser.postForm('/settings/add-authenticator', { interaction });
+      expect(res.statusCode, interaction).toBe(400);
+    }
+    // A well-formed uid the provider never issued: the ordinary settings journey, with no way back to a service.
+    const add = await browser.postForm('/settings/add-authenticator', { interaction: 'notAnInteraction123' });
+    const flowBase = String(add.headers.location).replace(/\/choose$/, '');
+    const key = authenticator();
+    const options = await browser.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+    const added = await browser.postJson(`${flowBase}/passkey/verify`, { response: key.createCredential(options.json().options), name: 'Laptop' });
+    const done = await browser.get(added.json().redirect);
+    expect(done.body).not.toContain('/interaction/');
+    expect(done.body).toContain('href="/settings"');
   });
 });
