@@ -406,6 +406,17 @@ describe('OpenID Connect provider', () => {
       expect(browser.cookies.has('latchkey_session')).toBe(false);
       expect(await silent(browser)).toBe('login_required');
       expect(await silent(new TestBrowser(t.app))).toBe('login_required');
+
+      // Signed in again on Latchkey's own page: prompt=none answers from that sign-in.
+      clock += 5_000;
+      await browser.get('/signin');
+      const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+      expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+      const verifier = client.randomPKCECodeVerifier();
+      const again = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', prompt: 'none', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: callback } = await follow(browser, again.toString());
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(tokens.claims()!.auth_time).toBe(Math.floor(clock / 1000));
     });
 
     it('password + authenticator app: AAL2 with amr pwd otp mfa, back to the service through the continue page', async () => {
