@@ -151,7 +151,9 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
         return signIn(t);
       }
 
-      const outcome = assuranceOutcome(required, session.aal, Infinity) === 'enough' ? 'enough' : assuranceOutcome(required, session.aal, reachableAal(user, await store.authenticators.listForUser(user.id)));
+      // The person's authenticators are read only when the sign-in falls short.
+      const outcome =
+        assuranceOutcome(required, session.aal, Infinity) === 'enough' ? 'enough' : assuranceOutcome(required, session.aal, reachableAal(user, await store.authenticators.listForUser(user.id)));
       if (outcome !== 'enough') {
         await audit(app, request, {
           event: 'oidc.step_up',
@@ -165,9 +167,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
       }
 
       const done = await loginOf(store, config, user.id, session);
-      return finish(request, reply, { login: { accountId: user.id, acr: done.acr, amr: done.amr, ts: done.ts, remember: false } },
-        false,
-      );
+      return finish(request, reply, { login: { accountId: user.id, acr: done.acr, amr: done.amr, ts: done.ts, remember: false } }, false);
     }
 
     if (details.prompt.name === 'consent') {

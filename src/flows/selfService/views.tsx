@@ -307,7 +307,7 @@ export function DonePage(m: Base & { what: string; next: { href: string; label: 
       </div>
       {m.next.service ? (
         <>
-          <p>We have sent an email to tell you. {m.next.service} will ask you to confirm it is you with it.</p>
+          <p>We have sent an email to tell you. To continue to {m.next.service}, confirm it is you with it.</p>
           <p>
             <a class="button" href={m.next.href}>
               {m.next.label}
