@@ -7,10 +7,11 @@
  *   Without one, sign in at /signin and come back. `prompt=login` or a
  *   `max_age` the session is older than: sign in afresh. `login_hint`
  *   prefills the email.
- * - step-up: a service needing a higher AAL than the session has sends the
- *   person through a fresh check (/settings/reauth raises the session's AAL);
- *   when they have nothing strong enough, a page says what they need and where
- *   to add it.
+ * - step-up: a request needing a higher AAL than the session has (the one
+ *   rule, requiredAssurance: the service's level, acr_values, an acr in the
+ *   claims parameter) sends the person through a fresh check
+ *   (/settings/reauth raises the session's AAL); when they have nothing strong
+ *   enough, a page says what they need and where to add it.
  * - consent: first-party services are granted what they ask; others get a
  *   page to allow or refuse.
  */
@@ -26,9 +27,12 @@ import { sendContinuePage } from '../views/continuePage.js';
 import { CsrfField, Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
-import { aalOfAcr, acrFor, assessSignIn, methodOf, toAal, type Aal } from './assurance.js';
+import { assuranceOutcome, reachableAal, requiredAssurance, toAal, type Aal } from './assurance.js';
+import { loginOf } from './provider.js';
 
-const UidParams = Type.Object({ uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
+/** An interaction's uid, as oidc-provider makes them (nanoid); also what a page may carry to come back to one. */
+export const InteractionUid = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+const UidParams = Type.Object({ uid: InteractionUid });
 /** `after`: set when this interaction sent the person to sign in afresh: "<ms>.<HMAC>", so it can't be forged. */
 const InteractionQuery = Type.Object({ after: Type.Optional(Type.String({ maxLength: 100 })) });
 const FormBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) });
@@ -41,6 +45,19 @@ const AAL_WAYS: Record<Aal, string> = {
   2: 'a passkey, or a password with an authenticator app',
   3: 'a passkey on a security key that your organisation has approved',
 };
+
+/**
+ * A service's sign-in waiting at this interaction, to come back to after adding an authenticator (step-up):
+ * its local path, built here from a uid the provider knows, so a return can never lead off-site.
+ */
+export async function serviceWaitingAt(provider: Provider | undefined, uid: string): Promise<{ path: string; service: string } | undefined> {
+  if (!provider || !/^[A-Za-z0-9_-]{1,64}$/.test(uid)) return undefined;
+  const interaction = await provider.Interaction.find(uid);
+  if (!interaction) return undefined;
+  const client = await provider.Client.find(String(interaction.params.client_id));
+  if (!client) return undefined;
+  return { path: `/interaction/${uid}`, service: client.clientName ?? client.clientId };
+}
 
 export async function interactionRoutes(app: FastifyInstance, opts: { provider: () => Provider }) {
   // The current provider: it is rebuilt when the signing keys change (routes.ts).
@@ -107,14 +124,9 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     const details = await loadDetails(request, reply);
     const here = `/interaction/${details.uid}`;
     const service = await serviceOf(details);
-    const params = details.params as { prompt?: string; max_age?: number | string; login_hint?: string; acr_values?: string };
-    // acr_values (OpenID Connect Core §3.1.2.1): the service may ask for more than it was registered with, never less.
-    // Any one of the listed values satisfies it, so the lowest known level among them is what is needed.
-    const asked = String(params.acr_values ?? '')
-      .split(' ')
-      .map((v) => aalOfAcr(config, v))
-      .filter((a): a is Aal => a !== undefined);
-    if (asked.length) service.required = toAal(Math.max(service.required, Math.min(...asked)));
+    const params = details.params as { prompt?: string; max_age?: number | string; login_hint?: string; acr_values?: string; claims?: string };
+    // The same rule as the provider's checks (provider.tsx): what the service, acr_values and the claims parameter ask for.
+    const required = requiredAssurance(config, service.required, params);
     const signIn = (after?: number) => {
       const hint = typeof params.login_hint === 'string' && EMAIL.test(params.login_hint) ? `&email=${encodeURIComponent(params.login_hint)}` : '';
       const next = after === undefined ? here : `${here}?after=${freshMark(details.uid, after)}`;
@@ -139,29 +151,23 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
         return signIn(t);
       }
 
-      if (session.aal < service.required) {
-        const methods = await store.authenticators.listForUser(user.id);
-        const reachable = methods.some((a) => (a.type === 'passkey' || (a.type === 'totp' && user.password_hash)) && assessSignIn(methodOf(a)).aal >= service.required);
+      // The person's authenticators are read only when the sign-in falls short.
+      const outcome =
+        assuranceOutcome(required, session.aal, Infinity) === 'enough' ? 'enough' : assuranceOutcome(required, session.aal, reachableAal(user, await store.authenticators.listForUser(user.id)));
+      if (outcome !== 'enough') {
         await audit(app, request, {
           event: 'oidc.step_up',
-          outcome: reachable ? 'success' : 'failure',
+          outcome: outcome === 'step-up' ? 'success' : 'failure',
           subjectUserId: user.id,
           actorUserId: user.id,
-          detail: { service: service.client.clientId, required: service.required, reached: session.aal },
+          detail: { service: service.client.clientId, required: required.aal ?? 'unknown acr', reached: session.aal },
         });
-        if (reachable) return reply.redirect(`/settings/reauth?next=${encodeURIComponent(here)}`, 303);
-        return html(reply, 403, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={service.required} uid={details.uid} />));
+        if (outcome === 'step-up') return reply.redirect(`/settings/reauth?next=${encodeURIComponent(here)}`, 303);
+        return html(reply, 403, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={required.aal} uid={details.uid} />));
       }
 
-      const aal = toAal(session.aal);
-      const authenticator = session.authenticator_id ? await store.authenticators.findForUser(user.id, session.authenticator_id) : undefined;
-      const amr = authenticator ? assessSignIn(methodOf(authenticator, aal)).amr : [];
-      return finish(
-        request,
-        reply,
-        { login: { accountId: user.id, acr: acrFor(config, aal), amr, ts: Math.floor(session.authenticated_at / 1000), remember: false } },
-        false,
-      );
+      const done = await loginOf(store, config, user.id, session);
+      return finish(request, reply, { login: { accountId: user.id, acr: done.acr, amr: done.amr, ts: done.ts, remember: false } }, false);
     }
 
     if (details.prompt.name === 'consent') {
@@ -217,18 +223,35 @@ function ConsentPage(props: { rpName: string; csrfToken: string; service: string
   );
 }
 
-function StrongerSignInPage(props: { rpName: string; csrfToken: string; service: string; required: Aal; uid: string }) {
+/** `required` undefined: the service asked for a kind of sign-in Latchkey does not offer (an unknown essential acr). */
+function StrongerSignInPage(props: { rpName: string; csrfToken: string; service: string; required: Aal | undefined; uid: string }) {
   return (
     <Layout title={`${props.service} needs a stronger way to sign in`} rpName={props.rpName} csrfToken={props.csrfToken} page="step-up-needed">
       <h1>{props.service} needs a stronger way to sign in</h1>
-      <p data-required-aal={String(props.required)}>
-        To use {props.service}, sign in with {AAL_WAYS[props.required]}. The way you signed in today is not enough for it.
-      </p>
+      {props.required ? (
+        <p data-required-aal={String(props.required)}>
+          To use {props.service}, sign in with {AAL_WAYS[props.required]}. The way you signed in today is not enough for it.
+        </p>
+      ) : (
+        <p data-required-aal="unknown">
+          {props.service} asked for a way to sign in that {props.rpName} does not offer. Tell the service's support team.
+        </p>
+      )}
       <h2>What you can do</h2>
       <ul>
-        <li>
-          <a href="/add-authenticator">Add a passkey or an authenticator app</a>, then sign in with it and try {props.service} again.
-        </li>
+        {props.required && props.required <= 2 ? (
+          // Signed in already: the settings route, with no identity check again, and back here when it is added.
+          <li>
+            <form method="post" action="/settings/add-authenticator" class="inline">
+              <CsrfField token={props.csrfToken} />
+              <input type="hidden" name="interaction" value={props.uid} />
+              <button type="submit" class="link-button">
+                Add a passkey or an authenticator app
+              </button>
+            </form>
+            , then come back to {props.service}.
+          </li>
+        ) : null}
         <li>
           If you already have one, <a href="/settings">check your Login and security settings</a>.
         </li>

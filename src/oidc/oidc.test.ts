@@ -388,6 +388,37 @@ describe('OpenID Connect provider', () => {
       expect(res.body).toContain('value="mary@example.com"');
     });
 
+    it('prompt=none after signing out of Latchkey, or in a fresh browser: login_required (OpenID Connect Core §3.1.2.6)', async () => {
+      const first = await authorize();
+      expect(first.callback.startsWith(REDIRECT)).toBe(true);
+      const silent = async (who: TestBrowser) => {
+        const { url } = await follow(who, (await authorizeUrl({ prompt: 'none', state: 'quiet' })).toString());
+        const back = new URL(url);
+        expect(back.origin + back.pathname).toBe(REDIRECT);
+        expect(back.searchParams.get('state')).toBe('quiet');
+        return back.searchParams.get('error');
+      };
+      // Still signed in: straight back with a code.
+      const { url: stillIn } = await follow(browser, (await authorizeUrl({ prompt: 'none' })).toString());
+      expect(new URL(stillIn).searchParams.get('code')).toBeTruthy();
+      expect((await browser.postForm('/signout', {})).statusCode).toBe(303);
+      // The provider's session cookie is still there; Latchkey's is not.
+      expect(browser.cookies.has('latchkey_session')).toBe(false);
+      expect(await silent(browser)).toBe('login_required');
+      expect(await silent(new TestBrowser(t.app))).toBe('login_required');
+
+      // Signed in again on Latchkey's own page: prompt=none answers from that sign-in.
+      clock += 5_000;
+      await browser.get('/signin');
+      const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+      expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+      const verifier = client.randomPKCECodeVerifier();
+      const again = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', prompt: 'none', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: callback } = await follow(browser, again.toString());
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(tokens.claims()!.auth_time).toBe(Math.floor(clock / 1000));
+    });
+
     it('password + authenticator app: AAL2 with amr pwd otp mfa, back to the service through the continue page', async () => {
       const { store, secretBox } = t.app.latchkey;
       const user = await createUser(store, { email: 'katherine@example.com', displayName: 'Katherine Johnson' }, clock);
@@ -499,13 +530,106 @@ describe('OpenID Connect provider', () => {
       expect(callback).toMatch(/\/settings\/reauth\?next=%2Finteraction%2F/);
     });
 
-    it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed and where to add it', async () => {
+    describe('one rule for the level a request needs, on every path (openid-client asking for each level)', () => {
+      const ACR = { 1: 'http://idmanagement.gov/ns/assurance/aal/1', 2: 'http://idmanagement.gov/ns/assurance/aal/2', 3: 'http://idmanagement.gov/ns/assurance/aal/3' } as const;
+      const essential = (acr: { value?: string; values?: string[] }) => JSON.stringify({ id_token: { acr: { essential: true, ...acr } } });
+      let basic: client.Configuration;
+
+      beforeEach(async () => {
+        // A service registered at AAL1, so every level above comes from the request alone.
+        const added = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Library', redirectUris: [REDIRECT], clientType: 'confidential', aal: 1, firstParty: true }, clock);
+        basic = await client.discovery(new URL(TEST_ORIGIN), added.service.client_id, undefined, client.ClientSecretBasic(added.clientSecret!), {
+          execute: [client.allowInsecureRequests],
+          [client.customFetch]: injectFetch(t.app),
+        });
+        // A live session at the provider as well as at Latchkey: the path that used to answer without looking.
+        expect((await ask({})).acr).toBe(ACR[2]);
+      });
+
+      /** Ask with openid-client; the ID token's acr, the error at the redirect URI, or where the browser stopped. */
+      async function ask(extra: Record<string, string>, who: TestBrowser = browser): Promise<{ acr?: string; error?: string; stopped?: string; status?: number; body?: string }> {
+        const verifier = client.randomPKCECodeVerifier();
+        const state = client.randomState();
+        const url = client.buildAuthorizationUrl(basic, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state, ...extra });
+        const { res, url: at } = await follow(who, url.toString());
+        if (!at.startsWith(REDIRECT)) return { stopped: new URL(at).pathname, status: res.statusCode, body: res.body };
+        const back = new URL(at);
+        if (back.searchParams.get('error')) return { error: back.searchParams.get('error')! };
+        const tokens = await client.authorizationCodeGrant(basic, back, { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true });
+        return { acr: tokens.claims()!.acr as string };
+      }
+
+      it('a level the sign-in reached: a code and an ID token at that level (never lower, higher is fine)', async () => {
+        for (const extra of <Record<string, string>[]>[
+          { acr_values: ACR[1] },
+          { acr_values: ACR[2] },
+          { acr_values: `${ACR[2]} ${ACR[3]}` }, // alternatives: AAL2 is one of them
+          { acr_values: 'urn:example:unknown' }, // voluntary and unknown: ignored
+          { claims: essential({ value: ACR[1] }) },
+          { claims: essential({ value: ACR[2] }) },
+          { claims: essential({ values: [ACR[2], ACR[3]] }) },
+          { acr_values: ACR[1], prompt: 'none' },
+          { claims: essential({ value: ACR[2] }), prompt: 'none' },
+        ]) {
+          expect(await ask(extra), JSON.stringify(extra)).toEqual({ acr: ACR[2] });
+        }
+      });
+
+      it('a level nothing the person has reaches (AAL3, or an essential acr Latchkey never issues): the page, or unmet_authentication_requirements with prompt=none', async () => {
+        for (const [extra, required] of [
+          [{ acr_values: ACR[3] }, '3'],
+          [{ acr_values: ACR[3], prompt: 'login' }, '3'],
+          [{ acr_values: ACR[3], max_age: '0' }, '3'],
+          [{ claims: essential({ value: ACR[3] }) }, '3'],
+          [{ claims: essential({ values: [ACR[3], 'urn:example:unknown'] }) }, '3'],
+          [{ claims: essential({ value: 'urn:example:unknown' }) }, 'unknown'],
+          [{ acr_values: ACR[1], claims: essential({ value: ACR[3] }) }, '3'],
+        ] as const) {
+          let answer = await ask(extra);
+          if (answer.stopped === '/signin') {
+            // prompt=login and max_age=0 end the session first: sign in again, then the same rule applies.
+            const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+            expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+            answer = await ask(Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'prompt' && k !== 'max_age')));
+          }
+          expect(answer.stopped, JSON.stringify(extra)).toMatch(/^\/interaction\//);
+          expect(answer.status).toBe(403);
+          expect(answer.body).toContain(`data-required-aal="${required}"`);
+          // max_age=0 asks for a sign-in now, which prompt=none forbids: that comes first (login_required).
+          const silently = 'max_age' in extra ? 'login_required' : 'unmet_authentication_requirements';
+          expect(await ask({ ...extra, prompt: 'none' }), JSON.stringify(extra)).toEqual({ error: silently });
+        }
+      });
+
+      it('a level the person can reach but this sign-in did not: step-up, or login_required with prompt=none', async () => {
+        const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+        await t.app.latchkey.store.kysely.updateTable('sessions').set({ aal: 1 }).where('id_hash', '=', sessionHash).execute();
+        expect(await ask({ acr_values: ACR[1] })).toEqual({ acr: ACR[1] });
+        for (const extra of <Record<string, string>[]>[{ acr_values: ACR[2] }, { claims: essential({ value: ACR[2] }) }, { acr_values: `${ACR[2]} ${ACR[3]}` }]) {
+          expect((await ask(extra)).stopped, JSON.stringify(extra)).toBe('/settings/reauth');
+          expect(await ask({ ...extra, prompt: 'none' }), JSON.stringify(extra)).toEqual({ error: 'login_required' });
+        }
+        // Once stepped up (here, or on any page of Latchkey's), the same request is answered at once, prompt=none too.
+        const options = await browser.postJson('/reauth/options', {});
+        expect((await browser.postJson('/reauth/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+        expect(await ask({ claims: essential({ value: ACR[2] }), prompt: 'none' })).toEqual({ acr: ACR[2] });
+      });
+
+      it('a malformed acr in the claims parameter is the service\'s error: invalid_request at its redirect URI', async () => {
+        expect(await ask({ claims: JSON.stringify({ id_token: { acr: { essential: true, values: ACR[2] } } }) })).toEqual({ error: 'invalid_request' });
+        expect(await ask({ claims: JSON.stringify({ id_token: { acr: { value: 3 } } }) })).toEqual({ error: 'invalid_request' });
+      });
+    });
+
+    it('an AAL3 service with nothing that reaches AAL3: a page saying what is needed, with no offer to add what would not help', async () => {
       const strict = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Prescribing', redirectUris: [REDIRECT], clientType: 'public', aal: 3, firstParty: true }, clock);
       const url = `/oidc/auth?${new URLSearchParams({ client_id: strict.service.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`;
       const { res } = await follow(browser, url);
       expect(res.statusCode).toBe(403);
       expect(res.body).toContain('Prescribing needs a stronger way to sign in');
-      expect(res.body).toContain('href="/add-authenticator"');
+      // Nothing anyone can add reaches AAL3 yet: no offer to add one that would not help.
+      expect(res.body).not.toContain('/add-authenticator');
+      expect(res.body).toContain('href="/settings"');
     });
   });
 });
@@ -581,6 +705,62 @@ describe('step-up from a real AAL1 sign-in (a linked account at an upstream conf
     expect(res.statusCode).toBe(403);
     expect(res.body).toContain('Rota needs a stronger way to sign in');
     expect(res.body).toContain('a passkey, or a password with an authenticator app');
-    expect(res.body).toContain('href="/add-authenticator"');
+    // Signed in: the settings route for adding one, not the signed-out identity check.
+    expect(res.body).toContain('action="/settings/add-authenticator"');
+    expect(res.body).toContain(`name="interaction" value="${url.split('/interaction/')[1]}"`);
+    expect(res.body).not.toContain('href="/add-authenticator"');
+  });
+
+  it('with nothing stronger: adds a passkey in settings (no identity check again), comes back, steps up and the service gets a code', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'mary.linked@example.com', displayName: 'Mary Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'mary-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    const { verifier, url: stepUpAt } = await signInWithWorkAccount(browser, 'mary-work');
+    const uid = stepUpAt.split('/interaction/')[1]!;
+
+    const add = await browser.postForm('/settings/add-authenticator', { interaction: uid });
+    expect(add.headers.location).toMatch(/^\/add-authenticator\/[A-Za-z0-9_-]+\/choose$/);
+    const flowBase = String(add.headers.location).replace(/\/choose$/, '');
+    const key = authenticator();
+    const options = await browser.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+    const added = await browser.postJson(`${flowBase}/passkey/verify`, { response: key.createCredential(options.json().options), name: 'Laptop' });
+    expect(added.statusCode).toBe(200);
+    const done = await browser.get(added.json().redirect);
+    expect(done.body).toContain('Authenticator added');
+    expect(done.body).toContain(`href="/interaction/${uid}"`);
+    expect(done.body).toContain('Continue to Rota');
+    expect(done.body).not.toContain('Go to sign in');
+
+    // Back at the service's sign-in: confirm it is them with the new passkey, then a code at AAL2.
+    const { url: atReauth } = await follow(browser, `/interaction/${uid}`);
+    expect(atReauth).toBe(`${TEST_ORIGIN}/settings/reauth?next=${encodeURIComponent(`/interaction/${uid}`)}`);
+    await browser.get(atReauth.slice(TEST_ORIGIN.length));
+    const check = await browser.postJson('/reauth/options', {});
+    expect((await browser.postJson('/reauth/verify', { response: key.getAssertion(check.json().options) })).statusCode).toBe(200);
+    const { url: callback } = await follow(browser, `/interaction/${uid}`);
+    const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2' });
+  });
+
+  it('the return to a service is only ever an interaction the provider knows, by its local path', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'joan.linked@example.com', displayName: 'Joan Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'joan-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    await signInWithWorkAccount(browser, 'joan-work');
+    for (const interaction of ['//evil.example', 'https://evil.example/x', '../settings', 'a'.repeat(65)]) {
+      const res = await browser.postForm('/settings/add-authenticator', { interaction });
+      expect(res.statusCode, interaction).toBe(400);
+    }
+    // A well-formed uid the provider never issued: the ordinary settings journey, with no way back to a service.
+    const add = await browser.postForm('/settings/add-authenticator', { interaction: 'notAnInteraction123' });
+    const flowBase = String(add.headers.location).replace(/\/choose$/, '');
+    const key = authenticator();
+    const options = await browser.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+    const added = await browser.postJson(`${flowBase}/passkey/verify`, { response: key.createCredential(options.json().options), name: 'Laptop' });
+    const done = await browser.get(added.json().redirect);
+    expect(done.body).not.toContain('/interaction/');
+    expect(done.body).toContain('href="/settings"');
   });
 });

@@ -9,14 +9,15 @@
  * at /.well-known/openid-configuration.
  */
 import type { KoaContextWithOIDC, Configuration, JWK } from 'oidc-provider';
-import Provider, { interactionPolicy } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
 import type { Latchkey } from '../context.js';
 import { hashToken, hmac } from '../crypto.js';
 import { cookieNames } from '../plugins/sessions.js';
 import { Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { KyselyAdapter, SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
-import { aalOfAcr } from './assurance.js';
+import { aalOfAcr, acrFor, assessSignIn, assuranceOutcome, methodOf, reachableAal, requiredAssurance, toAal } from './assurance.js';
+import type { Session } from '../db/schema.js';
 import { corsOriginsOf } from './services.js';
 import { loadSigningJwks } from './signingKeys.js';
 
@@ -71,6 +72,13 @@ function page(latchkey: ProviderContext, title: string, body: preact.ComponentCh
   );
 }
 
+/** What the provider records for a Latchkey sign-in: acr and amr from the method it used (assurance.ts), and when. */
+export async function loginOf(store: ProviderContext['store'], config: ProviderContext['config'], userId: string, session: Pick<Session, 'aal' | 'authenticator_id' | 'authenticated_at'>) {
+  const aal = toAal(session.aal);
+  const authenticator = session.authenticator_id ? await store.authenticators.findForUser(userId, session.authenticator_id) : undefined;
+  return { acr: acrFor(config, aal), amr: authenticator ? assessSignIn(methodOf(authenticator, aal)).amr : [], ts: Math.floor(session.authenticated_at / 1000) };
+}
+
 /**
  * Build the provider. Signing keys are read once here (oidcRoutes builds a new provider when they change);
  * `keys` replaces the stored ones, for `latchkey doctor`, which must not open or create any.
@@ -82,34 +90,81 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
 
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
-  // The provider's session stands for one Latchkey sign-in: the same person, at the same level, at the same time.
-  // No Latchkey session, or a different one (signed out and in again, another method, a step-up), and the
-  // interaction runs again, so acr, amr and auth_time always describe the sign-in behind this browser's session.
+
+  /**
+   * The Latchkey session behind this request, looked up once per request and shared by the checks below.
+   * The provider's session stands for one Latchkey sign-in: the same person, at the same level, at the same
+   * time. When the person signed in again or stepped up since (same person), the provider's session is brought
+   * up to date here, so acr, amr and auth_time describe the sign-in behind this browser's session and prompt=none
+   * answers from it; signed out, or someone else, and the check below asks for the interaction.
+   */
+  const latchkeySessions = new WeakMap<object, Promise<{ signedIn: boolean; aal: number }>>();
+  const latchkeySessionOf = (ctx: KoaContextWithOIDC) => {
+    let found = latchkeySessions.get(ctx);
+    if (!found) latchkeySessions.set(ctx, (found = lookUpLatchkeySession(ctx)));
+    return found;
+  };
+  async function lookUpLatchkeySession(ctx: KoaContextWithOIDC): Promise<{ signedIn: boolean; aal: number }> {
+    const signedOut = { signedIn: false, aal: 0 };
+    const opSession = ctx.oidc.session;
+    if (!opSession?.accountId) return signedOut;
+    const token = ctx.cookies.get(sessionCookie);
+    if (!token || token.length > 64) return signedOut;
+    const found = await store.sessions.findWithUser(hashToken(token));
+    const t = now();
+    const live =
+      found &&
+      found.user.id === opSession.accountId &&
+      found.user.status !== 'suspended' &&
+      found.session.expires_at > t &&
+      found.session.last_seen_at > t - config.sessionIdleSeconds * 1000;
+    if (!live) return signedOut;
+    const { session, user } = found;
+    if (aalOfAcr(config, opSession.acr) !== session.aal || opSession.loginTs !== Math.floor(session.authenticated_at / 1000)) {
+      const signIn = await loginOf(store, config, user.id, session);
+      opSession.loginAccount({ accountId: user.id, acr: signIn.acr, amr: signIn.amr, loginTs: signIn.ts, transient: opSession.transient });
+    }
+    return { signedIn: true, aal: session.aal };
+  }
+
+  // A check added after the prompt is built gets oidc-provider's generic interaction_required; signed out is
+  // login_required (OpenID Connect Core §3.1.2.6), as for a browser the provider has never seen.
+  // The first check that fails names the error prompt=none gets: these come straight after no_session, so signed
+  // out is login_required and a level nothing reaches is unmet_authentication_requirements, even when max_age or
+  // an id_token_hint would also ask for a sign-in (one that could not help).
+  const afterNoSession = () => login.checks.findIndex((c) => c.reason === 'no_session') + 1;
   login.checks.add(
-    new interactionPolicy.Check('latchkey_session', 'End-User is not signed in to Latchkey', async (ctx) => {
-      const opSession = ctx.oidc.session;
-      if (!opSession?.accountId) return interactionPolicy.Check.REQUEST_PROMPT;
-      const token = ctx.cookies.get(sessionCookie);
-      if (!token || token.length > 64) return interactionPolicy.Check.REQUEST_PROMPT;
-      const found = await store.sessions.findWithUser(hashToken(token));
-      const t = now();
-      const same =
-        found &&
-        found.user.id === opSession.accountId &&
-        found.user.status !== 'suspended' &&
-        found.session.expires_at > t &&
-        found.session.last_seen_at > t - config.sessionIdleSeconds * 1000 &&
-        aalOfAcr(config, opSession.acr) === found.session.aal &&
-        opSession.loginTs === Math.floor(found.session.authenticated_at / 1000);
-      return same ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
-    }),
+    new interactionPolicy.Check('latchkey_session', 'End-User is not signed in to Latchkey', 'login_required', async (ctx) =>
+      (await latchkeySessionOf(ctx)).signedIn ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
+    ),
+    afterNoSession(),
   );
-  // A service that needs AAL2 never gets a token for an AAL1 sign-in: the interaction asks for a stronger one.
+  // What the request needs (the service's level, acr_values, an acr in the claims parameter) is decided by one
+  // function, requiredAssurance, here and on the interaction page. oidc-provider's own essential-acr checks want
+  // the session's acr to equal one of the requested values, so an AAL2 sign-in asked for AAL1 as essential would
+  // be sent back to the interaction forever; ours accept a sign-in at or above what is needed.
+  login.checks.remove('essential_acr');
+  login.checks.remove('essential_acrs');
+  const requirementOf = (ctx: KoaContextWithOIDC) => requiredAssurance(config, Number(ctx.oidc.client?.[SERVICE_AAL] ?? 1), ctx.oidc.params ?? {});
+  // Nothing the person has reaches the level: with prompt=none that is unmet_authentication_requirements
+  // (OpenID Connect Core §3.1.2.6); otherwise the interaction shows the page that says what the service needs.
   login.checks.add(
-    new interactionPolicy.Check('aal_insufficient', 'The service requires a higher authentication assurance level', (ctx) => {
-      const required = Number(ctx.oidc.client?.[SERVICE_AAL] ?? 1);
-      const reached = aalOfAcr(config, ctx.oidc.session?.acr) ?? 0;
-      return reached < required ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    new interactionPolicy.Check('aal_unreachable', 'None of the End-User\'s ways to sign in reaches the requested authentication assurance level', 'unmet_authentication_requirements', async (ctx) => {
+      const { signedIn, aal } = await latchkeySessionOf(ctx);
+      if (!signedIn) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const required = requirementOf(ctx);
+      if (assuranceOutcome(required, aal, Infinity) === 'enough') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const user = await store.users.findById(ctx.oidc.session!.accountId!);
+      const reachable = user ? reachableAal(user, await store.authenticators.listForUser(user.id)) : 0;
+      return assuranceOutcome(required, aal, reachable) === 'unreachable' ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+    afterNoSession() + 1,
+  );
+  // A level the person can reach but this sign-in did not: the interaction steps up (prompt=none: login_required).
+  login.checks.add(
+    new interactionPolicy.Check('aal_insufficient', 'The service requires a higher authentication assurance level', 'login_required', async (ctx) => {
+      const { aal } = await latchkeySessionOf(ctx);
+      return assuranceOutcome(requirementOf(ctx), aal, Infinity) === 'enough' ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
   );
 
@@ -150,6 +205,25 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
     features: {
       devInteractions: { enabled: false },
       userinfo: { enabled: true },
+      // The claims parameter (OpenID Connect Core §5.5), so a service can ask for an acr as essential; what that
+      // requires is requiredAssurance's rule. A malformed acr request is the service's error, not a page of ours.
+      claimsParameter: {
+        enabled: true,
+        assertClaimsParameter(_ctx, claims) {
+          const acr = (claims as { id_token?: { acr?: unknown } }).id_token?.acr;
+          if (acr === undefined || acr === null) return;
+          const { value, values, essential } = acr as { value?: unknown; values?: unknown; essential?: unknown };
+          if (
+            typeof acr !== 'object' ||
+            Array.isArray(acr) ||
+            (value !== undefined && typeof value !== 'string') ||
+            (values !== undefined && !(Array.isArray(values) && values.every((v) => typeof v === 'string'))) ||
+            (essential !== undefined && typeof essential !== 'boolean')
+          ) {
+            throw new errors.InvalidRequest('claims.id_token.acr must be null or an object with a string value, an array of string values and a boolean essential');
+          }
+        },
+      },
       revocation: { enabled: true },
       introspection: { enabled: false },
       clientCredentials: { enabled: false },

@@ -2,7 +2,8 @@
  * A real relying party (openid-client) signing people in through Chromium:
  * discovery, code + PKCE with a passkey on a virtual authenticator, the ID
  * token verified (signature, iss, aud, nonce, acr, amr, auth_time), refresh,
- * RP-initiated logout, and step-up from an AAL1 session to an AAL2 service.
+ * RP-initiated logout, and step-up from an AAL1 session to an AAL2 service
+ * (with a passkey, or by adding one in settings and coming back).
  */
 import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -134,6 +135,57 @@ describe('OpenID Connect in a browser', () => {
     await verifyIdTokenSignature(tokens.id_token!);
     expect(tokens.claims()).toMatchObject({ acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: expect.arrayContaining(['user', 'mfa']) });
     expect((await e2e.server.app.latchkey.store.sessions.findByHash(hashToken(token)))?.aal).toBe(2);
+  });
+
+  it('step-up with nothing strong enough: adds a passkey in settings, comes back to the service and gets a code', async () => {
+    const { page, authenticators } = await e2e.open();
+    const first = await authenticators.add('platform');
+    const email = 'edith.cavell@example.com';
+    await signUpInBrowser(e2e.server, page, { displayName: 'Edith Cavell', email });
+    // As if this person's only way in were a work account at an upstream configured as AAL1, and this session came
+    // from it (src/oidc/oidc.test.ts signs in through a real upstream): nothing they have reaches AAL2.
+    const { store } = e2e.server.app.latchkey;
+    const user = (await store.users.findByEmail(email))!;
+    const [passkey] = await store.authenticators.listForUser(user.id);
+    await store.authenticators.insert({
+      id: 'work-account-1', user_id: user.id, type: 'linked-account', credential_id: 'https://work.example#edith', public_key: '', counter: 0,
+      transports: '[]', aaguid: 'work', backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Work sign-in', created_at: Date.now(), last_used_at: null,
+    });
+    const token = (await page.context().cookies()).find((c) => c.name === 'latchkey_session')!.value;
+    await store.kysely.updateTable('sessions').set({ aal: 1, authenticator_id: 'work-account-1' }).where('id_hash', '=', hashToken(token)).execute();
+    await store.authenticators.remove(user.id, passkey!.id);
+    await authenticators.remove(first);
+    await authenticators.add('platform');
+
+    const rp = await relyingParty(2);
+    await page.goto(rp.url);
+    await page.waitForURL('**/interaction/**');
+    await waitReady(page);
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Rota needs a stronger way to sign in');
+    await expectAccessible(page, 'needs a stronger way to sign in, with a way to add one');
+    // Signed in: straight to the choice of authenticator, no email, National Insurance number or code again.
+    await page.getByRole('button', { name: 'Add a passkey or an authenticator app' }).click();
+    await page.waitForURL('**/add-authenticator/*/choose');
+    await waitReady(page);
+    await page.getByRole('radio', { name: /^Passkey/ }).check();
+    await page.getByRole('button', { name: 'Continue', exact: true }).click();
+    await page.waitForURL('**/add-authenticator/*/passkey');
+    await waitReady(page);
+    await page.getByRole('button', { name: 'Set up passkey' }).click();
+    await page.waitForURL('**/add-authenticator/*/done?added=passkey');
+    await waitReady(page);
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Authenticator added');
+    expect(await page.getByRole('link', { name: 'Go to sign in' }).count()).toBe(0);
+    await expectAccessible(page, 'authenticator added, back to the service');
+
+    // Back at the service's sign-in: confirm it is them with the new passkey, and the service gets its code.
+    await page.getByRole('link', { name: 'Continue to Rota' }).click();
+    await page.waitForURL('**/settings/reauth?next=*');
+    await waitReady(page);
+    await page.getByRole('button', { name: 'Continue with a passkey' }).click();
+    await page.waitForURL(`${rpOrigin}/callback**`);
+    const tokens = await rp.exchange(page.url());
+    expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: expect.arrayContaining(['user', 'mfa']) });
   });
 
   it('the pages on the way to a service are accessible: consent for a third-party service, the continue page, and "needs a stronger way"', async () => {

@@ -51,7 +51,13 @@ interface SelfServiceData {
   /** The TOTP secret being set up, sealed: the flow row must not hold it in clear. */
   sealedTotp?: string;
   added?: string;
+  /** Started from a service's step-up (settings): the interaction to go back to, and the service's name. */
+  returnTo?: string;
+  returnService?: string;
 }
+
+/** The only returns a flow keeps: an interaction's local path (never an open redirect). */
+const RETURN_TO = /^\/interaction\/[A-Za-z0-9_-]{1,64}$/;
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
 const FlowParams = Type.Object({ flowId: Id });
@@ -79,7 +85,8 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
  * A flow that starts at the choice of authenticator, for someone signed in who
  * just confirmed it is them (settings): the identity check is already done.
  */
-export async function startVerifiedFlow(store: Store, bindingHash: string, user: User, now: number): Promise<string> {
+export async function startVerifiedFlow(store: Store, bindingHash: string, user: User, now: number, back?: { path: string; service: string }): Promise<string> {
+  const returnTo = back && RETURN_TO.test(back.path) ? { returnTo: back.path, returnService: back.service } : {};
   const flowId = randomToken(16);
   await store.flows.insert({
     id: flowId,
@@ -87,7 +94,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
     binding_hash: bindingHash,
     user_id: user.id,
     lookup: `self-service:${flowId}`,
-    data: JSON.stringify({ step: 'verified', email: user.email } satisfies SelfServiceData),
+    data: JSON.stringify({ step: 'verified', email: user.email, ...returnTo } satisfies SelfServiceData),
     created_at: now,
     expires_at: now + FLOW_SECONDS * 1000,
   });
@@ -547,7 +554,16 @@ If this was not you, contact your registration authority straight away.
       const added = request.query.added ?? '';
       const provider = config.upstreamProviders.find((p) => `linked:${p.id}` === added);
       const what = added === 'passkey' ? 'passkey' : added === 'app' ? 'authenticator app' : provider ? `${provider.name} account` : 'authenticator';
-      return html(reply, renderPage(<DonePage {...base(request)} what={what} />));
+      // Where to next: back to the service whose step-up sent them (it asks them to confirm it is them with what they
+      // just added), their settings when signed in, sign-in otherwise.
+      const data = dataOf(flow);
+      const next =
+        data.returnTo && RETURN_TO.test(data.returnTo)
+          ? { href: data.returnTo, label: `Continue to ${data.returnService ?? 'the service'}`, service: data.returnService ?? 'the service' }
+          : request.auth
+            ? { href: '/settings', label: 'Go to Login and security settings' }
+            : { href: '/signin', label: 'Go to sign in' };
+      return html(reply, renderPage(<DonePage {...base(request)} what={what} next={next} />));
     },
   );
 }

@@ -297,17 +297,31 @@ export function ScanPage(m: Base & { flowId: string; qrSvgDataUri: string; secre
   );
 }
 
-export function DonePage(m: Base & { what: string }) {
+/** `next.service`: a service's step-up sent them here, and `next.href` goes back to it. */
+export function DonePage(m: Base & { what: string; next: { href: string; label: string; service?: string } }) {
   return (
     <Page {...m} title="Authenticator added">
       <div class="panel-confirmation" role="status">
         <h1>Authenticator added</h1>
         <p>Your {m.what} has been added to your profile.</p>
       </div>
-      <p>We have sent an email to tell you. You can now use it to sign in.</p>
-      <p>
-        <a href="/signin">Go to sign in</a>
-      </p>
+      {m.next.service ? (
+        <>
+          <p>We have sent an email to tell you. To continue to {m.next.service}, confirm it is you with it.</p>
+          <p>
+            <a class="button" href={m.next.href}>
+              {m.next.label}
+            </a>
+          </p>
+        </>
+      ) : (
+        <>
+          <p>We have sent an email to tell you. You can now use it to sign in.</p>
+          <p>
+            <a href={m.next.href}>{m.next.label}</a>
+          </p>
+        </>
+      )}
     </Page>
   );
 }

@@ -15,10 +15,12 @@ import { CsrfField, ErrorSummary, Layout } from '../../views/layout.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import type { Config } from '../../config/index.js';
 import { startVerifiedFlow } from '../selfService/routes.js';
+import { InteractionUid, serviceWaitingAt } from '../../oidc/interactions.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 
 const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
 const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
+const AddBody = Type.Object({ ...Csrf, interaction: Type.Optional(InteractionUid) });
 const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
 const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
 
@@ -27,10 +29,13 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const reauth = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
-  app.post('/settings/add-authenticator', { schema: { body: Type.Object(Csrf) } }, async (request, reply) => {
+  app.post<{ Body: Static<typeof AddBody> }>('/settings/add-authenticator', { schema: { body: AddBody } }, async (request, reply) => {
     const auth = requireAuth(request);
-    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings#other-methods');
-    const flowId = await startVerifiedFlow(store, request.bindingHash, auth.user, now());
+    // Sent by a service's step-up page (src/oidc/interactions.tsx): back to that sign-in when done. Only an
+    // interaction the provider knows, by its local path; anything else is the plain settings journey.
+    const back = request.body.interaction ? await serviceWaitingAt(app.latchkey.oidc, request.body.interaction) : undefined;
+    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, back?.path ?? '/settings#other-methods');
+    const flowId = await startVerifiedFlow(store, request.bindingHash, auth.user, now(), back);
     return reply.redirect(`/add-authenticator/${flowId}/choose`, 303);
   });
 
