@@ -137,16 +137,16 @@ export function SettingsPage(m: SettingsModel) {
         <tbody>
           {m.passkeys.map((p) => (
             <tr data-passkey-id={p.id} data-credential-id={p.credential_id}>
-              <td>
+              <td data-label="Name">
                 <strong class="passkey-name">{p.name}</strong>
                 <br />
                 <SyncBadge authenticator={p} />
               </td>
-              <td>
+              <td data-label="Provider">
                 <PasskeyProvider aaguid={p.aaguid} />
               </td>
-              <td>{formatTime(p.created_at)}</td>
-              <td>{formatTime(p.last_used_at)}</td>
+              <td data-label="Created">{formatTime(p.created_at)}</td>
+              <td data-label="Last used">{formatTime(p.last_used_at)}</td>
               <td class="actions">
                 <a href={`/settings/passkeys/${p.id}/rename`}>
                   Rename<span class="visually-hidden"> {p.name}</span>
@@ -191,9 +191,9 @@ export function SettingsPage(m: SettingsModel) {
           <tbody>
             {m.others.map((a) => (
               <tr data-authenticator-id={a.id}>
-                <td>{a.name}</td>
-                <td>{formatTime(a.created_at)}</td>
-                <td>{formatTime(a.last_used_at)}</td>
+                <td data-label="Name">{a.name}</td>
+                <td data-label="Created">{formatTime(a.created_at)}</td>
+                <td data-label="Last used">{formatTime(a.last_used_at)}</td>
                 <td class="actions">
                   <a href={`/settings/authenticators/${a.id}/remove`}>
                     Remove<span class="visually-hidden"> {a.name}</span>
@@ -236,10 +236,10 @@ export function SettingsPage(m: SettingsModel) {
         <tbody>
           {m.sessions.map((s) => (
             <tr data-session-id={s.public_id}>
-              <td>{describeUserAgent(s.user_agent)}</td>
-              <td>{s.ip}</td>
-              <td>{formatTime(s.created_at)}</td>
-              <td>{formatTime(s.last_seen_at)}</td>
+              <td data-label="Device">{describeUserAgent(s.user_agent)}</td>
+              <td data-label="IP address">{s.ip}</td>
+              <td data-label="Signed in">{formatTime(s.created_at)}</td>
+              <td data-label="Last active">{formatTime(s.last_seen_at)}</td>
               <td>
                 {s.public_id === m.currentSessionId ? (
                   <strong>This session</strong>
@@ -269,9 +269,9 @@ export function SettingsPage(m: SettingsModel) {
         <tbody>
           {m.activity.map((e) => (
             <tr data-event={e.event}>
-              <td>{formatTime(e.at)}</td>
-              <td>{auditEventLabels[e.event] ?? e.event}</td>
-              <td>
+              <td data-label="When">{formatTime(e.at)}</td>
+              <td data-label="What">{auditEventLabels[e.event] ?? e.event}</td>
+              <td data-label="From">
                 {e.ip ?? ''} {e.user_agent ? describeUserAgent(e.user_agent) : ''}
               </td>
             </tr>
