@@ -185,4 +185,20 @@ describe('pages on a phone', () => {
     expect(checked).toBeGreaterThan(35);
     expect(failures, failures.join('\n')).toEqual([]);
   });
+
+  it('styles the password field on "Confirm it is you" like the other fields', async () => {
+    const t = await phone();
+    const { user, url } = await server.invite('grace.hopper@example.com', 'Grace Hopper');
+    await visit(t.page, url);
+    await t.page.getByRole('button', { name: 'Set up passkey' }).click();
+    await t.page.waitForURL('**/enrol/done');
+    await store().users.setPasswordHash(user.id, 'not-a-real-hash', server.clock.now());
+    await visit(t.page, server.url('/settings/reauth?next=/settings'));
+    const look = (selector: string) =>
+      t.page.locator(selector).evaluate((e) => {
+        const s = getComputedStyle(e);
+        return { border: `${s.borderTopWidth} ${s.borderTopStyle} ${s.borderTopColor}`, padding: s.paddingTop, font: s.fontSize, radius: s.borderTopLeftRadius };
+      });
+    expect(await look('#password')).toEqual(await look('#code'));
+  });
 });
