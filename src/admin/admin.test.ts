@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtpSink.js';
+import { expectConfirmError } from '../../test/support/pages.js';
 import type { Role, User } from '../db/schema.js';
 import { createUser } from '../users/createUser.js';
 import { CODE_MAX_ATTEMPTS, formatCode, issueInvite } from '../flows/enrolment/invites.js';
@@ -479,9 +480,11 @@ describe('the registration-authority console', () => {
 
     const confirm = await browser.get(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`);
     expect(confirm.body).toContain('I confirm I want to remove this passkey');
+    // One sentence, not broken around the provider's name.
+    expect(confirm.body).toMatch(/You are removing <strong>[^<]+<\/strong>, a passkey(?: saved (?:in|on) [^<]+)?, created [^<]+ UTC, from [^<]+’s profile\./);
     const unticked = await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, {});
     expect(unticked.statusCode).toBe(400);
-    expect(unticked.body).toContain('Select the box to confirm');
+    expectConfirmError(unticked.body, 'Select the box to confirm you want to remove the passkey');
     expect(await store().authenticators.countForUser(user.id)).toBe(1);
 
     const removed = await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, { confirm: 'yes' });

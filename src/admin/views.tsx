@@ -9,8 +9,8 @@ import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db
 import type { AuditRow } from '../db/persisters/audit.js';
 import type { FieldError } from '../errors.js';
 import { auditEventLabels } from '../audit.js';
-import { CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
-import { PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
+import { describePasskey, PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
 import { can, ROLES, roleDescriptions, roleLabels, type Permission, type Role } from './roles.js';
 import { PLACEHOLDERS } from './emailTemplates.js';
 import { enrolmentStatusLabels, formatCode, type EnrolmentMethod, type EnrolmentStatus } from '../flows/enrolment/invites.js';
@@ -719,15 +719,12 @@ export function RemoveAuthenticatorPage(m: AdminContext & { user: User; authenti
       <h1>Remove authenticator</h1>
       <ErrorSummary fields={m.error ? [{ field: 'confirm', message: m.error }] : []} />
       <p>
-        You are removing the passkey <strong>{m.authenticator.name}</strong> (<PasskeyProvider aaguid={m.authenticator.aaguid} />) from {m.user.display_name}’s profile.
-        They will be signed out wherever they signed in with it, and told by email.
+        You are removing <strong>{m.authenticator.name}</strong>, {describePasskey(m.authenticator)}, from {m.user.display_name}’s profile. They will be signed out
+        wherever they signed in with it, and told by email.
       </p>
       <form method="post" action={`/admin/users/${m.user.id}/authenticators/${m.authenticator.id}/remove`}>
         <CsrfField token={m.csrfToken} />
-        <div class={`checkbox${m.error ? ' field-error' : ''}`}>
-          <input type="checkbox" id="confirm" name="confirm" value="yes" />
-          <label for="confirm">I confirm I want to remove this passkey from {m.user.display_name}’s profile</label>
-        </div>
+        <ConfirmCheckbox label={`I confirm I want to remove this passkey from ${m.user.display_name}’s profile`} error={m.error} />
         <div class="actions">
           <button type="submit" class="warning">
             Remove authenticator

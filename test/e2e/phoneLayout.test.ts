@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { hashToken, randomToken } from '../../src/crypto.js';
 import type { Authenticator, User } from '../../src/db/schema.js';
 import { createUser } from '../../src/users/createUser.js';
-import { closeContextsAfterEach, launchBrowser, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { closeContextsAfterEach, errorSummaryText, launchBrowser, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 const PHONE = { width: 375, height: 812 };
 
@@ -129,6 +129,12 @@ describe('pages on a phone', () => {
     await go(a, '/settings', 'settings');
     await go(a, `/settings/passkeys/${first!.id}/rename`, 'rename passkey');
     await go(a, `/settings/passkeys/${second.id}/remove`, 'remove passkey');
+    // Without the tick: the summary links to the box, and the message sits at the box, said once each.
+    await a.getByRole('button', { name: 'Remove passkey' }).click();
+    expect(await errorSummaryText(a)).toBe('There is a problem Select the box to confirm you want to remove this passkey');
+    await check(a, 'remove passkey, not ticked');
+    expect((await a.locator('#confirm-error').innerText()).replace(/\s+/g, ' ')).toBe('Error: Select the box to confirm you want to remove this passkey');
+    expect(await a.getByRole('checkbox', { name: 'I want to remove this passkey' }).getAttribute('aria-describedby')).toBe('confirm-error');
     await go(a, `/settings/authenticators/${app.id}/remove`, 'remove authenticator app');
     await go(a, '/settings/password', 'change password');
     await go(a, '/settings/reauth?next=/settings', 'confirm it is you');

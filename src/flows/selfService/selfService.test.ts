@@ -8,6 +8,7 @@ import { solveChallenge } from 'altcha-lib/v1';
 import { Secret, TOTP } from 'otpauth';
 import { authenticator, createTestApp, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import { startSmtpSink, type SmtpSink } from '../../../test/support/smtpSink.js';
+import { expectConfirmError } from '../../../test/support/pages.js';
 import { createUser } from '../../users/createUser.js';
 import { hashNationalId } from '../../users/nationalId.js';
 import type { User } from '../../db/schema.js';
@@ -295,7 +296,10 @@ describe('self-service: add an authenticator', () => {
     const opts = await me.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
     expect((await me.postJson(`${flowBase}/passkey/verify`, { response: authenticator().createCredential(opts.json().options), name: 'Laptop' })).statusCode).toBe(200);
 
-    // Now the app can go, and the password with it.
+    // Now the app can go, and the password with it, once the box is ticked.
+    const unticked = await me.postForm(`/settings/authenticators/${appRow!.id}/remove`, {});
+    expect(unticked.statusCode).toBe(400);
+    expectConfirmError(unticked.body, 'Select the box to confirm you want to remove it');
     const removed = await me.postForm(`/settings/authenticators/${appRow!.id}/remove`, { confirm: 'yes' });
     expect(removed.headers.location).toBe('/settings?unlinked=1');
     expect((await store().authenticators.listForUser(user.id)).map((a) => a.type)).toEqual(['passkey']);

@@ -6,7 +6,7 @@
 import type { ComponentChildren } from 'preact';
 import type { Config } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
-import { CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import type { NationalIdFormat } from '../../users/nationalId.js';
 
 interface Base {
@@ -236,10 +236,10 @@ export function ConfirmOnlyYouPage(m: Base & { flowId: string; kind: 'app' | 'li
       )}
       <form method="post" action={action}>
         <CsrfField token={m.csrfToken} />
-        <div class={`checkbox${m.errors.length ? ' field-error' : ''}`}>
-          <input type="checkbox" id="confirm" name="confirm" value="yes" />
-          <label for="confirm">{app ? 'I confirm only I have access to this authenticator app' : `I confirm only I have access to this ${m.providerName} account`}</label>
-        </div>
+        <ConfirmCheckbox
+          label={app ? 'I confirm only I have access to this authenticator app' : `I confirm only I have access to this ${m.providerName} account`}
+          error={m.errors.find((e) => e.field === 'confirm')?.message}
+        />
         <button type="submit">Continue</button>
       </form>
     </Page>

@@ -3,7 +3,7 @@ import type { AuditEvent, Authenticator, Session, User } from '../../db/schema.j
 import { auditEventLabels } from '../../audit.js';
 import type { FieldError } from '../../errors.js';
 import { providerFor, type ProviderKind } from '../../webauthn/aaguids.js';
-import { CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import { describeUserAgent } from '../../views/userAgent.js';
 
 function ProviderIcon(props: { kind: ProviderKind }) {
@@ -18,6 +18,16 @@ function ProviderIcon(props: { kind: ProviderKind }) {
       <path d={paths[props.kind]} fill="currentColor" />
     </svg>
   );
+}
+
+/**
+ * "a passkey saved in iCloud Keychain, created 2026-12-04 09:30 UTC": one piece of text for a sentence (the
+ * provider's icon and flex layout would break the sentence into lines), without "saved in Passkey" for the unknown.
+ */
+export function describePasskey(passkey: Pick<Authenticator, 'aaguid' | 'created_at'>): string {
+  const provider = providerFor(passkey.aaguid);
+  const where = provider.kind === 'unknown' ? '' : ` saved ${provider.kind === 'security-key' ? 'on' : 'in'} ${provider.name}`;
+  return `a passkey${where}, created ${formatTime(passkey.created_at)}`;
 }
 
 export function PasskeyProvider(props: { aaguid: string }) {
@@ -322,9 +332,10 @@ export function RemovePage(props: { config: Config; csrfToken: string; user: Use
   return (
     <Layout title="Remove passkey" rpName={props.config.rpName} csrfToken={props.csrfToken} page="remove" signedIn={{ displayName: props.user.display_name }}>
       <h1>Remove passkey</h1>
-      <ErrorSummary message={props.error ?? null} fields={props.error && !props.isLast ? [{ field: 'confirm', message: props.error }] : []} />
+      {/* Said once: a missing tick is a link to the box (with its message there); "your only passkey" is about the page. */}
+      <ErrorSummary message={props.error && props.isLast ? props.error : null} fields={props.error && !props.isLast ? [{ field: 'confirm', message: props.error }] : []} />
       <p>
-        <strong>{props.passkey.name}</strong> (<PasskeyProvider aaguid={props.passkey.aaguid} />, created {formatTime(props.passkey.created_at)})
+        <strong>{props.passkey.name}</strong> is {describePasskey(props.passkey)}.
       </p>
       {props.isLast ? (
         <>
@@ -339,10 +350,7 @@ export function RemovePage(props: { config: Config; csrfToken: string; user: Use
         <form method="post" action={`/settings/passkeys/${props.passkey.id}/remove`} novalidate>
           <CsrfField token={props.csrfToken} />
           <p>You will not be able to use this passkey to sign in. Your device may still offer it: you can also remove it in your device settings.</p>
-          <div class="checkbox">
-            <input type="checkbox" id="confirm" name="confirm" value="yes" />
-            <label for="confirm">I want to remove this passkey</label>
-          </div>
+          <ConfirmCheckbox label="I want to remove this passkey" error={props.isLast ? null : props.error} />
           <div class="actions">
             <button type="submit" class="warning">
               Remove passkey
