@@ -130,7 +130,10 @@ describe('self-service: add an authenticator', () => {
     expect(fourth.body).toContain('1 try left');
     const fifth = await browser.postForm(`${base}/code`, { code: wrong });
     expect(fifth.statusCode).toBe(410);
-    expect(fifth.body).toContain('stopped working');
+    // It was a code, not a link; and the page says what to do next.
+    expect(fifth.body).toContain('<h1>This code can no longer be used</h1>');
+    expect(fifth.body).toContain('The code was entered wrongly 5 times, so it has stopped working. Start again to get a new code.');
+    expect(fifth.body).toContain('<a href="/add-authenticator">Start again to get a new code</a>');
     expect((await browser.postForm(`${base}/code`, { code: fresh })).statusCode).toBe(410);
 
     const second = await start();
