@@ -230,6 +230,10 @@ describe('the registration-authority console', () => {
     expect(await snapshot(f.t)).toBe(before);
     const tab = await browser.get(`/admin/users/${user.id}/authenticators`);
     expect(tab.body).not.toContain('Issue other authenticator');
+    // One line says why there is nothing to press, and where to go instead.
+    expect(tab.body).toContain('You can’t change your own authenticators here. Use your <a href="/settings">Login and security settings</a>, or ask another agent.');
+    const other = await f.person('someone.else@example.org');
+    expect((await browser.get(`/admin/users/${other.user.id}/authenticators`)).body).not.toContain('your own authenticators');
   });
 
   it('finds users by name, email or id prefix, filters by status, and adds a user with a hashed national identifier', async () => {

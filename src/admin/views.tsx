@@ -388,6 +388,11 @@ export function AuthenticatorsTab(
   return (
     <ProfileLayout {...m} tab="authenticators">
       <h2 id="authenticators">Authenticators</h2>
+      {own ? (
+        <p class="notice" data-own-account>
+          You can’t change your own authenticators here. Use your <a href="/settings">Login and security settings</a>, or ask another agent.
+        </p>
+      ) : null}
       {m.authenticators.length ? (
         <table aria-labelledby="authenticators">
           <thead>

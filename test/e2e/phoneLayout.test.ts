@@ -103,6 +103,8 @@ describe('pages on a phone', () => {
     await visitor.page.getByRole('button', { name: 'Start' }).click();
     await visitor.page.waitForURL('**/details');
     await check(visitor.page, 'self-service details');
+    expect(await visitor.page.locator('.caption.step').innerText()).toBe('Step 1 of 4');
+    expect(await visitor.page.getByRole('link', { name: 'Back', exact: true }).getAttribute('href')).toBe('/add-authenticator');
     const detailsPath = new URL(visitor.page.url()).pathname;
     await go(visitor.page, detailsPath.replace(/details$/, 'problem'), 'self-service problem');
     await go(visitor.page, '/no-such-page', 'not found');
@@ -170,6 +172,7 @@ describe('pages on a phone', () => {
     await go(a, `/admin/users/${person.id}/authenticators`, 'profile authenticators');
     await go(a, `/admin/users/${person.id}/activity`, 'profile activity');
     await go(a, `/admin/users/${agent.id}/authenticators`, 'own profile authenticators');
+    expect(await a.locator('[data-own-account]').innerText()).toBe('You can’t change your own authenticators here. Use your Login and security settings, or ask another agent.');
     await go(a, `/admin/users/${person.id}/authenticators/${personsPasskey.id}/remove`, 'remove authenticator');
     await go(a, `/admin/users/${person.id}/issue`, 'issue: choose type');
     await go(a, `/admin/users/${person.id}/issue/passkey`, 'issue: passkey instructions');
