@@ -70,8 +70,7 @@ export const fieldLabels: { body: Record<string, string>; querystring: Record<st
     subject: 'For (email address)',
     from: 'From date',
     to: 'To date',
-    before: 'Older events',
-    login_hint: 'Email address',
+    email: 'Email address',
   },
 };
 

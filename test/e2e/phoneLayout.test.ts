@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { hashToken, randomToken } from '../../src/crypto.js';
 import type { Authenticator, User } from '../../src/db/schema.js';
 import { createUser } from '../../src/users/createUser.js';
-import { closeContextsAfterEach, errorSummaryText, launchBrowser, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 const PHONE = { width: 375, height: 812 };
 
@@ -129,6 +129,9 @@ describe('pages on a phone', () => {
 
     const a = agentPage.page;
     await go(a, '/settings', 'settings');
+    // Stacked tables keep their headings for screen readers, and the page stays accessible.
+    await expectAccessible(a, 'settings at 375 px');
+    if (process.env.LATCHKEY_E2E_SCREENSHOTS) await a.screenshot({ path: `${process.env.LATCHKEY_E2E_SCREENSHOTS}/settings-375.png`, fullPage: true });
     await go(a, `/settings/passkeys/${first!.id}/rename`, 'rename passkey');
     await go(a, `/settings/passkeys/${second.id}/remove`, 'remove passkey');
     // Without the tick: the summary links to the box, and the message sits at the box, said once each.
@@ -185,6 +188,8 @@ describe('pages on a phone', () => {
     await check(a, 'code generated');
     await go(a, `/admin/users/${person.id}/authenticators`, 'profile authenticators with links and codes');
     await go(a, '/admin/audit', 'audit log');
+    await expectAccessible(a, 'audit log at 375 px');
+    if (process.env.LATCHKEY_E2E_SCREENSHOTS) await a.screenshot({ path: `${process.env.LATCHKEY_E2E_SCREENSHOTS}/audit-375.png`, fullPage: true });
     await go(a, '/admin/templates', 'email templates');
     await go(a, '/admin/templates/new', 'new email template');
     const [template] = await store().emailTemplates.list();
