@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtpSink.js';
+import { expectConfirmError } from '../../test/support/pages.js';
 import type { Role, User } from '../db/schema.js';
 import { createUser } from '../users/createUser.js';
 import { CODE_MAX_ATTEMPTS, formatCode, issueInvite } from '../flows/enrolment/invites.js';
@@ -229,6 +230,10 @@ describe('the registration-authority console', () => {
     expect(await snapshot(f.t)).toBe(before);
     const tab = await browser.get(`/admin/users/${user.id}/authenticators`);
     expect(tab.body).not.toContain('Issue other authenticator');
+    // One line says why there is nothing to press, and where to go instead.
+    expect(tab.body).toContain('You can’t change your own authenticators here. Use your <a href="/settings">Login and security settings</a>, or ask another agent.');
+    const other = await f.person('someone.else@example.org');
+    expect((await browser.get(`/admin/users/${other.user.id}/authenticators`)).body).not.toContain('your own authenticators');
   });
 
   it('finds users by name, email or id prefix, filters by status, and adds a user with a hashed national identifier', async () => {
@@ -479,9 +484,11 @@ describe('the registration-authority console', () => {
 
     const confirm = await browser.get(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`);
     expect(confirm.body).toContain('I confirm I want to remove this passkey');
+    // One sentence, not broken around the provider's name.
+    expect(confirm.body).toMatch(/You are removing <strong>[^<]+<\/strong>, a passkey(?: saved (?:in|on) [^<]+)?, created [^<]+ UTC, from [^<]+’s profile\./);
     const unticked = await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, {});
     expect(unticked.statusCode).toBe(400);
-    expect(unticked.body).toContain('Select the box to confirm');
+    expectConfirmError(unticked.body, 'Select the box to confirm you want to remove the passkey');
     expect(await store().authenticators.countForUser(user.id)).toBe(1);
 
     const removed = await browser.postForm(`/admin/users/${user.id}/authenticators/${passkey!.id}/remove`, { confirm: 'yes' });
@@ -599,8 +606,8 @@ describe('the registration-authority console', () => {
     // A person with a synced passkey reaches AAL2, not AAL3.
     const { browser: person } = await f.person();
     const page = await person.get('/services');
-    expect(page.body).toMatch(/data-service="[^"]+" data-usable="yes"><td>Rota<\/td>/);
-    expect(page.body).toMatch(/data-usable="no"><td>Payroll<\/td>[\s\S]*?add a security key/);
+    expect(page.body).toMatch(/data-service="[^"]+" data-usable="yes"><td[^>]*>Rota<\/td>/);
+    expect(page.body).toMatch(/data-usable="no"><td[^>]*>Payroll<\/td>[\s\S]*?add a security key/);
 
     const removed = await browser.postForm(`/admin/services/${service!.client_id}/remove`, {});
     expect(removed.statusCode).toBe(303);

@@ -9,8 +9,8 @@ import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db
 import type { AuditRow } from '../db/persisters/audit.js';
 import type { FieldError } from '../errors.js';
 import { auditEventLabels } from '../audit.js';
-import { CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
-import { PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
+import { describePasskey, PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
 import { can, ROLES, roleDescriptions, roleLabels, type Permission, type Role } from './roles.js';
 import { PLACEHOLDERS } from './emailTemplates.js';
 import { enrolmentStatusLabels, formatCode, type EnrolmentMethod, type EnrolmentStatus } from '../flows/enrolment/invites.js';
@@ -156,9 +156,9 @@ export function UsersPage(m: AdminContext & { query: string; status: string; use
           <tbody>
             {m.users.map((u) => (
               <tr data-user-id={u.id}>
-                <td>{u.display_name}</td>
-                <td>{u.email}</td>
-                <td>
+                <td data-label="Name">{u.display_name}</td>
+                <td data-label="Email address">{u.email}</td>
+                <td data-label="Status">
                   <StatusTag status={u.status} />
                 </td>
                 <td class="actions">
@@ -388,6 +388,11 @@ export function AuthenticatorsTab(
   return (
     <ProfileLayout {...m} tab="authenticators">
       <h2 id="authenticators">Authenticators</h2>
+      {own ? (
+        <p class="notice" data-own-account>
+          You can’t change your own authenticators here. Use your <a href="/settings">Login and security settings</a>, or ask another agent.
+        </p>
+      ) : null}
       {m.authenticators.length ? (
         <table aria-labelledby="authenticators">
           <thead>
@@ -405,17 +410,17 @@ export function AuthenticatorsTab(
           <tbody>
             {m.authenticators.map((a) => (
               <tr data-authenticator-id={a.id}>
-                <td>
+                <td data-label="Type and name">
                   Passkey: <strong>{a.name}</strong>
                   <br />
                   <SyncBadge authenticator={a} />
                 </td>
-                <td>
+                <td data-label="Provider">
                   <PasskeyProvider aaguid={a.aaguid} />
                 </td>
-                <td>{formatTime(a.created_at)}</td>
-                <td>{formatTime(a.last_used_at)}</td>
-                <td>{a.issued_by ? (m.issuers.get(a.issued_by) ?? 'A former agent') : 'The user'}</td>
+                <td data-label="Created">{formatTime(a.created_at)}</td>
+                <td data-label="Last used">{formatTime(a.last_used_at)}</td>
+                <td data-label="Issued by">{a.issued_by ? (m.issuers.get(a.issued_by) ?? 'A former agent') : 'The user'}</td>
                 <td class="actions">
                   {allowed('authenticators.remove') && !own ? (
                     <a href={`/admin/users/${m.user.id}/authenticators/${a.id}/remove`}>
@@ -455,11 +460,11 @@ export function AuthenticatorsTab(
           <tbody>
             {m.enrolments.map((e) => (
               <tr data-enrolment-id={e.flow.id}>
-                <td>{methodLabels[e.method]}</td>
-                <td>{formatTime(e.flow.created_at)}</td>
-                <td>{formatTime(e.flow.expires_at)}</td>
-                <td>{e.issuedBy}</td>
-                <td>
+                <td data-label="Method">{methodLabels[e.method]}</td>
+                <td data-label="Issued">{formatTime(e.flow.created_at)}</td>
+                <td data-label="Expires">{formatTime(e.flow.expires_at)}</td>
+                <td data-label="Issued by">{e.issuedBy}</td>
+                <td data-label="Status">
                   <EnrolmentStatusText flow={e.flow} status={e.status} live />
                 </td>
                 <td class="actions">
@@ -524,14 +529,14 @@ function AuditTable(props: { events: AuditRow[]; labelledBy: string }) {
       <tbody>
         {props.events.map((e) => (
           <tr data-event={e.event}>
-            <td>{formatTime(e.at)}</td>
-            <td>
+            <td data-label="When">{formatTime(e.at)}</td>
+            <td data-label="What">
               {auditEventLabels[e.event] ?? e.event}
               {e.outcome === 'failure' ? ' (failed)' : ''}
             </td>
-            <td>{who(e.actor_email, e.actor_name, e.actor_user_id)}</td>
-            <td>{e.subject_user_id ? who(e.subject_email, e.subject_name, e.subject_user_id) : '–'}</td>
-            <td>{e.ip ?? '–'}</td>
+            <td data-label="By">{who(e.actor_email, e.actor_name, e.actor_user_id)}</td>
+            <td data-label="For">{e.subject_user_id ? who(e.subject_email, e.subject_name, e.subject_user_id) : '–'}</td>
+            <td data-label="From">{e.ip ?? '–'}</td>
           </tr>
         ))}
       </tbody>
@@ -719,15 +724,12 @@ export function RemoveAuthenticatorPage(m: AdminContext & { user: User; authenti
       <h1>Remove authenticator</h1>
       <ErrorSummary fields={m.error ? [{ field: 'confirm', message: m.error }] : []} />
       <p>
-        You are removing the passkey <strong>{m.authenticator.name}</strong> (<PasskeyProvider aaguid={m.authenticator.aaguid} />) from {m.user.display_name}’s profile.
-        They will be signed out wherever they signed in with it, and told by email.
+        You are removing <strong>{m.authenticator.name}</strong>, {describePasskey(m.authenticator)}, from {m.user.display_name}’s profile. They will be signed out
+        wherever they signed in with it, and told by email.
       </p>
       <form method="post" action={`/admin/users/${m.user.id}/authenticators/${m.authenticator.id}/remove`}>
         <CsrfField token={m.csrfToken} />
-        <div class={`checkbox${m.error ? ' field-error' : ''}`}>
-          <input type="checkbox" id="confirm" name="confirm" value="yes" />
-          <label for="confirm">I confirm I want to remove this passkey from {m.user.display_name}’s profile</label>
-        </div>
+        <ConfirmCheckbox label={`I confirm I want to remove this passkey from ${m.user.display_name}’s profile`} error={m.error} />
         <div class="actions">
           <button type="submit" class="warning">
             Remove authenticator
@@ -819,12 +821,12 @@ export function TemplatesPage(m: AdminContext & { templates: EmailTemplate[]; fl
         <tbody>
           {m.templates.map((t) => (
             <tr data-template-id={t.id}>
-              <td>
+              <td data-label="Name">
                 {t.name}
                 {t.is_default ? ' (default)' : ''}
               </td>
-              <td>{t.subject}</td>
-              <td>{formatTime(t.updated_at)}</td>
+              <td data-label="Subject">{t.subject}</td>
+              <td data-label="Last changed">{formatTime(t.updated_at)}</td>
               <td class="actions">
                 <a href={`/admin/templates/${t.id}`}>
                   Edit<span class="visually-hidden"> {t.name}</span>

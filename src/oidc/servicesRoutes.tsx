@@ -152,9 +152,9 @@ function ServicesPage(m: { config: Config; csrfToken: string; user: User; servic
               const ok = m.best >= s.aal;
               return (
                 <tr data-service={s.client_id} data-usable={ok ? 'yes' : 'no'}>
-                  <td>{s.name}</td>
-                  <td>{levelWords[toAal(s.aal)]}</td>
-                  <td>
+                  <td data-label="Service">{s.name}</td>
+                  <td data-label="Needs">{levelWords[toAal(s.aal)]}</td>
+                  <td data-label="Can you use it?">
                     {ok ? (
                       'Yes'
                     ) : (
@@ -238,15 +238,15 @@ function AdminServicesPage(m: {
           <tbody>
             {m.services.map((s) => (
               <tr data-service={s.client_id}>
-                <td>
+                <td data-label="Name">
                   {s.name}
                   {s.first_party ? ' (first party)' : ''}
                 </td>
-                <td>
+                <td data-label="Client ID">
                   <code>{s.client_id}</code>
                 </td>
-                <td>{s.client_type === 'public' ? 'Public (PKCE)' : 'Confidential'}</td>
-                <td>AAL{s.aal}</td>
+                <td data-label="Type">{s.client_type === 'public' ? 'Public (PKCE)' : 'Confidential'}</td>
+                <td data-label="Needs">AAL{s.aal}</td>
                 <td class="actions">
                   <form method="post" action={`/admin/services/${s.client_id}/remove`} class="inline">
                     <CsrfField token={m.csrfToken} />

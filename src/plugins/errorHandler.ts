@@ -6,7 +6,8 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { AppError, appError, type FieldError } from '../errors.js';
+import { AppError, appError, errorCatalogue, type FieldError } from '../errors.js';
+import { nationalIdFormat } from '../users/nationalId.js';
 import { renderErrorPage } from '../views/errorPage.js';
 
 /** Browsers asking for a page get HTML; everything else gets JSON. */
@@ -24,26 +25,110 @@ const fieldMessages: Record<string, string> = {
   mode: 'Choose how to sign in',
   response: 'The passkey response was missing or could not be read. Try again.',
   confirm: 'Select the box to confirm',
+  _csrf: errorCatalogue.csrf_failed.message,
 };
 
-function fieldsFromValidation(error: FastifyError): FieldError[] {
+/**
+ * What each field is called on the pages that send it, so a message about it names it as people know it ("Email
+ * address must be 254 characters or fewer"), never by its name in the code. Per part of the request: the audit log's
+ * `subject` filter is a person, a template's `subject` is an email's subject line. The national identifier's label is
+ * configured (LATCHKEY_NATIONAL_ID_LABEL) and added where the request is known.
+ */
+export const fieldLabels: { body: Record<string, string>; querystring: Record<string, string> } = {
+  body: {
+    email: 'Email address',
+    displayName: 'Your name',
+    name: 'Name',
+    code: 'Code',
+    password: 'Password',
+    confirmPassword: 'Confirm password',
+    placement: 'Where to save your passkey',
+    type: 'Authenticator type',
+    captcha: 'The check that you are a person',
+    confirm: 'The confirmation box',
+    status: 'Status',
+    roles: 'Roles',
+    subject: 'Subject',
+    body: 'Email text',
+    template: 'Email template',
+    method: 'How to send it',
+    redirectUris: 'Redirect URIs',
+    logoutUris: 'Logout URIs',
+    clientType: 'Type of service',
+    firstParty: 'First-party service',
+    aal: 'Assurance level',
+    mode: 'How to sign in',
+    response: 'The passkey response',
+    _csrf: 'The form',
+  },
+  querystring: {
+    q: 'Name, email address or user ID',
+    status: 'Status',
+    page: 'Page number',
+    event: 'Event',
+    actor: 'By (email address)',
+    subject: 'For (email address)',
+    from: 'From date',
+    to: 'To date',
+    email: 'Email address',
+  },
+};
+
+/** For a part of the request whose fields people never type (the address's own path, a page's flags). */
+const partMessages: Record<string, string> = {
+  params: 'The address of this page is not right. Check it, or go back and try again',
+  querystring: 'The address of this page has something in it that is not right. Check it, or go back and try again',
+  headers: 'The request could not be understood',
+  body: 'Some of the information sent was missing or not valid',
+};
+
+/** One validation failure as a sentence about the field, by what the schema expected. */
+function messageFor(v: { keyword?: string; params?: Record<string, unknown> }, label: string, field: string): string {
+  const limit = v.params?.limit;
+  switch (v.keyword) {
+    case 'maxLength':
+      return `${label} must be ${limit} characters or fewer`;
+    case 'maxItems':
+      return `${label} can have at most ${limit}`;
+    case 'maximum':
+    case 'exclusiveMaximum':
+      return `${label} must be a smaller number`;
+    case 'minimum':
+    case 'exclusiveMinimum':
+      return `${label} must be a larger number`;
+    case 'required':
+      return fieldMessages[field] ?? `${label} is missing`;
+    default:
+      return fieldMessages[field] ?? `${label} is not valid`;
+  }
+}
+
+function fieldsFromValidation(error: FastifyError, extraLabels: Record<string, string> = {}): FieldError[] {
+  const part = (error as { validationContext?: string }).validationContext ?? 'body';
+  const labels: Record<string, string> = { ...(part === 'body' ? fieldLabels.body : part === 'querystring' ? fieldLabels.querystring : {}), ...(part === 'body' ? extraLabels : {}) };
   const fields = new Map<string, FieldError>();
   for (const v of (error.validation ?? []).slice(0, 20)) {
     const path = (v.instancePath || '').replace(/^\//, '').split('/');
-    const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
-    const field = path[0] || missing || 'body';
+    const params = v.params as { missingProperty?: string; requiredProperties?: string[] } | undefined;
+    const missing = params?.missingProperty ?? params?.requiredProperties?.[0];
+    const field = path[0] || missing || part;
     if (fields.has(field)) continue;
-    const message = fieldMessages[field] ?? (field === 'body' ? 'The request body is missing or not valid' : `${field} is missing or not valid`);
+    const label = labels[field];
+    // A field without a label gets the message for its part of the request: never the name it has in the code.
+    const message = label ? messageFor(v as { keyword?: string; params?: Record<string, unknown> }, label, field) : partMessages[part] ?? partMessages.body!;
     fields.set(field, { field, message });
   }
   return [...fields.values()];
 }
 
 /** Translate anything thrown into an AppError the client may see. */
-export function toAppError(error: unknown): AppError {
+export function toAppError(error: unknown, request?: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
   const e = error as FastifyError;
-  if (e?.validation) return appError('validation_failed', undefined, fieldsFromValidation(e));
+  if (e?.validation) {
+    const config = request?.server.latchkey?.config;
+    return appError('validation_failed', undefined, fieldsFromValidation(e, config ? { nationalId: nationalIdFormat(config).label } : {}));
+  }
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return appError('payload_too_large');
@@ -86,7 +171,7 @@ export const errorHandlerPlugin = fp(
       });
     }
     app.setErrorHandler((error, request, reply) => {
-      const appErr = toAppError(error);
+      const appErr = toAppError(error, request);
       if (appErr.status >= 500) request.log.error({ err: error }, 'request failed');
       else request.log.info({ code: appErr.code }, 'request refused');
       if (reply.sent) return;

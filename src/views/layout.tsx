@@ -175,3 +175,25 @@ export function Field(props: {
 export function invalidProps(id: string, invalid: boolean): { 'aria-invalid'?: 'true'; 'aria-describedby'?: string } {
   return invalid ? { 'aria-invalid': 'true', 'aria-describedby': `${id}-error` } : {};
 }
+
+/**
+ * The "I want to remove …" tick box of a confirmation page, with its message at the field (GOV.UK pattern: the
+ * error summary links here, and the message is said once, by the box it is about).
+ */
+export function ConfirmCheckbox(props: { label: string; error?: string | null }) {
+  const invalid = !!props.error;
+  return (
+    <div class={`field${invalid ? ' field-error' : ''}`}>
+      {invalid ? (
+        <p class="error-message" id="confirm-error">
+          <span class="visually-hidden">Error: </span>
+          {props.error}
+        </p>
+      ) : null}
+      <div class="checkbox">
+        <input type="checkbox" id="confirm" name="confirm" value="yes" {...invalidProps('confirm', invalid)} />
+        <label for="confirm">{props.label}</label>
+      </div>
+    </div>
+  );
+}

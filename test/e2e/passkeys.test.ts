@@ -34,6 +34,23 @@ function row(page: Page, name: string) {
 }
 
 describe('passkeys in settings', () => {
+  it('names the first passkey at sign-up ("Name your device", seed 002)', async () => {
+    const t = await e2e.open();
+    const { page, authenticators } = t;
+    await authenticators.add('platform');
+    await visit(page, e2e.server.url('/signup'));
+    const name = page.getByLabel('Name your device');
+    expect(await name.inputValue()).toBe('');
+    await expectAccessible(page, 'sign up with the device name');
+    await page.getByLabel('Your name').fill('Named Device');
+    await page.getByLabel('Email address').fill('named.device@example.com');
+    await name.fill('  Work   phone ');
+    await page.getByRole('button', { name: 'Create account and set up a passkey' }).click();
+    await page.waitForURL('**/settings?created=1');
+    await waitReady(page);
+    expect(await passkeyNames(page)).toEqual(['Work phone']);
+  });
+
   it('adds a security key as a second passkey, refuses duplicates, and signs in with either', async () => {
     const t = await e2e.open();
     const { page, authenticators } = t;

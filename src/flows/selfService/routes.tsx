@@ -54,6 +54,8 @@ interface SelfServiceData {
   /** Started from a service's step-up (settings): the interaction to go back to, and the service's name. */
   returnTo?: string;
   returnService?: string;
+  /** Started from Login and security settings by someone signed in: no identity check, and Back leads there. */
+  origin?: 'settings';
 }
 
 /** The only returns a flow keeps: an interaction's local path (never an open redirect). */
@@ -94,7 +96,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
     binding_hash: bindingHash,
     user_id: user.id,
     lookup: `self-service:${flowId}`,
-    data: JSON.stringify({ step: 'verified', email: user.email, ...returnTo } satisfies SelfServiceData),
+    data: JSON.stringify({ step: 'verified', email: user.email, origin: 'settings', ...returnTo } satisfies SelfServiceData),
     created_at: now,
     expires_at: now + FLOW_SECONDS * 1000,
   });
@@ -105,7 +107,8 @@ export async function selfServiceRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
-  const base = (request: FastifyRequest) => ({ config, csrfToken: request.csrfToken });
+  // The step indicator and Back links depend on where the flow started (the identity check, or settings).
+  const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
   const providers = () => config.upstreamProviders.map((p) => ({ id: p.id, name: p.name }));
 
   const dataOf = (flow: Flow) => JSON.parse(flow.data) as SelfServiceData;
@@ -192,16 +195,17 @@ If this was not you, contact your registration authority straight away.
     return captcha.challenge(now());
   });
 
+  // Also from the code page's Back link: the details can be corrected, and sending them again sends a new code.
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/details', { schema: { params: FlowParams } }, async (request, reply) => {
-    await loadFlow(request, ['details']);
-    return html(reply, renderPage(<DetailsPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} values={{ email: '', nationalId: '' }} errors={[]} />));
+    const { data } = await loadFlow(request, ['details', 'code']);
+    return html(reply, renderPage(<DetailsPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} values={{ email: data.email ?? '', nationalId: '' }} errors={[]} />));
   });
 
   app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof DetailsBody> }>(
     '/add-authenticator/:flowId/details',
     { schema: { params: FlowParams, body: DetailsBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['details']);
+      const { flow, data } = await loadFlow(request, ['details', 'code']);
       const values = { email: (request.body.email ?? '').trim(), nationalId: request.body.nationalId ?? '' };
       const errors: FieldError[] = [];
       if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
@@ -235,14 +239,17 @@ If this was not you, contact your registration authority straight away.
         await audit(app, request, { event: 'self_service.check_failed', outcome: 'failure', actorUserId: null, subjectUserId: null });
         return reply.redirect(`/add-authenticator/${flow.id}/problem`, 303);
       }
-      await sendCode(flow, { ...data, resends: 0 }, user);
+      // Details sent again after a code (Back from the code page) count as asking for a new code.
+      const resends = data.step === 'code' ? (data.resends ?? 0) + 1 : 0;
+      if (resends > MAX_RESENDS) return page(429, `We have already sent ${MAX_RESENDS} new codes. Start again later, or contact your registration authority.`, []);
+      await sendCode(flow, { ...data, resends }, user);
       await audit(app, request, { event: 'self_service.code_sent', subjectUserId: user.id, actorUserId: null });
       return reply.redirect(`/add-authenticator/${flow.id}/code`, 303);
     },
   );
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/problem', { schema: { params: FlowParams } }, async (request, reply) => {
-    await loadFlow(request, ['details']);
+    await loadFlow(request, ['details', 'code']);
     return html(reply, renderPage(<ProblemPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} />));
   });
 
@@ -297,29 +304,29 @@ If this was not you, contact your registration authority straight away.
   // ------------------------------------------------------------ choose
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
-    return html(reply, renderPage(<ChoosePage {...base(request)} flowId={flow.id} providers={providers()} errors={[]} />));
+    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} providers={providers()} errors={[]} />));
   });
 
   app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ChooseBody> }>(
     '/add-authenticator/:flowId/choose',
     { schema: { params: FlowParams, body: ChooseBody } },
     async (request, reply) => {
-      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
       const type = request.body.type ?? '';
       if (type === 'passkey') return reply.redirect(`/add-authenticator/${flow.id}/passkey`, 303);
       if (type === 'app') return reply.redirect(`/add-authenticator/${flow.id}/app`, 303);
       const provider = type.startsWith('linked:') ? config.upstreamProviders.find((p) => p.id === type.slice('linked:'.length)) : undefined;
       if (provider) return reply.redirect(`/add-authenticator/${flow.id}/linked/${provider.id}`, 303);
-      return html(reply, renderPage(<ChoosePage {...base(request)} flowId={flow.id} providers={providers()} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
+      return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} providers={providers()} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
     },
   );
 
   // ------------------------------------------------------------ passkey
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
-    return html(reply, renderPage(<PasskeyPage {...base(request)} flowId={flow.id} />));
+    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    return html(reply, renderPage(<PasskeyPage {...base(request, data)} flowId={flow.id} />));
   });
   // The form posts here only when the page's script did not run.
   app.post<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
@@ -378,8 +385,8 @@ If this was not you, contact your registration authority straight away.
   // ------------------------------------------------------------ authenticator app
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="app" errors={[]} />));
+    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={[]} />));
   });
 
   app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ConfirmBody> }>(
@@ -389,7 +396,7 @@ If this was not you, contact your registration authority straight away.
       const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
       if (request.body.confirm !== 'yes') {
         const errors = [{ field: 'confirm', message: 'Select the box to confirm only you have access to the authenticator app' }];
-        return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="app" errors={errors} />), 400);
+        return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={errors} />), 400);
       }
       await advance(flow, { ...data, step: 'app-confirmed' });
       return reply.redirect(`/add-authenticator/${flow.id}/app/password`, 303);
@@ -397,8 +404,8 @@ If this was not you, contact your registration authority straight away.
   );
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow } = await loadFlow(request, ['app-confirmed', 'app-password']);
-    return html(reply, renderPage(<PasswordPage {...base(request)} flowId={flow.id} errors={[]} />));
+    const { flow, data } = await loadFlow(request, ['app-confirmed', 'app-password']);
+    return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={[]} />));
   });
 
   app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasswordBody> }>(
@@ -412,7 +419,7 @@ If this was not you, contact your registration authority straight away.
       const problem = password ? checkNewPassword(password, { email: user.email, displayName: user.display_name }) : 'Enter a password';
       if (problem) errors.push({ field: 'password', message: problem });
       else if ((request.body.confirmPassword ?? '') !== password) errors.push({ field: 'confirmPassword', message: 'The passwords do not match' });
-      if (errors.length) return html(reply, renderPage(<PasswordPage {...base(request)} flowId={flow.id} errors={errors} />), 400);
+      if (errors.length) return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={errors} />), 400);
       const secretBase32 = newTotpSecret();
       await advance(flow, { ...data, step: 'app-password', passwordHash: await hashPassword(password), sealedTotp: secretBox.seal(secretBase32, `self-service:${flow.id}`) });
       return reply.redirect(`/add-authenticator/${flow.id}/app/setup`, 303);
@@ -423,7 +430,7 @@ If this was not you, contact your registration authority straight away.
     const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
     const svg = await QRCode.toString(totpUri(secretBase32, config.organisation, user.email), { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
     const dataUri = `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
-    return html(reply, renderPage(<ScanPage {...base(request)} flowId={flow.id} qrSvgDataUri={dataUri} secret={formatSecret(secretBase32)} errors={errors} />), status);
+    return html(reply, renderPage(<ScanPage {...base(request, data)} flowId={flow.id} qrSvgDataUri={dataUri} secret={formatSecret(secretBase32)} errors={errors} />), status);
   }
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
@@ -493,21 +500,21 @@ If this was not you, contact your registration authority straight away.
   };
 
   app.get<{ Params: Static<typeof ProviderParams> }>('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
-    const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
     const provider = providerById(request.params.provider);
     await allowFormToProvider(reply, provider.id);
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
+    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
   });
 
   app.post<{ Params: Static<typeof ProviderParams>; Body: Static<typeof ConfirmBody> }>(
     '/add-authenticator/:flowId/linked/:provider',
     { schema: { params: ProviderParams, body: ConfirmBody } },
     async (request, reply) => {
-      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
       const provider = providerById(request.params.provider);
       if (request.body.confirm !== 'yes') {
         const errors = [{ field: 'confirm', message: `Select the box to confirm only you have access to this ${provider.name} account` }];
-        const page = <ConfirmOnlyYouPage {...base(request)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={errors} />;
+        const page = <ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={errors} />;
         await allowFormToProvider(reply, provider.id);
         return html(reply, renderPage(page), 400);
       }

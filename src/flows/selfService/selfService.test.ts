@@ -6,8 +6,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { solveChallenge } from 'altcha-lib/v1';
 import { Secret, TOTP } from 'otpauth';
-import { authenticator, createTestApp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import { startSmtpSink, type SmtpSink } from '../../../test/support/smtpSink.js';
+import { expectConfirmError } from '../../../test/support/pages.js';
 import { createUser } from '../../users/createUser.js';
 import { hashNationalId } from '../../users/nationalId.js';
 import type { User } from '../../db/schema.js';
@@ -73,6 +74,60 @@ describe('self-service: add an authenticator', () => {
     return { browser, base };
   }
 
+  it('every page has a Back link to the page before and says which step it is (GOV.UK / NHS patterns)', async () => {
+    await person();
+    const back = (html: string) => /<a href="([^"]+)" class="back-link">Back<\/a>/.exec(html)?.[1];
+    const step = (html: string) => /<p class="caption step">([^<]+)<\/p>/.exec(html)?.[1];
+    const { browser, base } = await start();
+    expect(back((await browser.get('/add-authenticator')).body)).toBe('/signin');
+    const details = (await browser.get(`${base}/details`)).body;
+    expect([back(details), step(details)]).toEqual(['/add-authenticator', 'Step 1 of 4']);
+    expect((await submitDetails(browser, base, 'nell@example.org', NINO)).headers.location).toBe(`${base}/code`);
+    await sink.waitFor((m) => m.to.includes('nell@example.org'));
+    const code = (await browser.get(`${base}/code`)).body;
+    expect([back(code), step(code)]).toEqual([`${base}/details`, 'Step 2 of 4']);
+    // Back from the code: the details page again, the email address kept; sending them again sends a new code.
+    const again = await browser.get(`${base}/details`);
+    expect(again.statusCode).toBe(200);
+    expect(again.body).toContain('value="nell@example.org"');
+    expect((await submitDetails(browser, base, 'nell@example.org', NINO)).headers.location).toBe(`${base}/code`);
+    await sink.waitFor(() => sink.messages.length === 2);
+    const fresh = /\b(\d{6})\b/.exec(sink.messages[1]!.text)![1]!;
+    expect((await browser.postForm(`${base}/code`, { code: fresh })).headers.location).toBe(`${base}/choose`);
+
+    const choose = (await browser.get(`${base}/choose`)).body;
+    expect([back(choose), step(choose)]).toEqual(['/add-authenticator', 'Step 3 of 4']);
+    for (const page of ['passkey', 'app']) {
+      const body = (await browser.get(`${base}/${page}`)).body;
+      expect([back(body), step(body)], page).toEqual([`${base}/choose`, 'Step 4 of 4']);
+    }
+    await browser.postForm(`${base}/app`, { confirm: 'yes' });
+    const password = (await browser.get(`${base}/app/password`)).body;
+    expect([back(password), step(password)]).toEqual([`${base}/app`, 'Step 4 of 4']);
+    await browser.postForm(`${base}/app/password`, { password: 'correct horse battery', confirmPassword: 'correct horse battery' });
+    const scan = (await browser.get(`${base}/app/setup`)).body;
+    expect([back(scan), step(scan)]).toEqual([`${base}/app/password`, 'Step 4 of 4']);
+  });
+
+  it('from settings, two steps, and Back from the choice goes to settings', async () => {
+    const me = await signUp(t.app, authenticator(), 'grace@example.org', 'Grace Hopper');
+    const choose = (await me.postForm('/settings/add-authenticator', {})).headers.location as string;
+    const page = (await me.get(choose)).body;
+    expect(page).toContain('<a href="/settings" class="back-link">Back</a>');
+    expect(page).toContain('Step 1 of 2');
+    expect((await me.get(choose.replace(/choose$/, 'passkey'))).body).toContain('Step 2 of 2');
+  });
+
+  it('re-sending the details after a code counts as asking for a new code', async () => {
+    await person();
+    const { browser, base } = await start();
+    await submitDetails(browser, base, 'nell@example.org', NINO);
+    for (let i = 0; i < 3; i++) expect((await submitDetails(browser, base, 'nell@example.org', NINO)).headers.location).toBe(`${base}/code`);
+    const fourth = await submitDetails(browser, base, 'nell@example.org', NINO);
+    expect(fourth.statusCode).toBe(429);
+    expect(fourth.body).toContain('We have already sent 3 new codes');
+  });
+
   it('every reason the details do not match ends on the same problem page', async () => {
     await person('nell@example.org');
     await person('nonino@example.org', null);
@@ -129,7 +184,10 @@ describe('self-service: add an authenticator', () => {
     expect(fourth.body).toContain('1 try left');
     const fifth = await browser.postForm(`${base}/code`, { code: wrong });
     expect(fifth.statusCode).toBe(410);
-    expect(fifth.body).toContain('stopped working');
+    // It was a code, not a link; and the page says what to do next.
+    expect(fifth.body).toContain('<h1>This code can no longer be used</h1>');
+    expect(fifth.body).toContain('The code was entered wrongly 5 times, so it has stopped working. Start again to get a new code.');
+    expect(fifth.body).toContain('<a href="/add-authenticator">Start again to get a new code</a>');
     expect((await browser.postForm(`${base}/code`, { code: fresh })).statusCode).toBe(410);
 
     const second = await start();
@@ -295,7 +353,10 @@ describe('self-service: add an authenticator', () => {
     const opts = await me.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
     expect((await me.postJson(`${flowBase}/passkey/verify`, { response: authenticator().createCredential(opts.json().options), name: 'Laptop' })).statusCode).toBe(200);
 
-    // Now the app can go, and the password with it.
+    // Now the app can go, and the password with it, once the box is ticked.
+    const unticked = await me.postForm(`/settings/authenticators/${appRow!.id}/remove`, {});
+    expect(unticked.statusCode).toBe(400);
+    expectConfirmError(unticked.body, 'Select the box to confirm you want to remove it');
     const removed = await me.postForm(`/settings/authenticators/${appRow!.id}/remove`, { confirm: 'yes' });
     expect(removed.headers.location).toBe('/settings?unlinked=1');
     expect((await store().authenticators.listForUser(user.id)).map((a) => a.type)).toEqual(['passkey']);

@@ -6,26 +6,52 @@
 import type { ComponentChildren } from 'preact';
 import type { Config } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
-import { CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import type { NationalIdFormat } from '../../users/nationalId.js';
 
 interface Base {
   config: Config;
   csrfToken: string;
+  /** Started from Login and security settings: no identity check (two steps, not four), and the first Back goes there. */
+  fromSettings?: boolean;
 }
 
-function Page(props: Base & { title: string; page?: string; children: ComponentChildren; data?: Record<string, string> }) {
+/**
+ * The steps as people count them: the identity check's details and code, then the choice and the setting up. From
+ * settings the person is already known, so only the last two remain.
+ */
+type Step = 'details' | 'code' | 'choose' | 'set-up';
+const STEPS: Step[] = ['details', 'code', 'choose', 'set-up'];
+const SETTINGS_STEPS: Step[] = ['choose', 'set-up'];
+
+/** A page of the flow, with its GOV.UK Back link (to the page before) and its step caption above the heading. */
+function Page(props: Base & { title: string; page?: string; children: ComponentChildren; data?: Record<string, string>; back?: string; step?: Step }) {
+  const steps = props.fromSettings ? SETTINGS_STEPS : STEPS;
+  const n = props.step ? steps.indexOf(props.step) + 1 : 0;
   return (
     <Layout title={props.title} rpName={props.config.rpName} csrfToken={props.csrfToken} page={props.page ?? 'self-service'} data={props.data}>
+      {props.back ? (
+        <a href={props.back} class="back-link">
+          Back
+        </a>
+      ) : null}
+      {n ? (
+        <p class="caption step">
+          {`Step ${n} of ${steps.length}`}
+        </p>
+      ) : null}
       {props.children}
     </Layout>
   );
 }
 
+/** Back from the choice of authenticator: to settings where the flow started there; after the identity check, the code is used, so to the start. */
+const backFromChoice = (m: Base) => (m.fromSettings ? '/settings' : '/add-authenticator');
+
 
 export function StartPage(m: Base & { nationalId: NationalIdFormat }) {
   return (
-    <Page {...m} title="Add an authenticator to your profile">
+    <Page {...m} title="Add an authenticator to your profile" back="/signin">
       <h1>Add an authenticator to your profile</h1>
       <p>Add a passkey, an authenticator app or your work account to your {m.config.organisation} profile, to get access to services that need it.</p>
       <h2>What you'll need</h2>
@@ -52,7 +78,7 @@ export function StartPage(m: Base & { nationalId: NationalIdFormat }) {
 
 export function DetailsPage(m: Base & { flowId: string; nationalId: NationalIdFormat; values: { email: string; nationalId: string }; errors: FieldError[]; message?: string | null }) {
   return (
-    <Page {...m} title="Enter your details" page="self-service-details">
+    <Page {...m} title="Enter your details" page="self-service-details" back="/add-authenticator" step="details">
       <h1>Enter your details</h1>
       <ErrorSummary message={m.message ?? null} fields={m.errors} />
       <form method="post" action={`/add-authenticator/${m.flowId}/details`} novalidate id="details-form">
@@ -86,7 +112,7 @@ export function DetailsPage(m: Base & { flowId: string; nationalId: NationalIdFo
 
 export function ProblemPage(m: Base & { flowId: string; nationalId: NationalIdFormat }) {
   return (
-    <Page {...m} title="Problem adding authenticator">
+    <Page {...m} title="Problem adding authenticator" back={`/add-authenticator/${m.flowId}/details`}>
       <h1>Problem adding authenticator</h1>
       <p>We could not find a profile that matches the details you entered. This can happen when:</p>
       <ul>
@@ -109,7 +135,7 @@ export function ProblemPage(m: Base & { flowId: string; nationalId: NationalIdFo
 
 export function CodePage(m: Base & { flowId: string; email: string; errors: FieldError[]; message?: string | null; resent?: boolean; canResend: boolean }) {
   return (
-    <Page {...m} title="Enter the code from your email">
+    <Page {...m} title="Enter the code from your email" back={`/add-authenticator/${m.flowId}/details`} step="code">
       <h1>Enter the code from your email</h1>
       <ErrorSummary message={m.message ?? null} fields={m.errors} />
       {m.resent ? (
@@ -149,7 +175,7 @@ export interface ProviderChoice {
 
 export function ChoosePage(m: Base & { flowId: string; providers: ProviderChoice[]; errors: FieldError[] }) {
   return (
-    <Page {...m} title="Select authenticator type">
+    <Page {...m} title="Select authenticator type" back={backFromChoice(m)} step="choose">
       <h1>Select authenticator type</h1>
       <ErrorSummary fields={m.errors} />
       <form method="post" action={`/add-authenticator/${m.flowId}/choose`}>
@@ -188,7 +214,7 @@ export function ChoosePage(m: Base & { flowId: string; providers: ProviderChoice
 
 export function PasskeyPage(m: Base & { flowId: string }) {
   return (
-    <Page {...m} title="Add a passkey" page="self-service-passkey">
+    <Page {...m} title="Add a passkey" page="self-service-passkey" back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
       <h1>Add a passkey</h1>
       <ErrorSummary />
       <StatusRegion />
@@ -221,7 +247,7 @@ export function ConfirmOnlyYouPage(m: Base & { flowId: string; kind: 'app' | 'li
   const title = app ? 'Register an authenticator app' : `Register your ${m.providerName} account`;
   const action = app ? `/add-authenticator/${m.flowId}/app` : `/add-authenticator/${m.flowId}/linked/${m.providerId}`;
   return (
-    <Page {...m} title={title}>
+    <Page {...m} title={title} back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
       <h1>{title}</h1>
       <ErrorSummary fields={m.errors} />
       {app ? (
@@ -236,10 +262,10 @@ export function ConfirmOnlyYouPage(m: Base & { flowId: string; kind: 'app' | 'li
       )}
       <form method="post" action={action}>
         <CsrfField token={m.csrfToken} />
-        <div class={`checkbox${m.errors.length ? ' field-error' : ''}`}>
-          <input type="checkbox" id="confirm" name="confirm" value="yes" />
-          <label for="confirm">{app ? 'I confirm only I have access to this authenticator app' : `I confirm only I have access to this ${m.providerName} account`}</label>
-        </div>
+        <ConfirmCheckbox
+          label={app ? 'I confirm only I have access to this authenticator app' : `I confirm only I have access to this ${m.providerName} account`}
+          error={m.errors.find((e) => e.field === 'confirm')?.message}
+        />
         <button type="submit">Continue</button>
       </form>
     </Page>
@@ -248,7 +274,7 @@ export function ConfirmOnlyYouPage(m: Base & { flowId: string; kind: 'app' | 'li
 
 export function PasswordPage(m: Base & { flowId: string; errors: FieldError[] }) {
   return (
-    <Page {...m} title="Create a password">
+    <Page {...m} title="Create a password" back={`/add-authenticator/${m.flowId}/app`} step="set-up">
       <h1>Create a password</h1>
       <ErrorSummary fields={m.errors} />
       <p>You will use this password with a code from your authenticator app. It must be at least 8 characters and not a common password.</p>
@@ -268,7 +294,7 @@ export function PasswordPage(m: Base & { flowId: string; errors: FieldError[] })
 
 export function ScanPage(m: Base & { flowId: string; qrSvgDataUri: string; secret: string; errors: FieldError[] }) {
   return (
-    <Page {...m} title="Set up your authenticator app">
+    <Page {...m} title="Set up your authenticator app" back={`/add-authenticator/${m.flowId}/app/password`} step="set-up">
       <h1>Set up your authenticator app</h1>
       <ErrorSummary fields={m.errors} />
       <ol class="steps">

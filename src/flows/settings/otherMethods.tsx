@@ -11,7 +11,7 @@ import { audit } from '../../audit.js';
 import { appError, type FieldError } from '../../errors.js';
 import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { renderPage } from '../../views/render.js';
-import { CsrfField, ErrorSummary, Layout } from '../../views/layout.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, Layout } from '../../views/layout.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import type { Config } from '../../config/index.js';
 import { startVerifiedFlow } from '../selfService/routes.js';
@@ -112,10 +112,7 @@ function RemoveMethodPage(m: { config: Config; csrfToken: string; user: User; au
         <form method="post" action={`/settings/authenticators/${m.authenticator.id}/remove`}>
           <CsrfField token={m.csrfToken} />
           <p>You will no longer be able to sign in with it{m.authenticator.type === 'totp' ? ', and if it is your last authenticator app, your password stops working too' : ''}.</p>
-          <div class="checkbox">
-            <input type="checkbox" id="confirm" name="confirm" value="yes" />
-            <label for="confirm">I want to remove {m.authenticator.name}</label>
-          </div>
+          <ConfirmCheckbox label={`I want to remove ${m.authenticator.name}`} error={m.error} />
           <div class="actions">
             <button type="submit" class="warning">
               Remove

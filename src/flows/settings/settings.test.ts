@@ -1,3 +1,4 @@
+import { expectConfirmError } from '../../../test/support/pages.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
@@ -92,15 +93,17 @@ describe('Login and security settings', () => {
   it('removes a passkey after the confirmation tick, and refuses the last one', async () => {
     const phone = authenticator();
     const browser = await signUp(t.app, phone);
-    await addPasskey(browser, authenticator(), 'Spare key');
+    await addPasskey(browser, authenticator({ aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd' }), 'Spare key');
     const ids = [...(await browser.get('/settings')).body.matchAll(/data-passkey-id="([^"]+)"/g)].map((m) => m[1]!);
     expect(ids).toHaveLength(2);
 
     const confirmPage = await browser.get(`/settings/passkeys/${ids[1]}/remove`);
     expect(confirmPage.body).toContain('I want to remove this passkey');
+    // One sentence, not broken around the provider's name.
+    expect(confirmPage.body).toMatch(/<p><strong>Spare key<\/strong> is a passkey saved in iCloud Keychain, created \d{4}-\d\d-\d\d \d\d:\d\d UTC\.<\/p>/);
     const unticked = await browser.postForm(`/settings/passkeys/${ids[1]}/remove`, {});
     expect(unticked.statusCode).toBe(400);
-    expect(unticked.body).toContain('Select the box to confirm');
+    expectConfirmError(unticked.body, 'Select the box to confirm you want to remove this passkey');
     const removed = await browser.postForm(`/settings/passkeys/${ids[1]}/remove`, { confirm: 'yes' });
     expect(removed.statusCode).toBe(303);
     expect(removed.headers.location).toBe('/settings?removed=1&signal=1');

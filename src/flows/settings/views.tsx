@@ -3,7 +3,7 @@ import type { AuditEvent, Authenticator, Session, User } from '../../db/schema.j
 import { auditEventLabels } from '../../audit.js';
 import type { FieldError } from '../../errors.js';
 import { providerFor, type ProviderKind } from '../../webauthn/aaguids.js';
-import { CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import { describeUserAgent } from '../../views/userAgent.js';
 
 function ProviderIcon(props: { kind: ProviderKind }) {
@@ -18,6 +18,16 @@ function ProviderIcon(props: { kind: ProviderKind }) {
       <path d={paths[props.kind]} fill="currentColor" />
     </svg>
   );
+}
+
+/**
+ * "a passkey saved in iCloud Keychain, created 2026-12-04 09:30 UTC": one piece of text for a sentence (the
+ * provider's icon and flex layout would break the sentence into lines), without "saved in Passkey" for the unknown.
+ */
+export function describePasskey(passkey: Pick<Authenticator, 'aaguid' | 'created_at'>): string {
+  const provider = providerFor(passkey.aaguid);
+  const where = provider.kind === 'unknown' ? '' : ` saved ${provider.kind === 'security-key' ? 'on' : 'in'} ${provider.name}`;
+  return `a passkey${where}, created ${formatTime(passkey.created_at)}`;
 }
 
 export function PasskeyProvider(props: { aaguid: string }) {
@@ -137,16 +147,16 @@ export function SettingsPage(m: SettingsModel) {
         <tbody>
           {m.passkeys.map((p) => (
             <tr data-passkey-id={p.id} data-credential-id={p.credential_id}>
-              <td>
+              <td data-label="Name">
                 <strong class="passkey-name">{p.name}</strong>
                 <br />
                 <SyncBadge authenticator={p} />
               </td>
-              <td>
+              <td data-label="Provider">
                 <PasskeyProvider aaguid={p.aaguid} />
               </td>
-              <td>{formatTime(p.created_at)}</td>
-              <td>{formatTime(p.last_used_at)}</td>
+              <td data-label="Created">{formatTime(p.created_at)}</td>
+              <td data-label="Last used">{formatTime(p.last_used_at)}</td>
               <td class="actions">
                 <a href={`/settings/passkeys/${p.id}/rename`}>
                   Rename<span class="visually-hidden"> {p.name}</span>
@@ -191,9 +201,9 @@ export function SettingsPage(m: SettingsModel) {
           <tbody>
             {m.others.map((a) => (
               <tr data-authenticator-id={a.id}>
-                <td>{a.name}</td>
-                <td>{formatTime(a.created_at)}</td>
-                <td>{formatTime(a.last_used_at)}</td>
+                <td data-label="Name">{a.name}</td>
+                <td data-label="Created">{formatTime(a.created_at)}</td>
+                <td data-label="Last used">{formatTime(a.last_used_at)}</td>
                 <td class="actions">
                   <a href={`/settings/authenticators/${a.id}/remove`}>
                     Remove<span class="visually-hidden"> {a.name}</span>
@@ -236,10 +246,10 @@ export function SettingsPage(m: SettingsModel) {
         <tbody>
           {m.sessions.map((s) => (
             <tr data-session-id={s.public_id}>
-              <td>{describeUserAgent(s.user_agent)}</td>
-              <td>{s.ip}</td>
-              <td>{formatTime(s.created_at)}</td>
-              <td>{formatTime(s.last_seen_at)}</td>
+              <td data-label="Device">{describeUserAgent(s.user_agent)}</td>
+              <td data-label="IP address">{s.ip}</td>
+              <td data-label="Signed in">{formatTime(s.created_at)}</td>
+              <td data-label="Last active">{formatTime(s.last_seen_at)}</td>
               <td>
                 {s.public_id === m.currentSessionId ? (
                   <strong>This session</strong>
@@ -269,9 +279,9 @@ export function SettingsPage(m: SettingsModel) {
         <tbody>
           {m.activity.map((e) => (
             <tr data-event={e.event}>
-              <td>{formatTime(e.at)}</td>
-              <td>{auditEventLabels[e.event] ?? e.event}</td>
-              <td>
+              <td data-label="When">{formatTime(e.at)}</td>
+              <td data-label="What">{auditEventLabels[e.event] ?? e.event}</td>
+              <td data-label="From">
                 {e.ip ?? ''} {e.user_agent ? describeUserAgent(e.user_agent) : ''}
               </td>
             </tr>
@@ -322,9 +332,10 @@ export function RemovePage(props: { config: Config; csrfToken: string; user: Use
   return (
     <Layout title="Remove passkey" rpName={props.config.rpName} csrfToken={props.csrfToken} page="remove" signedIn={{ displayName: props.user.display_name }}>
       <h1>Remove passkey</h1>
-      <ErrorSummary message={props.error ?? null} fields={props.error && !props.isLast ? [{ field: 'confirm', message: props.error }] : []} />
+      {/* Said once: a missing tick is a link to the box (with its message there); "your only passkey" is about the page. */}
+      <ErrorSummary message={props.error && props.isLast ? props.error : null} fields={props.error && !props.isLast ? [{ field: 'confirm', message: props.error }] : []} />
       <p>
-        <strong>{props.passkey.name}</strong> (<PasskeyProvider aaguid={props.passkey.aaguid} />, created {formatTime(props.passkey.created_at)})
+        <strong>{props.passkey.name}</strong> is {describePasskey(props.passkey)}.
       </p>
       {props.isLast ? (
         <>
@@ -339,10 +350,7 @@ export function RemovePage(props: { config: Config; csrfToken: string; user: Use
         <form method="post" action={`/settings/passkeys/${props.passkey.id}/remove`} novalidate>
           <CsrfField token={props.csrfToken} />
           <p>You will not be able to use this passkey to sign in. Your device may still offer it: you can also remove it in your device settings.</p>
-          <div class="checkbox">
-            <input type="checkbox" id="confirm" name="confirm" value="yes" />
-            <label for="confirm">I want to remove this passkey</label>
-          </div>
+          <ConfirmCheckbox label="I want to remove this passkey" error={props.isLast ? null : props.error} />
           <div class="actions">
             <button type="submit" class="warning">
               Remove passkey

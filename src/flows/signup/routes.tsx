@@ -14,6 +14,7 @@ import { normalizeEmail } from '../../db/persisters/users.js';
 import { appError, mapUniqueViolation } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
 import { DisplayNameSchema, EmailSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
+import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { renderPage } from '../../views/render.js';
 import { SignUpPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
@@ -23,12 +24,15 @@ export const SIGNUP_FLOW = 'signup';
 const OptionsBody = Type.Object({
   displayName: DisplayNameSchema,
   email: EmailSchema,
+  /** "Name your device": blank or absent names the passkey after its provider. */
+  name: Type.Optional(Type.String({ maxLength: 64 })),
   placement: Type.Optional(PlacementSchema),
 });
 const VerifyBody = Type.Object({
   response: RegistrationResponseSchema,
   displayName: Type.Optional(Type.String({ maxLength: 100 })),
   email: Type.Optional(Type.String({ maxLength: 254 })),
+  name: Type.Optional(Type.String({ maxLength: 64 })),
   placement: Type.Optional(Type.String({ maxLength: 32 })),
 });
 
@@ -37,6 +41,8 @@ interface SignUpData {
   email: string;
   displayName: string;
   placement: string;
+  /** The name chosen on the form, kept with the ceremony: the verify request's copy is not trusted. */
+  passkeyName?: string;
 }
 
 export async function signUpRoutes(app: FastifyInstance) {
@@ -61,7 +67,7 @@ export async function signUpRoutes(app: FastifyInstance) {
     if (await store.users.findByEmail(email)) {
       throw appError('email_unavailable', undefined, [{ field: 'email', message: 'An account could not be created with that email address' }]);
     }
-    const data: SignUpData = { userId: randomToken(16), email, displayName, placement: request.body.placement ?? 'this-device' };
+    const data: SignUpData = { userId: randomToken(16), email, displayName, placement: request.body.placement ?? 'this-device', passkeyName: cleanPasskeyName(request.body.name) };
     const options = await webauthn.startRegistration({
       flowType: SIGNUP_FLOW,
       bindingHash: request.bindingHash,
@@ -81,6 +87,7 @@ export async function signUpRoutes(app: FastifyInstance) {
       flowType: SIGNUP_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as RegistrationResponseJSON,
+      name: data.passkeyName,
       userId: data.userId,
     });
     const now = app.latchkey.now();

@@ -24,6 +24,25 @@ describe('sign up', () => {
     expect(events).toEqual(expect.arrayContaining(['signup', 'passkey.added']));
   });
 
+  it('names the passkey as the person asked ("Name your device"), or after its provider when the name is blank', async () => {
+    const page = await new TestBrowser(t.app).get('/signup');
+    expect(page.body).toMatch(/<label for="name">Name your device/);
+    const store = t.app.latchkey.store;
+    for (const [email, name, expected] of [
+      ['named@example.com', '  Grace’s   iPhone ', 'Grace’s iPhone'],
+      ['blank@example.com', '   ', 'iCloud Keychain'],
+    ] as const) {
+      const browser = new TestBrowser(t.app);
+      await browser.get('/signup');
+      const o = (await browser.postJson('/signup/options', { displayName: 'Grace', email, name, placement: 'this-device' })).json().options;
+      const auth = authenticator({ aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd' });
+      // The name comes from the form the ceremony started with, not from the verify request.
+      expect((await browser.postJson('/signup/verify', { response: auth.createCredential(o), name: 'Something else' })).statusCode).toBe(200);
+      const user = (await store.users.findByEmail(email))!;
+      expect((await store.authenticators.listForUser(user.id)).map((a) => a.name)).toEqual([expected]);
+    }
+  });
+
   it('stores nothing until the passkey is verified', async () => {
     const browser = new TestBrowser(t.app);
     await browser.get('/signup');

@@ -21,6 +21,17 @@ export function SignUpPage(props: { config: Config; csrfToken: string; noScript?
             data-required-message="Enter your email address" data-format-message="Enter an email address in the correct format, like name@example.com"
           />
         </div>
+        {/* Seed 002's "Name your device". Optional: left blank, the passkey is named after its provider (from its AAGUID). */}
+        <div class="field">
+          <label for="name">
+            Name your device{' '}
+            <span class="hint">
+              For example "Work laptop" or "My iPhone". You will see this name in your settings. If you leave it blank, we use the name of your passkey
+              provider, such as "iCloud Keychain", "Google Password Manager" or "Windows Hello".
+            </span>
+          </label>
+          <input type="text" id="name" name="name" maxLength={64} autocomplete="off" />
+        </div>
         <PlacementChoice legend="Where do you want to save your passkey?" />
         <button type="submit">Create account and set up a passkey</button>
       </form>

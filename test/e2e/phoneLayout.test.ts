@@ -1,0 +1,218 @@
+/**
+ * Every page a person or an agent uses fits a phone (issue 11, item 12): at
+ * 375 px wide nothing scrolls sideways. One agent (RA Manager) and one person
+ * walk the pages with data that tends to widen them (long names and email
+ * addresses, several authenticators, sessions, audit events, an issued link
+ * and code); failures are collected across pages so one run shows them all,
+ * each with the elements that stick out.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { hashToken, randomToken } from '../../src/crypto.js';
+import type { Authenticator, User } from '../../src/db/schema.js';
+import { createUser } from '../../src/users/createUser.js';
+import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+
+const PHONE = { width: 375, height: 812 };
+
+let server: E2EServer;
+let browser: Browser;
+const openTracked = closeContextsAfterEach();
+
+beforeAll(async () => {
+  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+const store = () => server.app.latchkey.store;
+
+async function phone(): Promise<TestPage> {
+  const t = await openTracked(browser, server);
+  await t.page.setViewportSize(PHONE);
+  await t.authenticators.add('platform');
+  return t;
+}
+
+/** How wide the page is, and which elements reach past the viewport's right edge (the innermost first). */
+async function overflow(page: Page): Promise<{ width: number; culprits: string[] }> {
+  return page.evaluate(() => {
+    const limit = window.innerWidth;
+    const sticksOut = (e: Element) => e.getBoundingClientRect().right > limit + 0.5;
+    const culprits = Array.from(document.querySelectorAll('body *'))
+      .filter((e) => sticksOut(e) && !Array.from(e.children).some(sticksOut))
+      .slice(0, 4)
+      .map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${typeof e.className === 'string' && e.className ? `.${e.className.trim().split(/\s+/).join('.')}` : ''}`);
+    return { width: document.documentElement.scrollWidth, culprits };
+  });
+}
+
+/** A copy of `base` for `user` under a new id: more rows in the tables without more ceremonies. */
+function authenticatorLike(base: Authenticator, user: User, fields: Partial<Authenticator>): Authenticator {
+  const id = randomToken(12);
+  return { ...base, id, user_id: user.id, credential_id: `${id}-credential`, created_at: server.clock.now(), last_used_at: server.clock.now(), issued_by: null, ...fields };
+}
+
+/** The hash of this context's browser binding: flows made here belong to its browser. */
+async function bindingHash(t: TestPage): Promise<string> {
+  const binding = (await t.context.cookies()).find((c) => c.name === 'latchkey_binding')!.value;
+  return hashToken(binding);
+}
+
+/** A self-service flow for this browser at `step`, as the steps before it would leave it. */
+async function selfServiceFlow(t: TestPage, user: User, data: Record<string, unknown>): Promise<string> {
+  const id = randomToken(16);
+  const now = server.clock.now();
+  await store().flows.insert({
+    id,
+    type: 'self-service',
+    binding_hash: await bindingHash(t),
+    user_id: user.id,
+    lookup: `self-service:${id}`,
+    data: JSON.stringify(data),
+    created_at: now,
+    expires_at: now + 30 * 60_000,
+  });
+  return id;
+}
+
+describe('pages on a phone', () => {
+  it('no page a person or an agent uses scrolls sideways at 375 px', { timeout: 120_000 }, async () => {
+    const failures: string[] = [];
+    let checked = 0;
+    const check = async (page: Page, label: string) => {
+      await waitReady(page);
+      const { width, culprits } = await overflow(page);
+      checked++;
+      if (width > PHONE.width) failures.push(`${label} (${new URL(page.url()).pathname}): ${width} px wide; sticking out: ${culprits.join(', ')}`);
+    };
+    const go = async (page: Page, path: string, label: string) => {
+      await visit(page, server.url(path));
+      await check(page, label);
+    };
+
+    // ---- signed out: sign in, sign up, enrolment code, self-service start and details
+    const visitor = await phone();
+    await go(visitor.page, '/signin', 'sign in');
+    await go(visitor.page, '/signup', 'sign up');
+    await go(visitor.page, '/enrol', 'enrolment code');
+    await go(visitor.page, '/add-authenticator', 'self-service start');
+    await visitor.page.getByRole('button', { name: 'Start' }).click();
+    await visitor.page.waitForURL('**/details');
+    await check(visitor.page, 'self-service details');
+    expect(await visitor.page.locator('.caption.step').innerText()).toBe('Step 1 of 4');
+    expect(await visitor.page.getByRole('link', { name: 'Back', exact: true }).getAttribute('href')).toBe('/add-authenticator');
+    const detailsPath = new URL(visitor.page.url()).pathname;
+    await go(visitor.page, detailsPath.replace(/details$/, 'problem'), 'self-service problem');
+    await go(visitor.page, '/no-such-page', 'not found');
+
+    // ---- an agent with a long name, enrolled by link: the link page, the done page, then their own settings
+    const agentPage = await phone();
+    const { user: agent, url } = await server.invite('alexandra.wilhelmina.montgomery-smythe@registration-authority.example.org', 'Alexandra Wilhelmina Montgomery-Smythe');
+    await go(agentPage.page, new URL(url).pathname, 'enrolment link');
+    await agentPage.page.getByLabel('Name your passkey').fill('Work phone with a rather long descriptive name');
+    await agentPage.page.getByRole('button', { name: 'Set up passkey' }).click();
+    await agentPage.page.waitForURL('**/enrol/done');
+    await check(agentPage.page, 'enrolment done');
+    await store().roles.set(agent.id, ['ra_manager'], null, server.clock.now());
+
+    // More rows: another passkey, an authenticator app with a password, so every settings table and page is there.
+    const [first] = await store().authenticators.listForUser(agent.id);
+    const second = authenticatorLike(first!, agent, { name: 'Blue YubiKey on the office keyring', aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8', backup_eligible: 0, backed_up: 0 });
+    const app = authenticatorLike(first!, agent, { type: 'totp', name: 'Authenticator app', aaguid: 'totp', credential_id: `totp:${randomToken(8)}` });
+    await store().authenticators.insert(second);
+    await store().authenticators.insert(app);
+    await store().users.setPasswordHash(agent.id, 'not-a-real-hash', server.clock.now());
+
+    const a = agentPage.page;
+    await go(a, '/settings', 'settings');
+    // Stacked tables keep their headings for screen readers, and the page stays accessible.
+    await expectAccessible(a, 'settings at 375 px');
+    if (process.env.LATCHKEY_E2E_SCREENSHOTS) await a.screenshot({ path: `${process.env.LATCHKEY_E2E_SCREENSHOTS}/settings-375.png`, fullPage: true });
+    await go(a, `/settings/passkeys/${first!.id}/rename`, 'rename passkey');
+    await go(a, `/settings/passkeys/${second.id}/remove`, 'remove passkey');
+    // Without the tick: the summary links to the box, and the message sits at the box, said once each.
+    await a.getByRole('button', { name: 'Remove passkey' }).click();
+    expect(await errorSummaryText(a)).toBe('There is a problem Select the box to confirm you want to remove this passkey');
+    await check(a, 'remove passkey, not ticked');
+    expect((await a.locator('#confirm-error').innerText()).replace(/\s+/g, ' ')).toBe('Error: Select the box to confirm you want to remove this passkey');
+    expect(await a.getByRole('checkbox', { name: 'I want to remove this passkey' }).getAttribute('aria-describedby')).toBe('confirm-error');
+    await go(a, `/settings/authenticators/${app.id}/remove`, 'remove authenticator app');
+    await go(a, '/settings/password', 'change password');
+    await go(a, '/settings/reauth?next=/settings', 'confirm it is you');
+    await go(a, '/services', 'services you can use');
+
+    // Self-service steps after the identity check, as settings starts them.
+    await go(a, `/add-authenticator/${await selfServiceFlow(agentPage, agent, { step: 'code', email: agent.email, codeHash: 'x', codeExpiresAt: server.clock.now() + 600_000, resends: 0 })}/code`, 'self-service code');
+    const verified = await selfServiceFlow(agentPage, agent, { step: 'verified', email: agent.email });
+    await go(a, `/add-authenticator/${verified}/choose`, 'self-service choose');
+    await go(a, `/add-authenticator/${verified}/passkey`, 'self-service passkey');
+    await go(a, `/add-authenticator/${verified}/app`, 'self-service app');
+    await a.getByRole('checkbox').check();
+    await a.getByRole('button', { name: 'Continue' }).click();
+    await a.waitForURL('**/app/password');
+    await check(a, 'self-service password');
+    await a.getByLabel('Password', { exact: true }).fill('a long and unusual passphrase 1958');
+    await a.getByLabel('Confirm password').fill('a long and unusual passphrase 1958');
+    await a.getByRole('button', { name: 'Continue' }).click();
+    await a.waitForURL('**/app/setup');
+    await check(a, 'self-service scan');
+    const done = await selfServiceFlow(agentPage, agent, { step: 'verified' });
+    await store().flows.consume(done, server.clock.now());
+    await go(a, `/add-authenticator/${done}/done?added=passkey`, 'self-service done');
+
+    // ---- the console, about a person with a long email address and a passkey
+    const person = await createUser(store(), { email: 'bartholomew.featherstonehaugh-cholmondeley@hospital-trust.nhs.example.uk', displayName: 'Bartholomew Featherstonehaugh-Cholmondeley' }, server.clock.now());
+    const personsPasskey = authenticatorLike(first!, person, { name: 'Bartholomew’s phone', issued_by: agent.id });
+    await store().authenticators.insert(personsPasskey);
+    await go(a, '/admin', 'console home');
+    await go(a, '/admin/users?q=b', 'users');
+    await go(a, '/admin/users/new', 'add a user');
+    await go(a, `/admin/users/${person.id}`, 'profile details');
+    await go(a, `/admin/users/${person.id}/authenticators`, 'profile authenticators');
+    await go(a, `/admin/users/${person.id}/activity`, 'profile activity');
+    await go(a, `/admin/users/${agent.id}/authenticators`, 'own profile authenticators');
+    expect(await a.locator('[data-own-account]').innerText()).toBe('You can’t change your own authenticators here. Use your Login and security settings, or ask another agent.');
+    await go(a, `/admin/users/${person.id}/authenticators/${personsPasskey.id}/remove`, 'remove authenticator');
+    await go(a, `/admin/users/${person.id}/issue`, 'issue: choose type');
+    await go(a, `/admin/users/${person.id}/issue/passkey`, 'issue: passkey instructions');
+    await a.getByRole('button', { name: 'Generate link' }).click();
+    await a.waitForFunction(() => document.querySelector('h1')?.textContent === 'Link generated');
+    await check(a, 'link generated');
+    await go(a, `/admin/users/${person.id}/issue/passkey`, 'issue: passkey instructions');
+    await a.getByRole('button', { name: 'Generate 9-character code' }).click();
+    await a.waitForFunction(() => document.querySelector('h1')?.textContent === '9-character code generated');
+    await check(a, 'code generated');
+    await go(a, `/admin/users/${person.id}/authenticators`, 'profile authenticators with links and codes');
+    await go(a, '/admin/audit', 'audit log');
+    await expectAccessible(a, 'audit log at 375 px');
+    if (process.env.LATCHKEY_E2E_SCREENSHOTS) await a.screenshot({ path: `${process.env.LATCHKEY_E2E_SCREENSHOTS}/audit-375.png`, fullPage: true });
+    await go(a, '/admin/templates', 'email templates');
+    await go(a, '/admin/templates/new', 'new email template');
+    const [template] = await store().emailTemplates.list();
+    await go(a, `/admin/templates/${template!.id}`, 'edit email template');
+    await go(a, '/admin/services', 'services (console)');
+
+    expect(checked).toBeGreaterThan(35);
+    expect(failures, failures.join('\n')).toEqual([]);
+  });
+
+  it('styles the password field on "Confirm it is you" like the other fields', async () => {
+    const t = await phone();
+    const { user, url } = await server.invite('grace.hopper@example.com', 'Grace Hopper');
+    await visit(t.page, url);
+    await t.page.getByRole('button', { name: 'Set up passkey' }).click();
+    await t.page.waitForURL('**/enrol/done');
+    await store().users.setPasswordHash(user.id, 'not-a-real-hash', server.clock.now());
+    await visit(t.page, server.url('/settings/reauth?next=/settings'));
+    const look = (selector: string) =>
+      t.page.locator(selector).evaluate((e) => {
+        const s = getComputedStyle(e);
+        return { border: `${s.borderTopWidth} ${s.borderTopStyle} ${s.borderTopColor}`, padding: s.paddingTop, font: s.fontSize, radius: s.borderTopLeftRadius };
+      });
+    expect(await look('#password')).toEqual(await look('#code'));
+  });
+});
