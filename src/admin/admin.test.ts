@@ -10,6 +10,8 @@ import type { Role, User } from '../db/schema.js';
 import { createUser } from '../users/createUser.js';
 import { CODE_MAX_ATTEMPTS, formatCode, issueInvite } from '../flows/enrolment/invites.js';
 import { csvCell } from './routes.js';
+import { ANY_ROLE, consoleRoutes } from './guard.js';
+import { addService } from '../oidc/services.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
 
 const T0 = Date.UTC(2026, 10, 22, 9);
@@ -71,12 +73,13 @@ const agentRoles: Record<string, Role[]> = {
   'no role': [],
 };
 
-type Permission = 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'audit';
+/** `console`: what every role may do (the home page). */
+type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'audit';
 const allowedFor: Record<string, Permission[]> = {
-  'RA Manager': ['view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'audit'],
-  'RA Agent (Advanced)': ['view', 'add', 'edit', 'issue', 'remove'],
-  'RA Agent': ['view'],
-  Auditor: ['audit'],
+  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'audit'],
+  'RA Agent (Advanced)': ['console', 'view', 'add', 'edit', 'issue', 'remove'],
+  'RA Agent': ['console', 'view'],
+  Auditor: ['console', 'audit'],
   'no role': [],
 };
 
@@ -84,6 +87,10 @@ interface Target {
   user: User;
   authenticatorId: string;
   flowId: string;
+  /** The enrolment link's token (the agent's page holds it for "send by email"). */
+  token: string;
+  templateId: string;
+  clientId: string;
 }
 
 interface Action {
@@ -95,6 +102,7 @@ interface Action {
 }
 
 const actions: Action[] = [
+  { name: 'open the console home page', needs: 'console', writes: false, request: (b) => b.get('/admin') },
   { name: 'search users', needs: 'view', writes: false, request: (b) => b.get('/admin/users?q=person') },
   { name: 'view details', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}`) },
   { name: 'view authenticators', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators`) },
@@ -104,10 +112,18 @@ const actions: Action[] = [
   { name: 'add user', needs: 'add', writes: true, request: (b) => b.postForm('/admin/users/new', { name: 'New Person', email: `new-${++counter}@example.org` }) },
   { name: 'set national identifier', needs: 'edit', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/national-id`, { nationalId: 'AB 12 34 56 C' }) },
   { name: 'suspend user', needs: 'edit', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/status`, { action: 'suspend' }) },
+  { name: 'open choose authenticator type', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue`) },
+  { name: 'choose passkey', needs: 'issue', writes: false, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/issue`, { type: 'passkey' }) },
   { name: 'open issue page', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue/passkey`) },
   { name: 'generate link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'link' }) },
   { name: 'generate code', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'code' }) },
   { name: 'send enrolment email', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'email' }) },
+  {
+    name: 'send a generated link by email',
+    needs: 'issue',
+    writes: true,
+    request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/email`, { token: x.token }),
+  },
   { name: 'revoke a link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/revoke`, {}) },
   { name: 'open remove page', needs: 'remove', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators/${x.authenticatorId}/remove`) },
   {
@@ -118,6 +134,9 @@ const actions: Action[] = [
   },
   { name: 'change roles', needs: 'roles', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/roles`, { roles: 'ra_agent' }) },
   { name: 'list templates', needs: 'templates', writes: false, request: (b) => b.get('/admin/templates') },
+  { name: 'open new template', needs: 'templates', writes: false, request: (b) => b.get('/admin/templates/new') },
+  { name: 'open a template', needs: 'templates', writes: false, request: (b, x) => b.get(`/admin/templates/${x.templateId}`) },
+  { name: 'delete a template', needs: 'templates', writes: true, request: (b, x) => b.postForm(`/admin/templates/${x.templateId}/delete`, {}) },
   {
     name: 'add template',
     needs: 'templates',
@@ -137,6 +156,7 @@ const actions: Action[] = [
     writes: true,
     request: (b) => b.postForm('/admin/services', { name: 'Rota', redirectUris: 'https://rota.example.org/callback', clientType: 'confidential', aal: '2' }),
   },
+  { name: 'remove a service', needs: 'services', writes: true, request: (b, x) => b.postForm(`/admin/services/${x.clientId}/remove`, {}) },
   { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
   { name: 'export audit CSV', needs: 'audit', writes: true, request: (b) => b.get('/admin/audit.csv') },
 ];
@@ -154,9 +174,50 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
     const { user } = await f.person();
     const store = f.t.app.latchkey.store;
     const [passkey] = await store.authenticators.listForUser(user.id);
-    const { flowId } = await issueInvite(store, f.t.config, user, f.clock.now, { method: 'link' });
-    return { user, authenticatorId: passkey!.id, flowId };
+    const { flowId, token } = await issueInvite(store, f.t.config, user, f.clock.now, { method: 'link' });
+    const templateId = `t${++counter}`;
+    await store.emailTemplates.insert({ id: templateId, name: 'Spare', subject: 'Hello {{name}}', body: 'Open {{link}}', is_default: 0, created_at: f.clock.now, updated_at: f.clock.now, updated_by: null });
+    const { service } = await addService(store, f.t.app.latchkey.secretBox, { name: 'Rota', redirectUris: ['https://rota.example.org/cb'], postLogoutRedirectUris: [], clientType: 'public', aal: 2, firstParty: false }, f.clock.now);
+    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id };
   }
+
+  it('tries every route the console registered (a new route needs a line here)', async () => {
+    const requested: string[] = [];
+    const answer = { statusCode: 0, body: '' };
+    const recorder = {
+      get: async (url: string) => (requested.push(`GET ${url.split('?')[0]}`), answer),
+      postForm: async (url: string) => (requested.push(`POST ${url}`), answer),
+      postJson: async (url: string) => (requested.push(`POST ${url}`), answer),
+    } as unknown as TestBrowser;
+    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT' };
+    for (const action of actions) await action.request(recorder, x);
+    const routes = consoleRoutes(f.t.app);
+    const untried = routes.filter((r) => {
+      const pattern = new RegExp(`^${r.method} ${r.url.replace(/\./g, '\\.').replace(/:\w+/g, '[^/]+')}$`);
+      return !requested.some((line) => pattern.test(line));
+    });
+    expect(untried.map((r) => `${r.method} ${r.url}`)).toEqual([]);
+    // And each is tried with the permission the route declares.
+    const needs: Record<Permission, string> = {
+      console: ANY_ROLE,
+      view: 'users.view',
+      add: 'users.add',
+      edit: 'users.edit',
+      issue: 'authenticators.issue',
+      remove: 'authenticators.remove',
+      roles: 'roles.manage',
+      templates: 'templates.manage',
+      services: 'services.manage',
+      audit: 'audit.read',
+    };
+    for (const action of actions) {
+      requested.length = 0;
+      await action.request(recorder, x);
+      const [method, url] = requested[0]!.split(' ');
+      const route = routes.find((r) => r.method === method && new RegExp(`^${r.url.replace(/\./g, '\\.').replace(/:\w+/g, '[^/]+')}$`).test(url!));
+      expect(route?.permission, action.name).toBe(needs[action.needs]);
+    }
+  });
 
   for (const label of Object.keys(agentRoles)) {
     for (const action of actions) {
