@@ -62,11 +62,17 @@ const FlowParams = Type.Object({ id: Id, flowId: Id });
 const AuthenticatorParams = Type.Object({ id: Id, authenticatorId: Id });
 const TemplateParams = Type.Object({ templateId: Id });
 const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
-const Flash = Type.Object({ done: Type.Optional(Type.String({ maxLength: 32 })), before: Type.Optional(Type.String({ maxLength: 20, pattern: '^[0-9]+$' })) });
+/**
+ * An audit record's id from an "Older events" link: at most 15 digits, so it stays below Number.MAX_SAFE_INTEGER
+ * and PostgreSQL's bigint (a 20-digit one reached the query there and answered 500).
+ */
+const RecordId = Type.String({ minLength: 1, maxLength: 15, pattern: '^[0-9]+$' });
+const Flash = Type.Object({ done: Type.Optional(Type.String({ maxLength: 32 })), before: Type.Optional(RecordId) });
 
 const SearchQuery = Type.Object({
   q: Type.Optional(Type.String({ maxLength: 254 })),
   status: Type.Optional(Type.Union([Type.Literal(''), Type.Literal('pending'), Type.Literal('enrolled'), Type.Literal('suspended')])),
+  // Clamped to 1…MAX_PAGE by the route; six digits keep Number() exact.
   page: Type.Optional(Type.String({ maxLength: 6, pattern: '^[0-9]*$' })),
 });
 const AddUserBody = Type.Object({
@@ -95,7 +101,7 @@ const AuditQuery = Type.Object({
   subject: Type.Optional(Type.String({ maxLength: 254 })),
   from: Type.Optional(Type.String({ maxLength: 10 })),
   to: Type.Optional(Type.String({ maxLength: 10 })),
-  before: Type.Optional(Type.String({ maxLength: 20, pattern: '^[0-9]+$' })),
+  before: Type.Optional(RecordId),
 });
 const TemplateBody = Type.Object({
   ...Csrf,

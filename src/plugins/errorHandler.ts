@@ -24,6 +24,8 @@ const fieldMessages: Record<string, string> = {
   mode: 'Choose how to sign in',
   response: 'The passkey response was missing or could not be read. Try again.',
   confirm: 'Select the box to confirm',
+  before: 'That link to older events is not valid. Go back to the newest events and try again',
+  page: 'That page number is not valid. Go back to the first page and try again',
 };
 
 function fieldsFromValidation(error: FastifyError): FieldError[] {
