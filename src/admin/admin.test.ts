@@ -56,13 +56,20 @@ async function fixture(env: Record<string, string> = {}): Promise<Fixture> {
   };
 }
 
-/** Every row a console action could change: a refused action must leave all of it as it was. */
+/** Every row a console action could change: a refused action must leave all of it as it was (it adds only the record of the refusal). */
 async function snapshot(t: TestApp): Promise<string> {
   const k = t.db.kysely;
-  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'audit_events'] as const;
+  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions'] as const;
   const out: Record<string, unknown> = {};
   for (const table of tables) out[table] = await k.selectFrom(table).selectAll().execute();
+  out.audit_events = await k.selectFrom('audit_events').selectAll().where('outcome', '=', 'success').execute();
   return JSON.stringify(out);
+}
+
+/** The newest record of a refusal or failure by this person. */
+async function lastRefusal(t: TestApp, actorUserId: string) {
+  const row = await t.db.kysely.selectFrom('audit_events').selectAll().where('outcome', '<>', 'success').where('actor_user_id', '=', actorUserId).orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return row && { ...row, detail: JSON.parse(row.detail) as Record<string, unknown> };
 }
 
 const agentRoles: Record<string, Role[]> = {
@@ -163,10 +170,11 @@ const actions: Action[] = [
 
 describe('roles × actions: allowed ones work, the others get 403 and change nothing', () => {
   let f: Fixture;
-  const agents = new Map<string, TestBrowser>();
+  const agents = new Map<string, { browser: TestBrowser; user: User }>();
   beforeAll(async () => {
-    f = await fixture();
-    for (const [label, roles] of Object.entries(agentRoles)) agents.set(label, (await f.agent(roles)).browser);
+    // Every refusal here is recorded: this test is not a flood.
+    f = await fixture({ LATCHKEY_AUDIT_REFUSALS_PER_SOURCE_PER_MINUTE: '1000', LATCHKEY_AUDIT_REFUSALS_PER_MINUTE: '10000' });
+    for (const [label, roles] of Object.entries(agentRoles)) agents.set(label, await f.agent(roles));
   });
   afterAll(async () => f.close());
 
@@ -225,13 +233,22 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       it(`${label} ${allowed ? 'can' : 'cannot'} ${action.name}`, async () => {
         const target = await freshTarget();
         const before = await snapshot(f.t);
-        const res = await action.request(agents.get(label)!, target);
+        const agent = agents.get(label)!;
+        const refusalBefore = await lastRefusal(f.t, agent.user.id);
+        const res = await action.request(agent.browser, target);
         if (allowed) {
           expect(res.statusCode, res.body.slice(0, 300)).toBeLessThan(400);
           if (action.writes) expect(await snapshot(f.t)).not.toBe(before);
+          expect(await lastRefusal(f.t, agent.user.id)).toEqual(refusalBefore);
         } else {
           expect(res.statusCode, res.body.slice(0, 300)).toBe(403);
           expect(await snapshot(f.t)).toBe(before);
+          // …and the refusal is on record: who, what, why, from where.
+          const refusal = await lastRefusal(f.t, agent.user.id);
+          expect(refusal?.id).not.toBe(refusalBefore?.id);
+          expect(refusal).toMatchObject({ event: 'console.refused', outcome: 'refused', ip: '127.0.0.1' });
+          expect(refusal!.detail).toMatchObject({ reason: 'forbidden' });
+          expect(refusal!.detail.action).toMatch(/^(GET|POST) \/admin/);
         }
       });
     }

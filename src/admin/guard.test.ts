@@ -90,7 +90,7 @@ describe('the console gate', () => {
     const app = Fastify();
     app.decorate('latchkey', t.app.latchkey);
     void app.register(async (console) => {
-      guardConsole(console, (_request, reply) => reply.send('no role'));
+      guardConsole(console, async (_request, reply) => reply.send('no role'));
       console.get('/admin/forgotten', async () => 'open to anyone');
     });
     await expect(app.ready()).rejects.toThrow(/GET \/admin\/forgotten declares no permission/);

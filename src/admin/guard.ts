@@ -58,7 +58,7 @@ export const refusedMessage = 'Your role does not allow this. Ask an RA Manager 
  * Put the gate on this plugin context: call it first in the console plugin, before any route.
  * `noRole` answers a signed-in person without any console role who asked for a page.
  */
-export function guardConsole(app: FastifyInstance, noRole: (request: FastifyRequest, reply: FastifyReply) => FastifyReply): void {
+export function guardConsole(app: FastifyInstance, noRole: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>): void {
   const { store } = app.latchkey;
   let routes = registered.get(app.server);
   if (!routes) registered.set(app.server, (routes = []));

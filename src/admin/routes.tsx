@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { audit } from '../audit.js';
+import { audit, auditRefusal, auditRefusals } from '../audit.js';
 import { appError, type FieldError } from '../errors.js';
 import type { User } from '../db/schema.js';
 import { renderPage } from '../views/render.js';
@@ -133,7 +133,19 @@ export async function adminRoutes(app: FastifyInstance) {
   const nationalId = nationalIdFormat(config);
 
   // First, before any route: every route below declares its permission, and the gate checks it (guard.ts).
-  guardConsole(app, (request, reply) => html(reply, renderPage(<NoRolePage config={config} csrfToken={request.csrfToken} user={request.auth!.user} />), 403));
+  guardConsole(app, async (request, reply) => {
+    // A page, not an error: so the refusal is recorded here rather than by auditRefusals below.
+    await auditRefusal(app, request, { event: 'console.refused', outcome: 'refused', reason: 'forbidden' });
+    return html(reply, renderPage(<NoRolePage config={config} csrfToken={request.csrfToken} user={request.auth!.user} />), 403);
+  });
+  // Refusals and failures are audited too (rate-limited), with the person the request was about.
+  auditRefusals(app, {
+    area: 'console',
+    subjectOf: async (request) => {
+      const id = (request.params as { id?: unknown }).id;
+      return typeof id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? (await store.users.findById(id))?.id : null;
+    },
+  });
 
   const ctx = (request: FastifyRequest): AdminContext => ({ config, csrfToken: request.csrfToken, agent: agentOf(request) });
 
