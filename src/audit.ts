@@ -92,7 +92,15 @@ export interface RefusalAuditOptions {
 export async function auditRefusal(
   app: FastifyInstance,
   request: FastifyRequest,
-  args: { event: string; outcome: AuditOutcome; reason: string; subjectUserId?: string | null; actorUserId?: string | null; detail?: Record<string, unknown> },
+  args: {
+    event: string;
+    outcome: AuditOutcome;
+    reason: string;
+    /** For whom, or how to find out: looked up only when the record is written, so a flood costs no queries. */
+    subject?: string | null | (() => Promise<string | null | undefined>);
+    actorUserId?: string | null;
+    detail?: Record<string, unknown>;
+  },
 ): Promise<void> {
   const { config, now } = app.latchkey;
   let window = windows.get(app.latchkey);
@@ -104,7 +112,8 @@ export async function auditRefusal(
   const detail: Record<string, unknown> = { action: `${request.method} ${request.routeOptions.url ?? ''}`, reason: args.reason, ...args.detail };
   if (taken.last) detail.moreNotRecordedThisMinute = true;
   if (taken.droppedBefore) detail.notRecordedLastMinute = taken.droppedBefore;
-  await audit(app, request, { event: args.event, outcome: args.outcome, actorUserId: actor, subjectUserId: args.subjectUserId ?? null, detail });
+  const subjectUserId = typeof args.subject === 'function' ? await args.subject() : args.subject;
+  await audit(app, request, { event: args.event, outcome: args.outcome, actorUserId: actor, subjectUserId: subjectUserId ?? null, detail });
 }
 
 /**
@@ -117,8 +126,8 @@ export function auditRefusals(app: FastifyInstance, options: RefusalAuditOptions
     if (err.code === 'not_signed_in' || options.skip?.includes(err.code)) return;
     const refused = err.status === 401 || err.status === 403;
     try {
-      const subjectUserId = options.subjectOf ? await options.subjectOf(request) : null;
-      await auditRefusal(app, request, { event: `${options.area}.${refused ? 'refused' : 'failed'}`, outcome: refused ? 'refused' : 'failure', reason: err.code, subjectUserId });
+      const subject = options.subjectOf && (() => options.subjectOf!(request));
+      await auditRefusal(app, request, { event: `${options.area}.${refused ? 'refused' : 'failed'}`, outcome: refused ? 'refused' : 'failure', reason: err.code, subject });
     } catch (recordError) {
       // The answer the person gets matters more than the record of it.
       request.log.warn({ err: recordError }, 'refusal not audited');

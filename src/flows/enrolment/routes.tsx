@@ -70,8 +70,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       return reply.redirect(`/enrol/${invite.token}`, 303);
     } catch (err) {
       if (!(err instanceof AppError) || !err.code.startsWith('enrolment_code_')) throw err;
-      const person = await store.users.findByEmail(values.email);
-      await auditRefusal(app, request, { event: 'enrolment.code_failed', outcome: 'failure', reason: err.code, actorUserId: null, subjectUserId: person?.id ?? null });
+      const subject = async () => (await store.users.findByEmail(values.email))?.id;
+      await auditRefusal(app, request, { event: 'enrolment.code_failed', outcome: 'failure', reason: err.code, actorUserId: null, subject });
       const status = err.status;
       if (!wantsHtml(request)) throw err;
       const fields = err.code === 'enrolment_code_invalid' ? [{ field: 'code', message: err.message }] : [];
