@@ -62,7 +62,7 @@ export class RefusalWindow {
     }
     const seen = (this.counts.get(key) ?? 0) + 1;
     if (seen > this.perSource || this.total >= this.perMinute) {
-      // Counted, in a map no bigger than a flood from 10,000 sources needs.
+      // Counted for the next minute's first record of its kind; at most 10,000 kinds, whatever the flood.
       if (this.droppedNow.has(key) || this.droppedNow.size < 10_000) this.droppedNow.set(key, (this.droppedNow.get(key) ?? 0) + 1);
       return { record: false };
     }
@@ -74,6 +74,7 @@ export class RefusalWindow {
   }
 }
 
+/** One window per app (keyed by its context object, which every plugin of that app shares). */
 const windows = new WeakMap<object, RefusalWindow>();
 
 export interface RefusalAuditOptions {
