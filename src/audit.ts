@@ -1,9 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errorCatalogue, type ErrorCode } from './errors.js';
+import { toAppError } from './plugins/errorHandler.js';
 import { requestContext } from './plugins/sessions.js';
+
+/** `refused`: Latchkey would not do it (no permission, one's own account); `failure`: it was tried and did not work. */
+export type AuditOutcome = 'success' | 'failure' | 'refused';
 
 export interface AuditArgs {
   event: string;
-  outcome?: 'success' | 'failure';
+  outcome?: AuditOutcome;
   subjectUserId?: string | null;
   actorUserId?: string | null;
   authenticatorId?: string | null;
@@ -23,6 +28,111 @@ export async function audit(app: FastifyInstance, request: FastifyRequest | null
     ip: ctx.ip,
     userAgent: ctx.userAgent,
     detail: args.detail,
+  });
+}
+
+/**
+ * How many refusals and failures go into the audit log: per source (the signed-in person, or the IP address) and
+ * reason, and in all, per minute. Counted in the process: each instance keeps its own window.
+ */
+export class RefusalWindow {
+  private start = -Infinity;
+  private total = 0;
+  private counts = new Map<string, number>();
+  private droppedNow = new Map<string, number>();
+  /** What the previous minute left unrecorded, per source and reason, told in the next record of that kind. */
+  private droppedBefore = new Map<string, number>();
+
+  constructor(
+    private readonly perSource: number,
+    private readonly perMinute: number,
+  ) {}
+
+  /**
+   * Whether to record one more of `key` now; `last` when it is the last of its kind (or of all) this minute,
+   * `droppedBefore` how many of its kind the previous minute did not record.
+   */
+  take(key: string, now: number): { record: false } | { record: true; last: boolean; droppedBefore: number } {
+    if (now - this.start >= 60_000) {
+      this.start = now;
+      this.total = 0;
+      this.counts = new Map();
+      this.droppedBefore = this.droppedNow;
+      this.droppedNow = new Map();
+    }
+    const seen = (this.counts.get(key) ?? 0) + 1;
+    if (seen > this.perSource || this.total >= this.perMinute) {
+      // Counted for the next minute's first record of its kind; at most 10,000 kinds, whatever the flood.
+      if (this.droppedNow.has(key) || this.droppedNow.size < 10_000) this.droppedNow.set(key, (this.droppedNow.get(key) ?? 0) + 1);
+      return { record: false };
+    }
+    this.counts.set(key, seen);
+    this.total++;
+    const droppedBefore = this.droppedBefore.get(key) ?? 0;
+    this.droppedBefore.delete(key);
+    return { record: true, last: seen === this.perSource || this.total === this.perMinute, droppedBefore };
+  }
+}
+
+/** One window per app (keyed by its context object, which every plugin of that app shares). */
+const windows = new WeakMap<object, RefusalWindow>();
+
+export interface RefusalAuditOptions {
+  /** Recorded as `<area>.refused` or `<area>.failed`. */
+  area: 'console' | 'enrolment';
+  /** Codes the routes record themselves, with more to say. */
+  skip?: readonly ErrorCode[];
+  /** The person the request was about, where it can tell (never from anything secret in the answer). */
+  subjectOf?: (request: FastifyRequest) => Promise<string | null | undefined>;
+}
+
+/**
+ * Record a refusal or failure: who (the signed-in person), what (the route as declared, never the URL with its
+ * tokens), why (the error code), for whom and from where — rate-limited by {@link RefusalWindow}. Never a body.
+ */
+export async function auditRefusal(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  args: {
+    event: string;
+    outcome: AuditOutcome;
+    reason: string;
+    /** For whom, or how to find out: looked up only when the record is written, so a flood costs no queries. */
+    subject?: string | null | (() => Promise<string | null | undefined>);
+    actorUserId?: string | null;
+    detail?: Record<string, unknown>;
+  },
+): Promise<void> {
+  const { config, now } = app.latchkey;
+  let window = windows.get(app.latchkey);
+  if (!window) windows.set(app.latchkey, (window = new RefusalWindow(config.auditRefusalsPerSourcePerMinute, config.auditRefusalsPerMinute)));
+  const actor = args.actorUserId === undefined ? (request.auth?.user.id ?? null) : args.actorUserId;
+  const source = actor ? `user:${actor}` : `ip:${request.ip}`;
+  const taken = window.take(`${source} ${args.event} ${args.reason}`, now());
+  if (!taken.record) return;
+  const detail: Record<string, unknown> = { action: `${request.method} ${request.routeOptions.url ?? ''}`, reason: args.reason, ...args.detail };
+  if (taken.last) detail.moreNotRecordedThisMinute = true;
+  if (taken.droppedBefore) detail.notRecordedLastMinute = taken.droppedBefore;
+  const subjectUserId = typeof args.subject === 'function' ? await args.subject() : args.subject;
+  await audit(app, request, { event: args.event, outcome: args.outcome, actorUserId: actor, subjectUserId: subjectUserId ?? null, detail });
+}
+
+/**
+ * In this plugin context, record every request answered with an error (except "sign in first"): the console's
+ * refusals, and failed enrolments from links and codes agents issued.
+ */
+export function auditRefusals(app: FastifyInstance, options: RefusalAuditOptions): void {
+  app.addHook('onError', async (request, _reply, error) => {
+    const err = toAppError(error);
+    if (err.code === 'not_signed_in' || options.skip?.includes(err.code)) return;
+    const refused = err.status === 401 || err.status === 403;
+    try {
+      const subject = options.subjectOf && (() => options.subjectOf!(request));
+      await auditRefusal(app, request, { event: `${options.area}.${refused ? 'refused' : 'failed'}`, outcome: refused ? 'refused' : 'failure', reason: err.code, subject });
+    } catch (recordError) {
+      // The answer the person gets matters more than the record of it.
+      request.log.warn({ err: recordError }, 'refusal not audited');
+    }
   });
 }
 
@@ -72,4 +182,40 @@ export const auditEventLabels: Record<string, string> = {
   'linked_account.added': 'Work account linked',
   'oidc.consent': 'Allowed a service to sign you in',
   'oidc.step_up': 'A service asked for a stronger way to sign in',
+  'console.refused': 'Console action refused',
+  'console.failed': 'Console action failed',
+  'enrolment.failed': 'Setting up a passkey from a link or code failed',
+  'enrolment.refused': 'Setting up a passkey from a link or code refused',
 };
+
+/** Why a refusal or failure happened, in words for the people reading the audit log. */
+const reasonWords: Partial<Record<ErrorCode, string>> = {
+  forbidden: 'their role does not allow it',
+  own_account: 'it was their own account',
+  credential_exists: 'that passkey is already registered',
+  enrolment_code_expired: 'the code had expired',
+  enrolment_code_invalid: 'wrong email address or code',
+  enrolment_code_used: 'the code had already been used',
+  enrolment_code_revoked: 'the code had been revoked',
+  invite_expired: 'the link had expired',
+  invite_used: 'the link had already been used',
+  invite_revoked: 'the link had been revoked',
+  invite_invalid: 'no such link',
+  csrf_failed: 'the form had expired or came from another site',
+  validation_failed: 'what was sent was not valid',
+};
+
+/** "Why" and "what" for a refused or failed record (null for successes), e.g. "their role does not allow it (POST /admin/users/:id/enrolments)". */
+export function describeRefusal(event: { outcome: string; detail: string }): string | null {
+  if (event.outcome === 'success') return null;
+  let detail: { reason?: unknown; action?: unknown };
+  try {
+    detail = JSON.parse(event.detail) as typeof detail;
+  } catch {
+    return null;
+  }
+  if (typeof detail.reason !== 'string') return null;
+  const code = detail.reason as ErrorCode;
+  const why = reasonWords[code] ?? (code in errorCatalogue ? errorCatalogue[code].message : code);
+  return typeof detail.action === 'string' ? `${why} (${detail.action})` : why;
+}

@@ -11,6 +11,8 @@ import type { Role, User } from '../db/schema.js';
 import { createUser } from '../users/createUser.js';
 import { CODE_MAX_ATTEMPTS, formatCode, issueInvite } from '../flows/enrolment/invites.js';
 import { csvCell } from './routes.js';
+import { ANY_ROLE, consoleRoutes } from './guard.js';
+import { addService } from '../oidc/services.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
 
 const T0 = Date.UTC(2026, 10, 22, 9);
@@ -55,13 +57,20 @@ async function fixture(env: Record<string, string> = {}): Promise<Fixture> {
   };
 }
 
-/** Every row a console action could change: a refused action must leave all of it as it was. */
+/** Every row a console action could change: a refused action must leave all of it as it was (it adds only the record of the refusal). */
 async function snapshot(t: TestApp): Promise<string> {
   const k = t.db.kysely;
-  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'audit_events'] as const;
+  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions'] as const;
   const out: Record<string, unknown> = {};
   for (const table of tables) out[table] = await k.selectFrom(table).selectAll().execute();
+  out.audit_events = await k.selectFrom('audit_events').selectAll().where('outcome', '=', 'success').execute();
   return JSON.stringify(out);
+}
+
+/** The newest record of a refusal or failure by this person. */
+async function lastRefusal(t: TestApp, actorUserId: string) {
+  const row = await t.db.kysely.selectFrom('audit_events').selectAll().where('outcome', '<>', 'success').where('actor_user_id', '=', actorUserId).orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return row && { ...row, detail: JSON.parse(row.detail) as Record<string, unknown> };
 }
 
 const agentRoles: Record<string, Role[]> = {
@@ -72,12 +81,13 @@ const agentRoles: Record<string, Role[]> = {
   'no role': [],
 };
 
-type Permission = 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'audit';
+/** `console`: what every role may do (the home page). */
+type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'audit';
 const allowedFor: Record<string, Permission[]> = {
-  'RA Manager': ['view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'audit'],
-  'RA Agent (Advanced)': ['view', 'add', 'edit', 'issue', 'remove'],
-  'RA Agent': ['view'],
-  Auditor: ['audit'],
+  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'audit'],
+  'RA Agent (Advanced)': ['console', 'view', 'add', 'edit', 'issue', 'remove'],
+  'RA Agent': ['console', 'view'],
+  Auditor: ['console', 'audit'],
   'no role': [],
 };
 
@@ -85,6 +95,10 @@ interface Target {
   user: User;
   authenticatorId: string;
   flowId: string;
+  /** The enrolment link's token (the agent's page holds it for "send by email"). */
+  token: string;
+  templateId: string;
+  clientId: string;
 }
 
 interface Action {
@@ -96,6 +110,7 @@ interface Action {
 }
 
 const actions: Action[] = [
+  { name: 'open the console home page', needs: 'console', writes: false, request: (b) => b.get('/admin') },
   { name: 'search users', needs: 'view', writes: false, request: (b) => b.get('/admin/users?q=person') },
   { name: 'view details', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}`) },
   { name: 'view authenticators', needs: 'view', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators`) },
@@ -105,10 +120,18 @@ const actions: Action[] = [
   { name: 'add user', needs: 'add', writes: true, request: (b) => b.postForm('/admin/users/new', { name: 'New Person', email: `new-${++counter}@example.org` }) },
   { name: 'set national identifier', needs: 'edit', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/national-id`, { nationalId: 'AB 12 34 56 C' }) },
   { name: 'suspend user', needs: 'edit', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/status`, { action: 'suspend' }) },
+  { name: 'open choose authenticator type', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue`) },
+  { name: 'choose passkey', needs: 'issue', writes: false, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/issue`, { type: 'passkey' }) },
   { name: 'open issue page', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue/passkey`) },
   { name: 'generate link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'link' }) },
   { name: 'generate code', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'code' }) },
   { name: 'send enrolment email', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'email' }) },
+  {
+    name: 'send a generated link by email',
+    needs: 'issue',
+    writes: true,
+    request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/email`, { token: x.token }),
+  },
   { name: 'revoke a link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/revoke`, {}) },
   { name: 'open remove page', needs: 'remove', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators/${x.authenticatorId}/remove`) },
   {
@@ -119,6 +142,9 @@ const actions: Action[] = [
   },
   { name: 'change roles', needs: 'roles', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/roles`, { roles: 'ra_agent' }) },
   { name: 'list templates', needs: 'templates', writes: false, request: (b) => b.get('/admin/templates') },
+  { name: 'open new template', needs: 'templates', writes: false, request: (b) => b.get('/admin/templates/new') },
+  { name: 'open a template', needs: 'templates', writes: false, request: (b, x) => b.get(`/admin/templates/${x.templateId}`) },
+  { name: 'delete a template', needs: 'templates', writes: true, request: (b, x) => b.postForm(`/admin/templates/${x.templateId}/delete`, {}) },
   {
     name: 'add template',
     needs: 'templates',
@@ -138,16 +164,18 @@ const actions: Action[] = [
     writes: true,
     request: (b) => b.postForm('/admin/services', { name: 'Rota', redirectUris: 'https://rota.example.org/callback', clientType: 'confidential', aal: '2' }),
   },
+  { name: 'remove a service', needs: 'services', writes: true, request: (b, x) => b.postForm(`/admin/services/${x.clientId}/remove`, {}) },
   { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
   { name: 'export audit CSV', needs: 'audit', writes: true, request: (b) => b.get('/admin/audit.csv') },
 ];
 
 describe('roles × actions: allowed ones work, the others get 403 and change nothing', () => {
   let f: Fixture;
-  const agents = new Map<string, TestBrowser>();
+  const agents = new Map<string, { browser: TestBrowser; user: User }>();
   beforeAll(async () => {
-    f = await fixture();
-    for (const [label, roles] of Object.entries(agentRoles)) agents.set(label, (await f.agent(roles)).browser);
+    // Every refusal here is recorded: this test is not a flood.
+    f = await fixture({ LATCHKEY_AUDIT_REFUSALS_PER_SOURCE_PER_MINUTE: '1000', LATCHKEY_AUDIT_REFUSALS_PER_MINUTE: '10000' });
+    for (const [label, roles] of Object.entries(agentRoles)) agents.set(label, await f.agent(roles));
   });
   afterAll(async () => f.close());
 
@@ -155,9 +183,50 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
     const { user } = await f.person();
     const store = f.t.app.latchkey.store;
     const [passkey] = await store.authenticators.listForUser(user.id);
-    const { flowId } = await issueInvite(store, f.t.config, user, f.clock.now, { method: 'link' });
-    return { user, authenticatorId: passkey!.id, flowId };
+    const { flowId, token } = await issueInvite(store, f.t.config, user, f.clock.now, { method: 'link' });
+    const templateId = `t${++counter}`;
+    await store.emailTemplates.insert({ id: templateId, name: 'Spare', subject: 'Hello {{name}}', body: 'Open {{link}}', is_default: 0, created_at: f.clock.now, updated_at: f.clock.now, updated_by: null });
+    const { service } = await addService(store, f.t.app.latchkey.secretBox, { name: 'Rota', redirectUris: ['https://rota.example.org/cb'], postLogoutRedirectUris: [], clientType: 'public', aal: 2, firstParty: false }, f.clock.now);
+    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id };
   }
+
+  it('tries every route the console registered (a new route needs a line here)', async () => {
+    const requested: string[] = [];
+    const answer = { statusCode: 0, body: '' };
+    const recorder = {
+      get: async (url: string) => (requested.push(`GET ${url.split('?')[0]}`), answer),
+      postForm: async (url: string) => (requested.push(`POST ${url}`), answer),
+      postJson: async (url: string) => (requested.push(`POST ${url}`), answer),
+    } as unknown as TestBrowser;
+    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT' };
+    for (const action of actions) await action.request(recorder, x);
+    const routes = consoleRoutes(f.t.app);
+    const untried = routes.filter((r) => {
+      const pattern = new RegExp(`^${r.method} ${r.url.replace(/\./g, '\\.').replace(/:\w+/g, '[^/]+')}$`);
+      return !requested.some((line) => pattern.test(line));
+    });
+    expect(untried.map((r) => `${r.method} ${r.url}`)).toEqual([]);
+    // And each is tried with the permission the route declares.
+    const needs: Record<Permission, string> = {
+      console: ANY_ROLE,
+      view: 'users.view',
+      add: 'users.add',
+      edit: 'users.edit',
+      issue: 'authenticators.issue',
+      remove: 'authenticators.remove',
+      roles: 'roles.manage',
+      templates: 'templates.manage',
+      services: 'services.manage',
+      audit: 'audit.read',
+    };
+    for (const action of actions) {
+      requested.length = 0;
+      await action.request(recorder, x);
+      const [method, url] = requested[0]!.split(' ');
+      const route = routes.find((r) => r.method === method && new RegExp(`^${r.url.replace(/\./g, '\\.').replace(/:\w+/g, '[^/]+')}$`).test(url!));
+      expect(route?.permission, action.name).toBe(needs[action.needs]);
+    }
+  });
 
   for (const label of Object.keys(agentRoles)) {
     for (const action of actions) {
@@ -165,13 +234,22 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       it(`${label} ${allowed ? 'can' : 'cannot'} ${action.name}`, async () => {
         const target = await freshTarget();
         const before = await snapshot(f.t);
-        const res = await action.request(agents.get(label)!, target);
+        const agent = agents.get(label)!;
+        const refusalBefore = await lastRefusal(f.t, agent.user.id);
+        const res = await action.request(agent.browser, target);
         if (allowed) {
           expect(res.statusCode, res.body.slice(0, 300)).toBeLessThan(400);
           if (action.writes) expect(await snapshot(f.t)).not.toBe(before);
+          expect(await lastRefusal(f.t, agent.user.id)).toEqual(refusalBefore);
         } else {
           expect(res.statusCode, res.body.slice(0, 300)).toBe(403);
           expect(await snapshot(f.t)).toBe(before);
+          // …and the refusal is on record: who, what, why, from where.
+          const refusal = await lastRefusal(f.t, agent.user.id);
+          expect(refusal?.id).not.toBe(refusalBefore?.id);
+          expect(refusal).toMatchObject({ event: 'console.refused', outcome: 'refused', ip: '127.0.0.1' });
+          expect(refusal!.detail).toMatchObject({ reason: 'forbidden' });
+          expect(refusal!.detail.action).toMatch(/^(GET|POST) \/admin/);
         }
       });
     }

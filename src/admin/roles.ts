@@ -23,16 +23,24 @@ export const roleDescriptions: Record<Role, string> = {
   auditor: 'Read and export the audit log.',
 };
 
-export type Permission =
-  | 'users.view'
-  | 'users.add'
-  | 'users.edit'
-  | 'authenticators.issue'
-  | 'authenticators.remove'
-  | 'roles.manage'
-  | 'templates.manage'
-  | 'services.manage'
-  | 'audit.read';
+/** Everything the console lets an agent do; each console route declares one of these. */
+export const PERMISSIONS = [
+  'users.view',
+  'users.add',
+  'users.edit',
+  'authenticators.issue',
+  'authenticators.remove',
+  'roles.manage',
+  'templates.manage',
+  'services.manage',
+  'audit.read',
+] as const;
+
+export type Permission = (typeof PERMISSIONS)[number];
+
+export function isPermission(value: unknown): value is Permission {
+  return (PERMISSIONS as readonly unknown[]).includes(value);
+}
 
 const AGENT: Permission[] = ['users.view'];
 const ADVANCED: Permission[] = [...AGENT, 'users.add', 'users.edit', 'authenticators.issue', 'authenticators.remove'];

@@ -1,19 +1,21 @@
 /**
- * The registration-authority console under /admin. Every route names the
- * permission it needs (roles.ts), checked on the server before anything is
- * read or changed; agents never act on their own account here; every change
- * is audited in the transaction that makes it.
+ * The registration-authority console under /admin. Every route declares the
+ * permission it needs (roles.ts) in its config, and the gate (guard.ts) checks
+ * it against the route that matched before anything is read or changed; agents
+ * never act on their own account here; every change is audited in the
+ * transaction that makes it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { audit } from '../audit.js';
+import { audit, auditRefusal, auditRefusals } from '../audit.js';
 import { appError, type FieldError } from '../errors.js';
-import { wantsHtml } from '../plugins/errorHandler.js';
 import type { User } from '../db/schema.js';
 import { renderPage } from '../views/render.js';
 import { createUser, UserInputError } from '../users/createUser.js';
 import { hashNationalId, nationalIdFormat } from '../users/nationalId.js';
-import { can, isRole, type Permission, type Role } from './roles.js';
+import { isRole, type Role } from './roles.js';
+import { agentOf, ANY_ROLE, guardConsole } from './guard.js';
+import { consoleServicesRoutes } from '../oidc/servicesRoutes.js';
 import { checkTemplate, renderTemplate, sampleValues, type PlaceholderValues } from './emailTemplates.js';
 import { randomToken, hashToken, safeEqual } from '../crypto.js';
 import {
@@ -48,13 +50,6 @@ import {
   type OutstandingEnrolment,
 } from './views.js';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The signed-in agent and their roles, on /admin routes. */
-    agent: { user: User; roles: Role[] } | null;
-  }
-}
-
 const PAGE_SIZE = 25;
 /** Search pages stop here: past it, the agent narrows the search (keeps every query a short index scan). */
 const MAX_PAGE = 40;
@@ -67,11 +62,17 @@ const FlowParams = Type.Object({ id: Id, flowId: Id });
 const AuthenticatorParams = Type.Object({ id: Id, authenticatorId: Id });
 const TemplateParams = Type.Object({ templateId: Id });
 const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
-const Flash = Type.Object({ done: Type.Optional(Type.String({ maxLength: 32 })), before: Type.Optional(Type.String({ maxLength: 20, pattern: '^[0-9]+$' })) });
+/**
+ * An audit record's id from an "Older events" link: at most 15 digits, so it stays below Number.MAX_SAFE_INTEGER
+ * and PostgreSQL's bigint (a 20-digit one reached the query there and answered 500).
+ */
+const RecordId = Type.String({ minLength: 1, maxLength: 15, pattern: '^[0-9]+$' });
+const Flash = Type.Object({ done: Type.Optional(Type.String({ maxLength: 32 })), before: Type.Optional(RecordId) });
 
 const SearchQuery = Type.Object({
   q: Type.Optional(Type.String({ maxLength: 254 })),
   status: Type.Optional(Type.Union([Type.Literal(''), Type.Literal('pending'), Type.Literal('enrolled'), Type.Literal('suspended')])),
+  // Clamped to 1…MAX_PAGE by the route; six digits keep Number() exact.
   page: Type.Optional(Type.String({ maxLength: 6, pattern: '^[0-9]*$' })),
 });
 const AddUserBody = Type.Object({
@@ -100,7 +101,7 @@ const AuditQuery = Type.Object({
   subject: Type.Optional(Type.String({ maxLength: 254 })),
   from: Type.Optional(Type.String({ maxLength: 10 })),
   to: Type.Optional(Type.String({ maxLength: 10 })),
-  before: Type.Optional(Type.String({ maxLength: 20, pattern: '^[0-9]+$' })),
+  before: Type.Optional(RecordId),
 });
 const TemplateBody = Type.Object({
   ...Csrf,
@@ -131,28 +132,22 @@ export async function adminRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer } = app.latchkey;
   const nationalId = nationalIdFormat(config);
 
-  app.decorateRequest('agent', null);
-  // Who is asking, before anything else: signed in, with a passkey session, holding a role.
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0]!;
-    if (path !== '/admin' && !path.startsWith('/admin/') && path !== '/admin.csv') return;
-    if (!request.auth) {
-      if (request.method === 'GET' && wantsHtml(request)) return reply.redirect(`/signin?next=${encodeURIComponent(request.url)}`);
-      throw appError('not_signed_in');
-    }
-    const roles = await store.roles.listForUser(request.auth.user.id);
-    if (!roles.length) {
-      if (request.method === 'GET' && wantsHtml(request)) return html(reply, renderPage(<NoRolePage config={config} csrfToken={request.csrfToken} user={request.auth.user} />), 403);
-      throw appError('forbidden', 'Your account has no registration-authority role. Ask an RA Manager to give you one.');
-    }
-    request.agent = { user: request.auth.user, roles };
+  // First, before any route: every route below declares its permission, and the gate checks it (guard.ts).
+  guardConsole(app, async (request, reply) => {
+    // A page, not an error: so the refusal is recorded here rather than by auditRefusals below.
+    await auditRefusal(app, request, { event: 'console.refused', outcome: 'refused', reason: 'forbidden' });
+    return html(reply, renderPage(<NoRolePage config={config} csrfToken={request.csrfToken} user={request.auth!.user} />), 403);
+  });
+  // Refusals and failures are audited too (rate-limited), with the person the request was about.
+  auditRefusals(app, {
+    area: 'console',
+    subjectOf: async (request) => {
+      const id = (request.params as { id?: unknown }).id;
+      return typeof id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? (await store.users.findById(id))?.id : null;
+    },
   });
 
-  const ctx = (request: FastifyRequest): AdminContext => ({ config, csrfToken: request.csrfToken, agent: request.agent! });
-
-  function need(request: FastifyRequest, permission: Permission): void {
-    if (!request.agent || !can(request.agent.roles, permission)) throw appError('forbidden', 'Your role does not allow this. Ask an RA Manager if you need it.');
-  }
+  const ctx = (request: FastifyRequest): AdminContext => ({ config, csrfToken: request.csrfToken, agent: agentOf(request) });
 
   async function loadUser(id: string): Promise<User> {
     const user = await store.users.findById(id);
@@ -163,7 +158,7 @@ export async function adminRoutes(app: FastifyInstance) {
   /** The person being changed, who must not be the agent changing them. */
   async function loadOtherUser(request: FastifyRequest, id: string): Promise<User> {
     const user = await loadUser(id);
-    if (user.id === request.agent!.user.id) throw appError('own_account');
+    if (user.id === agentOf(request).user.id) throw appError('own_account');
     return user;
   }
 
@@ -171,12 +166,11 @@ export async function adminRoutes(app: FastifyInstance) {
 
   // ---------------------------------------------------------------- home and search
 
-  app.get<{ Querystring: Static<typeof Flash> }>('/admin', { schema: { querystring: Flash } }, async (request, reply) =>
+  app.get<{ Querystring: Static<typeof Flash> }>('/admin', { config: { permission: ANY_ROLE }, schema: { querystring: Flash } }, async (request, reply) =>
     html(reply, renderPage(<HomePage {...ctx(request)} flash={flashFor(request.query.done)} />)),
   );
 
-  app.get<{ Querystring: Static<typeof SearchQuery> }>('/admin/users', { schema: { querystring: SearchQuery } }, async (request, reply) => {
-    need(request, 'users.view');
+  app.get<{ Querystring: Static<typeof SearchQuery> }>('/admin/users', { config: { permission: 'users.view' }, schema: { querystring: SearchQuery } }, async (request, reply) => {
     const query = (request.query.q ?? '').trim();
     const status = request.query.status || undefined;
     const page = Math.min(Math.max(Number(request.query.page || '1') || 1, 1), MAX_PAGE);
@@ -190,13 +184,11 @@ export async function adminRoutes(app: FastifyInstance) {
 
   // ---------------------------------------------------------------- add a user
 
-  app.get('/admin/users/new', async (request, reply) => {
-    need(request, 'users.add');
+  app.get('/admin/users/new', { config: { permission: 'users.add' } }, async (request, reply) => {
     return html(reply, renderPage(<AddUserPage {...ctx(request)} values={{ name: '', email: '', nationalId: '' }} errors={[]} nationalId={nationalId} />));
   });
 
-  app.post<{ Body: Static<typeof AddUserBody> }>('/admin/users/new', { schema: { body: AddUserBody } }, async (request, reply) => {
-    need(request, 'users.add');
+  app.post<{ Body: Static<typeof AddUserBody> }>('/admin/users/new', { config: { permission: 'users.add' }, schema: { body: AddUserBody } }, async (request, reply) => {
     const values = { name: (request.body.name ?? '').trim(), email: (request.body.email ?? '').trim(), nationalId: request.body.nationalId ?? '' };
     const errors: FieldError[] = [];
     if (!values.name) errors.push({ field: 'name', message: 'Enter the person’s full name' });
@@ -236,9 +228,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.get<{ Params: Static<typeof UserParams>; Querystring: Static<typeof Flash> }>(
     '/admin/users/:id',
-    { schema: { params: UserParams, querystring: Flash } },
+    { config: { permission: 'users.view' }, schema: { params: UserParams, querystring: Flash } },
     async (request, reply) => {
-      need(request, 'users.view');
       const user = await loadUser(request.params.id);
       const roles = await store.roles.listForUser(user.id);
       return html(reply, renderPage(<DetailsTab {...ctx(request)} user={user} roles={roles} nationalId={nationalId} flash={flashFor(request.query.done, user)} />));
@@ -247,9 +238,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof UserParams>; Body: Static<typeof NationalIdBody> }>(
     '/admin/users/:id/national-id',
-    { schema: { params: UserParams, body: NationalIdBody } },
+    { config: { permission: 'users.edit' }, schema: { params: UserParams, body: NationalIdBody } },
     async (request, reply) => {
-      need(request, 'users.edit');
       const user = await loadOtherUser(request, request.params.id);
       const normalised = nationalId.normalise(request.body.nationalId ?? '');
       const problem = normalised ? nationalId.check(normalised) : `Enter the ${nationalId.label}`;
@@ -268,9 +258,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof UserParams>; Body: Static<typeof StatusBody> }>(
     '/admin/users/:id/status',
-    { schema: { params: UserParams, body: StatusBody } },
+    { config: { permission: 'users.edit' }, schema: { params: UserParams, body: StatusBody } },
     async (request, reply) => {
-      need(request, 'users.edit');
       const user = await loadOtherUser(request, request.params.id);
       if (request.body.action === 'unlock') {
         await store.transaction(async (tx) => {
@@ -297,16 +286,15 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof UserParams>; Body: Static<typeof RolesBody> }>(
     '/admin/users/:id/roles',
-    { schema: { params: UserParams, body: RolesBody } },
+    { config: { permission: 'roles.manage' }, schema: { params: UserParams, body: RolesBody } },
     async (request, reply) => {
-      need(request, 'roles.manage');
       const user = await loadOtherUser(request, request.params.id);
       const raw = request.body.roles === undefined ? [] : Array.isArray(request.body.roles) ? request.body.roles : [request.body.roles];
       const unknown = raw.find((r) => !isRole(r));
       if (unknown !== undefined) throw appError('validation_failed', `"${unknown.slice(0, 64)}" is not a role.`, [{ field: 'roles', message: 'Choose roles from the list' }]);
       const roles = [...new Set(raw)] as Role[];
       await store.transaction(async (tx) => {
-        const { added, removed } = await tx.roles.set(user.id, roles, request.agent!.user.id, now());
+        const { added, removed } = await tx.roles.set(user.id, roles, agentOf(request).user.id, now());
         if (added.length || removed.length) await audit(app, request, { event: 'roles.changed', subjectUserId: user.id, detail: { added, removed } }, tx);
       });
       return reply.redirect(`/admin/users/${user.id}?done=roles`, 303);
@@ -348,9 +336,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.get<{ Params: Static<typeof UserParams>; Querystring: Static<typeof Flash> }>(
     '/admin/users/:id/authenticators',
-    { schema: { params: UserParams, querystring: Flash } },
+    { config: { permission: 'users.view' }, schema: { params: UserParams, querystring: Flash } },
     async (request, reply) => {
-      need(request, 'users.view');
       const user = await loadUser(request.params.id);
       return authenticatorsTab(request, reply, user, { flash: flashFor(request.query.done, user) });
     },
@@ -358,9 +345,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.get<{ Params: Static<typeof UserParams>; Querystring: Static<typeof Flash> }>(
     '/admin/users/:id/activity',
-    { schema: { params: UserParams, querystring: Flash } },
+    { config: { permission: 'users.view' }, schema: { params: UserParams, querystring: Flash } },
     async (request, reply) => {
-      need(request, 'users.view');
       const user = await loadUser(request.params.id);
       const before = request.query.before ? Number(request.query.before) : undefined;
       const rows = await store.audit.search({ subjectUserId: user.id, beforeId: before }, AUDIT_PAGE_SIZE + 1);
@@ -372,25 +358,22 @@ export async function adminRoutes(app: FastifyInstance) {
 
   // ---------------------------------------------------------------- issue a passkey
 
-  app.get<{ Params: Static<typeof UserParams> }>('/admin/users/:id/issue', { schema: { params: UserParams } }, async (request, reply) => {
-    need(request, 'authenticators.issue');
+  app.get<{ Params: Static<typeof UserParams> }>('/admin/users/:id/issue', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
     return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} />));
   });
 
   app.post<{ Params: Static<typeof UserParams>; Body: Static<typeof ChooseTypeBody> }>(
     '/admin/users/:id/issue',
-    { schema: { params: UserParams, body: ChooseTypeBody } },
+    { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: ChooseTypeBody } },
     async (request, reply) => {
-      need(request, 'authenticators.issue');
       const user = await loadOtherUser(request, request.params.id);
       if (request.body.type !== 'passkey') return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} error="Select an authenticator type" />), 400);
       return reply.redirect(`/admin/users/${user.id}/issue/passkey`, 303);
     },
   );
 
-  app.get<{ Params: Static<typeof UserParams> }>('/admin/users/:id/issue/passkey', { schema: { params: UserParams } }, async (request, reply) => {
-    need(request, 'authenticators.issue');
+  app.get<{ Params: Static<typeof UserParams> }>('/admin/users/:id/issue/passkey', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
     if (user.status === 'suspended') throw appError('forbidden', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
     return html(reply, renderPage(<IssuePasskeyPage {...ctx(request)} user={user} templates={await store.emailTemplates.list()} />));
@@ -407,12 +390,11 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof UserParams>; Body: Static<typeof IssueBody> }>(
     '/admin/users/:id/enrolments',
-    { schema: { params: UserParams, body: IssueBody } },
+    { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: IssueBody } },
     async (request, reply) => {
-      need(request, 'authenticators.issue');
       const user = await loadOtherUser(request, request.params.id);
       if (user.status === 'suspended') throw appError('forbidden', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
-      const agentId = request.agent!.user.id;
+      const agentId = agentOf(request).user.id;
       const method = request.body.method;
       const templates = await store.emailTemplates.list();
       if (method === 'code') {
@@ -442,9 +424,8 @@ export async function adminRoutes(app: FastifyInstance) {
   // "Send by email" beside a generated link: the agent's page holds the token, the server only its hash.
   app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof EmailLinkBody> }>(
     '/admin/users/:id/enrolments/:flowId/email',
-    { schema: { params: FlowParams, body: EmailLinkBody } },
+    { config: { permission: 'authenticators.issue' }, schema: { params: FlowParams, body: EmailLinkBody } },
     async (request, reply) => {
-      need(request, 'authenticators.issue');
       const user = await loadOtherUser(request, request.params.id);
       const flow = await store.flows.findById(request.params.flowId);
       if (!flow || flow.user_id !== user.id || flow.type !== INVITE_FLOW || !safeEqual(flow.lookup, hashToken(request.body.token))) throw appError('not_found', 'That link was not found.');
@@ -459,9 +440,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.get<{ Params: { flowId: string } }>(
     '/admin/enrolments/:flowId/status',
-    { schema: { params: Type.Object({ flowId: Id }) } },
+    { config: { permission: 'users.view' }, schema: { params: Type.Object({ flowId: Id }) } },
     async (request, reply) => {
-      need(request, 'users.view');
       const flow = await store.flows.findById(request.params.flowId);
       if (!flow || !flow.user_id || !ENROLMENT_FLOWS.includes(flow.type)) throw appError('not_found');
       const status = await loadEnrolmentStatus(store, flow, now());
@@ -473,9 +453,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof FlowParams>; Body: typeof Csrf }>(
     '/admin/users/:id/enrolments/:flowId/revoke',
-    { schema: { params: FlowParams, body: Type.Object(Csrf) } },
+    { config: { permission: 'authenticators.issue' }, schema: { params: FlowParams, body: Type.Object(Csrf) } },
     async (request, reply) => {
-      need(request, 'authenticators.issue');
       const user = await loadOtherUser(request, request.params.id);
       const flow = await store.flows.findById(request.params.flowId);
       if (!flow || flow.user_id !== user.id || !ENROLMENT_FLOWS.includes(flow.type)) throw appError('not_found', 'That link or code was not found.');
@@ -499,9 +478,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.get<{ Params: Static<typeof AuthenticatorParams> }>(
     '/admin/users/:id/authenticators/:authenticatorId/remove',
-    { schema: { params: AuthenticatorParams } },
+    { config: { permission: 'authenticators.remove' }, schema: { params: AuthenticatorParams } },
     async (request, reply) => {
-      need(request, 'authenticators.remove');
       const { user, authenticator } = await loadAuthenticator(request);
       return html(reply, renderPage(<RemoveAuthenticatorPage {...ctx(request)} user={user} authenticator={authenticator} />));
     },
@@ -509,9 +487,8 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof AuthenticatorParams>; Body: Static<typeof RemoveBody> }>(
     '/admin/users/:id/authenticators/:authenticatorId/remove',
-    { schema: { params: AuthenticatorParams, body: RemoveBody } },
+    { config: { permission: 'authenticators.remove' }, schema: { params: AuthenticatorParams, body: RemoveBody } },
     async (request, reply) => {
-      need(request, 'authenticators.remove');
       const { user, authenticator } = await loadAuthenticator(request);
       if (request.body.confirm !== 'yes') {
         const page = <RemoveAuthenticatorPage {...ctx(request)} user={user} authenticator={authenticator} error="Select the box to confirm you want to remove the passkey" />;
@@ -582,8 +559,7 @@ If you did not ask for this, contact your registration authority or IT service d
     return { values, errors, filter };
   }
 
-  app.get<{ Querystring: Static<typeof AuditQuery> }>('/admin/audit', { schema: { querystring: AuditQuery } }, async (request, reply) => {
-    need(request, 'audit.read');
+  app.get<{ Querystring: Static<typeof AuditQuery> }>('/admin/audit', { config: { permission: 'audit.read' }, schema: { querystring: AuditQuery } }, async (request, reply) => {
     const { values, errors, filter } = await auditFilter(request);
     const rows = errors.length ? [] : await store.audit.search(filter, AUDIT_PAGE_SIZE + 1);
     const events = rows.slice(0, AUDIT_PAGE_SIZE);
@@ -592,8 +568,7 @@ If you did not ask for this, contact your registration authority or IT service d
     return html(reply, renderPage(page), errors.length ? 400 : 200);
   });
 
-  app.get<{ Querystring: Static<typeof AuditQuery> }>('/admin/audit.csv', { schema: { querystring: AuditQuery } }, async (request, reply) => {
-    need(request, 'audit.read');
+  app.get<{ Querystring: Static<typeof AuditQuery> }>('/admin/audit.csv', { config: { permission: 'audit.read' }, schema: { querystring: AuditQuery } }, async (request, reply) => {
     const { errors, filter } = await auditFilter(request);
     if (errors.length) throw appError('validation_failed', errors[0]!.message, errors);
     const rows = await store.audit.search(filter, CSV_LIMIT);
@@ -616,27 +591,23 @@ If you did not ask for this, contact your registration authority or IT service d
 
   // ---------------------------------------------------------------- email templates
 
-  app.get<{ Querystring: Static<typeof Flash> }>('/admin/templates', { schema: { querystring: Flash } }, async (request, reply) => {
-    need(request, 'templates.manage');
+  app.get<{ Querystring: Static<typeof Flash> }>('/admin/templates', { config: { permission: 'templates.manage' }, schema: { querystring: Flash } }, async (request, reply) => {
     return html(reply, renderPage(<TemplatesPage {...ctx(request)} templates={await store.emailTemplates.list()} flash={flashFor(request.query.done)} />));
   });
 
-  app.get('/admin/templates/new', async (request, reply) => {
-    need(request, 'templates.manage');
+  app.get('/admin/templates/new', { config: { permission: 'templates.manage' } }, async (request, reply) => {
     const fallback = await store.emailTemplates.findDefault();
     const values = { name: '', subject: fallback?.subject ?? '', body: fallback?.body ?? '' };
     return html(reply, renderPage(<TemplateEditPage {...ctx(request)} values={values} errors={[]} />));
   });
 
-  app.get<{ Params: Static<typeof TemplateParams> }>('/admin/templates/:templateId', { schema: { params: TemplateParams } }, async (request, reply) => {
-    need(request, 'templates.manage');
+  app.get<{ Params: Static<typeof TemplateParams> }>('/admin/templates/:templateId', { config: { permission: 'templates.manage' }, schema: { params: TemplateParams } }, async (request, reply) => {
     const template = await store.emailTemplates.findById(request.params.templateId);
     if (!template) throw appError('not_found', 'That template was not found.');
     return html(reply, renderPage(<TemplateEditPage {...ctx(request)} template={template} values={template} errors={[]} />));
   });
 
   async function saveTemplate(request: FastifyRequest<{ Body: Static<typeof TemplateBody> }>, reply: FastifyReply, templateId?: string) {
-    need(request, 'templates.manage');
     const template = templateId ? await store.emailTemplates.findById(templateId) : undefined;
     if (templateId && !template) throw appError('not_found', 'That template was not found.');
     const values = { name: (request.body.name ?? '').trim(), subject: (request.body.subject ?? '').trim(), body: (request.body.body ?? '').replace(/\r\n/g, '\n') };
@@ -646,7 +617,7 @@ If you did not ask for this, contact your registration authority or IT service d
       const preview = errors.length ? undefined : { subject: renderTemplate(values.subject, sample), body: renderTemplate(values.body, sample) };
       return html(reply, renderPage(<TemplateEditPage {...ctx(request)} template={template} values={values} errors={errors} preview={preview} />), errors.length ? 400 : 200);
     }
-    const by = request.agent!.user.id;
+    const by = agentOf(request).user.id;
     const t = now();
     await store.transaction(async (tx) => {
       if (template) await tx.emailTemplates.update(template.id, values, by, t);
@@ -656,18 +627,17 @@ If you did not ask for this, contact your registration authority or IT service d
     return reply.redirect('/admin/templates?done=template-saved', 303);
   }
 
-  app.post<{ Body: Static<typeof TemplateBody> }>('/admin/templates/new', { schema: { body: TemplateBody } }, (request, reply) => saveTemplate(request, reply));
+  app.post<{ Body: Static<typeof TemplateBody> }>('/admin/templates/new', { config: { permission: 'templates.manage' }, schema: { body: TemplateBody } }, (request, reply) => saveTemplate(request, reply));
   app.post<{ Params: Static<typeof TemplateParams>; Body: Static<typeof TemplateBody> }>(
     '/admin/templates/:templateId',
-    { schema: { params: TemplateParams, body: TemplateBody } },
+    { config: { permission: 'templates.manage' }, schema: { params: TemplateParams, body: TemplateBody } },
     (request, reply) => saveTemplate(request, reply, request.params.templateId),
   );
 
   app.post<{ Params: Static<typeof TemplateParams>; Body: typeof Csrf }>(
     '/admin/templates/:templateId/delete',
-    { schema: { params: TemplateParams, body: Type.Object(Csrf) } },
+    { config: { permission: 'templates.manage' }, schema: { params: TemplateParams, body: Type.Object(Csrf) } },
     async (request, reply) => {
-      need(request, 'templates.manage');
       const template = await store.emailTemplates.findById(request.params.templateId);
       if (!template) throw appError('not_found', 'That template was not found.');
       if (template.is_default) throw appError('template_default', undefined);
@@ -678,6 +648,9 @@ If you did not ask for this, contact your registration authority or IT service d
       return reply.redirect('/admin/templates?done=template-deleted', 303);
     },
   );
+
+  // Registered here, inside the console, so the gate and its rule cover it too.
+  await app.register(consoleServicesRoutes);
 }
 
 /** One CSV cell (RFC 4180), defused against formula injection in spreadsheets. */

@@ -8,7 +8,7 @@ import type { Config } from '../config/index.js';
 import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db/schema.js';
 import type { AuditRow } from '../db/persisters/audit.js';
 import type { FieldError } from '../errors.js';
-import { auditEventLabels } from '../audit.js';
+import { auditEventLabels, describeRefusal } from '../audit.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
 import { describePasskey, PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
 import { can, ROLES, roleDescriptions, roleLabels, type Permission, type Role } from './roles.js';
@@ -532,7 +532,8 @@ function AuditTable(props: { events: AuditRow[]; labelledBy: string }) {
             <td data-label="When">{formatTime(e.at)}</td>
             <td data-label="What">
               {auditEventLabels[e.event] ?? e.event}
-              {e.outcome === 'failure' ? ' (failed)' : ''}
+              {e.outcome === 'failure' ? ' (failed)' : e.outcome === 'refused' ? ' (refused)' : ''}
+              {describeRefusal(e) ? <span class="hint">Why: {describeRefusal(e)}</span> : null}
             </td>
             <td data-label="By">{who(e.actor_email, e.actor_name, e.actor_user_id)}</td>
             <td data-label="For">{e.subject_user_id ? who(e.subject_email, e.subject_name, e.subject_user_id) : '–'}</td>

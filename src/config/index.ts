@@ -89,6 +89,13 @@ export interface Config {
   /** Self-service "Add an authenticator": identity checks per IP per hour, and per email address per hour. */
   selfServicePerIpPerHour: number;
   selfServicePerAccountPerHour: number;
+  /**
+   * Refused and failed requests recorded in the audit log per minute: per person (or per IP address when nobody is
+   * signed in) and reason, and in all. Past either, that minute's others are counted, not written, so a flood of
+   * refusals cannot fill the disk (src/audit.ts).
+   */
+  auditRefusalsPerSourcePerMinute: number;
+  auditRefusalsPerMinute: number;
   /** ALTCHA proof of work: the most hashes a browser tries (higher: slower for people and bots alike). */
   captchaMaxNumber: number;
   /** LATCHKEY_RA_CONTACT_URL: where people find their registration authority (linked from self-service problem pages). */
@@ -359,6 +366,8 @@ export function loadConfig(env: Env = process.env): Config {
     secretKeyFile: (env.LATCHKEY_SECRET_KEY_FILE ?? '').trim() || DEFAULT_SECRET_KEY_FILE,
     selfServicePerIpPerHour: readInt(env, 'LATCHKEY_SELF_SERVICE_PER_IP_PER_HOUR', 30, 1, 1_000_000),
     selfServicePerAccountPerHour: readInt(env, 'LATCHKEY_SELF_SERVICE_PER_ACCOUNT_PER_HOUR', 5, 1, 1000),
+    auditRefusalsPerSourcePerMinute: readInt(env, 'LATCHKEY_AUDIT_REFUSALS_PER_SOURCE_PER_MINUTE', 10, 1, 10_000),
+    auditRefusalsPerMinute: readInt(env, 'LATCHKEY_AUDIT_REFUSALS_PER_MINUTE', 120, 1, 100_000),
     captchaMaxNumber: readInt(env, 'LATCHKEY_CAPTCHA_MAX_NUMBER', 100_000, 10, 10_000_000),
     raContactUrl: readHttpUrl(env, 'LATCHKEY_RA_CONTACT_URL'),
     nationalIdLabel: env.LATCHKEY_NATIONAL_ID_LABEL?.trim() ? readText(env, 'LATCHKEY_NATIONAL_ID_LABEL', '', 60) : undefined,

@@ -94,7 +94,7 @@ export interface AuditEventsTable {
   id: Generated<number>;
   at: number;
   event: string;
-  outcome: 'success' | 'failure';
+  outcome: 'success' | 'failure' | 'refused';
   actor_user_id: string | null;
   subject_user_id: string | null;
   authenticator_id: string | null;

@@ -5,20 +5,19 @@
  *   (and where to add one that does);
  * - `/admin/services`: RA Managers register, list and remove services (the
  *   console's side of `latchkey services add`); a confidential service's secret
- *   is shown once.
+ *   is shown once. The console plugin registers these, behind its gate.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { audit } from '../audit.js';
 import { appError, type FieldError } from '../errors.js';
-import { requireAuth } from '../plugins/sessions.js';
 import { renderPage } from '../views/render.js';
 import { CsrfField, ErrorSummary, Field, Layout } from '../views/layout.js';
 import type { Config } from '../config/index.js';
 import type { Authenticator, Service, User } from '../db/schema.js';
 import { assessSignIn, methodOf, toAal, type Aal } from './assurance.js';
 import { addService, removeService, ServiceInputError } from './services.js';
-import { can, type Role } from '../admin/roles.js';
+import { agentOf } from '../admin/guard.js';
 
 const levelWords: Record<Aal, string> = {
   1: 'AAL1: any way to sign in',
@@ -50,8 +49,9 @@ const AddBody = Type.Object({
 const ServiceParams = Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
 const Done = Type.Object({ done: Type.Optional(Type.String({ maxLength: 16 })) });
 
+/** `/services`, for everyone signed in. */
 export async function servicesRoutes(app: FastifyInstance) {
-  const { config, store, now, secretBox } = app.latchkey;
+  const { config, store } = app.latchkey;
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
   app.get('/services', async (request, reply) => {
@@ -60,25 +60,25 @@ export async function servicesRoutes(app: FastifyInstance) {
     const [services, authenticators] = await Promise.all([store.services.list(), store.authenticators.listForUser(user.id)]);
     return html(reply, renderPage(<ServicesPage config={config} csrfToken={request.csrfToken} user={user} services={services} best={bestAal(authenticators, config)} />));
   });
+}
 
-  // ---------------------------------------------------------------- console (RA Managers)
+/**
+ * The console's side (RA Managers): registered by the console plugin (src/admin/routes.tsx), so its gate
+ * decides access from each route's declared permission like every other console route.
+ */
+export async function consoleServicesRoutes(app: FastifyInstance) {
+  const { config, store, now, secretBox } = app.latchkey;
+  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+  const permission = 'services.manage';
 
-  async function manager(request: FastifyRequest): Promise<{ user: User; roles: Role[] }> {
-    const auth = requireAuth(request);
-    const roles = await store.roles.listForUser(auth.user.id);
-    if (!can(roles, 'services.manage')) throw appError('forbidden', 'Only an RA Manager can register services.');
-    return { user: auth.user, roles };
-  }
-
-  app.get<{ Querystring: Static<typeof Done> }>('/admin/services', { schema: { querystring: Done } }, async (request, reply) => {
-    if (!request.auth) return reply.redirect('/signin?next=%2Fadmin%2Fservices');
-    const agent = await manager(request);
+  app.get<{ Querystring: Static<typeof Done> }>('/admin/services', { config: { permission }, schema: { querystring: Done } }, async (request, reply) => {
+    const agent = agentOf(request);
     const flash = request.query.done === 'removed' ? 'The service has been removed: it can no longer sign people in.' : null;
     return html(reply, renderPage(<AdminServicesPage config={config} csrfToken={request.csrfToken} agent={agent.user} services={await store.services.list()} errors={[]} flash={flash} />));
   });
 
-  app.post<{ Body: Static<typeof AddBody> }>('/admin/services', { schema: { body: AddBody } }, async (request, reply) => {
-    const agent = await manager(request);
+  app.post<{ Body: Static<typeof AddBody> }>('/admin/services', { config: { permission }, schema: { body: AddBody } }, async (request, reply) => {
+    const agent = agentOf(request);
     const b = request.body;
     const values = { name: (b.name ?? '').trim(), redirectUris: b.redirectUris ?? '', logoutUris: b.logoutUris ?? '', clientType: b.clientType ?? '', aal: b.aal ?? '', firstParty: b.firstParty === 'yes' };
     const errors: FieldError[] = [];
@@ -122,9 +122,8 @@ export async function servicesRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof ServiceParams>; Body: typeof Csrf }>(
     '/admin/services/:clientId/remove',
-    { schema: { params: ServiceParams, body: Type.Object(Csrf) } },
+    { config: { permission }, schema: { params: ServiceParams, body: Type.Object(Csrf) } },
     async (request, reply) => {
-      await manager(request);
       const service = await removeService(store, request.params.clientId);
       if (!service) throw appError('not_found', 'That service was not found.');
       await audit(app, request, { event: 'service.removed', detail: { clientId: service.client_id, name: service.name } });

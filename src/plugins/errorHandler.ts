@@ -26,6 +26,8 @@ const fieldMessages: Record<string, string> = {
   response: 'The passkey response was missing or could not be read. Try again.',
   confirm: 'Select the box to confirm',
   _csrf: errorCatalogue.csrf_failed.message,
+  before: 'That link to older events is not valid. Go back to the newest events and try again',
+  page: 'That page number is not valid. Go back to the first page and try again',
 };
 
 /**

@@ -26,7 +26,8 @@ export const RegistrationResponseSchema = Type.Object({
     attestationObject: b64url(48000),
     authenticatorData: Type.Optional(b64url(8192)),
     transports: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), { maxItems: 10 })),
-    publicKeyAlgorithm: Type.Optional(Type.Integer()),
+    // A COSE algorithm identifier (IANA registry: 32-bit signed).
+    publicKeyAlgorithm: Type.Optional(Type.Integer({ minimum: -2147483648, maximum: 2147483647 })),
     publicKey: Type.Optional(b64url(4096)),
   }),
   authenticatorAttachment: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),

@@ -591,6 +591,20 @@ describe('registration authority console', () => {
     expect(await page.locator('tr[data-event="enrolment.completed"]').count()).toBeGreaterThanOrEqual(1);
     await expectAccessible(page, 'audit log');
 
+    // A refusal is in it too, with why: a plain agent opening "Add a user" from the address bar.
+    const plain = await agent('Dorothy Vaughan', 'dorothy.vaughan@agents.example', 'ra_agent');
+    expect((await plain.page.goto(server.url('/admin/users/new')))!.status()).toBe(403);
+    await page.getByLabel('Event', { exact: true }).selectOption({ label: 'Console action refused' });
+    await page.getByLabel('By (email address)').fill('dorothy.vaughan@agents.example');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL('**/admin/audit?**');
+    await waitReady(page);
+    const refused = page.locator('tr[data-event="console.refused"]');
+    expect(await refused.count()).toBe(1);
+    expect(await refused.innerText()).toContain('Console action refused (refused)');
+    expect(await refused.innerText()).toContain('Why: their role does not allow it (GET /admin/users/new)');
+    await expectAccessible(page, 'audit log with a refusal');
+
     await page.getByRole('navigation', { name: 'Registration authority' }).getByRole('link', { name: 'Email templates' }).click();
     await page.waitForURL('**/admin/templates');
     await waitReady(page);

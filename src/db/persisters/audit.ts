@@ -22,7 +22,7 @@ const insertEvent = new PreparedQuery<NewAuditRow, never>((db, e) =>
 
 export interface AuditRecord {
   event: string;
-  outcome: 'success' | 'failure';
+  outcome: 'success' | 'failure' | 'refused';
   actorUserId?: string | null;
   subjectUserId?: string | null;
   authenticatorId?: string | null;

@@ -7,14 +7,14 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { rateLimited } from '../../app.js';
-import { audit } from '../../audit.js';
+import { audit, auditRefusal, auditRefusals } from '../../audit.js';
 import { AppError, appError, mapUniqueViolation, validationFailed } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
-import { enrolmentData, ENROLMENT_FLOWS, loadUsableInvite, redeemCode } from './invites.js';
+import { enrolmentData, ENROLMENT_FLOWS, findInvite, loadUsableInvite, redeemCode } from './invites.js';
 import { EnrolCodePage, EnrolledPage, EnrolPage } from './views.js';
 import type { FieldError } from '../../errors.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
@@ -37,6 +37,16 @@ const CodeBody = Type.Object({
 
 export async function enrolmentRoutes(app: FastifyInstance) {
   const { config, store, webauthn, now, secret } = app.latchkey;
+
+  // Links and codes come from agents: when one fails (expired, used, a passkey already registered), their audit log says so.
+  auditRefusals(app, {
+    area: 'enrolment',
+    skip: ['enrolment_code_invalid', 'enrolment_code_expired', 'enrolment_code_used', 'enrolment_code_revoked'],
+    subjectOf: async (request) => {
+      const token = (request.params as { token?: unknown }).token;
+      return typeof token === 'string' && token.length <= 100 ? (await findInvite(store, token))?.user_id : null;
+    },
+  });
   const page = (reply: import('fastify').FastifyReply, body: string, status = 200) =>
     reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
@@ -60,7 +70,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       return reply.redirect(`/enrol/${invite.token}`, 303);
     } catch (err) {
       if (!(err instanceof AppError) || !err.code.startsWith('enrolment_code_')) throw err;
-      if (err.code === 'enrolment_code_invalid') await audit(app, request, { event: 'enrolment.code_failed', outcome: 'failure', actorUserId: null });
+      const subject = async () => (await store.users.findByEmail(values.email))?.id;
+      await auditRefusal(app, request, { event: 'enrolment.code_failed', outcome: 'failure', reason: err.code, actorUserId: null, subject });
       const status = err.status;
       if (!wantsHtml(request)) throw err;
       const fields = err.code === 'enrolment_code_invalid' ? [{ field: 'code', message: err.message }] : [];

@@ -1,0 +1,177 @@
+/**
+ * Refused and failed console actions, and failed enrolments from links and codes
+ * agents issued, are in the audit log (page and CSV) with who, what, why and
+ * from where, never a secret; a flood of them is recorded only up to a limit.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../test/support/app.js';
+import type { Role, User } from '../db/schema.js';
+import { RefusalWindow } from '../audit.js';
+import { createUser } from '../users/createUser.js';
+import { formatCode, issueCode, issueInvite } from '../flows/enrolment/invites.js';
+
+const T0 = Date.UTC(2026, 10, 22, 9);
+
+let t: TestApp;
+let clock: { now: number };
+let counter = 0;
+afterEach(async () => t?.close());
+
+async function start(env: Record<string, string> = {}) {
+  clock = { now: T0 };
+  t = await createTestApp(env, { now: () => clock.now });
+}
+
+async function person(roles: Role[] = []): Promise<{ browser: TestBrowser; user: User; auth: ReturnType<typeof authenticator> }> {
+  const email = `person-${++counter}@example.org`;
+  const auth = authenticator();
+  const browser = await signUp(t.app, auth, email, `Person ${counter}`);
+  const user = (await t.app.latchkey.store.users.findByEmail(email))!;
+  if (roles.length) await t.app.latchkey.store.roles.set(user.id, roles, null, clock.now);
+  return { browser, user, auth };
+}
+
+/** The CSV export's rows as objects (the quoting here is simple: no commas in the fields these tests read). */
+function parseCsv(body: string): Record<string, string>[] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (quoted) {
+      if (c === '"' && body[i + 1] === '"') (cell += '"'), i++;
+      else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') row.push(cell), (cell = '');
+    else if (c === '\r' && body[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
+    else cell += c;
+  }
+  const [header, ...data] = rows;
+  return data.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ''])));
+}
+
+async function refusals(manager: TestBrowser, event: string) {
+  const page = await manager.get(`/admin/audit?event=${event}`);
+  expect(page.statusCode).toBe(200);
+  const csv = await manager.get(`/admin/audit.csv?event=${event}`);
+  expect(csv.statusCode).toBe(200);
+  return { page: page.body, rows: parseCsv(csv.body), csv: csv.body };
+}
+
+describe('refused and failed actions in the audit log', () => {
+  it('a basic RA Agent’s POST to issue a link (403) is recorded as refused, with who, for whom, why and from where', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const agent = await person(['ra_agent']);
+    const target = await person();
+    const res = await agent.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' });
+    expect(res.statusCode).toBe(403);
+    const { page, rows } = await refusals(manager.browser, 'console.refused');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ event: 'console.refused', outcome: 'refused', actor_email: agent.user.email, subject_email: target.user.email, ip: '127.0.0.1' });
+    expect(JSON.parse(rows[0]!.detail!)).toEqual({ action: 'POST /admin/users/:id/enrolments', reason: 'forbidden' });
+    expect(page).toContain('Console action refused (refused)');
+    expect(page).toContain('Why: their role does not allow it (POST /admin/users/:id/enrolments)');
+    // The person's Activity tab shows it too.
+    expect((await manager.browser.get(`/admin/users/${target.user.id}/activity`)).body).toContain('Console action refused');
+  });
+
+  it('acting on one’s own account is recorded as refused', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const res = await manager.browser.postForm(`/admin/users/${manager.user.id}/status`, { action: 'suspend' });
+    expect(res.statusCode).toBe(403);
+    const { rows } = await refusals(manager.browser, 'console.refused');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ outcome: 'refused', actor_email: manager.user.email, subject_email: manager.user.email });
+    expect(JSON.parse(rows[0]!.detail!)).toEqual({ action: 'POST /admin/users/:id/status', reason: 'own_account' });
+  });
+
+  it('a passkey already registered, offered through an agent’s link, is recorded as a failed enrolment for that person', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const other = await person();
+    const pending = await createUser(t.app.latchkey.store, { email: 'mary@example.org', displayName: 'Mary Seacole' }, clock.now);
+    // Issued as the console's Generate link does (the page that shows it is another test's business).
+    const { token } = await issueInvite(t.app.latchkey.store, t.config, pending, clock.now, { issuedBy: manager.user.id, method: 'link', lifetimeSeconds: t.config.agentLinkSeconds });
+    const path = `/enrol/${token}`;
+    const mary = new TestBrowser(t.app);
+    await mary.get(path);
+    const options = (await mary.postJson(`${path}/options`, { name: 'Phone', placement: 'this-device' })).json().options;
+    // A client that replays a credential id already registered (to another person) in a fresh attestation.
+    const response = authenticator().createCredential(options);
+    const existingId = [...other.auth.credentials.keys()][0]!;
+    const attestation = Buffer.from(response.response.attestationObject, 'base64url');
+    attestation.set(Buffer.from(existingId, 'base64url'), attestation.indexOf(Buffer.from(response.id, 'base64url')));
+    const replay = { ...response, id: existingId, rawId: existingId, response: { ...response.response, attestationObject: attestation.toString('base64url') } };
+    const verify = await mary.postJson(`${path}/verify`, { response: replay, name: 'Phone' });
+    expect(verify.statusCode).toBe(409);
+    expect(verify.json().error.code).toBe('credential_exists');
+    const { page, rows, csv } = await refusals(manager.browser, 'enrolment.failed');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ outcome: 'failure', actor_email: '', subject_email: 'mary@example.org', ip: '127.0.0.1' });
+    expect(JSON.parse(rows[0]!.detail!)).toEqual({ action: 'POST /enrol/:token/verify', reason: 'credential_exists' });
+    expect(page).toContain('Why: that passkey is already registered');
+    // What was recorded names the route, never the link's token.
+    expect(csv).not.toContain(token);
+  });
+
+  it('an expired code is recorded as a failed enrolment for that person, without the code', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const pending = await createUser(t.app.latchkey.store, { email: 'mary@example.org', displayName: 'Mary Seacole' }, clock.now);
+    const { code } = await issueCode(t.app.latchkey.store, t.config, t.app.latchkey.secret, pending, clock.now, manager.user.id);
+    clock.now += 61_000;
+    const mary = new TestBrowser(t.app);
+    await mary.get('/enrol');
+    const res = await mary.postForm('/enrol', { email: 'mary@example.org', code });
+    expect(res.statusCode).toBe(410);
+    const { page, rows, csv } = await refusals(manager.browser, 'enrolment.code_failed');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ outcome: 'failure', subject_email: 'mary@example.org', ip: '127.0.0.1' });
+    expect(JSON.parse(rows[0]!.detail!)).toEqual({ action: 'POST /enrol', reason: 'enrolment_code_expired' });
+    expect(page).toContain('Why: the code had expired');
+    expect(csv).not.toContain(code);
+    expect(csv).not.toContain(formatCode(code));
+  });
+
+  it('a flood of refusals is recorded only up to the limit per person and reason, and in all; the next minute says how many were not', async () => {
+    await start({ LATCHKEY_AUDIT_REFUSALS_PER_SOURCE_PER_MINUTE: '5', LATCHKEY_AUDIT_REFUSALS_PER_MINUTE: '8' });
+    const manager = await person(['ra_manager']);
+    const agent = await person(['ra_agent']);
+    const second = await person(['auditor']);
+    const target = await person();
+    const count = async () => (await t.db.kysely.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).where('outcome', '=', 'refused').executeTakeFirstOrThrow()).n;
+    for (let i = 0; i < 40; i++) expect((await agent.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' })).statusCode).toBe(403);
+    expect(Number(await count())).toBe(5);
+    // Another source has its own five, up to eight in all.
+    for (let i = 0; i < 40; i++) expect((await second.browser.get('/admin/users')).statusCode).toBe(403);
+    expect(Number(await count())).toBe(8);
+    const rows = (await refusals(manager.browser, 'console.refused')).rows.reverse();
+    expect(rows.map((r) => JSON.parse(r.detail!).moreNotRecordedThisMinute ?? false)).toEqual([false, false, false, false, true, false, false, true]);
+    clock.now += 60_000;
+    expect((await agent.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' })).statusCode).toBe(403);
+    const [newest] = (await refusals(manager.browser, 'console.refused')).rows;
+    expect(JSON.parse(newest!.detail!)).toMatchObject({ reason: 'forbidden', notRecordedLastMinute: 35 });
+    expect(Number(await count())).toBe(9);
+  });
+
+  it('the window keeps its counts bounded', () => {
+    const w = new RefusalWindow(2, 3);
+    expect(w.take('a', 0)).toEqual({ record: true, last: false, droppedBefore: 0 });
+    expect(w.take('a', 1)).toEqual({ record: true, last: true, droppedBefore: 0 });
+    expect(w.take('a', 2)).toEqual({ record: false });
+    expect(w.take('b', 3)).toEqual({ record: true, last: true, droppedBefore: 0 });
+    expect(w.take('c', 4)).toEqual({ record: false });
+    expect(w.take('c', 60_000)).toEqual({ record: true, last: false, droppedBefore: 1 });
+    expect(w.take('a', 60_001)).toEqual({ record: true, last: false, droppedBefore: 1 });
+    // 100,000 sources in one minute: at most the limit recorded, and the counts stay at 10,000 keys.
+    const flood = new RefusalWindow(1, 3);
+    let recorded = 0;
+    for (let i = 0; i < 100_000; i++) if (flood.take(`ip:${i}`, 0).record) recorded++;
+    expect(recorded).toBe(3);
+    expect((flood as unknown as { droppedNow: Map<string, number> }).droppedNow.size).toBe(10_000);
+  });
+});
