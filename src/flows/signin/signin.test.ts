@@ -1,5 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, testConfig, type TestApp } from '../../../test/support/app.js';
+import { buildApp } from '../../app.js';
+import { openDatabase } from '../../db/connect.js';
 import { safeNext } from './routes.js';
 import { createUser } from '../../users/createUser.js';
 
@@ -248,5 +252,91 @@ describe('sign in with a passkey', () => {
     expect(results.find((r) => r.statusCode === 400)!.json().error.code).toBe('counter_regressed');
     expect(await t.app.latchkey.store.audit.listByEvent('passkey.counter_regressed')).toHaveLength(1);
     expect(await t.app.latchkey.store.audit.listByEvent('signin')).toHaveLength(1);
+  });
+});
+
+describe('a sign-in whose browser goes away', () => {
+  it('still records where it came from, and the log has no server error', async () => {
+    const logLines: { level: number; msg: string }[] = [];
+    const config = testConfig({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '0' });
+    const db = openDatabase(config.databaseUrl);
+    await db.migrate();
+    // At "warn" no "incoming request" line is written: the default serializer of those reads the client's address,
+    // which would keep it readable after the socket closes (Latchkey's own logger never reads it).
+    const app = await buildApp(config, { db, logger: { level: 'warn', stream: { write: (line: string) => void logLines.push(JSON.parse(line)) } } });
+    // Holds the verify request until its browser has gone (as when a page navigates away during a sign-in).
+    const reachedHandler = new Promise<void>((resolve) => {
+      app.addHook('preHandler', async (request) => {
+        if (request.url !== '/signin/verify' || !request.headers['x-test-leave']) return;
+        const closed = new Promise((r) => request.raw.socket.once('close', r));
+        resolve();
+        await closed;
+      });
+    });
+    // Whatever the outcome, the answer (with nobody left to read it) passes through onSend once the handler is done.
+    const answered = new Promise<void>((resolve) => {
+      app.addHook('onSend', async (request, _reply, payload) => {
+        if (request.url === '/signin/verify' && request.headers['x-test-leave']) resolve();
+        return payload;
+      });
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const auth = authenticator();
+      await signUp(app, auth);
+      const browser = new TestBrowser(app);
+      await browser.get('/signin');
+      const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+      const body = JSON.stringify({ response: auth.getAssertion(options), mode: 'discoverable' });
+      const request = http.request(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/signin/verify`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          origin: TEST_ORIGIN,
+          'x-csrf-token': browser.csrf,
+          cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+          'user-agent': 'Leaving Browser/1.0',
+          'x-test-leave': '1',
+        },
+      });
+      request.on('error', () => {});
+      request.end(body);
+      await reachedHandler;
+      request.destroy();
+      await answered;
+      // The sign-in finished on the server (its answer had nowhere to go): a session with the address it came from.
+      const session = await db.kysely.selectFrom('sessions').select(['ip', 'user_agent']).where('user_agent', '=', 'Leaving Browser/1.0').executeTakeFirst();
+      expect(session?.ip).toMatch(/127\.0\.0\.1/);
+      expect(logLines.filter((l) => l.level >= 50)).toEqual([]);
+    } finally {
+      await app.close();
+      await db.close();
+    }
+  });
+
+  it('logs a connection the client closed as the client going away, not as a server failure', async () => {
+    const logLines: { level: number; msg: string }[] = [];
+    const config = testConfig();
+    const db = openDatabase(config.databaseUrl);
+    await db.migrate();
+    const app = await buildApp(config, { db, logger: { level: 'info', stream: { write: (line: string) => void logLines.push(JSON.parse(line)) } } });
+    app.get('/test/reset', async () => {
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    });
+    app.get('/test/broken', async () => {
+      throw new Error('a real failure');
+    });
+    await app.ready();
+    try {
+      await app.inject({ method: 'GET', url: '/test/reset' });
+      expect(logLines.find((l) => l.msg === 'client went away before the answer')?.level).toBe(30);
+      expect(logLines.filter((l) => l.level >= 50)).toEqual([]);
+      await app.inject({ method: 'GET', url: '/test/broken' });
+      expect(logLines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual(['request failed']);
+    } finally {
+      await app.close();
+      await db.close();
+    }
   });
 });
