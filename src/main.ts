@@ -313,5 +313,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 main(process.argv.slice(2)).catch((err) => {
+  // A setting found wrong only once the data is read (a secret key that opens nothing stored) is still a setting.
+  if (err instanceof ConfigError) fail(`configuration error: ${err.message}`, 2);
   fail(err instanceof Error ? err.message : String(err));
 });
