@@ -102,6 +102,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
     clientErrorHandler: answerClientError,
     bodyLimit: BODY_LIMIT,
+    // No time limit on a plugin's start (Fastify's default is 10 s): some do real work once (the OpenID Connect
+    // provider generates its first RSA signing key, the assets plugin bundles the browser script), and how long that
+    // takes depends on the machine and its load. A start that fails at random on a busy host is worse than a slow one.
+    pluginTimeout: 0,
     // Trust X-Forwarded-For from the configured number of proxy hops only.
     trustProxy: (_address: string, hop: number) => hop < config.trustProxyHops,
   }).setValidatorCompiler(TypeBoxValidatorCompiler);

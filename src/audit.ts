@@ -107,7 +107,7 @@ export async function auditRefusal(
   let window = windows.get(app.latchkey);
   if (!window) windows.set(app.latchkey, (window = new RefusalWindow(config.auditRefusalsPerSourcePerMinute, config.auditRefusalsPerMinute)));
   const actor = args.actorUserId === undefined ? (request.auth?.user.id ?? null) : args.actorUserId;
-  const source = actor ? `user:${actor}` : `ip:${request.ip}`;
+  const source = actor ? `user:${actor}` : `ip:${requestContext(request).ip}`;
   const taken = window.take(`${source} ${args.event} ${args.reason}`, now());
   if (!taken.record) return;
   const detail: Record<string, unknown> = { action: `${request.method} ${request.routeOptions.url ?? ''}`, reason: args.reason, ...args.detail };

@@ -1,6 +1,6 @@
 import type { Config } from './config/index.js';
 import type { Store } from './db/store.js';
-import type { WebAuthn } from './webauthn/ceremonies.js';
+import type { RequestContext, WebAuthn } from './webauthn/ceremonies.js';
 import type { Mailer } from './mail/mailer.js';
 import type { SecretBox } from './secretBox.js';
 import type { Captcha } from './captcha/captcha.js';
@@ -36,5 +36,7 @@ declare module 'fastify' {
     bindingHash: string;
     csrfToken: string;
     auth: SignedIn | null;
+    /** IP and user agent, read when the request arrived (plugins/sessions.ts requestContext). */
+    client: RequestContext | null;
   }
 }

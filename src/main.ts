@@ -9,6 +9,7 @@ import { Store } from './db/store.js';
 import { createUser, UserInputError } from './users/createUser.js';
 import { issueInvite } from './flows/enrolment/invites.js';
 import { MAINTENANCE_INTERVAL_MS, pruneExpired } from './maintenance.js';
+import { unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
 
 const usage = `Usage: latchkey <command> [options]
 
@@ -69,10 +70,12 @@ const listenProblems: Record<string, (c: Config) => string> = {
 };
 
 async function serve(config: Config): Promise<void> {
-  const { buildApp } = await import('./app.js');
+  const { buildApp } = await withoutProviderRuntimeWarning(() => import('./app.js'));
   const { db } = await openMigrated(config, { backgroundCheckpoints: true });
   const app = await buildApp(config, { db });
   app.addHook('onClose', () => db.close());
+  const runtime = unsupportedRuntime();
+  if (runtime) app.log.warn(runtime);
   for (const warning of unsafeSettings(config)) app.log.warn(warning);
   const { doctorReport } = await import('./oidc/doctor.js');
   for (const warning of (await doctorReport(config, app.latchkey.store, Date.now(), { provider: app.latchkey.oidc })).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
@@ -313,5 +316,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 main(process.argv.slice(2)).catch((err) => {
+  // A setting found wrong only once the data is read (a secret key that opens nothing stored) is still a setting.
+  if (err instanceof ConfigError) fail(`configuration error: ${err.message}`, 2);
   fail(err instanceof Error ? err.message : String(err));
 });

@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Config } from './config/index.js';
+import { ConfigError, type Config } from './config/index.js';
 
 const VERSION = 'v1';
 
@@ -48,6 +48,30 @@ export class SecretBox {
     const decipher = createDecipheriv('aes-256-gcm', this.loadKey(), Buffer.from(iv, 'base64url'));
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    try {
+      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    } catch {
+      // GCM's tag check fails: sealed under another key (an instance with another key, or a key file made afresh).
+      throw this.wrongKey(context);
+    }
+  }
+
+  /** One line naming the variable to fix (main.ts prints a ConfigError and exits 2). */
+  private wrongKey(context: string): ConfigError {
+    const what = sealedThings[context.split(':')[0]!] ?? 'a value';
+    const problem =
+      `${what} in the database was sealed with another secret key. Every instance sharing a database needs the same key: ` +
+      'the same LATCHKEY_SECRET_KEY, or the same contents in LATCHKEY_SECRET_KEY_FILE';
+    return this.config.secretKey
+      ? new ConfigError('LATCHKEY_SECRET_KEY', `this key does not open what is stored: ${problem}`)
+      : new ConfigError('LATCHKEY_SECRET_KEY_FILE', `the key in ${this.config.secretKeyFile} does not open what is stored: ${problem}`);
   }
 }
+
+/** What a sealed value's context says it is, for the message above. */
+const sealedThings: Record<string, string> = {
+  'signing-key': 'the OpenID Connect signing key',
+  'service-secret': "a service's client secret",
+  'totp': "an authenticator app's secret",
+  'self-service': "the secret of an authenticator app being set up",
+};

@@ -12,6 +12,7 @@ import { CLIENT_CORS_PATHS, createProvider, OIDC_PREFIX } from './provider.js';
 import { isServiceCorsOrigin } from './services.js';
 import { ensureSigningKey } from './signingKeys.js';
 import { interactionRoutes } from './interactions.js';
+import { requestContext } from '../plugins/sessions.js';
 
 declare module '../context.js' {
   interface Latchkey {
@@ -67,7 +68,7 @@ export async function oidcRoutes(app: FastifyInstance) {
       const headers = request.raw.headers;
       headers.host = origin.host;
       headers['x-forwarded-proto'] = origin.protocol.slice(0, -1);
-      headers['x-forwarded-for'] = request.ip;
+      headers['x-forwarded-for'] = requestContext(request).ip;
       delete headers['x-forwarded-host'];
       reply.hijack();
       await callback(request.raw, reply.raw);

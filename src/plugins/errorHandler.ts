@@ -148,6 +148,15 @@ export function toAppError(error: unknown, request?: FastifyRequest): AppError {
   return appError('internal');
 }
 
+/** What Node reports when the other end closed the connection. */
+const CLIENT_GONE_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** The browser closed the connection (navigated away, lost its network) before the answer was sent. */
+export function clientWentAway(request: FastifyRequest, error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return request.raw.socket?.destroyed === true || (typeof code === 'string' && CLIENT_GONE_CODES.has(code));
+}
+
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError): FastifyReply {
   // A signed-out person opening a settings page is sent to sign in, not shown an error.
   if (err.code === 'not_signed_in' && request.method === 'GET' && wantsHtml(request)) return reply.redirect('/signin');
@@ -174,7 +183,9 @@ export const errorHandlerPlugin = fp(
     }
     app.setErrorHandler((error, request, reply) => {
       const appErr = toAppError(error, request);
-      if (appErr.status >= 500) request.log.error({ err: error }, 'request failed');
+      // The cause is the client's (and nobody may be left to read the answer): logged, but not as a server failure.
+      if (clientWentAway(request, error)) request.log.info({ err: error }, 'client went away before the answer');
+      else if (appErr.status >= 500) request.log.error({ err: error }, 'request failed');
       else request.log.info({ code: appErr.code }, 'request refused');
       if (reply.sent) return;
       return sendError(request, reply, appErr);

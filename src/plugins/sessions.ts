@@ -21,8 +21,17 @@ export function cookieNames(secure: boolean) {
   return secure ? { session: '__Host-latchkey_session', binding: '__Host-latchkey_binding' } : { session: 'latchkey_session', binding: 'latchkey_binding' };
 }
 
+/**
+ * Where a request came from, as it was when it arrived. `request.ip` reads the socket each time, and a socket the
+ * browser has closed (it navigated away during a sign-in) has no address any more: read it before any `await`.
+ */
+function readRequestContext(request: FastifyRequest): RequestContext {
+  return { ip: request.ip ?? 'unknown', userAgent: String(request.headers['user-agent'] ?? '').slice(0, 512) };
+}
+
+/** Where a request came from (IP and user agent), captured when it arrived (see readRequestContext). */
 export function requestContext(request: FastifyRequest): RequestContext {
-  return { ip: request.ip, userAgent: String(request.headers['user-agent'] ?? '').slice(0, 512) };
+  return request.client ?? readRequestContext(request);
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -44,8 +53,10 @@ export const sessionsPlugin = fp(
     app.decorateRequest('bindingHash', '');
     app.decorateRequest('csrfToken', '');
     app.decorateRequest('auth', null);
+    app.decorateRequest('client', null);
 
     app.addHook('onRequest', async (request, reply) => {
+      request.client = readRequestContext(request);
       let binding = request.cookies[names.binding];
       if (!binding || !/^[A-Za-z0-9_-]{43}$/.test(binding)) {
         binding = randomToken(32);

@@ -18,6 +18,7 @@ import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import QRCode from 'qrcode';
 import { audit } from '../../audit.js';
+import { requestContext } from '../../plugins/sessions.js';
 import { hmac, randomToken, safeEqual } from '../../crypto.js';
 import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
@@ -224,7 +225,7 @@ If this was not you, contact your registration authority straight away.
       }
       // Limits per IP and per email address (whether or not it has an account), shared by every instance.
       const t = now();
-      const perIp = await store.rateCounters.hit(`self-service-ip:${request.ip}`, HOUR, t);
+      const perIp = await store.rateCounters.hit(`self-service-ip:${requestContext(request).ip}`, HOUR, t);
       const perAccount = await store.rateCounters.hit(`self-service-email:${hmac(secret, values.email.toLowerCase())}`, HOUR, t);
       if (perIp > config.selfServicePerIpPerHour || perAccount > config.selfServicePerAccountPerHour) {
         await audit(app, request, { event: 'self_service.limited', outcome: 'failure', actorUserId: null });

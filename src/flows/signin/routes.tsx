@@ -8,12 +8,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
-import { hmac } from '../../crypto.js';
 import { appError } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
 import { assessSignIn, methodOf } from '../../oidc/assurance.js';
 import { AuthenticationResponseSchema, EmailSchema } from '../../webauthn/schemas.js';
-import type { AuthenticationResponseJSON, AuthenticatorTransportFuture } from '@simplewebauthn/server';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import { decoyAllowCredentials, realAllowCredentials } from './allowCredentials.js';
 import { renderPage } from '../../views/render.js';
 import { SignInPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
@@ -42,16 +42,6 @@ const VerifyBody = Type.Object({
   email: Type.Optional(Type.String({ maxLength: 254 })),
 });
 
-/**
- * allowCredentials for an email nobody has: one credential id derived from the
- * email and the server secret, so the answer looks like a real account's and is
- * the same every time (no user enumeration).
- */
-function decoyCredentials(secret: string, email: string) {
-  const id = hmac(secret, `decoy-credential:${email.trim().toLowerCase()}`);
-  return [{ id, transports: ['internal', 'hybrid'] as AuthenticatorTransportFuture[] }];
-}
-
 export async function signInRoutes(app: FastifyInstance) {
   const { config, store, webauthn } = app.latchkey;
 
@@ -73,9 +63,8 @@ export async function signInRoutes(app: FastifyInstance) {
     if (!email) throw appError('validation_failed', 'Enter your email address.', [{ field: 'email', message: 'Enter your email address' }]);
     const user = await store.users.findByEmail(email);
     const passkeys = user ? (await store.authenticators.listForUser(user.id)).filter((a) => a.type === 'passkey') : [];
-    const allowCredentials = passkeys.length
-      ? passkeys.map((a) => ({ id: a.credential_id, transports: JSON.parse(a.transports) as AuthenticatorTransportFuture[] }))
-      : decoyCredentials(app.latchkey.secret, email);
+    // Every field but the ids is drawn from the same sets for a real account and a decoy (allowCredentials.ts).
+    const allowCredentials = passkeys.length ? realAllowCredentials(passkeys) : decoyAllowCredentials(app.latchkey.secret, email);
     const options = await webauthn.startAuthentication({
       flowType: SIGNIN_FLOW,
       bindingHash: request.bindingHash,

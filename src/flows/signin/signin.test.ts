@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, testConfig, type TestApp } from '../../../test/support/app.js';
+import { buildApp } from '../../app.js';
+import { openDatabase } from '../../db/connect.js';
 import { safeNext } from './routes.js';
+import { createUser } from '../../users/createUser.js';
 
 describe('sign in with a passkey', () => {
   let t: TestApp;
@@ -65,11 +70,99 @@ describe('sign in with a passkey', () => {
     expect(known.allowCredentials.map((c: { id: string }) => c.id)).toEqual([...auth.credentials.keys()]);
     const unknown1 = (await browser.postJson('/signin/options', { mode: 'email', email: 'nobody@example.com' })).json().options;
     const unknown2 = (await browser.postJson('/signin/options', { mode: 'email', email: 'nobody@example.com' })).json().options;
-    expect(unknown1.allowCredentials).toHaveLength(1);
+    expect(unknown1.allowCredentials.length).toBeGreaterThanOrEqual(1);
     expect(unknown1.allowCredentials).toEqual(unknown2.allowCredentials);
     expect(Object.keys(unknown1).sort()).toEqual(Object.keys(known).sort());
     const verify = await browser.postJson('/signin/verify', { response: auth.getAssertion(known) });
     expect(verify.statusCode).toBe(200);
+  });
+
+  it('email first: no field but the ids tells an account with one, two or three passkeys from an unknown address', async () => {
+    await t.close();
+    t = await createTestApp({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '0' });
+    const { store } = t.app.latchkey;
+    // Transports as browsers store them (in any order), plus a set no decoy uses: it is sent as no hint at all.
+    const stored = [['internal', 'hybrid'], ['usb', 'nfc'], ['internal'], ['usb'], ['hybrid'], [], ['ble', 'usb']];
+    const known: string[] = [];
+    let n = 0;
+    for (const count of [1, 2, 3]) {
+      for (let i = 0; i < stored.length; i++) {
+        const user = await createUser(store, { email: `known${count}-${i}@example.com`, displayName: 'Known Person' }, Date.now());
+        for (let k = 0; k < count; k++) {
+          await store.authenticators.insert({
+            id: `a${n}`,
+            user_id: user.id,
+            type: 'passkey',
+            credential_id: Buffer.from(`credential-${n++}`).toString('base64url'),
+            public_key: 'AA',
+            counter: 0,
+            transports: JSON.stringify(stored[(i + k) % stored.length]),
+            aaguid: '00000000-0000-0000-0000-000000000000',
+            backup_eligible: 1,
+            backed_up: 1,
+            attestation_format: 'none',
+            name: 'Passkey',
+            created_at: Date.now(),
+            last_used_at: null,
+          });
+        }
+        known.push(user.email);
+      }
+    }
+    // An account that has only an authenticator app has no passkey to offer: it must look like anyone else.
+    const appOnly = await createUser(store, { email: 'app-only@example.com', displayName: 'App Person' }, Date.now());
+    await store.authenticators.insert({
+      id: 'app', user_id: appOnly.id, type: 'totp', credential_id: 'totp-app', public_key: '', counter: 0, transports: '[]',
+      aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: '', name: 'App', created_at: Date.now(), last_used_at: null,
+    });
+    const unknown = [appOnly.email, ...Array.from({ length: 400 }, (_, i) => `nobody-${i}@example.org`)];
+
+    const browser = new TestBrowser(t.app);
+    await browser.get('/signin');
+    /** Everything in the answer except what is random for everyone (challenge) and the credential ids. */
+    const answer = async (email: string) => {
+      const res = await browser.postJson('/signin/options', { mode: 'email', email });
+      expect(res.statusCode).toBe(200);
+      const { challenge, allowCredentials, ...rest } = res.json().options;
+      expect(typeof challenge).toBe('string');
+      return {
+        status: res.statusCode,
+        contentType: res.headers['content-type'],
+        outerKeys: Object.keys(res.json()).join(),
+        keys: Object.keys(res.json().options).join(),
+        rest: JSON.stringify(rest),
+        count: allowCredentials.length as number,
+        entries: (allowCredentials as Record<string, unknown>[]).map(({ id, ...entry }) => {
+          expect(typeof id).toBe('string');
+          return JSON.stringify({ keys: Object.keys({ id, ...entry }), ...entry });
+        }),
+      };
+    };
+    const knownAnswers = await Promise.all(known.map(answer));
+    const unknownAnswers = await Promise.all(unknown.map(answer));
+    const seen = (answers: typeof knownAnswers) => ({
+      status: new Set(answers.map((a) => a.status)),
+      contentType: new Set(answers.map((a) => a.contentType)),
+      outerKeys: new Set(answers.map((a) => a.outerKeys)),
+      keys: new Set(answers.map((a) => a.keys)),
+      rest: new Set(answers.map((a) => a.rest)),
+      count: new Set(answers.map((a) => a.count)),
+      entries: new Set(answers.flatMap((a) => a.entries)),
+    });
+    const fromKnown = seen(knownAnswers);
+    const fromUnknown = seen(unknownAnswers);
+    expect(fromKnown.count).toEqual(new Set([1, 2, 3]));
+    // Every value a real account's answer shows, in every field, is one unknown addresses show too.
+    for (const field of Object.keys(fromKnown) as (keyof typeof fromKnown)[]) {
+      for (const value of fromKnown[field]) expect(fromUnknown[field], `${field}: ${String(value)}`).toContain(value);
+    }
+    // Fields that are not drawn per address are the same for everyone.
+    for (const field of ['status', 'contentType', 'outerKeys', 'keys', 'rest'] as const) expect(fromUnknown[field].size).toBe(1);
+    // The app-only account's answer, and any unknown address's, is the same every time it is asked for.
+    for (const email of unknown.slice(0, 5)) {
+      const first = (await browser.postJson('/signin/options', { mode: 'email', email })).json().options.allowCredentials;
+      expect((await browser.postJson('/signin/options', { mode: 'email', email: email.toUpperCase() })).json().options.allowCredentials).toEqual(first);
+    }
   });
 
   it('refuses an assertion without user verification with a clear message', async () => {
@@ -159,5 +252,91 @@ describe('sign in with a passkey', () => {
     expect(results.find((r) => r.statusCode === 400)!.json().error.code).toBe('counter_regressed');
     expect(await t.app.latchkey.store.audit.listByEvent('passkey.counter_regressed')).toHaveLength(1);
     expect(await t.app.latchkey.store.audit.listByEvent('signin')).toHaveLength(1);
+  });
+});
+
+describe('a sign-in whose browser goes away', () => {
+  it('still records where it came from, and the log has no server error', async () => {
+    const logLines: { level: number; msg: string }[] = [];
+    const config = testConfig({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '0' });
+    const db = openDatabase(config.databaseUrl);
+    await db.migrate();
+    // At "warn" no "incoming request" line is written: the default serializer of those reads the client's address,
+    // which would keep it readable after the socket closes (Latchkey's own logger never reads it).
+    const app = await buildApp(config, { db, logger: { level: 'warn', stream: { write: (line: string) => void logLines.push(JSON.parse(line)) } } });
+    // Holds the verify request until its browser has gone (as when a page navigates away during a sign-in).
+    const reachedHandler = new Promise<void>((resolve) => {
+      app.addHook('preHandler', async (request) => {
+        if (request.url !== '/signin/verify' || !request.headers['x-test-leave']) return;
+        const closed = new Promise((r) => request.raw.socket.once('close', r));
+        resolve();
+        await closed;
+      });
+    });
+    // Whatever the outcome, the answer (with nobody left to read it) passes through onSend once the handler is done.
+    const answered = new Promise<void>((resolve) => {
+      app.addHook('onSend', async (request, _reply, payload) => {
+        if (request.url === '/signin/verify' && request.headers['x-test-leave']) resolve();
+        return payload;
+      });
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const auth = authenticator();
+      await signUp(app, auth);
+      const browser = new TestBrowser(app);
+      await browser.get('/signin');
+      const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+      const body = JSON.stringify({ response: auth.getAssertion(options), mode: 'discoverable' });
+      const request = http.request(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/signin/verify`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          origin: TEST_ORIGIN,
+          'x-csrf-token': browser.csrf,
+          cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+          'user-agent': 'Leaving Browser/1.0',
+          'x-test-leave': '1',
+        },
+      });
+      request.on('error', () => {});
+      request.end(body);
+      await reachedHandler;
+      request.destroy();
+      await answered;
+      // The sign-in finished on the server (its answer had nowhere to go): a session with the address it came from.
+      const session = await db.kysely.selectFrom('sessions').select(['ip', 'user_agent']).where('user_agent', '=', 'Leaving Browser/1.0').executeTakeFirst();
+      expect(session?.ip).toMatch(/127\.0\.0\.1/);
+      expect(logLines.filter((l) => l.level >= 50)).toEqual([]);
+    } finally {
+      await app.close();
+      await db.close();
+    }
+  });
+
+  it('logs a connection the client closed as the client going away, not as a server failure', async () => {
+    const logLines: { level: number; msg: string }[] = [];
+    const config = testConfig();
+    const db = openDatabase(config.databaseUrl);
+    await db.migrate();
+    const app = await buildApp(config, { db, logger: { level: 'info', stream: { write: (line: string) => void logLines.push(JSON.parse(line)) } } });
+    app.get('/test/reset', async () => {
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    });
+    app.get('/test/broken', async () => {
+      throw new Error('a real failure');
+    });
+    await app.ready();
+    try {
+      await app.inject({ method: 'GET', url: '/test/reset' });
+      expect(logLines.find((l) => l.msg === 'client went away before the answer')?.level).toBe(30);
+      expect(logLines.filter((l) => l.level >= 50)).toEqual([]);
+      await app.inject({ method: 'GET', url: '/test/broken' });
+      expect(logLines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual(['request failed']);
+    } finally {
+      await app.close();
+      await db.close();
+    }
   });
 });

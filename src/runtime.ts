@@ -1,0 +1,34 @@
+/**
+ * The Node.js versions Latchkey supports: 22 LTS and later LTS releases (24; CI runs on 22). oidc-provider 9, the
+ * OpenID Connect engine, supports only LTS releases from 22 ("Jod") on, and Node.js 20 reached its end of life in
+ * April 2026. On anything else `serve` still starts, with one warning of its own in place of oidc-provider's.
+ */
+
+export const SUPPORTED_NODE = 'Node.js 22 or a later LTS release';
+
+/** A warning for a Node.js release Latchkey does not support, or undefined; the same releases oidc-provider warns about. */
+export function unsupportedRuntime({ version, lts }: { version: string; lts?: string } = { version: process.version, lts: process.release.lts }): string | undefined {
+  const major = Number(/^v(\d+)\./.exec(version)?.[1] ?? 0);
+  if (major >= 22 && lts) return undefined;
+  const why = major < 22 ? 'too old' : 'not a long-term-support release';
+  return `Node.js ${version} is ${why}: Latchkey supports ${SUPPORTED_NODE}, and oidc-provider, its OpenID Connect engine, supports nothing older; upgrade Node.js`;
+}
+
+const PROVIDER_RUNTIME_WARNING = 'oidc-provider WARNING: Unsupported runtime.';
+
+/**
+ * Run `load` (which imports oidc-provider) without the provider's own runtime warning, printed with console.warn
+ * when the module is first evaluated: the caller reports unsupportedRuntime() instead, naming what Latchkey supports.
+ */
+export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): Promise<T> {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].includes(PROVIDER_RUNTIME_WARNING)) return;
+    warn.apply(console, args);
+  };
+  try {
+    return await load();
+  } finally {
+    console.warn = warn;
+  }
+}
