@@ -146,7 +146,7 @@ const badge = (page: Page) => page.locator('[data-enrolment-status]');
 
 /** Wait for the (only) live status badge on the page to read `label`; the page polls every 2 seconds. */
 async function badgeBecomes(page: Page, label: string): Promise<void> {
-  await page.waitForFunction((text) => document.querySelector('[data-enrolment-status]')?.textContent?.trim() === text, label, { timeout: 20_000 });
+  await page.waitForFunction((text) => document.querySelector('[data-enrolment-status]')?.textContent?.trim() === text, label);
 }
 
 const LINK = /http:\/\/localhost:\d+\/enrol\/[A-Za-z0-9_-]{43}/;
@@ -286,7 +286,7 @@ describe('registration authority console', () => {
     expect(await user.page.locator('main').innerText()).toContain('for the account of Rosalind Franklin');
     // The agent's page learns the code was entered and stops counting down: past the minute it must not say
     // "expired, generate a new one", since a new code would cancel the set-up the person is in the middle of.
-    const countdownIs = (text: string) => page.waitForFunction((t) => document.getElementById('code-countdown')!.textContent === t, text, { timeout: 20_000 });
+    const countdownIs = (text: string) => page.waitForFunction((t) => document.getElementById('code-countdown')!.textContent === t, text);
     await countdownIs('The code has been entered: the person is setting up their passkey.');
     await page.clock.fastForward(61_000);
     expect(await page.locator('#code-countdown').innerText()).toBe('The code has been entered: the person is setting up their passkey.');
@@ -441,7 +441,6 @@ describe('registration authority console', () => {
     await page.waitForFunction(
       (id) => document.querySelector(`tr[data-enrolment-id="${id}"] [data-enrolment-status]`)?.textContent === 'Enrolled',
       emailedId,
-      { timeout: 20_000 },
     );
     expect(await stillSamePage(page)).toBe(true);
     expect(await emailed.getByRole('button', { name: 'Revoke' }).count()).toBe(0);

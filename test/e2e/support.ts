@@ -268,7 +268,9 @@ export function closeContextsAfterEach(): (browser: Browser, server: E2EServer) 
 /** A fresh context (no cookies, no authenticators) with one tab under the app's strict CSP. */
 export async function openPage(browser: Browser, server: E2EServer): Promise<TestPage> {
   const context = await browser.newContext();
-  context.setDefaultTimeout(15_000);
+  // No budget per action: every click and wait waits on its condition, and the test's own timeout is the one limit
+  // (a 15-second budget per action failed runs on a slower machine that would have passed).
+  context.setDefaultTimeout(0);
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (msg) => {
