@@ -294,6 +294,20 @@ describe('the registration-authority console', () => {
     expect(tab.body).toContain('data-enrolment-status="enrolled"');
     const activity = await browser.get(`/admin/users/${mary.id}/activity`);
     for (const text of ['Enrolment link generated', 'Passkey set up from invite link']) expect(activity.body).toContain(text);
+    // Told by email, as for every authenticator added.
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(notice.subject).toBe('An authenticator was added to your St Elsewhere NHS Trust profile');
+    expect(notice.text).toContain('A passkey was added to your St Elsewhere NHS Trust profile at');
+    expect(notice.text).toContain('It is named "Work phone". It was set up with an enrolment link from your registration authority.');
+  });
+
+  it('a passkey set up with a link from the command line is emailed about too', async () => {
+    const mary = await pendingUser();
+    const { url } = await issueInvite(store(), f.t.config, mary, f.clock.now, { method: 'cli' });
+    expect((await registerThrough(new TestBrowser(f.t.app), new URL(url).pathname)).json().redirect).toBe('/enrol/done');
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(notice.subject).toBe('An authenticator was added to your St Elsewhere NHS Trust profile');
+    expect(notice.text).toContain('It was set up with an enrolment link from your administrator.');
   });
 
   it('revoking a link makes it "no longer valid"; a new link revokes the earlier one', async () => {
@@ -337,6 +351,8 @@ describe('the registration-authority console', () => {
     expect((await registerThrough(person, path)).json().redirect).toBe('/enrol/done');
     expect((await browser.get(`/admin/enrolments/${flowId}/status`, 'application/json')).json().status).toBe('enrolled');
     expect((await store().users.findById(mary.id))!.status).toBe('enrolled');
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(notice.text).toContain('It is named "Work phone". It was set up with a 9-character code from your registration authority.');
 
     const late = new TestBrowser(f.t.app);
     await late.get('/enrol');
@@ -443,6 +459,9 @@ describe('the registration-authority console', () => {
     expect(mail.text).toContain('Dear Mary Seacole');
     expect(mail.text).not.toContain('{{');
     expect((await registerThrough(new TestBrowser(f.t.app), new URL(link).pathname)).json().redirect).toBe('/enrol/done');
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org') && m !== mail);
+    expect(notice.subject).toBe('An authenticator was added to your St Elsewhere NHS Trust profile');
+    expect(notice.text).toContain('It was set up with the enrolment email your registration authority sent you.');
   });
 
   it('"send by email" beside a generated link sends that link; a forged token is refused', async () => {

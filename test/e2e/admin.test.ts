@@ -224,6 +224,10 @@ describe('registration authority console', () => {
     expect(await page.getByRole('button', { name: 'Revoke' }).count()).toBe(0);
 
     expect((await store().users.findById(marie.id))!.status).toBe('enrolled');
+    // Marie is told by email that a passkey was added, as for every authenticator added.
+    const added = await sink.waitFor((m) => m.to.includes('marie.curie@example.com'));
+    expect(added.subject).toBe('An authenticator was added to your Latchkey profile');
+    expect(added.text).toContain('It is named "Marie’s laptop". It was set up with an enrolment link from your registration authority.');
     await page.getByRole('link', { name: 'Back to Marie Curie’s authenticators' }).click();
     await page.waitForURL(`**/admin/users/${marie.id}/authenticators`);
     await waitReady(page);
@@ -477,7 +481,8 @@ describe('registration authority console', () => {
     expect(await store().authenticators.listForUser(barbara.id)).toHaveLength(1);
     await visit(user.page, server.url('/settings'));
     expect(new URL(user.page.url()).pathname).toBe('/settings');
-    expect(sink.messages.filter((m) => m.to.includes('barbara.liskov@example.com'))).toEqual([]);
+    // Only the notice of the passkey she set up: nothing about a removal.
+    expect(sink.messages.filter((m) => m.to.includes('barbara.liskov@example.com')).map((m) => m.subject)).toEqual(['An authenticator was added to your Latchkey profile']);
 
     await page.getByLabel('I confirm I want to remove this passkey from Barbara Liskov’s profile').check();
     await page.getByRole('button', { name: 'Remove authenticator' }).click();
@@ -497,7 +502,7 @@ describe('registration authority console', () => {
     await user.page.goto(server.url(`/admin/users/${barbara.id}`));
     await user.page.waitForURL(`**/signin?next=${encodeURIComponent(`/admin/users/${barbara.id}`)}`);
 
-    const notice = await sink.waitFor((m) => m.to.includes('barbara.liskov@example.com'), 10_000);
+    const notice = await sink.waitFor((m) => m.to.includes('barbara.liskov@example.com') && m.subject.startsWith('A passkey was removed'), 10_000);
     expect(notice.subject).toBe('A passkey was removed from your Latchkey account');
     expect(notice.text).toContain('Hello Barbara Liskov,');
     expect(notice.text).toContain('removed the passkey "Home laptop"');
@@ -571,7 +576,8 @@ describe('registration authority console', () => {
     expect(await store().flows.listForUser(mary.id, ENROLMENT_FLOWS)).toEqual(flowsBefore);
     expect(flowsBefore.find((f) => f.id === outstanding.flowId)!.state).toBe('active');
     expect((await store().authenticators.listForUser(mary.id)).map((a) => a.id)).toEqual([passkey!.id]);
-    expect(sink.messages.filter((m) => m.to.includes('mary.jackson@example.com'))).toEqual([]);
+    // Nothing but the notice of the passkey she set up.
+    expect(sink.messages.filter((m) => m.to.includes('mary.jackson@example.com')).map((m) => m.subject)).toEqual(['An authenticator was added to your Latchkey profile']);
     // Mary is still signed in with her passkey.
     await visit(user.page, server.url('/settings'));
     expect(new URL(user.page.url()).pathname).toBe('/settings');
