@@ -108,6 +108,7 @@ const actions: Action[] = [
   { name: 'generate link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'link' }) },
   { name: 'generate code', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'code' }) },
   { name: 'send enrolment email', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'email' }) },
+  { name: 'open the page of an issued link', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/enrolments/${x.flowId}`) },
   { name: 'revoke a link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/revoke`, {}) },
   { name: 'open remove page', needs: 'remove', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators/${x.authenticatorId}/remove`) },
   {
@@ -209,6 +210,15 @@ describe('the registration-authority console', () => {
     return browser.postJson(`${path}/verify`, { response: auth.createCredential(opts.json().options), name: 'Work phone' });
   }
 
+  /** Issue as the console's form does: a 303 to the page of what was issued, which the browser then loads. */
+  async function issueAs(browser: TestBrowser, userId: string, body: Record<string, string>) {
+    const post = await browser.postForm(`/admin/users/${userId}/enrolments`, body);
+    expect(post.statusCode, post.body.slice(0, 300)).toBe(303);
+    const location = post.headers.location as string;
+    expect(location).toMatch(new RegExp(`^/admin/users/${userId}/enrolments/[A-Za-z0-9_-]+$`));
+    return { location, page: await browser.get(location) };
+  }
+
   async function pendingUser(email = 'mary@example.org', name = 'Mary Seacole') {
     return createUser(store(), { email, displayName: name }, f.clock.now);
   }
@@ -269,7 +279,7 @@ describe('the registration-authority console', () => {
   it('issues a link: the page shows it, the person registers, the status reads Enrolled and the passkey names its issuer', async () => {
     const { browser, user: agent } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page } = await issueAs(browser, mary.id, { method: 'link' });
     expect(page.statusCode).toBe(200);
     const link = /value="(http:\/\/localhost:3000\/enrol\/[A-Za-z0-9_-]{43})"/.exec(page.body)![1]!;
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
@@ -313,9 +323,9 @@ describe('the registration-authority console', () => {
   it('revoking a link makes it "no longer valid"; a new link revokes the earlier one', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const first = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page: first } = await issueAs(browser, mary.id, { method: 'link' });
     const firstPath = new URL(/value="(http[^"]+\/enrol\/[^"]+)"/.exec(first.body)![1]!).pathname;
-    const second = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page: second } = await issueAs(browser, mary.id, { method: 'link' });
     const secondPath = new URL(/value="(http[^"]+\/enrol\/[^"]+)"/.exec(second.body)![1]!).pathname;
     const secondFlow = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(second.body)![1]!;
     const person = new TestBrowser(f.t.app);
@@ -329,10 +339,57 @@ describe('the registration-authority console', () => {
     expect((await browser.get(`/admin/enrolments/${secondFlow}/status`, 'application/json')).json().status).toBe('revoked');
   });
 
+  it('issuing answers with a redirect: reloading the page issues nothing, and shows the link or code only once', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const { browser: otherAgent } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const { location, page } = await issueAs(browser, mary.id, { method: 'link' });
+    const link = /value="(http:\/\/localhost:3000\/enrol\/[A-Za-z0-9_-]{43})"/.exec(page.body)![1]!;
+    const token = link.slice(link.lastIndexOf('/') + 1);
+    // The server keeps it sealed until it is shown, never in the clear.
+    expect(await snapshot(f.t)).not.toContain(token);
+    for (const again of [await browser.get(location), await otherAgent.get(location)]) {
+      expect(again.statusCode).toBe(200);
+      expect(again.body).toContain('Link generated');
+      expect(again.body).toContain('The link was shown once, when it was generated, and is not shown again.');
+      expect(again.body).not.toContain(token);
+      expect(again.body).toContain('data-enrolment-status="pending"');
+    }
+    // Nothing new issued, nothing revoked: the link already given out still works.
+    const flows = await store().flows.listForUser(mary.id, ['invite', 'enrol-code']);
+    expect(flows.map((fl) => fl.state)).toEqual(['active']);
+    expect((await store().audit.listByEvent('enrolment.link_issued')).length).toBe(1);
+    expect((await new TestBrowser(f.t.app).get(new URL(link).pathname)).statusCode).toBe(200);
+
+    // A code, the same way; it still works after the page was reloaded.
+    const issuedCode = await issueAs(browser, mary.id, { method: 'code' });
+    const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(issuedCode.page.body)![1]!;
+    const reloaded = await browser.get(issuedCode.location);
+    expect(reloaded.body).toContain('The code was shown once, when it was generated, and is not shown again.');
+    expect(reloaded.body).not.toContain(code);
+    expect(reloaded.body).not.toContain('id="enrolment-code"');
+    expect((await store().audit.listByEvent('enrolment.code_issued')).length).toBe(1);
+    const person = new TestBrowser(f.t.app);
+    await person.get('/enrol');
+    expect((await person.postForm('/enrol', { email: 'mary@example.org', code })).statusCode).toBe(303);
+
+    // An enrolment email: the page says it was sent however often it is loaded, and one email went.
+    sink.clear();
+    const emailed = await issueAs(browser, mary.id, { method: 'email' });
+    for (const again of [emailed.page, await browser.get(emailed.location)]) {
+      expect(again.body).toContain('Enrolment email sent');
+      expect(again.body).toContain('An enrolment email with a single-use link was sent to mary@example.org');
+      expect(again.body).not.toContain('was shown once');
+    }
+    await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(sink.messages).toHaveLength(1);
+    expect((await store().audit.listByEvent('enrolment.emailed')).length).toBe(1);
+  });
+
   it('issues a 9-character code that works with the right email within 60 seconds, once', async () => {
     const { browser } = await f.agent(['ra_manager']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const shown = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     expect(shown).toMatch(/^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}$/);
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
@@ -364,7 +421,7 @@ describe('the registration-authority console', () => {
   it('a code expires 60 seconds after issue; the page says so and the agent sees Expired', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
     f.clock.now += 60_000;
@@ -380,7 +437,7 @@ describe('the registration-authority console', () => {
   it('an unknown email gets the same answer as a wrong code; 5 wrong tries burn the code', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     const person = new TestBrowser(f.t.app);
     await person.get('/enrol');
@@ -407,7 +464,7 @@ describe('the registration-authority console', () => {
   it('50 concurrent redemptions of one code: exactly one opens a link, and one passkey is stored', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     const people = await Promise.all(Array.from({ length: 50 }, async () => {
       const b = new TestBrowser(f.t.app);
@@ -450,7 +507,7 @@ describe('the registration-authority console', () => {
     });
     expect(made.statusCode).toBe(303);
     const template = (await store().emailTemplates.list()).find((t) => t.name === 'Ward staff')!;
-    const sent = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'email', template: template.id });
+    const { page: sent } = await issueAs(browser, mary.id, { method: 'email', template: template.id });
     expect(sent.statusCode).toBe(200);
     expect(sent.body).toContain('An enrolment email with a single-use link was sent to mary@example.org');
     const mail = await sink.waitFor((m) => m.to.includes('mary@example.org'));
@@ -467,13 +524,17 @@ describe('the registration-authority console', () => {
   it('"send by email" beside a generated link sends that link; a forged token is refused', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page } = await issueAs(browser, mary.id, { method: 'link' });
     const token = /name="token" value="([^"]+)"/.exec(page.body)![1]!;
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
     const forged = await browser.postForm(`/admin/users/${mary.id}/enrolments/${flowId}/email`, { token: 'A'.repeat(43) });
     expect(forged.statusCode).toBe(404);
     const ok = await browser.postForm(`/admin/users/${mary.id}/enrolments/${flowId}/email`, { token });
-    expect(ok.statusCode).toBe(200);
+    expect(ok.statusCode).toBe(303);
+    expect(ok.headers.location).toBe(`/admin/users/${mary.id}/enrolments/${flowId}?done=emailed`);
+    const sentPage = await browser.get(ok.headers.location as string);
+    expect(sentPage.body).toContain('An enrolment email with a single-use link was sent to mary@example.org');
+    expect(sentPage.body).not.toContain(token);
     const mail = await sink.waitFor((m) => m.to.includes('mary@example.org'));
     expect(mail.text).toContain(`/enrol/${token}`);
   });

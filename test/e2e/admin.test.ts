@@ -117,7 +117,8 @@ async function startIssuing(page: Page, userId: string, axe = false): Promise<vo
 /** Press one of the instruction page's buttons and wait for the page that shows what was issued. */
 async function issue(page: Page, userId: string, button: 'Generate link' | 'Generate 9-character code' | 'Proceed and send email'): Promise<void> {
   await page.getByRole('button', { name: button }).click();
-  await page.waitForURL(`**/admin/users/${userId}/enrolments`);
+  // Post/redirect/get: the form's answer is a redirect to the page of what was issued.
+  await page.waitForURL(new RegExp(`/admin/users/${userId}/enrolments/[A-Za-z0-9_-]+$`));
   await waitReady(page);
 }
 
@@ -211,6 +212,22 @@ describe('registration authority console', () => {
     await page.getByRole('button', { name: 'Copy link' }).click();
     await page.getByRole('button', { name: 'Link copied' }).waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(link);
+
+    // Reloading the page (or coming back to it) issues nothing: the link already sent still works, and it is not
+    // shown again.
+    const issuedAt = page.url();
+    await page.reload();
+    await waitReady(page);
+    expect(page.url()).toBe(issuedAt);
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Link generated');
+    expect(await page.getByLabel('Enrolment link').count()).toBe(0);
+    expect(await page.locator('main').innerText()).toContain('The link was shown once, when it was generated, and is not shown again.');
+    expect(await page.locator('main').innerText()).not.toContain(link);
+    expect(await page.getByRole('button', { name: 'Generate a new link' }).isVisible()).toBe(true);
+    expect(await badge(page).innerText()).toBe('Pending');
+    expect((await store().flows.listForUser(marie.id, ENROLMENT_FLOWS)).map((f) => f.state)).toEqual(['active']);
+    expect((await store().audit.listForSubject(marie.id, 50)).filter((e) => e.event === 'enrolment.link_issued')).toHaveLength(1);
+    await expectAccessible(page, 'link generated, reloaded');
 
     // The person opens the link in their browser and registers; the agent's page follows along on its own.
     await markPage(page);
@@ -390,7 +407,7 @@ describe('registration authority console', () => {
     await issue(page, katherine.id, 'Generate link');
     const revokedLink = await page.getByLabel('Enrolment link').inputValue();
     await page.getByRole('button', { name: 'Send link by email to katherine.johnson@example.com' }).click();
-    await page.waitForURL(`**/enrolments/*/email`);
+    await page.waitForURL(/\/enrolments\/[A-Za-z0-9_-]+\?done=emailed$/);
     await waitReady(page);
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Enrolment email sent');
     const first = await sink.waitFor((m) => m.to.includes('katherine.johnson@example.com'), 10_000);
