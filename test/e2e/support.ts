@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, onTestFailed } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { hashToken } from '../../src/crypto.js';
 import type { Config } from '../../src/config/index.js';
@@ -279,6 +279,13 @@ export async function openPage(browser: Browser, server: E2EServer): Promise<Tes
   });
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   const authenticators = await Authenticators.enable(page);
+  // With no budget per action, a wait that never ends shows up as the test's timeout: say where the page was
+  // (it may be closed by then, so the address is kept as the page goes).
+  let lastUrl = 'about:blank';
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) lastUrl = frame.url();
+  });
+  onTestFailed(() => console.error(`The page was at ${lastUrl} when the test failed.`));
   const postsTo = async (path: string) => {
     const binding = (await context.cookies()).find((c) => c.name === 'latchkey_binding')?.value;
     const bindingHash = binding ? hashToken(binding) : '';
