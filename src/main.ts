@@ -2,6 +2,7 @@
  * The `latchkey` command: serve, migrate, users …, admin bootstrap, services …, keys rotate, doctor.
  * From a checkout: `npm run latchkey -- <command>`.
  */
+import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -165,12 +166,15 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       }
       if (sub === 'add') {
         if (!values.email || !values.name) fail('users add needs --email and --name');
-        const nationalIdHash = values['national-id'] === undefined ? undefined : checkNationalId(config, values['national-id']);
+        const hashNationalIdWith = values['national-id'] === undefined ? undefined : checkNationalId(config, values['national-id']);
         const user = await withStore(config, (store) =>
           store.transaction(async (tx) => {
             const created = await createUser(tx, { email: values.email!, displayName: values.name! }, Date.now());
             // Kept only as an HMAC under the server secret, as the console does; the secret is the one the server uses.
-            if (nationalIdHash) await tx.users.setNationalIdHash(created.id, nationalIdHash(await tx.settings.getOrInsert('server_secret', randomToken(32))), Date.now());
+            if (hashNationalIdWith) {
+              const secret = await tx.settings.getOrInsert('server_secret', randomToken(32));
+              await tx.users.setNationalIdHash(created.id, hashNationalIdWith(secret), Date.now());
+            }
             return created;
           }),
         ).catch(mapUserError);
@@ -385,4 +389,4 @@ export async function runAsProgram(): Promise<void> {
 }
 
 // Run as the entry point (`node --import tsx src/main.ts`, as npm start does); imported, by bin/latchkey.js or a test, it only exports.
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) void runAsProgram();
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(resolve(process.argv[1]))).href) void runAsProgram();
