@@ -351,7 +351,7 @@ describe('the registration-authority console', () => {
     for (const again of [await browser.get(location), await otherAgent.get(location)]) {
       expect(again.statusCode).toBe(200);
       expect(again.body).toContain('Link generated');
-      expect(again.body).toContain('The link was shown once, when it was generated, and is not shown again.');
+      expect(again.body).toContain('The link was shown once, to the agent who generated it, and is not shown again.');
       expect(again.body).not.toContain(token);
       expect(again.body).toContain('data-enrolment-status="pending"');
     }
@@ -361,11 +361,15 @@ describe('the registration-authority console', () => {
     expect((await store().audit.listByEvent('enrolment.link_issued')).length).toBe(1);
     expect((await new TestBrowser(f.t.app).get(new URL(link).pathname)).statusCode).toBe(200);
 
-    // A code, the same way; it still works after the page was reloaded.
-    const issuedCode = await issueAs(browser, mary.id, { method: 'code' });
-    const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(issuedCode.page.body)![1]!;
-    const reloaded = await browser.get(issuedCode.location);
-    expect(reloaded.body).toContain('The code was shown once, when it was generated, and is not shown again.');
+    // A code, the same way; it still works after the page was reloaded. Another agent opening the page first
+    // neither sees it nor uses up its one showing.
+    const codePost = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    expect(codePost.statusCode).toBe(303);
+    const codePage = codePost.headers.location as string;
+    expect((await otherAgent.get(codePage)).body).not.toContain('id="enrolment-code"');
+    const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec((await browser.get(codePage)).body)![1]!;
+    const reloaded = await browser.get(codePage);
+    expect(reloaded.body).toContain('The code was shown once, to the agent who generated it, and is not shown again.');
     expect(reloaded.body).not.toContain(code);
     expect(reloaded.body).not.toContain('id="enrolment-code"');
     expect((await store().audit.listByEvent('enrolment.code_issued')).length).toBe(1);

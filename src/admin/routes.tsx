@@ -416,12 +416,13 @@ export async function adminRoutes(app: FastifyInstance) {
    * The issued link or code, once: for the agent who issued it, in the browser they issued it from. Taking it removes
    * it in one conditional update, so of two loads of the page (a reload, a second tab) only one shows it.
    */
-  async function takeReveal(request: FastifyRequest, flowId: string): Promise<{ flow: Flow | undefined; value?: string }> {
+  async function takeReveal(request: FastifyRequest, user: User, flowId: string): Promise<{ flow: Flow; value?: string }> {
     for (;;) {
       const flow = await store.flows.findById(flowId);
-      const data = flow ? enrolmentData(flow) : undefined;
-      const reveal = data?.reveal;
-      if (!flow || !reveal || reveal.agentId !== request.agent!.user.id || reveal.bindingHash !== request.bindingHash) return { flow };
+      if (!flow || flow.user_id !== user.id || !ENROLMENT_FLOWS.includes(flow.type)) throw appError('not_found', 'That link or code was not found.');
+      const data = enrolmentData(flow);
+      const reveal = data.reveal;
+      if (!reveal || reveal.agentId !== request.agent!.user.id || reveal.bindingHash !== request.bindingHash) return { flow };
       const { reveal: _taken, ...rest } = data;
       const taken = { ...flow, data: JSON.stringify(rest) };
       // Lost to a concurrent change of the data (a load in another tab, the code being redeemed): read it again.
@@ -475,8 +476,7 @@ export async function adminRoutes(app: FastifyInstance) {
     async (request, reply) => {
       need(request, 'authenticators.issue');
       const user = await loadOtherUser(request, request.params.id);
-      const { flow, value } = await takeReveal(request, request.params.flowId);
-      if (!flow || flow.user_id !== user.id || !ENROLMENT_FLOWS.includes(flow.type)) throw appError('not_found', 'That link or code was not found.');
+      const { flow, value } = await takeReveal(request, user, request.params.flowId);
       const data = enrolmentData(flow);
       const emailed = data.method === 'email' || request.query.done === 'emailed';
       const method: EnrolmentMethod = flow.type === CODE_FLOW ? 'code' : emailed ? 'email' : 'link';

@@ -708,7 +708,7 @@ export function IssuedPage(
         // Shown once (a reload, another tab): the server keeps only its hash, and a reload must not issue a new one.
         <div id="shown-once">
           <p>
-            The {what} was shown once, when it was generated, and is not shown again.{' '}
+            The {what} was shown once, to the agent who generated it, and is not shown again.{' '}
             {pending ? `If ${m.user.display_name} did not get it, generate a new ${what}: this one then stops working.` : null}
           </p>
           <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>

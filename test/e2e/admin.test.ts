@@ -221,7 +221,7 @@ describe('registration authority console', () => {
     expect(page.url()).toBe(issuedAt);
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Link generated');
     expect(await page.getByLabel('Enrolment link').count()).toBe(0);
-    expect(await page.locator('main').innerText()).toContain('The link was shown once, when it was generated, and is not shown again.');
+    expect(await page.locator('main').innerText()).toContain('The link was shown once, to the agent who generated it, and is not shown again.');
     expect(await page.locator('main').innerText()).not.toContain(link);
     expect(await page.getByRole('button', { name: 'Generate a new link' }).isVisible()).toBe(true);
     expect(await badge(page).innerText()).toBe('Pending');
