@@ -5,6 +5,9 @@ export default defineConfig({
     include: ['src/**/*.test.{ts,tsx}', 'test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // expect.poll waits on its condition for as long as a test may run (its own default is one second, a budget a
+    // slow machine can miss); the test's timeout is the limit.
+    expect: { poll: { timeout: 30_000 } },
     // Two cores: browser tests and PostgreSQL suites each get a worker.
     maxWorkers: 2,
     reporters: ['default', './test/support/summaryReporter.ts'],

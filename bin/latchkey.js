@@ -5,4 +5,5 @@
 import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
 register({ tsconfig: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) });
-await import('../src/main.ts');
+const { runAsProgram } = await import('../src/main.ts');
+await runAsProgram();

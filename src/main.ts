@@ -2,11 +2,16 @@
  * The `latchkey` command: serve, migrate, users …, admin bootstrap, services …, keys rotate, doctor.
  * From a checkout: `npm run latchkey -- <command>`.
  */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, unsafeSettings, type Config } from './config/index.js';
 import { openDatabase, type Db, type OpenOptions } from './db/connect.js';
 import { Store } from './db/store.js';
 import { createUser, UserInputError } from './users/createUser.js';
+import { hashNationalId, nationalIdFormat } from './users/nationalId.js';
+import { randomToken } from './crypto.js';
 import { issueInvite } from './flows/enrolment/invites.js';
 import { MAINTENANCE_INTERVAL_MS, pruneExpired } from './maintenance.js';
 import { unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
@@ -16,7 +21,10 @@ const usage = `Usage: latchkey <command> [options]
 Commands:
   serve                                   Run the service (migrations are applied at start)
   migrate                                 Apply database migrations and exit
-  users add --email EMAIL --name NAME     Create a user (status Pending until a first passkey is registered)
+  users add --email EMAIL --name NAME [--national-id VALUE]
+                                          Create a user (status Pending until a first passkey is registered); with
+                                          --national-id, their National Insurance number (or LATCHKEY_NATIONAL_ID_*),
+                                          kept only as an HMAC, so they can use self-service
   users invite --email EMAIL [--name NAME]
                                           Print a single-use enrolment link for that user (creating a Pending user
                                           if none has that email; the name defaults to the part before the @)
@@ -36,9 +44,25 @@ Commands:
 
 Configuration comes from the environment: see README.md.`;
 
+/** Where a command writes and which environment it reads: the process's own, or (in tests) strings and a map. */
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  env: Record<string, string | undefined>;
+}
+
+/** A command stopped with a message for the person at the terminal: 1 for a usage or input problem, 2 for configuration. */
+class CliExit extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
 function fail(message: string, code = 1): never {
-  process.stderr.write(`latchkey: ${message}\n`);
-  process.exit(code);
+  throw new CliExit(message, code);
 }
 
 /** Open and migrate the database, or stop with one line naming DATABASE_URL. */
@@ -69,7 +93,7 @@ const listenProblems: Record<string, (c: Config) => string> = {
   ENOTFOUND: (c) => `HOST: ${c.host} could not be resolved`,
 };
 
-async function serve(config: Config): Promise<void> {
+async function serve(config: Config, io: CliIo): Promise<void> {
   const { buildApp } = await withoutProviderRuntimeWarning(() => import('./app.js'));
   const { db } = await openMigrated(config, { backgroundCheckpoints: true });
   const app = await buildApp(config, { db });
@@ -79,13 +103,6 @@ async function serve(config: Config): Promise<void> {
   for (const warning of unsafeSettings(config)) app.log.warn(warning);
   const { doctorReport } = await import('./oidc/doctor.js');
   for (const warning of (await doctorReport(config, app.latchkey.store, Date.now(), { provider: app.latchkey.oidc })).warnings) app.log.warn(`OpenID Connect: ${warning} (see latchkey doctor)`);
-  const close = async (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
-    await app.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void close('SIGINT'));
-  process.once('SIGTERM', () => void close('SIGTERM'));
   const prune = () =>
     pruneExpired(app.latchkey.store, config, Date.now()).catch((err: unknown) => app.log.error({ err }, 'pruning expired sessions and flows failed'));
   await prune();
@@ -100,6 +117,14 @@ async function serve(config: Config): Promise<void> {
     if (problem) fail(`configuration error: ${problem(config)}`, 2);
     throw err;
   }
+  // Only once it serves: a serve that failed to start returns its exit code and leaves no handlers behind.
+  const close = async (signal: string) => {
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void close('SIGINT'));
+  process.once('SIGTERM', () => void close('SIGTERM'));
   app.log.info(`Latchkey is serving ${config.origin} (listening on ${config.host}:${config.port})`);
 }
 
@@ -108,38 +133,55 @@ function nameFromEmail(email: string): string {
   return email.trim().split('@')[0]!.slice(0, 100) || email.trim();
 }
 
-export async function main(argv: string[]): Promise<void> {
+async function main(argv: string[], io: CliIo): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig();
+    config = loadConfig(io.env);
   } catch (err) {
     if (err instanceof ConfigError) fail(`configuration error: ${err.message}`, 2);
     throw err;
   }
   const [command, sub, ...rest] = argv;
-  const flags = () =>
-    parseArgs({ args: rest, options: { email: { type: 'string' }, name: { type: 'string' } }, strict: true, allowPositionals: false }).values;
+  // --national-id only where a user is made with one (users add); elsewhere it is an unknown option.
+  const flags = (withNationalId = false) =>
+    parseArgs({
+      args: rest,
+      options: { email: { type: 'string' }, name: { type: 'string' }, ...(withNationalId ? { 'national-id': { type: 'string' as const } } : {}) },
+      strict: true,
+      allowPositionals: false,
+    }).values as { email?: string; name?: string; 'national-id'?: string };
 
   switch (command) {
     case 'serve':
     case undefined:
-      return serve(config);
+      return serve(config, io);
     case 'migrate': {
       const applied = await withStore(config, async (_store, applied) => applied);
-      process.stdout.write(applied.length ? `Applied migrations: ${applied.join(', ')}.\n` : 'Database is up to date: no migration to apply.\n');
+      io.stdout.write(applied.length ? `Applied migrations: ${applied.join(', ')}.\n` : 'Database is up to date: no migration to apply.\n');
       return;
     }
     case 'users': {
-      let values: { email?: string; name?: string };
+      let values: { email?: string; name?: string; 'national-id'?: string };
       try {
-        values = sub === 'list' ? {} : flags();
+        values = sub === 'list' ? {} : flags(sub === 'add');
       } catch (err) {
         fail(`${(err as Error).message}\n\n${usage}`);
       }
       if (sub === 'add') {
         if (!values.email || !values.name) fail('users add needs --email and --name');
-        const user = await withStore(config, (store) => createUser(store, { email: values.email!, displayName: values.name! }, Date.now())).catch(mapUserError);
-        process.stdout.write(`Created user ${user.email} (${user.status}), id ${user.id}\n`);
+        const hashNationalIdWith = values['national-id'] === undefined ? undefined : checkNationalId(config, values['national-id']);
+        const user = await withStore(config, (store) =>
+          store.transaction(async (tx) => {
+            const created = await createUser(tx, { email: values.email!, displayName: values.name! }, Date.now());
+            // Kept only as an HMAC under the server secret, as the console does; the secret is the one the server uses.
+            if (hashNationalIdWith) {
+              const secret = await tx.settings.getOrInsert('server_secret', randomToken(32));
+              await tx.users.setNationalIdHash(created.id, hashNationalIdWith(secret), Date.now());
+            }
+            return created;
+          }),
+        ).catch(mapUserError);
+        io.stdout.write(`Created user ${user.email} (${user.status}), id ${user.id}\n`);
         return;
       }
       if (sub === 'invite') {
@@ -148,21 +190,21 @@ export async function main(argv: string[]): Promise<void> {
           let user = await store.users.findByEmail(values.email!);
           if (!user) {
             user = await createUser(store, { email: values.email!, displayName: values.name ?? nameFromEmail(values.email!) }, Date.now());
-            process.stderr.write(`Created user ${user.email} (pending) named "${user.display_name}".\n`);
+            io.stderr.write(`Created user ${user.email} (pending) named "${user.display_name}".\n`);
           }
           const issued = await issueInvite(store, config, user, Date.now(), { method: 'cli' });
           await store.audit.record({ at: Date.now(), event: 'enrolment.invited', outcome: 'success', subjectUserId: user.id, detail: { via: 'cli' } });
           return issued;
         }).catch(mapUserError);
-        process.stdout.write(`${invite.url}\n`);
-        process.stderr.write(`Single-use link; expires ${new Date(invite.expiresAt).toISOString()}.\n`);
+        io.stdout.write(`${invite.url}\n`);
+        io.stderr.write(`Single-use link; expires ${new Date(invite.expiresAt).toISOString()}.\n`);
         return;
       }
       if (sub === 'list') {
         const limit = 1000;
         const users = await withStore(config, (store) => store.users.list(limit + 1));
-        for (const u of users.slice(0, limit)) process.stdout.write(`${u.status.padEnd(9)} ${u.email}\t${u.display_name}\n`);
-        if (users.length > limit) process.stderr.write(`Showing the first ${limit} users.\n`);
+        for (const u of users.slice(0, limit)) io.stdout.write(`${u.status.padEnd(9)} ${u.email}\t${u.display_name}\n`);
+        if (users.length > limit) io.stderr.write(`Showing the first ${limit} users.\n`);
         return;
       }
       fail(`unknown users command "${sub ?? ''}"\n\n${usage}`);
@@ -177,17 +219,17 @@ export async function main(argv: string[]): Promise<void> {
       }
       if (!values.email || !values.name) fail('admin bootstrap needs --email and --name');
       const result = await withStore(config, (store) => bootstrapManager(store, config, values.email!, values.name!)).catch(mapUserError);
-      if (result.created) process.stderr.write(`Created user ${values.email} (pending).\n`);
-      process.stderr.write(`${values.email} is now an RA Manager. Open this link to set up a passkey, then sign in at ${config.origin}/admin:\n`);
-      process.stdout.write(`${result.url}\n`);
-      process.stderr.write(`Single-use link; expires ${new Date(result.expiresAt).toISOString()}.\n`);
+      if (result.created) io.stderr.write(`Created user ${values.email} (pending).\n`);
+      io.stderr.write(`${values.email} is now an RA Manager. Open this link to set up a passkey, then sign in at ${config.origin}/admin:\n`);
+      io.stdout.write(`${result.url}\n`);
+      io.stderr.write(`Single-use link; expires ${new Date(result.expiresAt).toISOString()}.\n`);
       return;
     }
     case 'services': {
       if (sub === 'list') {
         const services = await withStore(config, (store) => store.services.list());
         for (const s of services) {
-          process.stdout.write(`${s.client_id}\t${s.name}\t${s.client_type}\tAAL${s.aal}${s.first_party ? '\tfirst-party' : ''}\t${(JSON.parse(s.redirect_uris) as string[]).join(' ')}\n`);
+          io.stdout.write(`${s.client_id}\t${s.name}\t${s.client_type}\tAAL${s.aal}${s.first_party ? '\tfirst-party' : ''}\t${(JSON.parse(s.redirect_uris) as string[]).join(' ')}\n`);
         }
         return;
       }
@@ -203,7 +245,7 @@ export async function main(argv: string[]): Promise<void> {
           return service;
         });
         if (!removed) fail(`no service has the client id "${clientId}" (see latchkey services list)`);
-        process.stdout.write(`Removed service ${removed.name} (${removed.client_id}).\n`);
+        io.stdout.write(`Removed service ${removed.name} (${removed.client_id}).\n`);
         return;
       }
       if (sub !== 'add') fail(`unknown services command "${sub ?? ''}"\n\n${usage}`);
@@ -251,12 +293,12 @@ export async function main(argv: string[]): Promise<void> {
         if (err instanceof ServiceInputError) fail(err.message);
         throw err;
       });
-      process.stdout.write(`client_id=${added.service.client_id}\n`);
+      io.stdout.write(`client_id=${added.service.client_id}\n`);
       if (added.clientSecret) {
-        process.stdout.write(`client_secret=${added.clientSecret}\n`);
-        process.stderr.write('The secret is shown only this once: store it in the service\'s configuration now.\n');
+        io.stdout.write(`client_secret=${added.clientSecret}\n`);
+        io.stderr.write('The secret is shown only this once: store it in the service\'s configuration now.\n');
       }
-      process.stderr.write(`Issuer: ${config.origin} (discovery at ${config.origin}/.well-known/openid-configuration)\n`);
+      io.stderr.write(`Issuer: ${config.origin} (discovery at ${config.origin}/.well-known/openid-configuration)\n`);
       return;
     }
     case 'keys': {
@@ -265,21 +307,21 @@ export async function main(argv: string[]): Promise<void> {
       const { SecretBox } = await import('./secretBox.js');
       const t = Date.now();
       const rotated = await withStore(config, (store) => rotateSigningKey(store, new SecretBox(config), t, config.oidcKeyRetireSeconds));
-      process.stdout.write(`New signing key ${rotated.kid}.\n`);
-      if (rotated.retired) process.stdout.write(`${rotated.retired} previous key(s) stay published until ${new Date(t + config.oidcKeyRetireSeconds * 1000).toISOString()}.\n`);
-      process.stderr.write('Running servers start signing with the new key within a minute.\n');
+      io.stdout.write(`New signing key ${rotated.kid}.\n`);
+      if (rotated.retired) io.stdout.write(`${rotated.retired} previous key(s) stay published until ${new Date(t + config.oidcKeyRetireSeconds * 1000).toISOString()}.\n`);
+      io.stderr.write('Running servers start signing with the new key within a minute.\n');
       return;
     }
     case 'doctor': {
       const { doctorReport } = await import('./oidc/doctor.js');
       const report = await withStore(config, (store) => doctorReport(config, store, Date.now()));
-      process.stdout.write(report.text);
+      io.stdout.write(report.text);
       return;
     }
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(usage + '\n');
+      io.stdout.write(usage + '\n');
       return;
     default:
       fail(`unknown command "${command}"\n\n${usage}`);
@@ -304,19 +346,55 @@ async function bootstrapManager(store: Store, config: Config, email: string, nam
   return { created, url: invite.url, expiresAt: invite.expiresAt };
 }
 
+/**
+ * The --national-id value normalised and checked with the console's rules (LATCHKEY_NATIONAL_ID_*), or a one-line
+ * error; returns how to hash it once the server secret is read.
+ */
+function checkNationalId(config: Config, raw: string): (secret: string) => string {
+  const format = nationalIdFormat(config);
+  const normalised = format.normalise(raw);
+  if (!normalised) fail(`--national-id needs a value: the person's ${format.label}`);
+  const problem = format.check(normalised);
+  if (problem) fail(`--national-id: ${problem}`);
+  return (secret) => hashNationalId(secret, normalised);
+}
+
 function mapUserError(err: unknown): never {
   if (err instanceof UserInputError) fail(err.message);
   throw err;
 }
 
-// `latchkey users list | head` closes the pipe early: that is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
+/**
+ * Run one `latchkey` command and return its exit code: 0, 1 (usage or input) or 2 (configuration). Problems are
+ * written to `io.stderr` as one line. `serve` returns once it is listening and keeps serving.
+ * Tests call this in the test process; the bin and `node src/main.ts` call {@link runAsProgram}.
+ */
+export async function runCli(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  try {
+    await main(argv, io);
+    return 0;
+  } catch (err) {
+    // A setting found wrong only once the data is read (a secret key that opens nothing stored) is still a setting.
+    if (err instanceof ConfigError) {
+      io.stderr.write(`latchkey: configuration error: ${err.message}\n`);
+      return 2;
+    }
+    io.stderr.write(`latchkey: ${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof CliExit ? err.exitCode : 1;
+  }
+}
 
-main(process.argv.slice(2)).catch((err) => {
-  // A setting found wrong only once the data is read (a secret key that opens nothing stored) is still a setting.
-  if (err instanceof ConfigError) fail(`configuration error: ${err.message}`, 2);
-  fail(err instanceof Error ? err.message : String(err));
-});
+/** The command line as a process: argv from the process, and a failure ends it with its exit code. */
+export async function runAsProgram(): Promise<void> {
+  // `latchkey users list | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  const code = await runCli(process.argv.slice(2));
+  // A finished command lets the event loop drain (serve keeps it busy); a failed one stops here.
+  if (code !== 0) process.exit(code);
+}
+
+// Run as the entry point (`node --import tsx src/main.ts`, as npm start does); imported, by bin/latchkey.js or a test, it only exports.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(resolve(process.argv[1]))).href) void runAsProgram();

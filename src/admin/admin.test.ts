@@ -132,6 +132,7 @@ const actions: Action[] = [
     writes: true,
     request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/email`, { token: x.token }),
   },
+  { name: 'open the page of an issued link', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/enrolments/${x.flowId}`) },
   { name: 'revoke a link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments/${x.flowId}/revoke`, {}) },
   { name: 'open remove page', needs: 'remove', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/authenticators/${x.authenticatorId}/remove`) },
   {
@@ -288,6 +289,15 @@ describe('the registration-authority console', () => {
     return browser.postJson(`${path}/verify`, { response: auth.createCredential(opts.json().options), name: 'Work phone' });
   }
 
+  /** Issue as the console's form does: a 303 to the page of what was issued, which the browser then loads. */
+  async function issueAs(browser: TestBrowser, userId: string, body: Record<string, string>) {
+    const post = await browser.postForm(`/admin/users/${userId}/enrolments`, body);
+    expect(post.statusCode, post.body.slice(0, 300)).toBe(303);
+    const location = post.headers.location as string;
+    expect(location).toMatch(new RegExp(`^/admin/users/${userId}/enrolments/[A-Za-z0-9_-]+$`));
+    return { location, page: await browser.get(location) };
+  }
+
   async function pendingUser(email = 'mary@example.org', name = 'Mary Seacole') {
     return createUser(store(), { email, displayName: name }, f.clock.now);
   }
@@ -352,7 +362,7 @@ describe('the registration-authority console', () => {
   it('issues a link: the page shows it, the person registers, the status reads Enrolled and the passkey names its issuer', async () => {
     const { browser, user: agent } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page } = await issueAs(browser, mary.id, { method: 'link' });
     expect(page.statusCode).toBe(200);
     const link = /value="(http:\/\/localhost:3000\/enrol\/[A-Za-z0-9_-]{43})"/.exec(page.body)![1]!;
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
@@ -377,14 +387,28 @@ describe('the registration-authority console', () => {
     expect(tab.body).toContain('data-enrolment-status="enrolled"');
     const activity = await browser.get(`/admin/users/${mary.id}/activity`);
     for (const text of ['Enrolment link generated', 'Passkey set up from invite link']) expect(activity.body).toContain(text);
+    // Told by email, as for every authenticator added.
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(notice.subject).toBe('An authenticator was added to your St Elsewhere NHS Trust profile');
+    expect(notice.text).toContain('A passkey was added to your St Elsewhere NHS Trust profile at');
+    expect(notice.text).toContain('It is named "Work phone". It was set up with an enrolment link from your registration authority.');
+  });
+
+  it('a passkey set up with a link from the command line is emailed about too', async () => {
+    const mary = await pendingUser();
+    const { url } = await issueInvite(store(), f.t.config, mary, f.clock.now, { method: 'cli' });
+    expect((await registerThrough(new TestBrowser(f.t.app), new URL(url).pathname)).json().redirect).toBe('/enrol/done');
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(notice.subject).toBe('An authenticator was added to your St Elsewhere NHS Trust profile');
+    expect(notice.text).toContain('It was set up with an enrolment link from your administrator.');
   });
 
   it('revoking a link makes it "no longer valid"; a new link revokes the earlier one', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const first = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page: first } = await issueAs(browser, mary.id, { method: 'link' });
     const firstPath = new URL(/value="(http[^"]+\/enrol\/[^"]+)"/.exec(first.body)![1]!).pathname;
-    const second = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page: second } = await issueAs(browser, mary.id, { method: 'link' });
     const secondPath = new URL(/value="(http[^"]+\/enrol\/[^"]+)"/.exec(second.body)![1]!).pathname;
     const secondFlow = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(second.body)![1]!;
     const person = new TestBrowser(f.t.app);
@@ -398,10 +422,61 @@ describe('the registration-authority console', () => {
     expect((await browser.get(`/admin/enrolments/${secondFlow}/status`, 'application/json')).json().status).toBe('revoked');
   });
 
+  it('issuing answers with a redirect: reloading the page issues nothing, and shows the link or code only once', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const { browser: otherAgent } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const { location, page } = await issueAs(browser, mary.id, { method: 'link' });
+    const link = /value="(http:\/\/localhost:3000\/enrol\/[A-Za-z0-9_-]{43})"/.exec(page.body)![1]!;
+    const token = link.slice(link.lastIndexOf('/') + 1);
+    // The server keeps it sealed until it is shown, never in the clear.
+    expect(await snapshot(f.t)).not.toContain(token);
+    for (const again of [await browser.get(location), await otherAgent.get(location)]) {
+      expect(again.statusCode).toBe(200);
+      expect(again.body).toContain('Link generated');
+      expect(again.body).toContain('The link was shown once, to the agent who generated it, and is not shown again.');
+      expect(again.body).not.toContain(token);
+      expect(again.body).toContain('data-enrolment-status="pending"');
+    }
+    // Nothing new issued, nothing revoked: the link already given out still works.
+    const flows = await store().flows.listForUser(mary.id, ['invite', 'enrol-code']);
+    expect(flows.map((fl) => fl.state)).toEqual(['active']);
+    expect((await store().audit.listByEvent('enrolment.link_issued')).length).toBe(1);
+    expect((await new TestBrowser(f.t.app).get(new URL(link).pathname)).statusCode).toBe(200);
+
+    // A code, the same way; it still works after the page was reloaded. Another agent opening the page first
+    // neither sees it nor uses up its one showing.
+    const codePost = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    expect(codePost.statusCode).toBe(303);
+    const codePage = codePost.headers.location as string;
+    expect((await otherAgent.get(codePage)).body).not.toContain('id="enrolment-code"');
+    const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec((await browser.get(codePage)).body)![1]!;
+    const reloaded = await browser.get(codePage);
+    expect(reloaded.body).toContain('The code was shown once, to the agent who generated it, and is not shown again.');
+    expect(reloaded.body).not.toContain(code);
+    expect(reloaded.body).not.toContain('id="enrolment-code"');
+    expect((await store().audit.listByEvent('enrolment.code_issued')).length).toBe(1);
+    const person = new TestBrowser(f.t.app);
+    await person.get('/enrol');
+    expect((await person.postForm('/enrol', { email: 'mary@example.org', code })).statusCode).toBe(303);
+
+    // An enrolment email: the page says it was sent however often it is loaded, and one email went.
+    sink.clear();
+    const emailed = await issueAs(browser, mary.id, { method: 'email' });
+    for (const again of [emailed.page, await browser.get(emailed.location)]) {
+      expect(again.body).toContain('Enrolment email sent');
+      expect(again.body).toContain('An enrolment email with a single-use link was sent to mary@example.org');
+      expect(again.body).not.toContain('was shown once');
+    }
+    await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(sink.messages).toHaveLength(1);
+    expect((await store().audit.listByEvent('enrolment.emailed')).length).toBe(1);
+  });
+
   it('issues a 9-character code that works with the right email within 60 seconds, once', async () => {
     const { browser } = await f.agent(['ra_manager']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const shown = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     expect(shown).toMatch(/^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{3}$/);
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
@@ -420,6 +495,8 @@ describe('the registration-authority console', () => {
     expect((await registerThrough(person, path)).json().redirect).toBe('/enrol/done');
     expect((await browser.get(`/admin/enrolments/${flowId}/status`, 'application/json')).json().status).toBe('enrolled');
     expect((await store().users.findById(mary.id))!.status).toBe('enrolled');
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org'));
+    expect(notice.text).toContain('It is named "Work phone". It was set up with a 9-character code from your registration authority.');
 
     const late = new TestBrowser(f.t.app);
     await late.get('/enrol');
@@ -431,7 +508,7 @@ describe('the registration-authority console', () => {
   it('a code expires 60 seconds after issue; the page says so and the agent sees Expired', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
     f.clock.now += 60_000;
@@ -447,7 +524,7 @@ describe('the registration-authority console', () => {
   it('an unknown email gets the same answer as a wrong code; 5 wrong tries burn the code', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     const person = new TestBrowser(f.t.app);
     await person.get('/enrol');
@@ -474,7 +551,7 @@ describe('the registration-authority console', () => {
   it('50 concurrent redemptions of one code: exactly one opens a link, and one passkey is stored', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'code' });
+    const { page } = await issueAs(browser, mary.id, { method: 'code' });
     const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec(page.body)![1]!;
     const people = await Promise.all(Array.from({ length: 50 }, async () => {
       const b = new TestBrowser(f.t.app);
@@ -517,7 +594,7 @@ describe('the registration-authority console', () => {
     });
     expect(made.statusCode).toBe(303);
     const template = (await store().emailTemplates.list()).find((t) => t.name === 'Ward staff')!;
-    const sent = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'email', template: template.id });
+    const { page: sent } = await issueAs(browser, mary.id, { method: 'email', template: template.id });
     expect(sent.statusCode).toBe(200);
     expect(sent.body).toContain('An enrolment email with a single-use link was sent to mary@example.org');
     const mail = await sink.waitFor((m) => m.to.includes('mary@example.org'));
@@ -526,18 +603,25 @@ describe('the registration-authority console', () => {
     expect(mail.text).toContain('Dear Mary Seacole');
     expect(mail.text).not.toContain('{{');
     expect((await registerThrough(new TestBrowser(f.t.app), new URL(link).pathname)).json().redirect).toBe('/enrol/done');
+    const notice = await sink.waitFor((m) => m.to.includes('mary@example.org') && m !== mail);
+    expect(notice.subject).toBe('An authenticator was added to your St Elsewhere NHS Trust profile');
+    expect(notice.text).toContain('It was set up with the enrolment email your registration authority sent you.');
   });
 
   it('"send by email" beside a generated link sends that link; a forged token is refused', async () => {
     const { browser } = await f.agent(['ra_agent_advanced']);
     const mary = await pendingUser();
-    const page = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method: 'link' });
+    const { page } = await issueAs(browser, mary.id, { method: 'link' });
     const token = /name="token" value="([^"]+)"/.exec(page.body)![1]!;
     const flowId = /\/admin\/enrolments\/([A-Za-z0-9_-]+)\/status/.exec(page.body)![1]!;
     const forged = await browser.postForm(`/admin/users/${mary.id}/enrolments/${flowId}/email`, { token: 'A'.repeat(43) });
     expect(forged.statusCode).toBe(404);
     const ok = await browser.postForm(`/admin/users/${mary.id}/enrolments/${flowId}/email`, { token });
-    expect(ok.statusCode).toBe(200);
+    expect(ok.statusCode).toBe(303);
+    expect(ok.headers.location).toBe(`/admin/users/${mary.id}/enrolments/${flowId}?done=emailed`);
+    const sentPage = await browser.get(ok.headers.location as string);
+    expect(sentPage.body).toContain('An enrolment email with a single-use link was sent to mary@example.org');
+    expect(sentPage.body).not.toContain(token);
     const mail = await sink.waitFor((m) => m.to.includes('mary@example.org'));
     expect(mail.text).toContain(`/enrol/${token}`);
   });

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { audit, auditRefusal, auditRefusals } from '../audit.js';
 import { appError, type FieldError } from '../errors.js';
-import type { User } from '../db/schema.js';
+import type { Flow, User } from '../db/schema.js';
 import { renderPage } from '../views/render.js';
 import { createUser, UserInputError } from '../users/createUser.js';
 import { hashNationalId, nationalIdFormat } from '../users/nationalId.js';
@@ -129,7 +129,7 @@ const flashes: Record<string, (user?: User) => string> = {
 const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
 export async function adminRoutes(app: FastifyInstance) {
-  const { config, store, now, secret, mailer } = app.latchkey;
+  const { config, store, now, secret, mailer, secretBox } = app.latchkey;
   const nationalId = nationalIdFormat(config);
 
   // First, before any route: every route below declares its permission, and the gate checks it (guard.ts).
@@ -388,6 +388,36 @@ export async function adminRoutes(app: FastifyInstance) {
     return template.id;
   }
 
+  /** Seal what was just issued for the one page load that shows it (see takeReveal): the server keeps it until then. */
+  async function keepForReveal(request: FastifyRequest, flowId: string, value: string): Promise<void> {
+    const flow = (await store.flows.findById(flowId))!;
+    const reveal = { sealed: secretBox.seal(value, `enrolment-reveal:${flowId}`), agentId: agentOf(request).user.id, bindingHash: request.bindingHash };
+    await store.flows.updateData(flowId, JSON.stringify({ ...enrolmentData(flow), reveal }));
+  }
+
+  /**
+   * The issued link or code, once: for the agent who issued it, in the browser they issued it from. Taking it removes
+   * it in one conditional update, so of two loads of the page (a reload, a second tab) only one shows it.
+   */
+  async function takeReveal(request: FastifyRequest, user: User, flowId: string): Promise<{ flow: Flow; value?: string }> {
+    for (;;) {
+      const flow = await store.flows.findById(flowId);
+      if (!flow || flow.user_id !== user.id || !ENROLMENT_FLOWS.includes(flow.type)) throw appError('not_found', 'That link or code was not found.');
+      const data = enrolmentData(flow);
+      const reveal = data.reveal;
+      if (!reveal || reveal.agentId !== agentOf(request).user.id || reveal.bindingHash !== request.bindingHash) return { flow };
+      const { reveal: _taken, ...rest } = data;
+      const taken = { ...flow, data: JSON.stringify(rest) };
+      // Lost to a concurrent change of the data (a load in another tab, the code being redeemed): read it again.
+      if (!(await store.flows.swapData(flow.id, flow.data, taken.data))) continue;
+      // A link or code that can no longer be used is not worth showing.
+      const usable = flow.state === 'active' && flow.expires_at > now();
+      return { flow: taken, value: usable ? secretBox.open(reveal.sealed, `enrolment-reveal:${flow.id}`) : undefined };
+    }
+  }
+
+  // Post/redirect/get: issuing answers 303 to the page of what was issued, so a reload of that page issues nothing
+  // (re-posting issued a new link and revoked the one already sent).
   app.post<{ Params: Static<typeof UserParams>; Body: Static<typeof IssueBody> }>(
     '/admin/users/:id/enrolments',
     { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: IssueBody } },
@@ -396,15 +426,14 @@ export async function adminRoutes(app: FastifyInstance) {
       if (user.status === 'suspended') throw appError('forbidden', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
       const agentId = agentOf(request).user.id;
       const method = request.body.method;
-      const templates = await store.emailTemplates.list();
+      const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;
       if (method === 'code') {
         const issued = await issueCode(store, config, secret, user, now(), agentId);
+        await keepForReveal(request, issued.flowId, issued.code);
         await audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId: issued.flowId } });
-        const flow = (await store.flows.findById(issued.flowId))!;
-        return html(reply, renderPage(<IssuedPage {...ctx(request)} user={user} flow={flow} method="code" code={issued.code} templates={templates} serverNow={now()} />));
+        return reply.redirect(issuedPage(issued.flowId), 303);
       }
       const issued = await issueInvite(store, config, user, now(), { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template });
-      const flow = (await store.flows.findById(issued.flowId))!;
       if (method === 'email') {
         try {
           const templateId = await sendEnrolmentEmail(user, issued.url, issued.expiresAt, request.body.template);
@@ -414,10 +443,29 @@ export async function adminRoutes(app: FastifyInstance) {
           await store.flows.revoke(issued.flowId, now());
           throw err;
         }
-        return html(reply, renderPage(<IssuedPage {...ctx(request)} user={user} flow={flow} method="email" emailedTo={user.email} templates={templates} serverNow={now()} />));
+        return reply.redirect(issuedPage(issued.flowId), 303);
       }
+      await keepForReveal(request, issued.flowId, issued.token);
       await audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId: issued.flowId } });
-      return html(reply, renderPage(<IssuedPage {...ctx(request)} user={user} flow={flow} method="link" link={issued.url} token={issued.token} templates={templates} serverNow={now()} />));
+      return reply.redirect(issuedPage(issued.flowId), 303);
+    },
+  );
+
+  /** The page of one issued link, code or enrolment email: what was issued (once), its live status, Revoke. */
+  app.get<{ Params: Static<typeof FlowParams>; Querystring: Static<typeof Flash> }>(
+    '/admin/users/:id/enrolments/:flowId',
+    { config: { permission: 'authenticators.issue' }, schema: { params: FlowParams, querystring: Flash } },
+    async (request, reply) => {
+      const user = await loadOtherUser(request, request.params.id);
+      const { flow, value } = await takeReveal(request, user, request.params.flowId);
+      const data = enrolmentData(flow);
+      const emailed = data.method === 'email' || request.query.done === 'emailed';
+      const method: EnrolmentMethod = flow.type === CODE_FLOW ? 'code' : emailed ? 'email' : 'link';
+      const templates = await store.emailTemplates.list();
+      const status = await loadEnrolmentStatus(store, flow, now());
+      const shown =
+        method === 'code' ? { code: value } : method === 'link' ? { link: value && `${config.origin}/enrol/${value}`, token: value } : { emailedTo: user.email };
+      return html(reply, renderPage(<IssuedPage {...ctx(request)} user={user} flow={flow} method={method} status={status} {...shown} templates={templates} serverNow={now()} />));
     },
   );
 
@@ -433,8 +481,7 @@ export async function adminRoutes(app: FastifyInstance) {
       const link = `${config.origin}/enrol/${request.body.token}`;
       const templateId = await sendEnrolmentEmail(user, link, flow.expires_at, request.body.template);
       await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: flow.id, templateId } });
-      const templates = await store.emailTemplates.list();
-      return html(reply, renderPage(<IssuedPage {...ctx(request)} user={user} flow={flow} method="email" emailedTo={user.email} templates={templates} serverNow={now()} />));
+      return reply.redirect(`/admin/users/${user.id}/enrolments/${flow.id}?done=emailed`, 303);
     },
   );
 

@@ -634,12 +634,17 @@ function TemplateSelect(props: { templates: EmailTemplate[]; id?: string }) {
   );
 }
 
-/** What an agent sees after issuing: the link or code, its live status, and a way to revoke it. */
+/**
+ * What an agent sees after issuing (the answer to the issuing form's redirect): the link or code the first time the
+ * page loads, after that a line saying it was shown once with a way to issue a new one; its live status; Revoke.
+ */
 export function IssuedPage(
   m: AdminContext & {
     user: User;
     flow: Flow;
     method: EnrolmentMethod;
+    status: EnrolmentStatus;
+    /** The link and its token, or the code: only on the one load that shows them. */
     link?: string;
     token?: string;
     code?: string;
@@ -650,6 +655,8 @@ export function IssuedPage(
   },
 ) {
   const title = m.method === 'code' ? '9-character code generated' : m.method === 'email' ? 'Enrolment email sent' : 'Link generated';
+  const what = m.method === 'code' ? 'code' : 'link';
+  const pending = m.status === 'pending';
   return (
     <AdminLayout {...m} title={`${title} – ${m.user.display_name}`} page="admin-issued" data={{ 'expires-at': String(m.flow.expires_at), 'server-now': String(m.serverNow) }}>
       <h1>{title}</h1>
@@ -663,7 +670,7 @@ export function IssuedPage(
         <>
           <p>
             Send this single-use link to {m.user.display_name} by email, or paste it into the chat of your video call. It works once and stops working at{' '}
-            {formatTime(m.flow.expires_at)}.
+            {formatTime(m.flow.expires_at)}. It is shown only this once: copy or send it now.
           </p>
           <div class="field">
             <label for="enrolment-link">Enrolment link</label>
@@ -700,16 +707,32 @@ export function IssuedPage(
               Expires at {formatTime(m.flow.expires_at)}
             </span>
           </p>
-          <p class="warning">Never share the code with anyone but {m.user.display_name}.</p>
+          <p class="warning">Never share the code with anyone but {m.user.display_name}. It is shown only this once.</p>
         </>
+      ) : null}
+      {m.method !== 'email' && !m.link && !m.code ? (
+        // Shown once (a reload, another tab): the server keeps only its hash, and a reload must not issue a new one.
+        <div id="shown-once">
+          <p>
+            The {what} was shown once, to the agent who generated it, and is not shown again.{' '}
+            {pending ? `If ${m.user.display_name} did not get it, generate a new ${what}: this one then stops working.` : null}
+          </p>
+          <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
+            <CsrfField token={m.csrfToken} />
+            <input type="hidden" name="method" value={m.method === 'code' ? 'code' : 'link'} />
+            <button type="submit" class="secondary">
+              Generate a new {what}
+            </button>
+          </form>
+        </div>
       ) : null}
       <h2>Status</h2>
       <p>
-        {m.user.display_name}: <EnrolmentStatusText flow={m.flow} status="pending" live />
+        {m.user.display_name}: <EnrolmentStatusText flow={m.flow} status={m.status} live />
       </p>
       <div class="visually-hidden" role="status" aria-live="polite" id="enrolment-announcer"></div>
       <div class="actions">
-        <RevokeForm {...m} flowId={m.flow.id} />
+        {pending ? <RevokeForm {...m} flowId={m.flow.id} /> : null}
         <a href={`/admin/users/${m.user.id}/authenticators`}>Back to {m.user.display_name}’s authenticators</a>
       </div>
     </AdminLayout>

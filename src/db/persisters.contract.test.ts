@@ -531,6 +531,15 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect((await store.flows.findById(flow.id))!.data).toBe('{"step":2}');
       });
 
+      it('swapData replaces the data only if it is unchanged: of ten concurrent swaps exactly one succeeds', async () => {
+        const flow = newFlow();
+        await store.flows.insert(flow);
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.flows.swapData(flow.id, flow.data, `{"taken":${i}}`)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.flows.findById(flow.id))!.data).toBe(`{"taken":${results.indexOf(true)}}`);
+        expect(await store.flows.swapData(flow.id, flow.data, '{}')).toBe(false);
+      });
+
       it('deleteEnded removes flows that expired more than the grace period ago', async () => {
         const s = await freshStore();
         const now = T0 + 60 * MINUTE;

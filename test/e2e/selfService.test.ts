@@ -116,7 +116,7 @@ async function pressAndFail(page: Page, button: string): Promise<string> {
 
 /** The details page's CAPTCHA, solved by the page itself. */
 async function captchaSolved(page: Page): Promise<void> {
-  await page.waitForSelector('body[data-captcha-solved="true"]', { state: 'attached', timeout: 30_000 });
+  await page.waitForSelector('body[data-captcha-solved="true"]', { state: 'attached' });
   expect((await page.locator('#captcha').innerText()).trim()).toBe('Done: you can continue.');
 }
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, onTestFailed } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { hashToken } from '../../src/crypto.js';
 import type { Config } from '../../src/config/index.js';
@@ -268,7 +268,9 @@ export function closeContextsAfterEach(): (browser: Browser, server: E2EServer) 
 /** A fresh context (no cookies, no authenticators) with one tab under the app's strict CSP. */
 export async function openPage(browser: Browser, server: E2EServer): Promise<TestPage> {
   const context = await browser.newContext();
-  context.setDefaultTimeout(15_000);
+  // No budget per action: every click and wait waits on its condition, and the test's own timeout is the one limit
+  // (a 15-second budget per action failed runs on a slower machine that would have passed).
+  context.setDefaultTimeout(0);
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (msg) => {
@@ -277,6 +279,13 @@ export async function openPage(browser: Browser, server: E2EServer): Promise<Tes
   });
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   const authenticators = await Authenticators.enable(page);
+  // With no budget per action, a wait that never ends shows up as the test's timeout: say where the page was
+  // (it may be closed by then, so the address is kept as the page goes).
+  let lastUrl = 'about:blank';
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) lastUrl = frame.url();
+  });
+  onTestFailed(() => console.error(`The page was at ${lastUrl} when the test failed.`));
   const postsTo = async (path: string) => {
     const binding = (await context.cookies()).find((c) => c.name === 'latchkey_binding')?.value;
     const bindingHash = binding ? hashToken(binding) : '';

@@ -147,6 +147,15 @@ export class FlowPersister {
   }
 
   /**
+   * Replace the data only if it is still `expected`: of concurrent callers that read the same data, exactly one gets
+   * true (e.g. the one page load that shows an issued link once).
+   */
+  async swapData(id: string, expected: string, data: string): Promise<boolean> {
+    const r = await this.db.updateTable('flows').set({ data }).where('id', '=', id).where('data', '=', expected).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  /**
    * Drop flows that expired more than `graceMs` ago, optionally only of some
    * types or all but some: used and expired invites are kept longer than
    * ceremonies so their pages can say why they no longer work.

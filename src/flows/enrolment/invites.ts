@@ -44,6 +44,11 @@ export interface EnrolmentData {
   /** Why a flow was revoked when it was not by a newer link (e.g. too many wrong tries). */
   revokedReason?: string;
   templateId?: string;
+  /**
+   * The link's token or the code, sealed, until the agent who issued it has seen it once on the page after issuing
+   * (post/redirect/get: the page is a GET, so reloading it issues nothing); removed when shown.
+   */
+  reveal?: { sealed: string; agentId: string; bindingHash: string };
 }
 
 export function enrolmentData(flow: Flow): EnrolmentData {

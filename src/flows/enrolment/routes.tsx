@@ -14,6 +14,7 @@ import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
+import { addedBy, sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { enrolmentData, ENROLMENT_FLOWS, findInvite, loadUsableInvite, redeemCode } from './invites.js';
 import { EnrolCodePage, EnrolledPage, EnrolPage } from './views.js';
 import type { FieldError } from '../../errors.js';
@@ -36,7 +37,7 @@ const CodeBody = Type.Object({
 });
 
 export async function enrolmentRoutes(app: FastifyInstance) {
-  const { config, store, webauthn, now, secret } = app.latchkey;
+  const { config, store, webauthn, now, secret, mailer } = app.latchkey;
 
   // Links and codes come from agents: when one fails (expired, used, a passkey already registered), their audit log says so.
   auditRefusals(app, {
@@ -153,6 +154,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
         );
         await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
       }).catch(mapUniqueViolation('credential_exists'));
+      // As for every authenticator added: the person hears of it by email, whoever issued the link or code.
+      await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: 'passkey', name: authenticator.name, how: addedBy(issued.method) }, now());
       if (user.status !== 'suspended') await startSession(app, request, reply, user, undefined, authenticator.id);
       return { status: 'ok', redirect: user.status === 'suspended' ? '/signin' : '/enrol/done' };
     },

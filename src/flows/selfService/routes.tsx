@@ -29,7 +29,7 @@ import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
-import { formatTime } from '../../views/layout.js';
+import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
 export const SELF_SERVICE_FLOW = 'self-service';
@@ -154,21 +154,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   async function finish(request: FastifyRequest, flow: Flow, user: User, what: string, authenticatorId: string): Promise<void> {
     await audit(app, request, { event: 'self_service.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { what } });
-    try {
-      await mailer.send({
-        to: user.email,
-        subject: `An authenticator was added to your ${config.organisation} profile`,
-        text: `Hello ${user.display_name},
-
-A ${what} was added to your ${config.organisation} profile at ${formatTime(now())}.
-
-If this was not you, contact your registration authority straight away.
-`,
-      });
-    } catch (err) {
-      // The authenticator is added; the notice is best effort and logged.
-      request.log.warn({ code: (err as { code?: string }).code }, 'authenticator-added notice not sent');
-    }
+    await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what }, now());
   }
 
   // ------------------------------------------------------------ start, details, problem

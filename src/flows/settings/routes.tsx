@@ -15,6 +15,7 @@ import { renderPage } from '../../views/render.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { RemovePage, RenamePage, SettingsPage } from './views.js';
 import { NoScriptForm } from '../../views/noScript.js';
+import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
 
@@ -47,7 +48,7 @@ const FormBody = Type.Object({
 const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
 export async function settingsRoutes(app: FastifyInstance) {
-  const { config, store, webauthn, now } = app.latchkey;
+  const { config, store, webauthn, now, mailer } = app.latchkey;
 
   const reauthRedirect = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
@@ -131,6 +132,7 @@ export async function settingsRoutes(app: FastifyInstance) {
       if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
       await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
     }).catch(mapUniqueViolation('credential_exists'));
+    await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: 'passkey', name: authenticator.name, how: 'It was set up in your Login and security settings.' }, now());
     return { status: 'ok', redirect: '/settings?added=1', passkey: { id: authenticator.id, name: authenticator.name } };
   });
 

@@ -2,6 +2,7 @@ import { expectConfirmError } from '../../../test/support/pages.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
+import { startSmtpSink } from '../../../test/support/smtpSink.js';
 
 describe('Login and security settings', () => {
   let t: TestApp;
@@ -41,6 +42,25 @@ describe('Login and security settings', () => {
     expect(page).toContain('YubiKey 5 Series');
     expect(page).toContain('This device only');
     expect(page).toContain('Your passkey has been set up.');
+  });
+
+  it('emails the person when a passkey is added in settings (sign-up itself sends nothing)', async () => {
+    const sink = await startSmtpSink();
+    const mailed = await createTestApp({ LATCHKEY_SMTP_URL: sink.url, LATCHKEY_ORGANISATION: 'St Elsewhere NHS Trust' }, { now: () => clock });
+    try {
+      const phone = authenticator();
+      const browser = await signUp(mailed.app, phone, 'ada@example.com');
+      expect(sink.messages).toEqual([]);
+      expect((await addPasskey(browser, authenticator(), 'Blue YubiKey')).statusCode).toBe(200);
+      const notice = await sink.waitFor((m) => m.to.includes('ada@example.com'));
+      expect(notice.subject).toBe('An authenticator was added to your St Elsewhere NHS Trust profile');
+      expect(notice.text).toContain('A passkey was added to your St Elsewhere NHS Trust profile at');
+      expect(notice.text).toContain('It is named "Blue YubiKey". It was set up in your Login and security settings.');
+      expect(sink.messages).toHaveLength(1);
+    } finally {
+      await mailed.close();
+      await sink.close();
+    }
   });
 
   it('refuses to register the same authenticator twice', async () => {
