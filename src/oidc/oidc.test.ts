@@ -419,6 +419,59 @@ describe('OpenID Connect provider', () => {
       expect(tokens.claims()!.auth_time).toBe(Math.floor(clock / 1000));
     });
 
+    it('prompt=none answers from the Latchkey sign-in even before the provider has a session in this browser', async () => {
+      const ACR = { 2: 'http://idmanagement.gov/ns/assurance/aal/2', 3: 'http://idmanagement.gov/ns/assurance/aal/3' } as const;
+      // Signed up (and so signed in) on Latchkey's own pages: the provider has never seen this browser.
+      const verifier = client.randomPKCECodeVerifier();
+      const silent = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', prompt: 'none', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: callback } = await follow(browser, silent.toString());
+      expect(new URL(callback).searchParams.get('error')).toBeNull();
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(tokens.claims()!.acr).toBe(ACR[2]);
+      // In another fresh browser, a level nothing reaches is said as such, not as "sign in".
+      const other = new TestBrowser(t.app);
+      await other.get('/signin');
+      const options = await other.postJson('/signin/options', { mode: 'discoverable' });
+      expect((await other.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+      const { url: unmet } = await follow(other, (await authorizeUrl({ prompt: 'none', acr_values: ACR[3] })).toString());
+      expect(new URL(unmet).searchParams.get('error')).toBe('unmet_authentication_requirements');
+    });
+
+    it('another person signing in to the same browser gets their own sign-in at the service, and stays signed in', async () => {
+      const mary = (await t.app.latchkey.store.users.findByEmail('mary@example.com'))!;
+      const first = await authorize();
+      const maryTokens = await client.authorizationCodeGrant(rp, new URL(first.callback), { pkceCodeVerifier: first.verifier, expectedState: first.state, expectedNonce: first.nonce });
+      expect(maryTokens.claims()!.sub).toBe(mary.id);
+      expect((await browser.postForm('/signout', {})).statusCode).toBe(303);
+
+      // Straight to the service after signing in on Latchkey's page.
+      const ada = authenticator();
+      await signUp(t.app, ada, 'ada@example.com', 'Ada Lovelace', browser);
+      const adaUser = (await t.app.latchkey.store.users.findByEmail('ada@example.com'))!;
+      const second = await authorize();
+      expect(second.callback.startsWith(REDIRECT)).toBe(true);
+      const adaTokens = await client.authorizationCodeGrant(rp, new URL(second.callback), { pkceCodeVerifier: second.verifier, expectedState: second.state, expectedNonce: second.nonce });
+      expect(adaTokens.claims()!.sub).toBe(adaUser.id);
+      expect(browser.cookies.has('latchkey_session')).toBe(true);
+      expect((await browser.get('/settings')).statusCode).toBe(200);
+
+      // Signed out again, and the service sends the browser first: Mary signs in on the interaction's page.
+      expect((await browser.postForm('/signout', {})).statusCode).toBe(303);
+      const verifier = client.randomPKCECodeVerifier();
+      const start = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { res: signInPage, url: signInUrl } = await follow(browser, start.toString());
+      expect(signInPage.statusCode).toBe(200);
+      const next = new URL(signInUrl).searchParams.get('next');
+      expect(next).toMatch(/^\/interaction\//);
+      const options = await browser.postJson('/signin/options', { mode: 'discoverable' });
+      expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(options.json().options) })).statusCode).toBe(200);
+      const { url: callback, res: landed } = await follow(browser, `${TEST_ORIGIN}${next}`);
+      expect(callback.startsWith(REDIRECT), `${callback} ${landed.statusCode} ${landed.body.slice(0, 3000)}`).toBe(true);
+      const again = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(again.claims()!.sub).toBe(mary.id);
+      expect((await browser.get('/settings')).statusCode).toBe(200);
+    });
+
     it('password + authenticator app: AAL2 with amr pwd otp mfa, back to the service through the continue page', async () => {
       const { store, secretBox } = t.app.latchkey;
       const user = await createUser(store, { email: 'katherine@example.com', displayName: 'Katherine Johnson' }, clock);

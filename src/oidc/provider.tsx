@@ -92,39 +92,67 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
   const login = policy.get('login')!;
 
   /**
-   * The Latchkey session behind this request, looked up once per request and shared by the checks below.
-   * The provider's session stands for one Latchkey sign-in: the same person, at the same level, at the same
-   * time. When the person signed in again or stepped up since (same person), the provider's session is brought
-   * up to date here, so acr, amr and auth_time describe the sign-in behind this browser's session and prompt=none
-   * answers from it; signed out, or someone else, and the check below asks for the interaction.
+   * The provider's session follows Latchkey's: it stands for one Latchkey sign-in in this browser (the same person,
+   * at the same level, at the same time). bindToLatchkeySession brings it up to date on every authorization request
+   * before oidc-provider loads the account and its grant, so every check, prompt=none included, answers from the
+   * sign-in behind this browser's Latchkey session:
+   * - signed in to Latchkey, and the provider has no session yet (signed in on /signin, not through a service): the
+   *   provider's session becomes that sign-in, so prompt=none gets a code rather than login_required;
+   * - signed in again or stepped up since (same person): acr, amr and auth_time follow;
+   * - someone else signed in since: the earlier person's provider session (their grants and sids) is dropped and
+   *   replaced, never carried over, and without oidc-provider's switch-account logout, which would end the new
+   *   person's Latchkey session (RP-initiated logout ends it, below);
+   * - signed out of Latchkey: the provider's session is emptied of its person (its grants stay theirs), and the
+   *   checks ask for a sign-in (prompt=none gets login_required, OpenID Connect Core §3.1.2.6).
    */
   const latchkeySessions = new WeakMap<object, Promise<{ signedIn: boolean; aal: number }>>();
+  /** Bound once per request, and shared by the checks below (oidc-provider runs them concurrently). */
   const latchkeySessionOf = (ctx: KoaContextWithOIDC) => {
-    let found = latchkeySessions.get(ctx);
-    if (!found) latchkeySessions.set(ctx, (found = lookUpLatchkeySession(ctx)));
-    return found;
+    let bound = latchkeySessions.get(ctx);
+    if (!bound) latchkeySessions.set(ctx, (bound = bindToLatchkeySession(ctx)));
+    return bound;
   };
-  async function lookUpLatchkeySession(ctx: KoaContextWithOIDC): Promise<{ signedIn: boolean; aal: number }> {
+  async function bindToLatchkeySession(ctx: KoaContextWithOIDC): Promise<{ signedIn: boolean; aal: number }> {
     const signedOut = { signedIn: false, aal: 0 };
     const opSession = ctx.oidc.session;
-    if (!opSession?.accountId) return signedOut;
-    const token = ctx.cookies.get(sessionCookie);
-    if (!token || token.length > 64) return signedOut;
+    // Only the authorization endpoint and its resume carry a browser's session here; PAR has none.
+    if (!opSession) return signedOut;
+    const found = await liveLatchkeySession(ctx.cookies.get(sessionCookie));
+    // Signed out: the provider's session no longer stands for anyone, and the checks ask for a sign-in (prompt=none:
+    // login_required). Whoever signs in next starts it afresh, rather than through oidc-provider's switch-account
+    // logout (a page that posts itself, which the CSP would stop). It keeps its grants: the same person signing in
+    // again is not asked to consent again, and loadExistingGrant never hands one to someone else.
+    if (!found) {
+      if (opSession.accountId) forgetAccount(opSession, { keepGrants: true });
+      return signedOut;
+    }
+    const { session, user } = found;
+    if (opSession.accountId !== user.id) {
+      if (opSession.accountId) forgetAccount(opSession);
+      await loginToProvider(opSession, user.id, session);
+    } else if (aalOfAcr(config, opSession.acr) !== session.aal || opSession.loginTs !== Math.floor(session.authenticated_at / 1000)) {
+      await loginToProvider(opSession, user.id, session);
+    }
+    return { signedIn: true, aal: session.aal };
+  }
+  async function liveLatchkeySession(token: string | undefined) {
+    if (!token || token.length > 64) return undefined;
     const found = await store.sessions.findWithUser(hashToken(token));
     const t = now();
     const live =
-      found &&
-      found.user.id === opSession.accountId &&
-      found.user.status !== 'suspended' &&
-      found.session.expires_at > t &&
-      found.session.last_seen_at > t - config.sessionIdleSeconds * 1000;
-    if (!live) return signedOut;
-    const { session, user } = found;
-    if (aalOfAcr(config, opSession.acr) !== session.aal || opSession.loginTs !== Math.floor(session.authenticated_at / 1000)) {
-      const signIn = await loginOf(store, config, user.id, session);
-      opSession.loginAccount({ accountId: user.id, acr: signIn.acr, amr: signIn.amr, loginTs: signIn.ts, transient: opSession.transient });
-    }
-    return { signedIn: true, aal: session.aal };
+      found && found.user.status !== 'suspended' && found.session.expires_at > t && found.session.last_seen_at > t - config.sessionIdleSeconds * 1000;
+    return live ? found : undefined;
+  }
+  async function loginToProvider(opSession: NonNullable<KoaContextWithOIDC['oidc']['session']>, userId: string, session: Session) {
+    const signIn = await loginOf(store, config, userId, session);
+    opSession.loginAccount({ accountId: userId, acr: signIn.acr, amr: signIn.amr, loginTs: signIn.ts, transient: opSession.transient });
+  }
+  /** Empty the provider's session of a person no longer signed in here: their account and sign-in, and grants unless kept. */
+  function forgetAccount(opSession: NonNullable<KoaContextWithOIDC['oidc']['session']>, options: { keepGrants?: boolean } = {}) {
+    const fields = options.keepGrants ? ['accountId', 'acr', 'amr', 'loginTs'] : ['accountId', 'acr', 'amr', 'loginTs', 'authorizations'];
+    for (const field of fields) delete (opSession as unknown as Record<string, unknown>)[field];
+    // A new identifier, so the emptied session is not the one the earlier person's cookie named (and it is saved).
+    opSession.resetIdentifier();
   }
 
   // A check added after the prompt is built gets oidc-provider's generic interaction_required; signed out is
@@ -184,6 +212,28 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
       };
     },
     // acr, amr and auth_time ride with the openid scope: every ID token says how the person signed in.
+    // A first-party service is granted what it asks without a consent page (the interaction would grant it anyway),
+    // here rather than there, so prompt=none gets a code from the first request in a browser, not consent_required.
+    // Grants are per person: one kept in the session for someone else is not loaded (oidc-provider would fail on it).
+    async loadExistingGrant(ctx) {
+      const { oidc } = ctx;
+      const grantId = oidc.result?.consent?.grantId || oidc.session!.grantIdFor(oidc.client!.clientId);
+      const accountId = oidc.session!.accountId;
+      const stored = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+      // A grant kept in this browser's session for the person signed in before (see forgetAccount) is never another's.
+      const found = stored && stored.accountId === accountId ? stored : undefined;
+      if (oidc.client![SERVICE_FIRST_PARTY] !== true || !accountId) return found;
+      const grant = found ?? new oidc.provider.Grant({ accountId, clientId: oidc.client!.clientId });
+      const before = `${grant.getOIDCScope()} ${grant.getOIDCClaims().join(' ')}`;
+      grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
+      grant.addOIDCClaims([...oidc.requestParamClaims]);
+      if (!found || `${grant.getOIDCScope()} ${grant.getOIDCClaims().join(' ')}` !== before) await grant.save();
+      return grant;
+    },
+    // oidc-provider runs extraParams validators on every authorization request after loading the browser's session and
+    // before loading its account and grant: the one place to bind that session to Latchkey's (see above). The
+    // parameter itself means nothing; a service sending it changes nothing.
+    extraParams: { latchkey_session: async (ctx) => void (await latchkeySessionOf(ctx as KoaContextWithOIDC)) },
     claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], profile: ['name'] },
     clientDefaults: { grant_types: ['authorization_code'], response_types: ['code'], id_token_signed_response_alg: 'RS256', token_endpoint_auth_method: 'client_secret_basic', require_auth_time: true },
     scopes: OIDC_SCOPES,
@@ -316,11 +366,18 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
   // Secure cookies follow the configured origin behind a TLS-terminating proxy.
   provider.proxy = true;
 
-  // RP-initiated logout ends the Latchkey session in this browser too.
+  // RP-initiated logout ends the Latchkey session in this browser too: the sign-in the provider's session stood
+  // for. oidc-provider also ends its session to switch accounts (a sign-in finished by someone other than the
+  // session's person), and the person who just signed in stays signed in then. Listeners are not awaited: the
+  // session row is deleted (what signs the browser out) rather than the cookie cleared after the answer has gone.
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const token = ctx.cookies.get(sessionCookie);
-    if (token && token.length <= 64) void store.sessions.delete(hashToken(token)).catch(() => {});
-    ctx.cookies.set(sessionCookie, null, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies, overwrite: true });
+    const accountId = ctx.oidc.session?.accountId;
+    if (!token || token.length > 64) return;
+    void (async () => {
+      const found = await store.sessions.findWithUser(hashToken(token));
+      if (found && (!accountId || found.user.id === accountId)) await store.sessions.delete(hashToken(token));
+    })().catch(() => {});
   });
   return provider;
 }

@@ -118,8 +118,7 @@ export function authenticator(options: Partial<SoftAuthenticatorOptions> = {}): 
 }
 
 /** Sign up through the real endpoints; returns the browser, signed in. */
-export async function signUp(app: FastifyInstance, auth: SoftAuthenticator, email = 'ada@example.com', displayName = 'Ada Lovelace') {
-  const browser = new TestBrowser(app);
+export async function signUp(app: FastifyInstance, auth: SoftAuthenticator, email = 'ada@example.com', displayName = 'Ada Lovelace', browser = new TestBrowser(app)) {
   await browser.get('/signup');
   const opts = await browser.postJson('/signup/options', { displayName, email, placement: 'this-device' });
   if (opts.statusCode !== 200) throw new Error(`signup options: ${opts.statusCode} ${opts.body}`);
