@@ -68,7 +68,8 @@ export async function signInRoutes(app: FastifyInstance) {
     const options = await webauthn.startAuthentication({
       flowType: SIGNIN_FLOW,
       bindingHash: request.bindingHash,
-      // Unknown emails get a flow bound to no one who exists: any credential is then refused.
+      // Unknown emails get a flow bound to no one who exists: any credential is then refused, with the answer and
+      // after the work a real account's forged response gets (WebAuthn.finishAuthentication).
       userId: passkeys.length ? user!.id : null,
       allowCredentials,
       data: { mode, decoy: passkeys.length === 0 },
