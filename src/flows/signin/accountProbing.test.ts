@@ -128,6 +128,21 @@ describe.each(databases)('email-first sign-in on $name, to someone without the k
       ];
 
       const lookups = vi.spyOn(store.authenticators, 'findByCredentialIdWithUser');
+      // The options step before it does the same queries for an address with an account and one without.
+      const queries = [vi.spyOn(store.users, 'findByEmail'), vi.spyOn(store.authenticators, 'listForUser')];
+      const optionsWork = async (email: string) => {
+        for (const q of queries) q.mockClear();
+        const browser = new TestBrowser(t.app);
+        await browser.get('/signin');
+        expect((await browser.postJson('/signin/options', { mode: 'email', email })).statusCode).toBe(200);
+        return queries.map((q) => q.mock.calls.length).join();
+      };
+      const optionsKnown = new Set<string>();
+      const optionsUnknown = new Set<string>();
+      for (const email of known) optionsKnown.add(await optionsWork(email));
+      for (const email of unknown) optionsUnknown.add(await optionsWork(email));
+      expect([...optionsUnknown], 'queries for /signin/options (findByEmail, listForUser)').toEqual([...optionsKnown]);
+
       const signatureChecks = vi.spyOn(SignatureWorkerPool.prototype, 'verify');
       const browser = new TestBrowser(t.app);
       await browser.get('/signin');
