@@ -21,6 +21,7 @@ import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.j
 import type { Store } from '../db/store.js';
 import { AppError, appError } from '../errors.js';
 import { verifyAssertion } from './verifyAssertion.js';
+import { standInFor } from './standInKey.js';
 import { credentialVerifierFromCose } from './coseKey.js';
 import { defaultPasskeyName } from './passkeyNames.js';
 import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
@@ -218,7 +219,8 @@ export class WebAuthn {
       // "preferred" lets a response without UV reach us, so we can refuse it with a clear message.
       userVerification: 'preferred',
     });
-    await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.userId ?? null, args.data ?? {});
+    const offered = args.allowCredentials?.length ? { [OFFERED]: args.allowCredentials.map((c) => c.id) } : {};
+    await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.userId ?? null, { ...args.data, ...offered });
     return options;
   }
 
@@ -226,13 +228,25 @@ export class WebAuthn {
    * WebAuthn L3 §7.2: consume the challenge, find the credential, check it
    * belongs to the expected user, verify the assertion, then record the use.
    * `onFailure` is told what failed so the caller can audit it.
+   *
+   * A ceremony that named whose passkeys it wants (allowCredentials: email first, including the decoy an unknown
+   * address gets, and reauth) must not tell someone without the key whether that person exists. So it always does
+   * one credential lookup and one signature check: against the credential's key when it is one the ceremony offered
+   * and belongs to the person expected, otherwise against a stand-in key no one holds (standInKey.ts). Until a
+   * signature holds, every failure gets one answer (`ceremony_failed`), its true reason going only to `onFailure`;
+   * the specific ones (user verification, a suspended account, a possible clone) are for whoever signed. The
+   * signature covers clientDataJSON and authenticatorData, so checking it before the account is looked at skips none
+   * of §7.2's checks.
    */
   async finishAuthentication(args: {
     flowType: string;
     bindingHash: string;
     response: AuthenticationResponseJSON;
     onFailure?: (f: { code: string; userId?: string; authenticatorId?: string }) => Promise<void>;
-    /** Extra check on the consumed flow (e.g. refuse a decoy flow for an unknown email). */
+    /**
+     * Extra check on the consumed flow (e.g. a decoy flow for an unknown email). A flow it refuses is answered as
+     * one that expects no one exists: after the same work, with the same answer as a forged response.
+     */
     acceptFlow?: (flow: Flow) => boolean;
     /**
      * Writes that belong with the successful use (a session, an audit record), run in its transaction, which
@@ -252,27 +266,54 @@ export class WebAuthn {
       await args.onFailure?.({ code: err instanceof AppError ? err.code : 'challenge_invalid' });
       throw err;
     }
-    if (args.acceptFlow && !args.acceptFlow(flow)) throw await fail('credential_unknown');
+    const accepted = !args.acceptFlow || args.acceptFlow(flow);
+    const offered = offeredCredentialIds(flow);
     const credentialId = typeof args.response?.id === 'string' ? args.response.id : '';
+    // One lookup whatever the flow, so a decoy costs what a real account does.
     const found = credentialId ? await this.store.authenticators.findByCredentialIdWithUser(credentialId) : undefined;
-    if (!found || found.authenticator.type !== 'passkey') throw await fail('credential_unknown');
-    const { authenticator, user } = found;
-    const who = { userId: authenticator.user_id, authenticatorId: authenticator.id };
-    // §7.2 step 6: with allowCredentials the credential must be the expected user's, and a user handle, when
-    // returned, must be its owner's; without (discoverable), the user handle is required and must be the owner's.
-    if (flow.user_id && flow.user_id !== authenticator.user_id) throw await fail('credential_unknown', who);
+    const passkey = found?.authenticator.type === 'passkey' ? found : undefined;
+    const verify = (input: Pick<Parameters<typeof verifyAssertion>[0], 'authenticator' | 'keyCacheId'>) =>
+      verifyAssertion({ response: args.response, expectedChallenge: flow.lookup, expectedOrigin: this.config.origin, expectedRpId: this.config.rpId, ...input });
     const userHandle = args.response.response?.userHandle;
-    const ownerHandle = Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url');
-    if ((userHandle || !flow.user_id) && userHandle !== ownerHandle) throw await fail('credential_unknown', who);
-    if (user.status === 'suspended') throw await fail('account_disabled', who);
+    const handleOf = (userId: string) => Buffer.from(userHandleFor(userId)).toString('base64url');
 
-    const result = await verifyAssertion({
-      response: args.response,
-      expectedChallenge: flow.lookup,
-      expectedOrigin: this.config.origin,
-      expectedRpId: this.config.rpId,
-      authenticator,
-    });
+    let owner: { authenticator: Authenticator; user: User };
+    let result: Awaited<ReturnType<typeof verifyAssertion>>;
+    if (flow.user_id !== null || offered !== undefined || !accepted) {
+      // A ceremony for someone named (see above). §7.2 step 5: the credential is one the options offered; step 6:
+      // its owner is the user expected (none for a decoy, or a flow `acceptFlow` refused).
+      const expected = accepted ? flow.user_id : null;
+      const mine =
+        passkey && expected !== null && passkey.authenticator.user_id === expected && (offered === undefined || offered.includes(credentialId)) ? passkey : undefined;
+      result = await verify(mine ? { authenticator: mine.authenticator } : standInFor(credentialId));
+      if (!mine || (!result.ok && !result.signatureValid)) {
+        await args.onFailure?.({
+          code: mine && !result.ok ? result.code : 'credential_unknown',
+          ...(expected !== null ? { userId: expected } : {}),
+          ...(mine ? { authenticatorId: mine.authenticator.id } : {}),
+        });
+        throw appError('ceremony_failed');
+      }
+      owner = mine;
+      // Step 6: a user handle, when returned, must be the owner's.
+      if (userHandle && userHandle !== handleOf(owner.authenticator.user_id)) throw await fail('credential_unknown', whoOf(owner));
+    } else {
+      // Discoverable (the button, autofill): no one named, so nothing to give away about an address, and a passkey
+      // removed from its account is worth saying so. Step 6: the user handle is required and must be the owner's.
+      // It is checked before the signature: without the owner's handle (their user id, never shown) a credential id
+      // someone saw in an email-first answer gets the answer an unknown one gets, so it cannot tell a real account's
+      // credential from a decoy's.
+      if (!passkey) throw await fail('credential_unknown');
+      owner = passkey;
+      if (userHandle !== handleOf(owner.authenticator.user_id)) throw await fail('credential_unknown', whoOf(owner));
+      result = await verify({ authenticator: owner.authenticator });
+      if (!result.ok && !result.signatureValid) throw await fail(result.code, whoOf(owner), result.message);
+    }
+
+    // The signature held: whoever sent this holds the passkey, and may be told what else is wrong.
+    const { authenticator, user } = owner;
+    const who = whoOf(owner);
+    if (user.status === 'suspended') throw await fail('account_disabled', who);
     if (!result.ok) throw await fail(result.code, who, result.message);
 
     const now = this.now();
@@ -287,6 +328,21 @@ export class WebAuthn {
     }, { groupCommit: true });
     if (!recorded) throw await fail('counter_regressed', who);
     return finished;
+  }
+}
+
+const whoOf = (owner: { authenticator: Authenticator }) => ({ userId: owner.authenticator.user_id, authenticatorId: owner.authenticator.id });
+
+/** Where a ceremony keeps the credential ids its options offered (§7.2 step 5), beside the caller's own data. */
+const OFFERED = 'allowCredentialIds';
+
+/** The credential ids a ceremony's options offered; undefined when they offered none (discoverable). */
+function offeredCredentialIds(flow: Flow): string[] | undefined {
+  try {
+    const ids = (JSON.parse(flow.data) as Record<string, unknown>)[OFFERED];
+    return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string') : undefined;
+  } catch {
+    return undefined;
   }
 }
 

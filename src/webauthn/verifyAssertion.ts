@@ -25,7 +25,17 @@ import { SignatureWorkerPool } from './signatureWorker.js';
 
 export type AssertionResult =
   | { ok: true; counter: number; backedUp: boolean; userVerified: true }
-  | { ok: false; code: ErrorCode; message?: string };
+  | {
+      ok: false;
+      code: ErrorCode;
+      message?: string;
+      /**
+       * Whether the signature held (the failure came from a later step: presence, user verification, the counter).
+       * Only then has the sender shown they hold the key, and only then may a sign-in that names whose passkey it
+       * wants tell them more than "failed" (WebAuthn.finishAuthentication).
+       */
+      signatureValid: boolean;
+    };
 
 export interface AssertionInput {
   response: AuthenticationResponseJSON;
@@ -33,6 +43,8 @@ export interface AssertionInput {
   expectedOrigin: string;
   expectedRpId: string;
   authenticator: Pick<Authenticator, 'credential_id' | 'public_key' | 'counter' | 'transports'>;
+  /** What the signature worker caches the imported key under; by default the stored key itself. */
+  keyCacheId?: string;
 }
 
 // Flags byte of authenticator data (WebAuthn L3 §6.1).
@@ -54,7 +66,9 @@ const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
 const MESSAGE_UNREADABLE = 'The passkey response could not be read. Try again.';
 const MESSAGE_NOT_PRESENT = 'The passkey did not confirm you were present. Try again.';
 
-const failed = (message?: string): AssertionResult => (message ? { ok: false, code: 'ceremony_failed', message } : { ok: false, code: 'ceremony_failed' });
+/** A failure before the signature held. */
+const failed = (message?: string): AssertionResult =>
+  message ? { ok: false, code: 'ceremony_failed', message, signatureValid: false } : { ok: false, code: 'ceremony_failed', signatureValid: false };
 
 function decodeBase64url(value: unknown, max: number): Buffer | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > max || !BASE64URL.test(value)) return undefined;
@@ -141,9 +155,9 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   // Either failure is reported only once the signature holds (step 21), so an unsigned
   // response learns nothing but "failed", as on the library path.
   const flagFailure: AssertionResult | undefined = !(flags & FLAG_UP)
-    ? failed(MESSAGE_NOT_PRESENT)
+    ? { ok: false, code: 'ceremony_failed', message: MESSAGE_NOT_PRESENT, signatureValid: true }
     : !(flags & FLAG_UV)
-      ? { ok: false, code: 'user_verification_required' }
+      ? { ok: false, code: 'user_verification_required', signatureValid: true }
       : undefined;
   // Step 17: backed up (BS) without backup eligible (BE) is impossible for a genuine authenticator.
   if (!(flags & FLAG_BE) && flags & FLAG_BS) return failed();
@@ -157,12 +171,12 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
     return failed();
   }
   const hash = createHash('sha256').update(cData).digest();
-  if (!(await signatures.verify(input.authenticator.public_key, key, Buffer.concat([authData, hash], authData.length + 32), sig))) return failed();
+  if (!(await signatures.verify(input.keyCacheId ?? input.authenticator.public_key, key, Buffer.concat([authData, hash], authData.length + 32), sig))) return failed();
   if (flagFailure) return flagFailure;
 
   // Step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
   const stored = input.authenticator.counter;
-  if ((signCount > 0 || stored > 0) && signCount <= stored) return { ok: false, code: 'counter_regressed' };
+  if ((signCount > 0 || stored > 0) && signCount <= stored) return { ok: false, code: 'counter_regressed', signatureValid: true };
   return { ok: true, counter: signCount, backedUp: (flags & FLAG_BS) !== 0, userVerified: true };
 }
 
@@ -180,7 +194,7 @@ function peekAuthenticatorData(b64: unknown): { flags: number; counter: number }
  */
 export async function verifyAssertionWithLibrary(input: AssertionInput): Promise<AssertionResult> {
   const peek = peekAuthenticatorData(input.response?.response?.authenticatorData);
-  if (!peek) return { ok: false, code: 'ceremony_failed', message: 'The passkey response could not be read. Try again.' };
+  if (!peek) return failed(MESSAGE_UNREADABLE);
   let verification;
   try {
     verification = await verifyAuthenticationResponse({
@@ -190,6 +204,9 @@ export async function verifyAssertionWithLibrary(input: AssertionInput): Promise
       expectedRPID: input.expectedRpId,
       expectedType: 'webauthn.get',
       requireUserVerification: false,
+      // The library would refuse a response without UP before its signature; the flags are checked below, after
+      // it, as the hand-written path does, so both can say whether the signature held.
+      advancedFIDOConfig: { userVerification: 'preferred' },
       credential: {
         id: input.authenticator.credential_id,
         publicKey: new Uint8Array(Buffer.from(input.authenticator.public_key, 'base64url')),
@@ -197,14 +214,14 @@ export async function verifyAssertionWithLibrary(input: AssertionInput): Promise
       },
     });
   } catch {
-    return { ok: false, code: 'ceremony_failed' };
+    return failed();
   }
-  if (!verification.verified) return { ok: false, code: 'ceremony_failed' };
+  if (!verification.verified) return failed();
   // §7.2 step 15: user present is always required; step 16: we require user verification.
-  if (!(peek.flags & FLAG_UP)) return { ok: false, code: 'ceremony_failed', message: 'The passkey did not confirm you were present. Try again.' };
-  if (!(peek.flags & FLAG_UV)) return { ok: false, code: 'user_verification_required' };
+  if (!(peek.flags & FLAG_UP)) return { ok: false, code: 'ceremony_failed', message: MESSAGE_NOT_PRESENT, signatureValid: true };
+  if (!(peek.flags & FLAG_UV)) return { ok: false, code: 'user_verification_required', signatureValid: true };
   // §7.2 step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
   const stored = input.authenticator.counter;
-  if ((peek.counter > 0 || stored > 0) && peek.counter <= stored) return { ok: false, code: 'counter_regressed' };
+  if ((peek.counter > 0 || stored > 0) && peek.counter <= stored) return { ok: false, code: 'counter_regressed', signatureValid: true };
   return { ok: true, counter: peek.counter, backedUp: verification.authenticationInfo.credentialBackedUp, userVerified: true };
 }

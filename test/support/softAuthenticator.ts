@@ -42,7 +42,8 @@ export interface SoftAuthenticatorOptions {
 const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest();
 
-function coseKey(publicKey: KeyObject, alg: CoseAlg): Buffer {
+/** A public key as the COSE_Key a registration carries (and the database stores, base64url). */
+export function coseKey(publicKey: KeyObject, alg: CoseAlg): Buffer {
   const spki = publicKey.export({ format: 'der', type: 'spki' });
   if (alg === -7) {
     // SPKI for P-256 ends with the uncompressed point 0x04 || x || y (RFC 5480).

@@ -62,13 +62,17 @@ export async function signInRoutes(app: FastifyInstance) {
     }
     if (!email) throw appError('validation_failed', 'Enter your email address.', [{ field: 'email', message: 'Enter your email address' }]);
     const user = await store.users.findByEmail(email);
-    const passkeys = user ? (await store.authenticators.listForUser(user.id)).filter((a) => a.type === 'passkey') : [];
+    // The same queries and the same work with or without an account: an unknown address's passkeys are looked up
+    // too (under an id no user has: ids are random tokens, never empty), and every address's decoy is drawn.
+    const passkeys = (await store.authenticators.listForUser(user?.id ?? '')).filter((a) => a.type === 'passkey');
+    const decoy = decoyAllowCredentials(app.latchkey.secret, email);
     // Every field but the ids is drawn from the same sets for a real account and a decoy (allowCredentials.ts).
-    const allowCredentials = passkeys.length ? realAllowCredentials(passkeys) : decoyAllowCredentials(app.latchkey.secret, email);
+    const allowCredentials = passkeys.length ? realAllowCredentials(passkeys) : decoy;
     const options = await webauthn.startAuthentication({
       flowType: SIGNIN_FLOW,
       bindingHash: request.bindingHash,
-      // Unknown emails get a flow bound to no one who exists: any credential is then refused.
+      // Unknown emails get a flow bound to no one who exists: any credential is then refused, with the answer and
+      // after the work a real account's forged response gets (WebAuthn.finishAuthentication).
       userId: passkeys.length ? user!.id : null,
       allowCredentials,
       data: { mode, decoy: passkeys.length === 0 },
