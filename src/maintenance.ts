@@ -1,21 +1,25 @@
 /**
  * Housekeeping the server runs every few minutes: delete ended sessions and
- * flows so the tables hold live data only. Consumed and expired invites are
- * kept for a while so their links still answer "already used" or "expired".
+ * flows, and forgotten runs of failed sign-ins, so the tables hold live data
+ * only. Consumed and expired invites are kept for a while so their links still
+ * answer "already used" or "expired".
  */
 import type { Config } from './config/index.js';
 import type { Store } from './db/store.js';
 import { INVITE_FLOW, INVITE_RETENTION_MS } from './flows/enrolment/invites.js';
+import { pruneSigninFailures } from './strategies/throttle.js';
 
 /** Ceremony flows are kept this long after expiry, for troubleshooting. */
 const CEREMONY_RETENTION_MS = 60 * 60 * 1000;
 export const MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000;
 
-export async function pruneExpired(store: Store, config: Config, now: number): Promise<{ sessions: number; flows: number }> {
+export async function pruneExpired(store: Store, config: Config, now: number): Promise<{ sessions: number; flows: number; signinFailures: number }> {
   const sessions = await store.sessions.deleteExpired(now, config.sessionIdleSeconds * 1000);
   const ceremonies = await store.flows.deleteEnded(now, CEREMONY_RETENTION_MS, { exceptTypes: [INVITE_FLOW] });
   const invites = await store.flows.deleteEnded(now, INVITE_RETENTION_MS, { types: [INVITE_FLOW] });
   // OpenID Connect codes, tokens, grants and interactions past their time.
   await store.oidcModels.deleteExpired(now);
-  return { sessions, flows: ceremonies + invites };
+  // Failed sign-ins at addresses without an account, a month after the last (strategies/throttle.ts).
+  const signinFailures = await pruneSigninFailures(store, now);
+  return { sessions, flows: ceremonies + invites, signinFailures };
 }

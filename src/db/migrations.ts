@@ -254,6 +254,22 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
       await sql.raw(`create index audit_events_event on audit_events (event, at) where event <> '${UNINDEXED_AUDIT_EVENT}'`).execute(db);
     },
   },
+  /**
+   * Failed password sign-ins at addresses without an account, counted like an
+   * account's so six wrong passwords don't tell whether an address has one
+   * (src/strategies/throttle.ts). No index on the time: a failure writes one
+   * row, and only the maintenance job's prune reads by time.
+   */
+  '0006_signin_failures': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('signin_failures')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('failed_signins', 'integer', (c) => c.notNull())
+        .addColumn('last_failed_signin_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 });
 
 /**

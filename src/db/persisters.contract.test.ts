@@ -19,7 +19,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -135,7 +135,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const fresh = await target.open();
         expect(await fresh.migrate()).toEqual(MIGRATIONS);
         expect(await fresh.migrate()).toEqual([]);
-        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings', 'roles', 'email_templates', 'rate_counters'] as const) {
+        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings', 'roles', 'email_templates', 'rate_counters', 'signin_failures'] as const) {
           expect(await fresh.kysely.selectFrom(table).selectAll().execute()).toEqual([]);
         }
       });
@@ -164,7 +164,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const session = newSession(user.id, { authenticator_id: rid() });
         await s.sessions.insert(session);
         await s.audit.record({ event: 'signin', outcome: 'success', actorUserId: user.id, subjectUserId: user.id, at: T0 });
-        expect(await fresh.migrate()).toEqual(['0005_hot_path_indexes']);
+        expect(await fresh.migrate()).toEqual(MIGRATIONS.slice(4));
         expect(await s.sessions.findByHash(session.id_hash)).toEqual(session);
         expect((await s.audit.search({ actorUserId: user.id }, 10)).map((e) => e.event)).toEqual(['signin']);
         // Deleting the user still cascades to the copied sessions table.
@@ -752,6 +752,33 @@ describe.each(databases)('persister contract on $name', (target) => {
         const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.settings.getOrInsert(key, `v${i}`)));
         expect(new Set(results).size).toBe(1);
         expect(await store.settings.get(key)).toBe(results[0]);
+      });
+    });
+
+    describe('signin failures', () => {
+      it('count a run of failures, and a run older than forgetBefore reads as none and starts again at 1', async () => {
+        const key = `k-${rid()}`;
+        expect(await store.signinFailures.find(key, T0)).toBeUndefined();
+        expect(await store.signinFailures.recordFailure(key, T0, T0 - MINUTE)).toBe(1);
+        expect(await store.signinFailures.recordFailure(key, T0 + 1, T0 - MINUTE)).toBe(2);
+        expect(await store.signinFailures.find(key, T0 - MINUTE)).toEqual({ failed_signins: 2, last_failed_signin_at: T0 + 1 });
+        expect(await store.signinFailures.find(key, T0 + 2)).toBeUndefined();
+        expect(await store.signinFailures.recordFailure(key, T0 + 3 * MINUTE, T0 + 2)).toBe(1);
+        expect(await store.signinFailures.find(key, T0)).toEqual({ failed_signins: 1, last_failed_signin_at: T0 + 3 * MINUTE });
+      });
+
+      it('concurrent failures are each counted', async () => {
+        const key = `k-${rid()}`;
+        await Promise.all(Array.from({ length: 10 }, () => store.signinFailures.recordFailure(key, T0, T0 - MINUTE)));
+        expect((await store.signinFailures.find(key, T0 - MINUTE))?.failed_signins).toBe(10);
+      });
+
+      it('deleteBefore removes the runs that ended before it, and only those', async () => {
+        const s = await freshStore();
+        await s.signinFailures.recordFailure('old', T0, T0 - MINUTE);
+        await s.signinFailures.recordFailure('recent', T0 + MINUTE, T0);
+        expect(await s.signinFailures.deleteBefore(T0 + 1)).toBe(1);
+        expect(await s.kysely.selectFrom('signin_failures').select('key').execute()).toEqual([{ key: 'recent' }]);
       });
     });
 

@@ -131,6 +131,17 @@ export interface RateCountersTable {
   window_start: number;
 }
 
+/**
+ * Consecutive failed password sign-ins at an address that has no account, so it is throttled and locked exactly as
+ * an account is (src/strategies/throttle.ts). Keyed by an HMAC of the normalised address under the server secret,
+ * never the address; forgotten a while after the last failure.
+ */
+export interface SigninFailuresTable {
+  key: string;
+  failed_signins: number;
+  last_failed_signin_at: number;
+}
+
 /** oidc-provider's stored models (sessions, interactions, grants, codes, tokens …), one row per model. */
 export interface OidcModelsTable {
   /** The model name oidc-provider gives the adapter: Session, Interaction, Grant, AuthorizationCode, RefreshToken … */
@@ -192,6 +203,7 @@ export interface Database {
   roles: RolesTable;
   email_templates: EmailTemplatesTable;
   rate_counters: RateCountersTable;
+  signin_failures: SigninFailuresTable;
   oidc_models: OidcModelsTable;
   signing_keys: SigningKeysTable;
   services: ServicesTable;

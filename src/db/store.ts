@@ -15,6 +15,7 @@ import { UserPersister } from './persisters/users.js';
 import { RolePersister } from './persisters/roles.js';
 import { EmailTemplatePersister } from './persisters/emailTemplates.js';
 import { RateCounterPersister } from './persisters/rateCounters.js';
+import { SigninFailurePersister } from './persisters/signinFailures.js';
 import { OidcModelPersister } from './persisters/oidcModels.js';
 import { SigningKeyPersister } from './persisters/signingKeys.js';
 import { ServicePersister } from './persisters/services.js';
@@ -30,6 +31,7 @@ export class Store {
   readonly roles: RolePersister;
   readonly emailTemplates: EmailTemplatePersister;
   readonly rateCounters: RateCounterPersister;
+  readonly signinFailures: SigninFailurePersister;
   readonly oidcModels: OidcModelPersister;
   readonly signingKeys: SigningKeyPersister;
   readonly services: ServicePersister;
@@ -56,6 +58,7 @@ export class Store {
     this.roles = new RolePersister(kysely);
     this.emailTemplates = new EmailTemplatePersister(kysely);
     this.rateCounters = new RateCounterPersister(kysely);
+    this.signinFailures = new SigninFailurePersister(kysely);
     this.oidcModels = new OidcModelPersister(kysely);
     this.signingKeys = new SigningKeyPersister(kysely);
     this.services = new ServicePersister(kysely);

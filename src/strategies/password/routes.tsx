@@ -3,7 +3,8 @@
  * "you'll need to use both a password and a code from the app"). AAL2, not
  * phishing-resistant. Every wrong answer — unknown email, wrong password,
  * wrong or reused code — is the same message; failures count towards the
- * account's throttle (strategies/throttle.ts), a success resets it.
+ * account's throttle, or an unknown address's, which answers the same
+ * (strategies/throttle.ts); a success resets it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
@@ -19,7 +20,7 @@ import { PasswordSignInPage } from './views.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { verifyPassword } from './passwords.js';
 import { checkTotp } from '../totp/totp.js';
-import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../throttle.js';
+import { checkSigninAllowed, loadSigninThrottle, recordSigninSuccess } from '../throttle.js';
 import type { Store } from '../../db/store.js';
 import type { User } from '../../db/schema.js';
 import type { SecretBox } from '../../secretBox.js';
@@ -47,7 +48,8 @@ export async function checkPasswordAndCode(
   now: number,
 ): Promise<{ authenticatorId: string } | undefined> {
   const passwordOk = await verifyPassword(user?.password_hash ?? null, password);
-  const apps = user ? (await store.authenticators.listForUser(user.id)).filter((a) => a.type === 'totp') : [];
+  // Looked up without an account too (under an id no user has), so both take the same queries.
+  const apps = (await store.authenticators.listForUser(user?.id ?? '')).filter((a) => a.type === 'totp');
   let used: { id: string; step: number } | undefined;
   for (const a of apps) {
     const step = checkTotp(secretBox.open(a.public_key, `totp:${a.id}`), code, now, a.counter);
@@ -59,7 +61,7 @@ export async function checkPasswordAndCode(
 }
 
 export async function passwordSignInRoutes(app: FastifyInstance) {
-  const { config, store, now, secretBox } = app.latchkey;
+  const { config, store, now, secretBox, secret } = app.latchkey;
 
   /** The page again with what went wrong; a client that asked for JSON gets the error as JSON instead. */
   const page = (request: FastifyRequest, reply: FastifyReply, status: number, email: string, error: string | undefined, fields: FieldError[] = [], code: ErrorCode = 'signin_failed') => {
@@ -98,19 +100,19 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
 
       const t = now();
       const user = await store.users.findByEmail(email);
-      if (user) {
-        try {
-          checkSigninAllowed(user, t);
-        } catch (err) {
-          if (!(err instanceof AppError)) throw err;
-          await audit(app, request, { event: 'signin.failed', outcome: 'failure', subjectUserId: user.id, actorUserId: null, detail: { method: 'password+totp', code: err.code } });
-          return page(request, reply, err.status, email, err.message, [], err.code);
-        }
+      // An address without an account is counted and throttled as an account is (strategies/throttle.ts).
+      const throttle = await loadSigninThrottle(store, secret, email, user, t);
+      try {
+        checkSigninAllowed(throttle.failures, t);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        await audit(app, request, { event: 'signin.failed', outcome: 'failure', subjectUserId: user?.id ?? null, actorUserId: null, detail: { method: 'password+totp', code: err.code } });
+        return page(request, reply, err.status, email, err.message, [], err.code);
       }
       const used = await checkPasswordAndCode(store, secretBox, user, password, code, t);
       const recorded = !!used && user!.status !== 'suspended';
       if (!recorded) {
-        if (user) await recordSigninFailure(store, user.id, t);
+        await throttle.recordFailure(t);
         await audit(app, request, {
           event: 'signin.failed',
           outcome: 'failure',
