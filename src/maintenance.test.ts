@@ -22,7 +22,7 @@ describe('pruneExpired', () => {
     const { url } = await issueInvite(store, t.config, user, clock);
     const path = new URL(url).pathname;
 
-    expect(await pruneExpired(store, t.config, clock)).toEqual({ sessions: 0, flows: 0, signinFailures: 0 });
+    expect(await pruneExpired(store, t.config, clock)).toEqual({ sessions: 0, flows: 0, signinFailures: 0, rateCounters: 0 });
     clock += 4 * 24 * 3600 * 1000; // sessions idle, ceremonies and the invite expired
     const pruned = await pruneExpired(store, t.config, clock);
     expect(pruned.sessions).toBe(1);
@@ -31,5 +31,18 @@ describe('pruneExpired', () => {
     clock += 31 * 24 * 3600 * 1000;
     expect((await pruneExpired(store, t.config, clock)).flows).toBe(1);
     expect((await new TestBrowser(t.app).get(path)).statusCode).toBe(404);
+  });
+
+  it('forgets rate counters a day after their window started, and keeps the ones still counting', async () => {
+    const { store } = t.app.latchkey;
+    const HOUR = 3600 * 1000;
+    await store.rateCounters.hit('self-service-ip:192.0.2.1', HOUR, clock);
+    clock += 23 * HOUR;
+    await store.rateCounters.hit('self-service-ip:192.0.2.2', HOUR, clock);
+    expect((await pruneExpired(store, t.config, clock)).rateCounters).toBe(0);
+    clock += 2 * HOUR;
+    expect((await pruneExpired(store, t.config, clock)).rateCounters).toBe(1);
+    const left = await store.kysely.selectFrom('rate_counters').select('key').execute();
+    expect(left.map((r) => r.key)).toEqual(['self-service-ip:192.0.2.2']);
   });
 });

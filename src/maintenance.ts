@@ -1,7 +1,7 @@
 /**
  * Housekeeping the server runs every few minutes: delete ended sessions and
- * flows, and forgotten runs of failed sign-ins, so the tables hold live data
- * only. Consumed and expired invites are kept for a while so their links still
+ * flows, forgotten runs of failed sign-ins and rate counters of past windows,
+ * so the tables hold live data only. Consumed and expired invites are kept for a while so their links still
  * answer "already used" or "expired".
  */
 import type { Config } from './config/index.js';
@@ -9,11 +9,17 @@ import type { Store } from './db/store.js';
 import { INVITE_FLOW, INVITE_RETENTION_MS } from './flows/enrolment/invites.js';
 import { pruneSigninFailures } from './strategies/throttle.js';
 
+/** Rate counters (self-service, CAPTCHA) whose window started this long ago count nothing: no window is longer than an hour. */
+const RATE_COUNTER_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Ceremony flows are kept this long after expiry, for troubleshooting. */
 const CEREMONY_RETENTION_MS = 60 * 60 * 1000;
 export const MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000;
 
-export async function pruneExpired(store: Store, config: Config, now: number): Promise<{ sessions: number; flows: number; signinFailures: number }> {
+export async function pruneExpired(
+  store: Store,
+  config: Config,
+  now: number,
+): Promise<{ sessions: number; flows: number; signinFailures: number; rateCounters: number }> {
   const sessions = await store.sessions.deleteExpired(now, config.sessionIdleSeconds * 1000);
   const ceremonies = await store.flows.deleteEnded(now, CEREMONY_RETENTION_MS, { exceptTypes: [INVITE_FLOW] });
   const invites = await store.flows.deleteEnded(now, INVITE_RETENTION_MS, { types: [INVITE_FLOW] });
@@ -21,5 +27,7 @@ export async function pruneExpired(store: Store, config: Config, now: number): P
   await store.oidcModels.deleteExpired(now);
   // Failed sign-ins at addresses without an account, a month after the last (strategies/throttle.ts).
   const signinFailures = await pruneSigninFailures(store, now);
-  return { sessions, flows: ceremonies + invites, signinFailures };
+  // Every address and IP that ever asked for a self-service check or solved a CAPTCHA left a counter.
+  const rateCounters = await store.rateCounters.deleteBefore(now - RATE_COUNTER_RETENTION_MS);
+  return { sessions, flows: ceremonies + invites, signinFailures, rateCounters };
 }
