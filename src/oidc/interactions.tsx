@@ -96,6 +96,23 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     return fromForm ? sendContinuePage(reply, config, request.csrfToken, to) : reply.header('cache-control', 'no-store').redirect(to, 303);
   }
 
+  /**
+   * Someone else signed in since this browser's provider session was made (the earlier person signed out of
+   * Latchkey): empty it of that person — account, sign-in, grants and sids — before finishing, so the new person's
+   * sign-in starts it afresh. oidc-provider would otherwise answer with its switch-account logout, a page that posts
+   * itself and ends the new person's session too.
+   */
+  async function forgetProviderSession(details: Details) {
+    const opSession = await oidc().Session.findByUid(details.session!.uid);
+    if (opSession?.accountId) {
+      for (const field of ['accountId', 'acr', 'amr', 'loginTs', 'authorizations']) delete (opSession as unknown as Record<string, unknown>)[field];
+      await opSession.persist();
+    }
+    // The interaction remembers whose session it began in, and oidc-provider refuses to finish it when that changed.
+    delete (details.session as { accountId?: string }).accountId;
+    await details.save(details.exp - Math.floor(Date.now() / 1000));
+  }
+
   async function grantConsent(details: Details): Promise<string> {
     const accountId = details.session!.accountId;
     const grant = details.grantId
@@ -167,6 +184,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
       }
 
       const done = await loginOf(store, config, user.id, session);
+      if (details.session?.accountId && details.session.accountId !== user.id) await forgetProviderSession(details);
       return finish(request, reply, { login: { accountId: user.id, acr: done.acr, amr: done.amr, ts: done.ts, remember: false } }, false);
     }
 

@@ -27,6 +27,8 @@ export const OIDC_PREFIX = '/oidc';
 export const TOKEN_TTL = { AccessToken: 10 * 60, AuthorizationCode: 60, IdToken: 60 * 60, Interaction: 60 * 60 } as const;
 
 export const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
+/** The claims each scope releases; a service gets a claim only through a scope the person consented to. */
+const SCOPE_CLAIMS: Record<string, string[]> = { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], profile: ['name'] };
 
 /** The provider's endpoints, all under /oidc (discovery is at the origin's /.well-known). */
 export const OIDC_ROUTES = {
@@ -102,8 +104,9 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
    * - someone else signed in since: the earlier person's provider session (their grants and sids) is dropped and
    *   replaced, never carried over, and without oidc-provider's switch-account logout, which would end the new
    *   person's Latchkey session (RP-initiated logout ends it, below);
-   * - signed out of Latchkey: the provider's session is emptied of its person (its grants stay theirs), and the
-   *   checks ask for a sign-in (prompt=none gets login_required, OpenID Connect Core §3.1.2.6).
+   * - signed out of Latchkey: the checks ask for a sign-in (prompt=none gets login_required, OpenID Connect Core
+   *   §3.1.2.6); the same person signing in again keeps their consents, and someone else finishing the sign-in in
+   *   the interaction empties the session first (interactions.tsx, forgetProviderSession).
    */
   const latchkeySessions = new WeakMap<object, Promise<{ signedIn: boolean; aal: number }>>();
   /** Bound once per request, and shared by the checks below (oidc-provider runs them concurrently). */
@@ -118,14 +121,10 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
     // Only the authorization endpoint and its resume carry a browser's session here; PAR has none.
     if (!opSession) return signedOut;
     const found = await liveLatchkeySession(ctx.cookies.get(sessionCookie));
-    // Signed out: the provider's session no longer stands for anyone, and the checks ask for a sign-in (prompt=none:
-    // login_required). Whoever signs in next starts it afresh, rather than through oidc-provider's switch-account
-    // logout (a page that posts itself, which the CSP would stop). It keeps its grants: the same person signing in
-    // again is not asked to consent again, and loadExistingGrant never hands one to someone else.
-    if (!found) {
-      if (opSession.accountId) forgetAccount(opSession, { keepGrants: true });
-      return signedOut;
-    }
+    // Signed out: the checks ask for a sign-in (prompt=none: login_required). The provider's session is kept as it
+    // is: the same person signing in again keeps their consents; someone else empties it first (here when they
+    // signed in on Latchkey's pages, in the interaction when they sign in there).
+    if (!found) return signedOut;
     const { session, user } = found;
     if (opSession.accountId !== user.id) {
       if (opSession.accountId) forgetAccount(opSession);
@@ -147,10 +146,9 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
     const signIn = await loginOf(store, config, userId, session);
     opSession.loginAccount({ accountId: userId, acr: signIn.acr, amr: signIn.amr, loginTs: signIn.ts, transient: opSession.transient });
   }
-  /** Empty the provider's session of a person no longer signed in here: their account and sign-in, and grants unless kept. */
-  function forgetAccount(opSession: NonNullable<KoaContextWithOIDC['oidc']['session']>, options: { keepGrants?: boolean } = {}) {
-    const fields = options.keepGrants ? ['accountId', 'acr', 'amr', 'loginTs'] : ['accountId', 'acr', 'amr', 'loginTs', 'authorizations'];
-    for (const field of fields) delete (opSession as unknown as Record<string, unknown>)[field];
+  /** Empty the provider's session of a person no longer signed in here: their account, sign-in, grants and sids. */
+  function forgetAccount(opSession: NonNullable<KoaContextWithOIDC['oidc']['session']>) {
+    for (const field of ['accountId', 'acr', 'amr', 'loginTs', 'authorizations']) delete (opSession as unknown as Record<string, unknown>)[field];
     // A new identifier, so the emptied session is not the one the earlier person's cookie named (and it is saved).
     opSession.resetIdentifier();
   }
@@ -234,7 +232,7 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
     // before loading its account and grant: the one place to bind that session to Latchkey's (see above). The
     // parameter itself means nothing; a service sending it changes nothing.
     extraParams: { latchkey_session: async (ctx) => void (await latchkeySessionOf(ctx as KoaContextWithOIDC)) },
-    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], profile: ['name'] },
+    claims: SCOPE_CLAIMS,
     clientDefaults: { grant_types: ['authorization_code'], response_types: ['code'], id_token_signed_response_alg: 'RS256', token_endpoint_auth_method: 'client_secret_basic', require_auth_time: true },
     scopes: OIDC_SCOPES,
     responseTypes: ['code'],
@@ -259,7 +257,21 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
       // requires is requiredAssurance's rule. A malformed acr request is the service's error, not a page of ours.
       claimsParameter: {
         enabled: true,
-        assertClaimsParameter(_ctx, claims) {
+        assertClaimsParameter(ctx, claims) {
+          // Only claims of the scopes asked for: the consent page names scopes, so a claim asked for by name alone
+          // (claims={"userinfo":{"email":null}} with scope openid) would reach the service without the person seeing it.
+          const scopes = String(ctx.oidc.params?.scope ?? '').split(' ');
+          const allowed = new Set(scopes.flatMap((scope) => SCOPE_CLAIMS[scope] ?? []));
+          for (const member of ['id_token', 'userinfo'] as const) {
+            const asked = (claims as Record<string, unknown>)[member];
+            if (asked === undefined || asked === null || typeof asked !== 'object') continue;
+            const beyond = Object.keys(asked).filter((claim) => !allowed.has(claim));
+            if (beyond.length) {
+              throw new errors.InvalidRequest(
+                `claims.${member} asks for ${beyond.join(', ')}, which the requested scopes do not release: ask for the scope instead (email: email, email_verified; profile: name)`,
+              );
+            }
+          }
           const acr = (claims as { id_token?: { acr?: unknown } }).id_token?.acr;
           if (acr === undefined || acr === null) return;
           const { value, values, essential } = acr as { value?: unknown; values?: unknown; essential?: unknown };
@@ -366,18 +378,13 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
   // Secure cookies follow the configured origin behind a TLS-terminating proxy.
   provider.proxy = true;
 
-  // RP-initiated logout ends the Latchkey session in this browser too: the sign-in the provider's session stood
-  // for. oidc-provider also ends its session to switch accounts (a sign-in finished by someone other than the
-  // session's person), and the person who just signed in stays signed in then. Listeners are not awaited: the
-  // session row is deleted (what signs the browser out) rather than the cookie cleared after the answer has gone.
+  // RP-initiated logout ends the Latchkey session in this browser too. (oidc-provider also ends its session to switch
+  // accounts, which would end the new person's; it never gets to: the provider's session is emptied before another
+  // person's sign-in lands in it, by bindToLatchkeySession and the interaction's forgetProviderSession.)
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const token = ctx.cookies.get(sessionCookie);
-    const accountId = ctx.oidc.session?.accountId;
-    if (!token || token.length > 64) return;
-    void (async () => {
-      const found = await store.sessions.findWithUser(hashToken(token));
-      if (found && (!accountId || found.user.id === accountId)) await store.sessions.delete(hashToken(token));
-    })().catch(() => {});
+    if (token && token.length <= 64) void store.sessions.delete(hashToken(token)).catch(() => {});
+    ctx.cookies.set(sessionCookie, null, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies, overwrite: true });
   });
   return provider;
 }
