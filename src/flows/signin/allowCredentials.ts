@@ -53,13 +53,25 @@ export function realAllowCredentials(passkeys: Pick<Authenticator, 'credential_i
   return passkeys.map((a) => ({ id: a.credential_id, transports: publicTransports(a.transports) }));
 }
 
-/** A stream of numbers in [0, 1) drawn from HMAC(secret, label:n): the same address always gets the same decoy. */
+/**
+ * Stable draws from HMAC-SHA512(secret, label:n), n = 0, 1 …: the same address always gets the same decoy. Bytes are
+ * taken from each 64-byte block in turn (a pick takes 4), so a decoy usually costs one HMAC: it runs on every
+ * email-first sign-in, real account or not, so that both do the same work.
+ */
 function stableDraws(secret: string, label: string) {
-  let n = 0;
+  let block = 0;
+  let pool = Buffer.alloc(0);
+  let used = 0;
   const bytes = (size: number) => {
     const out = Buffer.alloc(size);
-    for (let filled = 0; filled < size; n++) {
-      filled += createHmac('sha256', secret).update(`${label}:${n}`).digest().copy(out, filled);
+    for (let filled = 0; filled < size; ) {
+      if (used === pool.length) {
+        pool = createHmac('sha512', secret).update(`${label}:${block++}`).digest();
+        used = 0;
+      }
+      const taken = pool.copy(out, filled, used, Math.min(pool.length, used + size - filled));
+      used += taken;
+      filled += taken;
     }
     return out;
   };
