@@ -72,6 +72,7 @@ export const errorCatalogue = {
   upstream_unavailable: { status: 503, message: 'Your organisation\'s sign-in service is not available right now. Try again later or use another way to sign in.' },
   upstream_failed: { status: 400, message: 'Signing in with your organisation\'s account did not work. Try again, or use another way to sign in.' },
   linked_account_taken: { status: 409, message: 'This account is already linked to another profile.' },
+  reauth_linked_account_mismatch: { status: 403, message: 'That is not the account linked to your profile. Sign in again with your own account.' },
   linked_account_unknown: {
     status: 400,
     message: 'This account is not linked to a profile here. Sign in another way, then link it, or ask your registration authority.',

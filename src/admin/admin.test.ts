@@ -3,7 +3,7 @@
  * issuing links, codes and emails (through a real SMTP server), redemption
  * races, removal, templates and the audit log.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtpSink.js';
 import { expectConfirmError } from '../../test/support/pages.js';
@@ -13,6 +13,7 @@ import { CODE_MAX_ATTEMPTS, formatCode, issueInvite } from '../flows/enrolment/i
 import { csvCell } from './routes.js';
 import { ANY_ROLE, consoleRoutes } from './guard.js';
 import { addService } from '../oidc/services.js';
+import { AuditPersister } from '../db/persisters/audit.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
 
 const T0 = Date.UTC(2026, 10, 22, 9);
@@ -471,6 +472,32 @@ describe('the registration-authority console', () => {
     await sink.waitFor((m) => m.to.includes('mary@example.org'));
     expect(sink.messages).toHaveLength(1);
     expect((await store().audit.listByEvent('enrolment.emailed')).length).toBe(1);
+  });
+
+  it('issuing is one write: when it fails after revoking the earlier link, that link still works and nothing is half-issued', async () => {
+    const { browser } = await f.agent(['ra_agent_advanced']);
+    const mary = await pendingUser();
+    const { page } = await issueAs(browser, mary.id, { method: 'link' });
+    const firstPath = new URL(/value="(http[^"]+\/enrol\/[^"]+)"/.exec(page.body)![1]!).pathname;
+    const before = await store().flows.listForUser(mary.id, ['invite', 'enrol-code']);
+    // The audit record is the issue's last write, after the earlier link's revocation and the new flow's insert.
+    const record = AuditPersister.prototype.record;
+    const failing = vi.spyOn(AuditPersister.prototype, 'record').mockImplementation(async function (this: AuditPersister, r) {
+      if (r.event === 'enrolment.link_issued' || r.event === 'enrolment.code_issued') throw new Error('disk full');
+      return record.call(this, r);
+    });
+    try {
+      for (const method of ['link', 'code']) {
+        const res = await browser.postForm(`/admin/users/${mary.id}/enrolments`, { method });
+        expect(res.statusCode, method).toBe(500);
+      }
+    } finally {
+      failing.mockRestore();
+    }
+    expect(await store().flows.listForUser(mary.id, ['invite', 'enrol-code'])).toEqual(before);
+    expect((await new TestBrowser(f.t.app).get(firstPath)).statusCode).toBe(200);
+    expect((await store().audit.listByEvent('enrolment.link_issued')).length).toBe(1);
+    expect((await store().audit.listByEvent('enrolment.code_issued')).length).toBe(0);
   });
 
   it('issues a 9-character code that works with the right email within 60 seconds, once', async () => {

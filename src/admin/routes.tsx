@@ -27,6 +27,7 @@ import {
   issueInvite,
   loadEnrolmentStatus,
   type EnrolmentMethod,
+  type RevealTo,
 } from '../flows/enrolment/invites.js';
 import { formatTime } from '../views/layout.js';
 import { auditEventLabels } from '../audit.js';
@@ -388,12 +389,12 @@ export async function adminRoutes(app: FastifyInstance) {
     return template.id;
   }
 
-  /** Seal what was just issued for the one page load that shows it (see takeReveal): the server keeps it until then. */
-  async function keepForReveal(request: FastifyRequest, flowId: string, value: string): Promise<void> {
-    const flow = (await store.flows.findById(flowId))!;
-    const reveal = { sealed: secretBox.seal(value, `enrolment-reveal:${flowId}`), agentId: agentOf(request).user.id, bindingHash: request.bindingHash };
-    await store.flows.updateData(flowId, JSON.stringify({ ...enrolmentData(flow), reveal }));
-  }
+  /** Who sees what is being issued, once (see takeReveal): sealed into the flow as it is inserted. */
+  const revealTo = (request: FastifyRequest): RevealTo => ({
+    agentId: agentOf(request).user.id,
+    bindingHash: request.bindingHash,
+    seal: (value, flowId) => secretBox.seal(value, `enrolment-reveal:${flowId}`),
+  });
 
   /**
    * The issued link or code, once: for the agent who issued it, in the browser they issued it from. Taking it removes
@@ -428,13 +429,16 @@ export async function adminRoutes(app: FastifyInstance) {
       const method = request.body.method;
       const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;
       if (method === 'code') {
-        const issued = await issueCode(store, config, secret, user, now(), agentId);
-        await keepForReveal(request, issued.flowId, issued.code);
-        await audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId: issued.flowId } });
+        // The earlier link's revocation, the new code sealed for its one showing and the audit record: one transaction.
+        const issued = await issueCode(store, config, secret, user, now(), agentId, {
+          revealTo: revealTo(request),
+          alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId } }, tx),
+        });
         return reply.redirect(issuedPage(issued.flowId), 303);
       }
-      const issued = await issueInvite(store, config, user, now(), { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template });
+      const issueOptions = { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template };
       if (method === 'email') {
+        const issued = await issueInvite(store, config, user, now(), issueOptions);
         try {
           const templateId = await sendEnrolmentEmail(user, issued.url, issued.expiresAt, request.body.template);
           await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId } });
@@ -445,8 +449,12 @@ export async function adminRoutes(app: FastifyInstance) {
         }
         return reply.redirect(issuedPage(issued.flowId), 303);
       }
-      await keepForReveal(request, issued.flowId, issued.token);
-      await audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId: issued.flowId } });
+      // As for a code: revocation, the sealed link and the audit record land together or not at all.
+      const issued = await issueInvite(store, config, user, now(), {
+        ...issueOptions,
+        revealTo: revealTo(request),
+        alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId } }, tx),
+      });
       return reply.redirect(issuedPage(issued.flowId), 303);
     },
   );

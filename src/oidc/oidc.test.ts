@@ -710,6 +710,8 @@ describe('step-up from a real AAL1 sign-in (a linked account at an upstream conf
   let idp: UpstreamIdp;
   let t: TestApp;
   let rp: client.Configuration;
+  /** Moves Latchkey's clock (not the upstream's, nor oidc-provider's own expiry of the interaction). */
+  let offset = 0;
 
   beforeAll(async () => {
     idp = await startUpstreamIdp({ redirectUris: [`${TEST_ORIGIN}/signin/linked/work/callback`] });
@@ -720,7 +722,7 @@ describe('step-up from a real AAL1 sign-in (a linked account at an upstream conf
       LATCHKEY_UPSTREAM_WORK_CLIENT_SECRET: idp.clientSecret!,
       LATCHKEY_UPSTREAM_WORK_NAME: 'Work sign-in',
       LATCHKEY_UPSTREAM_WORK_AAL: '1',
-    });
+    }, { now: () => Date.now() + offset });
     const { service, clientSecret } = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Rota', redirectUris: [REDIRECT], clientType: 'confidential', aal: 2, firstParty: true }, Date.now());
     rp = await client.discovery(new URL(TEST_ORIGIN), service.client_id, undefined, client.ClientSecretBasic(clientSecret!), {
       execute: [client.allowInsecureRequests],
@@ -813,6 +815,103 @@ describe('step-up from a real AAL1 sign-in (a linked account at an upstream conf
     const { url: callback } = await follow(browser, `/interaction/${uid}`);
     const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
     expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2' });
+  });
+
+  it('with nothing stronger, signed in longer ago than LATCHKEY_REAUTH_MINUTES: signs in again with the work account, adds a passkey, and the service gets a code', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'sam.linked@example.com', displayName: 'Sam Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'sam-work', Date.now());
+    const stranger = await createUser(t.app.latchkey.store, { email: 'kim.linked@example.com', displayName: 'Kim Linked' }, Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, stranger.id, t.config.upstreamProviders[0]!, idp.issuer, 'kim-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    const { verifier, url: stepUpAt } = await signInWithWorkAccount(browser, 'sam-work');
+    const uid = stepUpAt.split('/interaction/')[1]!;
+    const sessionHash = hashToken(browser.cookies.get('latchkey_session')!);
+    offset = (t.config.reauthSeconds + 60) * 1000;
+    try {
+      // Too long since they signed in: first confirm it is them, with the only way in they have.
+      const add = await browser.postForm('/settings/add-authenticator', { interaction: uid });
+      const continueAdding = `/settings/add-authenticator?interaction=${uid}`;
+      expect(add.headers.location).toBe(`/settings/reauth?next=${encodeURIComponent(continueAdding)}`);
+      const reauth = await browser.get(String(add.headers.location));
+      expect(reauth.statusCode).toBe(200);
+      const again = `/reauth/linked/work?next=${encodeURIComponent(continueAdding)}`;
+      expect(reauth.body).toContain(`href="${again.replace(/&/g, '&amp;')}"`);
+      expect(reauth.body).toContain('Sign in again with Work sign-in');
+      expect(reauth.body).not.toContain('id="reauth-button"');
+
+      /** Sign in at the upstream as `subject`; what Latchkey answers at the callback. */
+      const signInAgainAs = async (subject: string) => {
+        const start = await browser.get(again);
+        expect(start.statusCode).toBe(303);
+        // A fresh sign-in there, not the upstream's existing session.
+        expect(new URL(String(start.headers.location)).searchParams.get('prompt')).toBe('login');
+        idp.setNextLogin({ accountId: subject, email: `${subject}@work.example` });
+        const callback = await idp.browser().follow(String(start.headers.location));
+        return browser.get(callback.pathname + callback.search);
+      };
+      // Someone else's work account (or one linked to no one) does not confirm it is Sam; nothing changes.
+      for (const subject of ['kim-work', 'nobody-work']) {
+        const wrong = await signInAgainAs(subject);
+        expect(wrong.statusCode, subject).toBe(403);
+        expect(wrong.body).toContain('That is not the Work sign-in account linked to your profile');
+      }
+      expect((await t.app.latchkey.store.sessions.findByHash(sessionHash))!.authenticated_at).toBeLessThan(Date.now() + offset - t.config.reauthSeconds * 1000);
+      expect((await browser.get(continueAdding)).headers.location).toBe(`/settings/reauth?next=${encodeURIComponent(continueAdding)}`);
+
+      // Their own: back into adding an authenticator, with the way back to the service.
+      const back = await signInAgainAs('sam-work');
+      expect(back.headers.location).toBe(continueAdding);
+      const choose = await browser.get(continueAdding);
+      expect(choose.headers.location).toMatch(/^\/add-authenticator\/[A-Za-z0-9_-]+\/choose$/);
+      const flowBase = String(choose.headers.location).replace(/\/choose$/, '');
+      const key = authenticator();
+      const options = await browser.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+      const added = await browser.postJson(`${flowBase}/passkey/verify`, { response: key.createCredential(options.json().options), name: 'Laptop' });
+      expect(added.statusCode).toBe(200);
+      const done = await browser.get(added.json().redirect);
+      expect(done.body).toContain(`href="/interaction/${uid}"`);
+      expect(done.body).toContain('Continue to Rota');
+
+      // The work account reaches AAL1 only: the service still asks for the new passkey, then gets a code at AAL2.
+      const { url: atReauth } = await follow(browser, `/interaction/${uid}`);
+      expect(atReauth).toBe(`${TEST_ORIGIN}/settings/reauth?next=${encodeURIComponent(`/interaction/${uid}`)}`);
+      const check = await browser.postJson('/reauth/options', {});
+      expect((await browser.postJson('/reauth/verify', { response: key.getAssertion(check.json().options) })).statusCode).toBe(200);
+      const { url: callback } = await follow(browser, `/interaction/${uid}`);
+      const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier });
+      expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2' });
+      const events = (await t.app.latchkey.store.audit.listByEvent('reauth')).filter((e) => e.subject_user_id === user.id);
+      expect(events.map((e) => JSON.parse(String(e.detail ?? '{}')).method)).toContain('linked-account');
+    } finally {
+      offset = 0;
+    }
+  });
+
+  it('signing in again with a work account is only for people whose only way in it is, and only with theirs', async () => {
+    const user = await createUser(t.app.latchkey.store, { email: 'lin.linked@example.com', displayName: 'Lin Linked' }, Date.now());
+    await t.app.latchkey.store.users.setStatus(user.id, 'enrolled', Date.now());
+    await t.app.latchkey.linkedAccounts!.linkAccount(t.app.latchkey.store, user.id, t.config.upstreamProviders[0]!, idp.issuer, 'lin-work', Date.now());
+    const browser = new TestBrowser(t.app);
+    await signInWithWorkAccount(browser, 'lin-work');
+    expect((await browser.get('/reauth/linked/other?next=/settings')).statusCode).toBe(404);
+    // Signed out: sent to sign in, never to the upstream provider.
+    expect((await new TestBrowser(t.app).get('/reauth/linked/work?next=/settings')).headers.location).toMatch(/^\/signin/);
+    // With a passkey, the check is the passkey: a work account at AAL1 would be a weaker way round it.
+    const key = authenticator();
+    const add = await browser.postForm('/settings/add-authenticator', {});
+    const flowBase = String(add.headers.location).replace(/\/choose$/, '');
+    const options = await browser.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+    expect((await browser.postJson(`${flowBase}/passkey/verify`, { response: key.createCredential(options.json().options), name: 'Laptop' })).statusCode).toBe(200);
+    const reauth = await browser.get('/settings/reauth?next=/settings');
+    expect(reauth.body).toContain('id="reauth-button"');
+    expect(reauth.body).not.toContain('Sign in again with');
+    expect((await browser.get('/reauth/linked/work?next=/settings')).statusCode).toBe(404);
+    // An open redirect is never made of `next`.
+    for (const next of ['//evil.example', 'https://evil.example/', '/\\evil.example']) {
+      const page = await browser.get(`/settings/reauth?next=${encodeURIComponent(next)}`);
+      expect(page.body, next).not.toContain('evil.example');
+    }
   });
 
   it('the return to a service is only ever an interaction the provider knows, by its local path', async () => {

@@ -12,11 +12,44 @@ import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/crypto.js';
 import { addService } from '../../src/oidc/services.js';
+import { startUpstreamIdp, type UpstreamIdp } from '../support/upstreamIdp.js';
 import { signOut, signUpInBrowser, useE2E, waitReady, expectAccessible } from './support.js';
 
-const e2e = useE2E();
+/** A port for the upstream work-account provider, held until the server (which picks its own port) has started. */
+async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = probe.address() as AddressInfo;
+  return { port, release: () => new Promise<void>((resolve) => probe.close(() => resolve())) };
+}
+
+const upstreamPort = await reservePort();
+// A work-account provider at AAL1: someone whose only way in it is has nothing that reaches an AAL2 service.
+const e2e = useE2E({
+  LATCHKEY_UPSTREAM_PROVIDERS: 'work',
+  LATCHKEY_UPSTREAM_WORK_ISSUER: `http://127.0.0.1:${upstreamPort.port}`,
+  LATCHKEY_UPSTREAM_WORK_CLIENT_ID: 'latchkey',
+  LATCHKEY_UPSTREAM_WORK_CLIENT_SECRET: 'e2e-upstream-secret',
+  LATCHKEY_UPSTREAM_WORK_NAME: 'Work sign-in',
+  LATCHKEY_UPSTREAM_WORK_AAL: '1',
+});
 let rpServer: Server;
 let rpOrigin: string;
+let idp: UpstreamIdp;
+
+beforeAll(async () => {
+  await upstreamPort.release();
+  idp = await startUpstreamIdp({
+    port: upstreamPort.port,
+    clientId: 'latchkey',
+    clientSecret: 'e2e-upstream-secret',
+    redirectUris: [`${e2e.server.origin}/signin/linked/work/callback`],
+  });
+});
+afterAll(() => idp?.close());
 
 beforeAll(async () => {
   // The relying party's redirect and post-logout pages: plain pages the browser lands on.
@@ -137,18 +170,18 @@ describe('OpenID Connect in a browser', () => {
     expect((await e2e.server.app.latchkey.store.sessions.findByHash(hashToken(token)))?.aal).toBe(2);
   });
 
-  it('step-up with nothing strong enough: adds a passkey in settings, comes back to the service and gets a code', async () => {
+  it('step-up with nothing strong enough, signed in longer ago than LATCHKEY_REAUTH_MINUTES: signs in again with the work account, adds a passkey in settings, comes back to the service and gets a code', async () => {
     const { page, authenticators } = await e2e.open();
     const first = await authenticators.add('platform');
     const email = 'edith.cavell@example.com';
     await signUpInBrowser(e2e.server, page, { displayName: 'Edith Cavell', email });
-    // As if this person's only way in were a work account at an upstream configured as AAL1, and this session came
-    // from it (src/oidc/oidc.test.ts signs in through a real upstream): nothing they have reaches AAL2.
+    // As if this person's only way in were their work account at the upstream (configured as AAL1), and this session
+    // came from it (src/oidc/oidc.test.ts signs in through it): nothing they have reaches AAL2.
     const { store } = e2e.server.app.latchkey;
     const user = (await store.users.findByEmail(email))!;
     const [passkey] = await store.authenticators.listForUser(user.id);
     await store.authenticators.insert({
-      id: 'work-account-1', user_id: user.id, type: 'linked-account', credential_id: 'https://work.example#edith', public_key: '', counter: 0,
+      id: 'work-account-1', user_id: user.id, type: 'linked-account', credential_id: `${idp.issuer}#edith`, public_key: '', counter: 0,
       transports: '[]', aaguid: 'work', backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Work sign-in', created_at: Date.now(), last_used_at: null,
     });
     const token = (await page.context().cookies()).find((c) => c.name === 'latchkey_session')!.value;
@@ -163,29 +196,43 @@ describe('OpenID Connect in a browser', () => {
     await waitReady(page);
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Rota needs a stronger way to sign in');
     await expectAccessible(page, 'needs a stronger way to sign in, with a way to add one');
-    // Signed in: straight to the choice of authenticator, no email, National Insurance number or code again.
-    await page.getByRole('button', { name: 'Add a passkey or an authenticator app' }).click();
-    await page.waitForURL('**/add-authenticator/*/choose');
-    await waitReady(page);
-    await page.getByRole('radio', { name: /^Passkey/ }).check();
-    await page.getByRole('button', { name: 'Continue', exact: true }).click();
-    await page.waitForURL('**/add-authenticator/*/passkey');
-    await waitReady(page);
-    await page.getByRole('button', { name: 'Set up passkey' }).click();
-    await page.waitForURL('**/add-authenticator/*/done?added=passkey');
-    await waitReady(page);
-    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Authenticator added');
-    expect(await page.getByRole('link', { name: 'Go to sign in' }).count()).toBe(0);
-    await expectAccessible(page, 'authenticator added, back to the service');
+    // Signed in, but longer ago than the check that adding needs: they confirm it is them with the only way in they
+    // have, then go straight on to the choice of authenticator, no email, National Insurance number or code again.
+    const clock = e2e.server.clock;
+    const offsetBefore = clock.offset;
+    clock.advanceMinutes(e2e.server.config.reauthSeconds / 60 + 1);
+    try {
+      await page.getByRole('button', { name: 'Add a passkey or an authenticator app' }).click();
+      await page.waitForURL('**/settings/reauth?next=*');
+      await waitReady(page);
+      expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Confirm it is you');
+      await expectAccessible(page, 'confirm it is you with a work account');
+      idp.setNextLogin({ accountId: 'edith', email: 'edith@work.example' });
+      await page.getByRole('link', { name: 'Sign in again with Work sign-in' }).click();
+      await page.waitForURL('**/add-authenticator/*/choose');
+      await waitReady(page);
+      await page.getByRole('radio', { name: /^Passkey/ }).check();
+      await page.getByRole('button', { name: 'Continue', exact: true }).click();
+      await page.waitForURL('**/add-authenticator/*/passkey');
+      await waitReady(page);
+      await page.getByRole('button', { name: 'Set up passkey' }).click();
+      await page.waitForURL('**/add-authenticator/*/done?added=passkey');
+      await waitReady(page);
+      expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Authenticator added');
+      expect(await page.getByRole('link', { name: 'Go to sign in' }).count()).toBe(0);
+      await expectAccessible(page, 'authenticator added, back to the service');
 
-    // Back at the service's sign-in: confirm it is them with the new passkey, and the service gets its code.
-    await page.getByRole('link', { name: 'Continue to Rota' }).click();
-    await page.waitForURL('**/settings/reauth?next=*');
-    await waitReady(page);
-    await page.getByRole('button', { name: 'Continue with a passkey' }).click();
-    await page.waitForURL(`${rpOrigin}/callback**`);
-    const tokens = await rp.exchange(page.url());
-    expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: expect.arrayContaining(['user', 'mfa']) });
+      // Back at the service's sign-in: confirm it is them with the new passkey, and the service gets its code.
+      await page.getByRole('link', { name: 'Continue to Rota' }).click();
+      await page.waitForURL('**/settings/reauth?next=*');
+      await waitReady(page);
+      await page.getByRole('button', { name: 'Continue with a passkey' }).click();
+      await page.waitForURL(`${rpOrigin}/callback**`);
+      const tokens = await rp.exchange(page.url());
+      expect(tokens.claims()).toMatchObject({ sub: user.id, acr: 'http://idmanagement.gov/ns/assurance/aal/2', amr: expect.arrayContaining(['user', 'mfa']) });
+    } finally {
+      clock.offset = offsetBefore;
+    }
   });
 
   it('the pages on the way to a service are accessible: consent for a third-party service, the continue page, and "needs a stronger way"', async () => {

@@ -77,6 +77,24 @@ export interface IssueOptions {
   templateId?: string;
   /** Revoke the person's earlier links and codes (default true). */
   revokeEarlier?: boolean;
+  /** Keep the link's token sealed on its record for the one showing to this agent (see {@link RevealTo}). */
+  revealTo?: RevealTo;
+  /** More writes that belong to the issue (its audit record): in the same transaction, so all land or none. */
+  alongside?: (tx: Store, flowId: string) => Promise<void>;
+}
+
+/**
+ * Who may see a just-issued link or code once, and how to seal it (under the flow's id). Sealed into the flow's data
+ * as it is inserted, so there is no moment when the earlier link is revoked and the new one cannot be shown.
+ */
+export interface RevealTo {
+  agentId: string;
+  bindingHash: string;
+  seal: (value: string, flowId: string) => string;
+}
+
+function sealReveal(revealTo: RevealTo | undefined, value: string, flowId: string): Pick<EnrolmentData, 'reveal'> {
+  return revealTo ? { reveal: { sealed: revealTo.seal(value, flowId), agentId: revealTo.agentId, bindingHash: revealTo.bindingHash } } : {};
 }
 
 /** Issue a new link for `user`; by default their earlier links and codes stop working (one outstanding per person). */
@@ -84,7 +102,13 @@ export async function issueInvite(store: Store, config: Config, user: User, now:
   const token = randomToken(32);
   const flowId = randomToken(16);
   const expiresAt = now + (options.lifetimeSeconds ?? config.inviteSeconds) * 1000;
-  const data: EnrolmentData = { issuedBy: options.issuedBy ?? null, method: options.method ?? 'link', parentId: options.parentId, templateId: options.templateId };
+  const data: EnrolmentData = {
+    issuedBy: options.issuedBy ?? null,
+    method: options.method ?? 'link',
+    parentId: options.parentId,
+    templateId: options.templateId,
+    ...sealReveal(options.revealTo, token, flowId),
+  };
   await store.transaction(async (tx) => {
     if (options.revokeEarlier !== false) await tx.flows.revokeActiveForUser(user.id, ENROLMENT_FLOWS, now);
     await tx.flows.insert({
@@ -97,6 +121,7 @@ export async function issueInvite(store: Store, config: Config, user: User, now:
       created_at: now,
       expires_at: expiresAt,
     });
+    await options.alongside?.(tx, flowId);
   });
   return { url: `${config.origin}/enrol/${token}`, token, expiresAt, flowId };
 }
@@ -154,11 +179,20 @@ export interface IssuedCode {
   expiresAt: number;
 }
 
-export async function issueCode(store: Store, config: Config, secret: string, user: User, now: number, issuedBy: string | null): Promise<IssuedCode> {
+/** Issue a code for `user`, revoking their earlier links and codes; `options` as for {@link issueInvite}. */
+export async function issueCode(
+  store: Store,
+  config: Config,
+  secret: string,
+  user: User,
+  now: number,
+  issuedBy: string | null,
+  options: Pick<IssueOptions, 'revealTo' | 'alongside'> = {},
+): Promise<IssuedCode> {
   const code = generateCode();
   const flowId = randomToken(16);
   const expiresAt = now + config.enrolmentCodeSeconds * 1000;
-  const data: EnrolmentData = { issuedBy, method: 'code', codeHash: codeHash(secret, code) };
+  const data: EnrolmentData = { issuedBy, method: 'code', codeHash: codeHash(secret, code), ...sealReveal(options.revealTo, code, flowId) };
   await store.transaction(async (tx) => {
     await tx.flows.revokeActiveForUser(user.id, ENROLMENT_FLOWS, now);
     await tx.flows.insert({
@@ -171,6 +205,7 @@ export async function issueCode(store: Store, config: Config, secret: string, us
       created_at: now,
       expires_at: expiresAt,
     });
+    await options.alongside?.(tx, flowId);
   });
   return { code, flowId, expiresAt };
 }

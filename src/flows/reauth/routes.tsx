@@ -3,8 +3,13 @@
  * or removing a passkey when the last check is older than LATCHKEY_REAUTH_MINUTES,
  * and before a service that needs a higher assurance level than the session has
  * (the check raises the session's AAL; src/oidc/interactions.tsx).
+ *
+ * Everyone confirms with the strongest way in they have: a passkey, else a
+ * password with an authenticator app, else (their only way in is a linked work
+ * account) signing in again with that account, which proves as much as the
+ * sign-in that made the session and no more.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { AuthenticationResponseJSON, AuthenticatorTransportFuture } from '@simplewebauthn/server';
 import { audit } from '../../audit.js';
@@ -19,11 +24,15 @@ import { assessSignIn, methodOf } from '../../oidc/assurance.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { checkPasswordAndCode } from '../../strategies/password/routes.js';
 import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../../strategies/throttle.js';
+import { LINKED_ACCOUNT_TYPE, type UpstreamLogin } from '../../strategies/linkedAccount/linkedAccounts.js';
+import type { Config } from '../../config/index.js';
+import type { Authenticator, User } from '../../db/schema.js';
 
 export const REAUTH_FLOW = 'reauth';
 const VerifyBody = Type.Object({ response: AuthenticationResponseSchema });
 const OptionsBody = Type.Object({}, { additionalProperties: false });
 const PageQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 200 })) });
+const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
 const PasswordBody = Type.Object({
   _csrf: Type.Optional(Type.String({ maxLength: 200 })),
   password: Type.Optional(Type.String({ maxLength: 1000 })),
@@ -35,16 +44,77 @@ export function safeNext(next: string | undefined): string {
   return next && /^\/[A-Za-z0-9/_\-?=&.]*$/.test(next) && !next.startsWith('//') ? next : '/settings';
 }
 
+/**
+ * The upstream providers a person may confirm it is them with: only when a linked work account is all they have (no
+ * passkey, no password + app), and only providers still configured. Someone with a passkey or an app uses that.
+ */
+export function linkedAccountReauthProviders(config: Config, user: User, authenticators: Authenticator[]): { id: string; name: string }[] {
+  if (user.password_hash || authenticators.some((a) => a.type === 'passkey')) return [];
+  const ids = new Set(authenticators.filter((a) => a.type === LINKED_ACCOUNT_TYPE).map((a) => a.aaguid));
+  return config.upstreamProviders.filter((p) => ids.has(p.id)).map((p) => ({ id: p.id, name: p.name }));
+}
+
+/**
+ * Back from the upstream provider with purpose `reauth` (src/strategies/linkedAccount/routes.tsx): the account that
+ * signed in there must be the one linked to this session's person, and one they may confirm with; then the session's
+ * check is fresh (its level never goes down) and the person goes on to `next`.
+ */
+export async function finishLinkedAccountReauth(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: UpstreamLogin,
+  found: { authenticator: Authenticator; user: User } | undefined,
+): Promise<FastifyReply> {
+  const { config, store, now } = app.latchkey;
+  const auth = requireAuth(request);
+  const offered = linkedAccountReauthProviders(config, auth.user, await store.authenticators.listForUser(auth.user.id)).some((p) => p.id === result.provider.id);
+  if (!found || found.user.id !== auth.user.id || !offered) {
+    const reason = !found ? 'not_linked' : found.user.id !== auth.user.id ? 'another_profile' : 'not_offered';
+    await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method: 'linked-account', provider: result.provider.id, reason } });
+    throw appError('reauth_linked_account_mismatch', `That is not the ${result.provider.name} account linked to your profile. Sign in again with your own ${result.provider.name} account.`);
+  }
+  const t = now();
+  await store.transaction(async (tx) => {
+    await tx.sessions.stepUp(auth.session.id_hash, t, assessSignIn({ kind: 'linked-account', upstreamAal: result.provider.aal }).aal, found.authenticator.id);
+    await tx.authenticators.recordUse(found.authenticator.id, { counter: 0, backedUp: false, at: t });
+    await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: found.authenticator.id, detail: { method: 'linked-account', provider: result.provider.id } }, tx);
+  });
+  return reply.redirect(safeNext(result.returnTo), 303);
+}
+
 export async function reauthRoutes(app: FastifyInstance) {
   const { config, store, webauthn, now } = app.latchkey;
 
   app.get<{ Querystring: Static<typeof PageQuery> }>('/settings/reauth', { schema: { querystring: PageQuery } }, async (request, reply) => {
     const auth = requireAuth(request);
-    const hasPasskey = (await store.authenticators.countForUser(auth.user.id)) > 0;
+    const authenticators = await store.authenticators.listForUser(auth.user.id);
+    const hasPasskey = authenticators.some((a) => a.type === 'passkey');
+    const linked = linkedAccountReauthProviders(config, auth.user, authenticators);
     return reply
       .type('text/html; charset=utf-8')
-      .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={safeNext(request.query.next)} hasPasskey={hasPasskey} />));
+      .send(
+        renderPage(
+          <ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={safeNext(request.query.next)} hasPasskey={hasPasskey} linkedProviders={linked} />,
+        ),
+      );
   });
+
+  // "Sign in again with <provider>": the linked-account sign-in, for this person, back to `next` (checked again there).
+  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof PageQuery> }>(
+    '/reauth/linked/:provider',
+    { schema: { params: ProviderParams, querystring: PageQuery } },
+    async (request, reply) => {
+      const auth = requireAuth(request);
+      const linked = app.latchkey.linkedAccounts;
+      const offered = linkedAccountReauthProviders(config, auth.user, await store.authenticators.listForUser(auth.user.id));
+      if (!linked || !offered.some((p) => p.id === request.params.provider)) {
+        throw appError('not_found', 'You cannot confirm it is you that way. Go back and use one of the ways offered.');
+      }
+      const url = await linked.start(request.params.provider, { purpose: 'reauth', bindingHash: request.bindingHash, returnTo: safeNext(request.query.next) });
+      return reply.redirect(url, 303);
+    },
+  );
 
   // For people who sign in with a password and an authenticator app.
   app.post<{ Querystring: Static<typeof PageQuery>; Body: Static<typeof PasswordBody> }>(

@@ -2,8 +2,18 @@ import type { Config } from '../../config/index.js';
 import type { User } from '../../db/schema.js';
 import { CsrfField, ErrorSummary, Layout, NoScript, StatusRegion } from '../../views/layout.js';
 
-export function ReauthPage(props: { config: Config; csrfToken: string; user: User; next: string; hasPasskey?: boolean; error?: string }) {
+export function ReauthPage(props: {
+  config: Config;
+  csrfToken: string;
+  user: User;
+  next: string;
+  hasPasskey?: boolean;
+  /** Providers to sign in again with, when a linked work account is all the person has (linkedAccountReauthProviders). */
+  linkedProviders?: { id: string; name: string }[];
+  error?: string;
+}) {
   const hasPasskey = props.hasPasskey ?? true;
+  const linked = props.linkedProviders ?? [];
   return (
     <Layout title="Confirm it is you" rpName={props.config.rpName} csrfToken={props.csrfToken} page="reauth" signedIn={{ displayName: props.user.display_name }} data={{ next: props.next }}>
       <h1>Confirm it is you</h1>
@@ -43,6 +53,26 @@ export function ReauthPage(props: { config: Config; csrfToken: string; user: Use
             Continue
           </button>
         </form>
+      ) : null}
+      {linked.length ? (
+        <>
+          <p>For your security, sign in again with your work account before you change how you sign in.</p>
+          <div class="actions">
+            {linked.map((p) => (
+              <a class="button" href={`/reauth/linked/${p.id}?next=${encodeURIComponent(props.next)}`}>
+                Sign in again with {p.name}
+              </a>
+            ))}
+            <a class="button secondary" href="/settings">
+              Cancel
+            </a>
+          </div>
+        </>
+      ) : null}
+      {!hasPasskey && !props.user.password_hash && !linked.length ? (
+        <p>
+          You have no way to confirm it is you on this page. Sign out at the top of the page, sign in again, then try again.
+        </p>
       ) : null}
     </Layout>
   );

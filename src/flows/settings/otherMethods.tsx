@@ -3,7 +3,8 @@
  * or a work account (the self-service flow, from its choice of type: the
  * person is signed in and has just confirmed it is them), remove one, and
  * change the password used with an app. Every change needs a check within
- * LATCHKEY_REAUTH_MINUTES; nobody can remove their last way to sign in.
+ * LATCHKEY_REAUTH_MINUTES (after which adding carries on where it was going);
+ * nobody can remove their last way to sign in.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
@@ -21,6 +22,7 @@ import { checkNewPassword, hashPassword } from '../../strategies/password/passwo
 const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
 const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const AddBody = Type.Object({ ...Csrf, interaction: Type.Optional(InteractionUid) });
+const AddQuery = Type.Object({ interaction: Type.Optional(InteractionUid) });
 const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
 const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
 
@@ -29,15 +31,31 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const reauth = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
-  app.post<{ Body: Static<typeof AddBody> }>('/settings/add-authenticator', { schema: { body: AddBody } }, async (request, reply) => {
+  /**
+   * Start adding an app or a work account, or first confirm it is them and then come back here: `next` after that
+   * check is this route's GET, with the service's interaction uid, so the add flow (and its return to the service)
+   * carries on rather than leaving the person on the service's step-up page again.
+   */
+  async function startAdding(request: FastifyRequest, reply: FastifyReply, interaction: string | undefined) {
     const auth = requireAuth(request);
     // Sent by a service's step-up page (src/oidc/interactions.tsx): back to that sign-in when done. Only an
     // interaction the provider knows, by its local path; anything else is the plain settings journey.
-    const back = request.body.interaction ? await serviceWaitingAt(app.latchkey.oidc, request.body.interaction) : undefined;
-    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, back?.path ?? '/settings#other-methods');
+    const back = interaction ? await serviceWaitingAt(app.latchkey.oidc, interaction) : undefined;
+    if (!isRecentlyAuthenticated(app, request)) {
+      return reauth(reply, back && interaction ? `/settings/add-authenticator?interaction=${interaction}` : '/settings/add-authenticator');
+    }
     const flowId = await startVerifiedFlow(store, request.bindingHash, auth.user, now(), back);
     return reply.redirect(`/add-authenticator/${flowId}/choose`, 303);
-  });
+  }
+
+  app.post<{ Body: Static<typeof AddBody> }>('/settings/add-authenticator', { schema: { body: AddBody } }, (request, reply) =>
+    startAdding(request, reply, request.body.interaction),
+  );
+  // Where the check that it is them continues to. It only opens the choice of what to add (a flow record bound to this
+  // browser, which expires unused): nothing about the account changes until the person adds something.
+  app.get<{ Querystring: Static<typeof AddQuery> }>('/settings/add-authenticator', { schema: { querystring: AddQuery } }, (request, reply) =>
+    startAdding(request, reply, request.query.interaction),
+  );
 
   async function load(request: FastifyRequest<{ Params: Static<typeof Params> }>) {
     const auth = requireAuth(request);

@@ -27,7 +27,8 @@ export const LINKED_ACCOUNT_TYPE = 'linked-account';
 export const OIDC_LOGIN_SECONDS = 10 * 60;
 const SCOPE = 'openid email profile';
 
-export type LinkPurpose = 'signin' | 'link';
+/** `reauth`: a signed-in person confirms it is them with the account they are linked to (src/flows/reauth). */
+export type LinkPurpose = 'signin' | 'link' | 'reauth';
 
 export interface StartOptions {
   purpose: LinkPurpose;
@@ -214,6 +215,9 @@ export class LinkedAccounts {
       nonce,
       code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
       code_challenge_method: 'S256',
+      // Confirming it is you means signing in there now, not riding on a session the provider already has
+      // (OpenID Connect Core §3.1.2.1).
+      ...(opts.purpose === 'reauth' ? { prompt: 'login' } : {}),
     });
     return url.href;
   }

@@ -4,6 +4,9 @@
  * the profile the upstream account is linked to, at the assurance level
  * configured for that provider.
  *
+ * A signed-in person who confirms it is them with their linked account comes
+ * back here too (purpose `reauth`): the reauth flow finishes that.
+ *
  * Linking itself belongs to the self-service flow: it calls
  * `app.latchkey.linkedAccounts.start(id, { purpose: 'link', bindingHash, linkFlowId })`
  * and receives the checked upstream account through the `onLinked` option or
@@ -15,6 +18,7 @@ import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
 import { safeNext } from '../../flows/signin/routes.js';
+import { finishLinkedAccountReauth } from '../../flows/reauth/routes.js';
 import { startSession } from '../../plugins/sessions.js';
 import { assessSignIn } from '../../oidc/assurance.js';
 import { LinkedAccountError, LinkedAccounts, type UpstreamLogin } from './linkedAccounts.js';
@@ -95,6 +99,8 @@ export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAcco
         }
         throw err;
       }
+
+      if (result.purpose === 'reauth') return finishLinkedAccountReauth(app, request, reply, result, await linked.findLinked(store, result.issuer, result.subject));
 
       if (result.purpose === 'link') {
         const handler = opts.onLinked ?? app.latchkey.linkedAccountHandlers?.link;
