@@ -191,6 +191,8 @@ export const auditEventLabels: Record<string, string> = {
 /** Why a refusal or failure happened, in words for the people reading the audit log. */
 const reasonWords: Partial<Record<ErrorCode, string>> = {
   forbidden: 'their role does not allow it',
+  no_console_role: 'they have no registration-authority role',
+  user_suspended: 'the person is suspended',
   own_account: 'it was their own account',
   credential_exists: 'that passkey is already registered',
   enrolment_code_expired: 'the code had expired',

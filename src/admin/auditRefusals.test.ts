@@ -78,6 +78,34 @@ describe('refused and failed actions in the audit log', () => {
     expect((await manager.browser.get(`/admin/users/${target.user.id}/activity`)).body).toContain('Console action refused');
   });
 
+  it('issuing to a suspended person is recorded with that reason, not as the agent’s role refusing it', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const target = await person();
+    expect((await manager.browser.postForm(`/admin/users/${target.user.id}/status`, { action: 'suspend' })).statusCode).toBe(303);
+    const res = await manager.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' });
+    expect(res.statusCode).toBe(403);
+    expect(res.body).toContain(`${target.user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+    const { page, rows } = await refusals(manager.browser, 'console.refused');
+    expect(rows).toHaveLength(1);
+    expect(JSON.parse(rows[0]!.detail!)).toEqual({ action: 'POST /admin/users/:id/enrolments', reason: 'user_suspended' });
+    expect(page).toContain('Why: the person is suspended (POST /admin/users/:id/enrolments)');
+    expect(page).not.toContain('their role does not allow it');
+  });
+
+  it('a JSON request from someone with no console role is recorded as such, and told so', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const nobody = await person();
+    const res = await nobody.browser.postJson(`/admin/users/${manager.user.id}/enrolments`, { method: 'link' });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error).toEqual({ code: 'no_console_role', message: 'Your account has no registration-authority role. Ask an RA Manager to give you one.' });
+    const { page, rows } = await refusals(manager.browser, 'console.refused');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ actor_email: nobody.user.email });
+    expect(page).toContain('Why: they have no registration-authority role (POST /admin/users/:id/enrolments)');
+  });
+
   it('acting on one’s own account is recorded as refused', async () => {
     await start();
     const manager = await person(['ra_manager']);

@@ -375,7 +375,7 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.get<{ Params: Static<typeof UserParams> }>('/admin/users/:id/issue/passkey', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
-    if (user.status === 'suspended') throw appError('forbidden', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+    if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
     return html(reply, renderPage(<IssuePasskeyPage {...ctx(request)} user={user} templates={await store.emailTemplates.list()} />));
   });
 
@@ -423,7 +423,7 @@ export async function adminRoutes(app: FastifyInstance) {
     { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: IssueBody } },
     async (request, reply) => {
       const user = await loadOtherUser(request, request.params.id);
-      if (user.status === 'suspended') throw appError('forbidden', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+      if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
       const agentId = agentOf(request).user.id;
       const method = request.body.method;
       const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;
