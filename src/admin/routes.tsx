@@ -135,7 +135,7 @@ export async function adminRoutes(app: FastifyInstance) {
   // First, before any route: every route below declares its permission, and the gate checks it (guard.ts).
   guardConsole(app, async (request, reply) => {
     // A page, not an error: so the refusal is recorded here rather than by auditRefusals below.
-    await auditRefusal(app, request, { event: 'console.refused', outcome: 'refused', reason: 'forbidden' });
+    await auditRefusal(app, request, { event: 'console.refused', outcome: 'refused', reason: 'no_console_role' });
     return html(reply, renderPage(<NoRolePage config={config} csrfToken={request.csrfToken} user={request.auth!.user} />), 403);
   });
   // Refusals and failures are audited too (rate-limited), with the person the request was about.
