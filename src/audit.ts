@@ -32,50 +32,73 @@ export async function audit(app: FastifyInstance, request: FastifyRequest | null
 }
 
 /**
- * How many refusals and failures go into the audit log: per source (the signed-in person, or the IP address) and
- * reason, and in all, per minute. Counted in the process: each instance keeps its own window.
+ * How many refusals and failures of one budget go into the audit log in a minute: per source (the signed-in person,
+ * or the IP address) and reason, and in all. Only counts are kept for what is not recorded, so a flood from any
+ * number of sources costs a bounded amount of memory.
  */
 export class RefusalWindow {
-  private start = -Infinity;
   private total = 0;
+  /** Recorded this minute per source and reason: at most `perMinute` keys. */
   private counts = new Map<string, number>();
-  private droppedNow = new Map<string, number>();
-  /** What the previous minute left unrecorded, per source and reason, told in the next record of that kind. */
-  private droppedBefore = new Map<string, number>();
+  /** Not recorded this minute. */
+  dropped = 0;
 
   constructor(
     private readonly perSource: number,
     private readonly perMinute: number,
   ) {}
 
-  /**
-   * Whether to record one more of `key` now; `last` when it is the last of its kind (or of all) this minute,
-   * `droppedBefore` how many of its kind the previous minute did not record.
-   */
-  take(key: string, now: number): { record: false } | { record: true; last: boolean; droppedBefore: number } {
-    if (now - this.start >= 60_000) {
-      this.start = now;
-      this.total = 0;
-      this.counts = new Map();
-      this.droppedBefore = this.droppedNow;
-      this.droppedNow = new Map();
-    }
+  /** Whether to record one more of `key`; `last` when it is the last of its kind (or of all) this minute. */
+  take(key: string): { record: false } | { record: true; last: boolean } {
     const seen = (this.counts.get(key) ?? 0) + 1;
     if (seen > this.perSource || this.total >= this.perMinute) {
-      // Counted for the next minute's first record of its kind; at most 10,000 kinds, whatever the flood.
-      if (this.droppedNow.has(key) || this.droppedNow.size < 10_000) this.droppedNow.set(key, (this.droppedNow.get(key) ?? 0) + 1);
+      this.dropped++;
       return { record: false };
     }
     this.counts.set(key, seen);
     this.total++;
-    const droppedBefore = this.droppedBefore.get(key) ?? 0;
-    this.droppedBefore.delete(key);
-    return { record: true, last: seen === this.perSource || this.total === this.perMinute, droppedBefore };
+    return { record: true, last: seen === this.perSource || this.total === this.perMinute };
   }
 }
 
-/** One window per app (keyed by its context object, which every plugin of that app shares). */
-const windows = new WeakMap<object, RefusalWindow>();
+/** What a minute left unrecorded, per budget ("console.signed_in": 35), told once in a record of its own. */
+export interface NotRecorded {
+  from: number;
+  to: number;
+  counts: Record<string, number>;
+}
+
+/**
+ * One {@link RefusalWindow} per budget, all on one minute: a budget per area (console, enrolment) and per kind of
+ * source (signed in, signed out), so anonymous requests to `/enrol/:token`, which anyone can send, never use up what
+ * signed-in agents' refusals in the console are recorded with. When a minute left anything unrecorded, the first
+ * refusal after it (of any budget, recorded or not) carries the counts, so drops always leave a trace.
+ */
+export class RefusalBudgets {
+  private start = -Infinity;
+  private windows = new Map<string, RefusalWindow>();
+
+  constructor(
+    private readonly perSource: number,
+    private readonly perMinute: number,
+  ) {}
+
+  take(budget: string, key: string, now: number): { taken: ReturnType<RefusalWindow['take']>; notRecorded?: NotRecorded } {
+    let notRecorded: NotRecorded | undefined;
+    if (now - this.start >= 60_000) {
+      const counts = Object.fromEntries([...this.windows].filter(([, w]) => w.dropped > 0).map(([name, w]) => [name, w.dropped]));
+      if (Object.keys(counts).length) notRecorded = { from: this.start, to: this.start + 60_000, counts };
+      this.start = now;
+      this.windows = new Map();
+    }
+    let window = this.windows.get(budget);
+    if (!window) this.windows.set(budget, (window = new RefusalWindow(this.perSource, this.perMinute)));
+    return { taken: window.take(key), notRecorded };
+  }
+}
+
+/** One set of budgets per app (keyed by its context object, which every plugin of that app shares). */
+const budgets = new WeakMap<object, RefusalBudgets>();
 
 export interface RefusalAuditOptions {
   /** Recorded as `<area>.refused` or `<area>.failed`. */
@@ -88,7 +111,7 @@ export interface RefusalAuditOptions {
 
 /**
  * Record a refusal or failure: who (the signed-in person), what (the route as declared, never the URL with its
- * tokens), why (the error code), for whom and from where — rate-limited by {@link RefusalWindow}. Never a body.
+ * tokens), why (the error code), for whom and from where — rate-limited by {@link RefusalBudgets}. Never a body.
  */
 export async function auditRefusal(
   app: FastifyInstance,
@@ -104,15 +127,25 @@ export async function auditRefusal(
   },
 ): Promise<void> {
   const { config, now } = app.latchkey;
-  let window = windows.get(app.latchkey);
-  if (!window) windows.set(app.latchkey, (window = new RefusalWindow(config.auditRefusalsPerSourcePerMinute, config.auditRefusalsPerMinute)));
+  let perApp = budgets.get(app.latchkey);
+  if (!perApp) budgets.set(app.latchkey, (perApp = new RefusalBudgets(config.auditRefusalsPerSourcePerMinute, config.auditRefusalsPerMinute)));
   const actor = args.actorUserId === undefined ? (request.auth?.user.id ?? null) : args.actorUserId;
-  const source = actor ? `user:${actor}` : `ip:${requestContext(request).ip}`;
-  const taken = window.take(`${source} ${args.event} ${args.reason}`, now());
+  // Signed in (whether or not the record names them as its actor) or not: the two never share a budget.
+  const signedIn = actor ?? request.auth?.user.id ?? null;
+  const source = signedIn ? `user:${signedIn}` : `ip:${requestContext(request).ip}`;
+  const budget = `${args.event.split('.')[0]}.${signedIn ? 'signed_in' : 'signed_out'}`;
+  const { taken, notRecorded } = perApp.take(budget, `${source} ${args.event} ${args.reason}`, now());
+  if (notRecorded) {
+    await audit(app, null, {
+      event: 'audit.not_recorded',
+      outcome: 'failure',
+      actorUserId: null,
+      detail: { from: new Date(notRecorded.from).toISOString(), to: new Date(notRecorded.to).toISOString(), notRecorded: notRecorded.counts },
+    });
+  }
   if (!taken.record) return;
   const detail: Record<string, unknown> = { action: `${request.method} ${request.routeOptions.url ?? ''}`, reason: args.reason, ...args.detail };
   if (taken.last) detail.moreNotRecordedThisMinute = true;
-  if (taken.droppedBefore) detail.notRecordedLastMinute = taken.droppedBefore;
   const subjectUserId = typeof args.subject === 'function' ? await args.subject() : args.subject;
   await audit(app, request, { event: args.event, outcome: args.outcome, actorUserId: actor, subjectUserId: subjectUserId ?? null, detail });
 }
@@ -186,11 +219,14 @@ export const auditEventLabels: Record<string, string> = {
   'console.failed': 'Console action failed',
   'enrolment.failed': 'Setting up a passkey from a link or code failed',
   'enrolment.refused': 'Setting up a passkey from a link or code refused',
+  'audit.not_recorded': 'Refusals and failures not recorded (too many in one minute)',
 };
 
 /** Why a refusal or failure happened, in words for the people reading the audit log. */
 const reasonWords: Partial<Record<ErrorCode, string>> = {
   forbidden: 'their role does not allow it',
+  no_console_role: 'they have no registration-authority role',
+  user_suspended: 'the person is suspended',
   own_account: 'it was their own account',
   credential_exists: 'that passkey is already registered',
   enrolment_code_expired: 'the code had expired',

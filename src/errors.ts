@@ -12,6 +12,10 @@ export const errorCatalogue = {
   not_signed_in: { status: 401, message: 'Sign in to continue.' },
   reauth_required: { status: 401, message: 'For your security, confirm it is you with a passkey before changing your passkeys.' },
   forbidden: { status: 403, message: 'You are not allowed to do that.' },
+  // The console's gate: signed in, but holding no registration-authority role at all (the page and JSON say the same).
+  no_console_role: { status: 403, message: 'Your account has no registration-authority role. Ask an RA Manager to give you one.' },
+  // Routes pass a message naming the person; refused, like a role's refusal, but for the target's state, not the agent's role.
+  user_suspended: { status: 403, message: 'This person is suspended. Reactivate them before issuing an authenticator.' },
   not_found: { status: 404, message: 'Page not found.' },
   payload_too_large: { status: 413, message: 'The request is too large (the limit is 64 KiB).' },
   unsupported_media_type: { status: 415, message: 'The request body must be JSON or a form.' },

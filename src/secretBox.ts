@@ -42,17 +42,36 @@ export class SecretBox {
     return [VERSION, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
   }
 
+  /**
+   * The plaintext sealed under `context`. A value that does not open (changed in the database, moved to another row,
+   * sealed under another key) throws {@link SealedValueError}: an ordinary server failure, logged and answered 500.
+   * Whether the key itself is the wrong one is asked once, at start ({@link checkKeyOpens}), not guessed here.
+   */
   open(sealed: string, context: string): string {
     const [version, iv, body, tag] = sealed.split('.');
-    if (version !== VERSION || !iv || !body || !tag) throw new Error('not a sealed value');
+    if (version !== VERSION || !iv || !body || !tag) throw new SealedValueError(context, 'it is not a sealed value');
     const decipher = createDecipheriv('aes-256-gcm', this.loadKey(), Buffer.from(iv, 'base64url'));
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     try {
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
     } catch {
-      // GCM's tag check fails: sealed under another key (an instance with another key, or a key file made afresh).
-      throw this.wrongKey(context);
+      // GCM's tag check failed: the value, its context or the key is not what sealed it.
+      throw new SealedValueError(context, 'it was changed, belongs to another row, or was sealed under another key');
+    }
+  }
+
+  /**
+   * At start, with something every instance stored under the key (the signing keys): a value that does not open
+   * there means this instance has another key than the one that sealed it (another instance's key, or a key file
+   * made afresh), so the operator is told which variable to fix. Anywhere else a failure to open is not a setting.
+   */
+  checkKeyOpens(sealed: string, context: string): void {
+    try {
+      this.open(sealed, context);
+    } catch (err) {
+      if (err instanceof SealedValueError) throw this.wrongKey(context);
+      throw err;
     }
   }
 
@@ -68,10 +87,22 @@ export class SecretBox {
   }
 }
 
+/** A stored sealed value that does not open: a server failure (500), its details for the log only. */
+export class SealedValueError extends Error {
+  constructor(
+    readonly context: string,
+    why: string,
+  ) {
+    super(`${sealedThings[context.split(':')[0]!] ?? 'a sealed value'} (${context}) could not be opened: ${why}`);
+    this.name = 'SealedValueError';
+  }
+}
+
 /** What a sealed value's context says it is, for the message above. */
 const sealedThings: Record<string, string> = {
   'signing-key': 'the OpenID Connect signing key',
   'service-secret': "a service's client secret",
   'totp': "an authenticator app's secret",
   'self-service': "the secret of an authenticator app being set up",
+  'enrolment-reveal': 'an issued link or code waiting to be shown',
 };

@@ -10,7 +10,11 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { ConfigError } from '../src/config/index.js';
-import { testConfig } from './support/app.js';
+import { Secret, TOTP } from 'otpauth';
+import { hashPassword } from '../src/strategies/password/passwords.js';
+import { newTotpSecret } from '../src/strategies/totp/totp.js';
+import { createUser } from '../src/users/createUser.js';
+import { createTestApp, testConfig, TestBrowser } from './support/app.js';
 import { testDatabases } from './support/databases.js';
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64url');
@@ -61,5 +65,38 @@ describe('latchkey serve with another secret key', () => {
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/^latchkey: configuration error: LATCHKEY_SECRET_KEY: /);
+  });
+});
+
+describe('a stored sealed value that does not open while serving', () => {
+  it('is a server failure (500, logged as one), not a message telling the operator to change the secret key', async () => {
+    const logLines: { level: number; msg: string; err?: { message?: string; type?: string } }[] = [];
+    const t = await createTestApp({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '0' }, { logger: { level: 'info', stream: { write: (line: string) => void logLines.push(JSON.parse(line)) } } });
+    try {
+      const { store, secretBox, now } = t.app.latchkey;
+      const user = await createUser(store, { email: 'app.person@example.org', displayName: 'App Person' }, now());
+      await store.users.setPasswordHash(user.id, await hashPassword('correct horse battery'), now());
+      const secret = newTotpSecret();
+      const id = 'app-tampered';
+      // Sealed for another row and moved here (as a tampered database would hold it): the key is right, the value is not.
+      await store.authenticators.insert({
+        id, user_id: user.id, type: 'totp', credential_id: `totp:${id}`, public_key: secretBox.seal(secret, 'totp:another-row'), counter: 0, transports: '[]',
+        aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: '', name: 'App', created_at: now(), last_used_at: null,
+      });
+      await store.users.setStatus(user.id, 'enrolled', now());
+      const browser = new TestBrowser(t.app);
+      await browser.get('/signin');
+      const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: now() });
+      const res = await browser.postJson('/signin/password', { email: user.email, password: 'correct horse battery', code });
+      expect(res.statusCode).toBe(500);
+      expect(res.json().error.code).toBe('internal');
+      expect(res.body).not.toContain('SECRET_KEY');
+      const failures = logLines.filter((l) => l.level >= 50);
+      expect(failures.map((l) => l.msg)).toEqual(['request failed']);
+      expect(failures[0]!.err?.type).toBe('SealedValueError');
+      expect(failures[0]!.err?.message).not.toContain('LATCHKEY_SECRET_KEY');
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../test/support/app.js';
 import type { Role, User } from '../db/schema.js';
-import { RefusalWindow } from '../audit.js';
+import { RefusalBudgets, RefusalWindow } from '../audit.js';
 import { createUser } from '../users/createUser.js';
 import { formatCode, issueCode, issueInvite } from '../flows/enrolment/invites.js';
 
@@ -76,6 +76,37 @@ describe('refused and failed actions in the audit log', () => {
     expect(page).toContain('Why: their role does not allow it (POST /admin/users/:id/enrolments)');
     // The person's Activity tab shows it too.
     expect((await manager.browser.get(`/admin/users/${target.user.id}/activity`)).body).toContain('Console action refused');
+  });
+
+  it('issuing to a suspended person is recorded with that reason, not as the agent’s role refusing it', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const target = await person();
+    expect((await manager.browser.postForm(`/admin/users/${target.user.id}/status`, { action: 'suspend' })).statusCode).toBe(303);
+    const res = await manager.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' });
+    expect(res.statusCode).toBe(403);
+    expect(res.body).toContain(`${target.user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+    const { page, rows } = await refusals(manager.browser, 'console.refused');
+    expect(rows).toHaveLength(1);
+    expect(JSON.parse(rows[0]!.detail!)).toEqual({ action: 'POST /admin/users/:id/enrolments', reason: 'user_suspended' });
+    expect(page).toContain('Why: the person is suspended (POST /admin/users/:id/enrolments)');
+    expect(page).not.toContain('their role does not allow it');
+  });
+
+  it('a JSON request from someone with no console role is recorded as such, and told so', async () => {
+    await start();
+    const manager = await person(['ra_manager']);
+    const nobody = await person();
+    const res = await nobody.browser.postJson(`/admin/users/${manager.user.id}/enrolments`, { method: 'link' });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error).toEqual({ code: 'no_console_role', message: 'Your account has no registration-authority role. Ask an RA Manager to give you one.' });
+    const { page, rows } = await refusals(manager.browser, 'console.refused');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ actor_email: nobody.user.email });
+    expect(page).toContain('Why: they have no registration-authority role (POST /admin/users/:id/enrolments)');
+    // Asking for a page gets the page that says so, and the same reason on record.
+    expect((await nobody.browser.get('/admin')).statusCode).toBe(403);
+    expect(JSON.parse((await refusals(manager.browser, 'console.refused')).rows[0]!.detail!)).toEqual({ action: 'GET /admin', reason: 'no_console_role' });
   });
 
   it('acting on one’s own account is recorded as refused', async () => {
@@ -153,25 +184,74 @@ describe('refused and failed actions in the audit log', () => {
     expect(rows.map((r) => JSON.parse(r.detail!).moreNotRecordedThisMinute ?? false)).toEqual([false, false, false, false, true, false, false, true]);
     clock.now += 60_000;
     expect((await agent.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' })).statusCode).toBe(403);
-    const [newest] = (await refusals(manager.browser, 'console.refused')).rows;
-    expect(JSON.parse(newest!.detail!)).toMatchObject({ reason: 'forbidden', notRecordedLastMinute: 35 });
     expect(Number(await count())).toBe(9);
+    // One record says what the minute left out, per area and kind of source: 35 of the agent's and 37 of the auditor's.
+    const { rows: summaries, page } = await refusals(manager.browser, 'audit.not_recorded');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({ outcome: 'failure', actor_email: '' });
+    expect(JSON.parse(summaries[0]!.detail!)).toEqual({ from: new Date(T0).toISOString(), to: new Date(T0 + 60_000).toISOString(), notRecorded: { 'console.signed_in': 72 } });
+    expect(page).toContain('Refusals and failures not recorded (too many in one minute)');
   });
 
-  it('the window keeps its counts bounded', () => {
-    const w = new RefusalWindow(2, 3);
-    expect(w.take('a', 0)).toEqual({ record: true, last: false, droppedBefore: 0 });
-    expect(w.take('a', 1)).toEqual({ record: true, last: true, droppedBefore: 0 });
-    expect(w.take('a', 2)).toEqual({ record: false });
-    expect(w.take('b', 3)).toEqual({ record: true, last: true, droppedBefore: 0 });
-    expect(w.take('c', 4)).toEqual({ record: false });
-    expect(w.take('c', 60_000)).toEqual({ record: true, last: false, droppedBefore: 1 });
-    expect(w.take('a', 60_001)).toEqual({ record: true, last: false, droppedBefore: 1 });
-    // 100,000 sources in one minute: at most the limit recorded, and the counts stay at 10,000 keys.
+  /** `n` failed enrolments from links that do not exist, each from another IP address (anyone can send them). */
+  const anonymousFlood = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const res = await t.app.inject({ method: 'GET', url: `/enrol/no-such-link-${i}`, remoteAddress: `10.0.${i >> 8}.${i & 255}`, headers: { accept: 'text/html' } });
+      expect(res.statusCode).toBe(404);
+    }
+  };
+
+  it('anonymous failures, however many, do not crowd out a signed-in agent’s console refusals', async () => {
+    await start({ LATCHKEY_AUDIT_REFUSALS_PER_SOURCE_PER_MINUTE: '5', LATCHKEY_AUDIT_REFUSALS_PER_MINUTE: '8' });
+    const manager = await person(['ra_manager']);
+    const agent = await person(['ra_agent']);
+    const target = await person();
+    await anonymousFlood(40);
+    expect((await refusals(manager.browser, 'enrolment.failed')).rows).toHaveLength(8);
+    expect((await agent.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' })).statusCode).toBe(403);
+    const { rows } = await refusals(manager.browser, 'console.refused');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ actor_email: agent.user.email, subject_email: target.user.email });
+  });
+
+  it('what a minute left unrecorded is told by the next refusal of any kind, not only the next of the same kind', async () => {
+    await start({ LATCHKEY_AUDIT_REFUSALS_PER_SOURCE_PER_MINUTE: '5', LATCHKEY_AUDIT_REFUSALS_PER_MINUTE: '8' });
+    const manager = await person(['ra_manager']);
+    const agent = await person(['ra_agent']);
+    const target = await person();
+    await anonymousFlood(40);
+    expect((await refusals(manager.browser, 'audit.not_recorded')).rows).toHaveLength(0);
+    clock.now += 90_000;
+    // None of the flood's sources comes back: an agent's refusal in the console is the next one.
+    expect((await agent.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' })).statusCode).toBe(403);
+    const { rows } = await refusals(manager.browser, 'audit.not_recorded');
+    expect(rows).toHaveLength(1);
+    expect(JSON.parse(rows[0]!.detail!).notRecorded).toEqual({ 'enrolment.signed_out': 32 });
+    // Told once.
+    expect((await agent.browser.postForm(`/admin/users/${target.user.id}/enrolments`, { method: 'link' })).statusCode).toBe(403);
+    expect((await refusals(manager.browser, 'audit.not_recorded')).rows).toHaveLength(1);
+  });
+
+  it('the budgets keep their counts bounded and apart', () => {
+    const budgets = new RefusalBudgets(2, 3);
+    expect(budgets.take('console.signed_in', 'a', 0)).toEqual({ taken: { record: true, last: false }, notRecorded: undefined });
+    expect(budgets.take('console.signed_in', 'a', 1).taken).toEqual({ record: true, last: true });
+    expect(budgets.take('console.signed_in', 'a', 2).taken).toEqual({ record: false });
+    expect(budgets.take('console.signed_in', 'b', 3).taken).toEqual({ record: true, last: true });
+    expect(budgets.take('console.signed_in', 'c', 4).taken).toEqual({ record: false });
+    // Another budget has its own three.
+    expect(budgets.take('enrolment.signed_out', 'c', 5).taken).toEqual({ record: true, last: false });
+    expect(budgets.take('enrolment.signed_out', 'c', 60_000)).toEqual({
+      taken: { record: true, last: false },
+      notRecorded: { from: 0, to: 60_000, counts: { 'console.signed_in': 2 } },
+    });
+    expect(budgets.take('console.signed_in', 'a', 60_001)).toEqual({ taken: { record: true, last: false }, notRecorded: undefined });
+    // 100,000 sources in one minute: at most the limit recorded, and only counts kept for the rest.
     const flood = new RefusalWindow(1, 3);
     let recorded = 0;
-    for (let i = 0; i < 100_000; i++) if (flood.take(`ip:${i}`, 0).record) recorded++;
+    for (let i = 0; i < 100_000; i++) if (flood.take(`ip:${i}`).record) recorded++;
     expect(recorded).toBe(3);
-    expect((flood as unknown as { droppedNow: Map<string, number> }).droppedNow.size).toBe(10_000);
+    expect(flood.dropped).toBe(99_997);
+    expect((flood as unknown as { counts: Map<string, number> }).counts.size).toBe(3);
   });
 });

@@ -85,7 +85,7 @@ export function guardConsole(app: FastifyInstance, noRole: (request: FastifyRequ
     const roles = await store.roles.listForUser(request.auth.user.id);
     if (!roles.length) {
       if (request.method === 'GET' && wantsHtml(request)) return noRole(request, reply);
-      throw appError('forbidden', 'Your account has no registration-authority role. Ask an RA Manager to give you one.');
+      throw appError('no_console_role');
     }
     request.agent = { user: request.auth.user, roles };
     // Fail closed: onRoute refuses routes without a permission, and this refuses anything that slipped past it.

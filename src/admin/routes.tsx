@@ -136,7 +136,7 @@ export async function adminRoutes(app: FastifyInstance) {
   // First, before any route: every route below declares its permission, and the gate checks it (guard.ts).
   guardConsole(app, async (request, reply) => {
     // A page, not an error: so the refusal is recorded here rather than by auditRefusals below.
-    await auditRefusal(app, request, { event: 'console.refused', outcome: 'refused', reason: 'forbidden' });
+    await auditRefusal(app, request, { event: 'console.refused', outcome: 'refused', reason: 'no_console_role' });
     return html(reply, renderPage(<NoRolePage config={config} csrfToken={request.csrfToken} user={request.auth!.user} />), 403);
   });
   // Refusals and failures are audited too (rate-limited), with the person the request was about.
@@ -376,7 +376,7 @@ export async function adminRoutes(app: FastifyInstance) {
 
   app.get<{ Params: Static<typeof UserParams> }>('/admin/users/:id/issue/passkey', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
-    if (user.status === 'suspended') throw appError('forbidden', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+    if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
     return html(reply, renderPage(<IssuePasskeyPage {...ctx(request)} user={user} templates={await store.emailTemplates.list()} />));
   });
 
@@ -424,7 +424,7 @@ export async function adminRoutes(app: FastifyInstance) {
     { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: IssueBody } },
     async (request, reply) => {
       const user = await loadOtherUser(request, request.params.id);
-      if (user.status === 'suspended') throw appError('forbidden', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+      if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
       const agentId = agentOf(request).user.id;
       const method = request.body.method;
       const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;

@@ -7,7 +7,7 @@ import type { ComponentChildren } from 'preact';
 import type { Config } from '../config/index.js';
 import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db/schema.js';
 import type { AuditRow } from '../db/persisters/audit.js';
-import type { FieldError } from '../errors.js';
+import { errorCatalogue, type FieldError } from '../errors.js';
 import { auditEventLabels, describeRefusal } from '../audit.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
 import { describePasskey, PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
@@ -946,7 +946,7 @@ export function NoRolePage(m: { config: Config; csrfToken: string; user: User })
   return (
     <Layout title="No access to the console" rpName={m.config.rpName} csrfToken={m.csrfToken} signedIn={{ displayName: m.user.display_name }}>
       <h1>You do not have access to the registration authority console</h1>
-      <ErrorSummary message="Your account has no registration-authority role. Ask an RA Manager to give you one." />
+      <ErrorSummary message={errorCatalogue.no_console_role.message} />
       <p>
         <a href="/settings">Go to your Login and security settings</a>
       </p>

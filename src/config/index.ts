@@ -91,8 +91,10 @@ export interface Config {
   selfServicePerAccountPerHour: number;
   /**
    * Refused and failed requests recorded in the audit log per minute: per person (or per IP address when nobody is
-   * signed in) and reason, and in all. Past either, that minute's others are counted, not written, so a flood of
-   * refusals cannot fill the disk (src/audit.ts).
+   * signed in) and reason, and in all for each budget (an area, console or enrolment, for signed-in or signed-out
+   * sources: anonymous requests never use up what agents' refusals are recorded with). Past either, that minute's
+   * others are counted, not written, so a flood of refusals cannot fill the disk; one record then says how many
+   * (src/audit.ts).
    */
   auditRefusalsPerSourcePerMinute: number;
   auditRefusalsPerMinute: number;

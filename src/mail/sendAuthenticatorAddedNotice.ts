@@ -7,7 +7,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
 import type { User } from '../db/schema.js';
-import type { EnrolmentMethod } from '../flows/enrolment/invites.js';
+import { CODE_LENGTH, type EnrolmentMethod } from '../flows/enrolment/invites.js';
 import { formatTime } from '../views/layout.js';
 import type { Mailer } from './mailer.js';
 
@@ -24,7 +24,7 @@ export interface AddedAuthenticator {
 export function addedBy(method: EnrolmentMethod | undefined): string {
   switch (method) {
     case 'code':
-      return 'It was set up with a 9-character code from your registration authority.';
+      return `It was set up with a ${CODE_LENGTH}-character code from your registration authority.`;
     case 'email':
       return 'It was set up with the enrolment email your registration authority sent you.';
     case 'cli':

@@ -10,7 +10,7 @@ import type Provider from 'oidc-provider';
 import { rateLimited } from '../app.js';
 import { CLIENT_CORS_PATHS, createProvider, OIDC_PREFIX } from './provider.js';
 import { isServiceCorsOrigin } from './services.js';
-import { ensureSigningKey } from './signingKeys.js';
+import { checkSecretKeyOpensSigningKeys, ensureSigningKey } from './signingKeys.js';
 import { interactionRoutes } from './interactions.js';
 import { requestContext } from '../plugins/sessions.js';
 
@@ -30,6 +30,8 @@ export async function oidcRoutes(app: FastifyInstance) {
   const { config, store, secretBox, now } = app.latchkey;
   const origin = new URL(config.origin);
   await ensureSigningKey(store, secretBox, now());
+  // An instance started with another secret key than the one that sealed these stops here, naming the variable.
+  await checkSecretKeyOpensSigningKeys(store, secretBox, now());
   // oidc-provider fixes its keys when it is built: a change of keys builds a new one. Everything else it keeps is
   // in the database (the adapter), so requests in flight carry on with whichever instance they reach.
   const published = async () => (await store.signingKeys.listPublished(now())).map((k) => `${k.kid}:${k.retires_at ?? ''}`).join(',');

@@ -44,6 +44,14 @@ export async function rotateSigningKey(store: Store, secretBox: SecretBox, now: 
   return { kid: key.kid, retired };
 }
 
+/**
+ * At start: the secret key opens the signing keys stored in the database (every instance has them), or start-up
+ * stops with a ConfigError naming LATCHKEY_SECRET_KEY or _FILE. Run after {@link ensureSigningKey}.
+ */
+export async function checkSecretKeyOpensSigningKeys(store: Store, secretBox: SecretBox, now: number): Promise<void> {
+  for (const k of await store.signingKeys.listPublished(now)) secretBox.checkKeyOpens(k.private_jwk, `signing-key:${k.kid}`);
+}
+
 /** The private JWKs oidc-provider signs with and publishes (public parts only), newest first. */
 export async function loadSigningJwks(store: Store, secretBox: SecretBox, now: number): Promise<JsonWebKey[]> {
   const published = await store.signingKeys.listPublished(now);

@@ -148,13 +148,18 @@ export function toAppError(error: unknown, request?: FastifyRequest): AppError {
   return appError('internal');
 }
 
-/** What Node reports when the other end closed the connection. */
+/**
+ * What Node reports when the other end closed the connection: a request body cut off (`IncomingMessage` emits
+ * "aborted" with ECONNRESET, and Fastify's body parser passes it on), a write to a closed socket (EPIPE), a stream
+ * ended early. Classified by the error alone: a closed socket says nothing about why a handler failed, and a real
+ * server failure that happens after the browser left must still be logged as one.
+ */
 const CLIENT_GONE_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
 
-/** The browser closed the connection (navigated away, lost its network) before the answer was sent. */
-export function clientWentAway(request: FastifyRequest, error: unknown): boolean {
+/** The error is the browser closing the connection (navigated away, lost its network) before the answer was sent. */
+export function clientWentAway(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return request.raw.socket?.destroyed === true || (typeof code === 'string' && CLIENT_GONE_CODES.has(code));
+  return typeof code === 'string' && CLIENT_GONE_CODES.has(code);
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: AppError): FastifyReply {
@@ -184,7 +189,7 @@ export const errorHandlerPlugin = fp(
     app.setErrorHandler((error, request, reply) => {
       const appErr = toAppError(error, request);
       // The cause is the client's (and nobody may be left to read the answer): logged, but not as a server failure.
-      if (clientWentAway(request, error)) request.log.info({ err: error }, 'client went away before the answer');
+      if (clientWentAway(error)) request.log.info({ err: error }, 'client went away before the answer');
       else if (appErr.status >= 500) request.log.error({ err: error }, 'request failed');
       else request.log.info({ code: appErr.code }, 'request refused');
       if (reply.sent) return;

@@ -30,12 +30,16 @@ const STAND_IN_PUBLIC_KEY = (() => {
 })();
 
 /**
- * The record to check a response naming `credentialId` against, and the key cache id to check it under: one per
- * credential id, so a first attempt with an id costs a key import, as a real passkey's first use in the process does.
+ * The key cache id the stand-in is checked under: one for every credential id. Each worker imports the stand-in once
+ * and then checks it as it checks any cached key. An id per credential id would let random ids (free to send) fill
+ * the workers' bounded key cache (signatureWorker.ts), each costing an import and pushing a real passkey's key out.
  */
+const STAND_IN_CACHE_ID = 'stand-in';
+
+/** The record to check a response naming `credentialId` against, and the key cache id to check it under. */
 export function standInFor(credentialId: string): Pick<AssertionInput, 'authenticator' | 'keyCacheId'> {
   return {
     authenticator: { credential_id: credentialId, public_key: STAND_IN_PUBLIC_KEY, counter: 0, transports: '[]' },
-    keyCacheId: `stand-in:${credentialId}`,
+    keyCacheId: STAND_IN_CACHE_ID,
   };
 }

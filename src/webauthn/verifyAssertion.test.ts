@@ -7,11 +7,12 @@
 import { constants, createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { verifySignature } from '@simplewebauthn/server/helpers';
 import { verifyRegistrationResponse, type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON } from '@simplewebauthn/server';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeCbor } from '../../test/support/cbor.js';
 import { SoftAuthenticator, type CoseAlg } from '../../test/support/softAuthenticator.js';
 import { decodeCbor } from './cbor.js';
 import { credentialVerifierFromCose } from './coseKey.js';
+import { SignatureWorkerPool } from './signatureWorker.js';
 import { standInFor } from './standInKey.js';
 import { clearCredentialKeyCache, verifyAssertion, verifyAssertionWithLibrary, type AssertionInput, type AssertionResult } from './verifyAssertion.js';
 
@@ -194,6 +195,25 @@ describe.each(algorithms)('verifyAssertion with %s, against the library', (_name
     // Steps before the signature answer the same for a real key and the stand-in.
     const otherOrigin = signedAssertion(e, { clientData: { type: 'webauthn.get', challenge: CHALLENGE, origin: 'https://evil.example.com' } });
     expect(await verifyAssertion({ ...inputFor(e, otherOrigin), ...standInFor(e.credentialId) })).toEqual(await verifyAssertion(inputFor(e, otherOrigin)));
+  });
+
+  it('checks every stand-in under one key cache entry, so random credential ids cannot push real keys out of the cache', async () => {
+    const checks = vi.spyOn(SignatureWorkerPool.prototype, 'verify');
+    try {
+      await verifyAssertion(inputFor(e, signedAssertion(e)));
+      const realEntry = checks.mock.calls[0]![0];
+      for (let i = 0; i < 50; i++) {
+        const response = signedAssertion(e);
+        const randomId = b64u(Buffer.from(`random-credential-${i}`));
+        expect((await verifyAssertion({ ...inputFor(e, { ...response, id: randomId, rawId: randomId }), ...standInFor(randomId) })).ok).toBe(false);
+      }
+      const entries = new Set(checks.mock.calls.map(([cacheKey]) => cacheKey));
+      // The real key's entry and one for the stand-in: fifty ids added one entry (one import per worker), not fifty.
+      expect(entries.size).toBe(2);
+      expect(entries.has(realEntry)).toBe(true);
+    } finally {
+      checks.mockRestore();
+    }
   });
 
   it('refuses tampered signatures, authenticator data and client data (step 21)', async () => {

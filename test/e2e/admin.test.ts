@@ -627,6 +627,24 @@ describe('registration authority console', () => {
     expect(await refused.innerText()).toContain('Why: their role does not allow it (GET /admin/users/new)');
     await expectAccessible(page, 'audit log with a refusal');
 
+    // Refused for the person's state, not the agent's role: the log says that instead.
+    const suspended = await createUser(store(), { email: 'katherine.johnson@example.com', displayName: 'Katherine Johnson' }, Date.now());
+    await store().users.setStatus(suspended.id, 'suspended', Date.now());
+    const issuePage = await manager.page.goto(server.url(`/admin/users/${suspended.id}/issue/passkey`));
+    expect(issuePage!.status()).toBe(403);
+    await waitReady(page);
+    expect(await errorSummaryText(page)).toContain('Katherine Johnson is suspended. Reactivate them before issuing an authenticator.');
+    await visit(page, server.url('/admin/audit'));
+    await page.getByLabel('Event', { exact: true }).selectOption({ label: 'Console action refused' });
+    await page.getByLabel('By (email address)').fill('frances.allen@agents.example');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL('**/admin/audit?**');
+    await waitReady(page);
+    const refusedForState = page.locator('tr[data-event="console.refused"]');
+    expect(await refusedForState.count()).toBe(1);
+    expect(await refusedForState.innerText()).toContain('Why: the person is suspended (GET /admin/users/:id/issue/passkey)');
+    expect(await refusedForState.innerText()).not.toContain('their role does not allow it');
+
     await page.getByRole('navigation', { name: 'Registration authority' }).getByRole('link', { name: 'Email templates' }).click();
     await page.waitForURL('**/admin/templates');
     await waitReady(page);

@@ -6,6 +6,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { AuthenticatorTransportFuture } from '@simplewebauthn/server';
+import { normalizeEmail } from '../../db/persisters/users.js';
 import type { Authenticator } from '../../db/schema.js';
 
 type Transports = AuthenticatorTransportFuture[];
@@ -92,7 +93,7 @@ function stableDraws(secret: string, label: string) {
 
 /** allowCredentials for an address with no usable passkeys: shaped like a real account's, the same every time. */
 export function decoyAllowCredentials(secret: string, email: string) {
-  const draw = stableDraws(secret, `decoy-credentials:${email.trim().toLowerCase()}`);
+  const draw = stableDraws(secret, `decoy-credentials:${normalizeEmail(email)}`);
   const count = draw.pick(DECOY_COUNTS) + 1;
   const weights = TRANSPORT_SETS.map((s) => s.weight);
   return Array.from({ length: count }, () => {

@@ -315,28 +315,68 @@ describe('a sign-in whose browser goes away', () => {
     }
   });
 
-  it('logs a connection the client closed as the client going away, not as a server failure', async () => {
-    const logLines: { level: number; msg: string }[] = [];
+  /** An app on a real port logging to `logLines`, with `/test/late-failure` failing for real only once its client has gone. */
+  async function listeningApp(logLines: { level: number; msg: string; err?: { code?: string } }[]) {
     const config = testConfig();
     const db = openDatabase(config.databaseUrl);
     await db.migrate();
     const app = await buildApp(config, { db, logger: { level: 'info', stream: { write: (line: string) => void logLines.push(JSON.parse(line)) } } });
-    app.get('/test/reset', async () => {
-      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
-    });
-    app.get('/test/broken', async () => {
+    let failing!: () => void;
+    const reachedFailure = new Promise<void>((resolve) => (failing = resolve));
+    app.get('/test/late-failure', async (request) => {
+      const closed = new Promise((r) => request.raw.socket.once('close', r));
+      failing();
+      await closed;
       throw new Error('a real failure');
     });
-    await app.ready();
+    const bodyStarted = new Promise<void>((resolve) => {
+      app.addHook('onRequest', async (request) => {
+        if (request.url === '/test/slow-body') resolve();
+      });
+    });
+    const bodyRead = new Promise<void>((resolve) => {
+      app.addHook('onError', async (request) => {
+        if (request.url === '/test/slow-body') resolve();
+      });
+    });
+    app.post('/test/slow-body', async () => ({ ok: true }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = (path: string) => `http://127.0.0.1:${(app.server.address() as AddressInfo).port}${path}`;
+    return { app, db, url, reachedFailure, bodyStarted, bodyRead, close: async () => (await app.close(), await db.close()) };
+  }
+
+  it('logs a server failure as one even when the browser had already gone', async () => {
+    const logLines: { level: number; msg: string }[] = [];
+    const t = await listeningApp(logLines);
     try {
-      await app.inject({ method: 'GET', url: '/test/reset' });
-      expect(logLines.find((l) => l.msg === 'client went away before the answer')?.level).toBe(30);
-      expect(logLines.filter((l) => l.level >= 50)).toEqual([]);
-      await app.inject({ method: 'GET', url: '/test/broken' });
-      expect(logLines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual(['request failed']);
+      const request = http.get(t.url('/test/late-failure'));
+      request.on('error', () => {});
+      await t.reachedFailure;
+      request.destroy();
+      await expect.poll(() => logLines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual(['request failed']);
+      expect(logLines.find((l) => l.msg === 'client went away before the answer')).toBeUndefined();
     } finally {
-      await app.close();
-      await db.close();
+      await t.close();
+    }
+  });
+
+  it('logs a browser that left in the middle of sending its request as the client going away, not as a server failure', async () => {
+    const logLines: { level: number; msg: string; err?: { code?: string } }[] = [];
+    const t = await listeningApp(logLines);
+    try {
+      // Half the body it announced, then gone: Node reports the request as aborted (ECONNRESET).
+      const request = http.request(t.url('/test/slow-body'), { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 100 } });
+      request.on('error', () => {});
+      request.write('{"half":');
+      request.flushHeaders();
+      await t.bodyStarted;
+      request.destroy();
+      await t.bodyRead;
+      await expect.poll(() => logLines.find((l) => l.msg === 'client went away before the answer')?.level).toBe(30);
+      expect(logLines.find((l) => l.msg === 'client went away before the answer')?.err?.code).toBe('ECONNRESET');
+      expect(logLines.filter((l) => l.level >= 50)).toEqual([]);
+    } finally {
+      await t.close();
     }
   });
 });
