@@ -628,12 +628,12 @@ describe('registration authority console', () => {
     await expectAccessible(page, 'audit log with a refusal');
 
     // Refused for the person's state, not the agent's role: the log says that instead.
-    const suspended = await createUser(store(), { email: 'katherine.johnson@example.com', displayName: 'Katherine Johnson' }, Date.now());
+    const suspended = await createUser(store(), { email: 'mae.jemison@example.com', displayName: 'Mae Jemison' }, Date.now());
     await store().users.setStatus(suspended.id, 'suspended', Date.now());
     const issuePage = await manager.page.goto(server.url(`/admin/users/${suspended.id}/issue/passkey`));
     expect(issuePage!.status()).toBe(403);
     await waitReady(page);
-    expect(await errorSummaryText(page)).toContain('Katherine Johnson is suspended. Reactivate them before issuing an authenticator.');
+    expect(await errorSummaryText(page)).toContain('Mae Jemison is suspended. Reactivate them before issuing an authenticator.');
     await visit(page, server.url('/admin/audit'));
     await page.getByLabel('Event', { exact: true }).selectOption({ label: 'Console action refused' });
     await page.getByLabel('By (email address)').fill('frances.allen@agents.example');
