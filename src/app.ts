@@ -7,6 +7,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import type { Duplex } from 'node:stream';
+import { canonicalRequestUrl } from './plugins/canonicalUrl.js';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
@@ -102,6 +103,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
     clientErrorHandler: answerClientError,
     bodyLimit: BODY_LIMIT,
+    // One spelling per path before routing (plugins/canonicalUrl.ts): /admin//users, /admin%2Fusers and
+    // /admin/users. are /admin/users, so access and answers never depend on how a path was spelled.
+    rewriteUrl: (req) => canonicalRequestUrl(req.url ?? '/'),
     // No time limit on a plugin's start (Fastify's default is 10 s): some do real work once (the OpenID Connect
     // provider generates its first RSA signing key, the assets plugin bundles the browser script), and how long that
     // takes depends on the machine and its load. A start that fails at random on a busy host is worse than a slow one.

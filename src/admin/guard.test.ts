@@ -29,10 +29,11 @@ function variants(path: string): { name: string; url: string; same: boolean }[] 
   return [
     { name: '%61', url: `/%61${path.slice(2)}`, same: true },
     { name: 'every static segment percent-encoded', url: '/' + segments.map(staticOnly).join('/'), same: true },
-    { name: '%2F', url: path === '/admin' ? '/%2Fadmin' : path.replace(/^\/admin\//, '/admin%2F'), same: false },
-    { name: 'double slash in front', url: `/${path}`, same: false },
-    { name: 'double slash inside', url: path === '/admin' ? '/admin//' : path.replace(/^\/admin\//, '/admin//'), same: false },
-    { name: 'trailing dot', url: `${path}.`, same: false },
+    { name: '%2F', url: path === '/admin' ? '/%2Fadmin' : path.replace(/^\/admin\//, '/admin%2F'), same: true },
+    { name: 'double slash in front', url: `/${path}`, same: true },
+    { name: 'double slash inside', url: path === '/admin' ? '/admin//' : path.replace(/^\/admin\//, '/admin//'), same: true },
+    { name: 'trailing dot', url: `${path}.`, same: true },
+    { name: 'dot segment', url: path.replace(/^\/admin/, '/admin/.'), same: true },
     { name: 'double-encoded', url: `/%2561${path.slice(2)}`, same: false },
   ];
 }
