@@ -13,18 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/crypto.js';
 import { addService } from '../../src/oidc/services.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../support/upstreamIdp.js';
-import { signOut, signUpInBrowser, useE2E, waitReady, expectAccessible } from './support.js';
-
-/** A port for the upstream work-account provider, held until the server (which picks its own port) has started. */
-async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = probe.address() as AddressInfo;
-  return { port, release: () => new Promise<void>((resolve) => probe.close(() => resolve())) };
-}
+import { expectAccessible, reservePort, signOut, signUpInBrowser, useE2E, waitReady } from './support.js';
 
 const upstreamPort = await reservePort();
 // A work-account provider at AAL1: someone whose only way in it is has nothing that reaches an AAL2 service.

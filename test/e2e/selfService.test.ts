@@ -12,7 +12,6 @@
  * issuer (discovery happens at the first use), then the upstream started on
  * that port with Latchkey's origin.
  */
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { Secret, TOTP } from 'otpauth';
@@ -21,7 +20,7 @@ import { createUser } from '../../src/users/createUser.js';
 import { hashNationalId } from '../../src/users/nationalId.js';
 import { startSmtpSink, type SmtpSink } from '../support/smtpSink.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../support/upstreamIdp.js';
-import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, signUpInBrowser, startServer, toBase64Url, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, reservePort, signUpInBrowser, startServer, toBase64Url, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 const NINO = 'QQ123456C';
 const NHS = 'NHS.net Connect';
@@ -32,17 +31,6 @@ let browser: Browser;
 let sink: SmtpSink;
 let idp: UpstreamIdp;
 const openTracked = closeContextsAfterEach();
-
-/** A port for the upstream, held until released so the server (which picks its own free port meanwhile) can't take it. */
-async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = probe.address() as AddressInfo;
-  return { port, release: () => new Promise<void>((resolve) => probe.close(() => resolve())) };
-}
 
 beforeAll(async () => {
   const upstream = await reservePort();

@@ -23,6 +23,20 @@ import { issueInvite } from '../../src/flows/enrolment/invites.js';
 import { createUser } from '../../src/users/createUser.js';
 import { testConfig } from '../support/app.js';
 
+/**
+ * A free port on 127.0.0.1 for a server a test starts later (an upstream work-account provider), held until
+ * released, so a server that picks its own free port meanwhile can't take it.
+ */
+export async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = probe.address() as AddressInfo;
+  return { port, release: () => new Promise<void>((resolve) => probe.close(() => resolve())) };
+}
+
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const CHROMIUM_ARGS = [
