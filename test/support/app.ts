@@ -10,6 +10,8 @@ import { loadConfig, type Config } from '../../src/config/index.js';
 import { openDatabase, type Db } from '../../src/db/connect.js';
 import { SoftAuthenticator, type SoftAuthenticatorOptions } from './softAuthenticator.js';
 import { hashToken } from '../../src/crypto.js';
+import type { Store } from '../../src/db/store.js';
+import type { NewAuthenticator } from '../../src/db/schema.js';
 
 export const TEST_ORIGIN = 'http://localhost:3000';
 
@@ -126,4 +128,20 @@ export async function signUp(app: FastifyInstance, auth: SoftAuthenticator, emai
   const verify = await browser.postJson('/signup/verify', { response });
   if (verify.statusCode !== 200) throw new Error(`signup verify: ${verify.statusCode} ${verify.body}`);
   return browser;
+}
+
+/** Store a passkey straight into the database (for tests about what is stored, not how it was registered). */
+export async function insertPasskey(store: Store, fields: Pick<NewAuthenticator, 'id' | 'user_id' | 'credential_id' | 'public_key' | 'transports'>): Promise<void> {
+  await store.authenticators.insert({
+    type: 'passkey',
+    counter: 0,
+    aaguid: '00000000-0000-0000-0000-000000000000',
+    backup_eligible: 1,
+    backed_up: 1,
+    attestation_format: 'none',
+    name: 'Passkey',
+    created_at: Date.now(),
+    last_used_at: null,
+    ...fields,
+  });
 }

@@ -9,7 +9,7 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { authenticator, createTestApp, insertPasskey, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import { testDatabases } from '../../../test/support/databases.js';
 import { coseKey } from '../../../test/support/softAuthenticator.js';
 import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
@@ -83,21 +83,12 @@ describe.each(databases)('email-first sign-in on $name, to someone without the k
       const account = async (email: string, passkeys: number, status?: 'suspended') => {
         const user = await createUser(store, { email, displayName: 'Known Person' }, Date.now());
         for (let k = 0; k < passkeys; k++, n++) {
-          await store.authenticators.insert({
+          await insertPasskey(store, {
             id: `probe-${n}`,
             user_id: user.id,
-            type: 'passkey',
             credential_id: b64u(randomBytes(k % 2 ? 16 : 32)),
             public_key: keys[n % keys.length]!,
-            counter: 0,
             transports: JSON.stringify(transportSets[n % transportSets.length]),
-            aaguid: '00000000-0000-0000-0000-000000000000',
-            backup_eligible: 1,
-            backed_up: 1,
-            attestation_format: 'none',
-            name: 'Passkey',
-            created_at: Date.now(),
-            last_used_at: null,
           });
         }
         await store.users.setStatus(user.id, status ?? 'enrolled', Date.now());

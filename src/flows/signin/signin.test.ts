@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, testConfig, type TestApp } from '../../../test/support/app.js';
+import { authenticator, createTestApp, insertPasskey, signUp, TEST_ORIGIN, TestBrowser, testConfig, type TestApp } from '../../../test/support/app.js';
 import { buildApp } from '../../app.js';
 import { openDatabase } from '../../db/connect.js';
 import { safeNext } from './routes.js';
@@ -89,21 +89,12 @@ describe('sign in with a passkey', () => {
       for (let i = 0; i < stored.length; i++) {
         const user = await createUser(store, { email: `known${count}-${i}@example.com`, displayName: 'Known Person' }, Date.now());
         for (let k = 0; k < count; k++) {
-          await store.authenticators.insert({
+          await insertPasskey(store, {
             id: `a${n}`,
             user_id: user.id,
-            type: 'passkey',
             credential_id: Buffer.from(`credential-${n++}`).toString('base64url'),
             public_key: 'AA',
-            counter: 0,
             transports: JSON.stringify(stored[(i + k) % stored.length]),
-            aaguid: '00000000-0000-0000-0000-000000000000',
-            backup_eligible: 1,
-            backed_up: 1,
-            attestation_format: 'none',
-            name: 'Passkey',
-            created_at: Date.now(),
-            last_used_at: null,
           });
         }
         known.push(user.email);
