@@ -22,6 +22,9 @@ import { devOutboxRoutes } from './mail/devOutboxRoutes.js';
 import { ensureDefaultTemplate } from './admin/emailTemplates.js';
 import { SecretBox } from './secretBox.js';
 import { AltchaCaptcha, type Captcha } from './captcha/captcha.js';
+import type { AnyKind } from './strategies/authenticatorKind.js';
+import { KindRegistry } from './strategies/kindRegistry.js';
+import { defaultKinds } from './strategies/defaultKinds.js';
 import { adminRoutes } from './admin/routes.js';
 import { servicesRoutes } from './oidc/servicesRoutes.js';
 import { selfServiceRoutes } from './flows/selfService/routes.js';
@@ -54,6 +57,8 @@ export interface BuildOptions {
   mailer?: Mailer;
   /** The CAPTCHA for self-service (default: ALTCHA proof of work). */
   captcha?: Captcha;
+  /** The kinds of authenticator (default: src/strategies/defaultKinds.ts); tests add their own. */
+  kinds?: readonly AnyKind[];
 }
 
 export const BODY_LIMIT = 64 * 1024;
@@ -134,6 +139,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     rateLimitPerMinute: perMinute,
     secretBox: new SecretBox(config),
     captcha: options.captcha ?? new AltchaCaptcha(secret, store, config.captchaMaxNumber),
+    kinds: new KindRegistry(options.kinds ?? defaultKinds, config),
   };
   app.decorate('latchkey', latchkey);
   if (ownsMailer) app.addHook('onClose', () => mailer.close());
@@ -183,6 +189,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(passwordSignInRoutes);
   await app.register(otherMethodsRoutes);
   await app.register(oidcRoutes);
+  // Each kind's own endpoints (sign-in, step-up or enrolment pages it serves itself).
+  for (const kind of latchkey.kinds.all()) if (kind.routes) await app.register(kind.routes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCatalogue, type ErrorCode } from './errors.js';
 import { toAppError } from './plugins/errorHandler.js';
 import { requestContext } from './plugins/sessions.js';
+import type { KindRegistry } from './strategies/kindRegistry.js';
 
 /** `refused`: Latchkey would not do it (no permission, one's own account); `failure`: it was tried and did not work. */
 export type AuditOutcome = 'success' | 'failure' | 'refused';
@@ -169,15 +170,11 @@ export function auditRefusals(app: FastifyInstance, options: RefusalAuditOptions
   });
 }
 
-/** Words people read in "Recent activity". */
+/** Words people read in "Recent activity" and the console's audit log, for events that belong to no one kind of authenticator. */
 export const auditEventLabels: Record<string, string> = {
   'signin': 'Signed in',
   'signin.failed': 'Failed sign-in attempt',
   'signup': 'Account created',
-  'passkey.added': 'Passkey added',
-  'passkey.renamed': 'Passkey renamed',
-  'passkey.removed': 'Passkey removed',
-  'passkey.counter_regressed': 'Passkey refused: possible copied authenticator',
   'reauth': 'Confirmed it was you with a passkey',
   'reauth.failed': 'Failed passkey check',
   'session.ended': 'Signed out a session',
@@ -193,7 +190,6 @@ export const auditEventLabels: Record<string, string> = {
   'self_service.code_failed': 'Wrong self-service code',
   'self_service.check_failed': 'Self-service details did not match',
   'self_service.limited': 'Self-service attempts limited',
-  'totp.added': 'Authenticator app added',
   'password.changed': 'Password changed',
   'authenticator.removed_by_user': 'Sign-in method removed',
   'user.national_id_set': 'National identifier recorded',
@@ -212,7 +208,6 @@ export const auditEventLabels: Record<string, string> = {
   'admin.bootstrap': 'First RA Manager created',
   'service.added': 'Service registered',
   'service.removed': 'Service removed',
-  'linked_account.added': 'Work account linked',
   'oidc.consent': 'Allowed a service to sign you in',
   'oidc.step_up': 'A service asked for a stronger way to sign in',
   'console.refused': 'Console action refused',
@@ -254,4 +249,9 @@ export function describeRefusal(event: { outcome: string; detail: string }): str
   const code = detail.reason as ErrorCode;
   const why = reasonWords[code] ?? (code in errorCatalogue ? errorCatalogue[code].message : code);
   return typeof detail.action === 'string' ? `${why} (${detail.action})` : why;
+}
+
+/** The words for every audit event: the shared ones above and each registered kind's own. */
+export function auditEventLabelsFor(kinds: KindRegistry): Record<string, string> {
+  return { ...auditEventLabels, ...kinds.auditEventLabels() };
 }

@@ -5,6 +5,7 @@ import type { Mailer } from './mail/mailer.js';
 import type { SecretBox } from './secretBox.js';
 import type { Captcha } from './captcha/captcha.js';
 import type { Session, User } from './db/schema.js';
+import type { KindRegistry } from './strategies/kindRegistry.js';
 
 /** What every route can reach: `app.latchkey`. */
 export interface Latchkey {
@@ -15,6 +16,8 @@ export interface Latchkey {
   /** Encryption at rest for secrets read back later (TOTP). */
   secretBox: SecretBox;
   captcha: Captcha;
+  /** The kinds of authenticator (src/strategies/authenticatorKind.ts) and the one assurance function. */
+  kinds: KindRegistry;
   /** Server secret for HMACs (CSRF tokens, enumeration-safe fake credentials); generated once, kept in the database. */
   secret: string;
   now: () => number;

@@ -270,6 +270,26 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  /**
+   * Each kind of authenticator keeps its own data in `config` (JSON) instead of
+   * reusing the passkey columns with other meanings: an app's sealed secret and
+   * last step were in public_key and counter, a linked account's provider in
+   * aaguid. Existing rows are moved by this migration.
+   */
+  '0007_authenticator_config': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('authenticators').addColumn('config', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+      const rows = await db.selectFrom('authenticators').select(['id', 'type', 'public_key', 'counter', 'aaguid']).where('type', 'in', ['totp', 'linked-account']).execute();
+      for (const row of rows as { id: string; type: string; public_key: string; counter: number | string; aaguid: string }[]) {
+        const config = row.type === 'totp' ? { sealedSecret: row.public_key, lastStep: Number(row.counter) } : { provider: row.aaguid };
+        await db
+          .updateTable('authenticators')
+          .set({ config: JSON.stringify(config), public_key: '', counter: 0, aaguid: '' })
+          .where('id', '=', row.id)
+          .execute();
+      }
+    },
+  },
 });
 
 /**

@@ -19,7 +19,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -57,6 +57,7 @@ function newAuthenticator(userId: string, overrides: Partial<NewAuthenticator> =
     backup_eligible: 1,
     backed_up: 0,
     attestation_format: 'none',
+    config: '{}',
     name: 'iCloud Keychain',
     created_at: T0,
     last_used_at: null,
@@ -170,6 +171,25 @@ describe.each(databases)('persister contract on $name', (target) => {
         // Deleting the user still cascades to the copied sessions table.
         await fresh.kysely.deleteFrom('users').where('id', '=', user.id).execute();
         expect(await s.sessions.findByHash(session.id_hash)).toBeUndefined();
+      });
+
+      it('0007 moves an app\'s secret and step and a linked account\'s provider out of the passkey columns into config', async () => {
+        const fresh = await target.open();
+        await migrateToLatest(fresh.kysely, fresh.dialect, '0006_signin_failures');
+        const s = createStore(fresh);
+        const user = await s.users.insert(newUser());
+        const { config: _none, ...before } = newAuthenticator(user.id);
+        const passkey = { ...before, id: rid() };
+        const app = { ...before, id: rid(), type: 'totp', credential_id: `totp:${rid()}`, public_key: 'sealed-secret', counter: 59_000_123, aaguid: 'totp', backup_eligible: 0 };
+        const linked = { ...before, id: rid(), type: 'linked-account', credential_id: 'https://idp.example#frank', public_key: '', aaguid: 'nhsnet', backup_eligible: 0 };
+        await fresh.kysely.insertInto('authenticators').values([passkey, app, linked]).execute();
+        expect(await fresh.migrate()).toEqual(['0007_authenticator_config']);
+        const byId = async (id: string) => (await s.authenticators.findForUser(user.id, id))!;
+        expect(await byId(passkey.id)).toEqual({ ...passkey, config: '{}' });
+        expect(await byId(app.id)).toMatchObject({ public_key: '', counter: 0, aaguid: '' });
+        expect(JSON.parse((await byId(app.id)).config)).toEqual({ sealedSecret: 'sealed-secret', lastStep: 59_000_123 });
+        expect(await byId(linked.id)).toMatchObject({ aaguid: '', credential_id: 'https://idp.example#frank' });
+        expect(JSON.parse((await byId(linked.id)).config)).toEqual({ provider: 'nhsnet' });
       });
 
       it.runIf(target.name === 'sqlite')('run SQLite in WAL mode with foreign keys enforced', async () => {
@@ -302,6 +322,17 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.authenticators.countForUser(ada.id)).toBe(2);
         expect(await store.authenticators.countForUser(ada.id, 'totp')).toBe(1);
         expect(await store.authenticators.countForUser(rid())).toBe(0);
+      });
+
+      it('swapConfig replaces a kind\'s configuration only if it is unchanged: of ten concurrent swaps exactly one succeeds', async () => {
+        const user = await insertUser();
+        const app = newAuthenticator(user.id, { type: 'totp', config: '{"sealedSecret":"s","lastStep":1}' });
+        await store.authenticators.insert(app);
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.authenticators.swapConfig(app.id, app.config!, `{"sealedSecret":"s","lastStep":${i + 2}}`, T0 + i)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const won = results.indexOf(true);
+        expect(await store.authenticators.findForUser(user.id, app.id)).toMatchObject({ config: `{"sealedSecret":"s","lastStep":${won + 2}}`, last_used_at: T0 + won });
+        expect(await store.authenticators.swapConfig(app.id, app.config!, '{}')).toBe(false);
       });
 
       describe('recordUse', () => {

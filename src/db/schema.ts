@@ -27,21 +27,32 @@ export interface UsersTable {
   last_failed_signin_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
+/**
+ * Every kind of authenticator (src/strategies/authenticatorKind.ts) is a row here. `type` names the kind and
+ * `config` holds the kind's own data as JSON, checked against the kind's schema (KindRegistry.configOf). The
+ * passkey columns — public_key, counter, transports, aaguid, backup flags, attestation_format — belong to the
+ * passkey kind, which reads them on the sign-in path; other kinds leave them empty ('', 0, '[]').
+ */
 export interface AuthenticatorsTable {
   id: string;
   user_id: string;
-  /** 'passkey' for now; later issues add 'totp' and 'linked-account'. */
+  /** The kind: 'passkey', 'totp', 'linked-account' … */
   type: string;
+  /** Unique across kinds: a passkey's credential id, `<issuer>#<subject>` for a linked account, `totp:<id>` for an app. */
   credential_id: string;
-  /** COSE public key, base64url. */
+  /** Passkey: COSE public key, base64url. */
   public_key: string;
+  /** Passkey: the signature counter. */
   counter: number;
-  /** JSON array of AuthenticatorTransport. */
+  /** Passkey: JSON array of AuthenticatorTransport. */
   transports: string;
+  /** Passkey: the AAGUID of the authenticator that made it. */
   aaguid: string;
   backup_eligible: number;
   backed_up: number;
   attestation_format: string;
+  /** The kind's own configuration, JSON (migration 0007); '{}' for passkeys. */
+  config: ColumnType<string, string | undefined, string>;
   name: string;
   created_at: number;
   last_used_at: number | null;

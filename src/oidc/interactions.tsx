@@ -27,7 +27,8 @@ import { sendContinuePage } from '../views/continuePage.js';
 import { CsrfField, Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
-import { assuranceOutcome, reachableAal, requiredAssurance, toAal, type Aal } from './assurance.js';
+import { assuranceOutcome, requiredAssurance, toAal } from './assurance.js';
+import type { Aal } from '../strategies/authenticatorKind.js';
 import { loginOf } from './provider.js';
 
 /** An interaction's uid, as oidc-provider makes them (nanoid); also what a page may carry to come back to one. */
@@ -170,7 +171,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
 
       // The person's authenticators are read only when the sign-in falls short.
       const outcome =
-        assuranceOutcome(required, session.aal, Infinity) === 'enough' ? 'enough' : assuranceOutcome(required, session.aal, reachableAal(user, await store.authenticators.listForUser(user.id)));
+        assuranceOutcome(required, session.aal, Infinity) === 'enough' ? 'enough' : assuranceOutcome(required, session.aal, app.latchkey.kinds.reachableAal(user, await store.authenticators.listForUser(user.id)));
       if (outcome !== 'enough') {
         await audit(app, request, {
           event: 'oidc.step_up',
@@ -183,7 +184,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
         return html(reply, 403, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={required.aal} uid={details.uid} />));
       }
 
-      const done = await loginOf(store, config, user.id, session);
+      const done = await loginOf(app.latchkey, user, session);
       if (details.session?.accountId && details.session.accountId !== user.id) await forgetProviderSession(details);
       return finish(request, reply, { login: { accountId: user.id, acr: done.acr, amr: done.amr, ts: done.ts, remember: false } }, false);
     }

@@ -8,7 +8,7 @@ import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'nod
 import * as client from 'openid-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
-import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
+import { authenticator, createTestApp, insertApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { hashToken } from '../crypto.js';
 import { addService, removeService } from './services.js';
 import { rotateSigningKey } from './signingKeys.js';
@@ -490,10 +490,7 @@ describe('OpenID Connect provider', () => {
       await store.kysely.updateTable('users').set({ password_hash: await hashPassword('correct horse battery'), status: 'enrolled' }).where('id', '=', user.id).execute();
       const secret = newTotpSecret();
       const appId = 'totp-app-1';
-      await store.authenticators.insert({
-        id: appId, user_id: user.id, type: 'totp', credential_id: `totp:${appId}`, public_key: secretBox.seal(secret, `totp:${appId}`), counter: 0,
-        transports: '[]', aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Authenticator app', created_at: clock, last_used_at: null,
-      });
+      await insertApp(store, secretBox, { id: appId, user_id: user.id, created_at: clock }, secret);
       const person = new TestBrowser(t.app);
       const verifier = client.randomPKCECodeVerifier();
       const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });

@@ -16,8 +16,8 @@ import { cookieNames } from '../plugins/sessions.js';
 import { Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
 import { KyselyAdapter, SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
-import { aalOfAcr, acrFor, assessSignIn, assuranceOutcome, methodOf, reachableAal, requiredAssurance, toAal } from './assurance.js';
-import type { Session } from '../db/schema.js';
+import { aalOfAcr, acrFor, assuranceOutcome, requiredAssurance, toAal } from './assurance.js';
+import type { Session, User } from '../db/schema.js';
 import { corsOriginsOf } from './services.js';
 import { loadSigningJwks } from './signingKeys.js';
 
@@ -64,7 +64,7 @@ export function allowFormActionTo(ctx: { set(name: string, value: string): void 
 }
 
 /** What the provider needs from the app's context (`latchkey doctor` builds one without the rest of the app). */
-export type ProviderContext = Pick<Latchkey, 'config' | 'store' | 'secretBox' | 'secret' | 'now'>;
+export type ProviderContext = Pick<Latchkey, 'config' | 'store' | 'secretBox' | 'secret' | 'now' | 'kinds'>;
 
 function page(latchkey: ProviderContext, title: string, body: preact.ComponentChildren): string {
   return renderPage(
@@ -75,10 +75,15 @@ function page(latchkey: ProviderContext, title: string, body: preact.ComponentCh
 }
 
 /** What the provider records for a Latchkey sign-in: acr and amr from the method it used (assurance.ts), and when. */
-export async function loginOf(store: ProviderContext['store'], config: ProviderContext['config'], userId: string, session: Pick<Session, 'aal' | 'authenticator_id' | 'authenticated_at'>) {
+export async function loginOf(
+  { store, config, kinds }: Pick<ProviderContext, 'store' | 'config' | 'kinds'>,
+  user: Pick<User, 'id' | 'password_hash'>,
+  session: Pick<Session, 'aal' | 'authenticator_id' | 'authenticated_at'>,
+) {
   const aal = toAal(session.aal);
-  const authenticator = session.authenticator_id ? await store.authenticators.findForUser(userId, session.authenticator_id) : undefined;
-  return { acr: acrFor(config, aal), amr: authenticator ? assessSignIn(methodOf(authenticator, aal)).amr : [], ts: Math.floor(session.authenticated_at / 1000) };
+  const authenticator = session.authenticator_id ? await store.authenticators.findForUser(user.id, session.authenticator_id) : undefined;
+  const amr = authenticator ? (kinds.assuranceOf(authenticator, user)?.amr ?? []) : [];
+  return { acr: acrFor(config, aal), amr, ts: Math.floor(session.authenticated_at / 1000) };
 }
 
 /**
@@ -128,9 +133,9 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
     const { session, user } = found;
     if (opSession.accountId !== user.id) {
       if (opSession.accountId) forgetAccount(opSession);
-      await loginToProvider(opSession, user.id, session);
+      await loginToProvider(opSession, user, session);
     } else if (aalOfAcr(config, opSession.acr) !== session.aal || opSession.loginTs !== Math.floor(session.authenticated_at / 1000)) {
-      await loginToProvider(opSession, user.id, session);
+      await loginToProvider(opSession, user, session);
     }
     return { signedIn: true, aal: session.aal };
   }
@@ -142,9 +147,9 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
       found && found.user.status !== 'suspended' && found.session.expires_at > t && found.session.last_seen_at > t - config.sessionIdleSeconds * 1000;
     return live ? found : undefined;
   }
-  async function loginToProvider(opSession: NonNullable<KoaContextWithOIDC['oidc']['session']>, userId: string, session: Session) {
-    const signIn = await loginOf(store, config, userId, session);
-    opSession.loginAccount({ accountId: userId, acr: signIn.acr, amr: signIn.amr, loginTs: signIn.ts, transient: opSession.transient });
+  async function loginToProvider(opSession: NonNullable<KoaContextWithOIDC['oidc']['session']>, user: User, session: Session) {
+    const signIn = await loginOf(latchkey, user, session);
+    opSession.loginAccount({ accountId: user.id, acr: signIn.acr, amr: signIn.amr, loginTs: signIn.ts, transient: opSession.transient });
   }
   /** Empty the provider's session of a person no longer signed in here: their account, sign-in, grants and sids. */
   function forgetAccount(opSession: NonNullable<KoaContextWithOIDC['oidc']['session']>) {
@@ -181,7 +186,7 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
       const required = requirementOf(ctx);
       if (assuranceOutcome(required, aal, Infinity) === 'enough') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const user = await store.users.findById(ctx.oidc.session!.accountId!);
-      const reachable = user ? reachableAal(user, await store.authenticators.listForUser(user.id)) : 0;
+      const reachable = user ? latchkey.kinds.reachableAal(user, await store.authenticators.listForUser(user.id)) : 0;
       return assuranceOutcome(required, aal, reachable) === 'unreachable' ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
     }),
     afterNoSession() + 1,

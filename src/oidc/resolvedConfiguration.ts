@@ -15,6 +15,8 @@ import type { JWK } from 'oidc-provider';
 import type { Config } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { randomToken } from '../crypto.js';
+import { KindRegistry } from '../strategies/kindRegistry.js';
+import { defaultKinds } from '../strategies/defaultKinds.js';
 import { SecretBox } from '../secretBox.js';
 import { createProvider } from './provider.js';
 import { SIGNING_ALG } from './signingKeys.js';
@@ -90,7 +92,7 @@ export async function resolveDiscovery(config: Config, store: Store, now: number
   let keys: JWK[] | undefined;
   if (!published.length || !secretKeyAvailable) keys = [await throwawaySigningKey()];
   // The cookie keys come from the server secret; they change no discovery field, so a random one does.
-  const context = { config, store, secretBox: new SecretBox(config), secret: (await store.settings.get('server_secret')) ?? randomToken(32), now: () => now };
+  const context = { config, store, secretBox: new SecretBox(config), secret: (await store.settings.get('server_secret')) ?? randomToken(32), now: () => now, kinds: new KindRegistry(defaultKinds, config) };
   return readDiscovery(await createProvider(context, keys ? { keys } : {}), config.origin);
 }
 

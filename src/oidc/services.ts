@@ -9,7 +9,7 @@ import { randomToken } from '../crypto.js';
 import type { Service, ServiceClientType } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { SecretBox } from '../secretBox.js';
-import type { Aal } from './assurance.js';
+import type { Aal } from '../strategies/authenticatorKind.js';
 
 export class ServiceInputError extends Error {}
 

@@ -15,7 +15,8 @@ import { renderPage } from '../views/render.js';
 import { CsrfField, ErrorSummary, Field, Layout } from '../views/layout.js';
 import type { Config } from '../config/index.js';
 import type { Authenticator, Service, User } from '../db/schema.js';
-import { assessSignIn, methodOf, toAal, type Aal } from './assurance.js';
+import { toAal } from './assurance.js';
+import type { Aal } from '../strategies/authenticatorKind.js';
 import { addService, removeService, ServiceInputError } from './services.js';
 import { agentOf } from '../admin/guard.js';
 
@@ -24,17 +25,6 @@ const levelWords: Record<Aal, string> = {
   2: 'AAL2: a passkey, or a password with an authenticator app',
   3: 'AAL3: a hardware security key',
 };
-
-/** The highest level any of these authenticators can reach. */
-export function bestAal(authenticators: Pick<Authenticator, 'type' | 'backup_eligible' | 'aaguid'>[], config: Pick<Config, 'upstreamProviders'>): Aal | 0 {
-  let best: Aal | 0 = 0;
-  for (const a of authenticators) {
-    const upstream = config.upstreamProviders.find((p) => p.id === a.aaguid);
-    const { aal } = assessSignIn(methodOf(a, toAal(upstream?.aal ?? 2)));
-    if (aal > best) best = aal;
-  }
-  return best;
-}
 
 const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const AddBody = Type.Object({
@@ -58,7 +48,7 @@ export async function servicesRoutes(app: FastifyInstance) {
     if (!request.auth) return reply.redirect('/signin?next=%2Fservices');
     const { user } = request.auth;
     const [services, authenticators] = await Promise.all([store.services.list(), store.authenticators.listForUser(user.id)]);
-    return html(reply, renderPage(<ServicesPage config={config} csrfToken={request.csrfToken} user={user} services={services} best={bestAal(authenticators, config)} />));
+    return html(reply, renderPage(<ServicesPage config={config} csrfToken={request.csrfToken} user={user} services={services} best={app.latchkey.kinds.reachableAal(user, authenticators)} />));
   });
 }
 

@@ -171,7 +171,7 @@ describe('OpenID Connect in a browser', () => {
     const [passkey] = await store.authenticators.listForUser(user.id);
     await store.authenticators.insert({
       id: 'work-account-1', user_id: user.id, type: 'linked-account', credential_id: `${idp.issuer}#edith`, public_key: '', counter: 0,
-      transports: '[]', aaguid: 'work', backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Work sign-in', created_at: Date.now(), last_used_at: null,
+      transports: '[]', aaguid: '', config: JSON.stringify({ provider: 'work' }), backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Work sign-in', created_at: Date.now(), last_used_at: null,
     });
     const token = (await page.context().cookies()).find((c) => c.name === 'latchkey_session')!.value;
     await store.kysely.updateTable('sessions').set({ aal: 1, authenticator_id: 'work-account-1' }).where('id_hash', '=', hashToken(token)).execute();

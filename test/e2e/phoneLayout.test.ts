@@ -122,7 +122,7 @@ describe('pages on a phone', () => {
     // More rows: another passkey, an authenticator app with a password, so every settings table and page is there.
     const [first] = await store().authenticators.listForUser(agent.id);
     const second = authenticatorLike(first!, agent, { name: 'Blue YubiKey on the office keyring', aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8', backup_eligible: 0, backed_up: 0 });
-    const app = authenticatorLike(first!, agent, { type: 'totp', name: 'Authenticator app', aaguid: 'totp', credential_id: `totp:${randomToken(8)}` });
+    const app = authenticatorLike(first!, agent, { type: 'totp', name: 'Authenticator app', aaguid: '', credential_id: `totp:${randomToken(8)}`, config: JSON.stringify({ sealedSecret: 'sealed', lastStep: 0 }) });
     await store().authenticators.insert(second);
     await store().authenticators.insert(app);
     await store().users.setPasswordHash(agent.id, 'not-a-real-hash', server.clock.now());

@@ -12,6 +12,7 @@ import { SoftAuthenticator, type SoftAuthenticatorOptions } from './softAuthenti
 import { hashToken } from '../../src/crypto.js';
 import type { Store } from '../../src/db/store.js';
 import type { NewAuthenticator } from '../../src/db/schema.js';
+import type { SecretBox } from '../../src/secretBox.js';
 
 export const TEST_ORIGIN = 'http://localhost:3000';
 
@@ -131,6 +132,26 @@ export async function signUp(app: FastifyInstance, auth: SoftAuthenticator, emai
 }
 
 /** Store a passkey straight into the database (for tests about what is stored, not how it was registered). */
+/** An authenticator app (the totp kind) with this base32 secret, stored as the self-service flow stores one. */
+export async function insertApp(store: Store, secretBox: SecretBox, fields: Pick<NewAuthenticator, 'id' | 'user_id'> & Partial<NewAuthenticator>, secret: string): Promise<void> {
+  await store.authenticators.insert({
+    type: 'totp',
+    credential_id: `totp:${fields.id}`,
+    public_key: '',
+    counter: 0,
+    transports: '[]',
+    aaguid: '',
+    backup_eligible: 0,
+    backed_up: 0,
+    attestation_format: 'none',
+    config: JSON.stringify({ sealedSecret: secretBox.seal(secret, `totp:${fields.id}`), lastStep: 0 }),
+    name: 'Authenticator app',
+    created_at: Date.now(),
+    last_used_at: null,
+    ...fields,
+  });
+}
+
 export async function insertPasskey(store: Store, fields: Pick<NewAuthenticator, 'id' | 'user_id' | 'credential_id' | 'public_key' | 'transports'>): Promise<void> {
   await store.authenticators.insert({
     type: 'passkey',

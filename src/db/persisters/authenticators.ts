@@ -74,6 +74,20 @@ export class AuthenticatorPersister {
     return (await query.affectedRows(this.db, { id, counter: fields.counter, backedUp: fields.backedUp ? 1 : 0, at: fields.at })) === 1;
   }
 
+  /**
+   * Replace a kind's configuration only if it is still `from` (compare and set): of two requests that read the
+   * same configuration and both try to move it on (an app's last used step), one wins.
+   */
+  async swapConfig(id: string, from: string, to: string, lastUsedAt?: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('authenticators')
+      .set({ config: to, ...(lastUsedAt === undefined ? {} : { last_used_at: lastUsedAt }) })
+      .where('id', '=', id)
+      .where('config', '=', from)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async rename(userId: string, id: string, name: string): Promise<boolean> {
     const result = await this.db.updateTable('authenticators').set({ name }).where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;

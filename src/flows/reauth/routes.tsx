@@ -20,11 +20,13 @@ import { auditFailure } from '../signin/routes.js';
 import { ReauthPage } from './views.js';
 import { AppError, appError, type ErrorCode } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
-import { assessSignIn, methodOf } from '../../oidc/assurance.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { checkPasswordAndCode } from '../../strategies/password/routes.js';
 import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../../strategies/throttle.js';
-import { LINKED_ACCOUNT_TYPE, type UpstreamLogin } from '../../strategies/linkedAccount/linkedAccounts.js';
+import type { UpstreamLogin } from '../../strategies/linkedAccount/linkedAccounts.js';
+import { LINKED_ACCOUNT_TYPE } from '../../strategies/linkedAccount/kind.js';
+import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
+import type { KindRegistry } from '../../strategies/kindRegistry.js';
 import type { Config } from '../../config/index.js';
 import type { Authenticator, User } from '../../db/schema.js';
 
@@ -48,9 +50,9 @@ export function safeNext(next: string | undefined): string {
  * The upstream providers a person may confirm it is them with: only when a linked work account is all they have (no
  * passkey, no password + app), and only providers still configured. Someone with a passkey or an app uses that.
  */
-export function linkedAccountReauthProviders(config: Config, user: User, authenticators: Authenticator[]): { id: string; name: string }[] {
-  if (user.password_hash || authenticators.some((a) => a.type === 'passkey')) return [];
-  const ids = new Set(authenticators.filter((a) => a.type === LINKED_ACCOUNT_TYPE).map((a) => a.aaguid));
+export function linkedAccountReauthProviders(kinds: KindRegistry, config: Config, user: User, authenticators: Authenticator[]): { id: string; name: string }[] {
+  const linked = kinds.stepUpCandidates(user, authenticators).filter((a) => a.type === LINKED_ACCOUNT_TYPE);
+  const ids = new Set(linked.map((a) => kinds.configOf<{ provider: string }>(a)?.provider));
   return config.upstreamProviders.filter((p) => ids.has(p.id)).map((p) => ({ id: p.id, name: p.name }));
 }
 
@@ -68,7 +70,7 @@ export async function finishLinkedAccountReauth(
 ): Promise<FastifyReply> {
   const { config, store, now } = app.latchkey;
   const auth = requireAuth(request);
-  const offered = linkedAccountReauthProviders(config, auth.user, await store.authenticators.listForUser(auth.user.id)).some((p) => p.id === result.provider.id);
+  const offered = linkedAccountReauthProviders(app.latchkey.kinds, config, auth.user, await store.authenticators.listForUser(auth.user.id)).some((p) => p.id === result.provider.id);
   if (!found || found.user.id !== auth.user.id || !offered) {
     const reason = !found ? 'not_linked' : found.user.id !== auth.user.id ? 'another_profile' : 'not_offered';
     await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method: 'linked-account', provider: result.provider.id, reason } });
@@ -76,7 +78,7 @@ export async function finishLinkedAccountReauth(
   }
   const t = now();
   await store.transaction(async (tx) => {
-    await tx.sessions.stepUp(auth.session.id_hash, t, assessSignIn({ kind: 'linked-account', upstreamAal: result.provider.aal }).aal, found.authenticator.id);
+    await tx.sessions.stepUp(auth.session.id_hash, t, app.latchkey.kinds.signInAal(found.authenticator, auth.user), found.authenticator.id);
     await tx.authenticators.recordUse(found.authenticator.id, { counter: 0, backedUp: false, at: t });
     await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: found.authenticator.id, detail: { method: 'linked-account', provider: result.provider.id } }, tx);
   });
@@ -89,8 +91,8 @@ export async function reauthRoutes(app: FastifyInstance) {
   app.get<{ Querystring: Static<typeof PageQuery> }>('/settings/reauth', { schema: { querystring: PageQuery } }, async (request, reply) => {
     const auth = requireAuth(request);
     const authenticators = await store.authenticators.listForUser(auth.user.id);
-    const hasPasskey = authenticators.some((a) => a.type === 'passkey');
-    const linked = linkedAccountReauthProviders(config, auth.user, authenticators);
+    const hasPasskey = authenticators.some((a) => a.type === PASSKEY_TYPE);
+    const linked = linkedAccountReauthProviders(app.latchkey.kinds, config, auth.user, authenticators);
     return reply
       .type('text/html; charset=utf-8')
       .send(
@@ -107,7 +109,7 @@ export async function reauthRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const auth = requireAuth(request);
       const linked = app.latchkey.linkedAccounts;
-      const offered = linkedAccountReauthProviders(config, auth.user, await store.authenticators.listForUser(auth.user.id));
+      const offered = linkedAccountReauthProviders(app.latchkey.kinds, config, auth.user, await store.authenticators.listForUser(auth.user.id));
       if (!linked || !offered.some((p) => p.id === request.params.provider)) {
         throw appError('not_found', 'You cannot confirm it is you that way. Go back and use one of the ways offered.');
       }
@@ -145,7 +147,7 @@ export async function reauthRoutes(app: FastifyInstance) {
         return refuse(400, 'The password or code is not right. Check them and try again.');
       }
       await recordSigninSuccess(store, auth.user.id);
-      await store.sessions.stepUp(auth.session.id_hash, t, assessSignIn({ kind: 'password+otp' }).aal, used.authenticatorId);
+      await store.sessions.stepUp(auth.session.id_hash, t, app.latchkey.kinds.signInAal(used.authenticator, auth.user), used.authenticatorId);
       await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method: 'password+totp' } });
       if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
       return reply.redirect(next, 303);
@@ -154,7 +156,7 @@ export async function reauthRoutes(app: FastifyInstance) {
 
   app.post('/reauth/options', { schema: { body: OptionsBody } }, async (request) => {
     const auth = requireAuth(request);
-    const passkeys = (await store.authenticators.listForUser(auth.user.id)).filter((a) => a.type === 'passkey');
+    const passkeys = (await store.authenticators.listForUser(auth.user.id)).filter((a) => a.type === PASSKEY_TYPE);
     const options = await webauthn.startAuthentication({
       flowType: REAUTH_FLOW,
       bindingHash: request.bindingHash,
@@ -173,7 +175,7 @@ export async function reauthRoutes(app: FastifyInstance) {
       onFailure: (f) => auditFailure(app, request, 'reauth.failed', { ...f, userId: f.userId ?? auth.user.id }),
       acceptFlow: (flow) => flow.user_id === auth.user.id,
       complete: async (tx, { authenticator }) => {
-        await tx.sessions.stepUp(auth.session.id_hash, now(), assessSignIn(methodOf(authenticator)).aal, authenticator.id);
+        await tx.sessions.stepUp(auth.session.id_hash, now(), app.latchkey.kinds.signInAal(authenticator, auth.user), authenticator.id);
         await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: authenticator.id }, tx);
       },
     });

@@ -29,6 +29,7 @@ import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
+import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
@@ -444,14 +445,15 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
         await tx.authenticators.insert({
           id: authenticatorId,
           user_id: user.id,
-          type: 'totp',
+          type: TOTP_TYPE,
           credential_id: `totp:${authenticatorId}`,
-          // Sealed under the authenticator's own id: the ciphertext can't be moved to another row.
-          public_key: secretBox.seal(secretBase32, `totp:${authenticatorId}`),
-          // The step just used: it can't be used again to sign in.
-          counter: step,
+          public_key: '',
+          counter: 0,
           transports: '[]',
-          aaguid: 'totp',
+          aaguid: '',
+          // Sealed under the authenticator's own id: the ciphertext can't be moved to another row. The step just
+          // used can't be used again to sign in.
+          config: app.latchkey.kinds.serializeConfig(TOTP_TYPE, { sealedSecret: secretBox.seal(secretBase32, `totp:${authenticatorId}`), lastStep: step }),
           backup_eligible: 0,
           backed_up: 0,
           attestation_format: 'none',

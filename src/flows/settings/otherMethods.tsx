@@ -27,7 +27,7 @@ const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ m
 const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
 
 export async function otherMethodsRoutes(app: FastifyInstance) {
-  const { config, store, now } = app.latchkey;
+  const { config, store, now, kinds } = app.latchkey;
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const reauth = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
@@ -60,7 +60,7 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
   async function load(request: FastifyRequest<{ Params: Static<typeof Params> }>) {
     const auth = requireAuth(request);
     const found = await store.authenticators.findForUser(auth.user.id, request.params.id);
-    if (!found || found.type === 'passkey') throw appError('not_found', 'That sign-in method was not found. It may already have been removed.');
+    if (!found || kinds.get(found.type)?.settingsSection === 'passkeys') throw appError('not_found', 'That sign-in method was not found. It may already have been removed.');
     const all = await store.authenticators.listForUser(auth.user.id);
     return { auth, authenticator: found, isLast: all.length <= 1 };
   }
@@ -68,7 +68,7 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
   app.get<{ Params: Static<typeof Params> }>('/settings/authenticators/:id/remove', { schema: { params: Params } }, async (request, reply) => {
     const { auth, authenticator, isLast } = await load(request);
     if (!isLast && !isRecentlyAuthenticated(app, request)) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
-    return html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} isLast={isLast} />));
+    return html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} removeWarning={kinds.get(authenticator.type)?.removeWarning} isLast={isLast} />));
   });
 
   app.post<{ Params: Static<typeof Params>; Body: Static<typeof RemoveBody> }>(
@@ -77,17 +77,14 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { auth, authenticator, isLast } = await load(request);
       const page = (status: number, error: string) =>
-        html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} isLast={isLast} error={error} />), status);
+        html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} removeWarning={kinds.get(authenticator.type)?.removeWarning} isLast={isLast} error={error} />), status);
       if (isLast) return page(409, 'You cannot remove your only way to sign in. Add a passkey or another method first.');
       if (!isRecentlyAuthenticated(app, request)) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
       if (request.body.confirm !== 'yes') return page(400, 'Select the box to confirm you want to remove it');
       await store.transaction(async (tx) => {
         await tx.authenticators.remove(auth.user.id, authenticator.id);
         await tx.sessions.deleteForAuthenticator(auth.user.id, authenticator.id);
-        // A password only works with an app: with the last app gone, so is the password.
-        if (authenticator.type === 'totp' && !(await tx.authenticators.listForUser(auth.user.id)).some((a) => a.type === 'totp')) {
-          await tx.users.setPasswordHash(auth.user.id, null, now());
-        }
+        await kinds.removed(tx, auth.user, authenticator, now());
         await audit(app, request, { event: 'authenticator.removed_by_user', subjectUserId: auth.user.id, authenticatorId: authenticator.id, detail: { type: authenticator.type, name: authenticator.name } }, tx);
       });
       return reply.redirect('/settings?unlinked=1', 303);
@@ -119,7 +116,7 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
   });
 }
 
-function RemoveMethodPage(m: { config: Config; csrfToken: string; user: User; authenticator: Authenticator; isLast: boolean; error?: string }) {
+function RemoveMethodPage(m: { config: Config; csrfToken: string; user: User; authenticator: Authenticator; removeWarning?: string; isLast: boolean; error?: string }) {
   return (
     <Layout title={`Remove ${m.authenticator.name}`} rpName={m.config.rpName} csrfToken={m.csrfToken} signedIn={{ displayName: m.user.display_name }}>
       <h1>Remove {m.authenticator.name}</h1>
@@ -129,7 +126,7 @@ function RemoveMethodPage(m: { config: Config; csrfToken: string; user: User; au
       ) : (
         <form method="post" action={`/settings/authenticators/${m.authenticator.id}/remove`}>
           <CsrfField token={m.csrfToken} />
-          <p>You will no longer be able to sign in with it{m.authenticator.type === 'totp' ? ', and if it is your last authenticator app, your password stops working too' : ''}.</p>
+          <p>You will no longer be able to sign in with it.{m.removeWarning ? ` ${m.removeWarning}` : ''}</p>
           <ConfirmCheckbox label={`I want to remove ${m.authenticator.name}`} error={m.error} />
           <div class="actions">
             <button type="submit" class="warning">

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
-import { audit } from '../../audit.js';
+import { audit, auditEventLabelsFor } from '../../audit.js';
 import { type AppError, appError, mapUniqueViolation } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
 import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
@@ -48,7 +48,7 @@ const FormBody = Type.Object({
 const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
 export async function settingsRoutes(app: FastifyInstance) {
-  const { config, store, webauthn, now, mailer } = app.latchkey;
+  const { config, store, webauthn, now, mailer, kinds } = app.latchkey;
 
   const reauthRedirect = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
@@ -78,7 +78,7 @@ export async function settingsRoutes(app: FastifyInstance) {
           config={config}
           csrfToken={request.csrfToken}
           user={user}
-          passkeys={passkeys.filter((p) => p.type === 'passkey')}
+          passkeys={passkeys.filter((p) => kinds.get(p.type)?.settingsSection === 'passkeys')}
           sessions={sessions}
           currentSessionId={session.public_id}
           activity={activity}
@@ -86,7 +86,8 @@ export async function settingsRoutes(app: FastifyInstance) {
           signal={q.signal === '1'}
           noScript={q.nojs === '1'}
           agent={roles.length > 0}
-          others={passkeys.filter((p) => p.type !== 'passkey')}
+          others={passkeys.filter((p) => kinds.get(p.type)?.settingsSection !== 'passkeys').map((a) => ({ authenticator: a, label: kinds.displayOf(a, user).label }))}
+          eventLabels={auditEventLabelsFor(kinds)}
         />,
       ),
     );

@@ -1,6 +1,5 @@
 import type { Config } from '../../config/index.js';
 import type { AuditEvent, Authenticator, Session, User } from '../../db/schema.js';
-import { auditEventLabels } from '../../audit.js';
 import type { FieldError } from '../../errors.js';
 import { providerFor, type ProviderKind } from '../../webauthn/aaguids.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
@@ -90,8 +89,10 @@ export interface SettingsModel {
   noScript?: boolean;
   /** The person holds a registration-authority role: link to the console. */
   agent?: boolean;
-  /** Authenticator apps and linked work accounts. */
-  others: Authenticator[];
+  /** Every other kind (authenticator apps, linked work accounts …), with its kind's label. */
+  others: { authenticator: Authenticator; label: string }[];
+  /** Words for audit events: the shared ones and every kind's own (src/audit.ts auditEventLabelsFor). */
+  eventLabels: Record<string, string>;
 }
 
 export function SettingsPage(m: SettingsModel) {
@@ -191,6 +192,7 @@ export function SettingsPage(m: SettingsModel) {
           <thead>
             <tr>
               <th scope="col">Name</th>
+              <th scope="col">Type</th>
               <th scope="col">Created</th>
               <th scope="col">Last used</th>
               <th scope="col">
@@ -199,9 +201,10 @@ export function SettingsPage(m: SettingsModel) {
             </tr>
           </thead>
           <tbody>
-            {m.others.map((a) => (
-              <tr data-authenticator-id={a.id}>
+            {m.others.map(({ authenticator: a, label }) => (
+              <tr data-authenticator-id={a.id} data-kind={a.type}>
                 <td data-label="Name">{a.name}</td>
+                <td data-label="Type">{label}</td>
                 <td data-label="Created">{formatTime(a.created_at)}</td>
                 <td data-label="Last used">{formatTime(a.last_used_at)}</td>
                 <td class="actions">
@@ -280,7 +283,7 @@ export function SettingsPage(m: SettingsModel) {
           {m.activity.map((e) => (
             <tr data-event={e.event}>
               <td data-label="When">{formatTime(e.at)}</td>
-              <td data-label="What">{auditEventLabels[e.event] ?? e.event}</td>
+              <td data-label="What">{m.eventLabels[e.event] ?? e.event}</td>
               <td data-label="From">
                 {e.ip ?? ''} {e.user_agent ? describeUserAgent(e.user_agent) : ''}
               </td>

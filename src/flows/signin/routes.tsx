@@ -10,7 +10,6 @@ import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
-import { assessSignIn, methodOf } from '../../oidc/assurance.js';
 import { AuthenticationResponseSchema, EmailSchema } from '../../webauthn/schemas.js';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { decoyAllowCredentials, realAllowCredentials } from './allowCredentials.js';
@@ -88,7 +87,7 @@ export async function signInRoutes(app: FastifyInstance) {
       onFailure: (f) => auditFailure(app, request, 'signin.failed', f),
       acceptFlow: (flow) => !(JSON.parse(flow.data) as { decoy?: boolean }).decoy,
       complete: async (tx, { flow, user, authenticator }) => {
-        await startSession(app, request, reply, user, tx, authenticator.id, assessSignIn(methodOf(authenticator)).aal);
+        await startSession(app, request, reply, user, tx, authenticator.id, app.latchkey.kinds.signInAal(authenticator, user));
         // A success ends a run of failed sign-ins (strategies/throttle.ts); no write when there was none.
         if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
         await audit(

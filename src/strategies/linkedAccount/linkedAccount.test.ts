@@ -347,7 +347,8 @@ describe('linked work account against a real upstream provider', () => {
     expect(a.authenticator).toMatchObject({
       type: 'linked-account',
       credential_id: `${idp.issuer}#frank`,
-      aaguid: 'nhsnet',
+      aaguid: '',
+      config: JSON.stringify({ provider: 'nhsnet' }),
       name: NAME,
       public_key: '',
       counter: 0,

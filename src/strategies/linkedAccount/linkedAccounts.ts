@@ -20,9 +20,10 @@ import { isUniqueViolation } from '../../db/isUniqueViolation.js';
 import type { Authenticator, NewAuthenticator, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { AppError, appError, type ErrorCode } from '../../errors.js';
+import { LINKED_ACCOUNT_TYPE } from './kind.js';
+
 
 export const OIDC_LOGIN_FLOW = 'oidc-login';
-export const LINKED_ACCOUNT_TYPE = 'linked-account';
 /** Time allowed at the upstream provider between leaving Latchkey and coming back. */
 export const OIDC_LOGIN_SECONDS = 10 * 60;
 const SCOPE = 'openid email profile';
@@ -316,7 +317,8 @@ export class LinkedAccounts {
       public_key: '',
       counter: 0,
       transports: '[]',
-      aaguid: provider.id,
+      aaguid: '',
+      config: JSON.stringify({ provider: provider.id }),
       backup_eligible: 0,
       backed_up: 0,
       attestation_format: 'none',

@@ -20,7 +20,6 @@ import { appError } from '../../errors.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { finishLinkedAccountReauth } from '../../flows/reauth/routes.js';
 import { startSession } from '../../plugins/sessions.js';
-import { assessSignIn } from '../../oidc/assurance.js';
 import { LinkedAccountError, LinkedAccounts, type UpstreamLogin } from './linkedAccounts.js';
 
 /**
@@ -122,7 +121,7 @@ export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAcco
         throw appError('account_disabled');
       }
       await store.transaction(async (tx) => {
-        await startSession(app, request, reply, user, tx, authenticator.id, assessSignIn({ kind: 'linked-account', upstreamAal: provider.aal }).aal);
+        await startSession(app, request, reply, user, tx, authenticator.id, app.latchkey.kinds.signInAal(authenticator, user));
         if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
         // A linked account has no signature counter: 0 → 0 only records the time.
         await tx.authenticators.recordUse(authenticator.id, { counter: 0, backedUp: false, at: now() });

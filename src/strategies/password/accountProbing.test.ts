@@ -9,7 +9,7 @@
  */
 import { Secret, TOTP } from 'otpauth';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { authenticator, createTestApp, insertApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import { testDatabases } from '../../../test/support/databases.js';
 import { pruneExpired } from '../../maintenance.js';
 import { createUser } from '../../users/createUser.js';
@@ -45,10 +45,7 @@ describe.each(databases)('password + app sign-in on $name, to someone guessing',
       await store.users.setPasswordHash(user.id, await hashPassword(PASSWORD), clock);
       const secret = newTotpSecret();
       const id = `app-${user.id}`;
-      await store.authenticators.insert({
-        id, user_id: user.id, type: 'totp', credential_id: `totp:${id}`, public_key: secretBox.seal(secret, `totp:${id}`), counter: 0, transports: '[]',
-        aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: '', name: 'App', created_at: clock, last_used_at: null,
-      });
+      await insertApp(store, secretBox, { id, user_id: user.id, name: 'App', created_at: clock }, secret);
       await store.users.setStatus(user.id, 'enrolled', clock);
       return { user, app: new TOTP({ secret: Secret.fromBase32(secret) }) };
     };

@@ -13,7 +13,8 @@ import { audit } from '../../audit.js';
 import { AppError, appError, validationFailed, type ErrorCode, type FieldError } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
-import { assessSignIn } from '../../oidc/assurance.js';
+import { readKindConfig } from '../authenticatorKind.js';
+import { TOTP_TYPE, totpKind } from '../totp/kind.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { renderPage } from '../../views/render.js';
 import { PasswordSignInPage } from './views.js';
@@ -22,7 +23,7 @@ import { verifyPassword } from './passwords.js';
 import { checkTotp } from '../totp/totp.js';
 import { checkSigninAllowed, loadSigninThrottle, recordSigninSuccess } from '../throttle.js';
 import type { Store } from '../../db/store.js';
-import type { User } from '../../db/schema.js';
+import type { Authenticator, User } from '../../db/schema.js';
 import type { SecretBox } from '../../secretBox.js';
 
 const Body = Type.Object({
@@ -46,18 +47,22 @@ export async function checkPasswordAndCode(
   password: string,
   code: string,
   now: number,
-): Promise<{ authenticatorId: string } | undefined> {
+): Promise<{ authenticatorId: string; authenticator: Authenticator } | undefined> {
   const passwordOk = await verifyPassword(user?.password_hash ?? null, password);
   // Looked up without an account too (under an id no user has), so both take the same queries.
-  const apps = (await store.authenticators.listForUser(user?.id ?? '')).filter((a) => a.type === 'totp');
-  let used: { id: string; step: number } | undefined;
+  const apps = (await store.authenticators.listForUser(user?.id ?? '')).filter((a) => a.type === TOTP_TYPE);
+  let used: { authenticator: Authenticator; step: number; sealedSecret: string } | undefined;
   for (const a of apps) {
-    const step = checkTotp(secretBox.open(a.public_key, `totp:${a.id}`), code, now, a.counter);
-    if (step !== undefined) used = { id: a.id, step };
+    const config = readKindConfig(totpKind, a);
+    if (!config) continue;
+    const step = checkTotp(secretBox.open(config.sealedSecret, `totp:${a.id}`), code, now, config.lastStep);
+    if (step !== undefined) used = { authenticator: a, step, sealedSecret: config.sealedSecret };
   }
   if (!user || !passwordOk || !used) return undefined;
-  if (!(await store.authenticators.recordUse(used.id, { counter: used.step, backedUp: false, at: now }))) return undefined;
-  return { authenticatorId: used.id };
+  // Compare and set on the stored step: of two sign-ins with the same code, one wins.
+  const next = JSON.stringify({ sealedSecret: used.sealedSecret, lastStep: used.step });
+  if (!(await store.authenticators.swapConfig(used.authenticator.id, used.authenticator.config, next, now))) return undefined;
+  return { authenticatorId: used.authenticator.id, authenticator: used.authenticator };
 }
 
 export async function passwordSignInRoutes(app: FastifyInstance) {
@@ -123,7 +128,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         return page(request, reply, 400, email, appError('signin_failed').message);
       }
       await recordSigninSuccess(store, user!.id);
-      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, assessSignIn({ kind: 'password+otp' }).aal);
+      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, app.latchkey.kinds.signInAal(used!.authenticator, user!));
       await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method: 'password+totp' } });
       const next = safeNext(request.query.next);
       if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);

@@ -1,0 +1,63 @@
+/**
+ * Passkeys (WebAuthn discoverable credentials): the kind people are moved
+ * onto. Its data lives in the passkey columns the sign-in path reads
+ * (src/webauthn); `config` is empty.
+ */
+import { Type } from 'typebox';
+import { defineKind, type Aal, type Assurance } from '../authenticatorKind.js';
+import { PasskeyProvider, SyncBadge } from '../../flows/settings/views.js';
+
+export const PASSKEY_TYPE = 'passkey';
+
+/** What a passkey sign-in proved. */
+export interface PasskeyUse {
+  userVerified: boolean;
+  /** Not backup-eligible: the private key can't leave the device (WebAuthn L3 §6.1.3). */
+  deviceBound: boolean;
+  /** Its attestation was verified against a trusted root. */
+  attested: boolean;
+}
+
+/**
+ * | passkey                                          | AAL | amr             |
+ * | ------------------------------------------------ | --- | --------------- |
+ * | user verification, synced                        | 2   | swk, user, mfa  |
+ * | user verification, device-bound                  | 2   | hwk, user, mfa  |
+ * | user verification, device-bound, attested        | 3   | hwk, user, mfa  |
+ * | no user verification                             | 1   | swk or hwk      |
+ */
+export function passkeyAssurance(use: PasskeyUse): Assurance {
+  const key = use.deviceBound ? 'hwk' : 'swk';
+  // Without user verification a passkey is one factor (something you have): AAL1.
+  if (!use.userVerified) return { aal: 1, phishingResistant: true, amr: [key] };
+  // SP 800-63B rev 4 §2.3.2: AAL3 needs a non-exportable (device-bound) key whose provenance is known.
+  const aal: Aal = use.deviceBound && use.attested ? 3 : 2;
+  return { aal, phishingResistant: true, amr: [key, 'user', 'mfa'] };
+}
+
+export const passkeyKind = defineKind({
+  type: PASSKEY_TYPE,
+  config: Type.Object({}),
+  noun: 'passkey',
+  // Passkey sign-in always requires user verification (webauthn/verifyAssertion.ts refuses assertions without it).
+  // Latchkey asks for no attestation yet, so nothing is attested: AAL3 waits for an attestation policy.
+  assurance: (a) => passkeyAssurance({ userVerified: true, deviceBound: a.backup_eligible === 0, attested: false }),
+  stepUp: 'primary',
+  display: (a) => ({ label: 'Passkey', provider: <PasskeyProvider aaguid={a.aaguid} />, badges: <SyncBadge authenticator={a} /> }),
+  settingsSection: 'passkeys',
+  selfServiceChoices: () => [
+    {
+      value: 'passkey',
+      label: 'Passkey',
+      hint: 'Sign in with your fingerprint, face, PIN or screen lock on your phone, computer or security key.',
+      path: (flowId) => `/add-authenticator/${flowId}/passkey`,
+    },
+  ],
+  agentIssuable: true,
+  auditEvents: {
+    'passkey.added': 'Passkey added',
+    'passkey.renamed': 'Passkey renamed',
+    'passkey.removed': 'Passkey removed',
+    'passkey.counter_regressed': 'Passkey refused: possible copied authenticator',
+  },
+});

@@ -1,0 +1,38 @@
+/**
+ * Authenticator apps (TOTP), used with the person's password: together they
+ * are two factors (AAL2), neither phishing-resistant. An app alone signs
+ * nobody in, and the password goes with the last app.
+ */
+import { Type } from 'typebox';
+import { defineKind } from '../authenticatorKind.js';
+
+export const TOTP_TYPE = 'totp';
+
+export const totpKind = defineKind({
+  type: TOTP_TYPE,
+  config: Type.Object({
+    /** The shared secret, sealed (src/secretBox.ts) under `totp:<authenticator id>`: never stored in clear. */
+    sealedSecret: Type.String({ minLength: 1 }),
+    /** The last time step used: each code signs in at most once (RFC 6238 §5.2). */
+    lastStep: Type.Integer(),
+  }),
+  noun: 'authenticator app',
+  assurance: (_a, _config, { user }) => (user.password_hash ? { aal: 2, phishingResistant: false, amr: ['pwd', 'otp', 'mfa'] } : undefined),
+  stepUp: 'primary',
+  display: () => ({ label: 'Authenticator app' }),
+  settingsSection: 'others',
+  removeWarning: 'If it is your last authenticator app, your password stops working too.',
+  selfServiceChoices: () => [
+    {
+      value: 'app',
+      label: 'Authenticator app',
+      hint: 'Sign in with a password and a code from an app such as Microsoft Authenticator or Google Authenticator.',
+      path: (flowId) => `/add-authenticator/${flowId}/app`,
+    },
+  ],
+  // A password only works with an app: with the last app gone, so is the password.
+  async onRemoved(tx, user, _a, now) {
+    if (!(await tx.authenticators.listForUser(user.id)).some((a) => a.type === TOTP_TYPE)) await tx.users.setPasswordHash(user.id, null, now);
+  },
+  auditEvents: { 'totp.added': 'Authenticator app added' },
+});
