@@ -7,7 +7,6 @@
 import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
 import * as client from 'openid-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { LightMyRequestResponse } from 'fastify';
 import { authenticator, createTestApp, insertApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { hashToken } from '../crypto.js';
 import { addService, removeService } from './services.js';
@@ -17,38 +16,12 @@ import { createUser } from '../users/createUser.js';
 import { hashPassword } from '../strategies/password/passwords.js';
 import { newTotpSecret } from '../strategies/totp/totp.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
+import { follow, injectFetch } from '../../test/support/relyingParty.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../../test/support/upstreamIdp.js';
 
 const RP = 'https://rp.example';
 const REDIRECT = `${RP}/callback`;
 const LOGOUT = `${RP}/signed-out`;
-
-/** openid-client's fetch, answered by the app in this process. */
-function injectFetch(app: TestApp['app']): client.CustomFetch {
-  return async (url, options) => {
-    const u = new URL(url);
-    const headers: Record<string, string> = {};
-    new Headers(options.headers as HeadersInit).forEach((v, k) => (headers[k] = v));
-    const res = await app.inject({ method: options.method as 'GET', url: u.pathname + u.search, headers, payload: options.body === undefined || options.body === null ? undefined : String(options.body) });
-    const out = new Headers();
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : String(v));
-    return new Response(res.statusCode === 204 ? null : new Uint8Array(res.rawPayload), { status: res.statusCode, headers: out });
-  };
-}
-
-/** Follow redirects on our origin; stop at the first one leaving it (the service's redirect URI) or at a page. */
-async function follow(browser: TestBrowser, start: string): Promise<{ res: LightMyRequestResponse; url: string }> {
-  let url = start;
-  for (let i = 0; i < 20; i++) {
-    const res = await browser.get(url.startsWith(TEST_ORIGIN) ? url.slice(TEST_ORIGIN.length) : url);
-    const location = res.headers.location as string | undefined;
-    if (res.statusCode < 300 || res.statusCode >= 400 || !location) return { res, url };
-    const next = new URL(location, TEST_ORIGIN).toString();
-    if (!next.startsWith(TEST_ORIGIN)) return { res, url: next };
-    url = next;
-  }
-  throw new Error('too many redirects');
-}
 
 function decodeJwt(jwt: string) {
   const [h, p, s] = jwt.split('.');
