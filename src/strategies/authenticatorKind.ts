@@ -22,7 +22,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { JSX } from 'preact';
 import type { Static, TSchema } from 'typebox';
-import { Value } from 'typebox/value';
+import { Compile, type Validator } from 'typebox/compile';
 import type { Config } from '../config/index.js';
 import type { Authenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
@@ -109,14 +109,19 @@ export function defineKind<S extends TSchema>(kind: AuthenticatorKind<S>): Authe
   return kind;
 }
 
+/** Each kind's schema compiled once: configuration is read on the sign-in path. */
+const validators = new WeakMap<TSchema, Validator>();
+
 /** An authenticator's configuration read with its own kind's schema; undefined when the row is another kind's or doesn't match. */
 export function readKindConfig<S extends TSchema>(kind: AuthenticatorKind<S>, authenticator: Pick<Authenticator, 'type' | 'config'>): Static<S> | undefined {
   if (authenticator.type !== kind.type) return undefined;
+  let validator = validators.get(kind.config);
+  if (!validator) validators.set(kind.config, (validator = Compile(kind.config) as unknown as Validator));
   let parsed: unknown;
   try {
     parsed = JSON.parse(authenticator.config);
   } catch {
     return undefined;
   }
-  return Value.Check(kind.config, parsed) ? (parsed as Static<S>) : undefined;
+  return validator.Check(parsed) ? (parsed as Static<S>) : undefined;
 }
