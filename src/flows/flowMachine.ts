@@ -58,8 +58,10 @@ const DEFAULT_MESSAGES: FlowMessages = {
 };
 
 /** A flow type's one definition; see {@link defineFlow}. */
-export interface FlowDefinition<D, Step extends string, Page extends string> {
+export interface FlowDefinition<D, Step extends string, Page extends string, S extends TSchema = TSchema> {
   readonly type: string;
+  /** The data's schema (for `Static<typeof flow.schema>`). */
+  readonly schema: S;
   /** The row's data when the row is of this type and its data matches the schema; otherwise undefined. */
   read(flow: Flow | undefined): D | undefined;
   /** As read(), but a row that can't be read is a `flow_expired` error (the `missing` message). */
@@ -79,6 +81,23 @@ export interface FlowDefinition<D, Step extends string, Page extends string> {
   allows(from: Step, to: Step): boolean;
 }
 
+/**
+ * The one way to read a flow row's `data`: JSON that matches `schema`, else undefined. For data that is not one flow
+ * type's (e.g. what every WebAuthn ceremony keeps beside its caller's data); a flow type reads with its definition.
+ */
+export function flowDataReader<S extends TSchema>(schema: S): (data: string) => Static<S> | undefined {
+  const validator = Compile(schema);
+  return (data) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(data);
+    } catch {
+      return undefined;
+    }
+    return validator.Check(value) ? (value as Static<S>) : undefined;
+  };
+}
+
 /** Thrown for a step change the definition does not declare: a bug in the route, not a person's mistake. */
 export class UndeclaredTransitionError extends Error {
   constructor(type: string, from: string, to: string) {
@@ -89,22 +108,14 @@ export class UndeclaredTransitionError extends Error {
 
 export function defineFlow<S extends TSchema, Step extends string = never, Page extends string = never>(
   spec: FlowSpec<S, Step, Page>,
-): FlowDefinition<Static<S>, Step, Page> {
+): FlowDefinition<Static<S>, Step, Page, S> {
   type D = Static<S>;
   const validator = Compile(spec.data);
   const messages = { ...DEFAULT_MESSAGES, ...spec.messages };
   const stepOf = (data: D) => (data as { step?: Step }).step as Step;
 
-  const read = (flow: Flow | undefined): D | undefined => {
-    if (!flow || flow.type !== spec.type) return undefined;
-    let value: unknown;
-    try {
-      value = JSON.parse(flow.data);
-    } catch {
-      return undefined;
-    }
-    return validator.Check(value) ? (value as D) : undefined;
-  };
+  const readData = flowDataReader(spec.data);
+  const read = (flow: Flow | undefined): D | undefined => (flow && flow.type === spec.type ? readData(flow.data) : undefined);
 
   const allows = (from: Step, to: Step) => !!spec.transitions?.[from]?.includes(to);
 
@@ -124,6 +135,7 @@ export function defineFlow<S extends TSchema, Step extends string = never, Page 
 
   return {
     type: spec.type,
+    schema: spec.data,
     read,
     parse(flow) {
       const data = read(flow);
