@@ -39,6 +39,7 @@ import { settingsRoutes } from './flows/settings/routes.js';
 import { reauthRoutes } from './flows/reauth/routes.js';
 import { fido2Routes } from './fido2/routes.js';
 import { linkedAccountRoutes } from './strategies/linkedAccount/routes.js';
+import { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import { oidcRoutes } from './oidc/routes.js';
 import './context.js';
 
@@ -134,6 +135,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     rateLimitPerMinute: perMinute,
     secretBox: new SecretBox(config),
     captcha: options.captcha ?? new AltchaCaptcha(secret, store, config.captchaMaxNumber),
+    linkedAccounts: new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }),
   };
   app.decorate('latchkey', latchkey);
   if (ownsMailer) app.addHook('onClose', () => mailer.close());

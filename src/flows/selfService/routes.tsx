@@ -30,11 +30,9 @@ import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
-import { SELF_SERVICE_FLOW, SELF_SERVICE_PASSKEY_CEREMONY, selfServiceFlow, selfServicePasskeyCeremony, type SelfServiceDataSchema } from './selfServiceFlow.js';
+import { SELF_SERVICE_PASSKEY_CEREMONY, selfServiceFlow, selfServicePasskeyCeremony, type SelfServiceDataSchema } from './selfServiceFlow.js';
 import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
-export { SELF_SERVICE_FLOW };
-export { SELF_SERVICE_PASSKEY_CEREMONY };
 const FLOW_SECONDS = 30 * 60;
 const CODE_SECONDS = 10 * 60;
 export const EMAIL_CODE_MAX_ATTEMPTS = 5;
@@ -88,7 +86,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 }
 
 export async function selfServiceRoutes(app: FastifyInstance) {
-  const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;
+  const { config, store, now, secret, mailer, webauthn, captcha, secretBox, linkedAccounts } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
@@ -461,7 +459,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   const allowFormToProvider = async (reply: FastifyReply, providerId: string) => {
     const csp = reply.getHeader('content-security-policy');
     if (typeof csp !== 'string') return;
-    const origins = await app.latchkey.linkedAccounts!.authorizationOrigins(providerId);
+    const origins = await linkedAccounts.authorizationOrigins(providerId);
     reply.header('content-security-policy', csp.replace(/form-action ([^;]*)/, (_, sources: string) => `form-action ${sources} ${origins.join(' ')}`));
   };
 
@@ -484,7 +482,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
         await allowFormToProvider(reply, provider.id);
         return html(reply, renderPage(page), 400);
       }
-      const url = await app.latchkey.linkedAccounts!.start(provider.id, {
+      const url = await linkedAccounts.start(provider.id, {
         purpose: 'link',
         bindingHash: request.bindingHash,
         linkFlowId: flow.id,
@@ -502,7 +500,6 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     async (request, reply) => {
       const { flow } = await loadFlow(request, 'choose');
       const user = (await store.users.findById(flow.user_id!))!;
-      const linkedAccounts = app.latchkey.linkedAccounts!;
       const { authenticatorId, provider } = await store.transaction(async (tx) => {
         const vouched = await linkedAccounts.takeLink(tx, request.query.link ?? '', flow.id, request.params.provider, request.bindingHash);
         if (!vouched) throw appError('flow_expired');

@@ -22,14 +22,7 @@ import { safeNext } from '../../flows/signin/routes.js';
 import { finishLinkedAccountReauth } from '../../flows/reauth/routes.js';
 import { startSession } from '../../plugins/sessions.js';
 import { assessSignIn } from '../../oidc/assurance.js';
-import { LinkedAccountError, LinkedAccounts, type UpstreamLogin } from './linkedAccounts.js';
-
-declare module '../../context.js' {
-  interface Latchkey {
-    /** The linked-account strategy; set when linkedAccountRoutes is registered. */
-    linkedAccounts?: LinkedAccounts;
-  }
-}
+import { LinkedAccountError, type UpstreamLogin } from './linkedAccounts.js';
 
 const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
 const StartQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 512 })) });
@@ -41,8 +34,7 @@ const CallbackQuery = Type.Object({
 });
 
 export async function linkedAccountRoutes(app: FastifyInstance) {
-  const { config, store, now } = app.latchkey;
-  const linked = (app.latchkey.linkedAccounts ??= new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }));
+  const { config, store, now, linkedAccounts: linked } = app.latchkey;
 
   app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof StartQuery> }>(
     '/signin/linked/:provider',
