@@ -10,7 +10,7 @@
  * the page that says to start again, never a 500.
  */
 import type { Static, TSchema } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { Compile, type Validator } from 'typebox/compile';
 import type { Flow } from '../db/schema.js';
 import type { FlowPersister, NewFlow } from '../db/persisters/flows.js';
 import { AppError, appError } from '../errors.js';
@@ -86,7 +86,10 @@ export interface FlowDefinition<D, Step extends string, Page extends string, S e
  * type's (e.g. what every WebAuthn ceremony keeps beside its caller's data); a flow type reads with its definition.
  */
 export function flowDataReader<S extends TSchema>(schema: S): (data: string) => Static<S> | undefined {
-  const validator = Compile(schema);
+  return readerOf(Compile(schema));
+}
+
+function readerOf<S extends TSchema>(validator: Validator<{}, S>): (data: string) => Static<S> | undefined {
   return (data) => {
     let value: unknown;
     try {
@@ -106,6 +109,16 @@ export class UndeclaredTransitionError extends Error {
   }
 }
 
+/**
+ * Declare a flow type once. A flow of one step (a WebAuthn ceremony's data) gives `type` and `data`; a flow of
+ * several steps keeps its current step in `data.step` and adds `transitions` and `pages`:
+ *
+ * ```ts
+ * const order = defineFlow({ type: 'order', data: OrderData, transitions: { basket: ['paid'], paid: [] }, pages: { pay: ['basket'] } });
+ * const loaded = await order.load(store, { id, bindingHash, now }, 'pay');
+ * await order.advance(store, loaded, { ...loaded.data, step: 'paid' }, now);
+ * ```
+ */
 export function defineFlow<S extends TSchema, Step extends string = never, Page extends string = never>(
   spec: FlowSpec<S, Step, Page>,
 ): FlowDefinition<Static<S>, Step, Page, S> {
@@ -114,7 +127,7 @@ export function defineFlow<S extends TSchema, Step extends string = never, Page 
   const messages = { ...DEFAULT_MESSAGES, ...spec.messages };
   const stepOf = (data: D) => (data as { step?: Step }).step as Step;
 
-  const readData = flowDataReader(spec.data);
+  const readData = readerOf(validator);
   const read = (flow: Flow | undefined): D | undefined => (flow && flow.type === spec.type ? readData(flow.data) : undefined);
 
   const allows = (from: Step, to: Step) => !!spec.transitions?.[from]?.includes(to);
