@@ -42,6 +42,7 @@ import { settingsRoutes } from './flows/settings/routes.js';
 import { reauthRoutes } from './flows/reauth/routes.js';
 import { fido2Routes } from './fido2/routes.js';
 import { linkedAccountRoutes } from './strategies/linkedAccount/routes.js';
+import { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import { oidcRoutes } from './oidc/routes.js';
 import './context.js';
 
@@ -140,6 +141,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     secretBox: new SecretBox(config),
     captcha: options.captcha ?? new AltchaCaptcha(secret, store, config.captchaMaxNumber),
     kinds: new KindRegistry(options.kinds ?? defaultKinds, config),
+    linkedAccounts: new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }),
   };
   app.decorate('latchkey', latchkey);
   if (ownsMailer) app.addHook('onClose', () => mailer.close());

@@ -4,6 +4,7 @@ import type { RequestContext, WebAuthn } from './webauthn/ceremonies.js';
 import type { Mailer } from './mail/mailer.js';
 import type { SecretBox } from './secretBox.js';
 import type { Captcha } from './captcha/captcha.js';
+import type { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import type { Session, User } from './db/schema.js';
 import type { KindRegistry } from './strategies/kindRegistry.js';
 
@@ -18,6 +19,8 @@ export interface Latchkey {
   captcha: Captcha;
   /** The kinds of authenticator (src/strategies/authenticatorKind.ts) and the one assurance function. */
   kinds: KindRegistry;
+  /** The linked-account strategy (upstream OpenID Connect providers; none configured: every provider id is unknown). */
+  linkedAccounts: LinkedAccounts;
   /** Server secret for HMACs (CSRF tokens, enumeration-safe fake credentials); generated once, kept in the database. */
   secret: string;
   now: () => number;

@@ -16,7 +16,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
-import type { Static } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { audit } from '../audit.js';
 import { randomToken } from '../crypto.js';
@@ -24,6 +24,7 @@ import { normalizeEmail } from '../db/persisters/users.js';
 import type { Authenticator, Flow, User } from '../db/schema.js';
 import { challengeOf, describeLibraryError, userHandleFor } from '../webauthn/ceremonies.js';
 import { conformanceFailure, OK } from './serverResponse.js';
+import { defineFlow } from '../flows/flowMachine.js';
 import type {
   AssertionResultSchema,
   AttestationResultSchema,
@@ -43,16 +44,14 @@ export const ASSERTION_FLOW = 'fido2-assertion';
  */
 export const CONFORMANCE_ALGORITHMS = [-7, -8, -35, -36, -257, -258, -259, -37, -38, -39, -65535];
 
-type UserVerification = 'required' | 'preferred' | 'discouraged';
+const UserVerificationSchema = Type.Union([Type.Literal('required'), Type.Literal('preferred'), Type.Literal('discouraged')]);
+type UserVerification = Static<typeof UserVerificationSchema>;
 
-interface AttestationFlowData {
-  userVerification: UserVerification;
-  attestation: string;
-}
+const attestationFlow = defineFlow({ type: ATTESTATION_FLOW, data: Type.Object({ userVerification: UserVerificationSchema, attestation: Type.String() }) });
+type AttestationFlowData = Static<typeof attestationFlow.schema>;
 
-interface AssertionFlowData {
-  userVerification: UserVerification;
-}
+const assertionFlow = defineFlow({ type: ASSERTION_FLOW, data: Type.Object({ userVerification: UserVerificationSchema }) });
+type AssertionFlowData = Static<typeof assertionFlow.schema>;
 
 type Descriptor = { type: 'public-key'; id: string; transports?: string[] };
 
@@ -212,7 +211,8 @@ export async function verifyAttestationResult(app: FastifyInstance, request: Fas
     response: { clientDataJSON: body.response.clientDataJSON, attestationObject: body.response.attestationObject },
   };
   const flow = await consumeChallenge(app, ATTESTATION_FLOW, body.response.clientDataJSON, request.bindingHash);
-  const data = JSON.parse(flow.data) as AttestationFlowData;
+  const data = attestationFlow.read(flow);
+  if (!data) throw conformanceFailure('Challenge is not valid');
   checkAttestationObject(body.response.attestationObject);
   let verification;
   try {
@@ -312,7 +312,8 @@ export async function verifyAssertionResult(app: FastifyInstance, request: Fasti
     },
   };
   const flow = await consumeChallenge(app, ASSERTION_FLOW, body.response.clientDataJSON, request.bindingHash);
-  const data = JSON.parse(flow.data) as AssertionFlowData;
+  const data = assertionFlow.read(flow);
+  if (!data) throw conformanceFailure('Challenge is not valid');
   const authenticator = await store.authenticators.findByCredentialId(body.id);
   // §7.2 step 6: the credential must be one of the user's the options were for.
   if (!authenticator || authenticator.type !== 'passkey' || authenticator.user_id !== flow.user_id) {

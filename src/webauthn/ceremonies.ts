@@ -15,11 +15,13 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
+import { Type } from 'typebox';
 import type { Config } from '../config/index.js';
 import { randomBytesPooled, randomToken } from '../crypto.js';
 import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { AppError, appError } from '../errors.js';
+import { flowDataReader } from '../flows/flowMachine.js';
 import { verifyAssertion } from './verifyAssertion.js';
 import { standInFor } from './standInKey.js';
 import { credentialVerifierFromCose } from './coseKey.js';
@@ -336,14 +338,15 @@ const whoOf = (owner: { authenticator: Authenticator }) => ({ userId: owner.auth
 /** Where a ceremony keeps the credential ids its options offered (§7.2 step 5), beside the caller's own data. */
 const OFFERED = 'allowCredentialIds';
 
-/** The credential ids a ceremony's options offered; undefined when they offered none (discoverable). */
+const readOffered = flowDataReader(Type.Object({ [OFFERED]: Type.Optional(Type.Array(Type.String())) }));
+
+/**
+ * The credential ids a ceremony's options offered; undefined when they offered none (discoverable). Data that can't
+ * be read offered nothing that can be used.
+ */
 function offeredCredentialIds(flow: Flow): string[] | undefined {
-  try {
-    const ids = (JSON.parse(flow.data) as Record<string, unknown>)[OFFERED];
-    return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string') : undefined;
-  } catch {
-    return undefined;
-  }
+  const data = readOffered(flow.data);
+  return data ? data[OFFERED] : [];
 }
 
 function randomBytes32(): Buffer {

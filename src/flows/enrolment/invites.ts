@@ -13,11 +13,13 @@
  * One thing is outstanding per person: issuing a link or code revokes earlier ones.
  */
 import { randomBytes } from 'node:crypto';
+import { Type, type Static } from 'typebox';
 import type { Config } from '../../config/index.js';
 import { hashToken, hmac, randomToken, safeEqual } from '../../crypto.js';
 import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { appError } from '../../errors.js';
+import { flowDataReader } from '../flowMachine.js';
 
 export const INVITE_FLOW = 'invite';
 export const CODE_FLOW = 'enrol-code';
@@ -30,33 +32,36 @@ export const CODE_MAX_ATTEMPTS = 5;
 /** A redeemed code opens a link this long for the passkey ceremony. */
 export const REDEEMED_CODE_LINK_SECONDS = 15 * 60;
 
+const EnrolmentMethodSchema = Type.Union([Type.Literal('link'), Type.Literal('email'), Type.Literal('code'), Type.Literal('cli')]);
 /** How a link or code reached the person: shown to agents, kept in the audit trail. */
-export type EnrolmentMethod = 'link' | 'email' | 'code' | 'cli';
+export type EnrolmentMethod = Static<typeof EnrolmentMethodSchema>;
 
-export interface EnrolmentData {
-  issuedBy: string | null;
-  method?: EnrolmentMethod;
+/** What an invite (link) or enrolment code flow keeps. */
+const EnrolmentDataSchema = Type.Object({
+  issuedBy: Type.Union([Type.String(), Type.Null()]),
+  method: Type.Optional(EnrolmentMethodSchema),
   /** Codes: HMAC of the code. */
-  codeHash?: string;
+  codeHash: Type.Optional(Type.String()),
   /** A redeemed code: the link it opened. A link opened by a code: that code. */
-  childId?: string;
-  parentId?: string;
+  childId: Type.Optional(Type.String()),
+  parentId: Type.Optional(Type.String()),
   /** Why a flow was revoked when it was not by a newer link (e.g. too many wrong tries). */
-  revokedReason?: string;
-  templateId?: string;
+  revokedReason: Type.Optional(Type.String()),
+  templateId: Type.Optional(Type.String()),
   /**
    * The link's token or the code, sealed, until the agent who issued it has seen it once on the page after issuing
    * (post/redirect/get: the page is a GET, so reloading it issues nothing); removed when shown.
    */
-  reveal?: { sealed: string; agentId: string; bindingHash: string };
-}
+  reveal: Type.Optional(Type.Object({ sealed: Type.String(), agentId: Type.String(), bindingHash: Type.String() })),
+});
+export type EnrolmentData = Static<typeof EnrolmentDataSchema>;
 
+// Links and codes share one shape; both types read through it.
+const readEnrolmentData = flowDataReader(EnrolmentDataSchema);
+
+/** An invite's or code's data; data that can't be read is issued by no one and carries no code, child or reveal. */
 export function enrolmentData(flow: Flow): EnrolmentData {
-  try {
-    return JSON.parse(flow.data) as EnrolmentData;
-  } catch {
-    return { issuedBy: null };
-  }
+  return readEnrolmentData(flow.data) ?? { issuedBy: null };
 }
 
 export interface IssuedInvite {

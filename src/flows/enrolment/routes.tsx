@@ -19,8 +19,11 @@ import { enrolmentData, ENROLMENT_FLOWS, findInvite, loadUsableInvite, redeemCod
 import { EnrolCodePage, EnrolledPage, EnrolPage } from './views.js';
 import type { FieldError } from '../../errors.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
+import { defineFlow } from '../flowMachine.js';
 
 export const ENROL_CEREMONY = 'enrol';
+/** The passkey ceremony started from an invite: it may finish only that invite. */
+const enrolCeremony = defineFlow({ type: ENROL_CEREMONY, data: Type.Object({ inviteId: Type.String() }) });
 
 const Params = Type.Object({ token: Type.String({ maxLength: 100 }) });
 const OptionsBody = Type.Object({ name: Type.Optional(Type.Union([PasskeyNameSchema, Type.Literal('')])), placement: PlacementSchema });
@@ -128,7 +131,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const ceremony = await webauthn.peekFlow(ENROL_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
-      if ((JSON.parse(ceremony.data) as { inviteId?: string }).inviteId !== invite.id) throw appError('challenge_invalid');
+      if (enrolCeremony.read(ceremony)?.inviteId !== invite.id) throw appError('challenge_invalid');
       const user = (await store.users.findById(invite.user_id!))!;
       const { authenticator } = await webauthn.finishRegistration({
         flowType: ENROL_CEREMONY,

@@ -110,7 +110,7 @@ export async function reauthRoutes(app: FastifyInstance) {
       const auth = requireAuth(request);
       const linked = app.latchkey.linkedAccounts;
       const offered = linkedAccountReauthProviders(app.latchkey.kinds, config, auth.user, await store.authenticators.listForUser(auth.user.id));
-      if (!linked || !offered.some((p) => p.id === request.params.provider)) {
+      if (!offered.some((p) => p.id === request.params.provider)) {
         throw appError('not_found', 'You cannot confirm it is you that way. Go back and use one of the ways offered.');
       }
       const url = await linked.start(request.params.provider, { purpose: 'reauth', bindingHash: request.bindingHash, returnTo: safeNext(request.query.next) });

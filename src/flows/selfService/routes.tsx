@@ -31,34 +31,16 @@ import { checkNewPassword, hashPassword } from '../../strategies/password/passwo
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
 import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
+import { SELF_SERVICE_PASSKEY_CEREMONY, selfServiceFlow, selfServicePasskeyCeremony, type SelfServiceDataSchema } from './selfServiceFlow.js';
 import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
-export const SELF_SERVICE_FLOW = 'self-service';
-export const SELF_SERVICE_PASSKEY_CEREMONY = 'self-service-passkey';
 const FLOW_SECONDS = 30 * 60;
 const CODE_SECONDS = 10 * 60;
 export const EMAIL_CODE_MAX_ATTEMPTS = 5;
 const MAX_RESENDS = 3;
 const HOUR = 3600_000;
 
-type Step = 'details' | 'code' | 'verified' | 'app-confirmed' | 'app-password' | 'done';
-
-interface SelfServiceData {
-  step: Step;
-  email?: string;
-  codeHash?: string;
-  codeExpiresAt?: number;
-  resends?: number;
-  passwordHash?: string;
-  /** The TOTP secret being set up, sealed: the flow row must not hold it in clear. */
-  sealedTotp?: string;
-  added?: string;
-  /** Started from a service's step-up (settings): the interaction to go back to, and the service's name. */
-  returnTo?: string;
-  returnService?: string;
-  /** Started from Login and security settings by someone signed in: no identity check, and Back leads there. */
-  origin?: 'settings';
-}
+type SelfServiceData = Static<typeof SelfServiceDataSchema>;
 
 /** The only returns a flow keeps: an interaction's local path (never an open redirect). */
 const RETURN_TO = /^\/interaction\/[A-Za-z0-9_-]{1,64}$/;
@@ -92,13 +74,12 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 export async function startVerifiedFlow(store: Store, bindingHash: string, user: User, now: number, back?: { path: string; service: string }): Promise<string> {
   const returnTo = back && RETURN_TO.test(back.path) ? { returnTo: back.path, returnService: back.service } : {};
   const flowId = randomToken(16);
-  await store.flows.insert({
+  await selfServiceFlow.insert(store, {
     id: flowId,
-    type: SELF_SERVICE_FLOW,
     binding_hash: bindingHash,
     user_id: user.id,
     lookup: `self-service:${flowId}`,
-    data: JSON.stringify({ step: 'verified', email: user.email, origin: 'settings', ...returnTo } satisfies SelfServiceData),
+    data: { step: 'verified', email: user.email, origin: 'settings', ...returnTo },
     created_at: now,
     expires_at: now + FLOW_SECONDS * 1000,
   });
@@ -106,38 +87,29 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 }
 
 export async function selfServiceRoutes(app: FastifyInstance) {
-  const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;
+  const { config, store, now, secret, mailer, webauthn, captcha, secretBox, linkedAccounts } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
   const providers = () => config.upstreamProviders.map((p) => ({ id: p.id, name: p.name }));
 
-  const dataOf = (flow: Flow) => JSON.parse(flow.data) as SelfServiceData;
+  type Loaded = { flow: Flow; data: SelfServiceData };
+  type Page = Parameters<typeof selfServiceFlow.load>[2];
 
-  /** This browser's flow, active, at one of `steps`; otherwise the page that says to start again. */
-  async function loadFlow(request: FastifyRequest<{ Params: { flowId: string } }>, steps: Step[]): Promise<{ flow: Flow; data: SelfServiceData }> {
-    const flow = await store.flows.findById(request.params.flowId);
-    if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash) throw appError('flow_expired', 'This page has expired or was opened in another browser. Start again.');
-    if (flow.state === 'revoked') throw appError('email_code_burned');
-    if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('flow_expired', 'This page has expired: you have 30 minutes to add an authenticator. Start again.');
-    const data = dataOf(flow);
-    if (!steps.includes(data.step)) throw appError('flow_expired', 'These steps must be done in order. Start again.');
-    return { flow, data };
-  }
+  /** This browser's flow, active, at a step `page` accepts; otherwise the page that says to start again. */
+  const loadFlow = (request: FastifyRequest<{ Params: { flowId: string } }>, page: Page): Promise<Loaded> =>
+    selfServiceFlow.load(store, { id: request.params.flowId, bindingHash: request.bindingHash, now: now() }, page);
 
-  async function advance(flow: Flow, data: SelfServiceData, userId?: string): Promise<void> {
-    if (!(await store.flows.advance(flow.id, { data: JSON.stringify(data), ...(userId ? { user_id: userId } : {}) }, now()))) {
-      throw appError('flow_expired', 'This page has expired. Start again.');
-    }
-  }
+  const advance = (current: Loaded, next: SelfServiceData, userId?: string) => selfServiceFlow.advance(store, current, next, now(), userId);
 
   const codeHash = (flowId: string, code: string) => hmac(secret, `self-service-code:${flowId}:${code}`);
 
-  async function sendCode(flow: Flow, data: SelfServiceData, user: User): Promise<SelfServiceData> {
+  async function sendCode(current: Loaded, resends: number, user: User): Promise<SelfServiceData> {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    const next: SelfServiceData = { ...data, step: 'code', email: user.email, codeHash: codeHash(flow.id, code), codeExpiresAt: now() + CODE_SECONDS * 1000 };
-    await advance(flow, next, user.id);
+    const { flow, data } = current;
+    const next: SelfServiceData = { ...data, resends, step: 'code', email: user.email, codeHash: codeHash(flow.id, code), codeExpiresAt: now() + CODE_SECONDS * 1000 };
+    await advance(current, next, user.id);
     await mailer.send({
       to: user.email,
       subject: `Your code to add an authenticator: ${code}`,
@@ -165,13 +137,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   app.post('/add-authenticator', { schema: { body: Type.Object(Csrf) } }, async (request, reply) => {
     const flowId = randomToken(16);
     const t = now();
-    await store.flows.insert({
+    await selfServiceFlow.insert(store, {
       id: flowId,
-      type: SELF_SERVICE_FLOW,
       binding_hash: request.bindingHash,
       user_id: null,
       lookup: `self-service:${flowId}`,
-      data: JSON.stringify({ step: 'details' } satisfies SelfServiceData),
+      data: { step: 'details' },
       created_at: t,
       expires_at: t + FLOW_SECONDS * 1000,
     });
@@ -185,7 +156,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // Also from the code page's Back link: the details can be corrected, and sending them again sends a new code.
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/details', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { data } = await loadFlow(request, ['details', 'code']);
+    const { data } = await loadFlow(request, 'details');
     return html(reply, renderPage(<DetailsPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} values={{ email: data.email ?? '', nationalId: '' }} errors={[]} />));
   });
 
@@ -193,7 +164,8 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/details',
     { schema: { params: FlowParams, body: DetailsBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['details', 'code']);
+      const loaded = await loadFlow(request, 'details');
+      const { flow, data } = loaded;
       const values = { email: (request.body.email ?? '').trim(), nationalId: request.body.nationalId ?? '' };
       const errors: FieldError[] = [];
       if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
@@ -230,14 +202,14 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
       // Details sent again after a code (Back from the code page) count as asking for a new code.
       const resends = data.step === 'code' ? (data.resends ?? 0) + 1 : 0;
       if (resends > MAX_RESENDS) return page(429, `We have already sent ${MAX_RESENDS} new codes. Start again later, or contact your registration authority.`, []);
-      await sendCode(flow, { ...data, resends }, user);
+      await sendCode(loaded, resends, user);
       await audit(app, request, { event: 'self_service.code_sent', subjectUserId: user.id, actorUserId: null });
       return reply.redirect(`/add-authenticator/${flow.id}/code`, 303);
     },
   );
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/problem', { schema: { params: FlowParams } }, async (request, reply) => {
-    await loadFlow(request, ['details', 'code']);
+    await loadFlow(request, 'details');
     return html(reply, renderPage(<ProblemPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} />));
   });
 
@@ -247,7 +219,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/code',
     { schema: { params: FlowParams, querystring: Type.Object({ resent: Type.Optional(Type.String({ maxLength: 4 })) }) } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['code']);
+      const { flow, data } = await loadFlow(request, 'code');
       const page = <CodePage {...base(request)} flowId={flow.id} email={data.email ?? ''} errors={[]} resent={request.query.resent === '1'} canResend={(data.resends ?? 0) < MAX_RESENDS} />;
       return html(reply, renderPage(page));
     },
@@ -257,7 +229,8 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/code',
     { schema: { params: FlowParams, body: CodeBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['code']);
+      const loaded = await loadFlow(request, 'code');
+      const { flow, data } = loaded;
       const code = (request.body.code ?? '').replace(/[\s-]+/g, '');
       const page = (status: number, message: string | null, errors: FieldError[]) =>
         html(reply, renderPage(<CodePage {...base(request)} flowId={flow.id} email={data.email ?? ''} errors={errors} message={message} canResend={(data.resends ?? 0) < MAX_RESENDS} />), status);
@@ -270,7 +243,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
         return page(400, null, [{ field: 'code', message: `The code is not right. Check the email and try again (${EMAIL_CODE_MAX_ATTEMPTS - failures} ${EMAIL_CODE_MAX_ATTEMPTS - failures === 1 ? 'try' : 'tries'} left)` }]);
       }
       // Single use: the code is gone once it has worked.
-      await advance(flow, { ...data, step: 'verified', codeHash: undefined, codeExpiresAt: undefined });
+      await advance(loaded, { ...data, step: 'verified', codeHash: undefined, codeExpiresAt: undefined });
       return reply.redirect(`/add-authenticator/${flow.id}/choose`, 303);
     },
   );
@@ -279,12 +252,13 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/code/resend',
     { schema: { params: FlowParams, body: Type.Object(Csrf) } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['code']);
+      const loaded = await loadFlow(request, 'code');
+      const { flow, data } = loaded;
       if ((data.resends ?? 0) >= MAX_RESENDS) throw appError('too_many_requests', 'We have already sent 3 new codes. Start again later, or contact your registration authority.');
       const user = await store.users.findById(flow.user_id!);
       if (!user) throw appError('flow_expired');
       // A new code, the same count of wrong tries (failed_attempts stays on the flow).
-      await sendCode(flow, { ...data, resends: (data.resends ?? 0) + 1 }, user);
+      await sendCode(loaded, (data.resends ?? 0) + 1, user);
       return reply.redirect(`/add-authenticator/${flow.id}/code?resent=1`, 303);
     },
   );
@@ -292,7 +266,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   // ------------------------------------------------------------ choose
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    const { flow, data } = await loadFlow(request, 'choose');
     return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} providers={providers()} errors={[]} />));
   });
 
@@ -300,7 +274,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/choose',
     { schema: { params: FlowParams, body: ChooseBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const { flow, data } = await loadFlow(request, 'choose');
       const type = request.body.type ?? '';
       if (type === 'passkey') return reply.redirect(`/add-authenticator/${flow.id}/passkey`, 303);
       if (type === 'app') return reply.redirect(`/add-authenticator/${flow.id}/app`, 303);
@@ -313,7 +287,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   // ------------------------------------------------------------ passkey
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    const { flow, data } = await loadFlow(request, 'choose');
     return html(reply, renderPage(<PasskeyPage {...base(request, data)} flowId={flow.id} />));
   });
   // The form posts here only when the page's script did not run.
@@ -325,7 +299,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/passkey/options',
     { schema: { params: FlowParams, body: PasskeyOptionsBody } },
     async (request) => {
-      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const { flow } = await loadFlow(request, 'choose');
       const user = (await store.users.findById(flow.user_id!))!;
       const existing = await store.authenticators.listForUser(user.id);
       const options = await webauthn.startRegistration({
@@ -345,9 +319,9 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/passkey/verify',
     { schema: { params: FlowParams, body: PasskeyVerifyBody } },
     async (request) => {
-      const { flow } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const { flow } = await loadFlow(request, 'choose');
       const ceremony = await webauthn.peekFlow(SELF_SERVICE_PASSKEY_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
-      if ((JSON.parse(ceremony.data) as { selfServiceFlowId?: string }).selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
+      if (selfServicePasskeyCeremony.read(ceremony)?.selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
       const user = (await store.users.findById(flow.user_id!))!;
       const { authenticator } = await webauthn.finishRegistration({
         flowType: SELF_SERVICE_PASSKEY_CEREMONY,
@@ -359,7 +333,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
       await store
         .transaction(async (tx) => {
           // The whole attempt is used up by the authenticator it added.
-          if (!(await tx.flows.consume(flow.id, now()))) throw appError('flow_expired');
+          await selfServiceFlow.consume(tx, flow, now());
           await tx.authenticators.insert(authenticator);
           if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
           await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, via: 'self-service' } }, tx);
@@ -373,7 +347,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   // ------------------------------------------------------------ authenticator app
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    const { flow, data } = await loadFlow(request, 'choose');
     return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={[]} />));
   });
 
@@ -381,18 +355,19 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/app',
     { schema: { params: FlowParams, body: ConfirmBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const loaded = await loadFlow(request, 'choose');
+      const { flow, data } = loaded;
       if (request.body.confirm !== 'yes') {
         const errors = [{ field: 'confirm', message: 'Select the box to confirm only you have access to the authenticator app' }];
         return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={errors} />), 400);
       }
-      await advance(flow, { ...data, step: 'app-confirmed' });
+      await advance(loaded, { ...data, step: 'app-confirmed' });
       return reply.redirect(`/add-authenticator/${flow.id}/app/password`, 303);
     },
   );
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, ['app-confirmed', 'app-password']);
+    const { flow, data } = await loadFlow(request, 'appPassword');
     return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={[]} />));
   });
 
@@ -400,7 +375,8 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/app/password',
     { schema: { params: FlowParams, body: PasswordBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['app-confirmed', 'app-password']);
+      const loaded = await loadFlow(request, 'appPassword');
+      const { flow, data } = loaded;
       const user = (await store.users.findById(flow.user_id!))!;
       const password = request.body.password ?? '';
       const errors: FieldError[] = [];
@@ -409,7 +385,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
       else if ((request.body.confirmPassword ?? '') !== password) errors.push({ field: 'confirmPassword', message: 'The passwords do not match' });
       if (errors.length) return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={errors} />), 400);
       const secretBase32 = newTotpSecret();
-      await advance(flow, { ...data, step: 'app-password', passwordHash: await hashPassword(password), sealedTotp: secretBox.seal(secretBase32, `self-service:${flow.id}`) });
+      await advance(loaded, { ...data, step: 'app-password', passwordHash: await hashPassword(password), sealedTotp: secretBox.seal(secretBase32, `self-service:${flow.id}`) });
       return reply.redirect(`/add-authenticator/${flow.id}/app/setup`, 303);
     },
   );
@@ -422,7 +398,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   }
 
   app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, ['app-password']);
+    const { flow, data } = await loadFlow(request, 'appSetup');
     const user = (await store.users.findById(flow.user_id!))!;
     return scanPage(request, reply, flow, data, user, []);
   });
@@ -431,7 +407,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/app/verify',
     { schema: { params: FlowParams, body: CodeBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['app-password']);
+      const { flow, data } = await loadFlow(request, 'appSetup');
       const user = (await store.users.findById(flow.user_id!))!;
       const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
       const step = checkTotp(secretBase32, request.body.code ?? '', now(), -1);
@@ -441,7 +417,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
       const authenticatorId = randomToken(12);
       const t = now();
       await store.transaction(async (tx) => {
-        if (!(await tx.flows.consume(flow.id, t))) throw appError('flow_expired');
+        await selfServiceFlow.consume(tx, flow, t);
         await tx.authenticators.insert({
           id: authenticatorId,
           user_id: user.id,
@@ -474,6 +450,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   // ------------------------------------------------------------ linked work account
 
   const ProviderParams = Type.Object({ flowId: Id, provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
+  const LinkedFinishQuery = Type.Object({ link: Type.Optional(Id) });
   const providerById = (id: string) => {
     const provider = config.upstreamProviders.find((p) => p.id === id);
     if (!provider) throw appError('not_found', 'That kind of account cannot be linked here.');
@@ -484,12 +461,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
   const allowFormToProvider = async (reply: FastifyReply, providerId: string) => {
     const csp = reply.getHeader('content-security-policy');
     if (typeof csp !== 'string') return;
-    const origins = await app.latchkey.linkedAccounts!.authorizationOrigins(providerId);
+    const origins = await linkedAccounts.authorizationOrigins(providerId);
     reply.header('content-security-policy', csp.replace(/form-action ([^;]*)/, (_, sources: string) => `form-action ${sources} ${origins.join(' ')}`));
   };
 
   app.get<{ Params: Static<typeof ProviderParams> }>('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+    const { flow, data } = await loadFlow(request, 'choose');
     const provider = providerById(request.params.provider);
     await allowFormToProvider(reply, provider.id);
     return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
@@ -499,7 +476,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/linked/:provider',
     { schema: { params: ProviderParams, body: ConfirmBody } },
     async (request, reply) => {
-      const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
+      const { flow, data } = await loadFlow(request, 'choose');
       const provider = providerById(request.params.provider);
       if (request.body.confirm !== 'yes') {
         const errors = [{ field: 'confirm', message: `Select the box to confirm only you have access to this ${provider.name} account` }];
@@ -507,37 +484,41 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
         await allowFormToProvider(reply, provider.id);
         return html(reply, renderPage(page), 400);
       }
-      const url = await app.latchkey.linkedAccounts!.start(provider.id, { purpose: 'link', bindingHash: request.bindingHash, linkFlowId: flow.id });
+      const url = await linkedAccounts.start(provider.id, {
+        purpose: 'link',
+        bindingHash: request.bindingHash,
+        linkFlowId: flow.id,
+        returnTo: `/add-authenticator/${flow.id}/linked/${provider.id}/finish`,
+      });
       return reply.redirect(url, 303);
     },
   );
 
-  // The upstream provider sent the person back: link what it vouched for to the profile this flow checked.
-  app.latchkey.linkedAccountHandlers = {
-    link: async (request, reply, result) => {
-      const flow = result.linkFlowId ? await store.flows.findById(result.linkFlowId) : undefined;
-      if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash || flow.state !== 'active' || flow.expires_at <= now()) {
-        throw appError('flow_expired', 'This page has expired: you have 30 minutes to add an authenticator. Start again.');
-      }
-      const step = dataOf(flow).step;
-      if (!['verified', 'app-confirmed', 'app-password'].includes(step) || !flow.user_id) throw appError('flow_expired', 'These steps must be done in order. Start again.');
-      const user = (await store.users.findById(flow.user_id))!;
-      const linkedAccounts = app.latchkey.linkedAccounts!;
-      const authenticatorId = await store.transaction(async (tx) => {
-        if (!(await tx.flows.consume(flow.id, now()))) throw appError('flow_expired');
-        const { authenticator, created } = await linkedAccounts.linkAccount(tx, user.id, result.provider, result.issuer, result.subject, now());
+  // The upstream provider sent the person back (src/strategies/linkedAccount): link what it vouched for to the
+  // profile this flow checked.
+  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof LinkedFinishQuery> }>(
+    '/add-authenticator/:flowId/linked/:provider/finish',
+    { schema: { params: ProviderParams, querystring: LinkedFinishQuery } },
+    async (request, reply) => {
+      const { flow } = await loadFlow(request, 'choose');
+      const user = (await store.users.findById(flow.user_id!))!;
+      const { authenticatorId, provider } = await store.transaction(async (tx) => {
+        const vouched = await linkedAccounts.takeLink(tx, request.query.link ?? '', flow.id, request.params.provider, request.bindingHash);
+        if (!vouched) throw appError('flow_expired');
+        await selfServiceFlow.consume(tx, flow, now());
+        const { authenticator, created } = await linkedAccounts.linkAccount(tx, user.id, vouched.provider, vouched.issuer, vouched.subject, now());
         if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
         // linkAccount leaves the audit to its caller (as passkey.added and totp.added are written on the other branches).
         if (created) {
-          const detail = { provider: result.provider.id, via: 'self-service' };
+          const detail = { provider: vouched.provider.id, via: 'self-service' };
           await audit(app, request, { event: 'linked_account.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail }, tx);
         }
-        return authenticator.id;
+        return { authenticatorId: authenticator.id, provider: vouched.provider };
       });
-      await finish(request, flow, user, `${result.provider.name} account`, authenticatorId);
-      return reply.redirect(`/add-authenticator/${flow.id}/done?added=linked:${result.provider.id}`, 303);
+      await finish(request, flow, user, `${provider.name} account`, authenticatorId);
+      return reply.redirect(`/add-authenticator/${flow.id}/done?added=linked:${provider.id}`, 303);
     },
-  };
+  );
 
   // ------------------------------------------------------------ done
 
@@ -545,14 +526,14 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     '/add-authenticator/:flowId/done',
     { schema: { params: FlowParams, querystring: Type.Object({ added: Type.Optional(Type.String({ maxLength: 64 })) }) } },
     async (request, reply) => {
-      const flow = await store.flows.findById(request.params.flowId);
-      if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash || flow.state !== 'consumed') throw appError('not_found');
+      const found = await selfServiceFlow.find(store, { id: request.params.flowId, bindingHash: request.bindingHash, now: now() });
+      if (found?.flow.state !== 'consumed') throw appError('not_found');
+      const { data } = found;
       const added = request.query.added ?? '';
       const provider = config.upstreamProviders.find((p) => `linked:${p.id}` === added);
       const what = added === 'passkey' ? 'passkey' : added === 'app' ? 'authenticator app' : provider ? `${provider.name} account` : 'authenticator';
       // Where to next: back to the service whose step-up sent them (it asks them to confirm it is them with what they
       // just added), their settings when signed in, sign-in otherwise.
-      const data = dataOf(flow);
       const next =
         data.returnTo && RETURN_TO.test(data.returnTo)
           ? { href: data.returnTo, label: `Continue to ${data.returnService ?? 'the service'}`, service: data.returnService ?? 'the service' }

@@ -16,8 +16,11 @@ import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { RemovePage, RenamePage, SettingsPage } from './views.js';
 import { NoScriptForm } from '../../views/noScript.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
+import { defineFlow } from '../flowMachine.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
+/** Adding a passkey in settings: the name chosen on the form, kept with the ceremony. */
+const addPasskeyCeremony = defineFlow({ type: ADD_PASSKEY_FLOW, data: Type.Object({ name: Type.Optional(Type.String()) }) });
 
 const SettingsQuery = Type.Object({
   created: Type.Optional(Type.String({ maxLength: 8 })),
@@ -120,7 +123,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
     const flow = await webauthn.peekFlow(ADD_PASSKEY_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
     if (flow.user_id !== user.id) throw appError('challenge_invalid');
-    const { name } = JSON.parse(flow.data) as { name?: string };
+    const { name } = addPasskeyCeremony.parse(flow);
     const { authenticator } = await webauthn.finishRegistration({
       flowType: ADD_PASSKEY_FLOW,
       bindingHash: request.bindingHash,

@@ -16,8 +16,14 @@ import { decoyAllowCredentials, realAllowCredentials } from './allowCredentials.
 import { renderPage } from '../../views/render.js';
 import { SignInPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
+import { defineFlow } from '../flowMachine.js';
 
 export const SIGNIN_FLOW = 'signin';
+/** The sign-in ceremony: how the person started (for the audit), and whether it is a decoy for an unknown email. */
+const signInCeremony = defineFlow({
+  type: SIGNIN_FLOW,
+  data: Type.Object({ mode: Type.Optional(Type.String()), decoy: Type.Optional(Type.Boolean()) }),
+});
 
 const SignInQuery = Type.Object({
   ...NoScriptQuery.properties,
@@ -85,7 +91,11 @@ export async function signInRoutes(app: FastifyInstance) {
       bindingHash: request.bindingHash,
       response: request.body.response as AuthenticationResponseJSON,
       onFailure: (f) => auditFailure(app, request, 'signin.failed', f),
-      acceptFlow: (flow) => !(JSON.parse(flow.data) as { decoy?: boolean }).decoy,
+      // A decoy's flow (an unknown email), or one that can't be read, expects no one.
+      acceptFlow: (flow) => {
+        const data = signInCeremony.read(flow);
+        return data !== undefined && !data.decoy;
+      },
       complete: async (tx, { flow, user, authenticator }) => {
         await startSession(app, request, reply, user, tx, authenticator.id, app.latchkey.kinds.signInAal(authenticator, user));
         // A success ends a run of failed sign-ins (strategies/throttle.ts); no write when there was none.
@@ -98,7 +108,7 @@ export async function signInRoutes(app: FastifyInstance) {
             subjectUserId: user.id,
             actorUserId: user.id,
             authenticatorId: authenticator.id,
-            detail: { mode: (JSON.parse(flow.data) as { mode?: string }).mode ?? 'unknown', passkey: authenticator.name },
+            detail: { mode: signInCeremony.read(flow)?.mode ?? 'unknown', passkey: authenticator.name },
           },
           tx,
         );

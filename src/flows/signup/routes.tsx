@@ -18,6 +18,7 @@ import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { renderPage } from '../../views/render.js';
 import { SignUpPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
+import { defineFlow } from '../flowMachine.js';
 
 export const SIGNUP_FLOW = 'signup';
 
@@ -36,14 +37,19 @@ const VerifyBody = Type.Object({
   placement: Type.Optional(Type.String({ maxLength: 32 })),
 });
 
-interface SignUpData {
-  userId: string;
-  email: string;
-  displayName: string;
-  placement: string;
-  /** The name chosen on the form, kept with the ceremony: the verify request's copy is not trusted. */
-  passkeyName?: string;
-}
+/** The sign-up ceremony: who is signing up, kept server-side until the passkey is verified. */
+const signUpCeremony = defineFlow({
+  type: SIGNUP_FLOW,
+  data: Type.Object({
+    userId: Type.String(),
+    email: Type.String(),
+    displayName: Type.String(),
+    placement: Type.String(),
+    /** The name chosen on the form, kept with the ceremony: the verify request's copy is not trusted. */
+    passkeyName: Type.Optional(Type.String()),
+  }),
+});
+type SignUpData = Static<typeof signUpCeremony.schema>;
 
 export async function signUpRoutes(app: FastifyInstance) {
   const { config, store, webauthn } = app.latchkey;
@@ -82,7 +88,7 @@ export async function signUpRoutes(app: FastifyInstance) {
   app.post<{ Body: Static<typeof VerifyBody> }>('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
     ensureOpen();
     const flow = await webauthn.peekFlow(SIGNUP_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
-    const data = JSON.parse(flow.data) as SignUpData;
+    const data = signUpCeremony.parse(flow);
     const { authenticator } = await webauthn.finishRegistration({
       flowType: SIGNUP_FLOW,
       bindingHash: request.bindingHash,

@@ -12,7 +12,6 @@ import { AppError } from '../../errors.js';
 import { createUser } from '../../users/createUser.js';
 import { createTestApp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import { startUpstreamIdp, type UpstreamBrowser, type UpstreamIdp } from '../../../test/support/upstreamIdp.js';
-import type { UpstreamLogin } from './linkedAccounts.js';
 import { startVerifiedFlow } from '../../flows/selfService/routes.js';
 
 const NAME = 'NHS.net Connect';
@@ -81,7 +80,6 @@ describe('linked work account against a real upstream provider', () => {
   let idp: UpstreamIdp;
   let t: TestApp;
   let offset = 0;
-  let selfServiceHandlers: typeof t.app.latchkey.linkedAccountHandlers;
 
   beforeAll(async () => {
     idp = await startUpstreamIdp({ redirectUris: [`${TEST_ORIGIN}/signin/linked/nhsnet/callback`] });
@@ -100,7 +98,6 @@ describe('linked work account against a real upstream provider', () => {
       },
       { now: () => Date.now() + offset },
     );
-    selfServiceHandlers = t.app.latchkey.linkedAccountHandlers;
   });
   afterAll(async () => {
     await t?.close();
@@ -108,8 +105,6 @@ describe('linked work account against a real upstream provider', () => {
   });
   afterEach(() => {
     offset = 0;
-    // Tests below replace the self-service handler; put it back.
-    t.app.latchkey.linkedAccountHandlers = selfServiceHandlers;
   });
 
   const linked = () => t.app.latchkey.linkedAccounts!;
@@ -174,9 +169,15 @@ describe('linked work account against a real upstream provider', () => {
     expect(go.statusCode).toBe(303);
     idp.setNextLogin({ accountId: 'nell-upstream', email: 'nell@nhs.example' });
     const callback = await atUpstream(String(go.headers.location));
-    const back = await browser.get(callback);
+    // The callback keeps what the provider vouched for and hands it back to the self-service flow's page.
+    const vouched = await browser.get(callback);
+    expect(vouched.statusCode, vouched.body).toBe(303);
+    expect(vouched.headers.location).toMatch(new RegExp(`^${base}/linked/nhsnet/finish\\?link=[A-Za-z0-9_-]+$`));
+    const back = await browser.get(String(vouched.headers.location));
     expect(back.statusCode, back.body).toBe(303);
     expect(back.headers.location).toBe(`${base}/done?added=linked:nhsnet`);
+    // Its token is used up with the flow.
+    expect((await browser.get(String(vouched.headers.location))).statusCode).toBe(410);
     expect((await browser.get(String(back.headers.location))).body).toContain(`Your ${NAME} account has been added to your profile`);
     const rows = (await t.app.latchkey.store.authenticators.listForUser(user.id)).filter((a) => a.type === 'linked-account');
     expect(rows.map((a) => a.credential_id)).toEqual([`${idp.issuer}#nell-upstream`]);
@@ -373,38 +374,31 @@ describe('linked work account against a real upstream provider', () => {
     expect((await linked().findLinked(store, idp.issuer, 'frank'))!.user.id).toBe(first.id);
   });
 
-  it('hands purpose "link" returns to the registered handler, and 404s without one', async () => {
-    const user = await newUser();
+  it('hands purpose "link" returns back to the page that asked, for that flow and browser only, and 404s without one', async () => {
+    await newUser();
     const browser = new TestBrowser(t.app);
     await browser.get('/signin');
     const bindingHash = hashToken(browser.cookies.get('latchkey_binding')!);
     idp.setNextLogin({ accountId: 'heidi', email: 'heidi@nhs.net', name: 'Heidi Example' });
 
+    // Nowhere to go back to.
     const first = await linked().start('nhsnet', { purpose: 'link', bindingHash, linkFlowId: 'flow-1' });
-    t.app.latchkey.linkedAccountHandlers = undefined;
-    const unwired = await browser.get(await atUpstream(first));
-    expectErrorPage(unwired, 404, 'not_found');
+    expectErrorPage(await browser.get(await atUpstream(first)), 404, 'not_found');
 
-    let seen: UpstreamLogin | undefined;
-    t.app.latchkey.linkedAccountHandlers = {
-      link: async (_request, reply, result) => {
-        seen = result;
-        await linked().linkAccount(t.app.latchkey.store, user.id, result.provider, result.issuer, result.subject, Date.now());
-        return reply.redirect('/settings?linked=1', 303);
-      },
-    };
-    const second = await linked().start('nhsnet', { purpose: 'link', bindingHash, linkFlowId: 'flow-2' });
-    const wired = await browser.get(await atUpstream(second));
-    expect(wired.statusCode, wired.body).toBe(303);
-    expect(wired.headers.location).toBe('/settings?linked=1');
-    expect(seen).toMatchObject({ purpose: 'link', linkFlowId: 'flow-2', issuer: idp.issuer, subject: 'heidi', email: 'heidi@nhs.net', name: 'Heidi Example' });
-    expect(seen!.provider.id).toBe('nhsnet');
-
-    // Now linked: the same person signs in with it.
-    const signin = new TestBrowser(t.app);
-    const done = await signin.get(await toCallback(signin));
-    expect(done.statusCode, done.body).toBe(303);
-    expect((await sessionsOf(user.id)).length).toBe(1);
+    const second = await linked().start('nhsnet', { purpose: 'link', bindingHash, linkFlowId: 'flow-2', returnTo: '/somewhere/flow-2' });
+    const back = await browser.get(await atUpstream(second));
+    expect(back.statusCode, back.body).toBe(303);
+    const location = new URL(String(back.headers.location), TEST_ORIGIN);
+    expect(location.pathname).toBe('/somewhere/flow-2');
+    const token = location.searchParams.get('link')!;
+    const store = t.app.latchkey.store;
+    // Not for another flow, provider or browser; then once for the right one.
+    expect(await linked().takeLink(store, token, 'flow-1', 'nhsnet', bindingHash)).toBeUndefined();
+    expect(await linked().takeLink(store, token, 'flow-2', 'nhsnet', 'another-browser')).toBeUndefined();
+    const taken = await linked().takeLink(store, token, 'flow-2', 'nhsnet', bindingHash);
+    expect(taken).toMatchObject({ issuer: idp.issuer, subject: 'heidi' });
+    expect(taken!.provider.id).toBe('nhsnet');
+    expect(await linked().takeLink(store, token, 'flow-2', 'nhsnet', bindingHash)).toBeUndefined();
   });
 
   it('answers 503 with a clear page when the provider cannot be reached', async () => {

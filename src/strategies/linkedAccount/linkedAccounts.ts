@@ -12,18 +12,25 @@
  *
  * Every provider uses one redirect URI, `<origin>/signin/linked/<id>/callback`;
  * the flow record says whether the return is a sign-in or a link.
+ *
+ * Linking belongs to the flow that asked for it (self-service): at the callback
+ * `recordLink()` keeps the checked upstream account in a short `linked-account-link`
+ * flow bound to the browser, and the browser goes back to the caller's page with
+ * its token, where `takeLink()` hands the account over once.
  */
 import * as client from 'openid-client';
+import { Type } from 'typebox';
 import type { UpstreamProvider } from '../../config/index.js';
 import { hashToken, randomToken } from '../../crypto.js';
 import { isUniqueViolation } from '../../db/isUniqueViolation.js';
 import type { Authenticator, NewAuthenticator, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { AppError, appError, type ErrorCode } from '../../errors.js';
+import { defineFlow } from '../../flows/flowMachine.js';
 import { LINKED_ACCOUNT_TYPE } from './kind.js';
 
-
 export const OIDC_LOGIN_FLOW = 'oidc-login';
+export const LINKED_ACCOUNT_LINK_FLOW = 'linked-account-link';
 /** Time allowed at the upstream provider between leaving Latchkey and coming back. */
 export const OIDC_LOGIN_SECONDS = 10 * 60;
 const SCOPE = 'openid email profile';
@@ -72,13 +79,32 @@ export class LinkedAccountError extends AppError {
   }
 }
 
-interface OidcLoginData {
-  providerId: string;
-  purpose: LinkPurpose;
-  linkFlowId?: string;
-  returnTo?: string;
-  nonce: string;
-  codeVerifier: string;
+const Purpose = Type.Union([Type.Literal('signin'), Type.Literal('link'), Type.Literal('reauth')]);
+
+/** The round trip to the provider: what the callback needs to check its answer, and why the browser went. */
+const oidcLoginFlow = defineFlow({
+  type: OIDC_LOGIN_FLOW,
+  data: Type.Object({
+    providerId: Type.String(),
+    purpose: Purpose,
+    linkFlowId: Type.Optional(Type.String()),
+    returnTo: Type.Optional(Type.String()),
+    nonce: Type.String(),
+    codeVerifier: Type.String(),
+  }),
+});
+
+/** An upstream account the provider vouched for, waiting for the flow that asked to link it (`linkFlowId`). */
+const linkFlow = defineFlow({
+  type: LINKED_ACCOUNT_LINK_FLOW,
+  data: Type.Object({ linkFlowId: Type.String(), providerId: Type.String(), issuer: Type.String(), subject: Type.String() }),
+});
+
+/** A checked upstream account handed to the flow that asked to link it. */
+export interface VouchedAccount {
+  provider: UpstreamProvider;
+  issuer: string;
+  subject: string;
 }
 
 export interface LinkedAccountsOptions {
@@ -193,18 +219,21 @@ export class LinkedAccounts {
     const state = client.randomState();
     const nonce = client.randomNonce();
     const codeVerifier = client.randomPKCECodeVerifier();
-    const data: OidcLoginData = { providerId, purpose: opts.purpose, nonce, codeVerifier };
-    if (opts.linkFlowId) data.linkFlowId = opts.linkFlowId;
-    if (opts.returnTo) data.returnTo = opts.returnTo;
     const t = this.now();
-    await this.store.flows.insert({
+    await oidcLoginFlow.insert(this.store, {
       id: randomToken(16),
-      type: OIDC_LOGIN_FLOW,
       binding_hash: opts.bindingHash,
       user_id: null,
       // Only the state's hash is stored as the key: a database reader can't forge a callback from it.
       lookup: hashToken(state),
-      data: JSON.stringify(data),
+      data: {
+        providerId,
+        purpose: opts.purpose,
+        nonce,
+        codeVerifier,
+        ...(opts.linkFlowId ? { linkFlowId: opts.linkFlowId } : {}),
+        ...(opts.returnTo ? { returnTo: opts.returnTo } : {}),
+      },
       created_at: t,
       expires_at: t + OIDC_LOGIN_SECONDS * 1000,
     });
@@ -246,7 +275,8 @@ export class LinkedAccounts {
       }
       throw failed(provider, 'replayed');
     }
-    const data = JSON.parse(flow.data) as OidcLoginData;
+    const data = oidcLoginFlow.read(flow);
+    if (!data) throw failed(provider, 'state_unknown');
     if (data.providerId !== provider.id) throw failed(provider, 'provider_mismatch');
     const config = await this.configuration(provider);
 
@@ -335,6 +365,38 @@ export class LinkedAccounts {
       throw taken();
     }
     return { authenticator: (await store.authenticators.findByCredentialId(credentialId))!, created: true };
+  }
+
+  /**
+   * Keep the upstream account a `link` round trip vouched for, bound to this browser, for the flow that asked
+   * (`login.linkFlowId`); returns the token to hand to that flow's page, which calls takeLink().
+   */
+  async recordLink(login: UpstreamLogin & { linkFlowId: string }, bindingHash: string): Promise<string> {
+    const token = randomToken(16);
+    const t = this.now();
+    await linkFlow.insert(this.store, {
+      id: randomToken(16),
+      binding_hash: bindingHash,
+      user_id: null,
+      // Keyed by the flow too: a token brought to another flow's page finds nothing and stays usable.
+      lookup: hashToken(`${login.linkFlowId}:${token}`),
+      data: { linkFlowId: login.linkFlowId, providerId: login.provider.id, issuer: login.issuer, subject: login.subject },
+      created_at: t,
+      expires_at: t + OIDC_LOGIN_SECONDS * 1000,
+    });
+    return token;
+  }
+
+  /**
+   * The upstream account recordLink() kept, used up once: only by the browser that went to the provider, only for
+   * the flow that sent it (`linkFlowId`) and `providerId`. Undefined otherwise. In a transaction, a rollback keeps it.
+   */
+  async takeLink(store: Store, token: string, linkFlowId: string, providerId: string, bindingHash: string): Promise<VouchedAccount | undefined> {
+    const flow = await store.flows.consumeByLookup(hashToken(`${linkFlowId}:${token}`), LINKED_ACCOUNT_LINK_FLOW, bindingHash, this.now());
+    const data = linkFlow.read(flow);
+    const provider = data && this.byId.get(data.providerId);
+    if (!data || !provider || data.linkFlowId !== linkFlowId || data.providerId !== providerId) return undefined;
+    return { provider, issuer: data.issuer, subject: data.subject };
   }
 
   /** The linked-account authenticator for this upstream account and its user, if linked. */

@@ -7,12 +7,13 @@
  * A signed-in person who confirms it is them with their linked account comes
  * back here too (purpose `reauth`): the reauth flow finishes that.
  *
- * Linking itself belongs to the self-service flow: it calls
- * `app.latchkey.linkedAccounts.start(id, { purpose: 'link', bindingHash, linkFlowId })`
- * and receives the checked upstream account through the `onLinked` option or
- * `app.latchkey.linkedAccountHandlers.link` (see {@link LinkedAccountHandler}).
+ * Linking itself belongs to the flow that asks for it (self-service): it calls
+ * `app.latchkey.linkedAccounts.start(id, { purpose: 'link', bindingHash, linkFlowId, returnTo })`;
+ * the callback keeps the checked upstream account (LinkedAccounts.recordLink) and
+ * sends the browser back to `returnTo` with a token, whose page takes the account
+ * (takeLink) and checks its own flow. Nothing here knows that flow.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { rateLimited } from '../../app.js';
 import { audit } from '../../audit.js';
@@ -20,32 +21,7 @@ import { appError } from '../../errors.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { finishLinkedAccountReauth } from '../../flows/reauth/routes.js';
 import { startSession } from '../../plugins/sessions.js';
-import { LinkedAccountError, LinkedAccounts, type UpstreamLogin } from './linkedAccounts.js';
-
-/**
- * Finishes a `link` round trip: called with the checked upstream account once
- * the provider has sent the browser back. It answers the request itself
- * (typically linkAccount(), audit `linked_account.added`, then a redirect).
- */
-export type LinkedAccountHandler = (request: FastifyRequest, reply: FastifyReply, result: UpstreamLogin) => unknown;
-
-export interface LinkedAccountHandlers {
-  link?: LinkedAccountHandler;
-}
-
-declare module '../../context.js' {
-  interface Latchkey {
-    /** The linked-account strategy; set when linkedAccountRoutes is registered. */
-    linkedAccounts?: LinkedAccounts;
-    /** The seam for the self-service flow that links accounts (purpose `link`). */
-    linkedAccountHandlers?: LinkedAccountHandlers;
-  }
-}
-
-export interface LinkedAccountRouteOptions {
-  /** Handles purpose `link` callbacks; falls back to `app.latchkey.linkedAccountHandlers.link`, else 404. */
-  onLinked?: LinkedAccountHandler;
-}
+import { LinkedAccountError, type UpstreamLogin } from './linkedAccounts.js';
 
 const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
 const StartQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 512 })) });
@@ -56,9 +32,8 @@ const CallbackQuery = Type.Object({
   error: Type.Optional(Type.String({ maxLength: 256 })),
 });
 
-export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAccountRouteOptions = {}) {
-  const { config, store, now } = app.latchkey;
-  const linked = (app.latchkey.linkedAccounts ??= new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }));
+export async function linkedAccountRoutes(app: FastifyInstance) {
+  const { config, store, now, linkedAccounts: linked } = app.latchkey;
 
   app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof StartQuery> }>(
     '/signin/linked/:provider',
@@ -102,9 +77,10 @@ export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAcco
       if (result.purpose === 'reauth') return finishLinkedAccountReauth(app, request, reply, result, await linked.findLinked(store, result.issuer, result.subject));
 
       if (result.purpose === 'link') {
-        const handler = opts.onLinked ?? app.latchkey.linkedAccountHandlers?.link;
-        if (!handler) throw appError('not_found');
-        return handler(request, reply, result);
+        const { linkFlowId, returnTo } = result;
+        if (!linkFlowId || !returnTo) throw appError('not_found');
+        const token = await linked.recordLink({ ...result, linkFlowId }, request.bindingHash);
+        return reply.redirect(`${returnTo}?link=${token}`, 303);
       }
 
       const found = await linked.findLinked(store, result.issuer, result.subject);
