@@ -187,9 +187,3 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;
 }
-
-/** Route options that rate-limit an unauthenticated endpoint per IP; empty when limiting is off. */
-export function rateLimited(app: FastifyInstance): { config?: { rateLimit: { max: number; timeWindow: number } } } {
-  const max = app.latchkey.rateLimitPerMinute;
-  return max > 0 ? { config: { rateLimit: { max, timeWindow: 60_000 } } } : {};
-}

@@ -12,6 +12,8 @@ import { Type, type Static } from 'typebox';
 import { audit } from '../audit.js';
 import { appError, type FieldError } from '../errors.js';
 import { renderPage } from '../views/render.js';
+import { html } from '../http/replies.js';
+import { Csrf, CsrfBody, Id } from '../http/schemas.js';
 import { CsrfField, ErrorSummary, Field, Layout } from '../views/layout.js';
 import type { Config } from '../config/index.js';
 import type { Authenticator, Service, User } from '../db/schema.js';
@@ -36,7 +38,6 @@ export function bestAal(authenticators: Pick<Authenticator, 'type' | 'backup_eli
   return best;
 }
 
-const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const AddBody = Type.Object({
   ...Csrf,
   name: Type.Optional(Type.String({ maxLength: 2000 })),
@@ -46,13 +47,12 @@ const AddBody = Type.Object({
   aal: Type.Optional(Type.String({ maxLength: 2 })),
   firstParty: Type.Optional(Type.String({ maxLength: 8 })),
 });
-const ServiceParams = Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
+const ServiceParams = Type.Object({ clientId: Id });
 const Done = Type.Object({ done: Type.Optional(Type.String({ maxLength: 16 })) });
 
 /** `/services`, for everyone signed in. */
 export async function servicesRoutes(app: FastifyInstance) {
   const { config, store } = app.latchkey;
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
   app.get('/services', async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin?next=%2Fservices');
@@ -68,7 +68,6 @@ export async function servicesRoutes(app: FastifyInstance) {
  */
 export async function consoleServicesRoutes(app: FastifyInstance) {
   const { config, store, now, secretBox } = app.latchkey;
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const permission = 'services.manage';
 
   app.get<{ Querystring: Static<typeof Done> }>('/admin/services', { config: { permission }, schema: { querystring: Done } }, async (request, reply) => {
@@ -122,7 +121,7 @@ export async function consoleServicesRoutes(app: FastifyInstance) {
 
   app.post<{ Params: Static<typeof ServiceParams>; Body: typeof Csrf }>(
     '/admin/services/:clientId/remove',
-    { config: { permission }, schema: { params: ServiceParams, body: Type.Object(Csrf) } },
+    { config: { permission }, schema: { params: ServiceParams, body: CsrfBody } },
     async (request, reply) => {
       const service = await removeService(store, request.params.clientId);
       if (!service) throw appError('not_found', 'That service was not found.');

@@ -24,7 +24,10 @@ import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { appError, mapUniqueViolation, type FieldError } from '../../errors.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
+import { CsrfBody, Csrf, Id } from '../../http/schemas.js';
 import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
+import { checkEmailAddress } from '../../users/emailAddress.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
@@ -62,9 +65,7 @@ interface SelfServiceData {
 /** The only returns a flow keeps: an interaction's local path (never an open redirect). */
 const RETURN_TO = /^\/interaction\/[A-Za-z0-9_-]{1,64}$/;
 
-const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
 const FlowParams = Type.Object({ flowId: Id });
-const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const DetailsBody = Type.Object({
   ...Csrf,
   email: Type.Optional(Type.String({ maxLength: 2000 })),
@@ -82,7 +83,6 @@ const PasskeyVerifyBody = Type.Object({
   placement: Type.Optional(Type.String({ maxLength: 32 })),
 });
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /**
  * A flow that starts at the choice of authenticator, for someone signed in who
@@ -107,7 +107,6 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 export async function selfServiceRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;
   const nationalId = nationalIdFormat(config);
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
   const providers = () => config.upstreamProviders.map((p) => ({ id: p.id, name: p.name }));
@@ -161,7 +160,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   app.get('/add-authenticator', async (request, reply) => html(reply, renderPage(<StartPage {...base(request)} nationalId={nationalId} />)));
 
-  app.post('/add-authenticator', { schema: { body: Type.Object(Csrf) } }, async (request, reply) => {
+  app.post('/add-authenticator', { schema: { body: CsrfBody } }, async (request, reply) => {
     const flowId = randomToken(16);
     const t = now();
     await store.flows.insert({
@@ -195,8 +194,8 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
       const { flow, data } = await loadFlow(request, ['details', 'code']);
       const values = { email: (request.body.email ?? '').trim(), nationalId: request.body.nationalId ?? '' };
       const errors: FieldError[] = [];
-      if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
-      else if (!EMAIL.test(values.email) || values.email.length > 254) errors.push({ field: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
+      const emailProblem = checkEmailAddress(values.email, 'Enter your email address');
+      if (emailProblem) errors.push({ field: 'email', message: emailProblem });
       const normalisedId = nationalId.normalise(values.nationalId);
       if (!normalisedId) errors.push({ field: 'nationalId', message: `Enter your ${nationalId.label}` });
       else {
@@ -276,7 +275,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   app.post<{ Params: Static<typeof FlowParams> }>(
     '/add-authenticator/:flowId/code/resend',
-    { schema: { params: FlowParams, body: Type.Object(Csrf) } },
+    { schema: { params: FlowParams, body: CsrfBody } },
     async (request, reply) => {
       const { flow, data } = await loadFlow(request, ['code']);
       if ((data.resends ?? 0) >= MAX_RESENDS) throw appError('too_many_requests', 'We have already sent 3 new codes. Start again later, or contact your registration authority.');

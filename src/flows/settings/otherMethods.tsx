@@ -12,6 +12,8 @@ import { audit } from '../../audit.js';
 import { appError, type FieldError } from '../../errors.js';
 import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
+import { Csrf } from '../../http/schemas.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Layout } from '../../views/layout.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import type { Config } from '../../config/index.js';
@@ -20,7 +22,6 @@ import { InteractionUid, serviceWaitingAt } from '../../oidc/interactions.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 
 const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
-const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const AddBody = Type.Object({ ...Csrf, interaction: Type.Optional(InteractionUid) });
 const AddQuery = Type.Object({ interaction: Type.Optional(InteractionUid) });
 const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
@@ -28,7 +29,6 @@ const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String(
 
 export async function otherMethodsRoutes(app: FastifyInstance) {
   const { config, store, now } = app.latchkey;
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const reauth = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
   /**

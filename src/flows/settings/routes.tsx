@@ -12,6 +12,7 @@ import { wantsHtml } from '../../plugins/errorHandler.js';
 import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { RemovePage, RenamePage, SettingsPage } from './views.js';
 import { NoScriptForm } from '../../views/noScript.js';
@@ -45,7 +46,6 @@ const FormBody = Type.Object({
   confirm: Type.Optional(Type.String({ maxLength: 16 })),
 });
 
-const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
 export async function settingsRoutes(app: FastifyInstance) {
   const { config, store, webauthn, now, mailer } = app.latchkey;

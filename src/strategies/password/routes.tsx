@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { rateLimited } from '../../app.js';
+import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit } from '../../audit.js';
 import { AppError, appError, validationFailed, type ErrorCode, type FieldError } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
