@@ -16,6 +16,7 @@
  *   page to allow or refuse.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { Type, type Static } from 'typebox';
@@ -61,11 +62,12 @@ export async function serviceWaitingAt(provider: Provider | undefined, uid: stri
 }
 
 export async function interactionRoutes(app: FastifyInstance, opts: { provider: () => Provider }) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   // The current provider: it is rebuilt when the signing keys change (routes.ts).
   const oidc = opts.provider;
   const { config, store, now } = app.latchkey;
 
-  async function loadDetails(request: FastifyRequest<{ Params: Static<typeof UidParams> }>, reply: FastifyReply): Promise<Details> {
+  async function loadDetails(request: FastifyRequest & { params: Static<typeof UidParams> }, reply: FastifyReply): Promise<Details> {
     let details: Details;
     try {
       details = await oidc().interactionDetails(request.raw, reply.raw);
@@ -134,7 +136,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     return mark && Number.isSafeInteger(at) && safeEqual(mark, freshMark(uid, at)) ? at : undefined;
   };
 
-  app.get<{ Params: Static<typeof UidParams>; Querystring: Static<typeof InteractionQuery> }>(
+  r.get(
     '/interaction/:uid',
     { schema: { params: UidParams, querystring: InteractionQuery } },
     async (request, reply) => {
@@ -198,7 +200,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     },
   );
 
-  app.post<{ Params: Static<typeof UidParams>; Body: Static<typeof CsrfBody> }>('/interaction/:uid/confirm', { schema: { params: UidParams, body: CsrfBody } }, async (request, reply) => {
+  r.post('/interaction/:uid/confirm', { schema: { params: UidParams, body: CsrfBody } }, async (request, reply) => {
     const details = await loadDetails(request, reply);
     if (details.prompt.name !== 'consent' || !request.auth || details.session?.accountId !== request.auth.user.id) throw appError('interaction_expired');
     const service = await serviceOf(details);
@@ -206,7 +208,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     return finish(request, reply, { consent: { grantId: await grantConsent(details) } }, true);
   });
 
-  app.post<{ Params: Static<typeof UidParams>; Body: Static<typeof CsrfBody> }>('/interaction/:uid/abort', { schema: { params: UidParams, body: CsrfBody } }, async (request, reply) => {
+  r.post('/interaction/:uid/abort', { schema: { params: UidParams, body: CsrfBody } }, async (request, reply) => {
     await loadDetails(request, reply);
     return finish(request, reply, { error: 'access_denied', error_description: 'End-User aborted interaction' }, true);
   });

@@ -7,8 +7,9 @@
  *   console's side of `latchkey services add`); a confidential service's secret
  *   is shown once. The console plugin registers these, behind its gate.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { audit } from '../audit.js';
 import { appError, type FieldError } from '../errors.js';
 import { renderPage } from '../views/render.js';
@@ -52,9 +53,10 @@ const Done = Type.Object({ done: Type.Optional(Type.String({ maxLength: 16 })) }
 
 /** `/services`, for everyone signed in. */
 export async function servicesRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store } = app.latchkey;
 
-  app.get('/services', async (request, reply) => {
+  r.get('/services', async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin?next=%2Fservices');
     const { user } = request.auth;
     const [services, authenticators] = await Promise.all([store.services.list(), store.authenticators.listForUser(user.id)]);
@@ -67,16 +69,17 @@ export async function servicesRoutes(app: FastifyInstance) {
  * decides access from each route's declared permission like every other console route.
  */
 export async function consoleServicesRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, secretBox } = app.latchkey;
   const permission = 'services.manage';
 
-  app.get<{ Querystring: Static<typeof Done> }>('/admin/services', { config: { permission }, schema: { querystring: Done } }, async (request, reply) => {
+  r.get('/admin/services', { config: { permission }, schema: { querystring: Done } }, async (request, reply) => {
     const agent = agentOf(request);
     const flash = request.query.done === 'removed' ? 'The service has been removed: it can no longer sign people in.' : null;
     return html(reply, renderPage(<AdminServicesPage config={config} csrfToken={request.csrfToken} agent={agent.user} services={await store.services.list()} errors={[]} flash={flash} />));
   });
 
-  app.post<{ Body: Static<typeof AddBody> }>('/admin/services', { config: { permission }, schema: { body: AddBody } }, async (request, reply) => {
+  r.post('/admin/services', { config: { permission }, schema: { body: AddBody } }, async (request, reply) => {
     const agent = agentOf(request);
     const b = request.body;
     const values = { name: (b.name ?? '').trim(), redirectUris: b.redirectUris ?? '', logoutUris: b.logoutUris ?? '', clientType: b.clientType ?? '', aal: b.aal ?? '', firstParty: b.firstParty === 'yes' };
@@ -119,7 +122,7 @@ export async function consoleServicesRoutes(app: FastifyInstance) {
     return page(201, [], created);
   });
 
-  app.post<{ Params: Static<typeof ServiceParams>; Body: typeof Csrf }>(
+  r.post(
     '/admin/services/:clientId/remove',
     { config: { permission }, schema: { params: ServiceParams, body: CsrfBody } },
     async (request, reply) => {

@@ -4,7 +4,8 @@
  * key; then a passkey ceremony. The account becomes Enrolled.
  */
 import type { FastifyInstance } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit, auditRefusal, auditRefusals } from '../../audit.js';
@@ -39,6 +40,7 @@ const CodeBody = Type.Object({
 });
 
 export async function enrolmentRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now, secret, mailer } = app.latchkey;
 
   // Links and codes come from agents: when one fails (expired, used, a passkey already registered), their audit log says so.
@@ -52,9 +54,9 @@ export async function enrolmentRoutes(app: FastifyInstance) {
   });
 
   // Seed 003: the person enters the 9-character code an agent gave them, with their email address.
-  app.get('/enrol', async (request, reply) => html(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={{ email: '', code: '' }} errors={[]} />)));
+  r.get('/enrol', async (request, reply) => html(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={{ email: '', code: '' }} errors={[]} />)));
 
-  app.post<{ Body: Static<typeof CodeBody> }>('/enrol', { schema: { body: CodeBody }, ...rateLimited(app) }, async (request, reply) => {
+  r.post('/enrol', { schema: { body: CodeBody }, ...rateLimited(app) }, async (request, reply) => {
     const values = { email: (request.body.email ?? '').trim(), code: (request.body.code ?? '').trim() };
     const errors: FieldError[] = [];
     const emailProblem = checkEmailAddress(values.email, 'Enter your email address');
@@ -81,12 +83,12 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     }
   });
 
-  app.get('/enrol/done', async (request, reply) => {
+  r.get('/enrol/done', async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin');
     return html(reply, renderPage(<EnrolledPage config={config} csrfToken={request.csrfToken} user={request.auth.user} />));
   });
 
-  app.get<{ Params: Static<typeof Params>; Querystring: Static<typeof NoScriptQuery> }>(
+  r.get(
     '/enrol/:token',
     { schema: { params: Params, querystring: NoScriptQuery } },
     async (request, reply) => {
@@ -98,11 +100,11 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     },
   );
   // The form posts here only when the page's script did not run.
-  app.post<{ Params: Static<typeof Params> }>('/enrol/:token', { schema: { params: Params, body: NoScriptForm } }, async (request, reply) =>
+  r.post('/enrol/:token', { schema: { params: Params, body: NoScriptForm } }, async (request, reply) =>
     reply.redirect(`/enrol/${encodeURIComponent(request.params.token)}?nojs=1`, 303),
   );
 
-  app.post<{ Params: Static<typeof Params>; Body: Static<typeof OptionsBody> }>(
+  r.post(
     '/enrol/:token/options',
     { schema: { params: Params, body: OptionsBody }, ...rateLimited(app) },
     async (request) => {
@@ -122,7 +124,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Params: Static<typeof Params>; Body: Static<typeof VerifyBody> }>(
+  r.post(
     '/enrol/:token/verify',
     { schema: { params: Params, body: VerifyBody }, ...rateLimited(app) },
     async (request, reply) => {

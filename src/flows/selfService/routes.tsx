@@ -14,7 +14,8 @@
  */
 import { randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import QRCode from 'qrcode';
 import { audit } from '../../audit.js';
@@ -105,6 +106,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 }
 
 export async function selfServiceRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, secret, mailer, webauthn, captcha, secretBox } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
@@ -114,7 +116,7 @@ export async function selfServiceRoutes(app: FastifyInstance) {
   const dataOf = (flow: Flow) => JSON.parse(flow.data) as SelfServiceData;
 
   /** This browser's flow, active, at one of `steps`; otherwise the page that says to start again. */
-  async function loadFlow(request: FastifyRequest<{ Params: { flowId: string } }>, steps: Step[]): Promise<{ flow: Flow; data: SelfServiceData }> {
+  async function loadFlow(request: FastifyRequest & { params: { flowId: string } }, steps: Step[]): Promise<{ flow: Flow; data: SelfServiceData }> {
     const flow = await store.flows.findById(request.params.flowId);
     if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash) throw appError('flow_expired', 'This page has expired or was opened in another browser. Start again.');
     if (flow.state === 'revoked') throw appError('email_code_burned');
@@ -158,9 +160,9 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ start, details, problem
 
-  app.get('/add-authenticator', async (request, reply) => html(reply, renderPage(<StartPage {...base(request)} nationalId={nationalId} />)));
+  r.get('/add-authenticator', async (request, reply) => html(reply, renderPage(<StartPage {...base(request)} nationalId={nationalId} />)));
 
-  app.post('/add-authenticator', { schema: { body: CsrfBody } }, async (request, reply) => {
+  r.post('/add-authenticator', { schema: { body: CsrfBody } }, async (request, reply) => {
     const flowId = randomToken(16);
     const t = now();
     await store.flows.insert({
@@ -176,18 +178,18 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     return reply.redirect(`/add-authenticator/${flowId}/details`, 303);
   });
 
-  app.get('/add-authenticator/captcha', async (_request, reply) => {
+  r.get('/add-authenticator/captcha', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
     return captcha.challenge(now());
   });
 
   // Also from the code page's Back link: the details can be corrected, and sending them again sends a new code.
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/details', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/details', { schema: { params: FlowParams } }, async (request, reply) => {
     const { data } = await loadFlow(request, ['details', 'code']);
     return html(reply, renderPage(<DetailsPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} values={{ email: data.email ?? '', nationalId: '' }} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof DetailsBody> }>(
+  r.post(
     '/add-authenticator/:flowId/details',
     { schema: { params: FlowParams, body: DetailsBody } },
     async (request, reply) => {
@@ -234,14 +236,14 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/problem', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/problem', { schema: { params: FlowParams } }, async (request, reply) => {
     await loadFlow(request, ['details', 'code']);
     return html(reply, renderPage(<ProblemPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} />));
   });
 
   // ------------------------------------------------------------ the emailed code
 
-  app.get<{ Params: Static<typeof FlowParams>; Querystring: { resent?: string } }>(
+  r.get(
     '/add-authenticator/:flowId/code',
     { schema: { params: FlowParams, querystring: Type.Object({ resent: Type.Optional(Type.String({ maxLength: 4 })) }) } },
     async (request, reply) => {
@@ -251,7 +253,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof CodeBody> }>(
+  r.post(
     '/add-authenticator/:flowId/code',
     { schema: { params: FlowParams, body: CodeBody } },
     async (request, reply) => {
@@ -273,7 +275,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.post<{ Params: Static<typeof FlowParams> }>(
+  r.post(
     '/add-authenticator/:flowId/code/resend',
     { schema: { params: FlowParams, body: CsrfBody } },
     async (request, reply) => {
@@ -289,12 +291,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ choose
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
     return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} providers={providers()} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ChooseBody> }>(
+  r.post(
     '/add-authenticator/:flowId/choose',
     { schema: { params: FlowParams, body: ChooseBody } },
     async (request, reply) => {
@@ -310,16 +312,16 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ passkey
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
     return html(reply, renderPage(<PasskeyPage {...base(request, data)} flowId={flow.id} />));
   });
   // The form posts here only when the page's script did not run.
-  app.post<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
+  r.post('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
     reply.redirect(`/add-authenticator/${request.params.flowId}/passkey?nojs=1`, 303),
   );
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasskeyOptionsBody> }>(
+  r.post(
     '/add-authenticator/:flowId/passkey/options',
     { schema: { params: FlowParams, body: PasskeyOptionsBody } },
     async (request) => {
@@ -339,7 +341,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasskeyVerifyBody> }>(
+  r.post(
     '/add-authenticator/:flowId/passkey/verify',
     { schema: { params: FlowParams, body: PasskeyVerifyBody } },
     async (request) => {
@@ -370,12 +372,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ authenticator app
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
     return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ConfirmBody> }>(
+  r.post(
     '/add-authenticator/:flowId/app',
     { schema: { params: FlowParams, body: ConfirmBody } },
     async (request, reply) => {
@@ -389,12 +391,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, ['app-confirmed', 'app-password']);
     return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasswordBody> }>(
+  r.post(
     '/add-authenticator/:flowId/app/password',
     { schema: { params: FlowParams, body: PasswordBody } },
     async (request, reply) => {
@@ -419,13 +421,13 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     return html(reply, renderPage(<ScanPage {...base(request, data)} flowId={flow.id} qrSvgDataUri={dataUri} secret={formatSecret(secretBase32)} errors={errors} />), status);
   }
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, ['app-password']);
     const user = (await store.users.findById(flow.user_id!))!;
     return scanPage(request, reply, flow, data, user, []);
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof CodeBody> }>(
+  r.post(
     '/add-authenticator/:flowId/app/verify',
     { schema: { params: FlowParams, body: CodeBody } },
     async (request, reply) => {
@@ -485,14 +487,14 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     reply.header('content-security-policy', csp.replace(/form-action ([^;]*)/, (_, sources: string) => `form-action ${sources} ${origins.join(' ')}`));
   };
 
-  app.get<{ Params: Static<typeof ProviderParams> }>('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, ['verified', 'app-confirmed', 'app-password']);
     const provider = providerById(request.params.provider);
     await allowFormToProvider(reply, provider.id);
     return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof ProviderParams>; Body: Static<typeof ConfirmBody> }>(
+  r.post(
     '/add-authenticator/:flowId/linked/:provider',
     { schema: { params: ProviderParams, body: ConfirmBody } },
     async (request, reply) => {
@@ -538,7 +540,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ done
 
-  app.get<{ Params: Static<typeof FlowParams>; Querystring: { added?: string } }>(
+  r.get(
     '/add-authenticator/:flowId/done',
     { schema: { params: FlowParams, querystring: Type.Object({ added: Type.Optional(Type.String({ maxLength: 64 })) }) } },
     async (request, reply) => {

@@ -13,7 +13,8 @@
  * `app.latchkey.linkedAccountHandlers.link` (see {@link LinkedAccountHandler}).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
@@ -58,10 +59,11 @@ const CallbackQuery = Type.Object({
 });
 
 export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAccountRouteOptions = {}) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now } = app.latchkey;
   const linked = (app.latchkey.linkedAccounts ??= new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }));
 
-  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof StartQuery> }>(
+  r.get(
     '/signin/linked/:provider',
     { schema: { params: ProviderParams, querystring: StartQuery }, ...rateLimited(app) },
     async (request, reply) => {
@@ -72,7 +74,7 @@ export async function linkedAccountRoutes(app: FastifyInstance, opts: LinkedAcco
     },
   );
 
-  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof CallbackQuery> }>(
+  r.get(
     '/signin/linked/:provider/callback',
     { schema: { params: ProviderParams, querystring: CallbackQuery }, ...rateLimited(app) },
     async (request, reply) => {

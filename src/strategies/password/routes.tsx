@@ -7,7 +7,8 @@
  * (strategies/throttle.ts); a success resets it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit } from '../../audit.js';
 import { AppError, appError, validationFailed, type ErrorCode, type FieldError } from '../../errors.js';
@@ -61,6 +62,7 @@ export async function checkPasswordAndCode(
 }
 
 export async function passwordSignInRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, secretBox, secret } = app.latchkey;
 
   /** The page again with what went wrong; a client that asked for JSON gets the error as JSON instead. */
@@ -79,13 +81,13 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       );
   };
 
-  app.get<{ Querystring: Static<typeof Query> }>('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
+  r.get('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
     if (request.auth) return reply.redirect(safeNext(request.query.next) ?? '/settings');
     // An OpenID Connect service's login_hint arrives here through /signin's link.
     return page(request, reply, 200, request.query.email ?? '', undefined);
   });
 
-  app.post<{ Body: Static<typeof Body>; Querystring: Static<typeof Query> }>(
+  r.post(
     '/signin/password',
     { schema: { body: Body, querystring: Query }, ...rateLimited(app) },
     async (request, reply) => {
