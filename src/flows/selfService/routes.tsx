@@ -34,15 +34,18 @@ import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
+import { describeDuration } from '../../views/describeDuration.js';
+import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_MAX_RESENDS, EMAIL_CODE_SECONDS, SELF_SERVICE_FLOW_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './limits.js';
 import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
 export const SELF_SERVICE_FLOW = 'self-service';
 export const SELF_SERVICE_PASSKEY_CEREMONY = 'self-service-passkey';
-const FLOW_SECONDS = 30 * 60;
-const CODE_SECONDS = 10 * 60;
-export const EMAIL_CODE_MAX_ATTEMPTS = 5;
-const MAX_RESENDS = 3;
-const HOUR = 3600_000;
+const FLOW_SECONDS = SELF_SERVICE_FLOW_SECONDS;
+const CODE_SECONDS = EMAIL_CODE_SECONDS;
+const MAX_RESENDS = EMAIL_CODE_MAX_RESENDS;
+const HOUR = SELF_SERVICE_WINDOW_SECONDS * 1000;
+/** What a flow past its lifetime answers (410). */
+const flowExpiredMessage = `This page has expired: you have ${describeDuration(SELF_SERVICE_FLOW_SECONDS)} to add an authenticator. Start again.`;
 
 type Step = 'details' | 'code' | 'verified' | 'app-confirmed' | 'app-password' | 'done';
 
@@ -120,7 +123,7 @@ export async function selfServiceRoutes(app: FastifyInstance) {
     const flow = await store.flows.findById(request.params.flowId);
     if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash) throw appError('flow_expired', 'This page has expired or was opened in another browser. Start again.');
     if (flow.state === 'revoked') throw appError('email_code_burned');
-    if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('flow_expired', 'This page has expired: you have 30 minutes to add an authenticator. Start again.');
+    if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('flow_expired', flowExpiredMessage);
     const data = dataOf(flow);
     if (!steps.includes(data.step)) throw appError('flow_expired', 'These steps must be done in order. Start again.');
     return { flow, data };
@@ -147,7 +150,7 @@ Your code to add an authenticator to your ${config.organisation} profile is:
 
 ${code}
 
-It works for 10 minutes. If you did not ask for it, you can ignore this email: nothing changes without the code.
+It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you can ignore this email: nothing changes without the code.
 `,
     });
     return next;
@@ -280,7 +283,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     { schema: { params: FlowParams, body: CsrfBody } },
     async (request, reply) => {
       const { flow, data } = await loadFlow(request, ['code']);
-      if ((data.resends ?? 0) >= MAX_RESENDS) throw appError('too_many_requests', 'We have already sent 3 new codes. Start again later, or contact your registration authority.');
+      if ((data.resends ?? 0) >= MAX_RESENDS) throw appError('too_many_requests', `We have already sent ${MAX_RESENDS} new codes. Start again later, or contact your registration authority.`);
       const user = await store.users.findById(flow.user_id!);
       if (!user) throw appError('flow_expired');
       // A new code, the same count of wrong tries (failed_attempts stays on the flow).
@@ -516,7 +519,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     link: async (request, reply, result) => {
       const flow = result.linkFlowId ? await store.flows.findById(result.linkFlowId) : undefined;
       if (!flow || flow.type !== SELF_SERVICE_FLOW || flow.binding_hash !== request.bindingHash || flow.state !== 'active' || flow.expires_at <= now()) {
-        throw appError('flow_expired', 'This page has expired: you have 30 minutes to add an authenticator. Start again.');
+        throw appError('flow_expired', flowExpiredMessage);
       }
       const step = dataOf(flow).step;
       if (!['verified', 'app-confirmed', 'app-password'].includes(step) || !flow.user_id) throw appError('flow_expired', 'These steps must be done in order. Start again.');
