@@ -17,6 +17,7 @@ import { startSession } from '../../plugins/sessions.js';
 import { assessSignIn } from '../../oidc/assurance.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
 import { PasswordSignInPage } from './views.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { verifyPassword } from './passwords.js';
@@ -70,15 +71,11 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
     if (status >= 400 && !wantsHtml(request)) {
       throw fields.length ? validationFailed(fields) : appError(code, error);
     }
-    return reply
-      .status(status)
-      .type('text/html; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .send(
-        renderPage(
-          <PasswordSignInPage config={config} csrfToken={request.csrfToken} next={safeNext((request.query as { next?: string }).next)} error={error} fields={fields} email={email} />,
-        ),
-      );
+    return html(
+      reply,
+      renderPage(<PasswordSignInPage config={config} csrfToken={request.csrfToken} next={safeNext((request.query as { next?: string }).next)} error={error} fields={fields} email={email} />),
+      status,
+    );
   };
 
   r.get('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
