@@ -8,6 +8,7 @@ import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import type { Duplex } from 'node:stream';
 import { canonicalRequestUrl } from './plugins/canonicalUrl.js';
+import { RATE_LIMIT_WINDOW_SECONDS } from './plugins/rateLimited.js';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
@@ -164,7 +165,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(cookie);
   await app.register(refuseNulCharactersPlugin);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
-  if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: 60_000 });
+  if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: RATE_LIMIT_WINDOW_SECONDS * 1000 });
   // OAuth clients post to the provider's endpoints; oidc-provider has its own checks (client authentication, PKCE, xsrf on its forms).
   await app.register(sessionsPlugin, { csrfExempt: ['/fido2', '/oidc'] });
   await app.register(assetsPlugin);

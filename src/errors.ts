@@ -7,6 +7,7 @@ import { isUniqueViolation } from './db/isUniqueViolation.js';
 import { CODE_MAX_ATTEMPTS } from './flows/enrolment/limits.js';
 import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './flows/selfService/limits.js';
 import { describeDuration } from './views/describeDuration.js';
+import { RATE_LIMIT_WINDOW_SECONDS } from './plugins/rateLimited.js';
 
 export const errorCatalogue = {
   validation_failed: { status: 400, message: 'Some of the information sent was missing or not valid.' },
@@ -22,7 +23,7 @@ export const errorCatalogue = {
   not_found: { status: 404, message: 'Page not found.' },
   payload_too_large: { status: 413, message: 'The request is too large (the limit is 64 KiB).' },
   unsupported_media_type: { status: 415, message: 'The request body must be JSON or a form.' },
-  too_many_requests: { status: 429, message: 'Too many attempts. Wait a minute and try again.' },
+  too_many_requests: { status: 429, message: `Too many attempts. Wait ${describeDuration(RATE_LIMIT_WINDOW_SECONDS)} and try again.` },
   signup_closed: { status: 403, message: 'New accounts are created by invitation only. Ask your administrator for an invite link.' },
   email_unavailable: { status: 409, message: 'An account could not be created with that email address. If you already have an account, sign in instead.' },
   challenge_invalid: { status: 400, message: 'This passkey request has expired or was already used. Try again.' },

@@ -4,8 +4,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 
+/** The window every per-IP limit counts in (app.ts registers @fastify/rate-limit with it; errors.ts states it). */
+export const RATE_LIMIT_WINDOW_SECONDS = 60;
+
 /** Route options that rate-limit an unauthenticated endpoint per IP; empty when limiting is off. */
 export function rateLimited(app: FastifyInstance): { config?: { rateLimit: { max: number; timeWindow: number } } } {
   const max = app.latchkey.rateLimitPerMinute;
-  return max > 0 ? { config: { rateLimit: { max, timeWindow: 60_000 } } } : {};
+  return max > 0 ? { config: { rateLimit: { max, timeWindow: RATE_LIMIT_WINDOW_SECONDS * 1000 } } } : {};
 }
