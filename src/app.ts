@@ -8,6 +8,7 @@ import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import type { Duplex } from 'node:stream';
 import { canonicalRequestUrl } from './plugins/canonicalUrl.js';
+import { RATE_LIMIT_WINDOW_SECONDS } from './plugins/rateLimited.js';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
@@ -172,7 +173,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(cookie);
   await app.register(refuseNulCharactersPlugin);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
-  if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: 60_000 });
+  if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: RATE_LIMIT_WINDOW_SECONDS * 1000 });
   // OAuth clients post to the provider's endpoints; oidc-provider has its own checks (client authentication, PKCE, xsrf on its forms).
   await app.register(sessionsPlugin, { csrfExempt: ['/fido2', '/oidc'] });
   await app.register(assetsPlugin);
@@ -196,10 +197,4 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;
-}
-
-/** Route options that rate-limit an unauthenticated endpoint per IP; empty when limiting is off. */
-export function rateLimited(app: FastifyInstance): { config?: { rateLimit: { max: number; timeWindow: number } } } {
-  const max = app.latchkey.rateLimitPerMinute;
-  return max > 0 ? { config: { rateLimit: { max, timeWindow: 60_000 } } } : {};
 }

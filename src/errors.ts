@@ -4,6 +4,10 @@
  * handler in `plugins/errorHandler.ts` renders them as JSON or as an HTML page.
  */
 import { isUniqueViolation } from './db/isUniqueViolation.js';
+import { CODE_MAX_ATTEMPTS } from './flows/enrolment/limits.js';
+import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './flows/selfService/limits.js';
+import { describeDuration } from './views/describeDuration.js';
+import { RATE_LIMIT_WINDOW_SECONDS } from './plugins/rateLimited.js';
 
 export const errorCatalogue = {
   validation_failed: { status: 400, message: 'Some of the information sent was missing or not valid.' },
@@ -19,7 +23,7 @@ export const errorCatalogue = {
   not_found: { status: 404, message: 'Page not found.' },
   payload_too_large: { status: 413, message: 'The request is too large (the limit is 64 KiB).' },
   unsupported_media_type: { status: 415, message: 'The request body must be JSON or a form.' },
-  too_many_requests: { status: 429, message: 'Too many attempts. Wait a minute and try again.' },
+  too_many_requests: { status: 429, message: `Too many attempts. Wait ${describeDuration(RATE_LIMIT_WINDOW_SECONDS)} and try again.` },
   signup_closed: { status: 403, message: 'New accounts are created by invitation only. Ask your administrator for an invite link.' },
   email_unavailable: { status: 409, message: 'An account could not be created with that email address. If you already have an account, sign in instead.' },
   challenge_invalid: { status: 400, message: 'This passkey request has expired or was already used. Try again.' },
@@ -44,9 +48,10 @@ export const errorCatalogue = {
   invite_revoked: { status: 410, message: 'This link is no longer valid: a newer link was sent, or it was cancelled. Use the newest link you received, or ask for a new one.' },
   enrolment_code_invalid: {
     status: 400,
-    message: 'The email address or the code is not right. Check both and try again. After 5 wrong tries the code stops working: ask your agent for a new one.',
+    message: `The email address or the code is not right. Check both and try again. After ${CODE_MAX_ATTEMPTS} wrong tries the code stops working: ask your agent for a new one.`,
   },
-  enrolment_code_expired: { status: 410, message: 'This code has expired: codes work for 60 seconds. Ask your agent for a new code.' },
+  // The flow answers with the configured lifetime (enrolmentCodeExpiredMessage); this is the fallback.
+  enrolment_code_expired: { status: 410, message: 'This code has expired. Ask your agent for a new code.' },
   enrolment_code_used: { status: 410, message: 'This code has already been used. If you did not finish setting up your passkey, ask your agent for a new code.' },
   enrolment_code_revoked: { status: 410, message: 'This code is no longer valid: it was cancelled or a newer one was issued. Ask your agent for a new code.' },
   own_account: {
@@ -56,11 +61,11 @@ export const errorCatalogue = {
   template_default: { status: 409, message: 'The default template cannot be deleted. You can change its subject and text instead.' },
   self_service_limited: {
     status: 429,
-    message: 'There have been too many attempts to add an authenticator from here or for this email address. Wait an hour and try again, or contact your registration authority.',
+    message: `There have been too many attempts to add an authenticator from here or for this email address. Wait ${describeDuration(SELF_SERVICE_WINDOW_SECONDS)} and try again, or contact your registration authority.`,
   },
   email_code_invalid: { status: 400, message: 'The code is not right. Check the email we sent and try again.' },
-  email_code_expired: { status: 410, message: 'This code has expired: codes work for 10 minutes. Select "Send a new code".' },
-  email_code_burned: { status: 410, message: 'The code was entered wrongly 5 times, so it has stopped working. Start again to get a new code.' },
+  email_code_expired: { status: 410, message: `This code has expired: codes work for ${describeDuration(EMAIL_CODE_SECONDS)}. Select "Send a new code".` },
+  email_code_burned: { status: 410, message: `The code was entered wrongly ${EMAIL_CODE_MAX_ATTEMPTS} times, so it has stopped working. Start again to get a new code.` },
   captcha_failed: { status: 400, message: 'The check that you are a person did not work. Wait for it to finish, then select Continue again.' },
   signin_failed: { status: 400, message: 'The email address, password or code is not right. Check them and try again.' },
   signin_throttled: { status: 429, message: 'Too many failed attempts to sign in to this account. Wait a moment and try again.' },

@@ -10,7 +10,7 @@ import { expectConfirmError } from '../../test/support/pages.js';
 import type { Role, User } from '../db/schema.js';
 import { createUser } from '../users/createUser.js';
 import { CODE_MAX_ATTEMPTS, formatCode, issueInvite } from '../flows/enrolment/invites.js';
-import { csvCell } from './routes.js';
+import { csvCell } from './csvCell.js';
 import { ANY_ROLE, consoleRoutes } from './guard.js';
 import { addService } from '../oidc/services.js';
 import { AuditPersister } from '../db/persisters/audit.js';

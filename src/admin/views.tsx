@@ -10,6 +10,7 @@ import type { AuditRow } from '../db/persisters/audit.js';
 import { errorCatalogue, type FieldError } from '../errors.js';
 import { auditEventLabels, describeRefusal } from '../audit.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
+import { describeDuration } from '../views/describeDuration.js';
 import { describePasskey, PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
 import { can, ROLES, roleDescriptions, roleLabels, type Permission, type Role } from './roles.js';
 import { PLACEHOLDERS } from './emailTemplates.js';
@@ -599,7 +600,7 @@ export function IssuePasskeyPage(m: AdminContext & { user: User; templates: Emai
       </form>
       <h2>Generate 9-character code</h2>
       <p>
-        A code to read out or send by message. It expires 60 seconds after you generate it. The person enters it with their email address at{' '}
+        A code to read out or send by message. It expires {describeDuration(m.config.enrolmentCodeSeconds)} after you generate it. The person enters it with their email address at{' '}
         <strong>{m.config.origin}/enrol</strong>.
       </p>
       <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>

@@ -13,7 +13,7 @@
  * for these routes only.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Static } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { configureConformanceTrust } from './configureConformanceTrust.js';
 import {
   AssertionResultSchema,
@@ -35,6 +35,7 @@ export interface Fido2RoutesOptions {
 const failed = { 400: ServerResponseSchema, 404: ServerResponseSchema };
 
 export async function fido2Routes(app: FastifyInstance, opts: Fido2RoutesOptions = {}) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const trust = await configureConformanceTrust({ metadataDir: opts.metadataDir });
   app.log.info({ metadataStatements: trust.statements }, 'FIDO conformance API enabled at /fido2');
 
@@ -43,25 +44,25 @@ export async function fido2Routes(app: FastifyInstance, opts: Fido2RoutesOptions
     reply.status(404).send({ status: 'failed', errorMessage: `No conformance endpoint at ${request.method} ${request.url.split('?')[0]}` });
   });
 
-  app.post<{ Body: Static<typeof CreationOptionsRequestSchema> }>(
+  r.post(
     '/attestation/options',
     { schema: { body: CreationOptionsRequestSchema, response: { 200: CreationOptionsResponseSchema, ...failed } } },
     async (request) => issueCreationOptions(app, request, request.body),
   );
 
-  app.post<{ Body: Static<typeof AttestationResultSchema> }>(
+  r.post(
     '/attestation/result',
     { schema: { body: AttestationResultSchema, response: { 200: ServerResponseSchema, ...failed } } },
     async (request) => verifyAttestationResult(app, request, request.body),
   );
 
-  app.post<{ Body: Static<typeof GetOptionsRequestSchema> }>(
+  r.post(
     '/assertion/options',
     { schema: { body: GetOptionsRequestSchema, response: { 200: GetOptionsResponseSchema, ...failed } } },
     async (request) => issueRequestOptions(app, request, request.body),
   );
 
-  app.post<{ Body: Static<typeof AssertionResultSchema> }>(
+  r.post(
     '/assertion/result',
     { schema: { body: AssertionResultSchema, response: { 200: ServerResponseSchema, ...failed } } },
     async (request) => verifyAssertionResult(app, request, request.body),

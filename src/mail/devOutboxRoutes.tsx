@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { formatTime, Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
+import { html } from '../http/replies.js';
 import { readOutbox, type OutboxMessage } from './createMailer.js';
 import { appError } from '../errors.js';
 
@@ -32,7 +33,7 @@ export async function devOutboxRoutes(app: FastifyInstance) {
       </Layout>
     );
     // The messages hold live sign-in links: no cache keeps a copy.
-    return reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(renderPage(page));
+    return html(reply, renderPage(page));
   });
 
   app.get('/dev/outbox.json', async (_request, reply) => {

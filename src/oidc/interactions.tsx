@@ -16,6 +16,7 @@
  *   page to allow or refuse.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { Type, type Static } from 'typebox';
@@ -26,18 +27,19 @@ import { endSession } from '../plugins/sessions.js';
 import { sendContinuePage } from '../views/continuePage.js';
 import { CsrfField, Layout } from '../views/layout.js';
 import { renderPage } from '../views/render.js';
+import { html } from '../http/replies.js';
+import { CsrfBody } from '../http/schemas.js';
 import { SERVICE_AAL, SERVICE_FIRST_PARTY } from './adapter.js';
 import { assuranceOutcome, requiredAssurance, toAal } from './assurance.js';
 import type { Aal } from '../strategies/authenticatorKind.js';
 import { loginOf } from './provider.js';
+import { isEmailAddress } from '../users/emailAddress.js';
 
 /** An interaction's uid, as oidc-provider makes them (nanoid); also what a page may carry to come back to one. */
 export const InteractionUid = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
 const UidParams = Type.Object({ uid: InteractionUid });
 /** `after`: set when this interaction sent the person to sign in afresh: "<ms>.<HMAC>", so it can't be forged. */
 const InteractionQuery = Type.Object({ after: Type.Optional(Type.String({ maxLength: 100 })) });
-const FormBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) });
-const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}$/;
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -61,11 +63,12 @@ export async function serviceWaitingAt(provider: Provider | undefined, uid: stri
 }
 
 export async function interactionRoutes(app: FastifyInstance, opts: { provider: () => Provider }) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   // The current provider: it is rebuilt when the signing keys change (routes.ts).
   const oidc = opts.provider;
   const { config, store, now } = app.latchkey;
 
-  async function loadDetails(request: FastifyRequest<{ Params: Static<typeof UidParams> }>, reply: FastifyReply): Promise<Details> {
+  async function loadDetails(request: FastifyRequest & { params: Static<typeof UidParams> }, reply: FastifyReply): Promise<Details> {
     let details: Details;
     try {
       details = await oidc().interactionDetails(request.raw, reply.raw);
@@ -126,7 +129,6 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     return grant.save();
   }
 
-  const html = (reply: FastifyReply, status: number, body: string) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
   const freshMark = (uid: string, at: number) => `${at}.${hmac(app.latchkey.secret, `interaction-fresh:${uid}:${at}`)}`;
   /** When this interaction sent the person to sign in afresh, if the mark is ours. */
@@ -135,7 +137,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     return mark && Number.isSafeInteger(at) && safeEqual(mark, freshMark(uid, at)) ? at : undefined;
   };
 
-  app.get<{ Params: Static<typeof UidParams>; Querystring: Static<typeof InteractionQuery> }>(
+  r.get(
     '/interaction/:uid',
     { schema: { params: UidParams, querystring: InteractionQuery } },
     async (request, reply) => {
@@ -146,7 +148,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     // The same rule as the provider's checks (provider.tsx): what the service, acr_values and the claims parameter ask for.
     const required = requiredAssurance(config, service.required, params);
     const signIn = (after?: number) => {
-      const hint = typeof params.login_hint === 'string' && EMAIL.test(params.login_hint) ? `&email=${encodeURIComponent(params.login_hint)}` : '';
+      const hint = typeof params.login_hint === 'string' && isEmailAddress(params.login_hint) ? `&email=${encodeURIComponent(params.login_hint)}` : '';
       const next = after === undefined ? here : `${here}?after=${freshMark(details.uid, after)}`;
       return reply.redirect(`/signin?next=${encodeURIComponent(next)}${hint}`, 303);
     };
@@ -181,7 +183,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
           detail: { service: service.client.clientId, required: required.aal ?? 'unknown acr', reached: session.aal },
         });
         if (outcome === 'step-up') return reply.redirect(`/settings/reauth?next=${encodeURIComponent(here)}`, 303);
-        return html(reply, 403, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={required.aal} uid={details.uid} />));
+        return html(reply, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={required.aal} uid={details.uid} />), 403);
       }
 
       const done = await loginOf(app.latchkey, user, session);
@@ -193,13 +195,13 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
       if (details.session?.accountId !== auth.user.id) throw appError('interaction_expired');
       if (service.firstParty) return finish(request, reply, { consent: { grantId: await grantConsent(details) } }, false);
       const missing = details.prompt.details as { missingOIDCScope?: string[] };
-      return html(reply, 200, renderPage(<ConsentPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} scopes={missing.missingOIDCScope ?? []} uid={details.uid} />));
+      return html(reply, renderPage(<ConsentPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} scopes={missing.missingOIDCScope ?? []} uid={details.uid} />));
     }
     throw appError('interaction_expired');
     },
   );
 
-  app.post<{ Params: Static<typeof UidParams>; Body: Static<typeof FormBody> }>('/interaction/:uid/confirm', { schema: { params: UidParams, body: FormBody } }, async (request, reply) => {
+  r.post('/interaction/:uid/confirm', { schema: { params: UidParams, body: CsrfBody } }, async (request, reply) => {
     const details = await loadDetails(request, reply);
     if (details.prompt.name !== 'consent' || !request.auth || details.session?.accountId !== request.auth.user.id) throw appError('interaction_expired');
     const service = await serviceOf(details);
@@ -207,7 +209,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
     return finish(request, reply, { consent: { grantId: await grantConsent(details) } }, true);
   });
 
-  app.post<{ Params: Static<typeof UidParams>; Body: Static<typeof FormBody> }>('/interaction/:uid/abort', { schema: { params: UidParams, body: FormBody } }, async (request, reply) => {
+  r.post('/interaction/:uid/abort', { schema: { params: UidParams, body: CsrfBody } }, async (request, reply) => {
     await loadDetails(request, reply);
     return finish(request, reply, { error: 'access_denied', error_description: 'End-User aborted interaction' }, true);
   });

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
-import { rateLimited } from '../app.js';
+import { rateLimited } from '../plugins/rateLimited.js';
 import { CLIENT_CORS_PATHS, createProvider, OIDC_PREFIX } from './provider.js';
 import { isServiceCorsOrigin } from './services.js';
 import { checkSecretKeyOpensSigningKeys, ensureSigningKey } from './signingKeys.js';

@@ -7,11 +7,14 @@
  *   console's side of `latchkey services add`); a confidential service's secret
  *   is shown once. The console plugin registers these, behind its gate.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { audit } from '../audit.js';
 import { appError, type FieldError } from '../errors.js';
 import { renderPage } from '../views/render.js';
+import { html } from '../http/replies.js';
+import { Csrf, CsrfBody, Id } from '../http/schemas.js';
 import { CsrfField, ErrorSummary, Field, Layout } from '../views/layout.js';
 import type { Config } from '../config/index.js';
 import type { Authenticator, Service, User } from '../db/schema.js';
@@ -26,7 +29,6 @@ const levelWords: Record<Aal, string> = {
   3: 'AAL3: a hardware security key',
 };
 
-const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const AddBody = Type.Object({
   ...Csrf,
   name: Type.Optional(Type.String({ maxLength: 2000 })),
@@ -36,15 +38,15 @@ const AddBody = Type.Object({
   aal: Type.Optional(Type.String({ maxLength: 2 })),
   firstParty: Type.Optional(Type.String({ maxLength: 8 })),
 });
-const ServiceParams = Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
+const ServiceParams = Type.Object({ clientId: Id });
 const Done = Type.Object({ done: Type.Optional(Type.String({ maxLength: 16 })) });
 
 /** `/services`, for everyone signed in. */
 export async function servicesRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store } = app.latchkey;
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
-  app.get('/services', async (request, reply) => {
+  r.get('/services', async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin?next=%2Fservices');
     const { user } = request.auth;
     const [services, authenticators] = await Promise.all([store.services.list(), store.authenticators.listForUser(user.id)]);
@@ -57,17 +59,17 @@ export async function servicesRoutes(app: FastifyInstance) {
  * decides access from each route's declared permission like every other console route.
  */
 export async function consoleServicesRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, secretBox } = app.latchkey;
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const permission = 'services.manage';
 
-  app.get<{ Querystring: Static<typeof Done> }>('/admin/services', { config: { permission }, schema: { querystring: Done } }, async (request, reply) => {
+  r.get('/admin/services', { config: { permission }, schema: { querystring: Done } }, async (request, reply) => {
     const agent = agentOf(request);
     const flash = request.query.done === 'removed' ? 'The service has been removed: it can no longer sign people in.' : null;
     return html(reply, renderPage(<AdminServicesPage config={config} csrfToken={request.csrfToken} agent={agent.user} services={await store.services.list()} errors={[]} flash={flash} />));
   });
 
-  app.post<{ Body: Static<typeof AddBody> }>('/admin/services', { config: { permission }, schema: { body: AddBody } }, async (request, reply) => {
+  r.post('/admin/services', { config: { permission }, schema: { body: AddBody } }, async (request, reply) => {
     const agent = agentOf(request);
     const b = request.body;
     const values = { name: (b.name ?? '').trim(), redirectUris: b.redirectUris ?? '', logoutUris: b.logoutUris ?? '', clientType: b.clientType ?? '', aal: b.aal ?? '', firstParty: b.firstParty === 'yes' };
@@ -110,9 +112,9 @@ export async function consoleServicesRoutes(app: FastifyInstance) {
     return page(201, [], created);
   });
 
-  app.post<{ Params: Static<typeof ServiceParams>; Body: typeof Csrf }>(
+  r.post(
     '/admin/services/:clientId/remove',
-    { config: { permission }, schema: { params: ServiceParams, body: Type.Object(Csrf) } },
+    { config: { permission }, schema: { params: ServiceParams, body: CsrfBody } },
     async (request, reply) => {
       const service = await removeService(store, request.params.clientId);
       if (!service) throw appError('not_found', 'That service was not found.');

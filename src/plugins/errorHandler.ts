@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { AppError, appError, errorCatalogue, type FieldError } from '../errors.js';
 import { nationalIdFormat } from '../users/nationalId.js';
+import { EMAIL_ADDRESS_FORMAT_MESSAGE } from '../users/emailAddress.js';
 import { renderErrorPage } from '../views/errorPage.js';
 
 /** Browsers asking for a page get HTML; everything else gets JSON. */
@@ -18,7 +19,7 @@ export function wantsHtml(request: FastifyRequest): boolean {
 
 /** What to tell people about a field the schema refused: written for them, not for developers. */
 const fieldMessages: Record<string, string> = {
-  email: 'Enter an email address in the correct format, like name@example.com',
+  email: EMAIL_ADDRESS_FORMAT_MESSAGE,
   displayName: 'Enter your name (up to 100 characters)',
   name: 'Enter a name for your passkey (up to 64 characters)',
   placement: 'Choose where to save your passkey: this device, another phone or tablet, or a security key',

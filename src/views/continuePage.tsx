@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { Config } from '../config/index.js';
 import { Layout } from './layout.js';
 import { renderPage } from './render.js';
+import { html } from '../http/replies.js';
 
 /**
  * A page that moves on to `href` (a local path) by script, with a link for
@@ -10,21 +11,19 @@ import { renderPage } from './render.js';
  * form-action 'self' would stop in Chromium.
  */
 export function sendContinuePage(reply: FastifyReply, config: Config, csrfToken: string, href: string, what = 'Continue'): FastifyReply {
-  return reply
-    .type('text/html; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .send(
-      renderPage(
-        <Layout title="Signed in" rpName={config.rpName} csrfToken={csrfToken} page="continue">
-          <h1>Signed in</h1>
-          <p>
-            <a id="continue-link" class="button" href={href}>
-              {what}
-            </a>
-          </p>
-        </Layout>,
-      ),
-    );
+  return html(
+    reply,
+    renderPage(
+      <Layout title="Signed in" rpName={config.rpName} csrfToken={csrfToken} page="continue">
+        <h1>Signed in</h1>
+        <p>
+          <a id="continue-link" class="button" href={href}>
+            {what}
+          </a>
+        </p>
+      </Layout>,
+    ),
+  );
 }
 
 /** True for a local path that leads back into an OpenID Connect interaction. */

@@ -4,6 +4,7 @@
  * the CSP can forbid inline script.
  */
 import { solveChallenge } from 'altcha-lib/v1';
+import { isEmailAddress } from '../users/emailAddress.js';
 import {
   browserSupportsWebAuthn,
   browserSupportsWebAuthnAutofill,
@@ -97,8 +98,6 @@ function setStatus(message: string): void {
   status.hidden = !message;
 }
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-
 /**
  * Check the fields before sending, with the words each page puts on its inputs
  * (data-required-message, data-format-message): the server's schema messages
@@ -108,7 +107,7 @@ function checkFields(form: HTMLFormElement): { field: string; message: string }[
   const problems: { field: string; message: string }[] = [];
   for (const input of Array.from(form.querySelectorAll<HTMLInputElement>('input[data-required-message], input[data-format-message]'))) {
     const value = input.value.trim();
-    const message = !value ? input.dataset.requiredMessage : input.type === 'email' && !EMAIL.test(value) ? input.dataset.formatMessage : undefined;
+    const message = !value ? input.dataset.requiredMessage : input.type === 'email' && !isEmailAddress(value) ? input.dataset.formatMessage : undefined;
     if (message) problems.push({ field: input.id, message });
     if (message) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');

@@ -1,5 +1,6 @@
 /** TypeBox schemas for WebAuthn responses as @simplewebauthn/browser sends them. */
 import { Type } from 'typebox';
+import { EMAIL_ADDRESS_MAX_LENGTH, EMAIL_ADDRESS_PATTERN } from '../users/emailAddress.js';
 
 const b64url = (max: number) => Type.String({ minLength: 1, maxLength: max, pattern: '^[A-Za-z0-9_-]+={0,2}$' });
 
@@ -39,5 +40,5 @@ export const PlacementSchema = Type.Union([Type.Literal('this-device'), Type.Lit
 /** A passkey name people choose ("Name your device", seed 002). */
 export const PasskeyNameSchema = Type.String({ minLength: 1, maxLength: 64, pattern: '\\S' });
 
-export const EmailSchema = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$' });
+export const EmailSchema = Type.String({ minLength: 3, maxLength: EMAIL_ADDRESS_MAX_LENGTH, pattern: EMAIL_ADDRESS_PATTERN });
 export const DisplayNameSchema = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' });

@@ -27,10 +27,8 @@ export const ENROLMENT_FLOWS = [INVITE_FLOW, CODE_FLOW];
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 /** Used and expired invites are kept this long after expiry so their pages can say why they don't work. */
 export const INVITE_RETENTION_MS = 30 * 24 * 3600 * 1000;
-/** Wrong tries before a code is burned. */
-export const CODE_MAX_ATTEMPTS = 5;
-/** A redeemed code opens a link this long for the passkey ceremony. */
-export const REDEEMED_CODE_LINK_SECONDS = 15 * 60;
+import { CODE_MAX_ATTEMPTS, enrolmentCodeExpiredMessage, REDEEMED_CODE_LINK_SECONDS } from './limits.js';
+export { CODE_MAX_ATTEMPTS, REDEEMED_CODE_LINK_SECONDS };
 
 const EnrolmentMethodSchema = Type.Union([Type.Literal('link'), Type.Literal('email'), Type.Literal('code'), Type.Literal('cli')]);
 /** How a link or code reached the person: shown to agents, kept in the audit trail. */
@@ -243,7 +241,7 @@ export async function redeemCode(
   }
   if (match.state === 'consumed') throw appError('enrolment_code_used');
   if (match.state === 'revoked') throw appError('enrolment_code_revoked');
-  if (match.expires_at <= now) throw appError('enrolment_code_expired');
+  if (match.expires_at <= now) throw appError('enrolment_code_expired', enrolmentCodeExpiredMessage(config.enrolmentCodeSeconds));
   if (!(await store.flows.consume(match.id, now))) throw appError('enrolment_code_used');
   const data = enrolmentData(match);
   const invite = await issueInvite(store, config, user!, now, {

@@ -4,20 +4,23 @@
  * key; then a passkey ceremony. The account becomes Enrolled.
  */
 import type { FastifyInstance } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
-import { rateLimited } from '../../app.js';
+import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit, auditRefusal, auditRefusals } from '../../audit.js';
 import { AppError, appError, mapUniqueViolation, validationFailed } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { addedBy, sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { enrolmentData, ENROLMENT_FLOWS, findInvite, loadUsableInvite, redeemCode } from './invites.js';
 import { EnrolCodePage, EnrolledPage, EnrolPage } from './views.js';
 import type { FieldError } from '../../errors.js';
+import { checkEmailAddress } from '../../users/emailAddress.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 
@@ -40,6 +43,7 @@ const CodeBody = Type.Object({
 });
 
 export async function enrolmentRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now, secret, mailer } = app.latchkey;
 
   // Links and codes come from agents: when one fails (expired, used, a passkey already registered), their audit log says so.
@@ -51,21 +55,19 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       return typeof token === 'string' && token.length <= 100 ? (await findInvite(store, token))?.user_id : null;
     },
   });
-  const page = (reply: import('fastify').FastifyReply, body: string, status = 200) =>
-    reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
   // Seed 003: the person enters the 9-character code an agent gave them, with their email address.
-  app.get('/enrol', async (request, reply) => page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={{ email: '', code: '' }} errors={[]} />)));
+  r.get('/enrol', async (request, reply) => html(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={{ email: '', code: '' }} errors={[]} />)));
 
-  app.post<{ Body: Static<typeof CodeBody> }>('/enrol', { schema: { body: CodeBody }, ...rateLimited(app) }, async (request, reply) => {
+  r.post('/enrol', { schema: { body: CodeBody }, ...rateLimited(app) }, async (request, reply) => {
     const values = { email: (request.body.email ?? '').trim(), code: (request.body.code ?? '').trim() };
     const errors: FieldError[] = [];
-    if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
-    else if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(values.email) || values.email.length > 254) errors.push({ field: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
+    const emailProblem = checkEmailAddress(values.email, 'Enter your email address');
+    if (emailProblem) errors.push({ field: 'email', message: emailProblem });
     if (!values.code) errors.push({ field: 'code', message: 'Enter the 9-character code your agent gave you' });
     if (errors.length) {
       if (!wantsHtml(request)) throw validationFailed(errors);
-      return page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={values} errors={errors} />), 400);
+      return html(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={values} errors={errors} />), 400);
     }
     try {
       const invite = await redeemCode(store, config, secret, { email: values.email, code: values.code, bindingHash: request.bindingHash }, now());
@@ -80,16 +82,16 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       if (!wantsHtml(request)) throw err;
       const fields = err.code === 'enrolment_code_invalid' ? [{ field: 'code', message: err.message }] : [];
       const shown = err.code === 'enrolment_code_invalid' ? values : { email: values.email, code: '' };
-      return page(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={shown} errors={fields} message={fields.length ? null : err.message} code={err.code} />), status);
+      return html(reply, renderPage(<EnrolCodePage config={config} csrfToken={request.csrfToken} values={shown} errors={fields} message={fields.length ? null : err.message} code={err.code} />), status);
     }
   });
 
-  app.get('/enrol/done', async (request, reply) => {
+  r.get('/enrol/done', async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin');
-    return page(reply, renderPage(<EnrolledPage config={config} csrfToken={request.csrfToken} user={request.auth.user} />));
+    return html(reply, renderPage(<EnrolledPage config={config} csrfToken={request.csrfToken} user={request.auth.user} />));
   });
 
-  app.get<{ Params: Static<typeof Params>; Querystring: Static<typeof NoScriptQuery> }>(
+  r.get(
     '/enrol/:token',
     { schema: { params: Params, querystring: NoScriptQuery } },
     async (request, reply) => {
@@ -101,11 +103,11 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     },
   );
   // The form posts here only when the page's script did not run.
-  app.post<{ Params: Static<typeof Params> }>('/enrol/:token', { schema: { params: Params, body: NoScriptForm } }, async (request, reply) =>
+  r.post('/enrol/:token', { schema: { params: Params, body: NoScriptForm } }, async (request, reply) =>
     reply.redirect(`/enrol/${encodeURIComponent(request.params.token)}?nojs=1`, 303),
   );
 
-  app.post<{ Params: Static<typeof Params>; Body: Static<typeof OptionsBody> }>(
+  r.post(
     '/enrol/:token/options',
     { schema: { params: Params, body: OptionsBody }, ...rateLimited(app) },
     async (request) => {
@@ -125,7 +127,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Params: Static<typeof Params>; Body: Static<typeof VerifyBody> }>(
+  r.post(
     '/enrol/:token/verify',
     { schema: { params: Params, body: VerifyBody }, ...rateLimited(app) },
     async (request, reply) => {

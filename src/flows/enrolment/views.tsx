@@ -2,6 +2,7 @@ import type { Config } from '../../config/index.js';
 import type { User } from '../../db/schema.js';
 import type { FieldError } from '../../errors.js';
 import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { describeDuration } from '../../views/describeDuration.js';
 
 export function EnrolPage(props: { config: Config; csrfToken: string; user: User; noScript?: boolean }) {
   return (
@@ -60,7 +61,7 @@ export function EnrolCodePage(props: {
       <ErrorSummary message={props.message ?? null} fields={props.errors} />
       {props.code ? <p data-error-code={props.code}></p> : null}
       <p>
-        Your registration authority agent gave you a 9-character code to set up a passkey for {props.config.organisation}. Codes work for 60 seconds after they are
+        Your registration authority agent gave you a 9-character code to set up a passkey for {props.config.organisation}. Codes work for {describeDuration(props.config.enrolmentCodeSeconds)} after they are
         generated: enter it straight away.
       </p>
       <form method="post" action="/enrol" novalidate>

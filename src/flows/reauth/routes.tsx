@@ -10,7 +10,8 @@
  * sign-in that made the session and no more.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { AuthenticationResponseJSON, AuthenticatorTransportFuture } from '@simplewebauthn/server';
 import { audit } from '../../audit.js';
 import { requireAuth } from '../../plugins/sessions.js';
@@ -86,9 +87,10 @@ export async function finishLinkedAccountReauth(
 }
 
 export async function reauthRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now } = app.latchkey;
 
-  app.get<{ Querystring: Static<typeof PageQuery> }>('/settings/reauth', { schema: { querystring: PageQuery } }, async (request, reply) => {
+  r.get('/settings/reauth', { schema: { querystring: PageQuery } }, async (request, reply) => {
     const auth = requireAuth(request);
     const authenticators = await store.authenticators.listForUser(auth.user.id);
     const hasPasskey = authenticators.some((a) => a.type === PASSKEY_TYPE);
@@ -103,7 +105,7 @@ export async function reauthRoutes(app: FastifyInstance) {
   });
 
   // "Sign in again with <provider>": the linked-account sign-in, for this person, back to `next` (checked again there).
-  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof PageQuery> }>(
+  r.get(
     '/reauth/linked/:provider',
     { schema: { params: ProviderParams, querystring: PageQuery } },
     async (request, reply) => {
@@ -119,7 +121,7 @@ export async function reauthRoutes(app: FastifyInstance) {
   );
 
   // For people who sign in with a password and an authenticator app.
-  app.post<{ Querystring: Static<typeof PageQuery>; Body: Static<typeof PasswordBody> }>(
+  r.post(
     '/reauth/password',
     { schema: { querystring: PageQuery, body: PasswordBody } },
     async (request, reply) => {
@@ -154,7 +156,7 @@ export async function reauthRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post('/reauth/options', { schema: { body: OptionsBody } }, async (request) => {
+  r.post('/reauth/options', { schema: { body: OptionsBody } }, async (request) => {
     const auth = requireAuth(request);
     const passkeys = (await store.authenticators.listForUser(auth.user.id)).filter((a) => a.type === PASSKEY_TYPE);
     const options = await webauthn.startAuthentication({
@@ -166,7 +168,7 @@ export async function reauthRoutes(app: FastifyInstance) {
     return { options };
   });
 
-  app.post<{ Body: Static<typeof VerifyBody> }>('/reauth/verify', { schema: { body: VerifyBody } }, async (request) => {
+  r.post('/reauth/verify', { schema: { body: VerifyBody } }, async (request) => {
     const auth = requireAuth(request);
     await webauthn.finishAuthentication({
       flowType: REAUTH_FLOW,

@@ -14,6 +14,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import QRCode from 'qrcode';
@@ -24,30 +25,32 @@ import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { appError, mapUniqueViolation, type FieldError } from '../../errors.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
+import { CsrfBody, Csrf, Id } from '../../http/schemas.js';
 import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
+import { checkEmailAddress } from '../../users/emailAddress.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
 import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
+import { describeDuration } from '../../views/describeDuration.js';
+import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_MAX_RESENDS, EMAIL_CODE_SECONDS, SELF_SERVICE_FLOW_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './limits.js';
 import { SELF_SERVICE_PASSKEY_CEREMONY, selfServiceFlow, selfServicePasskeyCeremony, type SelfServiceDataSchema } from './selfServiceFlow.js';
 import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
-const FLOW_SECONDS = 30 * 60;
-const CODE_SECONDS = 10 * 60;
-export const EMAIL_CODE_MAX_ATTEMPTS = 5;
-const MAX_RESENDS = 3;
-const HOUR = 3600_000;
+const FLOW_SECONDS = SELF_SERVICE_FLOW_SECONDS;
+const CODE_SECONDS = EMAIL_CODE_SECONDS;
+const MAX_RESENDS = EMAIL_CODE_MAX_RESENDS;
+const HOUR = SELF_SERVICE_WINDOW_SECONDS * 1000;
 
 type SelfServiceData = Static<typeof SelfServiceDataSchema>;
 
 /** The only returns a flow keeps: an interaction's local path (never an open redirect). */
 const RETURN_TO = /^\/interaction\/[A-Za-z0-9_-]{1,64}$/;
 
-const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
 const FlowParams = Type.Object({ flowId: Id });
-const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const DetailsBody = Type.Object({
   ...Csrf,
   email: Type.Optional(Type.String({ maxLength: 2000 })),
@@ -65,7 +68,6 @@ const PasskeyVerifyBody = Type.Object({
   placement: Type.Optional(Type.String({ maxLength: 32 })),
 });
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /**
  * A flow that starts at the choice of authenticator, for someone signed in who
@@ -87,9 +89,9 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 }
 
 export async function selfServiceRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, secret, mailer, webauthn, captcha, secretBox, linkedAccounts } = app.latchkey;
   const nationalId = nationalIdFormat(config);
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
   const providers = () => config.upstreamProviders.map((p) => ({ id: p.id, name: p.name }));
@@ -98,7 +100,7 @@ export async function selfServiceRoutes(app: FastifyInstance) {
   type Page = Parameters<typeof selfServiceFlow.load>[2];
 
   /** This browser's flow, active, at a step `page` accepts; otherwise the page that says to start again. */
-  const loadFlow = (request: FastifyRequest<{ Params: { flowId: string } }>, page: Page): Promise<Loaded> =>
+  const loadFlow = (request: FastifyRequest & { params: { flowId: string } }, page: Page): Promise<Loaded> =>
     selfServiceFlow.load(store, { id: request.params.flowId, bindingHash: request.bindingHash, now: now() }, page);
 
   const advance = (current: Loaded, next: SelfServiceData, userId?: string) => selfServiceFlow.advance(store, current, next, now(), userId);
@@ -119,7 +121,7 @@ Your code to add an authenticator to your ${config.organisation} profile is:
 
 ${code}
 
-It works for 10 minutes. If you did not ask for it, you can ignore this email: nothing changes without the code.
+It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you can ignore this email: nothing changes without the code.
 `,
     });
     return next;
@@ -132,9 +134,9 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ start, details, problem
 
-  app.get('/add-authenticator', async (request, reply) => html(reply, renderPage(<StartPage {...base(request)} nationalId={nationalId} />)));
+  r.get('/add-authenticator', async (request, reply) => html(reply, renderPage(<StartPage {...base(request)} nationalId={nationalId} />)));
 
-  app.post('/add-authenticator', { schema: { body: Type.Object(Csrf) } }, async (request, reply) => {
+  r.post('/add-authenticator', { schema: { body: CsrfBody } }, async (request, reply) => {
     const flowId = randomToken(16);
     const t = now();
     await selfServiceFlow.insert(store, {
@@ -149,18 +151,18 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     return reply.redirect(`/add-authenticator/${flowId}/details`, 303);
   });
 
-  app.get('/add-authenticator/captcha', async (_request, reply) => {
+  r.get('/add-authenticator/captcha', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
     return captcha.challenge(now());
   });
 
   // Also from the code page's Back link: the details can be corrected, and sending them again sends a new code.
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/details', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/details', { schema: { params: FlowParams } }, async (request, reply) => {
     const { data } = await loadFlow(request, 'details');
     return html(reply, renderPage(<DetailsPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} values={{ email: data.email ?? '', nationalId: '' }} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof DetailsBody> }>(
+  r.post(
     '/add-authenticator/:flowId/details',
     { schema: { params: FlowParams, body: DetailsBody } },
     async (request, reply) => {
@@ -168,8 +170,8 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
       const { flow, data } = loaded;
       const values = { email: (request.body.email ?? '').trim(), nationalId: request.body.nationalId ?? '' };
       const errors: FieldError[] = [];
-      if (!values.email) errors.push({ field: 'email', message: 'Enter your email address' });
-      else if (!EMAIL.test(values.email) || values.email.length > 254) errors.push({ field: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
+      const emailProblem = checkEmailAddress(values.email, 'Enter your email address');
+      if (emailProblem) errors.push({ field: 'email', message: emailProblem });
       const normalisedId = nationalId.normalise(values.nationalId);
       if (!normalisedId) errors.push({ field: 'nationalId', message: `Enter your ${nationalId.label}` });
       else {
@@ -208,14 +210,14 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/problem', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/problem', { schema: { params: FlowParams } }, async (request, reply) => {
     await loadFlow(request, 'details');
     return html(reply, renderPage(<ProblemPage {...base(request)} flowId={request.params.flowId} nationalId={nationalId} />));
   });
 
   // ------------------------------------------------------------ the emailed code
 
-  app.get<{ Params: Static<typeof FlowParams>; Querystring: { resent?: string } }>(
+  r.get(
     '/add-authenticator/:flowId/code',
     { schema: { params: FlowParams, querystring: Type.Object({ resent: Type.Optional(Type.String({ maxLength: 4 })) }) } },
     async (request, reply) => {
@@ -225,7 +227,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof CodeBody> }>(
+  r.post(
     '/add-authenticator/:flowId/code',
     { schema: { params: FlowParams, body: CodeBody } },
     async (request, reply) => {
@@ -248,13 +250,13 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.post<{ Params: Static<typeof FlowParams> }>(
+  r.post(
     '/add-authenticator/:flowId/code/resend',
-    { schema: { params: FlowParams, body: Type.Object(Csrf) } },
+    { schema: { params: FlowParams, body: CsrfBody } },
     async (request, reply) => {
       const loaded = await loadFlow(request, 'code');
       const { flow, data } = loaded;
-      if ((data.resends ?? 0) >= MAX_RESENDS) throw appError('too_many_requests', 'We have already sent 3 new codes. Start again later, or contact your registration authority.');
+      if ((data.resends ?? 0) >= MAX_RESENDS) throw appError('too_many_requests', `We have already sent ${MAX_RESENDS} new codes. Start again later, or contact your registration authority.`);
       const user = await store.users.findById(flow.user_id!);
       if (!user) throw appError('flow_expired');
       // A new code, the same count of wrong tries (failed_attempts stays on the flow).
@@ -265,12 +267,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ choose
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, 'choose');
     return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} providers={providers()} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ChooseBody> }>(
+  r.post(
     '/add-authenticator/:flowId/choose',
     { schema: { params: FlowParams, body: ChooseBody } },
     async (request, reply) => {
@@ -286,16 +288,16 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ passkey
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, 'choose');
     return html(reply, renderPage(<PasskeyPage {...base(request, data)} flowId={flow.id} />));
   });
   // The form posts here only when the page's script did not run.
-  app.post<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
+  r.post('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
     reply.redirect(`/add-authenticator/${request.params.flowId}/passkey?nojs=1`, 303),
   );
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasskeyOptionsBody> }>(
+  r.post(
     '/add-authenticator/:flowId/passkey/options',
     { schema: { params: FlowParams, body: PasskeyOptionsBody } },
     async (request) => {
@@ -315,7 +317,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasskeyVerifyBody> }>(
+  r.post(
     '/add-authenticator/:flowId/passkey/verify',
     { schema: { params: FlowParams, body: PasskeyVerifyBody } },
     async (request) => {
@@ -346,12 +348,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ authenticator app
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, 'choose');
     return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof ConfirmBody> }>(
+  r.post(
     '/add-authenticator/:flowId/app',
     { schema: { params: FlowParams, body: ConfirmBody } },
     async (request, reply) => {
@@ -366,12 +368,12 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     },
   );
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, 'appPassword');
     return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof PasswordBody> }>(
+  r.post(
     '/add-authenticator/:flowId/app/password',
     { schema: { params: FlowParams, body: PasswordBody } },
     async (request, reply) => {
@@ -397,13 +399,13 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     return html(reply, renderPage(<ScanPage {...base(request, data)} flowId={flow.id} qrSvgDataUri={dataUri} secret={formatSecret(secretBase32)} errors={errors} />), status);
   }
 
-  app.get<{ Params: Static<typeof FlowParams> }>('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, 'appSetup');
     const user = (await store.users.findById(flow.user_id!))!;
     return scanPage(request, reply, flow, data, user, []);
   });
 
-  app.post<{ Params: Static<typeof FlowParams>; Body: Static<typeof CodeBody> }>(
+  r.post(
     '/add-authenticator/:flowId/app/verify',
     { schema: { params: FlowParams, body: CodeBody } },
     async (request, reply) => {
@@ -465,14 +467,14 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
     reply.header('content-security-policy', csp.replace(/form-action ([^;]*)/, (_, sources: string) => `form-action ${sources} ${origins.join(' ')}`));
   };
 
-  app.get<{ Params: Static<typeof ProviderParams> }>('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
+  r.get('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, 'choose');
     const provider = providerById(request.params.provider);
     await allowFormToProvider(reply, provider.id);
     return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
   });
 
-  app.post<{ Params: Static<typeof ProviderParams>; Body: Static<typeof ConfirmBody> }>(
+  r.post(
     '/add-authenticator/:flowId/linked/:provider',
     { schema: { params: ProviderParams, body: ConfirmBody } },
     async (request, reply) => {
@@ -496,7 +498,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // The upstream provider sent the person back (src/strategies/linkedAccount): link what it vouched for to the
   // profile this flow checked.
-  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof LinkedFinishQuery> }>(
+  r.get(
     '/add-authenticator/:flowId/linked/:provider/finish',
     { schema: { params: ProviderParams, querystring: LinkedFinishQuery } },
     async (request, reply) => {
@@ -522,7 +524,7 @@ It works for 10 minutes. If you did not ask for it, you can ignore this email: n
 
   // ------------------------------------------------------------ done
 
-  app.get<{ Params: Static<typeof FlowParams>; Querystring: { added?: string } }>(
+  r.get(
     '/add-authenticator/:flowId/done',
     { schema: { params: FlowParams, querystring: Type.Object({ added: Type.Optional(Type.String({ maxLength: 64 })) }) } },
     async (request, reply) => {

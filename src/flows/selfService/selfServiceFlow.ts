@@ -10,6 +10,8 @@
 import { Type } from 'typebox';
 import { appError } from '../../errors.js';
 import { defineFlow } from '../flowMachine.js';
+import { describeDuration } from '../../views/describeDuration.js';
+import { SELF_SERVICE_FLOW_SECONDS } from './limits.js';
 
 export const SELF_SERVICE_FLOW = 'self-service';
 export const SELF_SERVICE_PASSKEY_CEREMONY = 'self-service-passkey';
@@ -55,7 +57,7 @@ export const selfServiceFlow = defineFlow({
     appSetup: ['app-password'],
   },
   messages: {
-    expired: 'This page has expired: you have 30 minutes to add an authenticator. Start again.',
+    expired: `This page has expired: you have ${describeDuration(SELF_SERVICE_FLOW_SECONDS)} to add an authenticator. Start again.`,
   },
   revoked: () => appError('email_code_burned'),
 });

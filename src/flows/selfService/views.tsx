@@ -8,6 +8,8 @@ import type { Config } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import type { NationalIdFormat } from '../../users/nationalId.js';
+import { describeDuration } from '../../views/describeDuration.js';
+import { EMAIL_CODE_SECONDS } from './limits.js';
 
 interface Base {
   config: Config;
@@ -140,10 +142,10 @@ export function CodePage(m: Base & { flowId: string; email: string; errors: Fiel
       <ErrorSummary message={m.message ?? null} fields={m.errors} />
       {m.resent ? (
         <div class="notice success" role="status">
-          We have sent a new code. It works for 10 minutes.
+          We have sent a new code. It works for {describeDuration(EMAIL_CODE_SECONDS)}.
         </div>
       ) : null}
-      <p>We have sent a 6-digit code to {m.email}. It works for 10 minutes.</p>
+      <p>We have sent a 6-digit code to {m.email}. It works for {describeDuration(EMAIL_CODE_SECONDS)}.</p>
       <form method="post" action={`/add-authenticator/${m.flowId}/code`} novalidate>
         <CsrfField token={m.csrfToken} />
         <Field id="code" label="Code" errors={m.errors}>

@@ -7,11 +7,14 @@
  * nobody can remove their last way to sign in.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { audit } from '../../audit.js';
 import { appError, type FieldError } from '../../errors.js';
 import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
+import { Csrf } from '../../http/schemas.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Layout } from '../../views/layout.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import type { Config } from '../../config/index.js';
@@ -20,15 +23,14 @@ import { InteractionUid, serviceWaitingAt } from '../../oidc/interactions.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 
 const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
-const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const AddBody = Type.Object({ ...Csrf, interaction: Type.Optional(InteractionUid) });
 const AddQuery = Type.Object({ interaction: Type.Optional(InteractionUid) });
 const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
 const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
 
 export async function otherMethodsRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, kinds } = app.latchkey;
-  const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
   const reauth = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
   /**
@@ -48,16 +50,16 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     return reply.redirect(`/add-authenticator/${flowId}/choose`, 303);
   }
 
-  app.post<{ Body: Static<typeof AddBody> }>('/settings/add-authenticator', { schema: { body: AddBody } }, (request, reply) =>
+  r.post('/settings/add-authenticator', { schema: { body: AddBody } }, (request, reply) =>
     startAdding(request, reply, request.body.interaction),
   );
   // Where the check that it is them continues to. It only opens the choice of what to add (a flow record bound to this
   // browser, which expires unused): nothing about the account changes until the person adds something.
-  app.get<{ Querystring: Static<typeof AddQuery> }>('/settings/add-authenticator', { schema: { querystring: AddQuery } }, (request, reply) =>
+  r.get('/settings/add-authenticator', { schema: { querystring: AddQuery } }, (request, reply) =>
     startAdding(request, reply, request.query.interaction),
   );
 
-  async function load(request: FastifyRequest<{ Params: Static<typeof Params> }>) {
+  async function load(request: FastifyRequest & { params: Static<typeof Params> }) {
     const auth = requireAuth(request);
     const found = await store.authenticators.findForUser(auth.user.id, request.params.id);
     if (!found || kinds.get(found.type)?.settingsSection === 'passkeys') throw appError('not_found', 'That sign-in method was not found. It may already have been removed.');
@@ -65,13 +67,13 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     return { auth, authenticator: found, isLast: all.length <= 1 };
   }
 
-  app.get<{ Params: Static<typeof Params> }>('/settings/authenticators/:id/remove', { schema: { params: Params } }, async (request, reply) => {
+  r.get('/settings/authenticators/:id/remove', { schema: { params: Params } }, async (request, reply) => {
     const { auth, authenticator, isLast } = await load(request);
     if (!isLast && !isRecentlyAuthenticated(app, request)) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
     return html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} removeWarning={kinds.get(authenticator.type)?.removeWarning} isLast={isLast} />));
   });
 
-  app.post<{ Params: Static<typeof Params>; Body: Static<typeof RemoveBody> }>(
+  r.post(
     '/settings/authenticators/:id/remove',
     { schema: { params: Params, body: RemoveBody } },
     async (request, reply) => {
@@ -91,14 +93,14 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get('/settings/password', async (request, reply) => {
+  r.get('/settings/password', async (request, reply) => {
     const auth = requireAuth(request);
     if (!auth.user.password_hash) throw appError('not_found', 'You have no password: passwords are only used with an authenticator app.');
     if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');
     return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} errors={[]} />));
   });
 
-  app.post<{ Body: Static<typeof PasswordBody> }>('/settings/password', { schema: { body: PasswordBody } }, async (request, reply) => {
+  r.post('/settings/password', { schema: { body: PasswordBody } }, async (request, reply) => {
     const auth = requireAuth(request);
     if (!auth.user.password_hash) throw appError('not_found', 'You have no password: passwords are only used with an authenticator app.');
     if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');

@@ -4,6 +4,7 @@
  * passkey check within LATCHKEY_REAUTH_MINUTES.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { audit, auditEventLabelsFor } from '../../audit.js';
@@ -12,6 +13,7 @@ import { wantsHtml } from '../../plugins/errorHandler.js';
 import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { RemovePage, RenamePage, SettingsPage } from './views.js';
 import { NoScriptForm } from '../../views/noScript.js';
@@ -48,14 +50,14 @@ const FormBody = Type.Object({
   confirm: Type.Optional(Type.String({ maxLength: 16 })),
 });
 
-const html = (reply: FastifyReply, body: string, status = 200) => reply.status(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
 
 export async function settingsRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now, mailer, kinds } = app.latchkey;
 
   const reauthRedirect = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
 
-  async function loadPasskey(request: FastifyRequest<{ Params: Static<typeof PasskeyParams> }>) {
+  async function loadPasskey(request: FastifyRequest & { params: Static<typeof PasskeyParams> }) {
     const auth = requireAuth(request);
     const passkey = await store.authenticators.findForUser(auth.user.id, request.params.id);
     // Someone else's passkey id is answered exactly like one that does not exist.
@@ -63,7 +65,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     return { auth, passkey };
   }
 
-  app.get<{ Querystring: Static<typeof SettingsQuery> }>('/settings', { schema: { querystring: SettingsQuery } }, async (request, reply) => {
+  r.get('/settings', { schema: { querystring: SettingsQuery } }, async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin');
     const { user, session } = request.auth;
     const q = request.query;
@@ -97,12 +99,12 @@ export async function settingsRoutes(app: FastifyInstance) {
   });
 
   // The add-passkey form posts here only when the page's script did not run.
-  app.post('/settings', { schema: { body: NoScriptForm } }, async (request, reply) => {
+  r.post('/settings', { schema: { body: NoScriptForm } }, async (request, reply) => {
     requireAuth(request);
     return reply.redirect('/settings?nojs=1#add-passkey', 303);
   });
 
-  app.post<{ Body: Static<typeof AddOptionsBody> }>('/settings/passkeys/options', { schema: { body: AddOptionsBody } }, async (request) => {
+  r.post('/settings/passkeys/options', { schema: { body: AddOptionsBody } }, async (request) => {
     const { user } = requireAuth(request);
     if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
     const existing = await store.authenticators.listForUser(user.id);
@@ -118,7 +120,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     return { options };
   });
 
-  app.post<{ Body: Static<typeof AddVerifyBody> }>('/settings/passkeys/verify', { schema: { body: AddVerifyBody } }, async (request) => {
+  r.post('/settings/passkeys/verify', { schema: { body: AddVerifyBody } }, async (request) => {
     const { user } = requireAuth(request);
     if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
     const flow = await webauthn.peekFlow(ADD_PASSKEY_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
@@ -140,12 +142,12 @@ export async function settingsRoutes(app: FastifyInstance) {
     return { status: 'ok', redirect: '/settings?added=1', passkey: { id: authenticator.id, name: authenticator.name } };
   });
 
-  app.get<{ Params: Static<typeof PasskeyParams> }>('/settings/passkeys/:id/rename', { schema: { params: PasskeyParams } }, async (request, reply) => {
+  r.get('/settings/passkeys/:id/rename', { schema: { params: PasskeyParams } }, async (request, reply) => {
     const { auth, passkey } = await loadPasskey(request);
     return html(reply, renderPage(<RenamePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} />));
   });
 
-  app.post<{ Params: Static<typeof PasskeyParams>; Body: Static<typeof FormBody> }>(
+  r.post(
     '/settings/passkeys/:id/rename',
     { schema: { params: PasskeyParams, body: FormBody } },
     async (request, reply) => {
@@ -169,14 +171,14 @@ export async function settingsRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: Static<typeof PasskeyParams> }>('/settings/passkeys/:id/remove', { schema: { params: PasskeyParams } }, async (request, reply) => {
+  r.get('/settings/passkeys/:id/remove', { schema: { params: PasskeyParams } }, async (request, reply) => {
     const { auth, passkey } = await loadPasskey(request);
     const isLast = (await store.authenticators.countForUser(auth.user.id)) <= 1;
     if (!isLast && !isRecentlyAuthenticated(app, request)) return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
     return html(reply, renderPage(<RemovePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} isLast={isLast} />));
   });
 
-  app.post<{ Params: Static<typeof PasskeyParams>; Body: Static<typeof FormBody> }>(
+  r.post(
     '/settings/passkeys/:id/remove',
     { schema: { params: PasskeyParams, body: FormBody } },
     async (request, reply) => {
@@ -208,7 +210,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Params: Static<typeof SessionParams>; Body: Static<typeof FormBody> }>(
+  r.post(
     '/settings/sessions/:publicId/end',
     { schema: { params: SessionParams, body: FormBody } },
     async (request, reply) => {
@@ -224,7 +226,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post<{ Body: Static<typeof FormBody> }>('/signout', { schema: { body: FormBody } }, async (request, reply) => {
+  r.post('/signout', { schema: { body: FormBody } }, async (request, reply) => {
     if (request.auth) {
       await audit(app, request, { event: 'signout', subjectUserId: request.auth.user.id });
       await endSession(app, request, reply);

@@ -5,8 +5,9 @@
  * (allowCredentials). User verification is required for every one.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
-import { rateLimited } from '../../app.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
 import { startSession } from '../../plugins/sessions.js';
@@ -48,18 +49,19 @@ const VerifyBody = Type.Object({
 });
 
 export async function signInRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn } = app.latchkey;
 
-  app.get<{ Querystring: Static<typeof SignInQuery> }>('/signin', { schema: { querystring: SignInQuery } }, async (request, reply) => {
+  r.get('/signin', { schema: { querystring: SignInQuery } }, async (request, reply) => {
     const next = safeNext(request.query.next);
     if (request.auth) return reply.redirect(next ?? '/settings');
     const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} next={next} emailHint={request.query.email} />;
     return reply.type('text/html; charset=utf-8').send(renderPage(page));
   });
   // The form posts here only when the page's script did not run.
-  app.post('/signin', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signin?nojs=1', 303));
+  r.post('/signin', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signin?nojs=1', 303));
 
-  app.post<{ Body: Static<typeof OptionsBody> }>('/signin/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
+  r.post('/signin/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
     const { mode, email } = request.body;
     if (mode !== 'email') {
       const options = await webauthn.startAuthentication({ flowType: SIGNIN_FLOW, bindingHash: request.bindingHash, data: { mode } });
@@ -85,7 +87,7 @@ export async function signInRoutes(app: FastifyInstance) {
     return { options };
   });
 
-  app.post<{ Body: Static<typeof VerifyBody> }>('/signin/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
+  r.post('/signin/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
     await webauthn.finishAuthentication({
       flowType: SIGNIN_FLOW,
       bindingHash: request.bindingHash,

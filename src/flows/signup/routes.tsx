@@ -5,9 +5,10 @@
  * transaction.
  */
 import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
-import { rateLimited } from '../../app.js';
+import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit } from '../../audit.js';
 import { randomToken } from '../../crypto.js';
 import { normalizeEmail } from '../../db/persisters/users.js';
@@ -52,21 +53,22 @@ const signUpCeremony = defineFlow({
 type SignUpData = Static<typeof signUpCeremony.schema>;
 
 export async function signUpRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn } = app.latchkey;
   const ensureOpen = () => {
     if (config.signup !== 'open') throw appError('signup_closed');
   };
 
-  app.get<{ Querystring: Static<typeof NoScriptQuery> }>('/signup', { schema: { querystring: NoScriptQuery } }, async (request, reply) => {
+  r.get('/signup', { schema: { querystring: NoScriptQuery } }, async (request, reply) => {
     ensureOpen();
     if (request.auth) return reply.redirect('/settings');
     const page = <SignUpPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} />;
     return reply.type('text/html; charset=utf-8').send(renderPage(page));
   });
   // The form posts here only when the page's script did not run.
-  app.post('/signup', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signup?nojs=1', 303));
+  r.post('/signup', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signup?nojs=1', 303));
 
-  app.post<{ Body: Static<typeof OptionsBody> }>('/signup/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
+  r.post('/signup/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
     ensureOpen();
     const email = request.body.email.trim();
     const displayName = request.body.displayName.trim();
@@ -85,7 +87,7 @@ export async function signUpRoutes(app: FastifyInstance) {
     return { options };
   });
 
-  app.post<{ Body: Static<typeof VerifyBody> }>('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
+  r.post('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
     ensureOpen();
     const flow = await webauthn.peekFlow(SIGNUP_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
     const data = signUpCeremony.parse(flow);

@@ -14,8 +14,9 @@
  * (takeLink) and checks its own flow. Nothing here knows that flow.
  */
 import type { FastifyInstance } from 'fastify';
-import { Type, type Static } from 'typebox';
-import { rateLimited } from '../../app.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
 import { safeNext } from '../../flows/signin/routes.js';
@@ -33,9 +34,10 @@ const CallbackQuery = Type.Object({
 });
 
 export async function linkedAccountRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, linkedAccounts: linked } = app.latchkey;
 
-  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof StartQuery> }>(
+  r.get(
     '/signin/linked/:provider',
     { schema: { params: ProviderParams, querystring: StartQuery }, ...rateLimited(app) },
     async (request, reply) => {
@@ -46,7 +48,7 @@ export async function linkedAccountRoutes(app: FastifyInstance) {
     },
   );
 
-  app.get<{ Params: Static<typeof ProviderParams>; Querystring: Static<typeof CallbackQuery> }>(
+  r.get(
     '/signin/linked/:provider/callback',
     { schema: { params: ProviderParams, querystring: CallbackQuery }, ...rateLimited(app) },
     async (request, reply) => {

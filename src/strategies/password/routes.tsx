@@ -7,8 +7,9 @@
  * (strategies/throttle.ts); a success resets it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
-import { rateLimited } from '../../app.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { rateLimited } from '../../plugins/rateLimited.js';
 import { audit } from '../../audit.js';
 import { AppError, appError, validationFailed, type ErrorCode, type FieldError } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
@@ -17,6 +18,7 @@ import { readKindConfig } from '../authenticatorKind.js';
 import { TOTP_TYPE, totpKind } from '../totp/kind.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
 import { PasswordSignInPage } from './views.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { verifyPassword } from './passwords.js';
@@ -66,6 +68,7 @@ export async function checkPasswordAndCode(
 }
 
 export async function passwordSignInRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, secretBox, secret } = app.latchkey;
 
   /** The page again with what went wrong; a client that asked for JSON gets the error as JSON instead. */
@@ -73,24 +76,20 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
     if (status >= 400 && !wantsHtml(request)) {
       throw fields.length ? validationFailed(fields) : appError(code, error);
     }
-    return reply
-      .status(status)
-      .type('text/html; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .send(
-        renderPage(
-          <PasswordSignInPage config={config} csrfToken={request.csrfToken} next={safeNext((request.query as { next?: string }).next)} error={error} fields={fields} email={email} />,
-        ),
-      );
+    return html(
+      reply,
+      renderPage(<PasswordSignInPage config={config} csrfToken={request.csrfToken} next={safeNext((request.query as { next?: string }).next)} error={error} fields={fields} email={email} />),
+      status,
+    );
   };
 
-  app.get<{ Querystring: Static<typeof Query> }>('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
+  r.get('/signin/password', { schema: { querystring: Query } }, async (request, reply) => {
     if (request.auth) return reply.redirect(safeNext(request.query.next) ?? '/settings');
     // An OpenID Connect service's login_hint arrives here through /signin's link.
     return page(request, reply, 200, request.query.email ?? '', undefined);
   });
 
-  app.post<{ Body: Static<typeof Body>; Querystring: Static<typeof Query> }>(
+  r.post(
     '/signin/password',
     { schema: { body: Body, querystring: Query }, ...rateLimited(app) },
     async (request, reply) => {

@@ -1,0 +1,140 @@
+/**
+ * A person's authenticators in the console: the Authenticators tab (with the links and codes still outstanding),
+ * choosing what to issue, and removing one (seed 000). Issuing itself is enrolments.tsx.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { audit } from '../../audit.js';
+import { appError } from '../../errors.js';
+import type { User } from '../../db/schema.js';
+import { html } from '../../http/replies.js';
+import { Csrf, Id } from '../../http/schemas.js';
+import { renderPage } from '../../views/render.js';
+import { formatTime } from '../../views/layout.js';
+import { CODE_FLOW, ENROLMENT_FLOWS, enrolmentData, INVITE_FLOW, loadEnrolmentStatus } from '../../flows/enrolment/invites.js';
+import { AuthenticatorsTab, ChooseTypePage, IssuePasskeyPage, RemoveAuthenticatorPage, type OutstandingEnrolment } from '../views.js';
+import { adminContext as ctx, Flash, flashFor, loadOtherUser, loadUser, UserParams } from './shared.js';
+
+const AuthenticatorParams = Type.Object({ id: Id, authenticatorId: Id });
+const ChooseTypeBody = Type.Object({ ...Csrf, type: Type.Optional(Type.String({ maxLength: 32 })) });
+const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
+
+export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
+  const { config, store, now, mailer } = app.latchkey;
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  async function authenticatorsTab(request: FastifyRequest, reply: FastifyReply, user: User, flash: string | null) {
+    const [authenticators, flows] = await Promise.all([store.authenticators.listForUser(user.id), store.flows.listForUser(user.id, ENROLMENT_FLOWS, 20)]);
+    // A link a redeemed code opened is shown as that code.
+    const shown = flows.filter((f) => !(f.type === INVITE_FLOW && enrolmentData(f).parentId));
+    const people = new Set<string>();
+    for (const a of authenticators) if (a.issued_by) people.add(a.issued_by);
+    for (const f of shown) {
+      const by = enrolmentData(f).issuedBy;
+      if (by) people.add(by);
+    }
+    const issuers = new Map<string, string>();
+    for (const id of people) {
+      const u = await store.users.findById(id);
+      if (u) issuers.set(id, u.display_name);
+    }
+    const t = now();
+    const enrolments: OutstandingEnrolment[] = [];
+    for (const flow of shown) {
+      const data = enrolmentData(flow);
+      enrolments.push({
+        flow,
+        status: await loadEnrolmentStatus(store, flow, t),
+        method: data.method ?? (flow.type === CODE_FLOW ? 'code' : 'link'),
+        issuedBy: data.issuedBy ? (issuers.get(data.issuedBy) ?? 'A former agent') : data.method === 'cli' ? 'Command line' : 'Latchkey',
+      });
+    }
+    return html(reply, renderPage(<AuthenticatorsTab {...ctx(request)} user={user} authenticators={authenticators} issuers={issuers} enrolments={enrolments} flash={flash} />));
+  }
+
+  r.get('/admin/users/:id/authenticators', { config: { permission: 'users.view' }, schema: { params: UserParams, querystring: Flash } }, async (request, reply) => {
+    const user = await loadUser(request, request.params.id);
+    return authenticatorsTab(request, reply, user, flashFor(request.query.done, user));
+  });
+
+  // ---------------------------------------------------------------- choose what to issue
+
+  r.get('/admin/users/:id/issue', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
+    const user = await loadOtherUser(request, request.params.id);
+    return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} />));
+  });
+
+  r.post('/admin/users/:id/issue', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: ChooseTypeBody } }, async (request, reply) => {
+    const user = await loadOtherUser(request, request.params.id);
+    if (request.body.type !== 'passkey') return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} error="Select an authenticator type" />), 400);
+    return reply.redirect(`/admin/users/${user.id}/issue/passkey`, 303);
+  });
+
+  r.get('/admin/users/:id/issue/passkey', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
+    const user = await loadOtherUser(request, request.params.id);
+    if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+    return html(reply, renderPage(<IssuePasskeyPage {...ctx(request)} user={user} templates={await store.emailTemplates.list()} />));
+  });
+
+  // ---------------------------------------------------------------- remove an authenticator (seed 000)
+
+  async function loadAuthenticator(request: FastifyRequest, params: { id: string; authenticatorId: string }) {
+    const user = await loadOtherUser(request, params.id);
+    const authenticator = await store.authenticators.findForUser(user.id, params.authenticatorId);
+    if (!authenticator) throw appError('not_found', 'That authenticator was not found. It may already have been removed.');
+    return { user, authenticator };
+  }
+
+  r.get(
+    '/admin/users/:id/authenticators/:authenticatorId/remove',
+    { config: { permission: 'authenticators.remove' }, schema: { params: AuthenticatorParams } },
+    async (request, reply) => {
+      const { user, authenticator } = await loadAuthenticator(request, request.params);
+      return html(reply, renderPage(<RemoveAuthenticatorPage {...ctx(request)} user={user} authenticator={authenticator} />));
+    },
+  );
+
+  r.post(
+    '/admin/users/:id/authenticators/:authenticatorId/remove',
+    { config: { permission: 'authenticators.remove' }, schema: { params: AuthenticatorParams, body: RemoveBody } },
+    async (request, reply) => {
+      const { user, authenticator } = await loadAuthenticator(request, request.params);
+      if (request.body.confirm !== 'yes') {
+        const page = <RemoveAuthenticatorPage {...ctx(request)} user={user} authenticator={authenticator} error="Select the box to confirm you want to remove the passkey" />;
+        return html(reply, renderPage(page), 400);
+      }
+      const removed = await store.transaction(async (tx) => {
+        if (!(await tx.authenticators.remove(user.id, authenticator.id))) return false;
+        const ended = await tx.sessions.deleteForAuthenticator(user.id, authenticator.id);
+        // Pending means no passkey (seed 003): a person left without one needs a new link or code.
+        if (user.status === 'enrolled' && (await tx.authenticators.countForUser(user.id)) === 0) await tx.users.setStatus(user.id, 'pending', now());
+        await audit(
+          app,
+          request,
+          { event: 'authenticator.removed', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, sessionsEnded: ended } },
+          tx,
+        );
+        return true;
+      });
+      if (!removed) throw appError('not_found', 'That authenticator was not found. It may already have been removed.');
+      let notified = true;
+      try {
+        await mailer.send({
+          to: user.email,
+          subject: `A passkey was removed from your ${config.organisation} account`,
+          text: `Hello ${user.display_name},
+
+A registration authority agent removed the passkey "${authenticator.name}" from your ${config.organisation} account at ${formatTime(now())}. You have been signed out wherever you signed in with it.
+
+If you did not ask for this, contact your registration authority or IT service desk.
+`,
+        });
+      } catch (err) {
+        notified = false;
+        request.log.warn({ code: (err as { code?: string }).code }, 'removal notice not sent');
+      }
+      return reply.redirect(`/admin/users/${user.id}/authenticators?done=${notified ? 'removed' : 'removed-unnotified'}`, 303);
+    },
+  );
+}
