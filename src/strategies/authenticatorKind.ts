@@ -65,6 +65,8 @@ export interface SelfServiceChoice {
   /** The radio's value; unique across kinds. */
   value: string;
   label: string;
+  /** What was added, for sentences: "passkey", "authenticator app", "NHS.net Connect account". */
+  what: string;
   hint: string;
   /** Where choosing it leads, inside the self-service flow. */
   path: (flowId: string) => string;

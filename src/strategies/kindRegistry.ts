@@ -24,6 +24,8 @@ export class KindRegistry {
       this.byType.set(kind.type, kind);
     }
     const values = this.selfServiceChoices().map((c) => c.value);
+    const unsafe = values.find((v) => !/^[a-z0-9][a-z0-9:_-]{0,63}$/.test(v));
+    if (unsafe !== undefined) throw new Error(`self-service choice "${unsafe}": use up to 64 lower-case letters, digits, ':', '_' or '-'`);
     const repeated = values.find((v, i) => values.indexOf(v) !== i);
     if (repeated) throw new Error(`two authenticator kinds offer the self-service choice "${repeated}"`);
   }

@@ -37,6 +37,7 @@ import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_MAX_RESENDS, EMAIL_CODE_SECONDS, SELF_SERVICE_FLOW_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './limits.js';
+import { completeSelfServiceEnrolment, loadSelfServiceEnrolment } from './kindEnrolment.js';
 import { SELF_SERVICE_PASSKEY_CEREMONY, selfServiceFlow, selfServicePasskeyCeremony, type SelfServiceDataSchema } from './selfServiceFlow.js';
 import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
@@ -90,11 +91,10 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 
 export async function selfServiceRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const { config, store, now, secret, mailer, webauthn, captcha, secretBox, linkedAccounts } = app.latchkey;
+  const { config, store, now, secret, mailer, webauthn, captcha, secretBox, linkedAccounts, kinds } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
-  const providers = () => config.upstreamProviders.map((p) => ({ id: p.id, name: p.name }));
 
   type Loaded = { flow: Flow; data: SelfServiceData };
   type Page = Parameters<typeof selfServiceFlow.load>[2];
@@ -127,10 +127,6 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
     return next;
   }
 
-  async function finish(request: FastifyRequest, flow: Flow, user: User, what: string, authenticatorId: string): Promise<void> {
-    await audit(app, request, { event: 'self_service.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { what } });
-    await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what }, now());
-  }
 
   // ------------------------------------------------------------ start, details, problem
 
@@ -269,7 +265,7 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
 
   r.get('/add-authenticator/:flowId/choose', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadFlow(request, 'choose');
-    return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} providers={providers()} errors={[]} />));
+    return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} choices={kinds.selfServiceChoices()} errors={[]} />));
   });
 
   r.post(
@@ -277,12 +273,10 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
     { schema: { params: FlowParams, body: ChooseBody } },
     async (request, reply) => {
       const { flow, data } = await loadFlow(request, 'choose');
-      const type = request.body.type ?? '';
-      if (type === 'passkey') return reply.redirect(`/add-authenticator/${flow.id}/passkey`, 303);
-      if (type === 'app') return reply.redirect(`/add-authenticator/${flow.id}/app`, 303);
-      const provider = type.startsWith('linked:') ? config.upstreamProviders.find((p) => p.id === type.slice('linked:'.length)) : undefined;
-      if (provider) return reply.redirect(`/add-authenticator/${flow.id}/linked/${provider.id}`, 303);
-      return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} providers={providers()} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
+      const choices = kinds.selfServiceChoices();
+      const chosen = choices.find((c) => c.value === request.body.type);
+      if (chosen) return reply.redirect(chosen.path(flow.id), 303);
+      return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} choices={choices} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
     },
   );
 
@@ -321,10 +315,10 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
     '/add-authenticator/:flowId/passkey/verify',
     { schema: { params: FlowParams, body: PasskeyVerifyBody } },
     async (request) => {
-      const { flow } = await loadFlow(request, 'choose');
+      const enrolment = await loadSelfServiceEnrolment(app, request);
+      const { flow, user } = enrolment;
       const ceremony = await webauthn.peekFlow(SELF_SERVICE_PASSKEY_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
       if (selfServicePasskeyCeremony.read(ceremony)?.selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
-      const user = (await store.users.findById(flow.user_id!))!;
       const { authenticator } = await webauthn.finishRegistration({
         flowType: SELF_SERVICE_PASSKEY_CEREMONY,
         bindingHash: request.bindingHash,
@@ -332,17 +326,16 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
         name: cleanPasskeyName(request.body.name),
         userId: user.id,
       });
-      await store
-        .transaction(async (tx) => {
-          // The whole attempt is used up by the authenticator it added.
-          await selfServiceFlow.consume(tx, flow, now());
+      const done = await completeSelfServiceEnrolment(app, request, enrolment, {
+        choice: 'passkey',
+        what: 'passkey',
+        add: async (tx) => {
           await tx.authenticators.insert(authenticator);
-          if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
           await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, via: 'self-service' } }, tx);
-        })
-        .catch(mapUniqueViolation('credential_exists'));
-      await finish(request, flow, user, 'passkey', authenticator.id);
-      return { status: 'ok', redirect: `/add-authenticator/${flow.id}/done?added=passkey` };
+          return authenticator.id;
+        },
+      }).catch(mapUniqueViolation('credential_exists'));
+      return { status: 'ok', redirect: done };
     },
   );
 
@@ -418,34 +411,36 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       }
       const authenticatorId = randomToken(12);
       const t = now();
-      await store.transaction(async (tx) => {
-        await selfServiceFlow.consume(tx, flow, t);
-        await tx.authenticators.insert({
-          id: authenticatorId,
-          user_id: user.id,
-          type: TOTP_TYPE,
-          credential_id: `totp:${authenticatorId}`,
-          public_key: '',
-          counter: 0,
-          transports: '[]',
-          aaguid: '',
-          // Sealed under the authenticator's own id: the ciphertext can't be moved to another row. The step just
-          // used can't be used again to sign in.
-          config: app.latchkey.kinds.serializeConfig(TOTP_TYPE, { sealedSecret: secretBox.seal(secretBase32, `totp:${authenticatorId}`), lastStep: step }),
-          backup_eligible: 0,
-          backed_up: 0,
-          attestation_format: 'none',
-          name: 'Authenticator app',
-          created_at: t,
-          last_used_at: null,
-          issued_by: null,
-        });
-        await tx.users.setPasswordHash(user.id, data.passwordHash!, t);
-        if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', t);
-        await audit(app, request, { event: 'totp.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { via: 'self-service' } }, tx);
+      const done = await completeSelfServiceEnrolment(app, request, { flow, data, user }, {
+        choice: 'app',
+        what: 'authenticator app',
+        add: async (tx) => {
+          await tx.authenticators.insert({
+            id: authenticatorId,
+            user_id: user.id,
+            type: TOTP_TYPE,
+            credential_id: `totp:${authenticatorId}`,
+            public_key: '',
+            counter: 0,
+            transports: '[]',
+            aaguid: '',
+            // Sealed under the authenticator's own id: the ciphertext can't be moved to another row. The step just
+            // used can't be used again to sign in.
+            config: kinds.serializeConfig(TOTP_TYPE, { sealedSecret: secretBox.seal(secretBase32, `totp:${authenticatorId}`), lastStep: step }),
+            backup_eligible: 0,
+            backed_up: 0,
+            attestation_format: 'none',
+            name: 'Authenticator app',
+            created_at: t,
+            last_used_at: null,
+            issued_by: null,
+          });
+          await tx.users.setPasswordHash(user.id, data.passwordHash!, t);
+          await audit(app, request, { event: 'totp.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { via: 'self-service' } }, tx);
+          return authenticatorId;
+        },
       });
-      await finish(request, flow, user, 'authenticator app', authenticatorId);
-      return reply.redirect(`/add-authenticator/${flow.id}/done?added=app`, 303);
+      return reply.redirect(done, 303);
     },
   );
 
@@ -502,23 +497,25 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
     '/add-authenticator/:flowId/linked/:provider/finish',
     { schema: { params: ProviderParams, querystring: LinkedFinishQuery } },
     async (request, reply) => {
-      const { flow } = await loadFlow(request, 'choose');
-      const user = (await store.users.findById(flow.user_id!))!;
-      const { authenticatorId, provider } = await store.transaction(async (tx) => {
-        const vouched = await linkedAccounts.takeLink(tx, request.query.link ?? '', flow.id, request.params.provider, request.bindingHash);
-        if (!vouched) throw appError('flow_expired');
-        await selfServiceFlow.consume(tx, flow, now());
-        const { authenticator, created } = await linkedAccounts.linkAccount(tx, user.id, vouched.provider, vouched.issuer, vouched.subject, now());
-        if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
-        // linkAccount leaves the audit to its caller (as passkey.added and totp.added are written on the other branches).
-        if (created) {
-          const detail = { provider: vouched.provider.id, via: 'self-service' };
-          await audit(app, request, { event: 'linked_account.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail }, tx);
-        }
-        return { authenticatorId: authenticator.id, provider: vouched.provider };
+      const enrolment = await loadSelfServiceEnrolment(app, request);
+      const { flow, user } = enrolment;
+      const provider = providerById(request.params.provider);
+      const done = await completeSelfServiceEnrolment(app, request, enrolment, {
+        choice: `linked:${provider.id}`,
+        what: `${provider.name} account`,
+        add: async (tx) => {
+          const vouched = await linkedAccounts.takeLink(tx, request.query.link ?? '', flow.id, provider.id, request.bindingHash);
+          if (!vouched) throw appError('flow_expired');
+          const { authenticator, created } = await linkedAccounts.linkAccount(tx, user.id, vouched.provider, vouched.issuer, vouched.subject, now());
+          // linkAccount leaves the audit to its caller (as passkey.added and totp.added are written on the other branches).
+          if (created) {
+            const detail = { provider: vouched.provider.id, via: 'self-service' };
+            await audit(app, request, { event: 'linked_account.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail }, tx);
+          }
+          return authenticator.id;
+        },
       });
-      await finish(request, flow, user, `${provider.name} account`, authenticatorId);
-      return reply.redirect(`/add-authenticator/${flow.id}/done?added=linked:${provider.id}`, 303);
+      return reply.redirect(done, 303);
     },
   );
 
@@ -532,8 +529,7 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       if (found?.flow.state !== 'consumed') throw appError('not_found');
       const { data } = found;
       const added = request.query.added ?? '';
-      const provider = config.upstreamProviders.find((p) => `linked:${p.id}` === added);
-      const what = added === 'passkey' ? 'passkey' : added === 'app' ? 'authenticator app' : provider ? `${provider.name} account` : 'authenticator';
+      const what = kinds.selfServiceChoices().find((c) => c.value === added)?.what ?? 'authenticator';
       // Where to next: back to the service whose step-up sent them (it asks them to confirm it is them with what they
       // just added), their settings when signed in, sign-in otherwise.
       const next =

@@ -6,6 +6,7 @@
 import type { ComponentChildren } from 'preact';
 import type { Config } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
+import type { SelfServiceChoice } from '../../strategies/authenticatorKind.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import type { NationalIdFormat } from '../../users/nationalId.js';
 import { describeDuration } from '../../views/describeDuration.js';
@@ -170,12 +171,7 @@ export function CodePage(m: Base & { flowId: string; email: string; errors: Fiel
   );
 }
 
-export interface ProviderChoice {
-  id: string;
-  name: string;
-}
-
-export function ChoosePage(m: Base & { flowId: string; providers: ProviderChoice[]; errors: FieldError[] }) {
+export function ChoosePage(m: Base & { flowId: string; choices: SelfServiceChoice[]; errors: FieldError[] }) {
   return (
     <Page {...m} title="Select authenticator type" back={backFromChoice(m)} step="choose">
       <h1>Select authenticator type</h1>
@@ -184,29 +180,19 @@ export function ChoosePage(m: Base & { flowId: string; providers: ProviderChoice
         <CsrfField token={m.csrfToken} />
         <fieldset class="radios">
           <legend>Which authenticator do you want to add?</legend>
-          <div class="radio">
-            <input type="radio" id="type" name="type" value="passkey" />
-            <label for="type">
-              Passkey
-              <span class="hint">Sign in with your fingerprint, face, PIN or screen lock on your phone, computer or security key.</span>
-            </label>
-          </div>
-          <div class="radio">
-            <input type="radio" id="type-app" name="type" value="app" />
-            <label for="type-app">
-              Authenticator app
-              <span class="hint">Sign in with a password and a code from an app such as Microsoft Authenticator or Google Authenticator.</span>
-            </label>
-          </div>
-          {m.providers.map((p) => (
-            <div class="radio">
-              <input type="radio" id={`type-linked-${p.id}`} name="type" value={`linked:${p.id}`} />
-              <label for={`type-linked-${p.id}`}>
-                {p.name}
-                <span class="hint">Sign in with your {p.name} account.</span>
-              </label>
-            </div>
-          ))}
+          {m.choices.map((c, i) => {
+            // The first option carries the field's id, so the error summary's link lands on it.
+            const id = i === 0 ? 'type' : `type-${c.value.replace(/[^a-z0-9-]/g, '-')}`;
+            return (
+              <div class="radio">
+                <input type="radio" id={id} name="type" value={c.value} />
+                <label for={id}>
+                  {c.label}
+                  <span class="hint">{c.hint}</span>
+                </label>
+              </div>
+            );
+          })}
         </fieldset>
         <button type="submit">Continue</button>
       </form>

@@ -28,6 +28,7 @@ export const linkedAccountKind = defineKind({
     config.upstreamProviders.map((p) => ({
       value: `linked:${p.id}`,
       label: p.name,
+      what: `${p.name} account`,
       hint: `Sign in with your ${p.name} account.`,
       path: (flowId: string) => `/add-authenticator/${flowId}/linked/${p.id}`,
     })),

@@ -49,6 +49,7 @@ export const passkeyKind = defineKind({
     {
       value: 'passkey',
       label: 'Passkey',
+      what: 'passkey',
       hint: 'Sign in with your fingerprint, face, PIN or screen lock on your phone, computer or security key.',
       path: (flowId) => `/add-authenticator/${flowId}/passkey`,
     },

@@ -26,6 +26,7 @@ export const totpKind = defineKind({
     {
       value: 'app',
       label: 'Authenticator app',
+      what: 'authenticator app',
       hint: 'Sign in with a password and a code from an app such as Microsoft Authenticator or Google Authenticator.',
       path: (flowId) => `/add-authenticator/${flowId}/app`,
     },

@@ -1,0 +1,60 @@
+/**
+ * What a kind of authenticator uses to add itself from self-service
+ * (authenticatorKind.ts `selfServiceChoices`): the flow at the choice — the
+ * person's identity checked, or confirmed in settings — its person, and one
+ * way to finish. A kind's pages live in its own folder and call these; the
+ * self-service flow knows nothing of them but the path of each choice.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import { audit } from '../../audit.js';
+import type { Flow, User } from '../../db/schema.js';
+import type { Store } from '../../db/store.js';
+import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
+import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
+
+export type SelfServiceData = Static<typeof SelfServiceDataSchema>;
+
+/** A self-service flow at the choice of authenticator, and the person it checked. */
+export interface SelfServiceEnrolment {
+  flow: Flow;
+  data: SelfServiceData;
+  user: User;
+}
+
+/** This browser's self-service flow, active and past the identity check; otherwise the page that says to start again. */
+export async function loadSelfServiceEnrolment(app: FastifyInstance, request: FastifyRequest & { params: { flowId: string } }): Promise<SelfServiceEnrolment> {
+  const { store, now } = app.latchkey;
+  const { flow, data } = await selfServiceFlow.load(store, { id: request.params.flowId, bindingHash: request.bindingHash, now: now() }, 'choose');
+  const user = (await store.users.findById(flow.user_id!))!;
+  return { flow, data, user };
+}
+
+export interface AddedBySelfService {
+  /** The choice's value (SelfServiceChoice.value): the done page names what was added from it. */
+  choice: string;
+  /** For the audit record and the email to the person: "passkey", "authenticator app". */
+  what: string;
+  /** Writes the authenticator (and the kind's own audit event) in the flow's transaction; returns its id. */
+  add(tx: Store): Promise<string>;
+}
+
+/**
+ * Finish a self-service flow with what a kind added: in one transaction the flow is used up, the authenticator
+ * written and a pending person enrolled; then the audit record and the email to the person. Returns the done page.
+ */
+export async function completeSelfServiceEnrolment(app: FastifyInstance, request: FastifyRequest, enrolment: SelfServiceEnrolment, added: AddedBySelfService): Promise<string> {
+  const { store, now, mailer, config } = app.latchkey;
+  const { flow, user } = enrolment;
+  const authenticatorId = await store.transaction(async (tx) => {
+    // The whole attempt is used up by the authenticator it added.
+    await selfServiceFlow.consume(tx, flow, now());
+    const id = await added.add(tx);
+    if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
+    return id;
+  });
+  await audit(app, request, { event: 'self_service.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { what: added.what } });
+  await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: added.what }, now());
+  // Choice values are URL-safe (the registry checks them).
+  return `/add-authenticator/${flow.id}/done?added=${added.choice}`;
+}
