@@ -8,7 +8,8 @@ import type { Config } from '../config/index.js';
 import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db/schema.js';
 import type { AuditRow } from '../db/persisters/audit.js';
 import { errorCatalogue, type FieldError } from '../errors.js';
-import { auditEventLabels, describeRefusal } from '../audit.js';
+import { auditEventLabelsFor, describeRefusal } from '../audit.js';
+import type { KindRegistry } from '../strategies/kindRegistry.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
 import { describeDuration } from '../views/describeDuration.js';
 import { describePasskey, PasskeyProvider, SyncBadge } from '../flows/settings/views.js';
@@ -19,6 +20,8 @@ import type { NationalIdFormat } from '../users/nationalId.js';
 
 export interface AdminContext {
   config: Config;
+  /** The kinds of authenticator: how each shows, what it is worth, what an agent may issue, the words for their audit events. */
+  kinds: KindRegistry;
   csrfToken: string;
   agent: { user: User; roles: Role[] };
 }
@@ -400,6 +403,7 @@ export function AuthenticatorsTab(
             <tr>
               <th scope="col">Type and name</th>
               <th scope="col">Provider</th>
+              <th scope="col">Assurance</th>
               <th scope="col">Created</th>
               <th scope="col">Last used</th>
               <th scope="col">Issued by</th>
@@ -409,16 +413,22 @@ export function AuthenticatorsTab(
             </tr>
           </thead>
           <tbody>
-            {m.authenticators.map((a) => (
-              <tr data-authenticator-id={a.id}>
+            {m.authenticators.map((a) => {
+              const shown = m.kinds.displayOf(a, m.user);
+              const assurance = m.kinds.assuranceOf(a, m.user);
+              return (
+              <tr data-authenticator-id={a.id} data-kind={a.type}>
                 <td data-label="Type and name">
-                  Passkey: <strong>{a.name}</strong>
-                  <br />
-                  <SyncBadge authenticator={a} />
+                  {shown.label}: <strong>{a.name}</strong>
+                  {shown.badges ? (
+                    <>
+                      <br />
+                      {shown.badges}
+                    </>
+                  ) : null}
                 </td>
-                <td data-label="Provider">
-                  <PasskeyProvider aaguid={a.aaguid} />
-                </td>
+                <td data-label="Provider">{shown.provider ?? '–'}</td>
+                <td data-label="Assurance">{assurance ? `AAL${assurance.aal}` : 'Not on its own'}</td>
                 <td data-label="Created">{formatTime(a.created_at)}</td>
                 <td data-label="Last used">{formatTime(a.last_used_at)}</td>
                 <td data-label="Issued by">{a.issued_by ? (m.issuers.get(a.issued_by) ?? 'A former agent') : 'The user'}</td>
@@ -430,7 +440,8 @@ export function AuthenticatorsTab(
                   ) : null}
                 </td>
               </tr>
-            ))}
+              );
+            })}
           </tbody>
         </table>
       ) : (
@@ -499,7 +510,7 @@ export function ActivityTab(m: AdminContext & { user: User; events: AuditRow[]; 
   return (
     <ProfileLayout {...m} tab="activity">
       <h2 id="activity">Activity</h2>
-      <AuditTable events={m.events} labelledBy="activity" />
+      <AuditTable events={m.events} labelledBy="activity" kinds={m.kinds} />
       {m.nextBefore ? (
         <p>
           <a href={`/admin/users/${m.user.id}/activity?before=${m.nextBefore}`}>Older activity</a>
@@ -514,8 +525,9 @@ function who(email: string | null, name: string | null, id: string | null): stri
   return name ? `${name} (${email})` : 'A removed user';
 }
 
-function AuditTable(props: { events: AuditRow[]; labelledBy: string }) {
+function AuditTable(props: { events: AuditRow[]; labelledBy: string; kinds: KindRegistry }) {
   if (!props.events.length) return <p>No activity recorded.</p>;
+  const labels = auditEventLabelsFor(props.kinds);
   return (
     <table aria-labelledby={props.labelledBy}>
       <thead>
@@ -532,7 +544,7 @@ function AuditTable(props: { events: AuditRow[]; labelledBy: string }) {
           <tr data-event={e.event}>
             <td data-label="When">{formatTime(e.at)}</td>
             <td data-label="What">
-              {auditEventLabels[e.event] ?? e.event}
+              {labels[e.event] ?? e.event}
               {e.outcome === 'failure' ? ' (failed)' : e.outcome === 'refused' ? ' (refused)' : ''}
               {describeRefusal(e) ? <span class="hint">Why: {describeRefusal(e)}</span> : null}
             </td>
@@ -790,7 +802,7 @@ export function AuditPage(m: AdminContext & { filter: AuditFilterValues; events:
             <option value="">All events</option>
             {m.events_known.map((e) => (
               <option value={e} selected={m.filter.event === e}>
-                {auditEventLabels[e] ?? e}
+                {auditEventLabelsFor(m.kinds)[e] ?? e}
               </option>
             ))}
           </select>
@@ -815,7 +827,7 @@ export function AuditPage(m: AdminContext & { filter: AuditFilterValues; events:
         </div>
       </form>
       <h2 id="events">Events</h2>
-      <AuditTable events={m.events} labelledBy="events" />
+      <AuditTable events={m.events} labelledBy="events" kinds={m.kinds} />
       {m.nextBefore ? (
         <p>
           <a href={`/admin/audit?${new URLSearchParams([...query, ['before', String(m.nextBefore)]])}`}>Older events</a>

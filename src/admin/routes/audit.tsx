@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { audit, auditEventLabels } from '../../audit.js';
+import { audit, auditEventLabelsFor } from '../../audit.js';
 import { appError, type FieldError } from '../../errors.js';
 import { randomToken } from '../../crypto.js';
 import { html } from '../../http/replies.js';
@@ -59,7 +59,7 @@ export async function consoleAuditRoutes(app: FastifyInstance) {
     const rows = errors.length ? [] : await store.audit.search(filter, AUDIT_PAGE_SIZE + 1);
     const events = rows.slice(0, AUDIT_PAGE_SIZE);
     const nextBefore = rows.length > AUDIT_PAGE_SIZE ? events[events.length - 1]!.id : undefined;
-    const page = <AuditPage {...ctx(request)} filter={values} events={events} nextBefore={nextBefore} errors={errors} events_known={Object.keys(auditEventLabels).sort()} />;
+    const page = <AuditPage {...ctx(request)} filter={values} events={events} nextBefore={nextBefore} errors={errors} events_known={Object.keys(auditEventLabelsFor(app.latchkey.kinds)).sort()} />;
     return html(reply, renderPage(page), errors.length ? 400 : 200);
   });
 

@@ -25,7 +25,8 @@ export const AUDIT_PAGE_SIZE = 50;
 
 /** What every console page needs: the configuration, the CSRF token and the signed-in agent. */
 export function adminContext(request: FastifyRequest): AdminContext {
-  return { config: request.server.latchkey.config, csrfToken: request.csrfToken, agent: agentOf(request) };
+  const { config, kinds } = request.server.latchkey;
+  return { config, kinds, csrfToken: request.csrfToken, agent: agentOf(request) };
 }
 
 /** The person a route is about, or 404. */
