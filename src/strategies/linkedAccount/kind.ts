@@ -6,6 +6,7 @@
  */
 import { Type } from 'typebox';
 import { defineKind } from '../authenticatorKind.js';
+import { linkedAccountRoutes } from './routes.js';
 
 export const LINKED_ACCOUNT_TYPE = 'linked-account';
 
@@ -33,4 +34,5 @@ export const linkedAccountKind = defineKind({
       path: (flowId: string) => `/add-authenticator/${flowId}/linked/${p.id}`,
     })),
   auditEvents: { 'linked_account.added': 'Work account linked' },
+  routes: linkedAccountRoutes,
 });
