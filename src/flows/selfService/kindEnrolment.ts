@@ -12,6 +12,7 @@ import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
+import type { Base } from './views.js';
 
 export type SelfServiceData = Static<typeof SelfServiceDataSchema>;
 
@@ -28,6 +29,11 @@ export async function loadSelfServiceEnrolment(app: FastifyInstance, request: Fa
   const { flow, data } = await selfServiceFlow.load(store, { id: request.params.flowId, bindingHash: request.bindingHash, now: now() }, 'choose');
   const user = (await store.users.findById(flow.user_id!))!;
   return { flow, data, user };
+}
+
+/** What a kind's self-service page needs to look like the flow's others (views.tsx `Base`): Back links and steps follow where the flow started. */
+export function selfServicePageBase(app: FastifyInstance, request: FastifyRequest, data?: SelfServiceData): Base {
+  return { config: app.latchkey.config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' };
 }
 
 export interface AddedBySelfService {

@@ -16,7 +16,6 @@ import { randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import QRCode from 'qrcode';
 import { audit } from '../../audit.js';
 import { requestContext } from '../../plugins/sessions.js';
@@ -29,8 +28,6 @@ import { html } from '../../http/replies.js';
 import { CsrfBody, Csrf, Id } from '../../http/schemas.js';
 import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
 import { checkEmailAddress } from '../../users/emailAddress.js';
-import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
-import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
 import { TOTP_TYPE } from '../../strategies/totp/kind.js';
@@ -38,8 +35,8 @@ import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedN
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_MAX_RESENDS, EMAIL_CODE_SECONDS, SELF_SERVICE_FLOW_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './limits.js';
 import { completeSelfServiceEnrolment, loadSelfServiceEnrolment } from './kindEnrolment.js';
-import { SELF_SERVICE_PASSKEY_CEREMONY, selfServiceFlow, selfServicePasskeyCeremony, type SelfServiceDataSchema } from './selfServiceFlow.js';
-import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
+import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
+import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, ProblemPage, ScanPage, StartPage } from './views.js';
 
 const FLOW_SECONDS = SELF_SERVICE_FLOW_SECONDS;
 const CODE_SECONDS = EMAIL_CODE_SECONDS;
@@ -62,12 +59,7 @@ const CodeBody = Type.Object({ ...Csrf, code: Type.Optional(Type.String({ maxLen
 const ChooseBody = Type.Object({ ...Csrf, type: Type.Optional(Type.String({ maxLength: 80 })) });
 const ConfirmBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
 const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
-const PasskeyOptionsBody = Type.Object({ name: Type.Optional(Type.Union([PasskeyNameSchema, Type.Literal('')])), placement: PlacementSchema });
-const PasskeyVerifyBody = Type.Object({
-  response: RegistrationResponseSchema,
-  name: Type.Optional(Type.String({ maxLength: 64 })),
-  placement: Type.Optional(Type.String({ maxLength: 32 })),
-});
+
 
 
 /**
@@ -91,7 +83,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 
 export async function selfServiceRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const { config, store, now, secret, mailer, webauthn, captcha, secretBox, linkedAccounts, kinds } = app.latchkey;
+  const { config, store, now, secret, mailer, captcha, secretBox, linkedAccounts, kinds } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
@@ -277,65 +269,6 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       const chosen = choices.find((c) => c.value === request.body.type);
       if (chosen) return reply.redirect(chosen.path(flow.id), 303);
       return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} choices={choices} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
-    },
-  );
-
-  // ------------------------------------------------------------ passkey
-
-  r.get('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'choose');
-    return html(reply, renderPage(<PasskeyPage {...base(request, data)} flowId={flow.id} />));
-  });
-  // The form posts here only when the page's script did not run.
-  r.post('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
-    reply.redirect(`/add-authenticator/${request.params.flowId}/passkey?nojs=1`, 303),
-  );
-
-  r.post(
-    '/add-authenticator/:flowId/passkey/options',
-    { schema: { params: FlowParams, body: PasskeyOptionsBody } },
-    async (request) => {
-      const { flow } = await loadFlow(request, 'choose');
-      const user = (await store.users.findById(flow.user_id!))!;
-      const existing = await store.authenticators.listForUser(user.id);
-      const options = await webauthn.startRegistration({
-        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
-        bindingHash: request.bindingHash,
-        user: { id: user.id, email: user.email, displayName: user.display_name },
-        existing,
-        placement: request.body.placement,
-        persistUserId: user.id,
-        data: { selfServiceFlowId: flow.id },
-      });
-      return { options };
-    },
-  );
-
-  r.post(
-    '/add-authenticator/:flowId/passkey/verify',
-    { schema: { params: FlowParams, body: PasskeyVerifyBody } },
-    async (request) => {
-      const enrolment = await loadSelfServiceEnrolment(app, request);
-      const { flow, user } = enrolment;
-      const ceremony = await webauthn.peekFlow(SELF_SERVICE_PASSKEY_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
-      if (selfServicePasskeyCeremony.read(ceremony)?.selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
-      const { authenticator } = await webauthn.finishRegistration({
-        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
-        bindingHash: request.bindingHash,
-        response: request.body.response as RegistrationResponseJSON,
-        name: cleanPasskeyName(request.body.name),
-        userId: user.id,
-      });
-      const done = await completeSelfServiceEnrolment(app, request, enrolment, {
-        choice: 'passkey',
-        what: 'passkey',
-        add: async (tx) => {
-          await tx.authenticators.insert(authenticator);
-          await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, via: 'self-service' } }, tx);
-          return authenticator.id;
-        },
-      }).catch(mapUniqueViolation('credential_exists'));
-      return { status: 'ok', redirect: done };
     },
   );
 

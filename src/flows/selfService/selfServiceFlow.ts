@@ -4,7 +4,7 @@
  *
  *   details → code → verified → app-confirmed ⇄ app-password, then consumed
  *
- * A passkey or a linked account is added straight from `verified` (or from the
+ * A passkey (src/strategies/passkey/) or a linked account is added straight from `verified` (or from the
  * app steps, when someone changes their mind) and consumes the flow.
  */
 import { Type } from 'typebox';
@@ -14,7 +14,6 @@ import { describeDuration } from '../../views/describeDuration.js';
 import { SELF_SERVICE_FLOW_SECONDS } from './limits.js';
 
 export const SELF_SERVICE_FLOW = 'self-service';
-export const SELF_SERVICE_PASSKEY_CEREMONY = 'self-service-passkey';
 
 const Step = Type.Union([Type.Literal('details'), Type.Literal('code'), Type.Literal('verified'), Type.Literal('app-confirmed'), Type.Literal('app-password')]);
 
@@ -60,10 +59,4 @@ export const selfServiceFlow = defineFlow({
     expired: `This page has expired: you have ${describeDuration(SELF_SERVICE_FLOW_SECONDS)} to add an authenticator. Start again.`,
   },
   revoked: () => appError('email_code_burned'),
-});
-
-/** The passkey ceremony started from a self-service flow: it may finish only that flow. */
-export const selfServicePasskeyCeremony = defineFlow({
-  type: SELF_SERVICE_PASSKEY_CEREMONY,
-  data: Type.Object({ selfServiceFlowId: Type.String() }),
 });

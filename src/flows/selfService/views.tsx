@@ -12,7 +12,8 @@ import type { NationalIdFormat } from '../../users/nationalId.js';
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_SECONDS } from './limits.js';
 
-interface Base {
+/** What every self-service page needs; a kind's own pages (src/strategies/<kind>/) take it too. */
+export interface Base {
   config: Config;
   csrfToken: string;
   /** Started from Login and security settings: no identity check (two steps, not four), and the first Back goes there. */
@@ -23,12 +24,12 @@ interface Base {
  * The steps as people count them: the identity check's details and code, then the choice and the setting up. From
  * settings the person is already known, so only the last two remain.
  */
-type Step = 'details' | 'code' | 'choose' | 'set-up';
+export type Step = 'details' | 'code' | 'choose' | 'set-up';
 const STEPS: Step[] = ['details', 'code', 'choose', 'set-up'];
 const SETTINGS_STEPS: Step[] = ['choose', 'set-up'];
 
 /** A page of the flow, with its GOV.UK Back link (to the page before) and its step caption above the heading. */
-function Page(props: Base & { title: string; page?: string; children: ComponentChildren; data?: Record<string, string>; back?: string; step?: Step }) {
+export function Page(props: Base & { title: string; page?: string; children: ComponentChildren; data?: Record<string, string>; back?: string; step?: Step }) {
   const steps = props.fromSettings ? SETTINGS_STEPS : STEPS;
   const n = props.step ? steps.indexOf(props.step) + 1 : 0;
   return (
@@ -195,36 +196,6 @@ export function ChoosePage(m: Base & { flowId: string; choices: SelfServiceChoic
           })}
         </fieldset>
         <button type="submit">Continue</button>
-      </form>
-    </Page>
-  );
-}
-
-export function PasskeyPage(m: Base & { flowId: string }) {
-  return (
-    <Page {...m} title="Add a passkey" page="self-service-passkey" back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
-      <h1>Add a passkey</h1>
-      <ErrorSummary />
-      <StatusRegion />
-      <NoScript />
-      <ul>
-        <li>Your device needs a screen lock: fingerprint, face, PIN, passcode or pattern.</li>
-        <li>To use a phone or tablet with this computer, turn on Bluetooth on both.</li>
-        <li>
-          A Windows device already registered with Windows Hello cannot register a passkey as well: choose “Another phone or tablet” and scan the QR code with an
-          iPhone, iPad or Android phone instead.
-        </li>
-      </ul>
-      <form id="self-service-passkey-form" method="post" action={`/add-authenticator/${m.flowId}/passkey`} novalidate>
-        <CsrfField token={m.csrfToken} />
-        <div class="field">
-          <label for="name">
-            Name your passkey <span class="hint">For example "Work laptop" or "My iPhone".</span>
-          </label>
-          <input type="text" id="name" name="name" maxLength={64} />
-        </div>
-        <PlacementChoice legend="Where do you want to save your passkey?" />
-        <button type="submit">Set up passkey</button>
       </form>
     </Page>
   );
