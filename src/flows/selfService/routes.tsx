@@ -83,7 +83,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 
 export async function selfServiceRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const { config, store, now, secret, mailer, captcha, secretBox, linkedAccounts, kinds } = app.latchkey;
+  const { config, store, now, secret, mailer, captcha, secretBox, kinds } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
@@ -371,81 +371,6 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
           await tx.users.setPasswordHash(user.id, data.passwordHash!, t);
           await audit(app, request, { event: 'totp.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { via: 'self-service' } }, tx);
           return authenticatorId;
-        },
-      });
-      return reply.redirect(done, 303);
-    },
-  );
-
-  // ------------------------------------------------------------ linked work account
-
-  const ProviderParams = Type.Object({ flowId: Id, provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
-  const LinkedFinishQuery = Type.Object({ link: Type.Optional(Id) });
-  const providerById = (id: string) => {
-    const provider = config.upstreamProviders.find((p) => p.id === id);
-    if (!provider) throw appError('not_found', 'That kind of account cannot be linked here.');
-    return provider;
-  };
-  // This page's form answers with a redirect to the provider, and Chromium applies CSP form-action to every
-  // redirect of a form's navigation: with 'self' alone the browser refuses to leave for the provider.
-  const allowFormToProvider = async (reply: FastifyReply, providerId: string) => {
-    const csp = reply.getHeader('content-security-policy');
-    if (typeof csp !== 'string') return;
-    const origins = await linkedAccounts.authorizationOrigins(providerId);
-    reply.header('content-security-policy', csp.replace(/form-action ([^;]*)/, (_, sources: string) => `form-action ${sources} ${origins.join(' ')}`));
-  };
-
-  r.get('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'choose');
-    const provider = providerById(request.params.provider);
-    await allowFormToProvider(reply, provider.id);
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/linked/:provider',
-    { schema: { params: ProviderParams, body: ConfirmBody } },
-    async (request, reply) => {
-      const { flow, data } = await loadFlow(request, 'choose');
-      const provider = providerById(request.params.provider);
-      if (request.body.confirm !== 'yes') {
-        const errors = [{ field: 'confirm', message: `Select the box to confirm only you have access to this ${provider.name} account` }];
-        const page = <ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={errors} />;
-        await allowFormToProvider(reply, provider.id);
-        return html(reply, renderPage(page), 400);
-      }
-      const url = await linkedAccounts.start(provider.id, {
-        purpose: 'link',
-        bindingHash: request.bindingHash,
-        linkFlowId: flow.id,
-        returnTo: `/add-authenticator/${flow.id}/linked/${provider.id}/finish`,
-      });
-      return reply.redirect(url, 303);
-    },
-  );
-
-  // The upstream provider sent the person back (src/strategies/linkedAccount): link what it vouched for to the
-  // profile this flow checked.
-  r.get(
-    '/add-authenticator/:flowId/linked/:provider/finish',
-    { schema: { params: ProviderParams, querystring: LinkedFinishQuery } },
-    async (request, reply) => {
-      const enrolment = await loadSelfServiceEnrolment(app, request);
-      const { flow, user } = enrolment;
-      const provider = providerById(request.params.provider);
-      const done = await completeSelfServiceEnrolment(app, request, enrolment, {
-        choice: `linked:${provider.id}`,
-        what: `${provider.name} account`,
-        add: async (tx) => {
-          const vouched = await linkedAccounts.takeLink(tx, request.query.link ?? '', flow.id, provider.id, request.bindingHash);
-          if (!vouched) throw appError('flow_expired');
-          const { authenticator, created } = await linkedAccounts.linkAccount(tx, user.id, vouched.provider, vouched.issuer, vouched.subject, now());
-          // linkAccount leaves the audit to its caller (as passkey.added and totp.added are written on the other branches).
-          if (created) {
-            const detail = { provider: vouched.provider.id, via: 'self-service' };
-            await audit(app, request, { event: 'linked_account.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail }, tx);
-          }
-          return authenticator.id;
         },
       });
       return reply.redirect(done, 303);

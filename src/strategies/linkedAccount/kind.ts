@@ -7,6 +7,7 @@
 import { Type } from 'typebox';
 import { defineKind } from '../authenticatorKind.js';
 import { linkedAccountRoutes } from './routes.js';
+import { linkedAccountSelfServiceRoutes } from './selfServiceRoutes.js';
 
 export const LINKED_ACCOUNT_TYPE = 'linked-account';
 
@@ -34,5 +35,9 @@ export const linkedAccountKind = defineKind({
       path: (flowId: string) => `/add-authenticator/${flowId}/linked/${p.id}`,
     })),
   auditEvents: { 'linked_account.added': 'Work account linked' },
-  routes: linkedAccountRoutes,
+  // The provider's callback and sign-in, then the self-service pages that link an account.
+  async routes(app) {
+    await app.register(linkedAccountRoutes);
+    await app.register(linkedAccountSelfServiceRoutes);
+  },
 });
