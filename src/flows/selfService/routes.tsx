@@ -16,7 +16,6 @@ import { randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import QRCode from 'qrcode';
 import { audit } from '../../audit.js';
 import { requestContext } from '../../plugins/sessions.js';
 import { hmac, randomToken, safeEqual } from '../../crypto.js';
@@ -28,15 +27,12 @@ import { html } from '../../http/replies.js';
 import { CsrfBody, Csrf, Id } from '../../http/schemas.js';
 import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
 import { checkEmailAddress } from '../../users/emailAddress.js';
-import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
-import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
-import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_MAX_RESENDS, EMAIL_CODE_SECONDS, SELF_SERVICE_FLOW_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './limits.js';
 import { completeSelfServiceEnrolment, loadSelfServiceEnrolment } from './kindEnrolment.js';
 import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
-import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, ProblemPage, ScanPage, StartPage } from './views.js';
+import { ChoosePage, CodePage, DetailsPage, DonePage, ProblemPage, StartPage } from './views.js';
 
 const FLOW_SECONDS = SELF_SERVICE_FLOW_SECONDS;
 const CODE_SECONDS = EMAIL_CODE_SECONDS;
@@ -57,8 +53,6 @@ const DetailsBody = Type.Object({
 });
 const CodeBody = Type.Object({ ...Csrf, code: Type.Optional(Type.String({ maxLength: 100 })) });
 const ChooseBody = Type.Object({ ...Csrf, type: Type.Optional(Type.String({ maxLength: 80 })) });
-const ConfirmBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
-const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
 
 
 
@@ -83,7 +77,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 
 export async function selfServiceRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const { config, store, now, secret, mailer, captcha, secretBox, kinds } = app.latchkey;
+  const { config, store, now, secret, mailer, captcha, kinds } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
@@ -269,111 +263,6 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       const chosen = choices.find((c) => c.value === request.body.type);
       if (chosen) return reply.redirect(chosen.path(flow.id), 303);
       return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} choices={choices} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
-    },
-  );
-
-  // ------------------------------------------------------------ authenticator app
-
-  r.get('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'choose');
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={[]} />));
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/app',
-    { schema: { params: FlowParams, body: ConfirmBody } },
-    async (request, reply) => {
-      const loaded = await loadFlow(request, 'choose');
-      const { flow, data } = loaded;
-      if (request.body.confirm !== 'yes') {
-        const errors = [{ field: 'confirm', message: 'Select the box to confirm only you have access to the authenticator app' }];
-        return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={errors} />), 400);
-      }
-      await advance(loaded, { ...data, step: 'app-confirmed' });
-      return reply.redirect(`/add-authenticator/${flow.id}/app/password`, 303);
-    },
-  );
-
-  r.get('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'appPassword');
-    return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={[]} />));
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/app/password',
-    { schema: { params: FlowParams, body: PasswordBody } },
-    async (request, reply) => {
-      const loaded = await loadFlow(request, 'appPassword');
-      const { flow, data } = loaded;
-      const user = (await store.users.findById(flow.user_id!))!;
-      const password = request.body.password ?? '';
-      const errors: FieldError[] = [];
-      const problem = password ? checkNewPassword(password, { email: user.email, displayName: user.display_name }) : 'Enter a password';
-      if (problem) errors.push({ field: 'password', message: problem });
-      else if ((request.body.confirmPassword ?? '') !== password) errors.push({ field: 'confirmPassword', message: 'The passwords do not match' });
-      if (errors.length) return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={errors} />), 400);
-      const secretBase32 = newTotpSecret();
-      await advance(loaded, { ...data, step: 'app-password', passwordHash: await hashPassword(password), sealedTotp: secretBox.seal(secretBase32, `self-service:${flow.id}`) });
-      return reply.redirect(`/add-authenticator/${flow.id}/app/setup`, 303);
-    },
-  );
-
-  async function scanPage(request: FastifyRequest, reply: FastifyReply, flow: Flow, data: SelfServiceData, user: User, errors: FieldError[], status = 200) {
-    const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
-    const svg = await QRCode.toString(totpUri(secretBase32, config.organisation, user.email), { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
-    const dataUri = `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
-    return html(reply, renderPage(<ScanPage {...base(request, data)} flowId={flow.id} qrSvgDataUri={dataUri} secret={formatSecret(secretBase32)} errors={errors} />), status);
-  }
-
-  r.get('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'appSetup');
-    const user = (await store.users.findById(flow.user_id!))!;
-    return scanPage(request, reply, flow, data, user, []);
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/app/verify',
-    { schema: { params: FlowParams, body: CodeBody } },
-    async (request, reply) => {
-      const { flow, data } = await loadFlow(request, 'appSetup');
-      const user = (await store.users.findById(flow.user_id!))!;
-      const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
-      const step = checkTotp(secretBase32, request.body.code ?? '', now(), -1);
-      if (step === undefined) {
-        return scanPage(request, reply, flow, data, user, [{ field: 'code', message: 'The code is not right. Enter the 6-digit code your app shows now' }], 400);
-      }
-      const authenticatorId = randomToken(12);
-      const t = now();
-      const done = await completeSelfServiceEnrolment(app, request, { flow, data, user }, {
-        choice: 'app',
-        what: 'authenticator app',
-        add: async (tx) => {
-          await tx.authenticators.insert({
-            id: authenticatorId,
-            user_id: user.id,
-            type: TOTP_TYPE,
-            credential_id: `totp:${authenticatorId}`,
-            public_key: '',
-            counter: 0,
-            transports: '[]',
-            aaguid: '',
-            // Sealed under the authenticator's own id: the ciphertext can't be moved to another row. The step just
-            // used can't be used again to sign in.
-            config: kinds.serializeConfig(TOTP_TYPE, { sealedSecret: secretBox.seal(secretBase32, `totp:${authenticatorId}`), lastStep: step }),
-            backup_eligible: 0,
-            backed_up: 0,
-            attestation_format: 'none',
-            name: 'Authenticator app',
-            created_at: t,
-            last_used_at: null,
-            issued_by: null,
-          });
-          await tx.users.setPasswordHash(user.id, data.passwordHash!, t);
-          await audit(app, request, { event: 'totp.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { via: 'self-service' } }, tx);
-          return authenticatorId;
-        },
-      });
-      return reply.redirect(done, 303);
     },
   );
 
