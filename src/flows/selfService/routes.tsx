@@ -4,8 +4,9 @@
  * One flow record per attempt, bound to the browser: details (email, national
  * identifier, CAPTCHA) → a 6-digit code by email (10 minutes, single use, 5
  * wrong tries burn it; a new code does not reset the count) → a choice of
- * passkey, authenticator app (password + TOTP) or linked work account → a
- * confirmation page and an email to the person.
+ * passkey, authenticator app (password + TOTP) or linked work account, whose
+ * pages each kind serves from its own folder (kind.routes) → a confirmation
+ * page and an email to the person.
  *
  * Every reason the details don't lead to a code — unknown email, no or another
  * identifier, a suspended profile — ends on the same "Problem adding

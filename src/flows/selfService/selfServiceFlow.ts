@@ -6,9 +6,8 @@
  *
  * At `verified` the chosen kind keeps its own progress (`kindProgress`, read and written with the kind's own
  * schema through kindEnrolment.ts), so the flow knows nothing of any kind's pages.
- *
- * A passkey (src/strategies/passkey/) or a linked account is added straight from `verified` (or from the
- * app steps, when someone changes their mind) and consumes the flow.
+ * Whichever kind finishes (completeSelfServiceEnrolment) consumes the flow, even after another kind's progress
+ * when someone changes their mind.
  */
 import { Type } from 'typebox';
 import { appError } from '../../errors.js';
