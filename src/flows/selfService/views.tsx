@@ -201,30 +201,16 @@ export function ChoosePage(m: Base & { flowId: string; choices: SelfServiceChoic
   );
 }
 
-export function ConfirmOnlyYouPage(m: Base & { flowId: string; kind: 'app' | 'linked'; providerName?: string; providerId?: string; errors: FieldError[] }) {
-  const app = m.kind === 'app';
-  const title = app ? 'Register an authenticator app' : `Register your ${m.providerName} account`;
-  const action = app ? `/add-authenticator/${m.flowId}/app` : `/add-authenticator/${m.flowId}/linked/${m.providerId}`;
+/** A kind's first page: what comes next, and the box that confirms only the person has the authenticator. */
+export function ConfirmOnlyYouPage(m: Base & { flowId: string; title: string; action: string; confirmLabel: string; errors: FieldError[]; children: ComponentChildren }) {
   return (
-    <Page {...m} title={title} back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
-      <h1>{title}</h1>
+    <Page {...m} title={m.title} back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
+      <h1>{m.title}</h1>
       <ErrorSummary fields={m.errors} />
-      {app ? (
-        <>
-          <p>Make sure an authenticator app, such as Microsoft Authenticator or Google Authenticator, is installed on your phone.</p>
-          <p>When you sign in with it, you use both a password and a code from the app. Next you create the password, then scan a QR code with the app.</p>
-        </>
-      ) : (
-        <p>
-          You will go to the {m.providerName} sign-in page. Sign in with your {m.providerName} email address and password; you then come back here.
-        </p>
-      )}
-      <form method="post" action={action}>
+      {m.children}
+      <form method="post" action={m.action}>
         <CsrfField token={m.csrfToken} />
-        <ConfirmCheckbox
-          label={app ? 'I confirm only I have access to this authenticator app' : `I confirm only I have access to this ${m.providerName} account`}
-          error={m.errors.find((e) => e.field === 'confirm')?.message}
-        />
+        <ConfirmCheckbox label={m.confirmLabel} error={m.errors.find((e) => e.field === 'confirm')?.message} />
         <button type="submit">Continue</button>
       </form>
     </Page>

@@ -12,7 +12,7 @@ import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { Csrf, Id } from '../../http/schemas.js';
 import { completeSelfServiceEnrolment, loadSelfServiceEnrolment, selfServicePageBase } from '../../flows/selfService/kindEnrolment.js';
-import { ConfirmOnlyYouPage } from '../../flows/selfService/views.js';
+import { LinkedConfirmPage } from './selfServiceViews.js';
 
 const ConfirmBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
 
@@ -40,7 +40,7 @@ export async function linkedAccountSelfServiceRoutes(app: FastifyInstance) {
     const { flow, data } = await loadSelfServiceEnrolment(app, request);
     const provider = providerById(request.params.provider);
     await allowFormToProvider(reply, provider.id);
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...selfServicePageBase(app, request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
+    return html(reply, renderPage(<LinkedConfirmPage {...selfServicePageBase(app, request, data)} flowId={flow.id} providerId={provider.id} providerName={provider.name} errors={[]} />));
   });
 
   r.post(
@@ -51,7 +51,7 @@ export async function linkedAccountSelfServiceRoutes(app: FastifyInstance) {
       const provider = providerById(request.params.provider);
       if (request.body.confirm !== 'yes') {
         const errors = [{ field: 'confirm', message: `Select the box to confirm only you have access to this ${provider.name} account` }];
-        const page = <ConfirmOnlyYouPage {...selfServicePageBase(app, request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={errors} />;
+        const page = <LinkedConfirmPage {...selfServicePageBase(app, request, data)} flowId={flow.id} providerId={provider.id} providerName={provider.name} errors={errors} />;
         await allowFormToProvider(reply, provider.id);
         return html(reply, renderPage(page), 400);
       }

@@ -23,11 +23,10 @@ import {
   selfServicePageBase,
   type SelfServiceEnrolment,
 } from '../../flows/selfService/kindEnrolment.js';
-import { ConfirmOnlyYouPage } from '../../flows/selfService/views.js';
 import { checkNewPassword, hashPassword } from '../password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from './totp.js';
 import { TOTP_TYPE } from './kind.js';
-import { PasswordPage, ScanPage } from './selfServiceViews.js';
+import { AppConfirmPage, PasswordPage, ScanPage } from './selfServiceViews.js';
 
 /** Where the person is in the app's pages: confirmed only they have it, then a password chosen and a secret made. */
 const AppProgress = Type.Union([
@@ -66,7 +65,7 @@ export async function totpSelfServiceRoutes(app: FastifyInstance) {
 
   r.get('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
     const { flow, data } = await loadSelfServiceEnrolment(app, request);
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...selfServicePageBase(app, request, data)} flowId={flow.id} kind="app" errors={[]} />));
+    return html(reply, renderPage(<AppConfirmPage {...selfServicePageBase(app, request, data)} flowId={flow.id} errors={[]} />));
   });
 
   r.post(
@@ -77,7 +76,7 @@ export async function totpSelfServiceRoutes(app: FastifyInstance) {
       const { flow, data } = enrolment;
       if (request.body.confirm !== 'yes') {
         const errors = [{ field: 'confirm', message: 'Select the box to confirm only you have access to the authenticator app' }];
-        return html(reply, renderPage(<ConfirmOnlyYouPage {...selfServicePageBase(app, request, data)} flowId={flow.id} kind="app" errors={errors} />), 400);
+        return html(reply, renderPage(<AppConfirmPage {...selfServicePageBase(app, request, data)} flowId={flow.id} errors={errors} />), 400);
       }
       await saveKindProgress(app, enrolment, TOTP_TYPE, { stage: 'confirmed' });
       return reply.redirect(`/add-authenticator/${flow.id}/app/password`, 303);

@@ -1,7 +1,7 @@
 /** The self-service pages that set up an authenticator app (src/strategies/totp/selfServiceRoutes.tsx). */
 import type { FieldError } from '../../errors.js';
 import { ErrorSummary, CsrfField, Field } from '../../views/layout.js';
-import { Page, type Base } from '../../flows/selfService/views.js';
+import { ConfirmOnlyYouPage, Page, type Base } from '../../flows/selfService/views.js';
 
 export function PasswordPage(m: Base & { flowId: string; errors: FieldError[] }) {
   return (
@@ -55,3 +55,19 @@ export function ScanPage(m: Base & { flowId: string; qrSvgDataUri: string; secre
 }
 
 /** `next.service`: a service's step-up sent them here, and `next.href` goes back to it. */
+
+export function AppConfirmPage(m: Base & { flowId: string; errors: FieldError[] }) {
+  return (
+    <ConfirmOnlyYouPage
+      {...m}
+      title="Register an authenticator app"
+      action={`/add-authenticator/${m.flowId}/app`}
+      confirmLabel="I confirm only I have access to this authenticator app"
+    >
+      <>
+        <p>Make sure an authenticator app, such as Microsoft Authenticator or Google Authenticator, is installed on your phone.</p>
+        <p>When you sign in with it, you use both a password and a code from the app. Next you create the password, then scan a QR code with the app.</p>
+      </>
+    </ConfirmOnlyYouPage>
+  );
+}
