@@ -14,7 +14,7 @@
  * tells nobody whether an account exists.
  */
 import { randomInt } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { audit } from '../../audit.js';
@@ -22,16 +22,14 @@ import { requestContext } from '../../plugins/sessions.js';
 import { hmac, randomToken, safeEqual } from '../../crypto.js';
 import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
-import { appError, mapUniqueViolation, type FieldError } from '../../errors.js';
+import { appError, type FieldError } from '../../errors.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { CsrfBody, Csrf, Id } from '../../http/schemas.js';
 import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
 import { checkEmailAddress } from '../../users/emailAddress.js';
-import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_MAX_RESENDS, EMAIL_CODE_SECONDS, SELF_SERVICE_FLOW_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './limits.js';
-import { completeSelfServiceEnrolment, loadSelfServiceEnrolment } from './kindEnrolment.js';
 import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
 import { ChoosePage, CodePage, DetailsPage, DonePage, ProblemPage, StartPage } from './views.js';
 
