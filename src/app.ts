@@ -29,7 +29,6 @@ import { defaultKinds } from './strategies/defaultKinds.js';
 import { adminRoutes } from './admin/routes.js';
 import { servicesRoutes } from './oidc/servicesRoutes.js';
 import { selfServiceRoutes } from './flows/selfService/routes.js';
-import { passwordSignInRoutes } from './strategies/password/routes.js';
 import { otherMethodsRoutes } from './flows/settings/otherMethods.js';
 import { errorHandlerPlugin, sendError, toAppError } from './plugins/errorHandler.js';
 import { sessionsPlugin } from './plugins/sessions.js';
@@ -42,7 +41,6 @@ import { enrolmentRoutes } from './flows/enrolment/routes.js';
 import { settingsRoutes } from './flows/settings/routes.js';
 import { reauthRoutes } from './flows/reauth/routes.js';
 import { fido2Routes } from './fido2/routes.js';
-import { linkedAccountRoutes } from './strategies/linkedAccount/routes.js';
 import { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import { oidcRoutes } from './oidc/routes.js';
 import './context.js';
@@ -187,13 +185,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(reauthRoutes);
   await app.register(adminRoutes);
   await app.register(servicesRoutes);
-  await app.register(linkedAccountRoutes);
+  // Each kind's own endpoints (sign-in, step-up or enrolment pages it serves
+  // itself), registered where the linked-account routes were, before oidcRoutes.
+  for (const kind of latchkey.kinds.all()) if (kind.routes) await app.register(kind.routes);
   await app.register(selfServiceRoutes);
-  await app.register(passwordSignInRoutes);
   await app.register(otherMethodsRoutes);
   await app.register(oidcRoutes);
-  // Each kind's own endpoints (sign-in, step-up or enrolment pages it serves itself).
-  for (const kind of latchkey.kinds.all()) if (kind.routes) await app.register(kind.routes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

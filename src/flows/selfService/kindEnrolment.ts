@@ -6,12 +6,15 @@
  * self-service flow knows nothing of them but the path of each choice.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Static } from 'typebox';
+import type { Static, TSchema } from 'typebox';
+import { Value } from 'typebox/value';
 import { audit } from '../../audit.js';
+import { appError } from '../../errors.js';
 import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
+import type { Base } from './views.js';
 
 export type SelfServiceData = Static<typeof SelfServiceDataSchema>;
 
@@ -28,6 +31,33 @@ export async function loadSelfServiceEnrolment(app: FastifyInstance, request: Fa
   const { flow, data } = await selfServiceFlow.load(store, { id: request.params.flowId, bindingHash: request.bindingHash, now: now() }, 'choose');
   const user = (await store.users.findById(flow.user_id!))!;
   return { flow, data, user };
+}
+
+/** What a kind's self-service page needs to look like the flow's others (views.tsx `Base`): Back links and steps follow where the flow started. */
+export function selfServicePageBase(app: FastifyInstance, request: FastifyRequest, data?: SelfServiceData): Base {
+  return { config: app.latchkey.config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' };
+}
+
+/** Keep a kind's progress through its own pages in the flow, in place of any other kind's. */
+export async function saveKindProgress(app: FastifyInstance, enrolment: SelfServiceEnrolment, type: string, progress: object): Promise<void> {
+  const { store, now } = app.latchkey;
+  const data: SelfServiceData = { ...enrolment.data, step: 'verified', kindProgress: { ...progress, type } };
+  await selfServiceFlow.advance(store, { flow: enrolment.flow, data: enrolment.data }, data, now());
+}
+
+/** The kind's progress, read with its own schema; undefined when another kind's, none, or unreadable. */
+export function kindProgressOf<S extends TSchema>(enrolment: SelfServiceEnrolment, type: string, schema: S): Static<S> | undefined {
+  const progress = enrolment.data.kindProgress;
+  if (progress?.type !== type) return undefined;
+  const { type: _type, ...rest } = progress;
+  return Value.Check(schema, rest) ? (rest as Static<S>) : undefined;
+}
+
+/** As kindProgressOf, but a page reached before the kind's earlier pages are done says to start again, as the flow's own pages do. */
+export function requireKindProgress<S extends TSchema>(enrolment: SelfServiceEnrolment, type: string, schema: S, accept: (progress: Static<S>) => boolean = () => true): Static<S> {
+  const progress = kindProgressOf(enrolment, type, schema);
+  if (progress === undefined || !accept(progress)) throw appError('flow_expired', 'These steps must be done in order. Start again.');
+  return progress;
 }
 
 export interface AddedBySelfService {

@@ -4,8 +4,9 @@
  * One flow record per attempt, bound to the browser: details (email, national
  * identifier, CAPTCHA) → a 6-digit code by email (10 minutes, single use, 5
  * wrong tries burn it; a new code does not reset the count) → a choice of
- * passkey, authenticator app (password + TOTP) or linked work account → a
- * confirmation page and an email to the person.
+ * passkey, authenticator app (password + TOTP) or linked work account, whose
+ * pages each kind serves from its own folder (kind.routes) → a confirmation
+ * page and an email to the person.
  *
  * Every reason the details don't lead to a code — unknown email, no or another
  * identifier, a suspended profile — ends on the same "Problem adding
@@ -13,33 +14,24 @@
  * tells nobody whether an account exists.
  */
 import { randomInt } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import type { RegistrationResponseJSON } from '@simplewebauthn/server';
-import QRCode from 'qrcode';
 import { audit } from '../../audit.js';
 import { requestContext } from '../../plugins/sessions.js';
 import { hmac, randomToken, safeEqual } from '../../crypto.js';
 import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
-import { appError, mapUniqueViolation, type FieldError } from '../../errors.js';
+import { appError, type FieldError } from '../../errors.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { CsrfBody, Csrf, Id } from '../../http/schemas.js';
 import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
 import { checkEmailAddress } from '../../users/emailAddress.js';
-import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
-import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
-import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
-import { checkTotp, formatSecret, newTotpSecret, totpUri } from '../../strategies/totp/totp.js';
-import { TOTP_TYPE } from '../../strategies/totp/kind.js';
-import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_MAX_RESENDS, EMAIL_CODE_SECONDS, SELF_SERVICE_FLOW_SECONDS, SELF_SERVICE_WINDOW_SECONDS } from './limits.js';
-import { completeSelfServiceEnrolment, loadSelfServiceEnrolment } from './kindEnrolment.js';
-import { SELF_SERVICE_PASSKEY_CEREMONY, selfServiceFlow, selfServicePasskeyCeremony, type SelfServiceDataSchema } from './selfServiceFlow.js';
-import { ChoosePage, CodePage, ConfirmOnlyYouPage, DetailsPage, DonePage, PasswordPage, PasskeyPage, ProblemPage, ScanPage, StartPage } from './views.js';
+import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
+import { ChoosePage, CodePage, DetailsPage, DonePage, ProblemPage, StartPage } from './views.js';
 
 const FLOW_SECONDS = SELF_SERVICE_FLOW_SECONDS;
 const CODE_SECONDS = EMAIL_CODE_SECONDS;
@@ -60,14 +52,7 @@ const DetailsBody = Type.Object({
 });
 const CodeBody = Type.Object({ ...Csrf, code: Type.Optional(Type.String({ maxLength: 100 })) });
 const ChooseBody = Type.Object({ ...Csrf, type: Type.Optional(Type.String({ maxLength: 80 })) });
-const ConfirmBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
-const PasswordBody = Type.Object({ ...Csrf, password: Type.Optional(Type.String({ maxLength: 1000 })), confirmPassword: Type.Optional(Type.String({ maxLength: 1000 })) });
-const PasskeyOptionsBody = Type.Object({ name: Type.Optional(Type.Union([PasskeyNameSchema, Type.Literal('')])), placement: PlacementSchema });
-const PasskeyVerifyBody = Type.Object({
-  response: RegistrationResponseSchema,
-  name: Type.Optional(Type.String({ maxLength: 64 })),
-  placement: Type.Optional(Type.String({ maxLength: 32 })),
-});
+
 
 
 /**
@@ -91,7 +76,7 @@ export async function startVerifiedFlow(store: Store, bindingHash: string, user:
 
 export async function selfServiceRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const { config, store, now, secret, mailer, webauthn, captcha, secretBox, linkedAccounts, kinds } = app.latchkey;
+  const { config, store, now, secret, mailer, captcha, kinds } = app.latchkey;
   const nationalId = nationalIdFormat(config);
   // The step indicator and Back links depend on where the flow started (the identity check, or settings).
   const base = (request: FastifyRequest, data?: SelfServiceData) => ({ config, csrfToken: request.csrfToken, fromSettings: data?.origin === 'settings' });
@@ -277,245 +262,6 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       const chosen = choices.find((c) => c.value === request.body.type);
       if (chosen) return reply.redirect(chosen.path(flow.id), 303);
       return html(reply, renderPage(<ChoosePage {...base(request, data)} flowId={flow.id} choices={choices} errors={[{ field: 'type', message: 'Select an authenticator type' }]} />), 400);
-    },
-  );
-
-  // ------------------------------------------------------------ passkey
-
-  r.get('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'choose');
-    return html(reply, renderPage(<PasskeyPage {...base(request, data)} flowId={flow.id} />));
-  });
-  // The form posts here only when the page's script did not run.
-  r.post('/add-authenticator/:flowId/passkey', { schema: { params: FlowParams } }, async (request, reply) =>
-    reply.redirect(`/add-authenticator/${request.params.flowId}/passkey?nojs=1`, 303),
-  );
-
-  r.post(
-    '/add-authenticator/:flowId/passkey/options',
-    { schema: { params: FlowParams, body: PasskeyOptionsBody } },
-    async (request) => {
-      const { flow } = await loadFlow(request, 'choose');
-      const user = (await store.users.findById(flow.user_id!))!;
-      const existing = await store.authenticators.listForUser(user.id);
-      const options = await webauthn.startRegistration({
-        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
-        bindingHash: request.bindingHash,
-        user: { id: user.id, email: user.email, displayName: user.display_name },
-        existing,
-        placement: request.body.placement,
-        persistUserId: user.id,
-        data: { selfServiceFlowId: flow.id },
-      });
-      return { options };
-    },
-  );
-
-  r.post(
-    '/add-authenticator/:flowId/passkey/verify',
-    { schema: { params: FlowParams, body: PasskeyVerifyBody } },
-    async (request) => {
-      const enrolment = await loadSelfServiceEnrolment(app, request);
-      const { flow, user } = enrolment;
-      const ceremony = await webauthn.peekFlow(SELF_SERVICE_PASSKEY_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
-      if (selfServicePasskeyCeremony.read(ceremony)?.selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
-      const { authenticator } = await webauthn.finishRegistration({
-        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
-        bindingHash: request.bindingHash,
-        response: request.body.response as RegistrationResponseJSON,
-        name: cleanPasskeyName(request.body.name),
-        userId: user.id,
-      });
-      const done = await completeSelfServiceEnrolment(app, request, enrolment, {
-        choice: 'passkey',
-        what: 'passkey',
-        add: async (tx) => {
-          await tx.authenticators.insert(authenticator);
-          await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, via: 'self-service' } }, tx);
-          return authenticator.id;
-        },
-      }).catch(mapUniqueViolation('credential_exists'));
-      return { status: 'ok', redirect: done };
-    },
-  );
-
-  // ------------------------------------------------------------ authenticator app
-
-  r.get('/add-authenticator/:flowId/app', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'choose');
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={[]} />));
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/app',
-    { schema: { params: FlowParams, body: ConfirmBody } },
-    async (request, reply) => {
-      const loaded = await loadFlow(request, 'choose');
-      const { flow, data } = loaded;
-      if (request.body.confirm !== 'yes') {
-        const errors = [{ field: 'confirm', message: 'Select the box to confirm only you have access to the authenticator app' }];
-        return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="app" errors={errors} />), 400);
-      }
-      await advance(loaded, { ...data, step: 'app-confirmed' });
-      return reply.redirect(`/add-authenticator/${flow.id}/app/password`, 303);
-    },
-  );
-
-  r.get('/add-authenticator/:flowId/app/password', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'appPassword');
-    return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={[]} />));
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/app/password',
-    { schema: { params: FlowParams, body: PasswordBody } },
-    async (request, reply) => {
-      const loaded = await loadFlow(request, 'appPassword');
-      const { flow, data } = loaded;
-      const user = (await store.users.findById(flow.user_id!))!;
-      const password = request.body.password ?? '';
-      const errors: FieldError[] = [];
-      const problem = password ? checkNewPassword(password, { email: user.email, displayName: user.display_name }) : 'Enter a password';
-      if (problem) errors.push({ field: 'password', message: problem });
-      else if ((request.body.confirmPassword ?? '') !== password) errors.push({ field: 'confirmPassword', message: 'The passwords do not match' });
-      if (errors.length) return html(reply, renderPage(<PasswordPage {...base(request, data)} flowId={flow.id} errors={errors} />), 400);
-      const secretBase32 = newTotpSecret();
-      await advance(loaded, { ...data, step: 'app-password', passwordHash: await hashPassword(password), sealedTotp: secretBox.seal(secretBase32, `self-service:${flow.id}`) });
-      return reply.redirect(`/add-authenticator/${flow.id}/app/setup`, 303);
-    },
-  );
-
-  async function scanPage(request: FastifyRequest, reply: FastifyReply, flow: Flow, data: SelfServiceData, user: User, errors: FieldError[], status = 200) {
-    const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
-    const svg = await QRCode.toString(totpUri(secretBase32, config.organisation, user.email), { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
-    const dataUri = `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
-    return html(reply, renderPage(<ScanPage {...base(request, data)} flowId={flow.id} qrSvgDataUri={dataUri} secret={formatSecret(secretBase32)} errors={errors} />), status);
-  }
-
-  r.get('/add-authenticator/:flowId/app/setup', { schema: { params: FlowParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'appSetup');
-    const user = (await store.users.findById(flow.user_id!))!;
-    return scanPage(request, reply, flow, data, user, []);
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/app/verify',
-    { schema: { params: FlowParams, body: CodeBody } },
-    async (request, reply) => {
-      const { flow, data } = await loadFlow(request, 'appSetup');
-      const user = (await store.users.findById(flow.user_id!))!;
-      const secretBase32 = secretBox.open(data.sealedTotp!, `self-service:${flow.id}`);
-      const step = checkTotp(secretBase32, request.body.code ?? '', now(), -1);
-      if (step === undefined) {
-        return scanPage(request, reply, flow, data, user, [{ field: 'code', message: 'The code is not right. Enter the 6-digit code your app shows now' }], 400);
-      }
-      const authenticatorId = randomToken(12);
-      const t = now();
-      const done = await completeSelfServiceEnrolment(app, request, { flow, data, user }, {
-        choice: 'app',
-        what: 'authenticator app',
-        add: async (tx) => {
-          await tx.authenticators.insert({
-            id: authenticatorId,
-            user_id: user.id,
-            type: TOTP_TYPE,
-            credential_id: `totp:${authenticatorId}`,
-            public_key: '',
-            counter: 0,
-            transports: '[]',
-            aaguid: '',
-            // Sealed under the authenticator's own id: the ciphertext can't be moved to another row. The step just
-            // used can't be used again to sign in.
-            config: kinds.serializeConfig(TOTP_TYPE, { sealedSecret: secretBox.seal(secretBase32, `totp:${authenticatorId}`), lastStep: step }),
-            backup_eligible: 0,
-            backed_up: 0,
-            attestation_format: 'none',
-            name: 'Authenticator app',
-            created_at: t,
-            last_used_at: null,
-            issued_by: null,
-          });
-          await tx.users.setPasswordHash(user.id, data.passwordHash!, t);
-          await audit(app, request, { event: 'totp.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { via: 'self-service' } }, tx);
-          return authenticatorId;
-        },
-      });
-      return reply.redirect(done, 303);
-    },
-  );
-
-  // ------------------------------------------------------------ linked work account
-
-  const ProviderParams = Type.Object({ flowId: Id, provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
-  const LinkedFinishQuery = Type.Object({ link: Type.Optional(Id) });
-  const providerById = (id: string) => {
-    const provider = config.upstreamProviders.find((p) => p.id === id);
-    if (!provider) throw appError('not_found', 'That kind of account cannot be linked here.');
-    return provider;
-  };
-  // This page's form answers with a redirect to the provider, and Chromium applies CSP form-action to every
-  // redirect of a form's navigation: with 'self' alone the browser refuses to leave for the provider.
-  const allowFormToProvider = async (reply: FastifyReply, providerId: string) => {
-    const csp = reply.getHeader('content-security-policy');
-    if (typeof csp !== 'string') return;
-    const origins = await linkedAccounts.authorizationOrigins(providerId);
-    reply.header('content-security-policy', csp.replace(/form-action ([^;]*)/, (_, sources: string) => `form-action ${sources} ${origins.join(' ')}`));
-  };
-
-  r.get('/add-authenticator/:flowId/linked/:provider', { schema: { params: ProviderParams } }, async (request, reply) => {
-    const { flow, data } = await loadFlow(request, 'choose');
-    const provider = providerById(request.params.provider);
-    await allowFormToProvider(reply, provider.id);
-    return html(reply, renderPage(<ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={[]} />));
-  });
-
-  r.post(
-    '/add-authenticator/:flowId/linked/:provider',
-    { schema: { params: ProviderParams, body: ConfirmBody } },
-    async (request, reply) => {
-      const { flow, data } = await loadFlow(request, 'choose');
-      const provider = providerById(request.params.provider);
-      if (request.body.confirm !== 'yes') {
-        const errors = [{ field: 'confirm', message: `Select the box to confirm only you have access to this ${provider.name} account` }];
-        const page = <ConfirmOnlyYouPage {...base(request, data)} flowId={flow.id} kind="linked" providerId={provider.id} providerName={provider.name} errors={errors} />;
-        await allowFormToProvider(reply, provider.id);
-        return html(reply, renderPage(page), 400);
-      }
-      const url = await linkedAccounts.start(provider.id, {
-        purpose: 'link',
-        bindingHash: request.bindingHash,
-        linkFlowId: flow.id,
-        returnTo: `/add-authenticator/${flow.id}/linked/${provider.id}/finish`,
-      });
-      return reply.redirect(url, 303);
-    },
-  );
-
-  // The upstream provider sent the person back (src/strategies/linkedAccount): link what it vouched for to the
-  // profile this flow checked.
-  r.get(
-    '/add-authenticator/:flowId/linked/:provider/finish',
-    { schema: { params: ProviderParams, querystring: LinkedFinishQuery } },
-    async (request, reply) => {
-      const enrolment = await loadSelfServiceEnrolment(app, request);
-      const { flow, user } = enrolment;
-      const provider = providerById(request.params.provider);
-      const done = await completeSelfServiceEnrolment(app, request, enrolment, {
-        choice: `linked:${provider.id}`,
-        what: `${provider.name} account`,
-        add: async (tx) => {
-          const vouched = await linkedAccounts.takeLink(tx, request.query.link ?? '', flow.id, provider.id, request.bindingHash);
-          if (!vouched) throw appError('flow_expired');
-          const { authenticator, created } = await linkedAccounts.linkAccount(tx, user.id, vouched.provider, vouched.issuer, vouched.subject, now());
-          // linkAccount leaves the audit to its caller (as passkey.added and totp.added are written on the other branches).
-          if (created) {
-            const detail = { provider: vouched.provider.id, via: 'self-service' };
-            await audit(app, request, { event: 'linked_account.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail }, tx);
-          }
-          return authenticator.id;
-        },
-      });
-      return reply.redirect(done, 303);
     },
   );
 

@@ -241,6 +241,19 @@ describe('self-service: add an authenticator', () => {
     expect((await browser.get(`${base}/choose`)).statusCode).toBe(410);
   });
 
+  it("answers an app's page reached before the one before it is done with the same start-again page", async () => {
+    await person();
+    const { browser, base } = await verified();
+    for (const path of ['/app/password', '/app/setup']) {
+      const early = await browser.get(`${base}${path}`);
+      expect(early.statusCode).toBe(410);
+      expect(early.body).toContain('These steps must be done in order. Start again.');
+    }
+    await browser.postForm(`${base}/app`, { confirm: 'yes' });
+    expect((await browser.get(`${base}/app/password`)).statusCode).toBe(200);
+    expect((await browser.get(`${base}/app/setup`)).statusCode).toBe(410);
+  });
+
   it('adds an authenticator app with a password, then signs in with both; codes work once', async () => {
     const user = await person();
     const { browser, base } = await verified();

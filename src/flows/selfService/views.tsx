@@ -12,7 +12,8 @@ import type { NationalIdFormat } from '../../users/nationalId.js';
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_SECONDS } from './limits.js';
 
-interface Base {
+/** What every self-service page needs; a kind's own pages (src/strategies/<kind>/) take it too. */
+export interface Base {
   config: Config;
   csrfToken: string;
   /** Started from Login and security settings: no identity check (two steps, not four), and the first Back goes there. */
@@ -23,12 +24,12 @@ interface Base {
  * The steps as people count them: the identity check's details and code, then the choice and the setting up. From
  * settings the person is already known, so only the last two remain.
  */
-type Step = 'details' | 'code' | 'choose' | 'set-up';
+export type Step = 'details' | 'code' | 'choose' | 'set-up';
 const STEPS: Step[] = ['details', 'code', 'choose', 'set-up'];
 const SETTINGS_STEPS: Step[] = ['choose', 'set-up'];
 
 /** A page of the flow, with its GOV.UK Back link (to the page before) and its step caption above the heading. */
-function Page(props: Base & { title: string; page?: string; children: ComponentChildren; data?: Record<string, string>; back?: string; step?: Step }) {
+export function Page(props: Base & { title: string; page?: string; children: ComponentChildren; data?: Record<string, string>; back?: string; step?: Step }) {
   const steps = props.fromSettings ? SETTINGS_STEPS : STEPS;
   const n = props.step ? steps.indexOf(props.step) + 1 : 0;
   return (
@@ -200,118 +201,22 @@ export function ChoosePage(m: Base & { flowId: string; choices: SelfServiceChoic
   );
 }
 
-export function PasskeyPage(m: Base & { flowId: string }) {
+/** A kind's first page: what comes next, and the box that confirms only the person has the authenticator. */
+export function ConfirmOnlyYouPage(m: Base & { flowId: string; title: string; action: string; confirmLabel: string; errors: FieldError[]; children: ComponentChildren }) {
   return (
-    <Page {...m} title="Add a passkey" page="self-service-passkey" back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
-      <h1>Add a passkey</h1>
-      <ErrorSummary />
-      <StatusRegion />
-      <NoScript />
-      <ul>
-        <li>Your device needs a screen lock: fingerprint, face, PIN, passcode or pattern.</li>
-        <li>To use a phone or tablet with this computer, turn on Bluetooth on both.</li>
-        <li>
-          A Windows device already registered with Windows Hello cannot register a passkey as well: choose “Another phone or tablet” and scan the QR code with an
-          iPhone, iPad or Android phone instead.
-        </li>
-      </ul>
-      <form id="self-service-passkey-form" method="post" action={`/add-authenticator/${m.flowId}/passkey`} novalidate>
-        <CsrfField token={m.csrfToken} />
-        <div class="field">
-          <label for="name">
-            Name your passkey <span class="hint">For example "Work laptop" or "My iPhone".</span>
-          </label>
-          <input type="text" id="name" name="name" maxLength={64} />
-        </div>
-        <PlacementChoice legend="Where do you want to save your passkey?" />
-        <button type="submit">Set up passkey</button>
-      </form>
-    </Page>
-  );
-}
-
-export function ConfirmOnlyYouPage(m: Base & { flowId: string; kind: 'app' | 'linked'; providerName?: string; providerId?: string; errors: FieldError[] }) {
-  const app = m.kind === 'app';
-  const title = app ? 'Register an authenticator app' : `Register your ${m.providerName} account`;
-  const action = app ? `/add-authenticator/${m.flowId}/app` : `/add-authenticator/${m.flowId}/linked/${m.providerId}`;
-  return (
-    <Page {...m} title={title} back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
-      <h1>{title}</h1>
+    <Page {...m} title={m.title} back={`/add-authenticator/${m.flowId}/choose`} step="set-up">
+      <h1>{m.title}</h1>
       <ErrorSummary fields={m.errors} />
-      {app ? (
-        <>
-          <p>Make sure an authenticator app, such as Microsoft Authenticator or Google Authenticator, is installed on your phone.</p>
-          <p>When you sign in with it, you use both a password and a code from the app. Next you create the password, then scan a QR code with the app.</p>
-        </>
-      ) : (
-        <p>
-          You will go to the {m.providerName} sign-in page. Sign in with your {m.providerName} email address and password; you then come back here.
-        </p>
-      )}
-      <form method="post" action={action}>
+      {m.children}
+      <form method="post" action={m.action}>
         <CsrfField token={m.csrfToken} />
-        <ConfirmCheckbox
-          label={app ? 'I confirm only I have access to this authenticator app' : `I confirm only I have access to this ${m.providerName} account`}
-          error={m.errors.find((e) => e.field === 'confirm')?.message}
-        />
+        <ConfirmCheckbox label={m.confirmLabel} error={m.errors.find((e) => e.field === 'confirm')?.message} />
         <button type="submit">Continue</button>
       </form>
     </Page>
   );
 }
 
-export function PasswordPage(m: Base & { flowId: string; errors: FieldError[] }) {
-  return (
-    <Page {...m} title="Create a password" back={`/add-authenticator/${m.flowId}/app`} step="set-up">
-      <h1>Create a password</h1>
-      <ErrorSummary fields={m.errors} />
-      <p>You will use this password with a code from your authenticator app. It must be at least 8 characters and not a common password.</p>
-      <form method="post" action={`/add-authenticator/${m.flowId}/app/password`} novalidate>
-        <CsrfField token={m.csrfToken} />
-        <Field id="password" label="Password" errors={m.errors}>
-          <input type="password" id="password" name="password" autoComplete="new-password" maxLength={256} />
-        </Field>
-        <Field id="confirmPassword" label="Confirm password" errors={m.errors}>
-          <input type="password" id="confirmPassword" name="confirmPassword" autoComplete="new-password" maxLength={256} />
-        </Field>
-        <button type="submit">Continue</button>
-      </form>
-    </Page>
-  );
-}
-
-export function ScanPage(m: Base & { flowId: string; qrSvgDataUri: string; secret: string; errors: FieldError[] }) {
-  return (
-    <Page {...m} title="Set up your authenticator app" back={`/add-authenticator/${m.flowId}/app/password`} step="set-up">
-      <h1>Set up your authenticator app</h1>
-      <ErrorSummary fields={m.errors} />
-      <ol class="steps">
-        <li>Open your authenticator app and add an account (often a + button).</li>
-        <li>Scan this QR code with the app.</li>
-        <li>Enter the 6-digit code the app shows.</li>
-      </ol>
-      <img src={m.qrSvgDataUri} alt="QR code to scan with your authenticator app" width={200} height={200} class="qr" />
-      <details>
-        <summary>Cannot scan the QR code?</summary>
-        <p>Enter this key in your app instead (time-based, 6 digits):</p>
-        <p>
-          <code class="totp-secret" id="totp-secret">
-            {m.secret}
-          </code>
-        </p>
-      </details>
-      <form method="post" action={`/add-authenticator/${m.flowId}/app/verify`} novalidate>
-        <CsrfField token={m.csrfToken} />
-        <Field id="code" label="Code from your authenticator app" errors={m.errors}>
-          <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
-        </Field>
-        <button type="submit">Submit</button>
-      </form>
-    </Page>
-  );
-}
-
-/** `next.service`: a service's step-up sent them here, and `next.href` goes back to it. */
 export function DonePage(m: Base & { what: string; next: { href: string; label: string; service?: string } }) {
   return (
     <Page {...m} title="Authenticator added">

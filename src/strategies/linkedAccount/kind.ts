@@ -6,6 +6,8 @@
  */
 import { Type } from 'typebox';
 import { defineKind } from '../authenticatorKind.js';
+import { linkedAccountRoutes } from './routes.js';
+import { linkedAccountSelfServiceRoutes } from './selfServiceRoutes.js';
 
 export const LINKED_ACCOUNT_TYPE = 'linked-account';
 
@@ -33,4 +35,9 @@ export const linkedAccountKind = defineKind({
       path: (flowId: string) => `/add-authenticator/${flowId}/linked/${p.id}`,
     })),
   auditEvents: { 'linked_account.added': 'Work account linked' },
+  // The provider's callback and sign-in, then the self-service pages that link an account.
+  async routes(app) {
+    await app.register(linkedAccountRoutes);
+    await app.register(linkedAccountSelfServiceRoutes);
+  },
 });

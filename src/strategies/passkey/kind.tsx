@@ -6,6 +6,7 @@
 import { Type } from 'typebox';
 import { defineKind, type Aal, type Assurance } from '../authenticatorKind.js';
 import { PasskeyProvider, SyncBadge } from '../../flows/settings/views.js';
+import { passkeySelfServiceRoutes } from './selfServiceRoutes.js';
 
 export const PASSKEY_TYPE = 'passkey';
 
@@ -55,6 +56,8 @@ export const passkeyKind = defineKind({
     },
   ],
   agentIssuable: true,
+  // Its self-service pages (/add-authenticator/:flowId/passkey…).
+  routes: passkeySelfServiceRoutes,
   auditEvents: {
     'passkey.added': 'Passkey added',
     'passkey.renamed': 'Passkey renamed',

@@ -6,6 +6,7 @@
  */
 import { Type } from 'typebox';
 import { defineKind } from '../authenticatorKind.js';
+import { passwordSignInRoutes } from './routes.js';
 
 export const passwordKind = defineKind({
   type: 'password',
@@ -15,4 +16,6 @@ export const passwordKind = defineKind({
   stepUp: 'none',
   display: () => ({ label: 'Password' }),
   settingsSection: 'others',
+  // Password + app sign-in (/signin/password): a password signs in only with an app today.
+  routes: passwordSignInRoutes,
 });

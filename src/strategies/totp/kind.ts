@@ -5,6 +5,7 @@
  */
 import { Type } from 'typebox';
 import { defineKind } from '../authenticatorKind.js';
+import { totpSelfServiceRoutes } from './selfServiceRoutes.js';
 
 export const TOTP_TYPE = 'totp';
 
@@ -36,4 +37,6 @@ export const totpKind = defineKind({
     if (!(await tx.authenticators.listForUser(user.id)).some((a) => a.type === TOTP_TYPE)) await tx.users.setPasswordHash(user.id, null, now);
   },
   auditEvents: { 'totp.added': 'Authenticator app added' },
+  // Its self-service pages (/add-authenticator/:flowId/app…).
+  routes: totpSelfServiceRoutes,
 });
