@@ -567,18 +567,20 @@ export function ChooseTypePage(m: AdminContext & { user: User; error?: string | 
         Back to {m.user.display_name}’s authenticators
       </a>
       <h1>Select authenticator type</h1>
-      <ErrorSummary fields={m.error ? [{ field: 'type-passkey', message: m.error }] : []} />
+      <ErrorSummary fields={m.error ? [{ field: `type-${m.kinds.agentIssuable()[0]?.type ?? 'passkey'}`, message: m.error }] : []} />
       <form method="post" action={`/admin/users/${m.user.id}/issue`}>
         <CsrfField token={m.csrfToken} />
         <fieldset class="radios">
           <legend>Which authenticator do you want to issue to {m.user.display_name}?</legend>
-          <div class="radio">
-            <input type="radio" id="type-passkey" name="type" value="passkey" />
-            <label for="type-passkey">
-              Passkey
-              <span class="hint">On the person’s phone, tablet, computer or security key. They sign in with their fingerprint, face, PIN or screen lock.</span>
-            </label>
-          </div>
+          {m.kinds.agentIssuable().map((k) => (
+            <div class="radio">
+              <input type="radio" id={`type-${k.type}`} name="type" value={k.type} />
+              <label for={`type-${k.type}`}>
+                {k.agentIssue!.label}
+                <span class="hint">{k.agentIssue!.hint}</span>
+              </label>
+            </div>
+          ))}
         </fieldset>
         <button type="submit">Continue</button>
       </form>

@@ -92,8 +92,8 @@ export interface AuthenticatorKind<S extends TSchema = TSchema> {
   removeWarning?: string;
   /** Options this kind offers on the self-service choice page (none: not added that way). */
   selfServiceChoices?(config: Config): SelfServiceChoice[];
-  /** Whether a registration authority agent may issue it (by link, code or email). */
-  readonly agentIssuable?: boolean;
+  /** How a registration authority agent issues it (the console's "Select authenticator type" page); none: agents can't. */
+  readonly agentIssue?: { label: string; hint: string; path: (userId: string) => string };
   /** Runs in the removal's transaction after the row is gone (the last app takes the password with it). */
   onRemoved?(tx: Store, user: User, authenticator: Authenticator, now: number): Promise<void>;
   /** Words people read in activity lists, for this kind's own audit events. */

@@ -108,7 +108,7 @@ export class KindRegistry {
 
   /** Kinds an agent may issue. */
   agentIssuable(): AnyKind[] {
-    return this.all().filter((k) => k.agentIssuable);
+    return this.all().filter((k) => k.agentIssue);
   }
 
   /** What removing an authenticator takes with it (its kind's onRemoved), in the removal's transaction. */

@@ -67,8 +67,9 @@ export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
 
   r.post('/admin/users/:id/issue', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: ChooseTypeBody } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
-    if (request.body.type !== 'passkey') return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} error="Select an authenticator type" />), 400);
-    return reply.redirect(`/admin/users/${user.id}/issue/passkey`, 303);
+    const kind = app.latchkey.kinds.agentIssuable().find((k) => k.type === request.body.type);
+    if (!kind) return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} error="Select an authenticator type" />), 400);
+    return reply.redirect(kind.agentIssue!.path(user.id), 303);
   });
 
   r.get('/admin/users/:id/issue/passkey', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
@@ -107,6 +108,7 @@ export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
       const removed = await store.transaction(async (tx) => {
         if (!(await tx.authenticators.remove(user.id, authenticator.id))) return false;
         const ended = await tx.sessions.deleteForAuthenticator(user.id, authenticator.id);
+        await app.latchkey.kinds.removed(tx, user, authenticator, now());
         // Pending means no passkey (seed 003): a person left without one needs a new link or code.
         if (user.status === 'enrolled' && (await tx.authenticators.countForUser(user.id)) === 0) await tx.users.setStatus(user.id, 'pending', now());
         await audit(

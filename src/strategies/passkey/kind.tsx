@@ -55,7 +55,11 @@ export const passkeyKind = defineKind({
       path: (flowId) => `/add-authenticator/${flowId}/passkey`,
     },
   ],
-  agentIssuable: true,
+  agentIssue: {
+    label: 'Passkey',
+    hint: 'On the person’s phone, tablet, computer or security key. They sign in with their fingerprint, face, PIN or screen lock.',
+    path: (userId) => `/admin/users/${userId}/issue/passkey`,
+  },
   // Its self-service pages (/add-authenticator/:flowId/passkey…).
   routes: passkeySelfServiceRoutes,
   auditEvents: {
