@@ -178,13 +178,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   app.get('/', async (request, reply) => reply.redirect(request.auth ? '/settings' : '/signin'));
   app.get('/healthz', async () => ({ status: 'ok' }));
-  await app.register(signInRoutes);
-  await app.register(signUpRoutes);
-  await app.register(enrolmentRoutes);
-  await app.register(settingsRoutes);
-  await app.register(reauthRoutes);
-  await app.register(adminRoutes);
-  await app.register(servicesRoutes);
+  for (const feature of [signInRoutes, signUpRoutes, enrolmentRoutes, settingsRoutes, reauthRoutes, adminRoutes, servicesRoutes]) await app.register(feature);
   // Each kind's own endpoints (sign-in, step-up or enrolment pages it serves
   // itself), registered where the linked-account routes were, before oidcRoutes.
   for (const kind of latchkey.kinds.all()) if (kind.routes) await app.register(kind.routes);

@@ -14,7 +14,7 @@ import { Secret, TOTP } from 'otpauth';
 import { hashPassword } from '../src/strategies/password/passwords.js';
 import { newTotpSecret } from '../src/strategies/totp/totp.js';
 import { createUser } from '../src/users/createUser.js';
-import { createTestApp, testConfig, TestBrowser } from './support/app.js';
+import { createTestApp, insertApp, testConfig, TestBrowser } from './support/app.js';
 import { testDatabases } from './support/databases.js';
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64url');
@@ -79,10 +79,7 @@ describe('a stored sealed value that does not open while serving', () => {
       const secret = newTotpSecret();
       const id = 'app-tampered';
       // Sealed for another row and moved here (as a tampered database would hold it): the key is right, the value is not.
-      await store.authenticators.insert({
-        id, user_id: user.id, type: 'totp', credential_id: `totp:${id}`, public_key: secretBox.seal(secret, 'totp:another-row'), counter: 0, transports: '[]',
-        aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: '', name: 'App', created_at: now(), last_used_at: null,
-      });
+      await insertApp(store, secretBox, { id, user_id: user.id, config: JSON.stringify({ sealedSecret: secretBox.seal(secret, 'totp:another-row'), lastStep: 0 }) }, secret);
       await store.users.setStatus(user.id, 'enrolled', now());
       const browser = new TestBrowser(t.app);
       await browser.get('/signin');

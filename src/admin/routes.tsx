@@ -38,11 +38,5 @@ export async function adminRoutes(app: FastifyInstance) {
     },
   });
 
-  await app.register(consoleUsersRoutes);
-  await app.register(consoleRolesRoutes);
-  await app.register(consoleAuthenticatorsRoutes);
-  await app.register(consoleEnrolmentsRoutes);
-  await app.register(consoleAuditRoutes);
-  await app.register(consoleTemplatesRoutes);
-  await app.register(consoleServicesRoutes);
+  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes]) await app.register(resource);
 }

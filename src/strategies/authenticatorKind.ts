@@ -111,6 +111,9 @@ export function defineKind<S extends TSchema>(kind: AuthenticatorKind<S>): Authe
   return kind;
 }
 
+/** The passkey columns as every other kind leaves them: spread into a new row of a kind that keeps its data in `config`. */
+export const NO_PASSKEY_COLUMNS = { public_key: '', counter: 0, transports: '[]', aaguid: '', backup_eligible: 0, backed_up: 0, attestation_format: 'none' } as const;
+
 /** Each kind's schema compiled once: configuration is read on the sign-in path. */
 const validators = new WeakMap<TSchema, Validator>();
 

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/index.js';
 import type { Authenticator } from '../db/schema.js';
 import { defaultKinds } from './defaultKinds.js';
 import { KindRegistry } from './kindRegistry.js';
+import { NO_PASSKEY_COLUMNS } from './authenticatorKind.js';
 import { passkeyAssurance } from './passkey/kind.js';
 
 const config = loadConfig({
@@ -26,13 +27,7 @@ function row(type: string, fields: Partial<Authenticator> = {}): Authenticator {
     user_id: 'u',
     type,
     credential_id: `c${n}`,
-    public_key: '',
-    counter: 0,
-    transports: '[]',
-    aaguid: '',
-    backup_eligible: 0,
-    backed_up: 0,
-    attestation_format: 'none',
+    ...NO_PASSKEY_COLUMNS,
     config: '{}',
     name: type,
     created_at: 0,

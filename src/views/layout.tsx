@@ -102,6 +102,22 @@ export function NoScript() {
 }
 
 /** Three ways to place a passkey, as the seeds describe them (NHS login, broker portal). */
+/** The passkey's name, where to save it, and the button: the fields of every page a person sets up a passkey on. */
+export function PasskeySetUpFields(props: { hint: string }) {
+  return (
+    <>
+      <div class="field">
+        <label for="name">
+          Name your passkey <span class="hint">{props.hint}</span>
+        </label>
+        <input type="text" id="name" name="name" maxLength={64} />
+      </div>
+      <PlacementChoice legend="Where do you want to save your passkey?" />
+      <button type="submit">Set up passkey</button>
+    </>
+  );
+}
+
 export function PlacementChoice(props: { name?: string; legend: string }) {
   const name = props.name ?? 'placement';
   return (
@@ -144,6 +160,15 @@ export function formatTime(ms: number | null): string {
  * sits between label and input, and the error summary links to the input's id.
  * Children may be a function of "is invalid" to set aria-invalid on the input.
  */
+/** The six-digit code field (an emailed code, an authenticator app's), with its label and any error. */
+export function CodeField(props: { label: string; errors: FieldError[] }) {
+  return (
+    <Field id="code" label={props.label} errors={props.errors}>
+      <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
+    </Field>
+  );
+}
+
 export function Field(props: {
   id: string;
   label: string;

@@ -25,7 +25,7 @@ import { flowDataReader } from '../flows/flowMachine.js';
 import { verifyAssertion } from './verifyAssertion.js';
 import { standInFor } from './standInKey.js';
 import { credentialVerifierFromCose } from './coseKey.js';
-import { defaultPasskeyName } from './passkeyNames.js';
+import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
 import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
 
 /** Where the person wants the passkey: drives WebAuthn `hints` and `authenticatorAttachment`. */
@@ -118,6 +118,15 @@ export class WebAuthn {
     return flow;
   }
 
+  /** Registration options for one more passkey of an existing person: the ones they have are excluded, and the ceremony records them. */
+  async startRegistrationFor(
+    user: Pick<User, 'id' | 'email' | 'display_name'>,
+    args: { flowType: string; bindingHash: string; placement: PasskeyPlacement; data?: object },
+  ): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const existing = await this.store.authenticators.listForUser(user.id);
+    return this.startRegistration({ ...args, user: { id: user.id, email: user.email, displayName: user.display_name }, existing, persistUserId: user.id });
+  }
+
   async startRegistration(args: {
     flowType: string;
     bindingHash: string;
@@ -151,6 +160,11 @@ export class WebAuthn {
   }
 
   /** Verify a registration response and return the authenticator to store (the caller stores it in its transaction). */
+  /** Finish a ceremony startRegistrationFor began, with the name the person typed (cleaned) or one made for them. */
+  finishRegistrationFor(userId: string, args: { flowType: string; bindingHash: string; response: RegistrationResponseJSON; typedName?: string }): Promise<FinishedRegistration> {
+    return this.finishRegistration({ flowType: args.flowType, bindingHash: args.bindingHash, response: args.response, name: cleanPasskeyName(args.typedName), userId });
+  }
+
   async finishRegistration(args: {
     flowType: string;
     bindingHash: string;

@@ -18,7 +18,7 @@ import { safeNext } from '../../src/flows/signin/routes.js';
 import { html } from '../../src/http/replies.js';
 import { Csrf, Id } from '../../src/http/schemas.js';
 import { startSession } from '../../src/plugins/sessions.js';
-import { defineKind, readKindConfig } from '../../src/strategies/authenticatorKind.js';
+import { defineKind, NO_PASSKEY_COLUMNS, readKindConfig } from '../../src/strategies/authenticatorKind.js';
 import { CsrfField } from '../../src/views/layout.js';
 import { renderPage } from '../../src/views/render.js';
 
@@ -64,13 +64,7 @@ async function fakeTokenRoutes(app: FastifyInstance) {
           user_id: user.id,
           type: FAKE_TOKEN_TYPE,
           credential_id: `fake-token:${serial}`,
-          public_key: '',
-          counter: 0,
-          transports: '[]',
-          aaguid: '',
-          backup_eligible: 0,
-          backed_up: 0,
-          attestation_format: 'none',
+          ...NO_PASSKEY_COLUMNS,
           config: app.latchkey.kinds.serializeConfig(FAKE_TOKEN_TYPE, { serial, pinHash: pinHash(serial, pin) }),
           name: `Token ${serial}`,
           created_at: now(),

@@ -13,6 +13,7 @@ import { hashToken } from '../../src/crypto.js';
 import type { Store } from '../../src/db/store.js';
 import type { NewAuthenticator } from '../../src/db/schema.js';
 import type { SecretBox } from '../../src/secretBox.js';
+import { NO_PASSKEY_COLUMNS } from '../../src/strategies/authenticatorKind.js';
 
 export const TEST_ORIGIN = 'http://localhost:3000';
 
@@ -137,13 +138,7 @@ export async function insertApp(store: Store, secretBox: SecretBox, fields: Pick
   await store.authenticators.insert({
     type: 'totp',
     credential_id: `totp:${fields.id}`,
-    public_key: '',
-    counter: 0,
-    transports: '[]',
-    aaguid: '',
-    backup_eligible: 0,
-    backed_up: 0,
-    attestation_format: 'none',
+    ...NO_PASSKEY_COLUMNS,
     config: JSON.stringify({ sealedSecret: secretBox.seal(secret, `totp:${fields.id}`), lastStep: 0 }),
     name: 'Authenticator app',
     created_at: Date.now(),

@@ -134,14 +134,21 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     },
   );
 
+  /** Another person's enrolment link or code of one of `types`, or 404. */
+  async function loadEnrolment(request: FastifyRequest, params: { id: string; flowId: string }, types: readonly string[]) {
+    const user = await loadOtherUser(request, params.id);
+    const flow = await store.flows.findById(params.flowId);
+    if (!flow || flow.user_id !== user.id || !types.includes(flow.type)) throw appError('not_found', types.length === 1 ? 'That link was not found.' : 'That link or code was not found.');
+    return { user, flow };
+  }
+
   // "Send by email" beside a generated link: the agent's page holds the token, the server only its hash.
   r.post(
     '/admin/users/:id/enrolments/:flowId/email',
     { config: { permission: 'authenticators.issue' }, schema: { params: FlowParams, body: EmailLinkBody } },
     async (request, reply) => {
-      const user = await loadOtherUser(request, request.params.id);
-      const flow = await store.flows.findById(request.params.flowId);
-      if (!flow || flow.user_id !== user.id || flow.type !== INVITE_FLOW || !safeEqual(flow.lookup, hashToken(request.body.token))) throw appError('not_found', 'That link was not found.');
+      const { user, flow } = await loadEnrolment(request, request.params, [INVITE_FLOW]);
+      if (!safeEqual(flow.lookup, hashToken(request.body.token))) throw appError('not_found', 'That link was not found.');
       if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('invite_revoked', 'That link can no longer be used: generate a new one.');
       const link = `${config.origin}/enrol/${request.body.token}`;
       const templateId = await sendEnrolmentEmail(user, link, flow.expires_at, request.body.template);
@@ -163,9 +170,7 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     '/admin/users/:id/enrolments/:flowId/revoke',
     { config: { permission: 'authenticators.issue' }, schema: { params: FlowParams, body: CsrfBody } },
     async (request, reply) => {
-      const user = await loadOtherUser(request, request.params.id);
-      const flow = await store.flows.findById(request.params.flowId);
-      if (!flow || flow.user_id !== user.id || !ENROLMENT_FLOWS.includes(flow.type)) throw appError('not_found', 'That link or code was not found.');
+      const { user, flow } = await loadEnrolment(request, request.params, ENROLMENT_FLOWS);
       const revoked = await store.transaction(async (tx) => {
         if (!(await tx.flows.revoke(flow.id, now()))) return false;
         await audit(app, request, { event: 'enrolment.revoked', subjectUserId: user.id, detail: { flowId: flow.id } }, tx);

@@ -15,7 +15,6 @@ import { startSession } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
-import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { addedBy, sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { enrolmentData, ENROLMENT_FLOWS, findInvite, loadUsableInvite, redeemCode } from './invites.js';
 import { EnrolCodePage, EnrolledPage, EnrolPage } from './views.js';
@@ -23,6 +22,7 @@ import type { FieldError } from '../../errors.js';
 import { checkEmailAddress } from '../../users/emailAddress.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
+import { Csrf } from '../../http/schemas.js';
 
 export const ENROL_CEREMONY = 'enrol';
 /** The passkey ceremony started from an invite: it may finish only that invite. */
@@ -37,7 +37,7 @@ const VerifyBody = Type.Object({
 });
 
 const CodeBody = Type.Object({
-  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  ...Csrf,
   email: Type.Optional(Type.String({ maxLength: 2000 })),
   code: Type.Optional(Type.String({ maxLength: 200 })),
 });
@@ -113,16 +113,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     async (request) => {
       const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const user = (await store.users.findById(invite.user_id!))!;
-      const existing = await store.authenticators.listForUser(user.id);
-      const options = await webauthn.startRegistration({
-        flowType: ENROL_CEREMONY,
-        bindingHash: request.bindingHash,
-        user: { id: user.id, email: user.email, displayName: user.display_name },
-        existing,
-        placement: request.body.placement,
-        persistUserId: user.id,
-        data: { inviteId: invite.id },
-      });
+      const options = await webauthn.startRegistrationFor(user, { flowType: ENROL_CEREMONY, bindingHash: request.bindingHash, placement: request.body.placement, data: { inviteId: invite.id } });
       return { options };
     },
   );
@@ -135,13 +126,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       const ceremony = await webauthn.peekFlow(ENROL_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
       if (enrolCeremony.read(ceremony)?.inviteId !== invite.id) throw appError('challenge_invalid');
       const user = (await store.users.findById(invite.user_id!))!;
-      const { authenticator } = await webauthn.finishRegistration({
-        flowType: ENROL_CEREMONY,
-        bindingHash: request.bindingHash,
-        response: request.body.response as RegistrationResponseJSON,
-        name: cleanPasskeyName(request.body.name),
-        userId: user.id,
-      });
+      const { authenticator } = await webauthn.finishRegistrationFor(user.id, { flowType: ENROL_CEREMONY, bindingHash: request.bindingHash, response: request.body.response as RegistrationResponseJSON, typedName: request.body.name });
       const issued = enrolmentData(invite);
       await store.transaction(async (tx) => {
         // Consumed here and only here: by the registration that succeeds, atomically with storing its passkey.

@@ -1,7 +1,7 @@
 import type { Config } from '../../config/index.js';
 import type { User } from '../../db/schema.js';
 import type { FieldError } from '../../errors.js';
-import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, PasskeySetUpFields, StatusRegion } from '../../views/layout.js';
 import { describeDuration } from '../../views/describeDuration.js';
 
 export function EnrolPage(props: { config: Config; csrfToken: string; user: User; noScript?: boolean }) {
@@ -31,14 +31,7 @@ export function EnrolPage(props: { config: Config; csrfToken: string; user: User
       </details>
       <form id="enrol-form" method="post" novalidate>
         <CsrfField token={props.csrfToken} />
-        <div class="field">
-          <label for="name">
-            Name your passkey <span class="hint">For example "Work laptop" or "My iPhone". You will see this name in your settings.</span>
-          </label>
-          <input type="text" id="name" name="name" maxLength={64} />
-        </div>
-        <PlacementChoice legend="Where do you want to save your passkey?" />
-        <button type="submit">Set up passkey</button>
+        <PasskeySetUpFields hint={'For example "Work laptop" or "My iPhone". You will see this name in your settings.'} />
       </form>
       <p>If it does not work, you can try again: this link stays valid until your passkey is set up or the link expires.</p>
     </Layout>

@@ -30,6 +30,7 @@ import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
 import type { KindRegistry } from '../../strategies/kindRegistry.js';
 import type { Config } from '../../config/index.js';
 import type { Authenticator, User } from '../../db/schema.js';
+import { Csrf } from '../../http/schemas.js';
 
 export const REAUTH_FLOW = 'reauth';
 const VerifyBody = Type.Object({ response: AuthenticationResponseSchema });
@@ -37,7 +38,7 @@ const OptionsBody = Type.Object({}, { additionalProperties: false });
 const PageQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 200 })) });
 const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
 const PasswordBody = Type.Object({
-  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  ...Csrf,
   password: Type.Optional(Type.String({ maxLength: 1000 })),
   code: Type.Optional(Type.String({ maxLength: 100 })),
 });

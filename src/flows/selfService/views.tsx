@@ -7,7 +7,7 @@ import type { ComponentChildren } from 'preact';
 import type { Config } from '../../config/index.js';
 import type { FieldError } from '../../errors.js';
 import type { SelfServiceChoice } from '../../strategies/authenticatorKind.js';
-import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
+import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion, CodeField } from '../../views/layout.js';
 import type { NationalIdFormat } from '../../users/nationalId.js';
 import { describeDuration } from '../../views/describeDuration.js';
 import { EMAIL_CODE_SECONDS } from './limits.js';
@@ -150,9 +150,7 @@ export function CodePage(m: Base & { flowId: string; email: string; errors: Fiel
       <p>We have sent a 6-digit code to {m.email}. It works for {describeDuration(EMAIL_CODE_SECONDS)}.</p>
       <form method="post" action={`/add-authenticator/${m.flowId}/code`} novalidate>
         <CsrfField token={m.csrfToken} />
-        <Field id="code" label="Code" errors={m.errors}>
-          <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
-        </Field>
+        <CodeField label="Code" errors={m.errors} />
         <button type="submit">Continue</button>
       </form>
       {m.canResend ? (

@@ -19,6 +19,7 @@ import { RemovePage, RenamePage, SettingsPage } from './views.js';
 import { NoScriptForm } from '../../views/noScript.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { defineFlow } from '../flowMachine.js';
+import { Csrf } from '../../http/schemas.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
 /** Adding a passkey in settings: the name chosen on the form, kept with the ceremony. */
@@ -45,7 +46,7 @@ const AddVerifyBody = Type.Object({
 const PasskeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const SessionParams = Type.Object({ publicId: Type.String({ minLength: 1, maxLength: 64 }) });
 const FormBody = Type.Object({
-  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  ...Csrf,
   name: Type.Optional(Type.String({ maxLength: 2000 })),
   confirm: Type.Optional(Type.String({ maxLength: 16 })),
 });
@@ -107,16 +108,7 @@ export async function settingsRoutes(app: FastifyInstance) {
   r.post('/settings/passkeys/options', { schema: { body: AddOptionsBody } }, async (request) => {
     const { user } = requireAuth(request);
     if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
-    const existing = await store.authenticators.listForUser(user.id);
-    const options = await webauthn.startRegistration({
-      flowType: ADD_PASSKEY_FLOW,
-      bindingHash: request.bindingHash,
-      user: { id: user.id, email: user.email, displayName: user.display_name },
-      existing,
-      placement: request.body.placement,
-      persistUserId: user.id,
-      data: { name: request.body.name.trim() },
-    });
+    const options = await webauthn.startRegistrationFor(user, { flowType: ADD_PASSKEY_FLOW, bindingHash: request.bindingHash, placement: request.body.placement, data: { name: request.body.name.trim() } });
     return { options };
   });
 

@@ -28,6 +28,7 @@ import type { Store } from '../../db/store.js';
 import { AppError, appError, type ErrorCode } from '../../errors.js';
 import { defineFlow } from '../../flows/flowMachine.js';
 import { LINKED_ACCOUNT_TYPE } from './kind.js';
+import { NO_PASSKEY_COLUMNS } from '../authenticatorKind.js';
 
 export const OIDC_LOGIN_FLOW = 'oidc-login';
 export const LINKED_ACCOUNT_LINK_FLOW = 'linked-account-link';
@@ -344,14 +345,8 @@ export class LinkedAccounts {
       user_id: userId,
       type: LINKED_ACCOUNT_TYPE,
       credential_id: credentialId,
-      public_key: '',
-      counter: 0,
-      transports: '[]',
-      aaguid: '',
+      ...NO_PASSKEY_COLUMNS,
       config: JSON.stringify({ provider: provider.id }),
-      backup_eligible: 0,
-      backed_up: 0,
-      attestation_format: 'none',
       name: (name ?? provider.name).slice(0, 64),
       created_at: now,
       last_used_at: null,

@@ -14,7 +14,6 @@ import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { Id } from '../../http/schemas.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
-import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { completeSelfServiceEnrolment, loadSelfServiceEnrolment, selfServicePageBase } from '../../flows/selfService/kindEnrolment.js';
 import { SELF_SERVICE_PASSKEY_CEREMONY, selfServicePasskeyCeremony } from './selfServicePasskeyCeremony.js';
 import { PasskeyPage } from './selfServiceViews.js';
@@ -45,16 +44,7 @@ export async function passkeySelfServiceRoutes(app: FastifyInstance) {
     { schema: { params: FlowParams, body: PasskeyOptionsBody } },
     async (request) => {
       const { flow, user } = await loadSelfServiceEnrolment(app, request);
-      const existing = await app.latchkey.store.authenticators.listForUser(user.id);
-      const options = await webauthn.startRegistration({
-        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
-        bindingHash: request.bindingHash,
-        user: { id: user.id, email: user.email, displayName: user.display_name },
-        existing,
-        placement: request.body.placement,
-        persistUserId: user.id,
-        data: { selfServiceFlowId: flow.id },
-      });
+      const options = await webauthn.startRegistrationFor(user, { flowType: SELF_SERVICE_PASSKEY_CEREMONY, bindingHash: request.bindingHash, placement: request.body.placement, data: { selfServiceFlowId: flow.id } });
       return { options };
     },
   );
@@ -67,13 +57,7 @@ export async function passkeySelfServiceRoutes(app: FastifyInstance) {
       const { flow, user } = enrolment;
       const ceremony = await webauthn.peekFlow(SELF_SERVICE_PASSKEY_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
       if (selfServicePasskeyCeremony.read(ceremony)?.selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
-      const { authenticator } = await webauthn.finishRegistration({
-        flowType: SELF_SERVICE_PASSKEY_CEREMONY,
-        bindingHash: request.bindingHash,
-        response: request.body.response as RegistrationResponseJSON,
-        name: cleanPasskeyName(request.body.name),
-        userId: user.id,
-      });
+      const { authenticator } = await webauthn.finishRegistrationFor(user.id, { flowType: SELF_SERVICE_PASSKEY_CEREMONY, bindingHash: request.bindingHash, response: request.body.response as RegistrationResponseJSON, typedName: request.body.name });
       const done = await completeSelfServiceEnrolment(app, request, enrolment, {
         choice: 'passkey',
         what: 'passkey',

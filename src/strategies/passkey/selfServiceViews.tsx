@@ -1,5 +1,5 @@
 /** The self-service page that adds a passkey (src/strategies/passkey/selfServiceRoutes.tsx). */
-import { ErrorSummary, StatusRegion, NoScript, CsrfField, PlacementChoice } from '../../views/layout.js';
+import { ErrorSummary, StatusRegion, NoScript, CsrfField, PasskeySetUpFields } from '../../views/layout.js';
 import { Page, type Base } from '../../flows/selfService/views.js';
 
 export function PasskeyPage(m: Base & { flowId: string }) {
@@ -19,14 +19,7 @@ export function PasskeyPage(m: Base & { flowId: string }) {
       </ul>
       <form id="self-service-passkey-form" method="post" action={`/add-authenticator/${m.flowId}/passkey`} novalidate>
         <CsrfField token={m.csrfToken} />
-        <div class="field">
-          <label for="name">
-            Name your passkey <span class="hint">For example "Work laptop" or "My iPhone".</span>
-          </label>
-          <input type="text" id="name" name="name" maxLength={64} />
-        </div>
-        <PlacementChoice legend="Where do you want to save your passkey?" />
-        <button type="submit">Set up passkey</button>
+        <PasskeySetUpFields hint={'For example "Work laptop" or "My iPhone".'} />
       </form>
     </Page>
   );

@@ -27,9 +27,10 @@ import { checkSigninAllowed, loadSigninThrottle, recordSigninSuccess } from '../
 import type { Store } from '../../db/store.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import type { SecretBox } from '../../secretBox.js';
+import { Csrf } from '../../http/schemas.js';
 
 const Body = Type.Object({
-  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  ...Csrf,
   email: Type.Optional(Type.String({ maxLength: 2000 })),
   password: Type.Optional(Type.String({ maxLength: 1000 })),
   code: Type.Optional(Type.String({ maxLength: 100 })),

@@ -27,6 +27,7 @@ import { checkNewPassword, hashPassword } from '../password/passwords.js';
 import { checkTotp, formatSecret, newTotpSecret, totpUri } from './totp.js';
 import { TOTP_TYPE } from './kind.js';
 import { AppConfirmPage, PasswordPage, ScanPage } from './selfServiceViews.js';
+import { NO_PASSKEY_COLUMNS } from '../authenticatorKind.js';
 
 /** Where the person is in the app's pages: confirmed only they have it, then a password chosen and a secret made. */
 const AppProgress = Type.Union([
@@ -141,16 +142,10 @@ export async function totpSelfServiceRoutes(app: FastifyInstance) {
             user_id: user.id,
             type: TOTP_TYPE,
             credential_id: `totp:${authenticatorId}`,
-            public_key: '',
-            counter: 0,
-            transports: '[]',
-            aaguid: '',
+            ...NO_PASSKEY_COLUMNS,
             // Sealed under the authenticator's own id: the ciphertext can't be moved to another row. The step just
             // used can't be used again to sign in.
             config: app.latchkey.kinds.serializeConfig(TOTP_TYPE, { sealedSecret: secretBox.seal(secretBase32, `totp:${authenticatorId}`), lastStep: step }),
-            backup_eligible: 0,
-            backed_up: 0,
-            attestation_format: 'none',
             name: 'Authenticator app',
             created_at: t,
             last_used_at: null,

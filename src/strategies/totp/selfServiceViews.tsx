@@ -1,6 +1,6 @@
 /** The self-service pages that set up an authenticator app (src/strategies/totp/selfServiceRoutes.tsx). */
 import type { FieldError } from '../../errors.js';
-import { ErrorSummary, CsrfField, Field } from '../../views/layout.js';
+import { ErrorSummary, CsrfField, Field, CodeField } from '../../views/layout.js';
 import { ConfirmOnlyYouPage, Page, type Base } from '../../flows/selfService/views.js';
 
 export function PasswordPage(m: Base & { flowId: string; errors: FieldError[] }) {
@@ -45,9 +45,7 @@ export function ScanPage(m: Base & { flowId: string; qrSvgDataUri: string; secre
       </details>
       <form method="post" action={`/add-authenticator/${m.flowId}/app/verify`} novalidate>
         <CsrfField token={m.csrfToken} />
-        <Field id="code" label="Code from your authenticator app" errors={m.errors}>
-          <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
-        </Field>
+        <CodeField label="Code from your authenticator app" errors={m.errors} />
         <button type="submit">Submit</button>
       </form>
     </Page>
