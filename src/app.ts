@@ -24,6 +24,7 @@ import { ensureDefaultTemplate } from './admin/emailTemplates.js';
 import { SecretBox } from './secretBox.js';
 import { AltchaCaptcha, type Captcha } from './captcha/captcha.js';
 import type { AnyKind } from './strategies/authenticatorKind.js';
+import { Trust } from './webauthn/trust.js';
 import { KindRegistry } from './strategies/kindRegistry.js';
 import { defaultKinds } from './strategies/defaultKinds.js';
 import { adminRoutes } from './admin/routes.js';
@@ -129,6 +130,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const perMinute = options.rateLimitPerMinute ?? config.rateLimitPerMinute;
   const ownsMailer = !options.mailer;
   const mailer = options.mailer ?? createMailer(config);
+  const trust = new Trust();
+  await trust.reload(store);
   const latchkey: Latchkey = {
     config,
     store,
@@ -139,7 +142,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     rateLimitPerMinute: perMinute,
     secretBox: new SecretBox(config),
     captcha: options.captcha ?? new AltchaCaptcha(secret, store, config.captchaMaxNumber),
-    kinds: new KindRegistry(options.kinds ?? defaultKinds, config),
+    trust,
+    kinds: new KindRegistry(options.kinds ?? defaultKinds, config, trust),
     linkedAccounts: new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }),
   };
   app.decorate('latchkey', latchkey);

@@ -1,4 +1,5 @@
 import type { Config } from './config/index.js';
+import type { Trust } from './webauthn/trust.js';
 import type { Store } from './db/store.js';
 import type { RequestContext, WebAuthn } from './webauthn/ceremonies.js';
 import type { Mailer } from './mail/mailer.js';
@@ -19,6 +20,8 @@ export interface Latchkey {
   captcha: Captcha;
   /** The kinds of authenticator (src/strategies/authenticatorKind.ts) and the one assurance function. */
   kinds: KindRegistry;
+  /** The FIDO metadata and the authenticator policy in force (src/webauthn/trust.ts). */
+  trust: Trust;
   /** The linked-account strategy (upstream OpenID Connect providers; none configured: every provider id is unknown). */
   linkedAccounts: LinkedAccounts;
   /** Server secret for HMACs (CSRF tokens, enumeration-safe fake credentials); generated once, kept in the database. */

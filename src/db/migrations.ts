@@ -290,6 +290,26 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
       }
     },
   },
+  /**
+   * The FIDO metadata BLOB Latchkey trusts (issue 13): the last one whose
+   * signature chain verified, kept whole so every instance reads the same
+   * entries and a restart needs no network. One row, replaced by a newer
+   * serial (src/webauthn/metadata/metadataStore.ts).
+   */
+  '0008_fido_metadata': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('fido_metadata')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('serial', 'integer', (c) => c.notNull())
+        .addColumn('next_update', 'text', (c) => c.notNull())
+        .addColumn('entries', 'integer', (c) => c.notNull())
+        .addColumn('blob', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('imported_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 });
 
 /**

@@ -19,7 +19,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -183,7 +183,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const app = { ...before, id: rid(), type: 'totp', credential_id: `totp:${rid()}`, public_key: 'sealed-secret', counter: 59_000_123, aaguid: 'totp', backup_eligible: 0 };
         const linked = { ...before, id: rid(), type: 'linked-account', credential_id: 'https://idp.example#frank', public_key: '', aaguid: 'nhsnet', backup_eligible: 0 };
         await fresh.kysely.insertInto('authenticators').values([passkey, app, linked]).execute();
-        expect(await fresh.migrate()).toEqual(['0007_authenticator_config']);
+        expect(await fresh.migrate()).toEqual(MIGRATIONS.slice(6));
         const byId = async (id: string) => (await s.authenticators.findForUser(user.id, id))!;
         expect(await byId(passkey.id)).toEqual({ ...passkey, config: '{}' });
         expect(await byId(app.id)).toMatchObject({ public_key: '', counter: 0, aaguid: '' });
@@ -783,6 +783,30 @@ describe.each(databases)('persister contract on $name', (target) => {
         const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.settings.getOrInsert(key, `v${i}`)));
         expect(new Set(results).size).toBe(1);
         expect(await store.settings.get(key)).toBe(results[0]);
+      });
+
+      it('set replaces the value', async () => {
+        const key = `k-${rid()}`;
+        await store.settings.set(key, 'one');
+        await store.settings.set(key, 'two');
+        expect(await store.settings.get(key)).toBe('two');
+      });
+    });
+
+    describe('fido metadata', () => {
+      it('keeps one BLOB, replaced only by a higher serial, and reads its summary without the BLOB', async () => {
+        const row = (serial: number, blob: string) => ({ serial, next_update: '2027-01-01', entries: 3, blob, source: 'test', imported_at: T0 + serial });
+        const before = (await store.fidoMetadata.current())?.serial ?? 0;
+        expect(await store.fidoMetadata.replace(row(before + 10, 'ten'))).toBe(true);
+        expect(await store.fidoMetadata.replace(row(before + 10, 'ten again'))).toBe(false);
+        expect(await store.fidoMetadata.replace(row(before + 5, 'five'))).toBe(false);
+        expect((await store.fidoMetadata.current())?.blob).toBe('ten');
+        const racers = await Promise.all([11, 12, 13].map((n) => store.fidoMetadata.replace(row(before + n, `n${n}`))));
+        expect(racers.some(Boolean)).toBe(true);
+        expect(await store.fidoMetadata.current()).toMatchObject({ serial: before + 13, blob: 'n13' });
+        const summary = await store.fidoMetadata.summary();
+        expect(summary).toMatchObject({ serial: before + 13, entries: 3, source: 'test' });
+        expect(summary).not.toHaveProperty('blob');
       });
     });
 

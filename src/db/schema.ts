@@ -204,7 +204,24 @@ export interface SettingsTable {
   value: string;
 }
 
+/** The FIDO metadata BLOB in use (migration 0008): one row, id 'current'. */
+export interface FidoMetadataTable {
+  id: string;
+  /** The BLOB's `no`. */
+  serial: number;
+  /** The BLOB's `nextUpdate`, YYYY-MM-DD. */
+  next_update: string;
+  /** FIDO2 entries (with an AAGUID and a statement). */
+  entries: number;
+  /** The BLOB as downloaded: a JWT whose x5c chain verified to the FIDO root. */
+  blob: string;
+  /** Where it came from: a file path or the URL. */
+  source: string;
+  imported_at: number;
+}
+
 export interface Database {
+  fido_metadata: FidoMetadataTable;
   users: UsersTable;
   authenticators: AuthenticatorsTable;
   sessions: SessionsTable;
@@ -232,3 +249,4 @@ export type EmailTemplate = Selectable<EmailTemplatesTable>;
 export type OidcModel = Selectable<OidcModelsTable>;
 export type SigningKey = Selectable<SigningKeysTable>;
 export type Service = Selectable<ServicesTable>;
+export type FidoMetadataRow = Selectable<FidoMetadataTable>;

@@ -11,6 +11,7 @@ import { AuthenticatorPersister } from './persisters/authenticators.js';
 import { FlowPersister } from './persisters/flows.js';
 import { SessionPersister } from './persisters/sessions.js';
 import { SettingsPersister } from './persisters/settings.js';
+import { FidoMetadataPersister } from './persisters/fidoMetadata.js';
 import { UserPersister } from './persisters/users.js';
 import { RolePersister } from './persisters/roles.js';
 import { EmailTemplatePersister } from './persisters/emailTemplates.js';
@@ -28,6 +29,7 @@ export class Store {
   readonly flows: FlowPersister;
   readonly audit: AuditPersister;
   readonly settings: SettingsPersister;
+  readonly fidoMetadata: FidoMetadataPersister;
   readonly roles: RolePersister;
   readonly emailTemplates: EmailTemplatePersister;
   readonly rateCounters: RateCounterPersister;
@@ -55,6 +57,7 @@ export class Store {
     this.flows = new FlowPersister(kysely);
     this.audit = new AuditPersister(kysely);
     this.settings = new SettingsPersister(kysely);
+    this.fidoMetadata = new FidoMetadataPersister(kysely);
     this.roles = new RolePersister(kysely);
     this.emailTemplates = new EmailTemplatePersister(kysely);
     this.rateCounters = new RateCounterPersister(kysely);

@@ -26,6 +26,7 @@ import { Compile, type Validator } from 'typebox/compile';
 import type { Config } from '../config/index.js';
 import type { Authenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
+import type { Trust } from '../webauthn/trust.js';
 
 export type Aal = 1 | 2 | 3;
 
@@ -40,6 +41,8 @@ export interface Assurance {
 export interface KindContext {
   config: Pick<Config, 'upstreamProviders' | 'rpName'>;
   user: Pick<User, 'password_hash'>;
+  /** The FIDO metadata and authenticator policy in force: what a passkey's attestation is worth now. */
+  trust: Trust;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { Value } from 'typebox/value';
 import { readKindConfig } from './authenticatorKind.js';
+import { Trust } from '../webauthn/trust.js';
 import type { Config } from '../config/index.js';
 import type { Authenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
@@ -18,6 +19,8 @@ export class KindRegistry {
   constructor(
     kinds: readonly AnyKind[],
     private readonly config: Config,
+    /** The metadata and policy a passkey's assurance depends on; nothing trusted when not given. */
+    private readonly trust: Trust = new Trust(),
   ) {
     for (const kind of kinds) {
       if (this.byType.has(kind.type)) throw new Error(`authenticator kind "${kind.type}" is registered twice`);
@@ -53,7 +56,7 @@ export class KindRegistry {
   }
 
   private context(user: Pick<User, 'password_hash'>): KindContext {
-    return { config: this.config, user };
+    return { config: this.config, user, trust: this.trust };
   }
 
   /**

@@ -1,10 +1,13 @@
 /**
  * Passkeys (WebAuthn discoverable credentials): the kind people are moved
  * onto. Its data lives in the passkey columns the sign-in path reads
- * (src/webauthn); `config` is empty.
+ * (src/webauthn); `config` keeps what its attestation showed when it was
+ * registered (src/webauthn/attestation.ts).
  */
 import { Type } from 'typebox';
 import { defineKind, type Aal, type Assurance } from '../authenticatorKind.js';
+import { CERTIFICATION_LEVELS } from '../../webauthn/metadata/catalogue.js';
+import { qualifiesForAal3 } from '../../webauthn/authenticatorPolicy.js';
 import { PasskeyProvider, SyncBadge } from '../../flows/settings/views.js';
 import { passkeySelfServiceRoutes } from './selfServiceRoutes.js';
 
@@ -36,13 +39,33 @@ export function passkeyAssurance(use: PasskeyUse): Assurance {
   return { aal, phishingResistant: true, amr: [key, 'user', 'mfa'] };
 }
 
+/**
+ * A passkey's configuration: its attestation as verified at registration. Rows from before issue 13 have `{}`
+ * (nothing attested).
+ */
+export const PasskeyConfigSchema = Type.Object({
+  attestation: Type.Optional(
+    Type.Object({
+      verified: Type.Boolean(),
+      model: Type.Optional(Type.String({ maxLength: 200 })),
+      certification: Type.Optional(Type.Union(CERTIFICATION_LEVELS.map((l) => Type.Literal(l)))),
+    }),
+  ),
+});
+
 export const passkeyKind = defineKind({
   type: PASSKEY_TYPE,
-  config: Type.Object({}),
+  config: PasskeyConfigSchema,
   noun: 'passkey',
   // Passkey sign-in always requires user verification (webauthn/verifyAssertion.ts refuses assertions without it).
-  // Latchkey asks for no attestation yet, so nothing is attested: AAL3 waits for an attestation policy.
-  assurance: (a) => passkeyAssurance({ userVerified: true, deviceBound: a.backup_eligible === 0, attested: false }),
+  // Attested: its attestation verified to a metadata entry the policy accepts now (a model marked compromised
+  // since, or denied since, no longer counts).
+  assurance: (a, config, { trust }) =>
+    passkeyAssurance({
+      userVerified: true,
+      deviceBound: a.backup_eligible === 0,
+      attested: qualifiesForAal3(trust.policy(), trust.metadata(), trust.factsOf(a, config.attestation)),
+    }),
   stepUp: 'primary',
   display: (a) => ({ label: 'Passkey', provider: <PasskeyProvider aaguid={a.aaguid} />, badges: <SyncBadge authenticator={a} /> }),
   settingsSection: 'passkeys',
