@@ -25,6 +25,7 @@ import { SecretBox } from './secretBox.js';
 import { AltchaCaptcha, type Captcha } from './captcha/captcha.js';
 import type { AnyKind } from './strategies/authenticatorKind.js';
 import { Trust } from './webauthn/trust.js';
+import { auditPolicyRefusals } from './webauthn/auditPolicyRefusals.js';
 import { KindRegistry } from './strategies/kindRegistry.js';
 import { defaultKinds } from './strategies/defaultKinds.js';
 import { adminRoutes } from './admin/routes.js';
@@ -135,7 +136,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const latchkey: Latchkey = {
     config,
     store,
-    webauthn: new WebAuthn(config, store, now),
+    webauthn: new WebAuthn(config, store, now, undefined, trust),
     mailer,
     secret,
     now,
@@ -151,6 +152,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (ownsDb) app.addHook('onClose', () => db.close());
 
   await app.register(errorHandlerPlugin, { bodyLimit: BODY_LIMIT });
+  auditPolicyRefusals(app);
   await app.register(securityHeadersPlugin, {
     contentSecurityPolicy: {
       useDefaults: false,

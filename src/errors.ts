@@ -37,6 +37,14 @@ export const errorCatalogue = {
     status: 400,
     message: 'This passkey could not be trusted (its signature counter went backwards, which can mean it was copied). Use another passkey and contact your administrator.',
   },
+  authenticator_not_allowed: {
+    status: 422,
+    message: 'This passkey or security key can’t be used here: your organisation’s policy does not allow it. Use another one, or contact your registration authority.',
+  },
+  authenticator_compromised: {
+    status: 403,
+    message: 'This passkey can no longer be used: the FIDO Alliance reported a security problem with its model. Sign in another way and contact your registration authority for a new security key.',
+  },
   credential_exists: { status: 409, message: 'This passkey is already registered. Choose another device or security key.' },
   last_passkey: {
     status: 409,

@@ -567,17 +567,17 @@ export function ChooseTypePage(m: AdminContext & { user: User; error?: string | 
         Back to {m.user.display_name}’s authenticators
       </a>
       <h1>Select authenticator type</h1>
-      <ErrorSummary fields={m.error ? [{ field: `type-${m.kinds.agentIssuable()[0]?.type ?? 'passkey'}`, message: m.error }] : []} />
+      <ErrorSummary fields={m.error ? [{ field: `type-${m.kinds.agentIssueChoices()[0]?.value ?? 'passkey'}`, message: m.error }] : []} />
       <form method="post" action={`/admin/users/${m.user.id}/issue`}>
         <CsrfField token={m.csrfToken} />
         <fieldset class="radios">
           <legend>Which authenticator do you want to issue to {m.user.display_name}?</legend>
-          {m.kinds.agentIssuable().map((k) => (
+          {m.kinds.agentIssueChoices().map((c) => (
             <div class="radio">
-              <input type="radio" id={`type-${k.type}`} name="type" value={k.type} />
-              <label for={`type-${k.type}`}>
-                {k.agentIssue!.label}
-                <span class="hint">{k.agentIssue!.hint}</span>
+              <input type="radio" id={`type-${c.value}`} name="type" value={c.value} />
+              <label for={`type-${c.value}`}>
+                {c.label}
+                <span class="hint">{c.hint}</span>
               </label>
             </div>
           ))}
@@ -588,28 +588,49 @@ export function ChooseTypePage(m: AdminContext & { user: User; error?: string | 
   );
 }
 
-export function IssuePasskeyPage(m: AdminContext & { user: User; templates: EmailTemplate[] }) {
+export function IssuePasskeyPage(m: AdminContext & { user: User; templates: EmailTemplate[]; securityKey?: boolean; metadataLoaded?: boolean }) {
+  const what = m.securityKey ? 'security key' : 'passkey';
+  // Each form says what the ceremony must register: an attested AAL3 security key, or any passkey the policy allows.
+  const Requires = () => (m.securityKey ? <input type="hidden" name="requires" value="security-key" /> : null);
   return (
-    <AdminLayout {...m} title={`Create a passkey – ${m.user.display_name}`}>
+    <AdminLayout {...m} title={`${m.securityKey ? 'Register a security key (AAL3)' : 'Create a passkey'} – ${m.user.display_name}`}>
       <a href={`/admin/users/${m.user.id}/authenticators`} class="back-link">
         Back to {m.user.display_name}’s authenticators
       </a>
-      <h1>Create a passkey for {m.user.display_name}</h1>
+      <h1>{m.securityKey ? `Register a security key (AAL3) for ${m.user.display_name}` : `Create a passkey for ${m.user.display_name}`}</h1>
+      {m.securityKey && !m.metadataLoaded ? (
+        <div class="warning" role="alert">
+          <p>
+            <strong>No FIDO metadata is loaded, so no security key’s make and model can be confirmed and registration will be refused.</strong> Ask your administrator to
+            load it with <code>latchkey metadata import FILE</code> or <code>LATCHKEY_FIDO_METADATA_URL</code>.
+          </p>
+        </div>
+      ) : null}
       <h2>Before you start</h2>
-      <ol class="steps">
-        <li>Set up a meeting with the person, face to face or on a video call. They must register the passkey while you are there.</li>
-        <li>Ask them to turn on Bluetooth on their device (and on their phone, if they will use one with a computer).</li>
-        <li>
-          On Windows with Windows Hello, the browser offers to save the passkey on Windows. To use a phone instead, they select “Change”, then “iPhone, iPad or Android
-          device”, and scan the QR code. A device already registered with Windows Hello cannot register a second passkey: they can use a phone, tablet or security key.
-        </li>
-        <li>When you have both read this and are ready, choose how to send them the link or code.</li>
-      </ol>
+      {m.securityKey ? (
+        <ol class="steps">
+          <li>Give the person a FIDO2-certified security key that your organisation allows. They need a PIN for it: they set one the first time they use it, if it has none.</li>
+          <li>Set up a meeting with them, face to face or on a video call. They must register the key while you are there, on a computer with a USB port or NFC.</li>
+          <li>When asked, they plug in the key (or hold it to the device), enter its PIN and touch it. Their browser may ask whether to share the key’s make and model: they must allow it.</li>
+          <li>Passkeys on phones, computers or password managers are refused: only a security key gives the highest level of sign-in (AAL3).</li>
+        </ol>
+      ) : (
+        <ol class="steps">
+          <li>Set up a meeting with the person, face to face or on a video call. They must register the passkey while you are there.</li>
+          <li>Ask them to turn on Bluetooth on their device (and on their phone, if they will use one with a computer).</li>
+          <li>
+            On Windows with Windows Hello, the browser offers to save the passkey on Windows. To use a phone instead, they select “Change”, then “iPhone, iPad or Android
+            device”, and scan the QR code. A device already registered with Windows Hello cannot register a second passkey: they can use a phone, tablet or security key.
+          </li>
+          <li>When you have both read this and are ready, choose how to send them the link or code.</li>
+        </ol>
+      )}
       <h2>Generate link</h2>
       <p>A single-use link to copy into an email or the chat of your video call.</p>
       <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
         <CsrfField token={m.csrfToken} />
         <input type="hidden" name="method" value="link" />
+        <Requires />
         <button type="submit">Generate link</button>
       </form>
       <h2>Generate 9-character code</h2>
@@ -620,15 +641,18 @@ export function IssuePasskeyPage(m: AdminContext & { user: User; templates: Emai
       <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
         <CsrfField token={m.csrfToken} />
         <input type="hidden" name="method" value="code" />
+        <Requires />
         <button type="submit">Generate 9-character code</button>
       </form>
       <h2>Send enrolment email</h2>
       <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
         <CsrfField token={m.csrfToken} />
         <input type="hidden" name="method" value="email" />
+        <Requires />
         <TemplateSelect templates={m.templates} />
         <button type="submit">Proceed and send email</button>
       </form>
+      <p class="hint">The link or code registers a {what}; any earlier link or code for {m.user.display_name} stops working.</p>
     </AdminLayout>
   );
 }

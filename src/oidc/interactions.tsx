@@ -182,7 +182,7 @@ export async function interactionRoutes(app: FastifyInstance, opts: { provider: 
           actorUserId: user.id,
           detail: { service: service.client.clientId, required: required.aal ?? 'unknown acr', reached: session.aal },
         });
-        if (outcome === 'step-up') return reply.redirect(`/settings/reauth?next=${encodeURIComponent(here)}`, 303);
+        if (outcome === 'step-up') return reply.redirect(`/settings/reauth?next=${encodeURIComponent(here)}${required.aal === 3 ? '&need=3' : ''}`, 303);
         return html(reply, renderPage(<StrongerSignInPage rpName={config.rpName} csrfToken={request.csrfToken} service={service.name} required={required.aal} uid={details.uid} />), 403);
       }
 
@@ -271,6 +271,12 @@ function StrongerSignInPage(props: { rpName: string; csrfToken: string; service:
               </button>
             </form>
             , then come back to {props.service}.
+          </li>
+        ) : null}
+        {props.required === 3 ? (
+          <li data-contact-ra>
+            Contact your registration authority (RA). They can issue you a security key that gives this level and help you register it. Passkeys on phones, computers and
+            password managers can’t give it.
           </li>
         ) : null}
         <li>

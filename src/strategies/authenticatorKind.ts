@@ -75,6 +75,16 @@ export interface SelfServiceChoice {
   path: (flowId: string) => string;
 }
 
+/** One option on the console's "Select authenticator type" page. */
+export interface AgentIssueChoice {
+  /** The radio's value; unique across kinds. */
+  value: string;
+  label: string;
+  hint: string;
+  /** The page that issues it. */
+  path: (userId: string) => string;
+}
+
 export interface AuthenticatorKind<S extends TSchema = TSchema> {
   /** `authenticators.type`. */
   readonly type: string;
@@ -95,8 +105,8 @@ export interface AuthenticatorKind<S extends TSchema = TSchema> {
   removeWarning?: string;
   /** Options this kind offers on the self-service choice page (none: not added that way). */
   selfServiceChoices?(config: Config): SelfServiceChoice[];
-  /** How a registration authority agent issues it (the console's "Select authenticator type" page); none: agents can't. */
-  readonly agentIssue?: { label: string; hint: string; path: (userId: string) => string };
+  /** What a registration authority agent may issue of this kind (the console's "Select authenticator type" page); none: agents can't. */
+  readonly agentIssue?: readonly AgentIssueChoice[];
   /** Runs in the removal's transaction after the row is gone (the last app takes the password with it). */
   onRemoved?(tx: Store, user: User, authenticator: Authenticator, now: number): Promise<void>;
   /** Words people read in activity lists, for this kind's own audit events. */

@@ -11,7 +11,7 @@ import { Trust } from '../webauthn/trust.js';
 import type { Config } from '../config/index.js';
 import type { Authenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import type { AnyKind, Assurance, Aal, KindContext, KindDisplay, SelfServiceChoice } from './authenticatorKind.js';
+import type { AgentIssueChoice, AnyKind, Assurance, Aal, KindContext, KindDisplay, SelfServiceChoice } from './authenticatorKind.js';
 
 export class KindRegistry {
   private readonly byType = new Map<string, AnyKind>();
@@ -109,9 +109,9 @@ export class KindRegistry {
     return this.all().flatMap((k) => k.selfServiceChoices?.(this.config) ?? []);
   }
 
-  /** Kinds an agent may issue. */
-  agentIssuable(): AnyKind[] {
-    return this.all().filter((k) => k.agentIssue);
+  /** Everything an agent may issue, in registry order. */
+  agentIssueChoices(): AgentIssueChoice[] {
+    return this.all().flatMap((k) => k.agentIssue ?? []);
   }
 
   /** What removing an authenticator takes with it (its kind's onRemoved), in the removal's transaction. */

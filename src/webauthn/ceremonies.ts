@@ -27,6 +27,10 @@ import { standInFor } from './standInKey.js';
 import { credentialVerifierFromCose } from './coseKey.js';
 import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
 import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
+import { assessAttestation } from './attestation.js';
+import { checkRegistration, deviceName, policyNeedsAttestation, refusesSignIn, whyNotAal3 } from './authenticatorPolicy.js';
+import { Trust } from './trust.js';
+import type { AttestationFacts, PasskeyFacts } from './authenticatorPolicy.js';
 
 /** Where the person wants the passkey: drives WebAuthn `hints` and `authenticatorAttachment`. */
 export type PasskeyPlacement = 'this-device' | 'another-device' | 'security-key' | 'any';
@@ -77,6 +81,8 @@ export class WebAuthn {
     private readonly store: Store,
     private readonly now: () => number = Date.now,
     challenges?: ChallengeStore,
+    /** The metadata and policy registrations are checked against; nothing trusted when not given. */
+    private readonly trust: Trust = new Trust(),
   ) {
     this.challenges = challenges ?? (config.challengeStore === 'memory' ? new MemoryChallengeStore() : new DatabaseChallengeStore(store));
   }
@@ -121,7 +127,7 @@ export class WebAuthn {
   /** Registration options for one more passkey of an existing person: the ones they have are excluded, and the ceremony records them. */
   async startRegistrationFor(
     user: Pick<User, 'id' | 'email' | 'display_name'>,
-    args: { flowType: string; bindingHash: string; placement: PasskeyPlacement; data?: object },
+    args: { flowType: string; bindingHash: string; placement: PasskeyPlacement; data?: object; securityKey?: boolean },
   ): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await this.store.authenticators.listForUser(user.id);
     return this.startRegistration({ ...args, user: { id: user.id, email: user.email, displayName: user.display_name }, existing, persistUserId: user.id });
@@ -136,7 +142,15 @@ export class WebAuthn {
     placement: PasskeyPlacement;
     persistUserId?: string | null;
     data?: object;
+    /**
+     * An AAL3 security key (an agent's "Security key (AAL3)"): a roaming authenticator with a PIN whose make and
+     * model attestation confirms; finishRegistration refuses anything that would not give AAL3.
+     */
+    securityKey?: boolean;
   }): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    // Attestation only where it decides something (a policy that names models or a certification, an AAL3 key):
+    // asking for it otherwise makes some browsers ask the person whether to share their key's make and model.
+    const attestation = args.securityKey || policyNeedsAttestation(this.trust.policy()) ? 'direct' : 'none';
     const options = await generateRegistrationOptions({
       rpName: this.config.rpName,
       rpID: this.config.rpId,
@@ -145,17 +159,22 @@ export class WebAuthn {
       userDisplayName: args.user.displayName,
       challenge: new Uint8Array(randomBytes32()),
       timeout: 300_000,
-      attestationType: 'none',
+      attestationType: attestation,
       // The same authenticator can't be registered twice (seed 000): the browser refuses with InvalidStateError.
       excludeCredentials: args.existing.filter((a) => a.type === 'passkey').map((a) => ({
         id: a.credential_id,
         transports: JSON.parse(a.transports) as AuthenticatorTransportFuture[],
       })),
-      authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+      authenticatorSelection: {
+        residentKey: 'required',
+        userVerification: 'required',
+        ...(args.securityKey ? { authenticatorAttachment: 'cross-platform' as const } : {}),
+      },
       supportedAlgorithmIDs: [-7, -8, -257],
-      ...(args.placement !== 'any' ? { preferredAuthenticatorType: placementToType[args.placement] } : {}),
+      ...(args.securityKey ? { preferredAuthenticatorType: 'securityKey' as const } : args.placement !== 'any' ? { preferredAuthenticatorType: placementToType[args.placement] } : {}),
     });
-    await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.persistUserId ?? null, args.data ?? {});
+    const data = args.securityKey ? { ...args.data, [SECURITY_KEY]: true } : (args.data ?? {});
+    await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.persistUserId ?? null, data);
     return options;
   }
 
@@ -198,6 +217,7 @@ export class WebAuthn {
       throw appError('ceremony_failed', 'Your passkey could not be registered: its public key is not valid. Try again, or use another device.');
     }
     if (await this.store.authenticators.findByCredentialId(info.credential.id)) throw appError('credential_exists');
+    const attestation = await this.checkAgainstPolicy(flow, args.userId, info, args.response.authenticatorAttachment);
     const now = this.now();
     return {
       flow,
@@ -213,11 +233,46 @@ export class WebAuthn {
         backup_eligible: info.credentialDeviceType === 'multiDevice' ? 1 : 0,
         backed_up: info.credentialBackedUp ? 1 : 0,
         attestation_format: info.fmt,
+        config: JSON.stringify({ attestation }),
         name: args.name ?? defaultPasskeyName({ aaguid: info.aaguid, attachment: args.response.authenticatorAttachment, transports: args.response.response?.transports }),
         created_at: now,
         last_used_at: null,
       },
     };
+  }
+
+  /**
+   * What the attestation showed, checked against the authenticator policy (and, for a ceremony that asked for an
+   * AAL3 security key, against what AAL3 needs). A refusal names the device and says what is allowed.
+   */
+  private async checkAgainstPolicy(
+    flow: Flow,
+    userId: string,
+    info: NonNullable<Awaited<ReturnType<typeof verifyRegistrationResponse>>['registrationInfo']>,
+    attachment: string | undefined,
+  ): Promise<AttestationFacts> {
+    const policy = this.trust.policy();
+    const catalogue = this.trust.metadata();
+    const attestation = await assessAttestation(info, catalogue);
+    const facts: PasskeyFacts = { aaguid: info.aaguid, deviceBound: info.credentialDeviceType === 'singleDevice', attestation };
+    const decision = checkRegistration(policy, catalogue, facts, await this.store.roles.listForUser(userId));
+    if (!decision.ok) throw new AuthenticatorNotAllowed(decision.message, decision.reason, deviceName(facts, catalogue), userId);
+    if (readSecurityKey(flow.data)) {
+      const device = deviceName(facts, catalogue);
+      if (attachment === 'platform') {
+        throw new AuthenticatorNotAllowed(`${device} is built into this device. Use the security key your registration authority gave you: plug it in or hold it to the device when asked.`, 'not_security_key', device, userId);
+      }
+      const why = whyNotAal3(policy, catalogue, facts);
+      if (why !== undefined) {
+        throw new AuthenticatorNotAllowed(
+          `${device} can’t be used as a security key for the highest level of sign-in (AAL3). ${why} Use a FIDO2-certified security key with a PIN, such as the one your registration authority gave you.`,
+          'not_aal3',
+          device,
+          userId,
+        );
+      }
+    }
+    return attestation;
   }
 
   async startAuthentication(args: {
@@ -330,6 +385,8 @@ export class WebAuthn {
     const { authenticator, user } = owner;
     const who = whoOf(owner);
     if (user.status === 'suspended') throw await fail('account_disabled', who);
+    // A model the FIDO metadata has since marked compromised, when the policy says it may no longer sign in.
+    if (refusesSignIn(this.trust.policy(), this.trust.metadata(), authenticator.aaguid)) throw await fail('authenticator_compromised', who);
     if (!result.ok) throw await fail(result.code, who, result.message);
 
     const now = this.now();
@@ -347,7 +404,26 @@ export class WebAuthn {
   }
 }
 
+/** A registration the authenticator policy refused: why (a stable reason for the audit log) and the device in words. */
+export class AuthenticatorNotAllowed extends AppError {
+  constructor(
+    message: string,
+    readonly reason: string,
+    readonly device: string,
+    readonly userId: string,
+  ) {
+    super('authenticator_not_allowed', message);
+  }
+}
+
 const whoOf = (owner: { authenticator: Authenticator }) => ({ userId: owner.authenticator.user_id, authenticatorId: owner.authenticator.id });
+
+/** Where a registration ceremony notes that it asked for an AAL3 security key, beside the caller's own data. */
+const SECURITY_KEY = 'securityKey';
+const readSecurityKeyData = flowDataReader(Type.Object({ [SECURITY_KEY]: Type.Optional(Type.Boolean()) }));
+function readSecurityKey(data: string): boolean {
+  return readSecurityKeyData(data)?.[SECURITY_KEY] === true;
+}
 
 /** Where a ceremony keeps the credential ids its options offered (§7.2 step 5), beside the caller's own data. */
 const OFFERED = 'allowCredentialIds';

@@ -67,16 +67,20 @@ export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
 
   r.post('/admin/users/:id/issue', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: ChooseTypeBody } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
-    const kind = app.latchkey.kinds.agentIssuable().find((k) => k.type === request.body.type);
-    if (!kind) return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} error="Select an authenticator type" />), 400);
-    return reply.redirect(kind.agentIssue!.path(user.id), 303);
+    const choice = app.latchkey.kinds.agentIssueChoices().find((c) => c.value === request.body.type);
+    if (!choice) return html(reply, renderPage(<ChooseTypePage {...ctx(request)} user={user} error="Select an authenticator type" />), 400);
+    return reply.redirect(choice.path(user.id), 303);
   });
 
-  r.get('/admin/users/:id/issue/passkey', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
-    const user = await loadOtherUser(request, request.params.id);
-    if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
-    return html(reply, renderPage(<IssuePasskeyPage {...ctx(request)} user={user} templates={await store.emailTemplates.list()} />));
-  });
+  for (const securityKey of [false, true]) {
+    // "Security key (AAL3)" beside "Passkey": the same link, code or email, for a ceremony that takes only an attested security key.
+    r.get(`/admin/users/:id/issue/${securityKey ? 'security-key' : 'passkey'}`, { config: { permission: 'authenticators.issue' }, schema: { params: UserParams } }, async (request, reply) => {
+      const user = await loadOtherUser(request, request.params.id);
+      if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
+      const metadataLoaded = app.latchkey.trust.metadata().size > 0;
+      return html(reply, renderPage(<IssuePasskeyPage {...ctx(request)} user={user} templates={await store.emailTemplates.list()} securityKey={securityKey} metadataLoaded={metadataLoaded} />));
+    });
+  }
 
   // ---------------------------------------------------------------- remove an authenticator (seed 000)
 

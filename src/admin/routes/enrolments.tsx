@@ -34,6 +34,8 @@ const IssueBody = Type.Object({
   ...Csrf,
   method: Type.Union([Type.Literal('link'), Type.Literal('code'), Type.Literal('email')]),
   template: Type.Optional(Id),
+  /** "Security key (AAL3)": the ceremony takes only an attested security key. */
+  requires: Type.Optional(Type.Literal('security-key')),
 });
 const EmailLinkBody = Type.Object({ ...Csrf, token: Type.String({ maxLength: 100 }), template: Type.Optional(Id) });
 
@@ -85,21 +87,24 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
     const agentId = agentOf(request).user.id;
     const method = request.body.method;
+    const requires = request.body.requires;
+    const what = requires ? { requires } : {};
     const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;
     if (method === 'code') {
       // The earlier link's revocation, the new code sealed for its one showing and the audit record: one transaction.
       const issued = await issueCode(store, config, secret, user, now(), agentId, {
+        ...what,
         revealTo: revealTo(request),
-        alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId } }, tx),
+        alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
       });
       return reply.redirect(issuedPage(issued.flowId), 303);
     }
-    const issueOptions = { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template };
+    const issueOptions = { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template, ...what };
     if (method === 'email') {
       const issued = await issueInvite(store, config, user, now(), issueOptions);
       try {
         const templateId = await sendEnrolmentEmail(user, issued.url, issued.expiresAt, request.body.template);
-        await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId } });
+        await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId, ...what } });
       } catch (err) {
         // Nothing half-done: a link nobody received must not stay usable.
         await store.flows.revoke(issued.flowId, now());
@@ -111,7 +116,7 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     const issued = await issueInvite(store, config, user, now(), {
       ...issueOptions,
       revealTo: revealTo(request),
-      alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId } }, tx),
+      alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
     });
     return reply.redirect(issuedPage(issued.flowId), 303);
   });

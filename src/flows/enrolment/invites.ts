@@ -46,6 +46,8 @@ const EnrolmentDataSchema = Type.Object({
   /** Why a flow was revoked when it was not by a newer link (e.g. too many wrong tries). */
   revokedReason: Type.Optional(Type.String()),
   templateId: Type.Optional(Type.String()),
+  /** What the ceremony must register: 'security-key', an attested AAL3 security key; absent, any passkey the policy allows. */
+  requires: Type.Optional(Type.Literal('security-key')),
   /**
    * The link's token or the code, sealed, until the agent who issued it has seen it once on the page after issuing
    * (post/redirect/get: the page is a GET, so reloading it issues nothing); removed when shown.
@@ -80,6 +82,8 @@ export interface IssueOptions {
   templateId?: string;
   /** Revoke the person's earlier links and codes (default true). */
   revokeEarlier?: boolean;
+  /** What the link or code registers (EnrolmentData.requires). */
+  requires?: 'security-key';
   /** Keep the link's token sealed on its record for the one showing to this agent (see {@link RevealTo}). */
   revealTo?: RevealTo;
   /** More writes that belong to the issue (its audit record): in the same transaction, so all land or none. */
@@ -110,6 +114,7 @@ export async function issueInvite(store: Store, config: Config, user: User, now:
     method: options.method ?? 'link',
     parentId: options.parentId,
     templateId: options.templateId,
+    ...(options.requires ? { requires: options.requires } : {}),
     ...sealReveal(options.revealTo, token, flowId),
   };
   await store.transaction(async (tx) => {
@@ -190,12 +195,18 @@ export async function issueCode(
   user: User,
   now: number,
   issuedBy: string | null,
-  options: Pick<IssueOptions, 'revealTo' | 'alongside'> = {},
+  options: Pick<IssueOptions, 'revealTo' | 'alongside' | 'requires'> = {},
 ): Promise<IssuedCode> {
   const code = generateCode();
   const flowId = randomToken(16);
   const expiresAt = now + config.enrolmentCodeSeconds * 1000;
-  const data: EnrolmentData = { issuedBy, method: 'code', codeHash: codeHash(secret, code), ...sealReveal(options.revealTo, code, flowId) };
+  const data: EnrolmentData = {
+    issuedBy,
+    method: 'code',
+    codeHash: codeHash(secret, code),
+    ...(options.requires ? { requires: options.requires } : {}),
+    ...sealReveal(options.revealTo, code, flowId),
+  };
   await store.transaction(async (tx) => {
     await tx.flows.revokeActiveForUser(user.id, ENROLMENT_FLOWS, now);
     await tx.flows.insert({
@@ -251,6 +262,8 @@ export async function redeemCode(
     bindingHash: input.bindingHash,
     parentId: match.id,
     revokeEarlier: false,
+    // The link a code opens registers what the code was issued for.
+    ...(data.requires ? { requires: data.requires } : {}),
   });
   await store.flows.updateData(match.id, JSON.stringify({ ...data, childId: invite.flowId }));
   return invite;

@@ -98,7 +98,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const user = (await store.users.findById(invite.user_id!))!;
       reply.header('cache-control', 'no-store');
-      const page = <EnrolPage config={config} csrfToken={request.csrfToken} user={user} noScript={request.query.nojs === '1'} />;
+      const page = <EnrolPage config={config} csrfToken={request.csrfToken} user={user} noScript={request.query.nojs === '1'} securityKey={enrolmentData(invite).requires === 'security-key'} />;
       return reply.type('text/html; charset=utf-8').send(renderPage(page));
     },
   );
@@ -113,7 +113,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     async (request) => {
       const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const user = (await store.users.findById(invite.user_id!))!;
-      const options = await webauthn.startRegistrationFor(user, { flowType: ENROL_CEREMONY, bindingHash: request.bindingHash, placement: request.body.placement, data: { inviteId: invite.id } });
+      const securityKey = enrolmentData(invite).requires === 'security-key';
+      const options = await webauthn.startRegistrationFor(user, { flowType: ENROL_CEREMONY, bindingHash: request.bindingHash, placement: request.body.placement, data: { inviteId: invite.id }, securityKey });
       return { options };
     },
   );
@@ -139,7 +140,13 @@ export async function enrolmentRoutes(app: FastifyInstance) {
         await audit(
           app,
           request,
-          { event: 'enrolment.completed', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { method: issued.method ?? 'link', issuedBy: issued.issuedBy } },
+          {
+            event: 'enrolment.completed',
+            subjectUserId: user.id,
+            actorUserId: user.id,
+            authenticatorId: authenticator.id,
+            detail: { method: issued.method ?? 'link', issuedBy: issued.issuedBy, ...(issued.requires ? { requires: issued.requires } : {}) },
+          },
           tx,
         );
         await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);

@@ -4,7 +4,8 @@ import type { FieldError } from '../../errors.js';
 import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, PasskeySetUpFields, StatusRegion } from '../../views/layout.js';
 import { describeDuration } from '../../views/describeDuration.js';
 
-export function EnrolPage(props: { config: Config; csrfToken: string; user: User; noScript?: boolean }) {
+export function EnrolPage(props: { config: Config; csrfToken: string; user: User; noScript?: boolean; securityKey?: boolean }) {
+  if (props.securityKey) return <EnrolSecurityKeyPage {...props} />;
   return (
     <Layout title="Set up your passkey" rpName={props.config.rpName} csrfToken={props.csrfToken} page="enrol">
       <h1>Set up your passkey</h1>
@@ -34,6 +35,41 @@ export function EnrolPage(props: { config: Config; csrfToken: string; user: User
         <PasskeySetUpFields hint={'For example "Work laptop" or "My iPhone". You will see this name in your settings.'} />
       </form>
       <p>If it does not work, you can try again: this link stays valid until your passkey is set up or the link expires.</p>
+    </Layout>
+  );
+}
+
+/** A link or code for an AAL3 security key: only a security key with a PIN, whose make and model it confirms. */
+function EnrolSecurityKeyPage(props: { config: Config; csrfToken: string; user: User; noScript?: boolean }) {
+  return (
+    <Layout title="Register your security key" rpName={props.config.rpName} csrfToken={props.csrfToken} page="enrol">
+      <h1>Register your security key</h1>
+      <ErrorSummary message={props.noScript ? NO_SCRIPT_MESSAGE : null} />
+      <StatusRegion />
+      <NoScript />
+      <p>
+        <strong>{props.config.organisation}</strong> has asked you to register a security key for the account of <strong>{props.user.display_name}</strong> (
+        {props.user.email}). It gives the highest level of sign-in (AAL3), which some services, such as clinical systems, need.
+      </p>
+      <h2>Before you start</h2>
+      <ul>
+        <li>Have the FIDO2 security key your registration authority gave you (for example a YubiKey, Google Titan or Token2 key).</li>
+        <li>When asked, plug it in or hold it to your device, enter its PIN and touch it. If it has no PIN yet, your browser asks you to set one.</li>
+        <li>If your browser asks whether to share your security key’s make and model, allow it: that is how {props.config.organisation} confirms it is a key it trusts.</li>
+        <li>Passkeys saved on a phone, computer or password manager can’t be used here.</li>
+      </ul>
+      <form id="enrol-form" method="post" novalidate>
+        <CsrfField token={props.csrfToken} />
+        <div class="field">
+          <label for="name">
+            Name your security key <span class="hint">For example "Blue YubiKey". You will see this name in your settings.</span>
+          </label>
+          <input type="text" id="name" name="name" maxLength={64} />
+        </div>
+        <input type="hidden" name="placement" value="security-key" />
+        <button type="submit">Register security key</button>
+      </form>
+      <p>If it does not work, you can try again: this link stays valid until your security key is registered or the link expires.</p>
     </Layout>
   );
 }

@@ -33,9 +33,11 @@ import type { Authenticator, User } from '../../db/schema.js';
 import { Csrf } from '../../http/schemas.js';
 
 export const REAUTH_FLOW = 'reauth';
-const VerifyBody = Type.Object({ response: AuthenticationResponseSchema });
-const OptionsBody = Type.Object({}, { additionalProperties: false });
-const PageQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 200 })) });
+/** The level a service's step-up needs: '3' offers only the passkeys that give AAL3 (attested security keys). */
+const Need = Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('2'), Type.Literal('3')]));
+const VerifyBody = Type.Object({ response: AuthenticationResponseSchema, need: Need });
+const OptionsBody = Type.Object({ need: Need }, { additionalProperties: false });
+const PageQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 200 })), need: Need });
 const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
 const PasswordBody = Type.Object({
   ...Csrf,
@@ -91,16 +93,31 @@ export async function reauthRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now } = app.latchkey;
 
+  /** The passkeys a step-up may use: for AAL3, only those that give it. */
+  const passkeysFor = (user: User, authenticators: Authenticator[], need: string | undefined) =>
+    authenticators.filter((a) => a.type === PASSKEY_TYPE && (need !== '3' || app.latchkey.kinds.assuranceOf(a, user)?.aal === 3));
+
   r.get('/settings/reauth', { schema: { querystring: PageQuery } }, async (request, reply) => {
     const auth = requireAuth(request);
     const authenticators = await store.authenticators.listForUser(auth.user.id);
-    const hasPasskey = authenticators.some((a) => a.type === PASSKEY_TYPE);
-    const linked = linkedAccountReauthProviders(app.latchkey.kinds, config, auth.user, authenticators);
+    const need = request.query.need;
+    const usable = passkeysFor(auth.user, authenticators, need);
+    // AAL3 is a security key's alone: a password and app, or a work account, can't give it.
+    const linked = need === '3' ? [] : linkedAccountReauthProviders(app.latchkey.kinds, config, auth.user, authenticators);
     return reply
       .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
       .send(
         renderPage(
-          <ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={safeNext(request.query.next)} hasPasskey={hasPasskey} linkedProviders={linked} />,
+          <ReauthPage
+            config={config}
+            csrfToken={request.csrfToken}
+            user={auth.user}
+            next={safeNext(request.query.next)}
+            hasPasskey={usable.length > 0}
+            linkedProviders={linked}
+            {...(need === '3' ? { securityKeys: usable.map((a) => a.name) } : {})}
+          />,
         ),
       );
   });
@@ -159,7 +176,7 @@ export async function reauthRoutes(app: FastifyInstance) {
 
   r.post('/reauth/options', { schema: { body: OptionsBody } }, async (request) => {
     const auth = requireAuth(request);
-    const passkeys = (await store.authenticators.listForUser(auth.user.id)).filter((a) => a.type === PASSKEY_TYPE);
+    const passkeys = passkeysFor(auth.user, await store.authenticators.listForUser(auth.user.id), request.body.need);
     const options = await webauthn.startAuthentication({
       flowType: REAUTH_FLOW,
       bindingHash: request.bindingHash,

@@ -10,8 +10,11 @@ export function ReauthPage(props: {
   hasPasskey?: boolean;
   /** Providers to sign in again with, when a linked work account is all the person has (linkedAccountReauthProviders). */
   linkedProviders?: { id: string; name: string }[];
+  /** A service needs AAL3: the names of the person's security keys that give it (none: they need one from their RA). */
+  securityKeys?: string[];
   error?: string;
 }) {
+  if (props.securityKeys) return <SecurityKeyReauthPage {...props} securityKeys={props.securityKeys} />;
   const hasPasskey = props.hasPasskey ?? true;
   const linked = props.linkedProviders ?? [];
   return (
@@ -74,6 +77,56 @@ export function ReauthPage(props: {
           You have no way to confirm it is you on this page. Sign out at the top of the page, sign in again, then try again.
         </p>
       ) : null}
+    </Layout>
+  );
+}
+
+/** Step-up for a service that needs AAL3: which of the person's security keys qualify, or how to get one. */
+function SecurityKeyReauthPage(props: { config: Config; csrfToken: string; user: User; next: string; securityKeys: string[]; error?: string }) {
+  const keys = props.securityKeys;
+  return (
+    <Layout
+      title="Confirm it is you with your security key"
+      rpName={props.config.rpName}
+      csrfToken={props.csrfToken}
+      page="reauth"
+      signedIn={{ displayName: props.user.display_name }}
+      data={{ next: props.next, need: '3' }}
+    >
+      <h1>Confirm it is you with your security key</h1>
+      <ErrorSummary message={props.error ?? null} />
+      <StatusRegion />
+      {keys.length ? (
+        <>
+          <NoScript />
+          <p>The service you are signing in to needs the highest level of sign-in (AAL3). Use {keys.length === 1 ? 'your security key' : 'one of these security keys'}:</p>
+          <ul data-aal3-keys>
+            {keys.map((name) => (
+              <li>{name}</li>
+            ))}
+          </ul>
+          <p>Plug it in or hold it to your device, enter its PIN and touch it.</p>
+          <div class="actions">
+            <button type="button" id="reauth-button">
+              Continue with your security key
+            </button>
+            <a class="button secondary" href="/settings">
+              Cancel
+            </a>
+          </div>
+        </>
+      ) : (
+        <>
+          <p data-aal3-keys="none">
+            The service you are signing in to needs the highest level of sign-in (AAL3), which only a security key approved by {props.config.organisation} gives. You
+            don’t have one yet.
+          </p>
+          <p>Contact your registration authority (RA): they can issue you a security key and help you register it.</p>
+          <p>
+            <a href="/settings">Go to your Login and security settings</a>
+          </p>
+        </>
+      )}
     </Layout>
   );
 }

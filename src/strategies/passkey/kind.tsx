@@ -78,11 +78,20 @@ export const passkeyKind = defineKind({
       path: (flowId) => `/add-authenticator/${flowId}/passkey`,
     },
   ],
-  agentIssue: {
-    label: 'Passkey',
-    hint: 'On the person’s phone, tablet, computer or security key. They sign in with their fingerprint, face, PIN or screen lock.',
-    path: (userId) => `/admin/users/${userId}/issue/passkey`,
-  },
+  agentIssue: [
+    {
+      value: 'passkey',
+      label: 'Passkey',
+      hint: 'On the person’s phone, tablet, computer or security key. They sign in with their fingerprint, face, PIN or screen lock.',
+      path: (userId) => `/admin/users/${userId}/issue/passkey`,
+    },
+    {
+      value: 'security-key',
+      label: 'Security key (AAL3)',
+      hint: 'A FIDO2-certified security key with a PIN (such as YubiKey, Titan or Token2), whose make and model are confirmed when it is registered. It gives the highest level of sign-in (AAL3), which clinical systems need.',
+      path: (userId) => `/admin/users/${userId}/issue/security-key`,
+    },
+  ],
   // Its self-service pages (/add-authenticator/:flowId/passkey…).
   routes: passkeySelfServiceRoutes,
   auditEvents: {
@@ -90,5 +99,6 @@ export const passkeyKind = defineKind({
     'passkey.renamed': 'Passkey renamed',
     'passkey.removed': 'Passkey removed',
     'passkey.counter_regressed': 'Passkey refused: possible copied authenticator',
+    'passkey.refused': 'Passkey or security key refused by the authenticator policy',
   },
 });
