@@ -124,6 +124,7 @@ const actions: Action[] = [
   { name: 'open choose authenticator type', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue`) },
   { name: 'choose passkey', needs: 'issue', writes: false, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/issue`, { type: 'passkey' }) },
   { name: 'open issue page', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue/passkey`) },
+  { name: 'open security key issue page', needs: 'issue', writes: false, request: (b, x) => b.get(`/admin/users/${x.user.id}/issue/security-key`) },
   { name: 'generate link', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'link' }) },
   { name: 'generate code', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'code' }) },
   { name: 'send enrolment email', needs: 'issue', writes: true, request: (b, x) => b.postForm(`/admin/users/${x.user.id}/enrolments`, { method: 'email' }) },
