@@ -29,12 +29,22 @@ export async function assessAttestation(info: Pick<RegistrationInfo, 'fmt' | 'aa
   const x5c = decodeAttestationObject(info.attestationObject).get('attStmt').get('x5c');
   // Self attestation: no chain.
   if (!Array.isArray(x5c) || x5c.length === 0) return { verified: false };
-  const roots = entry.statement.attestationRootCertificates.map((der) => convertCertBufferToPEM(der));
-  if (roots.length === 0) return { verified: false };
-  try {
-    await validateCertificatePath(x5c.map((c) => convertCertBufferToPEM(c)), roots);
-  } catch {
-    return { verified: false };
+  const anchors = entry.statement.attestationRootCertificates.map((b64) => Buffer.from(b64, 'base64'));
+  if (anchors.length === 0) return { verified: false };
+  const chain = x5c.map((c: Uint8Array) => Buffer.from(c));
+  // FIDO Metadata Statement §4: a trust anchor "can be a root certificate, an intermediate CA certificate or even the
+  // attestation certificate itself". The library has checked the statement's signature with the leaf's key; a leaf
+  // that is itself an anchor needs no path. Otherwise the path runs from the leaf to an anchor, without the anchor.
+  if (!anchors.some((a) => a.equals(chain[0]!))) {
+    const path = chain.filter((c) => !anchors.some((a) => a.equals(c)));
+    try {
+      await validateCertificatePath(
+        path.map((c) => convertCertBufferToPEM(c)),
+        anchors.map((a) => convertCertBufferToPEM(a)),
+      );
+    } catch {
+      return { verified: false };
+    }
   }
   return { verified: true, model: entry.description, ...(entry.certification ? { certification: entry.certification } : {}) };
 }
