@@ -2,6 +2,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, TestBrowser, TEST_ORIGIN, type TestApp } from '../../test/support/app.js';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +13,10 @@ import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js'
 
 const CONFORMANCE = { LATCHKEY_FIDO_CONFORMANCE: 'true' };
 
-/** The profile's ServerPublicKeyCredential: `getClientExtensionResults`, no `rawId` (as the conformance tool sends it). */
+/** The profile's ServerPublicKeyCredential: `getClientExtensionResults` for `clientExtensionResults`. */
 function asProfile(credential: RegistrationResponseJSON | AuthenticationResponseJSON) {
-  const { id, type, response, clientExtensionResults } = credential;
-  return { id, type, response, getClientExtensionResults: clientExtensionResults ?? {} };
+  const { id, rawId, type, response, clientExtensionResults } = credential;
+  return { id, rawId, type, response, getClientExtensionResults: clientExtensionResults ?? {} };
 }
 
 function expectFailed(res: LightMyRequestResponse, pattern?: RegExp) {
@@ -161,7 +162,6 @@ describe('FIDO conformance API (/fido2)', () => {
     it('missing username or displayName', async () => {
       expectFailed(await browser.postJson('/fido2/attestation/options', { displayName: 'No Name' }), /username/);
       expectFailed(await browser.postJson('/fido2/attestation/options', { username: 'nodisplay' }), /displayName/);
-      expectFailed(await browser.postJson('/fido2/assertion/options', {}), /username/);
     });
 
     it('malformed JSON', async () => {
@@ -287,7 +287,7 @@ describe('FIDO conformance API (/fido2)', () => {
       expectFailed(await browser.postJson('/fido2/assertion/result', asProfile(response)), /Unknown credential/);
 
       const options2 = await assertion(browser, 'alice');
-      const forged = { ...asProfile(alice.getAssertion(options2)), id: Buffer.alloc(32, 1).toString('base64url') };
+      const forged = { ...asProfile(alice.getAssertion(options2)), id: Buffer.alloc(32, 1).toString('base64url'), rawId: Buffer.alloc(32, 1).toString('base64url') };
       expectFailed(await browser.postJson('/fido2/assertion/result', forged), /Unknown credential/);
     });
 
@@ -360,6 +360,159 @@ describe('FIDO conformance API (/fido2)', () => {
       expect(res.json().status).toBe('failed');
       expect(res.json().errorMessage).not.toBe('');
     });
+  });
+});
+
+/**
+ * What an independent conformance client found the paths accepted (issue 13, item 6). /fido2 now runs the product's
+ * own checks (src/webauthn/responseChecks.ts); src/flows/signup/signup.test.ts and src/flows/signin/signin.test.ts
+ * pin the same cases on the product's endpoints.
+ */
+describe('/fido2 runs the product checks', () => {
+  let t: TestApp;
+  let browser: TestBrowser;
+  beforeEach(async () => {
+    t = await createTestApp(CONFORMANCE);
+    browser = new TestBrowser(t.app);
+  });
+  afterEach(async () => t.close());
+
+  const creationOptions = async (username: string) => {
+    const res = await browser.postJson('/fido2/attestation/options', { username, displayName: username, attestation: 'direct' });
+    expectOk(res);
+    return res.json();
+  };
+  const stored = async (id: string) => t.app.latchkey.store.authenticators.findByCredentialId(id);
+
+  it('refuses a registration or an assertion without rawId', async () => {
+    const auth = authenticator();
+    const credential = asProfile(auth.createCredential(await creationOptions('norawid')));
+    const { rawId: _rawId, ...withoutRawId } = credential;
+    expectFailed(await browser.postJson('/fido2/attestation/result', withoutRawId), /rawId is missing/);
+    expect(await stored(credential.id)).toBeUndefined();
+
+    expectOk((await register(browser, auth, 'norawid2')).result);
+    const { rawId: _r, ...assertionWithoutRawId } = asProfile(auth.getAssertion(await assertion(browser, 'norawid2')));
+    expectFailed(await browser.postJson('/fido2/assertion/result', assertionWithoutRawId), /rawId is missing/);
+  });
+
+  it('refuses a credential id longer than 1,023 bytes, and takes one of exactly 1,023', async () => {
+    const long = authenticator({ credentialIdLength: 1024 });
+    const refused = long.createCredential(await creationOptions('longid'));
+    expectFailed(await browser.postJson('/fido2/attestation/result', asProfile(refused)), /1024 bytes long; at most 1023/);
+    expect(await stored(refused.id)).toBeUndefined();
+
+    const longest = authenticator({ credentialIdLength: 1023 });
+    const accepted = longest.createCredential(await creationOptions('longestid'));
+    expectOk(await browser.postJson('/fido2/attestation/result', asProfile(accepted)));
+    expect(await stored(accepted.id)).toMatchObject({ credential_id: accepted.id });
+  });
+
+  // The library verifies a self-attestation signature with the credential key whatever alg the statement claims.
+  for (const [name, alg, claimed] of [
+    ['ES256 key, RS256 claimed', -7, -257],
+    ['EdDSA key, ES256 claimed', -8, -7],
+  ] as const) {
+    it(`refuses "packed" self attestation whose alg is not the credential key's (${name})`, async () => {
+      const auth = new PackedAuthenticator({ origin: TEST_ORIGIN, alg }, undefined, claimed);
+      const credential = auth.createCredential(await creationOptions(`selfalg${alg}`));
+      expectFailed(await browser.postJson('/fido2/attestation/result', asProfile(credential)), new RegExp(`attStmt.alg ${claimed} does not match the credential public key's alg ${alg}`));
+      expect(await stored(credential.id)).toBeUndefined();
+    });
+  }
+
+  it('refuses "fido-u2f" attestation with an RSA credential key, or with a P-384 attestation certificate', async () => {
+    const u2fCert = issueCertificate({ subject: { CN: 'U2F Test Key' } });
+    const rsa = new FidoU2fAuthenticator({ origin: TEST_ORIGIN, alg: -257 }, { privateKey: u2fCert.privateKey, x5c: [u2fCert.der] });
+    const rsaCredential = rsa.createCredential(await creationOptions('u2f-rsa'));
+    expectFailed(await browser.postJson('/fido2/attestation/result', asProfile(rsaCredential)), /credential public key is not an EC P-256 key/);
+
+    const p384Cert = issueCertificate({ subject: { CN: 'U2F P-384 Key' }, keys: generateKeyPairSync('ec', { namedCurve: 'P-384' }) });
+    const p384 = new FidoU2fAuthenticator({ origin: TEST_ORIGIN }, { privateKey: p384Cert.privateKey, x5c: [p384Cert.der] });
+    const p384Credential = p384.createCredential(await creationOptions('u2f-p384'));
+    expectFailed(await browser.postJson('/fido2/attestation/result', asProfile(p384Credential)), /attestation certificate's key is not an EC P-256 key/);
+
+    // A chain is not what fido-u2f sends (§8.6 step 2: exactly one certificate).
+    const chained = new FidoU2fAuthenticator({ origin: TEST_ORIGIN }, { privateKey: u2fCert.privateKey, x5c: [u2fCert.der, u2fCert.der] });
+    expectFailed(await browser.postJson('/fido2/attestation/result', asProfile(chained.createCredential(await creationOptions('u2f-chain')))), /exactly one certificate/);
+
+    for (const credential of [rsaCredential, p384Credential]) expect(await stored(credential.id)).toBeUndefined();
+    // The same key with a P-256 certificate registers.
+    const good = new FidoU2fAuthenticator({ origin: TEST_ORIGIN }, { privateKey: u2fCert.privateKey, x5c: [u2fCert.der] });
+    expectOk(await browser.postJson('/fido2/attestation/result', asProfile(good.createCredential(await creationOptions('u2f-good')))));
+  });
+
+  const framings = [
+    [{ crossOrigin: true, topOrigin: 'https://evil.example' }, /crossOrigin is true/],
+    [{ crossOrigin: true }, /crossOrigin is true/],
+    [{ topOrigin: 'https://evil.example' }, /topOrigin "https:\/\/evil.example" is not this relying party's origin/],
+    [{ crossOrigin: 'true' }, /crossOrigin is not a boolean/],
+  ] as const;
+
+  it('refuses a cross-origin registration, or one with a foreign topOrigin', async () => {
+    for (const [clientDataExtra, message] of framings) {
+      const auth = authenticator({ clientDataExtra });
+      const credential = auth.createCredential(await creationOptions('framed'));
+      expectFailed(await browser.postJson('/fido2/attestation/result', asProfile(credential)), message);
+      expect(await stored(credential.id)).toBeUndefined();
+    }
+  });
+
+  it('refuses a cross-origin assertion, or one with a foreign topOrigin', async () => {
+    const auth = authenticator();
+    expectOk((await register(browser, auth, 'framed-signin')).result);
+    for (const [clientDataExtra, message] of framings) {
+      auth.options.clientDataExtra = clientDataExtra;
+      expectFailed(await browser.postJson('/fido2/assertion/result', asProfile(auth.getAssertion(await assertion(browser, 'framed-signin')))), message);
+    }
+    auth.options.clientDataExtra = {};
+    expectOk(await browser.postJson('/fido2/assertion/result', asProfile(auth.getAssertion(await assertion(browser, 'framed-signin')))));
+  });
+
+  it('refuses an assertion without user presence, whatever userVerification the options asked for', async () => {
+    const auth = authenticator();
+    const { credential } = await register(browser, auth, 'absent');
+    auth.options.userPresence = false;
+    for (const userVerification of ['required', 'preferred', 'discouraged']) {
+      const options = await assertion(browser, 'absent', { userVerification });
+      expectFailed(await browser.postJson('/fido2/assertion/result', asProfile(auth.getAssertion(options))), /user-present \(UP\) flag is clear/);
+    }
+    expect((await stored(credential.id))?.counter).toBe(1);
+  });
+
+  it('serves usernameless assertion options, and finds the credential by id and its owner by the user handle', async () => {
+    const alice = authenticator();
+    const bob = authenticator();
+    const { credential: alices } = await register(browser, alice, 'alice');
+    const { credential: bobs } = await register(browser, bob, 'bob');
+
+    for (const request of [{}, { username: '' }, { userVerification: 'required' }]) {
+      const res = await browser.postJson('/fido2/assertion/options', request);
+      expectOk(res);
+      const options = res.json();
+      expect(options.allowCredentials).toEqual([]);
+      expect(options.rpId).toBe('localhost');
+      expect(Buffer.from(options.challenge, 'base64url').length).toBe(32);
+      expectOk(await browser.postJson('/fido2/assertion/result', asProfile(alice.getAssertion(options))));
+    }
+    expect((await stored(alices.id))?.counter).toBe(4);
+    expectOk(await browser.postJson('/fido2/assertion/result', asProfile(bob.getAssertion(await assertion(browser, '')))));
+    expect((await stored(bobs.id))?.counter).toBe(2);
+
+    // §7.2 step 6: without a user handle, or with someone else's, the credential's owner is not shown.
+    const noHandle = asProfile(alice.getAssertion(await assertion(browser, '')));
+    delete (noHandle.response as { userHandle?: string }).userHandle;
+    expectFailed(await browser.postJson('/fido2/assertion/result', noHandle), /userHandle is required/);
+    const swapped = asProfile(alice.getAssertion(await assertion(browser, '')));
+    (swapped.response as { userHandle?: string }).userHandle = bob.getAssertion({ challenge: 'x', rpId: 'localhost' }).response.userHandle;
+    expectFailed(await browser.postJson('/fido2/assertion/result', swapped), /userHandle does not match/);
+    const unknown = { ...asProfile(alice.getAssertion(await assertion(browser, ''))), id: Buffer.alloc(32, 9).toString('base64url'), rawId: Buffer.alloc(32, 9).toString('base64url') };
+    expectFailed(await browser.postJson('/fido2/assertion/result', unknown), /Unknown credential/);
+
+    // A disabled user's credential is refused here too, as the named options refuse the user.
+    const aliceUser = (await t.app.latchkey.store.users.findByEmail('alice'))!;
+    await t.app.latchkey.store.users.setStatus(aliceUser.id, 'suspended', Date.now());
+    expectFailed(await browser.postJson('/fido2/assertion/result', asProfile(alice.getAssertion(await assertion(browser, '')))), /disabled/);
   });
 });
 

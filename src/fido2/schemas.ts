@@ -31,9 +31,9 @@ export const CreationOptionsRequestSchema = Type.Object({
   extensions: Type.Optional(Extensions),
 });
 
-/** ServerPublicKeyCredentialGetOptionsRequest */
+/** ServerPublicKeyCredentialGetOptionsRequest; without a username (or with "") the request is usernameless. */
 export const GetOptionsRequestSchema = Type.Object({
-  username: Type.String({ minLength: 1, maxLength: 254, pattern: '\\S' }),
+  username: Type.Optional(Type.Union([Type.Literal(''), Type.String({ maxLength: 254, pattern: '\\S' })])),
   userVerification: Type.Optional(UserVerification),
   extensions: Type.Optional(Extensions),
 });

@@ -7,7 +7,9 @@
  * "none", discoverable credentials) is what the conformance tool must be able
  * to vary. The storage rules are the same: challenges are stored as flows,
  * bound to the browser cookie, consumed once; passkeys go to the
- * authenticators table.
+ * authenticators table. And so are the checks: every result first passes the
+ * ones the product's registration and sign-in run
+ * (src/webauthn/responseChecks.ts), then the library's.
  */
 import {
   verifyAuthenticationResponse,
@@ -15,7 +17,6 @@ import {
   type AuthenticationResponseJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
 import { Type, type Static } from 'typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { audit } from '../audit.js';
@@ -23,6 +24,7 @@ import { randomToken } from '../crypto.js';
 import { normalizeEmail } from '../db/persisters/users.js';
 import type { Authenticator, Flow, User } from '../db/schema.js';
 import { challengeOf, describeLibraryError, userHandleFor } from '../webauthn/ceremonies.js';
+import { checkAssertionResponse, checkRegistrationResponse } from '../webauthn/responseChecks.js';
 import { conformanceFailure, OK } from './serverResponse.js';
 import { defineFlow } from '../flows/flowMachine.js';
 import type {
@@ -74,7 +76,7 @@ function timeoutMs(app: FastifyInstance): number {
   return app.latchkey.config.challengeSeconds * 1000;
 }
 
-async function saveChallenge(app: FastifyInstance, type: string, bindingHash: string, userId: string, data: object): Promise<string> {
+async function saveChallenge(app: FastifyInstance, type: string, bindingHash: string, userId: string | null, data: object): Promise<string> {
   const { store, now, config } = app.latchkey;
   // 32 random bytes: the profile asks for 16 to 64.
   const challenge = randomToken(32);
@@ -105,36 +107,18 @@ async function consumeChallenge(app: FastifyInstance, type: string, clientDataJS
   return flow;
 }
 
-/** Profile shape to the shape the library reads: `getClientExtensionResults` and an optional `rawId`. */
+/**
+ * Profile shape to the shape the library reads (`getClientExtensionResults`). `rawId` is passed on as sent: the
+ * product's checks (src/webauthn/responseChecks.ts) require it and refuse it when it differs from `id`.
+ */
 function credentialBase(body: { id: string; rawId?: string; type: string; getClientExtensionResults?: object; clientExtensionResults?: object }) {
   if (body.type !== 'public-key') throw conformanceFailure(`type must be "public-key", got ${JSON.stringify(body.type.slice(0, 32))}`);
-  if (body.rawId !== undefined && body.rawId !== body.id) throw conformanceFailure('rawId does not equal id');
   return {
     id: body.id,
-    rawId: body.id,
+    rawId: body.rawId as string,
     type: 'public-key' as const,
     clientExtensionResults: (body.getClientExtensionResults ?? body.clientExtensionResults ?? {}) as AuthenticationResponseJSON['clientExtensionResults'],
   };
-}
-
-/**
- * §7.1 step 12 (CBOR decoding) with messages that name the broken member; the
- * library would report the same inputs as internal type errors.
- */
-function checkAttestationObject(b64: string): void {
-  let decoded: unknown;
-  try {
-    decoded = decodeAttestationObject(new Uint8Array(Buffer.from(b64, 'base64url')));
-  } catch {
-    throw conformanceFailure('attestationObject is not valid CBOR');
-  }
-  if (!(decoded instanceof Map)) throw conformanceFailure('attestationObject is not a CBOR map');
-  if (typeof decoded.get('fmt') !== 'string') throw conformanceFailure('attestationObject.fmt is missing or not a text string');
-  if (!(decoded.get('attStmt') instanceof Map)) throw conformanceFailure('attestationObject.attStmt is missing or not a map');
-  const authData = decoded.get('authData');
-  if (!(authData instanceof Uint8Array)) throw conformanceFailure('attestationObject.authData is missing or not a byte string');
-  // rpIdHash (32) + flags (1) + signCount (4) + AAGUID (16) + credentialIdLength (2): the least a registration carries.
-  if (authData.length < 55) throw conformanceFailure('attestationObject.authData is too short to hold attested credential data');
 }
 
 async function findOrCreateUser(app: FastifyInstance, username: string, displayName: string): Promise<User> {
@@ -213,7 +197,9 @@ export async function verifyAttestationResult(app: FastifyInstance, request: Fas
   const flow = await consumeChallenge(app, ATTESTATION_FLOW, body.response.clientDataJSON, request.bindingHash);
   const data = attestationFlow.read(flow);
   if (!data) throw conformanceFailure('Challenge is not valid');
-  checkAttestationObject(body.response.attestationObject);
+  // The product's own registration checks (rawId, credential id length, framing, packed self and fido-u2f keys).
+  const refused = checkRegistrationResponse(body, config.origin);
+  if (refused) throw conformanceFailure(`Attestation refused: ${refused}`);
   let verification;
   try {
     verification = await verifyRegistrationResponse({
@@ -232,8 +218,6 @@ export async function verifyAttestationResult(app: FastifyInstance, request: Fas
   }
   if (!verification.verified || !verification.registrationInfo) throw conformanceFailure('Attestation refused: the attestation statement did not verify');
   const info = verification.registrationInfo;
-  // §7.1 step 22 with the client's claim: the credential id in authenticator data is the one the client reported.
-  if (info.credential.id !== body.id) throw conformanceFailure('id does not equal the credential ID in authenticatorData');
   if (await store.authenticators.findByCredentialId(info.credential.id)) throw conformanceFailure('This credential ID is already registered');
   const userId = flow.user_id!;
   const t = now();
@@ -280,13 +264,18 @@ export async function issueRequestOptions(
   body: Static<typeof GetOptionsRequestSchema>,
 ): Promise<Static<typeof GetOptionsResponseSchema>> {
   const { config, store } = app.latchkey;
-  const user = await store.users.findByEmail(body.username);
-  if (!user) throw conformanceFailure('User does not exist');
-  if (user.status === 'suspended') throw conformanceFailure('This user is disabled');
-  const credentials = await passkeysOf(app, user.id);
+  // No username: a usernameless (discoverable) ceremony. Nobody is named, so nothing is offered, and the result
+  // finds the credential by its id and its owner by the user handle.
+  let user: User | null = null;
+  if (body.username) {
+    user = (await store.users.findByEmail(body.username)) ?? null;
+    if (!user) throw conformanceFailure('User does not exist');
+    if (user.status === 'suspended') throw conformanceFailure('This user is disabled');
+  }
+  const credentials = user ? await passkeysOf(app, user.id) : [];
   const userVerification = body.userVerification ?? 'preferred';
   const data: AssertionFlowData = { userVerification };
-  const challenge = await saveChallenge(app, ASSERTION_FLOW, request.bindingHash, user.id, data);
+  const challenge = await saveChallenge(app, ASSERTION_FLOW, request.bindingHash, user?.id ?? null, data);
   return {
     ...OK,
     challenge,
@@ -314,13 +303,24 @@ export async function verifyAssertionResult(app: FastifyInstance, request: Fasti
   const flow = await consumeChallenge(app, ASSERTION_FLOW, body.response.clientDataJSON, request.bindingHash);
   const data = assertionFlow.read(flow);
   if (!data) throw conformanceFailure('Challenge is not valid');
-  const authenticator = await store.authenticators.findByCredentialId(body.id);
-  // §7.2 step 6: the credential must be one of the user's the options were for.
-  if (!authenticator || authenticator.type !== 'passkey' || authenticator.user_id !== flow.user_id) {
-    throw conformanceFailure('Unknown credential: id is not a credential of this user');
-  }
-  if (userHandle && userHandle !== Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url')) {
-    throw conformanceFailure("userHandle does not match the credential's user");
+  // The product's own assertion checks (rawId, framing, user presence), as the sign-in path runs them.
+  const refused = checkAssertionResponse(body, config.origin);
+  if (refused) throw conformanceFailure(`Assertion refused: ${refused}`);
+  const found = await store.authenticators.findByCredentialId(body.id);
+  const authenticator = found?.type === 'passkey' ? found : undefined;
+  const ownersHandle = authenticator ? Buffer.from(userHandleFor(authenticator.user_id)).toString('base64url') : undefined;
+  if (flow.user_id !== null) {
+    // §7.2 step 6, a user named in the options: the credential must be one of theirs, and a user handle, when
+    // returned, theirs.
+    if (!authenticator || authenticator.user_id !== flow.user_id) throw conformanceFailure('Unknown credential: id is not a credential of this user');
+    if (userHandle && userHandle !== ownersHandle) throw conformanceFailure("userHandle does not match the credential's user");
+  } else {
+    // §7.2 step 6, usernameless: the credential is found by its id, and the user handle is required and must be
+    // its owner's.
+    if (!authenticator) throw conformanceFailure('Unknown credential: id is not a registered credential');
+    if (!userHandle) throw conformanceFailure('userHandle is required when the options named no user');
+    if (userHandle !== ownersHandle) throw conformanceFailure("userHandle does not match the credential's user");
+    if ((await store.users.findById(authenticator.user_id))?.status === 'suspended') throw conformanceFailure('This user is disabled');
   }
   let verification;
   try {
@@ -335,8 +335,8 @@ export async function verifyAssertionResult(app: FastifyInstance, request: Fasti
         publicKey: new Uint8Array(Buffer.from(authenticator.public_key, 'base64url')),
         counter: authenticator.counter,
       },
-      // The FIDO conformance rules for UP/UV: UV is demanded only when the options said "required";
-      // the tool also expects success with UP and UV both clear for "preferred" and "discouraged".
+      // The FIDO conformance rules for UV: demanded only when the options said "required". With this option the
+      // library ignores UP too; checkAssertionResponse above requires it, as the product does (§7.2 step 16).
       requireUserVerification: false,
       advancedFIDOConfig: { userVerification: data.userVerification },
     });

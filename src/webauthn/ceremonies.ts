@@ -23,6 +23,7 @@ import type { Store } from '../db/store.js';
 import { AppError, appError } from '../errors.js';
 import { flowDataReader } from '../flows/flowMachine.js';
 import { verifyAssertion } from './verifyAssertion.js';
+import { checkRegistrationResponse } from './responseChecks.js';
 import { standInFor } from './standInKey.js';
 import { credentialVerifierFromCose } from './coseKey.js';
 import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
@@ -193,6 +194,9 @@ export class WebAuthn {
     userId: string;
   }): Promise<FinishedRegistration> {
     const flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
+    // What WebAuthn asks beyond the library, shared with the conformance API (responseChecks.ts).
+    const refused = checkRegistrationResponse(args.response, this.config.origin);
+    if (refused) throw appError('ceremony_failed', `Your passkey could not be registered: ${refused}. Try again, or use another device.`);
     let verification;
     try {
       verification = await verifyRegistrationResponse({

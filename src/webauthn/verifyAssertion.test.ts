@@ -266,6 +266,8 @@ describe.each(algorithms)('verifyAssertion with %s, against the library', (_name
       mutate(good, (r) => (r.response.clientDataJSON = b64u('"webauthn.get"'))),
       mutate(good, (r) => (r.response.clientDataJSON = '')),
       mutate(good, (r) => (r.rawId = b64u('another id'))),
+      // §5.1: rawId is required (responseChecks.ts checkCredentialIds, shared with registration and /fido2).
+      mutate(good, (r) => delete (r as Partial<AuthenticationResponseJSON>).rawId),
       mutate(good, (r) => (r.id = '')),
       mutate(good, (r) => ((r as { type: string }).type = 'password')),
       mutate(good, (r) => ((r.response as { userHandle?: unknown }).userHandle = 42)),
@@ -299,12 +301,21 @@ describe('verifyAssertion beyond the library', () => {
     e = await enrol(-7);
   });
 
-  // The library does not look at crossOrigin/topOrigin; Latchkey's pages can't be framed, so it refuses both (step 13).
+  // The library does not look at crossOrigin/topOrigin; Latchkey's pages can't be framed, so it refuses both (steps 13–14).
   it('refuses a cross-origin or framed ceremony', async () => {
-    for (const extra of [{ crossOrigin: true }, { crossOrigin: true, topOrigin: 'https://evil.example.com' }, { topOrigin: ORIGIN }]) {
+    for (const extra of [
+      { crossOrigin: true },
+      { crossOrigin: true, topOrigin: 'https://evil.example.com' },
+      { crossOrigin: false, topOrigin: 'https://evil.example.com' },
+      { topOrigin: ORIGIN },
+      { crossOrigin: 'true' },
+    ]) {
       const response = signedAssertion(e, { clientData: { type: 'webauthn.get', challenge: CHALLENGE, origin: ORIGIN, ...extra } });
       expect(await verifyAssertion(inputFor(e, response))).toMatchObject({ ok: false, code: 'ceremony_failed' });
     }
+    // Control: the same response without them holds.
+    const plain = signedAssertion(e, { clientData: { type: 'webauthn.get', challenge: CHALLENGE, origin: ORIGIN, crossOrigin: false } });
+    expect((await verifyAssertion(inputFor(e, plain))).ok).toBe(true);
   });
 
   // §6.3.3: authenticatorGetAssertion never includes attested credential data.

@@ -9,8 +9,11 @@
  * event-loop time (see BENCHMARKS.md). The library path stays as
  * {@link verifyAssertionWithLibrary}; the tests run every case through both
  * and require the same outcome. Deliberately stricter than the library:
- * cross-origin or framed ceremonies (step 13), attested credential data in an
- * assertion, and keys whose curve doesn't fit their algorithm are refused.
+ * cross-origin or framed ceremonies (steps 13–14), attested credential data in an
+ * assertion, and keys whose curve doesn't fit their algorithm are refused. The
+ * checks it shares with registration and the FIDO conformance API (rawId,
+ * framing, user presence) are responseChecks.ts's, called on what this has
+ * already parsed.
  *
  * Steps 1–6 (options, get(), the response type, allowCredentials and the user
  * that owns the credential) are the caller's: `WebAuthn.finishAuthentication`.
@@ -22,6 +25,7 @@ import type { ErrorCode } from '../errors.js';
 import { decodeCborFirst } from './cbor.js';
 import { credentialKeyFromCose, type CredentialKey } from './coseKey.js';
 import { SignatureWorkerPool } from './signatureWorker.js';
+import { checkClientDataFraming, checkCredentialIds, checkUserPresent, FLAG_UP } from './responseChecks.js';
 
 export type AssertionResult =
   | { ok: true; counter: number; backedUp: boolean; userVerified: true }
@@ -48,7 +52,6 @@ export interface AssertionInput {
 }
 
 // Flags byte of authenticator data (WebAuthn L3 §6.1).
-const FLAG_UP = 0x01;
 const FLAG_UV = 0x04;
 const FLAG_BE = 0x08;
 const FLAG_BS = 0x10;
@@ -99,7 +102,7 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   const response = credential?.response;
   // Step 3: a public-key credential carrying an assertion response, its id the base64url of its raw id.
   if (!credential || typeof credential !== 'object' || credential.type !== 'public-key' || !response || typeof response !== 'object') return failed(MESSAGE_UNREADABLE);
-  if (typeof credential.id !== 'string' || credential.id.length === 0 || credential.id !== credential.rawId) return failed(MESSAGE_UNREADABLE);
+  if (checkCredentialIds(credential)) return failed(MESSAGE_UNREADABLE);
   if (response.userHandle !== undefined && response.userHandle !== null && typeof response.userHandle !== 'string') return failed(MESSAGE_UNREADABLE);
 
   // Step 7: cData, authData and sig.
@@ -123,8 +126,8 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   if (typeof C.challenge !== 'string' || C.challenge !== input.expectedChallenge) return failed();
   // Step 12: our origin, exactly (§13.4.9).
   if (typeof C.origin !== 'string' || C.origin !== input.expectedOrigin) return failed();
-  // Step 13: Latchkey's pages can't be framed (frame-ancestors 'none'), so a cross-origin or framed ceremony is never expected.
-  if (C.crossOrigin === true || C.topOrigin !== undefined) return failed();
+  // Steps 13–14: Latchkey's pages can't be framed (frame-ancestors 'none'), so a cross-origin or framed ceremony is never expected.
+  if (checkClientDataFraming(C, input.expectedOrigin)) return failed();
   // Token Binding (Level 2, dropped in Level 3): when a client still sends it, it must at least be well formed.
   if (C.tokenBinding !== undefined && C.tokenBinding !== null) {
     const status = (C.tokenBinding as { status?: unknown }).status;
@@ -154,7 +157,7 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   // Step 15: user present; step 16: Latchkey requires user verification for every sign-in.
   // Either failure is reported only once the signature holds (step 21), so an unsigned
   // response learns nothing but "failed", as on the library path.
-  const flagFailure: AssertionResult | undefined = !(flags & FLAG_UP)
+  const flagFailure: AssertionResult | undefined = checkUserPresent(flags)
     ? { ok: false, code: 'ceremony_failed', message: MESSAGE_NOT_PRESENT, signatureValid: true }
     : !(flags & FLAG_UV)
       ? { ok: false, code: 'user_verification_required', signatureValid: true }

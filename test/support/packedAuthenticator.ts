@@ -4,7 +4,7 @@
  * - `PackedAuthenticator`: "packed" (WebAuthn L3 §8.2). Self attestation by
  *   default (signed by the new credential's own key, no x5c); full (basic)
  *   attestation when given an attestation certificate chain.
- * - `FidoU2fAuthenticator`: "fido-u2f" (§8.6), ES256 only.
+ * - `FidoU2fAuthenticator`: "fido-u2f" (§8.6), ES256 unless told otherwise.
  */
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import type { PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
@@ -46,6 +46,8 @@ export class PackedAuthenticator extends AttestingAuthenticator {
   constructor(
     options: SoftAuthenticatorOptions,
     private readonly attestationKey?: AttestationKey,
+    /** Self attestation: the `alg` the statement claims, when it should not be the credential's (a malformed statement). */
+    private readonly statementAlg?: number,
   ) {
     super(options);
   }
@@ -62,7 +64,7 @@ export class PackedAuthenticator extends AttestingAuthenticator {
     }
     const sig = credential.alg === -8 ? sign(null, signed, credential.privateKey) : sign('sha256', signed, credential.privateKey);
     return new Map<string, number | Uint8Array>([
-      ['alg', credential.alg],
+      ['alg', this.statementAlg ?? credential.alg],
       ['sig', sig],
     ]);
   }
@@ -72,11 +74,11 @@ export class FidoU2fAuthenticator extends AttestingAuthenticator {
   protected readonly fmt = 'fido-u2f';
 
   constructor(
-    options: Omit<SoftAuthenticatorOptions, 'alg' | 'aaguid'>,
+    options: Omit<SoftAuthenticatorOptions, 'aaguid'>,
     private readonly attestationKey: AttestationKey,
   ) {
-    // U2F authenticators have no AAGUID and only P-256 keys.
-    super({ ...options, alg: -7, aaguid: '00000000-0000-0000-0000-000000000000' });
+    // U2F authenticators have no AAGUID and only P-256 keys; `alg` makes one that breaks that rule (§8.6).
+    super({ alg: -7, ...options, aaguid: '00000000-0000-0000-0000-000000000000' });
   }
 
   protected statement(_credential: SoftCredential, authData: Buffer, clientDataHash: Buffer): AttStmt {

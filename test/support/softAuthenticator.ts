@@ -37,6 +37,10 @@ export interface SoftAuthenticatorOptions {
   /** 'increment': counter +1 per assertion; 'zero': no counter (synced passkeys). */
   counter?: 'increment' | 'zero';
   transports?: string[];
+  /** Bytes in a new credential id (32 by default); WebAuthn allows at most 1,023. */
+  credentialIdLength?: number;
+  /** Members added to every clientDataJSON, e.g. `{ crossOrigin: true, topOrigin: 'https://evil.example' }` for a framed ceremony. */
+  clientDataExtra?: Record<string, unknown>;
 }
 
 const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
@@ -87,6 +91,8 @@ export class SoftAuthenticator {
       aaguid: '00000000-0000-0000-0000-000000000000',
       counter: 'increment',
       transports: ['internal', 'hybrid'],
+      credentialIdLength: 32,
+      clientDataExtra: {},
       ...options,
     };
   }
@@ -97,7 +103,7 @@ export class SoftAuthenticator {
   }
 
   private clientData(type: string, challenge: string, origin = this.options.origin): Buffer {
-    return Buffer.from(JSON.stringify({ type, challenge, origin, crossOrigin: false }));
+    return Buffer.from(JSON.stringify({ type, challenge, origin, crossOrigin: false, ...this.options.clientDataExtra }));
   }
 
   /** navigator.credentials.create() */
@@ -111,7 +117,7 @@ export class SoftAuthenticator {
       if (this.credentials.has(excluded.id)) throw Object.assign(new Error('credential already registered'), { name: 'InvalidStateError' });
     }
     const { publicKey, privateKey } = newKeyPair(this.options.alg);
-    const credentialId = randomBytes(32);
+    const credentialId = randomBytes(this.options.credentialIdLength);
     const id = b64u(credentialId);
     const counter = this.options.counter === 'increment' ? 1 : 0;
     this.credentials.set(id, { id, privateKey, alg: this.options.alg, userHandle: options.user.id, rpId, counter });

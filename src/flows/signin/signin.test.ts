@@ -170,6 +170,31 @@ describe('sign in with a passkey', () => {
     expect((await browser.get('/settings')).statusCode).toBe(302);
   });
 
+  // The assertion checks /fido2 runs too (src/webauthn/responseChecks.ts; issue 13 item 6, src/fido2/fido2.test.ts).
+  it('refuses an assertion without user presence, and a cross-origin or framed one, and starts no session', async () => {
+    const auth = authenticator();
+    await signUp(t.app, auth);
+    for (const change of [
+      { userPresence: false },
+      { clientDataExtra: { crossOrigin: true, topOrigin: 'https://evil.example' } },
+      { clientDataExtra: { topOrigin: 'https://evil.example' } },
+    ]) {
+      const browser = new TestBrowser(t.app);
+      await browser.get('/signin');
+      const options = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+      Object.assign(auth.options, change);
+      const verify = await browser.postJson('/signin/verify', { response: auth.getAssertion(options) });
+      expect(verify.statusCode, JSON.stringify(change)).toBe(400);
+      expect(verify.json().error.code).toBe('ceremony_failed');
+      if ('userPresence' in change) expect(verify.json().error.message).toMatch(/did not confirm you were present/);
+      expect((await browser.get('/settings')).statusCode).toBe(302);
+      // Control: the same authenticator, put right, signs in.
+      Object.assign(auth.options, { userPresence: true, clientDataExtra: {} });
+      const again = (await browser.postJson('/signin/options', { mode: 'discoverable' })).json().options;
+      expect((await browser.postJson('/signin/verify', { response: auth.getAssertion(again) })).statusCode).toBe(200);
+    }
+  });
+
   it('requires the user handle in a discoverable sign-in (WebAuthn L3 §7.2 step 6)', async () => {
     const { auth, browser, options } = await signedUpThenSignInOptions();
     const response = auth.getAssertion(options);

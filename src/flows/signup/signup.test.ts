@@ -1,5 +1,10 @@
+import { generateKeyPairSync } from 'node:crypto';
+import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { FidoU2fAuthenticator, PackedAuthenticator } from '../../../test/support/packedAuthenticator.js';
+import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
+import { issueCertificate } from '../../../test/support/x509.js';
 
 describe('sign up', () => {
   let t: TestApp;
@@ -139,5 +144,57 @@ describe('sign up', () => {
     await other.get('/signup');
     const res = await other.postJson('/signup/verify', { response: authenticator().createCredential(o) });
     expect(res.json().error.code).toBe('challenge_invalid');
+  });
+  /**
+   * The registration checks the FIDO conformance API runs too (src/webauthn/responseChecks.ts; issue 13 item 6):
+   * each case is refused here as on /fido2 (src/fido2/fido2.test.ts), and nothing is stored.
+   */
+  describe('refuses what WebAuthn does not allow, as /fido2 does', () => {
+    const u2fCert = issueCertificate({ subject: { CN: 'U2F Test Key' } });
+    const p384Cert = issueCertificate({ subject: { CN: 'U2F P-384 Key' }, keys: generateKeyPairSync('ec', { namedCurve: 'P-384' }) });
+
+    async function signUpWith(auth: SoftAuthenticator, change: (r: RegistrationResponseJSON) => unknown = (r) => r) {
+      const browser = new TestBrowser(t.app);
+      await browser.get('/signup');
+      const email = `person${Math.random().toString(36).slice(2)}@example.com`;
+      const o = (await browser.postJson('/signup/options', { displayName: 'Ada', email, placement: 'this-device' })).json().options;
+      const response = change(auth.createCredential(o));
+      return { verify: await browser.postJson('/signup/verify', { response }), email };
+    }
+
+    for (const [name, make, expected] of [
+      ['a packed self attestation whose alg is the key’s', () => new PackedAuthenticator({ origin: TEST_ORIGIN, alg: -7 }), 'packed'],
+      ['a fido-u2f attestation with P-256 keys', () => new FidoU2fAuthenticator({ origin: TEST_ORIGIN }, { privateKey: u2fCert.privateKey, x5c: [u2fCert.der] }), 'fido-u2f'],
+      ['a credential id of 1,023 bytes', () => authenticator({ credentialIdLength: 1023 }), 'none'],
+    ] as const) {
+      it(`accepts ${name}`, async () => {
+        const { verify, email } = await signUpWith(make());
+        expect(verify.statusCode, verify.body).toBe(200);
+        const user = await t.app.latchkey.store.users.findByEmail(email);
+        expect((await t.app.latchkey.store.authenticators.listForUser(user!.id)).map((a) => a.attestation_format)).toEqual([expected]);
+      });
+    }
+
+    for (const [name, make, message] of [
+      ['a credential id longer than 1,023 bytes', () => authenticator({ credentialIdLength: 1024 }), /1024 bytes long; at most 1023/],
+      ['packed self attestation whose alg is not the key’s', () => new PackedAuthenticator({ origin: TEST_ORIGIN, alg: -7 }, undefined, -257), /attStmt.alg -257 does not match/],
+      ['fido-u2f with an RSA credential key', () => new FidoU2fAuthenticator({ origin: TEST_ORIGIN, alg: -257 }, { privateKey: u2fCert.privateKey, x5c: [u2fCert.der] }), /not an EC P-256 key/],
+      ['fido-u2f with a P-384 attestation certificate', () => new FidoU2fAuthenticator({ origin: TEST_ORIGIN }, { privateKey: p384Cert.privateKey, x5c: [p384Cert.der] }), /certificate's key is not an EC P-256 key/],
+      ['a cross-origin ceremony with a foreign topOrigin', () => authenticator({ clientDataExtra: { crossOrigin: true, topOrigin: 'https://evil.example' } }), /crossOrigin is true/],
+      ['a foreign topOrigin', () => authenticator({ clientDataExtra: { topOrigin: 'https://evil.example' } }), /topOrigin "https:\/\/evil.example" is not/],
+    ] as const) {
+      it(`refuses ${name}`, async () => {
+        const { verify, email } = await signUpWith(make());
+        expect(verify.statusCode).toBe(400);
+        expect(verify.json().error).toMatchObject({ code: 'ceremony_failed', message: expect.stringMatching(message) });
+        expect(await t.app.latchkey.store.users.findByEmail(email)).toBeUndefined();
+      });
+    }
+
+    it('refuses a response without rawId', async () => {
+      const { verify, email } = await signUpWith(authenticator(), ({ rawId: _rawId, ...rest }) => rest);
+      expect(verify.statusCode).toBe(400);
+      expect(await t.app.latchkey.store.users.findByEmail(email)).toBeUndefined();
+    });
   });
 });
