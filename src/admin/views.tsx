@@ -28,7 +28,8 @@ export interface AdminContext {
 
 export const statusLabels: Record<UserStatus, string> = { pending: 'Pending', enrolled: 'Enrolled', suspended: 'Suspended' };
 
-function AdminLayout(props: AdminContext & { title: string; children: ComponentChildren; page?: string; data?: Record<string, string> }) {
+/** Every console page's frame: the navigation the agent's roles allow, then the page. */
+export function AdminLayout(props: AdminContext & { title: string; children: ComponentChildren; page?: string; data?: Record<string, string> }) {
   const allowed = (p: Permission) => can(props.agent.roles, p);
   return (
     <Layout
@@ -46,13 +47,15 @@ function AdminLayout(props: AdminContext & { title: string; children: ComponentC
         {allowed('audit.read') ? <a href="/admin/audit">Audit log</a> : null}
         {allowed('templates.manage') ? <a href="/admin/templates">Email templates</a> : null}
         {allowed('services.manage') ? <a href="/admin/services">Services</a> : null}
+        {allowed('policy.manage') ? <a href="/admin/policy">Authenticator policy</a> : null}
       </nav>
       {props.children}
     </Layout>
   );
 }
 
-function Flash(props: { message?: string | null }) {
+/** The success banner after a change (`?done=…`). */
+export function Flash(props: { message?: string | null }) {
   return props.message ? (
     <div class="notice success" role="status" id="flash">
       {props.message}
