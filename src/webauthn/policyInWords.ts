@@ -91,3 +91,22 @@ export function passkeyStanding(authenticator: Authenticator, user: Pick<User, '
     compromised: status ? { status, words: compromisedWords(status), consequence: trust.policy().compromised } : undefined,
   };
 }
+
+/**
+ * A passkey in plain words for its owner: "YubiKey 5 Series · FIDO Certified L2 · stays on this security key · gives
+ * the highest level of sign-in (AAL3)". AAL3 is named only when the key reaches it: a key that doesn't is not a
+ * problem to its owner. `warning` is set when the model was reported compromised: what that means and what to do.
+ */
+export function passkeyInWords(s: PasskeyStanding): { summary: string; warning?: string } {
+  const parts: string[] = [];
+  if (s.attested && s.model) parts.push(s.model);
+  if (s.attested && s.certification) parts.push(certificationLabel(s.certification));
+  parts.push(s.deviceBound ? (s.securityKey ? 'stays on this security key' : 'stays on this device') : 'can sync between your devices');
+  if (s.aal === 3 && !s.compromised) parts.push('gives the highest level of sign-in (AAL3)');
+  if (!s.compromised) return { summary: parts.join(' · ') };
+  const lost = s.compromised.consequence === 'refuse' ? 'You can no longer use it to sign in.' : 'It no longer gives the highest level of sign-in (AAL3).';
+  return {
+    summary: parts.join(' · '),
+    warning: `The FIDO Alliance has reported a security problem with this model: ${s.compromised.words}. ${lost} Contact your registration authority to get a replacement.`,
+  };
+}
