@@ -208,6 +208,7 @@ export const auditEventLabels: Record<string, string> = {
   'admin.bootstrap': 'First RA Manager created',
   'service.added': 'Service registered',
   'service.removed': 'Service removed',
+  'policy.changed': 'Authenticator policy changed',
   'oidc.consent': 'Allowed a service to sign you in',
   'oidc.step_up': 'A service asked for a stronger way to sign in',
   'console.refused': 'Console action refused',

@@ -61,7 +61,7 @@ async function fixture(env: Record<string, string> = {}): Promise<Fixture> {
 /** Every row a console action could change: a refused action must leave all of it as it was (it adds only the record of the refusal). */
 async function snapshot(t: TestApp): Promise<string> {
   const k = t.db.kysely;
-  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions'] as const;
+  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'settings'] as const;
   const out: Record<string, unknown> = {};
   for (const table of tables) out[table] = await k.selectFrom(table).selectAll().execute();
   out.audit_events = await k.selectFrom('audit_events').selectAll().where('outcome', '=', 'success').execute();
@@ -83,9 +83,9 @@ const agentRoles: Record<string, Role[]> = {
 };
 
 /** `console`: what every role may do (the home page). */
-type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'audit';
+type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'policy' | 'audit';
 const allowedFor: Record<string, Permission[]> = {
-  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'audit'],
+  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'policy', 'audit'],
   'RA Agent (Advanced)': ['console', 'view', 'add', 'edit', 'issue', 'remove'],
   'RA Agent': ['console', 'view'],
   Auditor: ['console', 'audit'],
@@ -168,6 +168,14 @@ const actions: Action[] = [
     request: (b) => b.postForm('/admin/services', { name: 'Rota', redirectUris: 'https://rota.example.org/callback', clientType: 'confidential', aal: '2' }),
   },
   { name: 'remove a service', needs: 'services', writes: true, request: (b, x) => b.postForm(`/admin/services/${x.clientId}/remove`, {}) },
+  { name: 'open the authenticator policy', needs: 'policy', writes: false, request: (b) => b.get('/admin/policy') },
+  {
+    name: 'save the authenticator policy',
+    needs: 'policy',
+    writes: true,
+    // A change that leaves every later registration here as it was: no model is marked compromised.
+    request: (b) => b.postForm('/admin/policy', { allowedModels: '', deniedModels: '', minimumCertification: '', syncedPasskeys: 'allowed', aal3MinimumCertification: '', compromised: 'refuse' }),
+  },
   { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
   { name: 'export audit CSV', needs: 'audit', writes: true, request: (b) => b.get('/admin/audit.csv') },
 ];
@@ -220,6 +228,7 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       roles: 'roles.manage',
       templates: 'templates.manage',
       services: 'services.manage',
+      policy: 'policy.manage',
       audit: 'audit.read',
     };
     for (const action of actions) {

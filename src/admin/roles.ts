@@ -17,7 +17,7 @@ export const roleLabels: Record<Role, string> = {
 };
 
 export const roleDescriptions: Record<Role, string> = {
-  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates and registering services.',
+  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates, registering services and setting the authenticator policy.',
   ra_agent_advanced: 'Add users, issue and remove authenticators.',
   ra_agent: 'Find users and view their profiles and activity; cannot change them.',
   auditor: 'Read and export the audit log.',
@@ -33,6 +33,7 @@ export const PERMISSIONS = [
   'roles.manage',
   'templates.manage',
   'services.manage',
+  'policy.manage',
   'audit.read',
 ] as const;
 
@@ -48,7 +49,7 @@ const ADVANCED: Permission[] = [...AGENT, 'users.add', 'users.edit', 'authentica
 const permissions: Record<Role, readonly Permission[]> = {
   ra_agent: AGENT,
   ra_agent_advanced: ADVANCED,
-  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'audit.read'],
+  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'policy.manage', 'audit.read'],
   auditor: ['audit.read'],
 };
 

@@ -19,6 +19,7 @@ import { consoleAuthenticatorsRoutes } from './routes/authenticators.js';
 import { consoleEnrolmentsRoutes } from './routes/enrolments.js';
 import { consoleAuditRoutes } from './routes/audit.js';
 import { consoleTemplatesRoutes } from './routes/templates.js';
+import { consolePolicyRoutes } from './routes/policy.js';
 
 export async function adminRoutes(app: FastifyInstance) {
   const { config, store } = app.latchkey;
@@ -38,5 +39,5 @@ export async function adminRoutes(app: FastifyInstance) {
     },
   });
 
-  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes]) await app.register(resource);
+  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes, consolePolicyRoutes]) await app.register(resource);
 }

@@ -17,6 +17,8 @@ import { can, ROLES, roleDescriptions, roleLabels, type Permission, type Role } 
 import { PLACEHOLDERS } from './emailTemplates.js';
 import { enrolmentStatusLabels, formatCode, type EnrolmentMethod, type EnrolmentStatus } from '../flows/enrolment/invites.js';
 import type { NationalIdFormat } from '../users/nationalId.js';
+import type { PasskeyStanding } from '../webauthn/policyInWords.js';
+import { certificationLabel } from '../webauthn/metadata/catalogue.js';
 
 export interface AdminContext {
   config: Config;
@@ -28,7 +30,8 @@ export interface AdminContext {
 
 export const statusLabels: Record<UserStatus, string> = { pending: 'Pending', enrolled: 'Enrolled', suspended: 'Suspended' };
 
-function AdminLayout(props: AdminContext & { title: string; children: ComponentChildren; page?: string; data?: Record<string, string> }) {
+/** Every console page's frame: the navigation the agent's roles allow, then the page. */
+export function AdminLayout(props: AdminContext & { title: string; children: ComponentChildren; page?: string; data?: Record<string, string> }) {
   const allowed = (p: Permission) => can(props.agent.roles, p);
   return (
     <Layout
@@ -46,13 +49,15 @@ function AdminLayout(props: AdminContext & { title: string; children: ComponentC
         {allowed('audit.read') ? <a href="/admin/audit">Audit log</a> : null}
         {allowed('templates.manage') ? <a href="/admin/templates">Email templates</a> : null}
         {allowed('services.manage') ? <a href="/admin/services">Services</a> : null}
+        {allowed('policy.manage') ? <a href="/admin/policy">Authenticator policy</a> : null}
       </nav>
       {props.children}
     </Layout>
   );
 }
 
-function Flash(props: { message?: string | null }) {
+/** The success banner after a change (`?done=…`). */
+export function Flash(props: { message?: string | null }) {
   return props.message ? (
     <div class="notice success" role="status" id="flash">
       {props.message}
@@ -384,8 +389,38 @@ function EnrolmentStatusText(props: { flow: Flow; status: EnrolmentStatus; live:
   );
 }
 
+/** Model, certification, attestation and sync of a passkey, and the FIDO Alliance's warning when its model has one. */
+function PasskeyFacts(props: { standing: PasskeyStanding; provider: ComponentChildren }) {
+  const s = props.standing;
+  return (
+    <>
+      {s.attested && s.model ? <span data-model>{s.model}</span> : props.provider}
+      <ul class="facts">
+        <li data-certification>{s.attested ? certificationLabel(s.certification) : 'Certification unknown'}</li>
+        <li data-attestation>Attestation: {s.attested ? 'Verified' : 'None'}</li>
+        <li data-sync>{s.deviceBound ? 'Device-bound' : 'Synced'}</li>
+      </ul>
+      {s.compromised ? (
+        <p class="warning" data-compromised={s.compromised.status}>
+          <strong>Security problem reported by the FIDO Alliance:</strong> {s.compromised.words}.{' '}
+          {s.compromised.consequence === 'refuse' ? 'The policy stops it signing in.' : 'The policy stops it counting for AAL3.'}
+        </p>
+      ) : null}
+    </>
+  );
+}
+
 export function AuthenticatorsTab(
-  m: AdminContext & { user: User; authenticators: Authenticator[]; issuers: Map<string, string>; enrolments: OutstandingEnrolment[]; flash?: string | null; error?: string | null },
+  m: AdminContext & {
+    user: User;
+    authenticators: Authenticator[];
+    /** What is known of each passkey (by authenticator id): model, certification, attestation, sync, compromise. */
+    standings: Map<string, PasskeyStanding>;
+    issuers: Map<string, string>;
+    enrolments: OutstandingEnrolment[];
+    flash?: string | null;
+    error?: string | null;
+  },
 ) {
   const allowed = (p: Permission) => can(m.agent.roles, p);
   const own = m.agent.user.id === m.user.id;
@@ -402,7 +437,7 @@ export function AuthenticatorsTab(
           <thead>
             <tr>
               <th scope="col">Type and name</th>
-              <th scope="col">Provider</th>
+              <th scope="col">Model</th>
               <th scope="col">Assurance</th>
               <th scope="col">Created</th>
               <th scope="col">Last used</th>
@@ -416,6 +451,8 @@ export function AuthenticatorsTab(
             {m.authenticators.map((a) => {
               const shown = m.kinds.displayOf(a, m.user);
               const assurance = m.kinds.assuranceOf(a, m.user);
+              const standing = m.standings.get(a.id);
+              const refused = standing?.compromised?.consequence === 'refuse';
               return (
               <tr data-authenticator-id={a.id} data-kind={a.type}>
                 <td data-label="Type and name">
@@ -427,8 +464,10 @@ export function AuthenticatorsTab(
                     </>
                   ) : null}
                 </td>
-                <td data-label="Provider">{shown.provider ?? '–'}</td>
-                <td data-label="Assurance">{assurance ? `AAL${assurance.aal}` : 'Not on its own'}</td>
+                <td data-label="Model">{standing ? <PasskeyFacts standing={standing} provider={shown.provider} /> : (shown.provider ?? '–')}</td>
+                <td data-label="Assurance" data-aal={refused ? undefined : assurance?.aal}>
+                  {refused ? 'Can’t sign in' : assurance ? `AAL${assurance.aal}` : 'Not on its own'}
+                </td>
                 <td data-label="Created">{formatTime(a.created_at)}</td>
                 <td data-label="Last used">{formatTime(a.last_used_at)}</td>
                 <td data-label="Issued by">{a.issued_by ? (m.issuers.get(a.issued_by) ?? 'A former agent') : 'The user'}</td>

@@ -10,6 +10,8 @@ import { DEFAULT_SECRET_KEY_FILE, type Config } from '../config/index.js';
 import type { Store } from '../db/store.js';
 import { OIDC_PREFIX, OIDC_SCOPES, TOKEN_TTL } from './provider.js';
 import { DISCOVERY_FIELDS, discoveryWarnings, readDiscovery, resolveDiscovery, type Discovery } from './resolvedConfiguration.js';
+import { Trust } from '../webauthn/trust.js';
+import { policyInWords } from '../webauthn/policyInWords.js';
 
 export interface DoctorReport {
   text: string;
@@ -86,6 +88,13 @@ export async function doctorReport(config: Config, store: Store, now: number, op
     }
     warnings.push(...discoveryWarnings(discovery, config.origin));
   }
+
+  // The policy an RA Manager set in the console (/admin/policy), as every instance reads it from the database.
+  const trust = new Trust();
+  await trust.reload(store);
+  lines.push('');
+  lines.push('Authenticator policy (set by an RA Manager at /admin/policy)');
+  for (const [label, words] of policyInWords(trust.policy(), trust.metadata())) lines.push(`  ${label.padEnd(23)}${words}`);
 
   lines.push('');
   lines.push(warnings.length ? `Warnings (${warnings.length}):` : 'No warnings.');

@@ -13,6 +13,7 @@ import { Csrf, Id } from '../../http/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { formatTime } from '../../views/layout.js';
 import { CODE_FLOW, ENROLMENT_FLOWS, enrolmentData, INVITE_FLOW, loadEnrolmentStatus } from '../../flows/enrolment/invites.js';
+import { passkeyStanding } from '../../webauthn/policyInWords.js';
 import { AuthenticatorsTab, ChooseTypePage, IssuePasskeyPage, RemoveAuthenticatorPage, type OutstandingEnrolment } from '../views.js';
 import { adminContext as ctx, Flash, flashFor, loadOtherUser, loadUser, UserParams } from './shared.js';
 
@@ -50,7 +51,12 @@ export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
         issuedBy: data.issuedBy ? (issuers.get(data.issuedBy) ?? 'A former agent') : data.method === 'cli' ? 'Command line' : 'Latchkey',
       });
     }
-    return html(reply, renderPage(<AuthenticatorsTab {...ctx(request)} user={user} authenticators={authenticators} issuers={issuers} enrolments={enrolments} flash={flash} />));
+    const { kinds, trust } = app.latchkey;
+    const standings = new Map(authenticators.filter((a) => kinds.get(a.type)?.settingsSection === 'passkeys').map((a) => [a.id, passkeyStanding(a, user, kinds, trust)]));
+    return html(
+      reply,
+      renderPage(<AuthenticatorsTab {...ctx(request)} user={user} authenticators={authenticators} standings={standings} issuers={issuers} enrolments={enrolments} flash={flash} />),
+    );
   }
 
   r.get('/admin/users/:id/authenticators', { config: { permission: 'users.view' }, schema: { params: UserParams, querystring: Flash } }, async (request, reply) => {

@@ -56,6 +56,8 @@ const flashes: Record<string, (user?: User) => string> = {
   unlocked: (u) => `${u?.display_name}'s failed sign-ins have been cleared: they can sign in again.`,
   'template-saved': () => 'Template saved.',
   'template-deleted': () => 'Template deleted.',
+  'policy-saved': () => 'Authenticator policy saved. New passkeys are checked against it from now on, and every passkey’s level (AAL) follows it at its next sign-in.',
+  'policy-unchanged': () => 'Nothing was changed: the policy is as it was.',
 };
 
 /** The banner for `?done=…` after a change, or null for none (or an unknown one). */

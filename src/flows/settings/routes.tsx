@@ -15,6 +15,7 @@ import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
+import { passkeyInWords, passkeyStanding } from '../../webauthn/policyInWords.js';
 import { RemovePage, RenamePage, SettingsPage } from './views.js';
 import { NoScriptForm } from '../../views/noScript.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
@@ -77,6 +78,8 @@ export async function settingsRoutes(app: FastifyInstance) {
       store.audit.listForSubject(user.id, 20),
       store.roles.listForUser(user.id),
     ]);
+    const listed = passkeys.filter((p) => kinds.get(p.type)?.settingsSection === 'passkeys');
+    const passkeyWords = new Map(listed.map((p) => [p.id, passkeyInWords(passkeyStanding(p, user, kinds, app.latchkey.trust))]));
     return html(
       reply,
       renderPage(
@@ -84,7 +87,8 @@ export async function settingsRoutes(app: FastifyInstance) {
           config={config}
           csrfToken={request.csrfToken}
           user={user}
-          passkeys={passkeys.filter((p) => kinds.get(p.type)?.settingsSection === 'passkeys')}
+          passkeys={listed}
+          passkeyWords={passkeyWords}
           sessions={sessions}
           currentSessionId={session.public_id}
           activity={activity}

@@ -89,6 +89,8 @@ export interface SettingsModel {
   noScript?: boolean;
   /** The person holds a registration-authority role: link to the console. */
   agent?: boolean;
+  /** Each passkey in plain words (by authenticator id): model, certification, where it lives, AAL3, a reported problem. */
+  passkeyWords?: Map<string, { summary: string; warning?: string }>;
   /** Every other kind (authenticator apps, linked work accounts …), with its kind's label. */
   others: { authenticator: Authenticator; label: string }[];
   /** Words for audit events: the shared ones and every kind's own (src/audit.ts auditEventLabelsFor). */
@@ -146,12 +148,24 @@ export function SettingsPage(m: SettingsModel) {
           </tr>
         </thead>
         <tbody>
-          {m.passkeys.map((p) => (
+          {m.passkeys.map((p) => {
+            const words = m.passkeyWords?.get(p.id);
+            return (
             <tr data-passkey-id={p.id} data-credential-id={p.credential_id}>
               <td data-label="Name">
                 <strong class="passkey-name">{p.name}</strong>
                 <br />
                 <SyncBadge authenticator={p} />
+                {words ? (
+                  <span class="hint" data-passkey-words>
+                    {words.summary}
+                  </span>
+                ) : null}
+                {words?.warning ? (
+                  <p class="warning" data-compromised>
+                    {words.warning}
+                  </p>
+                ) : null}
               </td>
               <td data-label="Provider">
                 <PasskeyProvider aaguid={p.aaguid} />
@@ -167,7 +181,8 @@ export function SettingsPage(m: SettingsModel) {
                 </a>
               </td>
             </tr>
-          ))}
+            );
+          })}
         </tbody>
       </table>
 
