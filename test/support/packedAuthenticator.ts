@@ -18,9 +18,10 @@ export interface AttestationKey {
   x5c: Buffer[];
 }
 
-type AttStmt = Map<string, number | Uint8Array | Uint8Array[]>;
+export type AttStmt = Map<string, string | number | Uint8Array | Uint8Array[]>;
 
-abstract class AttestingAuthenticator extends SoftAuthenticator {
+/** A software authenticator whose registrations carry an attestation statement of one format. */
+export abstract class AttestingAuthenticator extends SoftAuthenticator {
   protected abstract readonly fmt: string;
   protected abstract statement(credential: SoftCredential, authData: Buffer, clientDataHash: Buffer): AttStmt;
 

@@ -37,6 +37,8 @@ export interface SoftAuthenticatorOptions {
   /** 'increment': counter +1 per assertion; 'zero': no counter (synced passkeys). */
   counter?: 'increment' | 'zero';
   transports?: string[];
+  /** What the browser reports: 'platform' (the default) or 'cross-platform' (a security key). */
+  attachment?: 'platform' | 'cross-platform';
 }
 
 const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
@@ -87,6 +89,7 @@ export class SoftAuthenticator {
       aaguid: '00000000-0000-0000-0000-000000000000',
       counter: 'increment',
       transports: ['internal', 'hybrid'],
+      attachment: 'platform',
       ...options,
     };
   }
@@ -141,7 +144,7 @@ export class SoftAuthenticator {
         transports: this.options.transports as RegistrationResponseJSON['response']['transports'],
       },
       clientExtensionResults: {},
-      authenticatorAttachment: 'platform',
+      authenticatorAttachment: this.options.attachment,
     };
   }
 
@@ -169,7 +172,7 @@ export class SoftAuthenticator {
         userHandle: credential.userHandle,
       },
       clientExtensionResults: {},
-      authenticatorAttachment: 'platform',
+      authenticatorAttachment: this.options.attachment,
     };
   }
 }
