@@ -138,6 +138,18 @@ describe('assessAttestation', () => {
   it('an empty catalogue: nothing verifies', async () => {
     expect(await assess(packedFull(KEY_AAGUID, leaf), catalogueWith([]))).toEqual({ verified: false });
   });
+
+  // FIDO Metadata Statement v3.0 §4 attestationRootCertificates: "A trust anchor can be a root certificate, an
+  // intermediate CA certificate or even the attestation certificate itself."
+  it('a trust anchor that is the attestation certificate itself: verified', async () => {
+    const listed = catalogueWith([{ statement: metadataStatement({ aaguid: KEY_AAGUID, description: 'Test Security Key', attestationRootCertificates: [leaf.der] }) }]);
+    expect(await assess(packedFull(KEY_AAGUID, leaf), listed)).toMatchObject({ verified: true });
+  });
+
+  it('a trust anchor that is an intermediate the authenticator also sends: verified', async () => {
+    const listed = catalogueWith([{ statement: metadataStatement({ aaguid: TPM_AAGUID, description: 'Test TPM', attestationRootCertificates: [tpm.intermediate.der], attestationTypes: ['attca'], authenticationAlgorithms: ['rsassa_pkcsv15_sha256_raw'] }) }]);
+    expect(await assess(new TpmAuthenticator({ origin: ORIGIN, aaguid: TPM_AAGUID, alg: -257 }, tpm.key), listed)).toMatchObject({ verified: true });
+  });
 });
 
 describe('the test metadata statements', () => {
