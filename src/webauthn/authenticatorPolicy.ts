@@ -23,7 +23,8 @@ import { certificationLabel, CERTIFICATION_LEVELS, meetsCertification, type Cert
 import { providerFor } from './aaguids.js';
 
 const Aaguid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
-const Certification = Type.Union(CERTIFICATION_LEVELS.map((l) => Type.Literal(l)));
+// Type.Enum, not a Union of mapped Literals: a mapped array loses its element types and the static type became never.
+const Certification = Type.Enum(CERTIFICATION_LEVELS);
 const RoleName = Type.Union([Type.Literal('ra_manager'), Type.Literal('ra_agent_advanced'), Type.Literal('ra_agent'), Type.Literal('auditor')]);
 
 export const AuthenticatorPolicySchema = Type.Object(

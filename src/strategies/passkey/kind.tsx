@@ -48,7 +48,7 @@ export const PasskeyConfigSchema = Type.Object({
     Type.Object({
       verified: Type.Boolean(),
       model: Type.Optional(Type.String({ maxLength: 200 })),
-      certification: Type.Optional(Type.Union(CERTIFICATION_LEVELS.map((l) => Type.Literal(l)))),
+      certification: Type.Optional(Type.Enum(CERTIFICATION_LEVELS)),
     }),
   ),
 });
