@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { generateRegistrationOptions, verifyRegistrationResponse, type RegistrationResponseJSON } from '@simplewebauthn/server';
 import { decodeAttestationObject, getCertificateInfo } from '@simplewebauthn/server/helpers';
 import { encodeCbor } from './cbor.js';
-import { PackedAuthenticator } from './packedAuthenticator.js';
+import { PackedAuthenticator, packedAttestation } from './packedAuthenticator.js';
 import { TpmAuthenticator, tpmAttestation } from './tpmAuthenticator.js';
 import { attestationSubject, issueCertificate } from './x509.js';
 
@@ -112,6 +112,13 @@ describe('PackedAuthenticator full attestation', () => {
     const result = await register(new PackedAuthenticator({ origin: ORIGIN, aaguid: AAGUID, backupEligible: false, attachment: 'cross-platform' }, { privateKey: leaf.privateKey, x5c: [leaf.der] }));
     expect(result.verified).toBe(true);
     expect(result.registrationInfo).toMatchObject({ fmt: 'packed', aaguid: AAGUID, credentialDeviceType: 'singleDevice', credentialBackedUp: false });
+  });
+
+  it('packedAttestation issues the same chain in one call', async () => {
+    const chain = packedAttestation({ aaguid: AAGUID, model: 'Test Security Key', root });
+    expect(getCertificateInfo(new Uint8Array(chain.leaf.der)).subject.OU).toBe('Authenticator Attestation');
+    const result = await register(new PackedAuthenticator({ origin: ORIGIN, aaguid: AAGUID }, chain.key));
+    expect(result.registrationInfo).toMatchObject({ fmt: 'packed', aaguid: AAGUID });
   });
 
   it('sets the backup flags of a synced passkey', async () => {
