@@ -15,7 +15,7 @@
 import type { VerifiedRegistrationResponse } from '@simplewebauthn/server';
 import { convertCertBufferToPEM, decodeAttestationObject, validateCertificatePath } from '@simplewebauthn/server/helpers';
 import type { AttestationFacts } from './authenticatorPolicy.js';
-import type { MetadataCatalogue } from './metadata/catalogue.js';
+import type { MetadataCatalogue, MetadataEntry } from './metadata/catalogue.js';
 
 type RegistrationInfo = NonNullable<VerifiedRegistrationResponse['registrationInfo']>;
 
@@ -31,20 +31,27 @@ export async function assessAttestation(info: Pick<RegistrationInfo, 'fmt' | 'aa
   if (!Array.isArray(x5c) || x5c.length === 0) return { verified: false };
   const anchors = entry.statement.attestationRootCertificates.map((b64) => Buffer.from(b64, 'base64'));
   if (anchors.length === 0) return { verified: false };
-  const chain = x5c.map((c: Uint8Array) => Buffer.from(c));
-  // FIDO Metadata Statement §4: a trust anchor "can be a root certificate, an intermediate CA certificate or even the
-  // attestation certificate itself". The library has checked the statement's signature with the leaf's key; a leaf
-  // that is itself an anchor needs no path. Otherwise the path runs from the leaf to an anchor, without the anchor.
-  if (!anchors.some((a) => a.equals(chain[0]!))) {
-    const path = chain.filter((c) => !anchors.some((a) => a.equals(c)));
-    try {
-      await validateCertificatePath(
-        path.map((c) => convertCertBufferToPEM(c)),
-        anchors.map((a) => convertCertBufferToPEM(a)),
-      );
-    } catch {
-      return { verified: false };
-    }
+  const chain = x5c.map((c) => Buffer.from(c));
+  // FIDO Metadata Statement §4: "A trust anchor can be a root certificate, an intermediate CA certificate or even the
+  // attestation certificate itself." Where x5c reaches an anchor the path ends there: the library's path validation
+  // refuses a chain that holds its own anchor (as a duplicate), and skips it for a lone listed attestation
+  // certificate (verifyAttestationWithMetadata's "self-referencing" case), whose signature the format's verifier
+  // has already checked.
+  const reached = chain.findIndex((c) => anchors.some((a) => a.equals(c)));
+  if (reached === 0) return verifiedAs(entry);
+  const path = reached > 0 ? chain.slice(0, reached) : chain;
+  const roots = reached > 0 ? [chain[reached]!] : anchors;
+  try {
+    await validateCertificatePath(
+      path.map((c) => convertCertBufferToPEM(c)),
+      roots.map((c) => convertCertBufferToPEM(c)),
+    );
+  } catch {
+    return { verified: false };
   }
+  return verifiedAs(entry);
+}
+
+function verifiedAs(entry: MetadataEntry): AttestationFacts {
   return { verified: true, model: entry.description, ...(entry.certification ? { certification: entry.certification } : {}) };
 }

@@ -23,7 +23,7 @@ import { certificationLabel, CERTIFICATION_LEVELS, meetsCertification, type Cert
 import { providerFor } from './aaguids.js';
 
 const Aaguid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
-// Type.Enum, not a Union of mapped Literals: TypeBox reads a mapped array as never, which made the policy's levels `null` to TypeScript.
+// Type.Enum, not a Union of mapped Literals: a mapped array loses its element types and the static type became never.
 const Certification = Type.Enum(CERTIFICATION_LEVELS);
 const RoleName = Type.Union([Type.Literal('ra_manager'), Type.Literal('ra_agent_advanced'), Type.Literal('ra_agent'), Type.Literal('auditor')]);
 

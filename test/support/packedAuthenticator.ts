@@ -3,7 +3,10 @@
  *
  * - `PackedAuthenticator`: "packed" (WebAuthn L3 §8.2). Self attestation by
  *   default (signed by the new credential's own key, no x5c); full (basic)
- *   attestation when given an attestation certificate chain.
+ *   attestation when given an attestation certificate chain
+ *   (`packedAttestation()` issues one). A security key: `backupEligible: false`
+ *   (the default), `attachment: 'cross-platform'`, its `aaguid`; a synced
+ *   passkey: `backupEligible: true, backedUp: true`.
  * - `FidoU2fAuthenticator`: "fido-u2f" (§8.6), ES256 unless told otherwise.
  */
 import { createHash, sign, type KeyObject } from 'node:crypto';
@@ -11,6 +14,7 @@ import type { PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON }
 import { convertCOSEtoPKCS, decodeAttestationObject, parseAuthenticatorData } from '@simplewebauthn/server/helpers';
 import { encodeCbor } from './cbor.js';
 import { SoftAuthenticator, type SoftAuthenticatorOptions, type SoftCredential } from './softAuthenticator.js';
+import { attestationSubject, issueCertificate, type IssuedCertificate } from './x509.js';
 
 export interface AttestationKey {
   privateKey: KeyObject;
@@ -18,9 +22,10 @@ export interface AttestationKey {
   x5c: Buffer[];
 }
 
-type AttStmt = Map<string, number | Uint8Array | Uint8Array[]>;
+export type AttStmt = Map<string, string | number | Uint8Array | Uint8Array[]>;
 
-abstract class AttestingAuthenticator extends SoftAuthenticator {
+/** A software authenticator whose registrations carry an attestation statement of one format. */
+export abstract class AttestingAuthenticator extends SoftAuthenticator {
   protected abstract readonly fmt: string;
   protected abstract statement(credential: SoftCredential, authData: Buffer, clientDataHash: Buffer): AttStmt;
 
@@ -38,6 +43,24 @@ abstract class AttestingAuthenticator extends SoftAuthenticator {
     );
     return { ...created, response: { ...created.response, attestationObject: attestationObject.toString('base64url') } };
   }
+}
+
+export interface PackedAttestation {
+  root: IssuedCertificate;
+  leaf: IssuedCertificate;
+  /** The leaf's key and x5c [leaf], as PackedAuthenticator takes them for full attestation. */
+  key: AttestationKey;
+}
+
+/**
+ * A "packed" full attestation chain: a root (given, or a new test root) and a leaf meeting WebAuthn L3 §8.2.1 —
+ * version 3; subject C, O, OU "Authenticator Attestation" and CN `model`; not a CA; id-fido-gen-ce-aaguid naming
+ * `aaguid`. Put `root.der` in the model's metadata statement to have it verify.
+ */
+export function packedAttestation(options: { aaguid: string; model: string; root?: IssuedCertificate }): PackedAttestation {
+  const root = options.root ?? issueCertificate({ subject: { C: 'US', O: 'Latchkey Test Authenticators', CN: 'Test Attestation Root' }, ca: true });
+  const leaf = issueCertificate({ subject: attestationSubject(options.model), issuer: root, aaguid: Buffer.from(options.aaguid.replace(/-/g, ''), 'hex') });
+  return { root, leaf, key: { privateKey: leaf.privateKey, x5c: [leaf.der] } };
 }
 
 export class PackedAuthenticator extends AttestingAuthenticator {

@@ -41,6 +41,8 @@ export interface SoftAuthenticatorOptions {
   credentialIdLength?: number;
   /** Members added to every clientDataJSON, e.g. `{ crossOrigin: true, topOrigin: 'https://evil.example' }` for a framed ceremony. */
   clientDataExtra?: Record<string, unknown>;
+  /** What the browser reports: 'platform' (the default) or 'cross-platform' (a security key). */
+  attachment?: 'platform' | 'cross-platform';
 }
 
 const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
@@ -93,6 +95,7 @@ export class SoftAuthenticator {
       transports: ['internal', 'hybrid'],
       credentialIdLength: 32,
       clientDataExtra: {},
+      attachment: 'platform',
       ...options,
     };
   }
@@ -147,7 +150,7 @@ export class SoftAuthenticator {
         transports: this.options.transports as RegistrationResponseJSON['response']['transports'],
       },
       clientExtensionResults: {},
-      authenticatorAttachment: 'platform',
+      authenticatorAttachment: this.options.attachment,
     };
   }
 
@@ -175,7 +178,7 @@ export class SoftAuthenticator {
         userHandle: credential.userHandle,
       },
       clientExtensionResults: {},
-      authenticatorAttachment: 'platform',
+      authenticatorAttachment: this.options.attachment,
     };
   }
 }

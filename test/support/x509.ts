@@ -1,8 +1,11 @@
 /**
- * Just enough DER (X.690) to issue ECDSA P-256 X.509 v3 certificates in tests:
- * attestation certificates for "packed" full attestation and "fido-u2f", and
- * the root that signs them. No CRL distribution points, so verifying them
- * never reaches the network.
+ * Just enough DER (X.690) to issue X.509 v3 certificates in tests: attestation
+ * certificates for "packed" full attestation (§8.2.1), "fido-u2f" and "tpm"
+ * (the AIK certificate of §8.3.1: empty subject, TPM directoryName in the
+ * subjectAltName, the AIK extended key usage), and the roots that sign them.
+ * Keys are ECDSA P-256 unless given (a TPM's AIK is often RSA); the signature
+ * is ECDSA or RSA PKCS#1 v1.5 with SHA-256 after the issuer's key. No CRL
+ * distribution points, so verifying them never reaches the network.
  */
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 
@@ -50,7 +53,8 @@ export interface DistinguishedName {
   C?: string;
   O?: string;
   OU?: string;
-  CN: string;
+  /** Absent only for an empty subject (a TPM AIK certificate's, WebAuthn L3 §8.3.1). */
+  CN?: string;
 }
 
 function name(dn: DistinguishedName): Buffer {
@@ -59,11 +63,18 @@ function name(dn: DistinguishedName): Buffer {
   if (dn.C) parts.push(rdn('2.5.4.6', der(0x13, Buffer.from(dn.C))));
   if (dn.O) parts.push(rdn('2.5.4.10', der(0x0c, Buffer.from(dn.O))));
   if (dn.OU) parts.push(rdn('2.5.4.11', der(0x0c, Buffer.from(dn.OU))));
-  parts.push(rdn('2.5.4.3', der(0x0c, Buffer.from(dn.CN))));
+  if (dn.CN) parts.push(rdn('2.5.4.3', der(0x0c, Buffer.from(dn.CN))));
   return seq(...parts);
 }
 
 const ECDSA_SHA256 = seq(oid('1.2.840.10045.4.3.2'));
+// sha256WithRSAEncryption takes an explicit NULL parameter (RFC 4055 §5).
+const RSA_SHA256 = seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00]));
+
+/** A name whose attributes each sit in their own RDN, as the TCG EK profile §3.2.9 lays out the TPM's. */
+function attributeName(attributes: { type: string; value: string }[]): Buffer {
+  return seq(...attributes.map((a) => set(seq(oid(a.type), der(0x0c, Buffer.from(a.value))))));
+}
 
 export interface IssuedCertificate {
   der: Buffer;
@@ -79,8 +90,12 @@ export interface IssueOptions {
   ca?: boolean;
   /** id-fido-gen-ce-aaguid (FIDO Key Attestation §4.2.1.2), as 16 bytes. */
   aaguid?: Buffer;
-  /** Reuse a key pair (e.g. a fido-u2f attestation key). */
+  /** Reuse a key pair (e.g. a fido-u2f attestation key), or bring an RSA one. */
   keys?: { privateKey: KeyObject; publicKey: KeyObject };
+  /** subjectAltName with one directoryName of these attributes (a TPM's manufacturer, model and version). */
+  subjectAltNameDirectory?: { type: string; value: string }[];
+  /** extKeyUsage key purposes, by OID (tcg-kp-AIKCertificate 2.23.133.8.3 for a TPM AIK). */
+  extendedKeyUsage?: string[];
 }
 
 export function issueCertificate(options: IssueOptions): IssuedCertificate {
@@ -93,18 +108,29 @@ export function issueCertificate(options: IssueOptions): IssuedCertificate {
     seq(oid('2.5.29.14'), octets(octets(createHash('sha1').update(spki).digest()))),
   ];
   if (options.aaguid) extensions.push(seq(oid('1.3.6.1.4.1.45724.1.1.4'), octets(octets(options.aaguid))));
+  if (options.subjectAltNameDirectory) {
+    // directoryName is [4], explicit because Name is a CHOICE (RFC 5280 §4.2.1.6). Critical when the subject is
+    // empty (RFC 5280 §4.1.2.6), as a TPM AIK certificate's is.
+    const empty = !options.subject.C && !options.subject.O && !options.subject.OU && !options.subject.CN;
+    const san = seq(explicit(4, attributeName(options.subjectAltNameDirectory)));
+    extensions.push(seq(oid('2.5.29.17'), ...(empty ? [bool(true)] : []), octets(san)));
+  }
+  if (options.extendedKeyUsage) extensions.push(seq(oid('2.5.29.37'), octets(seq(...options.extendedKeyUsage.map(oid)))));
+  const signingKey = options.issuer?.privateKey ?? keys.privateKey;
+  const rsa = signingKey.asymmetricKeyType === 'rsa';
+  const algorithm = rsa ? RSA_SHA256 : ECDSA_SHA256;
   const tbs = seq(
     explicit(0, integer(Buffer.from([2]))),
     integer(createHash('sha256').update(spki).update(String(now)).digest().subarray(0, 16)),
-    ECDSA_SHA256,
+    algorithm,
     name(options.issuer?.subject ?? options.subject),
     seq(time(new Date(now - 86_400_000)), time(new Date(now + 10 * 365 * 86_400_000))),
     name(options.subject),
     Buffer.from(spki),
     explicit(3, seq(...extensions)),
   );
-  const signature = sign('sha256', tbs, options.issuer?.privateKey ?? keys.privateKey);
-  return { der: seq(tbs, ECDSA_SHA256, bits(signature)), privateKey: keys.privateKey, publicKey: keys.publicKey, subject: options.subject };
+  const signature = sign('sha256', tbs, signingKey);
+  return { der: seq(tbs, algorithm, bits(signature)), privateKey: keys.privateKey, publicKey: keys.publicKey, subject: options.subject };
 }
 
 /** The subject "packed" full attestation requires (WebAuthn L3 §8.2.1). */
