@@ -8,16 +8,15 @@
  * later marks compromised loses AAL3, or sign-in, as the policy says.
  */
 import * as client from 'openid-client';
-import type { MetadataStatement, PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import type { AuthenticatorStatus, PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addService } from '../src/oidc/services.js';
-import { MetadataCatalogue } from '../src/webauthn/metadata/catalogue.js';
 import { DEFAULT_POLICY } from '../src/webauthn/authenticatorPolicy.js';
 import { authenticator, createTestApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from './support/app.js';
 import { testDatabases } from './support/databases.js';
-import { PackedAuthenticator, type AttestationKey } from './support/packedAuthenticator.js';
+import { catalogueWith, metadataStatement } from './support/metadataStatements.js';
+import { packedAttestation, PackedAuthenticator } from './support/packedAuthenticator.js';
 import { discoverRelyingParty, follow } from './support/relyingParty.js';
-import { attestationSubject, issueCertificate } from './support/x509.js';
 
 const databases = await testDatabases();
 const REDIRECT = 'https://records.example/callback';
@@ -26,40 +25,11 @@ const AAL3 = 'http://idmanagement.gov/ns/assurance/aal/3';
 const MODEL = '7e57c0de-0000-4000-8000-00000000aa13';
 
 /** A vendor's attestation root and a batch certificate for one model (WebAuthn L3 §8.2.1). */
-function vendor(aaguid = MODEL) {
-  const root = issueCertificate({ subject: { O: 'Test Vendor', CN: 'Test Vendor Attestation Root' }, ca: true });
-  const batch = issueCertificate({ subject: attestationSubject('Test Key Batch 1'), issuer: root, aaguid: Buffer.from(aaguid.replace(/-/g, ''), 'hex') });
-  const key: AttestationKey = { privateKey: batch.privateKey, x5c: [batch.der] };
-  return { root, key };
-}
+const vendor = () => packedAttestation({ aaguid: MODEL, model: 'Test Key Batch 1' });
 
-function statement(aaguid: string, rootDer: Buffer): MetadataStatement {
-  return {
-    legalHeader: '',
-    aaguid,
-    description: 'Test Key 5 NFC',
-    authenticatorVersion: 1,
-    protocolFamily: 'fido2',
-    schema: 3,
-    upv: [{ major: 1, minor: 0 }],
-    authenticationAlgorithms: ['secp256r1_ecdsa_sha256_raw'],
-    publicKeyAlgAndEncodings: ['cose'],
-    attestationTypes: ['basic_full'],
-    userVerificationDetails: [[{ userVerificationMethod: 'passcode_external' }]],
-    keyProtection: ['hardware', 'secure_element'],
-    matcherProtection: ['on_chip'],
-    attachmentHint: ['external', 'wired'],
-    tcDisplay: [],
-    attestationRootCertificates: [rootDer.toString('base64')],
-  } as MetadataStatement;
-}
-
-function catalogue(rootDer: Buffer, status: string[] = ['FIDO_CERTIFIED_L2']) {
-  return MetadataCatalogue.fromPayload({
-    no: 1,
-    nextUpdate: '2099-01-01',
-    entries: [{ aaguid: MODEL, metadataStatement: statement(MODEL, rootDer), statusReports: status.map((s) => ({ status: s as 'FIDO_CERTIFIED' })), timeOfLastStatusChange: '2026-01-01' }],
-  });
+function catalogue(rootDer: Buffer, status: AuthenticatorStatus[] = ['FIDO_CERTIFIED_L2']) {
+  const statement = metadataStatement({ aaguid: MODEL, description: 'Test Key 5 NFC', attestationRootCertificates: [rootDer] });
+  return catalogueWith([{ statement, statusReports: status.map((s) => ({ status: s })) }]);
 }
 
 /** A roaming security key as the browser reports it. */
