@@ -208,6 +208,8 @@ export const auditEventLabels: Record<string, string> = {
   'admin.bootstrap': 'First RA Manager created',
   'service.added': 'Service registered',
   'service.removed': 'Service removed',
+  'metadata.imported': 'FIDO metadata imported',
+  'metadata.refused': 'FIDO metadata refused',
   'oidc.consent': 'Allowed a service to sign you in',
   'oidc.step_up': 'A service asked for a stronger way to sign in',
   'console.refused': 'Console action refused',

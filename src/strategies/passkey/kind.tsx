@@ -90,5 +90,6 @@ export const passkeyKind = defineKind({
     'passkey.renamed': 'Passkey renamed',
     'passkey.removed': 'Passkey removed',
     'passkey.counter_regressed': 'Passkey refused: possible copied authenticator',
+    'passkey.model_compromised': 'Passkey’s model reported compromised by the FIDO Alliance',
   },
 });
