@@ -73,6 +73,12 @@ export interface Config {
    * has passed, then checks hourly. Default: unset, no download; import it with `latchkey metadata import FILE`.
    */
   fidoMetadataUrl: string | undefined;
+  /**
+   * LATCHKEY_TRUST_RELOAD_SECONDS (default 30): how often each instance reads the authenticator policy and the FIDO
+   * metadata again from the database, so a BLOB imported by the CLI or another instance, or a policy saved on
+   * another instance, takes effect everywhere within this time.
+   */
+  trustReloadSeconds: number;
   /** pino log level. */
   logLevel: string;
   /** Requests per minute per client IP on the unauthenticated sign-in, sign-up and invite endpoints; 0 turns the limit off. */
@@ -396,6 +402,7 @@ export function loadConfig(env: Env = process.env): Config {
     fidoMetadataDir: readDirectory(env, 'LATCHKEY_FIDO_METADATA_DIR'),
     fidoMetadataRoot: readFile(env, 'LATCHKEY_FIDO_METADATA_ROOT', DEFAULT_FIDO_METADATA_ROOT),
     fidoMetadataUrl: readMetadataUrl(env),
+    trustReloadSeconds: readInt(env, 'LATCHKEY_TRUST_RELOAD_SECONDS', 30, 1, 3600),
     logLevel,
     rateLimitPerMinute: readInt(env, 'LATCHKEY_RATE_LIMIT_PER_MINUTE', 1000, 0, 1_000_000),
     trustProxyHops: readInt(env, 'LATCHKEY_TRUST_PROXY_HOPS', 0, 0, 10),

@@ -1,6 +1,6 @@
 /**
  * Keeps what this instance trusts about authenticators current:
- * - every TRUST_RELOAD_MS it reads the authenticator policy and the FIDO
+ * - every LATCHKEY_TRUST_RELOAD_SECONDS (30 s) it reads the authenticator policy and the FIDO
  *   metadata again from the database (webauthn/trust.ts `reload`), so a BLOB
  *   imported by the CLI or another instance, and a policy an RA Manager saved
  *   on another instance, take effect here within that time;
@@ -18,8 +18,6 @@ import { importMetadataBlob, type MetadataDeps } from '../webauthn/metadata/meta
 import { MetadataBlobRefused } from '../webauthn/metadata/verifyMetadataBlob.js';
 import { payloadOfVerifiedBlob } from '../webauthn/trust.js';
 
-/** How soon another instance's import or policy change is seen here. */
-export const TRUST_RELOAD_MS = 30_000;
 /** How often the metadata URL is considered. */
 export const METADATA_CHECK_MS = 60 * 60_000;
 /** Download at least this often even before nextUpdate: compromise reports may be published between updates. */
@@ -107,7 +105,7 @@ export const trustRefreshPlugin = fp(
 
     const reload = setInterval(
       () => track(() => trust.reload(store).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'reloading the authenticator policy and FIDO metadata failed'))),
-      TRUST_RELOAD_MS,
+      config.trustReloadSeconds * 1000,
     );
     reload.unref();
     const timers = [reload];
