@@ -126,6 +126,26 @@ describe.each(databases)('trust refresh on $name', (target) => {
       expect(requests).toBe(1);
     });
 
+    it('two instances downloading the same new BLOB at once: one imports it, the other finds nothing to do', async () => {
+      const db = await target.open({ poolSize: 4 });
+      await db.migrate();
+      const env = { LATCHKEY_FIDO_METADATA_ROOT: rootFile };
+      const apps = [await createTestApp(env, { db }), await createTestApp(env, { db })];
+      try {
+        serve(4);
+        const warnings: string[] = [];
+        const log = { warn: (_obj: object, msg: string) => void warnings.push(msg), info: () => {} };
+        const outcomes = await Promise.all(
+          apps.map(({ app }) => refreshMetadataFromUrl({ store: app.latchkey.store, trust: app.latchkey.trust, config: app.latchkey.config, mailer: app.latchkey.mailer, now: Date.now, log }, url)),
+        );
+        expect(outcomes.map((o) => o.outcome).sort()).toEqual(['imported', 'unchanged']);
+        expect(warnings).toEqual([]);
+        expect(await apps[0]!.app.latchkey.store.audit.listByEvent('metadata.imported', 5)).toHaveLength(1);
+      } finally {
+        for (const a of apps) await a.close();
+      }
+    });
+
     it('another instance picks up a BLOB imported elsewhere and a policy saved elsewhere within LATCHKEY_TRUST_RELOAD_SECONDS', async () => {
       const db = await target.open();
       await db.migrate();

@@ -66,14 +66,14 @@ export async function importMetadataBlob(deps: MetadataDeps, blob: string, sourc
       imported_at: at,
     });
     // Another instance stored this serial (or a higher one) between our reload and now: it tells people, not us.
-    if (!kept) throw new MetadataBlobRefused(`the BLOB is not newer than the one in use: serial ${payload.no} has already been imported`);
+    if (!kept) throw new MetadataBlobRefused(`the BLOB is not newer than the one in use: serial ${payload.no} has already been imported`, true);
     trust.setMetadata(catalogue);
     await store.audit.record({ at, event: 'metadata.imported', outcome: 'success', detail: { serial: payload.no, nextUpdate: payload.nextUpdate, entries: catalogue.size, source: sourceLabel(source) } });
     const newlyCompromised = catalogue.all().filter((e) => e.compromised && !previous.get(e.aaguid)?.compromised);
     const passkeysFlagged = await tellOwners(deps, catalogue, newlyCompromised);
     return { serial: payload.no, nextUpdate: payload.nextUpdate, entries: catalogue.size, newlyCompromised, passkeysFlagged };
   } catch (err) {
-    if (err instanceof MetadataBlobRefused) {
+    if (err instanceof MetadataBlobRefused && !err.alreadyKept) {
       await store.audit.record({ at, event: 'metadata.refused', outcome: 'refused', detail: { reason: err.message, source: sourceLabel(source) } });
     }
     throw err;

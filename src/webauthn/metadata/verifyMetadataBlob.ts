@@ -16,7 +16,11 @@ import { MetadataCatalogue } from './catalogue.js';
 
 /** A BLOB Latchkey will not use; the message says why, for the operator. */
 export class MetadataBlobRefused extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Another instance kept this very BLOB (or a newer one) first: nothing is wrong with it. */
+    readonly alreadyKept = false,
+  ) {
     super(message);
     this.name = 'MetadataBlobRefused';
   }
