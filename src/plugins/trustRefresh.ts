@@ -85,8 +85,8 @@ export async function refreshMetadataFromUrl(deps: MetadataDeps & { log: { warn(
   } catch (err) {
     // Instances that start together download together: the one that stored it first did the work.
     if (err instanceof MetadataBlobRefused && typeof published === 'number') {
-      const now = (await deps.store.fidoMetadata.summary())?.serial ?? 0;
-      if (err.alreadyKept || published <= now) return { outcome: 'unchanged', serial: now };
+      const keptNow = (await deps.store.fidoMetadata.summary())?.serial ?? 0;
+      if (err.alreadyKept || published <= keptNow) return { outcome: 'unchanged', serial: keptNow };
     }
     const reason = err instanceof MetadataBlobRefused ? `refused the FIDO metadata BLOB from ${source}: ${err.message}` : `could not import the FIDO metadata BLOB from ${source}: ${(err as Error).message}`;
     deps.log.warn({ source }, `${reason}; the previous one stays in use`);
