@@ -37,6 +37,7 @@ import { sessionsPlugin } from './plugins/sessions.js';
 import { refuseNulCharactersPlugin } from './plugins/refuseNulCharacters.js';
 import { securityHeadersPlugin } from './plugins/securityHeaders.js';
 import { assetsPlugin } from './plugins/assets.js';
+import { trustRefreshPlugin } from './plugins/trustRefresh.js';
 import { signInRoutes } from './flows/signin/routes.js';
 import { signUpRoutes } from './flows/signup/routes.js';
 import { enrolmentRoutes } from './flows/enrolment/routes.js';
@@ -153,6 +154,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(errorHandlerPlugin, { bodyLimit: BODY_LIMIT });
   auditPolicyRefusals(app);
+  // FIDO metadata and the authenticator policy: reloaded from the database, and downloaded from the metadata URL.
+  await app.register(trustRefreshPlugin);
   await app.register(securityHeadersPlugin, {
     contentSecurityPolicy: {
       useDefaults: false,

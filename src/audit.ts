@@ -209,6 +209,8 @@ export const auditEventLabels: Record<string, string> = {
   'service.added': 'Service registered',
   'service.removed': 'Service removed',
   'policy.changed': 'Authenticator policy changed',
+  'metadata.imported': 'FIDO metadata imported',
+  'metadata.refused': 'FIDO metadata refused',
   'oidc.consent': 'Allowed a service to sign you in',
   'oidc.step_up': 'A service asked for a stronger way to sign in',
   'console.refused': 'Console action refused',

@@ -2,8 +2,8 @@
  * The `latchkey` command: serve, migrate, users …, admin bootstrap, services …, keys rotate, doctor.
  * From a checkout: `npm run latchkey -- <command>`.
  */
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, unsafeSettings, type Config } from './config/index.js';
@@ -40,6 +40,9 @@ Commands:
   services remove CLIENT_ID               Remove a service: it can no longer sign people in, and its tokens stop working
   keys rotate                             Add a new signing key; the previous one stays published for
                                           LATCHKEY_OIDC_KEY_RETIRE_HOURS (running servers switch to it within a minute)
+  metadata import FILE                    Verify a FIDO metadata BLOB (MDS3, as downloaded from the FIDO Alliance) against
+                                          LATCHKEY_FIDO_METADATA_ROOT and use it; a stale, older or unverifiable one is
+                                          refused and the previous one kept (running servers pick it up within a minute)
   doctor                                  Print the OpenID Connect provider's configuration, with warnings
 
 Configuration comes from the environment: see README.md.`;
@@ -312,6 +315,12 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       io.stderr.write('Running servers start signing with the new key within a minute.\n');
       return;
     }
+    case 'metadata': {
+      if (sub !== 'import') fail(`unknown metadata command "${sub ?? ''}"\n\n${usage}`);
+      const [file, ...extra] = rest;
+      if (!file || extra.length) fail('metadata import needs one FILE: the BLOB (a JWT) downloaded from the FIDO Metadata Service');
+      return importMetadataFile(config, io, file);
+    }
     case 'doctor': {
       const { doctorReport } = await import('./oidc/doctor.js');
       const report = await withStore(config, (store) => doctorReport(config, store, Date.now()));
@@ -325,6 +334,36 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       return;
     default:
       fail(`unknown command "${command}"\n\n${usage}`);
+  }
+}
+
+/** `latchkey metadata import FILE`: what was kept, or why it was refused (exit 1, the previous BLOB untouched). */
+async function importMetadataFile(config: Config, io: CliIo, file: string): Promise<void> {
+  let blob: string;
+  try {
+    blob = readFileSync(file, 'utf8');
+  } catch (err) {
+    fail(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const [{ importMetadataBlob }, { MetadataBlobRefused }, { Trust }, { createMailer }] = await Promise.all([
+    import('./webauthn/metadata/metadataStore.js'),
+    import('./webauthn/metadata/verifyMetadataBlob.js'),
+    import('./webauthn/trust.js'),
+    import('./mail/createMailer.js'),
+  ]);
+  const mailer = createMailer(config);
+  const log = { warn: (_obj: object, msg: string) => void io.stderr.write(`warning: ${msg}\n`) };
+  try {
+    const imported = await withStore(config, (store) => importMetadataBlob({ store, trust: new Trust(), config, mailer, log, now: Date.now }, blob, basename(file))).catch((err: unknown) => {
+      if (err instanceof MetadataBlobRefused) fail(`refused ${file}: ${err.message}. The FIDO metadata in use is unchanged.`);
+      throw err;
+    });
+    io.stdout.write(`Imported FIDO metadata: serial ${imported.serial}, next update ${imported.nextUpdate}, ${imported.entries} entries.\n`);
+    for (const model of imported.newlyCompromised) io.stdout.write(`Newly marked ${model.compromised}: ${model.description} (${model.aaguid}).\n`);
+    if (imported.passkeysFlagged) io.stdout.write(`${imported.passkeysFlagged} passkey(s) of those models: their owners were emailed and the audit log records each.\n`);
+    io.stderr.write('Running servers use it within a minute.\n');
+  } finally {
+    await mailer.close();
   }
 }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './index.js';
 
@@ -14,6 +15,16 @@ describe('loadConfig', () => {
     expect(c.reauthSeconds).toBe(300);
     expect(c.fidoConformance).toBe(false);
     expect(c.secureCookies).toBe(false);
+  });
+
+  it('ships the FIDO metadata root and downloads no metadata unless told to', () => {
+    const c = loadConfig({});
+    expect(c.fidoMetadataRoot).toMatch(/\/src\/webauthn\/metadata\/fido-mds-root\.pem$/);
+    expect(readFileSync(c.fidoMetadataRoot, 'utf8')).toContain('-----BEGIN CERTIFICATE-----');
+    expect(c.fidoMetadataUrl).toBeUndefined();
+    expect(c.trustReloadSeconds).toBe(30);
+    expect(loadConfig({ LATCHKEY_FIDO_METADATA_URL: 'https://mds3.fidoalliance.org/' }).fidoMetadataUrl).toBe('https://mds3.fidoalliance.org/');
+    expect(loadConfig({ LATCHKEY_FIDO_METADATA_URL: 'http://127.0.0.1:8080/blob' }).fidoMetadataUrl).toBe('http://127.0.0.1:8080/blob');
   });
 
   it('derives the origin from PORT and the RP ID from the origin host', () => {
@@ -36,6 +47,11 @@ describe('loadConfig', () => {
     ['LATCHKEY_FIDO_CONFORMANCE', 'maybe'],
     ['LATCHKEY_REAUTH_MINUTES', '0'],
     ['LATCHKEY_FIDO_METADATA_DIR', '/nonexistent/metadata'],
+    ['LATCHKEY_FIDO_METADATA_ROOT', '/nonexistent/root.pem'],
+    ['LATCHKEY_FIDO_METADATA_URL', 'http://mds3.fidoalliance.org/'],
+    ['LATCHKEY_FIDO_METADATA_URL', 'https://user:secret@mds.example.org/'],
+    ['LATCHKEY_FIDO_METADATA_URL', 'mds3.fidoalliance.org'],
+    ['LATCHKEY_TRUST_RELOAD_SECONDS', '0'],
   ])('refuses %s=%s naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -6,6 +6,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 export type SignupMode = 'open' | 'invite';
 
@@ -60,6 +61,24 @@ export interface Config {
   fidoConformance: boolean;
   /** Directory of FIDO metadata statements (*.json) trusted in conformance mode (the conformance tool supplies them). */
   fidoMetadataDir: string | undefined;
+  /**
+   * LATCHKEY_FIDO_METADATA_ROOT: a PEM file of the root certificate(s) a FIDO metadata BLOB must chain to. Default:
+   * the file the repository ships (src/webauthn/metadata/fido-mds-root.pem, GlobalSign Root CA - R3, the FIDO
+   * Alliance's MDS3 root). Tests, and anyone running their own metadata service, point it at their own root.
+   */
+  fidoMetadataRoot: string;
+  /**
+   * LATCHKEY_FIDO_METADATA_URL: where to download the FIDO metadata BLOB from, e.g. https://mds3.fidoalliance.org/
+   * (https; http only on loopback). The server downloads it at start when none is kept or the kept one's nextUpdate
+   * has passed, then checks hourly. Default: unset, no download; import it with `latchkey metadata import FILE`.
+   */
+  fidoMetadataUrl: string | undefined;
+  /**
+   * LATCHKEY_TRUST_RELOAD_SECONDS (default 30): how often each instance reads the authenticator policy and the FIDO
+   * metadata again from the database, so a BLOB imported by the CLI or another instance, or a policy saved on
+   * another instance, takes effect everywhere within this time.
+   */
+  trustReloadSeconds: number;
   /** pino log level. */
   logLevel: string;
   /** Requests per minute per client IP on the unauthenticated sign-in, sign-up and invite endpoints; 0 turns the limit off. */
@@ -308,6 +327,34 @@ function readAcr(env: Env, name: string, level: number): string {
   return value;
 }
 
+/** The FIDO MDS3 root shipped with Latchkey (LATCHKEY_FIDO_METADATA_ROOT's default). */
+export const DEFAULT_FIDO_METADATA_ROOT = fileURLToPath(new URL('../webauthn/metadata/fido-mds-root.pem', import.meta.url));
+
+function readFile(env: Env, name: string, fallback: string): string {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!existsSync(raw) || !statSync(raw).isFile()) throw new ConfigError(name, `not a file: "${raw}"`);
+  return raw;
+}
+
+function readMetadataUrl(env: Env): string | undefined {
+  const name = 'LATCHKEY_FIDO_METADATA_URL';
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `not a URL: "${raw}"`);
+  }
+  // The BLOB is verified whatever carries it, but https keeps a network attacker from holding back a newer one.
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+    throw new ConfigError(name, `must start with https:// (http:// only for localhost or 127.0.0.1), got "${raw}"`);
+  }
+  if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
+  return url.toString();
+}
+
 /** Where the secret key lives when neither LATCHKEY_SECRET_KEY nor LATCHKEY_SECRET_KEY_FILE is set: beside the default SQLite database. */
 export const DEFAULT_SECRET_KEY_FILE = './data/secret.key';
 
@@ -353,6 +400,9 @@ export function loadConfig(env: Env = process.env): Config {
     challengeStore,
     fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
     fidoMetadataDir: readDirectory(env, 'LATCHKEY_FIDO_METADATA_DIR'),
+    fidoMetadataRoot: readFile(env, 'LATCHKEY_FIDO_METADATA_ROOT', DEFAULT_FIDO_METADATA_ROOT),
+    fidoMetadataUrl: readMetadataUrl(env),
+    trustReloadSeconds: readInt(env, 'LATCHKEY_TRUST_RELOAD_SECONDS', 30, 1, 3600),
     logLevel,
     rateLimitPerMinute: readInt(env, 'LATCHKEY_RATE_LIMIT_PER_MINUTE', 1000, 0, 1_000_000),
     trustProxyHops: readInt(env, 'LATCHKEY_TRUST_PROXY_HOPS', 0, 0, 10),

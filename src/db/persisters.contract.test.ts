@@ -324,6 +324,22 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.authenticators.countForUser(rid())).toBe(0);
       });
 
+      it('listOfModelWithUser finds every authenticator of one AAGUID, with its owner, oldest first', async () => {
+        const aaguid = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+        const ada = await insertUser({ display_name: 'Ada Lovelace' });
+        const bob = await insertUser({ display_name: 'Bob Other' });
+        const adas = newAuthenticator(ada.id, { aaguid, created_at: T0 + 2 });
+        const bobs = newAuthenticator(bob.id, { aaguid, created_at: T0 + 1 });
+        await store.authenticators.insert(adas);
+        await store.authenticators.insert(bobs);
+        await store.authenticators.insert(newAuthenticator(ada.id));
+        const found = await store.authenticators.listOfModelWithUser(aaguid.toUpperCase());
+        expect(found.map((f) => [f.authenticator.id, f.user.id])).toEqual([[bobs.id, bob.id], [adas.id, ada.id]]);
+        expect(found[1]!.authenticator).toEqual(adas);
+        expect(found[1]!.user).toMatchObject({ email: ada.email, display_name: 'Ada Lovelace' });
+        expect(await store.authenticators.listOfModelWithUser('00000000-0000-0000-0000-0000000000ff')).toEqual([]);
+      });
+
       it('swapConfig replaces a kind\'s configuration only if it is unchanged: of ten concurrent swaps exactly one succeeds', async () => {
         const user = await insertUser();
         const app = newAuthenticator(user.id, { type: 'totp', config: '{"sealedSecret":"s","lastStep":1}' });

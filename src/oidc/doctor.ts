@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import type Provider from 'oidc-provider';
 import { DEFAULT_SECRET_KEY_FILE, type Config } from '../config/index.js';
 import type { Store } from '../db/store.js';
+import { metadataUrlLabel } from '../plugins/trustRefresh.js';
 import { OIDC_PREFIX, OIDC_SCOPES, TOKEN_TTL } from './provider.js';
 import { DISCOVERY_FIELDS, discoveryWarnings, readDiscovery, resolveDiscovery, type Discovery } from './resolvedConfiguration.js';
 import { Trust } from '../webauthn/trust.js';
@@ -71,6 +72,9 @@ export async function doctorReport(config: Config, store: Store, now: number, op
   if (keys.length && !current) warnings.push('no current signing key: the server makes one at start');
 
   lines.push('');
+  lines.push(...(await fidoMetadataLines(config, store, now, warnings)));
+
+  lines.push('');
   lines.push('As oidc-provider resolves it (its discovery document)');
   let discovery: Discovery | undefined;
   try {
@@ -100,6 +104,30 @@ export async function doctorReport(config: Config, store: Store, now: number, op
   lines.push(warnings.length ? `Warnings (${warnings.length}):` : 'No warnings.');
   for (const w of warnings) lines.push(`  ! ${w}`);
   return { text: lines.join('\n') + '\n', warnings };
+}
+
+/** The FIDO metadata BLOB in use (what AAL3 rests on): serial, next update, entries, where it came from and when. */
+async function fidoMetadataLines(config: Config, store: Store, now: number, warnings: string[]): Promise<string[]> {
+  const kept = await store.fidoMetadata.summary();
+  const lines = ['FIDO metadata (MDS3)'];
+  lines.push(`  root                   ${config.fidoMetadataRoot}`);
+  lines.push(`  download from          ${config.fidoMetadataUrl ? metadataUrlLabel(config.fidoMetadataUrl) : 'not set (LATCHKEY_FIDO_METADATA_URL): import with latchkey metadata import FILE'}`);
+  if (!kept) {
+    lines.push('  BLOB                   none loaded: no passkey can reach AAL3 until one is imported');
+    return lines;
+  }
+  lines.push(`  serial                 ${kept.serial}`);
+  lines.push(`  next update            ${kept.next_update}`);
+  lines.push(`  entries                ${kept.entries}`);
+  lines.push(`  source                 ${kept.source}`);
+  lines.push(`  imported               ${new Date(kept.imported_at).toISOString()}`);
+  if (kept.next_update < new Date(now).toISOString().slice(0, 10)) {
+    warnings.push(
+      `the FIDO metadata BLOB (serial ${kept.serial}) is stale: its next update was due ${kept.next_update}; ` +
+        (config.fidoMetadataUrl ? 'the download from LATCHKEY_FIDO_METADATA_URL is failing (see the server log)' : 'import the current one with `latchkey metadata import FILE`'),
+    );
+  }
+  return lines;
 }
 
 /** The key that seals signing keys and service secrets: a copy of the database alone must not be enough to use them. */

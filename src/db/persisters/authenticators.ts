@@ -88,6 +88,26 @@ export class AuthenticatorPersister {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Every authenticator made by one model (its AAGUID, lower case as stored), with its owner: the people to tell
+   * when the FIDO metadata marks that model compromised. Rare, so no index on aaguid: a scan is fine.
+   */
+  async listOfModelWithUser(aaguid: string): Promise<{ authenticator: Authenticator; user: User }[]> {
+    const rows = await this.db
+      .selectFrom('authenticators')
+      .innerJoin('users', 'users.id', 'authenticators.user_id')
+      .selectAll('authenticators')
+      .select(joinedUserColumns)
+      .where('authenticators.aaguid', '=', aaguid.toLowerCase())
+      .orderBy('authenticators.created_at')
+      .orderBy('authenticators.id')
+      .execute();
+    return rows.map((row) => {
+      const { own, user } = splitJoinedUser(row);
+      return { authenticator: own, user };
+    });
+  }
+
   async rename(userId: string, id: string, name: string): Promise<boolean> {
     const result = await this.db.updateTable('authenticators').set({ name }).where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;

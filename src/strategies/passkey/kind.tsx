@@ -100,5 +100,6 @@ export const passkeyKind = defineKind({
     'passkey.removed': 'Passkey removed',
     'passkey.counter_regressed': 'Passkey refused: possible copied authenticator',
     'passkey.refused': 'Passkey or security key refused by the authenticator policy',
+    'passkey.model_compromised': 'Passkey’s model reported compromised by the FIDO Alliance',
   },
 });
