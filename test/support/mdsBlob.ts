@@ -50,27 +50,7 @@ export function dayFromNow(days: number): string {
   return new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
 }
 
-/** A valid FIDO2 metadata statement (FIDO Metadata Statement v3 §4) for a hardware security key. */
-export function metadataStatement(options: { aaguid: string; description: string; attestationRootCertificates?: Buffer[] } & Partial<Omit<MetadataStatement, 'attestationRootCertificates'>>): MetadataStatement {
-  const { attestationRootCertificates, ...rest } = options;
-  return {
-    legalHeader: 'Test metadata: not issued by the FIDO Alliance.',
-    authenticatorVersion: 1,
-    protocolFamily: 'fido2',
-    schema: 3,
-    upv: [{ major: 1, minor: 1 }],
-    authenticationAlgorithms: ['secp256r1_ecdsa_sha256_raw'],
-    publicKeyAlgAndEncodings: ['cose'],
-    attestationTypes: ['basic_full'],
-    userVerificationDetails: [[{ userVerificationMethod: 'passcode_external' }], [{ userVerificationMethod: 'presence_internal' }]],
-    keyProtection: ['hardware', 'secure_element'],
-    matcherProtection: ['on_chip'],
-    attachmentHint: ['external', 'wired'],
-    tcDisplay: [],
-    ...rest,
-    attestationRootCertificates: (attestationRootCertificates ?? []).map((der) => der.toString('base64')),
-  };
-}
+export { metadataStatement } from './metadataStatements.js';
 
 /** A BLOB entry for a statement with these status reports (oldest first, as MDS lists them). */
 export function blobEntry(statement: MetadataStatement, statuses: AuthenticatorStatus[] = ['FIDO_CERTIFIED_L1']): MetadataBLOBPayloadEntry {

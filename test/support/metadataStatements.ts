@@ -11,8 +11,8 @@ export interface StatementOptions {
   aaguid: string;
   /** The model's name ("Test Security Key"). */
   description: string;
-  /** DER certificates the model's attestation chains to. */
-  attestationRootCertificates: Buffer[];
+  /** DER certificates the model's attestation chains to (none: a statement no attestation can verify to). */
+  attestationRootCertificates?: Buffer[];
   /** Default ['basic_full']; a TPM's is ['attca']. */
   attestationTypes?: MetadataStatement['attestationTypes'];
   /** Default ES256 (secp256r1_ecdsa_sha256_raw); RS256 keys are 'rsassa_pkcsv15_sha256_raw'. */
@@ -40,7 +40,7 @@ export function metadataStatement(options: StatementOptions): MetadataStatement 
     attachmentHint: ['external', 'wired'],
     tcDisplay: [],
     // Standard base64 of the DER, as the BLOB carries them (not base64url, not PEM).
-    attestationRootCertificates: options.attestationRootCertificates.map((der) => der.toString('base64')),
+    attestationRootCertificates: (options.attestationRootCertificates ?? []).map((der) => der.toString('base64')),
     ...(options.authenticatorGetInfo ? { authenticatorGetInfo: options.authenticatorGetInfo } : {}),
   };
 }
