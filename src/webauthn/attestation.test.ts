@@ -146,6 +146,15 @@ describe('assessAttestation', () => {
     expect(await assess(packedFull(KEY_AAGUID, leaf), listed)).toMatchObject({ verified: true });
   });
 
+  it('an attestation certificate issued again, re-signed with the same subject and key as the listed one: verified; another key under that subject: not', async () => {
+    const reissued = issueCertificate({ subject: attestationSubject('Test Security Key'), issuer: root, aaguid: bytes(KEY_AAGUID), keys: { privateKey: leaf.privateKey, publicKey: leaf.publicKey } });
+    expect(reissued.der.equals(leaf.der)).toBe(false);
+    const listed = catalogueWith([{ statement: metadataStatement({ aaguid: KEY_AAGUID, description: 'Test Security Key', attestationRootCertificates: [leaf.der] }) }]);
+    expect(await assess(packedFull(KEY_AAGUID, reissued), listed)).toMatchObject({ verified: true });
+    const otherKey = issueCertificate({ subject: attestationSubject('Test Security Key'), issuer: root, aaguid: bytes(KEY_AAGUID) });
+    expect(await assess(packedFull(KEY_AAGUID, otherKey), listed)).toEqual({ verified: false });
+  });
+
   it('a trust anchor that is an intermediate the authenticator also sends: verified', async () => {
     const listed = catalogueWith([{ statement: metadataStatement({ aaguid: TPM_AAGUID, description: 'Test TPM', attestationRootCertificates: [tpm.intermediate.der], attestationTypes: ['attca'], authenticationAlgorithms: ['rsassa_pkcsv15_sha256_raw'] }) }]);
     expect(await assess(new TpmAuthenticator({ origin: ORIGIN, aaguid: TPM_AAGUID, alg: -257 }, tpm.key), listed)).toMatchObject({ verified: true });

@@ -12,6 +12,7 @@
  * itself, which proves nothing about the model), a model the metadata doesn't
  * list (fido-u2f keys have no AAGUID), a chain that leads elsewhere.
  */
+import { X509Certificate } from 'node:crypto';
 import type { VerifiedRegistrationResponse } from '@simplewebauthn/server';
 import { convertCertBufferToPEM, decodeAttestationObject, validateCertificatePath } from '@simplewebauthn/server/helpers';
 import type { AttestationFacts } from './authenticatorPolicy.js';
@@ -37,7 +38,8 @@ export async function assessAttestation(info: Pick<RegistrationInfo, 'fmt' | 'aa
   // refuses a chain that holds its own anchor (as a duplicate), and skips it for a lone listed attestation
   // certificate (verifyAttestationWithMetadata's "self-referencing" case), whose signature the format's verifier
   // has already checked.
-  const reached = chain.findIndex((c) => anchors.some((a) => a.equals(c)));
+  const trusted = anchors.map(anchorOf).filter((a): a is Anchor => a !== undefined);
+  const reached = chain.findIndex((c) => isAnchor(c, trusted));
   if (reached === 0) return verifiedAs(entry);
   const path = reached > 0 ? chain.slice(0, reached) : chain;
   const roots = reached > 0 ? [chain[reached]!] : anchors;
@@ -50,6 +52,33 @@ export async function assessAttestation(info: Pick<RegistrationInfo, 'fmt' | 'aa
     return { verified: false };
   }
   return verifiedAs(entry);
+}
+
+/** A trust anchor is a name and a public key (RFC 5280 §6.1.1 d), not the bytes of one certificate that carries them. */
+interface Anchor {
+  der: Buffer;
+  subject: string;
+  spki: Buffer;
+}
+
+function anchorOf(der: Buffer): Anchor | undefined {
+  try {
+    const cert = new X509Certificate(der);
+    return { der, subject: cert.subject, spki: cert.publicKey.export({ type: 'spki', format: 'der' }) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `der` is one of the anchors: the same certificate, or one with the same subject and key (an authenticator
+ * that issues its attestation certificate again, re-signed, as Chromium's virtual authenticator does, is still the
+ * anchor the metadata names).
+ */
+function isAnchor(der: Buffer, anchors: Anchor[]): boolean {
+  if (anchors.some((a) => a.der.equals(der))) return true;
+  const cert = anchorOf(der);
+  return cert !== undefined && anchors.some((a) => a.subject === cert.subject && a.spki.equals(cert.spki));
 }
 
 function verifiedAs(entry: MetadataEntry): AttestationFacts {

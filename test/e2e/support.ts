@@ -174,6 +174,9 @@ export interface VirtualAuthenticatorOptions {
   hasUserVerification: boolean;
   isUserVerified: boolean;
   automaticPresenceSimulation: boolean;
+  /** New credentials report backup eligible / backed up (a passkey that syncs, as in a password manager). */
+  defaultBackupEligibility?: boolean;
+  defaultBackupState?: boolean;
 }
 
 const KINDS: Record<AuthenticatorKind, VirtualAuthenticatorOptions> = {
