@@ -82,11 +82,11 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
     return { next, verified: await browser.postJson('/signin/verify', { response: key.getAssertion(o.json().options) }) };
   }
 
-  async function service(t: TestApp, aal: 1 | 2 | 3) {
+  async function service(t: TestApp, aal: 1 | 2 | 3, extra: Record<string, string> = {}) {
     const added = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Records', redirectUris: [REDIRECT], postLogoutRedirectUris: [], clientType: 'confidential', aal, firstParty: true }, Date.now());
     const rp = await discoverRelyingParty(t.app, added.service.client_id, added.clientSecret!);
     const verifier = client.randomPKCECodeVerifier();
-    const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }).toString();
+    const url = client.buildAuthorizationUrl(rp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra }).toString();
     const claimsOf = async (callback: string) => (await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier })).claims()!;
     return { url, claimsOf };
   }
@@ -182,6 +182,16 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
       expect((await adaPhone.postJson('/reauth/verify', { response: key.getAssertion(o.json().options), need: '3' })).statusCode).toBe(200);
       const { url: back } = await follow(adaPhone, new URL(stepUpUrl.searchParams.get('next')!, TEST_ORIGIN).toString());
       expect(await again.claimsOf(back)).toMatchObject({ acr: AAL3, amr: ['hwk', 'user', 'mfa'] });
+
+      // An AAL2 service asking for AAL3 with acr_values (the one rule, requiredAssurance): the same step-up.
+      const asking = await service(t, 2, { acr_values: AAL3 });
+      const phoneOnly = await signUp(t.app, authenticator({ backupEligible: true, backedUp: true }), 'ada2@example.com', 'Ada Two');
+      const stopped = await follow(phoneOnly, asking.url);
+      expect(stopped.res.statusCode).toBe(403);
+      expect(stopped.res.body).toContain('data-required-aal="3"');
+      // Ada's session reached AAL3 by the step-up above: the service gets its code at once.
+      const { url: viaAda } = await follow(adaPhone, asking.url);
+      expect(await asking.claimsOf(viaAda)).toMatchObject({ acr: AAL3, amr: ['hwk', 'user', 'mfa'] });
     } finally {
       await t.close();
     }
