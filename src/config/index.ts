@@ -274,9 +274,8 @@ function readSmtpUrl(env: Env): string | undefined {
 const UPSTREAM_ID = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-function readUpstreamIssuer(env: Env, name: string): string {
-  const raw = env[name]?.trim();
-  if (!raw) throw new ConfigError(name, 'is required: the provider\'s issuer URL, e.g. https://login.example.org');
+/** An https URL (http only on this machine), or a ConfigError naming the option. */
+function readHttpsUrl(name: string, raw: string): URL {
   let url: URL;
   try {
     url = new URL(raw);
@@ -286,6 +285,13 @@ function readUpstreamIssuer(env: Env, name: string): string {
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
     throw new ConfigError(name, `must start with https:// (http:// only for localhost or 127.0.0.1), got "${raw}"`);
   }
+  return url;
+}
+
+function readUpstreamIssuer(env: Env, name: string): string {
+  const raw = env[name]?.trim();
+  if (!raw) throw new ConfigError(name, 'is required: the provider\'s issuer URL, e.g. https://login.example.org');
+  const url = readHttpsUrl(name, raw);
   // OpenID Connect Discovery 1.0 §2: an issuer identifier has no query or fragment.
   if (url.search || url.hash || url.username || url.password) throw new ConfigError(name, `must have no query, fragment or credentials, got "${raw}"`);
   // Kept as written: the ID token's iss must match it exactly.
@@ -341,16 +347,8 @@ function readMetadataUrl(env: Env): string | undefined {
   const name = 'LATCHKEY_FIDO_METADATA_URL';
   const raw = env[name]?.trim();
   if (!raw) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(name, `not a URL: "${raw}"`);
-  }
   // The BLOB is verified whatever carries it, but https keeps a network attacker from holding back a newer one.
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
-    throw new ConfigError(name, `must start with https:// (http:// only for localhost or 127.0.0.1), got "${raw}"`);
-  }
+  const url = readHttpsUrl(name, raw);
   if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
   return url.toString();
 }

@@ -68,20 +68,24 @@ function readClientData(b64: unknown): Record<string, unknown> | string {
 const responseOf = (credential: ReceivedCredential): Record<string, unknown> =>
   credential.response && typeof credential.response === 'object' ? (credential.response as Record<string, unknown>) : {};
 
+/** What every response must carry, whichever ceremony: an id and rawId that agree, and clientData not framed by another site. */
+function checkIdsAndClientData(credential: ReceivedCredential, expectedOrigin: string): string | undefined {
+  const ids = checkCredentialIds(credential);
+  if (ids) return ids;
+  const clientData = readClientData(responseOf(credential).clientDataJSON);
+  if (typeof clientData === 'string') return clientData;
+  return checkClientDataFraming(clientData, expectedOrigin);
+}
+
 /**
  * What WebAuthn L3 §7.1 and §8 ask of a registration response beyond @simplewebauthn/server's
  * `verifyRegistrationResponse`, which still runs after this (challenge, origin, RP ID, flags, the statement's
  * signature and chain). Run it before the library, so a response is refused for the same reason on every path.
  */
 export function checkRegistrationResponse(credential: ReceivedCredential, expectedOrigin: string): string | undefined {
-  const ids = checkCredentialIds(credential);
-  if (ids) return ids;
+  const problem = checkIdsAndClientData(credential, expectedOrigin);
+  if (problem) return problem;
   const response = responseOf(credential);
-
-  const clientData = readClientData(response.clientDataJSON);
-  if (typeof clientData === 'string') return clientData;
-  const framing = checkClientDataFraming(clientData, expectedOrigin);
-  if (framing) return framing;
 
   // §7.1 step 13 (CBOR decoding), with messages that name the broken member.
   if (typeof response.attestationObject !== 'string' || response.attestationObject === '') return 'attestationObject is missing';
@@ -165,13 +169,9 @@ function checkFidoU2f(attStmt: Map<unknown, unknown>, publicKey: Map<number, unk
  * (the conformance API). The sign-in path (verifyAssertion) calls the pieces on what it has already parsed.
  */
 export function checkAssertionResponse(credential: ReceivedCredential, expectedOrigin: string): string | undefined {
-  const ids = checkCredentialIds(credential);
-  if (ids) return ids;
+  const problem = checkIdsAndClientData(credential, expectedOrigin);
+  if (problem) return problem;
   const response = responseOf(credential);
-  const clientData = readClientData(response.clientDataJSON);
-  if (typeof clientData === 'string') return clientData;
-  const framing = checkClientDataFraming(clientData, expectedOrigin);
-  if (framing) return framing;
   if (typeof response.authenticatorData !== 'string') return 'authenticatorData is missing';
   const authData = Buffer.from(response.authenticatorData, 'base64url');
   // rpIdHash (32), then the flags byte (§6.1).
