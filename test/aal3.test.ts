@@ -150,6 +150,34 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
     }
   });
 
+  it.skipIf(target.skipReason !== undefined)('a 9-character code issued for a security key opens a link that asks for one, and registers only one', async () => {
+    const { t, agent, adaId, v } = await setUp();
+    try {
+      const issued = await agent.postForm(`/admin/users/${adaId}/enrolments`, { method: 'code', requires: 'security-key' });
+      expect(issued.statusCode).toBe(303);
+      const code = /id="enrolment-code"><span aria-hidden="true">([0-9A-Z-]{11})</.exec((await agent.get(String(issued.headers.location))).body)![1]!;
+      const ada = new TestBrowser(t.app);
+      await ada.get('/enrol');
+      const redeemed = await ada.postForm('/enrol', { email: 'ada@example.com', code });
+      expect(redeemed.statusCode).toBe(303);
+      const link = String(redeemed.headers.location);
+      expect((await ada.get(link)).body).toContain('Register your security key');
+      const o = await options(ada, link);
+      expect(o.attestation).toBe('direct');
+      const synced = new PackedAuthenticator({ origin: TEST_ORIGIN, aaguid: MODEL, backupEligible: true, backedUp: true }, v.key);
+      expect((await ada.postJson(`${link}/verify`, { response: roaming(synced.createCredential(o)) })).statusCode).toBe(422);
+      const key = new PackedAuthenticator({ origin: TEST_ORIGIN, aaguid: MODEL }, v.key);
+      expect((await ada.postJson(`${link}/verify`, { response: roaming(key.createCredential(await options(ada, link))) })).statusCode).toBe(200);
+      const rows = await t.app.latchkey.store.kysely.selectFrom('audit_events').select(['event', 'detail']).where('event', 'in', ['enrolment.code_issued', 'enrolment.completed']).execute();
+      expect(rows.map((r) => [r.event, JSON.parse(r.detail).requires]).sort()).toEqual([
+        ['enrolment.code_issued', 'security-key'],
+        ['enrolment.completed', 'security-key'],
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+
   it.skipIf(target.skipReason !== undefined)('a service that needs AAL3 gets acr AAL3 and amr hwk, user, mfa from a sign-in with the key, and by step-up from a phone sign-in', async () => {
     const { t, agent, adaPhone, adaId, v } = await setUp();
     try {

@@ -261,9 +261,7 @@ function registrationForm(formId: string, optionsUrl: string, verifyUrl: string,
         if (!(reauth && err instanceof ApiError && err.code === 'reauth_required')) throw err;
         setStatus('First, confirm it is you with one of your passkeys.');
         ceremony = 'check';
-        // A service that needs AAL3 (data-need="3"): the options offer only the security keys that give it.
-      const need = document.body.dataset.need;
-      await authenticate('/reauth/options', '/reauth/verify', need ? { need } : {});
+        await authenticate('/reauth/options', '/reauth/verify', {});
         ceremony = 'create';
         result = await register(optionsUrl, verifyUrl, values);
       }
@@ -284,7 +282,9 @@ function reauthPage(): void {
     clearError();
     busy(button, true);
     try {
-      await authenticate('/reauth/options', '/reauth/verify', {});
+      // A service that needs AAL3 (data-need="3"): the options offer only the security keys that give it.
+      const need = document.body.dataset.need;
+      await authenticate('/reauth/options', '/reauth/verify', need ? { need } : {});
       window.location.assign(document.body.dataset.next || '/settings');
     } catch (err) {
       showError(explain(err, 'check'));

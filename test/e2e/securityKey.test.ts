@@ -16,7 +16,7 @@ import { decodeAttestationObject, parseAuthenticatorData } from '@simplewebauthn
 import type { User } from '../../src/db/schema.js';
 import { addService } from '../../src/oidc/services.js';
 import { catalogueWith, metadataStatement } from '../support/metadataStatements.js';
-import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, openPage, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
+import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, openPage, startServer, toBase64Url, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 const AAL3 = 'http://idmanagement.gov/ns/assurance/aal/3';
 let server: E2EServer;
@@ -158,6 +158,55 @@ describe('an RA agent issues a security key for AAL3', () => {
     await waitReady(t.page);
     await t.page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await t.page.waitForURL(`${rpOrigin}/callback**`);
+    const tokens = await client.authorizationCodeGrant(config, new URL(t.page.url()), { pkceCodeVerifier: verifier });
+    expect(tokens.claims()).toMatchObject({ acr: AAL3, amr: ['hwk', 'user', 'mfa'] });
+  });
+
+  it('signed in with a laptop passkey, the person steps up with their security key for a service that needs AAL3; only the key is offered', async () => {
+    const grace = await agentReady();
+    const { store, secretBox } = server.app.latchkey;
+    const t = await openTracked(browser, server);
+    await t.authenticators.add('platform');
+    const { user: mary, url: invite } = await server.invite('mary@example.com', 'Mary Seacole');
+    await visit(t.page, invite);
+    await t.page.getByLabel('Name your passkey').fill('Laptop');
+    await t.page.getByRole('button', { name: 'Set up passkey' }).click();
+    await t.page.waitForURL('**/enrol/done');
+
+    // Her security key, registered from the agent's link, then unplugged; she signs in again with the laptop (AAL2).
+    const link = await issueSecurityKey(grace.page, mary.id, 'Mary Seacole');
+    const key = await t.authenticators.add('security-key');
+    await visit(t.page, link);
+    await t.page.getByLabel('Name your security key').fill('Red key');
+    await t.page.getByRole('button', { name: 'Register security key' }).click();
+    await t.page.waitForURL('**/enrol/done');
+    const [credential] = await t.authenticators.credentials(key);
+    await t.authenticators.remove(key);
+    await visit(t.page, server.url('/settings'));
+    await t.page.getByRole('button', { name: 'Sign out' }).first().click();
+    await t.page.waitForURL('**/signin');
+    await waitReady(t.page);
+    await t.page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await t.page.waitForURL('**/settings');
+
+    const added = await addService(store, secretBox, { name: 'Prescribing', redirectUris: [`${rpOrigin}/callback`], postLogoutRedirectUris: [], clientType: 'confidential', aal: 3, firstParty: true }, Date.now());
+    const config = await client.discovery(new URL(server.origin), added.service.client_id, undefined, client.ClientSecretBasic(added.clientSecret!), { execute: [client.allowInsecureRequests] });
+    const verifier = client.randomPKCECodeVerifier();
+    const url = client.buildAuthorizationUrl(config, { redirect_uri: `${rpOrigin}/callback`, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    await t.page.goto(url.toString());
+    await t.page.waitForURL('**/settings/reauth?**need=3**');
+    await waitReady(t.page);
+    expect(await t.page.getByRole('heading', { level: 1 }).innerText()).toBe('Confirm it is you with your security key');
+    expect(await t.page.locator('[data-aal3-keys]').innerText()).toBe('Red key');
+    await expectAccessible(t.page, 'step-up to AAL3');
+
+    // She plugs the key back in; the laptop stays attached, and is not offered.
+    const pluggedIn = await t.authenticators.add('security-key');
+    await t.authenticators.cdp.send('WebAuthn.addCredential', { authenticatorId: pluggedIn, credential });
+    await t.page.getByRole('button', { name: 'Continue with your security key' }).click();
+    await t.page.waitForURL(`${rpOrigin}/callback**`);
+    const [options] = await t.postsTo('/reauth/options');
+    expect((options!.answer as { options: { allowCredentials: { id: string }[] } }).options.allowCredentials.map((c) => c.id)).toEqual([toBase64Url(credential!.credentialId)]);
     const tokens = await client.authorizationCodeGrant(config, new URL(t.page.url()), { pkceCodeVerifier: verifier });
     expect(tokens.claims()).toMatchObject({ acr: AAL3, amr: ['hwk', 'user', 'mfa'] });
   });
