@@ -26,6 +26,7 @@ import { AltchaCaptcha, type Captcha } from './captcha/captcha.js';
 import type { AnyKind } from './strategies/authenticatorKind.js';
 import { Trust } from './webauthn/trust.js';
 import { auditPolicyRefusals } from './webauthn/auditPolicyRefusals.js';
+import { leaveCertificatePathsToLatchkey } from './webauthn/attestation.js';
 import { KindRegistry } from './strategies/kindRegistry.js';
 import { defaultKinds } from './strategies/defaultKinds.js';
 import { adminRoutes } from './admin/routes.js';
@@ -132,6 +133,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const perMinute = options.rateLimitPerMinute ?? config.rateLimitPerMinute;
   const ownsMailer = !options.mailer;
   const mailer = options.mailer ?? createMailer(config);
+  if (!config.fidoConformance) leaveCertificatePathsToLatchkey();
   const trust = new Trust();
   await trust.reload(store);
   const latchkey: Latchkey = {

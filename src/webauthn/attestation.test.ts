@@ -3,6 +3,8 @@
  * verifyRegistrationResponse (attestation "direct"), and only a chain that leads to the roots the metadata gives for
  * the claimed AAGUID makes the model known.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateRegistrationOptions, MetadataService, verifyRegistrationResponse } from '@simplewebauthn/server';
 import { FidoU2fAuthenticator, PackedAuthenticator } from '../../test/support/packedAuthenticator.js';
@@ -153,6 +155,27 @@ describe('assessAttestation', () => {
     expect(await assess(packedFull(KEY_AAGUID, reissued), listed)).toMatchObject({ verified: true });
     const otherKey = issueCertificate({ subject: attestationSubject('Test Security Key'), issuer: root, aaguid: bytes(KEY_AAGUID) });
     expect(await assess(packedFull(KEY_AAGUID, otherKey), listed)).toEqual({ verified: false });
+  });
+
+  it('a made-up chain naming a revocation list is refused without fetching it; a real chain to the anchor is looked up', async () => {
+    const requests: string[] = [];
+    const crlServer = createServer((req, res) => {
+      requests.push(req.url ?? '');
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => crlServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const crl = (path: string) => `http://127.0.0.1:${(crlServer.address() as AddressInfo).port}${path}`;
+      const madeUpRoot = issueCertificate({ subject: { O: 'Nobody', CN: 'Made-up Root' }, ca: true, crlDistributionPoint: crl('/made-up-root') });
+      const madeUp = issueCertificate({ subject: attestationSubject('Test Security Key'), issuer: madeUpRoot, aaguid: bytes(KEY_AAGUID), crlDistributionPoint: crl('/internal-admin') });
+      expect(await assess(packedFull(KEY_AAGUID, madeUp, [madeUp.der, madeUpRoot.der]))).toEqual({ verified: false });
+      expect(requests).toEqual([]);
+      const real = issueCertificate({ subject: attestationSubject('Test Security Key'), issuer: root, aaguid: bytes(KEY_AAGUID), crlDistributionPoint: crl('/vendor.crl') });
+      expect(await assess(packedFull(KEY_AAGUID, real))).toMatchObject({ verified: true });
+      expect(requests).toEqual(['/vendor.crl']);
+    } finally {
+      await new Promise<void>((resolve) => crlServer.close(() => resolve()));
+    }
   });
 
   it('a trust anchor that is an intermediate the authenticator also sends: verified', async () => {

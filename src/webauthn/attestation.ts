@@ -13,7 +13,7 @@
  * list (fido-u2f keys have no AAGUID), a chain that leads elsewhere.
  */
 import { X509Certificate } from 'node:crypto';
-import type { VerifiedRegistrationResponse } from '@simplewebauthn/server';
+import { SettingsService, type VerifiedRegistrationResponse } from '@simplewebauthn/server';
 import { convertCertBufferToPEM, decodeAttestationObject, validateCertificatePath } from '@simplewebauthn/server/helpers';
 import type { AttestationFacts } from './authenticatorPolicy.js';
 import type { MetadataCatalogue, MetadataEntry } from './metadata/catalogue.js';
@@ -32,6 +32,8 @@ export async function assessAttestation(info: Pick<RegistrationInfo, 'fmt' | 'aa
   if (!Array.isArray(x5c) || x5c.length === 0) return { verified: false };
   const anchors = entry.statement.attestationRootCertificates.map((b64) => Buffer.from(b64, 'base64'));
   if (anchors.length === 0) return { verified: false };
+  // A real chain is a leaf, perhaps an intermediate or two, and the root; more is someone making work for us.
+  if (x5c.length > MAX_CHAIN) return { verified: false };
   const chain = x5c.map((c) => Buffer.from(c));
   // FIDO Metadata Statement §4: "A trust anchor can be a root certificate, an intermediate CA certificate or even the
   // attestation certificate itself." Where x5c reaches an anchor the path ends there: the library's path validation
@@ -43,6 +45,10 @@ export async function assessAttestation(info: Pick<RegistrationInfo, 'fmt' | 'aa
   if (reached === 0) return verifiedAs(entry);
   const path = reached > 0 ? chain.slice(0, reached) : chain;
   const roots = reached > 0 ? [chain[reached]!] : anchors;
+  // The library's path validation fetches the revocation list every certificate names before it checks the chain:
+  // for certificates a client made up, a URL of its choosing. Check the signatures locally first, so only a chain
+  // that leads to an anchor is ever looked up.
+  if (!signedUpTo(path, roots)) return { verified: false };
   try {
     await validateCertificatePath(
       path.map((c) => convertCertBufferToPEM(c)),
@@ -52,6 +58,34 @@ export async function assessAttestation(info: Pick<RegistrationInfo, 'fmt' | 'aa
     return { verified: false };
   }
   return verifiedAs(entry);
+}
+
+const MAX_CHAIN = 5;
+
+/** Whether each certificate of `path` is signed by the next, and the last by one of `roots`. */
+function signedUpTo(path: Buffer[], roots: Buffer[]): boolean {
+  try {
+    const certs = path.map((d) => new X509Certificate(d));
+    for (let i = 0; i + 1 < certs.length; i++) if (!certs[i]!.checkIssued(certs[i + 1]!) || !certs[i]!.verify(certs[i + 1]!.publicKey)) return false;
+    const last = certs.at(-1)!;
+    return roots.some((r) => {
+      const root = new X509Certificate(r);
+      return last.checkIssued(root) && last.verify(root.publicKey);
+    });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Leave certificate paths to Latchkey (assessAttestation). @simplewebauthn/server validates apple, android-key and
+ * android-safetynet statements against roots it bundles, and in doing so fetches the revocation lists named by the
+ * certificates a client sent before it checks they chain anywhere. With no roots it verifies each format's statement
+ * and skips the path; Latchkey then trusts a chain only as far as the FIDO metadata for its AAGUID. Process-wide
+ * (the library's SettingsService): not for the FIDO conformance mode, which sets the roots its tool expects.
+ */
+export function leaveCertificatePathsToLatchkey(): void {
+  for (const identifier of ['apple', 'android-key', 'android-safetynet', 'packed', 'tpm', 'fido-u2f'] as const) SettingsService.setRootCertificates({ identifier, certificates: [] });
 }
 
 /** A trust anchor is a name and a public key (RFC 5280 §6.1.1 d), not the bytes of one certificate that carries them. */

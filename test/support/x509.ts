@@ -96,6 +96,8 @@ export interface IssueOptions {
   subjectAltNameDirectory?: { type: string; value: string }[];
   /** extKeyUsage key purposes, by OID (tcg-kp-AIKCertificate 2.23.133.8.3 for a TPM AIK). */
   extendedKeyUsage?: string[];
+  /** cRLDistributionPoints with one URI (RFC 5280 §4.2.1.13): where a verifier would fetch the revocation list. */
+  crlDistributionPoint?: string;
 }
 
 export function issueCertificate(options: IssueOptions): IssuedCertificate {
@@ -114,6 +116,11 @@ export function issueCertificate(options: IssueOptions): IssuedCertificate {
     const empty = !options.subject.C && !options.subject.O && !options.subject.OU && !options.subject.CN;
     const san = seq(explicit(4, attributeName(options.subjectAltNameDirectory)));
     extensions.push(seq(oid('2.5.29.17'), ...(empty ? [bool(true)] : []), octets(san)));
+  }
+  if (options.crlDistributionPoint) {
+    // DistributionPoint { distributionPoint [0] { fullName [0] { uniformResourceIdentifier [6] } } }
+    const uri = der(0x86, Buffer.from(options.crlDistributionPoint));
+    extensions.push(seq(oid('2.5.29.31'), octets(seq(seq(explicit(0, explicit(0, uri)))))));
   }
   if (options.extendedKeyUsage) extensions.push(seq(oid('2.5.29.37'), octets(seq(...options.extendedKeyUsage.map(oid)))));
   const signingKey = options.issuer?.privateKey ?? keys.privateKey;
