@@ -96,6 +96,15 @@ export class SessionPersister {
     return Number(r.numDeletedRows);
   }
 
+  /**
+   * Lower to `aal` the sessions of this user that rest on this authenticator (its model was reported compromised):
+   * a sign-in is worth what its authenticator is worth now. Returns how many were lowered.
+   */
+  async lowerForAuthenticator(userId: string, authenticatorId: string, aal: number): Promise<number> {
+    const r = await this.db.updateTable('sessions').set({ aal }).where('user_id', '=', userId).where('authenticator_id', '=', authenticatorId).where('aal', '>', aal).executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
   async deleteForUser(userId: string): Promise<number> {
     const r = await this.db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst();
     return Number(r.numDeletedRows);

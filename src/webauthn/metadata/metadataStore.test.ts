@@ -143,6 +143,24 @@ describe.each(databases)('FIDO metadata import on $name', (target) => {
       const bobsKey = `k-${randomBytes(6).toString('hex')}`;
       await passkey(adasKey, ada.id, KEY.aaguid!, 'Blue key');
       await passkey(bobsKey, bob.id, OTHER.aaguid!, 'Red key');
+      // Each signed in with their key at AAL3; Ada also has a session that rests on nothing of that model.
+      const session = (userId: string, authenticatorId: string | null) => ({
+        id_hash: randomBytes(16).toString('base64url'),
+        public_id: randomBytes(8).toString('base64url'),
+        user_id: userId,
+        created_at: at,
+        last_seen_at: at,
+        authenticated_at: at,
+        expires_at: at + 3_600_000,
+        aal: authenticatorId ? 3 : 2,
+        ip: '192.0.2.1',
+        user_agent: 'test',
+        authenticator_id: authenticatorId,
+      });
+      const adasSession = session(ada.id, adasKey);
+      const adasOther = session(ada.id, null);
+      const bobsSession = session(bob.id, bobsKey);
+      for (const s of [adasSession, adasOther, bobsSession]) await store.sessions.insert(s);
 
       await importMetadataBlob(depsOf(t), signMdsBlob(fido, blobPayload(1, [blobEntry(KEY), blobEntry(OTHER)])), 'one.jwt');
       expect(sink.messages).toHaveLength(0);
@@ -153,7 +171,11 @@ describe.each(databases)('FIDO metadata import on $name', (target) => {
       const events = await store.audit.listByEvent('passkey.model_compromised', 10);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ subject_user_id: ada.id, authenticator_id: adasKey, actor_user_id: null, outcome: 'success' });
-      expect(JSON.parse(events[0]!.detail)).toMatchObject({ model: 'Test Security Key 5', status: 'REVOKED', action: 'no-aal3' });
+      expect(JSON.parse(events[0]!.detail)).toMatchObject({ model: 'Test Security Key 5', status: 'REVOKED', action: 'no-aal3', sessions: 1 });
+      // Her sign-in with the key is no longer AAL3; her other session and Bob's are as they were.
+      expect((await store.sessions.findByHash(adasSession.id_hash))?.aal).toBe(2);
+      expect((await store.sessions.findByHash(adasOther.id_hash))?.aal).toBe(2);
+      expect((await store.sessions.findByHash(bobsSession.id_hash))?.aal).toBe(3);
       expect(sink.messages).toHaveLength(1);
       const mail = sink.messages[0]!;
       expect(mail.to).toEqual([ada.email]);
@@ -176,7 +198,10 @@ describe.each(databases)('FIDO metadata import on $name', (target) => {
       const bobs = await store.audit.listByEvent('passkey.model_compromised', 10);
       expect(bobs).toHaveLength(2);
       expect(bobs[0]).toMatchObject({ subject_user_id: bob.id, authenticator_id: bobsKey });
-      expect(JSON.parse(bobs[0]!.detail)).toMatchObject({ model: 'Other Key', status: 'USER_VERIFICATION_BYPASS', action: 'refuse' });
+      expect(JSON.parse(bobs[0]!.detail)).toMatchObject({ model: 'Other Key', status: 'USER_VERIFICATION_BYPASS', action: 'refuse', sessions: 1 });
+      // Refused: the sessions signed in with Bob's key are over.
+      expect(await store.sessions.findByHash(bobsSession.id_hash)).toBeUndefined();
+      expect(await store.sessions.findByHash(adasSession.id_hash)).toBeDefined();
       expect(sink.messages).toHaveLength(2);
       expect(sink.messages[1]!.to).toEqual([bob.email]);
       expect(sink.messages[1]!.text).toContain('the PIN or fingerprint check on this model can be bypassed');

@@ -9,6 +9,8 @@
  */
 import type { Config } from '../../config/index.js';
 import type { Store } from '../../db/store.js';
+import type { Authenticator, User } from '../../db/schema.js';
+import type { AuthenticatorPolicy } from '../authenticatorPolicy.js';
 import type { Mailer } from '../../mail/mailer.js';
 import { sendModelCompromisedNotice } from '../../mail/sendModelCompromisedNotice.js';
 import type { Trust } from '../trust.js';
@@ -57,21 +59,30 @@ export async function importMetadataBlob(deps: MetadataDeps, blob: string, sourc
       throw new MetadataBlobRefused(`the FIDO metadata root could not be read (LATCHKEY_FIDO_METADATA_ROOT): ${(err as Error).message}`);
     }
     const { catalogue, payload } = await verifyMetadataBlob(blob, { roots, keptSerial: previous.serial, now: at });
-    const kept = await store.fidoMetadata.replace({
-      serial: payload.no,
-      next_update: payload.nextUpdate,
-      entries: catalogue.size,
-      blob: blob.trim(),
-      source: sourceLabel(source),
-      imported_at: at,
+    const newlyCompromised = catalogue.all().filter((e) => e.compromised && !previous.get(e.aaguid)?.compromised);
+    const action = trust.policy().compromised;
+    // The BLOB, the audit records and what the compromise does to sessions: one transaction, so a failure part way
+    // can't leave a model marked compromised whose owners were never recorded (the next import would not see it as new).
+    const owners = await store.transaction(async (tx) => {
+      const kept = await tx.fidoMetadata.replace({
+        serial: payload.no,
+        next_update: payload.nextUpdate,
+        entries: catalogue.size,
+        blob: blob.trim(),
+        source: sourceLabel(source),
+        imported_at: at,
+      });
+      if (!kept) return undefined;
+      await tx.audit.record({ at, event: 'metadata.imported', outcome: 'success', detail: { serial: payload.no, nextUpdate: payload.nextUpdate, entries: catalogue.size, source: sourceLabel(source) } });
+      return recordCompromised(tx, at, catalogue, newlyCompromised, action);
     });
     // Another instance stored this serial (or a higher one) between our reload and now: it tells people, not us.
-    if (!kept) throw new MetadataBlobRefused(`the BLOB is not newer than the one in use: serial ${payload.no} has already been imported`, true);
+    if (!owners) throw new MetadataBlobRefused(`the BLOB is not newer than the one in use: serial ${payload.no} has already been imported`, true);
     trust.setMetadata(catalogue);
-    await store.audit.record({ at, event: 'metadata.imported', outcome: 'success', detail: { serial: payload.no, nextUpdate: payload.nextUpdate, entries: catalogue.size, source: sourceLabel(source) } });
-    const newlyCompromised = catalogue.all().filter((e) => e.compromised && !previous.get(e.aaguid)?.compromised);
-    const passkeysFlagged = await tellOwners(deps, catalogue, newlyCompromised);
-    return { serial: payload.no, nextUpdate: payload.nextUpdate, entries: catalogue.size, newlyCompromised, passkeysFlagged };
+    for (const { user, authenticator, model } of owners) {
+      await sendModelCompromisedNotice(deps, user, authenticator, { model: model.description, status: model.compromised!, action });
+    }
+    return { serial: payload.no, nextUpdate: payload.nextUpdate, entries: catalogue.size, newlyCompromised, passkeysFlagged: owners.length };
   } catch (err) {
     if (err instanceof MetadataBlobRefused && !err.alreadyKept) {
       await store.audit.record({ at, event: 'metadata.refused', outcome: 'refused', detail: { reason: err.message, source: sourceLabel(source) } });
@@ -80,24 +91,25 @@ export async function importMetadataBlob(deps: MetadataDeps, blob: string, sourc
   }
 }
 
-/** An audit event and an email for each passkey of a newly compromised model; returns how many passkeys. */
-async function tellOwners(deps: MetadataDeps, catalogue: MetadataCatalogue, models: MetadataEntry[]): Promise<number> {
-  const action = deps.trust.policy().compromised;
-  let count = 0;
+/**
+ * For each passkey of a newly compromised model: an audit event, and its sessions brought down to what it is worth
+ * now — ended when the policy refuses the model, no longer AAL3 otherwise. Returns the owners to email.
+ */
+async function recordCompromised(tx: Store, at: number, catalogue: MetadataCatalogue, models: MetadataEntry[], action: AuthenticatorPolicy['compromised']) {
+  const owners: { user: User; authenticator: Authenticator; model: MetadataEntry }[] = [];
   for (const model of models) {
-    const status = model.compromised!;
-    for (const { authenticator, user } of await deps.store.authenticators.listOfModelWithUser(model.aaguid)) {
-      await deps.store.audit.record({
-        at: deps.now(),
+    for (const { authenticator, user } of await tx.authenticators.listOfModelWithUser(model.aaguid)) {
+      const sessions = action === 'refuse' ? await tx.sessions.deleteForAuthenticator(user.id, authenticator.id) : await tx.sessions.lowerForAuthenticator(user.id, authenticator.id, 2);
+      await tx.audit.record({
+        at,
         event: 'passkey.model_compromised',
         outcome: 'success',
         subjectUserId: user.id,
         authenticatorId: authenticator.id,
-        detail: { model: model.description, aaguid: model.aaguid, status, action, serial: catalogue.serial },
+        detail: { model: model.description, aaguid: model.aaguid, status: model.compromised, action, serial: catalogue.serial, sessions },
       });
-      await sendModelCompromisedNotice(deps, user, authenticator, { model: model.description, status, action });
-      count++;
+      owners.push({ user, authenticator, model });
     }
   }
-  return count;
+  return owners;
 }
