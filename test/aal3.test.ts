@@ -225,6 +225,28 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
     }
   });
 
+  it.skipIf(target.skipReason !== undefined)('a key registered device-bound that later says it may be backed up signs in, but no longer at AAL3 (WebAuthn L3 §7.2 step 18)', async () => {
+    const { t, agent, adaId, v } = await setUp();
+    try {
+      const link = await issueSecurityKeyLink(agent, adaId);
+      const ada = new TestBrowser(t.app);
+      await ada.get(link);
+      const key = new PackedAuthenticator({ origin: TEST_ORIGIN, aaguid: MODEL, transports: ['usb'] }, v.key);
+      expect((await ada.postJson(`${link}/verify`, { response: roaming(key.createCredential(await options(ada, link))) })).statusCode).toBe(200);
+      (key.options as { backupEligible: boolean }).backupEligible = true;
+      const records = await service(t, 3);
+      const browser = new TestBrowser(t.app);
+      const { next, verified } = await signInFor(browser, key, records.url);
+      expect(verified.statusCode).toBe(200);
+      const stopped = await follow(browser, new URL(next, TEST_ORIGIN).toString());
+      expect(stopped.res.statusCode).toBe(403);
+      const stored = (await t.app.latchkey.store.authenticators.listForUser(adaId)).find((a) => a.aaguid === MODEL)!;
+      expect(stored.backup_eligible).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
   it.skipIf(target.skipReason !== undefined)('someone with no qualifying key is told to ask their RA; a model later marked compromised loses AAL3, or sign-in', async () => {
     const { t, agent, adaPhone, adaId, v } = await setUp();
     try {

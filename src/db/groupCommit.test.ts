@@ -66,7 +66,7 @@ describe.each(databases)('group commit on $name', (database) => {
       const results = await Promise.all(
         people.map(({ userId, authenticatorId }, i) =>
           store.transaction(async (tx) => {
-            const used = await tx.authenticators.recordUse(authenticatorId, { counter: i + 1, backedUp: false, at: T0 });
+            const used = await tx.authenticators.recordUse(authenticatorId, { counter: i + 1, backedUp: false, backupEligible: false, at: T0 });
             await tx.sessions.insert(session(userId));
             await tx.audit.record({ at: T0, event: 'signin', outcome: 'success', actorUserId: userId, subjectUserId: userId, authenticatorId });
             return used;
@@ -87,7 +87,7 @@ describe.each(databases)('group commit on $name', (database) => {
       const { userId, authenticatorId } = await userWithPasskey();
       const use = () =>
         store.transaction(async (tx) => {
-          if (!(await tx.authenticators.recordUse(authenticatorId, { counter: 7, backedUp: false, at: T0 }))) return false;
+          if (!(await tx.authenticators.recordUse(authenticatorId, { counter: 7, backedUp: false, backupEligible: false, at: T0 }))) return false;
           await tx.sessions.insert(session(userId));
           return true;
         }, { groupCommit: true });

@@ -362,9 +362,9 @@ describe.each(databases)('persister contract on $name', (target) => {
 
         it('a higher counter is recorded with the backup state and the time', async () => {
           const { passkey, read } = await passkeyWithCounter(5);
-          expect(await store.authenticators.recordUse(passkey.id, { counter: 6, backedUp: true, at: T0 + MINUTE })).toBe(true);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 6, backedUp: true, backupEligible: true, at: T0 + MINUTE })).toBe(true);
           expect(await read()).toMatchObject({ counter: 6, backed_up: 1, last_used_at: T0 + MINUTE });
-          expect(await store.authenticators.recordUse(passkey.id, { counter: 2 ** 32 - 1, backedUp: false, at: T0 + 2 * MINUTE })).toBe(true);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 2 ** 32 - 1, backedUp: false, backupEligible: false, at: T0 + 2 * MINUTE })).toBe(true);
           expect(await read()).toMatchObject({ counter: 2 ** 32 - 1, backed_up: 0, last_used_at: T0 + 2 * MINUTE });
         });
 
@@ -375,32 +375,32 @@ describe.each(databases)('persister contract on $name', (target) => {
         ])('%s returns false and leaves the row unchanged', async (_label, stored, presented) => {
           const { passkey, read } = await passkeyWithCounter(stored);
           const before = await read();
-          expect(await store.authenticators.recordUse(passkey.id, { counter: presented, backedUp: true, at: T0 + MINUTE })).toBe(false);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: presented, backedUp: true, backupEligible: true, at: T0 + MINUTE })).toBe(false);
           expect(await read()).toEqual(before);
         });
 
         it('both counters zero (an authenticator without one) is accepted every time', async () => {
           const { passkey, read } = await passkeyWithCounter(0);
-          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, at: T0 + MINUTE })).toBe(true);
-          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, at: T0 + 2 * MINUTE })).toBe(true);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, backupEligible: true, at: T0 + MINUTE })).toBe(true);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, backupEligible: true, at: T0 + 2 * MINUTE })).toBe(true);
           expect(await read()).toMatchObject({ counter: 0, backed_up: 1, last_used_at: T0 + 2 * MINUTE });
           // Once it starts counting it may not go back to zero.
-          expect(await store.authenticators.recordUse(passkey.id, { counter: 1, backedUp: true, at: T0 + 3 * MINUTE })).toBe(true);
-          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, at: T0 + 4 * MINUTE })).toBe(false);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 1, backedUp: true, backupEligible: true, at: T0 + 3 * MINUTE })).toBe(true);
+          expect(await store.authenticators.recordUse(passkey.id, { counter: 0, backedUp: true, backupEligible: true, at: T0 + 4 * MINUTE })).toBe(false);
           expect(await read()).toMatchObject({ counter: 1, last_used_at: T0 + 3 * MINUTE });
         });
 
         it('of concurrent uses presenting one counter value exactly one is recorded', async () => {
           const { passkey, read } = await passkeyWithCounter(3);
           const results = await Promise.all(
-            Array.from({ length: 10 }, (_, i) => store.authenticators.recordUse(passkey.id, { counter: 4, backedUp: false, at: T0 + i })),
+            Array.from({ length: 10 }, (_, i) => store.authenticators.recordUse(passkey.id, { counter: 4, backedUp: false, backupEligible: false, at: T0 + i })),
           );
           expect(results.filter(Boolean)).toHaveLength(1);
           expect((await read()).counter).toBe(4);
         });
 
         it('an unknown id returns false', async () => {
-          expect(await store.authenticators.recordUse(rid(), { counter: 1, backedUp: false, at: T0 })).toBe(false);
+          expect(await store.authenticators.recordUse(rid(), { counter: 1, backedUp: false, backupEligible: false, at: T0 })).toBe(false);
         });
       });
     });

@@ -350,7 +350,7 @@ export async function verifyAssertionResult(app: FastifyInstance, request: Fasti
   if (!verification.verified) throw conformanceFailure('Assertion refused: the signature is not valid');
   const info = verification.authenticationInfo;
   // The conditional update loses to a concurrent use with a higher counter (§7.2 step 22).
-  if (!(await store.authenticators.recordUse(authenticator.id, { counter: info.newCounter, backedUp: info.credentialBackedUp, at: now() }))) {
+  if (!(await store.authenticators.recordUse(authenticator.id, { counter: info.newCounter, backedUp: info.credentialBackedUp, backupEligible: authenticator.backup_eligible === 1 || info.credentialDeviceType === 'multiDevice', at: now() }))) {
     throw conformanceFailure('Assertion refused: the signature counter did not increase');
   }
   return OK;

@@ -394,12 +394,15 @@ export class WebAuthn {
     if (!result.ok) throw await fail(result.code, who, result.message);
 
     const now = this.now();
-    const finished = { flow, user, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, last_used_at: now } };
+    // WebAuthn L3 §7.2 step 18: backup eligibility is fixed when a credential is made, so one that says it may now be
+    // backed up is taken at its word from here on (it no longer counts as device-bound, so no longer gives AAL3).
+    const backupEligible = authenticator.backup_eligible === 1 || result.backupEligible;
+    const finished = { flow, user, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, backup_eligible: backupEligible ? 1 : 0, last_used_at: now } };
     // The use is recorded and the caller's writes (session, audit) land in one transaction: all or nothing. On
     // SQLite it may share its commit with other sign-ins finishing in the same turn of the event loop.
     const recorded = await this.store.transaction(async (tx) => {
       // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal.
-      if (!(await tx.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, at: now }))) return false;
+      if (!(await tx.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, backupEligible, at: now }))) return false;
       await args.complete?.(tx, finished);
       return true;
     }, { groupCommit: true });

@@ -139,14 +139,14 @@ describe.each(algorithms)('verifyAssertion with %s, against the library', (_name
   it('accepts an assertion from the software authenticator', async () => {
     const response = e.auth.getAssertion({ challenge: CHALLENGE, rpId: RP_ID, allowCredentials: [] }, { origin: ORIGIN });
     const { own } = await both(inputFor(e, response));
-    expect(own).toEqual({ ok: true, counter: e.auth.credentials.get(e.credentialId)!.counter, backedUp: false, userVerified: true });
+    expect(own).toEqual({ ok: true, counter: e.auth.credentials.get(e.credentialId)!.counter, backedUp: false, backupEligible: false, userVerified: true });
   });
 
   it('accepts a re-signed assertion and reports backup state', async () => {
     expect((await both(inputFor(e, signedAssertion(e)))).own.ok).toBe(true);
     const backedUp = await both(inputFor(e, signedAssertion(e, { flags: 0x05 | 0x08 | 0x10 })));
     expect(backedUp.own).toMatchObject({ ok: true, backedUp: true });
-    expect((await both(inputFor(e, signedAssertion(e, { flags: 0x05 | 0x08 })))).own).toMatchObject({ ok: true, backedUp: false });
+    expect((await both(inputFor(e, signedAssertion(e, { flags: 0x05 | 0x08 })))).own).toMatchObject({ ok: true, backedUp: false, backupEligible: true });
   });
 
   it('refuses backed up without backup eligible (step 17)', async () => {
@@ -236,7 +236,7 @@ describe.each(algorithms)('verifyAssertion with %s, against the library', (_name
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 5 }), { counter: 5 }))).own).toEqual({ ok: false, code: 'counter_regressed', signatureValid: true });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 3 }), { counter: 5 }))).own).toEqual({ ok: false, code: 'counter_regressed', signatureValid: true });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 0 }), { counter: 5 }))).own).toEqual({ ok: false, code: 'counter_regressed', signatureValid: true });
-    expect((await both(inputFor(e, signedAssertion(e, { signCount: 0 }), { counter: 0 }))).own).toEqual({ ok: true, counter: 0, backedUp: false, userVerified: true });
+    expect((await both(inputFor(e, signedAssertion(e, { signCount: 0 }), { counter: 0 }))).own).toEqual({ ok: true, counter: 0, backedUp: false, backupEligible: false, userVerified: true });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 6 }), { counter: 5 }))).own).toMatchObject({ ok: true, counter: 6 });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 0xffffffff }), { counter: 5 }))).own).toMatchObject({ ok: true, counter: 0xffffffff });
   });

@@ -28,7 +28,7 @@ import { SignatureWorkerPool } from './signatureWorker.js';
 import { checkClientDataFraming, checkCredentialIds, checkUserPresent, FLAG_UP } from './responseChecks.js';
 
 export type AssertionResult =
-  | { ok: true; counter: number; backedUp: boolean; userVerified: true }
+  | { ok: true; counter: number; backedUp: boolean; backupEligible: boolean; userVerified: true }
   | {
       ok: false;
       code: ErrorCode;
@@ -164,7 +164,8 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
       : undefined;
   // Step 17: backed up (BS) without backup eligible (BE) is impossible for a genuine authenticator.
   if (!(flags & FLAG_BE) && flags & FLAG_BS) return failed();
-  // Step 18 (backup eligibility against the record) is for RPs with a backup policy; Latchkey shows the state only.
+  // Step 18 (backup eligibility against the record): a credential registered device-bound that now says it may be
+  // backed up is recorded as such by the caller (finishAuthentication), so it stops giving AAL3; it still signs in.
 
   // Steps 20–21: sig over authData || SHA-256(cData) with the stored public key.
   let key: CredentialKey;
@@ -180,7 +181,7 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   // Step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
   const stored = input.authenticator.counter;
   if ((signCount > 0 || stored > 0) && signCount <= stored) return { ok: false, code: 'counter_regressed', signatureValid: true };
-  return { ok: true, counter: signCount, backedUp: (flags & FLAG_BS) !== 0, userVerified: true };
+  return { ok: true, counter: signCount, backedUp: (flags & FLAG_BS) !== 0, backupEligible: (flags & FLAG_BE) !== 0, userVerified: true };
 }
 
 /** Read flags and signCount from authenticatorData without trusting it: the signature check comes after. */
@@ -226,5 +227,5 @@ export async function verifyAssertionWithLibrary(input: AssertionInput): Promise
   // §7.2 step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
   const stored = input.authenticator.counter;
   if ((peek.counter > 0 || stored > 0) && peek.counter <= stored) return { ok: false, code: 'counter_regressed', signatureValid: true };
-  return { ok: true, counter: peek.counter, backedUp: verification.authenticationInfo.credentialBackedUp, userVerified: true };
+  return { ok: true, counter: peek.counter, backedUp: verification.authenticationInfo.credentialBackedUp, backupEligible: (peek.flags & FLAG_BE) !== 0, userVerified: true };
 }

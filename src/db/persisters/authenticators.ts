@@ -15,12 +15,12 @@ const selectByCredentialIdWithUser = new PreparedQuery<{ credentialId: string },
 const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, p) =>
   db.selectFrom('authenticators').selectAll().where('user_id', '=', p.userId).orderBy('created_at', 'asc').orderBy('id'),
 );
-type Use = { id: string; counter: number; backedUp: number; at: number };
+type Use = { id: string; counter: number; backedUp: number; backupEligible: number; at: number };
 const recordUse = (operator: '<' | '=') =>
   new PreparedQuery<Use, never>((db, p) =>
     db
       .updateTable('authenticators')
-      .set({ counter: p.counter, backed_up: p.backedUp, last_used_at: p.at })
+      .set({ counter: p.counter, backed_up: p.backedUp, backup_eligible: p.backupEligible, last_used_at: p.at })
       .where('id', '=', p.id)
       .where('counter', operator, p.counter),
   );
@@ -69,9 +69,9 @@ export class AuthenticatorPersister {
    * Record a successful use. The counter only moves forward: the WHERE clause
    * makes a concurrent, older assertion lose instead of rolling the counter back.
    */
-  async recordUse(id: string, fields: { counter: number; backedUp: boolean; at: number }): Promise<boolean> {
+  async recordUse(id: string, fields: { counter: number; backedUp: boolean; backupEligible: boolean; at: number }): Promise<boolean> {
     const query = fields.counter === 0 ? recordUseWithoutCounter : recordUseWithCounter;
-    return (await query.affectedRows(this.db, { id, counter: fields.counter, backedUp: fields.backedUp ? 1 : 0, at: fields.at })) === 1;
+    return (await query.affectedRows(this.db, { id, counter: fields.counter, backedUp: fields.backedUp ? 1 : 0, backupEligible: fields.backupEligible ? 1 : 0, at: fields.at })) === 1;
   }
 
   /**

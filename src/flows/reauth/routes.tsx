@@ -83,7 +83,7 @@ export async function finishLinkedAccountReauth(
   const t = now();
   await store.transaction(async (tx) => {
     await tx.sessions.stepUp(auth.session.id_hash, t, app.latchkey.kinds.signInAal(found.authenticator, auth.user), found.authenticator.id);
-    await tx.authenticators.recordUse(found.authenticator.id, { counter: 0, backedUp: false, at: t });
+    await tx.authenticators.recordUse(found.authenticator.id, { counter: 0, backedUp: false, backupEligible: false, at: t });
     await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: found.authenticator.id, detail: { method: 'linked-account', provider: result.provider.id } }, tx);
   });
   return reply.redirect(safeNext(result.returnTo), 303);

@@ -102,7 +102,7 @@ export async function linkedAccountRoutes(app: FastifyInstance) {
         await startSession(app, request, reply, user, tx, authenticator.id, app.latchkey.kinds.signInAal(authenticator, user));
         if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
         // A linked account has no signature counter: 0 → 0 only records the time.
-        await tx.authenticators.recordUse(authenticator.id, { counter: 0, backedUp: false, at: now() });
+        await tx.authenticators.recordUse(authenticator.id, { counter: 0, backedUp: false, backupEligible: false, at: now() });
         await audit(
           app,
           request,
