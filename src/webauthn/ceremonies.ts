@@ -263,7 +263,9 @@ export class WebAuthn {
     if (!decision.ok) throw new AuthenticatorNotAllowed(decision.message, decision.reason, deviceName(facts, catalogue), userId);
     if (readSecurityKey(flow.data)) {
       const device = deviceName(facts, catalogue);
-      if (attachment === 'platform') {
+      // What the browser says (unsigned) and, once attestation made the model known, what its metadata says.
+      const hints = attestation.verified ? catalogue.get(facts.aaguid)?.statement.attachmentHint : undefined;
+      if (attachment === 'platform' || (hints && !hints.includes('external'))) {
         throw new AuthenticatorNotAllowed(`${device} is built into this device. Use the security key your registration authority gave you: plug it in or hold it to the device when asked.`, 'not_security_key', device, userId);
       }
       const why = whyNotAal3(policy, catalogue, facts);

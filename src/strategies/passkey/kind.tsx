@@ -7,7 +7,7 @@
 import { Type } from 'typebox';
 import { defineKind, type Aal, type Assurance } from '../authenticatorKind.js';
 import { CERTIFICATION_LEVELS } from '../../webauthn/metadata/catalogue.js';
-import { qualifiesForAal3 } from '../../webauthn/authenticatorPolicy.js';
+import { qualifiesForAal3, refusesSignIn } from '../../webauthn/authenticatorPolicy.js';
 import { PasskeyProvider, SyncBadge } from '../../flows/settings/views.js';
 import { passkeySelfServiceRoutes } from './selfServiceRoutes.js';
 
@@ -61,11 +61,14 @@ export const passkeyKind = defineKind({
   // Attested: its attestation verified to a metadata entry the policy accepts now (a model marked compromised
   // since, or denied since, no longer counts).
   assurance: (a, config, { trust }) =>
-    passkeyAssurance({
-      userVerified: true,
-      deviceBound: a.backup_eligible === 0,
-      attested: qualifiesForAal3(trust.policy(), trust.metadata(), trust.factsOf(a, config.attestation)),
-    }),
+    // A model reported compromised that the policy refuses can't sign anyone in: it reaches no level at all.
+    refusesSignIn(trust.policy(), trust.metadata(), a.aaguid)
+      ? undefined
+      : passkeyAssurance({
+          userVerified: true,
+          deviceBound: a.backup_eligible === 0,
+          attested: qualifiesForAal3(trust.policy(), trust.metadata(), trust.factsOf(a, config.attestation)),
+        }),
   stepUp: 'primary',
   display: (a) => ({ label: 'Passkey', provider: <PasskeyProvider aaguid={a.aaguid} />, badges: <SyncBadge authenticator={a} /> }),
   settingsSection: 'passkeys',
