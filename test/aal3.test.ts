@@ -129,6 +129,12 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
       const key = new PackedAuthenticator({ origin: TEST_ORIGIN, aaguid: MODEL, transports: ['usb', 'nfc'] }, v.key);
       const done = await ada.postJson(`${link}/verify`, { response: roaming(key.createCredential(await options(ada, link))), name: 'Blue key' });
       expect(done.statusCode).toBe(200);
+      // The confirmation speaks of the security key, not of a passkey on her phone or computer.
+      expect(done.json().redirect).toBe('/enrol/done?registered=security-key');
+      const confirmation = (await ada.get(done.json().redirect)).body;
+      expect(confirmation).toContain('<h1>Your security key is registered</h1>');
+      expect(confirmation).toContain('highest level of sign-in (AAL3)');
+      expect(confirmation).not.toContain('fingerprint, face, PIN or screen lock');
       const stored = (await store.authenticators.listForUser(adaId)).find((a) => a.name === 'Blue key')!;
       expect(stored).toMatchObject({ attestation_format: 'packed', aaguid: MODEL, backup_eligible: 0 });
       expect(JSON.parse(stored.config)).toEqual({ attestation: { verified: true, model: 'Test Key 5 NFC', certification: 'FIDO_CERTIFIED_L2' } });
