@@ -202,6 +202,10 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
       expect(res.statusCode).toBe(403);
       expect(res.body).toContain('data-contact-ra');
       expect(res.body).toContain('Contact your registration authority (RA)');
+      // The services page says the same: a key she adds herself would not give AAL3, so it doesn't send her to add one.
+      const services = (await adaPhone.get('/services')).body;
+      expect(services).toContain('Not yet: ask your registration authority for a security key');
+      expect(services).not.toContain('add a security key');
 
       const link = await issueSecurityKeyLink(agent, adaId);
       const ada = new TestBrowser(t.app);
