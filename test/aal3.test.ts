@@ -156,6 +156,28 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
     }
   });
 
+  it.skipIf(target.skipReason !== undefined)('with no FIDO metadata loaded, the person is told it is not their key and to tell their RA', async () => {
+    const { t, agent, adaId, v } = await setUp();
+    try {
+      const link = await issueSecurityKeyLink(agent, adaId);
+      // The metadata goes away after the link was issued (an instance started with an empty database, say).
+      t.app.latchkey.trust.setMetadata(catalogueWith([]));
+      const ada = new TestBrowser(t.app);
+      await ada.get(link);
+      const key = new PackedAuthenticator({ origin: TEST_ORIGIN, aaguid: MODEL, transports: ['usb'] }, v.key);
+      const res = await ada.postJson(`${link}/verify`, { response: roaming(key.createCredential(await options(ada, link))), name: 'Blue key' });
+      expect(res.statusCode).toBe(422);
+      expect(res.json().error.code).toBe('authenticator_not_allowed');
+      expect(res.json().error.message).toBe(
+        'Your security key can’t be registered yet: Latchkey can’t confirm any security key’s make and model until its FIDO metadata is loaded. This is not a problem with your key: tell your registration authority.',
+      );
+      const rows = await t.app.latchkey.store.kysely.selectFrom('audit_events').select(['detail']).where('event', '=', 'passkey.refused').execute();
+      expect(rows.map((r) => JSON.parse(r.detail).reason)).toEqual(['no_metadata']);
+    } finally {
+      await t.close();
+    }
+  });
+
   it.skipIf(target.skipReason !== undefined)('a service that needs AAL3 gets acr AAL3 and amr hwk, user, mfa from a sign-in with the key, and by step-up from a phone sign-in', async () => {
     const { t, agent, adaPhone, adaId, v } = await setUp();
     try {
