@@ -129,6 +129,12 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
       const key = new PackedAuthenticator({ origin: TEST_ORIGIN, aaguid: MODEL, transports: ['usb', 'nfc'] }, v.key);
       const done = await ada.postJson(`${link}/verify`, { response: roaming(key.createCredential(await options(ada, link))), name: 'Blue key' });
       expect(done.statusCode).toBe(200);
+      // The confirmation speaks of the security key, not of a passkey on her phone or computer.
+      expect(done.json().redirect).toBe('/enrol/done?registered=security-key');
+      const confirmation = (await ada.get(done.json().redirect)).body;
+      expect(confirmation).toContain('<h1>Your security key is registered</h1>');
+      expect(confirmation).toContain('highest level of sign-in (AAL3)');
+      expect(confirmation).not.toContain('fingerprint, face, PIN or screen lock');
       const stored = (await store.authenticators.listForUser(adaId)).find((a) => a.name === 'Blue key')!;
       expect(stored).toMatchObject({ attestation_format: 'packed', aaguid: MODEL, backup_eligible: 0 });
       expect(JSON.parse(stored.config)).toEqual({ attestation: { verified: true, model: 'Test Key 5 NFC', certification: 'FIDO_CERTIFIED_L2' } });
@@ -173,6 +179,28 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
         ['enrolment.code_issued', 'security-key'],
         ['enrolment.completed', 'security-key'],
       ]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it.skipIf(target.skipReason !== undefined)('with no FIDO metadata loaded, the person is told it is not their key and to tell their RA', async () => {
+    const { t, agent, adaId, v } = await setUp();
+    try {
+      const link = await issueSecurityKeyLink(agent, adaId);
+      // The metadata goes away after the link was issued (an instance started with an empty database, say).
+      t.app.latchkey.trust.setMetadata(catalogueWith([]));
+      const ada = new TestBrowser(t.app);
+      await ada.get(link);
+      const key = new PackedAuthenticator({ origin: TEST_ORIGIN, aaguid: MODEL, transports: ['usb'] }, v.key);
+      const res = await ada.postJson(`${link}/verify`, { response: roaming(key.createCredential(await options(ada, link))), name: 'Blue key' });
+      expect(res.statusCode).toBe(422);
+      expect(res.json().error.code).toBe('authenticator_not_allowed');
+      expect(res.json().error.message).toBe(
+        'Your security key can’t be registered yet: Latchkey can’t confirm any security key’s make and model until its FIDO metadata is loaded. This is not a problem with your key: tell your registration authority.',
+      );
+      const rows = await t.app.latchkey.store.kysely.selectFrom('audit_events').select(['detail']).where('event', '=', 'passkey.refused').execute();
+      expect(rows.map((r) => JSON.parse(r.detail).reason)).toEqual(['no_metadata']);
     } finally {
       await t.close();
     }
@@ -256,6 +284,10 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
       expect(res.statusCode).toBe(403);
       expect(res.body).toContain('data-contact-ra');
       expect(res.body).toContain('Contact your registration authority (RA)');
+      // The services page says the same: a key she adds herself would not give AAL3, so it doesn't send her to add one.
+      const services = (await adaPhone.get('/services')).body;
+      expect(services).toContain('Not yet: ask your registration authority for a security key');
+      expect(services).not.toContain('add a security key');
 
       const link = await issueSecurityKeyLink(agent, adaId);
       const ada = new TestBrowser(t.app);

@@ -806,7 +806,7 @@ describe('the registration-authority console', () => {
     const { browser: person } = await f.person();
     const page = await person.get('/services');
     expect(page.body).toMatch(/data-service="[^"]+" data-usable="yes"><td[^>]*>Rota<\/td>/);
-    expect(page.body).toMatch(/data-usable="no"><td[^>]*>Payroll<\/td>[\s\S]*?add a security key/);
+    expect(page.body).toMatch(/data-usable="no"><td[^>]*>Payroll<\/td>[\s\S]*?ask your registration authority for a security key/);
 
     const removed = await browser.postForm(`/admin/services/${service!.client_id}/remove`, {});
     expect(removed.statusCode).toBe(303);

@@ -72,7 +72,7 @@ export async function doctorReport(config: Config, store: Store, now: number, op
   if (keys.length && !current) warnings.push('no current signing key: the server makes one at start');
 
   lines.push('');
-  lines.push(...(await fidoMetadataLines(config, store, now, warnings)));
+  lines.push(...(await fidoMetadataLines(config, store, now, warnings, services)));
 
   lines.push('');
   lines.push('As oidc-provider resolves it (its discovery document)');
@@ -107,13 +107,21 @@ export async function doctorReport(config: Config, store: Store, now: number, op
 }
 
 /** The FIDO metadata BLOB in use (what AAL3 rests on): serial, next update, entries, where it came from and when. */
-async function fidoMetadataLines(config: Config, store: Store, now: number, warnings: string[]): Promise<string[]> {
+async function fidoMetadataLines(config: Config, store: Store, now: number, warnings: string[], services: readonly { name: string; aal: number }[]): Promise<string[]> {
   const kept = await store.fidoMetadata.summary();
   const lines = ['FIDO metadata (MDS3)'];
   lines.push(`  root                   ${config.fidoMetadataRoot}`);
   lines.push(`  download from          ${config.fidoMetadataUrl ? metadataUrlLabel(config.fidoMetadataUrl) : 'not set (LATCHKEY_FIDO_METADATA_URL): import with latchkey metadata import FILE'}`);
   if (!kept) {
     lines.push('  BLOB                   none loaded: no passkey can reach AAL3 until one is imported');
+    // Not a detail then: no one can sign in to such a service, and each person sent there is told to ask their RA for a
+    // key the RA can't register either.
+    for (const s of services.filter((s) => s.aal >= 3)) {
+      warnings.push(
+        `service "${s.name}" needs AAL3, but no FIDO metadata is loaded, so no one can sign in to it: ` +
+          (config.fidoMetadataUrl ? 'the download from LATCHKEY_FIDO_METADATA_URL has not succeeded yet (see the server log)' : 'import it with `latchkey metadata import FILE` or set LATCHKEY_FIDO_METADATA_URL'),
+      );
+    }
     return lines;
   }
   lines.push(`  serial                 ${kept.serial}`);

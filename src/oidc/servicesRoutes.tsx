@@ -148,9 +148,13 @@ function ServicesPage(m: { config: Config; csrfToken: string; user: User; servic
                   <td data-label="Can you use it?">
                     {ok ? (
                       'Yes'
+                    ) : s.aal >= 3 ? (
+                      // A key people add themselves is registered without attestation (unless the policy asks for it), so it
+                      // can't give AAL3: only their registration authority can issue one that does (README "Security keys for AAL3").
+                      'Not yet: ask your registration authority for a security key'
                     ) : (
                       <>
-                        Not yet: <a href="/add-authenticator">add {s.aal >= 3 ? 'a security key' : 'a passkey or an authenticator app'}</a>
+                        Not yet: <a href="/add-authenticator">add a passkey or an authenticator app</a>
                       </>
                     )}
                   </td>

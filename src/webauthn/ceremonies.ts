@@ -268,6 +268,16 @@ export class WebAuthn {
       if (attachment === 'platform' || (hints && !hints.includes('external'))) {
         throw new AuthenticatorNotAllowed(`${device} is built into this device. Use the security key your registration authority gave you: plug it in or hold it to the device when asked.`, 'not_security_key', device, userId);
       }
+      // With no FIDO metadata loaded no key can qualify, and telling the person their key's make and model were not
+      // confirmed would send them hunting for another key: say it is on Latchkey's side and who can fix it.
+      if (catalogue.size === 0) {
+        throw new AuthenticatorNotAllowed(
+          `${device === 'This passkey' ? 'Your security key' : device} can’t be registered yet: ${this.config.organisation} can’t confirm any security key’s make and model until its FIDO metadata is loaded. This is not a problem with your key: tell your registration authority.`,
+          'no_metadata',
+          device,
+          userId,
+        );
+      }
       const why = whyNotAal3(policy, catalogue, facts);
       if (why !== undefined) {
         throw new AuthenticatorNotAllowed(

@@ -138,7 +138,10 @@ describe('an RA agent issues a security key for AAL3', () => {
     await visit(t.page, link);
     await t.page.getByLabel('Name your security key').fill('Blue key');
     await t.page.getByRole('button', { name: 'Register security key' }).click();
-    await t.page.waitForURL('**/enrol/done');
+    await t.page.waitForURL(/\/enrol\/done\?registered=security-key$/);
+    await waitReady(t.page);
+    expect(await t.page.getByRole('heading', { level: 1 }).innerText()).toBe('Your security key is registered');
+    await expectAccessible(t.page, 'security key registered');
     const stored = (await store.authenticators.listForUser(ada.id)).find((a) => a.name === 'Blue key')!;
     expect(JSON.parse(stored.config)).toEqual({ attestation: { verified: true, model: 'Virtual Security Key 2', certification: 'FIDO_CERTIFIED_L2' } });
 

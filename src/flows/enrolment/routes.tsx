@@ -86,9 +86,11 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     }
   });
 
-  r.get('/enrol/done', async (request, reply) => {
+  // `registered` only picks the wording (a security key is not a passkey on the person's phone); nothing is decided by it.
+  r.get('/enrol/done', { schema: { querystring: Type.Object({ registered: Type.Optional(Type.String({ maxLength: 32 })) }) } }, async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin');
-    return html(reply, renderPage(<EnrolledPage config={config} csrfToken={request.csrfToken} user={request.auth.user} />));
+    const securityKey = request.query.registered === 'security-key';
+    return html(reply, renderPage(<EnrolledPage config={config} csrfToken={request.csrfToken} user={request.auth.user} securityKey={securityKey} />));
   });
 
   r.get(
@@ -154,7 +156,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       // As for every authenticator added: the person hears of it by email, whoever issued the link or code.
       await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: 'passkey', name: authenticator.name, how: addedBy(issued.method) }, now());
       if (user.status !== 'suspended') await startSession(app, request, reply, user, undefined, authenticator.id);
-      return { status: 'ok', redirect: user.status === 'suspended' ? '/signin' : '/enrol/done' };
+      const done = issued.requires === 'security-key' ? '/enrol/done?registered=security-key' : '/enrol/done';
+      return { status: 'ok', redirect: user.status === 'suspended' ? '/signin' : done };
     },
   );
 }

@@ -135,16 +135,32 @@ export function EnrolCodePage(props: {
 }
 
 /** After registration from a link or code (seed 000: "you'll see a confirmation screen"). */
-export function EnrolledPage(props: { config: Config; csrfToken: string; user: User }) {
+export function EnrolledPage(props: { config: Config; csrfToken: string; user: User; securityKey?: boolean }) {
+  // A security key registered from an agent's "Security key (AAL3)" link is unplugged and carried: the person
+  // needs to hear that it is the key, not their phone or computer, that signs them in at the highest level.
+  const title = props.securityKey ? 'Your security key is registered' : 'Your passkey is set up';
   return (
-    <Layout title="Your passkey is set up" rpName={props.config.rpName} csrfToken={props.csrfToken} signedIn={{ displayName: props.user.display_name }}>
+    <Layout title={title} rpName={props.config.rpName} csrfToken={props.csrfToken} signedIn={{ displayName: props.user.display_name }}>
       <div class="panel-confirmation" role="status">
-        <h1>Your passkey is set up</h1>
+        <h1>{title}</h1>
         <p>
-          {props.user.display_name}, you can now sign in to {props.config.organisation} with your passkey.
+          {props.securityKey ? (
+            <>
+              {props.user.display_name}, you can now sign in to {props.config.organisation} with your security key. It gives the highest level of sign-in (AAL3),
+              which some services, such as clinical systems, need.
+            </>
+          ) : (
+            <>
+              {props.user.display_name}, you can now sign in to {props.config.organisation} with your passkey.
+            </>
+          )}
         </p>
       </div>
-      <p>Next time, choose “Sign in with a passkey” and use your fingerprint, face, PIN or screen lock.</p>
+      {props.securityKey ? (
+        <p>Next time, choose “Sign in with a passkey”, then plug in your security key (or hold it to your device), enter its PIN and touch it. Keep it with you.</p>
+      ) : (
+        <p>Next time, choose “Sign in with a passkey” and use your fingerprint, face, PIN or screen lock.</p>
+      )}
       <p>
         <a href="/settings">Go to your Login and security settings</a>
       </p>

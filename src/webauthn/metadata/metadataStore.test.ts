@@ -14,6 +14,7 @@ import { testDatabases } from '../../../test/support/databases.js';
 import { blobEntry, blobPayload, createMdsSigner, dayFromNow, metadataStatement, signMdsBlob, writeTestRoot } from '../../../test/support/mdsBlob.js';
 import { startSmtpSink, type SmtpSink } from '../../../test/support/smtpSink.js';
 import { doctorReport } from '../../oidc/doctor.js';
+import { addService } from '../../oidc/services.js';
 import { createUser } from '../../users/createUser.js';
 import { DEFAULT_POLICY } from '../authenticatorPolicy.js';
 import { POLICY_SETTING } from '../trust.js';
@@ -69,6 +70,11 @@ describe.each(databases)('FIDO metadata import on $name', (target) => {
       const before = await doctorReport(t.config, store, Date.now(), { provider: t.app.latchkey.oidc });
       expect(before.text).toContain('  BLOB                   none loaded: no passkey can reach AAL3 until one is imported');
       expect(before.text).toContain(`  root                   ${rootFile}`);
+      // A service that needs AAL3 with no metadata: no one can sign in to it, which doctor says.
+      await addService(store, t.app.latchkey.secretBox, { name: 'Records', redirectUris: ['https://records.example/cb'], postLogoutRedirectUris: [], clientType: 'confidential', aal: 3, firstParty: true }, Date.now());
+      expect((await doctorReport(t.config, store, Date.now(), { provider: t.app.latchkey.oidc })).warnings).toContain(
+        'service "Records" needs AAL3, but no FIDO metadata is loaded, so no one can sign in to it: import it with `latchkey metadata import FILE` or set LATCHKEY_FIDO_METADATA_URL',
+      );
 
       const blob = signMdsBlob(fido, blobPayload(42, [blobEntry(KEY, ['FIDO_CERTIFIED_L1', 'FIDO_CERTIFIED_L2']), blobEntry(OTHER)]));
       const imported = await importMetadataBlob(depsOf(t), blob, 'blob.jwt');
@@ -85,6 +91,7 @@ describe.each(databases)('FIDO metadata import on $name', (target) => {
       expect(after.text).toMatch(/^ {2}source {17}blob\.jwt$/m);
       expect(after.text).toMatch(/^ {2}imported {15}\d{4}-\d\d-\d\dT/m);
       expect(after.warnings.join('\n')).not.toContain('FIDO metadata');
+      expect(after.warnings.join('\n')).not.toContain('needs AAL3');
       // Stale once its nextUpdate has passed: a warning that says what to do.
       const later = await doctorReport(t.config, store, Date.now() + 32 * 86_400_000, { provider: t.app.latchkey.oidc });
       expect(later.warnings).toContain(`the FIDO metadata BLOB (serial 42) is stale: its next update was due ${dayFromNow(30)}; import the current one with \`latchkey metadata import FILE\``);
