@@ -134,7 +134,7 @@ describe('an RA agent issues a security key for AAL3', () => {
     const { user: ada } = await server.invite('alan@example.com', 'Alan Turing');
     const link = await issueSecurityKey(grace.page, ada.id, 'Alan Turing');
     const t = await openTracked(browser, server);
-    await t.authenticators.add('security-key');
+    const alansKey = await t.authenticators.add('security-key');
     await visit(t.page, link);
     await t.page.getByLabel('Name your security key').fill('Blue key');
     await t.page.getByRole('button', { name: 'Register security key' }).click();
@@ -155,10 +155,13 @@ describe('an RA agent issues a security key for AAL3', () => {
     const config = await client.discovery(new URL(server.origin), added.service.client_id, undefined, client.ClientSecretBasic(added.clientSecret!), { execute: [client.allowInsecureRequests] });
     const verifier = client.randomPKCECodeVerifier();
     const url = client.buildAuthorizationUrl(config, { redirect_uri: `${rpOrigin}/callback`, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    // The key is unplugged while Alan signs out, so nothing signs him in by itself (autofill) before he asks.
+    const keyCredentials = await t.authenticators.detach(alansKey);
     await t.page.getByRole('button', { name: 'Sign out' }).first().click();
     await t.page.waitForURL('**/signin');
     await t.page.goto(url.toString());
     await waitReady(t.page);
+    await t.authenticators.attach('security-key', keyCredentials);
     await t.page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await t.page.waitForURL(`${rpOrigin}/callback**`);
     const tokens = await client.authorizationCodeGrant(config, new URL(t.page.url()), { pkceCodeVerifier: verifier });
@@ -169,7 +172,7 @@ describe('an RA agent issues a security key for AAL3', () => {
     const grace = await agentReady();
     const { store, secretBox } = server.app.latchkey;
     const t = await openTracked(browser, server);
-    await t.authenticators.add('platform');
+    const laptop = await t.authenticators.add('platform');
     const { user: mary, url: invite } = await server.invite('mary@example.com', 'Mary Seacole');
     await visit(t.page, invite);
     await t.page.getByLabel('Name your passkey').fill('Laptop');
@@ -182,13 +185,15 @@ describe('an RA agent issues a security key for AAL3', () => {
     await visit(t.page, link);
     await t.page.getByLabel('Name your security key').fill('Red key');
     await t.page.getByRole('button', { name: 'Register security key' }).click();
-    await t.page.waitForURL('**/enrol/done');
-    const [credential] = await t.authenticators.credentials(key);
-    await t.authenticators.remove(key);
+    await t.page.waitForURL(/\/enrol\/done\?registered=security-key$/);
+    const [credential] = await t.authenticators.detach(key);
+    // She leaves the laptop too while signing out, so nothing signs her in by itself (autofill) before she asks.
+    const laptopCredentials = await t.authenticators.detach(laptop);
     await visit(t.page, server.url('/settings'));
     await t.page.getByRole('button', { name: 'Sign out' }).first().click();
     await t.page.waitForURL('**/signin');
     await waitReady(t.page);
+    await t.authenticators.attach('platform', laptopCredentials);
     await t.page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await t.page.waitForURL('**/settings');
 
