@@ -68,6 +68,12 @@ export interface Config {
    */
   fidoMetadataRoot: string;
   /**
+   * LATCHKEY_FIDO_METADATA_SIGNER: the common name (CN) the certificate that signs a FIDO metadata BLOB must have.
+   * Default mds.fidoalliance.org, the FIDO Alliance's signing certificate: GlobalSign Root CA - R3 is a public root
+   * that issues certificates to many others, so the chain alone doesn't say the FIDO Alliance signed it.
+   */
+  fidoMetadataSigner: string;
+  /**
    * LATCHKEY_FIDO_METADATA_URL: where to download the FIDO metadata BLOB from, e.g. https://mds3.fidoalliance.org/
    * (https; http only on loopback). The server downloads it at start when none is kept or the kept one's nextUpdate
    * has passed, then checks hourly. Default: unset, no download; import it with `latchkey metadata import FILE`.
@@ -399,6 +405,7 @@ export function loadConfig(env: Env = process.env): Config {
     fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
     fidoMetadataDir: readDirectory(env, 'LATCHKEY_FIDO_METADATA_DIR'),
     fidoMetadataRoot: readFile(env, 'LATCHKEY_FIDO_METADATA_ROOT', DEFAULT_FIDO_METADATA_ROOT),
+    fidoMetadataSigner: env.LATCHKEY_FIDO_METADATA_SIGNER?.trim() || 'mds.fidoalliance.org',
     fidoMetadataUrl: readMetadataUrl(env),
     trustReloadSeconds: readInt(env, 'LATCHKEY_TRUST_RELOAD_SECONDS', 30, 1, 3600),
     logLevel,

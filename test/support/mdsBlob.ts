@@ -20,7 +20,8 @@ export interface MdsSigner {
 /** A test root CA and a BLOB-signing certificate it issued. */
 export function createMdsSigner(name = 'Latchkey Test MDS'): MdsSigner {
   const root = issueCertificate({ subject: { C: 'GB', O: 'Latchkey Tests', CN: `${name} Root` }, ca: true });
-  const signer = issueCertificate({ subject: { C: 'GB', O: 'Latchkey Tests', CN: `${name} BLOB Signing` }, issuer: root });
+  // The FIDO Alliance's signing certificate's name, under a test root (config.fidoMetadataSigner).
+  const signer = issueCertificate({ subject: { C: 'US', O: 'FIDO ALLIANCE, INC.', CN: 'mds.fidoalliance.org' }, issuer: root });
   return { root, signer };
 }
 

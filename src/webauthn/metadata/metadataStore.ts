@@ -20,7 +20,7 @@ import { MetadataBlobRefused, readMetadataRoots, verifyMetadataBlob } from './ve
 export interface MetadataDeps {
   store: Store;
   trust: Trust;
-  config: Pick<Config, 'fidoMetadataRoot' | 'organisation' | 'raContactUrl'>;
+  config: Pick<Config, 'fidoMetadataRoot' | 'fidoMetadataSigner' | 'organisation' | 'raContactUrl'>;
   mailer: Mailer;
   log: { warn(obj: object, msg: string): void };
   now: () => number;
@@ -58,7 +58,7 @@ export async function importMetadataBlob(deps: MetadataDeps, blob: string, sourc
     } catch (err) {
       throw new MetadataBlobRefused(`the FIDO metadata root could not be read (LATCHKEY_FIDO_METADATA_ROOT): ${(err as Error).message}`);
     }
-    const { catalogue, payload } = await verifyMetadataBlob(blob, { roots, keptSerial: previous.serial, now: at });
+    const { catalogue, payload } = await verifyMetadataBlob(blob, { roots, signer: deps.config.fidoMetadataSigner, keptSerial: previous.serial, now: at });
     const newlyCompromised = catalogue.all().filter((e) => e.compromised && !previous.get(e.aaguid)?.compromised);
     const action = trust.policy().compromised;
     // The BLOB, the audit records and what the compromise does to sessions: one transaction, so a failure part way

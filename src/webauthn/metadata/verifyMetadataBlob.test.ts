@@ -19,7 +19,7 @@ const now = Date.now();
 
 async function refusal(blob: string, keptSerial = 0, rootsUsed = roots): Promise<string> {
   try {
-    await verifyMetadataBlob(blob, { roots: rootsUsed, keptSerial, now });
+    await verifyMetadataBlob(blob, { roots: rootsUsed, signer: 'mds.fidoalliance.org', keptSerial, now });
   } catch (err) {
     expect(err).toBeInstanceOf(MetadataBlobRefused);
     return (err as Error).message;
@@ -30,7 +30,7 @@ async function refusal(blob: string, keptSerial = 0, rootsUsed = roots): Promise
 describe('verifyMetadataBlob', () => {
   it('accepts a BLOB signed by a certificate that chains to the root, and returns its FIDO2 entries', async () => {
     const blob = signMdsBlob(fido, blobPayload(7, [blobEntry(KEY, ['FIDO_CERTIFIED_L1', 'FIDO_CERTIFIED_L2']), blobEntry(SYNCED, ['NOT_FIDO_CERTIFIED']), { aaid: '4e4e#4005', statusReports: [], timeOfLastStatusChange: '' }]));
-    const { catalogue, payload } = await verifyMetadataBlob(`${blob}\n`, { roots, keptSerial: 6, now });
+    const { catalogue, payload } = await verifyMetadataBlob(`${blob}\n`, { roots, signer: 'mds.fidoalliance.org', keptSerial: 6, now });
     expect(payload.no).toBe(7);
     expect(catalogue.serial).toBe(7);
     // The UAF entry (aaid, no AAGUID) is not a FIDO2 authenticator.
@@ -46,6 +46,12 @@ describe('verifyMetadataBlob', () => {
     );
     // Nor does the real FIDO root accept a test BLOB.
     expect(await refusal(signMdsBlob(fido, blobPayload(1, [blobEntry(KEY)])), 0, readMetadataRoots(DEFAULT_FIDO_METADATA_ROOT))).toContain('does not chain');
+  });
+
+  it('refuses a BLOB signed by another certificate the same public root issued (not the FIDO Alliance’s signer)', async () => {
+    const other = issueCertificate({ subject: { C: 'US', O: 'Someone Else', CN: 'evil.example' }, issuer: fido.root });
+    const blob = signMdsBlob({ root: fido.root, signer: other }, blobPayload(8, [blobEntry(KEY)]));
+    expect(await refusal(blob)).toBe('the BLOB is signed by "evil.example", not by "mds.fidoalliance.org" (LATCHKEY_FIDO_METADATA_SIGNER)');
   });
 
   it('refuses a BLOB changed after it was signed, or signed by another key than its certificate\'s', async () => {
@@ -64,7 +70,7 @@ describe('verifyMetadataBlob', () => {
     expect(await refusal(signMdsBlob(fido, blobPayload(3, [blobEntry(KEY)], dayFromNow(-1))))).toBe(
       `the BLOB is stale: its nextUpdate (${dayFromNow(-1)}) has passed; download the current one`,
     );
-    const today = await verifyMetadataBlob(signMdsBlob(fido, blobPayload(3, [blobEntry(KEY)], dayFromNow(0))), { roots, keptSerial: 0, now });
+    const today = await verifyMetadataBlob(signMdsBlob(fido, blobPayload(3, [blobEntry(KEY)], dayFromNow(0))), { roots, signer: 'mds.fidoalliance.org', keptSerial: 0, now });
     expect(today.catalogue.nextUpdate).toBe(dayFromNow(0));
   });
 

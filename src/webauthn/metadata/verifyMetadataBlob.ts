@@ -49,6 +49,8 @@ export interface VerifiedBlob {
 export interface VerifyOptions {
   /** PEM roots the BLOB must chain to (readMetadataRoots). */
   roots: string[];
+  /** The common name its signing certificate must have (config.fidoMetadataSigner). */
+  signer: string;
   /** The serial of the BLOB in use (0: none); a BLOB must be newer. */
   keptSerial: number;
   /** For the staleness check. */
@@ -80,6 +82,11 @@ export async function verifyMetadataBlob(blob: string, options: VerifyOptions): 
   if (!Number.isSafeInteger(payload.no) || typeof payload.nextUpdate !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(payload.nextUpdate) || !Array.isArray(payload.entries)) {
     throw new MetadataBlobRefused('the BLOB\'s payload is not FIDO metadata: it needs a serial number (no), a nextUpdate date (YYYY-MM-DD) and entries');
   }
+  // The root is a public CA's: only the FIDO Alliance's own signing certificate may sign the metadata it trusts.
+  const signedBy = commonNameOf(header.x5c[0] as string);
+  if (signedBy !== options.signer) {
+    throw new MetadataBlobRefused(`the BLOB is signed by ${signedBy ? `"${signedBy}"` : 'a certificate without a common name'}, not by "${options.signer}" (LATCHKEY_FIDO_METADATA_SIGNER)`);
+  }
   // With no roots the library skips path validation altogether: never let that happen.
   if (options.roots.length === 0) throw new MetadataBlobRefused('no FIDO metadata root is configured (LATCHKEY_FIDO_METADATA_ROOT)');
 
@@ -103,6 +110,16 @@ export async function verifyMetadataBlob(blob: string, options: VerifyOptions): 
   }
   const verified = payload as MDSJWTPayload;
   return { catalogue: MetadataCatalogue.fromPayload(verified), payload: verified };
+}
+
+/** The CN of a base64 DER certificate (x5c), or undefined when it has none or can't be read. */
+function commonNameOf(b64: string): string | undefined {
+  try {
+    const subject = new X509Certificate(Buffer.from(b64, 'base64')).subject;
+    return subject.split('\n').find((line) => line.startsWith('CN='))?.slice(3);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The library's errors, in words for an operator (its causes can carry whole PEM certificates: not repeated). */
