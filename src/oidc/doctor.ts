@@ -99,6 +99,7 @@ export async function doctorReport(config: Config, store: Store, now: number, op
   lines.push('');
   lines.push('Authenticator policy (set by an RA Manager at /admin/policy)');
   for (const [label, words] of policyInWords(trust.policy(), trust.metadata())) lines.push(`  ${label.padEnd(23)}${words}`);
+  if (trust.policyProblem) warnings.push(trust.policyProblem);
 
   lines.push('');
   lines.push(warnings.length ? `Warnings (${warnings.length}):` : 'No warnings.');

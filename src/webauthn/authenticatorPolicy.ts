@@ -21,11 +21,13 @@ import { Compile } from 'typebox/compile';
 import type { Role } from '../db/schema.js';
 import { certificationLabel, CERTIFICATION_LEVELS, meetsCertification, type CertificationLevel, type MetadataCatalogue } from './metadata/catalogue.js';
 import { providerFor } from './aaguids.js';
+import { ROLES } from '../admin/roles.js';
 
 const Aaguid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
 // Type.Enum, not a Union of mapped Literals: a mapped array loses its element types and the static type became never.
 const Certification = Type.Enum(CERTIFICATION_LEVELS);
-const RoleName = Type.Union([Type.Literal('ra_manager'), Type.Literal('ra_agent_advanced'), Type.Literal('ra_agent'), Type.Literal('auditor')]);
+// From the one list of roles: a role added there is one the policy can name, and a stored policy naming it still reads.
+const RoleName = Type.Enum(ROLES);
 
 export const AuthenticatorPolicySchema = Type.Object(
   {
@@ -63,12 +65,17 @@ const checkPolicy = Compile(AuthenticatorPolicySchema);
 
 /** A stored policy read back; the default when it is missing or doesn't match the schema. */
 export function readPolicy(json: string | undefined): AuthenticatorPolicy {
-  if (json === undefined) return DEFAULT_POLICY;
+  return parsePolicy(json) ?? DEFAULT_POLICY;
+}
+
+/** A stored policy, or undefined when there is none or it doesn't match the schema. */
+export function parsePolicy(json: string | undefined): AuthenticatorPolicy | undefined {
+  if (json === undefined) return undefined;
   try {
     const parsed: unknown = JSON.parse(json);
-    return checkPolicy.Check(parsed) ? (parsed as AuthenticatorPolicy) : DEFAULT_POLICY;
+    return checkPolicy.Check(parsed) ? (parsed as AuthenticatorPolicy) : undefined;
   } catch {
-    return DEFAULT_POLICY;
+    return undefined;
   }
 }
 

@@ -9,7 +9,7 @@
 import type { MDSJWTPayload } from '@simplewebauthn/server';
 import type { Authenticator } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import { DEFAULT_POLICY, readPolicy, type AttestationFacts, type AuthenticatorPolicy, type PasskeyFacts } from './authenticatorPolicy.js';
+import { DEFAULT_POLICY, parsePolicy, type AttestationFacts, type AuthenticatorPolicy, type PasskeyFacts } from './authenticatorPolicy.js';
 import { MetadataCatalogue } from './metadata/catalogue.js';
 
 /** The settings key the policy is stored under (JSON, AuthenticatorPolicySchema). */
@@ -24,6 +24,8 @@ export function payloadOfVerifiedBlob(blob: string): MDSJWTPayload {
 export class Trust {
   private catalogue: MetadataCatalogue = MetadataCatalogue.EMPTY;
   private currentPolicy: AuthenticatorPolicy = DEFAULT_POLICY;
+  /** Why the stored policy is not the one in force, when it could not be read. */
+  policyProblem: string | undefined;
 
   metadata(): MetadataCatalogue {
     return this.catalogue;
@@ -44,7 +46,12 @@ export class Trust {
 
   /** Read the policy and, when its serial changed, the metadata BLOB from the database. */
   async reload(store: Store): Promise<void> {
-    this.currentPolicy = readPolicy(await store.settings.get(POLICY_SETTING));
+    const stored = await store.settings.get(POLICY_SETTING);
+    const policy = parsePolicy(stored);
+    // A stored policy this version can't read (written by a newer one, or changed by hand) must not quietly become
+    // the permissive default: the last one read stays in force, and doctor says so.
+    this.policyProblem = stored !== undefined && !policy ? 'The stored authenticator policy could not be read: the last policy read is in force. Save it again at /admin/policy.' : undefined;
+    if (policy || stored === undefined) this.currentPolicy = policy ?? DEFAULT_POLICY;
     const summary = await store.fidoMetadata.summary();
     if (summary && summary.serial !== this.catalogue.serial) {
       const row = await store.fidoMetadata.current();
