@@ -124,10 +124,18 @@ describe.each(databases)('the authenticator policy on $name', (target) => {
       const store = await open();
       const { browser, user } = await agent(['ra_manager']);
       await browser.get('/admin/policy');
-      const res = await browser.postForm('/admin/policy', {
+      const fields = {
         ...form({ allowedModels: `${YUBIKEY.toUpperCase()}\r\n${TITAN}\r\n${YUBIKEY}\r\n`, minimumCertification: 'FIDO_CERTIFIED_L1', aal3MinimumCertification: 'FIDO_CERTIFIED_L2', compromised: 'refuse' }),
         deviceBoundRoles: 'ra_agent',
-      });
+      };
+      // Naming models with no metadata loaded would refuse every new passkey: not saved, and the page says why.
+      const unconfirmable = await browser.postForm('/admin/policy', fields);
+      expect(unconfirmable.statusCode).toBe(400);
+      expect(unconfirmable.body).toContain('<a href="#allowedModels">Load the FIDO metadata first');
+      expect(unconfirmable.body).toContain('<a href="#minimumCertification">Load the FIDO metadata first');
+      expect(await store.settings.get(POLICY_SETTING)).toBeUndefined();
+      t.app.latchkey.trust.setMetadata(catalogue());
+      const res = await browser.postForm('/admin/policy', fields);
       expect(res.statusCode).toBe(303);
       expect(res.headers.location).toBe('/admin/policy?done=policy-saved');
       const after = await browser.get(res.headers.location as string);

@@ -148,7 +148,15 @@ export async function consolePolicyRoutes(app: FastifyInstance) {
 
   r.post('/admin/policy', { config: { permission }, schema: { body: PolicyBody } }, async (request, reply) => {
     const values = formValuesFrom(request.body);
-    const { policy, errors } = readPolicyForm(values);
+    const read = readPolicyForm(values);
+    const errors: FieldError[] = read.errors;
+    // Naming models or a certification needs the metadata to confirm them: without it every new passkey is refused.
+    if (read.policy && trust.metadata().size === 0) {
+      const unconfirmable = 'Load the FIDO metadata first (latchkey metadata import FILE): without it no key’s make and model can be confirmed, so every new passkey would be refused';
+      if (read.policy.allowedModels.length) errors.push({ field: 'allowedModels', message: unconfirmable });
+      if (read.policy.minimumCertification) errors.push({ field: 'minimumCertification', message: unconfirmable });
+    }
+    const policy = errors.length ? undefined : read.policy;
     if (!policy) return html(reply, renderPage(<PolicyPage {...ctx(request)} values={values} errors={errors} catalogue={trust.metadata()} />), 400);
     // Compared with what the database holds, not this instance's copy: another instance may have changed it since.
     await trust.reload(store);
