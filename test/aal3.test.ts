@@ -184,6 +184,21 @@ describe.each(databases)('AAL3 security keys on $name', (target) => {
     }
   });
 
+  it.skipIf(target.skipReason !== undefined)('with no FIDO metadata loaded, an agent can’t issue a security key, and is told why', async () => {
+    const { t, agent, adaId } = await setUp();
+    try {
+      t.app.latchkey.trust.setMetadata(catalogueWith([]));
+      const page = await agent.get(`/admin/users/${adaId}/issue/security-key`);
+      expect(page.body).toContain('No FIDO metadata is loaded');
+      expect(page.body).not.toContain('Generate link');
+      const issued = await agent.postForm(`/admin/users/${adaId}/enrolments`, { method: 'link', requires: 'security-key' });
+      expect(issued.statusCode).toBe(400);
+      expect(await t.app.latchkey.store.flows.listForUser(adaId, ['invite', 'enrol-code'], 5)).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+
   it.skipIf(target.skipReason !== undefined)('with no FIDO metadata loaded, the person is told it is not their key and to tell their RA', async () => {
     const { t, agent, adaId, v } = await setUp();
     try {

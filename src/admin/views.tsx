@@ -640,8 +640,8 @@ export function IssuePasskeyPage(m: AdminContext & { user: User; templates: Emai
       {m.securityKey && !m.metadataLoaded ? (
         <div class="warning" role="alert">
           <p>
-            <strong>No FIDO metadata is loaded, so no security key’s make and model can be confirmed and registration will be refused.</strong> Ask your administrator to
-            load it with <code>latchkey metadata import FILE</code> or <code>LATCHKEY_FIDO_METADATA_URL</code>.
+            <strong>No FIDO metadata is loaded, so no security key’s make and model can be confirmed: a security key can’t be issued yet.</strong> Ask your
+            administrator to load it with <code>latchkey metadata import FILE</code> or <code>LATCHKEY_FIDO_METADATA_URL</code>.
           </p>
         </div>
       ) : null}
@@ -664,6 +664,8 @@ export function IssuePasskeyPage(m: AdminContext & { user: User; templates: Emai
           <li>When you have both read this and are ready, choose how to send them the link or code.</li>
         </ol>
       )}
+{m.securityKey && !m.metadataLoaded ? null : (
+        <>
       <h2>Generate link</h2>
       <p>A single-use link to copy into an email or the chat of your video call.</p>
       <form method="post" action={`/admin/users/${m.user.id}/enrolments`}>
@@ -691,7 +693,13 @@ export function IssuePasskeyPage(m: AdminContext & { user: User; templates: Emai
         <TemplateSelect templates={m.templates} />
         <button type="submit">Proceed and send email</button>
       </form>
-      <p class="hint">The link or code registers a {what}; any earlier link or code for {m.user.display_name} stops working.</p>
+        </>
+      )}
+      {m.securityKey && !m.metadataLoaded ? null : (
+        <p class="hint">
+          The link or code registers a {what}; any earlier link or code for {m.user.display_name} stops working.
+        </p>
+      )}
     </AdminLayout>
   );
 }

@@ -88,6 +88,10 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     const agentId = agentOf(request).user.id;
     const method = request.body.method;
     const requires = request.body.requires;
+    // A link or code for a key no one can register would only revoke the one the person has.
+    if (requires && app.latchkey.trust.metadata().size === 0) {
+      throw appError('validation_failed', 'No FIDO metadata is loaded, so no security key can be registered yet. Ask your administrator to load it (latchkey metadata import FILE).');
+    }
     const what = requires ? { requires } : {};
     const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;
     if (method === 'code') {
