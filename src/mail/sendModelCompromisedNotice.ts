@@ -9,15 +9,7 @@ import type { Authenticator, User } from '../db/schema.js';
 import type { AuthenticatorPolicy } from '../webauthn/authenticatorPolicy.js';
 import { formatTime } from '../views/layout.js';
 import type { Mailer } from './mailer.js';
-
-/** What each compromising status (FIDO Metadata Service v3 §3.1.4) means, as a clause after "the FIDO Alliance has reported that". */
-const STATUS_WORDS: Partial<Record<AuthenticatorStatus, string>> = {
-  REVOKED: 'the model’s certification has been withdrawn',
-  USER_VERIFICATION_BYPASS: 'the PIN or fingerprint check on this model can be bypassed',
-  ATTESTATION_KEY_COMPROMISE: 'the key that proves this model is genuine has been compromised',
-  USER_KEY_REMOTE_COMPROMISE: 'the keys this model holds can be extracted remotely',
-  USER_KEY_PHYSICAL_COMPROMISE: 'the keys this model holds can be extracted by someone who has the device in hand',
-};
+import { compromisedWords } from '../webauthn/policyInWords.js';
 
 /** What the policy does to such a passkey, in the person's words. */
 export function compromisedConsequence(action: AuthenticatorPolicy['compromised']): string {
@@ -38,14 +30,14 @@ export async function sendModelCompromisedNotice(
   compromised: CompromisedModel & { action: AuthenticatorPolicy['compromised'] },
 ): Promise<boolean> {
   const { organisation, raContactUrl } = deps.config;
-  const what = STATUS_WORDS[compromised.status] ?? 'there is a security problem with this model';
+  const what = compromisedWords(compromised.status);
   try {
     await deps.mailer.send({
       to: user.email,
       subject: `A security problem was reported with one of your security keys or passkeys`,
       text: `Hello ${user.display_name},
 
-The FIDO Alliance, which certifies security keys and passkeys, has reported that ${what}. It affects one of the passkeys on your ${organisation} profile:
+The FIDO Alliance, which certifies security keys and passkeys, has reported a security problem with one model: ${what}. It affects one of the passkeys on your ${organisation} profile:
 
   "${passkey.name}" (${compromised.model}), added ${formatTime(passkey.created_at)}
 

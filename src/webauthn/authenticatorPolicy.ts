@@ -23,7 +23,9 @@ import { certificationLabel, CERTIFICATION_LEVELS, meetsCertification, type Cert
 import { providerFor } from './aaguids.js';
 import { ROLES } from '../admin/roles.js';
 
-const Aaguid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
+/** An AAGUID as the policy keeps it: lower-case, hyphenated. */
+export const AAGUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+const Aaguid = Type.String({ pattern: AAGUID_PATTERN });
 // Type.Enum, not a Union of mapped Literals: a mapped array loses its element types and the static type became never.
 const Certification = Type.Enum(CERTIFICATION_LEVELS);
 // From the one list of roles: a role added there is one the policy can name, and a stored policy naming it still reads.

@@ -13,7 +13,7 @@ import { html } from '../../http/replies.js';
 import { Csrf } from '../../http/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { CsrfField, ErrorSummary } from '../../views/layout.js';
-import { AuthenticatorPolicySchema, type AuthenticatorPolicy } from '../../webauthn/authenticatorPolicy.js';
+import { AAGUID_PATTERN, AuthenticatorPolicySchema, type AuthenticatorPolicy } from '../../webauthn/authenticatorPolicy.js';
 import { certificationLabel, CERTIFICATION_LEVELS, type CertificationLevel, type MetadataCatalogue } from '../../webauthn/metadata/catalogue.js';
 import { compromisedConsequence, compromisedWords } from '../../webauthn/policyInWords.js';
 import { POLICY_SETTING } from '../../webauthn/trust.js';
@@ -22,7 +22,7 @@ import { AdminLayout, Flash, type AdminContext } from '../views.js';
 import { adminContext as ctx, flashFor } from './shared.js';
 
 const MAX_MODELS = (AuthenticatorPolicySchema.properties.allowedModels as { maxItems?: number }).maxItems ?? 500;
-const AAGUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const AAGUID = new RegExp(AAGUID_PATTERN);
 
 const PolicyQuery = Type.Object({ done: Type.Optional(Type.String({ maxLength: 32 })) });
 // Every field is a string as the form sends it: a value outside the choices is a message at its field, not a bare 400.

@@ -188,7 +188,7 @@ describe.each(databases)('FIDO metadata import on $name', (target) => {
       expect(mail.to).toEqual([ada.email]);
       expect(mail.subject).toBe('A security problem was reported with one of your security keys or passkeys');
       expect(mail.text).toContain('Hello Ada Lovelace,');
-      expect(mail.text).toContain('has reported that the model’s certification has been withdrawn. It affects one of the passkeys on your Northwick NHS Trust profile:');
+      expect(mail.text).toContain('has reported a security problem with one model: its certification was revoked. It affects one of the passkeys on your Northwick NHS Trust profile:');
       expect(mail.text).toContain('"Blue key" (Test Security Key 5), added ');
       expect(mail.text).toContain('It no longer counts for services that need the highest level of assurance (AAL3).');
       expect(mail.text).toContain('What to do: contact your registration authority to get a new security key.');
@@ -211,7 +211,7 @@ describe.each(databases)('FIDO metadata import on $name', (target) => {
       expect(await store.sessions.findByHash(adasSession.id_hash)).toBeDefined();
       expect(sink.messages).toHaveLength(2);
       expect(sink.messages[1]!.to).toEqual([bob.email]);
-      expect(sink.messages[1]!.text).toContain('the PIN or fingerprint check on this model can be bypassed');
+      expect(sink.messages[1]!.text).toContain('its PIN or fingerprint check can be bypassed');
       expect(sink.messages[1]!.text).toContain('It can no longer be used to sign in.');
     });
   });
