@@ -115,7 +115,9 @@ function credentialBase(body: { id: string; rawId?: string; type: string; getCli
   if (body.type !== 'public-key') throw conformanceFailure(`type must be "public-key", got ${JSON.stringify(body.type.slice(0, 32))}`);
   return {
     id: body.id,
-    rawId: body.rawId as string,
+    // The checks (responseChecks.ts) have refused a registration without rawId and any rawId other than id; an
+    // assertion may leave it out (the profile defines none), and the library reads it.
+    rawId: body.rawId ?? body.id,
     type: 'public-key' as const,
     clientExtensionResults: (body.getClientExtensionResults ?? body.clientExtensionResults ?? {}) as AuthenticationResponseJSON['clientExtensionResults'],
   };

@@ -27,10 +27,14 @@ export interface ReceivedCredential {
   response?: unknown;
 }
 
-/** §5.1: `rawId` is the credential id's bytes, `id` their base64url; a response carries both, equal. */
-export function checkCredentialIds(credential: ReceivedCredential): string | undefined {
+/**
+ * §5.1: `rawId` is the credential id's bytes, `id` their base64url; a browser's response carries both, equal. The
+ * FIDO conformance profile's ServerPublicKeyCredential defines no `rawId`, so an assertion there may leave it out
+ * (`rawIdOptional`); a registration must carry it everywhere.
+ */
+export function checkCredentialIds(credential: ReceivedCredential, rawIdOptional = false): string | undefined {
   if (typeof credential.id !== 'string' || credential.id === '') return 'id is missing';
-  if (credential.rawId === undefined || credential.rawId === null) return 'rawId is missing';
+  if (credential.rawId === undefined || credential.rawId === null) return rawIdOptional ? undefined : 'rawId is missing';
   if (credential.rawId !== credential.id) return 'rawId does not equal id';
   return undefined;
 }
@@ -69,8 +73,8 @@ const responseOf = (credential: ReceivedCredential): Record<string, unknown> =>
   credential.response && typeof credential.response === 'object' ? (credential.response as Record<string, unknown>) : {};
 
 /** What every response must carry, whichever ceremony: an id and rawId that agree, and clientData not framed by another site. */
-function checkIdsAndClientData(credential: ReceivedCredential, expectedOrigin: string): string | undefined {
-  const ids = checkCredentialIds(credential);
+function checkIdsAndClientData(credential: ReceivedCredential, expectedOrigin: string, rawIdOptional = false): string | undefined {
+  const ids = checkCredentialIds(credential, rawIdOptional);
   if (ids) return ids;
   const clientData = readClientData(responseOf(credential).clientDataJSON);
   if (typeof clientData === 'string') return clientData;
@@ -169,7 +173,7 @@ function checkFidoU2f(attStmt: Map<unknown, unknown>, publicKey: Map<number, unk
  * (the conformance API). The sign-in path (verifyAssertion) calls the pieces on what it has already parsed.
  */
 export function checkAssertionResponse(credential: ReceivedCredential, expectedOrigin: string): string | undefined {
-  const problem = checkIdsAndClientData(credential, expectedOrigin);
+  const problem = checkIdsAndClientData(credential, expectedOrigin, true);
   if (problem) return problem;
   const response = responseOf(credential);
   if (typeof response.authenticatorData !== 'string') return 'authenticatorData is missing';
