@@ -48,6 +48,7 @@ import { fido2Routes } from './fido2/routes.js';
 import { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import { oidcRoutes } from './oidc/routes.js';
 import './context.js';
+import { relatedOriginsRoutes } from './webauthn/relatedOriginsRoutes.js';
 
 export interface BuildOptions {
   /** An open database; when absent the app opens `config.databaseUrl` and closes it on shutdown. */
@@ -189,6 +190,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   app.get('/', async (request, reply) => reply.redirect(request.auth ? '/settings' : '/signin'));
   app.get('/healthz', async () => ({ status: 'ok' }));
+  await app.register(relatedOriginsRoutes);
   for (const feature of [signInRoutes, signUpRoutes, enrolmentRoutes, settingsRoutes, reauthRoutes, adminRoutes, servicesRoutes]) await app.register(feature);
   // Each kind's own endpoints (sign-in, step-up or enrolment pages it serves
   // itself), registered where the linked-account routes were, before oidcRoutes.

@@ -35,6 +35,14 @@ export interface Config {
   origin: string;
   /** WebAuthn relying-party ID: the origin's host name. */
   rpId: string;
+  /**
+   * LATCHKEY_RELATED_ORIGINS: other origins (comma-separated, https; http only for localhost or 127.0.0.1) whose
+   * pages run passkey ceremonies for this one RP ID, e.g. https://login.example.co.uk when the origin is
+   * https://login.example.org. Served at /.well-known/webauthn (WebAuthn L3 §5.11 related origin requests), so the
+   * browser lets those pages use the RP ID; Latchkey accepts ceremonies from them (src/webauthn/allowedOrigins.ts).
+   * Default: none (the document is not served, only the origin itself is accepted).
+   */
+  relatedOrigins: string[];
   /** Name shown by the browser and authenticator while creating a passkey. */
   rpName: string;
   /** Database connection: `sqlite:<path>` (default) or `postgres://…`. */
@@ -294,6 +302,26 @@ function readHttpsUrl(name: string, raw: string): URL {
   return url;
 }
 
+/** LATCHKEY_RELATED_ORIGINS: each an origin, listed once, and none of them the service's own. */
+function readRelatedOrigins(env: Env, ownOrigin: string): string[] {
+  const name = 'LATCHKEY_RELATED_ORIGINS';
+  const list = env[name]?.trim();
+  if (!list) return [];
+  const seen = new Set<string>();
+  return list.split(',').map((item) => {
+    const raw = item.trim();
+    const url = readHttpsUrl(name, raw);
+    // The browser compares clientDataJSON.origin (scheme://host[:port]) exactly; anything more would never match.
+    if (url.username || url.password || url.search || url.hash || url.pathname !== '/' || raw.endsWith('/')) {
+      throw new ConfigError(name, `each entry must be an origin (scheme://host[:port]) with no path, query, fragment or credentials, got "${raw}"`);
+    }
+    if (url.origin === ownOrigin) throw new ConfigError(name, `"${raw}" is LATCHKEY_ORIGIN itself; list only the other origins`);
+    if (seen.has(url.origin)) throw new ConfigError(name, `"${raw}" is listed twice`);
+    seen.add(url.origin);
+    return url.origin;
+  });
+}
+
 function readUpstreamIssuer(env: Env, name: string): string {
   const raw = env[name]?.trim();
   if (!raw) throw new ConfigError(name, 'is required: the provider\'s issuer URL, e.g. https://login.example.org');
@@ -393,6 +421,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: (env.HOST ?? '127.0.0.1').trim() || '127.0.0.1',
     origin,
     rpId,
+    relatedOrigins: readRelatedOrigins(env, origin),
     rpName,
     databaseUrl,
     signup: signupRaw,

@@ -13,6 +13,7 @@ import { OIDC_PREFIX, OIDC_SCOPES, TOKEN_TTL } from './provider.js';
 import { DISCOVERY_FIELDS, discoveryWarnings, readDiscovery, resolveDiscovery, type Discovery } from './resolvedConfiguration.js';
 import { Trust } from '../webauthn/trust.js';
 import { policyInWords } from '../webauthn/policyInWords.js';
+import { relatedOriginsReport } from '../webauthn/relatedOriginsCheck.js';
 
 export interface DoctorReport {
   text: string;
@@ -73,6 +74,10 @@ export async function doctorReport(config: Config, store: Store, now: number, op
 
   lines.push('');
   lines.push(...(await fidoMetadataLines(config, store, now, warnings, services)));
+
+  const related = relatedOriginsReport(config);
+  lines.push('', ...related.lines);
+  warnings.push(...related.warnings);
 
   lines.push('');
   lines.push('As oidc-provider resolves it (its discovery document)');

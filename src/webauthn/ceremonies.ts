@@ -24,6 +24,7 @@ import { AppError, appError } from '../errors.js';
 import { flowDataReader } from '../flows/flowMachine.js';
 import { verifyAssertion } from './verifyAssertion.js';
 import { checkRegistrationResponse } from './responseChecks.js';
+import { allowedOrigins } from './allowedOrigins.js';
 import { standInFor } from './standInKey.js';
 import { credentialVerifierFromCose } from './coseKey.js';
 import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
@@ -60,12 +61,16 @@ export function challengeOf(clientDataJSON: unknown): string | undefined {
 export interface FinishedRegistration {
   flow: Flow;
   authenticator: NewAuthenticator;
+  /** The verified clientDataJSON.origin: LATCHKEY_ORIGIN or one of the related origins. */
+  origin: string;
 }
 
 export interface FinishedAuthentication {
   flow: Flow;
   user: User;
   authenticator: Authenticator;
+  /** The verified clientDataJSON.origin: LATCHKEY_ORIGIN or one of the related origins. */
+  origin: string;
 }
 
 const placementToType = {
@@ -195,14 +200,16 @@ export class WebAuthn {
   }): Promise<FinishedRegistration> {
     const flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
     // What WebAuthn asks beyond the library, shared with the conformance API (responseChecks.ts).
-    const refused = checkRegistrationResponse(args.response, this.config.origin);
+    const origins = allowedOrigins(this.config);
+    const refused = checkRegistrationResponse(args.response, origins.set);
     if (refused) throw appError('ceremony_failed', `Your passkey could not be registered: ${refused}. Try again, or use another device.`);
     let verification;
     try {
       verification = await verifyRegistrationResponse({
         response: args.response,
         expectedChallenge: flow.lookup,
-        expectedOrigin: this.config.origin,
+        // One RP ID, several origins (§5.11): the library accepts any listed origin.
+        expectedOrigin: [...origins.list],
         expectedRPID: this.config.rpId,
         requireUserPresence: true,
         requireUserVerification: false,
@@ -242,6 +249,7 @@ export class WebAuthn {
         created_at: now,
         last_used_at: null,
       },
+      origin: info.origin,
     };
   }
 
@@ -360,7 +368,7 @@ export class WebAuthn {
     const found = credentialId ? await this.store.authenticators.findByCredentialIdWithUser(credentialId) : undefined;
     const passkey = found?.authenticator.type === 'passkey' ? found : undefined;
     const verify = (input: Pick<Parameters<typeof verifyAssertion>[0], 'authenticator' | 'keyCacheId'>) =>
-      verifyAssertion({ response: args.response, expectedChallenge: flow.lookup, expectedOrigin: this.config.origin, expectedRpId: this.config.rpId, ...input });
+      verifyAssertion({ response: args.response, expectedChallenge: flow.lookup, expectedOrigin: allowedOrigins(this.config).set, expectedRpId: this.config.rpId, ...input });
     const userHandle = args.response.response?.userHandle;
     const handleOf = (userId: string) => Buffer.from(userHandleFor(userId)).toString('base64url');
 
@@ -409,7 +417,7 @@ export class WebAuthn {
     // WebAuthn L3 §7.2 step 18: backup eligibility is fixed when a credential is made, so one that says it may now be
     // backed up is taken at its word from here on (it no longer counts as device-bound, so no longer gives AAL3).
     const backupEligible = authenticator.backup_eligible === 1 || result.backupEligible;
-    const finished = { flow, user, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, backup_eligible: backupEligible ? 1 : 0, last_used_at: now } };
+    const finished = { flow, user, origin: result.origin, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, backup_eligible: backupEligible ? 1 : 0, last_used_at: now } };
     // The use is recorded and the caller's writes (session, audit) land in one transaction: all or nothing. On
     // SQLite it may share its commit with other sign-ins finishing in the same turn of the event loop.
     const recorded = await this.store.transaction(async (tx) => {

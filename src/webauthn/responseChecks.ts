@@ -44,11 +44,14 @@ export function checkCredentialIds(credential: ReceivedCredential, rawIdOptional
  * relying party embeds it, so a cross-origin ceremony is never expected; `topOrigin` is set only for one, so any
  * value is refused, a foreign one with its own message.
  */
-export function checkClientDataFraming(clientData: Record<string, unknown>, expectedOrigin: string): string | undefined {
+export function checkClientDataFraming(clientData: Record<string, unknown>, expectedOrigin: string | ReadonlySet<string>): string | undefined {
   const { crossOrigin, topOrigin } = clientData;
   if (crossOrigin !== undefined && typeof crossOrigin !== 'boolean') return 'clientDataJSON.crossOrigin is not a boolean';
   if (crossOrigin === true) return 'clientDataJSON.crossOrigin is true, but this relying party is never embedded in another site';
-  if (topOrigin !== undefined && topOrigin !== expectedOrigin) return `clientDataJSON.topOrigin ${JSON.stringify(String(topOrigin).slice(0, 64))} is not this relying party's origin`;
+  // Related origins (§5.11) are top-level pages of their own too: a ceremony framed by one of them is still refused,
+  // only with the second, plainer message.
+  const ours = typeof expectedOrigin === 'string' ? topOrigin === expectedOrigin : typeof topOrigin === 'string' && expectedOrigin.has(topOrigin);
+  if (topOrigin !== undefined && !ours) return `clientDataJSON.topOrigin ${JSON.stringify(String(topOrigin).slice(0, 64))} is not this relying party's origin`;
   if (topOrigin !== undefined) return 'clientDataJSON.topOrigin is set, but the ceremony is not cross-origin';
   return undefined;
 }
@@ -73,7 +76,7 @@ const responseOf = (credential: ReceivedCredential): Record<string, unknown> =>
   credential.response && typeof credential.response === 'object' ? (credential.response as Record<string, unknown>) : {};
 
 /** What every response must carry, whichever ceremony: an id and rawId that agree, and clientData not framed by another site. */
-function checkIdsAndClientData(credential: ReceivedCredential, expectedOrigin: string, rawIdOptional = false): string | undefined {
+function checkIdsAndClientData(credential: ReceivedCredential, expectedOrigin: string | ReadonlySet<string>, rawIdOptional = false): string | undefined {
   const ids = checkCredentialIds(credential, rawIdOptional);
   if (ids) return ids;
   const clientData = readClientData(responseOf(credential).clientDataJSON);
@@ -86,7 +89,7 @@ function checkIdsAndClientData(credential: ReceivedCredential, expectedOrigin: s
  * `verifyRegistrationResponse`, which still runs after this (challenge, origin, RP ID, flags, the statement's
  * signature and chain). Run it before the library, so a response is refused for the same reason on every path.
  */
-export function checkRegistrationResponse(credential: ReceivedCredential, expectedOrigin: string): string | undefined {
+export function checkRegistrationResponse(credential: ReceivedCredential, expectedOrigin: string | ReadonlySet<string>): string | undefined {
   const problem = checkIdsAndClientData(credential, expectedOrigin);
   if (problem) return problem;
   const response = responseOf(credential);

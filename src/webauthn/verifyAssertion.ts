@@ -28,7 +28,15 @@ import { SignatureWorkerPool } from './signatureWorker.js';
 import { checkClientDataFraming, checkCredentialIds, checkUserPresent, FLAG_UP } from './responseChecks.js';
 
 export type AssertionResult =
-  | { ok: true; counter: number; backedUp: boolean; backupEligible: boolean; userVerified: true }
+  | {
+      ok: true;
+      counter: number;
+      backedUp: boolean;
+      backupEligible: boolean;
+      userVerified: true;
+      /** clientDataJSON.origin, checked against the allowed origins: where the passkey was used (for the audit record). */
+      origin: string;
+    }
   | {
       ok: false;
       code: ErrorCode;
@@ -44,7 +52,8 @@ export type AssertionResult =
 export interface AssertionInput {
   response: AuthenticationResponseJSON;
   expectedChallenge: string;
-  expectedOrigin: string;
+  /** The origin, or the set of origins (LATCHKEY_ORIGIN and the related ones: allowedOrigins.ts), the ceremony may come from. */
+  expectedOrigin: string | ReadonlySet<string>;
   expectedRpId: string;
   authenticator: Pick<Authenticator, 'credential_id' | 'public_key' | 'counter' | 'transports'>;
   /** What the signature worker caches the imported key under; by default the stored key itself. */
@@ -124,8 +133,10 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   if (C.type !== 'webauthn.get') return failed();
   // Step 11: the challenge this ceremony issued (base64url, as stored).
   if (typeof C.challenge !== 'string' || C.challenge !== input.expectedChallenge) return failed();
-  // Step 12: our origin, exactly (§13.4.9).
-  if (typeof C.origin !== 'string' || C.origin !== input.expectedOrigin) return failed();
+  // Step 12: our origin or a related one (§5.11), exactly (§13.4.9); a Set lookup, as this is the sign-in hot path.
+  const expected = input.expectedOrigin;
+  if (typeof C.origin !== 'string' || (typeof expected === 'string' ? C.origin !== expected : !expected.has(C.origin))) return failed();
+  const origin = C.origin;
   // Steps 13–14: Latchkey's pages can't be framed (frame-ancestors 'none'), so a cross-origin or framed ceremony is never expected.
   if (checkClientDataFraming(C, input.expectedOrigin)) return failed();
   // Token Binding (Level 2, dropped in Level 3): when a client still sends it, it must at least be well formed.
@@ -181,7 +192,7 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
   // Step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
   const stored = input.authenticator.counter;
   if ((signCount > 0 || stored > 0) && signCount <= stored) return { ok: false, code: 'counter_regressed', signatureValid: true };
-  return { ok: true, counter: signCount, backedUp: (flags & FLAG_BS) !== 0, backupEligible: (flags & FLAG_BE) !== 0, userVerified: true };
+  return { ok: true, counter: signCount, backedUp: (flags & FLAG_BS) !== 0, backupEligible: (flags & FLAG_BE) !== 0, userVerified: true, origin };
 }
 
 /** Read flags and signCount from authenticatorData without trusting it: the signature check comes after. */
@@ -204,7 +215,7 @@ export async function verifyAssertionWithLibrary(input: AssertionInput): Promise
     verification = await verifyAuthenticationResponse({
       response: input.response,
       expectedChallenge: input.expectedChallenge,
-      expectedOrigin: input.expectedOrigin,
+      expectedOrigin: typeof input.expectedOrigin === 'string' ? input.expectedOrigin : [...input.expectedOrigin],
       expectedRPID: input.expectedRpId,
       expectedType: 'webauthn.get',
       requireUserVerification: false,
@@ -227,5 +238,12 @@ export async function verifyAssertionWithLibrary(input: AssertionInput): Promise
   // §7.2 step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
   const stored = input.authenticator.counter;
   if ((peek.counter > 0 || stored > 0) && peek.counter <= stored) return { ok: false, code: 'counter_regressed', signatureValid: true };
-  return { ok: true, counter: peek.counter, backedUp: verification.authenticationInfo.credentialBackedUp, backupEligible: (peek.flags & FLAG_BE) !== 0, userVerified: true };
+  return {
+    ok: true,
+    counter: peek.counter,
+    backedUp: verification.authenticationInfo.credentialBackedUp,
+    backupEligible: (peek.flags & FLAG_BE) !== 0,
+    userVerified: true,
+    origin: verification.authenticationInfo.origin,
+  };
 }

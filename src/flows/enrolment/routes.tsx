@@ -23,6 +23,7 @@ import { checkEmailAddress } from '../../users/emailAddress.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 import { Csrf } from '../../http/schemas.js';
+import { originDetail } from '../../webauthn/allowedOrigins.js';
 
 export const ENROL_CEREMONY = 'enrol';
 /** The passkey ceremony started from an invite: it may finish only that invite. */
@@ -129,7 +130,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
       const ceremony = await webauthn.peekFlow(ENROL_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
       if (enrolCeremony.read(ceremony)?.inviteId !== invite.id) throw appError('challenge_invalid');
       const user = (await store.users.findById(invite.user_id!))!;
-      const { authenticator } = await webauthn.finishRegistrationFor(user.id, { flowType: ENROL_CEREMONY, bindingHash: request.bindingHash, response: request.body.response as RegistrationResponseJSON, typedName: request.body.name });
+      const { authenticator, origin } = await webauthn.finishRegistrationFor(user.id, { flowType: ENROL_CEREMONY, bindingHash: request.bindingHash, response: request.body.response as RegistrationResponseJSON, typedName: request.body.name });
       const issued = enrolmentData(invite);
       await store.transaction(async (tx) => {
         // Consumed here and only here: by the registration that succeeds, atomically with storing its passkey.
@@ -151,7 +152,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
           },
           tx,
         );
-        await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
+        await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, ...originDetail(config, origin) } }, tx);
       }).catch(mapUniqueViolation('credential_exists'));
       // As for every authenticator added: the person hears of it by email, whoever issued the link or code.
       await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: 'passkey', name: authenticator.name, how: addedBy(issued.method) }, now());

@@ -31,6 +31,7 @@ import type { KindRegistry } from '../../strategies/kindRegistry.js';
 import type { Config } from '../../config/index.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import { Csrf } from '../../http/schemas.js';
+import { originDetail } from '../../webauthn/allowedOrigins.js';
 
 export const REAUTH_FLOW = 'reauth';
 /** The level a service's step-up needs: '3' offers only the passkeys that give AAL3 (attested security keys). */
@@ -194,9 +195,9 @@ export async function reauthRoutes(app: FastifyInstance) {
       response: request.body.response as AuthenticationResponseJSON,
       onFailure: (f) => auditFailure(app, request, 'reauth.failed', { ...f, userId: f.userId ?? auth.user.id }),
       acceptFlow: (flow) => flow.user_id === auth.user.id,
-      complete: async (tx, { authenticator }) => {
+      complete: async (tx, { authenticator, origin }) => {
         await tx.sessions.stepUp(auth.session.id_hash, now(), app.latchkey.kinds.signInAal(authenticator, auth.user), authenticator.id);
-        await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: authenticator.id }, tx);
+        await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: authenticator.id, ...(app.latchkey.config.relatedOrigins.length > 0 ? { detail: originDetail(app.latchkey.config, origin) } : {}) }, tx);
       },
     });
     return { status: 'ok' };

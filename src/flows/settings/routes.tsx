@@ -21,6 +21,7 @@ import { NoScriptForm } from '../../views/noScript.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { defineFlow } from '../flowMachine.js';
 import { Csrf } from '../../http/schemas.js';
+import { originDetail } from '../../webauthn/allowedOrigins.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
 /** Adding a passkey in settings: the name chosen on the form, kept with the ceremony. */
@@ -122,7 +123,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     const flow = await webauthn.peekFlow(ADD_PASSKEY_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
     if (flow.user_id !== user.id) throw appError('challenge_invalid');
     const { name } = addPasskeyCeremony.parse(flow);
-    const { authenticator } = await webauthn.finishRegistration({
+    const { authenticator, origin } = await webauthn.finishRegistration({
       flowType: ADD_PASSKEY_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as RegistrationResponseJSON,
@@ -132,7 +133,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     await store.transaction(async (tx) => {
       await tx.authenticators.insert(authenticator);
       if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
-      await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
+      await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, ...originDetail(config, origin) } }, tx);
     }).catch(mapUniqueViolation('credential_exists'));
     await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: 'passkey', name: authenticator.name, how: 'It was set up in your Login and security settings.' }, now());
     return { status: 'ok', redirect: '/settings?added=1', passkey: { id: authenticator.id, name: authenticator.name } };

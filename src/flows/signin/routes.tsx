@@ -18,6 +18,7 @@ import { renderPage } from '../../views/render.js';
 import { SignInPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
+import { originDetail } from '../../webauthn/allowedOrigins.js';
 
 export const SIGNIN_FLOW = 'signin';
 /** The sign-in ceremony: how the person started (for the audit), and whether it is a decoy for an unknown email. */
@@ -98,7 +99,7 @@ export async function signInRoutes(app: FastifyInstance) {
         const data = signInCeremony.read(flow);
         return data !== undefined && !data.decoy;
       },
-      complete: async (tx, { flow, user, authenticator }) => {
+      complete: async (tx, { flow, user, authenticator, origin }) => {
         await startSession(app, request, reply, user, tx, authenticator.id, app.latchkey.kinds.signInAal(authenticator, user));
         // A success ends a run of failed sign-ins (strategies/throttle.ts); no write when there was none.
         if (user.failed_signins > 0) await tx.users.resetFailedSignins(user.id);
@@ -110,7 +111,7 @@ export async function signInRoutes(app: FastifyInstance) {
             subjectUserId: user.id,
             actorUserId: user.id,
             authenticatorId: authenticator.id,
-            detail: { mode: signInCeremony.read(flow)?.mode ?? 'unknown', passkey: authenticator.name },
+            detail: { mode: signInCeremony.read(flow)?.mode ?? 'unknown', passkey: authenticator.name, ...originDetail(app.latchkey.config, origin) },
           },
           tx,
         );

@@ -20,6 +20,7 @@ import { renderPage } from '../../views/render.js';
 import { SignUpPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
+import { originDetail } from '../../webauthn/allowedOrigins.js';
 
 export const SIGNUP_FLOW = 'signup';
 
@@ -91,7 +92,7 @@ export async function signUpRoutes(app: FastifyInstance) {
     ensureOpen();
     const flow = await webauthn.peekFlow(SIGNUP_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
     const data = signUpCeremony.parse(flow);
-    const { authenticator } = await webauthn.finishRegistration({
+    const { authenticator, origin } = await webauthn.finishRegistration({
       flowType: SIGNUP_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as RegistrationResponseJSON,
@@ -113,7 +114,7 @@ export async function signUpRoutes(app: FastifyInstance) {
       });
       await tx.authenticators.insert(authenticator);
       await audit(app, request, { event: 'signup', subjectUserId: created.id, actorUserId: created.id }, tx);
-      await audit(app, request, { event: 'passkey.added', subjectUserId: created.id, actorUserId: created.id, authenticatorId: authenticator.id, detail: { name: authenticator.name } }, tx);
+      await audit(app, request, { event: 'passkey.added', subjectUserId: created.id, actorUserId: created.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, ...originDetail(config, origin) } }, tx);
       return created;
     }).catch(mapUniqueViolation('email_unavailable'));
     await startSession(app, request, reply, user, undefined, authenticator.id);

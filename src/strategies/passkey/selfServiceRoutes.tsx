@@ -17,6 +17,7 @@ import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '
 import { completeSelfServiceEnrolment, loadSelfServiceEnrolment, selfServicePageBase } from '../../flows/selfService/kindEnrolment.js';
 import { SELF_SERVICE_PASSKEY_CEREMONY, selfServicePasskeyCeremony } from './selfServicePasskeyCeremony.js';
 import { PasskeyPage } from './selfServiceViews.js';
+import { originDetail } from '../../webauthn/allowedOrigins.js';
 
 const FlowParams = Type.Object({ flowId: Id });
 const PasskeyOptionsBody = Type.Object({ name: Type.Optional(Type.Union([PasskeyNameSchema, Type.Literal('')])), placement: PlacementSchema });
@@ -57,13 +58,13 @@ export async function passkeySelfServiceRoutes(app: FastifyInstance) {
       const { flow, user } = enrolment;
       const ceremony = await webauthn.peekFlow(SELF_SERVICE_PASSKEY_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
       if (selfServicePasskeyCeremony.read(ceremony)?.selfServiceFlowId !== flow.id) throw appError('challenge_invalid');
-      const { authenticator } = await webauthn.finishRegistrationFor(user.id, { flowType: SELF_SERVICE_PASSKEY_CEREMONY, bindingHash: request.bindingHash, response: request.body.response as RegistrationResponseJSON, typedName: request.body.name });
+      const { authenticator, origin } = await webauthn.finishRegistrationFor(user.id, { flowType: SELF_SERVICE_PASSKEY_CEREMONY, bindingHash: request.bindingHash, response: request.body.response as RegistrationResponseJSON, typedName: request.body.name });
       const done = await completeSelfServiceEnrolment(app, request, enrolment, {
         choice: 'passkey',
         what: 'passkey',
         add: async (tx) => {
           await tx.authenticators.insert(authenticator);
-          await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, via: 'self-service' } }, tx);
+          await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, via: 'self-service', ...originDetail(app.latchkey.config, origin) } }, tx);
           return authenticator.id;
         },
       }).catch(mapUniqueViolation('credential_exists'));
