@@ -139,7 +139,21 @@ describe.each(algorithms)('verifyAssertion with %s, against the library', (_name
   it('accepts an assertion from the software authenticator', async () => {
     const response = e.auth.getAssertion({ challenge: CHALLENGE, rpId: RP_ID, allowCredentials: [] }, { origin: ORIGIN });
     const { own } = await both(inputFor(e, response));
-    expect(own).toEqual({ ok: true, counter: e.auth.credentials.get(e.credentialId)!.counter, backedUp: false, backupEligible: false, userVerified: true });
+    expect(own).toEqual({ ok: true, counter: e.auth.credentials.get(e.credentialId)!.counter, backedUp: false, backupEligible: false, userVerified: true, origin: ORIGIN });
+  });
+
+  it('accepts any of the allowed origins (related origins, §5.11) and returns the one used; refuses any other', async () => {
+    const related = 'https://login.example.co.uk';
+    const allowed = new Set([ORIGIN, related]);
+    const fromRelated = e.auth.getAssertion({ challenge: CHALLENGE, rpId: RP_ID, allowCredentials: [] }, { origin: related });
+    expect((await both({ ...inputFor(e, fromRelated), expectedOrigin: allowed })).own).toMatchObject({ ok: true, origin: related });
+    const fromOwn = e.auth.getAssertion({ challenge: CHALLENGE, rpId: RP_ID, allowCredentials: [] }, { origin: ORIGIN });
+    expect((await both({ ...inputFor(e, fromOwn), expectedOrigin: allowed })).own).toMatchObject({ ok: true, origin: ORIGIN });
+    // Without the related origin in the set, the same response is refused.
+    const again = e.auth.getAssertion({ challenge: CHALLENGE, rpId: RP_ID, allowCredentials: [] }, { origin: related });
+    expect((await both(inputFor(e, again))).own.ok).toBe(false);
+    const foreign = e.auth.getAssertion({ challenge: CHALLENGE, rpId: RP_ID, allowCredentials: [] }, { origin: 'https://evil.example.org' });
+    expect((await both({ ...inputFor(e, foreign), expectedOrigin: allowed })).own.ok).toBe(false);
   });
 
   it('accepts a re-signed assertion and reports backup state', async () => {
@@ -236,7 +250,7 @@ describe.each(algorithms)('verifyAssertion with %s, against the library', (_name
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 5 }), { counter: 5 }))).own).toEqual({ ok: false, code: 'counter_regressed', signatureValid: true });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 3 }), { counter: 5 }))).own).toEqual({ ok: false, code: 'counter_regressed', signatureValid: true });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 0 }), { counter: 5 }))).own).toEqual({ ok: false, code: 'counter_regressed', signatureValid: true });
-    expect((await both(inputFor(e, signedAssertion(e, { signCount: 0 }), { counter: 0 }))).own).toEqual({ ok: true, counter: 0, backedUp: false, backupEligible: false, userVerified: true });
+    expect((await both(inputFor(e, signedAssertion(e, { signCount: 0 }), { counter: 0 }))).own).toEqual({ ok: true, counter: 0, backedUp: false, backupEligible: false, userVerified: true, origin: ORIGIN });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 6 }), { counter: 5 }))).own).toMatchObject({ ok: true, counter: 6 });
     expect((await both(inputFor(e, signedAssertion(e, { signCount: 0xffffffff }), { counter: 5 }))).own).toMatchObject({ ok: true, counter: 0xffffffff });
   });
