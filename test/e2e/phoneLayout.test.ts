@@ -6,6 +6,7 @@
  * and code); failures are collected across pages so one run shows them all,
  * each with the elements that stick out.
  */
+import { catalogueWith, metadataStatement } from '../support/metadataStatements.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { hashToken, randomToken } from '../../src/crypto.js';
@@ -195,6 +196,25 @@ describe('pages on a phone', () => {
     const [template] = await store().emailTemplates.list();
     await go(a, `/admin/templates/${template!.id}`, 'edit email template');
     await go(a, '/admin/services', 'services (console)');
+
+    // ---- issue 13: the security key pages and the authenticator policy, with and without FIDO metadata
+    await go(a, `/admin/users/${person.id}/issue/security-key`, 'issue: security key, no metadata');
+    await go(a, '/settings/reauth?next=/settings&need=3', 'confirm it is you with a security key (none)');
+    await go(a, '/admin/policy', 'authenticator policy, no metadata');
+    await a.getByLabel('Denied models').fill('YubiKey 5 NFC');
+    await a.getByRole('button', { name: 'Save policy' }).click();
+    expect(await errorSummaryText(a)).toContain('Line 1 of denied models, “YubiKey 5 NFC”, is not an AAGUID');
+    expect(await a.locator('.error-summary a').first().getAttribute('href')).toBe('#deniedModels');
+    await check(a, 'authenticator policy with an error');
+    await expectAccessible(a, 'authenticator policy with an error at 375 px');
+    server.app.latchkey.trust.setMetadata(
+      catalogueWith([{ statement: metadataStatement({ aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8', description: 'YubiKey 5 Series with a long model name (test metadata)', attestationRootCertificates: [] }), statusReports: [{ status: 'FIDO_CERTIFIED_L2' }] }]),
+    );
+    await go(a, '/admin/policy', 'authenticator policy with metadata');
+    await a.locator('details[data-known-models] summary').click();
+    await check(a, 'authenticator policy, models listed');
+    await go(a, `/admin/users/${person.id}/issue/security-key`, 'issue: security key instructions');
+    await expectAccessible(a, 'security key instructions at 375 px');
 
     expect(checked).toBeGreaterThan(35);
     expect(failures, failures.join('\n')).toEqual([]);
