@@ -30,14 +30,7 @@ export function ReauthPage(props: {
               ? 'The service you are signing in to needs a stronger sign-in than the one you used. Use one of your passkeys to continue.'
               : 'For your security, use one of your passkeys before you change how you sign in.'}
           </p>
-          <div class="actions">
-            <button type="button" id="reauth-button">
-              Continue with a passkey
-            </button>
-            <a class="button secondary" href="/settings">
-              Cancel
-            </a>
-          </div>
+          <ReauthActions label="Continue with a passkey" />
         </>
       ) : null}
       {props.user.password_hash ? (
@@ -106,14 +99,7 @@ function SecurityKeyReauthPage(props: { config: Config; csrfToken: string; user:
             ))}
           </ul>
           <p>Plug it in or hold it to your device, enter its PIN and touch it.</p>
-          <div class="actions">
-            <button type="button" id="reauth-button">
-              Continue with your security key
-            </button>
-            <a class="button secondary" href="/settings">
-              Cancel
-            </a>
-          </div>
+          <ReauthActions label="Continue with your security key" />
         </>
       ) : (
         <>
@@ -128,5 +114,19 @@ function SecurityKeyReauthPage(props: { config: Config; csrfToken: string; user:
         </>
       )}
     </Layout>
+  );
+}
+
+/** The page script's button (reauth-button starts the ceremony) and the way out. */
+function ReauthActions(props: { label: string }) {
+  return (
+    <div class="actions">
+      <button type="button" id="reauth-button">
+        {props.label}
+      </button>
+      <a class="button secondary" href="/settings">
+        Cancel
+      </a>
+    </div>
   );
 }
