@@ -10,6 +10,7 @@ describe('loadConfig', () => {
     expect(c.rpId).toBe('localhost');
     expect(c.databaseUrl).toBe('sqlite:./data/latchkey.db');
     expect(c.signup).toBe('open');
+    expect(c.passwordSignIn).toBe('with-app');
     expect(c.sessionIdleSeconds).toBe(3600);
     expect(c.sessionMaxSeconds).toBe(24 * 3600);
     expect(c.reauthSeconds).toBe(300);
@@ -25,6 +26,12 @@ describe('loadConfig', () => {
     expect(c.trustReloadSeconds).toBe(30);
     expect(loadConfig({ LATCHKEY_FIDO_METADATA_URL: 'https://mds3.fidoalliance.org/' }).fidoMetadataUrl).toBe('https://mds3.fidoalliance.org/');
     expect(loadConfig({ LATCHKEY_FIDO_METADATA_URL: 'http://127.0.0.1:8080/blob' }).fidoMetadataUrl).toBe('http://127.0.0.1:8080/blob');
+  });
+
+  it('lets a password sign in alone only when LATCHKEY_PASSWORD_SIGNIN=alone', () => {
+    expect(loadConfig({ LATCHKEY_PASSWORD_SIGNIN: 'alone' }).passwordSignIn).toBe('alone');
+    expect(loadConfig({ LATCHKEY_PASSWORD_SIGNIN: ' with-app ' }).passwordSignIn).toBe('with-app');
+    expect(loadConfig({ LATCHKEY_PASSWORD_SIGNIN: '' }).passwordSignIn).toBe('with-app');
   });
 
   it('derives the origin from PORT and the RP ID from the origin host', () => {
@@ -44,6 +51,7 @@ describe('loadConfig', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['DATABASE_URL', 'sqlite:'],
     ['LATCHKEY_SIGNUP', 'sometimes'],
+    ['LATCHKEY_PASSWORD_SIGNIN', 'on-its-own'],
     ['LATCHKEY_FIDO_CONFORMANCE', 'maybe'],
     ['LATCHKEY_REAUTH_MINUTES', '0'],
     ['LATCHKEY_FIDO_METADATA_DIR', '/nonexistent/metadata'],

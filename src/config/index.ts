@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 export type SignupMode = 'open' | 'invite';
 
+/** LATCHKEY_PASSWORD_SIGNIN: whether a password signs in only with an authenticator app, or also on its own. */
+export type PasswordSignIn = 'with-app' | 'alone';
+
 /** An organisation's OpenID Connect provider that people can link to their profile and sign in with ("linked work account"). */
 export interface UpstreamProvider {
   /** Short id from LATCHKEY_UPSTREAM_PROVIDERS (lower-case letters, digits, hyphens); used in URLs such as /signin/linked/<id>. */
@@ -49,6 +52,15 @@ export interface Config {
   databaseUrl: string;
   /** `open`: anyone may sign up; `invite`: accounts come from `users add` / `users invite` only. */
   signup: SignupMode;
+  /**
+   * LATCHKEY_PASSWORD_SIGNIN: `with-app` (the default): a password signs in only together with a code from an
+   * authenticator app (AAL2, not phishing-resistant). `alone`: people may also set a password in their settings
+   * (after confirming it is them) and sign in with it on its own from "Use your password instead" on /signin: AAL1,
+   * `amr` `pwd`, phishable; services registered at AAL2 or above then ask them to confirm it is them with a passkey
+   * or an app first (seed 004: "If you do not have a passkey set up on another device, you can use your password
+   * instead"). Switching back to `with-app` stops those passwords signing anyone in on their own.
+   */
+  passwordSignIn: PasswordSignIn;
   /** A session ends after this long without a request (NIST SP 800-63B rev 4 AAL2: 1 hour). */
   sessionIdleSeconds: number;
   /** A session ends this long after sign-in whatever happens (NIST SP 800-63B rev 4 AAL2: 24 hours). */
@@ -398,6 +410,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (signupRaw !== 'open' && signupRaw !== 'invite') {
     throw new ConfigError('LATCHKEY_SIGNUP', `must be "open" or "invite", got "${signupRaw}"`);
   }
+  const passwordSignIn = (env.LATCHKEY_PASSWORD_SIGNIN ?? 'with-app').trim() || 'with-app';
+  if (passwordSignIn !== 'with-app' && passwordSignIn !== 'alone') {
+    throw new ConfigError('LATCHKEY_PASSWORD_SIGNIN', `must be "with-app" or "alone", got "${passwordSignIn}"`);
+  }
   const rpName = (env.LATCHKEY_RP_NAME ?? 'Latchkey').trim() || 'Latchkey';
   if (rpName.length > 64) throw new ConfigError('LATCHKEY_RP_NAME', 'at most 64 characters');
   const oidcAcr = {
@@ -425,6 +441,7 @@ export function loadConfig(env: Env = process.env): Config {
     rpName,
     databaseUrl,
     signup: signupRaw,
+    passwordSignIn,
     sessionIdleSeconds: readInt(env, 'LATCHKEY_SESSION_IDLE_MINUTES', 60, 1, 24 * 60) * 60,
     sessionMaxSeconds: readInt(env, 'LATCHKEY_SESSION_MAX_HOURS', 24, 1, 24 * 30) * 3600,
     reauthSeconds: readInt(env, 'LATCHKEY_REAUTH_MINUTES', 5, 1, 24 * 60) * 60,

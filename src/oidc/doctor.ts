@@ -42,6 +42,7 @@ export async function doctorReport(config: Config, store: Store, now: number, op
   lines.push('  PKCE                   required for every client, S256 only');
   lines.push(`  scopes                 ${OIDC_SCOPES.join(' ')}`);
   lines.push(`  acr (AAL1/2/3)         ${config.oidcAcr[1]} | ${config.oidcAcr[2]} | ${config.oidcAcr[3]}`);
+  lines.push(`  password sign-in       ${passwordSignInInWords(config)}`);
   lines.push(
     `  lifetimes              code ${TOKEN_TTL.AuthorizationCode} s, access token ${hours(TOKEN_TTL.AccessToken)}, ID token ${hours(TOKEN_TTL.IdToken)}, ` +
       `refresh token ${hours(config.oidcRefreshTokenSeconds)} absolute (rotated on use)`,
@@ -60,7 +61,14 @@ export async function doctorReport(config: Config, store: Store, now: number, op
       const url = new URL(uri);
       if (url.protocol === 'http:' && LOOPBACK.has(url.hostname)) warnings.push(`service "${s.name}" has a plain-http loopback redirect URI (${uri}): for development only`);
     }
-    if (s.aal < 2) warnings.push(`service "${s.name}" accepts AAL1 sign-ins (password alone or an AAL1 linked account); use --aal 2 unless that is intended`);
+    if (s.aal < 2) warnings.push(`service "${s.name}" accepts AAL1 sign-ins (${config.passwordSignIn === 'alone' ? 'a password alone or ' : ''}an AAL1 linked account); use --aal 2 unless that is intended`);
+  }
+
+  if (config.passwordSignIn === 'alone') {
+    warnings.push(
+      'LATCHKEY_PASSWORD_SIGNIN=alone: people who set a password can sign in with it on its own, at AAL1 with something phishable; ' +
+        'services registered at AAL2 or above ask them for a passkey or an authenticator app first, services at AAL1 let them straight in',
+    );
   }
 
   const origin = new URL(config.origin);
@@ -110,6 +118,13 @@ export async function doctorReport(config: Config, store: Store, now: number, op
   lines.push(warnings.length ? `Warnings (${warnings.length}):` : 'No warnings.');
   for (const w of warnings) lines.push(`  ! ${w}`);
   return { text: lines.join('\n') + '\n', warnings };
+}
+
+/** LATCHKEY_PASSWORD_SIGNIN and what it means for the levels people sign in at. */
+function passwordSignInInWords(config: Pick<Config, 'passwordSignIn'>): string {
+  return config.passwordSignIn === 'alone'
+    ? 'alone (LATCHKEY_PASSWORD_SIGNIN): a password signs in on its own at AAL1 (amr pwd, phishable), or with an authenticator app code at AAL2'
+    : 'with-app (LATCHKEY_PASSWORD_SIGNIN): a password signs in only with an authenticator app code, at AAL2 (amr pwd otp mfa, not phishing-resistant)';
 }
 
 /** The FIDO metadata BLOB in use (what AAL3 rests on): serial, next update, entries, where it came from and when. */

@@ -39,7 +39,7 @@ export interface Assurance {
 
 /** What a kind may read to work out assurance and labels: the person (a password, for an app) and the configuration. */
 export interface KindContext {
-  config: Pick<Config, 'upstreamProviders' | 'rpName'>;
+  config: Pick<Config, 'upstreamProviders' | 'rpName' | 'passwordSignIn'>;
   user: Pick<User, 'password_hash'>;
   /** The FIDO metadata and authenticator policy in force: what a passkey's attestation is worth now. */
   trust: Trust;
@@ -107,7 +107,12 @@ export interface AuthenticatorKind<S extends TSchema = TSchema> {
   selfServiceChoices?(config: Config): SelfServiceChoice[];
   /** What a registration authority agent may issue of this kind (the console's "Select authenticator type" page); none: agents can't. */
   readonly agentIssue?: readonly AgentIssueChoice[];
-  /** Runs in the removal's transaction after the row is gone (the last app takes the password with it). */
+  /**
+   * It signs in with the person's one password (users.password_hash), as an authenticator app and a password alone
+   * do: the password goes when the last authenticator of such a kind does (KindRegistry.removed), and not before.
+   */
+  readonly usesPassword?: boolean;
+  /** Runs in the removal's transaction after the row is gone. */
   onRemoved?(tx: Store, user: User, authenticator: Authenticator, now: number): Promise<void>;
   /** Words people read in activity lists, for this kind's own audit events. */
   readonly auditEvents?: Record<string, string>;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config/index.js';
-import type { Authenticator } from '../db/schema.js';
+import type { Authenticator, User } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import { defaultKinds } from './defaultKinds.js';
 import { KindRegistry } from './kindRegistry.js';
 import { NO_PASSKEY_COLUMNS } from './authenticatorKind.js';
@@ -18,6 +19,8 @@ const config = loadConfig({
   LATCHKEY_UPSTREAM_WEAK_AAL: '1',
 });
 const kinds = new KindRegistry(defaultKinds, config);
+/** The same kinds where a password may sign in on its own (LATCHKEY_PASSWORD_SIGNIN=alone). */
+const kindsAlone = new KindRegistry(defaultKinds, { ...config, passwordSignIn: 'alone' });
 
 let n = 0;
 function row(type: string, fields: Partial<Authenticator> = {}): Authenticator {
@@ -50,12 +53,21 @@ describe('assurance: every kind and flag pinned to its AAL and amr (the one func
     ['linked account at an AAL3 provider', linked('nhsmail'), noPassword, { aal: 3, phishingResistant: false, amr: ['fed'] }],
     ['linked account at an AAL1 provider', linked('weak'), noPassword, { aal: 1, phishingResistant: false, amr: ['fed'] }],
     ['linked account at a provider no longer configured', linked('gone'), noPassword, undefined],
-    ['password alone', row('password'), withPassword, { aal: 1, phishingResistant: false, amr: ['pwd'] }],
+    ['password alone, with LATCHKEY_PASSWORD_SIGNIN=with-app', row('password'), withPassword, undefined],
     ['a kind nobody registered', row('smart-card'), withPassword, undefined],
     ['an app whose stored configuration does not match its schema', row('totp', { config: '{"secret":"in clear"}' }), withPassword, undefined],
     ['configuration that is not JSON', row('linked-account', { config: 'nhsmail' }), withPassword, undefined],
   ])('%s', (_name, authenticator, user, expected) => {
     expect(kinds.assuranceOf(authenticator, user)).toEqual(expected);
+  });
+
+  it('a password alone is AAL1 (amr pwd) only with LATCHKEY_PASSWORD_SIGNIN=alone, and only while the person has a password', () => {
+    expect(kindsAlone.assuranceOf(row('password'), withPassword)).toEqual({ aal: 1, phishingResistant: false, amr: ['pwd'] });
+    expect(kindsAlone.assuranceOf(row('password'), noPassword)).toBeUndefined();
+    expect(kindsAlone.signInAal(row('password'), withPassword)).toBe(1);
+    expect(() => kinds.signInAal(row('password'), withPassword)).toThrow(/can't sign in on its own/);
+    // The app with the same password is unchanged by the setting.
+    expect(kindsAlone.assuranceOf(app(), withPassword)).toEqual({ aal: 2, phishingResistant: false, amr: ['pwd', 'otp', 'mfa'] });
   });
 
   it.each([
@@ -79,6 +91,41 @@ describe('reachable level: what step-up can check, and so what a service can get
     expect(kinds.reachableAal(noPassword, [linked('nhsmail'), row('passkey', { backup_eligible: 1 })])).toBe(2);
     expect(kinds.stepUpCandidates(noPassword, [linked('nhsmail'), app()]).map((a) => a.type)).toEqual(['linked-account']);
     expect(kinds.reachableAal(withPassword, [row('password')])).toBe(0);
+  });
+
+  it('counts a password alone only where it may sign in, and only for someone with nothing stronger (a fallback)', () => {
+    expect(kindsAlone.reachableAal(withPassword, [row('password')])).toBe(1);
+    expect(kindsAlone.stepUpCandidates(withPassword, [row('password'), row('passkey')]).map((a) => a.type)).toEqual(['passkey']);
+    expect(kindsAlone.stepUpCandidates(withPassword, [row('password'), app()]).map((a) => a.type)).toEqual(['totp']);
+    expect(kindsAlone.reachableAal(withPassword, [row('password'), app()])).toBe(2);
+    // Beside a linked account (also a fallback), both are offered.
+    expect(kindsAlone.stepUpCandidates(withPassword, [row('password'), linked('weak')]).map((a) => a.type).sort()).toEqual(['linked-account', 'password']);
+  });
+});
+
+describe('removing what signs in with the person\'s password', () => {
+  /** A store stand-in for the removal's transaction: what is left, and whether the password was cleared. */
+  function removal(left: Authenticator[]) {
+    const cleared: (string | null)[] = [];
+    const tx = {
+      authenticators: { listForUser: async () => left },
+      users: { setPasswordHash: async (_id: string, hash: string | null) => void cleared.push(hash) },
+    } as unknown as Store;
+    return { tx, cleared };
+  }
+  const user = { id: 'u', password_hash: 'argon2id-hash' } as User;
+
+  it.each([
+    ['the last app, nothing else with the password left', app(), [row('passkey')], true],
+    ['the last app, a password alone left', app(), [row('password'), row('passkey')], false],
+    ['an app, another app left', app(), [app()], false],
+    ['the password alone, no app left', row('password'), [row('passkey')], true],
+    ['the password alone, an app left', row('password'), [app(), row('passkey')], false],
+    ['a passkey', row('passkey'), [row('passkey')], false],
+  ])('%s: password cleared %s', async (_name, removed, left, clears) => {
+    const { tx, cleared } = removal(left);
+    await kindsAlone.removed(tx, user, removed, 1);
+    expect(cleared).toEqual(clears ? [null] : []);
   });
 });
 

@@ -114,9 +114,16 @@ export class KindRegistry {
     return this.all().flatMap((k) => k.agentIssue ?? []);
   }
 
-  /** What removing an authenticator takes with it (its kind's onRemoved), in the removal's transaction. */
+  /**
+   * What removing an authenticator takes with it, in the removal's transaction: its kind's onRemoved, and the
+   * password once no authenticator that signs in with it is left (the last app, or a password alone, whichever goes last).
+   */
   async removed(tx: Store, user: User, authenticator: Authenticator, now: number): Promise<void> {
-    await this.byType.get(authenticator.type)?.onRemoved?.(tx, user, authenticator, now);
+    const kind = this.byType.get(authenticator.type);
+    await kind?.onRemoved?.(tx, user, authenticator, now);
+    if (kind?.usesPassword && !(await tx.authenticators.listForUser(user.id)).some((a) => this.byType.get(a.type)?.usesPassword)) {
+      await tx.users.setPasswordHash(user.id, null, now);
+    }
   }
 
   /** The words for every kind's own audit events. */

@@ -22,7 +22,9 @@ import { ReauthPage } from './views.js';
 import { AppError, appError, type ErrorCode } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
-import { checkPasswordAndCode } from '../../strategies/password/routes.js';
+import { checkPasswordAlone, checkPasswordAndCode } from '../../strategies/password/routes.js';
+import { PASSWORD_TYPE } from '../../strategies/password/kind.js';
+import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../../strategies/throttle.js';
 import type { UpstreamLogin } from '../../strategies/linkedAccount/linkedAccounts.js';
 import { LINKED_ACCOUNT_TYPE } from '../../strategies/linkedAccount/kind.js';
@@ -90,6 +92,17 @@ export async function finishLinkedAccountReauth(
   return reply.redirect(safeNext(result.returnTo), 303);
 }
 
+/**
+ * Whether /settings/reauth offers the password form, from the step-up rule (KindRegistry.stepUpCandidates): with an
+ * app's code for someone with an app; on its own only for someone whose password alone is all they can step up with.
+ */
+export function passwordReauth(kinds: KindRegistry, user: User, authenticators: Authenticator[]): 'with-app' | 'alone' | undefined {
+  const candidates = kinds.stepUpCandidates(user, authenticators);
+  if (candidates.some((a) => a.type === TOTP_TYPE)) return 'with-app';
+  if (candidates.some((a) => a.type === PASSWORD_TYPE)) return 'alone';
+  return undefined;
+}
+
 export async function reauthRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now } = app.latchkey;
@@ -116,6 +129,7 @@ export async function reauthRoutes(app: FastifyInstance) {
             user={auth.user}
             next={safeNext(request.query.next)}
             hasPasskey={usable.length > 0}
+            password={need === '3' ? undefined : passwordReauth(app.latchkey.kinds, auth.user, authenticators)}
             linkedProviders={linked}
             {...(need === '3' ? { securityKeys: usable.map((a) => a.name) } : {})}
           />,
@@ -148,12 +162,15 @@ export async function reauthRoutes(app: FastifyInstance) {
       const next = safeNext(request.query.next);
       const t = now();
       const hasPasskey = (await store.authenticators.countForUser(auth.user.id)) > 0;
+      const password = passwordReauth(app.latchkey.kinds, auth.user, await store.authenticators.listForUser(auth.user.id));
+      // No code from someone who may confirm with a password alone: the password on its own.
+      const method = password === 'alone' && !(request.body.code ?? '').trim() ? 'password' : 'password+totp';
       const refuse = (status: number, error: string, code: ErrorCode = 'signin_failed') => {
         if (!wantsHtml(request)) throw appError(code, error);
         return reply
           .status(status)
           .type('text/html; charset=utf-8')
-          .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} error={error} />));
+          .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} password={password} error={error} />));
       };
       try {
         checkSigninAllowed(auth.user, t);
@@ -161,15 +178,19 @@ export async function reauthRoutes(app: FastifyInstance) {
         if (err instanceof AppError) return refuse(err.status, err.message, err.code);
         throw err;
       }
-      const used = await checkPasswordAndCode(store, app.latchkey.secretBox, auth.user, request.body.password ?? '', request.body.code ?? '', t);
+      const used =
+        method === 'password'
+          ? await checkPasswordAlone(store, app.latchkey.kinds, auth.user, request.body.password ?? '').then((row) => row && { authenticatorId: row.id, authenticator: row })
+          : await checkPasswordAndCode(store, app.latchkey.secretBox, auth.user, request.body.password ?? '', request.body.code ?? '', t);
       if (!used) {
         await recordSigninFailure(store, auth.user.id, t);
-        await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method: 'password+totp' } });
-        return refuse(400, 'The password or code is not right. Check them and try again.');
+        await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method } });
+        return refuse(400, method === 'password' ? 'The password is not right. Check it and try again.' : 'The password or code is not right. Check them and try again.');
       }
       await recordSigninSuccess(store, auth.user.id);
+      if (method === 'password') await store.authenticators.recordUse(used.authenticatorId, { counter: 0, backedUp: false, backupEligible: false, at: t });
       await store.sessions.stepUp(auth.session.id_hash, t, app.latchkey.kinds.signInAal(used.authenticator, auth.user), used.authenticatorId);
-      await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method: 'password+totp' } });
+      await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method } });
       if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
       return reply.redirect(next, 303);
     },

@@ -8,6 +8,8 @@ export function ReauthPage(props: {
   user: User;
   next: string;
   hasPasskey?: boolean;
+  /** The password form, when the person may confirm with their password: with an app's code, or on its own (passwordReauth). */
+  password?: 'with-app' | 'alone';
   /** Providers to sign in again with, when a linked work account is all the person has (linkedAccountReauthProviders). */
   linkedProviders?: { id: string; name: string }[];
   /** A service needs AAL3: the names of the person's security keys that give it (none: they need one from their RA). */
@@ -33,7 +35,7 @@ export function ReauthPage(props: {
           <ReauthActions label="Continue with a passkey" />
         </>
       ) : null}
-      {props.user.password_hash ? (
+      {props.password === 'with-app' ? (
         <form method="post" action={`/reauth/password?next=${encodeURIComponent(props.next)}`} novalidate>
           <CsrfField token={props.csrfToken} />
           <h2>{hasPasskey ? 'Or use your password and authenticator app' : 'Use your password and authenticator app'}</h2>
@@ -44,6 +46,19 @@ export function ReauthPage(props: {
           <div class="field">
             <label for="code">Code from your authenticator app</label>
             <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
+          </div>
+          <button type="submit" class="secondary">
+            Continue
+          </button>
+        </form>
+      ) : props.password === 'alone' ? (
+        // Offered only to someone with no passkey or app (the password kind steps up as a fallback).
+        <form method="post" action={`/reauth/password?next=${encodeURIComponent(props.next)}`} novalidate>
+          <CsrfField token={props.csrfToken} />
+          <h2>Use your password</h2>
+          <div class="field">
+            <label for="password">Password</label>
+            <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} />
           </div>
           <button type="submit" class="secondary">
             Continue
@@ -65,7 +80,7 @@ export function ReauthPage(props: {
           </div>
         </>
       ) : null}
-      {!hasPasskey && !props.user.password_hash && !linked.length ? (
+      {!hasPasskey && !props.password && !linked.length ? (
         <p>
           You have no way to confirm it is you on this page. Sign out at the top of the page, sign in again, then try again.
         </p>

@@ -21,6 +21,8 @@ import type { Config } from '../../config/index.js';
 import { startVerifiedFlow } from '../selfService/routes.js';
 import { InteractionUid, serviceWaitingAt } from '../../oidc/interactions.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
+import { PASSWORD_TYPE } from '../../strategies/password/kind.js';
+import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 
 const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
 const AddBody = Type.Object({ ...Csrf, interaction: Type.Optional(InteractionUid) });
@@ -93,23 +95,30 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     },
   );
 
+  /** How the person uses their password, for the page's words: on its own (a password row), with an app, or both. */
+  async function passwordUse(user: User): Promise<PasswordUse> {
+    const types = new Set((await store.authenticators.listForUser(user.id)).map((a) => a.type));
+    return { alone: types.has(PASSWORD_TYPE), withApp: types.has(TOTP_TYPE) };
+  }
+  const noPassword = () => appError('not_found', 'You have no password to change.');
+
   r.get('/settings/password', async (request, reply) => {
     const auth = requireAuth(request);
-    if (!auth.user.password_hash) throw appError('not_found', 'You have no password: passwords are only used with an authenticator app.');
+    if (!auth.user.password_hash) throw noPassword();
     if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');
-    return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} errors={[]} />));
+    return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} use={await passwordUse(auth.user)} errors={[]} />));
   });
 
   r.post('/settings/password', { schema: { body: PasswordBody } }, async (request, reply) => {
     const auth = requireAuth(request);
-    if (!auth.user.password_hash) throw appError('not_found', 'You have no password: passwords are only used with an authenticator app.');
+    if (!auth.user.password_hash) throw noPassword();
     if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');
     const password = request.body.password ?? '';
     const errors: FieldError[] = [];
     const problem = password ? checkNewPassword(password, { email: auth.user.email, displayName: auth.user.display_name }) : 'Enter a new password';
     if (problem) errors.push({ field: 'password', message: problem });
     else if ((request.body.confirmPassword ?? '') !== password) errors.push({ field: 'confirmPassword', message: 'The passwords do not match' });
-    if (errors.length) return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} errors={errors} />), 400);
+    if (errors.length) return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} use={await passwordUse(auth.user)} errors={errors} />), 400);
     await store.transaction(async (tx) => {
       await tx.users.setPasswordHash(auth.user.id, await hashPassword(password), now());
       await audit(app, request, { event: 'password.changed', subjectUserId: auth.user.id }, tx);
@@ -142,13 +151,23 @@ function RemoveMethodPage(m: { config: Config; csrfToken: string; user: User; au
   );
 }
 
-function ChangePasswordPage(m: { config: Config; csrfToken: string; user: User; errors: FieldError[] }) {
+interface PasswordUse {
+  alone: boolean;
+  withApp: boolean;
+}
+
+function ChangePasswordPage(m: { config: Config; csrfToken: string; user: User; use: PasswordUse; errors: FieldError[] }) {
   const error = (f: string) => m.errors.find((e) => e.field === f);
+  const use = m.use.alone
+    ? m.use.withApp
+      ? 'You use your password to sign in on its own, and with a code from your authenticator app.'
+      : 'You use your password to sign in on its own.'
+    : 'You use your password with a code from your authenticator app.';
   return (
     <Layout title="Change your password" rpName={m.config.rpName} csrfToken={m.csrfToken} signedIn={{ displayName: m.user.display_name }}>
       <h1>Change your password</h1>
       <ErrorSummary fields={m.errors} />
-      <p>You use your password with a code from your authenticator app. It must be at least 8 characters and not a common password.</p>
+      <p>{use} It must be at least 8 characters and not a common password.</p>
       <form method="post" action="/settings/password" novalidate>
         <CsrfField token={m.csrfToken} />
         <div class={`field${error('password') ? ' field-error' : ''}`}>

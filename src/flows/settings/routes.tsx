@@ -22,6 +22,9 @@ import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedN
 import { defineFlow } from '../flowMachine.js';
 import { Csrf } from '../../http/schemas.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
+import { PASSWORD_TYPE } from '../../strategies/password/kind.js';
+import { TOTP_TYPE } from '../../strategies/totp/kind.js';
+import type { Authenticator, User } from '../../db/schema.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
 /** Adding a passkey in settings: the name chosen on the form, kept with the ceremony. */
@@ -35,6 +38,7 @@ const SettingsQuery = Type.Object({
   removed: Type.Optional(Type.String({ maxLength: 8 })),
   ended: Type.Optional(Type.String({ maxLength: 8 })),
   password: Type.Optional(Type.String({ maxLength: 8 })),
+  passwordset: Type.Optional(Type.String({ maxLength: 8 })),
   unlinked: Type.Optional(Type.String({ maxLength: 8 })),
   signal: Type.Optional(Type.String({ maxLength: 8 })),
   nojs: Type.Optional(Type.String({ maxLength: 4 })),
@@ -54,6 +58,12 @@ const FormBody = Type.Object({
 });
 
 
+/** "Set a password" (LATCHKEY_PASSWORD_SIGNIN=alone) for someone without one of their own; `app` when they use one with an app. */
+function passwordOffer(user: User, authenticators: Authenticator[]): 'new' | 'app' | undefined {
+  if (authenticators.some((a) => a.type === PASSWORD_TYPE)) return undefined;
+  return user.password_hash && authenticators.some((a) => a.type === TOTP_TYPE) ? 'app' : 'new';
+}
+
 export async function settingsRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now, mailer, kinds } = app.latchkey;
@@ -72,7 +82,7 @@ export async function settingsRoutes(app: FastifyInstance) {
     if (!request.auth) return reply.redirect('/signin');
     const { user, session } = request.auth;
     const q = request.query;
-    const flash = (['created', 'enrolled', 'added', 'renamed', 'removed', 'ended', 'password', 'unlinked'] as const).find((k) => q[k]);
+    const flash = (['created', 'enrolled', 'added', 'renamed', 'removed', 'ended', 'password', 'passwordset', 'unlinked'] as const).find((k) => q[k]);
     const [passkeys, sessions, activity, roles] = await Promise.all([
       store.authenticators.listForUser(user.id),
       store.sessions.listForUser(user.id, now(), config.sessionIdleSeconds * 1000),
@@ -99,6 +109,7 @@ export async function settingsRoutes(app: FastifyInstance) {
           agent={roles.length > 0}
           others={passkeys.filter((p) => kinds.get(p.type)?.settingsSection !== 'passkeys').map((a) => ({ authenticator: a, label: kinds.displayOf(a, user).label }))}
           eventLabels={auditEventLabelsFor(kinds)}
+          passwordAlone={config.passwordSignIn === 'alone' ? { offer: passwordOffer(user, passkeys) } : undefined}
         />,
       ),
     );

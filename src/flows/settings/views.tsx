@@ -71,6 +71,7 @@ const flashes: Record<string, string> = {
   removed: 'Your passkey has been removed from your account.',
   ended: 'That session has been signed out.',
   password: 'Your password has been changed.',
+  passwordset: 'Your password has been set. You can now use it to sign in.',
   unlinked: 'It has been removed: you can no longer sign in with it.',
 };
 
@@ -95,6 +96,11 @@ export interface SettingsModel {
   others: { authenticator: Authenticator; label: string }[];
   /** Words for audit events: the shared ones and every kind's own (src/audit.ts auditEventLabelsFor). */
   eventLabels: Record<string, string>;
+  /**
+   * LATCHKEY_PASSWORD_SIGNIN=alone (listed as "Password" among the others), and whether to offer "Set a password":
+   * `new`, or `app` when the person uses a password with an app already; undefined once they have one of their own.
+   */
+  passwordAlone?: { offer?: 'new' | 'app' };
 }
 
 export function SettingsPage(m: SettingsModel) {
@@ -201,7 +207,7 @@ export function SettingsPage(m: SettingsModel) {
         <button type="submit">Set up a passkey</button>
       </form>
 
-      <h2 id="other-methods">Authenticator apps and work accounts</h2>
+      <h2 id="other-methods">{m.passwordAlone ? 'Password, authenticator apps and work accounts' : 'Authenticator apps and work accounts'}</h2>
       {m.others.length ? (
         <table aria-labelledby="other-methods">
           <thead>
@@ -232,8 +238,15 @@ export function SettingsPage(m: SettingsModel) {
           </tbody>
         </table>
       ) : (
-        <p>You have no authenticator app or linked work account.</p>
+        <p>{m.passwordAlone ? 'You have no password, authenticator app or linked work account.' : 'You have no authenticator app or linked work account.'}</p>
       )}
+      {m.passwordAlone?.offer ? (
+        <p data-set-password-offer>
+          {m.passwordAlone.offer === 'app'
+            ? 'You use your password with a code from your authenticator app. You can also let it sign you in on its own, for when you do not have your passkey or app with you.'
+            : 'If you do not have a passkey set up on another device, you can set a password to sign in with instead.'}
+        </p>
+      ) : null}
       <div class="actions">
         <form method="post" action="/settings/add-authenticator" class="inline">
           <CsrfField token={m.csrfToken} />
@@ -241,6 +254,11 @@ export function SettingsPage(m: SettingsModel) {
             Add an authenticator app or work account
           </button>
         </form>
+        {m.passwordAlone?.offer ? (
+          <a class="button secondary" href="/settings/set-password">
+            Set a password
+          </a>
+        ) : null}
         {m.user.password_hash ? (
           <a class="button secondary" href="/settings/password">
             Change your password

@@ -47,9 +47,19 @@ export function SignInPage(props: {
           </a>
         </p>
       ))}
-      <p>
-        <a href={`/signin/password${passwordQuery(props.next, props.emailHint)}`}>Sign in with a password and authenticator app</a>
-      </p>
+      {props.config.passwordSignIn === 'alone' ? (
+        // Seed 004's words; the page behind the link also takes an authenticator app's code.
+        <>
+          <p>If you do not have a passkey set up on another device, you can use your password instead.</p>
+          <p>
+            <a href={`/signin/password${passwordQuery(props.next, props.emailHint)}`}>Use your password instead</a>
+          </p>
+        </>
+      ) : (
+        <p>
+          <a href={`/signin/password${passwordQuery(props.next, props.emailHint)}`}>Sign in with a password and authenticator app</a>
+        </p>
+      )}
       <p>
         No passkey or authenticator app yet? <a href="/add-authenticator">Add an authenticator to your profile</a>
       </p>

@@ -1,9 +1,12 @@
 /**
  * Sign in with email + password + authenticator-app code, one form (seed 001:
  * "you'll need to use both a password and a code from the app"). AAL2, not
- * phishing-resistant. Every wrong answer — unknown email, wrong password,
- * wrong or reused code — is the same message; failures count towards the
- * account's throttle, or an unknown address's, which answers the same
+ * phishing-resistant. With LATCHKEY_PASSWORD_SIGNIN=alone the code is
+ * optional: left blank, the password signs in on its own (AAL1) for someone
+ * who set one to sign in with alone (the password kind). Every wrong answer —
+ * unknown email, wrong password, wrong or reused code, no password to sign in
+ * with alone — is the same message; failures count towards the account's
+ * throttle, or an unknown address's, which answers the same
  * (strategies/throttle.ts); a success resets it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -16,6 +19,7 @@ import { wantsHtml } from '../../plugins/errorHandler.js';
 import { startSession } from '../../plugins/sessions.js';
 import { readKindConfig } from '../authenticatorKind.js';
 import { TOTP_TYPE, totpKind } from '../totp/kind.js';
+import type { KindRegistry } from '../kindRegistry.js';
 import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
@@ -23,6 +27,7 @@ import { PasswordSignInPage } from './views.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { verifyPassword } from './passwords.js';
 import { checkTotp } from '../totp/totp.js';
+import { PASSWORD_TYPE } from './kind.js';
 import { checkSigninAllowed, loadSigninThrottle, recordSigninSuccess } from '../throttle.js';
 import type { Store } from '../../db/store.js';
 import type { Authenticator, User } from '../../db/schema.js';
@@ -68,9 +73,22 @@ export async function checkPasswordAndCode(
   return { authenticatorId: used.authenticator.id, authenticator: used.authenticator };
 }
 
+/**
+ * Check a password that signs in on its own: the person's password row (the password kind), which signs in only
+ * while its kind says so (LATCHKEY_PASSWORD_SIGNIN=alone). As checkPasswordAndCode, the password is checked and the
+ * rows looked up with or without an account, so every failure takes the same work.
+ */
+export async function checkPasswordAlone(store: Store, kinds: KindRegistry, user: User | undefined, password: string): Promise<Authenticator | undefined> {
+  const passwordOk = await verifyPassword(user?.password_hash ?? null, password);
+  const row = (await store.authenticators.listForUser(user?.id ?? '')).find((a) => a.type === PASSWORD_TYPE);
+  if (!user || !passwordOk || !row || !kinds.assuranceOf(row, user)) return undefined;
+  return row;
+}
+
 export async function passwordSignInRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const { config, store, now, secretBox, secret } = app.latchkey;
+  const { config, store, now, secretBox, secret, kinds } = app.latchkey;
+  const alone = config.passwordSignIn === 'alone';
 
   /** The page again with what went wrong; a client that asked for JSON gets the error as JSON instead. */
   const page = (request: FastifyRequest, reply: FastifyReply, status: number, email: string, error: string | undefined, fields: FieldError[] = [], code: ErrorCode = 'signin_failed') => {
@@ -97,10 +115,12 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       const email = (request.body.email ?? '').trim();
       const password = request.body.password ?? '';
       const code = request.body.code ?? '';
+      // No code, where a password may sign in alone: the password on its own (AAL1).
+      const method = alone && !code.trim() ? 'password' : 'password+totp';
       const missing: FieldError[] = [];
       if (!email) missing.push({ field: 'email', message: 'Enter your email address' });
       if (!password) missing.push({ field: 'password', message: 'Enter your password' });
-      if (!code.trim()) missing.push({ field: 'code', message: 'Enter the code from your authenticator app' });
+      if (method === 'password+totp' && !code.trim()) missing.push({ field: 'code', message: 'Enter the code from your authenticator app' });
       if (missing.length) return page(request, reply, 400, email, undefined, missing);
 
       const t = now();
@@ -111,10 +131,13 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         checkSigninAllowed(throttle.failures, t);
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
-        await audit(app, request, { event: 'signin.failed', outcome: 'failure', subjectUserId: user?.id ?? null, actorUserId: null, detail: { method: 'password+totp', code: err.code } });
+        await audit(app, request, { event: 'signin.failed', outcome: 'failure', subjectUserId: user?.id ?? null, actorUserId: null, detail: { method, code: err.code } });
         return page(request, reply, err.status, email, err.message, [], err.code);
       }
-      const used = await checkPasswordAndCode(store, secretBox, user, password, code, t);
+      const used =
+        method === 'password'
+          ? await checkPasswordAlone(store, kinds, user, password).then((row) => row && { authenticatorId: row.id, authenticator: row })
+          : await checkPasswordAndCode(store, secretBox, user, password, code, t);
       const recorded = !!used && user!.status !== 'suspended';
       if (!recorded) {
         await throttle.recordFailure(t);
@@ -123,13 +146,15 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
           outcome: 'failure',
           subjectUserId: user?.id ?? null,
           actorUserId: null,
-          detail: { method: 'password+totp', code: user?.status === 'suspended' ? 'account_disabled' : 'signin_failed' },
+          detail: { method, code: user?.status === 'suspended' ? 'account_disabled' : 'signin_failed' },
         });
         return page(request, reply, 400, email, appError('signin_failed').message);
       }
       await recordSigninSuccess(store, user!.id);
-      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, app.latchkey.kinds.signInAal(used!.authenticator, user!));
-      await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method: 'password+totp' } });
+      // An app's use is recorded with its code's time step (checkPasswordAndCode); a password alone's here.
+      if (method === 'password') await store.authenticators.recordUse(used!.authenticatorId, { counter: 0, backedUp: false, backupEligible: false, at: t });
+      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, kinds.signInAal(used!.authenticator, user!));
+      await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method } });
       const next = safeNext(request.query.next);
       if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
       return reply.redirect(next ?? '/settings', 303);

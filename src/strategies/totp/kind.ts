@@ -1,7 +1,8 @@
 /**
  * Authenticator apps (TOTP), used with the person's password: together they
  * are two factors (AAL2), neither phishing-resistant. An app alone signs
- * nobody in, and the password goes with the last app.
+ * nobody in, and the password goes with the last app (unless the person also
+ * signs in with it alone: the password kind).
  */
 import { Type } from 'typebox';
 import { defineKind } from '../authenticatorKind.js';
@@ -22,7 +23,7 @@ export const totpKind = defineKind({
   stepUp: 'primary',
   display: () => ({ label: 'Authenticator app' }),
   settingsSection: 'others',
-  removeWarning: 'If it is your last authenticator app, your password stops working too.',
+  removeWarning: 'If it is your last authenticator app, you can no longer sign in with your password and a code.',
   selfServiceChoices: () => [
     {
       value: 'app',
@@ -32,10 +33,8 @@ export const totpKind = defineKind({
       path: (flowId) => `/add-authenticator/${flowId}/app`,
     },
   ],
-  // A password only works with an app: with the last app gone, so is the password.
-  async onRemoved(tx, user, _a, now) {
-    if (!(await tx.authenticators.listForUser(user.id)).some((a) => a.type === TOTP_TYPE)) await tx.users.setPasswordHash(user.id, null, now);
-  },
+  // The password goes with the last app, unless the person also signs in with it alone (KindRegistry.removed).
+  usesPassword: true,
   auditEvents: { 'totp.added': 'Authenticator app added' },
   // Its self-service pages (/add-authenticator/:flowId/app…).
   routes: totpSelfServiceRoutes,
