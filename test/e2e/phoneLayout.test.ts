@@ -220,6 +220,50 @@ describe('pages on a phone', () => {
     expect(failures, failures.join('\n')).toEqual([]);
   });
 
+  it('the password fallback pages (LATCHKEY_PASSWORD_SIGNIN=alone) fit a phone and pass axe', { timeout: 90_000 }, async () => {
+    const alone = await startServer({ LATCHKEY_PASSWORD_SIGNIN: 'alone' });
+    try {
+      const t = await openTracked(browser, alone);
+      await t.page.setViewportSize(PHONE);
+      const failures: string[] = [];
+      const walk = async (path: string, label: string) => {
+        await visit(t.page, alone.url(path));
+        const { width, culprits } = await overflow(t.page);
+        if (width > PHONE.width) failures.push(`${label} (${path}): ${width} px wide; sticking out: ${culprits.join(', ')}`);
+        await expectAccessible(t.page, `${label} at 375 px`);
+      };
+      await walk('/signin', 'sign in, with "Use your password instead"');
+      expect(await t.page.getByRole('link', { name: 'Use your password instead' }).count()).toBe(1);
+      await walk('/signin/password', 'sign in with your password');
+      await t.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await waitReady(t.page);
+      expect(await errorSummaryText(t.page)).toBe('There is a problem Enter your email address Enter your password');
+      await expectAccessible(t.page, 'sign in with your password, with errors, at 375 px');
+
+      // A person with a long name and address, signed in (enrolled by link), with an app and its password.
+      await t.authenticators.add('platform');
+      const { user, url } = await alone.invite('bartholomew.featherstonehaugh-cholmondeley@hospital-trust.nhs.example.uk', 'Bartholomew Featherstonehaugh-Cholmondeley');
+      await visit(t.page, url);
+      await t.page.getByRole('button', { name: 'Set up passkey' }).click();
+      await t.page.waitForURL('**/enrol/done');
+      const [passkey] = await alone.app.latchkey.store.authenticators.listForUser(user.id);
+      await alone.app.latchkey.store.authenticators.insert({ ...passkey!, id: randomToken(12), type: 'totp', name: 'Authenticator app', aaguid: '', credential_id: `totp:${randomToken(8)}`, config: JSON.stringify({ sealedSecret: 'sealed', lastStep: 0 }) });
+      await alone.app.latchkey.store.users.setPasswordHash(user.id, 'not-a-real-hash', alone.clock.now());
+      await walk('/settings', 'settings, offering "Set a password"');
+      expect(await t.page.getByRole('link', { name: 'Set a password' }).count()).toBe(1);
+      await walk('/settings/set-password', 'set a password');
+      await t.page.getByRole('button', { name: 'Set password' }).click();
+      await waitReady(t.page);
+      expect(await t.page.locator('.error-summary a').first().getAttribute('href')).toBe('#password');
+      const { width, culprits } = await overflow(t.page);
+      if (width > PHONE.width) failures.push(`set a password, with an error: ${width} px wide; sticking out: ${culprits.join(', ')}`);
+      await expectAccessible(t.page, 'set a password, with an error, at 375 px');
+      expect(failures, failures.join('\n')).toEqual([]);
+    } finally {
+      await alone.close();
+    }
+  });
+
   it('styles the password field on "Confirm it is you" like the other fields', async () => {
     const t = await phone();
     const { user, url } = await server.invite('grace.hopper@example.com', 'Grace Hopper');
@@ -227,6 +271,9 @@ describe('pages on a phone', () => {
     await t.page.getByRole('button', { name: 'Set up passkey' }).click();
     await t.page.waitForURL('**/enrol/done');
     await store().users.setPasswordHash(user.id, 'not-a-real-hash', server.clock.now());
+    // The form is offered to someone with an authenticator app to use the password with.
+    const [passkey] = await store().authenticators.listForUser(user.id);
+    await store().authenticators.insert(authenticatorLike(passkey!, user, { type: 'totp', name: 'Authenticator app', aaguid: '', credential_id: `totp:${randomToken(8)}`, config: JSON.stringify({ sealedSecret: 'sealed', lastStep: 0 }) }));
     await visit(t.page, server.url('/settings/reauth?next=/settings'));
     const look = (selector: string) =>
       t.page.locator(selector).evaluate((e) => {
