@@ -80,6 +80,8 @@ export async function settingsRoutes(app: FastifyInstance) {
       store.roles.listForUser(user.id),
     ]);
     const listed = passkeys.filter((p) => kinds.get(p.type)?.settingsSection === 'passkeys');
+    // One passkey and nothing else: no second passkey, app, work account or password (a password alone is a way in).
+    const onlyPasskey = passkeys.length === 1 && listed.length === 1 && !user.password_hash ? listed[0] : undefined;
     const passkeyWords = new Map(listed.map((p) => [p.id, passkeyInWords(passkeyStanding(p, user, kinds, app.latchkey.trust))]));
     return html(
       reply,
@@ -99,6 +101,7 @@ export async function settingsRoutes(app: FastifyInstance) {
           agent={roles.length > 0}
           others={passkeys.filter((p) => kinds.get(p.type)?.settingsSection !== 'passkeys').map((a) => ({ authenticator: a, label: kinds.displayOf(a, user).label }))}
           eventLabels={auditEventLabelsFor(kinds)}
+          onlyPasskey={onlyPasskey}
         />,
       ),
     );
