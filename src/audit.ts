@@ -186,6 +186,7 @@ export const auditEventLabels: Record<string, string> = {
   'user.reactivated': 'User reactivated',
   'user.unlocked': 'Failed sign-ins cleared',
   'self_service.added': 'Authenticator added by the person (self-service)',
+  'recovery.authenticator_added': 'Authenticator added by recovery (identity check)',
   'self_service.code_sent': 'Self-service code emailed',
   'self_service.code_failed': 'Wrong self-service code',
   'self_service.check_failed': 'Self-service details did not match',

@@ -71,4 +71,21 @@ describe('loadConfig', () => {
     expect((error as ConfigError).variable).toBe(name);
     expect((error as ConfigError).message.startsWith(`${name}: `)).toBe(true);
   });
+
+  it('LATCHKEY_RA_CONTACT_URL: an https page or a mailto: address, else refused naming the variable', () => {
+    expect(loadConfig({}).raContactUrl).toBeUndefined();
+    expect(loadConfig({ LATCHKEY_RA_CONTACT_URL: 'https://ra.example.org/contact' }).raContactUrl).toBe('https://ra.example.org/contact');
+    expect(loadConfig({ LATCHKEY_RA_CONTACT_URL: ' mailto:ra@example.org?subject=Passkey ' }).raContactUrl).toBe('mailto:ra@example.org?subject=Passkey');
+    expect(loadConfig({ LATCHKEY_RA_CONTACT_URL: 'http://localhost:8080/ra' }).raContactUrl).toBe('http://localhost:8080/ra');
+    for (const value of ['http://ra.example.org/', 'javascript:alert(1)', '/ra', 'ra.example.org', 'mailto:', 'mailto:nobody', 'https://user:pw@ra.example.org/', 'ftp://ra.example.org/']) {
+      let error: unknown;
+      try {
+        loadConfig({ LATCHKEY_RA_CONTACT_URL: value });
+      } catch (err) {
+        error = err;
+      }
+      expect(error, value).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).variable).toBe('LATCHKEY_RA_CONTACT_URL');
+    }
+  });
 });

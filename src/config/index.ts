@@ -7,6 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { isEmailAddress } from '../users/emailAddress.js';
 
 export type SignupMode = 'open' | 'invite';
 
@@ -145,7 +146,12 @@ export interface Config {
   auditRefusalsPerMinute: number;
   /** ALTCHA proof of work: the most hashes a browser tries (higher: slower for people and bots alike). */
   captchaMaxNumber: number;
-  /** LATCHKEY_RA_CONTACT_URL: where people find their registration authority (linked from self-service problem pages). */
+  /**
+   * LATCHKEY_RA_CONTACT_URL: where people find their registration authority, an https URL or a mailto: address.
+   * Linked from "Can't use your passkey?" (/signin/help), self-service's problem page, the one-passkey warning in
+   * settings and the emails that tell people an authenticator was added by recovery or a model was compromised.
+   * Default: unset; those pages then say to contact the registration authority or administrator.
+   */
   raContactUrl: string | undefined;
   /** LATCHKEY_NATIONAL_ID_LABEL: what the national identifier is called (default "National Insurance number"). */
   nationalIdLabel: string | undefined;
@@ -253,16 +259,28 @@ function readText(env: Env, name: string, fallback: string, max: number): string
   return value;
 }
 
-function readHttpUrl(env: Env, name: string): string | undefined {
+/**
+ * Where people reach a person (LATCHKEY_RA_CONTACT_URL): a page, https (http only on this machine, as the other URLs),
+ * or a `mailto:` address (RFC 6068). Anything else — javascript:, a relative path — would be a link that does
+ * nothing or worse.
+ */
+function readContactUrl(env: Env, name: string): string | undefined {
   const raw = env[name]?.trim();
   if (!raw) return undefined;
-  try {
-    const url = new URL(raw);
-    if (url.protocol === 'https:' || url.protocol === 'http:') return url.toString();
-  } catch {
-    // fall through
+  if (/^mailto:/i.test(raw)) {
+    let address = '';
+    try {
+      address = decodeURIComponent(new URL(raw).pathname);
+    } catch {
+      // refused below
+    }
+    if (!address.split(',').every((a) => isEmailAddress(a.trim()))) throw new ConfigError(name, `expected mailto: and an email address, like mailto:ra@example.org, got "${raw}"`);
+    return raw;
   }
-  throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+  if (!/^https?:\/\//i.test(raw)) throw new ConfigError(name, `expected an https:// URL or a mailto: address, got "${raw}"`);
+  const url = readHttpsUrl(name, raw);
+  if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
+  return url.toString();
 }
 
 function readPattern(env: Env, name: string): RegExp | undefined {
@@ -472,7 +490,7 @@ export function loadConfig(env: Env = process.env): Config {
     auditRefusalsPerSourcePerMinute: readInt(env, 'LATCHKEY_AUDIT_REFUSALS_PER_SOURCE_PER_MINUTE', 10, 1, 10_000),
     auditRefusalsPerMinute: readInt(env, 'LATCHKEY_AUDIT_REFUSALS_PER_MINUTE', 120, 1, 100_000),
     captchaMaxNumber: readInt(env, 'LATCHKEY_CAPTCHA_MAX_NUMBER', 100_000, 10, 10_000_000),
-    raContactUrl: readHttpUrl(env, 'LATCHKEY_RA_CONTACT_URL'),
+    raContactUrl: readContactUrl(env, 'LATCHKEY_RA_CONTACT_URL'),
     nationalIdLabel: env.LATCHKEY_NATIONAL_ID_LABEL?.trim() ? readText(env, 'LATCHKEY_NATIONAL_ID_LABEL', '', 60) : undefined,
     nationalIdPattern: readPattern(env, 'LATCHKEY_NATIONAL_ID_PATTERN'),
     nationalIdHint: env.LATCHKEY_NATIONAL_ID_HINT?.trim() ? readText(env, 'LATCHKEY_NATIONAL_ID_HINT', '', 200) : undefined,

@@ -36,11 +36,13 @@ const providers: Record<string, Provider> = {
   '42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3': { name: 'Google Titan Security Key', kind: 'security-key' },
 };
 
-const fallback: Record<string, Provider> = {
-  passkey: { name: 'Passkey', kind: 'unknown' },
-};
+/**
+ * What an AAGUID not in the list (or all zeros: many providers send none with attestation "none") is called wherever
+ * a provider is shown. Said as unknown rather than "Passkey", which reads as if it were the provider's name.
+ */
+export const UNKNOWN_PROVIDER: Provider = { name: 'Unknown passkey provider', kind: 'unknown' };
 
-/** The provider for an AAGUID; unknown and all-zero AAGUIDs (attestation "none") read as "Passkey". */
+/** The provider for an AAGUID; unknown and all-zero AAGUIDs read as {@link UNKNOWN_PROVIDER}. */
 export function providerFor(aaguid: string): Provider {
-  return providers[aaguid.toLowerCase()] ?? fallback.passkey!;
+  return providers[aaguid.toLowerCase()] ?? UNKNOWN_PROVIDER;
 }

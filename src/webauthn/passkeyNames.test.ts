@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
+import { providerFor } from './aaguids.js';
 
 const ZERO = '00000000-0000-0000-0000-000000000000';
 
@@ -14,6 +15,14 @@ describe('defaultPasskeyName', () => {
     expect(defaultPasskeyName({ aaguid: ZERO, attachment: 'cross-platform', transports: ['usb'] })).toBe('Security key');
     expect(defaultPasskeyName({ aaguid: ZERO, attachment: 'cross-platform', transports: ['hybrid'] })).toBe('Phone or tablet');
     expect(defaultPasskeyName({ aaguid: ZERO })).toBe('Passkey');
+  });
+});
+
+describe('providerFor', () => {
+  it('names a provider it does not know as unknown, never as "Passkey"', () => {
+    expect(providerFor(ZERO)).toEqual({ name: 'Unknown passkey provider', kind: 'unknown' });
+    expect(providerFor('0bd2e54f-2c4b-4b8f-9c4a-3c1d7f0e9a11')).toEqual({ name: 'Unknown passkey provider', kind: 'unknown' });
+    expect(providerFor('FBFC3007-154E-4ECC-8C0B-6E020557D7BD')).toEqual({ name: 'iCloud Keychain', kind: 'platform' });
   });
 });
 

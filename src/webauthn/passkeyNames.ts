@@ -3,7 +3,10 @@ import { providerFor } from './aaguids.js';
 /**
  * A name people will recognise for a passkey they did not name: the provider
  * when its AAGUID is known ("iCloud Keychain", "YubiKey 5 Series"), otherwise
- * what the browser says about where it lives.
+ * what the browser says about where it lives, and at the last "Passkey". A name
+ * is what the person calls the thing, shown beside its provider: "Unknown passkey
+ * provider" belongs in the provider column, and as a name it would say it twice
+ * and read like a warning about the passkey itself.
  */
 export function defaultPasskeyName(facts: { aaguid: string; attachment?: unknown; transports?: unknown }): string {
   const provider = providerFor(facts.aaguid);

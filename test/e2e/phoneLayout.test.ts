@@ -98,6 +98,8 @@ describe('pages on a phone', () => {
     // ---- signed out: sign in, sign up, enrolment code, self-service start and details
     const visitor = await phone();
     await go(visitor.page, '/signin', 'sign in');
+    await go(visitor.page, '/signin/help?next=/interaction/abc&email=alexandra.wilhelmina.montgomery-smythe@registration-authority.example.org', "can't use your passkey");
+    await expectAccessible(visitor.page, "can't use your passkey at 375 px");
     await go(visitor.page, '/signup', 'sign up');
     await go(visitor.page, '/enrol', 'enrolment code');
     await go(visitor.page, '/add-authenticator', 'self-service start');
@@ -119,6 +121,11 @@ describe('pages on a phone', () => {
     await agentPage.page.waitForURL('**/enrol/done');
     await check(agentPage.page, 'enrolment done');
     await store().roles.set(agent.id, ['ra_manager'], null, server.clock.now());
+
+    // One passkey and nothing else: the warning that says what losing it means.
+    await go(agentPage.page, '/settings', 'settings with one passkey');
+    expect(await agentPage.page.locator('[data-only-passkey]').count()).toBe(1);
+    await expectAccessible(agentPage.page, 'settings with one passkey at 375 px');
 
     // More rows: another passkey, an authenticator app with a password, so every settings table and page is there.
     const [first] = await store().authenticators.listForUser(agent.id);

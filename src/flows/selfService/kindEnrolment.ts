@@ -13,6 +13,7 @@ import { appError } from '../../errors.js';
 import type { Flow, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
+import { sendRecoveryNotice } from '../../mail/sendRecoveryNotice.js';
 import { selfServiceFlow, type SelfServiceDataSchema } from './selfServiceFlow.js';
 import type { Base } from './views.js';
 
@@ -70,21 +71,37 @@ export interface AddedBySelfService {
 }
 
 /**
+ * Whether adding an authenticator is a recovery: after the identity check, to a profile that already has one, by
+ * someone who did not use any of them. A flow started from settings (startVerifiedFlow) is not one: the person was
+ * signed in and had just confirmed it is them. Nor is a first authenticator: there was nothing to use.
+ */
+export function isRecovery(data: SelfServiceData, existingAuthenticators: number): boolean {
+  return data.origin !== 'settings' && existingAuthenticators > 0;
+}
+
+/**
  * Finish a self-service flow with what a kind added: in one transaction the flow is used up, the authenticator
- * written and a pending person enrolled; then the audit record and the email to the person. Returns the done page.
+ * written, a pending person enrolled and, for a recovery, the `recovery.authenticator_added` record; then the
+ * `self_service.added` record and the email to the person (for a recovery, to every address on the profile, saying
+ * how and what to do if it wasn't them). A recovery ends no session: the email says so and where to end them.
+ * Returns the done page.
  */
 export async function completeSelfServiceEnrolment(app: FastifyInstance, request: FastifyRequest, enrolment: SelfServiceEnrolment, added: AddedBySelfService): Promise<string> {
   const { store, now, mailer, config } = app.latchkey;
-  const { flow, user } = enrolment;
-  const authenticatorId = await store.transaction(async (tx) => {
+  const { flow, user, data } = enrolment;
+  const { authenticatorId, recovery } = await store.transaction(async (tx) => {
     // The whole attempt is used up by the authenticator it added.
     await selfServiceFlow.consume(tx, flow, now());
+    const recovery = isRecovery(data, await tx.authenticators.countForUser(user.id));
     const id = await added.add(tx);
     if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
-    return id;
+    // By the person as the identity check knows them (as self_service.added); `via` says that is all it rests on.
+    if (recovery) await audit(app, request, { event: 'recovery.authenticator_added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: id, detail: { what: added.what, via: 'identity_check' } }, tx);
+    return { authenticatorId: id, recovery };
   });
   await audit(app, request, { event: 'self_service.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { what: added.what } });
-  await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: added.what }, now());
+  if (recovery) await sendRecoveryNotice({ mailer, config, log: request.log }, user, { what: added.what }, now());
+  else await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: added.what }, now());
   // Choice values are URL-safe (the registry checks them).
   return `/add-authenticator/${flow.id}/done?added=${added.choice}`;
 }

@@ -378,6 +378,96 @@ describe('self-service: add an authenticator', () => {
     expect((await me.get('/settings')).statusCode).toBe(302);
   });
 
+  describe('recovery: adding an authenticator through the identity check to a profile that has one', () => {
+    /** Nell, signed up with a passkey in her own browser (a session), with her National Insurance number on her profile. */
+    async function enrolledPerson() {
+      const phone = authenticator();
+      const own = await signUp(t.app, phone, 'nell@example.org', 'Nell Gwyn');
+      const user = (await store().users.findByEmail('nell@example.org'))!;
+      await store().users.setNationalIdHash(user.id, hashNationalId(t.app.latchkey.secret, NINO), clock);
+      return { own, user, phone };
+    }
+
+    async function addPasskeyThroughCheck() {
+      const { browser, base } = await verified();
+      const opts = await browser.postJson(`${base}/passkey/options`, { name: 'New phone', placement: 'this-device' });
+      const done = await browser.postJson(`${base}/passkey/verify`, { response: authenticator().createCredential(opts.json().options), name: 'New phone' });
+      expect(done.statusCode).toBe(200);
+      return { browser, base };
+    }
+
+    it('emails every address on the profile how and when, ends no session, and is in the activity list and the audit log', async () => {
+      const { own, user } = await enrolledPerson();
+      clock += 60_000;
+      await addPasskeyThroughCheck();
+      const added = (await store().authenticators.listForUser(user.id)).find((a) => a.name === 'New phone')!;
+
+      // The profile's email is the only address it keeps (a linked work account keeps none).
+      expect(sink.messages.map((m) => [m.to, m.subject])).toEqual([[['nell@example.org'], 'An authenticator was added to your Care Identity profile']]);
+      expect(sink.messages[0]!.text).toBe(`Hello Nell Gwyn,
+
+A passkey was added to your Care Identity profile at 2026-11-22 09:01 UTC, through the identity check: someone entered your email address and National Insurance number, and the code we emailed to nell@example.org. None of your existing passkeys or other ways to sign in was used.
+
+We are sending this to every email address on your profile. Nobody has been signed out: your sessions carry on as before.
+
+If this was you, you do not need to do anything.
+
+If this was not you:
+1. Sign in with your own passkey or another way you have (if you cannot, go to step 3): http://localhost:3000/signin
+2. In Login and security settings (http://localhost:3000/settings), remove the passkey you do not recognise, and under "Where you are signed in" sign out every session you do not recognise.
+3. Contact your registration authority straight away: someone may know your National Insurance number and be able to read your email.`);
+
+      // Her own session carries on, and her recent activity says what happened.
+      const settings = await own.get('/settings');
+      expect(settings.statusCode).toBe(200);
+      expect(settings.body).toMatch(/<tr data-event="recovery\.authenticator_added"><td data-label="When">2026-11-22 09:01 UTC<\/td><td data-label="What">Authenticator added by recovery \(identity check\)<\/td>/);
+
+      const [record] = (await store().audit.listForSubject(user.id, 50)).filter((e) => e.event === 'recovery.authenticator_added');
+      expect(record).toMatchObject({ outcome: 'success', actor_user_id: user.id, subject_user_id: user.id, authenticator_id: added.id });
+      expect(JSON.parse(record!.detail)).toEqual({ what: 'passkey', via: 'identity_check' });
+
+      // The console's audit log shows it in words, and can be filtered to it.
+      const auditor = await signUp(t.app, authenticator(), 'audrey@example.org', 'Audrey Auditor');
+      await store().roles.set((await store().users.findByEmail('audrey@example.org'))!.id, ['auditor'], null, clock);
+      const log = (await auditor.get('/admin/audit?event=recovery.authenticator_added')).body;
+      expect([...log.matchAll(/<tr data-event="([^"]+)">/g)].map((m) => m[1])).toEqual(['recovery.authenticator_added']);
+      expect(log).toContain('Authenticator added by recovery (identity check)');
+      expect(log).toContain('<option value="recovery.authenticator_added"');
+    });
+
+    it('says where the registration authority is when LATCHKEY_RA_CONTACT_URL is set', async () => {
+      await t.close();
+      t = await createTestApp({ LATCHKEY_SMTP_URL: sink.url, LATCHKEY_ORGANISATION: 'Care Identity', LATCHKEY_RA_CONTACT_URL: 'https://ra.example.org/contact' }, { now: () => clock });
+      await enrolledPerson();
+      await addPasskeyThroughCheck();
+      expect(sink.messages).toHaveLength(1);
+      expect(sink.messages[0]!.text).toContain('3. Contact your registration authority straight away (https://ra.example.org/contact): someone may know');
+    });
+
+    it('adding from settings (signed in, confirmed it is them) is not a recovery; nor is a first authenticator', async () => {
+      const { own, user } = await enrolledPerson();
+      const choose = (await own.postForm('/settings/add-authenticator', {})).headers.location as string;
+      const flowBase = choose.replace(/\/choose$/, '');
+      const opts = await own.postJson(`${flowBase}/passkey/options`, { name: 'Laptop', placement: 'this-device' });
+      expect((await own.postJson(`${flowBase}/passkey/verify`, { response: authenticator().createCredential(opts.json().options), name: 'Laptop' })).statusCode).toBe(200);
+      expect(sink.messages).toHaveLength(1);
+      expect(sink.messages[0]!.text).toContain('A passkey was added to your Care Identity profile at');
+      expect(sink.messages[0]!.text).not.toContain('identity check');
+      const events = (await store().audit.listForSubject(user.id, 50)).map((e) => e.event);
+      expect(events).toContain('self_service.added');
+      expect(events).not.toContain('recovery.authenticator_added');
+
+      // Someone with no authenticator yet sets up their first: nothing was there to use.
+      sink.clear();
+      const newcomer = await person('kit@example.org');
+      const { browser, base } = await verified('kit@example.org');
+      const first = await browser.postJson(`${base}/passkey/options`, { name: 'Phone', placement: 'this-device' });
+      expect((await browser.postJson(`${base}/passkey/verify`, { response: authenticator().createCredential(first.json().options), name: 'Phone' })).statusCode).toBe(200);
+      expect((await sink.waitFor((m) => m.to.includes('kit@example.org'))).text).not.toContain('identity check');
+      expect((await store().audit.listForSubject(newcomer.id, 50)).map((e) => e.event)).not.toContain('recovery.authenticator_added');
+    });
+  });
+
   it('throttles consecutive failed sign-ins with growing delays and locks at 100', async () => {
     const user = await person();
     await store().users.setPasswordHash(user.id, '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZmFrZWhhc2g', clock);

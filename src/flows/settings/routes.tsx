@@ -90,6 +90,8 @@ export async function settingsRoutes(app: FastifyInstance) {
       store.roles.listForUser(user.id),
     ]);
     const listed = passkeys.filter((p) => kinds.get(p.type)?.settingsSection === 'passkeys');
+    // One passkey and nothing else: no second passkey, app, work account or password (a password alone is a way in).
+    const onlyPasskey = passkeys.length === 1 && listed.length === 1 && !user.password_hash ? listed[0] : undefined;
     const passkeyWords = new Map(listed.map((p) => [p.id, passkeyInWords(passkeyStanding(p, user, kinds, app.latchkey.trust))]));
     return html(
       reply,
@@ -110,6 +112,7 @@ export async function settingsRoutes(app: FastifyInstance) {
           others={passkeys.filter((p) => kinds.get(p.type)?.settingsSection !== 'passkeys').map((a) => ({ authenticator: a, label: kinds.displayOf(a, user).label }))}
           eventLabels={auditEventLabelsFor(kinds)}
           passwordAlone={config.passwordSignIn === 'alone' ? { offer: passwordOffer(user, passkeys) } : undefined}
+          onlyPasskey={onlyPasskey}
         />,
       ),
     );

@@ -1,6 +1,7 @@
 import { expectConfirmError } from '../../../test/support/pages.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { authenticator, createTestApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { authenticator, createTestApp, insertApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
+import { NO_PASSKEY_COLUMNS } from '../../strategies/authenticatorKind.js';
 import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
 import { startSmtpSink } from '../../../test/support/smtpSink.js';
 
@@ -160,6 +161,87 @@ describe('Login and security settings', () => {
     expect((await browser.get('/settings/reauth?next=/settings')).statusCode).toBe(200);
     await reauth(browser, phone);
     expect((await browser.postForm(`/settings/passkeys/${ids[1]}/remove`, { confirm: 'yes' })).statusCode).toBe(303);
+  });
+
+  describe('one passkey and nothing else', () => {
+    const ONLY = /<div class="warning" id="only-passkey" data-only-passkey="true">([\s\S]*?)<\/div>/;
+    const text = (html: string) => ONLY.exec(html)?.[1]!.replace(/<\/(h3|p)>/g, ' ').replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim();
+
+    it('warns what losing it means and offers another passkey; the warning goes once there is a second passkey', async () => {
+      const phone = authenticator();
+      const browser = await signUp(t.app, phone);
+      const page = (await browser.get('/settings')).body;
+      const name = /<strong class="passkey-name">([^<]+)<\/strong>/.exec(page)![1]!;
+      expect(text(page)).toBe(
+        `You have only one way to sign in If you lose your passkey ${name}, or the phone, computer or security key it is on, you will not be able to sign in. ` +
+          'To get back in, you would have to ask your registration authority or administrator to check who you are and give you a new passkey. ' +
+          'Set up another passkey on a different device, such as your phone, or on a security key, so that you always have a second way in. Set up another passkey',
+      );
+      // Near the list, before the form it points to.
+      expect(page.indexOf('data-only-passkey')).toBeGreaterThan(page.indexOf('data-passkey-id'));
+      expect(page.indexOf('data-only-passkey')).toBeLessThan(page.indexOf('id="add-passkey"'));
+      expect(ONLY.exec(page)![1]).toContain('<a class="button secondary" href="#add-passkey">Set up another passkey</a>');
+
+      expect((await addPasskey(browser, authenticator({ transports: ['usb'], aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8' }), 'Blue YubiKey')).statusCode).toBe(200);
+      const two = (await browser.get('/settings')).body;
+      expect(two).toContain('Blue YubiKey');
+      expect(two).not.toContain('data-only-passkey');
+    });
+
+    it('names the identity check when the person could use it, and the registration authority as configured', async () => {
+      const ra = await createTestApp({ LATCHKEY_RA_CONTACT_URL: 'mailto:ra@example.org' }, { now: () => clock });
+      try {
+        const browser = await signUp(ra.app, authenticator());
+        const user = (await ra.app.latchkey.store.users.findByEmail('ada@example.com'))!;
+        expect(ONLY.exec((await browser.get('/settings')).body)![1]).toContain('ask <a href="mailto:ra@example.org">your registration authority</a> to check who you are');
+        await ra.app.latchkey.store.users.setNationalIdHash(user.id, 'hmac-of-a-national-insurance-number', clock);
+        const page = (await browser.get('/settings')).body;
+        expect(text(page)).toContain(
+          'To get back in, you would have to prove who you are again: with your email address, your National Insurance number and a code we email you (add an authenticator to your profile), or through your registration authority.',
+        );
+        expect(ONLY.exec(page)![1]).toContain('<a href="/add-authenticator">add an authenticator to your profile</a>');
+      } finally {
+        await ra.close();
+      }
+    });
+
+    it('is not shown beside an authenticator app (with its password), a work account or a password alone', async () => {
+      const browser = await signUp(t.app, authenticator());
+      const store = t.app.latchkey.store;
+      const user = (await store.users.findByEmail('ada@example.com'))!;
+      expect((await browser.get('/settings')).body).toContain('data-only-passkey');
+      // A password alone (LATCHKEY_PASSWORD_SIGNIN=alone) is a second way in.
+      await store.users.setPasswordHash(user.id, '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZmFrZWhhc2g', clock);
+      expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
+      await store.users.setPasswordHash(user.id, null, clock);
+      await insertApp(store, t.app.latchkey.secretBox, { id: 'app-1', user_id: user.id }, 'JBSWY3DPEHPK3PXP');
+      expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
+      await store.authenticators.remove(user.id, 'app-1');
+      expect((await browser.get('/settings')).body).toContain('data-only-passkey');
+      await store.authenticators.insert({
+        id: 'work-1',
+        user_id: user.id,
+        type: 'linked-account',
+        credential_id: 'https://login.example.org#ada',
+        ...NO_PASSKEY_COLUMNS,
+        config: JSON.stringify({ provider: 'nhsnet' }),
+        name: 'NHS.net Connect',
+        created_at: clock,
+        last_used_at: null,
+      });
+      expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
+    });
+  });
+
+  it('shows "Unknown passkey provider" for an AAGUID it does not know, and names such a passkey by where it lives', async () => {
+    // Sign-up leaves the name blank: it is named at registration.
+    const browser = await signUp(t.app, authenticator({ aaguid: '00000000-0000-0000-0000-000000000000' }));
+    await addPasskey(browser, authenticator({ aaguid: '0bd2e54f-2c4b-4b8f-9c4a-3c1d7f0e9a11' }), 'Old key');
+    await addPasskey(browser, authenticator({ aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd' }), 'Phone');
+    const page = (await browser.get('/settings')).body;
+    const rows = [...page.matchAll(/<strong class="passkey-name">([^<]+)<\/strong>[\s\S]*?data-provider="([^"]+)"/g)].map((m) => `${m[1]}: ${m[2]}`).sort();
+    expect(rows).toEqual(['Old key: Unknown passkey provider', 'Passkey on this device: Unknown passkey provider', 'Phone: iCloud Keychain']);
+    expect(page).not.toContain('data-provider="Passkey"');
   });
 
   it("does not let one user touch another's passkeys", async () => {

@@ -4,6 +4,7 @@ import type { FieldError } from '../../errors.js';
 import { providerFor, type ProviderKind } from '../../webauthn/aaguids.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import { describeUserAgent } from '../../views/userAgent.js';
+import { nationalIdFormat } from '../../users/nationalId.js';
 
 function ProviderIcon(props: { kind: ProviderKind }) {
   const paths: Record<ProviderKind, string> = {
@@ -101,6 +102,41 @@ export interface SettingsModel {
    * `new`, or `app` when the person uses a password with an app already; undefined once they have one of their own.
    */
   passwordAlone?: { offer?: 'new' | 'app' };
+  /** The person's one way in, when it is a single passkey and nothing else (onlyPasskey in routes.tsx): say what losing it means. */
+  onlyPasskey?: Authenticator;
+}
+
+/**
+ * One passkey and nothing else is one lost phone or key away from being locked out: say so, say how they would get
+ * back in (the ways their organisation allows them), and offer the remedy on the spot.
+ */
+function OnlyPasskeyWarning(m: { config: Config; user: User; passkey: Authenticator }) {
+  const label = nationalIdFormat(m.config).label;
+  const ra = m.config.raContactUrl ? (
+    <a href={m.config.raContactUrl}>your registration authority</a>
+  ) : (
+    'your registration authority or administrator'
+  );
+  return (
+    <div class="warning" id="only-passkey" data-only-passkey>
+      <h3>You have only one way to sign in</h3>
+      <p>
+        If you lose your passkey <strong>{m.passkey.name}</strong>, or the phone, computer or security key it is on, you will not be able to sign in.
+      </p>
+      {m.user.national_id_hash ? (
+        <p>
+          To get back in, you would have to prove who you are again: with your email address, your {label} and a code we email you (
+          <a href="/add-authenticator">add an authenticator to your profile</a>), or through {ra}.
+        </p>
+      ) : (
+        <p>To get back in, you would have to ask {ra} to check who you are and give you a new passkey.</p>
+      )}
+      <p>Set up another passkey on a different device, such as your phone, or on a security key, so that you always have a second way in.</p>
+      <a class="button secondary" href="#add-passkey">
+        Set up another passkey
+      </a>
+    </div>
+  );
 }
 
 export function SettingsPage(m: SettingsModel) {
@@ -191,6 +227,7 @@ export function SettingsPage(m: SettingsModel) {
           })}
         </tbody>
       </table>
+      {m.onlyPasskey ? <OnlyPasskeyWarning config={m.config} user={m.user} passkey={m.onlyPasskey} /> : null}
 
       <h2 id="add-passkey">Set up a passkey</h2>
       <NoScript />

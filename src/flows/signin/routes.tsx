@@ -19,6 +19,10 @@ import { SignInPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
+import { html } from '../../http/replies.js';
+import { nationalIdFormat } from '../../users/nationalId.js';
+import { TOTP_TYPE } from '../../strategies/totp/kind.js';
+import { SignInHelpPage, type WaysBack } from './helpViews.js';
 
 export const SIGNIN_FLOW = 'signin';
 /** The sign-in ceremony: how the person started (for the audit), and whether it is a decoy for an unknown email. */
@@ -38,6 +42,8 @@ const SignInQuery = Type.Object({
 export function safeNext(next: string | undefined): string | undefined {
   return next && /^\/(?![/\\])[^\s\\]*$/.test(next) ? next : undefined;
 }
+
+const HelpQuery = Type.Object({ next: SignInQuery.properties.next, email: SignInQuery.properties.email });
 
 const OptionsBody = Type.Object({
   mode: Type.Union([Type.Literal('discoverable'), Type.Literal('autofill'), Type.Literal('email')]),
@@ -61,6 +67,18 @@ export async function signInRoutes(app: FastifyInstance) {
   });
   // The form posts here only when the page's script did not run.
   r.post('/signin', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signin?nojs=1', 303));
+
+  // "Can't use your passkey?": the ways back this deployment allows. The same page for everyone (it names no account).
+  r.get('/signin/help', { schema: { querystring: HelpQuery } }, async (request, reply) => {
+    const ways: WaysBack = {
+      passwordAlone: config.passwordSignIn === 'alone',
+      passwordAndApp: app.latchkey.kinds.get(TOTP_TYPE) !== undefined,
+      linkedAccounts: config.upstreamProviders,
+      nationalIdLabel: nationalIdFormat(config).label,
+    };
+    const page = <SignInHelpPage config={config} csrfToken={request.csrfToken} ways={ways} next={safeNext(request.query.next)} emailHint={request.query.email} />;
+    return html(reply, renderPage(page));
+  });
 
   r.post('/signin/options', { schema: { body: OptionsBody }, ...rateLimited(app) }, async (request) => {
     const { mode, email } = request.body;

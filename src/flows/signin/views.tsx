@@ -73,6 +73,9 @@ export function SignInPage(props: {
         </ol>
         <p>On iPhone or iPad, make sure "Password AutoFill" and "Passkey AutoFill" are turned on in your device settings.</p>
       </details>
+      <p>
+        <a href={`/signin/help${passwordQuery(props.next, props.emailHint)}`}>Can't use your passkey?</a>
+      </p>
       {props.config.signup === 'open' ? (
         <p>
           New here? <a href="/signup">Create an account</a>
