@@ -44,6 +44,7 @@ import { signUpRoutes } from './flows/signup/routes.js';
 import { enrolmentRoutes } from './flows/enrolment/routes.js';
 import { settingsRoutes } from './flows/settings/routes.js';
 import { reauthRoutes } from './flows/reauth/routes.js';
+import { passkeyUpgradeRoutes } from './flows/passkeyUpgrade/routes.js';
 import { fido2Routes } from './fido2/routes.js';
 import { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import { oidcRoutes } from './oidc/routes.js';
@@ -191,7 +192,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.get('/', async (request, reply) => reply.redirect(request.auth ? '/settings' : '/signin'));
   app.get('/healthz', async () => ({ status: 'ok' }));
   await app.register(relatedOriginsRoutes);
-  for (const feature of [signInRoutes, signUpRoutes, enrolmentRoutes, settingsRoutes, reauthRoutes, adminRoutes, servicesRoutes]) await app.register(feature);
+  for (const feature of [signInRoutes, signUpRoutes, enrolmentRoutes, settingsRoutes, reauthRoutes, passkeyUpgradeRoutes, adminRoutes, servicesRoutes]) await app.register(feature);
   // Each kind's own endpoints (sign-in, step-up or enrolment pages it serves
   // itself), registered where the linked-account routes were, before oidcRoutes.
   for (const kind of latchkey.kinds.all()) if (kind.routes) await app.register(kind.routes);

@@ -34,6 +34,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ LATCHKEY_PASSWORD_SIGNIN: '' }).passwordSignIn).toBe('with-app');
   });
 
+  it('asks people without a passkey to set one up every 7 days unless told otherwise; 0 never asks', () => {
+    expect(loadConfig({}).passkeyPromptDays).toBe(7);
+    expect(loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: '0' }).passkeyPromptDays).toBe(0);
+    expect(loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: '30' }).passkeyPromptDays).toBe(30);
+    for (const bad of ['-1', '366', 'weekly', '1.5']) {
+      expect(() => loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: bad })).toThrow(/^LATCHKEY_PASSKEY_PROMPT_DAYS: /);
+    }
+  });
+
   it('derives the origin from PORT and the RP ID from the origin host', () => {
     expect(loadConfig({ PORT: '8080' }).origin).toBe('http://localhost:8080');
     const c = loadConfig({ LATCHKEY_ORIGIN: 'https://id.example.org' });

@@ -68,6 +68,13 @@ export interface Config {
   sessionMaxSeconds: number;
   /** Adding or removing a passkey needs a passkey check at most this long ago. */
   reauthSeconds: number;
+  /**
+   * LATCHKEY_PASSKEY_PROMPT_DAYS (default 7; 0 = never ask): after a sign-in with anything but a passkey, someone
+   * who has no passkey is offered one (src/flows/passkeyUpgrade): the browser's password manager may save one
+   * without a dialog (WebAuthn conditional create), or a "Set up a passkey" page asks. Whoever chooses "Not now" is
+   * asked again at a sign-in this many days later; a service waiting for the sign-in is never held up by it.
+   */
+  passkeyPromptDays: number;
   /** How long an invite (enrolment) link stays valid. */
   inviteSeconds: number;
   /** How long a WebAuthn challenge stays valid. */
@@ -463,6 +470,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionIdleSeconds: readInt(env, 'LATCHKEY_SESSION_IDLE_MINUTES', 60, 1, 24 * 60) * 60,
     sessionMaxSeconds: readInt(env, 'LATCHKEY_SESSION_MAX_HOURS', 24, 1, 24 * 30) * 3600,
     reauthSeconds: readInt(env, 'LATCHKEY_REAUTH_MINUTES', 5, 1, 24 * 60) * 60,
+    passkeyPromptDays: readInt(env, 'LATCHKEY_PASSKEY_PROMPT_DAYS', 7, 0, 365),
     inviteSeconds: readInt(env, 'LATCHKEY_INVITE_HOURS', 72, 1, 24 * 30) * 3600,
     challengeSeconds: 5 * 60,
     challengeStore,

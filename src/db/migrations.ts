@@ -310,6 +310,16 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  /**
+   * When a person last chose "Not now" on "Set up a passkey" after signing in
+   * without one (src/flows/passkeyUpgrade): they are asked again only after
+   * LATCHKEY_PASSKEY_PROMPT_DAYS. Null: never skipped.
+   */
+  '0009_passkey_prompt': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('users').addColumn('passkey_prompt_skipped_at', 'bigint').execute();
+    },
+  },
 });
 
 /**

@@ -19,7 +19,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -39,6 +39,7 @@ function newUser(overrides: Partial<User> = {}): User {
     password_hash: null,
     failed_signins: 0,
     last_failed_signin_at: null,
+    passkey_prompt_skipped_at: null,
     ...overrides,
     name_search: (overrides.display_name ?? 'Ada Lovelace').toLowerCase(),
   };
@@ -95,6 +96,13 @@ function newFlow(overrides: Partial<NewFlow> = {}): NewFlow {
     expires_at: T0 + 5 * MINUTE,
     ...overrides,
   };
+}
+
+/** A user row as a database migrated only up to 0008 holds it (no passkey_prompt_skipped_at column yet). */
+async function insertUserBefore0009(db: Db): Promise<Omit<User, 'passkey_prompt_skipped_at'>> {
+  const { passkey_prompt_skipped_at: _added, ...row } = newUser();
+  await db.kysely.insertInto('users').values(row).execute();
+  return row;
 }
 
 /** Resolves to the rejection, failing the test if the promise fulfils. */
@@ -161,7 +169,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const fresh = await target.open();
         expect(await migrateToLatest(fresh.kysely, fresh.dialect, '0004_oidc')).toEqual(MIGRATIONS.slice(0, 4));
         const s = createStore(fresh);
-        const user = await s.users.insert(newUser());
+        const user = await insertUserBefore0009(fresh);
         const session = newSession(user.id, { authenticator_id: rid() });
         await s.sessions.insert(session);
         await s.audit.record({ event: 'signin', outcome: 'success', actorUserId: user.id, subjectUserId: user.id, at: T0 });
@@ -177,7 +185,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const fresh = await target.open();
         await migrateToLatest(fresh.kysely, fresh.dialect, '0006_signin_failures');
         const s = createStore(fresh);
-        const user = await s.users.insert(newUser());
+        const user = await insertUserBefore0009(fresh);
         const { config: _none, ...before } = newAuthenticator(user.id);
         const passkey = { ...before, id: rid() };
         const app = { ...before, id: rid(), type: 'totp', credential_id: `totp:${rid()}`, public_key: 'sealed-secret', counter: 59_000_123, aaguid: 'totp', backup_eligible: 0 };
@@ -236,6 +244,33 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.users.findById(user.id)).toMatchObject({ status: 'enrolled', updated_at: T0 + MINUTE, created_at: T0 });
         await store.users.setStatus(user.id, 'suspended', T0 + 2 * MINUTE);
         expect((await store.users.findById(user.id))!.status).toBe('suspended');
+      });
+
+      it('remembers when the passkey prompt was skipped, and forgets it; the joined reads carry it', async () => {
+        const user = await insertUser();
+        expect((await store.users.findById(user.id))!.passkey_prompt_skipped_at).toBeNull();
+        await store.users.setPasskeyPromptSkippedAt(user.id, T0 + 3 * MINUTE);
+        const skipped = (await store.users.findById(user.id))!;
+        // Not a change to the profile: updated_at stays.
+        expect(skipped).toMatchObject({ passkey_prompt_skipped_at: T0 + 3 * MINUTE, updated_at: T0 });
+        expect(typeof skipped.passkey_prompt_skipped_at).toBe('number');
+        const session = newSession(user.id);
+        await store.sessions.insert(session);
+        expect((await store.sessions.findWithUser(session.id_hash))!.user).toEqual(skipped);
+        await store.users.setPasskeyPromptSkippedAt(user.id, null);
+        expect((await store.users.findById(user.id))!.passkey_prompt_skipped_at).toBeNull();
+        // Only that person's row.
+        const other = await insertUser();
+        await store.users.setPasskeyPromptSkippedAt(user.id, T0);
+        expect((await store.users.findById(other.id))!.passkey_prompt_skipped_at).toBeNull();
+      });
+
+      it('0009 adds the skip time to existing users as null', async () => {
+        const fresh = await target.open();
+        await migrateToLatest(fresh.kysely, fresh.dialect, '0008_fido_metadata');
+        const before = await insertUserBefore0009(fresh);
+        expect(await fresh.migrate()).toEqual(MIGRATIONS.slice(8));
+        expect(await createStore(fresh).users.findById(before.id)).toEqual({ ...before, passkey_prompt_skipped_at: null });
       });
 
       it('count and list see inserted users in creation order', async () => {

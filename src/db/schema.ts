@@ -25,6 +25,8 @@ export interface UsersTable {
   /** Consecutive failed sign-ins across methods (NIST SP 800-63B: at most 100); a success resets it. */
   failed_signins: ColumnType<number, number | undefined, number>;
   last_failed_signin_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** When the person last chose "Not now" on "Set up a passkey" (migration 0009); null: never. */
+  passkey_prompt_skipped_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /**

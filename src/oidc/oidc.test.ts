@@ -460,7 +460,8 @@ describe('OpenID Connect provider', () => {
     it('password + authenticator app: AAL2 with amr pwd otp mfa, back to the service through the continue page', async () => {
       const { store, secretBox } = t.app.latchkey;
       const user = await createUser(store, { email: 'katherine@example.com', displayName: 'Katherine Johnson' }, clock);
-      await store.kysely.updateTable('users').set({ password_hash: await hashPassword('correct horse battery'), status: 'enrolled' }).where('id', '=', user.id).execute();
+      // She chose "Not now" on the passkey offer today, so this sign-in goes straight back (src/flows/passkeyUpgrade).
+      await store.kysely.updateTable('users').set({ password_hash: await hashPassword('correct horse battery'), status: 'enrolled', passkey_prompt_skipped_at: clock }).where('id', '=', user.id).execute();
       const secret = newTotpSecret();
       const appId = 'totp-app-1';
       await insertApp(store, secretBox, { id: appId, user_id: user.id, created_at: clock }, secret);
@@ -692,6 +693,8 @@ describe('step-up from a real AAL1 sign-in (a linked account at an upstream conf
       LATCHKEY_UPSTREAM_WORK_CLIENT_SECRET: idp.clientSecret!,
       LATCHKEY_UPSTREAM_WORK_NAME: 'Work sign-in',
       LATCHKEY_UPSTREAM_WORK_AAL: '1',
+      // These people are about step-up, not the passkey offer after a sign-in (src/flows/passkeyUpgrade tests that).
+      LATCHKEY_PASSKEY_PROMPT_DAYS: '0',
     }, { now: () => Date.now() + offset });
     const { service, clientSecret } = await addService(t.app.latchkey.store, t.app.latchkey.secretBox, { name: 'Rota', redirectUris: [REDIRECT], clientType: 'confidential', aal: 2, firstParty: true }, Date.now());
     rp = await client.discovery(new URL(TEST_ORIGIN), service.client_id, undefined, client.ClientSecretBasic(clientSecret!), {

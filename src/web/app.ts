@@ -274,6 +274,66 @@ function registrationForm(formId: string, optionsUrl: string, verifyUrl: string,
   });
 }
 
+// --- "Set up a passkey" after a sign-in without one: first let the password manager save one without a dialog.
+
+/** How long the browser gets to save a passkey by itself before the page asks instead. */
+const CONDITIONAL_CREATE_WAIT_MS = 3000;
+
+function passkeyUpgradePage(): void {
+  const form = document.getElementById('passkey-upgrade-form') as HTMLFormElement | null;
+  const choice = document.getElementById('passkey-upgrade-choice');
+  const next = document.body.dataset.next || '/settings';
+  const finish = (result: Json) => window.location.assign(typeof result.redirect === 'string' ? result.redirect : next);
+  const ask = (): void => {
+    if (choice) choice.hidden = false;
+    setStatus('');
+    document.body.dataset.upgrade = 'interstitial';
+  };
+
+  form?.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (unsupported()) return;
+    clearError();
+    const button = form.querySelector('button[type="submit"]') as HTMLButtonElement | null;
+    busy(button, true);
+    try {
+      WebAuthnAbortService.cancelCeremony();
+      finish(await register('/passkey-upgrade/options', '/passkey-upgrade/verify', { ...formValues(form), next }));
+    } catch (err) {
+      showError(explain(err, 'create'), err instanceof ApiError ? err.fields : []);
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  // WebAuthn L3 §5.1.3: ask for a conditional create only where getClientCapabilities() reports it, so a browser
+  // without it shows no error. While it is tried the choice waits out of sight; "Not now" stays.
+  const PKC = window.PublicKeyCredential as unknown as { getClientCapabilities?: () => Promise<Record<string, boolean>> } | undefined;
+  if (typeof PKC?.getClientCapabilities !== 'function') return ask();
+  if (choice) choice.hidden = true;
+  void (async () => {
+    let timer: number | undefined;
+    try {
+      if ((await PKC.getClientCapabilities!())?.conditionalCreate !== true) return ask();
+      document.body.dataset.upgrade = 'conditional';
+      const { options } = (await postJSON('/passkey-upgrade/options', { conditional: true, next })) as { options: Parameters<typeof startRegistration>[0]['optionsJSON'] };
+      // A password manager that will save a passkey does so at once; one that won't may never answer.
+      timer = window.setTimeout(() => WebAuthnAbortService.cancelCeremony(), CONDITIONAL_CREATE_WAIT_MS);
+      const response = await startRegistration({ optionsJSON: options, useAutoRegister: true });
+      window.clearTimeout(timer);
+      setStatus('Saving your passkey…');
+      const result = await postJSON('/passkey-upgrade/verify', { response: response as unknown as Json, next });
+      document.body.dataset.upgrade = 'saved';
+      finish(result);
+    } catch (err) {
+      window.clearTimeout(timer);
+      // The browser declining is not a problem to report; the server refusing is.
+      if (err instanceof ApiError) showError(err.message);
+      ask();
+    }
+  })();
+}
+
 // --- A standalone "confirm it's you" page (before removing a passkey).
 function reauthPage(): void {
   const button = document.getElementById('reauth-button') as HTMLButtonElement | null;
@@ -464,6 +524,9 @@ function main(): void {
       break;
     case 'reauth':
       reauthPage();
+      break;
+    case 'passkey-upgrade':
+      passkeyUpgradePage();
       break;
     case 'self-service-details':
       captchaField();

@@ -63,6 +63,8 @@ export interface FinishedRegistration {
   authenticator: NewAuthenticator;
   /** The verified clientDataJSON.origin: LATCHKEY_ORIGIN or one of the related origins. */
   origin: string;
+  /** The options were for conditional create and the caller accepts it (see finishRegistration's `acceptConditional`). */
+  conditional: boolean;
 }
 
 export interface FinishedAuthentication {
@@ -133,7 +135,7 @@ export class WebAuthn {
   /** Registration options for one more passkey of an existing person: the ones they have are excluded, and the ceremony records them. */
   async startRegistrationFor(
     user: Pick<User, 'id' | 'email' | 'display_name'>,
-    args: { flowType: string; bindingHash: string; placement: PasskeyPlacement; data?: object; securityKey?: boolean },
+    args: { flowType: string; bindingHash: string; placement: PasskeyPlacement; data?: object; securityKey?: boolean; conditional?: boolean },
   ): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await this.store.authenticators.listForUser(user.id);
     return this.startRegistration({ ...args, user: { id: user.id, email: user.email, displayName: user.display_name }, existing, persistUserId: user.id });
@@ -153,6 +155,12 @@ export class WebAuthn {
      * model attestation confirms; finishRegistration refuses anything that would not give AAL3.
      */
     securityKey?: boolean;
+    /**
+     * Options for a conditional create (`mediation: "conditional"`, WebAuthn L3 §5.1.3): the browser's password
+     * manager may make the passkey without a dialog, so it may come back without UP or UV. The ceremony records it;
+     * only a finishRegistration that passes `acceptConditional` relaxes those checks for it.
+     */
+    conditional?: boolean;
   }): Promise<PublicKeyCredentialCreationOptionsJSON> {
     // Attestation only where it decides something (a policy that names models or a certification, an AAL3 key):
     // asking for it otherwise makes some browsers ask the person whether to share their key's make and model.
@@ -173,13 +181,15 @@ export class WebAuthn {
       })),
       authenticatorSelection: {
         residentKey: 'required',
-        userVerification: 'required',
+        // §5.1.3 step 22: a conditional create that can't collect UV where it is required fails with ConstraintError
+        // instead of letting the password manager save the passkey; "preferred" lets it, and UV is asked at sign-in.
+        userVerification: args.conditional ? 'preferred' : 'required',
         ...(args.securityKey ? { authenticatorAttachment: 'cross-platform' as const } : {}),
       },
       supportedAlgorithmIDs: [-7, -8, -257],
       ...(args.securityKey ? { preferredAuthenticatorType: 'securityKey' as const } : args.placement !== 'any' ? { preferredAuthenticatorType: placementToType[args.placement] } : {}),
     });
-    const data = args.securityKey ? { ...args.data, [SECURITY_KEY]: true } : (args.data ?? {});
+    const data = { ...args.data, ...(args.securityKey ? { [SECURITY_KEY]: true } : {}), ...(args.conditional ? { [CONDITIONAL_CREATE]: true } : {}) };
     await this.saveChallenge(args.flowType, options.challenge, args.bindingHash, args.persistUserId ?? null, data);
     return options;
   }
@@ -197,8 +207,14 @@ export class WebAuthn {
     /** The name the person chose; when absent one is made from the provider or attachment. */
     name?: string;
     userId: string;
+    /**
+     * The passkey upgrade's flow alone passes true: a ceremony whose options were for conditional create may then
+     * come back with UP and UV clear. Every other flow leaves it out and keeps both required, whatever its data says.
+     */
+    acceptConditional?: boolean;
   }): Promise<FinishedRegistration> {
     const flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
+    const conditional = args.acceptConditional === true && readConditionalCreate(flow.data);
     // What WebAuthn asks beyond the library, shared with the conformance API (responseChecks.ts).
     const origins = allowedOrigins(this.config);
     const refused = checkRegistrationResponse(args.response, origins.set);
@@ -211,7 +227,9 @@ export class WebAuthn {
         // One RP ID, several origins (§5.11): the library accepts any listed origin.
         expectedOrigin: [...origins.list],
         expectedRPID: this.config.rpId,
-        requireUserPresence: true,
+        // WebAuthn L3 §7.1 step 15: "If options.mediation is not set to conditional, verify that the UP bit of the
+        // flags in authData is set." A password manager's conditional create may leave it clear; nothing else may.
+        requireUserPresence: !conditional,
         requireUserVerification: false,
         supportedAlgorithmIDs: [-7, -8, -257],
       });
@@ -220,7 +238,8 @@ export class WebAuthn {
     }
     if (!verification.verified || !verification.registrationInfo) throw appError('ceremony_failed');
     const info = verification.registrationInfo;
-    if (!info.userVerified) throw appError('user_verification_required');
+    // §7.1 step 16: required everywhere but a conditional create, whose options asked for UV only as "preferred".
+    if (!info.userVerified && !conditional) throw appError('user_verification_required');
     // Attestation "none" signs nothing with the new key, so check it is a usable key now rather than at every sign-in.
     try {
       credentialVerifierFromCose(info.credential.publicKey);
@@ -250,6 +269,7 @@ export class WebAuthn {
         last_used_at: null,
       },
       origin: info.origin,
+      conditional,
     };
   }
 
@@ -450,6 +470,13 @@ const SECURITY_KEY = 'securityKey';
 const readSecurityKeyData = flowDataReader(Type.Object({ [SECURITY_KEY]: Type.Optional(Type.Boolean()) }));
 function readSecurityKey(data: string): boolean {
   return readSecurityKeyData(data)?.[SECURITY_KEY] === true;
+}
+
+/** Where a registration ceremony notes that its options were for conditional create, beside the caller's own data. */
+const CONDITIONAL_CREATE = 'conditionalCreate';
+const readConditionalCreateData = flowDataReader(Type.Object({ [CONDITIONAL_CREATE]: Type.Optional(Type.Boolean()) }));
+function readConditionalCreate(data: string): boolean {
+  return readConditionalCreateData(data)?.[CONDITIONAL_CREATE] === true;
 }
 
 /** Where a ceremony keeps the credential ids its options offered (§7.2 step 5), beside the caller's own data. */

@@ -12,6 +12,10 @@ import type { Browser, Page } from 'playwright-core';
 import { hashToken, randomToken } from '../../src/crypto.js';
 import type { Authenticator, User } from '../../src/db/schema.js';
 import { createUser } from '../../src/users/createUser.js';
+import { Secret, TOTP } from 'otpauth';
+import { hashPassword } from '../../src/strategies/password/passwords.js';
+import { newTotpSecret } from '../../src/strategies/totp/totp.js';
+import { insertApp } from '../support/app.js';
 import { closeContextsAfterEach, errorSummaryText, expectAccessible, launchBrowser, startServer, visit, waitReady, type E2EServer, type TestPage } from './support.js';
 
 const PHONE = { width: 375, height: 812 };
@@ -222,6 +226,25 @@ describe('pages on a phone', () => {
     await check(a, 'authenticator policy, models listed');
     await go(a, `/admin/users/${person.id}/issue/security-key`, 'issue: security key instructions');
     await expectAccessible(a, 'security key instructions at 375 px');
+
+    // ---- issue 14: someone with a password and an app, offered a passkey after signing in
+    const upgrading = await phone();
+    const u = upgrading.page;
+    const withApp = await createUser(store(), { email: 'wilhelmina.featherstonehaugh@community-pharmacy.nhs.example.uk', displayName: 'Wilhelmina Featherstonehaugh' }, server.clock.now());
+    await store().users.setPasswordHash(withApp.id, await hashPassword('a long and unusual passphrase 1958'), server.clock.now());
+    const appSecret = newTotpSecret();
+    await insertApp(store(), server.app.latchkey.secretBox, { id: `app-${withApp.id}`, user_id: withApp.id, created_at: server.clock.now() }, appSecret);
+    await go(u, '/signin/password', 'sign in with a password');
+    await u.getByLabel('Email address').fill(withApp.email);
+    await u.getByLabel('Password', { exact: true }).fill('a long and unusual passphrase 1958');
+    await u.getByLabel('Code from your authenticator app').fill(new TOTP({ secret: Secret.fromBase32(appSecret) }).generate({ timestamp: server.clock.now() }));
+    await u.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await u.waitForURL(/\/passkey-upgrade\?next=/);
+    // Once the browser's own chance (conditional create) has passed, the page asks.
+    await u.waitForSelector('body[data-upgrade="interstitial"]', { state: 'attached' });
+    await check(u, 'set up a passkey');
+    await expectAccessible(u, 'set up a passkey at 375 px');
+    if (process.env.LATCHKEY_E2E_SCREENSHOTS) await u.screenshot({ path: `${process.env.LATCHKEY_E2E_SCREENSHOTS}/passkey-upgrade-375.png`, fullPage: true });
 
     expect(checked).toBeGreaterThan(35);
     expect(failures, failures.join('\n')).toEqual([]);

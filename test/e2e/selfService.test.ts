@@ -159,6 +159,14 @@ async function expectAdded(page: Page, email: string, what: string): Promise<voi
   expect(notice.text).toContain(`A ${what} was added to your ${ORGANISATION} profile`);
 }
 
+/** Signed in without a passkey: "Set up a passkey" comes first (src/flows/passkeyUpgrade); the person chooses Not now. */
+async function notNowToPasskey(page: Page): Promise<void> {
+  await page.waitForURL(/\/passkey-upgrade\?next=%2Fsettings$/);
+  await waitReady(page);
+  expect(await heading(page)).toBe('Set up a passkey');
+  await page.getByRole('button', { name: 'Not now' }).click();
+}
+
 async function signedInAs(page: Page, user: User): Promise<void> {
   await page.waitForURL('**/settings');
   await waitReady(page);
@@ -260,6 +268,7 @@ describe('self-service: add an authenticator in a browser', () => {
     await page.getByLabel('Password', { exact: true }).fill(password);
     await page.getByLabel('Code from your authenticator app').fill(app.generate({ timestamp: server.clock.now() }));
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await notNowToPasskey(page);
     await signedInAs(page, user);
   });
 
@@ -290,6 +299,7 @@ describe('self-service: add an authenticator in a browser', () => {
     await page.waitForURL('**/signin');
     await waitReady(page);
     await page.getByRole('link', { name: `Sign in with ${NHS}` }).click();
+    await notNowToPasskey(page);
     await signedInAs(page, user);
   });
 

@@ -20,6 +20,7 @@ export const joinedUserColumns = [
   'users.password_hash as user_password_hash',
   'users.failed_signins as user_failed_signins',
   'users.last_failed_signin_at as user_last_failed_signin_at',
+  'users.passkey_prompt_skipped_at as user_passkey_prompt_skipped_at',
 ] as const;
 
 /** The joined user's columns as they come back (user_id stays with the row it belongs to). */
@@ -38,6 +39,7 @@ interface JoinedUserFields {
   user_password_hash: string | null;
   user_failed_signins: number;
   user_last_failed_signin_at: number | null;
+  user_passkey_prompt_skipped_at: number | null;
 }
 
 /** Split a joined row into the owning user and the row's own columns. */
@@ -55,6 +57,7 @@ export function splitJoinedUser<T extends JoinedUserFields>(row: T): { own: Omit
     password_hash: row.user_password_hash,
     failed_signins: row.user_failed_signins,
     last_failed_signin_at: row.user_last_failed_signin_at,
+    passkey_prompt_skipped_at: row.user_passkey_prompt_skipped_at,
   };
   // A plain copy loop: object rest with eleven excluded keys was a measurable part of every sign-in.
   const own: Record<string, unknown> = {};
@@ -105,7 +108,7 @@ export class UserPersister {
    * A duplicate address throws an error that `isUniqueViolation` recognizes.
    */
   async insert(user: NewUser): Promise<User> {
-    const row = { national_id_hash: null, password_hash: null, failed_signins: 0, last_failed_signin_at: null, ...user, email_normalized: normalizeEmail(user.email), name_search: normalizeName(user.display_name) };
+    const row = { national_id_hash: null, password_hash: null, failed_signins: 0, last_failed_signin_at: null, passkey_prompt_skipped_at: null, ...user, email_normalized: normalizeEmail(user.email), name_search: normalizeName(user.display_name) };
     await this.db.insertInto('users').values(row).execute();
     return row as User;
   }
@@ -128,6 +131,11 @@ export class UserPersister {
 
   async setPasswordHash(id: string, hash: string | null, now: number): Promise<void> {
     await this.db.updateTable('users').set({ password_hash: hash, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  /** The person chose "Not now" on "Set up a passkey" at `at` (null: forget it, so they are asked at the next sign-in). */
+  async setPasskeyPromptSkippedAt(id: string, at: number | null): Promise<void> {
+    await this.db.updateTable('users').set({ passkey_prompt_skipped_at: at }).where('id', '=', id).execute();
   }
 
   /** One more consecutive failed sign-in; returns the new count. */

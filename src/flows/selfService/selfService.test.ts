@@ -306,7 +306,8 @@ describe('self-service: add an authenticator', () => {
     expect(missing.json().error.fields.map((f: { field: string }) => f.field)).toEqual(['password', 'code']);
     const ok = await signin.postForm('/signin/password', { email: user.email, password: 'correct horse battery', code: next });
     expect(ok.statusCode).toBe(303);
-    expect(ok.headers.location).toBe('/settings');
+    // Signed in; with no passkey yet, offered one on the way to settings (src/flows/passkeyUpgrade).
+    expect(ok.headers.location).toBe('/passkey-upgrade?next=%2Fsettings');
     expect((await signin.get('/settings')).statusCode).toBe(200);
     // The success reset the two failures before it.
     expect((await store().users.findById(user.id))!.failed_signins).toBe(0);

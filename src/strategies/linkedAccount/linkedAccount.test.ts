@@ -235,7 +235,8 @@ describe('linked work account against a real upstream provider', () => {
 
     const done = await browser.get(callback);
     expect(done.statusCode, done.body).toBe(303);
-    expect(done.headers.location).toBe('/settings?welcome=1');
+    // No passkey yet: offered one first (src/flows/passkeyUpgrade), on the way to where the sign-in was going.
+    expect(done.headers.location).toBe('/passkey-upgrade?next=%2Fsettings%3Fwelcome%3D1');
     expect(browser.cookies.get('latchkey_session')).toBeTruthy();
     expect((await browser.get('/settings')).statusCode).toBe(200);
 
@@ -282,7 +283,7 @@ describe('linked work account against a real upstream provider', () => {
 
     const done = await browser.get(callback);
     expect(done.statusCode, done.body).toBe(303);
-    expect(done.headers.location).toBe('/settings');
+    expect(done.headers.location).toBe('/passkey-upgrade?next=%2Fsettings');
     expect((await sessionsOf(user.id)).length).toBe(1);
   });
 

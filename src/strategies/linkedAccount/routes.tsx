@@ -22,6 +22,7 @@ import { appError } from '../../errors.js';
 import { safeNext } from '../../flows/signin/routes.js';
 import { finishLinkedAccountReauth } from '../../flows/reauth/routes.js';
 import { startSession } from '../../plugins/sessions.js';
+import { afterNonPasskeySignIn } from '../../flows/passkeyUpgrade/afterNonPasskeySignIn.js';
 import { LinkedAccountError, type UpstreamLogin } from './linkedAccounts.js';
 
 const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]{1,32}$' }) });
@@ -110,7 +111,7 @@ export async function linkedAccountRoutes(app: FastifyInstance) {
           tx,
         );
       });
-      return reply.redirect(result.returnTo ?? '/settings', 303);
+      return reply.redirect((await afterNonPasskeySignIn(app, user, result.returnTo)) ?? result.returnTo ?? '/settings', 303);
     },
   );
 }

@@ -25,6 +25,7 @@ import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { PasswordSignInPage } from './views.js';
 import { safeNext } from '../../flows/signin/routes.js';
+import { afterNonPasskeySignIn } from '../../flows/passkeyUpgrade/afterNonPasskeySignIn.js';
 import { verifyPassword } from './passwords.js';
 import { checkTotp } from '../totp/totp.js';
 import { PASSWORD_TYPE } from './kind.js';
@@ -156,6 +157,8 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       await startSession(app, request, reply, user!, undefined, used!.authenticatorId, kinds.signInAal(used!.authenticator, user!));
       await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method } });
       const next = safeNext(request.query.next);
+      const upgrade = await afterNonPasskeySignIn(app, user!, next);
+      if (upgrade) return reply.redirect(upgrade, 303);
       if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
       return reply.redirect(next ?? '/settings', 303);
     },

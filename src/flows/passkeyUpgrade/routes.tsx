@@ -1,0 +1,132 @@
+/**
+ * Passkey upgrade (issue 14): after a sign-in with anything but a passkey, someone without one is sent to "Set up a
+ * passkey" (afterNonPasskeySignIn.ts decides). There the browser's password manager may save a passkey without a
+ * dialog (WebAuthn L3 conditional create, `mediation: "conditional"`); where it can't, the page offers the usual
+ * ceremony and "Not now", which returns to where the person was going at once and is remembered for
+ * LATCHKEY_PASSKEY_PROMPT_DAYS.
+ *
+ * The person signed in moments ago, so no further check is asked: the sign-in must be within
+ * LATCHKEY_REAUTH_MINUTES, as adding a passkey in settings needs.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { RegistrationResponseJSON } from '@simplewebauthn/server';
+import { audit } from '../../audit.js';
+import { appError, mapUniqueViolation } from '../../errors.js';
+import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
+import { PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
+import { originDetail } from '../../webauthn/allowedOrigins.js';
+import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
+import { describeDuration } from '../../views/describeDuration.js';
+import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
+import { NoScriptForm } from '../../views/noScript.js';
+import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
+import { Csrf } from '../../http/schemas.js';
+import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
+import { defineFlow } from '../flowMachine.js';
+import { safeNext } from '../signin/routes.js';
+import { PASSKEY_UPGRADE_PATH } from './afterNonPasskeySignIn.js';
+import { PasskeyUpgradePage } from './views.js';
+
+export const PASSKEY_UPGRADE_FLOW = 'passkey-upgrade';
+/** The ceremony of "Set up a passkey": where the person goes afterwards (checked by safeNext when it was started). */
+const upgradeCeremony = defineFlow({ type: PASSKEY_UPGRADE_FLOW, data: Type.Object({ next: Type.String({ maxLength: 512 }) }) });
+
+const Next = Type.Optional(Type.String({ maxLength: 512 }));
+const PageQuery = Type.Object({ next: Next, nojs: Type.Optional(Type.String({ maxLength: 4 })) });
+const OptionsBody = Type.Object({
+  /** Options for a conditional create (the password manager may save the passkey without a dialog). */
+  conditional: Type.Optional(Type.Boolean()),
+  placement: Type.Optional(PlacementSchema),
+  next: Next,
+});
+const VerifyBody = Type.Object({ response: RegistrationResponseSchema, placement: Type.Optional(Type.String({ maxLength: 32 })), next: Next });
+const SkipBody = Type.Object({ ...Csrf, next: Next });
+
+export async function passkeyUpgradeRoutes(app: FastifyInstance) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const { config, store, webauthn, now, mailer } = app.latchkey;
+
+  const hasPasskey = async (userId: string) => (await store.authenticators.listForUser(userId)).some((a) => a.type === PASSKEY_TYPE);
+
+  /** The signed-in person, when the sign-in is recent enough to add a passkey without another check. */
+  function recentSignIn(request: FastifyRequest) {
+    const auth = requireAuth(request);
+    if (!isRecentlyAuthenticated(app, request)) {
+      throw appError(
+        'reauth_required',
+        `You signed in more than ${describeDuration(config.reauthSeconds)} ago. To set up a passkey, go to your Login and security settings.`,
+      );
+    }
+    return auth;
+  }
+
+  /** On to where the person was going: a waiting service through the continue page (this answers a form post). */
+  const goOn = (request: FastifyRequest, reply: FastifyReply, next: string) =>
+    leadsToService(next) ? sendContinuePage(reply, config, request.csrfToken, next) : reply.redirect(next, 303);
+
+  r.get(PASSKEY_UPGRADE_PATH, { schema: { querystring: PageQuery } }, async (request, reply) => {
+    if (!request.auth) return reply.redirect('/signin');
+    const next = safeNext(request.query.next) ?? '/settings';
+    const { user } = request.auth;
+    // Nothing to offer (a passkey since, or the page opened again later): straight on.
+    if (config.passkeyPromptDays <= 0 || !isRecentlyAuthenticated(app, request) || (await hasPasskey(user.id))) return reply.redirect(next, 303);
+    return html(reply, renderPage(<PasskeyUpgradePage config={config} csrfToken={request.csrfToken} user={user} next={next} noScript={request.query.nojs === '1'} />));
+  });
+
+  // "Set up a passkey" posts here only when the page's script did not run.
+  r.post(PASSKEY_UPGRADE_PATH, { schema: { querystring: PageQuery, body: NoScriptForm } }, async (request, reply) => {
+    requireAuth(request);
+    const next = safeNext(request.query.next) ?? '/settings';
+    return reply.redirect(`${PASSKEY_UPGRADE_PATH}?next=${encodeURIComponent(next)}&nojs=1`, 303);
+  });
+
+  r.post(`${PASSKEY_UPGRADE_PATH}/options`, { schema: { body: OptionsBody } }, async (request) => {
+    const { user } = recentSignIn(request);
+    // The upgrade is for someone without a passkey; more are added in settings, where UP is always required.
+    if (await hasPasskey(user.id)) throw appError('forbidden', 'You already have a passkey. You can set up another in your Login and security settings.');
+    const conditional = request.body.conditional === true;
+    const options = await webauthn.startRegistrationFor(user, {
+      flowType: PASSKEY_UPGRADE_FLOW,
+      bindingHash: request.bindingHash,
+      placement: conditional ? 'any' : (request.body.placement ?? 'any'),
+      conditional,
+      data: { next: safeNext(request.body.next) ?? '/settings' },
+    });
+    return { options };
+  });
+
+  r.post(`${PASSKEY_UPGRADE_PATH}/verify`, { schema: { body: VerifyBody } }, async (request) => {
+    const { user } = recentSignIn(request);
+    const flow = await webauthn.peekFlow(PASSKEY_UPGRADE_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
+    if (flow.user_id !== user.id) throw appError('challenge_invalid');
+    const { next } = upgradeCeremony.parse(flow);
+    const { authenticator, origin, conditional } = await webauthn.finishRegistration({
+      flowType: PASSKEY_UPGRADE_FLOW,
+      bindingHash: request.bindingHash,
+      response: request.body.response as RegistrationResponseJSON,
+      userId: user.id,
+      // The one flow whose conditional-create ceremonies may come back without UP (WebAuthn L3 §7.1 step 15).
+      acceptConditional: true,
+    });
+    await store
+      .transaction(async (tx) => {
+        await tx.authenticators.insert(authenticator);
+        if (user.status === 'pending') await tx.users.setStatus(user.id, 'enrolled', now());
+        const detail = { name: authenticator.name, how: 'upgrade', ...(conditional ? { conditional: true } : {}), ...originDetail(config, origin) };
+        await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail }, tx);
+      })
+      .catch(mapUniqueViolation('credential_exists'));
+    const how = conditional ? 'Your browser or password manager saved it for you when you signed in.' : 'It was set up when you signed in.';
+    await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: 'passkey', name: authenticator.name, how }, now());
+    return { status: 'ok', redirect: next === '/settings' ? '/settings?added=1' : next, passkey: { id: authenticator.id, name: authenticator.name } };
+  });
+
+  r.post(`${PASSKEY_UPGRADE_PATH}/skip`, { schema: { body: SkipBody } }, async (request, reply) => {
+    const { user } = requireAuth(request);
+    await store.users.setPasskeyPromptSkippedAt(user.id, now());
+    return goOn(request, reply, safeNext(request.body.next) ?? '/settings');
+  });
+}
