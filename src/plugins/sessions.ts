@@ -154,3 +154,18 @@ export function isRecentlyAuthenticated(app: FastifyInstance, request: FastifyRe
   const auth = request.auth;
   return !!auth && app.latchkey.now() - auth.session.authenticated_at <= app.latchkey.config.reauthSeconds * 1000;
 }
+
+/**
+ * Whether this session may change how the person signs in (add or remove an authenticator, set or change a
+ * password): a check within LATCHKEY_REAUTH_MINUTES, and at the level the person's own ways in reach, up to AAL2.
+ * Binding asks for the strongest check the person has (NIST SP 800-63B §6.1.2.1): a password alone (AAL1) from
+ * someone who also has an app or a passkey must not add a passkey or take the app away, or one phished password
+ * would own the rest. Someone whose only way in is AAL1 adds a passkey with it: that is how they move up.
+ */
+export async function hasFreshCheck(app: FastifyInstance, request: FastifyRequest): Promise<boolean> {
+  if (!isRecentlyAuthenticated(app, request)) return false;
+  const { user, session } = request.auth!;
+  if (session.aal >= 2) return true;
+  const reachable = app.latchkey.kinds.reachableAal(user, await app.latchkey.store.authenticators.listForUser(user.id));
+  return session.aal >= Math.min(reachable, 2);
+}

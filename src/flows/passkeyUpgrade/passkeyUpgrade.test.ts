@@ -154,7 +154,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
       const options = await browser.postJson('/passkey-upgrade/options', { placement: 'this-device' });
       expect(options.statusCode).toBe(401);
       expect(options.json().error.code).toBe('reauth_required');
-      expect(options.json().error.message).toContain('You signed in more than 5 minutes ago');
+      expect(options.json().error.message).toContain('you must have signed in within 5 minutes');
     });
 
     it('only a local next: another site is replaced by settings', async () => {

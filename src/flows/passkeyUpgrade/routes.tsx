@@ -14,7 +14,7 @@ import { Type } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { audit } from '../../audit.js';
 import { appError, mapUniqueViolation } from '../../errors.js';
-import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
+import { hasFreshCheck, requireAuth } from '../../plugins/sessions.js';
 import { PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
 import { renderPage } from '../../views/render.js';
@@ -51,13 +51,13 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
 
   const hasPasskey = async (userId: string) => (await store.authenticators.listForUser(userId)).some((a) => a.type === PASSKEY_TYPE);
 
-  /** The signed-in person, when the sign-in is recent enough to add a passkey without another check. */
-  function recentSignIn(request: FastifyRequest) {
+  /** The signed-in person, when the sign-in is recent and strong enough to add a passkey without another check (hasFreshCheck). */
+  async function recentSignIn(request: FastifyRequest) {
     const auth = requireAuth(request);
-    if (!isRecentlyAuthenticated(app, request)) {
+    if (!(await hasFreshCheck(app, request))) {
       throw appError(
         'reauth_required',
-        `You signed in more than ${describeDuration(config.reauthSeconds)} ago. To set up a passkey, go to your Login and security settings.`,
+        `To set up a passkey here you must have signed in within ${describeDuration(config.reauthSeconds)}, with your strongest way in. Go to your Login and security settings to set one up.`,
       );
     }
     return auth;
@@ -72,7 +72,7 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
     const next = safeNext(request.query.next) ?? '/settings';
     const { user } = request.auth;
     // Nothing to offer (a passkey since, or the page opened again later): straight on.
-    if (config.passkeyPromptDays <= 0 || !isRecentlyAuthenticated(app, request) || (await hasPasskey(user.id))) return reply.redirect(next, 303);
+    if (config.passkeyPromptDays <= 0 || !(await hasFreshCheck(app, request)) || (await hasPasskey(user.id))) return reply.redirect(next, 303);
     return html(reply, renderPage(<PasskeyUpgradePage config={config} csrfToken={request.csrfToken} user={user} next={next} noScript={request.query.nojs === '1'} />));
   });
 
@@ -84,7 +84,7 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
   });
 
   r.post(`${PASSKEY_UPGRADE_PATH}/options`, { schema: { body: OptionsBody } }, async (request) => {
-    const { user } = recentSignIn(request);
+    const { user } = await recentSignIn(request);
     // The upgrade is for someone without a passkey; more are added in settings, where UP is always required.
     if (await hasPasskey(user.id)) throw appError('forbidden', 'You already have a passkey. You can set up another in your Login and security settings.');
     const conditional = request.body.conditional === true;
@@ -99,7 +99,7 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
   });
 
   r.post(`${PASSKEY_UPGRADE_PATH}/verify`, { schema: { body: VerifyBody } }, async (request) => {
-    const { user } = recentSignIn(request);
+    const { user } = await recentSignIn(request);
     const flow = await webauthn.peekFlow(PASSKEY_UPGRADE_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
     if (flow.user_id !== user.id) throw appError('challenge_invalid');
     const { next } = upgradeCeremony.parse(flow);

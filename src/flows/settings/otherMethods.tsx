@@ -11,7 +11,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { audit } from '../../audit.js';
 import { appError, type FieldError } from '../../errors.js';
-import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
+import { hasFreshCheck, requireAuth } from '../../plugins/sessions.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { Csrf } from '../../http/schemas.js';
@@ -45,7 +45,7 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     // Sent by a service's step-up page (src/oidc/interactions.tsx): back to that sign-in when done. Only an
     // interaction the provider knows, by its local path; anything else is the plain settings journey.
     const back = interaction ? await serviceWaitingAt(app.latchkey.oidc, interaction) : undefined;
-    if (!isRecentlyAuthenticated(app, request)) {
+    if (!(await hasFreshCheck(app, request))) {
       return reauth(reply, back && interaction ? `/settings/add-authenticator?interaction=${interaction}` : '/settings/add-authenticator');
     }
     const flowId = await startVerifiedFlow(store, request.bindingHash, auth.user, now(), back);
@@ -71,7 +71,7 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
 
   r.get('/settings/authenticators/:id/remove', { schema: { params: Params } }, async (request, reply) => {
     const { auth, authenticator, isLast } = await load(request);
-    if (!isLast && !isRecentlyAuthenticated(app, request)) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
+    if (!isLast && !(await hasFreshCheck(app, request))) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
     return html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} removeWarning={kinds.get(authenticator.type)?.removeWarning} isLast={isLast} />));
   });
 
@@ -83,7 +83,7 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
       const page = (status: number, error: string) =>
         html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} removeWarning={kinds.get(authenticator.type)?.removeWarning} isLast={isLast} error={error} />), status);
       if (isLast) return page(409, 'You cannot remove your only way to sign in. Add a passkey or another method first.');
-      if (!isRecentlyAuthenticated(app, request)) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
+      if (!(await hasFreshCheck(app, request))) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
       if (request.body.confirm !== 'yes') return page(400, 'Select the box to confirm you want to remove it');
       await store.transaction(async (tx) => {
         await tx.authenticators.remove(auth.user.id, authenticator.id);
@@ -105,14 +105,14 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
   r.get('/settings/password', async (request, reply) => {
     const auth = requireAuth(request);
     if (!auth.user.password_hash) throw noPassword();
-    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');
+    if (!(await hasFreshCheck(app, request))) return reauth(reply, '/settings/password');
     return html(reply, renderPage(<ChangePasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} use={await passwordUse(auth.user)} errors={[]} />));
   });
 
   r.post('/settings/password', { schema: { body: PasswordBody } }, async (request, reply) => {
     const auth = requireAuth(request);
     if (!auth.user.password_hash) throw noPassword();
-    if (!isRecentlyAuthenticated(app, request)) return reauth(reply, '/settings/password');
+    if (!(await hasFreshCheck(app, request))) return reauth(reply, '/settings/password');
     const password = request.body.password ?? '';
     const errors: FieldError[] = [];
     const problem = password ? checkNewPassword(password, { email: auth.user.email, displayName: auth.user.display_name }) : 'Enter a new password';

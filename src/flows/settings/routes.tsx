@@ -10,7 +10,7 @@ import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { audit, auditEventLabelsFor } from '../../audit.js';
 import { type AppError, appError, mapUniqueViolation } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
-import { endSession, isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
+import { endSession, hasFreshCheck, requireAuth } from '../../plugins/sessions.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
@@ -126,14 +126,14 @@ export async function settingsRoutes(app: FastifyInstance) {
 
   r.post('/settings/passkeys/options', { schema: { body: AddOptionsBody } }, async (request) => {
     const { user } = requireAuth(request);
-    if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
+    if (!(await hasFreshCheck(app, request))) throw appError('reauth_required');
     const options = await webauthn.startRegistrationFor(user, { flowType: ADD_PASSKEY_FLOW, bindingHash: request.bindingHash, placement: request.body.placement, data: { name: request.body.name.trim() } });
     return { options };
   });
 
   r.post('/settings/passkeys/verify', { schema: { body: AddVerifyBody } }, async (request) => {
     const { user } = requireAuth(request);
-    if (!isRecentlyAuthenticated(app, request)) throw appError('reauth_required');
+    if (!(await hasFreshCheck(app, request))) throw appError('reauth_required');
     const flow = await webauthn.peekFlow(ADD_PASSKEY_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
     if (flow.user_id !== user.id) throw appError('challenge_invalid');
     const { name } = addPasskeyCeremony.parse(flow);
@@ -185,7 +185,7 @@ export async function settingsRoutes(app: FastifyInstance) {
   r.get('/settings/passkeys/:id/remove', { schema: { params: PasskeyParams } }, async (request, reply) => {
     const { auth, passkey } = await loadPasskey(request);
     const isLast = (await store.authenticators.countForUser(auth.user.id)) <= 1;
-    if (!isLast && !isRecentlyAuthenticated(app, request)) return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
+    if (!isLast && !(await hasFreshCheck(app, request))) return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
     return html(reply, renderPage(<RemovePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} isLast={isLast} />));
   });
 
@@ -202,7 +202,7 @@ export async function settingsRoutes(app: FastifyInstance) {
       };
       const unconfirmed = 'Select the box to confirm you want to remove this passkey';
       if ((await store.authenticators.countForUser(auth.user.id)) <= 1) return refuse(appError('last_passkey'), true);
-      if (!isRecentlyAuthenticated(app, request)) {
+      if (!(await hasFreshCheck(app, request))) {
         if (!wantsHtml(request)) throw appError('reauth_required');
         return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
       }

@@ -372,6 +372,43 @@ describe('LATCHKEY_PASSWORD_SIGNIN=alone: one password, shared with the apps', (
   });
 });
 
+describe('LATCHKEY_PASSWORD_SIGNIN=alone: a password alone changes nothing for someone with more', () => {
+  it('signed in with the password alone, someone with an app must confirm it is them with the app before adding, removing or changing anything', async () => {
+    const store = await open();
+    const { user } = await personWithPassword();
+    const secret = newTotpSecret();
+    await insertApp(store, t.app.latchkey.secretBox, { id: 'app-1', user_id: user.id, created_at: clock }, secret);
+    // An attacker with the phished password alone: an AAL1 session, seconds old.
+    const browser = await signedOut();
+    expect((await browser.postForm('/signin/password', { email: user.email, password: PASSWORD, code: '' })).statusCode).toBe(303);
+    expect((await sessionOf(browser))!.aal).toBe(1);
+    const toReauth = /^\/settings\/reauth\?next=/;
+    expect((await browser.postJson('/settings/passkeys/options', { name: 'Mine', placement: 'this-device' })).json().error.code).toBe('reauth_required');
+    expect((await browser.postJson('/passkey-upgrade/options', { conditional: false, next: '/settings' })).json().error.code).toBe('reauth_required');
+    expect((await browser.get('/settings/authenticators/app-1/remove')).headers.location).toMatch(toReauth);
+    expect((await browser.postForm('/settings/authenticators/app-1/remove', { confirm: 'yes' })).headers.location).toMatch(toReauth);
+    expect((await browser.get('/settings/password')).headers.location).toMatch(toReauth);
+    expect((await browser.postForm('/settings/password', { password: 'a new one nobody knows', confirmPassword: 'a new one nobody knows' })).headers.location).toMatch(toReauth);
+    expect((await store.authenticators.listForUser(user.id)).map((a) => a.type).sort()).toEqual(['passkey', 'password', 'totp']);
+
+    // With the app's code the check reaches AAL2, and the same request goes through.
+    const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: clock });
+    expect((await browser.postForm('/reauth/password?next=%2Fsettings', { password: PASSWORD, code })).statusCode).toBe(303);
+    expect((await sessionOf(browser))!.aal).toBe(2);
+    expect((await browser.get('/settings/authenticators/app-1/remove')).statusCode).toBe(200);
+  });
+
+  it('someone whose only way in is the password alone may add a passkey with it: that is how they move up', async () => {
+    const store = await open();
+    const { user } = await personWithPassword();
+    const passkey = (await store.authenticators.listForUser(user.id)).find((a) => a.type === 'passkey')!;
+    await store.authenticators.remove(user.id, passkey.id);
+    const browser = await signedOut();
+    expect((await browser.postForm('/signin/password', { email: user.email, password: PASSWORD, code: '' })).statusCode).toBe(303);
+    expect((await browser.postJson('/settings/passkeys/options', { name: 'Mine', placement: 'this-device' })).statusCode).toBe(200);
+  });
+});
+
 describe('LATCHKEY_PASSWORD_SIGNIN=alone: services (OpenID Connect)', () => {
   const REDIRECT = 'https://rp.example/callback';
 

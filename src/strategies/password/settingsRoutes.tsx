@@ -12,7 +12,7 @@ import { Type } from 'typebox';
 import { audit } from '../../audit.js';
 import { appError, validationFailed, type FieldError } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
-import { isRecentlyAuthenticated, requireAuth } from '../../plugins/sessions.js';
+import { hasFreshCheck, requireAuth } from '../../plugins/sessions.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { Csrf } from '../../http/schemas.js';
@@ -57,14 +57,14 @@ export async function passwordSettingsRoutes(app: FastifyInstance) {
     const { auth, hasPassword, withApp } = await load(request);
     // Already set: changing it is the change-password page's job.
     if (hasPassword) return reply.redirect('/settings/password', 303);
-    if (!isRecentlyAuthenticated(app, request)) return reauth(reply);
+    if (!(await hasFreshCheck(app, request))) return reauth(reply);
     return html(reply, renderPage(<SetPasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} withApp={withApp} errors={[]} />));
   });
 
   r.post(SET_PASSWORD_PATH, { schema: { body: Body } }, async (request, reply) => {
     const { auth, hasPassword, withApp } = await load(request);
     if (hasPassword) return reply.redirect('/settings/password', 303);
-    if (!isRecentlyAuthenticated(app, request)) {
+    if (!(await hasFreshCheck(app, request))) {
       if (!wantsHtml(request)) throw appError('reauth_required', 'For your security, confirm it is you before you set a password.');
       return reauth(reply);
     }
