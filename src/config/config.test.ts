@@ -35,9 +35,9 @@ describe('loadConfig', () => {
   });
 
   it('asks people without a passkey to set one up every 7 days unless told otherwise; 0 never asks', () => {
-    expect(loadConfig({}).passkeyPromptDays).toBe(7);
-    expect(loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: '0' }).passkeyPromptDays).toBe(0);
-    expect(loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: '30' }).passkeyPromptDays).toBe(30);
+    expect(loadConfig({}).passkeyPromptSeconds).toBe(7 * 86_400);
+    expect(loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: '0' }).passkeyPromptSeconds).toBe(0);
+    expect(loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: '30' }).passkeyPromptSeconds).toBe(30 * 86_400);
     for (const bad of ['-1', '366', 'weekly', '1.5']) {
       expect(() => loadConfig({ LATCHKEY_PASSKEY_PROMPT_DAYS: bad })).toThrow(/^LATCHKEY_PASSKEY_PROMPT_DAYS: /);
     }

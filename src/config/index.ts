@@ -73,8 +73,9 @@ export interface Config {
    * who has no passkey is offered one (src/flows/passkeyUpgrade): the browser's password manager may save one
    * without a dialog (WebAuthn conditional create), or a "Set up a passkey" page asks. Whoever chooses "Not now" is
    * asked again at a sign-in this many days later; a service waiting for the sign-in is never held up by it.
+   * Stored in seconds, as every other duration here; 0 when the offer is off.
    */
-  passkeyPromptDays: number;
+  passkeyPromptSeconds: number;
   /** How long an invite (enrolment) link stays valid. */
   inviteSeconds: number;
   /** How long a WebAuthn challenge stays valid. */
@@ -470,7 +471,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionIdleSeconds: readInt(env, 'LATCHKEY_SESSION_IDLE_MINUTES', 60, 1, 24 * 60) * 60,
     sessionMaxSeconds: readInt(env, 'LATCHKEY_SESSION_MAX_HOURS', 24, 1, 24 * 30) * 3600,
     reauthSeconds: readInt(env, 'LATCHKEY_REAUTH_MINUTES', 5, 1, 24 * 60) * 60,
-    passkeyPromptDays: readInt(env, 'LATCHKEY_PASSKEY_PROMPT_DAYS', 7, 0, 365),
+    passkeyPromptSeconds: readInt(env, 'LATCHKEY_PASSKEY_PROMPT_DAYS', 7, 0, 365) * 86_400,
     inviteSeconds: readInt(env, 'LATCHKEY_INVITE_HOURS', 72, 1, 24 * 30) * 3600,
     challengeSeconds: 5 * 60,
     challengeStore,

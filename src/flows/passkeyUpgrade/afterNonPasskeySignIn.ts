@@ -1,7 +1,7 @@
 /**
  * Whether someone who just signed in with anything but a passkey (a password with an app, a password alone, a
  * linked work account) is offered one now. Every such sign-in asks here after starting the session; passkey
- * sign-ins never do.
+ * sign-ins never do. The "Set up a passkey" page and its ceremony ask the same question (isPasskeyOffered).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/index.js';
@@ -10,22 +10,26 @@ import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
 
 export const PASSKEY_UPGRADE_PATH = '/passkey-upgrade';
 
-const DAY_MS = 86_400_000;
-
 /**
  * Ask when the option is on (LATCHKEY_PASSKEY_PROMPT_DAYS > 0), the person has no passkey, and they have not chosen
  * "Not now" within that many days.
  */
 export function shouldOfferPasskey(
-  config: Pick<Config, 'passkeyPromptDays'>,
+  config: Pick<Config, 'passkeyPromptSeconds'>,
   user: Pick<User, 'passkey_prompt_skipped_at'>,
   authenticators: Pick<Authenticator, 'type'>[],
   now: number,
 ): boolean {
-  if (config.passkeyPromptDays <= 0) return false;
+  if (config.passkeyPromptSeconds <= 0) return false;
   if (authenticators.some((a) => a.type === PASSKEY_TYPE)) return false;
   const skipped = user.passkey_prompt_skipped_at;
-  return skipped === null || now - skipped >= config.passkeyPromptDays * DAY_MS;
+  return skipped === null || now - skipped >= config.passkeyPromptSeconds * 1000;
+}
+
+/** shouldOfferPasskey for this person as they are stored now. */
+export async function isPasskeyOffered(app: FastifyInstance, user: User): Promise<boolean> {
+  const { config, store, now } = app.latchkey;
+  return shouldOfferPasskey(config, user, await store.authenticators.listForUser(user.id), now());
 }
 
 /** The "Set up a passkey" page for a person on their way to `next` (a local path; /settings when there is none). */
@@ -38,8 +42,5 @@ export function passkeyUpgradeUrl(next: string | undefined): string {
  * asked, undefined to carry on as before. The page sends them on to `next` (a waiting service at once on "Not now").
  */
 export async function afterNonPasskeySignIn(app: FastifyInstance, user: User, next: string | undefined): Promise<string | undefined> {
-  const { config, store, now } = app.latchkey;
-  if (config.passkeyPromptDays <= 0) return undefined;
-  const authenticators = await store.authenticators.listForUser(user.id);
-  return shouldOfferPasskey(config, user, authenticators, now()) ? passkeyUpgradeUrl(next) : undefined;
+  return (await isPasskeyOffered(app, user)) ? passkeyUpgradeUrl(next) : undefined;
 }

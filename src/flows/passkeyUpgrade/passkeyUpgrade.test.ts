@@ -21,7 +21,7 @@ const PASSWORD = 'correct horse battery staple';
 
 describe('shouldOfferPasskey', () => {
   const now = Date.UTC(2026, 5, 1);
-  const on = { passkeyPromptDays: 7 };
+  const on = { passkeyPromptSeconds: 7 * 86_400 };
   const never = { passkey_prompt_skipped_at: null };
   it.each([
     ['no passkey, never skipped', on, never, ['totp'], true],
@@ -30,7 +30,7 @@ describe('shouldOfferPasskey', () => {
     ['skipped exactly 7 days ago', on, { passkey_prompt_skipped_at: now - 7 * DAY }, ['totp'], true],
     ['skipped 8 days ago', on, { passkey_prompt_skipped_at: now - 8 * DAY }, ['linked-account'], true],
     ['has a passkey', on, never, ['totp', 'passkey'], false],
-    ['LATCHKEY_PASSKEY_PROMPT_DAYS=0', { passkeyPromptDays: 0 }, never, ['totp'], false],
+    ['LATCHKEY_PASSKEY_PROMPT_DAYS=0', { passkeyPromptSeconds: 0 }, never, ['totp'], false],
   ])('%s → %s', (_label, config, user, kinds, expected) => {
     expect(shouldOfferPasskey(config, user, kinds.map((type) => ({ type })), now)).toBe(expected);
   });
@@ -109,6 +109,9 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
       expect(skipped.statusCode).toBe(303);
       expect(skipped.headers.location).toBe('/settings');
       expect(await skippedAt(user.id)).toBe(clock);
+      // The page and its ceremony follow the same rule as the sign-in: nothing to offer until the days have passed.
+      expect((await browser.get('/passkey-upgrade?next=%2Fsettings')).headers.location).toBe('/settings');
+      expect((await browser.postJson('/passkey-upgrade/options', { conditional: true })).statusCode).toBe(403);
       expect((await signInWithApp(new TestBrowser(t.app), user.email, secret)).headers.location).toBe('/settings');
       clock += 2 * DAY;
       expect((await signInWithApp(new TestBrowser(t.app), user.email, secret)).headers.location).toBe('/passkey-upgrade?next=%2Fsettings');

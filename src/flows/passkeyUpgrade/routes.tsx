@@ -24,10 +24,9 @@ import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
 import { NoScriptForm } from '../../views/noScript.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { Csrf } from '../../http/schemas.js';
-import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
 import { defineFlow } from '../flowMachine.js';
 import { safeNext } from '../signin/routes.js';
-import { PASSKEY_UPGRADE_PATH } from './afterNonPasskeySignIn.js';
+import { isPasskeyOffered, PASSKEY_UPGRADE_PATH } from './afterNonPasskeySignIn.js';
 import { PasskeyUpgradePage } from './views.js';
 
 export const PASSKEY_UPGRADE_FLOW = 'passkey-upgrade';
@@ -49,8 +48,6 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now, mailer } = app.latchkey;
 
-  const hasPasskey = async (userId: string) => (await store.authenticators.listForUser(userId)).some((a) => a.type === PASSKEY_TYPE);
-
   /** The signed-in person, when the sign-in is recent and strong enough to add a passkey without another check (hasFreshCheck). */
   async function recentSignIn(request: FastifyRequest) {
     const auth = requireAuth(request);
@@ -71,8 +68,8 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
     if (!request.auth) return reply.redirect('/signin');
     const next = safeNext(request.query.next) ?? '/settings';
     const { user } = request.auth;
-    // Nothing to offer (a passkey since, or the page opened again later): straight on.
-    if (config.passkeyPromptDays <= 0 || !(await hasFreshCheck(app, request)) || (await hasPasskey(user.id))) return reply.redirect(next, 303);
+    // Nothing to offer (a passkey since, "Not now", or the page opened again later): straight on.
+    if (!(await hasFreshCheck(app, request)) || !(await isPasskeyOffered(app, user))) return reply.redirect(next, 303);
     return html(reply, renderPage(<PasskeyUpgradePage config={config} csrfToken={request.csrfToken} user={user} next={next} noScript={request.query.nojs === '1'} />));
   });
 
@@ -85,8 +82,8 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
 
   r.post(`${PASSKEY_UPGRADE_PATH}/options`, { schema: { body: OptionsBody } }, async (request) => {
     const { user } = await recentSignIn(request);
-    // The upgrade is for someone without a passkey; more are added in settings, where UP is always required.
-    if (await hasPasskey(user.id)) throw appError('forbidden', 'You already have a passkey. You can set up another in your Login and security settings.');
+    // The upgrade is for those it is offered to, who have no passkey; more are added in settings, where UP is always required.
+    if (!(await isPasskeyOffered(app, user))) throw appError('forbidden', 'You can set up a passkey in your Login and security settings.');
     const conditional = request.body.conditional === true;
     const options = await webauthn.startRegistrationFor(user, {
       flowType: PASSKEY_UPGRADE_FLOW,

@@ -45,7 +45,7 @@ export function PasskeyUpgradePage(props: { config: Config; csrfToken: string; u
         </button>
       </form>
       <p class="hint">
-        If you choose not now, we will ask again after {describeDuration(config.passkeyPromptDays * 86_400)}. You can set up a passkey at any time in your Login
+        If you choose not now, we will ask again after {describeDuration(config.passkeyPromptSeconds)}. You can set up a passkey at any time in your Login
         and security settings.
       </p>
     </Layout>
