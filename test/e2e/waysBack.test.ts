@@ -68,7 +68,7 @@ describe("Can't use your passkey?", () => {
     // The registration authority's own page (answered here: the test leaves no request to the internet).
     await page.route(RA_CONTACT, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>RA</title><h1>Contact the registration authority</h1>' }));
     await openHelp();
-    await page.getByRole('link', { name: 'Contact your registration authority' }).click();
+    await page.locator('[data-way="registration-authority"]').getByRole('link', { name: 'your registration authority' }).click();
     await page.waitForURL(RA_CONTACT);
     expect(await heading()).toBe('Contact the registration authority');
   });

@@ -145,6 +145,7 @@ describe('self-service: add an authenticator', () => {
       expect(res.headers.location).toBe(`${base}/problem`);
       const problem = await browser.get(res.headers.location as string);
       expect(problem.body).toContain('Problem adding authenticator');
+      expect(problem.body).toContain('Contact your organisation’s registration authority or IT service desk.');
       // The same page whoever asked: only the flow id and CSRF token differ.
       answers.push(problem.body.replaceAll(base, 'BASE').replace(/content="[^"]+"/g, ''));
     }

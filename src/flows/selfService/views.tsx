@@ -10,6 +10,7 @@ import type { SelfServiceChoice } from '../../strategies/authenticatorKind.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, Layout, NoScript, PlacementChoice, StatusRegion, CodeField } from '../../views/layout.js';
 import type { NationalIdFormat } from '../../users/nationalId.js';
 import { describeDuration } from '../../views/describeDuration.js';
+import { RaContact } from '../../views/raContact.js';
 import { EMAIL_CODE_SECONDS } from './limits.js';
 
 /** What every self-service page needs; a kind's own pages (src/strategies/<kind>/) take it too. */
@@ -130,8 +131,8 @@ export function ProblemPage(m: Base & { flowId: string; nationalId: NationalIdFo
       </p>
       <h2>If it still does not work</h2>
       <p>
-        Your registration authority can check your profile, add your {m.nationalId.label} or give you an authenticator.{' '}
-        {m.config.raContactUrl ? <a href={m.config.raContactUrl}>Find your registration authority</a> : 'Contact your organisation’s registration authority (RA) or IT service desk.'}
+        Your registration authority can check your profile, add your {m.nationalId.label} or give you an authenticator. Contact{' '}
+        <RaContact config={m.config} />.
       </p>
     </Page>
   );

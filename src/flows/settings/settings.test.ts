@@ -174,7 +174,7 @@ describe('Login and security settings', () => {
       const name = /<strong class="passkey-name">([^<]+)<\/strong>/.exec(page)![1]!;
       expect(text(page)).toBe(
         `You have only one way to sign in If you lose your passkey ${name}, or the phone, computer or security key it is on, you will not be able to sign in. ` +
-          'To get back in, you would have to ask your registration authority or administrator to check who you are and give you a new passkey. ' +
+          'To get back in, you would have to ask your organisation’s registration authority or IT service desk to check who you are and give you a new passkey. ' +
           'Set up another passkey on a different device, such as your phone, or on a security key, so that you always have a second way in. Set up another passkey',
       );
       // Near the list, before the form it points to.

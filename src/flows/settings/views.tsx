@@ -4,6 +4,7 @@ import type { FieldError } from '../../errors.js';
 import { providerFor, type ProviderKind } from '../../webauthn/aaguids.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT_MESSAGE, NoScript, PlacementChoice, StatusRegion } from '../../views/layout.js';
 import { describeUserAgent } from '../../views/userAgent.js';
+import { RaContact } from '../../views/raContact.js';
 import { nationalIdFormat } from '../../users/nationalId.js';
 
 function ProviderIcon(props: { kind: ProviderKind }) {
@@ -112,11 +113,6 @@ export interface SettingsModel {
  */
 function OnlyPasskeyWarning(m: { config: Config; user: User; passkey: Authenticator }) {
   const label = nationalIdFormat(m.config).label;
-  const ra = m.config.raContactUrl ? (
-    <a href={m.config.raContactUrl}>your registration authority</a>
-  ) : (
-    'your registration authority or administrator'
-  );
   return (
     <div class="warning" id="only-passkey" data-only-passkey>
       <h3>You have only one way to sign in</h3>
@@ -126,10 +122,10 @@ function OnlyPasskeyWarning(m: { config: Config; user: User; passkey: Authentica
       {m.user.national_id_hash ? (
         <p>
           To get back in, you would have to prove who you are again: with your email address, your {label} and a code we email you (
-          <a href="/add-authenticator">add an authenticator to your profile</a>), or through {ra}.
+          <a href="/add-authenticator">add an authenticator to your profile</a>), or through <RaContact config={m.config} />.
         </p>
       ) : (
-        <p>To get back in, you would have to ask {ra} to check who you are and give you a new passkey.</p>
+        <p>To get back in, you would have to ask <RaContact config={m.config} /> to check who you are and give you a new passkey.</p>
       )}
       <p>Set up another passkey on a different device, such as your phone, or on a security key, so that you always have a second way in.</p>
       <a class="button secondary" href="#add-passkey">

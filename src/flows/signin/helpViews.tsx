@@ -5,6 +5,7 @@
  */
 import type { Config, UpstreamProvider } from '../../config/index.js';
 import { Layout } from '../../views/layout.js';
+import { RaContact } from '../../views/raContact.js';
 
 /** What this deployment offers besides a passkey on this device: worked out by the route from config and the kinds registered. */
 export interface WaysBack {
@@ -97,13 +98,9 @@ export function SignInHelpPage(props: { config: Config; csrfToken: string; ways:
       <section aria-labelledby="registration-authority" data-way="registration-authority">
         <h2 id="registration-authority">Ask your registration authority</h2>
         <p>Your registration authority (RA) can check who you are and give you a new passkey or a security key.</p>
-        {config.raContactUrl ? (
-          <p>
-            <a href={config.raContactUrl}>Contact your registration authority</a>
-          </p>
-        ) : (
-          <p>Contact your organisation’s registration authority or administrator.</p>
-        )}
+        <p>
+          Contact <RaContact config={config} />.
+        </p>
       </section>
     </Layout>
   );

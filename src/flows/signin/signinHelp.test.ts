@@ -48,7 +48,7 @@ describe("Can't use your passkey?", () => {
     expect(section(page, 'password-and-app')).toContain('<a href="/signin/password">Sign in with a password and authenticator app</a>');
     expect(section(page, 'self-service')).toContain('If your National Insurance number is on your profile');
     expect(section(page, 'self-service')).toContain('<a href="/add-authenticator">Add an authenticator to your profile</a>');
-    expect(section(page, 'registration-authority')).toContain('Contact your organisation’s registration authority or administrator.');
+    expect(section(page, 'registration-authority')).toContain('Contact your organisation’s registration authority or IT service desk.');
     expect(section(page, 'registration-authority')).not.toContain('<a ');
   });
 
@@ -63,7 +63,7 @@ describe("Can't use your passkey?", () => {
     expect(section(page, 'password-and-app')).toContain('<a href="/signin/password?next=%2Finteraction%2Fabc&amp;email=ada%40example.com">');
     expect(section(page, 'linked-account')).toContain('<a href="/signin/linked/nhsnet?next=%2Finteraction%2Fabc">Sign in with NHS.net Connect</a>');
     expect(section(page, 'self-service')).toContain('If your staff number is on your profile');
-    expect(section(page, 'registration-authority')).toContain('<a href="https://ra.example.org/contact">Contact your registration authority</a>');
+    expect(section(page, 'registration-authority')).toContain('Contact <a href="https://ra.example.org/contact">your registration authority</a>.');
   });
 
   it('a password alone, only when LATCHKEY_PASSWORD_SIGNIN=alone', async () => {
