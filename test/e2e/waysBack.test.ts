@@ -38,7 +38,7 @@ describe("Can't use your passkey?", () => {
       'Ask your registration authority',
     ]);
     expect(await page.locator('[data-way="another-device"] ol li').allInnerTexts()).toEqual([
-      'Enter your email address on the sign-in page and select Continue. A pop-up will ask you to sign in with your passkey.',
+      'Enter your email address and select Continue. A pop-up will ask you to sign in with your passkey.',
       'Select "Use a different phone or tablet" or similar.',
       'Scan the QR code using the device that has your passkey. Bluetooth must be on.',
       'Follow the instructions on your device to finish signing in.',

@@ -6,6 +6,8 @@
 import type { Config, UpstreamProvider } from '../../config/index.js';
 import { Layout } from '../../views/layout.js';
 import { RaContact } from '../../views/raContact.js';
+import { AnotherDeviceSteps } from './anotherDeviceSteps.js';
+import { signInQuery } from './signInQuery.js';
 
 /** What this deployment offers besides a passkey on this device: worked out by the route from config and the kinds registered. */
 export interface WaysBack {
@@ -21,12 +23,9 @@ export interface WaysBack {
 
 export function SignInHelpPage(props: { config: Config; csrfToken: string; ways: WaysBack; next?: string; emailHint?: string }) {
   const { config, ways } = props;
-  const query = (params: Record<string, string | undefined>) => {
-    const q = new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => !!e[1]));
-    return q.size ? `?${q}` : '';
-  };
-  const signin = `/signin${query({ next: props.next, email: props.emailHint })}`;
-  const password = `/signin/password${query({ next: props.next, email: props.emailHint })}`;
+  const query = signInQuery({ next: props.next, email: props.emailHint });
+  const signin = `/signin${query}`;
+  const password = `/signin/password${query}`;
   return (
     <Layout title="Can't use your passkey?" rpName={config.rpName} csrfToken={props.csrfToken} page="signin-help">
       <a href={signin} class="back-link">
@@ -38,13 +37,7 @@ export function SignInHelpPage(props: { config: Config; csrfToken: string; ways:
       <section aria-labelledby="another-device" data-way="another-device">
         <h2 id="another-device">Your passkey is on another device</h2>
         <p>You can sign in on this device with a passkey saved on your phone or tablet.</p>
-        <ol class="steps">
-          <li>Enter your email address on the sign-in page and select Continue. A pop-up will ask you to sign in with your passkey.</li>
-          <li>Select "Use a different phone or tablet" or similar.</li>
-          <li>Scan the QR code using the device that has your passkey. Bluetooth must be on.</li>
-          <li>Follow the instructions on your device to finish signing in.</li>
-        </ol>
-        <p>On iPhone or iPad, make sure "Password AutoFill" and "Passkey AutoFill" are turned on in your device settings.</p>
+        <AnotherDeviceSteps />
         <a class="button secondary" href={`${signin}#email`}>
           Sign in with your email address
         </a>
@@ -77,7 +70,7 @@ export function SignInHelpPage(props: { config: Config; csrfToken: string; ways:
           <ul>
             {ways.linkedAccounts.map((p) => (
               <li key={p.id}>
-                <a href={`/signin/linked/${p.id}${query({ next: props.next })}`}>Sign in with {p.name}</a>
+                <a href={`/signin/linked/${p.id}${signInQuery({ next: props.next })}`}>Sign in with {p.name}</a>
               </li>
             ))}
           </ul>

@@ -38,6 +38,16 @@ describe("Can't use your passkey?", () => {
     expect(signin).toContain(`<a href="/signin/help?next=%2Finteraction%2Fabc&amp;email=ada%40example.com">Can't use your passkey?</a>`);
   });
 
+  it('explains another device in the same steps as /signin', async () => {
+    t = await createTestApp();
+    const browser = new TestBrowser(t.app);
+    const steps = (html: string) => /<ol class="steps">[\s\S]*?<\/ol>\s*<p>[^<]*<\/p>/.exec(html)?.[0];
+    const onSignIn = steps((await browser.get('/signin')).body);
+    expect(onSignIn).toContain('<li>Scan the QR code using the device that has your passkey. Bluetooth must be on.</li>');
+    expect(onSignIn).toContain('Passkey AutoFill');
+    expect(steps(section((await browser.get('/signin/help')).body, 'another-device'))).toBe(onSignIn);
+  });
+
   it('without options: another device, password and app, self-service, and the registration authority in words', async () => {
     const page = await helpPage();
     expect(page).toContain("<h1>Can't use your passkey?</h1>");

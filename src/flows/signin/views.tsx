@@ -1,12 +1,7 @@
 import type { Config } from '../../config/index.js';
 import { CsrfField, ErrorSummary, Layout, NO_SCRIPT_MESSAGE, NoScript, StatusRegion } from '../../views/layout.js';
-
-function passwordQuery(next: string | undefined, email: string | undefined): string {
-  const q = new URLSearchParams();
-  if (next) q.set('next', next);
-  if (email) q.set('email', email);
-  return q.size ? `?${q}` : '';
-}
+import { AnotherDeviceSteps } from './anotherDeviceSteps.js';
+import { signInQuery } from './signInQuery.js';
 
 export function SignInPage(props: {
   config: Config;
@@ -42,7 +37,7 @@ export function SignInPage(props: {
       </form>
       {props.config.upstreamProviders.map((p) => (
         <p key={p.id}>
-          <a class="button secondary" href={`/signin/linked/${p.id}${props.next ? `?next=${encodeURIComponent(props.next)}` : ''}`}>
+          <a class="button secondary" href={`/signin/linked/${p.id}${signInQuery({ next: props.next })}`}>
             Sign in with {p.name}
           </a>
         </p>
@@ -52,12 +47,12 @@ export function SignInPage(props: {
         <>
           <p>If you do not have a passkey set up on another device, you can use your password instead.</p>
           <p>
-            <a href={`/signin/password${passwordQuery(props.next, props.emailHint)}`}>Use your password instead</a>
+            <a href={`/signin/password${signInQuery({ next: props.next, email: props.emailHint })}`}>Use your password instead</a>
           </p>
         </>
       ) : (
         <p>
-          <a href={`/signin/password${passwordQuery(props.next, props.emailHint)}`}>Sign in with a password and authenticator app</a>
+          <a href={`/signin/password${signInQuery({ next: props.next, email: props.emailHint })}`}>Sign in with a password and authenticator app</a>
         </p>
       )}
       <p>
@@ -65,16 +60,10 @@ export function SignInPage(props: {
       </p>
       <details>
         <summary>Your passkey is on another device</summary>
-        <ol class="steps">
-          <li>Enter your email address and select Continue. A pop-up will ask you to sign in with your passkey.</li>
-          <li>Select "Use a different phone or tablet" or similar.</li>
-          <li>Scan the QR code using the device that has your passkey. Bluetooth must be on.</li>
-          <li>Follow the instructions on your device to finish signing in.</li>
-        </ol>
-        <p>On iPhone or iPad, make sure "Password AutoFill" and "Passkey AutoFill" are turned on in your device settings.</p>
+        <AnotherDeviceSteps />
       </details>
       <p>
-        <a href={`/signin/help${passwordQuery(props.next, props.emailHint)}`}>Can't use your passkey?</a>
+        <a href={`/signin/help${signInQuery({ next: props.next, email: props.emailHint })}`}>Can't use your passkey?</a>
       </p>
       {props.config.signup === 'open' ? (
         <p>
