@@ -70,6 +70,14 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
     return browser.postForm(`/signin/password${query}`, { email, password: PASSWORD, code });
   }
 
+  /** Someone with a password and an app, signed in with them in a browser of their own, not yet past the offer. */
+  async function signedInAppUser(email?: string) {
+    const { user, secret } = await appUser(email);
+    const browser = new TestBrowser(t.app);
+    await signInWithApp(browser, user.email, secret);
+    return { user, secret, browser };
+  }
+
   const skippedAt = async (userId: string) => (await t.app.latchkey.store.users.findById(userId))!.passkey_prompt_skipped_at;
   const passkeysOf = async (userId: string) => (await t.app.latchkey.store.authenticators.listForUser(userId)).filter((a) => a.type === 'passkey');
 
@@ -162,9 +170,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
 
     it('only a local next: another site is replaced by settings', async () => {
       await start();
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { browser } = await signedInAppUser();
       const page = await browser.get('/passkey-upgrade?next=%2F%2Fevil.example%2F');
       expect(page.body).toContain('data-next="/settings"');
       const skipped = await browser.postForm('/passkey-upgrade/skip', { next: 'https://evil.example/' });
@@ -206,9 +212,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
 
     it('a passkey set up on the page leads back to the service, not to settings', async () => {
       await start();
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { browser } = await signedInAppUser();
       const options = await browser.postJson('/passkey-upgrade/options', { placement: 'this-device', next: '/interaction/abc123' });
       const verified = await browser.postJson('/passkey-upgrade/verify', { response: authenticator().createCredential(options.json().options) });
       expect(verified.statusCode).toBe(200);
@@ -219,9 +223,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
   describe('setting up the passkey', () => {
     it('the usual ceremony: stored, audited as an upgrade, the person emailed, and back in settings with a message', async () => {
       await start();
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { user, browser } = await signedInAppUser();
       const options = await browser.postJson('/passkey-upgrade/options', { placement: 'security-key', next: '/settings' });
       expect(options.statusCode).toBe(200);
       const o = options.json().options;
@@ -246,9 +248,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
 
     it('one credential answering two ceremonies at once: one is stored, the other refused as already registered', async () => {
       await start();
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { user, browser } = await signedInAppUser();
       const first = (await browser.postJson('/passkey-upgrade/options', { placement: 'this-device' })).json().options;
       const second = (await browser.postJson('/passkey-upgrade/options', { placement: 'this-device' })).json().options;
       const response = authenticator().createCredential(first);
@@ -286,9 +286,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
       await anonymous.get('/signin');
       expect((await anonymous.postJson('/passkey-upgrade/options', { conditional: true })).statusCode).toBe(401);
       expect((await anonymous.postForm('/passkey-upgrade/skip', { next: '/settings' })).statusCode).toBe(401);
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { user, browser } = await signedInAppUser();
       expect((await browser.postJson('/passkey-upgrade/options', { conditional: true }, { 'x-csrf-token': 'forged' })).statusCode).toBe(403);
       expect(await skippedAt(user.id)).toBeNull();
     });
@@ -300,9 +298,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
 
     it('a conditional create may come back without UP or UV: accepted, and audited as conditional', async () => {
       await start();
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { user, browser } = await signedInAppUser();
       const options = await browser.postJson('/passkey-upgrade/options', { conditional: true, next: '/settings' });
       const o = options.json().options;
       // UV "required" would make the browser refuse a conditional create it can't verify (§5.1.3 step 22).
@@ -319,9 +315,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
 
     it('the upgrade page\'s usual ceremony refuses a response without UP, and one without UV', async () => {
       await start();
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { user, browser } = await signedInAppUser();
       const noUp = await browser.postJson('/passkey-upgrade/verify', {
         response: silent().createCredential((await browser.postJson('/passkey-upgrade/options', { placement: 'this-device' })).json().options),
       });
@@ -349,9 +343,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
 
     it('a conditional ceremony answered at another registration endpoint is not found there', async () => {
       await start();
-      const { user, secret } = await appUser();
-      const browser = new TestBrowser(t.app);
-      await signInWithApp(browser, user.email, secret);
+      const { user, browser } = await signedInAppUser();
       const o = (await browser.postJson('/passkey-upgrade/options', { conditional: true })).json().options;
       const res = await browser.postJson('/settings/passkeys/verify', { response: silent().createCredential(o) });
       expect(res.statusCode).toBe(400);
@@ -362,9 +354,7 @@ describe('passkey upgrade after a sign-in without a passkey', () => {
 
   it('without script, "Set up a passkey" says passkeys need JavaScript and Not now still works', async () => {
     await start();
-    const { user, secret } = await appUser();
-    const browser = new TestBrowser(t.app);
-    await signInWithApp(browser, user.email, secret);
+    const { browser } = await signedInAppUser();
     const posted = await browser.postForm('/passkey-upgrade?next=%2Fsettings', { placement: 'this-device' });
     expect(posted.headers.location).toBe('/passkey-upgrade?next=%2Fsettings&nojs=1');
     const page = await browser.get(posted.headers.location as string);
