@@ -175,8 +175,9 @@ export const auditEventLabels: Record<string, string> = {
   'signin': 'Signed in',
   'signin.failed': 'Failed sign-in attempt',
   'signup': 'Account created',
-  'reauth': 'Confirmed it was you with a passkey',
-  'reauth.failed': 'Failed passkey check',
+  // Each record says how (auditEventLabel): these are the words for the event as a whole, in the audit log's filter.
+  'reauth': 'Confirmed it was you',
+  'reauth.failed': 'Failed check that it was you',
   'session.ended': 'Signed out a session',
   'signout': 'Signed out',
   'enrolment.invited': 'Invite link created',
@@ -253,6 +254,46 @@ export function describeRefusal(event: { outcome: string; detail: string }): str
   const code = detail.reason as ErrorCode;
   const why = reasonWords[code] ?? (code in errorCatalogue ? errorCatalogue[code].message : code);
   return typeof detail.action === 'string' ? `${why} (${detail.action})` : why;
+}
+
+/**
+ * A check that it was the person, by how it was made: the `reauth` records' detail.method (src/flows/reauth/routes.tsx),
+ * none for a passkey.
+ */
+const reauthLabels: Record<string, Record<string, string>> = {
+  'reauth': {
+    'passkey': 'Confirmed it was you with a passkey',
+    'password': 'Confirmed it was you with your password',
+    'password+totp': 'Confirmed it was you with your password and authenticator app',
+    'linked-account': 'Confirmed it was you with your work account',
+  },
+  'reauth.failed': {
+    'passkey': 'Failed passkey check',
+    'password': 'Failed password check',
+    'password+totp': 'Failed password and authenticator app check',
+    'linked-account': 'Failed work account check',
+  },
+};
+
+/** The words for one record in an activity list: its event's (auditEventLabelsFor), and for a check, how it was made. */
+export function auditEventLabel(labels: Record<string, string>, record: { event: string; detail: string }): string {
+  const byMethod = Object.hasOwn(reauthLabels, record.event) ? reauthLabels[record.event]! : {};
+  const method = methodOf(record.detail);
+  const label = method !== undefined && Object.hasOwn(byMethod, method) ? byMethod[method] : undefined;
+  return label ?? labels[record.event] ?? record.event;
+}
+
+/** A check's method from its detail: none recorded is a passkey; undefined when the detail can't be read. */
+function methodOf(detail: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(detail);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const method = (parsed as { method?: unknown }).method;
+  return method === undefined ? 'passkey' : typeof method === 'string' ? method : undefined;
 }
 
 /** The words for every audit event: the shared ones above and each registered kind's own. */

@@ -8,7 +8,7 @@ import type { Config } from '../config/index.js';
 import type { Authenticator, EmailTemplate, Flow, User, UserStatus } from '../db/schema.js';
 import type { AuditRow } from '../db/persisters/audit.js';
 import { errorCatalogue, type FieldError } from '../errors.js';
-import { auditEventLabelsFor, describeRefusal } from '../audit.js';
+import { auditEventLabel, auditEventLabelsFor, describeRefusal } from '../audit.js';
 import type { KindRegistry } from '../strategies/kindRegistry.js';
 import { ConfirmCheckbox, CsrfField, ErrorSummary, Field, formatTime, Layout } from '../views/layout.js';
 import { describeDuration } from '../views/describeDuration.js';
@@ -583,7 +583,7 @@ function AuditTable(props: { events: AuditRow[]; labelledBy: string; kinds: Kind
           <tr data-event={e.event}>
             <td data-label="When">{formatTime(e.at)}</td>
             <td data-label="What">
-              {labels[e.event] ?? e.event}
+              {auditEventLabel(labels, e)}
               {e.outcome === 'failure' ? ' (failed)' : e.outcome === 'refused' ? ' (refused)' : ''}
               {describeRefusal(e) ? <span class="hint">Why: {describeRefusal(e)}</span> : null}
             </td>

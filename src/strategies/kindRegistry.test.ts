@@ -103,6 +103,18 @@ describe('reachable level: what step-up can check, and so what a service can get
   });
 });
 
+describe('ways in: what "your last way to sign in" counts', () => {
+  it('counts only what signs the person in now', () => {
+    const passkey = row('passkey');
+    const stored = [passkey, row('password'), app(), linked('gone'), row('smart-card')];
+    // With-app: the password row, and the app without a password, open nothing.
+    expect(kinds.waysIn(noPassword, stored)).toEqual([passkey]);
+    expect(kinds.waysIn(withPassword, stored).map((a) => a.type)).toEqual(['passkey', 'totp']);
+    expect(kindsAlone.waysIn(withPassword, stored).map((a) => a.type)).toEqual(['passkey', 'password', 'totp']);
+    expect(kindsAlone.waysIn(noPassword, [row('password'), linked('weak')]).map((a) => a.type)).toEqual(['linked-account']);
+  });
+});
+
 describe('removing what signs in with the person\'s password', () => {
   /** A store stand-in for the removal's transaction: what is left, and whether the password was cleared. */
   function removal(left: Authenticator[]) {

@@ -71,6 +71,16 @@ export class KindRegistry {
     return kind.assurance(authenticator, config, this.context(user));
   }
 
+  /**
+   * The authenticators that can sign this person in now (assuranceOf defined): what "your last way to sign in" and "your
+   * only passkey" count. A password row under LATCHKEY_PASSWORD_SIGNIN=with-app, an app without a password, a work
+   * account at a provider no longer configured or a passkey the policy refuses is stored but opens nothing, so it never
+   * stands in for the last way in.
+   */
+  waysIn(user: Pick<User, 'password_hash'>, authenticators: Authenticator[]): Authenticator[] {
+    return authenticators.filter((a) => this.assuranceOf(a, user));
+  }
+
   /** The level a sign-in (or step-up) with this authenticator reached; for authenticators that just signed someone in. */
   signInAal(authenticator: Authenticator, user: Pick<User, 'password_hash'>): Aal {
     const assurance = this.assuranceOf(authenticator, user);
@@ -91,7 +101,7 @@ export class KindRegistry {
 
   /** The authenticators /settings/reauth offers to this person: the rule reachableAal counts by. */
   stepUpCandidates(user: Pick<User, 'password_hash'>, authenticators: Authenticator[]): Authenticator[] {
-    const usable = authenticators.filter((a) => this.assuranceOf(a, user));
+    const usable = this.waysIn(user, authenticators);
     const primary = usable.filter((a) => this.byType.get(a.type)!.stepUp === 'primary');
     return primary.length ? primary : usable.filter((a) => this.byType.get(a.type)!.stepUp === 'fallback');
   }

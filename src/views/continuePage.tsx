@@ -30,3 +30,11 @@ export function sendContinuePage(reply: FastifyReply, config: Config, csrfToken:
 export function leadsToService(next: string | undefined): next is string {
   return !!next && next.startsWith('/interaction/');
 }
+
+/**
+ * On to `next` (a local path) at the end of a form post: a waiting service through the continue page, anywhere else by
+ * a 303 redirect.
+ */
+export function sendOnward(reply: FastifyReply, config: Config, csrfToken: string, next: string): FastifyReply {
+  return leadsToService(next) ? sendContinuePage(reply, config, csrfToken, next) : reply.redirect(next, 303);
+}

@@ -8,7 +8,7 @@
  * The person signed in moments ago, so no further check is asked: the sign-in must be within
  * LATCHKEY_REAUTH_MINUTES, as adding a passkey in settings needs.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
@@ -20,7 +20,7 @@ import { originDetail } from '../../webauthn/allowedOrigins.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { describeDuration } from '../../views/describeDuration.js';
-import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
+import { sendOnward } from '../../views/continuePage.js';
 import { NoScriptForm } from '../../views/noScript.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { Csrf } from '../../http/schemas.js';
@@ -59,10 +59,6 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
     }
     return auth;
   }
-
-  /** On to where the person was going: a waiting service through the continue page (this answers a form post). */
-  const goOn = (request: FastifyRequest, reply: FastifyReply, next: string) =>
-    leadsToService(next) ? sendContinuePage(reply, config, request.csrfToken, next) : reply.redirect(next, 303);
 
   r.get(PASSKEY_UPGRADE_PATH, { schema: { querystring: PageQuery } }, async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin');
@@ -124,6 +120,6 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
   r.post(`${PASSKEY_UPGRADE_PATH}/skip`, { schema: { body: SkipBody } }, async (request, reply) => {
     const { user } = requireAuth(request);
     await store.users.setPasskeyPromptSkippedAt(user.id, now());
-    return goOn(request, reply, safeNext(request.body.next) ?? '/settings');
+    return sendOnward(reply, config, request.csrfToken, safeNext(request.body.next) ?? '/settings');
   });
 }

@@ -19,12 +19,11 @@ import { AuthenticationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
 import { auditFailure } from '../signin/routes.js';
 import { ReauthPage } from './views.js';
-import { AppError, appError, type ErrorCode } from '../../errors.js';
+import { AppError, appError, type ErrorCode, type FieldError } from '../../errors.js';
 import { wantsHtml } from '../../plugins/errorHandler.js';
-import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
+import { sendOnward } from '../../views/continuePage.js';
 import { checkPasswordAlone, checkPasswordAndCode } from '../../strategies/password/routes.js';
-import { PASSWORD_TYPE } from '../../strategies/password/kind.js';
-import { TOTP_TYPE } from '../../strategies/totp/kind.js';
+import { passwordStanding } from '../../strategies/password/passwordStanding.js';
 import { checkSigninAllowed, recordSigninFailure, recordSigninSuccess } from '../../strategies/throttle.js';
 import type { UpstreamLogin } from '../../strategies/linkedAccount/linkedAccounts.js';
 import { LINKED_ACCOUNT_TYPE } from '../../strategies/linkedAccount/kind.js';
@@ -92,17 +91,6 @@ export async function finishLinkedAccountReauth(
   return reply.redirect(safeNext(result.returnTo), 303);
 }
 
-/**
- * Whether /settings/reauth offers the password form, from the step-up rule (KindRegistry.stepUpCandidates): with an
- * app's code for someone with an app; on its own only for someone whose password alone is all they can step up with.
- */
-export function passwordReauth(kinds: KindRegistry, user: User, authenticators: Authenticator[]): 'with-app' | 'alone' | undefined {
-  const candidates = kinds.stepUpCandidates(user, authenticators);
-  if (candidates.some((a) => a.type === TOTP_TYPE)) return 'with-app';
-  if (candidates.some((a) => a.type === PASSWORD_TYPE)) return 'alone';
-  return undefined;
-}
-
 export async function reauthRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now } = app.latchkey;
@@ -129,7 +117,7 @@ export async function reauthRoutes(app: FastifyInstance) {
             user={auth.user}
             next={safeNext(request.query.next)}
             hasPasskey={usable.length > 0}
-            password={need === '3' ? undefined : passwordReauth(app.latchkey.kinds, auth.user, authenticators)}
+            password={need === '3' ? undefined : passwordStanding(app.latchkey.kinds, config, auth.user, authenticators).reauth}
             linkedProviders={linked}
             {...(need === '3' ? { securityKeys: usable.map((a) => a.name) } : {})}
           />,
@@ -162,15 +150,15 @@ export async function reauthRoutes(app: FastifyInstance) {
       const next = safeNext(request.query.next);
       const t = now();
       const hasPasskey = (await store.authenticators.countForUser(auth.user.id)) > 0;
-      const password = passwordReauth(app.latchkey.kinds, auth.user, await store.authenticators.listForUser(auth.user.id));
-      // No code from someone who may confirm with a password alone: the password on its own.
+      const password = passwordStanding(app.latchkey.kinds, config, auth.user, await store.authenticators.listForUser(auth.user.id)).reauth;
+      // A code, when sent, is checked (the app path): were it ignored, a wrong one would pass as a password alone.
       const method = password === 'alone' && !(request.body.code ?? '').trim() ? 'password' : 'password+totp';
-      const refuse = (status: number, error: string, code: ErrorCode = 'signin_failed') => {
+      const refuse = (status: number, error: string, code: ErrorCode = 'signin_failed', fields: FieldError[] = []) => {
         if (!wantsHtml(request)) throw appError(code, error);
         return reply
           .status(status)
           .type('text/html; charset=utf-8')
-          .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} password={password} error={error} />));
+          .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} password={password} {...(fields.length ? { fields } : { error })} />));
       };
       try {
         checkSigninAllowed(auth.user, t);
@@ -180,19 +168,22 @@ export async function reauthRoutes(app: FastifyInstance) {
       }
       const used =
         method === 'password'
-          ? await checkPasswordAlone(store, app.latchkey.kinds, auth.user, request.body.password ?? '').then((row) => row && { authenticatorId: row.id, authenticator: row })
+          ? await checkPasswordAlone(store, app.latchkey.kinds, auth.user, request.body.password ?? '')
           : await checkPasswordAndCode(store, app.latchkey.secretBox, auth.user, request.body.password ?? '', request.body.code ?? '', t);
       if (!used) {
         await recordSigninFailure(store, auth.user.id, t);
         await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method } });
-        return refuse(400, method === 'password' ? 'The password is not right. Check it and try again.' : 'The password or code is not right. Check them and try again.');
+        const wrong = method === 'password' ? 'The password is not right. Check it and try again.' : 'The password or code is not right. Check them and try again.';
+        return refuse(400, wrong, 'signin_failed', [{ field: 'password', message: wrong }]);
       }
-      await recordSigninSuccess(store, auth.user.id);
-      if (method === 'password') await store.authenticators.recordUse(used.authenticatorId, { counter: 0, backedUp: false, backupEligible: false, at: t });
-      await store.sessions.stepUp(auth.session.id_hash, t, app.latchkey.kinds.signInAal(used.authenticator, auth.user), used.authenticatorId);
-      await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method } });
-      if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
-      return reply.redirect(next, 303);
+      await store.transaction(async (tx) => {
+        await recordSigninSuccess(tx, auth.user.id);
+        // An app's use is recorded with its code's time step (checkPasswordAndCode); a password alone's here.
+        if (method === 'password') await tx.authenticators.recordUse(used.authenticatorId, { counter: 0, backedUp: false, backupEligible: false, at: t });
+        await tx.sessions.stepUp(auth.session.id_hash, t, app.latchkey.kinds.signInAal(used.authenticator, auth.user), used.authenticatorId);
+        await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method } }, tx);
+      });
+      return sendOnward(reply, config, request.csrfToken, next);
     },
   );
 

@@ -1,6 +1,7 @@
 import type { Config } from '../../config/index.js';
 import type { User } from '../../db/schema.js';
-import { CsrfField, ErrorSummary, Layout, NoScript, StatusRegion } from '../../views/layout.js';
+import type { FieldError } from '../../errors.js';
+import { CsrfField, ErrorSummary, Field, invalidProps, Layout, NoScript, StatusRegion } from '../../views/layout.js';
 
 export function ReauthPage(props: {
   config: Config;
@@ -8,21 +9,24 @@ export function ReauthPage(props: {
   user: User;
   next: string;
   hasPasskey?: boolean;
-  /** The password form, when the person may confirm with their password: with an app's code, or on its own (passwordReauth). */
+  /** The password form, when the person may confirm with their password: with an app's code, or on its own (passwordStanding). */
   password?: 'with-app' | 'alone';
   /** Providers to sign in again with, when a linked work account is all the person has (linkedAccountReauthProviders). */
   linkedProviders?: { id: string; name: string }[];
   /** A service needs AAL3: the names of the person's security keys that give it (none: they need one from their RA). */
   securityKeys?: string[];
   error?: string;
+  /** What was wrong with the password form, said at its field and linked from the summary. */
+  fields?: FieldError[];
 }) {
   if (props.securityKeys) return <SecurityKeyReauthPage {...props} securityKeys={props.securityKeys} />;
   const hasPasskey = props.hasPasskey ?? true;
   const linked = props.linkedProviders ?? [];
+  const fields = props.fields ?? [];
   return (
     <Layout title="Confirm it is you" rpName={props.config.rpName} csrfToken={props.csrfToken} page="reauth" signedIn={{ displayName: props.user.display_name }} data={{ next: props.next }}>
       <h1>Confirm it is you</h1>
-      <ErrorSummary message={props.error ?? null} />
+      <ErrorSummary message={props.error ?? null} fields={fields} />
       <StatusRegion />
       {hasPasskey ? (
         <>
@@ -39,14 +43,12 @@ export function ReauthPage(props: {
         <form method="post" action={`/reauth/password?next=${encodeURIComponent(props.next)}`} novalidate>
           <CsrfField token={props.csrfToken} />
           <h2>{hasPasskey ? 'Or use your password and authenticator app' : 'Use your password and authenticator app'}</h2>
-          <div class="field">
-            <label for="password">Password</label>
-            <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} />
-          </div>
-          <div class="field">
-            <label for="code">Code from your authenticator app</label>
-            <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" />
-          </div>
+          <Field id="password" label="Password" errors={fields}>
+            {(invalid) => <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} {...invalidProps('password', invalid)} />}
+          </Field>
+          <Field id="code" label="Code from your authenticator app" errors={fields}>
+            {(invalid) => <input type="text" id="code" name="code" inputMode="numeric" autoComplete="one-time-code" maxLength={12} class="code-input" {...invalidProps('code', invalid)} />}
+          </Field>
           <button type="submit" class="secondary">
             Continue
           </button>
@@ -56,10 +58,9 @@ export function ReauthPage(props: {
         <form method="post" action={`/reauth/password?next=${encodeURIComponent(props.next)}`} novalidate>
           <CsrfField token={props.csrfToken} />
           <h2>Use your password</h2>
-          <div class="field">
-            <label for="password">Password</label>
-            <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} />
-          </div>
+          <Field id="password" label="Password" errors={fields}>
+            {(invalid) => <input type="password" id="password" name="password" autoComplete="current-password" maxLength={256} {...invalidProps('password', invalid)} />}
+          </Field>
           <button type="submit" class="secondary">
             Continue
           </button>

@@ -21,8 +21,7 @@ import type { Config } from '../../config/index.js';
 import { startVerifiedFlow } from '../selfService/routes.js';
 import { InteractionUid, serviceWaitingAt } from '../../oidc/interactions.js';
 import { checkNewPassword, hashPassword } from '../../strategies/password/passwords.js';
-import { PASSWORD_TYPE } from '../../strategies/password/kind.js';
-import { TOTP_TYPE } from '../../strategies/totp/kind.js';
+import { passwordStanding, type PasswordStanding } from '../../strategies/password/passwordStanding.js';
 
 const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
 const AddBody = Type.Object({ ...Csrf, interaction: Type.Optional(InteractionUid) });
@@ -61,12 +60,14 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     startAdding(request, reply, request.query.interaction),
   );
 
+  /** Whether removing `authenticator` would leave the person nothing that signs them in (KindRegistry.waysIn). */
+  const isLastWayIn = (user: User, authenticators: Authenticator[], authenticator: Authenticator) => !kinds.waysIn(user, authenticators).some((a) => a.id !== authenticator.id);
+
   async function load(request: FastifyRequest & { params: Static<typeof Params> }) {
     const auth = requireAuth(request);
     const found = await store.authenticators.findForUser(auth.user.id, request.params.id);
     if (!found || kinds.get(found.type)?.settingsSection === 'passkeys') throw appError('not_found', 'That sign-in method was not found. It may already have been removed.');
-    const all = await store.authenticators.listForUser(auth.user.id);
-    return { auth, authenticator: found, isLast: all.length <= 1 };
+    return { auth, authenticator: found, isLast: isLastWayIn(auth.user, await store.authenticators.listForUser(auth.user.id), found) };
   }
 
   r.get('/settings/authenticators/:id/remove', { schema: { params: Params } }, async (request, reply) => {
@@ -80,26 +81,30 @@ export async function otherMethodsRoutes(app: FastifyInstance) {
     { schema: { params: Params, body: RemoveBody } },
     async (request, reply) => {
       const { auth, authenticator, isLast } = await load(request);
-      const page = (status: number, error: string) =>
-        html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} removeWarning={kinds.get(authenticator.type)?.removeWarning} isLast={isLast} error={error} />), status);
-      if (isLast) return page(409, 'You cannot remove your only way to sign in. Add a passkey or another method first.');
+      const page = (status: number, error: string, last = isLast) =>
+        html(reply, renderPage(<RemoveMethodPage config={config} csrfToken={request.csrfToken} user={auth.user} authenticator={authenticator} removeWarning={kinds.get(authenticator.type)?.removeWarning} isLast={last} error={error} />), status);
+      const lastWayIn = () => page(409, 'You cannot remove your only way to sign in. Add a passkey or another method first.', true);
+      if (isLast) return lastWayIn();
       if (!(await hasFreshCheck(app, request))) return reauth(reply, `/settings/authenticators/${authenticator.id}/remove`);
       if (request.body.confirm !== 'yes') return page(400, 'Select the box to confirm you want to remove it');
-      await store.transaction(async (tx) => {
+      const removed = await store.transaction(async (tx) => {
+        // As for passkeys (settings/routes.tsx): writing the user row first serialises concurrent removals for one
+        // person, so two can't each see another way in and leave none.
+        await tx.users.setStatus(auth.user.id, auth.user.status, now());
+        if (isLastWayIn(auth.user, await tx.authenticators.listForUser(auth.user.id), authenticator)) return false;
         await tx.authenticators.remove(auth.user.id, authenticator.id);
         await tx.sessions.deleteForAuthenticator(auth.user.id, authenticator.id);
         await kinds.removed(tx, auth.user, authenticator, now());
         await audit(app, request, { event: 'authenticator.removed_by_user', subjectUserId: auth.user.id, authenticatorId: authenticator.id, detail: { type: authenticator.type, name: authenticator.name } }, tx);
+        return true;
       });
+      if (!removed) return lastWayIn();
       return reply.redirect('/settings?unlinked=1', 303);
     },
   );
 
-  /** How the person uses their password, for the page's words: on its own (a password row), with an app, or both. */
-  async function passwordUse(user: User): Promise<PasswordUse> {
-    const types = new Set((await store.authenticators.listForUser(user.id)).map((a) => a.type));
-    return { alone: types.has(PASSWORD_TYPE), withApp: types.has(TOTP_TYPE) };
-  }
+  /** How the person uses their password, for the page's words: on its own, with an app, or both. */
+  const passwordUse = async (user: User): Promise<PasswordUse> => passwordStanding(kinds, config, user, await store.authenticators.listForUser(user.id));
   const noPassword = () => appError('not_found', 'You have no password to change.');
 
   r.get('/settings/password', async (request, reply) => {
@@ -151,14 +156,11 @@ function RemoveMethodPage(m: { config: Config; csrfToken: string; user: User; au
   );
 }
 
-interface PasswordUse {
-  alone: boolean;
-  withApp: boolean;
-}
+type PasswordUse = Pick<PasswordStanding, 'signsInAlone' | 'withApp'>;
 
 function ChangePasswordPage(m: { config: Config; csrfToken: string; user: User; use: PasswordUse; errors: FieldError[] }) {
   const error = (f: string) => m.errors.find((e) => e.field === f);
-  const use = m.use.alone
+  const use = m.use.signsInAlone
     ? m.use.withApp
       ? 'You use your password to sign in on its own, and with a code from your authenticator app.'
       : 'You use your password to sign in on its own.'

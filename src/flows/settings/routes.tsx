@@ -22,8 +22,8 @@ import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedN
 import { defineFlow } from '../flowMachine.js';
 import { Csrf } from '../../http/schemas.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
-import { PASSWORD_TYPE } from '../../strategies/password/kind.js';
-import { TOTP_TYPE } from '../../strategies/totp/kind.js';
+import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
+import { passwordStanding } from '../../strategies/password/passwordStanding.js';
 import type { Authenticator, User } from '../../db/schema.js';
 
 export const ADD_PASSKEY_FLOW = 'add-passkey';
@@ -58,17 +58,18 @@ const FormBody = Type.Object({
 });
 
 
-/** "Set a password" (LATCHKEY_PASSWORD_SIGNIN=alone) for someone without one of their own; `app` when they use one with an app. */
-function passwordOffer(user: User, authenticators: Authenticator[]): 'new' | 'app' | undefined {
-  if (authenticators.some((a) => a.type === PASSWORD_TYPE)) return undefined;
-  return user.password_hash && authenticators.some((a) => a.type === TOTP_TYPE) ? 'app' : 'new';
-}
-
 export async function settingsRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn, now, mailer, kinds } = app.latchkey;
 
   const reauthRedirect = (reply: FastifyReply, next: string) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(next)}`, 303);
+
+  /**
+   * Whether `passkey` is the person's last passkey that signs in (KindRegistry.waysIn): that one stays. A passkey the
+   * policy refuses doesn't count, so it never stands in for the one that works.
+   */
+  const isLastPasskey = (user: User, authenticators: Authenticator[], passkey: Authenticator) =>
+    !kinds.waysIn(user, authenticators).some((a) => a.type === PASSKEY_TYPE && a.id !== passkey.id);
 
   async function loadPasskey(request: FastifyRequest & { params: Static<typeof PasskeyParams> }) {
     const auth = requireAuth(request);
@@ -90,8 +91,9 @@ export async function settingsRoutes(app: FastifyInstance) {
       store.roles.listForUser(user.id),
     ]);
     const listed = passkeys.filter((p) => kinds.get(p.type)?.settingsSection === 'passkeys');
-    // One passkey and nothing else: no second passkey, app, work account or password (a password alone is a way in).
-    const onlyPasskey = passkeys.length === 1 && listed.length === 1 && !user.password_hash ? listed[0] : undefined;
+    // One passkey and nothing else that signs in: rows that open nothing (a password row under with-app) don't count.
+    const waysIn = kinds.waysIn(user, passkeys);
+    const onlyPasskey = waysIn.length === 1 && waysIn[0]!.type === PASSKEY_TYPE ? waysIn[0] : undefined;
     const passkeyWords = new Map(listed.map((p) => [p.id, passkeyInWords(passkeyStanding(p, user, kinds, app.latchkey.trust))]));
     return html(
       reply,
@@ -111,7 +113,7 @@ export async function settingsRoutes(app: FastifyInstance) {
           agent={roles.length > 0}
           others={passkeys.filter((p) => kinds.get(p.type)?.settingsSection !== 'passkeys').map((a) => ({ authenticator: a, label: kinds.displayOf(a, user).label }))}
           eventLabels={auditEventLabelsFor(kinds)}
-          passwordAlone={config.passwordSignIn === 'alone' ? { offer: passwordOffer(user, passkeys) } : undefined}
+          passwordAlone={config.passwordSignIn === 'alone' ? { offer: passwordStanding(kinds, config, user, passkeys).offer } : undefined}
           onlyPasskey={onlyPasskey}
         />,
       ),
@@ -184,7 +186,7 @@ export async function settingsRoutes(app: FastifyInstance) {
 
   r.get('/settings/passkeys/:id/remove', { schema: { params: PasskeyParams } }, async (request, reply) => {
     const { auth, passkey } = await loadPasskey(request);
-    const isLast = (await store.authenticators.countForUser(auth.user.id)) <= 1;
+    const isLast = isLastPasskey(auth.user, await store.authenticators.listForUser(auth.user.id), passkey);
     if (!isLast && !(await hasFreshCheck(app, request))) return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
     return html(reply, renderPage(<RemovePage config={config} csrfToken={request.csrfToken} user={auth.user} passkey={passkey} isLast={isLast} />));
   });
@@ -201,7 +203,7 @@ export async function settingsRoutes(app: FastifyInstance) {
         return html(reply, renderPage(page), error.status);
       };
       const unconfirmed = 'Select the box to confirm you want to remove this passkey';
-      if ((await store.authenticators.countForUser(auth.user.id)) <= 1) return refuse(appError('last_passkey'), true);
+      if (isLastPasskey(auth.user, await store.authenticators.listForUser(auth.user.id), passkey)) return refuse(appError('last_passkey'), true);
       if (!(await hasFreshCheck(app, request))) {
         if (!wantsHtml(request)) throw appError('reauth_required');
         return reauthRedirect(reply, `/settings/passkeys/${passkey.id}/remove`);
@@ -211,7 +213,7 @@ export async function settingsRoutes(app: FastifyInstance) {
         // Writing the user row first serialises concurrent removals for one user (a row lock on PostgreSQL,
         // the database lock on SQLite), so two removals can't each see "2 left" and leave none.
         await tx.users.setStatus(auth.user.id, auth.user.status, now());
-        if ((await tx.authenticators.countForUser(auth.user.id)) <= 1) return false;
+        if (isLastPasskey(auth.user, await tx.authenticators.listForUser(auth.user.id), passkey)) return false;
         await tx.authenticators.remove(auth.user.id, passkey.id);
         await audit(app, request, { event: 'passkey.removed', subjectUserId: auth.user.id, authenticatorId: passkey.id, detail: { name: passkey.name } }, tx);
         return true;

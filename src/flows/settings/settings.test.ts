@@ -1,9 +1,31 @@
 import { expectConfirmError } from '../../../test/support/pages.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { authenticator, createTestApp, insertApp, signUp, TestBrowser, type TestApp } from '../../../test/support/app.js';
 import { NO_PASSKEY_COLUMNS } from '../../strategies/authenticatorKind.js';
 import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
 import { startSmtpSink } from '../../../test/support/smtpSink.js';
+
+const FAKE_HASH = '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZmFrZWhhc2g';
+/** An upstream provider (LATCHKEY_UPSTREAM_*), so a work account linked there signs the person in. */
+const WORK_PROVIDER = {
+  LATCHKEY_UPSTREAM_PROVIDERS: 'nhsnet',
+  LATCHKEY_UPSTREAM_NHSNET_ISSUER: 'https://login.nhs.example/tenant/v2.0',
+  LATCHKEY_UPSTREAM_NHSNET_CLIENT_ID: 'latchkey',
+  LATCHKEY_UPSTREAM_NHSNET_NAME: 'NHS.net Connect',
+};
+/** The row "Set a password" writes (src/strategies/password/settingsRoutes.tsx). */
+const passwordRow = (userId: string) => ({ id: 'password-1', user_id: userId, type: 'password', credential_id: `password:${userId}`, ...NO_PASSKEY_COLUMNS, config: '{}', name: 'Password', created_at: 0, last_used_at: null });
+const workAccountRow = (userId: string, provider: string) => ({
+  id: 'work-1',
+  user_id: userId,
+  type: 'linked-account',
+  credential_id: 'https://login.example.org#ada',
+  ...NO_PASSKEY_COLUMNS,
+  config: JSON.stringify({ provider }),
+  name: 'NHS.net Connect',
+  created_at: 0,
+  last_used_at: null,
+});
 
 describe('Login and security settings', () => {
   let t: TestApp;
@@ -206,30 +228,109 @@ describe('Login and security settings', () => {
     });
 
     it('is not shown beside an authenticator app (with its password), a work account or a password alone', async () => {
+      const ways = await createTestApp({ LATCHKEY_PASSWORD_SIGNIN: 'alone', ...WORK_PROVIDER }, { now: () => clock });
+      try {
+        const browser = await signUp(ways.app, authenticator());
+        const store = ways.app.latchkey.store;
+        const user = (await store.users.findByEmail('ada@example.com'))!;
+        expect((await browser.get('/settings')).body).toContain('data-only-passkey');
+        // A password alone (LATCHKEY_PASSWORD_SIGNIN=alone) is a second way in.
+        await store.users.setPasswordHash(user.id, FAKE_HASH, clock);
+        await store.authenticators.insert(passwordRow(user.id));
+        expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
+        await store.authenticators.remove(user.id, 'password-1');
+        await insertApp(store, ways.app.latchkey.secretBox, { id: 'app-1', user_id: user.id }, 'JBSWY3DPEHPK3PXP');
+        expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
+        await store.authenticators.remove(user.id, 'app-1');
+        await store.users.setPasswordHash(user.id, null, clock);
+        expect((await browser.get('/settings')).body).toContain('data-only-passkey');
+        await store.authenticators.insert(workAccountRow(user.id, 'nhsnet'));
+        expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
+      } finally {
+        await ways.close();
+      }
+    });
+  });
+
+  describe('nobody removes their last way in: only what can sign the person in counts', () => {
+    /** Beside one passkey, stored rows that sign nobody in (the default settings: with-app, no upstream providers). */
+    const openNothing: [string, (userId: string) => Promise<void>][] = [
+      [
+        'a password row left from LATCHKEY_PASSWORD_SIGNIN=alone, now with-app',
+        async (userId) => {
+          await t.app.latchkey.store.users.setPasswordHash(userId, FAKE_HASH, clock);
+          await t.app.latchkey.store.authenticators.insert(passwordRow(userId));
+        },
+      ],
+      ['an authenticator app without a password', (userId) => insertApp(t.app.latchkey.store, t.app.latchkey.secretBox, { id: 'app-1', user_id: userId }, 'JBSWY3DPEHPK3PXP')],
+      ['a work account at a provider no longer configured', (userId) => t.app.latchkey.store.authenticators.insert(workAccountRow(userId, 'gone'))],
+    ];
+
+    it.each(openNothing)('%s: the passkey is still the only way in, so it stays and the warning shows', async (_name, add) => {
       const browser = await signUp(t.app, authenticator());
       const store = t.app.latchkey.store;
       const user = (await store.users.findByEmail('ada@example.com'))!;
+      await add(user.id);
+      const passkey = (await store.authenticators.listForUser(user.id)).find((a) => a.type === 'passkey')!;
       expect((await browser.get('/settings')).body).toContain('data-only-passkey');
-      // A password alone (LATCHKEY_PASSWORD_SIGNIN=alone) is a second way in.
-      await store.users.setPasswordHash(user.id, '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZmFrZWhhc2g', clock);
-      expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
-      await store.users.setPasswordHash(user.id, null, clock);
+      const page = await browser.get(`/settings/passkeys/${passkey.id}/remove`);
+      expect(page.body).toContain('This is your only passkey');
+      expect(page.body).not.toContain('I want to remove this passkey');
+      const refused = await browser.postForm(`/settings/passkeys/${passkey.id}/remove`, { confirm: 'yes' });
+      expect(refused.statusCode).toBe(409);
+      expect(refused.body).toContain('cannot remove your only passkey');
+      expect((await browser.postJson(`/settings/passkeys/${passkey.id}/remove`, { confirm: 'yes' })).json().error.code).toBe('last_passkey');
+      expect((await store.authenticators.listForUser(user.id)).map((a) => a.id)).toContain(passkey.id);
+    });
+
+    it('an authenticator app whose only company is a password row left from "alone" is the last way in', async () => {
+      const browser = await signUp(t.app, authenticator());
+      const store = t.app.latchkey.store;
+      const user = (await store.users.findByEmail('ada@example.com'))!;
+      await store.users.setPasswordHash(user.id, FAKE_HASH, clock);
+      await store.authenticators.insert(passwordRow(user.id));
       await insertApp(store, t.app.latchkey.secretBox, { id: 'app-1', user_id: user.id }, 'JBSWY3DPEHPK3PXP');
-      expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
-      await store.authenticators.remove(user.id, 'app-1');
-      expect((await browser.get('/settings')).body).toContain('data-only-passkey');
-      await store.authenticators.insert({
-        id: 'work-1',
-        user_id: user.id,
-        type: 'linked-account',
-        credential_id: 'https://login.example.org#ada',
-        ...NO_PASSKEY_COLUMNS,
-        config: JSON.stringify({ provider: 'nhsnet' }),
-        name: 'NHS.net Connect',
-        created_at: clock,
-        last_used_at: null,
-      });
-      expect((await browser.get('/settings')).body).not.toContain('data-only-passkey');
+      // Their passkey removed by an agent, say: the app (with the password) is what signs them in.
+      const passkey = (await store.authenticators.listForUser(user.id)).find((a) => a.type === 'passkey')!;
+      await store.authenticators.remove(user.id, passkey.id);
+      const page = await browser.get('/settings/authenticators/app-1/remove');
+      expect(page.body).toContain('This is your only way to sign in, so it cannot be removed.');
+      const refused = await browser.postForm('/settings/authenticators/app-1/remove', { confirm: 'yes' });
+      expect(refused.statusCode).toBe(409);
+      expect((await store.authenticators.listForUser(user.id)).map((a) => a.id).sort()).toEqual(['app-1', 'password-1']);
+      // The row that signs nobody in may go: the app still does.
+      expect((await browser.get('/settings/authenticators/password-1/remove')).body).toContain('I want to remove Password');
+      expect((await browser.postForm('/settings/authenticators/password-1/remove', { confirm: 'yes' })).statusCode).toBe(303);
+      expect((await store.users.findById(user.id))!.password_hash).toBe(FAKE_HASH);
+    });
+
+    it('two removals at once, of the only two apps, leave one of them', async () => {
+      const browser = await signUp(t.app, authenticator());
+      const store = t.app.latchkey.store;
+      const user = (await store.users.findByEmail('ada@example.com'))!;
+      await store.users.setPasswordHash(user.id, FAKE_HASH, clock);
+      for (const id of ['app-1', 'app-2']) await insertApp(store, t.app.latchkey.secretBox, { id, user_id: user.id }, 'JBSWY3DPEHPK3PXP');
+      const passkey = (await store.authenticators.listForUser(user.id)).find((a) => a.type === 'passkey')!;
+      await store.authenticators.remove(user.id, passkey.id);
+      // Both requests check before either writes, so each sees another way in; only the check inside the removal's
+      // transaction (after writing the user row, which serialises the two) can see the other's removal.
+      const transaction = store.transaction.bind(store);
+      const waiting: (() => void)[] = [];
+      const releaseAll = () => waiting.splice(0).forEach((go) => go());
+      const stop = setTimeout(releaseAll, 5000);
+      vi.spyOn(store, 'transaction').mockImplementation((async (fn: Parameters<typeof transaction>[0], options?: Parameters<typeof transaction>[1]) => {
+        await new Promise<void>((go) => {
+          waiting.push(go);
+          if (waiting.length === 2) releaseAll();
+        });
+        return transaction(fn, options);
+      }) as typeof store.transaction);
+      const answers = await Promise.all(['app-1', 'app-2'].map((id) => browser.postForm(`/settings/authenticators/${id}/remove`, { confirm: 'yes' })));
+      clearTimeout(stop);
+      vi.restoreAllMocks();
+      expect(answers.map((a) => a.statusCode).sort()).toEqual([303, 409]);
+      expect((await store.authenticators.listForUser(user.id)).length).toBe(1);
+      expect((await store.users.findById(user.id))!.password_hash).toBe(FAKE_HASH);
     });
   });
 

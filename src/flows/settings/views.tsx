@@ -6,6 +6,7 @@ import { ConfirmCheckbox, CsrfField, ErrorSummary, formatTime, Layout, NO_SCRIPT
 import { describeUserAgent } from '../../views/userAgent.js';
 import { RaContact } from '../../views/raContact.js';
 import { nationalIdFormat } from '../../users/nationalId.js';
+import { auditEventLabel } from '../../audit.js';
 
 function ProviderIcon(props: { kind: ProviderKind }) {
   const paths: Record<ProviderKind, string> = {
@@ -349,7 +350,7 @@ export function SettingsPage(m: SettingsModel) {
           {m.activity.map((e) => (
             <tr data-event={e.event}>
               <td data-label="When">{formatTime(e.at)}</td>
-              <td data-label="What">{m.eventLabels[e.event] ?? e.event}</td>
+              <td data-label="What">{auditEventLabel(m.eventLabels, e)}</td>
               <td data-label="From">
                 {e.ip ?? ''} {e.user_agent ? describeUserAgent(e.user_agent) : ''}
               </td>

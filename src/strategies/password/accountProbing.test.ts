@@ -94,7 +94,7 @@ describe.each(databases)('password + app sign-in on $name, to someone guessing',
           for (const q of Object.values(queries)) q.mockClear();
           const res = await wrong(browser, email, as);
           const { date: _date, ...headers } = res.headers;
-          answers[as].add(JSON.stringify({ status: res.statusCode, headers, body: res.body.replaceAll(email, '<email>') }));
+          answers[as].add(JSON.stringify({ status: res.statusCode, headers, body: res.body.replaceAll(email, '<email>').replaceAll(encodeURIComponent(email), '<email>') }));
           // Writes to the account's count and to the address's are one kind of work: a failure written.
           work.add(`${queries.account.mock.calls.length} account, ${queries.addressCount.mock.calls.length} address-count, ${queries.apps.mock.calls.length} app lookups; ` +
             `${queries.accountFailure.mock.calls.length + queries.addressFailure.mock.calls.length} failures written; ${queries.audit.mock.calls.length} audited`);

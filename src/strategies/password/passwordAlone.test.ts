@@ -12,6 +12,8 @@ import { discoverRelyingParty, follow } from '../../../test/support/relyingParty
 import { startSmtpSink } from '../../../test/support/smtpSink.js';
 import type { SoftAuthenticator } from '../../../test/support/softAuthenticator.js';
 import { hashToken } from '../../crypto.js';
+import { AuditPersister } from '../../db/persisters/audit.js';
+import { NO_PASSKEY_COLUMNS } from '../authenticatorKind.js';
 import { openDatabase } from '../../db/connect.js';
 import { addService } from '../../oidc/services.js';
 import { doctorReport } from '../../oidc/doctor.js';
@@ -78,6 +80,28 @@ describe('LATCHKEY_PASSWORD_SIGNIN=with-app (the default): nothing changes', () 
     const noCode = await visitor.postJson('/signin/password', { email: 'ada@example.com', password: PASSWORD });
     expect(noCode.statusCode).toBe(400);
     expect(noCode.json().error.fields.map((f: { field: string }) => f.field)).toEqual(['code']);
+  });
+
+  it('the password page has a Back link to /signin that keeps next and the email typed in', async () => {
+    await open({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '0' });
+    const visitor = await signedOut();
+    const page = (await visitor.get('/signin/password?next=%2Fservices&email=ada%40example.com')).body;
+    expect(page).toContain('<a class="back-link" href="/signin?next=%2Fservices&amp;email=ada%40example.com">Back</a>');
+    const failed = await visitor.postForm('/signin/password?next=%2Fservices', { email: 'bob@example.com', password: PASSWORD, code: '123456' });
+    expect(failed.body).toContain('<a class="back-link" href="/signin?next=%2Fservices&amp;email=bob%40example.com">Back</a>');
+    expect((await visitor.get('/signin/password')).body).toContain('<a class="back-link" href="/signin">Back</a>');
+  });
+
+  it('a password row left from "alone" is not described as signing in on its own', async () => {
+    const store = await open({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '0' });
+    const browser = await signUp(t.app, authenticator());
+    const user = (await store.users.findByEmail('ada@example.com'))!;
+    await store.users.setPasswordHash(user.id, await hashPassword(PASSWORD), clock);
+    await store.authenticators.insert({ id: 'password-1', user_id: user.id, type: 'password', credential_id: `password:${user.id}`, ...NO_PASSKEY_COLUMNS, config: '{}', name: 'Password', created_at: clock, last_used_at: null });
+    await insertApp(store, t.app.latchkey.secretBox, { id: 'app-1', user_id: user.id, created_at: clock }, newTotpSecret());
+    const change = (await browser.get('/settings/password')).body;
+    expect(change).toContain('You use your password with a code from your authenticator app.');
+    expect(change).not.toContain('on its own');
   });
 
   it('a password row left from "alone" signs nobody in once the setting is back to with-app', async () => {
@@ -276,7 +300,7 @@ describe('LATCHKEY_PASSWORD_SIGNIN=alone: signing in with the password', () => {
         for (const q of Object.values(queries)) q.mockClear();
         const res = as === 'page' ? await browser.postForm('/signin/password', { email, password, code: '' }) : await browser.postJson('/signin/password', { email, password });
         const { date: _date, ...headers } = res.headers;
-        answers.add(JSON.stringify({ status: res.statusCode, headers, body: res.body.replaceAll(email, '<email>') }));
+        answers.add(JSON.stringify({ status: res.statusCode, headers, body: res.body.replaceAll(email, '<email>').replaceAll(encodeURIComponent(email), '<email>') }));
         work.add(
           `${queries.account.mock.calls.length} account, ${queries.addressCount.mock.calls.length} address-count, ${queries.rows.mock.calls.length} authenticator lookups; ` +
             `${queries.accountFailure.mock.calls.length + queries.addressFailure.mock.calls.length} failures written; ${queries.audit.mock.calls.length} audited`,
@@ -364,11 +388,57 @@ describe('LATCHKEY_PASSWORD_SIGNIN=alone: one password, shared with the apps', (
     clock += minutes(10);
     const wrong = await browser.postForm('/reauth/password?next=%2Fsettings', { password: 'not the password at all', code: '' });
     expect(wrong.statusCode).toBe(400);
-    expect(wrong.body).toContain('The password is not right.');
+    // The summary links to the field, where the message is said again.
+    expect(wrong.body).toContain('<a href="#password">The password is not right. Check it and try again.</a>');
+    expect(wrong.body).toMatch(/<p class="error-message" id="password-error"><span class="visually-hidden">Error: <\/span>The password is not right\. Check it and try again\.<\/p>/);
+    expect(wrong.body).toMatch(/<input type="password" id="password"[^>]*aria-invalid="true" aria-describedby="password-error"/);
     const ok = await browser.postForm('/reauth/password?next=%2Fsettings', { password: PASSWORD, code: '' });
     expect(ok.statusCode).toBe(303);
     expect((await sessionOf(browser))!.authenticated_at).toBe(clock);
     expect(JSON.parse((await store.audit.listForSubject(user.id, 1))[0]!.detail)).toEqual({ method: 'password' });
+    // Recent activity says how it was confirmed.
+    const settings = (await browser.get('/settings')).body;
+    expect(settings).toContain('<tr data-event="reauth"><td data-label="When">');
+    expect(settings).toMatch(/<tr data-event="reauth">[^]*?<td data-label="What">Confirmed it was you with your password<\/td>/);
+    expect(settings).toMatch(/<tr data-event="reauth.failed">[^]*?<td data-label="What">Failed password check<\/td>/);
+    expect(settings).not.toContain('with a passkey');
+  });
+
+  it('a password sign-in is one write: when its audit record fails, no session starts and nothing is recorded as used', async () => {
+    const store = await open();
+    const { user } = await personWithPassword();
+    const browser = await signedOut();
+    expect((await browser.postForm('/signin/password', { email: user.email, password: 'wrong horse battery', code: '' })).statusCode).toBe(400);
+    const sessionsBefore = (await store.sessions.listForUser(user.id, clock, t.config.sessionIdleSeconds * 1000)).length;
+    const record = AuditPersister.prototype.record;
+    vi.spyOn(AuditPersister.prototype, 'record').mockImplementation(async function (this: AuditPersister, r) {
+      if (r.event === 'signin') throw new Error('disk full');
+      return record.call(this, r);
+    });
+    clock += 1000;
+    expect((await browser.postForm('/signin/password', { email: user.email, password: PASSWORD, code: '' })).statusCode).toBe(500);
+    vi.restoreAllMocks();
+    expect((await store.sessions.listForUser(user.id, clock, t.config.sessionIdleSeconds * 1000)).length).toBe(sessionsBefore);
+    expect((await store.authenticators.listForUser(user.id)).find((a) => a.type === 'password')!.last_used_at).toBeNull();
+    expect((await store.users.findById(user.id))!.failed_signins).toBe(1);
+  });
+
+  it('a password check is one write: when its audit record fails, the session is not stepped up', async () => {
+    const store = await open();
+    const { browser, user } = await personWithPassword();
+    const passkey = (await store.authenticators.listForUser(user.id)).find((a) => a.type === 'passkey')!;
+    await store.authenticators.remove(user.id, passkey.id);
+    clock += minutes(10);
+    const before = (await sessionOf(browser))!;
+    const record = AuditPersister.prototype.record;
+    vi.spyOn(AuditPersister.prototype, 'record').mockImplementation(async function (this: AuditPersister, r) {
+      if (r.event === 'reauth') throw new Error('disk full');
+      return record.call(this, r);
+    });
+    expect((await browser.postForm('/reauth/password?next=%2Fsettings', { password: PASSWORD, code: '' })).statusCode).toBe(500);
+    vi.restoreAllMocks();
+    expect((await sessionOf(browser))!.authenticated_at).toBe(before.authenticated_at);
+    expect((await store.authenticators.listForUser(user.id)).find((a) => a.type === 'password')!.last_used_at).toBeNull();
   });
 });
 

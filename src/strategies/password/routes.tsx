@@ -20,7 +20,7 @@ import { startSession } from '../../plugins/sessions.js';
 import { readKindConfig } from '../authenticatorKind.js';
 import { TOTP_TYPE, totpKind } from '../totp/kind.js';
 import type { KindRegistry } from '../kindRegistry.js';
-import { leadsToService, sendContinuePage } from '../../views/continuePage.js';
+import { sendOnward } from '../../views/continuePage.js';
 import { renderPage } from '../../views/render.js';
 import { html } from '../../http/replies.js';
 import { PasswordSignInPage } from './views.js';
@@ -79,11 +79,16 @@ export async function checkPasswordAndCode(
  * while its kind says so (LATCHKEY_PASSWORD_SIGNIN=alone). As checkPasswordAndCode, the password is checked and the
  * rows looked up with or without an account, so every failure takes the same work.
  */
-export async function checkPasswordAlone(store: Store, kinds: KindRegistry, user: User | undefined, password: string): Promise<Authenticator | undefined> {
+export async function checkPasswordAlone(
+  store: Store,
+  kinds: KindRegistry,
+  user: User | undefined,
+  password: string,
+): Promise<{ authenticatorId: string; authenticator: Authenticator } | undefined> {
   const passwordOk = await verifyPassword(user?.password_hash ?? null, password);
   const row = (await store.authenticators.listForUser(user?.id ?? '')).find((a) => a.type === PASSWORD_TYPE);
   if (!user || !passwordOk || !row || !kinds.assuranceOf(row, user)) return undefined;
-  return row;
+  return { authenticatorId: row.id, authenticator: row };
 }
 
 export async function passwordSignInRoutes(app: FastifyInstance) {
@@ -116,7 +121,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       const email = (request.body.email ?? '').trim();
       const password = request.body.password ?? '';
       const code = request.body.code ?? '';
-      // No code, where a password may sign in alone: the password on its own (AAL1).
+      // A code, when sent, is checked (the app path, AAL2): were it ignored, a wrong one would pass as a password alone.
       const method = alone && !code.trim() ? 'password' : 'password+totp';
       const missing: FieldError[] = [];
       if (!email) missing.push({ field: 'email', message: 'Enter your email address' });
@@ -137,7 +142,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       }
       const used =
         method === 'password'
-          ? await checkPasswordAlone(store, kinds, user, password).then((row) => row && { authenticatorId: row.id, authenticator: row })
+          ? await checkPasswordAlone(store, kinds, user, password)
           : await checkPasswordAndCode(store, secretBox, user, password, code, t);
       const recorded = !!used && user!.status !== 'suspended';
       if (!recorded) {
@@ -151,16 +156,17 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         });
         return page(request, reply, 400, email, appError('signin_failed').message);
       }
-      await recordSigninSuccess(store, user!.id);
-      // An app's use is recorded with its code's time step (checkPasswordAndCode); a password alone's here.
-      if (method === 'password') await store.authenticators.recordUse(used!.authenticatorId, { counter: 0, backedUp: false, backupEligible: false, at: t });
-      await startSession(app, request, reply, user!, undefined, used!.authenticatorId, kinds.signInAal(used!.authenticator, user!));
-      await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method } });
+      await store.transaction(async (tx) => {
+        await recordSigninSuccess(tx, user!.id);
+        // An app's use is recorded with its code's time step (checkPasswordAndCode); a password alone's here.
+        if (method === 'password') await tx.authenticators.recordUse(used!.authenticatorId, { counter: 0, backedUp: false, backupEligible: false, at: t });
+        await startSession(app, request, reply, user!, tx, used!.authenticatorId, kinds.signInAal(used!.authenticator, user!));
+        await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method } }, tx);
+      });
       const next = safeNext(request.query.next);
       const upgrade = await afterNonPasskeySignIn(app, user!, next);
       if (upgrade) return reply.redirect(upgrade, 303);
-      if (leadsToService(next)) return sendContinuePage(reply, config, request.csrfToken, next);
-      return reply.redirect(next ?? '/settings', 303);
+      return sendOnward(reply, config, request.csrfToken, next ?? '/settings');
     },
   );
 }

@@ -20,8 +20,8 @@ import { randomToken } from '../../crypto.js';
 import { isUniqueViolation } from '../../db/isUniqueViolation.js';
 import { sendAuthenticatorAddedNotice } from '../../mail/sendAuthenticatorAddedNotice.js';
 import { NO_PASSKEY_COLUMNS } from '../authenticatorKind.js';
-import { TOTP_TYPE } from '../totp/kind.js';
 import { PASSWORD_TYPE } from './kind.js';
+import { passwordStanding } from './passwordStanding.js';
 import { checkNewPassword, hashPassword } from './passwords.js';
 import { SetPasswordPage } from './views.js';
 
@@ -40,30 +40,26 @@ export async function passwordSettingsRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, now, mailer } = app.latchkey;
 
-  /** The person, and whether they use a password with an app already; undefined once they have a password of their own. */
+  /** The person, and settings' offer (passwordStanding): none once they have set a password of their own. */
   async function load(request: FastifyRequest) {
     if (config.passwordSignIn !== 'alone') throw appError('not_found');
     const auth = requireAuth(request);
-    const authenticators = await store.authenticators.listForUser(auth.user.id);
-    return {
-      auth,
-      hasPassword: authenticators.some((a) => a.type === PASSWORD_TYPE),
-      withApp: !!auth.user.password_hash && authenticators.some((a) => a.type === TOTP_TYPE),
-    };
+    const { offer } = passwordStanding(app.latchkey.kinds, config, auth.user, await store.authenticators.listForUser(auth.user.id));
+    return { auth, offer, withApp: offer === 'app' };
   }
   const reauth = (reply: FastifyReply) => reply.redirect(`/settings/reauth?next=${encodeURIComponent(SET_PASSWORD_PATH)}`, 303);
 
   r.get(SET_PASSWORD_PATH, async (request, reply) => {
-    const { auth, hasPassword, withApp } = await load(request);
+    const { auth, offer, withApp } = await load(request);
     // Already set: changing it is the change-password page's job.
-    if (hasPassword) return reply.redirect('/settings/password', 303);
+    if (!offer) return reply.redirect('/settings/password', 303);
     if (!(await hasFreshCheck(app, request))) return reauth(reply);
     return html(reply, renderPage(<SetPasswordPage config={config} csrfToken={request.csrfToken} user={auth.user} withApp={withApp} errors={[]} />));
   });
 
   r.post(SET_PASSWORD_PATH, { schema: { body: Body } }, async (request, reply) => {
-    const { auth, hasPassword, withApp } = await load(request);
-    if (hasPassword) return reply.redirect('/settings/password', 303);
+    const { auth, offer, withApp } = await load(request);
+    if (!offer) return reply.redirect('/settings/password', 303);
     if (!(await hasFreshCheck(app, request))) {
       if (!wantsHtml(request)) throw appError('reauth_required', 'For your security, confirm it is you before you set a password.');
       return reauth(reply);

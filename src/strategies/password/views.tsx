@@ -13,13 +13,16 @@ export function PasswordSignInPage(props: { config: Config; csrfToken: string; n
   const fields = props.fields ?? [];
   const alone = props.config.passwordSignIn === 'alone';
   const title = alone ? 'Sign in with your password' : 'Sign in with a password and authenticator app';
+  // Back to sign-in as the person left it: the service waiting (next) and the address typed in, when it can be one
+  // (RFC 5321 §4.5.3.1.3: 254 characters at most, all /signin takes).
+  const back = new URLSearchParams();
+  if (props.next) back.set('next', props.next);
+  if (props.email && props.email.length <= 254) back.set('email', props.email);
   return (
     <Layout title={title} rpName={props.config.rpName} csrfToken={props.csrfToken} page="signin-password">
-      {alone ? (
-        <a class="back-link" href={`/signin${props.next ? `?next=${encodeURIComponent(props.next)}` : ''}`}>
-          Back
-        </a>
-      ) : null}
+      <a class="back-link" href={`/signin${back.size ? `?${back}` : ''}`}>
+        Back
+      </a>
       <h1>{title}</h1>
       <ErrorSummary message={props.error ?? null} fields={fields} />
       <form method="post" action={`/signin/password${props.next ? `?next=${encodeURIComponent(props.next)}` : ''}`} novalidate>
