@@ -12,7 +12,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hashToken, hmac, randomToken, randomTokens, safeEqual } from '../crypto.js';
-import type { User } from '../db/schema.js';
+import type { Authenticator, User } from '../db/schema.js';
+import type { KindRegistry } from '../strategies/kindRegistry.js';
 import type { Store } from '../db/store.js';
 import { appError } from '../errors.js';
 import type { RequestContext } from '../webauthn/ceremonies.js';
@@ -166,6 +167,10 @@ export async function hasFreshCheck(app: FastifyInstance, request: FastifyReques
   if (!isRecentlyAuthenticated(app, request)) return false;
   const { user, session } = request.auth!;
   if (session.aal >= 2) return true;
-  const reachable = app.latchkey.kinds.reachableAal(user, await app.latchkey.store.authenticators.listForUser(user.id));
-  return session.aal >= Math.min(reachable, 2);
+  return reachesBindingLevel(app.latchkey.kinds, user, await app.latchkey.store.authenticators.listForUser(user.id), session.aal);
+}
+
+/** The level rule of hasFreshCheck: a check at `aal` may change this person's ways in when it reaches what their own ways reach, up to AAL2. */
+export function reachesBindingLevel(kinds: KindRegistry, user: User, authenticators: Authenticator[], aal: number): boolean {
+  return aal >= Math.min(kinds.reachableAal(user, authenticators), 2);
 }

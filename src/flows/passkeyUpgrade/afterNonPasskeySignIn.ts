@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/index.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
+import { reachesBindingLevel } from '../../plugins/sessions.js';
 
 export const PASSKEY_UPGRADE_PATH = '/passkey-upgrade';
 
@@ -26,10 +27,15 @@ export function shouldOfferPasskey(
   return skipped === null || now - skipped >= config.passkeyPromptSeconds * 1000;
 }
 
-/** shouldOfferPasskey for this person as they are stored now. */
-export async function isPasskeyOffered(app: FastifyInstance, user: User): Promise<boolean> {
-  const { config, store, now } = app.latchkey;
-  return shouldOfferPasskey(config, user, await store.authenticators.listForUser(user.id), now());
+/**
+ * shouldOfferPasskey for this person as they are stored now, signed in at `aal`; and only when that sign-in may add a
+ * passkey without another check (reachesBindingLevel: a password alone from someone who also has an app can't), so the
+ * page is never a detour that sends them on with nothing to offer.
+ */
+export async function isPasskeyOffered(app: FastifyInstance, user: User, aal: number): Promise<boolean> {
+  const { config, store, now, kinds } = app.latchkey;
+  const authenticators = await store.authenticators.listForUser(user.id);
+  return shouldOfferPasskey(config, user, authenticators, now()) && reachesBindingLevel(kinds, user, authenticators, aal);
 }
 
 /** The "Set up a passkey" page for a person on their way to `next` (a local path; /settings when there is none). */
@@ -41,6 +47,6 @@ export function passkeyUpgradeUrl(next: string | undefined): string {
  * Where a sign-in without a passkey goes instead of `next`: the "Set up a passkey" page when this person should be
  * asked, undefined to carry on as before. The page sends them on to `next` (a waiting service at once on "Not now").
  */
-export async function afterNonPasskeySignIn(app: FastifyInstance, user: User, next: string | undefined): Promise<string | undefined> {
-  return (await isPasskeyOffered(app, user)) ? passkeyUpgradeUrl(next) : undefined;
+export async function afterNonPasskeySignIn(app: FastifyInstance, user: User, aal: number, next: string | undefined): Promise<string | undefined> {
+  return (await isPasskeyOffered(app, user, aal)) ? passkeyUpgradeUrl(next) : undefined;
 }

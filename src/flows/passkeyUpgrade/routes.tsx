@@ -63,9 +63,10 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
   r.get(PASSKEY_UPGRADE_PATH, { schema: { querystring: PageQuery } }, async (request, reply) => {
     if (!request.auth) return reply.redirect('/signin');
     const next = safeNext(request.query.next) ?? '/settings';
-    const { user } = request.auth;
-    // Nothing to offer (a passkey since, "Not now", or the page opened again later): straight on.
-    if (!(await hasFreshCheck(app, request)) || !(await isPasskeyOffered(app, user))) return reply.redirect(next, 303);
+    const { user, session } = request.auth;
+    // Nothing to offer (a passkey since, "Not now", or the page opened again later): straight on, to a waiting service
+    // through the continue page, since this answer may still be the sign-in form's navigation (CSP form-action).
+    if (!(await hasFreshCheck(app, request)) || !(await isPasskeyOffered(app, user, session.aal))) return sendOnward(reply, config, request.csrfToken, next);
     return html(reply, renderPage(<PasskeyUpgradePage config={config} csrfToken={request.csrfToken} user={user} next={next} noScript={request.query.nojs === '1'} />));
   });
 
@@ -77,9 +78,9 @@ export async function passkeyUpgradeRoutes(app: FastifyInstance) {
   });
 
   r.post(`${PASSKEY_UPGRADE_PATH}/options`, { schema: { body: OptionsBody } }, async (request) => {
-    const { user } = await recentSignIn(request);
+    const { user, session } = await recentSignIn(request);
     // The upgrade is for those it is offered to, who have no passkey; more are added in settings, where UP is always required.
-    if (!(await isPasskeyOffered(app, user))) throw appError('forbidden', 'You can set up a passkey in your Login and security settings.');
+    if (!(await isPasskeyOffered(app, user, session.aal))) throw appError('forbidden', 'You can set up a passkey in your Login and security settings.');
     const conditional = request.body.conditional === true;
     const options = await webauthn.startRegistrationFor(user, {
       flowType: PASSKEY_UPGRADE_FLOW,

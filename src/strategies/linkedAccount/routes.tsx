@@ -111,7 +111,7 @@ export async function linkedAccountRoutes(app: FastifyInstance) {
           tx,
         );
       });
-      return reply.redirect((await afterNonPasskeySignIn(app, user, result.returnTo)) ?? result.returnTo ?? '/settings', 303);
+      return reply.redirect((await afterNonPasskeySignIn(app, user, app.latchkey.kinds.signInAal(authenticator, user), result.returnTo)) ?? result.returnTo ?? '/settings', 303);
     },
   );
 }

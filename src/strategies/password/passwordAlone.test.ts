@@ -468,6 +468,23 @@ describe('LATCHKEY_PASSWORD_SIGNIN=alone: a password alone changes nothing for s
     expect((await browser.get('/settings/authenticators/app-1/remove')).statusCode).toBe(200);
   });
 
+  it('is not offered "Set up a passkey" after a password-alone sign-in it could not use; with the app\'s code it is', async () => {
+    const store = await open();
+    const { user } = await personWithPassword();
+    const secret = newTotpSecret();
+    await insertApp(store, t.app.latchkey.secretBox, { id: 'app-1', user_id: user.id, created_at: clock }, secret);
+    await store.authenticators.remove(user.id, (await store.authenticators.listForUser(user.id)).find((a) => a.type === 'passkey')!.id);
+    const alone = await signedOut();
+    expect((await alone.postForm('/signin/password', { email: user.email, password: PASSWORD, code: '' })).headers.location).toBe('/settings');
+    // Opened anyway on the way to a service, the page goes on through the continue page, not a redirect chain.
+    const onward = await alone.get('/passkey-upgrade?next=%2Finteraction%2Fabc');
+    expect(onward.statusCode).toBe(200);
+    expect(onward.body).not.toContain('Set up a passkey</h1>');
+    const withApp = await signedOut();
+    const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: clock });
+    expect((await withApp.postForm('/signin/password', { email: user.email, password: PASSWORD, code })).headers.location).toBe('/passkey-upgrade?next=%2Fsettings');
+  });
+
   it('someone whose only way in is the password alone may add a passkey with it: that is how they move up', async () => {
     const store = await open();
     const { user } = await personWithPassword();

@@ -164,7 +164,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method } }, tx);
       });
       const next = safeNext(request.query.next);
-      const upgrade = await afterNonPasskeySignIn(app, user!, next);
+      const upgrade = await afterNonPasskeySignIn(app, user!, kinds.signInAal(used!.authenticator, user!), next);
       if (upgrade) return reply.redirect(upgrade, 303);
       return sendOnward(reply, config, request.csrfToken, next ?? '/settings');
     },
