@@ -3,15 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { audit } from '../../audit.js';
-import type { FieldError } from '../../errors.js';
 import type { User } from '../../db/schema.js';
 import { html } from '../../http/replies.js';
 import { Csrf } from '../../http/schemas.js';
 import { renderPage } from '../../views/render.js';
-import { createUser, UserInputError } from '../../users/createUser.js';
-import { checkEmailAddress } from '../../users/emailAddress.js';
+import { UserInputError } from '../../users/createUser.js';
+import { addUser, checkNewUser, USER_EXISTS_MESSAGE } from '../../users/addUser.js';
 import { hashNationalId, nationalIdFormat } from '../../users/nationalId.js';
-import { ENROLMENT_FLOWS } from '../../flows/enrolment/invites.js';
+import { reactivateUser, suspendUser } from '../../users/suspendUser.js';
 import { ANY_ROLE } from '../guard.js';
 import { ActivityTab, AddUserPage, DetailsTab, HomePage, UsersPage } from '../views.js';
 import { adminContext as ctx, AUDIT_PAGE_SIZE, Flash, flashFor, loadOtherUser, loadUser, UserParams } from './shared.js';
@@ -65,34 +64,23 @@ export async function consoleUsersRoutes(app: FastifyInstance) {
   });
 
   r.post('/admin/users/new', { config: { permission: 'users.add' }, schema: { body: AddUserBody } }, async (request, reply) => {
-    const values = { name: (request.body.name ?? '').trim(), email: (request.body.email ?? '').trim(), nationalId: request.body.nationalId ?? '' };
-    const errors: FieldError[] = [];
-    if (!values.name) errors.push({ field: 'name', message: 'Enter the person’s full name' });
-    else if (values.name.length > 100) errors.push({ field: 'name', message: 'The name must be 100 characters or fewer' });
-    const emailProblem = checkEmailAddress(values.email);
-    if (emailProblem) errors.push({ field: 'email', message: emailProblem });
-    const normalisedId = values.nationalId.trim() ? nationalId.normalise(values.nationalId) : '';
-    const idProblem = normalisedId ? nationalId.check(normalisedId) : undefined;
-    if (idProblem) errors.push({ field: 'nationalId', message: idProblem });
+    const fields = { name: request.body.name ?? '', email: request.body.email ?? '', nationalId: request.body.nationalId ?? '' };
+    const { values: checked, errors } = checkNewUser(nationalId, fields);
+    const values = { name: checked.name, email: checked.email, nationalId: fields.nationalId };
     let existing: User | undefined;
     if (!errors.length) {
       existing = await store.users.findByEmail(values.email);
-      if (existing) errors.push({ field: 'email', message: 'A user with this email address already exists' });
+      if (existing) errors.push({ field: 'email', message: USER_EXISTS_MESSAGE });
     }
     if (errors.length) {
       return html(reply, renderPage(<AddUserPage {...ctx(request)} values={values} errors={errors} nationalId={nationalId} existing={existing} />), 400);
     }
     let user: User;
     try {
-      user = await store.transaction(async (tx) => {
-        const created = await createUser(tx, { email: values.email, displayName: values.name }, now());
-        if (normalisedId) await tx.users.setNationalIdHash(created.id, hashNationalId(secret, normalisedId), now());
-        await audit(app, request, { event: 'user.created', subjectUserId: created.id, detail: { nationalId: !!normalisedId } }, tx);
-        return created;
-      });
+      user = await addUser(app, request, checked, 'console');
     } catch (err) {
       if (!(err instanceof UserInputError)) throw err;
-      const fields = [{ field: 'email', message: 'A user with this email address already exists' }];
+      const fields = [{ field: 'email', message: USER_EXISTS_MESSAGE }];
       return html(reply, renderPage(<AddUserPage {...ctx(request)} values={values} errors={fields} nationalId={nationalId} />), 409);
     }
     return reply.redirect(`/admin/users/${user.id}?done=added`, 303);
@@ -136,17 +124,8 @@ export async function consoleUsersRoutes(app: FastifyInstance) {
       return reply.redirect(`/admin/users/${user.id}?done=unlocked`, 303);
     }
     const suspend = request.body.action === 'suspend';
-    await store.transaction(async (tx) => {
-      if (suspend) {
-        await tx.users.setStatus(user.id, 'suspended', now());
-        await tx.sessions.deleteForUser(user.id);
-        await tx.flows.revokeActiveForUser(user.id, ENROLMENT_FLOWS, now());
-      } else if (user.status === 'suspended') {
-        const passkeys = await tx.authenticators.countForUser(user.id);
-        await tx.users.setStatus(user.id, passkeys ? 'enrolled' : 'pending', now());
-      }
-      await audit(app, request, { event: suspend ? 'user.suspended' : 'user.reactivated', subjectUserId: user.id }, tx);
-    });
+    if (suspend) await suspendUser(app, request, user, 'console');
+    else await reactivateUser(app, request, user, 'console');
     return reply.redirect(`/admin/users/${user.id}?done=${suspend ? 'suspended' : 'reactivated'}`, 303);
   });
 
