@@ -50,6 +50,7 @@ import { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import { oidcRoutes } from './oidc/routes.js';
 import './context.js';
 import { relatedOriginsRoutes } from './webauthn/relatedOriginsRoutes.js';
+import { apiRoutes } from './api/routes.js';
 
 export interface BuildOptions {
   /** An open database; when absent the app opens `config.databaseUrl` and closes it on shutdown. */
@@ -186,7 +187,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: RATE_LIMIT_WINDOW_SECONDS * 1000 });
   // OAuth clients post to the provider's endpoints; oidc-provider has its own checks (client authentication, PKCE, xsrf on its forms).
-  await app.register(sessionsPlugin, { csrfExempt: ['/fido2', '/oidc'] });
+  // The admin API and SCIM take bearer tokens only (src/api/guard.ts): a cookie never authorises them, so no CSRF.
+  await app.register(sessionsPlugin, { csrfExempt: ['/fido2', '/oidc', '/api', '/scim'] });
   await app.register(assetsPlugin);
 
   app.get('/', async (request, reply) => reply.redirect(request.auth ? '/settings' : '/signin'));
@@ -199,6 +201,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(selfServiceRoutes);
   await app.register(otherMethodsRoutes);
   await app.register(oidcRoutes);
+  await app.register(apiRoutes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

@@ -23,7 +23,9 @@ export async function audit(app: FastifyInstance, request: FastifyRequest | null
     at: app.latchkey.now(),
     event: args.event,
     outcome: args.outcome ?? 'success',
-    actorUserId: args.actorUserId === undefined ? (request?.auth?.user.id ?? args.subjectUserId ?? null) : args.actorUserId,
+    // An API token acts for no person: it is the actor, unless the caller names one.
+    actorUserId: args.actorUserId === undefined ? (request?.apiToken ? null : (request?.auth?.user.id ?? args.subjectUserId ?? null)) : args.actorUserId,
+    actorTokenId: request?.apiToken?.id ?? null,
     subjectUserId: args.subjectUserId ?? null,
     authenticatorId: args.authenticatorId ?? null,
     ip: ctx.ip,
@@ -103,7 +105,7 @@ const budgets = new WeakMap<object, RefusalBudgets>();
 
 export interface RefusalAuditOptions {
   /** Recorded as `<area>.refused` or `<area>.failed`. */
-  area: 'console' | 'enrolment';
+  area: 'console' | 'enrolment' | 'api' | 'scim';
   /** Codes the routes record themselves, with more to say. */
   skip?: readonly ErrorCode[];
   /** The person the request was about, where it can tell (never from anything secret in the answer). */
@@ -220,6 +222,14 @@ export const auditEventLabels: Record<string, string> = {
   'enrolment.failed': 'Setting up a passkey from a link or code failed',
   'enrolment.refused': 'Setting up a passkey from a link or code refused',
   'audit.not_recorded': 'Refusals and failures not recorded (too many in one minute)',
+  'api.read': 'Read through the admin API',
+  'api.refused': 'Admin API request refused',
+  'api.failed': 'Admin API request failed',
+  'scim.read': 'Read through SCIM',
+  'scim.refused': 'SCIM request refused',
+  'scim.failed': 'SCIM request failed',
+  'api_token.created': 'API token created',
+  'api_token.revoked': 'API token revoked',
 };
 
 /** Why a refusal or failure happened, in words for the people reading the audit log. */

@@ -14,6 +14,9 @@ export const errorCatalogue = {
   bad_request: { status: 400, message: 'The request could not be understood.' },
   csrf_failed: { status: 403, message: 'This form has expired or was sent from another site. Reload the page and try again.' },
   not_signed_in: { status: 401, message: 'Sign in to continue.' },
+  // The admin API and SCIM (src/api/guard.ts): a bearer token in the Authorization header, never a cookie.
+  api_token_required: { status: 401, message: 'Send an API token in the Authorization header: "Authorization: Bearer lk_…". An RA Manager makes one in the console (API tokens) or with `latchkey api-tokens create`.' },
+  api_token_invalid: { status: 401, message: 'This API token is not valid: it may have expired or been revoked. Ask an RA Manager for a new one.' },
   reauth_required: { status: 401, message: 'For your security, confirm it is you with a passkey before changing your passkeys.' },
   forbidden: { status: 403, message: 'You are not allowed to do that.' },
   // The console's gate: signed in, but holding no registration-authority role at all (the page and JSON say the same).

@@ -44,6 +44,12 @@ Commands:
                                           LATCHKEY_FIDO_METADATA_ROOT and use it; a stale, older or unverifiable one is
                                           refused and the previous one kept (running servers pick it up within a minute)
   doctor                                  Print the OpenID Connect provider's configuration, with warnings
+  api-tokens create --name NAME --role ROLE [--expires-days N]
+                                          Make a bearer token for the admin API and SCIM that acts with one console
+                                          role (ra_manager, ra_agent_advanced, ra_agent, auditor); the token, shown
+                                          once, is the last line of output. Days default to 90, at most 365
+  api-tokens list                         List tokens: id, name, role, status, expiry, last use
+  api-tokens revoke ID                    Revoke a token: it stops working at once
 
 Configuration comes from the environment: see README.md.`;
 
@@ -226,6 +232,58 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       io.stderr.write(`${values.email} is now an RA Manager. Open this link to set up a passkey, then sign in at ${config.origin}/admin:\n`);
       io.stdout.write(`${result.url}\n`);
       io.stderr.write(`Single-use link; expires ${new Date(result.expiresAt).toISOString()}.\n`);
+      return;
+    }
+    case 'api-tokens': {
+      const { createApiToken, checkApiTokenFields, apiTokenStatus, API_TOKEN_DEFAULT_DAYS } = await import('./api/apiTokens.js');
+      if (sub === 'list') {
+        const tokens = await withStore(config, (store) => store.apiTokens.list());
+        const iso = (t: number | null) => (t === null ? '-' : new Date(t).toISOString());
+        for (const t of tokens) io.stdout.write(`${t.id}\t${t.name}\t${t.role}\t${apiTokenStatus(t, Date.now())}\texpires ${iso(t.expires_at)}\tlast used ${iso(t.last_used_at)}\n`);
+        if (!tokens.length) io.stderr.write('No API tokens yet: make one with latchkey api-tokens create.\n');
+        return;
+      }
+      if (sub === 'revoke') {
+        const [id, ...extra] = rest;
+        if (!id || extra.length) fail('api-tokens revoke needs one ID (see latchkey api-tokens list)');
+        const revoked = await withStore(config, (store) =>
+          store.transaction(async (tx) => {
+            const token = await tx.apiTokens.findById(id);
+            if (!token || !(await tx.apiTokens.revoke(id, Date.now()))) return token ? 'already' : undefined;
+            await tx.audit.record({ at: Date.now(), event: 'api_token.revoked', outcome: 'success', detail: { tokenId: id, name: token.name, via: 'cli' } });
+            return token;
+          }),
+        );
+        if (revoked === undefined) fail(`no API token has the id "${id}" (see latchkey api-tokens list)`);
+        if (revoked === 'already') fail(`the API token "${id}" was already revoked`);
+        io.stdout.write(`Revoked API token ${revoked.name} (${revoked.id}).\n`);
+        return;
+      }
+      if (sub !== 'create') fail(`unknown api-tokens command "${sub ?? ''}"\n\n${usage}`);
+      let values: { name?: string; role?: string; 'expires-days'?: string };
+      try {
+        values = parseArgs({ args: rest, options: { name: { type: 'string' }, role: { type: 'string' }, 'expires-days': { type: 'string' } }, strict: true, allowPositionals: false }).values;
+      } catch (err) {
+        fail(`${(err as Error).message}\n\n${usage}`);
+      }
+      const { isRole, ROLES } = await import('./admin/roles.js');
+      if (!values.name) fail('api-tokens create needs --name');
+      if (!values.role || !isRole(values.role)) fail(`--role must be one of ${ROLES.join(', ')}`);
+      const daysText = values['expires-days'];
+      const days = daysText === undefined ? API_TOKEN_DEFAULT_DAYS : /^[0-9]{1,4}$/.test(daysText) ? Number(daysText) : NaN;
+      const problem = checkApiTokenFields({ name: values.name, days });
+      if (problem) fail(`${problem.field === 'days' ? '--expires-days' : '--name'}: ${problem.message}`);
+      const role = values.role;
+      const made = await withStore(config, (store) =>
+        store.transaction(async (tx) => {
+          const created = await createApiToken(tx, { name: values.name!, role, days, createdBy: null }, Date.now());
+          await tx.audit.record({ at: Date.now(), event: 'api_token.created', outcome: 'success', detail: { tokenId: created.record.id, name: created.record.name, role, via: 'cli' } });
+          return created;
+        }),
+      );
+      io.stderr.write(`Created API token ${made.record.name} (id ${made.record.id}) acting as ${role}; it expires ${new Date(made.record.expires_at).toISOString()}.\n`);
+      io.stderr.write('Copy it now: it is shown only once. Send it as "Authorization: Bearer <token>".\n');
+      io.stdout.write(`${made.token}\n`);
       return;
     }
     case 'services': {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/main.js';
+import { createTestApp } from './support/app.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -151,6 +152,30 @@ describe('latchkey CLI', () => {
     }
   });
 
+  it('makes an API token shown once on the last line, lists it, and revokes it so it stops working', async () => {
+    const made = await cli(['api-tokens', 'create', '--name', 'HR feed', '--role', 'ra_agent_advanced', '--expires-days', '30']);
+    expect(made.code).toBe(0);
+    const token = made.stdout.trim().split('\n').at(-1)!;
+    expect(token).toMatch(/^lk_[A-Za-z0-9_-]{43}$/);
+    expect(made.stderr).toContain('shown only once');
+    const listed = await cli(['api-tokens', 'list']);
+    const id = listed.stdout.split('\n').find((line) => line.includes('HR feed'))!.split('\t')[0]!;
+    expect(listed.stdout).toMatch(/HR feed\tra_agent_advanced\tactive/);
+    expect(listed.stdout).not.toContain(token);
+    const t = await createTestApp({ DATABASE_URL: `sqlite:${join(dir, 'cli.db')}` });
+    try {
+      const asToken = () => t.app.inject({ method: 'GET', url: '/api/v1/token', headers: { authorization: `Bearer ${token}` } });
+      expect((await asToken()).json()).toMatchObject({ id, name: 'HR feed', role: 'ra_agent_advanced' });
+      expect((await cli(['api-tokens', 'revoke', id])).stdout).toContain('Revoked API token HR feed');
+      expect((await asToken()).statusCode).toBe(401);
+    } finally {
+      await t.close();
+    }
+    expect((await cli(['api-tokens', 'revoke', id])).code).toBe(1);
+    expect((await cli(['api-tokens', 'create', '--name', 'x', '--role', 'admin'])).stderr).toContain('--role must be one of ra_manager');
+    expect((await cli(['api-tokens', 'create', '--name', 'x', '--role', 'auditor', '--expires-days', '400'])).stderr).toContain('from 1 to 365 days');
+  });
+
   it('creates a Pending user when inviting an unknown email', async () => {
     const created = await cli(['users', 'invite', '--email', 'new.person@example.com']);
     expect(created.code).toBe(0);
@@ -189,7 +214,7 @@ describe('latchkey CLI', () => {
 
   it('says which migrations it applied', async () => {
     const fresh = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
-    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt.');
+    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt, 0010_api_tokens.');
     const again = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
     expect(again.stdout).toContain('no migration to apply');
   });

@@ -320,6 +320,27 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('users').addColumn('passkey_prompt_skipped_at', 'bigint').execute();
     },
   },
+  /**
+   * Admin API and SCIM bearer tokens (src/api/apiTokens.ts): only the SHA-256 of a token is kept; each acts with one
+   * console role. Audit records name the token that acted (actor_token_id) where a person would be the actor.
+   */
+  '0010_api_tokens': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('api_tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_by', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await db.schema.alterTable('audit_events').addColumn('actor_token_id', 'text').execute();
+    },
+  },
 });
 
 /**

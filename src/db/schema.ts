@@ -109,6 +109,8 @@ export interface AuditEventsTable {
   event: string;
   outcome: 'success' | 'failure' | 'refused';
   actor_user_id: string | null;
+  /** The admin API or SCIM token that acted (src/api/apiTokens.ts), when no person did. */
+  actor_token_id: string | null;
   subject_user_id: string | null;
   authenticator_id: string | null;
   ip: string | null;
@@ -117,6 +119,20 @@ export interface AuditEventsTable {
 }
 
 export type Role = 'ra_manager' | 'ra_agent_advanced' | 'ra_agent' | 'auditor';
+
+/** A bearer token for the admin API and SCIM: it acts with one console role until it expires or is revoked. */
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  role: Role;
+  /** SHA-256 of the token (src/crypto.ts hashToken); the token itself is shown once and never stored. */
+  token_hash: string;
+  created_by: string | null;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
 
 export interface RolesTable {
   user_id: string;
@@ -237,6 +253,7 @@ export interface Database {
   oidc_models: OidcModelsTable;
   signing_keys: SigningKeysTable;
   services: ServicesTable;
+  api_tokens: ApiTokensTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -251,4 +268,5 @@ export type EmailTemplate = Selectable<EmailTemplatesTable>;
 export type OidcModel = Selectable<OidcModelsTable>;
 export type SigningKey = Selectable<SigningKeysTable>;
 export type Service = Selectable<ServicesTable>;
+export type ApiToken = Selectable<ApiTokensTable>;
 export type FidoMetadataRow = Selectable<FidoMetadataTable>;

@@ -11,8 +11,16 @@ import { nationalIdFormat } from '../users/nationalId.js';
 import { EMAIL_ADDRESS_FORMAT_MESSAGE } from '../users/emailAddress.js';
 import { renderErrorPage } from '../views/errorPage.js';
 
-/** Browsers asking for a page get HTML; everything else gets JSON. */
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Answer errors in JSON whatever the Accept header says (the admin API and SCIM: there are no pages there). */
+    jsonOnly?: boolean;
+  }
+}
+
+/** Browsers asking for a page get HTML; everything else, and every route that is JSON only, gets JSON. */
 export function wantsHtml(request: FastifyRequest): boolean {
+  if (request.routeOptions.config?.jsonOnly) return false;
   const accept = request.headers.accept ?? '';
   return accept.includes('text/html') && !accept.startsWith('application/json');
 }

@@ -12,6 +12,7 @@ const insertEvent = new PreparedQuery<NewAuditRow, never>((db, e) =>
     event: e.event,
     outcome: e.outcome,
     actor_user_id: e.actor_user_id,
+    actor_token_id: e.actor_token_id,
     subject_user_id: e.subject_user_id,
     authenticator_id: e.authenticator_id,
     ip: e.ip,
@@ -24,6 +25,8 @@ export interface AuditRecord {
   event: string;
   outcome: 'success' | 'failure' | 'refused';
   actorUserId?: string | null;
+  /** The API token that acted (no person did). */
+  actorTokenId?: string | null;
   subjectUserId?: string | null;
   authenticatorId?: string | null;
   ip?: string | null;
@@ -69,6 +72,7 @@ export class AuditPersister {
         event: r.event,
         outcome: r.outcome,
         actor_user_id: r.actorUserId ?? null,
+        actor_token_id: r.actorTokenId ?? null,
         subject_user_id: r.subjectUserId ?? null,
         authenticator_id: r.authenticatorId ?? null,
         ip: r.ip ?? null,
