@@ -235,7 +235,9 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       return;
     }
     case 'api-tokens': {
-      const { createApiToken, checkApiTokenFields, apiTokenStatus, API_TOKEN_DEFAULT_DAYS } = await import('./api/apiTokens.js');
+      const { issueApiToken, revokeApiToken, checkApiTokenFields, apiTokenStatus, API_TOKEN_DEFAULT_DAYS } = await import('./api/apiTokens.js');
+      // The command line acts for no one the audit log knows: the records say only how (detail.via).
+      const auditWithoutActor: import('./api/apiTokens.js').ApiTokenAuditWriter = (tx, r) => tx.audit.record({ at: Date.now(), outcome: 'success', ...r });
       if (sub === 'list') {
         const tokens = await withStore(config, (store) => store.apiTokens.list());
         const iso = (t: number | null) => (t === null ? '-' : new Date(t).toISOString());
@@ -246,14 +248,7 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       if (sub === 'revoke') {
         const [id, ...extra] = rest;
         if (!id || extra.length) fail('api-tokens revoke needs one ID (see latchkey api-tokens list)');
-        const revoked = await withStore(config, (store) =>
-          store.transaction(async (tx) => {
-            const token = await tx.apiTokens.findById(id);
-            if (!token || !(await tx.apiTokens.revoke(id, Date.now()))) return token ? 'already' : undefined;
-            await tx.audit.record({ at: Date.now(), event: 'api_token.revoked', outcome: 'success', detail: { tokenId: id, name: token.name, via: 'cli' } });
-            return token;
-          }),
-        );
+        const revoked = await withStore(config, (store) => revokeApiToken(store, id, Date.now(), { via: 'cli', audit: auditWithoutActor }));
         if (revoked === undefined) fail(`no API token has the id "${id}" (see latchkey api-tokens list)`);
         if (revoked === 'already') fail(`the API token "${id}" was already revoked`);
         io.stdout.write(`Revoked API token ${revoked.name} (${revoked.id}).\n`);
@@ -274,13 +269,7 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       const problem = checkApiTokenFields({ name: values.name, days });
       if (problem) fail(`${problem.field === 'days' ? '--expires-days' : '--name'}: ${problem.message}`);
       const role = values.role;
-      const made = await withStore(config, (store) =>
-        store.transaction(async (tx) => {
-          const created = await createApiToken(tx, { name: values.name!, role, days, createdBy: null }, Date.now());
-          await tx.audit.record({ at: Date.now(), event: 'api_token.created', outcome: 'success', detail: { tokenId: created.record.id, name: created.record.name, role, via: 'cli' } });
-          return created;
-        }),
-      );
+      const made = await withStore(config, (store) => issueApiToken(store, { name: values.name!, role, days, createdBy: null, via: 'cli' }, Date.now(), { audit: auditWithoutActor }));
       io.stderr.write(`Created API token ${made.record.name} (id ${made.record.id}) acting as ${role}; it expires ${new Date(made.record.expires_at).toISOString()}.\n`);
       io.stderr.write('Copy it now: it is shown only once. Send it as "Authorization: Bearer <token>".\n');
       io.stdout.write(`${made.token}\n`);

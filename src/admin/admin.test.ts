@@ -14,6 +14,7 @@ import { csvCell } from './csvCell.js';
 import { ANY_ROLE, consoleRoutes } from './guard.js';
 import { addService } from '../oidc/services.js';
 import { AuditPersister } from '../db/persisters/audit.js';
+import { createApiToken } from '../api/apiTokens.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
 
 const T0 = Date.UTC(2026, 10, 22, 9);
@@ -61,7 +62,7 @@ async function fixture(env: Record<string, string> = {}): Promise<Fixture> {
 /** Every row a console action could change: a refused action must leave all of it as it was (it adds only the record of the refusal). */
 async function snapshot(t: TestApp): Promise<string> {
   const k = t.db.kysely;
-  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'settings'] as const;
+  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'settings', 'api_tokens'] as const;
   const out: Record<string, unknown> = {};
   for (const table of tables) out[table] = await k.selectFrom(table).selectAll().execute();
   out.audit_events = await k.selectFrom('audit_events').selectAll().where('outcome', '=', 'success').execute();
@@ -83,9 +84,9 @@ const agentRoles: Record<string, Role[]> = {
 };
 
 /** `console`: what every role may do (the home page). */
-type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'policy' | 'audit';
+type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'policy' | 'audit' | 'tokens';
 const allowedFor: Record<string, Permission[]> = {
-  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'policy', 'audit'],
+  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'policy', 'audit', 'tokens'],
   'RA Agent (Advanced)': ['console', 'view', 'add', 'edit', 'issue', 'remove'],
   'RA Agent': ['console', 'view'],
   Auditor: ['console', 'audit'],
@@ -100,6 +101,7 @@ interface Target {
   token: string;
   templateId: string;
   clientId: string;
+  apiTokenId: string;
 }
 
 interface Action {
@@ -178,6 +180,12 @@ const actions: Action[] = [
   },
   { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
   { name: 'export audit CSV', needs: 'audit', writes: true, request: (b) => b.get('/admin/audit.csv') },
+  { name: 'list API tokens', needs: 'tokens', writes: false, request: (b) => b.get('/admin/api-tokens') },
+  { name: 'open create an API token', needs: 'tokens', writes: false, request: (b) => b.get('/admin/api-tokens/new') },
+  { name: 'create an API token', needs: 'tokens', writes: true, request: (b) => b.postForm('/admin/api-tokens/new', { name: 'HR feed', role: 'ra_agent', days: '30' }) },
+  { name: 'open the page of a created API token', needs: 'tokens', writes: false, request: (b, x) => b.get(`/admin/api-tokens/${x.apiTokenId}/created`) },
+  { name: 'open revoke an API token', needs: 'tokens', writes: false, request: (b, x) => b.get(`/admin/api-tokens/${x.apiTokenId}/revoke`) },
+  { name: 'revoke an API token', needs: 'tokens', writes: true, request: (b, x) => b.postForm(`/admin/api-tokens/${x.apiTokenId}/revoke`, {}) },
 ];
 
 describe('roles × actions: allowed ones work, the others get 403 and change nothing', () => {
@@ -198,7 +206,8 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
     const templateId = `t${++counter}`;
     await store.emailTemplates.insert({ id: templateId, name: 'Spare', subject: 'Hello {{name}}', body: 'Open {{link}}', is_default: 0, created_at: f.clock.now, updated_at: f.clock.now, updated_by: null });
     const { service } = await addService(store, f.t.app.latchkey.secretBox, { name: 'Rota', redirectUris: ['https://rota.example.org/cb'], postLogoutRedirectUris: [], clientType: 'public', aal: 2, firstParty: false }, f.clock.now);
-    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id };
+    const { record } = await createApiToken(store, { name: 'Spare token', role: 'auditor', createdBy: null }, f.clock.now);
+    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id, apiTokenId: record.id };
   }
 
   it('tries every route the console registered (a new route needs a line here)', async () => {
@@ -209,7 +218,7 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       postForm: async (url: string) => (requested.push(`POST ${url}`), answer),
       postJson: async (url: string) => (requested.push(`POST ${url}`), answer),
     } as unknown as TestBrowser;
-    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT' };
+    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT', apiTokenId: 'APITOKEN' };
     for (const action of actions) await action.request(recorder, x);
     const routes = consoleRoutes(f.t.app);
     const untried = routes.filter((r) => {
@@ -230,6 +239,7 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       services: 'services.manage',
       policy: 'policy.manage',
       audit: 'audit.read',
+      tokens: 'api_tokens.manage',
     };
     for (const action of actions) {
       requested.length = 0;
@@ -741,7 +751,7 @@ describe('the registration-authority console', () => {
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(csv.headers['content-disposition']).toMatch(/^attachment; filename="latchkey-audit-\d{4}-\d{2}-\d{2}\.csv"$/);
     const lines = csv.body.trim().split('\r\n');
-    expect(lines[0]).toBe('time,event,outcome,actor_email,actor_name,subject_email,subject_name,authenticator_id,ip,user_agent,detail');
+    expect(lines[0]).toBe('time,event,outcome,actor_email,actor_name,actor_token_id,actor_token_name,subject_email,subject_name,authenticator_id,ip,user_agent,detail');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toContain(`"'=HYPERLINK(""http://evil"")"`);
     expect(lines[1]).toContain(`'=cmd@example.org`);

@@ -17,7 +17,7 @@ export const roleLabels: Record<Role, string> = {
 };
 
 export const roleDescriptions: Record<Role, string> = {
-  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates, registering services and setting the authenticator policy.',
+  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates, registering services, setting the authenticator policy and making API tokens for other systems.',
   ra_agent_advanced: 'Add users, issue and remove authenticators.',
   ra_agent: 'Find users and view their profiles and activity; cannot change them.',
   auditor: 'Read and export the audit log.',
@@ -35,6 +35,7 @@ export const PERMISSIONS = [
   'services.manage',
   'policy.manage',
   'audit.read',
+  'api_tokens.manage',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
@@ -49,7 +50,7 @@ const ADVANCED: Permission[] = [...AGENT, 'users.add', 'users.edit', 'authentica
 const permissions: Record<Role, readonly Permission[]> = {
   ra_agent: AGENT,
   ra_agent_advanced: ADVANCED,
-  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'policy.manage', 'audit.read'],
+  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'policy.manage', 'audit.read', 'api_tokens.manage'],
   auditor: ['audit.read'],
 };
 

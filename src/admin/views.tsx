@@ -50,6 +50,7 @@ export function AdminLayout(props: AdminContext & { title: string; children: Com
         {allowed('templates.manage') ? <a href="/admin/templates">Email templates</a> : null}
         {allowed('services.manage') ? <a href="/admin/services">Services</a> : null}
         {allowed('policy.manage') ? <a href="/admin/policy">Authenticator policy</a> : null}
+        {allowed('api_tokens.manage') ? <a href="/admin/api-tokens">API tokens</a> : null}
       </nav>
       {props.children}
     </Layout>
@@ -100,6 +101,14 @@ export function HomePage(m: AdminContext & { flash?: string | null }) {
           <h2>Audit log</h2>
           <p>
             <a href="/admin/audit">Read and export the audit log</a>
+          </p>
+        </>
+      ) : null}
+      {allowed('api_tokens.manage') ? (
+        <>
+          <h2>API tokens</h2>
+          <p>
+            <a href="/admin/api-tokens">Make and revoke tokens for other systems (an HR feed, a helpdesk portal)</a>
           </p>
         </>
       ) : null}
@@ -564,6 +573,17 @@ function who(email: string | null, name: string | null, id: string | null): stri
   return name ? `${name} (${email})` : 'A removed user';
 }
 
+/** Who did it: a person, an API token (no person acts through one), or Latchkey itself. */
+export function actorOf(e: AuditRow): string {
+  if (e.actor_token_id) return apiTokenActor(e.actor_token_id, e.actor_token_name);
+  return who(e.actor_email, e.actor_name, e.actor_user_id);
+}
+
+/** "API token ‘HR feed’ (id …)": the id too, since names need not be unique (and it finds the token's actions). */
+export function apiTokenActor(id: string, name: string | null): string {
+  return `API token ‘${name ?? 'unknown'}’ (${id})`;
+}
+
 function AuditTable(props: { events: AuditRow[]; labelledBy: string; kinds: KindRegistry }) {
   if (!props.events.length) return <p>No activity recorded.</p>;
   const labels = auditEventLabelsFor(props.kinds);
@@ -587,7 +607,9 @@ function AuditTable(props: { events: AuditRow[]; labelledBy: string; kinds: Kind
               {e.outcome === 'failure' ? ' (failed)' : e.outcome === 'refused' ? ' (refused)' : ''}
               {describeRefusal(e) ? <span class="hint">Why: {describeRefusal(e)}</span> : null}
             </td>
-            <td data-label="By">{who(e.actor_email, e.actor_name, e.actor_user_id)}</td>
+            <td data-label="By" data-actor-token={e.actor_token_id ?? undefined}>
+              {actorOf(e)}
+            </td>
             <td data-label="For">{e.subject_user_id ? who(e.subject_email, e.subject_name, e.subject_user_id) : '–'}</td>
             <td data-label="From">{e.ip ?? '–'}</td>
           </tr>
@@ -880,8 +902,8 @@ export function AuditPage(m: AdminContext & { filter: AuditFilterValues; events:
             ))}
           </select>
         </div>
-        <Field id="actor" label="By (email address)" error={error('actor')}>
-          <input type="email" id="actor" name="actor" value={m.filter.actor} maxLength={254} />
+        <Field id="actor" label="By (email address)" hint="Or an API token’s ID or name, for what it did" error={error('actor')}>
+          <input type="text" id="actor" name="actor" value={m.filter.actor} maxLength={254} autoComplete="off" />
         </Field>
         <Field id="subject" label="For (email address)" error={error('subject')}>
           <input type="email" id="subject" name="subject" value={m.filter.subject} maxLength={254} />

@@ -23,14 +23,26 @@ export interface NewApiToken {
   createdBy: string | null;
 }
 
-/** A problem with the fields of a new token, in words for the person making it; undefined when they are fine. */
-export function checkApiTokenFields(input: { name: string; days?: number }): { field: 'name' | 'days'; message: string } | undefined {
-  const name = input.name.trim();
-  if (!name) return { field: 'name', message: 'Enter a name for the token, such as the system that will use it' };
-  if (name.length > API_TOKEN_NAME_MAX_LENGTH) return { field: 'name', message: `The name must be ${API_TOKEN_NAME_MAX_LENGTH} characters or fewer` };
-  const days = input.days ?? API_TOKEN_DEFAULT_DAYS;
-  if (!Number.isInteger(days) || days < 1 || days > API_TOKEN_MAX_DAYS) return { field: 'days', message: `A token lasts from 1 to ${API_TOKEN_MAX_DAYS} days` };
+/** A problem with a new token's name, in words for the person making it; undefined when it is fine. */
+export function checkApiTokenName(name: string): string | undefined {
+  const trimmed = name.trim();
+  if (!trimmed) return 'Enter a name for the token, such as the system that will use it';
+  if (trimmed.length > API_TOKEN_NAME_MAX_LENGTH) return `The name must be ${API_TOKEN_NAME_MAX_LENGTH} characters or fewer`;
   return undefined;
+}
+
+/** A problem with how many days a new token lasts; undefined when it is fine. */
+export function checkApiTokenDays(days: number): string | undefined {
+  if (!Number.isInteger(days) || days < 1 || days > API_TOKEN_MAX_DAYS) return `A token lasts from 1 to ${API_TOKEN_MAX_DAYS} days`;
+  return undefined;
+}
+
+/** The first problem with the fields of a new token (the CLI reports one at a time); undefined when they are fine. */
+export function checkApiTokenFields(input: { name: string; days?: number }): { field: 'name' | 'days'; message: string } | undefined {
+  const name = checkApiTokenName(input.name);
+  if (name) return { field: 'name', message: name };
+  const days = checkApiTokenDays(input.days ?? API_TOKEN_DEFAULT_DAYS);
+  return days ? { field: 'days', message: days } : undefined;
 }
 
 /** Make a token in `store` (join the caller's transaction to audit it there); returns the bearer value, shown once. */
@@ -49,6 +61,48 @@ export async function createApiToken(store: Store, input: NewApiToken, now: numb
   };
   await store.apiTokens.insert(record);
   return { token, record };
+}
+
+/**
+ * Writes one audit record in the caller's transaction: the CLI writes it with no actor, the console with the agent and
+ * the request it came from. What the record says (event, detail) is decided here, once.
+ */
+export type ApiTokenAuditWriter = (tx: Store, record: { event: 'api_token.created' | 'api_token.revoked'; detail: Record<string, unknown> }) => Promise<void>;
+
+/**
+ * Make a token and its audit record (id, name, role, expiry: never the token) in one transaction; `alongside` joins
+ * that transaction too (the console seals the token there for its one showing). The console and the CLI both call this.
+ */
+export async function issueApiToken(
+  store: Store,
+  input: NewApiToken & { via: 'cli' | 'console' },
+  now: number,
+  options: { audit: ApiTokenAuditWriter; alongside?: (tx: Store, made: { token: string; record: ApiToken }) => Promise<void> },
+): Promise<{ token: string; record: ApiToken }> {
+  return store.transaction(async (tx) => {
+    const made = await createApiToken(tx, input, now);
+    const { record } = made;
+    await options.audit(tx, {
+      event: 'api_token.created',
+      detail: { tokenId: record.id, name: record.name, role: record.role, expiresAt: new Date(record.expires_at).toISOString(), via: input.via },
+    });
+    await options.alongside?.(tx, made);
+    return made;
+  });
+}
+
+/**
+ * Revoke a token and record it in one transaction: the token it was, `already` when it was revoked before (nothing is
+ * recorded then), or undefined when there is no such token.
+ */
+export async function revokeApiToken(store: Store, id: string, now: number, options: { via: 'cli' | 'console'; audit: ApiTokenAuditWriter }): Promise<ApiToken | 'already' | undefined> {
+  return store.transaction(async (tx) => {
+    const token = await tx.apiTokens.findById(id);
+    if (!token) return undefined;
+    if (!(await tx.apiTokens.revoke(id, now))) return 'already';
+    await options.audit(tx, { event: 'api_token.revoked', detail: { tokenId: id, name: token.name, role: token.role, via: options.via } });
+    return { ...token, revoked_at: now };
+  });
 }
 
 /** The token a bearer value names, when it is still good (not expired, not revoked). */

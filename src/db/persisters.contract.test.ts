@@ -528,6 +528,9 @@ describe.each(databases)('persister contract on $name', (target) => {
       expect(byActor).toMatch(/audit_events USING INDEX audit_events_actor/);
       expect(byActor).toMatch(/audit_events USING INDEX audit_events_subject/);
       expect(byActor).not.toMatch(/SCAN audit_events/);
+      const byToken = await plan({ actorTokenIds: ['t1', 't2'] });
+      expect(byToken).toMatch(/audit_events USING INDEX audit_events_actor_token/);
+      expect(byToken).not.toMatch(/SCAN audit_events/);
     });
 
     describe('joined reads', () => {

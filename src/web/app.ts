@@ -436,8 +436,9 @@ function copyButtons(): void {
         source.select();
         document.execCommand('copy');
       }
-      button.textContent = 'Link copied';
-      announce('Link copied');
+      const copied = button.dataset.copiedText ?? 'Link copied';
+      button.textContent = copied;
+      announce(copied);
     });
   }
 }
@@ -543,6 +544,9 @@ function main(): void {
       break;
     case 'admin-profile':
       watchEnrolments();
+      break;
+    case 'admin-api-token':
+      copyButtons();
       break;
     case 'continue': {
       // Back to a service after a form: a script navigation, because Chromium applies CSP form-action to every

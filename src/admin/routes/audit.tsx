@@ -43,9 +43,12 @@ export async function consoleAuditRoutes(app: FastifyInstance) {
       // No match is an empty result, not an error: the person may have been removed.
       return u?.id ?? `none:${randomToken(4)}`;
     };
+    // An email address names a person; anything else an API token, by its id or name (src/admin/views.tsx actorOf).
+    const actorIsToken = values.actor !== '' && !values.actor.includes('@');
     const filter = {
       event: values.event || undefined,
-      actorUserId: await person(values.actor),
+      actorUserId: actorIsToken ? undefined : await person(values.actor),
+      actorTokenIds: actorIsToken ? await store.apiTokens.idsByIdOrName(values.actor) : undefined,
       subjectUserId: await person(values.subject),
       from,
       to: toStart === undefined ? undefined : toStart + 24 * 3600 * 1000,
@@ -67,11 +70,26 @@ export async function consoleAuditRoutes(app: FastifyInstance) {
     const { errors, filter } = await auditFilter(request.query);
     if (errors.length) throw appError('validation_failed', errors[0]!.message, errors);
     const rows = await store.audit.search(filter, CSV_LIMIT);
-    const header = ['time', 'event', 'outcome', 'actor_email', 'actor_name', 'subject_email', 'subject_name', 'authenticator_id', 'ip', 'user_agent', 'detail'];
+    // The token columns come after the person's: an event has one or the other (or neither: Latchkey did it).
+    const header = ['time', 'event', 'outcome', 'actor_email', 'actor_name', 'actor_token_id', 'actor_token_name', 'subject_email', 'subject_name', 'authenticator_id', 'ip', 'user_agent', 'detail'];
     const lines = [header.join(',')];
     for (const row of rows) {
       lines.push(
-        [new Date(row.at).toISOString(), row.event, row.outcome, row.actor_email, row.actor_name, row.subject_email, row.subject_name, row.authenticator_id, row.ip, row.user_agent, row.detail]
+        [
+          new Date(row.at).toISOString(),
+          row.event,
+          row.outcome,
+          row.actor_email,
+          row.actor_name,
+          row.actor_token_id,
+          row.actor_token_name,
+          row.subject_email,
+          row.subject_name,
+          row.authenticator_id,
+          row.ip,
+          row.user_agent,
+          row.detail,
+        ]
           .map(csvCell)
           .join(','),
       );

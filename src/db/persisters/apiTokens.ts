@@ -17,6 +17,19 @@ export class ApiTokenPersister {
     return this.db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /**
+   * The ids of the tokens the audit log's "By" filter names: the one with this id, or every one with this name
+   * (any case: names need not be unique). Empty when none match.
+   */
+  async idsByIdOrName(value: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('api_tokens')
+      .select('id')
+      .where((eb) => eb.or([eb('id', '=', value), eb(eb.fn('lower', ['name']), '=', value.toLowerCase())]))
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
   /** Every token, newest first (there are few: one per integration). */
   list(): Promise<ApiToken[]> {
     return this.db.selectFrom('api_tokens').selectAll().orderBy('created_at', 'desc').orderBy('id').execute();

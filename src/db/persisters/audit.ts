@@ -38,6 +38,8 @@ export interface AuditRecord {
 export interface AuditFilter {
   event?: string;
   actorUserId?: string;
+  /** Events done by any of these API tokens (not empty). */
+  actorTokenIds?: readonly string[];
   subjectUserId?: string;
   /** Inclusive lower and exclusive upper bound on `at`. */
   from?: number;
@@ -46,10 +48,12 @@ export interface AuditFilter {
   beforeId?: number;
 }
 
-/** An audit event with the names of its actor and subject, for the console and CSV export. */
+/** An audit event with the names of its actor (a person or an API token) and subject, for the console and CSV export. */
 export interface AuditRow extends AuditEvent {
   actor_email: string | null;
   actor_name: string | null;
+  /** The name of the API token that acted, where one did (actor_token_id). */
+  actor_token_name: string | null;
   subject_email: string | null;
   subject_name: string | null;
 }
@@ -103,8 +107,15 @@ export class AuditPersister {
       .selectFrom('audit_events')
       .leftJoin('users as actor', 'actor.id', 'audit_events.actor_user_id')
       .leftJoin('users as subject', 'subject.id', 'audit_events.subject_user_id')
+      .leftJoin('api_tokens as actor_token', 'actor_token.id', 'audit_events.actor_token_id')
       .selectAll('audit_events')
-      .select(['actor.email as actor_email', 'actor.display_name as actor_name', 'subject.email as subject_email', 'subject.display_name as subject_name']);
+      .select([
+        'actor.email as actor_email',
+        'actor.display_name as actor_name',
+        'actor_token.name as actor_token_name',
+        'subject.email as subject_email',
+        'subject.display_name as subject_name',
+      ]);
     if (f.event) q = q.where('audit_events.event', '=', f.event).where(notUnindexed(f.event));
     if (f.actorUserId) {
       const actor = f.actorUserId;
@@ -120,6 +131,7 @@ export class AuditPersister {
         ]),
       );
     }
+    if (f.actorTokenIds) q = q.where('audit_events.actor_token_id', 'in', f.actorTokenIds.length ? [...f.actorTokenIds] : ['']);
     if (f.subjectUserId) q = q.where('audit_events.subject_user_id', '=', f.subjectUserId);
     if (f.from !== undefined) q = q.where('audit_events.at', '>=', f.from);
     if (f.to !== undefined) q = q.where('audit_events.at', '<', f.to);
