@@ -19,7 +19,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt', '0010_api_tokens', '0011_audit_actor_token'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -172,7 +172,8 @@ describe.each(databases)('persister contract on $name', (target) => {
         const user = await insertUserBefore0009(fresh);
         const session = newSession(user.id, { authenticator_id: rid() });
         await s.sessions.insert(session);
-        await s.audit.record({ event: 'signin', outcome: 'success', actorUserId: user.id, subjectUserId: user.id, at: T0 });
+        // Written as a server of then wrote it: today's persister also writes actor_token_id (0010).
+        await sql`insert into audit_events (at, event, outcome, actor_user_id, subject_user_id, detail) values (${T0}, 'signin', 'success', ${user.id}, ${user.id}, '{}')`.execute(fresh.kysely);
         expect(await fresh.migrate()).toEqual(MIGRATIONS.slice(4));
         expect(await s.sessions.findByHash(session.id_hash)).toEqual(session);
         expect((await s.audit.search({ actorUserId: user.id }, 10)).map((e) => e.event)).toEqual(['signin']);
