@@ -574,13 +574,13 @@ function who(email: string | null, name: string | null, id: string | null): stri
 }
 
 /** Who did it: a person, an API token (no person acts through one), or Latchkey itself. */
-export function actorOf(e: AuditRow): string {
+function actorOf(e: AuditRow): string {
   if (e.actor_token_id) return apiTokenActor(e.actor_token_id, e.actor_token_name);
   return who(e.actor_email, e.actor_name, e.actor_user_id);
 }
 
 /** "API token ‘HR feed’ (id …)": the id too, since names need not be unique (and it finds the token's actions). */
-export function apiTokenActor(id: string, name: string | null): string {
+function apiTokenActor(id: string, name: string | null): string {
   return `API token ‘${name ?? 'unknown'}’ (${id})`;
 }
 
