@@ -339,14 +339,8 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
         .addColumn('last_used_at', 'bigint')
         .execute();
       await db.schema.alterTable('audit_events').addColumn('actor_token_id', 'text').execute();
-    },
-  },
-  /**
-   * The audit log's "By" filter finds an API token's actions (src/admin/routes/audit.tsx) with an index search, as it
-   * finds a person's. Partial: most events have no token, and they cost this index nothing.
-   */
-  '0011_audit_actor_token': {
-    async up(db: Kysely<any>) {
+      // The audit log's "By" filter finds a token's actions (src/admin/routes/audit.tsx) with an index search, as it
+      // finds a person's. Partial: most events have no token, and they cost this index nothing.
       await sql`create index audit_events_actor_token on audit_events (actor_token_id, at) where actor_token_id is not null`.execute(db);
     },
   },
