@@ -220,6 +220,15 @@ export const auditEventLabels: Record<string, string> = {
   'enrolment.failed': 'Setting up a passkey from a link or code failed',
   'enrolment.refused': 'Setting up a passkey from a link or code refused',
   'audit.not_recorded': 'Refusals and failures not recorded (too many in one minute)',
+  'enrolment.expired': 'Enrolment link or code expired unused',
+  'webhook.added': 'Webhook endpoint added',
+  'webhook.changed': 'Webhook endpoint changed',
+  'webhook.secret_rotated': 'Webhook signing secret replaced',
+  'webhook.paused': 'Webhook endpoint paused',
+  'webhook.resumed': 'Webhook endpoint resumed',
+  'webhook.deleted': 'Webhook endpoint deleted',
+  'webhook.resent': 'Webhook delivery sent again',
+  'webhook.test_sent': 'Webhook test event sent',
 };
 
 /** Why a refusal or failure happened, in words for the people reading the audit log. */

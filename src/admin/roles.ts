@@ -35,6 +35,7 @@ export const PERMISSIONS = [
   'services.manage',
   'policy.manage',
   'audit.read',
+  'webhooks.manage',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
@@ -49,7 +50,7 @@ const ADVANCED: Permission[] = [...AGENT, 'users.add', 'users.edit', 'authentica
 const permissions: Record<Role, readonly Permission[]> = {
   ra_agent: AGENT,
   ra_agent_advanced: ADVANCED,
-  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'policy.manage', 'audit.read'],
+  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'policy.manage', 'audit.read', 'webhooks.manage'],
   auditor: ['audit.read'],
 };
 

@@ -50,6 +50,7 @@ export function AdminLayout(props: AdminContext & { title: string; children: Com
         {allowed('templates.manage') ? <a href="/admin/templates">Email templates</a> : null}
         {allowed('services.manage') ? <a href="/admin/services">Services</a> : null}
         {allowed('policy.manage') ? <a href="/admin/policy">Authenticator policy</a> : null}
+        {allowed('webhooks.manage') ? <a href="/admin/webhooks">Webhooks</a> : null}
       </nav>
       {props.children}
     </Layout>
@@ -93,6 +94,14 @@ export function HomePage(m: AdminContext & { flash?: string | null }) {
           <a class="button secondary" href="/admin/users/new">
             Add a user
           </a>
+        </>
+      ) : null}
+      {allowed('webhooks.manage') ? (
+        <>
+          <h2>Webhooks</h2>
+          <p>
+            <a href="/admin/webhooks">Send changes to other systems (webhooks)</a>
+          </p>
         </>
       ) : null}
       {allowed('audit.read') ? (
