@@ -17,5 +17,6 @@ export function describeRetrySchedule(schedule: readonly number[]): string {
   const [first = 0, ...rest] = schedule;
   const start = first === 0 ? 'immediately' : `after ${describeDuration(first)}`;
   const then = rest.length ? `, then ${rest.map(describeDuration).join(', ')} after the one before` : '';
-  return `${schedule.length} attempt${schedule.length === 1 ? '' : 's'}: ${start}${then} (${describeRetrySpan(schedule)} in all)`;
+  const span = schedule.some((s) => s > 0) ? ` (${describeRetrySpan(schedule)} in all)` : '';
+  return `${schedule.length} attempt${schedule.length === 1 ? '' : 's'}: ${start}${then}${span}`;
 }
