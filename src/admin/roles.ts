@@ -17,7 +17,7 @@ export const roleLabels: Record<Role, string> = {
 };
 
 export const roleDescriptions: Record<Role, string> = {
-  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates, registering services and setting the authenticator policy.',
+  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates, registering services, setting the authenticator policy and managing webhooks.',
   ra_agent_advanced: 'Add users, issue and remove authenticators.',
   ra_agent: 'Find users and view their profiles and activity; cannot change them.',
   auditor: 'Read and export the audit log.',
