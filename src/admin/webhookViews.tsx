@@ -325,11 +325,11 @@ export function WebhookEndpointPage(
       </form>
 
       <h2>Delete this endpoint</h2>
-      <p>
-        <a href={`${base}/delete`} class="button warning">
+      <form method="get" action={`${base}/delete`}>
+        <button type="submit" class="warning">
           Delete endpoint
-        </a>
-      </p>
+        </button>
+      </form>
     </AdminLayout>
   );
 }

@@ -232,7 +232,15 @@ describe('pages on a phone', () => {
       .execute();
     await go(a, '/admin/webhooks', 'webhooks');
     await go(a, '/admin/webhooks/new', 'add a webhook endpoint');
+    await a.getByLabel('Address').fill('http://hr.example.org/hooks');
+    await a.getByRole('button', { name: 'Add endpoint' }).click();
+    await waitReady(a);
+    expect(await errorSummaryText(a)).toContain('Enter an https:// address');
+    expect(await errorSummaryText(a)).toContain('Choose at least one event to send');
+    await check(a, 'add a webhook endpoint, with errors');
+    await expectAccessible(a, 'add a webhook endpoint with errors at 375 px');
     await go(a, `/admin/webhooks/${hookId}`, 'webhook endpoint with a failed delivery');
+    await expectAccessible(a, 'webhook endpoint at 375 px');
     await go(a, `/admin/webhooks/${hookId}/deliveries/msg_phoneLayoutDelivery0000001`, 'webhook delivery with its curl command');
     await go(a, `/admin/webhooks/${hookId}/delete`, 'delete webhook endpoint');
 
