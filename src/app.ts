@@ -39,6 +39,7 @@ import { refuseNulCharactersPlugin } from './plugins/refuseNulCharacters.js';
 import { securityHeadersPlugin } from './plugins/securityHeaders.js';
 import { assetsPlugin } from './plugins/assets.js';
 import { trustRefreshPlugin } from './plugins/trustRefresh.js';
+import { webhookDeliveryPlugin } from './webhooks/deliverWebhooks.js';
 import { signInRoutes } from './flows/signin/routes.js';
 import { signUpRoutes } from './flows/signup/routes.js';
 import { enrolmentRoutes } from './flows/enrolment/routes.js';
@@ -161,6 +162,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   auditPolicyRefusals(app);
   // FIDO metadata and the authenticator policy: reloaded from the database, and downloaded from the metadata URL.
   await app.register(trustRefreshPlugin);
+  // The webhook outbox: sent from here whichever instance wrote it, after a restart too.
+  await app.register(webhookDeliveryPlugin);
   await app.register(securityHeadersPlugin, {
     contentSecurityPolicy: {
       useDefaults: false,

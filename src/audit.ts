@@ -230,6 +230,15 @@ export const auditEventLabels: Record<string, string> = {
   'scim.failed': 'SCIM request failed',
   'api_token.created': 'API token created',
   'api_token.revoked': 'API token revoked',
+  'enrolment.expired': 'Enrolment link or code expired unused',
+  'webhook.added': 'Webhook endpoint added',
+  'webhook.changed': 'Webhook endpoint changed',
+  'webhook.secret_rotated': 'Webhook signing secret replaced',
+  'webhook.paused': 'Webhook endpoint paused',
+  'webhook.resumed': 'Webhook endpoint resumed',
+  'webhook.deleted': 'Webhook endpoint deleted',
+  'webhook.resent': 'Webhook delivery sent again',
+  'webhook.test_sent': 'Webhook test event sent',
 };
 
 /** Why a refusal or failure happened, in words for the people reading the audit log. */

@@ -201,9 +201,12 @@ async function main(argv: string[], io: CliIo): Promise<void> {
             user = await createUser(store, { email: values.email!, displayName: values.name ?? nameFromEmail(values.email!) }, Date.now());
             io.stderr.write(`Created user ${user.email} (pending) named "${user.display_name}".\n`);
           }
-          const issued = await issueInvite(store, config, user, Date.now(), { method: 'cli' });
-          await store.audit.record({ at: Date.now(), event: 'enrolment.invited', outcome: 'success', subjectUserId: user.id, detail: { via: 'cli' } });
-          return issued;
+          const subject = user;
+          // The record (and the webhook it reports) lands with the link or not at all.
+          return issueInvite(store, config, subject, Date.now(), {
+            method: 'cli',
+            alongside: (tx, flowId) => tx.audit.record({ at: Date.now(), event: 'enrolment.invited', outcome: 'success', subjectUserId: subject.id, detail: { via: 'cli', flowId } }),
+          });
         }).catch(mapUserError);
         io.stdout.write(`${invite.url}\n`);
         io.stderr.write(`Single-use link; expires ${new Date(invite.expiresAt).toISOString()}.\n`);

@@ -22,7 +22,7 @@ describe('pruneExpired', () => {
     const { url } = await issueInvite(store, t.config, user, clock);
     const path = new URL(url).pathname;
 
-    expect(await pruneExpired(store, t.config, clock)).toEqual({ sessions: 0, flows: 0, signinFailures: 0, rateCounters: 0 });
+    expect(await pruneExpired(store, t.config, clock)).toEqual({ sessions: 0, flows: 0, signinFailures: 0, rateCounters: 0, webhookDeliveries: 0 });
     clock += 4 * 24 * 3600 * 1000; // sessions idle, ceremonies and the invite expired
     const pruned = await pruneExpired(store, t.config, clock);
     expect(pruned.sessions).toBe(1);

@@ -14,12 +14,14 @@ const RATE_COUNTER_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Ceremony flows are kept this long after expiry, for troubleshooting. */
 const CEREMONY_RETENTION_MS = 60 * 60 * 1000;
 export const MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000;
+/** Delivered and failed webhook deliveries are kept this long, for the console's list of what was sent. */
+export const WEBHOOK_DELIVERY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 
 export async function pruneExpired(
   store: Store,
   config: Config,
   now: number,
-): Promise<{ sessions: number; flows: number; signinFailures: number; rateCounters: number }> {
+): Promise<{ sessions: number; flows: number; signinFailures: number; rateCounters: number; webhookDeliveries: number }> {
   const sessions = await store.sessions.deleteExpired(now, config.sessionIdleSeconds * 1000);
   const ceremonies = await store.flows.deleteEnded(now, CEREMONY_RETENTION_MS, { exceptTypes: [INVITE_FLOW] });
   const invites = await store.flows.deleteEnded(now, INVITE_RETENTION_MS, { types: [INVITE_FLOW] });
@@ -29,5 +31,7 @@ export async function pruneExpired(
   const signinFailures = await pruneSigninFailures(store, now);
   // Every address and IP that ever asked for a self-service check or solved a CAPTCHA left a counter.
   const rateCounters = await store.rateCounters.deleteBefore(now - RATE_COUNTER_RETENTION_MS);
-  return { sessions, flows: ceremonies + invites, signinFailures, rateCounters };
+  // Pending deliveries stay until sent, however old (a paused endpoint's wait for it to be resumed).
+  const webhookDeliveries = await store.webhooks.deleteFinishedBefore(now - WEBHOOK_DELIVERY_RETENTION_MS);
+  return { sessions, flows: ceremonies + invites, signinFailures, rateCounters, webhookDeliveries };
 }

@@ -105,4 +105,5 @@ const sealedThings: Record<string, string> = {
   'totp': "an authenticator app's secret",
   'self-service': "the secret of an authenticator app being set up",
   'enrolment-reveal': 'an issued link or code waiting to be shown',
+  'webhook-secret': "a webhook endpoint's signing secret",
 };

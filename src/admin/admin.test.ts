@@ -62,7 +62,7 @@ async function fixture(env: Record<string, string> = {}): Promise<Fixture> {
 /** Every row a console action could change: a refused action must leave all of it as it was (it adds only the record of the refusal). */
 async function snapshot(t: TestApp): Promise<string> {
   const k = t.db.kysely;
-  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'settings', 'api_tokens'] as const;
+  const tables = ['users', 'authenticators', 'flows', 'roles', 'email_templates', 'sessions', 'settings', 'api_tokens', 'webhook_endpoints', 'webhook_deliveries'] as const;
   const out: Record<string, unknown> = {};
   for (const table of tables) out[table] = await k.selectFrom(table).selectAll().execute();
   out.audit_events = await k.selectFrom('audit_events').selectAll().where('outcome', '=', 'success').execute();
@@ -84,9 +84,9 @@ const agentRoles: Record<string, Role[]> = {
 };
 
 /** `console`: what every role may do (the home page). */
-type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'policy' | 'audit' | 'tokens';
+type Permission = 'console' | 'view' | 'add' | 'edit' | 'issue' | 'remove' | 'roles' | 'templates' | 'services' | 'policy' | 'audit' | 'tokens' | 'webhooks';
 const allowedFor: Record<string, Permission[]> = {
-  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'policy', 'audit', 'tokens'],
+  'RA Manager': ['console', 'view', 'add', 'edit', 'issue', 'remove', 'roles', 'templates', 'services', 'policy', 'audit', 'tokens', 'webhooks'],
   'RA Agent (Advanced)': ['console', 'view', 'add', 'edit', 'issue', 'remove'],
   'RA Agent': ['console', 'view'],
   Auditor: ['console', 'audit'],
@@ -102,6 +102,10 @@ interface Target {
   templateId: string;
   clientId: string;
   apiTokenId: string;
+  /** An active webhook endpoint, a paused one, and a failed delivery of the active one. */
+  endpointId: string;
+  pausedEndpointId: string;
+  deliveryId: string;
 }
 
 interface Action {
@@ -179,6 +183,19 @@ const actions: Action[] = [
     request: (b) => b.postForm('/admin/policy', { allowedModels: '', deniedModels: '', minimumCertification: '', syncedPasskeys: 'allowed', aal3MinimumCertification: '', compromised: 'refuse' }),
   },
   { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
+  { name: 'list webhook endpoints', needs: 'webhooks', writes: false, request: (b) => b.get('/admin/webhooks') },
+  { name: 'open add webhook endpoint', needs: 'webhooks', writes: false, request: (b) => b.get('/admin/webhooks/new') },
+  { name: 'add a webhook endpoint', needs: 'webhooks', writes: true, request: (b) => b.postForm('/admin/webhooks/new', { url: 'https://hr.example.org/hooks', events: 'user.created' }) },
+  { name: 'open a webhook endpoint', needs: 'webhooks', writes: false, request: (b, x) => b.get(`/admin/webhooks/${x.endpointId}`) },
+  { name: 'change webhook events', needs: 'webhooks', writes: true, request: (b, x) => b.postForm(`/admin/webhooks/${x.endpointId}`, { events: 'role.changed' }) },
+  { name: 'pause a webhook endpoint', needs: 'webhooks', writes: true, request: (b, x) => b.postForm(`/admin/webhooks/${x.endpointId}/pause`, {}) },
+  { name: 'resume a webhook endpoint', needs: 'webhooks', writes: true, request: (b, x) => b.postForm(`/admin/webhooks/${x.pausedEndpointId}/resume`, {}) },
+  { name: 'replace a webhook secret', needs: 'webhooks', writes: true, request: (b, x) => b.postForm(`/admin/webhooks/${x.endpointId}/rotate`, {}) },
+  { name: 'send a webhook test event', needs: 'webhooks', writes: true, request: (b, x) => b.postForm(`/admin/webhooks/${x.endpointId}/test`, {}) },
+  { name: 'open delete webhook endpoint', needs: 'webhooks', writes: false, request: (b, x) => b.get(`/admin/webhooks/${x.endpointId}/delete`) },
+  { name: 'delete a webhook endpoint', needs: 'webhooks', writes: true, request: (b, x) => b.postForm(`/admin/webhooks/${x.endpointId}/delete`, { confirm: 'yes' }) },
+  { name: 'open a webhook delivery', needs: 'webhooks', writes: false, request: (b, x) => b.get(`/admin/webhooks/${x.endpointId}/deliveries/${x.deliveryId}`) },
+  { name: 'send a webhook delivery again', needs: 'webhooks', writes: true, request: (b, x) => b.postForm(`/admin/webhooks/${x.endpointId}/deliveries/${x.deliveryId}/retry`, {}) },
   { name: 'export audit CSV', needs: 'audit', writes: true, request: (b) => b.get('/admin/audit.csv') },
   { name: 'list API tokens', needs: 'tokens', writes: false, request: (b) => b.get('/admin/api-tokens') },
   { name: 'open create an API token', needs: 'tokens', writes: false, request: (b) => b.get('/admin/api-tokens/new') },
@@ -207,7 +224,17 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
     await store.emailTemplates.insert({ id: templateId, name: 'Spare', subject: 'Hello {{name}}', body: 'Open {{link}}', is_default: 0, created_at: f.clock.now, updated_at: f.clock.now, updated_by: null });
     const { service } = await addService(store, f.t.app.latchkey.secretBox, { name: 'Rota', redirectUris: ['https://rota.example.org/cb'], postLogoutRedirectUris: [], clientType: 'public', aal: 2, firstParty: false }, f.clock.now);
     const { record } = await createApiToken(store, { name: 'Spare token', role: 'auditor', createdBy: null }, f.clock.now);
-    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id, apiTokenId: record.id };
+    const endpoint = async (status: 'active' | 'paused') => {
+      const id = `ep${++counter}`;
+      await store.webhooks.insertEndpoint({ id, url: 'https://hr.example.org/hooks', description: '', events: '["user.created"]', secret: f.t.app.latchkey.secretBox.seal('whsec_dGVzdHRlc3R0ZXN0dGVzdHRlc3R0ZXN0', `webhook-secret:${id}`), created_by: null, created_at: f.clock.now });
+      if (status === 'paused') await store.webhooks.pause(id, f.clock.now);
+      return id;
+    };
+    const endpointId = await endpoint('active');
+    const deliveryId = `msg_${++counter}`;
+    await store.webhooks.insertDelivery({ id: deliveryId, endpoint_id: endpointId, event_type: 'webhook.test', payload: '{"type":"webhook.test"}', created_at: f.clock.now });
+    await f.t.db.kysely.updateTable('webhook_deliveries').set({ status: 'failed', attempts: 8 }).where('id', '=', deliveryId).execute();
+    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id, apiTokenId: record.id, endpointId, pausedEndpointId: await endpoint('paused'), deliveryId };
   }
 
   it('tries every route the console registered (a new route needs a line here)', async () => {
@@ -218,7 +245,7 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       postForm: async (url: string) => (requested.push(`POST ${url}`), answer),
       postJson: async (url: string) => (requested.push(`POST ${url}`), answer),
     } as unknown as TestBrowser;
-    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT', apiTokenId: 'APITOKEN' };
+    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT', apiTokenId: 'APITOKEN', endpointId: 'ENDPOINT', pausedEndpointId: 'PAUSED', deliveryId: 'DELIVERY' };
     for (const action of actions) await action.request(recorder, x);
     const routes = consoleRoutes(f.t.app);
     const untried = routes.filter((r) => {
@@ -240,6 +267,7 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       policy: 'policy.manage',
       audit: 'audit.read',
       tokens: 'api_tokens.manage',
+      webhooks: 'webhooks.manage',
     };
     for (const action of actions) {
       requested.length = 0;

@@ -17,7 +17,7 @@ export const roleLabels: Record<Role, string> = {
 };
 
 export const roleDescriptions: Record<Role, string> = {
-  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates, registering services, setting the authenticator policy and making API tokens for other systems.',
+  ra_manager: 'Everything an advanced agent can do, plus granting and revoking roles, editing email templates, registering services, setting the authenticator policy, making API tokens for other systems and managing webhooks.',
   ra_agent_advanced: 'Add users, issue and remove authenticators.',
   ra_agent: 'Find users and view their profiles and activity; cannot change them.',
   auditor: 'Read and export the audit log.',
@@ -36,6 +36,7 @@ export const PERMISSIONS = [
   'policy.manage',
   'audit.read',
   'api_tokens.manage',
+  'webhooks.manage',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
@@ -50,7 +51,7 @@ const ADVANCED: Permission[] = [...AGENT, 'users.add', 'users.edit', 'authentica
 const permissions: Record<Role, readonly Permission[]> = {
   ra_agent: AGENT,
   ra_agent_advanced: ADVANCED,
-  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'policy.manage', 'audit.read', 'api_tokens.manage'],
+  ra_manager: [...ADVANCED, 'roles.manage', 'templates.manage', 'services.manage', 'policy.manage', 'audit.read', 'api_tokens.manage', 'webhooks.manage'],
   auditor: ['audit.read'],
 };
 

@@ -21,6 +21,7 @@ import { consoleAuditRoutes } from './routes/audit.js';
 import { consoleTemplatesRoutes } from './routes/templates.js';
 import { consolePolicyRoutes } from './routes/policy.js';
 import { consoleApiTokensRoutes } from './routes/apiTokens.js';
+import { consoleWebhooksRoutes } from './routes/webhooks.js';
 
 export async function adminRoutes(app: FastifyInstance) {
   const { config, store } = app.latchkey;
@@ -40,5 +41,5 @@ export async function adminRoutes(app: FastifyInstance) {
     },
   });
 
-  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes, consolePolicyRoutes, consoleApiTokensRoutes]) await app.register(resource);
+  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes, consolePolicyRoutes, consoleApiTokensRoutes, consoleWebhooksRoutes]) await app.register(resource);
 }

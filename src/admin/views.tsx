@@ -51,6 +51,7 @@ export function AdminLayout(props: AdminContext & { title: string; children: Com
         {allowed('services.manage') ? <a href="/admin/services">Services</a> : null}
         {allowed('policy.manage') ? <a href="/admin/policy">Authenticator policy</a> : null}
         {allowed('api_tokens.manage') ? <a href="/admin/api-tokens">API tokens</a> : null}
+        {allowed('webhooks.manage') ? <a href="/admin/webhooks">Webhooks</a> : null}
       </nav>
       {props.children}
     </Layout>
@@ -94,6 +95,14 @@ export function HomePage(m: AdminContext & { flash?: string | null }) {
           <a class="button secondary" href="/admin/users/new">
             Add a user
           </a>
+        </>
+      ) : null}
+      {allowed('webhooks.manage') ? (
+        <>
+          <h2>Webhooks</h2>
+          <p>
+            <a href="/admin/webhooks">Send changes to other systems (webhooks)</a>
+          </p>
         </>
       ) : null}
       {allowed('audit.read') ? (

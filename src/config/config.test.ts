@@ -43,6 +43,18 @@ describe('loadConfig', () => {
     }
   });
 
+  it('retries webhooks on Standard Webhooks\' schedule (about a day) unless told otherwise, and polls every second', () => {
+    const c = loadConfig({});
+    expect(c.webhookRetrySeconds).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+    expect(c.webhookRetrySeconds.reduce((a, b) => a + b, 0)).toBeGreaterThan(24 * 3600);
+    expect(c.webhookPollSeconds).toBe(1);
+    expect(loadConfig({ LATCHKEY_WEBHOOK_RETRY_SECONDS: '0, 1,2' }).webhookRetrySeconds).toEqual([0, 1, 2]);
+    expect(loadConfig({ LATCHKEY_WEBHOOK_POLL_SECONDS: '0' }).webhookPollSeconds).toBe(0);
+    for (const bad of ['0,-5', 'soon', '0,,5', '1.5']) {
+      expect(() => loadConfig({ LATCHKEY_WEBHOOK_RETRY_SECONDS: bad })).toThrow(/^LATCHKEY_WEBHOOK_RETRY_SECONDS: /);
+    }
+  });
+
   it('derives the origin from PORT and the RP ID from the origin host', () => {
     expect(loadConfig({ PORT: '8080' }).origin).toBe('http://localhost:8080');
     const c = loadConfig({ LATCHKEY_ORIGIN: 'https://id.example.org' });

@@ -183,6 +183,18 @@ export interface Config {
   oidcRefreshTokenSeconds: number;
   /** After `latchkey keys rotate`, how long the previous signing key stays in the JWKS (LATCHKEY_OIDC_KEY_RETIRE_HOURS, default 24; at least the ID token lifetime of 1 hour). */
   oidcKeyRetireSeconds: number;
+  /**
+   * LATCHKEY_WEBHOOK_RETRY_SECONDS: when each attempt of a webhook delivery is made, in seconds after the previous
+   * one failed (the first after the change), comma-separated. Default `0,5,300,1800,7200,18000,36000,36000`: Standard
+   * Webhooks' schedule (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), about a day. A delivery whose last
+   * attempt fails is marked failed and its endpoint is paused, and the RA Manager who added it is emailed.
+   */
+  webhookRetrySeconds: number[];
+  /**
+   * LATCHKEY_WEBHOOK_POLL_SECONDS (default 1): how often this instance looks for webhook deliveries that are due.
+   * 0: this instance sends none (others sharing the database do); changes still write their deliveries.
+   */
+  webhookPollSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -429,6 +441,19 @@ function readMetadataUrl(env: Env): string | undefined {
 export const DEFAULT_SECRET_KEY_FILE = './data/secret.key';
 
 /** Read and validate the configuration. Pass overrides in tests instead of touching process.env. */
+/** Standard Webhooks' suggested retry schedule, in seconds: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
+export const STANDARD_WEBHOOK_RETRY_SECONDS = [0, 5, 300, 1800, 7200, 18000, 36000, 36000];
+
+function readRetrySchedule(env: Env, name: string): number[] {
+  const raw = env[name]?.trim();
+  if (!raw) return STANDARD_WEBHOOK_RETRY_SECONDS;
+  const parts = raw.split(',').map((p) => p.trim());
+  if (parts.length > 20 || !parts.every((p) => /^\d{1,6}$/.test(p))) {
+    throw new ConfigError(name, `expected up to 20 whole numbers of seconds separated by commas (e.g. 0,5,300), got "${raw}"`);
+  }
+  return parts.map(Number);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const port = readInt(env, 'PORT', 3000, 1, 65535);
   const { origin, rpId } = readOrigin(env, port);
@@ -507,6 +532,8 @@ export function loadConfig(env: Env = process.env): Config {
     oidcAcr,
     oidcRefreshTokenSeconds: readInt(env, 'LATCHKEY_OIDC_REFRESH_TOKEN_HOURS', 24, 1, 24 * 365) * 3600,
     oidcKeyRetireSeconds: readInt(env, 'LATCHKEY_OIDC_KEY_RETIRE_HOURS', 24, 1, 24 * 90) * 3600,
+    webhookRetrySeconds: readRetrySchedule(env, 'LATCHKEY_WEBHOOK_RETRY_SECONDS'),
+    webhookPollSeconds: readInt(env, 'LATCHKEY_WEBHOOK_POLL_SECONDS', 1, 0, 3600),
   };
 }
 

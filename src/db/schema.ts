@@ -238,7 +238,57 @@ export interface FidoMetadataTable {
   imported_at: number;
 }
 
+export type WebhookEndpointStatus = 'active' | 'paused';
+
+/** Where webhooks go (migration 0011): an RA Manager registers it and chooses its events. */
+export interface WebhookEndpointsTable {
+  id: string;
+  /** https (http only to localhost in development): src/webhooks/endpointUrl.ts. */
+  url: string;
+  description: string;
+  /** JSON array of webhook event types (src/webhooks/events.ts). */
+  events: string;
+  /** The Standard Webhooks secret (`whsec_…`), sealed with the secret box (context `webhook-secret:<id>`). */
+  secret: string;
+  /** paused: nothing is sent; deliveries wait until it is resumed. */
+  status: WebhookEndpointStatus;
+  /** The RA Manager who added it: told by email when it is paused for failing. Null once their account is gone. */
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+  paused_at: number | null;
+  /** Failed attempts since the last success, across its deliveries. */
+  consecutive_failures: ColumnType<number, number | undefined, number>;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** The outbox: one row per event per endpoint, written in the transaction of the change it reports. */
+export interface WebhookDeliveriesTable {
+  /** The Standard Webhooks message id (`msg_…`): the `webhook-id` header of every attempt. */
+  id: string;
+  endpoint_id: string;
+  event_type: string;
+  /** The JSON body sent, as sent: `{ type, timestamp, data }`. */
+  payload: string;
+  created_at: number;
+  status: WebhookDeliveryStatus;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: number;
+  /** An instance sending it holds it until then, so two never send it at once; null when no one does. */
+  claimed_until: ColumnType<number | null, number | null | undefined, number | null>;
+  last_attempt_at: ColumnType<number | null, number | null | undefined, number | null>;
+  response_status: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The first 2 KB of the receiver's last answer. */
+  response_body: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Why the last attempt failed without an answer (timeout, refused connection, redirect). */
+  error: ColumnType<string | null, string | null | undefined, string | null>;
+  delivered_at: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
 export interface Database {
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   fido_metadata: FidoMetadataTable;
   users: UsersTable;
   authenticators: AuthenticatorsTable;
@@ -270,3 +320,5 @@ export type SigningKey = Selectable<SigningKeysTable>;
 export type Service = Selectable<ServicesTable>;
 export type ApiToken = Selectable<ApiTokensTable>;
 export type FidoMetadataRow = Selectable<FidoMetadataTable>;
+export type WebhookEndpoint = Selectable<WebhookEndpointsTable>;
+export type WebhookDelivery = Selectable<WebhookDeliveriesTable>;

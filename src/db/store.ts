@@ -21,6 +21,7 @@ import { OidcModelPersister } from './persisters/oidcModels.js';
 import { SigningKeyPersister } from './persisters/signingKeys.js';
 import { ServicePersister } from './persisters/services.js';
 import { ApiTokenPersister } from './persisters/apiTokens.js';
+import { WebhookPersister } from './persisters/webhooks.js';
 import { GroupCommit } from './groupCommit.js';
 
 export class Store {
@@ -39,6 +40,7 @@ export class Store {
   readonly signingKeys: SigningKeyPersister;
   readonly services: ServicePersister;
   readonly apiTokens: ApiTokenPersister;
+  readonly webhooks: WebhookPersister;
 
   private readonly inTransaction: boolean;
   private readonly groupCommit: GroupCommit | undefined;
@@ -68,6 +70,7 @@ export class Store {
     this.signingKeys = new SigningKeyPersister(kysely);
     this.services = new ServicePersister(kysely);
     this.apiTokens = new ApiTokenPersister(kysely);
+    this.webhooks = new WebhookPersister(kysely);
   }
 
   /** Group commits so far (the benchmark reports them); undefined where there are none. */

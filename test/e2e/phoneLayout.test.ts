@@ -208,6 +208,42 @@ describe('pages on a phone', () => {
     await go(a, `/admin/templates/${template!.id}`, 'edit email template');
     await go(a, '/admin/services', 'services (console)');
 
+    // ---- issue 15: webhooks, with a long address, a long answer and a delivery of a long-named person
+    const hookId = 'phone-layout-hooks';
+    await store().webhooks.insertEndpoint({
+      id: hookId,
+      url: 'https://integration-gateway.hospital-trust.nhs.example.uk/identity/latchkey/webhooks/receive-events-v2',
+      description: 'Electronic staff record feed (workforce information team)',
+      events: '["user.created","user.suspended","authenticator.added","role.changed"]',
+      secret: server.app.latchkey.secretBox.seal('whsec_dGVzdHRlc3R0ZXN0dGVzdHRlc3R0ZXN0', `webhook-secret:${hookId}`),
+      created_by: agent.id,
+      created_at: server.clock.now(),
+    });
+    await store().webhooks.insertDelivery({
+      id: 'msg_phoneLayoutDelivery0000001',
+      endpoint_id: hookId,
+      event_type: 'user.created',
+      payload: JSON.stringify({ type: 'user.created', timestamp: new Date(server.clock.now()).toISOString(), data: { user: { id: person.id, email: person.email, name: person.display_name } } }),
+      created_at: server.clock.now(),
+    });
+    await server.app.latchkey.store.kysely
+      .updateTable('webhook_deliveries')
+      .set({ status: 'failed', attempts: 8, response_status: 502, response_body: `<html><body>${'Bad gateway: the upstream integration service did not answer in time. '.repeat(6)}</body></html>` })
+      .execute();
+    await go(a, '/admin/webhooks', 'webhooks');
+    await go(a, '/admin/webhooks/new', 'add a webhook endpoint');
+    await a.getByLabel('Address').fill('http://hr.example.org/hooks');
+    await a.getByRole('button', { name: 'Add endpoint' }).click();
+    await waitReady(a);
+    expect(await errorSummaryText(a)).toContain('Enter an https:// address');
+    expect(await errorSummaryText(a)).toContain('Choose at least one event to send');
+    await check(a, 'add a webhook endpoint, with errors');
+    await expectAccessible(a, 'add a webhook endpoint with errors at 375 px');
+    await go(a, `/admin/webhooks/${hookId}`, 'webhook endpoint with a failed delivery');
+    await expectAccessible(a, 'webhook endpoint at 375 px');
+    await go(a, `/admin/webhooks/${hookId}/deliveries/msg_phoneLayoutDelivery0000001`, 'webhook delivery with its curl command');
+    await go(a, `/admin/webhooks/${hookId}/delete`, 'delete webhook endpoint');
+
     // ---- issue 13: the security key pages and the authenticator policy, with and without FIDO metadata
     await go(a, `/admin/users/${person.id}/issue/security-key`, 'issue: security key, no metadata');
     await go(a, '/settings/reauth?next=/settings&need=3', 'confirm it is you with a security key (none)');

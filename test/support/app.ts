@@ -28,6 +28,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LATCHKEY_CAPTCHA_MAX_NUMBER: '2000',
     // Mail without an SMTP server goes to an outbox: never the checkout's ./data.
     LATCHKEY_OUTBOX_DIR: join(tmpdir(), `latchkey-test-outbox-${process.pid}`),
+    // No background webhook delivery or expiry sweep: tests that want them run them (src/webhooks) or turn this on.
+    LATCHKEY_WEBHOOK_POLL_SECONDS: '0',
     ...env,
   });
 }

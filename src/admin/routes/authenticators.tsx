@@ -124,7 +124,7 @@ export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
         await audit(
           app,
           request,
-          { event: 'authenticator.removed', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, sessionsEnded: ended } },
+          { event: 'authenticator.removed', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, type: authenticator.type, sessionsEnded: ended } },
           tx,
         );
         return true;

@@ -161,7 +161,8 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
       if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('invite_revoked', 'That link can no longer be used: generate a new one.');
       const link = `${config.origin}/enrol/${request.body.token}`;
       const templateId = await sendEnrolmentEmail(user, link, flow.expires_at, request.body.template);
-      await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: flow.id, templateId } });
+      // resent: the link was issued (and reported) already; this only emails it (src/webhooks/events.ts).
+      await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: flow.id, templateId, resent: true } });
       return reply.redirect(`/admin/users/${user.id}/enrolments/${flow.id}?done=emailed`, 303);
     },
   );

@@ -2,6 +2,8 @@ import { sql, type ExpressionBuilder, type Expression, type SqlBool, type Kysely
 import { UNINDEXED_AUDIT_EVENT } from '../migrations.js';
 import { PreparedQuery } from '../preparedQuery.js';
 import type { AuditEvent, Database } from '../schema.js';
+import { webhookEventFor } from '../../webhooks/events.js';
+import { WebhookPersister } from './webhooks.js';
 
 type NewAuditRow = Omit<AuditEvent, 'id'>;
 
@@ -70,7 +72,24 @@ function notUnindexed(event: string) {
 export class AuditPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
+  /**
+   * Write the record and, when it is a webhook event (src/webhooks/events.ts), its outbox rows, on the same connection:
+   * inside the caller's transaction, or in one of their own, so a record and its deliveries land together or not at all.
+   */
   async record(r: AuditRecord): Promise<void> {
+    if (!webhookEventFor(r)) return this.insert(r);
+    if (this.db.isTransaction) {
+      await this.insert(r);
+      await new WebhookPersister(this.db).enqueueFor(r);
+      return;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      await new AuditPersister(trx).insert(r);
+      await new WebhookPersister(trx).enqueueFor(r);
+    });
+  }
+
+  private async insert(r: AuditRecord): Promise<void> {
     await insertEvent.execute(this.db, {
         at: r.at,
         event: r.event,

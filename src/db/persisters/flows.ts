@@ -155,6 +155,19 @@ export class FlowPersister {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /** Flows of some types still active when they expired, in (after, until]: links and codes that ran out unused. */
+  listExpiredBetween(types: readonly string[], after: number, until: number): Promise<Flow[]> {
+    return this.db
+      .selectFrom('flows')
+      .selectAll()
+      .where('expires_at', '>', after)
+      .where('expires_at', '<=', until)
+      .where('type', 'in', [...types])
+      .where('state', '=', 'active')
+      .orderBy('expires_at')
+      .execute();
+  }
+
   /**
    * Drop flows that expired more than `graceMs` ago, optionally only of some
    * types or all but some: used and expired invites are kept longer than
