@@ -40,6 +40,7 @@ function newUser(overrides: Partial<User> = {}): User {
     failed_signins: 0,
     last_failed_signin_at: null,
     passkey_prompt_skipped_at: null,
+    scim_external_id: null,
     ...overrides,
     name_search: (overrides.display_name ?? 'Ada Lovelace').toLowerCase(),
   };
@@ -99,8 +100,8 @@ function newFlow(overrides: Partial<NewFlow> = {}): NewFlow {
 }
 
 /** A user row as a database migrated only up to 0008 holds it (no passkey_prompt_skipped_at column yet). */
-async function insertUserBefore0009(db: Db): Promise<Omit<User, 'passkey_prompt_skipped_at'>> {
-  const { passkey_prompt_skipped_at: _added, ...row } = newUser();
+async function insertUserBefore0009(db: Db): Promise<Omit<User, 'passkey_prompt_skipped_at' | 'scim_external_id'>> {
+  const { passkey_prompt_skipped_at: _added, scim_external_id: _scim, ...row } = newUser();
   await db.kysely.insertInto('users').values(row).execute();
   return row;
 }
@@ -270,7 +271,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         await migrateToLatest(fresh.kysely, fresh.dialect, '0008_fido_metadata');
         const before = await insertUserBefore0009(fresh);
         expect(await fresh.migrate()).toEqual(MIGRATIONS.slice(8));
-        expect(await createStore(fresh).users.findById(before.id)).toEqual({ ...before, passkey_prompt_skipped_at: null });
+        expect(await createStore(fresh).users.findById(before.id)).toEqual({ ...before, passkey_prompt_skipped_at: null, scim_external_id: null });
       });
 
       it('count and list see inserted users in creation order', async () => {
