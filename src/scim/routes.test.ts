@@ -266,3 +266,21 @@ describe('SCIM /scim/v2', () => {
     expectScimError(await scim('DELETE', `/Users/${someone.id}`, undefined, agent.token), 403);
   });
 });
+
+describe('SCIM when Latchkey itself fails', () => {
+  it('answers 500 in SCIM’s shape with nothing of the cause, not the 404 SCIMMY would make of it', async () => {
+    const t = await createTestApp();
+    try {
+      const { token } = await createApiToken(t.app.latchkey.store, { name: 'SCIM', role: 'ra_agent_advanced', days: 1, createdBy: null }, Date.now());
+      // A real database failure inside SCIMMY's read handler: the table the users query reads is gone.
+      await t.db.kysely.schema.alterTable('users').renameTo('users_gone').execute();
+      const res = await t.app.inject({ method: 'GET', url: '/scim/v2/Users/abcdefghijklmnop', headers: { authorization: `Bearer ${token}` } });
+      expect(res.statusCode).toBe(500);
+      expect(res.headers['content-type']).toBe('application/scim+json; charset=utf-8');
+      expect(res.json()).toEqual({ schemas: [ERROR], status: '500', detail: expect.stringMatching(/went wrong/) });
+      expect(res.body).not.toMatch(/users|sqlite|table/i);
+    } finally {
+      await t.close();
+    }
+  });
+});
