@@ -176,7 +176,7 @@ describe.each(databases)('SCIM clients on $name', (target) => {
 
       // A PUT that repeats what is held changes nothing and records nothing.
       const before = await t.db.kysely.selectFrom('audit_events').select('id').where('subject_user_id', '=', user.id).execute();
-      expect((await scim('PUT', `/Users/${user.id}`, { ...replaced.json(), password: 'again' })).statusCode).toBe(200);
+      expect((await scim('PUT', `/Users/${user.id}`, { ...(replaced.json() as object), password: 'again' })).statusCode).toBe(200);
       expect(await t.db.kysely.selectFrom('audit_events').select('id').where('subject_user_id', '=', user.id).execute()).toHaveLength(before.length);
 
       const deactivated = await scim('PATCH', `/Users/${user.id}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', value: { active: false } }] });

@@ -131,6 +131,13 @@ describe('SCIM /scim/v2', () => {
     expect((await browser.get('/settings')).statusCode).toBe(302);
   });
 
+  it('creates someone already disabled as a suspended user, as providers do for a soft-deleted account', async () => {
+    const res = await scim('POST', '/Users', { schemas: [CORE_USER], userName: 'left@example.org', displayName: 'Already Left', active: false });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json().active).toBe(false);
+    expect((await t.app.latchkey.store.users.findById(res.json().id))!.status).toBe('suspended');
+  });
+
   it('takes a National Insurance number through the latchkey extension and never returns it', async () => {
     const res = await scim('POST', '/Users', {
       schemas: [CORE_USER, LATCHKEY_EXTENSION],

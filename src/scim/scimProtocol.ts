@@ -5,7 +5,7 @@
  * every handler reads the app and request from its ScimContext.
  */
 import SCIMMY from 'scimmy';
-import { fromScimmy } from './scimErrors.js';
+import { fromScimmy, ScimError } from './scimErrors.js';
 import { deleteScimUser, LATCHKEY_USER_EXTENSION, readScimUser, SCIM_MAX_RESULTS, type ScimContext, type ScimUserIn, writeScimUser } from './scimUsers.js';
 
 export const SCIM_BASE_PATH = '/scim/v2';
@@ -16,10 +16,9 @@ async function guarded<T>(ctx: ScimContext, run: () => Promise<T>): Promise<T> {
     return await run();
   } catch (error) {
     const scim = fromScimmy(error);
-    if (scim instanceof Error && scim.name === 'ScimError') {
+    if (scim instanceof ScimError) {
       // SCIMMY wraps anything but its own errors as a 404 (or a TypeError as invalidValue): hand it its own.
-      const e = scim as unknown as { status: number; scimType?: string; detail: string };
-      throw new SCIMMY.Types.Error(e.status, (e.scimType ?? null) as never, e.detail);
+      throw new SCIMMY.Types.Error(scim.status, (scim.scimType ?? null) as never, scim.detail);
     }
     ctx.failure = error;
     throw new SCIMMY.Types.Error(500, null as never, 'Latchkey could not complete this request.');
