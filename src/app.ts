@@ -52,6 +52,7 @@ import { oidcRoutes } from './oidc/routes.js';
 import './context.js';
 import { relatedOriginsRoutes } from './webauthn/relatedOriginsRoutes.js';
 import { apiRoutes } from './api/routes.js';
+import { scimRoutes } from './scim/routes.js';
 
 export interface BuildOptions {
   /** An open database; when absent the app opens `config.databaseUrl` and closes it on shutdown. */
@@ -205,6 +206,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(otherMethodsRoutes);
   await app.register(oidcRoutes);
   await app.register(apiRoutes);
+  await app.register(scimRoutes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

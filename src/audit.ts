@@ -187,6 +187,7 @@ export const auditEventLabels: Record<string, string> = {
   'user.created': 'Account created',
   'user.suspended': 'User suspended',
   'user.reactivated': 'User reactivated',
+  'user.updated': 'User details changed',
   'user.unlocked': 'Failed sign-ins cleared',
   'self_service.added': 'Authenticator added by the person (self-service)',
   'recovery.authenticator_added': 'Authenticator added by recovery (identity check)',

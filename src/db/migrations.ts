@@ -386,6 +386,16 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('webhook_deliveries_endpoint').on('webhook_deliveries').columns(['endpoint_id', 'created_at']).execute();
     },
   },
+  /**
+   * SCIM provisioning (src/scim): the identity provider's own id for each person it provisioned (SCIM `externalId`),
+   * which Entra ID and Okta match on (`filter=externalId eq "…"`). Not unique: two providers may use the same value.
+   */
+  '0013_scim': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('users').addColumn('scim_external_id', 'text').execute();
+      await db.schema.createIndex('users_scim_external_id').on('users').column('scim_external_id').execute();
+    },
+  },
 });
 
 /**

@@ -19,7 +19,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt', '0010_api_tokens', '0011_webhooks'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt', '0010_api_tokens', '0011_webhooks', '0013_scim'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -40,6 +40,7 @@ function newUser(overrides: Partial<User> = {}): User {
     failed_signins: 0,
     last_failed_signin_at: null,
     passkey_prompt_skipped_at: null,
+    scim_external_id: null,
     ...overrides,
     name_search: (overrides.display_name ?? 'Ada Lovelace').toLowerCase(),
   };
@@ -99,8 +100,8 @@ function newFlow(overrides: Partial<NewFlow> = {}): NewFlow {
 }
 
 /** A user row as a database migrated only up to 0008 holds it (no passkey_prompt_skipped_at column yet). */
-async function insertUserBefore0009(db: Db): Promise<Omit<User, 'passkey_prompt_skipped_at'>> {
-  const { passkey_prompt_skipped_at: _added, ...row } = newUser();
+async function insertUserBefore0009(db: Db): Promise<Omit<User, 'passkey_prompt_skipped_at' | 'scim_external_id'>> {
+  const { passkey_prompt_skipped_at: _added, scim_external_id: _scim, ...row } = newUser();
   await db.kysely.insertInto('users').values(row).execute();
   return row;
 }
@@ -271,7 +272,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         await migrateToLatest(fresh.kysely, fresh.dialect, '0008_fido_metadata');
         const before = await insertUserBefore0009(fresh);
         expect(await fresh.migrate()).toEqual(MIGRATIONS.slice(8));
-        expect(await createStore(fresh).users.findById(before.id)).toEqual({ ...before, passkey_prompt_skipped_at: null });
+        expect(await createStore(fresh).users.findById(before.id)).toEqual({ ...before, passkey_prompt_skipped_at: null, scim_external_id: null });
       });
 
       it('count and list see inserted users in creation order', async () => {

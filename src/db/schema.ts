@@ -27,6 +27,8 @@ export interface UsersTable {
   last_failed_signin_at: ColumnType<number | null, number | null | undefined, number | null>;
   /** When the person last chose "Not now" on "Set up a passkey" (migration 0009); null: never. */
   passkey_prompt_skipped_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The identity provider's own id for the person, as its SCIM client sent it (migration 0013); null: none. */
+  scim_external_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /**

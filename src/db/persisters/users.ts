@@ -21,6 +21,7 @@ export const joinedUserColumns = [
   'users.failed_signins as user_failed_signins',
   'users.last_failed_signin_at as user_last_failed_signin_at',
   'users.passkey_prompt_skipped_at as user_passkey_prompt_skipped_at',
+  'users.scim_external_id as user_scim_external_id',
 ] as const;
 
 /** The joined user's columns as they come back (user_id stays with the row it belongs to). */
@@ -40,6 +41,7 @@ interface JoinedUserFields {
   user_failed_signins: number;
   user_last_failed_signin_at: number | null;
   user_passkey_prompt_skipped_at: number | null;
+  user_scim_external_id: string | null;
 }
 
 /** Split a joined row into the owning user and the row's own columns. */
@@ -58,6 +60,7 @@ export function splitJoinedUser<T extends JoinedUserFields>(row: T): { own: Omit
     failed_signins: row.user_failed_signins,
     last_failed_signin_at: row.user_last_failed_signin_at,
     passkey_prompt_skipped_at: row.user_passkey_prompt_skipped_at,
+    scim_external_id: row.user_scim_external_id,
   };
   // A plain copy loop: object rest with eleven excluded keys was a measurable part of every sign-in.
   const own: Record<string, unknown> = {};
@@ -108,7 +111,7 @@ export class UserPersister {
    * A duplicate address throws an error that `isUniqueViolation` recognizes.
    */
   async insert(user: NewUser): Promise<User> {
-    const row = { national_id_hash: null, password_hash: null, failed_signins: 0, last_failed_signin_at: null, passkey_prompt_skipped_at: null, ...user, email_normalized: normalizeEmail(user.email), name_search: normalizeName(user.display_name) };
+    const row = { national_id_hash: null, password_hash: null, failed_signins: 0, last_failed_signin_at: null, passkey_prompt_skipped_at: null, scim_external_id: null, ...user, email_normalized: normalizeEmail(user.email), name_search: normalizeName(user.display_name) };
     await this.db.insertInto('users').values(row).execute();
     return row as User;
   }
@@ -127,6 +130,21 @@ export class UserPersister {
 
   async setDisplayName(id: string, displayName: string, now: number): Promise<void> {
     await this.db.updateTable('users').set({ display_name: displayName, name_search: normalizeName(displayName), updated_at: now }).where('id', '=', id).execute();
+  }
+
+  /** Change the address (a unique violation when another user has it, as on insert); the caller audits it. */
+  async setEmail(id: string, email: string, now: number): Promise<void> {
+    await this.db.updateTable('users').set({ email, email_normalized: normalizeEmail(email), updated_at: now }).where('id', '=', id).execute();
+  }
+
+  /** The identity provider's id for the person (SCIM externalId), or null to forget it. */
+  async setScimExternalId(id: string, externalId: string | null, now: number): Promise<void> {
+    await this.db.updateTable('users').set({ scim_external_id: externalId, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  /** People an identity provider provisioned with this externalId (case-sensitive, as RFC 7643 §3.1 says), oldest first. */
+  findByScimExternalId(externalId: string, limit: number): Promise<User[]> {
+    return this.db.selectFrom('users').selectAll().where('scim_external_id', '=', externalId).orderBy('created_at').orderBy('id').limit(limit).execute();
   }
 
   async setPasswordHash(id: string, hash: string | null, now: number): Promise<void> {
