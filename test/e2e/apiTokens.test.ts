@@ -27,7 +27,7 @@ async function heading(page: Page): Promise<string> {
 }
 
 describe('API tokens in the console', () => {
-  it('an RA Manager creates a token, copies it once, and revokes it; the API then answers 401', async () => {
+  it('an RA Manager creates a token, copies it once, and revokes it; the API then answers 401', { timeout: 90_000 }, async () => {
     const t = await openTracked(browser, server);
     await t.authenticators.add('platform');
     const { page, context } = t;
