@@ -20,6 +20,7 @@ import { SigninFailurePersister } from './persisters/signinFailures.js';
 import { OidcModelPersister } from './persisters/oidcModels.js';
 import { SigningKeyPersister } from './persisters/signingKeys.js';
 import { ServicePersister } from './persisters/services.js';
+import { UserImportPersister } from './persisters/userImports.js';
 import { GroupCommit } from './groupCommit.js';
 
 export class Store {
@@ -37,6 +38,7 @@ export class Store {
   readonly oidcModels: OidcModelPersister;
   readonly signingKeys: SigningKeyPersister;
   readonly services: ServicePersister;
+  readonly userImports: UserImportPersister;
 
   private readonly inTransaction: boolean;
   private readonly groupCommit: GroupCommit | undefined;
@@ -65,6 +67,7 @@ export class Store {
     this.oidcModels = new OidcModelPersister(kysely);
     this.signingKeys = new SigningKeyPersister(kysely);
     this.services = new ServicePersister(kysely);
+    this.userImports = new UserImportPersister(kysely);
   }
 
   /** Group commits so far (the benchmark reports them); undefined where there are none. */

@@ -77,6 +77,27 @@ export class AuditPersister {
       });
   }
 
+  /** Many records in one multi-row insert (bulk import writes one per new user). */
+  async recordMany(records: AuditRecord[]): Promise<void> {
+    if (!records.length) return;
+    await this.db
+      .insertInto('audit_events')
+      .values(
+        records.map((r) => ({
+          at: r.at,
+          event: r.event,
+          outcome: r.outcome,
+          actor_user_id: r.actorUserId ?? null,
+          subject_user_id: r.subjectUserId ?? null,
+          authenticator_id: r.authenticatorId ?? null,
+          ip: r.ip ?? null,
+          user_agent: r.userAgent ? r.userAgent.slice(0, 512) : null,
+          detail: JSON.stringify(r.detail ?? {}),
+        })),
+      )
+      .execute();
+  }
+
   listForSubject(userId: string, limit = 20): Promise<AuditEvent[]> {
     return this.db
       .selectFrom('audit_events')
