@@ -20,6 +20,7 @@ import { consoleEnrolmentsRoutes } from './routes/enrolments.js';
 import { consoleAuditRoutes } from './routes/audit.js';
 import { consoleTemplatesRoutes } from './routes/templates.js';
 import { consolePolicyRoutes } from './routes/policy.js';
+import { consoleImportsRoutes } from './routes/imports.js';
 
 export async function adminRoutes(app: FastifyInstance) {
   const { config, store } = app.latchkey;
@@ -39,5 +40,5 @@ export async function adminRoutes(app: FastifyInstance) {
     },
   });
 
-  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes, consolePolicyRoutes]) await app.register(resource);
+  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes, consolePolicyRoutes, consoleImportsRoutes]) await app.register(resource);
 }

@@ -38,6 +38,11 @@ export class UserImportPersister {
       .execute();
   }
 
+  /** The report of a running job (its phase, mails sent so far); a late write after the job ended changes nothing. */
+  async setReport(id: string, report: string, now: number): Promise<void> {
+    await this.db.updateTable('user_imports').set({ report, updated_at: now }).where('id', '=', id).where('state', '=', 'running').execute();
+  }
+
   /** The job ended: its report, and the plan (validated rows) dropped. */
   async finish(id: string, state: Extract<UserImportState, 'done' | 'failed'>, report: string, now: number): Promise<void> {
     await this.db.updateTable('user_imports').set({ state, report, plan: null, updated_at: now, finished_at: now }).where('id', '=', id).execute();
