@@ -7,6 +7,9 @@ import { CsrfField, ErrorSummary, Field } from '../views/layout.js';
 import { ROLES } from './roles.js';
 import { AdminLayout, type AdminContext } from './views.js';
 
+/** A running import whose row has not changed for this long is reported as stalled. */
+export const STALLED_AFTER_MS = 5 * 60 * 1000;
+
 /** Lines of each kind shown on a page; the full report is the CSV download. */
 export const LINES_SHOWN = 50;
 
@@ -193,9 +196,11 @@ export function ImportCheckPage(m: AdminContext & { job: UserImport; report: Sto
 }
 
 /** While the job runs: a progress bar, reloaded every 2 seconds; when it ends, the report. */
-export function ImportProgressPage(m: AdminContext & { job: UserImport; report: StoredImportReport }) {
+export function ImportProgressPage(m: AdminContext & { job: UserImport; report: StoredImportReport; now: number }) {
   const { job, report } = m;
   const running = job.state === 'running';
+  // Every batch and every 50 mails move updated_at: a job that has not moved for this long lost its server.
+  const stalled = running && m.now - job.updated_at > STALLED_AFTER_MS;
   const emailing = report.phase === 'emailing';
   const [done, total] = emailing ? [report.mailed, job.created] : [job.done, job.to_create];
   const title = running ? 'Importing users' : job.state === 'failed' ? 'The import stopped' : 'Import finished';
@@ -209,6 +214,12 @@ export function ImportProgressPage(m: AdminContext & { job: UserImport; report: 
       <span class="caption">{job.file_name}</span>
       <h1>{title}</h1>
       {report.error ? <ErrorSummary message={report.error} /> : null}
+      {stalled ? (
+        <div class="notice warning" role="status">
+          This import has not moved for {Math.floor((m.now - job.updated_at) / 60_000)} minutes: the server running it may have stopped. The users added so far are kept.
+          To add the rest, upload the file again: those already added are skipped.
+        </div>
+      ) : null}
       {running ? (
         <div class="field">
           <label for="progress">{emailing ? 'Sending enrolment emails' : 'Adding users'}</label>

@@ -121,6 +121,10 @@ describe('importing users in the console', () => {
     expect(page.body).toContain('<meta http-equiv="refresh" content="2"/>');
     expect(page.body).toContain('<progress id="progress" max="1000" value="500">50%</progress>');
     expect(page.body).toContain('500 of 1,000.');
+    expect(page.body).not.toContain('has not moved');
+    // A job whose server stopped mid-way says so, rather than spinning for ever.
+    await t.db.kysely.updateTable('user_imports').set({ updated_at: now - 6 * 60_000 }).where('id', '=', `running-${counter}`).execute();
+    expect((await browser.get(`/admin/imports/running-${counter}`)).body).toContain('This import has not moved for 6 minutes');
   });
 
   it('sends each new user an enrolment email when asked, after the users are written', async () => {
@@ -152,6 +156,17 @@ describe('importing users in the console', () => {
     const page = await browser.get(String(checked.headers.location));
     expect(page.body).toContain('Your role does not allow granting roles');
     expect(page.body).toContain('There is nobody new to add.');
+    const [refusal] = await t.app.latchkey.store.audit.listByEvent('console.refused', 1);
+    expect(JSON.parse(refusal!.detail)).toMatchObject({ reason: 'forbidden', rolesRefusedLines: 1, action: 'POST /admin/users/import' });
+  });
+
+  it('refuses to start a check with roles once the uploader may no longer grant them', async () => {
+    const { browser, user } = await agent(['ra_manager']);
+    const checked = await browser.postMultipart('/admin/users/import', {}, csv('name,email,roles\nNew Agent,new.agent@example.org,ra_agent\n'));
+    const location = String(checked.headers.location);
+    await t.app.latchkey.store.roles.set(user.id, ['ra_agent_advanced'], null, Date.now());
+    expect((await browser.postForm(`${location}/start`, {})).statusCode).toBe(403);
+    expect(await t.app.latchkey.store.users.findByEmail('new.agent@example.org')).toBeUndefined();
   });
 
   it('lets only the uploader start a check, and refuses an RA Agent altogether', async () => {

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { auditRefusal } from '../../audit.js';
 import { appError } from '../../errors.js';
 import { html } from '../../http/replies.js';
 import { Csrf, CsrfBody, Id } from '../../http/schemas.js';
@@ -14,7 +15,7 @@ import { requestContext } from '../../plugins/sessions.js';
 import { renderPage } from '../../views/render.js';
 import { nationalIdFormat } from '../../users/nationalId.js';
 import { importReportCsv } from '../../users/import/describeImportReport.js';
-import { checkImportFile, readJobOptions, readJobReport, runImportJob } from '../../users/import/importJobs.js';
+import { checkImportFile, jobGrantsRoles, readJobOptions, readJobReport, runImportJob } from '../../users/import/importJobs.js';
 import { ImportFileError } from '../../users/import/readUserCsv.js';
 import { exampleUserCsv } from '../../users/import/readUserCsv.js';
 import { agentOf } from '../guard.js';
@@ -82,6 +83,10 @@ export async function consoleImportsRoutes(app: FastifyInstance) {
           { userId: agent.user.id, canGrantRoles: can(agent.roles, 'roles.manage') },
           { sendEmail: chosen.sendEmail, templateId: chosen.sendEmail ? template : undefined },
         );
+        if (job.rolesNotAllowed) {
+          // Lines that would have granted roles this agent may not grant: a refused privileged action, on record.
+          await auditRefusal(app, request, { event: 'console.refused', outcome: 'refused', reason: 'forbidden', detail: { importId: job.id, rolesRefusedLines: job.rolesNotAllowed } });
+        }
         return reply.redirect(`/admin/imports/${job.id}`, 303);
       } catch (err) {
         if (!(err instanceof ImportFileError)) throw err;
@@ -107,7 +112,7 @@ export async function consoleImportsRoutes(app: FastifyInstance) {
         renderPage(<ImportCheckPage {...ctx(request)} job={job} report={report} options={options} templateName={template?.name} isUploader={job.created_by === agentOf(request).user.id} />),
       );
     }
-    return html(reply, renderPage(<ImportProgressPage {...ctx(request)} job={job} report={report} />));
+    return html(reply, renderPage(<ImportProgressPage {...ctx(request)} job={job} report={report} now={now()} />));
   });
 
   r.post('/admin/imports/:id/start', { config: { permission: 'users.add' }, schema: { params: ImportParams, body: CsrfBody } }, async (request, reply) => {
@@ -115,6 +120,8 @@ export async function consoleImportsRoutes(app: FastifyInstance) {
     const agent = agentOf(request);
     // The rows were checked against the uploader's roles (who may grant roles): only they can confirm them.
     if (job.created_by !== agent.user.id) throw appError('forbidden', 'Only the agent who uploaded this file can start its import.');
+    // Roles were allowed when the file was checked; the agent may have lost the right since.
+    if (job.state === 'checked' && !can(agent.roles, 'roles.manage') && jobGrantsRoles(job)) throw appError('forbidden', 'Your role no longer allows granting roles. Upload the file again.');
     if (job.to_create > 0 && (await store.userImports.start(job.id, now()))) {
       const client = requestContext(request);
       const actor = { userId: agent.user.id, ip: client.ip, userAgent: client.userAgent };

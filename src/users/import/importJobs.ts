@@ -54,6 +54,11 @@ export function readJobReport(job: UserImport): StoredImportReport {
   return JSON.parse(job.report) as StoredImportReport;
 }
 
+/** Whether the rows a job will write grant any role (the agent starting it must still be allowed to grant roles). */
+export function jobGrantsRoles(job: UserImport): boolean {
+  return job.plan !== null && (JSON.parse(job.plan) as PlannedUser[]).some((u) => u.roles.length > 0);
+}
+
 export function readJobOptions(job: UserImport): ImportJobOptions {
   return JSON.parse(job.options) as ImportJobOptions;
 }
@@ -64,7 +69,7 @@ export async function checkImportFile(
   upload: { fileName: string; text: string },
   agent: { userId: string; canGrantRoles: boolean },
   options: ImportJobOptions,
-): Promise<UserImport> {
+): Promise<UserImport & { rolesNotAllowed: number }> {
   const { store, config, secret, now } = deps;
   const csv = readUserCsv(upload.text, nationalIdFormat(config));
   const plan = await planUserImport(store, csv, { secret, config, canGrantRoles: agent.canGrantRoles });
@@ -89,7 +94,7 @@ export async function checkImportFile(
     finished_at: null,
   };
   await store.userImports.insert(job);
-  return job;
+  return { ...job, rolesNotAllowed: plan.rolesNotAllowed };
 }
 
 /**

@@ -67,6 +67,8 @@ export interface ImportPlan {
   refused: RefusedLine[];
   /** Lines with at least one problem. */
   refusedLines: number;
+  /** Lines refused because they give roles and the importer may not grant them (a refusal of a privileged action). */
+  rolesNotAllowed: number;
 }
 
 export const ALREADY_EXISTS = 'A user with this email address already exists';
@@ -100,6 +102,7 @@ export async function planUserImport(store: Store, csv: UserCsv & { extraCells?:
   /** The first line of each address (normalised) in the file. */
   const firstLine = new Map<string, number>();
   let refusedLines = 0;
+  let rolesNotAllowed = 0;
 
   for (const row of csv.rows) {
     const problems: RefusedLine[] = [];
@@ -110,7 +113,10 @@ export async function planUserImport(store: Store, csv: UserCsv & { extraCells?:
     const read = readRoles(row.roles);
     let roles: Role[] = [];
     if ('unknown' in read) refuse('roles', `“${read.unknown.slice(0, 40)}” is not a role. Use ${ROLES.join(', ')}, separated by semicolons`);
-    else if (read.roles.length && !options.canGrantRoles) refuse('roles', 'Your role does not allow granting roles. Ask an RA Manager to import people with roles, or leave the roles column empty');
+    else if (read.roles.length && !options.canGrantRoles) {
+      refuse('roles', 'Your role does not allow granting roles. Ask an RA Manager to import people with roles, or leave the roles column empty');
+      rolesNotAllowed++;
+    }
     else roles = read.roles;
     if (!errors.some((e) => e.field === 'email')) {
       const key = normalizeEmail(values.email);
@@ -142,7 +148,7 @@ export async function planUserImport(store: Store, csv: UserCsv & { extraCells?:
       else toCreate.push(u);
     }
   }
-  return { rows: csv.rows.length, toCreate, skipped, refused, refusedLines };
+  return { rows: csv.rows.length, toCreate, skipped, refused, refusedLines, rolesNotAllowed };
 }
 
 /** Who is importing, for the audit records: an agent in the console (with their request's address), or no one (the CLI). */
