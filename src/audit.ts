@@ -185,6 +185,7 @@ export const auditEventLabels: Record<string, string> = {
   'enrolment.invited': 'Invite link created',
   'enrolment.completed': 'Passkey set up from invite link',
   'user.created': 'Account created',
+  'users.imported': 'Users imported from a CSV file',
   'user.suspended': 'User suspended',
   'user.reactivated': 'User reactivated',
   'user.updated': 'User details changed',

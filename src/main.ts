@@ -13,6 +13,7 @@ import { createUser, UserInputError } from './users/createUser.js';
 import { hashNationalId, nationalIdFormat } from './users/nationalId.js';
 import { randomToken } from './crypto.js';
 import { issueInvite } from './flows/enrolment/invites.js';
+import type { EmailTemplate } from './db/schema.js';
 import { MAINTENANCE_INTERVAL_MS, pruneExpired } from './maintenance.js';
 import { unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
 
@@ -29,6 +30,11 @@ Commands:
                                           Print a single-use enrolment link for that user (creating a Pending user
                                           if none has that email; the name defaults to the part before the @)
   users list                              List users and their status
+  users import FILE.csv [--skip-invalid] [--dry-run] [--send-enrolment-email [--template ID]]
+                                          Add users from a CSV file (columns name, email, and optionally National
+                                          Insurance number and roles; FILE - reads stdin). Every row is checked first:
+                                          if any is refused nothing is written (exit 1) unless --skip-invalid;
+                                          --dry-run checks and reports only
   admin bootstrap --email EMAIL --name NAME
                                           Make the first RA Manager of the registration-authority console (/admin)
                                           and print their single-use enrolment link; refused once a manager exists
@@ -56,7 +62,10 @@ Configuration comes from the environment: see README.md.`;
 /** Where a command writes and which environment it reads: the process's own, or (in tests) strings and a map. */
 export interface CliIo {
   stdout: { write(text: string): unknown };
-  stderr: { write(text: string): unknown };
+  /** A terminal (isTTY) gets a progress bar; anything else, a line now and then. */
+  stderr: { write(text: string): unknown; isTTY?: boolean };
+  /** For `users import -` (default: the process's stdin). */
+  stdin?: AsyncIterable<string | Buffer>;
   env: Record<string, string | undefined>;
 }
 
@@ -170,6 +179,7 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       return;
     }
     case 'users': {
+      if (sub === 'import') return importUsersFile(config, io, rest);
       let values: { email?: string; name?: string; 'national-id'?: string };
       try {
         values = sub === 'list' ? {} : flags(sub === 'add');
@@ -414,6 +424,81 @@ async function importMetadataFile(config: Config, io: CliIo, file: string): Prom
     io.stderr.write('Running servers use it within a minute.\n');
   } finally {
     await mailer.close();
+  }
+}
+
+/** `latchkey users import FILE.csv`: check every row, write (unless refused or a dry run), then the report on stdout. */
+async function importUsersFile(config: Config, io: CliIo, args: string[]): Promise<void> {
+  let parsed: { values: { 'skip-invalid'?: boolean; 'dry-run'?: boolean; 'send-enrolment-email'?: boolean; template?: string }; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args,
+      options: { 'skip-invalid': { type: 'boolean' }, 'dry-run': { type: 'boolean' }, 'send-enrolment-email': { type: 'boolean' }, template: { type: 'string' } },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${usage}`);
+  }
+  const { values, positionals } = parsed;
+  const [file, ...extra] = positionals;
+  if (!file || extra.length) fail('users import needs one FILE.csv (or - for standard input)');
+  if (values.template !== undefined && !values['send-enrolment-email']) fail('--template goes with --send-enrolment-email');
+  let text: string;
+  try {
+    if (file === '-') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of io.stdin ?? process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      text = Buffer.concat(chunks).toString('utf8');
+    } else text = readFileSync(file, 'utf8');
+  } catch (err) {
+    fail(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const fileName = file === '-' ? 'standard input' : basename(file);
+  const [{ importUsers, ImportFileError }, { describeImportReport }, { createMailer }, { createProgress }] = await Promise.all([
+    import('./users/import/importUsers.js'),
+    import('./users/import/describeImportReport.js'),
+    import('./mail/createMailer.js'),
+    import('./users/import/importProgress.js'),
+  ]);
+  const mailer = values['send-enrolment-email'] ? createMailer(config) : undefined;
+  const progress = createProgress(io.stderr);
+  try {
+    const report = await withStore(config, async (store) => {
+      let enrolmentEmail: { template: EmailTemplate; lifetimeSeconds: number } | undefined;
+      if (values['send-enrolment-email']) {
+        const template = values.template === undefined ? await store.emailTemplates.findDefault() : await store.emailTemplates.findById(values.template);
+        if (!template) fail(values.template === undefined ? 'there is no default email template yet: start the server once, or pass --template ID' : `no email template has the id "${values.template}" (see Email templates in the console)`);
+        enrolmentEmail = { template, lifetimeSeconds: config.inviteSeconds };
+      }
+      const secret = await store.settings.getOrInsert('server_secret', randomToken(32));
+      return importUsers({ store, config, secret, now: Date.now, mailer }, text, {
+        fileName,
+        skipInvalid: values['skip-invalid'],
+        dryRun: values['dry-run'],
+        enrolmentEmail,
+        // The command line is the operator's: it may grant any role, as admin bootstrap does.
+        canGrantRoles: true,
+        actor: { userId: null, ip: null, userAgent: null },
+        source: 'cli',
+        onProgress: progress.update,
+      }).catch((err: unknown) => {
+        if (err instanceof ImportFileError) fail(`${fileName}: ${err.message} Nothing was imported.`);
+        throw err;
+      });
+    });
+    progress.stop();
+    io.stdout.write(describeImportReport(report, fileName, values['dry-run']));
+    if (report.refusedLines && !report.written) {
+      fail(
+        values['dry-run']
+          ? `${report.refusedLines} line(s) would be refused.`
+          : `nothing was imported: ${report.refusedLines} line(s) refused. Correct them, or run again with --skip-invalid to import the ${report.created} valid new user(s).`,
+      );
+    }
+  } finally {
+    progress.stop();
+    await mailer?.close();
   }
 }
 

@@ -13,6 +13,8 @@ import { pruneSigninFailures } from './strategies/throttle.js';
 const RATE_COUNTER_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Ceremony flows are kept this long after expiry, for troubleshooting. */
 const CEREMONY_RETENTION_MS = 60 * 60 * 1000;
+/** A bulk import checked in the console but not started is forgotten after this long (the agent uploads again). */
+const UNCONFIRMED_IMPORT_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000;
 /** Delivered and failed webhook deliveries are kept this long, for the console's list of what was sent. */
 export const WEBHOOK_DELIVERY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
@@ -31,6 +33,8 @@ export async function pruneExpired(
   const signinFailures = await pruneSigninFailures(store, now);
   // Every address and IP that ever asked for a self-service check or solved a CAPTCHA left a counter.
   const rateCounters = await store.rateCounters.deleteBefore(now - RATE_COUNTER_RETENTION_MS);
+  // Bulk-import checks nobody confirmed within a day: their validated rows hold HMACs of national identifiers.
+  await store.userImports.dropUnconfirmed(now - UNCONFIRMED_IMPORT_RETENTION_MS);
   // Pending deliveries stay until sent, however old (a paused endpoint's wait for it to be resumed).
   const webhookDeliveries = await store.webhooks.deleteFinishedBefore(now - WEBHOOK_DELIVERY_RETENTION_MS);
   return { sessions, flows: ceremonies + invites, signinFailures, rateCounters, webhookDeliveries };

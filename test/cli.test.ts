@@ -176,6 +176,47 @@ describe('latchkey CLI', () => {
     expect((await cli(['api-tokens', 'create', '--name', 'x', '--role', 'auditor', '--expires-days', '400'])).stderr).toContain('from 1 to 365 days');
   });
 
+  it('imports users from a CSV file: refused lines stop it unless --skip-invalid, with a report by line', async () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'import.db')}` };
+    const file = join(dir, 'staff.csv');
+    writeFileSync(file, 'Name,Email,NINO,Roles\nAda Lovelace,ada@example.org,QQ 12 34 56 C,auditor\nBad,not-an-email,,\nGrace Hopper,grace@example.org,,\n');
+    const refused = await cli(['users', 'import', file], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('Checked 3 rows of staff.csv.');
+    expect(refused.stdout).toContain('line 3: Email: Enter an email address in the correct format, like name@example.com\n');
+    expect(refused.stderr).toContain('nothing was imported: 1 line(s) refused. Correct them, or run again with --skip-invalid to import the 2 valid new user(s).');
+    const dry = await cli(['users', 'import', file, '--dry-run', '--skip-invalid'], env);
+    expect(dry.stdout).toContain('Would create: 2.');
+    expect((await cli(['users', 'list'], env)).stdout).toBe('');
+
+    const done = await cli(['users', 'import', '--skip-invalid', file], env);
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('Created 2 users.\nSkipped 0 (already exist).\nRefused 1 line.\n');
+    // Not a terminal: plain progress lines, not a bar.
+    expect(done.stderr).toContain('Writing users: 2 of 2\n');
+    expect((await cli(['users', 'list'], env)).stdout).toMatch(/pending\s+ada@example\.org\tAda Lovelace\npending\s+grace@example\.org/);
+
+    // From standard input; everyone already there is skipped.
+    let stdout = '';
+    const again = await runCli(['users', 'import', '-'], {
+      stdout: { write: (t: string) => (stdout += t) },
+      stderr: { write: () => true },
+      stdin: (async function* () {
+        yield 'email,name\nADA@example.org,Ada\n';
+      })(),
+      env: { ...process.env, LOG_LEVEL: 'silent', ...env },
+    });
+    expect(again).toBe(0);
+    expect(stdout).toContain('line 2: skipped: ADA@example.org: A user with this email address already exists');
+
+    const missing = await cli(['users', 'import', join(dir, 'nope.csv')], env);
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot read') });
+    writeFileSync(file, 'name,phone\nA,1\n');
+    const badHeader = await cli(['users', 'import', file], env);
+    expect(badHeader.stderr).toContain('staff.csv: The header row has a column we do not recognise: “phone”');
+    expect((await cli(['users', 'import', file, '--template', 'x'], env)).stderr).toContain('--template goes with --send-enrolment-email');
+  });
+
   it('creates a Pending user when inviting an unknown email', async () => {
     const created = await cli(['users', 'invite', '--email', 'new.person@example.com']);
     expect(created.code).toBe(0);
@@ -214,7 +255,7 @@ describe('latchkey CLI', () => {
 
   it('says which migrations it applied', async () => {
     const fresh = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
-    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt, 0010_api_tokens, 0011_webhooks, 0013_scim.');
+    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt, 0010_api_tokens, 0011_webhooks, 0012_user_imports, 0013_scim.');
     const again = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
     expect(again.stdout).toContain('no migration to apply');
   });

@@ -15,6 +15,7 @@ import { ANY_ROLE, consoleRoutes } from './guard.js';
 import { addService } from '../oidc/services.js';
 import { AuditPersister } from '../db/persisters/audit.js';
 import { createApiToken } from '../api/apiTokens.js';
+import { checkImportFile } from '../users/import/importJobs.js';
 import type { SoftAuthenticator } from '../../test/support/softAuthenticator.js';
 
 const T0 = Date.UTC(2026, 10, 22, 9);
@@ -106,6 +107,8 @@ interface Target {
   endpointId: string;
   pausedEndpointId: string;
   deliveryId: string;
+  /** A checked import (uploaded by someone else). */
+  importId: string;
 }
 
 interface Action {
@@ -115,6 +118,9 @@ interface Action {
   /** True when the action is one that changes something (checked by the snapshot). */
   writes: boolean;
 }
+
+/** A one-person CSV file for the import actions, a new person each time. */
+const importFile = () => ({ field: 'file', filename: 'staff.csv', content: `name,email\nImported Person,imported-${++counter}@example.org\n` });
 
 const actions: Action[] = [
   { name: 'open the console home page', needs: 'console', writes: false, request: (b) => b.get('/admin') },
@@ -182,6 +188,26 @@ const actions: Action[] = [
     // A change that leaves every later registration here as it was: no model is marked compromised.
     request: (b) => b.postForm('/admin/policy', { allowedModels: '', deniedModels: '', minimumCertification: '', syncedPasskeys: 'allowed', aal3MinimumCertification: '', compromised: 'refuse' }),
   },
+  { name: 'open import users', needs: 'add', writes: false, request: (b) => b.get('/admin/users/import') },
+  { name: 'download the example import file', needs: 'add', writes: false, request: (b) => b.get('/admin/users/import/example.csv') },
+  // A check writes only its job row (not in the snapshot): no user until the import is started.
+  { name: 'upload a file to import', needs: 'add', writes: false, request: (b) => b.postMultipart('/admin/users/import', {}, importFile()) },
+  { name: 'view an import', needs: 'add', writes: false, request: (b, x) => b.get(`/admin/imports/${x.importId}`) },
+  { name: 'download an import report', needs: 'add', writes: false, request: (b, x) => b.get(`/admin/imports/${x.importId}/report.csv`) },
+  {
+    name: 'start an import',
+    needs: 'add',
+    writes: true,
+    // Only the uploader may start a check: upload one, start it and wait for the job (an agent who may not upload
+    // starts someone else's check instead, and is refused by the gate all the same).
+    request: async (b, x) => {
+      const uploaded = await b.postMultipart('/admin/users/import', {}, importFile());
+      const id = uploaded.statusCode === 303 ? String(uploaded.headers.location).split('/').pop()! : x.importId;
+      const res = await b.postForm(`/admin/imports/${id}/start`, {});
+      if (res.statusCode === 303) for (let i = 0; i < 200 && (await b.get(`/admin/imports/${id}`)).body.includes('Importing users'); i++) await new Promise((r) => setTimeout(r, 10));
+      return res;
+    },
+  },
   { name: 'read audit log', needs: 'audit', writes: false, request: (b) => b.get('/admin/audit') },
   { name: 'list webhook endpoints', needs: 'webhooks', writes: false, request: (b) => b.get('/admin/webhooks') },
   { name: 'open add webhook endpoint', needs: 'webhooks', writes: false, request: (b) => b.get('/admin/webhooks/new') },
@@ -234,7 +260,9 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
     const deliveryId = `msg_${++counter}`;
     await store.webhooks.insertDelivery({ id: deliveryId, endpoint_id: endpointId, event_type: 'webhook.test', payload: '{"type":"webhook.test"}', created_at: f.clock.now });
     await f.t.db.kysely.updateTable('webhook_deliveries').set({ status: 'failed', attempts: 8 }).where('id', '=', deliveryId).execute();
-    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id, apiTokenId: record.id, endpointId, pausedEndpointId: await endpoint('paused'), deliveryId };
+    const upload = { fileName: 'other.csv', text: `name,email\nOther Person,other-${++counter}@example.org\n` };
+    const job = await checkImportFile({ store, config: f.t.config, secret: f.t.app.latchkey.secret, now: () => f.clock.now }, upload, { userId: user.id, canGrantRoles: false }, { sendEmail: false });
+    return { user, authenticatorId: passkey!.id, flowId, token, templateId, clientId: service.client_id, apiTokenId: record.id, endpointId, pausedEndpointId: await endpoint('paused'), deliveryId, importId: job.id };
   }
 
   it('tries every route the console registered (a new route needs a line here)', async () => {
@@ -244,8 +272,9 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       get: async (url: string) => (requested.push(`GET ${url.split('?')[0]}`), answer),
       postForm: async (url: string) => (requested.push(`POST ${url}`), answer),
       postJson: async (url: string) => (requested.push(`POST ${url}`), answer),
+      postMultipart: async (url: string) => (requested.push(`POST ${url}`), answer),
     } as unknown as TestBrowser;
-    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT', apiTokenId: 'APITOKEN', endpointId: 'ENDPOINT', pausedEndpointId: 'PAUSED', deliveryId: 'DELIVERY' };
+    const x: Target = { user: { id: 'USER' } as User, authenticatorId: 'AUTH', flowId: 'FLOW', token: 'TOKEN', templateId: 'TEMPLATE', clientId: 'CLIENT', apiTokenId: 'APITOKEN', endpointId: 'ENDPOINT', pausedEndpointId: 'PAUSED', deliveryId: 'DELIVERY', importId: 'IMPORT' };
     for (const action of actions) await action.request(recorder, x);
     const routes = consoleRoutes(f.t.app);
     const untried = routes.filter((r) => {
@@ -273,7 +302,10 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
       requested.length = 0;
       await action.request(recorder, x);
       const [method, url] = requested[0]!.split(' ');
-      const route = routes.find((r) => r.method === method && new RegExp(`^${r.url.replace(/\./g, '\\.').replace(/:\w+/g, '[^/]+')}$`).test(url!));
+      // As the router does: a static path (/admin/users/import) before a parametric one (/admin/users/:id).
+      const route = routes
+        .filter((r) => r.method === method && new RegExp(`^${r.url.replace(/\./g, '\\.').replace(/:\w+/g, '[^/]+')}$`).test(url!))
+        .sort((a, b) => (a.url.match(/:/g)?.length ?? 0) - (b.url.match(/:/g)?.length ?? 0))[0];
       expect(route?.permission, action.name).toBe(needs[action.needs]);
     }
   });

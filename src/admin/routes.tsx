@@ -22,6 +22,7 @@ import { consoleTemplatesRoutes } from './routes/templates.js';
 import { consolePolicyRoutes } from './routes/policy.js';
 import { consoleApiTokensRoutes } from './routes/apiTokens.js';
 import { consoleWebhooksRoutes } from './routes/webhooks.js';
+import { consoleImportsRoutes } from './routes/imports.js';
 
 export async function adminRoutes(app: FastifyInstance) {
   const { config, store } = app.latchkey;
@@ -41,5 +42,5 @@ export async function adminRoutes(app: FastifyInstance) {
     },
   });
 
-  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes, consolePolicyRoutes, consoleApiTokensRoutes, consoleWebhooksRoutes]) await app.register(resource);
+  for (const resource of [consoleUsersRoutes, consoleRolesRoutes, consoleAuthenticatorsRoutes, consoleEnrolmentsRoutes, consoleAuditRoutes, consoleTemplatesRoutes, consoleServicesRoutes, consolePolicyRoutes, consoleApiTokensRoutes, consoleWebhooksRoutes, consoleImportsRoutes]) await app.register(resource);
 }

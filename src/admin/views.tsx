@@ -31,7 +31,7 @@ export interface AdminContext {
 export const statusLabels: Record<UserStatus, string> = { pending: 'Pending', enrolled: 'Enrolled', suspended: 'Suspended' };
 
 /** Every console page's frame: the navigation the agent's roles allow, then the page. */
-export function AdminLayout(props: AdminContext & { title: string; children: ComponentChildren; page?: string; data?: Record<string, string> }) {
+export function AdminLayout(props: AdminContext & { title: string; children: ComponentChildren; page?: string; data?: Record<string, string>; refreshSeconds?: number }) {
   const allowed = (p: Permission) => can(props.agent.roles, p);
   return (
     <Layout
@@ -40,6 +40,7 @@ export function AdminLayout(props: AdminContext & { title: string; children: Com
       csrfToken={props.csrfToken}
       page={props.page ?? 'admin'}
       data={props.data}
+      refreshSeconds={props.refreshSeconds}
       signedIn={{ displayName: props.agent.user.display_name }}
     >
       <nav aria-label="Registration authority" class="admin-nav">
@@ -95,6 +96,9 @@ export function HomePage(m: AdminContext & { flash?: string | null }) {
           <a class="button secondary" href="/admin/users/new">
             Add a user
           </a>
+          <p>
+            <a href="/admin/users/import">Import users from a CSV file</a> to add many people at once.
+          </p>
         </>
       ) : null}
       {allowed('webhooks.manage') ? (
@@ -167,6 +171,11 @@ export function UsersPage(m: AdminContext & { query: string; status: string; use
     <AdminLayout {...m} title={m.query ? `Users matching "${m.query}"` : 'Users'}>
       <h1>{m.query || m.status ? 'Find an existing user' : 'Users'}</h1>
       <SearchForm query={m.query} status={m.status} />
+      {can(m.agent.roles, 'users.add') ? (
+        <p>
+          <a href="/admin/users/import">Import users from a CSV file</a>
+        </p>
+      ) : null}
       <h2 id="results">{m.users.length ? `Results${page > 1 ? `, page ${page}` : ''}` : 'No users found'}</h2>
       {m.users.length ? (
         <table aria-labelledby="results">

@@ -387,6 +387,34 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
     },
   },
   /**
+   * Bulk imports of users started in the console (src/users/import): the check, then the job's progress and report,
+   * kept here so the progress page works after a reload and from any instance. `plan` holds the validated rows
+   * (national identifiers already HMACed) only until the job has written them.
+   */
+  '0012_user_imports': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('user_imports')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('created_by', 'text')
+        .addColumn('file_name', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('options', 'text', (c) => c.notNull())
+        .addColumn('rows', 'integer', (c) => c.notNull())
+        .addColumn('to_create', 'integer', (c) => c.notNull())
+        .addColumn('done', 'integer', (c) => c.notNull())
+        .addColumn('created', 'integer', (c) => c.notNull())
+        .addColumn('skipped', 'integer', (c) => c.notNull())
+        .addColumn('refused', 'integer', (c) => c.notNull())
+        .addColumn('plan', 'text')
+        .addColumn('report', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('finished_at', 'bigint')
+        .execute();
+    },
+  },
+  /**
    * SCIM provisioning (src/scim): the identity provider's own id for each person it provisioned (SCIM `externalId`),
    * which Entra ID and Okta match on (`filter=externalId eq "…"`). Not unique: two providers may use the same value.
    */

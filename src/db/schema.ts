@@ -288,6 +288,40 @@ export interface WebhookDeliveriesTable {
   delivered_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
+/**
+ * `checked`: validated, waiting for the agent to confirm; `running`: being written; `done`; `failed` (an error
+ * stopped it: what was written before stays, the report says how far it got).
+ */
+export type UserImportState = 'checked' | 'running' | 'done' | 'failed';
+
+/** A bulk import of users from the console (migration 0012; src/users/import/importJobs.ts). */
+export interface UserImportsTable {
+  id: string;
+  /** The agent who uploaded the file. */
+  created_by: string | null;
+  file_name: string;
+  state: UserImportState;
+  /** JSON: what the agent chose (ImportJobOptions). */
+  options: string;
+  /** Data rows in the file. */
+  rows: number;
+  /** Valid new users the job will write (or wrote). */
+  to_create: number;
+  /** Of to_create, how many have been written or found taken so far (the progress bar). */
+  done: number;
+  created: number;
+  skipped: number;
+  /** Refused lines. */
+  refused: number;
+  /** JSON: the validated rows still to write; null once written. */
+  plan: string | null;
+  /** JSON: the lines refused and skipped, and mails that failed (ImportReport). */
+  report: string;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
 export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
@@ -306,6 +340,7 @@ export interface Database {
   signing_keys: SigningKeysTable;
   services: ServicesTable;
   api_tokens: ApiTokensTable;
+  user_imports: UserImportsTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -324,3 +359,4 @@ export type ApiToken = Selectable<ApiTokensTable>;
 export type FidoMetadataRow = Selectable<FidoMetadataTable>;
 export type WebhookEndpoint = Selectable<WebhookEndpointsTable>;
 export type WebhookDelivery = Selectable<WebhookDeliveriesTable>;
+export type UserImport = Selectable<UserImportsTable>;

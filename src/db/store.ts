@@ -22,6 +22,7 @@ import { SigningKeyPersister } from './persisters/signingKeys.js';
 import { ServicePersister } from './persisters/services.js';
 import { ApiTokenPersister } from './persisters/apiTokens.js';
 import { WebhookPersister } from './persisters/webhooks.js';
+import { UserImportPersister } from './persisters/userImports.js';
 import { GroupCommit } from './groupCommit.js';
 
 export class Store {
@@ -41,6 +42,7 @@ export class Store {
   readonly services: ServicePersister;
   readonly apiTokens: ApiTokenPersister;
   readonly webhooks: WebhookPersister;
+  readonly userImports: UserImportPersister;
 
   private readonly inTransaction: boolean;
   private readonly groupCommit: GroupCommit | undefined;
@@ -71,6 +73,7 @@ export class Store {
     this.services = new ServicePersister(kysely);
     this.apiTokens = new ApiTokenPersister(kysely);
     this.webhooks = new WebhookPersister(kysely);
+    this.userImports = new UserImportPersister(kysely);
   }
 
   /** Group commits so far (the benchmark reports them); undefined where there are none. */

@@ -190,9 +190,12 @@ export const errorHandlerPlugin = fp(
     const bodyLimit = opts.bodyLimit;
     if (bodyLimit !== undefined) {
       // A callback hook, not an async one: it runs on every request, and a promise per hook costs microseconds here.
+      // A route may declare a larger limit of its own (the bulk-import upload); every other route has the app's.
       app.addHook('onRequest', (request, _reply, done) => {
         const declared = request.headers['content-length'];
-        done(declared !== undefined && Number(declared) > bodyLimit ? appError('payload_too_large') : undefined);
+        const limit = request.routeOptions.bodyLimit ?? bodyLimit;
+        if (declared === undefined || Number(declared) <= limit) return done();
+        done(limit === bodyLimit ? appError('payload_too_large') : appError('payload_too_large', `The request is too large (the limit is ${Math.round(limit / (1024 * 1024))} MB).`));
       });
     }
     app.setErrorHandler((error, request, reply) => {

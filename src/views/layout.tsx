@@ -11,7 +11,7 @@ export interface PageContext {
   page?: string;
 }
 
-export function Layout(props: PageContext & { children: ComponentChildren; data?: Record<string, string> }) {
+export function Layout(props: PageContext & { children: ComponentChildren; data?: Record<string, string>; refreshSeconds?: number }) {
   const dataAttrs: Record<string, string> = {};
   for (const [k, v] of Object.entries(props.data ?? {})) dataAttrs[`data-${k}`] = v;
   return (
@@ -20,6 +20,8 @@ export function Layout(props: PageContext & { children: ComponentChildren; data?
         <meta charSet="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="csrf-token" content={props.csrfToken} />
+        {/* A page that follows work in progress (a bulk import) reloads itself: no script, so the strict CSP holds. */}
+        {props.refreshSeconds ? <meta http-equiv="refresh" content={String(props.refreshSeconds)} /> : null}
         <title>{`${props.title} – ${props.rpName}`}</title>
         <link rel="stylesheet" href="/assets/app.css" />
         <script src="/assets/app.js" defer></script>

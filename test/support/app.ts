@@ -100,6 +100,19 @@ export class TestBrowser {
     );
   }
 
+  /** A form with a file input, sent as a browser sends it (multipart/form-data), with the page's CSRF token. */
+  async postMultipart(url: string, fields: Record<string, string>, file?: { field: string; filename: string; content: string | Buffer }): Promise<LightMyRequestResponse> {
+    const { payload, contentType } = multipartBody({ _csrf: this.csrf, ...fields }, file);
+    return this.keep(
+      await this.app.inject({
+        method: 'POST',
+        url,
+        payload,
+        headers: { cookie: this.cookieHeader(), accept: 'text/html', origin: TEST_ORIGIN, 'content-type': contentType, 'user-agent': this.userAgent },
+      }),
+    );
+  }
+
   async postForm(url: string, fields: Record<string, string>): Promise<LightMyRequestResponse> {
     return this.keep(
       await this.app.inject({
@@ -117,6 +130,20 @@ export class TestBrowser {
       }),
     );
   }
+}
+
+/** A multipart/form-data body, as a browser sends a form with a file input (`file` omitted: no file chosen). */
+export function multipartBody(fields: Record<string, string>, file?: { field: string; filename: string; content: string | Buffer }): { payload: Buffer; contentType: string } {
+  const boundary = `----latchkey${Math.random().toString(16).slice(2)}`;
+  const parts: Buffer[] = [];
+  for (const [name, value] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  if (file) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${file.field}"; filename="${file.filename}"\r\nContent-Type: text/csv\r\n\r\n`));
+    parts.push(Buffer.isBuffer(file.content) ? file.content : Buffer.from(file.content));
+    parts.push(Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 export function authenticator(options: Partial<SoftAuthenticatorOptions> = {}): SoftAuthenticator {

@@ -24,7 +24,7 @@ import {
   type EnrolmentMethod,
   type RevealTo,
 } from '../../flows/enrolment/invites.js';
-import { renderTemplate, type PlaceholderValues } from '../emailTemplates.js';
+import { findEnrolmentTemplate, issueEnrolmentEmail, sendEnrolmentEmail } from '../../flows/enrolment/enrolmentEmail.js';
 import { agentOf } from '../guard.js';
 import { IssuedPage } from '../views.js';
 import { adminContext as ctx, Flash, loadOtherUser, UserParams } from './shared.js';
@@ -43,14 +43,6 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer, secretBox } = app.latchkey;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-  /** Send the enrolment email for a link; the caller revokes the link when this throws. */
-  async function sendEnrolmentEmail(user: User, link: string, expiresAt: number, templateId: string | undefined): Promise<string> {
-    const template = (templateId && (await store.emailTemplates.findById(templateId))) || (await store.emailTemplates.findDefault());
-    if (!template) throw appError('validation_failed', 'Choose an email template.');
-    const values: PlaceholderValues = { name: user.display_name, link, expiry: formatTime(expiresAt), organisation: config.organisation };
-    await mailer.send({ to: user.email, subject: renderTemplate(template.subject, values), text: renderTemplate(template.body, values) });
-    return template.id;
-  }
 
   /** Who sees what is being issued, once (see takeReveal): sealed into the flow as it is inserted. */
   const revealTo = (request: FastifyRequest): RevealTo => ({
@@ -105,15 +97,11 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     }
     const issueOptions = { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template, ...what };
     if (method === 'email') {
-      const issued = await issueInvite(store, config, user, now(), issueOptions);
-      try {
-        const templateId = await sendEnrolmentEmail(user, issued.url, issued.expiresAt, request.body.template);
-        await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId, ...what } });
-      } catch (err) {
-        // Nothing half-done: a link nobody received must not stay usable.
-        await store.flows.revoke(issued.flowId, now());
-        throw err;
-      }
+      const { method: _email, templateId: _chosen, ...emailOptions } = issueOptions;
+      const template = await findEnrolmentTemplate(store, request.body.template);
+      // Nothing half-done: a link nobody received is revoked before this throws.
+      const issued = await issueEnrolmentEmail({ store, config, mailer }, template, user, now(), emailOptions);
+      await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId: template.id, ...what } });
       return reply.redirect(issuedPage(issued.flowId), 303);
     }
     // As for a code: revocation, the sealed link and the audit record land together or not at all.
@@ -160,9 +148,10 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
       if (!safeEqual(flow.lookup, hashToken(request.body.token))) throw appError('not_found', 'That link was not found.');
       if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('invite_revoked', 'That link can no longer be used: generate a new one.');
       const link = `${config.origin}/enrol/${request.body.token}`;
-      const templateId = await sendEnrolmentEmail(user, link, flow.expires_at, request.body.template);
+      const template = await findEnrolmentTemplate(store, request.body.template);
+      await sendEnrolmentEmail({ config, mailer }, template, user, link, flow.expires_at);
       // resent: the link was issued (and reported) already; this only emails it (src/webhooks/events.ts).
-      await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: flow.id, templateId, resent: true } });
+      await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: flow.id, templateId: template.id, resent: true } });
       return reply.redirect(`/admin/users/${user.id}/enrolments/${flow.id}?done=emailed`, 303);
     },
   );

@@ -104,6 +104,34 @@ export class AuditPersister {
       });
   }
 
+  /** Many records in one multi-row insert (bulk import writes one per new user). */
+  async recordMany(records: AuditRecord[]): Promise<void> {
+    if (!records.length) return;
+    if (!this.db.isTransaction && records.some((r) => webhookEventFor(r))) {
+      await this.db.transaction().execute((trx) => new AuditPersister(trx).recordMany(records));
+      return;
+    }
+    await this.db
+      .insertInto('audit_events')
+      .values(
+        records.map((r) => ({
+          at: r.at,
+          event: r.event,
+          outcome: r.outcome,
+          actor_user_id: r.actorUserId ?? null,
+          actor_token_id: r.actorTokenId ?? null,
+          subject_user_id: r.subjectUserId ?? null,
+          authenticator_id: r.authenticatorId ?? null,
+          ip: r.ip ?? null,
+          user_agent: r.userAgent ? r.userAgent.slice(0, 512) : null,
+          detail: JSON.stringify(r.detail ?? {}),
+        })),
+      )
+      .execute();
+    // The same transaction as the records: a rolled-back batch sends nothing (src/webhooks).
+    await new WebhookPersister(this.db).enqueueForMany(records);
+  }
+
   listForSubject(userId: string, limit = 20): Promise<AuditEvent[]> {
     return this.db
       .selectFrom('audit_events')

@@ -25,6 +25,15 @@ export class RolePersister {
     return { added, removed };
   }
 
+  /** Grant roles to users who hold none yet (bulk import's new users): one multi-row insert. */
+  async grantMany(grants: { userId: string; role: Role }[], grantedBy: string | null, now: number): Promise<void> {
+    if (!grants.length) return;
+    await this.db
+      .insertInto('roles')
+      .values(grants.map((g) => ({ user_id: g.userId, role: g.role, granted_by: grantedBy, granted_at: now })))
+      .execute();
+  }
+
   async count(role: Role): Promise<number> {
     const row = await this.db
       .selectFrom('roles')

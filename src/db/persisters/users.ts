@@ -116,6 +116,39 @@ export class UserPersister {
     return row as User;
   }
 
+  /**
+   * Insert many users in one statement (bulk import). A row whose email is already taken — by an earlier user or one
+   * added since the caller looked — is left out rather than failing the statement, so a race never half-writes a
+   * batch. Returns the ids that were inserted.
+   */
+  async insertManyNew(users: NewUser[]): Promise<Set<string>> {
+    if (!users.length) return new Set();
+    const rows = users.map((user) => ({
+      national_id_hash: null,
+      password_hash: null,
+      failed_signins: 0,
+      last_failed_signin_at: null,
+      passkey_prompt_skipped_at: null,
+      ...user,
+      email_normalized: normalizeEmail(user.email),
+      name_search: normalizeName(user.display_name),
+    }));
+    const inserted = await this.db
+      .insertInto('users')
+      .values(rows)
+      .onConflict((oc) => oc.column('email_normalized').doNothing())
+      .returning('id')
+      .execute();
+    return new Set(inserted.map((r) => r.id));
+  }
+
+  /** Which of these normalised email addresses already belong to a user: one `IN` query (callers batch them). */
+  async existingEmails(normalized: readonly string[]): Promise<Set<string>> {
+    if (!normalized.length) return new Set();
+    const rows = await this.db.selectFrom('users').select('email_normalized').where('email_normalized', 'in', normalized).execute();
+    return new Set(rows.map((r) => r.email_normalized));
+  }
+
   findById(id: string): Promise<User | undefined> {
     return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
   }

@@ -55,6 +55,32 @@ export class WebhookPersister {
     return endpoints.length;
   }
 
+  /**
+   * {@link enqueueFor} for many records at once (bulk import): one look at the endpoints, the people named looked up a
+   * batch at a time, one multi-row insert per batch. Records without endpoints for their event cost nothing more.
+   */
+  async enqueueForMany(changes: readonly AuditedChange[]): Promise<number> {
+    const found = changes.map((change) => ({ change, event: webhookEventFor(change) })).filter((c) => c.event !== undefined);
+    if (!found.length) return 0;
+    const endpoints = await this.db.selectFrom('webhook_endpoints').select(['id', 'events']).execute();
+    const wanted = found.map((c) => ({ ...c, to: endpoints.filter((e) => subscribed(e.events, c.event!.type)) })).filter((c) => c.to.length);
+    let written = 0;
+    for (let i = 0; i < wanted.length; i += ENQUEUE_BATCH) {
+      const batch = wanted.slice(i, i + ENQUEUE_BATCH);
+      const ids = [...new Set(batch.flatMap(({ change }) => [change.subjectUserId, change.actorUserId]).filter((id): id is string => !!id))];
+      const people = new Map((ids.length ? await this.db.selectFrom('users').select(['id', 'email', 'display_name']).where('id', 'in', ids).execute() : []).map((u) => [u.id, u]));
+      const rows = batch.flatMap(({ change, event, to }) => {
+        const user = change.subjectUserId ? people.get(change.subjectUserId) : undefined;
+        const actor = change.actorUserId ? people.get(change.actorUserId) : undefined;
+        const payload = webhookPayload(change, event!, { user, actor, authenticator: undefined });
+        return to.map((e) => ({ id: newMessageId(), endpoint_id: e.id, event_type: event!.type, payload, created_at: change.at, status: 'pending' as const, next_attempt_at: change.at }));
+      });
+      await this.db.insertInto('webhook_deliveries').values(rows).execute();
+      written += rows.length;
+    }
+    return written;
+  }
+
   // ---------------------------------------------------------------- endpoints
 
   async insertEndpoint(endpoint: NewWebhookEndpoint): Promise<void> {
@@ -243,6 +269,9 @@ export class WebhookPersister {
     return Number(r.numDeletedRows);
   }
 }
+
+/** Records per batch in enqueueForMany: well under SQLite's and PostgreSQL's bound-parameter limits. */
+const ENQUEUE_BATCH = 500;
 
 function subscribed(events: string, type: string): boolean {
   try {
