@@ -741,7 +741,7 @@ describe('the registration-authority console', () => {
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(csv.headers['content-disposition']).toMatch(/^attachment; filename="latchkey-audit-\d{4}-\d{2}-\d{2}\.csv"$/);
     const lines = csv.body.trim().split('\r\n');
-    expect(lines[0]).toBe('time,event,outcome,actor_email,actor_name,subject_email,subject_name,authenticator_id,ip,user_agent,detail');
+    expect(lines[0]).toBe('time,event,outcome,actor_email,actor_name,subject_email,subject_name,authenticator_id,ip,user_agent,detail,actor_token_id');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toContain(`"'=HYPERLINK(""http://evil"")"`);
     expect(lines[1]).toContain(`'=cmd@example.org`);

@@ -12,19 +12,16 @@ import { hashToken, safeEqual } from '../../crypto.js';
 import { html } from '../../http/replies.js';
 import { Csrf, CsrfBody, Id } from '../../http/schemas.js';
 import { renderPage } from '../../views/render.js';
-import { formatTime } from '../../views/layout.js';
 import {
   CODE_FLOW,
   ENROLMENT_FLOWS,
   enrolmentData,
   INVITE_FLOW,
-  issueCode,
-  issueInvite,
   loadEnrolmentStatus,
   type EnrolmentMethod,
   type RevealTo,
 } from '../../flows/enrolment/invites.js';
-import { renderTemplate, type PlaceholderValues } from '../emailTemplates.js';
+import { issueEnrolment, sendEnrolmentEmail } from '../../flows/enrolment/issueEnrolment.js';
 import { agentOf } from '../guard.js';
 import { IssuedPage } from '../views.js';
 import { adminContext as ctx, Flash, loadOtherUser, UserParams } from './shared.js';
@@ -40,17 +37,8 @@ const IssueBody = Type.Object({
 const EmailLinkBody = Type.Object({ ...Csrf, token: Type.String({ maxLength: 100 }), template: Type.Optional(Id) });
 
 export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
-  const { config, store, now, secret, mailer, secretBox } = app.latchkey;
+  const { config, store, now, secretBox } = app.latchkey;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-
-  /** Send the enrolment email for a link; the caller revokes the link when this throws. */
-  async function sendEnrolmentEmail(user: User, link: string, expiresAt: number, templateId: string | undefined): Promise<string> {
-    const template = (templateId && (await store.emailTemplates.findById(templateId))) || (await store.emailTemplates.findDefault());
-    if (!template) throw appError('validation_failed', 'Choose an email template.');
-    const values: PlaceholderValues = { name: user.display_name, link, expiry: formatTime(expiresAt), organisation: config.organisation };
-    await mailer.send({ to: user.email, subject: renderTemplate(template.subject, values), text: renderTemplate(template.body, values) });
-    return template.id;
-  }
 
   /** Who sees what is being issued, once (see takeReveal): sealed into the flow as it is inserted. */
   const revealTo = (request: FastifyRequest): RevealTo => ({
@@ -84,45 +72,10 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
   // (re-posting issued a new link and revoked the one already sent).
   r.post('/admin/users/:id/enrolments', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: IssueBody } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
-    if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
-    const agentId = agentOf(request).user.id;
-    const method = request.body.method;
-    const requires = request.body.requires;
-    // A link or code for a key no one can register would only revoke the one the person has.
-    if (requires && app.latchkey.trust.metadata().size === 0) {
-      throw appError('validation_failed', 'No FIDO metadata is loaded, so no security key can be registered yet. Ask your administrator to load it (latchkey metadata import FILE).');
-    }
-    const what = requires ? { requires } : {};
-    const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;
-    if (method === 'code') {
-      // The earlier link's revocation, the new code sealed for its one showing and the audit record: one transaction.
-      const issued = await issueCode(store, config, secret, user, now(), agentId, {
-        ...what,
-        revealTo: revealTo(request),
-        alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
-      });
-      return reply.redirect(issuedPage(issued.flowId), 303);
-    }
-    const issueOptions = { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template, ...what };
-    if (method === 'email') {
-      const issued = await issueInvite(store, config, user, now(), issueOptions);
-      try {
-        const templateId = await sendEnrolmentEmail(user, issued.url, issued.expiresAt, request.body.template);
-        await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId, ...what } });
-      } catch (err) {
-        // Nothing half-done: a link nobody received must not stay usable.
-        await store.flows.revoke(issued.flowId, now());
-        throw err;
-      }
-      return reply.redirect(issuedPage(issued.flowId), 303);
-    }
-    // As for a code: revocation, the sealed link and the audit record land together or not at all.
-    const issued = await issueInvite(store, config, user, now(), {
-      ...issueOptions,
-      revealTo: revealTo(request),
-      alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
-    });
-    return reply.redirect(issuedPage(issued.flowId), 303);
+    const { method, template, requires } = request.body;
+    // The email's link is sent, never shown; a link or code is sealed for its one showing on the next page.
+    const issued = await issueEnrolment(app, request, user, { method, templateId: template, requires, issuedBy: agentOf(request).user.id, revealTo: method === 'email' ? undefined : revealTo(request) });
+    return reply.redirect(`/admin/users/${user.id}/enrolments/${issued.flowId}`, 303);
   });
 
   /** The page of one issued link, code or enrolment email: what was issued (once), its live status, Revoke. */
@@ -160,7 +113,7 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
       if (!safeEqual(flow.lookup, hashToken(request.body.token))) throw appError('not_found', 'That link was not found.');
       if (flow.state !== 'active' || flow.expires_at <= now()) throw appError('invite_revoked', 'That link can no longer be used: generate a new one.');
       const link = `${config.origin}/enrol/${request.body.token}`;
-      const templateId = await sendEnrolmentEmail(user, link, flow.expires_at, request.body.template);
+      const templateId = await sendEnrolmentEmail(app, user, link, flow.expires_at, request.body.template);
       await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: flow.id, templateId } });
       return reply.redirect(`/admin/users/${user.id}/enrolments/${flow.id}?done=emailed`, 303);
     },

@@ -38,6 +38,8 @@ export interface AuditRecord {
 export interface AuditFilter {
   event?: string;
   actorUserId?: string;
+  /** Only what this API token did. */
+  actorTokenId?: string;
   subjectUserId?: string;
   /** Inclusive lower and exclusive upper bound on `at`. */
   from?: number;
@@ -120,6 +122,7 @@ export class AuditPersister {
         ]),
       );
     }
+    if (f.actorTokenId) q = q.where('audit_events.actor_token_id', '=', f.actorTokenId);
     if (f.subjectUserId) q = q.where('audit_events.subject_user_id', '=', f.subjectUserId);
     if (f.from !== undefined) q = q.where('audit_events.at', '>=', f.from);
     if (f.to !== undefined) q = q.where('audit_events.at', '<', f.to);
