@@ -21,7 +21,7 @@ import {
   type EnrolmentMethod,
   type RevealTo,
 } from '../../flows/enrolment/invites.js';
-import { issueEnrolment, sendEnrolmentEmail } from '../../flows/enrolment/issueEnrolment.js';
+import { issueEnrolment, revokeEnrolment, sendEnrolmentEmail } from '../../flows/enrolment/issueEnrolment.js';
 import { agentOf } from '../guard.js';
 import { IssuedPage } from '../views.js';
 import { adminContext as ctx, Flash, loadOtherUser, UserParams } from './shared.js';
@@ -133,11 +133,7 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     { config: { permission: 'authenticators.issue' }, schema: { params: FlowParams, body: CsrfBody } },
     async (request, reply) => {
       const { user, flow } = await loadEnrolment(request, request.params, ENROLMENT_FLOWS);
-      const revoked = await store.transaction(async (tx) => {
-        if (!(await tx.flows.revoke(flow.id, now()))) return false;
-        await audit(app, request, { event: 'enrolment.revoked', subjectUserId: user.id, detail: { flowId: flow.id } }, tx);
-        return true;
-      });
+      const revoked = await revokeEnrolment(app, request, flow);
       return reply.redirect(`/admin/users/${user.id}/authenticators?done=${revoked ? 'revoked' : 'not-revoked'}`, 303);
     },
   );

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
-import type { User } from '../../db/schema.js';
+import type { Flow, User } from '../../db/schema.js';
 import { formatTime } from '../../views/layout.js';
 import { renderTemplate, type PlaceholderValues } from '../../admin/emailTemplates.js';
 import { issueCode, issueInvite, type RevealTo } from './invites.js';
@@ -89,4 +89,14 @@ export async function issueEnrolment(app: FastifyInstance, request: FastifyReque
     alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
   });
   return { method, flowId: issued.flowId, expiresAt: issued.expiresAt, token: issued.token, url: issued.url };
+}
+
+/** Revoke an issued link or code, audited with it; false when it was no longer active (used, revoked or expired). */
+export async function revokeEnrolment(app: FastifyInstance, request: FastifyRequest, flow: Flow): Promise<boolean> {
+  const { store, now } = app.latchkey;
+  return store.transaction(async (tx) => {
+    if (!(await tx.flows.revoke(flow.id, now()))) return false;
+    await audit(app, request, { event: 'enrolment.revoked', subjectUserId: flow.user_id, detail: { flowId: flow.id } }, tx);
+    return true;
+  });
 }
