@@ -53,6 +53,7 @@ import './context.js';
 import { relatedOriginsRoutes } from './webauthn/relatedOriginsRoutes.js';
 import { apiRoutes } from './api/routes.js';
 import { scimRoutes } from './scim/routes.js';
+import { openApiDocsRoutes, openApiPlugin } from './api/openApi.js';
 
 export interface BuildOptions {
   /** An open database; when absent the app opens `config.databaseUrl` and closes it on shutdown. */
@@ -194,6 +195,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // The admin API and SCIM take bearer tokens only (src/api/guard.ts): a cookie never authorises them, so no CSRF.
   await app.register(sessionsPlugin, { csrfExempt: ['/fido2', '/oidc', '/api', '/scim'] });
   await app.register(assetsPlugin);
+  // Before any route: it collects the admin API's routes into the OpenAPI document as they register.
+  await app.register(openApiPlugin);
 
   app.get('/', async (request, reply) => reply.redirect(request.auth ? '/settings' : '/signin'));
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -207,6 +210,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(oidcRoutes);
   await app.register(apiRoutes);
   await app.register(scimRoutes);
+  await app.register(openApiDocsRoutes);
   if (mailer.kind === 'outbox') await app.register(devOutboxRoutes);
   if (config.fidoConformance) await app.register(fido2Routes, { prefix: '/fido2', metadataDir: config.fidoMetadataDir });
   return app;

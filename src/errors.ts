@@ -85,6 +85,9 @@ export const errorCatalogue = {
     message: 'This account is locked after too many failed attempts to sign in. Contact your registration authority to unlock it.',
   },
   user_not_found: { status: 404, message: 'That user was not found. They may have been removed: search again.' },
+  // The admin API's POST /api/v1/users (the console shows the same at the email field).
+  user_exists: { status: 409, message: 'A user with this email address already exists.' },
+  enrolment_not_active: { status: 409, message: 'That link or code was already used, revoked or expired.' },
   flow_expired: { status: 410, message: 'This page has expired. Start again.' },
   account_disabled: { status: 403, message: 'This account cannot sign in. Contact your administrator.' },
   mail_unavailable: { status: 503, message: 'The email could not be sent: the mail server is not available. Try again later, or copy the link and send it another way.' },

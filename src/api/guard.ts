@@ -30,11 +30,12 @@ export interface ApiRoute {
   permission: string;
 }
 
-const registered = new WeakMap<object, ApiRoute[]>();
+/** Per server and area: the admin API's routes and SCIM's are listed apart (only the API's are in the OpenAPI document). */
+const registered = new WeakMap<object, Map<'api' | 'scim', ApiRoute[]>>();
 
-/** Every API route registered on this app, with its permission (tests match them against the OpenAPI document). */
-export function apiRoutes(app: FastifyInstance): readonly ApiRoute[] {
-  return registered.get(app.server) ?? [];
+/** Every route behind the gate in `area` on this app, with its permission (tests match the API's against the OpenAPI document). */
+export function apiRoutes(app: FastifyInstance, area: 'api' | 'scim' = 'api'): readonly ApiRoute[] {
+  return registered.get(app.server)?.get(area) ?? [];
 }
 
 /** The token on an API route; never null there (the gate refuses first). */
@@ -49,8 +50,10 @@ export function apiTokenOf(request: FastifyRequest): ApiToken {
  */
 export function guardApi(app: FastifyInstance, options: { area: 'api' | 'scim' }): void {
   const { store, now } = app.latchkey;
-  let routes = registered.get(app.server);
-  if (!routes) registered.set(app.server, (routes = []));
+  let areas = registered.get(app.server);
+  if (!areas) registered.set(app.server, (areas = new Map()));
+  let routes = areas.get(options.area);
+  if (!routes) areas.set(options.area, (routes = []));
   const list = routes;
 
   if (!app.hasRequestDecorator('apiToken')) app.decorateRequest('apiToken', null);

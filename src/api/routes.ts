@@ -8,6 +8,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ANY_ROLE } from '../admin/guard.js';
 import { apiTokenOf, guardApi } from './guard.js';
+import { errorResponses } from './schemas.js';
+import { apiUsersRoutes } from './routes/users.js';
+import { apiEnrolmentsRoutes } from './routes/enrolments.js';
+import { apiAuthenticatorsRoutes } from './routes/authenticators.js';
+import { apiRolesRoutes } from './routes/roles.js';
+import { apiAuditRoutes } from './routes/audit.js';
 
 const TokenInfo = Type.Object(
   {
@@ -23,8 +29,17 @@ export async function apiRoutes(app: FastifyInstance) {
   guardApi(app, { area: 'api' });
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-  r.get('/api/v1/token', { config: { permission: ANY_ROLE }, schema: { summary: 'The token making this request', tags: ['tokens'], response: { 200: TokenInfo } } }, async (request) => {
-    const token = apiTokenOf(request);
-    return { id: token.id, name: token.name, role: token.role, expiresAt: new Date(token.expires_at).toISOString() };
-  });
+  r.get(
+    '/api/v1/token',
+    {
+      config: { permission: ANY_ROLE },
+      schema: { operationId: 'getToken', summary: 'The token making this request', description: 'Any valid token may ask: a way to check a token works and what role it acts with.', tags: ['tokens'], response: { 200: TokenInfo, ...errorResponses() } },
+    },
+    async (request) => {
+      const token = apiTokenOf(request);
+      return { id: token.id, name: token.name, role: token.role, expiresAt: new Date(token.expires_at).toISOString() };
+    },
+  );
+
+  for (const resource of [apiUsersRoutes, apiEnrolmentsRoutes, apiAuthenticatorsRoutes, apiRolesRoutes, apiAuditRoutes]) await app.register(resource);
 }

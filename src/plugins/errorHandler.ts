@@ -6,7 +6,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { AppError, appError, errorCatalogue, type FieldError } from '../errors.js';
+import { AppError, appError, errorCatalogue, validationFailed, type FieldError } from '../errors.js';
 import { nationalIdFormat } from '../users/nationalId.js';
 import { EMAIL_ADDRESS_FORMAT_MESSAGE } from '../users/emailAddress.js';
 import { renderErrorPage } from '../views/errorPage.js';
@@ -15,6 +15,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Answer errors in JSON whatever the Accept header says (the admin API and SCIM: there are no pages there). */
     jsonOnly?: boolean;
+    /**
+     * On JSON API routes: what each field is called in validation messages, in place of the pages' labels and
+     * messages (on the pages `name` is a passkey's name). Fields without a label here get their part's message.
+     */
+    fieldLabels?: Record<string, string>;
   }
 }
 
@@ -94,7 +99,7 @@ const partMessages: Record<string, string> = {
 };
 
 /** One validation failure as a sentence about the field, by what the schema expected. */
-function messageFor(v: { keyword?: string; params?: Record<string, unknown> }, label: string, field: string): string {
+function messageFor(v: { keyword?: string; params?: Record<string, unknown> }, label: string, field: string, messages: Record<string, string> = fieldMessages): string {
   const limit = v.params?.limit;
   switch (v.keyword) {
     case 'maxLength':
@@ -108,15 +113,17 @@ function messageFor(v: { keyword?: string; params?: Record<string, unknown> }, l
     case 'exclusiveMinimum':
       return `${label} must be a larger number`;
     case 'required':
-      return fieldMessages[field] ?? `${label} is missing`;
+      return messages[field] ?? `${label} is missing`;
     default:
-      return fieldMessages[field] ?? `${label} is not valid`;
+      return messages[field] ?? `${label} is not valid`;
   }
 }
 
-function fieldsFromValidation(error: FastifyError, extraLabels: Record<string, string> = {}): FieldError[] {
+function fieldsFromValidation(error: FastifyError, extraLabels: Record<string, string> = {}, routeLabels?: Record<string, string>): FieldError[] {
   const part = (error as { validationContext?: string }).validationContext ?? 'body';
-  const labels: Record<string, string> = { ...(part === 'body' ? fieldLabels.body : part === 'querystring' ? fieldLabels.querystring : {}), ...(part === 'body' ? extraLabels : {}) };
+  const labels: Record<string, string> = routeLabels
+    ? routeLabels
+    : { ...(part === 'body' ? fieldLabels.body : part === 'querystring' ? fieldLabels.querystring : {}), ...(part === 'body' ? extraLabels : {}) };
   const fields = new Map<string, FieldError>();
   for (const v of (error.validation ?? []).slice(0, 20)) {
     const path = (v.instancePath || '').replace(/^\//, '').split('/');
@@ -126,7 +133,7 @@ function fieldsFromValidation(error: FastifyError, extraLabels: Record<string, s
     if (fields.has(field)) continue;
     const label = labels[field];
     // A field without a label gets the message for its part of the request: never the name it has in the code.
-    const message = label ? messageFor(v as { keyword?: string; params?: Record<string, unknown> }, label, field) : partMessages[part] ?? partMessages.body!;
+    const message = label ? messageFor(v as { keyword?: string; params?: Record<string, unknown> }, label, field, routeLabels ? {} : fieldMessages) : partMessages[part] ?? partMessages.body!;
     fields.set(field, { field, message });
   }
   return [...fields.values()];
@@ -137,6 +144,8 @@ export function toAppError(error: unknown, request?: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
   const e = error as FastifyError;
   if (e?.validation) {
+    const routeLabels = request?.routeOptions.config?.fieldLabels;
+    if (routeLabels) return validationFailed(fieldsFromValidation(e, {}, routeLabels));
     const config = request?.server.latchkey?.config;
     return appError('validation_failed', undefined, fieldsFromValidation(e, config ? { nationalId: nationalIdFormat(config).label } : {}));
   }

@@ -5,15 +5,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { audit } from '../../audit.js';
 import { appError } from '../../errors.js';
 import type { User } from '../../db/schema.js';
 import { html } from '../../http/replies.js';
 import { Csrf, Id } from '../../http/schemas.js';
 import { renderPage } from '../../views/render.js';
-import { formatTime } from '../../views/layout.js';
 import { CODE_FLOW, ENROLMENT_FLOWS, enrolmentData, INVITE_FLOW, loadEnrolmentStatus } from '../../flows/enrolment/invites.js';
 import { passkeyStanding } from '../../webauthn/policyInWords.js';
+import { AUTHENTICATOR_NOT_FOUND_MESSAGE, removeAuthenticator } from '../removeAuthenticator.js';
 import { AuthenticatorsTab, ChooseTypePage, IssuePasskeyPage, RemoveAuthenticatorPage, type OutstandingEnrolment } from '../views.js';
 import { adminContext as ctx, Flash, flashFor, loadOtherUser, loadUser, UserParams } from './shared.js';
 
@@ -22,7 +21,7 @@ const ChooseTypeBody = Type.Object({ ...Csrf, type: Type.Optional(Type.String({ 
 const RemoveBody = Type.Object({ ...Csrf, confirm: Type.Optional(Type.String({ maxLength: 16 })) });
 
 export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
-  const { config, store, now, mailer } = app.latchkey;
+  const { store, now } = app.latchkey;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   async function authenticatorsTab(request: FastifyRequest, reply: FastifyReply, user: User, flash: string | null) {
@@ -93,7 +92,7 @@ export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
   async function loadAuthenticator(request: FastifyRequest, params: { id: string; authenticatorId: string }) {
     const user = await loadOtherUser(request, params.id);
     const authenticator = await store.authenticators.findForUser(user.id, params.authenticatorId);
-    if (!authenticator) throw appError('not_found', 'That authenticator was not found. It may already have been removed.');
+    if (!authenticator) throw appError('not_found', AUTHENTICATOR_NOT_FOUND_MESSAGE);
     return { user, authenticator };
   }
 
@@ -115,37 +114,7 @@ export async function consoleAuthenticatorsRoutes(app: FastifyInstance) {
         const page = <RemoveAuthenticatorPage {...ctx(request)} user={user} authenticator={authenticator} error="Select the box to confirm you want to remove the passkey" />;
         return html(reply, renderPage(page), 400);
       }
-      const removed = await store.transaction(async (tx) => {
-        if (!(await tx.authenticators.remove(user.id, authenticator.id))) return false;
-        const ended = await tx.sessions.deleteForAuthenticator(user.id, authenticator.id);
-        await app.latchkey.kinds.removed(tx, user, authenticator, now());
-        // Pending means no passkey (seed 003): a person left without one needs a new link or code.
-        if (user.status === 'enrolled' && (await tx.authenticators.countForUser(user.id)) === 0) await tx.users.setStatus(user.id, 'pending', now());
-        await audit(
-          app,
-          request,
-          { event: 'authenticator.removed', subjectUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, type: authenticator.type, sessionsEnded: ended } },
-          tx,
-        );
-        return true;
-      });
-      if (!removed) throw appError('not_found', 'That authenticator was not found. It may already have been removed.');
-      let notified = true;
-      try {
-        await mailer.send({
-          to: user.email,
-          subject: `A passkey was removed from your ${config.organisation} account`,
-          text: `Hello ${user.display_name},
-
-A registration authority agent removed the passkey "${authenticator.name}" from your ${config.organisation} account at ${formatTime(now())}. You have been signed out wherever you signed in with it.
-
-If you did not ask for this, contact your registration authority or IT service desk.
-`,
-        });
-      } catch (err) {
-        notified = false;
-        request.log.warn({ code: (err as { code?: string }).code }, 'removal notice not sent');
-      }
+      const { notified } = await removeAuthenticator(app, request, user, authenticator);
       return reply.redirect(`/admin/users/${user.id}/authenticators?done=${notified ? 'removed' : 'removed-unnotified'}`, 303);
     },
   );

@@ -12,19 +12,17 @@ import { hashToken, safeEqual } from '../../crypto.js';
 import { html } from '../../http/replies.js';
 import { Csrf, CsrfBody, Id } from '../../http/schemas.js';
 import { renderPage } from '../../views/render.js';
-import { formatTime } from '../../views/layout.js';
 import {
   CODE_FLOW,
   ENROLMENT_FLOWS,
   enrolmentData,
   INVITE_FLOW,
-  issueCode,
-  issueInvite,
   loadEnrolmentStatus,
   type EnrolmentMethod,
   type RevealTo,
 } from '../../flows/enrolment/invites.js';
-import { findEnrolmentTemplate, issueEnrolmentEmail, sendEnrolmentEmail } from '../../flows/enrolment/enrolmentEmail.js';
+import { findEnrolmentTemplate, sendEnrolmentEmail } from '../../flows/enrolment/enrolmentEmail.js';
+import { issueEnrolment, revokeEnrolment } from '../../flows/enrolment/issueEnrolment.js';
 import { agentOf } from '../guard.js';
 import { IssuedPage } from '../views.js';
 import { adminContext as ctx, Flash, loadOtherUser, UserParams } from './shared.js';
@@ -40,9 +38,8 @@ const IssueBody = Type.Object({
 const EmailLinkBody = Type.Object({ ...Csrf, token: Type.String({ maxLength: 100 }), template: Type.Optional(Id) });
 
 export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
-  const { config, store, now, secret, mailer, secretBox } = app.latchkey;
+  const { config, store, now, secretBox, mailer } = app.latchkey;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-
 
   /** Who sees what is being issued, once (see takeReveal): sealed into the flow as it is inserted. */
   const revealTo = (request: FastifyRequest): RevealTo => ({
@@ -76,41 +73,10 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
   // (re-posting issued a new link and revoked the one already sent).
   r.post('/admin/users/:id/enrolments', { config: { permission: 'authenticators.issue' }, schema: { params: UserParams, body: IssueBody } }, async (request, reply) => {
     const user = await loadOtherUser(request, request.params.id);
-    if (user.status === 'suspended') throw appError('user_suspended', `${user.display_name} is suspended. Reactivate them before issuing an authenticator.`);
-    const agentId = agentOf(request).user.id;
-    const method = request.body.method;
-    const requires = request.body.requires;
-    // A link or code for a key no one can register would only revoke the one the person has.
-    if (requires && app.latchkey.trust.metadata().size === 0) {
-      throw appError('validation_failed', 'No FIDO metadata is loaded, so no security key can be registered yet. Ask your administrator to load it (latchkey metadata import FILE).');
-    }
-    const what = requires ? { requires } : {};
-    const issuedPage = (flowId: string, done?: 'emailed') => `/admin/users/${user.id}/enrolments/${flowId}${done ? `?done=${done}` : ''}`;
-    if (method === 'code') {
-      // The earlier link's revocation, the new code sealed for its one showing and the audit record: one transaction.
-      const issued = await issueCode(store, config, secret, user, now(), agentId, {
-        ...what,
-        revealTo: revealTo(request),
-        alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
-      });
-      return reply.redirect(issuedPage(issued.flowId), 303);
-    }
-    const issueOptions = { issuedBy: agentId, method, lifetimeSeconds: config.agentLinkSeconds, templateId: request.body.template, ...what };
-    if (method === 'email') {
-      const { method: _email, templateId: _chosen, ...emailOptions } = issueOptions;
-      const template = await findEnrolmentTemplate(store, request.body.template);
-      // Nothing half-done: a link nobody received is revoked before this throws.
-      const issued = await issueEnrolmentEmail({ store, config, mailer }, template, user, now(), emailOptions);
-      await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId: template.id, ...what } });
-      return reply.redirect(issuedPage(issued.flowId), 303);
-    }
-    // As for a code: revocation, the sealed link and the audit record land together or not at all.
-    const issued = await issueInvite(store, config, user, now(), {
-      ...issueOptions,
-      revealTo: revealTo(request),
-      alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
-    });
-    return reply.redirect(issuedPage(issued.flowId), 303);
+    const { method, template, requires } = request.body;
+    // The email's link is sent, never shown; a link or code is sealed for its one showing on the next page.
+    const issued = await issueEnrolment(app, request, user, { method, templateId: template, requires, issuedBy: agentOf(request).user.id, revealTo: method === 'email' ? undefined : revealTo(request) });
+    return reply.redirect(`/admin/users/${user.id}/enrolments/${issued.flowId}`, 303);
   });
 
   /** The page of one issued link, code or enrolment email: what was issued (once), its live status, Revoke. */
@@ -170,11 +136,7 @@ export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
     { config: { permission: 'authenticators.issue' }, schema: { params: FlowParams, body: CsrfBody } },
     async (request, reply) => {
       const { user, flow } = await loadEnrolment(request, request.params, ENROLMENT_FLOWS);
-      const revoked = await store.transaction(async (tx) => {
-        if (!(await tx.flows.revoke(flow.id, now()))) return false;
-        await audit(app, request, { event: 'enrolment.revoked', subjectUserId: user.id, detail: { flowId: flow.id } }, tx);
-        return true;
-      });
+      const revoked = await revokeEnrolment(app, request, flow);
       return reply.redirect(`/admin/users/${user.id}/authenticators?done=${revoked ? 'revoked' : 'not-revoked'}`, 303);
     },
   );

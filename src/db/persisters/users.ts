@@ -91,6 +91,25 @@ export interface UserSearch {
   limit: number;
 }
 
+/** Where a {@link UserPersister.searchAfter} page ended: the range (name, email, id) and the row's key in it. */
+export interface UserSearchPosition {
+  phase: number;
+  value: string;
+  id: string;
+}
+
+type SearchColumn = 'name_search' | 'email_normalized' | 'id';
+
+/** The index ranges a search reads, in order: all users by name without a query; else name, email and id prefixes. */
+function userSearchRanges(query: string | undefined): [SearchColumn, string | undefined][] {
+  if (!query) return [['name_search', undefined]];
+  return [
+    ['name_search', normalizeName(query)],
+    ['email_normalized', normalizeEmail(query)],
+    ['id', query],
+  ];
+}
+
 /** Email addresses are unique case-insensitively: this is the form the unique index holds. */
 export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
@@ -252,6 +271,38 @@ export class UserPersister {
       if (out.length >= want) break;
     }
     return out.slice(s.offset, s.offset + s.limit + 1);
+  }
+
+  /**
+   * {@link search} a page at a time by position rather than offset (the admin API's cursor): the same matches in the
+   * same order — name matches, then email, then id, each in its index order — with each later range leaving out
+   * users an earlier range matched, so a user is listed once without remembering who was seen. `after` is the
+   * position of the last row of the previous page. Returns one row more than `limit` when there is a next page.
+   */
+  async searchAfter(s: { query?: string; status?: UserStatus; after?: UserSearchPosition; limit: number }): Promise<{ user: User; position: UserSearchPosition }[]> {
+    const query = s.query?.trim();
+    const ranges = userSearchRanges(query);
+    const out: { user: User; position: UserSearchPosition }[] = [];
+    for (let phase = s.after?.phase ?? 0; phase < ranges.length && out.length <= s.limit; phase++) {
+      const [column, prefix] = ranges[phase]!;
+      const ordered = this.byteOrder(column);
+      let q = this.db.selectFrom('users').selectAll();
+      if (s.status) q = q.where('status', '=', s.status);
+      if (prefix !== undefined) q = q.where(ordered as any, '>=', prefix).where(ordered as any, '<', prefixUpperBound(prefix));
+      for (const [earlier, earlierPrefix] of ranges.slice(0, phase)) {
+        const e = this.byteOrder(earlier);
+        q = q.where((eb) => eb.or([eb(e as any, '<', earlierPrefix!), eb(e as any, '>=', prefixUpperBound(earlierPrefix!))]));
+      }
+      const after = s.after && s.after.phase === phase ? s.after : undefined;
+      if (after) q = q.where((eb) => eb.or([eb(ordered as any, '>', after.value), eb.and([eb(ordered as any, '=', after.value), eb('id', '>', after.id)])]));
+      const rows = await q
+        .orderBy(ordered as any)
+        .orderBy('id')
+        .limit(s.limit + 1 - out.length)
+        .execute();
+      for (const row of rows) out.push({ user: row, position: { phase, value: row[column], id: row.id } });
+    }
+    return out;
   }
 
   async list(limit = 100): Promise<User[]> {
