@@ -59,10 +59,12 @@ export async function addUser(
 ): Promise<User> {
   const { store, secret, now } = app.latchkey;
   const run = async (t: Store) => {
-    const created = await createUser(t, { email: values.email, displayName: values.name }, now());
-    if (values.nationalId) await t.users.setNationalIdHash(created.id, hashNationalId(secret, values.nationalId), now());
+    const at = now();
+    const created = await createUser(t, { email: values.email, displayName: values.name }, at);
+    const nationalIdHash = values.nationalId ? hashNationalId(secret, values.nationalId) : null;
+    if (nationalIdHash) await t.users.setNationalIdHash(created.id, nationalIdHash, at);
     await audit(app, request, { event: 'user.created', subjectUserId: created.id, detail: { nationalId: !!values.nationalId, via } }, t);
-    return created;
+    return { ...created, national_id_hash: nationalIdHash };
   };
   return tx ? run(tx) : store.transaction(run);
 }
