@@ -64,7 +64,8 @@ export async function apiUsersRoutes(app: FastifyInstance) {
         if (err instanceof UserInputError) throw exists();
         throw err;
       }
-      return reply.status(201).send(userJson(user, []));
+      // Read back: the identifier's HMAC is written after the row (addUser).
+      return reply.status(201).send(userJson((await store.users.findById(user.id)) ?? user, []));
     },
   );
 
