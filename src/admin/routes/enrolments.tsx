@@ -12,7 +12,6 @@ import { hashToken, safeEqual } from '../../crypto.js';
 import { html } from '../../http/replies.js';
 import { Csrf, CsrfBody, Id } from '../../http/schemas.js';
 import { renderPage } from '../../views/render.js';
-import { formatTime } from '../../views/layout.js';
 import {
   CODE_FLOW,
   ENROLMENT_FLOWS,
@@ -42,7 +41,6 @@ const EmailLinkBody = Type.Object({ ...Csrf, token: Type.String({ maxLength: 100
 export async function consoleEnrolmentsRoutes(app: FastifyInstance) {
   const { config, store, now, secret, mailer, secretBox } = app.latchkey;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-
 
   /** Who sees what is being issued, once (see takeReveal): sealed into the flow as it is inserted. */
   const revealTo = (request: FastifyRequest): RevealTo => ({
