@@ -33,6 +33,23 @@ describe('pruneExpired', () => {
     expect((await new TestBrowser(t.app).get(path)).statusCode).toBe(404);
   });
 
+  it('forgets bulk-import checks nobody started after a day, and keeps started imports', async () => {
+    const { store } = t.app.latchkey;
+    const { checkImportFile } = await import('./users/import/importJobs.js');
+    const deps = { store, config: t.config, secret: t.app.latchkey.secret, now: () => clock };
+    const check = (email: string) => checkImportFile(deps, { fileName: 'a.csv', text: `name,email\nA,${email}\n` }, { userId: 'agent', canGrantRoles: false }, { sendEmail: false });
+    const waiting = await check('waiting@example.org');
+    const started = await check('started@example.org');
+    await store.userImports.start(started.id, clock);
+    clock += 23 * 3600 * 1000;
+    await pruneExpired(store, t.config, clock);
+    expect(await store.userImports.findById(waiting.id)).toBeDefined();
+    clock += 2 * 3600 * 1000;
+    await pruneExpired(store, t.config, clock);
+    expect(await store.userImports.findById(waiting.id)).toBeUndefined();
+    expect(await store.userImports.findById(started.id)).toBeDefined();
+  });
+
   it('forgets rate counters a day after their window started, and keeps the ones still counting', async () => {
     const { store } = t.app.latchkey;
     const HOUR = 3600 * 1000;

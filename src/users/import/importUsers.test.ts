@@ -188,13 +188,12 @@ describe.each(databases)('bulk import on $name', (target) => {
       }
     });
 
-    it('imports 100,000 rows in batches, with progress, in seconds', async () => {
+    // How fast is measured by npm run bench:import (BENCHMARKS.md), never asserted here.
+    it('imports 100,000 rows in batches, with progress', async () => {
       const lines = ['name,email,nino'];
       for (let i = 0; i < 100_000; i++) lines.push(`Person ${i},person.${i}@bulk.example,${i % 10 === 0 ? `QQ${String(i % 1_000_000).padStart(6, '0')}C` : ''}`);
       const progress: number[] = [];
-      const started = performance.now();
       const report = await importUsers(deps(), lines.join('\n'), options({ onProgress: (p) => progress.push(p.done) }));
-      const seconds = (performance.now() - started) / 1000;
       expect(report).toMatchObject({ written: true, created: 100_000, refusedLines: 0, skipped: [] });
       const counted = await sql<{ n: number | string }>`select count(*) as n from users where email_normalized like ${'%@bulk.example'}`.execute(db.kysely);
       expect(Number(counted.rows[0]!.n)).toBe(100_000);
@@ -202,7 +201,6 @@ describe.each(databases)('bulk import on $name', (target) => {
       expect(Number(audited.rows[0]!.n)).toBe(100_000);
       expect(progress.length).toBe(200);
       expect(progress.at(-1)).toBe(100_000);
-      expect(seconds).toBeLessThan(60);
     }, 120_000);
   });
 });
