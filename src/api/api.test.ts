@@ -39,6 +39,7 @@ const requests: Record<string, (x: Target) => { url: string; payload?: unknown }
   'PUT /api/v1/users/:id/roles': (x) => ({ url: `/api/v1/users/${x.userId}/roles`, payload: { roles: ['ra_agent'] } }),
   'GET /api/v1/audit': () => ({ url: '/api/v1/audit?event=user.created' }),
   'GET /api/v1/audit.csv': () => ({ url: '/api/v1/audit.csv?event=user.created' }),
+  'POST /api/v1/users/import': () => ({ url: '/api/v1/users/import', payload: `name,email\nImported Person,imported-${randomToken(6)}@example.org\n` }),
 };
 
 describe('admin API access', () => {
@@ -64,7 +65,8 @@ describe('admin API access', () => {
 
   const send = (route: { method: string; url: string }, x: Target, authorization?: string) => {
     const { url, payload } = requests[`${route.method} ${route.url}`]!(x);
-    return t.app.inject({ method: route.method as 'GET', url, payload: payload as object | undefined, headers: authorization ? { authorization } : {} });
+    const type = typeof payload === 'string' ? { 'content-type': 'text/csv' } : {};
+    return t.app.inject({ method: route.method as 'GET', url, payload: payload as object | undefined, headers: authorization ? { authorization, ...type } : type });
   };
 
   it('has a request in this test for every API route, and every route declares a console permission', () => {

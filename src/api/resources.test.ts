@@ -305,3 +305,53 @@ describe('enrolments, authenticators and audit over the API', () => {
     expect(JSON.parse(exported!.detail)).toMatchObject({ rows: 5, via: 'api' });
   });
 });
+
+describe('bulk import over the API', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  const post = (token: string, query: string, csv: string, type = 'text/csv') =>
+    t.app.inject({ method: 'POST', url: `/api/v1/users/import${query}`, payload: csv, headers: { authorization: `Bearer ${token}`, 'content-type': type } });
+
+  it('checks every line before writing, reports by line, and writes with skipInvalid; roles only for a token that may grant them', async () => {
+    const { store } = t.app.latchkey;
+    const { token, record } = await createApiToken(store, { name: 'HR feed', role: 'ra_agent_advanced', days: 30, createdBy: null }, Date.now());
+    const csv = 'name,email\nAda Lovelace,ada.import@example.org\nBad,not-an-email\n';
+    const refused = await post(token, '', csv);
+    expect(refused.statusCode).toBe(200);
+    expect(refused.json()).toMatchObject({ written: false, created: 1, refusedLines: 1, refused: [{ line: 3, field: 'email' }] });
+    expect(await store.users.findByEmail('ada.import@example.org')).toBeUndefined();
+    const done = await post(token, '?skipInvalid=true&fileName=staff.csv', csv);
+    expect(done.json()).toMatchObject({ written: true, created: 1 });
+    const ada = await store.users.findByEmail('ada.import@example.org');
+    expect(ada?.status).toBe('pending');
+    const [created] = await t.db.kysely.selectFrom('audit_events').selectAll().where('event', '=', 'user.created').where('subject_user_id', '=', ada!.id).execute();
+    expect(created).toMatchObject({ actor_token_id: record.id, actor_user_id: null });
+    const [summary] = await t.db.kysely.selectFrom('audit_events').selectAll().where('event', '=', 'users.imported').where('outcome', '=', 'success').execute();
+    expect(summary).toMatchObject({ actor_token_id: record.id });
+    expect(JSON.parse(summary!.detail)).toMatchObject({ source: 'api', fileName: 'staff.csv', created: 1 });
+
+    const roles = await post(token, '', 'name,email,roles\nGrace Hopper,grace.import@example.org,auditor\n');
+    expect(roles.json()).toMatchObject({ written: false, refused: [{ line: 2, field: 'roles' }] });
+    const manager = (await createApiToken(store, { name: 'Manager', role: 'ra_manager', days: 30, createdBy: null }, Date.now())).token;
+    expect((await post(manager, '', 'name,email,roles\nGrace Hopper,grace.import@example.org,auditor\n')).json()).toMatchObject({ written: true, created: 1 });
+    expect(await store.roles.listForUser((await store.users.findByEmail('grace.import@example.org'))!.id)).toEqual(['auditor']);
+  });
+
+  it('refuses a file it cannot read, JSON instead of CSV, and a token without users.add', async () => {
+    const { store } = t.app.latchkey;
+    const { token } = await createApiToken(store, { name: 'Importer', role: 'ra_agent_advanced', days: 30, createdBy: null }, Date.now());
+    const unreadable = await post(token, '', 'name,phone\nA,1\n');
+    expect(unreadable.statusCode).toBe(400);
+    expect(unreadable.json().error).toMatchObject({ code: 'validation_failed' });
+    expect(unreadable.json().error.message).toContain('Nothing was imported');
+    expect((await post(token, '', '{"name":"x"}', 'application/json')).statusCode).toBe(400);
+    const reader = (await createApiToken(store, { name: 'Reader', role: 'ra_agent', days: 30, createdBy: null }, Date.now())).token;
+    const forbidden = await post(reader, '', 'name,email\nX,x.import@example.org\n');
+    expect(forbidden.statusCode).toBe(403);
+    expect(await store.users.findByEmail('x.import@example.org')).toBeUndefined();
+  });
+});

@@ -14,6 +14,7 @@ import { apiEnrolmentsRoutes } from './routes/enrolments.js';
 import { apiAuthenticatorsRoutes } from './routes/authenticators.js';
 import { apiRolesRoutes } from './routes/roles.js';
 import { apiAuditRoutes } from './routes/audit.js';
+import { apiImportsRoutes } from './routes/imports.js';
 
 const TokenInfo = Type.Object(
   {
@@ -41,5 +42,5 @@ export async function apiRoutes(app: FastifyInstance) {
     },
   );
 
-  for (const resource of [apiUsersRoutes, apiEnrolmentsRoutes, apiAuthenticatorsRoutes, apiRolesRoutes, apiAuditRoutes]) await app.register(resource);
+  for (const resource of [apiUsersRoutes, apiEnrolmentsRoutes, apiAuthenticatorsRoutes, apiRolesRoutes, apiAuditRoutes, apiImportsRoutes]) await app.register(resource);
 }

@@ -3,6 +3,7 @@
  * to its report (src/users/import). The upload is the only multipart form, so its parser and larger size limit are
  * registered in this plugin alone.
  */
+import { IMPORT_FILE_MAX_MEGABYTES } from '../../users/import/importUsers.js';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -24,7 +25,6 @@ import { can } from '../roles.js';
 import { adminContext as ctx } from './shared.js';
 
 /** The largest file the console takes: about 200,000 people. Larger imports go through `latchkey users import`. */
-export const IMPORT_FILE_MAX_MEGABYTES = 20;
 
 const UploadBody = Type.Object({
   ...Csrf,

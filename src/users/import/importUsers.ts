@@ -154,6 +154,8 @@ export async function planUserImport(store: Store, csv: UserCsv & { extraCells?:
 /** Who is importing, for the audit records: an agent in the console (with their request's address), or no one (the CLI). */
 export interface ImportActor {
   userId: string | null;
+  /** The admin API token that imports (no person does). */
+  tokenId?: string | null;
   ip: string | null;
   userAgent: string | null;
 }
@@ -206,7 +208,7 @@ export async function writeUserImport(store: Store, toCreate: readonly PlannedUs
       const records: AuditRecord[] = [];
       const grants: { userId: string; role: Role }[] = [];
       const record = (event: string, subject: string, detail: Record<string, unknown>) =>
-        records.push({ at: t, event, outcome: 'success', actorUserId: actor.userId, subjectUserId: subject, ip: actor.ip, userAgent: actor.userAgent, detail });
+        records.push({ at: t, event, outcome: 'success', actorUserId: actor.userId, actorTokenId: actor.tokenId ?? null, subjectUserId: subject, ip: actor.ip, userAgent: actor.userAgent, detail });
       batch.forEach((p, k) => {
         const id = users[k]!.id;
         if (!inserted.has(id)) return;
@@ -263,6 +265,7 @@ export async function emailImportedUsers(
         event: 'enrolment.emailed',
         outcome: 'success',
         actorUserId: actor.userId,
+        actorTokenId: actor.tokenId ?? null,
         subjectUserId: user.id,
         ip: actor.ip,
         userAgent: actor.userAgent,
@@ -292,6 +295,9 @@ export interface ImportReport {
   mailFailures: MailFailure[];
 }
 
+/** The largest CSV file the console and the admin API take (the command line takes any size). */
+export const IMPORT_FILE_MAX_MEGABYTES = 20;
+
 export interface ImportUsersOptions {
   fileName: string;
   /** Write the valid rows even when some are refused. */
@@ -318,7 +324,7 @@ export interface ImportDeps {
 
 /** The summary record every import that wrote or was refused leaves (dry runs leave none). */
 export async function auditImport(store: Store, at: number, actor: ImportActor, outcome: 'success' | 'refused' | 'failure', detail: Record<string, unknown>): Promise<void> {
-  await store.audit.record({ at, event: 'users.imported', outcome, actorUserId: actor.userId, ip: actor.ip, userAgent: actor.userAgent, detail });
+  await store.audit.record({ at, event: 'users.imported', outcome, actorUserId: actor.userId, actorTokenId: actor.tokenId ?? null, ip: actor.ip, userAgent: actor.userAgent, detail });
 }
 
 /**
