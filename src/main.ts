@@ -197,6 +197,8 @@ async function main(argv: string[], io: CliIo): Promise<void> {
               const secret = await tx.settings.getOrInsert('server_secret', randomToken(32));
               await tx.users.setNationalIdHash(created.id, hashNationalIdWith(secret), Date.now());
             }
+            // Audited (and so reported to webhooks) as the console's Add user is, in the same transaction.
+            await tx.audit.record({ at: Date.now(), event: 'user.created', outcome: 'success', subjectUserId: created.id, detail: { nationalId: !!hashNationalIdWith, via: 'cli' } });
             return created;
           }),
         ).catch(mapUserError);

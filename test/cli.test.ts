@@ -144,6 +144,9 @@ describe('latchkey CLI', () => {
       // The server's own secret (the server reads the same row when it starts on this database).
       const secret = (await store.settings.get('server_secret'))!;
       expect(nia.national_id_hash).toBe(hashNationalId(secret, 'QQ123456C'));
+      // Audited as the console's Add user is (so webhooks hear of it too).
+      const records = await opened.kysely.selectFrom('audit_events').select(['event', 'detail']).where('subject_user_id', '=', nia.id).execute();
+      expect(records.map((r) => [r.event, JSON.parse(r.detail)])).toEqual([['user.created', { nationalId: true, via: 'cli' }]]);
       expect(JSON.stringify(await opened.kysely.selectFrom('users').selectAll().execute())).not.toContain('QQ123456C');
       // Nothing half-made by the refused attempts.
       expect((await store.users.list(10)).map((u) => u.email)).toEqual(['ni@example.com']);

@@ -5,6 +5,7 @@
 import { hashToken, randomToken } from '../crypto.js';
 import type { ApiToken, Role } from '../db/schema.js';
 import type { Store } from '../db/store.js';
+import { can } from '../admin/roles.js';
 
 /** Days a token lasts when its maker does not say. */
 export const API_TOKEN_DEFAULT_DAYS = 90;
@@ -117,4 +118,15 @@ export async function findUsableApiToken(store: Store, bearer: string, now: numb
 export function apiTokenStatus(token: ApiToken, now: number): 'active' | 'expired' | 'revoked' {
   if (token.revoked_at !== null) return 'revoked';
   return token.expires_at <= now ? 'expired' : 'active';
+}
+
+/**
+ * Whether the person who made a token still answers for it: not suspended, and still allowed to make tokens (an RA
+ * Manager). A token made on the command line (no maker) answers to no one but its expiry and revocation.
+ */
+export async function makerStillHolds(store: Store, token: ApiToken): Promise<boolean> {
+  if (!token.created_by) return true;
+  const maker = await store.users.findById(token.created_by);
+  if (!maker || maker.status === 'suspended') return false;
+  return can(await store.roles.listForUser(maker.id), 'api_tokens.manage');
 }

@@ -6,6 +6,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authenticator, createTestApp, signUp, type TestApp } from '../../test/support/app.js';
 import { createApiToken } from './apiTokens.js';
+import { createUser } from '../users/createUser.js';
 import { guardApi } from './guard.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -86,6 +87,42 @@ describe('guardApi', () => {
       await app.ready();
       expect(String(refused)).toMatch(/API route GET \/api\/v1\/open declares no permission/);
       await app.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('a token and the person who made it', () => {
+  it('stops working while its maker is suspended or no longer may make tokens, and never changes its maker over SCIM', async () => {
+    const t = await createTestApp();
+    try {
+      const { store } = t.app.latchkey;
+      const maker = await createUser(store, { email: 'maker@example.org', displayName: 'Token Maker' }, Date.now());
+      await store.roles.set(maker.id, ['ra_manager'], null, Date.now());
+      const { token } = await createApiToken(store, { name: 'HR feed', role: 'ra_agent_advanced', days: 30, createdBy: maker.id }, Date.now());
+      const get = () => t.app.inject({ method: 'GET', url: '/api/v1/token', headers: { authorization: `Bearer ${token}` } });
+      expect((await get()).statusCode).toBe(200);
+      await store.users.setStatus(maker.id, 'suspended', Date.now());
+      expect((await get()).json().error.code).toBe('api_token_invalid');
+      await store.users.setStatus(maker.id, 'pending', Date.now());
+      expect((await get()).statusCode).toBe(200);
+      await store.roles.set(maker.id, ['ra_agent_advanced'], null, Date.now());
+      expect((await get()).statusCode).toBe(401);
+      await store.roles.set(maker.id, ['ra_manager'], null, Date.now());
+      expect((await get()).statusCode).toBe(200);
+
+      const patch = await t.app.inject({
+        method: 'PATCH',
+        url: `/scim/v2/Users/${maker.id}`,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+        payload: { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] },
+      });
+      expect(patch.statusCode).toBe(403);
+      expect((await store.users.findById(maker.id))!.status).toBe('pending');
+      const other = await createUser(store, { email: 'other@example.org', displayName: 'Other Person' }, Date.now());
+      const deleted = await t.app.inject({ method: 'DELETE', url: `/scim/v2/Users/${other.id}`, headers: { authorization: `Bearer ${token}` } });
+      expect(deleted.statusCode).toBe(204);
     } finally {
       await t.close();
     }

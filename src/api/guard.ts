@@ -11,7 +11,7 @@ import { appError } from '../errors.js';
 import type { ApiToken } from '../db/schema.js';
 import { can, isPermission, roleLabels } from '../admin/roles.js';
 import { ANY_ROLE } from '../admin/guard.js';
-import { findUsableApiToken } from './apiTokens.js';
+import { findUsableApiToken, makerStillHolds } from './apiTokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -78,7 +78,9 @@ export function guardApi(app: FastifyInstance, options: { area: 'api' | 'scim' }
       throw appError('api_token_required');
     }
     const t = now();
-    const token = await findUsableApiToken(store, match[1]!, t);
+    const found = await findUsableApiToken(store, match[1]!, t);
+    // A suspended maker's tokens stop with them, as their console session does; so do those of one no longer a manager.
+    const token = found && (await makerStillHolds(store, found)) ? found : undefined;
     if (!token) {
       reply.header('www-authenticate', 'Bearer realm="latchkey", error="invalid_token"');
       throw appError('api_token_invalid');

@@ -257,11 +257,13 @@ describe('enrolments, authenticators and audit over the API', () => {
   it('never lets a token change the account of the person who made it, but lets it read it', async () => {
     await signUp(t.app, authenticator(), 'maker@example.org', 'Maker');
     const maker = (await t.app.latchkey.store.users.findByEmail('maker@example.org'))!;
+    // A token works only while its maker may make tokens (guard.ts).
+    await t.app.latchkey.store.roles.set(maker.id, ['ra_manager'], null, Date.now());
     const { api } = await tokenFor(t, 'ra_manager', maker.id);
     expect((await api.get(`/api/v1/users/${maker.id}`)).statusCode).toBe(200);
     const [passkey] = await t.app.latchkey.store.authenticators.listForUser(maker.id);
     for (const res of [
-      await api.put(`/api/v1/users/${maker.id}/roles`, { roles: ['ra_manager'] }),
+      await api.put(`/api/v1/users/${maker.id}/roles`, { roles: ['ra_manager', 'auditor'] }),
       await api.post(`/api/v1/users/${maker.id}/suspend`),
       await api.post(`/api/v1/users/${maker.id}/enrolments`, { method: 'link' }),
       await api.delete(`/api/v1/users/${maker.id}/authenticators/${passkey!.id}`),
@@ -269,7 +271,7 @@ describe('enrolments, authenticators and audit over the API', () => {
       expect(res.statusCode).toBe(403);
       expect(res.json().error.code).toBe('own_account');
     }
-    expect(await t.app.latchkey.store.roles.listForUser(maker.id)).toEqual([]);
+    expect(await t.app.latchkey.store.roles.listForUser(maker.id)).toEqual(['ra_manager']);
     expect((await t.app.latchkey.store.users.findById(maker.id))!.status).toBe('enrolled');
   });
 

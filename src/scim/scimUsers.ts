@@ -13,6 +13,8 @@
  * | externalId | users.scim_external_id |
  * | latchkey extension: nationalInsuranceNumber | the national identifier's HMAC (write-only, never returned) |
  */
+import { apiTokenOf } from '../api/guard.js';
+import { OWN_ACCOUNT_MESSAGE } from '../api/schemas.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { User } from '../db/schema.js';
 import { addUser, checkNewUser, type CheckedNewUser } from '../users/addUser.js';
@@ -134,7 +136,7 @@ export async function writeScimUser(ctx: ScimContext, id: string | undefined, in
     return toScimUser((await store.users.findById(created.id))!);
   }
 
-  const user = await findUser(ctx, id);
+  const user = await findOtherUser(ctx, id);
   const name = nameOf(instance, user.display_name);
   const email = emailOf(instance, user.email);
   const values = checkFields(ctx, { name, email, nationalId });
@@ -154,7 +156,7 @@ export async function writeScimUser(ctx: ScimContext, id: string | undefined, in
 
 /** DELETE suspends: the person keeps their record and audit trail, and can be reactivated with active: true. */
 export async function deleteScimUser(ctx: ScimContext, id: string): Promise<void> {
-  const user = await findUser(ctx, id);
+  const user = await findOtherUser(ctx, id);
   if (user.status !== 'suspended') await suspendUser(ctx.app, ctx.request, user, 'scim');
 }
 
@@ -165,6 +167,13 @@ export async function readScimUser(ctx: ScimContext, id: string): Promise<Record
 async function findUser(ctx: ScimContext, id: string): Promise<User> {
   const user = USER_ID_PATTERN.test(id) ? await ctx.app.latchkey.store.users.findById(id) : undefined;
   if (!user) throw scimError(404, undefined, `There is no user with id ${JSON.stringify(id)}. They may never have been provisioned here: search with filter=userName eq "…".`);
+  return user;
+}
+
+/** The person a change is about, who must not be the one who made the token (as agents never change their own account). */
+async function findOtherUser(ctx: ScimContext, id: string): Promise<User> {
+  const user = await findUser(ctx, id);
+  if (user.id === apiTokenOf(ctx.request).created_by) throw scimError(403, undefined, OWN_ACCOUNT_MESSAGE);
   return user;
 }
 

@@ -76,7 +76,7 @@ const enrolment = (method?: string) => (d: Record<string, unknown>) => ({
  * so they are left out.
  */
 const mappings: Record<string, Mapping> = {
-  'user.created': { type: 'user.created', data: () => ({ via: 'console' }) },
+  'user.created': { type: 'user.created', data: (d) => ({ via: str(d.via) ?? 'console' }) },
   'signup': { type: 'user.created', data: () => ({ via: 'signup' }) },
   'user.suspended': { type: 'user.suspended' },
   'enrolment.link_issued': { type: 'enrolment.issued', data: enrolment('link') },

@@ -85,6 +85,8 @@ export async function apiUsersRoutes(app: FastifyInstance) {
     async (request) => {
       const limit = request.query.limit ?? 25;
       const after = request.query.cursor ? decodeCursor(request.query.cursor, ['number', 'string', 'string'] as const) : undefined;
+      // The search's phases are 0, 1 and 2 (users persister searchAfter): any other number is a cursor we never gave.
+      if (after && !(Number.isInteger(after[0]) && after[0] >= 0 && after[0] <= 2)) throw validationFailed([{ field: 'cursor', message: 'This cursor is not valid: start again from the first page' }]);
       const rows = await store.users.searchAfter({
         query: request.query.q,
         status: request.query.status,
