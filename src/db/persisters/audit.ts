@@ -69,6 +69,22 @@ function notUnindexed(event: string) {
     event === UNINDEXED_AUDIT_EVENT ? sql<SqlBool>`true` : eb('audit_events.event', '<>', sql.lit(UNINDEXED_AUDIT_EVENT));
 }
 
+/** The row a record is stored as (user agents cut to 512 characters, detail as JSON). */
+function auditRow(r: AuditRecord): NewAuditRow {
+  return {
+    at: r.at,
+    event: r.event,
+    outcome: r.outcome,
+    actor_user_id: r.actorUserId ?? null,
+    actor_token_id: r.actorTokenId ?? null,
+    subject_user_id: r.subjectUserId ?? null,
+    authenticator_id: r.authenticatorId ?? null,
+    ip: r.ip ?? null,
+    user_agent: r.userAgent ? r.userAgent.slice(0, 512) : null,
+    detail: JSON.stringify(r.detail ?? {}),
+  };
+}
+
 export class AuditPersister {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -90,18 +106,7 @@ export class AuditPersister {
   }
 
   private async insert(r: AuditRecord): Promise<void> {
-    await insertEvent.execute(this.db, {
-        at: r.at,
-        event: r.event,
-        outcome: r.outcome,
-        actor_user_id: r.actorUserId ?? null,
-        actor_token_id: r.actorTokenId ?? null,
-        subject_user_id: r.subjectUserId ?? null,
-        authenticator_id: r.authenticatorId ?? null,
-        ip: r.ip ?? null,
-        user_agent: r.userAgent ? r.userAgent.slice(0, 512) : null,
-        detail: JSON.stringify(r.detail ?? {}),
-      });
+    await insertEvent.execute(this.db, auditRow(r));
   }
 
   /** Many records in one multi-row insert (bulk import writes one per new user). */
@@ -111,23 +116,7 @@ export class AuditPersister {
       await this.db.transaction().execute((trx) => new AuditPersister(trx).recordMany(records));
       return;
     }
-    await this.db
-      .insertInto('audit_events')
-      .values(
-        records.map((r) => ({
-          at: r.at,
-          event: r.event,
-          outcome: r.outcome,
-          actor_user_id: r.actorUserId ?? null,
-          actor_token_id: r.actorTokenId ?? null,
-          subject_user_id: r.subjectUserId ?? null,
-          authenticator_id: r.authenticatorId ?? null,
-          ip: r.ip ?? null,
-          user_agent: r.userAgent ? r.userAgent.slice(0, 512) : null,
-          detail: JSON.stringify(r.detail ?? {}),
-        })),
-      )
-      .execute();
+    await this.db.insertInto('audit_events').values(records.map(auditRow)).execute();
     // The same transaction as the records: a rolled-back batch sends nothing (src/webhooks).
     await new WebhookPersister(this.db).enqueueForMany(records);
   }
