@@ -85,6 +85,9 @@ describe('webhook events from the real flows', () => {
     const events = await newDeliveries();
     expect(events.map(([type]) => type)).toEqual(['authenticator.added', 'enrolment.completed', 'enrolment.issued']);
     expect(events[1]![1].data).toMatchObject({ user: { id: kim.id }, enrolment: { method: 'link' }, authenticator: { id: passkey!.id } });
+    // The same enrolment id as when it was issued, so whoever issued it can match the two.
+    expect(events[1]![1].data.enrolment.id).toBe(events[2]![1].data.enrolment.id);
+    expect(events[1]![1].data.enrolment.id).toEqual(expect.any(String));
     expect(events[0]![1].data.authenticator).toEqual({ id: passkey!.id, kind: 'passkey' });
   });
 

@@ -84,7 +84,7 @@ const mappings: Record<string, Mapping> = {
   // Issuing by email is recorded once the email was accepted; "send this link by email" re-sends one already issued.
   'enrolment.emailed': { type: 'enrolment.issued', data: enrolment('email'), skip: (d) => d.resent === true },
   'enrolment.invited': { type: 'enrolment.issued', data: enrolment('cli') },
-  'enrolment.completed': { type: 'enrolment.completed', data: (d) => ({ enrolment: { method: str(d.method) } }) },
+  'enrolment.completed': { type: 'enrolment.completed', data: enrolment() },
   'enrolment.expired': { type: 'enrolment.expired', data: enrolment() },
   'passkey.added': { type: 'authenticator.added', kind: 'passkey' },
   'totp.added': { type: 'authenticator.added', kind: 'totp' },

@@ -148,7 +148,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
             subjectUserId: user.id,
             actorUserId: user.id,
             authenticatorId: authenticator.id,
-            detail: { method: issued.method ?? 'link', issuedBy: issued.issuedBy, ...(issued.requires ? { requires: issued.requires } : {}) },
+            // flowId: the enrolment as it was issued (a code's, when a code opened this link), so whoever issued it can match it.
+            detail: { flowId: issued.parentId ?? invite.id, method: issued.method ?? 'link', issuedBy: issued.issuedBy, ...(issued.requires ? { requires: issued.requires } : {}) },
           },
           tx,
         );
