@@ -10,6 +10,7 @@ import { testDatabases } from '../../test/support/databases.js';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtpSink.js';
 import type { Role } from '../db/schema.js';
 import { createApiToken } from './apiTokens.js';
+import { csvCell } from '../admin/csvCell.js';
 
 let sink: SmtpSink;
 beforeAll(async () => {
@@ -302,7 +303,8 @@ describe('enrolments, authenticators and audit over the API', () => {
     const lines = csv.body.trim().split('\r\n');
     expect(lines[0]).toBe('time,event,outcome,actor_email,actor_name,actor_token_id,actor_token_name,subject_email,subject_name,authenticator_id,ip,user_agent,detail');
     expect(lines).toHaveLength(6);
-    expect(lines[1]!.split(',')[5]).toBe(adderId);
+    // As the cell is written (an id that starts with - is defused against spreadsheet formulas).
+    expect(lines[1]!.split(',')[5]).toBe(csvCell(adderId));
     const [exported] = await t.db.kysely.selectFrom('audit_events').selectAll().where('event', '=', 'audit.exported').where('actor_token_id', '=', id).execute();
     expect(JSON.parse(exported!.detail)).toMatchObject({ rows: 5, via: 'api' });
   });
