@@ -6,8 +6,10 @@
  *   software authenticator signs (ES256, Node crypto)
  *   POST /signin/verify   → 200 and a session cookie
  *
- * Each browser first loads GET /signin once for its binding cookie and CSRF
- * token, like a page load; it does not keep the session cookie, so every
+ * On the cold path (the default, the path people take) every ceremony is a new
+ * signed-out browser: GET /signin with no cookie (a new binding cookie and CSRF
+ * token), then options and verify. On the warm path each browser loads /signin
+ * once and keeps its binding cookie. Neither keeps the session cookie, so every
  * ceremony is a sign-in from a signed-out browser. Ceremonies alternate
  * between discoverable (no username) and email-first (allowCredentials). Every
  * browser has its own slice of the users, so no two ceremonies for one passkey
@@ -26,6 +28,11 @@ export interface LoadOptions {
   durationMs: number;
   /** Called when the measured window opens and closes (to sample the server's CPU). */
   onWindow?: (edge: 'start' | 'end') => Promise<void> | void;
+  /**
+   * 'cold' (the default): every ceremony is a new signed-out browser that loads GET /signin first (new binding
+   * cookie and CSRF token), as people do. 'warm': each browser loads /signin once and then only signs in.
+   */
+  path?: 'cold' | 'warm';
 }
 
 export interface LoadResult {
@@ -132,12 +139,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   }
 
-  async function runCeremonies(slot: number, connection: Connection): Promise<void> {
-    const page = await connection.request('GET', '/signin', 'accept: text/html\r\n');
+  /** GET /signin as a browser with no cookies: the binding cookie and CSRF token a page load gives. */
+  async function loadSignInPage(connection: Connection): Promise<string> {
+    const page = await connection.request('GET', '/signin', 'accept: text/html\r\nuser-agent: latchkey-bench\r\n');
     const binding = page.setCookie.map((c) => /^latchkey_binding=([^;]+)/.exec(c)?.[1]).find(Boolean);
     const csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page.body)?.[1];
     if (page.status !== 200 || !binding || !csrf) throw new Error(`GET /signin: ${page.status}, no binding cookie or CSRF token`);
-    const headers = [
+    return [
       'accept: application/json',
       'content-type: application/json',
       `cookie: latchkey_binding=${binding}`,
@@ -145,11 +153,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       `origin: ${origin}`,
       'user-agent: latchkey-bench',
     ].join('\r\n') + '\r\n';
+  }
+
+  async function runCeremonies(slot: number, connection: Connection): Promise<void> {
+    const cold = (options.path ?? 'cold') === 'cold';
+    let headers = cold ? '' : await loadSignInPage(connection);
     const mine = users.filter((_, i) => i % concurrency === slot);
     for (let n = 0; !stopped; n++) {
       const user = mine[n % mine.length]!;
       const body = n % 2 === 0 ? { mode: 'discoverable' } : { mode: 'email', email: user.email };
       const started = performance.now();
+      if (cold) headers = await loadSignInPage(connection);
       const opts = await connection.request('POST', '/signin/options', headers, JSON.stringify(body));
       if (opts.status !== 200) {
         fail(`options ${opts.status} ${opts.body.slice(0, 120)}`);
@@ -203,7 +217,13 @@ async function measureWindow(durationMs: number, setMeasuring: (on: boolean) => 
  * client and connection count: the ceiling this machine and load generator
  * allow right now, to read the ceremony figures against.
  */
-export async function runBare(options: { port: number; concurrency: number; warmupMs: number; durationMs: number }): Promise<{ requestsPerSecond: number; clientCpu: number }> {
+export async function runBare(options: {
+  port: number;
+  concurrency: number;
+  warmupMs: number;
+  durationMs: number;
+  onWindow?: (edge: 'start' | 'end') => Promise<void> | void;
+}): Promise<{ requestsPerSecond: number; requests: number; seconds: number; clientCpu: number }> {
   const headers = 'accept: application/json\r\ncontent-type: application/json\r\n';
   let measuring = false;
   let stopped = false;
@@ -223,10 +243,12 @@ export async function runBare(options: { port: number; concurrency: number; warm
   const settled = Promise.all(Array.from({ length: options.concurrency }, loop));
   settled.catch(() => (stopped = true));
   await sleep(options.warmupMs);
+  await options.onWindow?.('start');
   const { seconds, cpuMs } = await measureWindow(options.durationMs, (on) => (measuring = on));
+  await options.onWindow?.('end');
   stopped = true;
   await settled;
-  return { requestsPerSecond: requests / seconds, clientCpu: cpuMs / (seconds * 1000) };
+  return { requestsPerSecond: requests / seconds, requests, seconds, clientCpu: cpuMs / (seconds * 1000) };
 }
 
 function sleep(ms: number): Promise<void> {

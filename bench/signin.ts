@@ -31,7 +31,9 @@ const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
 const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(env.BENCH_WARMUP_SECONDS ?? 2);
-const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 32);
+const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
+/** cold: a new signed-out browser loads GET /signin before each ceremony (the path people take); warm: once per browser. */
+const PATH = (env.BENCH_PATH ?? 'cold') as 'cold' | 'warm';
 const PG_URL = withDefaultUser(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
 const PG_SCHEMA = 'latchkey_bench';
 const PROFILE = process.argv.includes('--profile');
@@ -124,7 +126,8 @@ class ServerProcess {
   ) {}
 
   static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
-    const execArgv = ['--import', 'tsx'];
+    // BENCH_SERVER_FLAGS: extra Node flags for the server alone (e.g. --trace-gc), space-separated.
+    const execArgv = ['--import', 'tsx', ...(env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])];
     const child = fork(join(here, 'server.ts'), [], {
       execArgv,
       env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
@@ -192,6 +195,7 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       origin,
       users,
       concurrency: CONCURRENCY,
+      path: PATH,
       warmupMs: WARMUP_SECONDS * 1000,
       durationMs: SECONDS * 1000,
       onWindow: async (edge) => {
@@ -236,6 +240,10 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
   } finally {
     await server.stop();
   }
+}
+
+function cpuMs(u: Usage): number {
+  return u.cpuUserMs + u.cpuSystemMs;
 }
 
 function perCommit(before: Usage['groupCommits'], after: Usage['groupCommits']): number | undefined {
@@ -315,7 +323,7 @@ function machine(): string {
   return `${cpus().length} CPU (${model}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform} ${process.arch}; load average ${loadavg()[0]!.toFixed(2)}`;
 }
 
-function printRun(r: RunFigures, rawVerify: number): void {
+function printRun(r: RunFigures, rawVerify: number, floorUs: number): void {
   console.log(`  ceremonies/s        ${r.ceremoniesPerSecond.toFixed(0)}  (${r.ceremonies.toLocaleString('en')} in ${SECONDS} s, ${CONCURRENCY} browsers)`);
   console.log(`  latency p50 / p99   ${r.p50.toFixed(2)} ms / ${r.p99.toFixed(2)} ms  (options + verify)`);
   console.log(`  server RSS          ${r.rssMiB.toFixed(0)} MiB at the end (peak ${r.maxRssMiB.toFixed(0)} MiB)`);
@@ -324,7 +332,9 @@ function printRun(r: RunFigures, rawVerify: number): void {
   console.log(`  CPU                 server ${(r.serverCpu * 100).toFixed(0)} % of a core, load generator ${(r.clientCpu * 100).toFixed(0)} %${database}${others}`);
   if (r.otherCpu !== undefined && r.otherCpu > 0.2) console.log('  WARNING             other processes were busy during the run: figures are low; run again on a quiet machine');
   const eventLoop = r.eventLoopCpu === undefined ? '' : ` (event-loop thread ${((r.eventLoopCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs, ${(r.eventLoopCpu * 100).toFixed(0)} % of a core)`;
-  console.log(`  server CPU          ${((r.serverCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony${eventLoop}`);
+  const perCeremony = (r.serverCpu * 1e6) / r.ceremoniesPerSecond;
+  console.log(`  server CPU          ${perCeremony.toFixed(0)} µs per ceremony, ${(perCeremony / floorUs).toFixed(2)}× the floor of ${floorUs.toFixed(0)} µs${eventLoop}`);
+  if (r.databaseCpu > 0) console.log(`  with PostgreSQL's   ${(((r.serverCpu + r.databaseCpu) * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
   if (r.transactionsPerCommit !== undefined) console.log(`  group commit        ${r.transactionsPerCommit.toFixed(2)} sign-ins per SQLite commit on average`);
   console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ ${rawVerify.toFixed(0)} verify/s, measured right after the window)`);
   if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);
@@ -344,19 +354,33 @@ async function main(): Promise<void> {
 
   const bareServer = await ServerProcess.start('sqlite::memory:', await freePort(), origin, { BENCH_BARE: '1' });
   let bare: Awaited<ReturnType<typeof runBare>>;
+  let bareBefore: Usage | undefined;
+  let bareAfter: Usage | undefined;
   try {
-    bare = await runBare({ port: bareServer.port, concurrency: CONCURRENCY, warmupMs: 1000, durationMs: 3000 });
+    bare = await runBare({
+      port: bareServer.port,
+      concurrency: CONCURRENCY,
+      warmupMs: 1000,
+      durationMs: 3000,
+      onWindow: async (edge) => {
+        if (edge === 'start') bareBefore = await bareServer.usage();
+        else bareAfter = await bareServer.usage();
+      },
+    });
   } finally {
     await bareServer.stop();
   }
-  console.log(`bare Fastify JSON route, same client: ${bare.requestsPerSecond.toFixed(0)} requests/s (load generator ${(bare.clientCpu * 100).toFixed(0)} % of a core)`);
+  const bareCpuUs = (cpuMs(bareAfter!) - cpuMs(bareBefore!)) * 1000 / bare.requests;
+  console.log(`bare Fastify JSON route, same client: ${bare.requestsPerSecond.toFixed(0)} requests/s, ${bareCpuUs.toFixed(0)} µs server CPU each (load generator ${(bare.clientCpu * 100).toFixed(0)} % of a core)`);
+  const floorUs = 3 * bareCpuUs + 1e6 / rawVerify;
+  console.log(`floor per ceremony: 3 bare requests + 1 raw verify = ${floorUs.toFixed(0)} µs of CPU`);
 
   const results: RunFigures[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
   try {
     console.log(`\nSQLite (${join(dir, 'bench.db')}, WAL, synchronous=NORMAL)`);
     const r = await benchDatabase('sqlite', `sqlite:${join(dir, 'bench.db')}`, users, rows, origin, sqlitePort);
-    printRun(r, rawVerifyAfterWindow(r, rawVerify));
+    printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
     results.push(r);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -370,7 +394,7 @@ async function main(): Promise<void> {
       try {
         // Same origin and port as the SQLite run, so the seeded users' authenticators fit.
         const r = await benchDatabase('postgres', url, users, rows, origin, sqlitePort);
-        printRun(r, rawVerifyAfterWindow(r, rawVerify));
+        printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
         results.push(r);
       } finally {
         await dropPgSchema(url);

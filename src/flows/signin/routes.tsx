@@ -14,7 +14,7 @@ import { startSession } from '../../plugins/sessions.js';
 import { AuthenticationResponseSchema, EmailSchema } from '../../webauthn/schemas.js';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { decoyAllowCredentials, realAllowCredentials } from './allowCredentials.js';
-import { renderPage } from '../../views/render.js';
+import { pageWithToken, renderPage } from '../../views/render.js';
 import { SignInPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
@@ -59,9 +59,12 @@ export async function signInRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { config, store, webauthn } = app.latchkey;
 
+  const plainSignInPage = pageWithToken((csrfToken) => <SignInPage config={config} csrfToken={csrfToken} noScript={false} />);
   r.get('/signin', { schema: { querystring: SignInQuery } }, async (request, reply) => {
     const next = safeNext(request.query.next);
     if (request.auth) return reply.redirect(next ?? '/settings');
+    const { nojs, email } = request.query;
+    if (!next && !email && nojs !== '1') return reply.type('text/html; charset=utf-8').send(plainSignInPage(request.csrfToken));
     const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} next={next} emailHint={request.query.email} />;
     return reply.type('text/html; charset=utf-8').send(renderPage(page));
   });
