@@ -121,6 +121,15 @@ describe('while Redis does not answer', () => {
     expect(raw.join('')).not.toContain('hunter2-s3cret');
   });
 
+  it('a passkey ceremony with its challenge kept in Redis fails as a server error, not as a wrong passkey', async () => {
+    const closed = new RedisRelay();
+    await closed.start();
+    await closed.stop();
+    const { ask, said } = await appLogging({ LATCHKEY_REDIS_URL: `redis://127.0.0.1:${closed.port}`, LATCHKEY_CHALLENGE_STORE: 'redis' });
+    expect(await ask(1)).toEqual([500]);
+    expect(said('request failed')).toHaveLength(1);
+  });
+
   it.skipIf(redisSkip !== undefined)('counts are not kept during an outage, and are again once Redis answers', async () => {
     const relay = new RedisRelay();
     relays.push(relay);

@@ -55,10 +55,12 @@ export async function openRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefi
       'Redis does not answer: per-IP request limits are not counted (requests pass) and challenges kept in Redis are unavailable until it does',
     );
   });
+  let connected = false;
   redis.on('ready', () => {
-    if (!down) return;
+    if (down) log.info({ redis: where }, 'Redis answers again: per-IP request limits are counted there again');
+    else if (!connected) log.info({ redis: where, prefix: config.redisKeyPrefix }, 'Redis connected: per-IP request limits are counted there, shared by every instance using it');
     down = false;
-    log.info({ redis: where }, 'Redis answers again: per-IP request limits are counted there again');
+    connected = true;
   });
   await redis.connect().catch(() => {
     // Logged by the error listener; ioredis keeps trying to connect.
