@@ -8,7 +8,9 @@ import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import type { Duplex } from 'node:stream';
 import { canonicalRequestUrl } from './plugins/canonicalUrl.js';
-import { RATE_LIMIT_WINDOW_SECONDS } from './plugins/rateLimited.js';
+import { RATE_LIMIT_WINDOW_SECONDS, rateLimitStore } from './plugins/rateLimited.js';
+import { closeRedis, openRedis } from './redis/openRedis.js';
+import { createChallengeStore } from './webauthn/challengeStore.js';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
@@ -142,10 +144,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (!config.fidoConformance) leaveCertificatePathsToLatchkey();
   const trust = new Trust();
   await trust.reload(store);
+  // Shared by every instance (LATCHKEY_REDIS_URL): the per-IP limits and, when chosen, the WebAuthn challenges.
+  const redis = config.redisUrl ? await openRedis(config, app.log) : undefined;
+  if (redis) app.addHook('onClose', () => closeRedis(redis));
   const latchkey: Latchkey = {
     config,
     store,
-    webauthn: new WebAuthn(config, store, now, undefined, trust),
+    webauthn: new WebAuthn(config, store, now, createChallengeStore(config, store, redis), trust),
     mailer,
     secret,
     now,
@@ -190,7 +195,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(cookie);
   await app.register(refuseNulCharactersPlugin);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
-  if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: RATE_LIMIT_WINDOW_SECONDS * 1000 });
+  if (perMinute > 0) await app.register(rateLimit, { global: false, max: perMinute, timeWindow: RATE_LIMIT_WINDOW_SECONDS * 1000, ...rateLimitStore(redis) });
   // OAuth clients post to the provider's endpoints; oidc-provider has its own checks (client authentication, PKCE, xsrf on its forms).
   // The admin API and SCIM take bearer tokens only (src/api/guard.ts): a cookie never authorises them, so no CSRF.
   await app.register(sessionsPlugin, { csrfExempt: ['/fido2', '/oidc', '/api', '/scim'] });

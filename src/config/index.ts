@@ -83,9 +83,24 @@ export interface Config {
   /**
    * LATCHKEY_CHALLENGE_STORE: where WebAuthn challenges wait between options and verify (src/webauthn/challengeStore.ts).
    * `memory` (the default on SQLite): in the server process, no database writes; run one server process per
-   * database then. `database` (the default on PostgreSQL): the flows table, shared by every instance.
+   * database then. `database` (the default on PostgreSQL): the flows table, shared by every instance. `redis`:
+   * keys in LATCHKEY_REDIS_URL's Redis, shared by every instance, no database write (needs LATCHKEY_REDIS_URL;
+   * never the default, also when Redis is configured: BENCHMARKS.md measures it against the flows table).
    */
-  challengeStore: 'memory' | 'database';
+  challengeStore: 'memory' | 'database' | 'redis';
+  /**
+   * LATCHKEY_REDIS_URL: a Redis server every instance shares, `redis://[:password@]host:port[/db]` or `rediss://…`
+   * (TLS). When set, the per-IP request limits (LATCHKEY_RATE_LIMIT_PER_MINUTE) are counted there, so N instances
+   * allow the limit once, not N times; LATCHKEY_CHALLENGE_STORE=redis keeps WebAuthn challenges there too. While
+   * Redis does not answer, limits are not counted (requests pass, a warning is logged): an identity service keeps
+   * signing people in. Unset (the default): each instance counts on its own. Its password is never logged.
+   */
+  redisUrl: string | undefined;
+  /**
+   * LATCHKEY_REDIS_PREFIX (default `latchkey:`): put before every key Latchkey writes in Redis, so one Redis can
+   * serve several deployments (staging and production) without them sharing counters. The same on every instance.
+   */
+  redisKeyPrefix: string;
   /** Serve the FIDO Alliance conformance endpoints under /fido2 (never in production). */
   fidoConformance: boolean;
   /** Directory of FIDO metadata statements (*.json) trusted in conformance mode (the conformance tool supplies them). */
@@ -437,6 +452,27 @@ function readMetadataUrl(env: Env): string | undefined {
   return url.toString();
 }
 
+/** LATCHKEY_REDIS_URL: redis:// or rediss://; messages never repeat the URL, which may carry a password. */
+function readRedisUrl(env: Env): string | undefined {
+  const raw = env.LATCHKEY_REDIS_URL?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('LATCHKEY_REDIS_URL', 'not a URL; expected redis://host:6379 or rediss://host:6380');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError('LATCHKEY_REDIS_URL', `must start with redis:// or rediss://, got "${url.protocol}//"`);
+  if (!url.hostname) throw new ConfigError('LATCHKEY_REDIS_URL', 'needs a host, e.g. redis://127.0.0.1:6379');
+  return raw;
+}
+
+function readRedisKeyPrefix(env: Env): string {
+  const value = env.LATCHKEY_REDIS_PREFIX?.trim() || 'latchkey:';
+  if (!/^[\x21-\x7e]{1,64}$/.test(value)) throw new ConfigError('LATCHKEY_REDIS_PREFIX', 'must be 1 to 64 printable characters without spaces, e.g. latchkey:');
+  return value;
+}
+
 /** Where the secret key lives when neither LATCHKEY_SECRET_KEY nor LATCHKEY_SECRET_KEY_FILE is set: beside the default SQLite database. */
 export const DEFAULT_SECRET_KEY_FILE = './data/secret.key';
 
@@ -476,9 +512,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (new Set(Object.values(oidcAcr)).size !== 3) throw new ConfigError('LATCHKEY_OIDC_ACR_AAL1', 'LATCHKEY_OIDC_ACR_AAL1, _AAL2 and _AAL3 must all be different');
   const databaseUrl = readDatabaseUrl(env);
   const challengeStore = (env.LATCHKEY_CHALLENGE_STORE?.trim() || (databaseUrl.startsWith('sqlite:') ? 'memory' : 'database')) as Config['challengeStore'];
-  if (challengeStore !== 'memory' && challengeStore !== 'database') {
-    throw new ConfigError('LATCHKEY_CHALLENGE_STORE', `must be "memory" or "database", got "${challengeStore}"`);
+  if (challengeStore !== 'memory' && challengeStore !== 'database' && challengeStore !== 'redis') {
+    throw new ConfigError('LATCHKEY_CHALLENGE_STORE', `must be "memory", "database" or "redis", got "${challengeStore}"`);
   }
+  const redisUrl = readRedisUrl(env);
+  if (challengeStore === 'redis' && !redisUrl) throw new ConfigError('LATCHKEY_CHALLENGE_STORE', '"redis" needs LATCHKEY_REDIS_URL');
   const logLevel = (env.LOG_LEVEL ?? 'info').trim();
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
@@ -500,6 +538,8 @@ export function loadConfig(env: Env = process.env): Config {
     inviteSeconds: readInt(env, 'LATCHKEY_INVITE_HOURS', 72, 1, 24 * 30) * 3600,
     challengeSeconds: 5 * 60,
     challengeStore,
+    redisUrl,
+    redisKeyPrefix: readRedisKeyPrefix(env),
     fidoConformance: readBool(env, 'LATCHKEY_FIDO_CONFORMANCE', false),
     fidoMetadataDir: readDirectory(env, 'LATCHKEY_FIDO_METADATA_DIR'),
     fidoMetadataRoot: readFile(env, 'LATCHKEY_FIDO_METADATA_ROOT', DEFAULT_FIDO_METADATA_ROOT),

@@ -28,7 +28,7 @@ import { allowedOrigins } from './allowedOrigins.js';
 import { standInFor } from './standInKey.js';
 import { credentialVerifierFromCose } from './coseKey.js';
 import { cleanPasskeyName, defaultPasskeyName } from './passkeyNames.js';
-import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
+import { createChallengeStore, type ChallengeStore } from './challengeStore.js';
 import { assessAttestation } from './attestation.js';
 import { checkRegistration, deviceName, policyNeedsAttestation, refusesSignIn, whyNotAal3 } from './authenticatorPolicy.js';
 import { Trust } from './trust.js';
@@ -92,7 +92,7 @@ export class WebAuthn {
     /** The metadata and policy registrations are checked against; nothing trusted when not given. */
     private readonly trust: Trust = new Trust(),
   ) {
-    this.challenges = challenges ?? (config.challengeStore === 'memory' ? new MemoryChallengeStore() : new DatabaseChallengeStore(store));
+    this.challenges = challenges ?? createChallengeStore(config, store);
   }
 
   private async saveChallenge(flowType: string, challenge: string, bindingHash: string, userId: string | null, data: object): Promise<void> {

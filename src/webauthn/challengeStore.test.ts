@@ -1,6 +1,6 @@
 /**
- * One contract for both challenge stores: in the server process, and in the
- * flows table on SQLite and PostgreSQL.
+ * One contract for every challenge store: in the server process, in the flows
+ * table on SQLite and PostgreSQL, and in Redis.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,9 @@ import { testDatabases } from '../../test/support/databases.js';
 import type { NewFlow } from '../db/persisters/flows.js';
 import { createStore } from '../db/store.js';
 import { loadConfig, unsafeSettings } from '../config/index.js';
-import { DatabaseChallengeStore, MemoryChallengeStore, type ChallengeStore } from './challengeStore.js';
+import { DatabaseChallengeStore, MemoryChallengeStore, RedisChallengeStore, type ChallengeStore } from './challengeStore.js';
+import { deleteRedisKeys, redisUnavailableReason, testRedisClient, uniqueRedisPrefix } from '../../test/support/redis.js';
+import type { Redis } from 'ioredis';
 
 const T0 = Date.UTC(2026, 11, 1, 9);
 const MINUTE = 60_000;
@@ -19,6 +21,9 @@ function newChallenge(overrides: Partial<NewFlow> = {}): NewFlow {
 }
 
 const databases = await testDatabases();
+const redisSkip = await redisUnavailableReason();
+const redisPrefix = uniqueRedisPrefix();
+let redis: Redis | undefined;
 const targets: { name: string; skipReason?: string; open(): Promise<ChallengeStore>; cleanup(): Promise<void> }[] = [
   { name: 'memory', open: async () => new MemoryChallengeStore(), cleanup: async () => {} },
   ...databases.map((d) => ({
@@ -31,6 +36,15 @@ const targets: { name: string; skipReason?: string; open(): Promise<ChallengeSto
     },
     cleanup: () => d.cleanup(),
   })),
+  {
+    name: 'redis',
+    skipReason: redisSkip,
+    open: async () => new RedisChallengeStore((redis = testRedisClient(redisPrefix))),
+    async cleanup() {
+      await redis?.quit();
+      await deleteRedisKeys(redisPrefix);
+    },
+  },
 ];
 
 describe.each(targets)('challenge store: $name', (target) => {
@@ -116,7 +130,15 @@ describe('the in-process challenge store', () => {
     expect(loadConfig({}).challengeStore).toBe('memory');
     expect(loadConfig({ DATABASE_URL: 'postgres://127.0.0.1/test' }).challengeStore).toBe('database');
     expect(loadConfig({ LATCHKEY_CHALLENGE_STORE: 'database' }).challengeStore).toBe('database');
-    expect(() => loadConfig({ LATCHKEY_CHALLENGE_STORE: 'redis' })).toThrow(/LATCHKEY_CHALLENGE_STORE: must be "memory" or "database"/);
+    expect(() => loadConfig({ LATCHKEY_CHALLENGE_STORE: 'disk' })).toThrow(/LATCHKEY_CHALLENGE_STORE: must be "memory", "database" or "redis"/);
+  });
+
+  it('stays in the database or the process when Redis is configured, unless redis is chosen; redis needs LATCHKEY_REDIS_URL', () => {
+    const redisUrl = 'redis://127.0.0.1:6379';
+    expect(loadConfig({ LATCHKEY_REDIS_URL: redisUrl }).challengeStore).toBe('memory');
+    expect(loadConfig({ LATCHKEY_REDIS_URL: redisUrl, DATABASE_URL: 'postgres://127.0.0.1/test' }).challengeStore).toBe('database');
+    expect(loadConfig({ LATCHKEY_REDIS_URL: redisUrl, LATCHKEY_CHALLENGE_STORE: 'redis' }).challengeStore).toBe('redis');
+    expect(() => loadConfig({ LATCHKEY_CHALLENGE_STORE: 'redis' })).toThrow(/^LATCHKEY_CHALLENGE_STORE: "redis" needs LATCHKEY_REDIS_URL$/);
   });
 
   it('warns at start when in-process challenges meet a database several instances may share', () => {

@@ -11,15 +11,22 @@
  *   times (BENCHMARKS.md). The default on SQLite, whose file belongs to one
  *   server process. A restart forgets ceremonies in progress (they start again).
  *
- * Both consume with one indivisible step (a conditional `UPDATE … RETURNING`,
- * or a map check-and-delete with no `await` between), so of concurrent
- * submissions of one response exactly one gets the flow.
+ * - `redis`: one key per challenge in LATCHKEY_REDIS_URL's Redis, expiring
+ *   with the challenge. Shared by every instance like `database`, with no
+ *   database write like `memory`. Chosen, never a default.
+ *
+ * All consume with one indivisible step (a conditional `UPDATE … RETURNING`,
+ * a map check-and-delete with no `await` between, or a Lua script, which Redis
+ * runs with nothing else between its commands), so of concurrent submissions
+ * of one response exactly one gets the flow.
  */
+import type { Redis, Result } from 'ioredis';
+import type { Config } from '../config/index.js';
 import type { Flow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { NewFlow } from '../db/persisters/flows.js';
 
-export type ChallengeStoreKind = 'memory' | 'database';
+export type ChallengeStoreKind = 'memory' | 'database' | 'redis';
 
 export interface ChallengeStore {
   readonly kind: ChallengeStoreKind;
@@ -94,5 +101,72 @@ export class MemoryChallengeStore implements ChallengeStore {
   async peek(lookup: string): Promise<Flow | undefined> {
     const flow = this.current.get(lookup) ?? this.previous.get(lookup);
     return flow && { ...flow };
+  }
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    /** RedisChallengeStore's consume script: the stored flow, deleted, if type, binding and expiry allow; else null. */
+    latchkeyConsumeChallenge(key: string, type: string, bindingHash: string, now: number): Result<string | null, Context>;
+  }
+}
+
+/**
+ * GET, compare, DEL in one script: Redis runs a script with no other command
+ * between its steps, so two submissions of one response cannot both read the
+ * challenge before either deletes it. Expiry is compared with the caller's
+ * clock (the key's own TTL only frees memory), as the other stores do.
+ */
+const CONSUME_CHALLENGE = `
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+local flow = cjson.decode(value)
+if flow.type ~= ARGV[1] or flow.binding_hash ~= ARGV[2] or flow.expires_at <= tonumber(ARGV[3]) then return false end
+redis.call('DEL', KEYS[1])
+return value
+`;
+
+/** Challenges in Redis, each a JSON string under `<LATCHKEY_REDIS_PREFIX>challenge:<challenge>` that expires with it. */
+export class RedisChallengeStore implements ChallengeStore {
+  readonly kind = 'redis';
+
+  constructor(private readonly redis: Redis) {
+    // ioredis sends the script by its SHA1 (EVALSHA) and the source only when Redis does not have it yet.
+    redis.defineCommand('latchkeyConsumeChallenge', { numberOfKeys: 1, lua: CONSUME_CHALLENGE });
+  }
+
+  private static key(lookup: string): string {
+    return `challenge:${lookup}`;
+  }
+
+  async save(flow: NewFlow): Promise<void> {
+    // A lifetime, not the expiry instant: flows carry the app's clock (tests move it), Redis keeps its own.
+    const lifetime = Math.max(1, flow.expires_at - flow.created_at);
+    const stored = await this.redis.set(RedisChallengeStore.key(flow.lookup), JSON.stringify(flow), 'PX', lifetime, 'NX');
+    // Challenges are 32 random bytes: a repeat is a caller's bug, never a collision to tolerate.
+    if (stored !== 'OK') throw new Error('challenge already stored');
+  }
+
+  async consume(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
+    const value = await this.redis.latchkeyConsumeChallenge(RedisChallengeStore.key(lookup), type, bindingHash, now);
+    return value === null ? undefined : { ...(JSON.parse(value) as NewFlow), state: 'consumed', consumed_at: now, failed_attempts: 0 };
+  }
+
+  async peek(lookup: string): Promise<Flow | undefined> {
+    const value = await this.redis.get(RedisChallengeStore.key(lookup));
+    return value === null ? undefined : { ...(JSON.parse(value) as NewFlow), state: 'active', consumed_at: null, failed_attempts: 0 };
+  }
+}
+
+/** The store config.challengeStore names; `redis` needs the app's Redis connection (src/redis/openRedis.ts). */
+export function createChallengeStore(config: Pick<Config, 'challengeStore'>, store: Store, redis?: Redis): ChallengeStore {
+  switch (config.challengeStore) {
+    case 'memory':
+      return new MemoryChallengeStore();
+    case 'database':
+      return new DatabaseChallengeStore(store);
+    case 'redis':
+      if (!redis) throw new Error('LATCHKEY_CHALLENGE_STORE=redis needs a Redis connection (LATCHKEY_REDIS_URL)');
+      return new RedisChallengeStore(redis);
   }
 }
