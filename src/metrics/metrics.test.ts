@@ -16,6 +16,9 @@ import { createUser } from '../users/createUser.js';
 import { addService } from '../oidc/services.js';
 import { reportExpiredEnrolments } from '../flows/enrolment/reportExpiredEnrolments.js';
 import { failureReason, FAILURE_REASONS, NO_METRICS } from './metrics.js';
+import { createServer } from 'node:net';
+import { loadConfig, unsafeSettings } from '../config/index.js';
+import { runCli } from '../main.js';
 
 const METRICS_ON = { LATCHKEY_METRICS_PORT: '0' };
 
@@ -216,7 +219,38 @@ describe.each(await testDatabases())('metrics on $name', (target) => {
   });
 });
 
+describe('metrics configuration', () => {
+  it('reads LATCHKEY_METRICS_PORT and _HOST, and warns when /metrics is reachable from other machines', () => {
+    const base = { LATCHKEY_ORIGIN: TEST_ORIGIN, DATABASE_URL: 'sqlite::memory:' };
+    expect(loadConfig(base).metricsPort).toBeUndefined();
+    expect(loadConfig({ ...base, LATCHKEY_METRICS_PORT: '9464' })).toMatchObject({ metricsPort: 9464, metricsHost: '127.0.0.1' });
+    expect(() => loadConfig({ ...base, LATCHKEY_METRICS_PORT: 'on' })).toThrow(/^LATCHKEY_METRICS_PORT: expected a whole number/);
+    expect(() => loadConfig({ ...base, LATCHKEY_METRICS_PORT: '70000' })).toThrow(/^LATCHKEY_METRICS_PORT: must be between 0 and 65535/);
+    expect(unsafeSettings(loadConfig({ ...base, LATCHKEY_METRICS_PORT: '9464' })).join('\n')).not.toContain('METRICS');
+    expect(unsafeSettings(loadConfig({ ...base, LATCHKEY_METRICS_PORT: '9464', LATCHKEY_METRICS_HOST: '0.0.0.0' })).join('\n')).toContain('LATCHKEY_METRICS_HOST=0.0.0.0: /metrics has no authentication');
+  });
+});
+
 describe('latchkey serve', () => {
+  it('stops with exit code 2 naming LATCHKEY_METRICS_PORT when that port is taken', { timeout: 60_000 }, async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const metricsPort = (taken.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-metrics-'));
+    let stderr = '';
+    try {
+      const code = await runCli(['serve'], {
+        stdout: { write: () => true },
+        stderr: { write: (text: string) => ((stderr += text), true) },
+        env: { ...process.env, PORT: String(20000 + Math.floor(Math.random() * 20000)), DATABASE_URL: `sqlite:${join(dir, 'latchkey.db')}`, LATCHKEY_SECRET_KEY_FILE: join(dir, 'secret.key'), LOG_LEVEL: 'silent', LATCHKEY_METRICS_PORT: String(metricsPort), LATCHKEY_WEBHOOK_POLL_SECONDS: '0' },
+      } as Parameters<typeof runCli>[1]);
+      expect(code).toBe(2);
+      expect(stderr).toContain(`LATCHKEY_METRICS_PORT: ${metricsPort} is already in use on 127.0.0.1`);
+    } finally {
+      taken.close();
+    }
+  });
+
   // A real process, as operators run it: the metrics listener starts with it on LATCHKEY_METRICS_PORT and says where.
   it('serves /metrics on its own port when LATCHKEY_METRICS_PORT is set', { timeout: 60_000 }, async () => {
     const root = join(import.meta.dirname, '../..');
