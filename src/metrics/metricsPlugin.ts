@@ -60,9 +60,11 @@ export const metricsPlugin = fp<{ db: Db }>(
     });
     if (!metrics.enabled) return;
 
-    // reply.elapsedTime is Fastify's own clock from onRequest: no timer of ours per request.
-    app.addHook('onResponse', async (request, reply) => {
+    // reply.elapsedTime is Fastify's own clock from onRequest: no timer of ours per request. A callback hook, not an
+    // async one: no promise per request.
+    app.addHook('onResponse', (request, reply, done) => {
       metrics.httpRequest(request.routeOptions.url, request.method, reply.statusCode, reply.elapsedTime / 1000);
+      done();
     });
     const stopObserving = db.observeCommits((seconds) => metrics.commit(seconds));
     app.addHook('onClose', async () => stopObserving());
