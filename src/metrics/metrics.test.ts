@@ -69,6 +69,11 @@ describe('metrics', () => {
 
   it('count a passkey sign-up and sign-in by flow, method and outcome, with latency by route, challenge store, commits and the event loop', async () => {
     t = await createTestApp(METRICS_ON);
+    // A sign-up whose authenticator did not verify the person is refused, and counted with its reason.
+    const refused = new TestBrowser(t.app);
+    await refused.get('/signup');
+    const signupOptions = (await refused.postJson('/signup/options', { displayName: 'Mary Seacole', email: 'mary@example.com', placement: 'this-device' })).json().options;
+    expect((await refused.postJson('/signup/verify', { response: authenticator({ userVerification: false }).createCredential(signupOptions) })).statusCode).toBe(400);
     const auth = authenticator();
     await signUp(t.app, auth);
     const browser = new TestBrowser(t.app);
@@ -85,6 +90,7 @@ describe('metrics', () => {
     const text = await scrape(t);
     expect(text).toContain('# HELP latchkey_ceremonies_total ');
     expect(sample(text, 'latchkey_ceremonies_total{flow="signup",method="passkey",outcome="success"}')).toBe(1);
+    expect(sample(text, 'latchkey_ceremonies_total{flow="signup",method="passkey",outcome="user_verification"}')).toBe(1);
     expect(sample(text, 'latchkey_ceremonies_total{flow="signin",method="passkey",outcome="success"}')).toBe(1);
     expect(sample(text, 'latchkey_ceremonies_total{flow="signin",method="passkey",outcome="challenge"}')).toBe(1);
     // Latency by the route pattern; the unknown path under one label, not its own.

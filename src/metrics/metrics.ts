@@ -234,21 +234,6 @@ export class PrometheusMetrics implements Metrics {
   }
 }
 
-/**
- * Run a ceremony's steps, counting a success when they finish and a failure (by the thrown error's code, see
- * {@link failureReason}) when they throw; the error goes on to the caller. For ceremonies off the hot path.
- */
-export async function countCeremony<T>(metrics: Metrics, flow: CeremonyFlow, method: CeremonyMethod, steps: () => Promise<T>): Promise<T> {
-  try {
-    const result = await steps();
-    metrics.ceremony(flow, method, 'success');
-    return result;
-  } catch (err) {
-    metrics.ceremonyFailed(flow, method, typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'internal');
-    throw err;
-  }
-}
-
 /** A route's onError hook counting the failures of the ceremony it finishes (by the error's code, see {@link failureReason}). */
 export function countFailures(metrics: Metrics, flow: CeremonyFlow, method: CeremonyMethod) {
   return async (_request: unknown, _reply: unknown, error: { code?: unknown }): Promise<void> => {

@@ -21,7 +21,7 @@ import { SignUpPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
-import { countCeremony } from '../../metrics/metrics.js';
+import { countFailures } from '../../metrics/metrics.js';
 
 export const SIGNUP_FLOW = 'signup';
 
@@ -89,38 +89,37 @@ export async function signUpRoutes(app: FastifyInstance) {
     return { options };
   });
 
-  r.post('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
+  r.post('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app), onError: countFailures(app.latchkey.metrics, 'signup', 'passkey') }, async (request, reply) => {
     ensureOpen();
-    return countCeremony(app.latchkey.metrics, 'signup', 'passkey', async () => {
-      const flow = await webauthn.peekFlow(SIGNUP_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
-      const data = signUpCeremony.parse(flow);
-      const { authenticator, origin } = await webauthn.finishRegistration({
-        flowType: SIGNUP_FLOW,
-        bindingHash: request.bindingHash,
-        response: request.body.response as RegistrationResponseJSON,
-        name: data.passkeyName,
-        userId: data.userId,
-      });
-      const now = app.latchkey.now();
-      // The unique index on email_normalized settles a race between two sign-ups for one address.
-      const user = await store.transaction(async (tx) => {
-        if (await tx.users.findByEmail(data.email)) throw appError('email_unavailable');
-        const created = await tx.users.insert({
-          id: data.userId,
-          email: data.email,
-          email_normalized: normalizeEmail(data.email),
-          display_name: data.displayName,
-          status: 'enrolled',
-          created_at: now,
-          updated_at: now,
-        });
-        await tx.authenticators.insert(authenticator);
-        await audit(app, request, { event: 'signup', subjectUserId: created.id, actorUserId: created.id }, tx);
-        await audit(app, request, { event: 'passkey.added', subjectUserId: created.id, actorUserId: created.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, ...originDetail(config, origin) } }, tx);
-        return created;
-      }).catch(mapUniqueViolation('email_unavailable'));
-      await startSession(app, request, reply, user, undefined, authenticator.id);
-      return { status: 'ok', redirect: '/settings?created=1' };
+    const flow = await webauthn.peekFlow(SIGNUP_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
+    const data = signUpCeremony.parse(flow);
+    const { authenticator, origin } = await webauthn.finishRegistration({
+      flowType: SIGNUP_FLOW,
+      bindingHash: request.bindingHash,
+      response: request.body.response as RegistrationResponseJSON,
+      name: data.passkeyName,
+      userId: data.userId,
     });
+    const now = app.latchkey.now();
+    // The unique index on email_normalized settles a race between two sign-ups for one address.
+    const user = await store.transaction(async (tx) => {
+      if (await tx.users.findByEmail(data.email)) throw appError('email_unavailable');
+      const created = await tx.users.insert({
+        id: data.userId,
+        email: data.email,
+        email_normalized: normalizeEmail(data.email),
+        display_name: data.displayName,
+        status: 'enrolled',
+        created_at: now,
+        updated_at: now,
+      });
+      await tx.authenticators.insert(authenticator);
+      await audit(app, request, { event: 'signup', subjectUserId: created.id, actorUserId: created.id }, tx);
+      await audit(app, request, { event: 'passkey.added', subjectUserId: created.id, actorUserId: created.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, ...originDetail(config, origin) } }, tx);
+      return created;
+    }).catch(mapUniqueViolation('email_unavailable'));
+    await startSession(app, request, reply, user, undefined, authenticator.id);
+    app.latchkey.metrics.ceremony('signup', 'passkey', 'success');
+    return { status: 'ok', redirect: '/settings?created=1' };
   });
 }
