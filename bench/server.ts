@@ -21,6 +21,8 @@ const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
 const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, logger: false });
 await app.listen({ host: '127.0.0.1', port: config.port });
+// LATCHKEY_METRICS_PORT set: metrics recorded and served, as in production, to measure what they cost.
+if ('metricsListener' in app) await app.metricsListener.listen();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 

@@ -56,6 +56,8 @@ import { relatedOriginsRoutes } from './webauthn/relatedOriginsRoutes.js';
 import { apiRoutes } from './api/routes.js';
 import { scimRoutes } from './scim/routes.js';
 import { openApiDocsRoutes, openApiPlugin } from './api/openApi.js';
+import { NO_METRICS, PrometheusMetrics } from './metrics/metrics.js';
+import { metricsPlugin } from './metrics/metricsPlugin.js';
 
 export interface BuildOptions {
   /** An open database; when absent the app opens `config.databaseUrl` and closes it on shutdown. */
@@ -160,12 +162,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     trust,
     kinds: new KindRegistry(options.kinds ?? defaultKinds, config, trust),
     linkedAccounts: new LinkedAccounts(config.upstreamProviders, store, { origin: config.origin, now }),
+    // Off unless LATCHKEY_METRICS_PORT is set: then nothing is recorded either.
+    metrics: config.metricsPort === undefined ? NO_METRICS : new PrometheusMetrics(),
   };
   app.decorate('latchkey', latchkey);
   if (ownsMailer) app.addHook('onClose', () => mailer.close());
   if (ownsDb) app.addHook('onClose', () => db.close());
 
   await app.register(errorHandlerPlugin, { bodyLimit: BODY_LIMIT });
+  // Before the routes: its onResponse hook times every answer. /metrics itself is served on a listener of its own.
+  await app.register(metricsPlugin, { db });
   auditPolicyRefusals(app);
   // FIDO metadata and the authenticator policy: reloaded from the database, and downloaded from the metadata URL.
   await app.register(trustRefreshPlugin);

@@ -8,6 +8,7 @@ import type { Captcha } from './captcha/captcha.js';
 import type { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.js';
 import type { Session, User } from './db/schema.js';
 import type { KindRegistry } from './strategies/kindRegistry.js';
+import type { Metrics } from './metrics/metrics.js';
 
 /** What every route can reach: `app.latchkey`. */
 export interface Latchkey {
@@ -29,6 +30,8 @@ export interface Latchkey {
   now: () => number;
   /** Requests per minute per IP on unauthenticated ceremony endpoints (0: off). */
   rateLimitPerMinute: number;
+  /** Counters for /metrics (src/metrics/metrics.ts): flows record ceremonies with it; does nothing when metrics are off. */
+  metrics: Metrics;
 }
 
 export interface SignedIn {

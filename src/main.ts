@@ -135,6 +135,16 @@ async function serve(config: Config, io: CliIo): Promise<void> {
     if (problem) fail(`configuration error: ${problem(config)}`, 2);
     throw err;
   }
+  let metricsAddress;
+  try {
+    metricsAddress = await app.metricsListener.listen();
+  } catch (err) {
+    const problem = listenProblems[(err as { code?: string }).code ?? ''];
+    await app.close();
+    const metricsConfig = { ...config, port: config.metricsPort!, host: config.metricsHost };
+    if (problem) fail(`configuration error: ${problem(metricsConfig).replace(/^PORT/, 'LATCHKEY_METRICS_PORT').replace(/^HOST/, 'LATCHKEY_METRICS_HOST')}`, 2);
+    throw err;
+  }
   // Only once it serves: a serve that failed to start returns its exit code and leaves no handlers behind.
   const close = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
@@ -143,6 +153,7 @@ async function serve(config: Config, io: CliIo): Promise<void> {
   };
   process.once('SIGINT', () => void close('SIGINT'));
   process.once('SIGTERM', () => void close('SIGTERM'));
+  if (metricsAddress) app.log.info(`Metrics are at http://${config.metricsHost}:${metricsAddress.port}/metrics`);
   app.log.info(`Latchkey is serving ${config.origin} (listening on ${config.host}:${config.port})`);
 }
 

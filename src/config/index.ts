@@ -210,6 +210,17 @@ export interface Config {
    * 0: this instance sends none (others sharing the database do); changes still write their deliveries.
    */
   webhookPollSeconds: number;
+  /**
+   * LATCHKEY_METRICS_PORT: serve /metrics (Prometheus text format, src/metrics) on this port, on a listener of its
+   * own, never the public one; 9464 is the usual choice (the Prometheus exporters' port). 0: any free port (tests).
+   * Default: unset, metrics off: nothing is recorded and nothing listens.
+   */
+  metricsPort: number | undefined;
+  /**
+   * LATCHKEY_METRICS_HOST (default 127.0.0.1): the interface the metrics listener binds to. Set it (e.g. 0.0.0.0) only
+   * where the port is reachable by the Prometheus server and no one else: /metrics has no authentication.
+   */
+  metricsHost: string;
 }
 
 export class ConfigError extends Error {
@@ -574,6 +585,8 @@ export function loadConfig(env: Env = process.env): Config {
     oidcKeyRetireSeconds: readInt(env, 'LATCHKEY_OIDC_KEY_RETIRE_HOURS', 24, 1, 24 * 90) * 3600,
     webhookRetrySeconds: readRetrySchedule(env, 'LATCHKEY_WEBHOOK_RETRY_SECONDS'),
     webhookPollSeconds: readInt(env, 'LATCHKEY_WEBHOOK_POLL_SECONDS', 1, 0, 3600),
+    metricsPort: env.LATCHKEY_METRICS_PORT?.trim() ? readInt(env, 'LATCHKEY_METRICS_PORT', 0, 0, 65535) : undefined,
+    metricsHost: env.LATCHKEY_METRICS_HOST?.trim() || '127.0.0.1',
   };
 }
 
@@ -594,6 +607,9 @@ export function unsafeSettings(config: Config): string[] {
   if (!config.secureCookies) warnings.push(`LATCHKEY_ORIGIN is ${config.origin}: cookies are not Secure; use https outside local development`);
   if (config.challengeStore === 'memory' && !config.databaseUrl.startsWith('sqlite:')) {
     warnings.push('LATCHKEY_CHALLENGE_STORE=memory with PostgreSQL: a passkey ceremony begun on one instance fails on another; use database when several instances share the database');
+  }
+  if (config.metricsPort !== undefined && !['127.0.0.1', '::1', 'localhost'].includes(config.metricsHost)) {
+    warnings.push(`LATCHKEY_METRICS_HOST=${config.metricsHost}: /metrics has no authentication; let only your Prometheus server reach port ${config.metricsPort}`);
   }
   return warnings;
 }

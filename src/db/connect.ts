@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type DatabaseConnection, type Dialect as KyselyDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
@@ -22,6 +22,13 @@ export interface Db {
   dialect: Dialect;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
+  /** PostgreSQL: the connection pool (its total, idle and waiting counts are metrics); SQLite: undefined. */
+  pool?: pg.Pool;
+  /**
+   * Call `listener` with the seconds each COMMIT takes from now on (the metrics); returns how to stop. Commits are
+   * timed only while someone listens.
+   */
+  observeCommits(listener: (seconds: number) => void): () => void;
 }
 
 export interface OpenOptions {
@@ -44,6 +51,8 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
   let kysely: Kysely<Database>;
   let dialect: Dialect;
   let checkpoints: BackgroundCheckpoints | undefined;
+  let pool: pg.Pool | undefined;
+  const commitListeners = new Set<(seconds: number) => void>();
   if (url.startsWith('sqlite:')) {
     const file = url.slice('sqlite:'.length);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -58,24 +67,54 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
       checkpoints = startBackgroundCheckpoints(sqlite, file, typeof options.backgroundCheckpoints === 'object' ? options.backgroundCheckpoints : {});
     }
     const statements = withStatementCache(sqlite);
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
+    kysely = new Kysely<Database>({ dialect: withTimedCommits(new SqliteDialect({ database: statements }), commitListeners) });
     registerDirectSqlite(kysely, { sqlite, prepare: (text) => statements.prepare(text) as SQLite.Statement });
     dialect = 'sqlite';
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);
-    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10 });
+    pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10 });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
-    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    kysely = new Kysely<Database>({ dialect: withTimedCommits(new PostgresDialect({ pool }), commitListeners) });
     dialect = 'postgres';
   }
   return {
     kysely,
     dialect,
     migrate: () => migrateToLatest(kysely, dialect),
+    pool,
+    observeCommits(listener) {
+      commitListeners.add(listener);
+      return () => void commitListeners.delete(listener);
+    },
     close: async () => {
       await checkpoints?.stop();
       await kysely.destroy();
+    },
+  };
+}
+
+/**
+ * `dialect` with its driver's COMMIT timed for `listeners` (performance.now() around the COMMIT alone: what a
+ * transaction's statements cost is the caller's, what the commit costs is the database's). With no listener the
+ * commit runs as it would unwrapped.
+ */
+function withTimedCommits(dialect: KyselyDialect, listeners: ReadonlySet<(seconds: number) => void>): KyselyDialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createDriver() {
+      const driver = dialect.createDriver();
+      const commit = driver.commitTransaction.bind(driver);
+      driver.commitTransaction = async (connection: DatabaseConnection) => {
+        if (listeners.size === 0) return commit(connection);
+        const start = performance.now();
+        await commit(connection);
+        const seconds = (performance.now() - start) / 1000;
+        for (const listener of listeners) listener(seconds);
+      };
+      return driver;
     },
   };
 }

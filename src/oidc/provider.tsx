@@ -64,7 +64,7 @@ export function allowFormActionTo(ctx: { set(name: string, value: string): void 
 }
 
 /** What the provider needs from the app's context (`latchkey doctor` builds one without the rest of the app). */
-export type ProviderContext = Pick<Latchkey, 'config' | 'store' | 'secretBox' | 'secret' | 'now' | 'kinds'>;
+export type ProviderContext = Pick<Latchkey, 'config' | 'store' | 'secretBox' | 'secret' | 'now' | 'kinds'> & Partial<Pick<Latchkey, 'metrics'>>;
 
 function page(latchkey: ProviderContext, title: string, body: preact.ComponentChildren): string {
   return renderPage(
@@ -386,10 +386,26 @@ export async function createProvider(latchkey: ProviderContext, options: { keys?
   // RP-initiated logout ends the Latchkey session in this browser too. (oidc-provider also ends its session to switch
   // accounts, which would end the new person's; it never gets to: the provider's session is emptied before another
   // person's sign-in lands in it, by bindToLatchkeySession and the interaction's forgetProviderSession.)
+  // Token requests for /metrics: oidc-provider tells of each grant's outcome, and of errors inside it, by events.
+  const metrics = latchkey.metrics;
+  if (metrics?.enabled) {
+    provider.on('grant.success', (ctx: KoaContextWithOIDC) => metrics.tokenGrant(grantTypeOf(ctx), 'success'));
+    provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => metrics.tokenGrant(grantTypeOf(ctx), error.error ?? 'server_error'));
+    provider.on('server_error', () => metrics.oidcServerError());
+  }
+
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const token = ctx.cookies.get(sessionCookie);
     if (token && token.length <= 64) void store.sessions.delete(hashToken(token)).catch(() => {});
     ctx.cookies.set(sessionCookie, null, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies, overwrite: true });
   });
   return provider;
+}
+
+/** The grant_type a token request named (read from the request: a failed one may never have reached ctx.oidc.params). */
+function grantTypeOf(ctx: KoaContextWithOIDC): string | undefined {
+  const fromParams = ctx.oidc?.params?.grant_type;
+  if (typeof fromParams === 'string') return fromParams;
+  const body = (ctx.request as { body?: { grant_type?: unknown } }).body;
+  return typeof body?.grant_type === 'string' ? body.grant_type : undefined;
 }

@@ -56,6 +56,7 @@ export async function issueEnrolment(app: FastifyInstance, request: FastifyReque
       revealTo: options.revealTo,
       alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.code_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
     });
+    app.latchkey.metrics.enrolment('issued', method);
     return { method, flowId: issued.flowId, expiresAt: issued.expiresAt, code: issued.code };
   }
   const issueOptions = { issuedBy: options.issuedBy, method, lifetimeSeconds: config.agentLinkSeconds, templateId: options.templateId, ...what };
@@ -65,6 +66,7 @@ export async function issueEnrolment(app: FastifyInstance, request: FastifyReque
     // Nothing half-done: a link nobody received is revoked before this throws.
     const issued = await issueEnrolmentEmail(app.latchkey, template, user, now(), emailOptions);
     await audit(app, request, { event: 'enrolment.emailed', subjectUserId: user.id, detail: { flowId: issued.flowId, templateId: template.id, ...what } });
+    app.latchkey.metrics.enrolment('issued', method);
     return { method, flowId: issued.flowId, expiresAt: issued.expiresAt, emailedTo: user.email, templateId: template.id };
   }
   // As for a code: revocation, the sealed link and the audit record land together or not at all.
@@ -73,6 +75,7 @@ export async function issueEnrolment(app: FastifyInstance, request: FastifyReque
     revealTo: options.revealTo,
     alongside: (tx, flowId) => audit(app, request, { event: 'enrolment.link_issued', subjectUserId: user.id, detail: { flowId, ...what } }, tx),
   });
+  app.latchkey.metrics.enrolment('issued', method);
   return { method, flowId: issued.flowId, expiresAt: issued.expiresAt, token: issued.token, url: issued.url };
 }
 

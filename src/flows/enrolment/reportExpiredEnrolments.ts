@@ -7,15 +7,16 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { audit } from '../../audit.js';
-import { ENROLMENT_FLOWS, enrolmentData } from './invites.js';
+import { ENROLMENT_FLOWS, enrolmentData, type EnrolmentMethod } from './invites.js';
 
 const MARK = 'enrolment_expiry_recorded_until';
 
 /** Record links and codes that expired since the last sweep; returns how many. The first sweep only sets the mark. */
 export async function reportExpiredEnrolments(app: FastifyInstance): Promise<number> {
-  const { store, now } = app.latchkey;
+  const { store, now, metrics } = app.latchkey;
   const until = now();
-  return store.transaction(async (tx) => {
+  const methods: EnrolmentMethod[] = [];
+  const count = await store.transaction(async (tx) => {
     const from = await tx.settings.get(MARK);
     if (from === undefined) {
       // Links that expired before Latchkey kept this mark are not reported all at once on the first start.
@@ -26,6 +27,8 @@ export async function reportExpiredEnrolments(app: FastifyInstance): Promise<num
     const expired = await tx.flows.listExpiredBetween(ENROLMENT_FLOWS, Number(from), until);
     for (const flow of expired) {
       const data = enrolmentData(flow);
+      const method = data.parentId ? 'code' : (data.method ?? (flow.type === 'invite' ? 'link' : 'code'));
+      methods.push(method);
       await audit(
         app,
         null,
@@ -33,11 +36,14 @@ export async function reportExpiredEnrolments(app: FastifyInstance): Promise<num
           event: 'enrolment.expired',
           subjectUserId: flow.user_id,
           actorUserId: null,
-          detail: { flowId: flow.id, method: data.parentId ? 'code' : (data.method ?? (flow.type === 'invite' ? 'link' : 'code')), expiredAt: new Date(flow.expires_at).toISOString() },
+          detail: { flowId: flow.id, method, expiredAt: new Date(flow.expires_at).toISOString() },
         },
         tx,
       );
     }
     return expired.length;
   });
+  // Counted once the span's records are committed: the instance whose sweep recorded an expiry counts it, once.
+  for (const method of methods) metrics.enrolment('expired', method);
+  return count;
 }

@@ -24,6 +24,7 @@ import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 import { Csrf } from '../../http/schemas.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
+import { countFailures } from '../../metrics/metrics.js';
 
 export const ENROL_CEREMONY = 'enrol';
 /** The passkey ceremony started from an invite: it may finish only that invite. */
@@ -124,7 +125,7 @@ export async function enrolmentRoutes(app: FastifyInstance) {
 
   r.post(
     '/enrol/:token/verify',
-    { schema: { params: Params, body: VerifyBody }, ...rateLimited(app) },
+    { schema: { params: Params, body: VerifyBody }, ...rateLimited(app), onError: countFailures(app.latchkey.metrics, 'enrolment', 'passkey') },
     async (request, reply) => {
       const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const ceremony = await webauthn.peekFlow(ENROL_CEREMONY, request.body.response.response.clientDataJSON, request.bindingHash);
@@ -155,6 +156,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
         );
         await audit(app, request, { event: 'passkey.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: authenticator.id, detail: { name: authenticator.name, ...originDetail(config, origin) } }, tx);
       }).catch(mapUniqueViolation('credential_exists'));
+      app.latchkey.metrics.ceremony('enrolment', 'passkey', 'success');
+      app.latchkey.metrics.enrolment('completed', issued.method ?? 'link');
       // As for every authenticator added: the person hears of it by email, whoever issued the link or code.
       await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: 'passkey', name: authenticator.name, how: addedBy(issued.method) }, now());
       if (user.status !== 'suspended') await startSession(app, request, reply, user, undefined, authenticator.id);

@@ -79,6 +79,7 @@ export async function finishLinkedAccountReauth(
   const offered = linkedAccountReauthProviders(app.latchkey.kinds, config, auth.user, await store.authenticators.listForUser(auth.user.id)).some((p) => p.id === result.provider.id);
   if (!found || found.user.id !== auth.user.id || !offered) {
     const reason = !found ? 'not_linked' : found.user.id !== auth.user.id ? 'another_profile' : 'not_offered';
+    app.latchkey.metrics.ceremony('reauth', 'linked_account', 'upstream');
     await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method: 'linked-account', provider: result.provider.id, reason } });
     throw appError('reauth_linked_account_mismatch', `That is not the ${result.provider.name} account linked to your profile. Sign in again with your own ${result.provider.name} account.`);
   }
@@ -88,6 +89,7 @@ export async function finishLinkedAccountReauth(
     await tx.authenticators.recordUse(found.authenticator.id, { counter: 0, backedUp: false, backupEligible: false, at: t });
     await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: found.authenticator.id, detail: { method: 'linked-account', provider: result.provider.id } }, tx);
   });
+  app.latchkey.metrics.ceremony('reauth', 'linked_account', 'success');
   return reply.redirect(safeNext(result.returnTo), 303);
 }
 
@@ -172,6 +174,7 @@ export async function reauthRoutes(app: FastifyInstance) {
           : await checkPasswordAndCode(store, app.latchkey.secretBox, auth.user, request.body.password ?? '', request.body.code ?? '', t);
       if (!used) {
         await recordSigninFailure(store, auth.user.id, t);
+        app.latchkey.metrics.ceremony('reauth', method === 'password' ? 'password' : 'password_totp', 'wrong_secret');
         await audit(app, request, { event: 'reauth.failed', outcome: 'failure', subjectUserId: auth.user.id, detail: { method } });
         const wrong = method === 'password' ? 'The password is not right. Check it and try again.' : 'The password or code is not right. Check them and try again.';
         return refuse(400, wrong, 'signin_failed', [{ field: 'password', message: wrong }]);
@@ -183,6 +186,7 @@ export async function reauthRoutes(app: FastifyInstance) {
         await tx.sessions.stepUp(auth.session.id_hash, t, app.latchkey.kinds.signInAal(used.authenticator, auth.user), used.authenticatorId);
         await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: used.authenticatorId, detail: { method } }, tx);
       });
+      app.latchkey.metrics.ceremony('reauth', method === 'password' ? 'password' : 'password_totp', 'success');
       return sendOnward(reply, config, request.csrfToken, next);
     },
   );
@@ -205,13 +209,17 @@ export async function reauthRoutes(app: FastifyInstance) {
       flowType: REAUTH_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as AuthenticationResponseJSON,
-      onFailure: (f) => auditFailure(app, request, 'reauth.failed', { ...f, userId: f.userId ?? auth.user.id }),
+      onFailure: (f) => {
+        app.latchkey.metrics.ceremonyFailed('reauth', 'passkey', f.code);
+        return auditFailure(app, request, 'reauth.failed', { ...f, userId: f.userId ?? auth.user.id });
+      },
       acceptFlow: (flow) => flow.user_id === auth.user.id,
       complete: async (tx, { authenticator, origin }) => {
         await tx.sessions.stepUp(auth.session.id_hash, now(), app.latchkey.kinds.signInAal(authenticator, auth.user), authenticator.id);
         await audit(app, request, { event: 'reauth', subjectUserId: auth.user.id, authenticatorId: authenticator.id, ...(app.latchkey.config.relatedOrigins.length > 0 ? { detail: originDetail(app.latchkey.config, origin) } : {}) }, tx);
       },
     });
+    app.latchkey.metrics.ceremony('reauth', 'passkey', 'success');
     return { status: 'ok' };
   });
 }

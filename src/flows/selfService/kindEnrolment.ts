@@ -99,6 +99,8 @@ export async function completeSelfServiceEnrolment(app: FastifyInstance, request
     if (recovery) await audit(app, request, { event: 'recovery.authenticator_added', subjectUserId: user.id, actorUserId: user.id, authenticatorId: id, detail: { what: added.what, via: 'identity_check' } }, tx);
     return { authenticatorId: id, recovery };
   });
+  // By the choice's value (one per kind the registry lists: a fixed set), "authenticator app" as authenticator_app.
+  app.latchkey.metrics.ceremony('self_service', added.what.replace(/[^a-z0-9]+/gi, '_'), 'success');
   await audit(app, request, { event: 'self_service.added', subjectUserId: user.id, actorUserId: user.id, authenticatorId, detail: { what: added.what } });
   if (recovery) await sendRecoveryNotice({ mailer, config, log: request.log }, user, { what: added.what }, now());
   else await sendAuthenticatorAddedNotice({ mailer, config, log: request.log }, user, { what: added.what }, now());

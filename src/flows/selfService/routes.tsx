@@ -170,6 +170,7 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       const perIp = await store.rateCounters.hit(`self-service-ip:${requestContext(request).ip}`, HOUR, t);
       const perAccount = await store.rateCounters.hit(`self-service-email:${hmac(secret, values.email.toLowerCase())}`, HOUR, t);
       if (perIp > config.selfServicePerIpPerHour || perAccount > config.selfServicePerAccountPerHour) {
+        app.latchkey.metrics.ceremony('self_service', 'identity_check', 'throttled');
         await audit(app, request, { event: 'self_service.limited', outcome: 'failure', actorUserId: null });
         return page(429, appError('self_service_limited').message, []);
       }
@@ -179,6 +180,7 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       // Compare even when there is nothing to compare with: the same work for every cause.
       const matches = safeEqual(expected || given.replace(/./g, '#'), given) && !!user && user.status !== 'suspended';
       if (!matches) {
+        app.latchkey.metrics.ceremony('self_service', 'identity_check', 'wrong_secret');
         await audit(app, request, { event: 'self_service.check_failed', outcome: 'failure', actorUserId: null, subjectUserId: null });
         return reply.redirect(`/add-authenticator/${flow.id}/problem`, 303);
       }
@@ -221,6 +223,7 @@ It works for ${describeDuration(CODE_SECONDS)}. If you did not ask for it, you c
       if ((data.codeExpiresAt ?? 0) <= now()) return page(410, appError('email_code_expired').message, []);
       if (!safeEqual(codeHash(flow.id, code), data.codeHash ?? '')) {
         const failures = await store.flows.recordFailedAttempt(flow.id, EMAIL_CODE_MAX_ATTEMPTS, now());
+        app.latchkey.metrics.ceremony('self_service', 'email_code', 'wrong_secret');
         await audit(app, request, { event: 'self_service.code_failed', outcome: 'failure', subjectUserId: flow.user_id, actorUserId: null });
         if (failures >= EMAIL_CODE_MAX_ATTEMPTS) throw appError('email_code_burned');
         return page(400, null, [{ field: 'code', message: `The code is not right. Check the email and try again (${EMAIL_CODE_MAX_ATTEMPTS - failures} ${EMAIL_CODE_MAX_ATTEMPTS - failures === 1 ? 'try' : 'tries'} left)` }]);

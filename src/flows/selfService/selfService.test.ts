@@ -28,7 +28,8 @@ describe('self-service: add an authenticator', () => {
   beforeEach(async () => {
     clock = T0;
     sink.clear();
-    t = await createTestApp({ LATCHKEY_SMTP_URL: sink.url, LATCHKEY_ORGANISATION: 'Care Identity' }, { now: () => clock });
+    // Metrics on (nothing listens: the tests read app.latchkey.metrics), so what self-service counts is checked here.
+    t = await createTestApp({ LATCHKEY_SMTP_URL: sink.url, LATCHKEY_ORGANISATION: 'Care Identity', LATCHKEY_METRICS_PORT: '0' }, { now: () => clock });
   });
   afterEach(async () => t.close());
   const store = () => t.app.latchkey.store;
@@ -228,11 +229,17 @@ describe('self-service: add an authenticator', () => {
     expect((await browser.postForm(`${base}/choose`, {})).statusCode).toBe(400);
     expect((await browser.postForm(`${base}/choose`, { type: 'passkey' })).headers.location).toBe(`${base}/passkey`);
     await browser.get(`${base}/passkey`);
+    const refusedOpts = await browser.postJson(`${base}/passkey/options`, { name: 'My phone', placement: 'another-device' });
+    const refused = await browser.postJson(`${base}/passkey/verify`, { response: authenticator({ userVerification: false }).createCredential(refusedOpts.json().options), name: 'My phone' });
+    expect(refused.statusCode).toBe(400);
     const opts = await browser.postJson(`${base}/passkey/options`, { name: 'My phone', placement: 'another-device' });
     expect(opts.statusCode).toBe(200);
     const auth = authenticator();
     const done = await browser.postJson(`${base}/passkey/verify`, { response: auth.createCredential(opts.json().options), name: 'My phone' });
     expect(done.json()).toEqual({ status: 'ok', redirect: `${base}/done?added=passkey` });
+    const metrics = await t.app.latchkey.metrics.text();
+    expect(metrics).toContain('latchkey_ceremonies_total{flow="self_service",method="passkey",outcome="success"} 1\n');
+    expect(metrics).toContain('latchkey_ceremonies_total{flow="self_service",method="passkey",outcome="user_verification"} 1\n');
     expect((await browser.get(`${base}/done?added=passkey`)).body).toContain('Your passkey has been added to your profile');
     expect((await store().users.findById(user.id))!.status).toBe('enrolled');
     expect((await store().authenticators.listForUser(user.id)).map((a) => a.name)).toEqual(['My phone']);

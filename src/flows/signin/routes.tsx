@@ -114,7 +114,10 @@ export async function signInRoutes(app: FastifyInstance) {
       flowType: SIGNIN_FLOW,
       bindingHash: request.bindingHash,
       response: request.body.response as AuthenticationResponseJSON,
-      onFailure: (f) => auditFailure(app, request, 'signin.failed', f),
+      onFailure: (f) => {
+        app.latchkey.metrics.ceremonyFailed('signin', 'passkey', f.code);
+        return auditFailure(app, request, 'signin.failed', f);
+      },
       // A decoy's flow (an unknown email), or one that can't be read, expects no one.
       acceptFlow: (flow) => {
         const data = signInCeremony.read(flow);
@@ -138,6 +141,8 @@ export async function signInRoutes(app: FastifyInstance) {
         );
       },
     });
+    // Counted once committed: a sign-in whose transaction failed did not happen.
+    app.latchkey.metrics.ceremony('signin', 'passkey', 'success');
     return { status: 'ok', redirect: '/settings' };
   });
 }

@@ -21,6 +21,7 @@ import { SignUpPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
+import { countFailures } from '../../metrics/metrics.js';
 
 export const SIGNUP_FLOW = 'signup';
 
@@ -88,7 +89,7 @@ export async function signUpRoutes(app: FastifyInstance) {
     return { options };
   });
 
-  r.post('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app) }, async (request, reply) => {
+  r.post('/signup/verify', { schema: { body: VerifyBody }, ...rateLimited(app), onError: countFailures(app.latchkey.metrics, 'signup', 'passkey') }, async (request, reply) => {
     ensureOpen();
     const flow = await webauthn.peekFlow(SIGNUP_FLOW, request.body.response.response.clientDataJSON, request.bindingHash);
     const data = signUpCeremony.parse(flow);
@@ -118,6 +119,7 @@ export async function signUpRoutes(app: FastifyInstance) {
       return created;
     }).catch(mapUniqueViolation('email_unavailable'));
     await startSession(app, request, reply, user, undefined, authenticator.id);
+    app.latchkey.metrics.ceremony('signup', 'passkey', 'success');
     return { status: 'ok', redirect: '/settings?created=1' };
   });
 }

@@ -56,8 +56,9 @@ export async function linkedAccountRoutes(app: FastifyInstance) {
       const providerId = request.params.provider;
       const provider = linked.provider(providerId);
       if (!provider) throw appError('not_found');
-      const failure = (code: string, reason: string, subjectUserId: string | null = null, authenticatorId: string | null = null) =>
-        audit(app, request, {
+      const failure = (code: string, reason: string, subjectUserId: string | null = null, authenticatorId: string | null = null) => {
+        app.latchkey.metrics.ceremonyFailed('signin', 'linked_account', code);
+        return audit(app, request, {
           event: 'signin.failed',
           outcome: 'failure',
           subjectUserId,
@@ -65,6 +66,7 @@ export async function linkedAccountRoutes(app: FastifyInstance) {
           authenticatorId,
           detail: { method: 'linked-account', provider: providerId, code, reason },
         });
+      };
 
       let result: UpstreamLogin;
       try {
@@ -111,6 +113,7 @@ export async function linkedAccountRoutes(app: FastifyInstance) {
           tx,
         );
       });
+      app.latchkey.metrics.ceremony('signin', 'linked_account', 'success');
       return reply.redirect((await afterNonPasskeySignIn(app, user, app.latchkey.kinds.signInAal(authenticator, user), result.returnTo)) ?? result.returnTo ?? '/settings', 303);
     },
   );

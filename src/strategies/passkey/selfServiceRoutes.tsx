@@ -15,6 +15,7 @@ import { html } from '../../http/replies.js';
 import { Id } from '../../http/schemas.js';
 import { PasskeyNameSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { completeSelfServiceEnrolment, loadSelfServiceEnrolment, selfServicePageBase } from '../../flows/selfService/kindEnrolment.js';
+import { countFailures } from '../../metrics/metrics.js';
 import { SELF_SERVICE_PASSKEY_CEREMONY, selfServicePasskeyCeremony } from './selfServicePasskeyCeremony.js';
 import { PasskeyPage } from './selfServiceViews.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
@@ -52,7 +53,7 @@ export async function passkeySelfServiceRoutes(app: FastifyInstance) {
 
   r.post(
     '/add-authenticator/:flowId/passkey/verify',
-    { schema: { params: FlowParams, body: PasskeyVerifyBody } },
+    { schema: { params: FlowParams, body: PasskeyVerifyBody }, onError: countFailures(app.latchkey.metrics, 'self_service', 'passkey') },
     async (request) => {
       const enrolment = await loadSelfServiceEnrolment(app, request);
       const { flow, user } = enrolment;

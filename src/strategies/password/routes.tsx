@@ -123,6 +123,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       const code = request.body.code ?? '';
       // A code, when sent, is checked (the app path, AAL2): were it ignored, a wrong one would pass as a password alone.
       const method = alone && !code.trim() ? 'password' : 'password+totp';
+      const metricsMethod = method === 'password' ? 'password' : 'password_totp';
       const missing: FieldError[] = [];
       if (!email) missing.push({ field: 'email', message: 'Enter your email address' });
       if (!password) missing.push({ field: 'password', message: 'Enter your password' });
@@ -137,6 +138,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         checkSigninAllowed(throttle.failures, t);
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
+        app.latchkey.metrics.ceremonyFailed('signin', metricsMethod, err.code);
         await audit(app, request, { event: 'signin.failed', outcome: 'failure', subjectUserId: user?.id ?? null, actorUserId: null, detail: { method, code: err.code } });
         return page(request, reply, err.status, email, err.message, [], err.code);
       }
@@ -147,6 +149,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
       const recorded = !!used && user!.status !== 'suspended';
       if (!recorded) {
         await throttle.recordFailure(t);
+        app.latchkey.metrics.ceremonyFailed('signin', metricsMethod, user?.status === 'suspended' ? 'account_disabled' : 'signin_failed');
         await audit(app, request, {
           event: 'signin.failed',
           outcome: 'failure',
@@ -163,6 +166,7 @@ export async function passwordSignInRoutes(app: FastifyInstance) {
         await startSession(app, request, reply, user!, tx, used!.authenticatorId, kinds.signInAal(used!.authenticator, user!));
         await audit(app, request, { event: 'signin', subjectUserId: user!.id, actorUserId: user!.id, authenticatorId: used!.authenticatorId, detail: { method } }, tx);
       });
+      app.latchkey.metrics.ceremony('signin', metricsMethod, 'success');
       const next = safeNext(request.query.next);
       const upgrade = await afterNonPasskeySignIn(app, user!, kinds.signInAal(used!.authenticator, user!), next);
       if (upgrade) return reply.redirect(upgrade, 303);

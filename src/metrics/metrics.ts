@@ -1,0 +1,242 @@
+/**
+ * What an operator watches (issue 16): counters and histograms for `/metrics` in the Prometheus text format, made
+ * with prom-client in a registry of this app's own (tests build many apps in one process; the global default
+ * registry would mix their counts and refuse a second metric of the same name).
+ *
+ * Recording sits on the sign-in path (about 2,000 ceremonies a second on a 2-core host), so each recorder is one or
+ * two increments on a label child looked up once and kept (`labelled`): no label object per call, no async work.
+ * With metrics off (LATCHKEY_METRICS_PORT unset) flows get {@link NO_METRICS}, whose recorders do nothing.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The ceremonies counted, by what the person was doing. */
+export type CeremonyFlow = 'signin' | 'signup' | 'enrolment' | 'reauth' | 'self_service';
+
+/** How they did it: an authenticator kind's type (passkey, totp, password, linked-account …) or one of these. */
+export type CeremonyMethod = 'passkey' | 'password' | 'password_totp' | 'linked_account' | 'security_key' | (string & {});
+
+/**
+ * Why a ceremony failed, a small fixed set (each failure code of the error registry maps to one, `failureReason`):
+ * a dashboard can show every series, and a new error code never adds one.
+ */
+export const FAILURE_REASONS = ['challenge', 'credential', 'user_verification', 'account', 'authenticator_policy', 'counter_regressed', 'wrong_secret', 'throttled', 'upstream', 'other'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+export type CeremonyOutcome = 'success' | FailureReason;
+
+const REASON_OF_CODE: Record<string, FailureReason> = {
+  challenge_invalid: 'challenge',
+  flow_expired: 'challenge',
+  interaction_expired: 'challenge',
+  ceremony_failed: 'credential',
+  credential_unknown: 'credential',
+  credential_exists: 'credential',
+  user_verification_required: 'user_verification',
+  account_disabled: 'account',
+  account_locked: 'account',
+  user_suspended: 'account',
+  authenticator_not_allowed: 'authenticator_policy',
+  authenticator_compromised: 'authenticator_policy',
+  counter_regressed: 'counter_regressed',
+  signin_failed: 'wrong_secret',
+  email_code_invalid: 'wrong_secret',
+  signin_throttled: 'throttled',
+  too_many_requests: 'throttled',
+  self_service_limited: 'throttled',
+  upstream_failed: 'upstream',
+  upstream_unavailable: 'upstream',
+  linked_account_unknown: 'upstream',
+  reauth_linked_account_mismatch: 'upstream',
+};
+
+/** The reason a failure code (src/errors.ts) is counted under. */
+export function failureReason(code: string): FailureReason {
+  return REASON_OF_CODE[code] ?? 'other';
+}
+
+/** OAuth grant types counted by name; any other is `other` (a client cannot add series by sending new names). */
+const GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:openid:params:grant-type:ciba']);
+/** OAuth token endpoint error codes (RFC 6749 §5.2) counted by name; any other is `other`. */
+const GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'invalid_request', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'invalid_target', 'server_error']);
+
+export type EnrolmentEvent = 'issued' | 'completed' | 'expired';
+/** How an enrolment reached the person: a link shown to an agent, a 9-character code, an email, or the CLI. */
+export type EnrolmentMethod = 'link' | 'code' | 'email' | 'cli';
+
+/** The recorders flows call: `app.latchkey.metrics.ceremony('signin', 'passkey', 'success')`. */
+export interface Metrics {
+  readonly enabled: boolean;
+  /** One ceremony finished: succeeded, or failed for a reason of {@link FAILURE_REASONS}. */
+  ceremony(flow: CeremonyFlow, method: CeremonyMethod, outcome: CeremonyOutcome): void;
+  /** A failed ceremony by its error code (src/errors.ts), counted under its {@link failureReason}. */
+  ceremonyFailed(flow: CeremonyFlow, method: CeremonyMethod, code: string): void;
+  /** An OAuth token request (oidc-provider's grant.success / grant.error): grant type and `success` or the OAuth error. */
+  tokenGrant(grantType: string | undefined, outcome: string): void;
+  /** An enrolment link or code issued, completed (a passkey set up from it) or expired unused. */
+  enrolment(event: EnrolmentEvent, method: EnrolmentMethod): void;
+  /** An unexpected error inside the OpenID Connect provider (oidc-provider's server_error event). */
+  oidcServerError(): void;
+  /** One HTTP answer: the matched route pattern (never the raw URL), its method and status, and how long it took. */
+  httpRequest(route: string | undefined, method: string, status: number, seconds: number): void;
+  /** One database commit and how long the COMMIT itself took. */
+  commit(seconds: number): void;
+  /** Gauges read when /metrics is scraped (challenge-store size, database pool). */
+  gauge(name: string, help: string, read: () => number): void;
+  /** The exposition text, in the Prometheus text format. */
+  text(): Promise<string>;
+  readonly contentType: string;
+}
+
+const noop = () => {};
+
+/** Metrics off: every recorder does nothing, so the sign-in path pays one empty call. */
+export const NO_METRICS: Metrics = {
+  enabled: false,
+  ceremony: noop,
+  ceremonyFailed: noop,
+  tokenGrant: noop,
+  enrolment: noop,
+  oidcServerError: noop,
+  httpRequest: noop,
+  commit: noop,
+  gauge: noop,
+  text: async () => '',
+  contentType: 'text/plain; version=0.0.4; charset=utf-8',
+};
+
+/** Seconds: 1 ms to 10 s, where sign-in (a few ms) and a slow database or upstream (seconds) both fall in a bucket. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Seconds: a SQLite commit takes tens of microseconds, a PostgreSQL one a round trip. */
+const COMMIT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+type Child<T> = { inc(): void } & T;
+
+/**
+ * Label children looked up by nested maps of label values, built on first use: after that a recorder allocates
+ * nothing (prom-client's `labels(...)` builds a label object each call). Values come from fixed sets or route
+ * patterns, so the maps stay small.
+ */
+class Labelled<C> {
+  private readonly children = new Map<string, unknown>();
+  constructor(private readonly make: (values: string[]) => C) {}
+
+  get(a: string, b: string, c: string): C {
+    let byB = this.children.get(a) as Map<string, Map<string, C>> | undefined;
+    if (!byB) this.children.set(a, (byB = new Map()));
+    let byC = byB.get(b);
+    if (!byC) byB.set(b, (byC = new Map()));
+    let child = byC.get(c);
+    if (!child) byC.set(c, (child = this.make([a, b, c])));
+    return child;
+  }
+}
+
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/** The metrics of one app, in a registry of its own. */
+export class PrometheusMetrics implements Metrics {
+  readonly enabled = true;
+  readonly registry = new Registry();
+  private readonly ceremonies: Labelled<Child<object>>;
+  private readonly grants: Labelled<Child<object>>;
+  private readonly enrolments: Labelled<Child<object>>;
+  private readonly requests: Labelled<{ observe(v: number): void }>;
+  private readonly commits: Histogram;
+  private readonly oidcErrors: Counter;
+
+  constructor() {
+    const registers = [this.registry];
+    const ceremonies = new Counter({
+      name: 'latchkey_ceremonies_total',
+      help: 'Sign-in, sign-up, enrolment, reauthentication and self-service ceremonies finished, by flow, method and outcome (success or a failure reason).',
+      labelNames: ['flow', 'method', 'outcome'] as const,
+      registers,
+    });
+    this.ceremonies = new Labelled((v) => ceremonies.labels(...(v as [string, string, string])));
+    const grants = new Counter({
+      name: 'latchkey_oidc_token_grants_total',
+      help: 'OAuth token requests at the token endpoint, by grant type and outcome (success or the OAuth error code).',
+      labelNames: ['grant_type', 'outcome'] as const,
+      registers,
+    });
+    this.grants = new Labelled((v) => grants.labels(v[0]!, v[1]!));
+    const enrolments = new Counter({
+      name: 'latchkey_enrolments_total',
+      help: 'Enrolment links and codes issued, completed (a passkey set up from one) and expired unused, by how they were sent (expiries: counted by the instance whose sweep recorded them).',
+      labelNames: ['event', 'method'] as const,
+      registers,
+    });
+    this.enrolments = new Labelled((v) => enrolments.labels(v[0]!, v[1]!));
+    this.oidcErrors = new Counter({ name: 'latchkey_oidc_server_errors_total', help: 'Unexpected errors inside the OpenID Connect provider (answered 500).', registers });
+    const requests = new Histogram({
+      name: 'latchkey_http_request_duration_seconds',
+      help: 'Time to answer HTTP requests on the public listener, by matched route pattern (unmatched: 404s), method and status class.',
+      labelNames: ['route', 'method', 'status_class'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.requests = new Labelled((v) => requests.labels(v[0]!, v[1]!, v[2]!));
+    this.commits = new Histogram({
+      name: 'latchkey_db_commit_duration_seconds',
+      help: 'Time the database takes to COMMIT a transaction (SQLite: one per group commit of several sign-ins; PostgreSQL: the round trip).',
+      buckets: COMMIT_BUCKETS,
+      registers,
+    });
+    // Process CPU, memory, handles, GC, and the event-loop delay (latchkey_nodejs_eventloop_lag_*), read on scrape.
+    collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
+  }
+
+  ceremony(flow: CeremonyFlow, method: CeremonyMethod, outcome: CeremonyOutcome): void {
+    this.ceremonies.get(flow, method, outcome).inc();
+  }
+
+  ceremonyFailed(flow: CeremonyFlow, method: CeremonyMethod, code: string): void {
+    this.ceremonies.get(flow, method, failureReason(code)).inc();
+  }
+
+  tokenGrant(grantType: string | undefined, outcome: string): void {
+    const type = grantType && GRANT_TYPES.has(grantType) ? grantType : 'other';
+    this.grants.get(type, outcome === 'success' || GRANT_ERRORS.has(outcome) ? outcome : 'other', '').inc();
+  }
+
+  enrolment(event: EnrolmentEvent, method: EnrolmentMethod): void {
+    this.enrolments.get(event, method, '').inc();
+  }
+
+  oidcServerError(): void {
+    this.oidcErrors.inc();
+  }
+
+  httpRequest(route: string | undefined, method: string, status: number, seconds: number): void {
+    this.requests.get(route ?? 'unmatched', method, STATUS_CLASSES[Math.floor(status / 100) - 1] ?? 'other').observe(seconds);
+  }
+
+  commit(seconds: number): void {
+    this.commits.observe(seconds);
+  }
+
+  gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** A route's onError hook counting the failures of the ceremony it finishes (by the error's code, see {@link failureReason}). */
+export function countFailures(metrics: Metrics, flow: CeremonyFlow, method: CeremonyMethod) {
+  return async (_request: unknown, _reply: unknown, error: { code?: unknown }): Promise<void> => {
+    metrics.ceremonyFailed(flow, method, typeof error.code === 'string' ? error.code : 'internal');
+  };
+}
