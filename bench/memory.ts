@@ -6,7 +6,8 @@
  * Settings (environment): BENCH_USERS (10000), BENCH_ACTIVE_USERS (10000, at most BENCH_USERS),
  * BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (32), BENCH_DATABASE (sqlite; or a
  * postgres:// URL, whose schema latchkey_memory is dropped and made anew). The server inherits the
- * environment, so NODE_OPTIONS or MALLOC_ARENA_MAX reach it.
+ * environment, so NODE_OPTIONS or MALLOC_ARENA_MAX reach it; BENCH_NODE_ARGS adds Node.js flags to the server's
+ * (e.g. `--max-semi-space-size=16`, V8's default, to compare).
  * When the window held fewer ceremonies than there are active users (a busy machine), sign-ins go on after it until
  * every active user has signed in, so the figures after the window do not depend on the machine's speed.
  * Flags: --snapshot writes a V8 heap snapshot of the server after the window to $TMPDIR.
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/db/connect.js';
+import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { runLoad } from './load.js';
 import type { MemoryBreakdown } from './memoryBreakdown.js';
 import { insertUsers, makeUsers } from './seed.js';
@@ -86,7 +88,8 @@ async function main(): Promise<void> {
   }
 
   const child = fork(join(here, 'server.ts'), [], {
-    execArgv: ['--import', 'tsx', ...(env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    // As `latchkey serve` runs (SERVER_NODE_FLAGS), then any BENCH_NODE_ARGS (later flags win).
+    execArgv: ['--import', 'tsx', ...SERVER_NODE_FLAGS, ...(env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase } from '../src/db/connect.js';
+import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
 import { quantile, runBare, runLoad } from './load.js';
 import { measureVerifyAssertion } from './verifyRate.js';
@@ -124,7 +125,7 @@ class ServerProcess {
   ) {}
 
   static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
-    const execArgv = ['--import', 'tsx'];
+    const execArgv = ['--import', 'tsx', ...SERVER_NODE_FLAGS];
     const child = fork(join(here, 'server.ts'), [], {
       execArgv,
       env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
