@@ -1,8 +1,10 @@
 /**
- * Enrol many users, one ES256 passkey each, straight through Kysely in one
- * transaction. The private keys stay here, in one software authenticator per
- * user (test/support/softAuthenticator.ts), so the load generator signs like a
- * real authenticator would.
+ * Enrol many users, one ES256 passkey each, straight through Kysely. The
+ * private keys stay here, in one software authenticator per user
+ * (test/support/softAuthenticator.ts), so the load generator signs like a
+ * real authenticator would. Only the users the load drives need one
+ * (`makeUsers`); `insertUsers(db, rows, { total })` adds filler users up to
+ * `total` (a million takes about a minute on SQLite).
  *
  * Keys are exported as SPKI DER, never JWK: on Node 20 JWK export of EC keys in
  * a loop can deadlock in the garbage collector (CONVENTIONS.md, known pitfalls).
@@ -72,14 +74,79 @@ export function makeUsers(count: number, origin: string, rpId: string): { users:
   return { users, rows };
 }
 
-/** Insert the users and their passkeys in one transaction, in chunks that stay under both databases' parameter limits. */
-export async function insertUsers(db: Db, rows: { user: NewUser; authenticator: NewAuthenticator }[]): Promise<void> {
-  const chunk = 1000;
-  await db.kysely.transaction().execute(async (trx) => {
-    for (let i = 0; i < rows.length; i += chunk) {
-      const part = rows.slice(i, i + chunk);
-      await trx.insertInto('users').values(part.map((r) => r.user)).execute();
-      await trx.insertInto('authenticators').values(part.map((r) => r.authenticator)).execute();
+export interface InsertOptions {
+  /**
+   * Users in all (default: `rows.length`). Those past the rows given are filler: real accounts with a unique email
+   * and credential id each, whose passkeys share a few public keys ({@link FILLER_KEYS}) since no one signs in
+   * with them, which is what makes seeding a million practical (key generation is most of the cost).
+   */
+  total?: number;
+  /** Called after each transaction with the users inserted so far. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Rows per INSERT: 1,000 × 14 columns stays under SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
+const CHUNK = 1000;
+/** Rows per transaction: a few transactions for a million, so SQLite's WAL does not have to hold them all at once. */
+const TRANSACTION = 100_000;
+/** Distinct public keys the filler users' passkeys share. */
+export const FILLER_KEYS = 16;
+
+/**
+ * Insert the users and their passkeys in chunks that stay under both databases' parameter limits, in one
+ * transaction per {@link TRANSACTION} users; with `total` above `rows.length`, filler users after them (emails
+ * user<i>@bench.example continue from the rows').
+ */
+export async function insertUsers(db: Db, rows: { user: NewUser; authenticator: NewAuthenticator }[], options: InsertOptions = {}): Promise<void> {
+  const total = Math.max(rows.length, options.total ?? rows.length);
+  const filler = total > rows.length ? fillerRows() : undefined;
+  for (let start = 0; start < total; start += TRANSACTION) {
+    const end = Math.min(total, start + TRANSACTION);
+    await db.kysely.transaction().execute(async (trx) => {
+      for (let i = start; i < end; i += CHUNK) {
+        const to = Math.min(end, i + CHUNK);
+        const part = i >= rows.length ? filler!(i, to) : rows.slice(i, Math.min(to, rows.length)).concat(to > rows.length ? filler!(rows.length, to) : []);
+        await trx.insertInto('users').values(part.map((r) => r.user)).execute();
+        await trx.insertInto('authenticators').values(part.map((r) => r.authenticator)).execute();
+      }
+    });
+    options.onProgress?.(end, total);
+  }
+}
+
+/** Rows for users `from` … `to - 1` with no private key anywhere: their passkeys use one of FILLER_KEYS public keys. */
+function fillerRows(): (from: number, to: number) => { user: NewUser; authenticator: NewAuthenticator }[] {
+  const keys = Array.from({ length: FILLER_KEYS }, () =>
+    es256CoseKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' })).toString('base64url'),
+  );
+  const now = Date.now();
+  return (from, to) => {
+    const rows: { user: NewUser; authenticator: NewAuthenticator }[] = [];
+    const random = randomBytes((to - from) * 60);
+    for (let i = from; i < to; i++) {
+      const r = (i - from) * 60;
+      const id = random.toString('base64url', r, r + 16);
+      const email = `user${i}@bench.example`;
+      rows.push({
+        user: { id, email, email_normalized: email, display_name: `Bench User ${i}`, status: 'enrolled', created_at: now, updated_at: now },
+        authenticator: {
+          id: random.toString('base64url', r + 16, r + 28),
+          user_id: id,
+          type: 'passkey',
+          credential_id: random.toString('base64url', r + 28, r + 60),
+          public_key: keys[i % FILLER_KEYS]!,
+          counter: 0,
+          transports: JSON.stringify(['internal', 'hybrid']),
+          aaguid: '00000000-0000-0000-0000-000000000000',
+          backup_eligible: 0,
+          backed_up: 0,
+          attestation_format: 'none',
+          name: 'Bench passkey',
+          created_at: now,
+          last_used_at: null,
+        },
+      });
     }
-  });
+    return rows;
+  };
 }

@@ -8,6 +8,8 @@
  *              groupCommits: { commits, transactions } (SQLite) };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
+ *              { type: 'memory', snapshot?: file } → where the RSS goes (memoryBreakdown.ts), after a full GC;
+ *              with `snapshot`, a V8 heap snapshot written to that file first;
  *              { type: 'stop' } → closes the server and exits.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { Session } from 'node:inspector';
 import Fastify from 'fastify';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
+import { memoryBreakdown } from './memoryBreakdown.js';
 
 
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
@@ -36,7 +39,7 @@ function post(method: string, params?: object): Promise<any> {
   return new Promise((resolve, reject) => inspector!.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
 }
 
-process.on('message', async (message: { type?: string; file?: string }) => {
+process.on('message', async (message: { type?: string; file?: string; snapshot?: string }) => {
   if (message?.type === 'profile-start') {
     inspector = new Session();
     inspector.connect();
@@ -61,6 +64,8 @@ process.on('message', async (message: { type?: string; file?: string }) => {
       eventLoopCpuMs: eventLoopThreadCpuMs(),
       groupCommits: 'latchkey' in app ? app.latchkey.store.groupCommitStats : undefined,
     });
+  } else if (message?.type === 'memory') {
+    send({ type: 'memory', ...(await memoryBreakdown(message.snapshot)) });
   } else if (message?.type === 'stop') {
     void app.close().then(() => {
       process.disconnect?.();

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase } from '../src/db/connect.js';
+import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
 import { quantile, runBare, runLoad } from './load.js';
 import { measureVerifyAssertion } from './verifyRate.js';
@@ -127,7 +128,7 @@ class ServerProcess {
 
   static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
     // BENCH_SERVER_FLAGS: extra Node flags for the server alone (e.g. --trace-gc), space-separated.
-    const execArgv = ['--import', 'tsx', ...(env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])];
+    const execArgv = ['--import', 'tsx', ...SERVER_NODE_FLAGS, ...(env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])];
     const child = fork(join(here, 'server.ts'), [], {
       execArgv,
       env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },

@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// The flag is SERVER_NODE_FLAGS (src/runtime.ts): a smaller V8 young generation, 24 MiB less resident memory.
 // Runs the TypeScript entry point through tsx (a runtime dependency), so `latchkey` works from an install without a build step.
 // tsx is given the project's tsconfig.json: by default it reads the current directory's, and without ours the pages'
 // JSX would not compile for Preact.

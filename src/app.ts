@@ -134,7 +134,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }).setValidatorCompiler(TypeBoxValidatorCompiler);
 
   const ownsDb = !options.db;
-  const db = options.db ?? openDatabase(config.databaseUrl, { backgroundCheckpoints: true });
+  const db = options.db ?? openDatabase(config.databaseUrl, { backgroundCheckpoints: true, cacheMiB: config.sqliteCacheMiB });
   if (ownsDb) await db.migrate();
   const store = createStore(db);
   const now = options.now ?? Date.now;

@@ -113,7 +113,7 @@ const listenProblems: Record<string, (c: Config) => string> = {
 
 async function serve(config: Config, io: CliIo): Promise<void> {
   const { buildApp } = await withoutProviderRuntimeWarning(() => import('./app.js'));
-  const { db } = await openMigrated(config, { backgroundCheckpoints: true });
+  const { db } = await openMigrated(config, { backgroundCheckpoints: true, cacheMiB: config.sqliteCacheMiB });
   const app = await buildApp(config, { db });
   app.addHook('onClose', () => db.close());
   const runtime = unsupportedRuntime();

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
+import { readFileSync } from 'node:fs';
+import { SERVER_NODE_FLAGS, unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
 
 describe('supported Node.js versions', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -25,5 +26,16 @@ describe('supported Node.js versions', () => {
     expect(seen).toEqual(['something else']);
     console.warn('after loading');
     expect(seen).toEqual(['something else', 'after loading']);
+  });
+});
+
+describe('the server\'s Node.js flags', () => {
+  it('are given by the latchkey command\'s first line and by npm start, which V8 reads before the heap exists', () => {
+    const shebang = readFileSync(new URL('../bin/latchkey.js', import.meta.url), 'utf8').split('\n')[0]!;
+    const start = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+    expect(SERVER_NODE_FLAGS.length).toBeGreaterThan(0);
+    // env -S splits the rest of the line into arguments (coreutils 8.30 and later, BSD and macOS).
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
+    expect(start).toBe(`node ${SERVER_NODE_FLAGS.join(' ')} --import tsx src/main.ts serve`);
   });
 });

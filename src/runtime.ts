@@ -32,3 +32,11 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
     console.warn = warn;
   }
 }
+
+/**
+ * Node.js flags the server runs with: bin/latchkey.js's first line and `npm start` pass them (runtime.test.ts checks
+ * both), and the benchmarks' server too. V8 grows its young generation to two 16 MiB semi-spaces under load, 32 MiB
+ * that stays resident; the server's requests allocate little that lives past one, so 4 MiB semi-spaces keep 24 MiB
+ * off RSS and measured no slower (BENCHMARKS.md, server memory). Flags must be given at start: V8 sizes the heap once.
+ */
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];

@@ -55,6 +55,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('keeps 10,000 imported passkey keys and a 4 MiB SQLite page cache unless told otherwise', () => {
+    const c = loadConfig({});
+    expect(c.passkeyKeyCacheSize).toBe(10_000);
+    expect(c.sqliteCacheMiB).toBe(4);
+    expect(loadConfig({ LATCHKEY_PASSKEY_KEY_CACHE: '0', LATCHKEY_SQLITE_CACHE_MIB: '64' })).toMatchObject({ passkeyKeyCacheSize: 0, sqliteCacheMiB: 64 });
+    for (const bad of ['-1', 'lots', '1.5']) expect(() => loadConfig({ LATCHKEY_PASSKEY_KEY_CACHE: bad })).toThrow(/^LATCHKEY_PASSKEY_KEY_CACHE: /);
+    for (const bad of ['0', '1.5']) expect(() => loadConfig({ LATCHKEY_SQLITE_CACHE_MIB: bad })).toThrow(/^LATCHKEY_SQLITE_CACHE_MIB: /);
+  });
+
   it('derives the origin from PORT and the RP ID from the origin host', () => {
     expect(loadConfig({ PORT: '8080' }).origin).toBe('http://localhost:8080');
     const c = loadConfig({ LATCHKEY_ORIGIN: 'https://id.example.org' });

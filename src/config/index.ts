@@ -221,6 +221,18 @@ export interface Config {
    * where the port is reachable by the Prometheus server and no one else: /metrics has no authentication.
    */
   metricsHost: string;
+   * LATCHKEY_PASSKEY_KEY_CACHE (default 10,000; 0 = none): public keys each signature worker keeps imported, least
+   * recently used dropped first (src/webauthn/signatureWorker.ts). About 3 KiB each for P-256, so 30 MiB at the
+   * default. A cached key saves about 90 µs of worker CPU when the same passkey signs in again before it is dropped;
+   * people mostly sign in once a day, so a server with a few hundred sign-ins an hour needs far fewer.
+   */
+  passkeyKeyCacheSize: number;
+  /**
+   * LATCHKEY_SQLITE_CACHE_MIB (default 4): SQLite's page cache for the server's connection, in MiB (better-sqlite3
+   * builds SQLite with 16). Pages it misses come from the operating system's file cache, which holds the database
+   * for every process; sign-in touches a handful of index pages per ceremony (BENCHMARKS.md, server memory).
+   */
+  sqliteCacheMiB: number;
 }
 
 export class ConfigError extends Error {
@@ -587,6 +599,8 @@ export function loadConfig(env: Env = process.env): Config {
     webhookPollSeconds: readInt(env, 'LATCHKEY_WEBHOOK_POLL_SECONDS', 1, 0, 3600),
     metricsPort: env.LATCHKEY_METRICS_PORT?.trim() ? readInt(env, 'LATCHKEY_METRICS_PORT', 0, 0, 65535) : undefined,
     metricsHost: env.LATCHKEY_METRICS_HOST?.trim() || '127.0.0.1',
+    passkeyKeyCacheSize: readInt(env, 'LATCHKEY_PASSKEY_KEY_CACHE', 10_000, 0, 10_000_000),
+    sqliteCacheMiB: readInt(env, 'LATCHKEY_SQLITE_CACHE_MIB', 4, 1, 65_536),
   };
 }
 

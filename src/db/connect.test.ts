@@ -1,5 +1,6 @@
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { postgresConnectionString } from './connect.js';
+import { openDatabase, postgresConnectionString } from './connect.js';
 
 const searchPathOf = (url: string) => new URL(url).searchParams.get('options');
 
@@ -34,5 +35,21 @@ describe('postgresConnectionString', () => {
   it('refuses a search path that is not plain identifiers', () => {
     expect(() => postgresConnectionString('postgres://u@h/test', 'x; drop')).toThrow(/invalid search path/);
     expect(() => postgresConnectionString('postgres://u@h/test', 'x -c role=admin')).toThrow(/invalid search path/);
+  });
+});
+
+describe('openDatabase on SQLite', () => {
+  it('sizes the page cache when told to, and leaves better-sqlite3\'s 16 MiB otherwise', async () => {
+    const cacheOf = async (cacheMiB?: number) => {
+      const db = openDatabase('sqlite::memory:', { cacheMiB });
+      try {
+        const { rows } = await sql<{ cache_size: number }>`pragma cache_size`.execute(db.kysely);
+        return rows[0]!.cache_size;
+      } finally {
+        await db.close();
+      }
+    };
+    expect(await cacheOf(4)).toBe(-4096);
+    expect(await cacheOf()).toBe(-16000);
   });
 });

@@ -45,6 +45,11 @@ export interface OpenOptions {
    * don't need it.
    */
   backgroundCheckpoints?: boolean | { intervalMs?: number; backstopPages?: number };
+  /**
+   * SQLite only: the page cache, in MiB (config.sqliteCacheMiB for the server). Unset: better-sqlite3's build
+   * default, 16 MiB, right for one-shot commands such as a bulk import.
+   */
+  cacheMiB?: number;
 }
 
 export function openDatabase(url: string, options: OpenOptions = {}): Db {
@@ -61,6 +66,8 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    // Negative: a size in KiB rather than in pages.
+    if (options.cacheMiB !== undefined) sqlite.pragma(`cache_size = -${Math.round(options.cacheMiB * 1024)}`);
     if (options.backgroundCheckpoints && file !== ':memory:') {
       // Truncate the WAL to this size whenever it is emptied, so a burst of writes doesn't leave a large file.
       sqlite.pragma('journal_size_limit = 67108864');

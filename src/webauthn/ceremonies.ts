@@ -22,7 +22,7 @@ import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.j
 import type { Store } from '../db/store.js';
 import { AppError, appError } from '../errors.js';
 import { flowDataReader } from '../flows/flowMachine.js';
-import { verifyAssertion } from './verifyAssertion.js';
+import { signatureWorkers, verifyAssertion } from './verifyAssertion.js';
 import { checkRegistrationResponse } from './responseChecks.js';
 import { allowedOrigins } from './allowedOrigins.js';
 import { standInFor } from './standInKey.js';
@@ -388,7 +388,14 @@ export class WebAuthn {
     const found = credentialId ? await this.store.authenticators.findByCredentialIdWithUser(credentialId) : undefined;
     const passkey = found?.authenticator.type === 'passkey' ? found : undefined;
     const verify = (input: Pick<Parameters<typeof verifyAssertion>[0], 'authenticator' | 'keyCacheId'>) =>
-      verifyAssertion({ response: args.response, expectedChallenge: flow.lookup, expectedOrigin: allowedOrigins(this.config).set, expectedRpId: this.config.rpId, ...input });
+      verifyAssertion({
+        response: args.response,
+        expectedChallenge: flow.lookup,
+        expectedOrigin: allowedOrigins(this.config).set,
+        expectedRpId: this.config.rpId,
+        signatures: signatureWorkers(this.config.passkeyKeyCacheSize),
+        ...input,
+      });
     const userHandle = args.response.response?.userHandle;
     const handleOf = (userId: string) => Buffer.from(userHandleFor(userId)).toString('base64url');
 

@@ -9,6 +9,15 @@
  * own bounded cache of imported keys, keyed by the stored COSE key itself, so
  * a credential re-registered under the same id never meets its old key.
  *
+ * Memory: an imported P-256 key holds about 3 KiB of OpenSSL memory that V8
+ * does not count, so a KeyObject dropped from the cache is freed only when the
+ * worker's V8 next runs a full collection, which its small heap almost never
+ * needs: measured here, the worker's native memory grew by about 100 MiB over
+ * 30,000 sign-ins with 10,000 passkeys (BENCHMARKS.md). The worker therefore
+ * collects after every {@link GC_AFTER_EVICTIONS} keys it dropped (a few
+ * milliseconds on the worker thread, never on the event loop), and its young
+ * generation is kept small, since it only ever holds one batch's messages.
+ *
  * Messages carry plain data only ({@link CredentialKey}, the signed bytes and
  * the signature). If a worker dies, its pending checks are done on the event
  * loop instead and the next check starts a new worker: a worker problem never
@@ -22,8 +31,14 @@ import { importCredentialKey, type CredentialKey } from './coseKey.js';
 /** After this many workers died (crashed, or could not start), checks stay on the event loop. */
 const MAX_WORKER_DEATHS = 5;
 
-/** Imported keys each worker keeps (about 2 KiB each for P-256). */
-export const WORKER_KEY_CACHE_SIZE = 10_000;
+/** Keys dropped from a worker's cache between two full collections: about 3 MiB of OpenSSL memory for P-256. */
+export const GC_AFTER_EVICTIONS = 1000;
+
+/**
+ * The worker's young generation, in MiB (V8's default grows to 16 MiB per semi-space, 32 MiB resident): a batch of
+ * checks allocates a few KiB, so a small one costs no more collections worth measuring and keeps 20 MiB or so off RSS.
+ */
+const WORKER_YOUNG_GENERATION_MIB = 2;
 
 interface Check {
   id: number;
@@ -37,20 +52,37 @@ interface Check {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createPublicKey, verify } = require('node:crypto');
+// A full collection on demand (see GC_AFTER_EVICTIONS). The flag is process-wide and takes effect in contexts made
+// after it is set: this worker's own global has gc only when the process started with --expose-gc or an earlier
+// worker set the flag, so take it from a new context either way (and never declare a global named gc).
+require('node:v8').setFlagsFromString('--expose-gc');
+const collectGarbage = require('node:vm').runInNewContext('gc');
 const keys = new Map();
+let evicted = 0;
 function keyFor(check) {
   let key = keys.get(check.cacheKey);
   if (key) {
     keys.delete(check.cacheKey);
-  } else {
-    key = createPublicKey({ key: check.key.jwk, format: 'jwk' });
-    if (keys.size >= workerData.cacheSize) keys.delete(keys.keys().next().value);
+    keys.set(check.cacheKey, key);
+    return key;
+  }
+  key = createPublicKey({ key: check.key.jwk, format: 'jwk' });
+  if (workerData.cacheSize === 0) return key;
+  if (keys.size >= workerData.cacheSize) {
+    keys.delete(keys.keys().next().value);
+    if (++evicted >= workerData.gcAfterEvictions) {
+      evicted = 0;
+      collectGarbage();
+    }
   }
   keys.set(check.cacheKey, key);
   return key;
 }
 parentPort.on('message', (message) => {
-  if (message === 'clear') return void keys.clear();
+  if (message === 'clear') {
+    keys.clear();
+    return void collectGarbage();
+  }
   const results = new Array(message.length);
   for (let i = 0; i < message.length; i++) {
     const check = message[i];
@@ -81,8 +113,15 @@ class SignatureWorker {
   private queued: Check[] = [];
   private dead = false;
 
-  constructor(private readonly onDeath: (w: SignatureWorker) => void) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { cacheSize: WORKER_KEY_CACHE_SIZE } });
+  constructor(
+    keyCacheSize: number,
+    private readonly onDeath: (w: SignatureWorker) => void,
+  ) {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { cacheSize: keyCacheSize, gcAfterEvictions: GC_AFTER_EVICTIONS },
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MIB },
+    });
     // Never keeps the process alive on its own; pending checks keep it referenced (see below).
     this.worker.unref();
     this.worker.on('message', (results: [number, boolean][]) => {
@@ -134,14 +173,23 @@ class SignatureWorker {
 
 /**
  * A few workers (one per spare core, at most four), each check to the least
- * busy. Workers start on first use.
+ * busy. Workers start on first use. `keyCacheSize`: imported keys each worker
+ * keeps (LATCHKEY_PASSKEY_KEY_CACHE, src/config/index.ts).
  */
 export class SignatureWorkerPool {
   private readonly workers: SignatureWorker[] = [];
   private nextId = 0;
-  private deaths = 0;
+  private deathCount = 0;
 
-  constructor(private readonly size = Math.max(1, Math.min(4, availableParallelism() - 1))) {}
+  constructor(
+    readonly keyCacheSize: number,
+    private readonly size = Math.max(1, Math.min(4, availableParallelism() - 1)),
+  ) {}
+
+  /** Workers that died (crashed, or could not start) so far. */
+  get deaths(): number {
+    return this.deathCount;
+  }
 
   /** True when `signature` is the key's signature over `data`; never throws. */
   verify(cacheKey: string, key: CredentialKey, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
@@ -157,11 +205,11 @@ export class SignatureWorkerPool {
 
   /** The least busy worker, started if need be; none once workers have died too often (then checks run inline). */
   private pick(): SignatureWorker | undefined {
-    if (this.workers.length < this.size && this.deaths < MAX_WORKER_DEATHS) {
-      const worker = new SignatureWorker((dead) => {
+    if (this.workers.length < this.size && this.deathCount < MAX_WORKER_DEATHS) {
+      const worker = new SignatureWorker(this.keyCacheSize, (dead) => {
         const i = this.workers.indexOf(dead);
         if (i >= 0) this.workers.splice(i, 1);
-        this.deaths++;
+        this.deathCount++;
       });
       this.workers.push(worker);
       return worker;

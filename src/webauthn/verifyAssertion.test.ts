@@ -12,7 +12,7 @@ import { encodeCbor } from '../../test/support/cbor.js';
 import { SoftAuthenticator, type CoseAlg } from '../../test/support/softAuthenticator.js';
 import { decodeCbor } from './cbor.js';
 import { credentialVerifierFromCose } from './coseKey.js';
-import { SignatureWorkerPool } from './signatureWorker.js';
+import { GC_AFTER_EVICTIONS, SignatureWorkerPool } from './signatureWorker.js';
 import { standInFor } from './standInKey.js';
 import { clearCredentialKeyCache, verifyAssertion, verifyAssertionWithLibrary, type AssertionInput, type AssertionResult } from './verifyAssertion.js';
 
@@ -417,5 +417,33 @@ describe('COSE keys', () => {
     expect(() => decodeCbor(Buffer.from([0x01, 0x02]))).toThrow(/trailing/);
     expect(() => decodeCbor(Buffer.from([0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))).toThrow();
     expect(() => decodeCbor(Buffer.alloc(40, 0x81))).toThrow(/deeply/);
+  });
+});
+
+describe('signature workers with a small key cache', () => {
+  it('drops keys and imports them again, and keeps its worker through the collections that free dropped keys', async () => {
+    const [a, b] = [await enrol(-7), await enrol(-7)];
+    for (const [size, rounds] of [
+      [0, 20],
+      [1, GC_AFTER_EVICTIONS + 50],
+    ] as const) {
+      const signatures = new SignatureWorkerPool(size, 1);
+      // a and b in turn: with room for one key or none, every check imports its key and (size 1) drops the other's.
+      for (let i = 0; i < rounds; i += 50) {
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, j) => {
+            const [own, other] = (i + j) % 2 ? [a, b] : [b, a];
+            const response = signedAssertion(own);
+            return Promise.all([verifyAssertion({ ...inputFor(own, response), signatures }), verifyAssertion({ ...inputFor(other, { ...response, id: other.credentialId, rawId: other.credentialId }), signatures })]);
+          }),
+        );
+        for (const [right, wrong] of results) {
+          expect(right.ok).toBe(true);
+          expect(wrong).toMatchObject({ ok: false, signatureValid: false });
+        }
+      }
+      // A worker that died would have had its checks done on the event loop instead, with the same answers.
+      expect(signatures.deaths).toBe(0);
+    }
   });
 });

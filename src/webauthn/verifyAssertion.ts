@@ -58,6 +58,8 @@ export interface AssertionInput {
   authenticator: Pick<Authenticator, 'credential_id' | 'public_key' | 'counter' | 'transports'>;
   /** What the signature worker caches the imported key under; by default the stored key itself. */
   keyCacheId?: string;
+  /** Where the signature is checked; by default the workers with the default key cache. */
+  signatures?: SignatureWorkerPool;
 }
 
 // Flags byte of authenticator data (WebAuthn L3 §6.1).
@@ -87,12 +89,22 @@ function decodeBase64url(value: unknown, max: number): Buffer | undefined {
   return Buffer.from(value, 'base64url');
 }
 
-/** Checks signatures off the event loop (src/webauthn/signatureWorker.ts); shared by every app in the process. */
-const signatures = new SignatureWorkerPool();
+/** Imported keys each signature worker keeps when the caller names no pool (LATCHKEY_PASSKEY_KEY_CACHE's default). */
+const DEFAULT_KEY_CACHE_SIZE = 10_000;
+
+/** Signature workers (src/webauthn/signatureWorker.ts) by key cache size: apps in one process with the same setting share them. */
+const pools = new Map<number, SignatureWorkerPool>();
+
+/** The process's signature workers for a key cache of `keyCacheSize` (config.passkeyKeyCacheSize). */
+export function signatureWorkers(keyCacheSize = DEFAULT_KEY_CACHE_SIZE): SignatureWorkerPool {
+  let pool = pools.get(keyCacheSize);
+  if (!pool) pools.set(keyCacheSize, (pool = new SignatureWorkerPool(keyCacheSize)));
+  return pool;
+}
 
 /** Forget every imported key (tests; after bulk key changes). */
 export function clearCredentialKeyCache(): void {
-  signatures.clear();
+  for (const pool of pools.values()) pool.clear();
 }
 
 const rpIdHashes = new Map<string, Buffer>();
@@ -186,7 +198,7 @@ export async function verifyAssertion(input: AssertionInput): Promise<AssertionR
     return failed();
   }
   const hash = createHash('sha256').update(cData).digest();
-  if (!(await signatures.verify(input.keyCacheId ?? input.authenticator.public_key, key, Buffer.concat([authData, hash], authData.length + 32), sig))) return failed();
+  if (!(await (input.signatures ?? signatureWorkers()).verify(input.keyCacheId ?? input.authenticator.public_key, key, Buffer.concat([authData, hash], authData.length + 32), sig))) return failed();
   if (flagFailure) return flagFailure;
 
   // Step 22: a counter that did not increase (unless both are zero) may mean a cloned authenticator.
