@@ -20,7 +20,8 @@
  * server process's (user + system, all threads) over the window, divided by the grants in it.
  *
  * Alone: `node --import tsx bench/tokens.ts [--profile]` starts its own server on SQLite (and on PostgreSQL with
- * BENCH_PG_URL set). Settings: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (32).
+ * BENCH_PG_URL set). Settings: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (32),
+ * BENCH_ID_TOKEN_ALG (the service's ID-token algorithm: ES256, the default for new services, or RS256).
  * --profile writes a V8 CPU profile of each window to $TMPDIR/latchkey-bench-profiles/ (bench/profileSummary.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -33,6 +34,7 @@ import { loadConfig } from '../src/config/index.js';
 import { openDatabase } from '../src/db/connect.js';
 import { createStore } from '../src/db/store.js';
 import { addService } from '../src/oidc/services.js';
+import type { SigningAlg } from '../src/oidc/signingKeys.js';
 import { SecretBox } from '../src/secretBox.js';
 import { Connection, quantile, runBare, type Reply } from './load.js';
 import { measureRawVerify } from './rawVerify.js';
@@ -46,7 +48,7 @@ export interface TokenBenchOptions {
   port: number;
   origin: string;
   /** The server process's CPU time so far (bench/server.ts answers `usage`). */
-  usage: () => Promise<{ cpuUserMs: number; cpuSystemMs: number }>;
+  usage: () => Promise<{ cpuUserMs: number; cpuSystemMs: number; eventLoopCpuMs?: number }>;
   /** The server's database: the bench's service is registered there (the server reads services on every request). */
   databaseUrl: string;
   /** People with a passkey to sign in with; one per virtual client (so at least `concurrency`), each used by one client only. */
@@ -54,6 +56,8 @@ export interface TokenBenchOptions {
   concurrency: number;
   warmupMs: number;
   durationMs: number;
+  /** The service's ID-token algorithm (default: what addService gives a new service, ES256). */
+  idTokenAlg?: SigningAlg;
   /** Called when a grant's measured window opens and closes (e.g. to profile it). */
   onWindow?: (grant: GrantType, edge: 'start' | 'end') => Promise<void> | void;
 }
@@ -65,6 +69,8 @@ export interface GrantFigures {
   serverCpuUsPerGrant: number;
   /** Server CPU over the window, in cores. */
   serverCpu: number;
+  /** The server's main (event-loop) thread alone, µs per grant; undefined where /proc is missing. */
+  eventLoopCpuUsPerGrant: number | undefined;
   /** This process's CPU over the window, in cores. */
   clientCpu: number;
   p50: number;
@@ -184,14 +190,14 @@ interface VirtualClient {
  * Register the bench's service (confidential, first-party, client_secret_basic) in the server's database with
  * the project's own addService, sealed with the same secret key as the server's (the environment both share).
  */
-async function registerService(databaseUrl: string, origin: string): Promise<{ clientId: string; clientSecret: string }> {
+async function registerService(databaseUrl: string, origin: string, idTokenAlg: SigningAlg | undefined): Promise<{ clientId: string; clientSecret: string }> {
   const db = openDatabase(databaseUrl);
   try {
     const secretBox = new SecretBox(loadConfig({ ...process.env, DATABASE_URL: databaseUrl, LATCHKEY_ORIGIN: origin }));
     const { service, clientSecret } = await addService(
       createStore(db),
       secretBox,
-      { name: 'Token bench', redirectUris: [REDIRECT_URI], clientType: 'confidential', aal: 1, firstParty: true },
+      { name: 'Token bench', redirectUris: [REDIRECT_URI], clientType: 'confidential', aal: 1, firstParty: true, ...(idTokenAlg ? { idTokenAlg } : {}) },
       Date.now(),
     );
     return { clientId: service.client_id, clientSecret: clientSecret! };
@@ -203,7 +209,7 @@ async function registerService(databaseUrl: string, origin: string): Promise<{ c
 export async function runTokenBench(options: TokenBenchOptions): Promise<TokenBenchResult> {
   const { port, origin, concurrency } = options;
   if (options.users.length < concurrency) throw new Error(`the token bench needs ${concurrency} users (one per client), got ${options.users.length}`);
-  const { clientId, clientSecret } = await registerService(options.databaseUrl, origin);
+  const { clientId, clientSecret } = await registerService(options.databaseUrl, origin, options.idTokenAlg);
   // RFC 6749 §2.3.1: form-urlencoded id and secret, then Basic.
   const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64');
   const tokenHeaders = `accept: application/json\r\ncontent-type: application/x-www-form-urlencoded\r\nauthorization: Basic ${basic}\r\n`;
@@ -359,6 +365,7 @@ async function measureGrants(
     grantsPerSecond: grants / seconds,
     serverCpuUsPerGrant: grants ? (serverMs * 1000) / grants : NaN,
     serverCpu: serverMs / 1000 / seconds,
+    eventLoopCpuUsPerGrant: after.eventLoopCpuMs !== undefined && before.eventLoopCpuMs !== undefined && grants ? ((after.eventLoopCpuMs - before.eventLoopCpuMs) * 1000) / grants : undefined,
     clientCpu: (cpu.user + cpu.system) / 1e6 / seconds,
     p50: quantile(sorted, 0.5),
     p99: quantile(sorted, 0.99),
@@ -381,7 +388,8 @@ export function printTokenFigures(r: TokenBenchResult, floors: { rawVerify: numb
     const name = g.grant === 'refresh_token' ? 'refresh grants' : 'code grants';
     console.log(`  ${`${name}/s`.padEnd(20)}${g.grantsPerSecond.toFixed(0)}  (${g.grants.toLocaleString('en')} in ${g.seconds.toFixed(1)} s, ${concurrency} clients)`);
     console.log(`  ${'latency p50 / p99'.padEnd(20)}${g.p50.toFixed(2)} ms / ${g.p99.toFixed(2)} ms  (POST /oidc/token)`);
-    console.log(`  ${'server CPU'.padEnd(20)}${g.serverCpuUsPerGrant.toFixed(0)} µs per grant (${(g.serverCpu * 100).toFixed(0)} % of a core; load generator ${(g.clientCpu * 100).toFixed(0)} %)`);
+    const eventLoop = g.eventLoopCpuUsPerGrant === undefined ? '' : `, event-loop thread ${g.eventLoopCpuUsPerGrant.toFixed(0)} µs`;
+    console.log(`  ${'server CPU'.padEnd(20)}${g.serverCpuUsPerGrant.toFixed(0)} µs per grant${eventLoop} (${(g.serverCpu * 100).toFixed(0)} % of a core; load generator ${(g.clientCpu * 100).toFixed(0)} %)`);
     console.log(
       `  ${'ratios'.padEnd(20)}${(g.grantsPerSecond / floors.bare).toFixed(3)} of the bare route's requests/s, ${(g.grantsPerSecond / floors.rawVerify).toFixed(3)} of raw ES256 verifies/s`,
     );
@@ -457,6 +465,7 @@ async function main(): Promise<void> {
           concurrency,
           warmupMs: warmupSeconds * 1000,
           durationMs: seconds * 1000,
+          ...(env.BENCH_ID_TOKEN_ALG ? { idTokenAlg: env.BENCH_ID_TOKEN_ALG as SigningAlg } : {}),
           onWindow: profileDir
             ? async (grant, edge) => {
                 if (edge === 'start') {

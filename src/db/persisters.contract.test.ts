@@ -788,6 +788,9 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect((await s.signingKeys.listPublished(T0 + MINUTE)).map((k) => k.kid)).toEqual(['new', 'old']);
         expect((await s.signingKeys.listPublished(T0 + 60 * MINUTE)).map((k) => k.kid)).toEqual(['new']);
         expect(await s.signingKeys.countCurrent()).toBe(1);
+        // Counted per algorithm: a deployment with only an RS256 key gets its ES256 one on the next start.
+        expect(await s.signingKeys.countCurrent('RS256')).toBe(1);
+        expect(await s.signingKeys.countCurrent('ES256')).toBe(0);
       });
     });
 
@@ -804,6 +807,7 @@ describe.each(databases)('persister contract on $name', (target) => {
           aal: 2,
           first_party: 1,
           created_at: T0,
+          id_token_alg: 'ES256',
         };
         await s.services.insert(service);
         expect(await s.services.find(service.client_id)).toEqual(service);

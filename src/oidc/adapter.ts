@@ -7,6 +7,7 @@ import type { Adapter, AdapterPayload, AllClientMetadata } from 'oidc-provider';
 import type { Service } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { SecretBox } from '../secretBox.js';
+import type { SigningAlg } from './signingKeys.js';
 
 /** Client metadata Latchkey adds to the standard set (declared in the provider's extraClientMetadata). */
 export const SERVICE_AAL = 'latchkey_aal';
@@ -24,6 +25,7 @@ export function clientMetadata(service: Service, secretBox: SecretBox): AllClien
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
+    id_token_signed_response_alg: service.id_token_alg as SigningAlg,
     application_type: 'web',
     [SERVICE_AAL]: service.aal,
     [SERVICE_FIRST_PARTY]: service.first_party === 1,
