@@ -31,6 +31,11 @@ export type SigningAlg = (typeof SIGNING_ALGS)[number];
  */
 export const DEFAULT_ID_TOKEN_ALG: SigningAlg = 'ES256';
 
+function algRank(alg: string): number {
+  const i = (SIGNING_ALGS as readonly string[]).indexOf(alg);
+  return i < 0 ? SIGNING_ALGS.length : i;
+}
+
 export function isSigningAlg(value: string): value is SigningAlg {
   return (SIGNING_ALGS as readonly string[]).includes(value);
 }
@@ -75,7 +80,9 @@ export async function checkSecretKeyOpensSigningKeys(store: Store, secretBox: Se
 /** The private JWKs oidc-provider signs with and publishes (public parts only), newest first. */
 export async function loadSigningJwks(store: Store, secretBox: SecretBox, now: number): Promise<JsonWebKey[]> {
   const published = await store.signingKeys.listPublished(now);
-  // oidc-provider signs with the first key that fits: current keys before retired ones, whatever their times say.
-  const keys = [...published.filter((k) => k.retires_at === null), ...published.filter((k) => k.retires_at !== null)];
+  // oidc-provider signs with the first key that fits: current keys before retired ones, whatever their times say;
+  // within each, in SIGNING_ALGS order, so the JWKS and discovery's algorithm list read the same on every instance.
+  const byAlg = (a: SigningKey, b: SigningKey) => algRank(a.alg) - algRank(b.alg);
+  const keys = [...published.filter((k) => k.retires_at === null).sort(byAlg), ...published.filter((k) => k.retires_at !== null).sort(byAlg)];
   return keys.map((k) => JSON.parse(secretBox.open(k.private_jwk, `signing-key:${k.kid}`)) as JsonWebKey);
 }
