@@ -20,7 +20,7 @@
  * server process's (user + system, all threads) over the window, divided by the grants in it.
  *
  * Alone: `node --import tsx bench/tokens.ts [--profile]` starts its own server on SQLite (and on PostgreSQL with
- * BENCH_PG_URL set). Settings: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (32),
+ * BENCH_PG_URL set). Settings: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (6: the refresh window comes first after start, so the JIT settles), BENCH_CONCURRENCY (32),
  * BENCH_ID_TOKEN_ALG (the service's ID-token algorithm: ES256, the default for new services, or RS256).
  * --profile writes a V8 CPU profile of each window to $TMPDIR/latchkey-bench-profiles/ (bench/profileSummary.ts).
  */
@@ -406,7 +406,7 @@ export function printTokenFigures(r: TokenBenchResult, floors: { rawVerify: numb
 async function main(): Promise<void> {
   const env = process.env;
   const seconds = Number(env.BENCH_SECONDS ?? 5);
-  const warmupSeconds = Number(env.BENCH_WARMUP_SECONDS ?? 2);
+  const warmupSeconds = Number(env.BENCH_WARMUP_SECONDS ?? 6);
   const concurrency = Number(env.BENCH_CONCURRENCY ?? 32);
   const profileDir = process.argv.includes('--profile') ? join(tmpdir(), 'latchkey-bench-profiles') : undefined;
   // The server and this process seal and open the service's secret with the same key, and no key file is written.
