@@ -42,7 +42,7 @@ export class KyselyAdapter implements Adapter {
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
     if (this.kind === 'Client') throw new Error('services are added with `latchkey services add`, not through the provider');
-    await this.store.oidcModels.upsert({
+    await this.write((store) => store.oidcModels.upsert({
       kind: this.kind,
       id,
       payload: JSON.stringify(payload),
@@ -50,7 +50,15 @@ export class KyselyAdapter implements Adapter {
       userCode: payload.userCode ?? null,
       uid: payload.uid ?? null,
       expiresAt: expiresIn ? this.now() + expiresIn * 1000 : null,
-    });
+    }));
+  }
+
+  /**
+   * SQLite: writes of grants running at once share one commit (src/db/groupCommit.ts); each token grant writes
+   * two or three rows. Elsewhere one statement needs no transaction of its own.
+   */
+  private write(fn: (store: Store) => Promise<unknown>): Promise<unknown> {
+    return this.store.groupCommitStats ? this.store.transaction(fn, { groupCommit: true }) : fn(this.store);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -74,7 +82,7 @@ export class KyselyAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await this.store.oidcModels.consume(this.kind, id, this.now());
+    await this.write((store) => store.oidcModels.consume(this.kind, id, this.now()));
   }
 
   async destroy(id: string): Promise<void> {
