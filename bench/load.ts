@@ -43,9 +43,11 @@ export interface LoadResult {
   clientCpuMs: number;
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   setCookie: string[];
+  /** The Location header, on redirects (bench/tokens.ts follows the authorization request's). */
+  location?: string;
   body: string;
 }
 
@@ -55,7 +57,7 @@ interface Reply {
  * request than the server's routing does, and both share this machine.
  * Enough of HTTP/1.1 for Fastify's answers: Content-Length bodies only.
  */
-class Connection {
+export class Connection {
   private buffer: Buffer = Buffer.alloc(0);
   private pending?: { resolve: (r: Reply) => void; reject: (e: Error) => void };
 
@@ -99,12 +101,14 @@ class Connection {
     const head = this.buffer.toString('latin1', 0, end).split('\r\n');
     let length = -1;
     const setCookie: string[] = [];
+    let location: string | undefined;
     for (let i = 1; i < head.length; i++) {
       const line = head[i]!;
       const colon = line.indexOf(':');
       const name = line.slice(0, colon).toLowerCase();
       if (name === 'content-length') length = Number(line.slice(colon + 1));
       else if (name === 'set-cookie') setCookie.push(line.slice(colon + 1).trim());
+      else if (name === 'location') location = line.slice(colon + 1).trim();
       else if (name === 'transfer-encoding') throw new Error('chunked responses are not supported by the bench client');
     }
     if (length < 0) throw new Error(`no content-length in: ${head[0]}`);
@@ -113,7 +117,7 @@ class Connection {
     this.buffer = this.buffer.subarray(end + 4 + length);
     const p = this.pending;
     this.pending = undefined;
-    p.resolve({ status: Number(head[0]!.slice(9, 12)), setCookie, body });
+    p.resolve({ status: Number(head[0]!.slice(9, 12)), setCookie, location, body });
   }
 
   close(): void {

@@ -14,6 +14,7 @@ import { hashNationalId, nationalIdFormat } from './users/nationalId.js';
 import { randomToken } from './crypto.js';
 import { issueInvite } from './flows/enrolment/invites.js';
 import type { EmailTemplate } from './db/schema.js';
+import type { SigningAlg } from './oidc/signingKeys.js';
 import { MAINTENANCE_INTERVAL_MS, pruneExpired } from './maintenance.js';
 import { unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
 
@@ -39,7 +40,7 @@ Commands:
                                           Make the first RA Manager of the registration-authority console (/admin)
                                           and print their single-use enrolment link; refused once a manager exists
   services add --name NAME --redirect-uri URI [--redirect-uri URI …] (--public | --confidential)
-               [--aal 1|2|3] [--first-party] [--logout-uri URI …]
+               [--aal 1|2|3] [--first-party] [--logout-uri URI …] [--id-token-alg ES256|RS256]
                                           Register a service (an OpenID Connect client); prints its client id, and
                                           for a confidential service its secret (shown once)
   services list                           List services
@@ -325,7 +326,7 @@ async function main(argv: string[], io: CliIo): Promise<void> {
         return;
       }
       if (sub !== 'add') fail(`unknown services command "${sub ?? ''}"\n\n${usage}`);
-      let values: { name?: string; 'redirect-uri'?: string[]; 'logout-uri'?: string[]; public?: boolean; confidential?: boolean; aal?: string; 'first-party'?: boolean };
+      let values: { name?: string; 'redirect-uri'?: string[]; 'logout-uri'?: string[]; public?: boolean; confidential?: boolean; aal?: string; 'first-party'?: boolean; 'id-token-alg'?: string };
       try {
         values = parseArgs({
           args: rest,
@@ -337,6 +338,7 @@ async function main(argv: string[], io: CliIo): Promise<void> {
             confidential: { type: 'boolean' },
             aal: { type: 'string' },
             'first-party': { type: 'boolean' },
+            'id-token-alg': { type: 'string' },
           },
           strict: true,
           allowPositionals: false,
@@ -362,6 +364,7 @@ async function main(argv: string[], io: CliIo): Promise<void> {
             clientType: values.public ? 'public' : 'confidential',
             aal: aal as 1 | 2 | 3,
             firstParty: !!values['first-party'],
+            ...(values['id-token-alg'] ? { idTokenAlg: values['id-token-alg'] as SigningAlg } : {}),
           },
           Date.now(),
         ),
@@ -383,7 +386,7 @@ async function main(argv: string[], io: CliIo): Promise<void> {
       const { SecretBox } = await import('./secretBox.js');
       const t = Date.now();
       const rotated = await withStore(config, (store) => rotateSigningKey(store, new SecretBox(config), t, config.oidcKeyRetireSeconds));
-      io.stdout.write(`New signing key ${rotated.kid}.\n`);
+      io.stdout.write(`New signing keys ${rotated.kids.join(', ')} (one per algorithm).\n`);
       if (rotated.retired) io.stdout.write(`${rotated.retired} previous key(s) stay published until ${new Date(t + config.oidcKeyRetireSeconds * 1000).toISOString()}.\n`);
       io.stderr.write('Running servers start signing with the new key within a minute.\n');
       return;

@@ -50,7 +50,7 @@ describe('latchkey CLI', () => {
     const first = await cli(['keys', 'rotate'], env);
     expect(first.code).toBe(0);
     const second = await cli(['keys', 'rotate'], env);
-    expect(second.stdout).toMatch(/1 previous key\(s\) stay published until/);
+    expect(second.stdout).toMatch(/2 previous key\(s\) stay published until/); // one per algorithm
 
     const doctor = await cli(['doctor'], env);
     expect(doctor.code).toBe(0);
@@ -66,7 +66,7 @@ describe('latchkey CLI', () => {
     expect(resolved).toMatch(/^\s+response_types_supported\s+code$/m);
     expect(resolved).toMatch(/^\s+grant_types_supported\s+authorization_code refresh_token$/m);
     expect(resolved).toMatch(/^\s+code_challenge_methods_supported\s+S256$/m);
-    expect(resolved).toMatch(/^\s+id_token_signing_alg_values_supported\s+RS256$/m);
+    expect(resolved).toMatch(/^\s+id_token_signing_alg_values_supported\s+ES256 RS256$/m);
     expect(resolved).toMatch(/^\s+token_endpoint_auth_methods_supported\s+.*client_secret_basic.* none$/m);
     expect(resolved).toMatch(/^\s+acr_values_supported\s+http:\/\/idmanagement\.gov\/ns\/assurance\/aal\/1 /m);
     expect(resolved).toMatch(/^\s+claims_supported\s+sub acr amr auth_time email/m);
@@ -258,7 +258,7 @@ describe('latchkey CLI', () => {
 
   it('says which migrations it applied', async () => {
     const fresh = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
-    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt, 0010_api_tokens, 0011_webhooks, 0012_user_imports, 0013_scim.');
+    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt, 0010_api_tokens, 0011_webhooks, 0012_user_imports, 0013_scim, 0014_service_id_token_alg.');
     const again = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
     expect(again.stdout).toContain('no migration to apply');
   });

@@ -221,6 +221,7 @@ export interface Config {
    * where the port is reachable by the Prometheus server and no one else: /metrics has no authentication.
    */
   metricsHost: string;
+  /**
    * LATCHKEY_PASSKEY_KEY_CACHE (default 10,000; 0 = none): public keys each signature worker keeps imported, least
    * recently used dropped first (src/webauthn/signatureWorker.ts). About 3 KiB each for P-256, so 30 MiB at the
    * default. A cached key saves about 90 µs of worker CPU when the same passkey signs in again before it is dropped;

@@ -424,6 +424,15 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('users_scim_external_id').on('users').column('scim_external_id').execute();
     },
   },
+  /**
+   * The algorithm each service's ID tokens are signed with (src/oidc/signingKeys.ts): services that exist keep RS256,
+   * which their relying parties may have pinned; addService gives new ones ES256.
+   */
+  '0014_service_id_token_alg': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('services').addColumn('id_token_alg', 'text', (c) => c.notNull().defaultTo('RS256')).execute();
+    },
+  },
 });
 
 /**

@@ -19,7 +19,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt', '0010_api_tokens', '0011_webhooks', '0012_user_imports', '0013_scim'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt', '0010_api_tokens', '0011_webhooks', '0012_user_imports', '0013_scim', '0014_service_id_token_alg'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -788,6 +788,9 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect((await s.signingKeys.listPublished(T0 + MINUTE)).map((k) => k.kid)).toEqual(['new', 'old']);
         expect((await s.signingKeys.listPublished(T0 + 60 * MINUTE)).map((k) => k.kid)).toEqual(['new']);
         expect(await s.signingKeys.countCurrent()).toBe(1);
+        // Counted per algorithm: a deployment with only an RS256 key gets its ES256 one on the next start.
+        expect(await s.signingKeys.countCurrent('RS256')).toBe(1);
+        expect(await s.signingKeys.countCurrent('ES256')).toBe(0);
       });
     });
 
@@ -804,6 +807,7 @@ describe.each(databases)('persister contract on $name', (target) => {
           aal: 2,
           first_party: 1,
           created_at: T0,
+          id_token_alg: 'ES256',
         };
         await s.services.insert(service);
         expect(await s.services.find(service.client_id)).toEqual(service);

@@ -217,6 +217,8 @@ export interface ServicesTable {
   /** 1: operated by the same organisation; no consent page. */
   first_party: number;
   created_at: number;
+  /** The JWS algorithm of this service's ID tokens (signingKeys.ts SIGNING_ALGS); RS256 for services older than ES256. */
+  id_token_alg: ColumnType<string, string | undefined, string>;
 }
 
 export interface SettingsTable {

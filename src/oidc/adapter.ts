@@ -7,6 +7,7 @@ import type { Adapter, AdapterPayload, AllClientMetadata } from 'oidc-provider';
 import type { Service } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { SecretBox } from '../secretBox.js';
+import type { SigningAlg } from './signingKeys.js';
 
 /** Client metadata Latchkey adds to the standard set (declared in the provider's extraClientMetadata). */
 export const SERVICE_AAL = 'latchkey_aal';
@@ -24,6 +25,7 @@ export function clientMetadata(service: Service, secretBox: SecretBox): AllClien
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
+    id_token_signed_response_alg: service.id_token_alg as SigningAlg,
     application_type: 'web',
     [SERVICE_AAL]: service.aal,
     [SERVICE_FIRST_PARTY]: service.first_party === 1,
@@ -40,7 +42,7 @@ export class KyselyAdapter implements Adapter {
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
     if (this.kind === 'Client') throw new Error('services are added with `latchkey services add`, not through the provider');
-    await this.store.oidcModels.upsert({
+    await this.write((store) => store.oidcModels.upsert({
       kind: this.kind,
       id,
       payload: JSON.stringify(payload),
@@ -48,7 +50,15 @@ export class KyselyAdapter implements Adapter {
       userCode: payload.userCode ?? null,
       uid: payload.uid ?? null,
       expiresAt: expiresIn ? this.now() + expiresIn * 1000 : null,
-    });
+    }));
+  }
+
+  /**
+   * SQLite: writes of grants running at once share one commit (src/db/groupCommit.ts); each token grant writes
+   * two or three rows. Elsewhere one statement needs no transaction of its own.
+   */
+  private write(fn: (store: Store) => Promise<unknown>): Promise<unknown> {
+    return this.store.groupCommitStats ? this.store.transaction(fn, { groupCommit: true }) : fn(this.store);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -72,7 +82,7 @@ export class KyselyAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await this.store.oidcModels.consume(this.kind, id, this.now());
+    await this.write((store) => store.oidcModels.consume(this.kind, id, this.now()));
   }
 
   async destroy(id: string): Promise<void> {

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { authenticator, createTestApp, insertApp, signUp, TEST_ORIGIN, TestBrowser, type TestApp } from '../../test/support/app.js';
 import { hashToken } from '../crypto.js';
 import { addService, removeService } from './services.js';
-import { rotateSigningKey } from './signingKeys.js';
+import { ensureSigningKey, rotateSigningKey } from './signingKeys.js';
 import { Secret, TOTP } from 'otpauth';
 import { createUser } from '../users/createUser.js';
 import { hashPassword } from '../strategies/password/passwords.js';
@@ -105,8 +105,9 @@ describe('OpenID Connect provider', () => {
     const idToken = decodeJwt(tokens.id_token!);
     const jwks = (await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: (JsonWebKey & { kid: string })[] };
     const jwk = jwks.keys.find((k) => k.kid === idToken.header.kid)!;
-    expect(idToken.header.alg).toBe('RS256');
-    expect(verifySignature('RSA-SHA256', Buffer.from(idToken.signingInput), createPublicKey({ key: jwk, format: 'jwk' }), idToken.signature)).toBe(true);
+    // A service added now signs with ES256 (signingKeys.ts DEFAULT_ID_TOKEN_ALG): JWS signatures are r || s (RFC 7518 §3.4).
+    expect(idToken.header.alg).toBe('ES256');
+    expect(verifySignature('sha256', Buffer.from(idToken.signingInput), { key: createPublicKey({ key: jwk, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, idToken.signature)).toBe(true);
     const user = (await t.app.latchkey.store.users.findByEmail('mary@example.com'))!;
     expect(idToken.payload).toMatchObject({
       iss: TEST_ORIGIN,
@@ -146,6 +147,47 @@ describe('OpenID Connect provider', () => {
     expect(await t.app.latchkey.store.sessions.findByHash(hashToken(sessionToken))).toBeUndefined();
   });
 
+  it('RS256 stays available: a service that asks for it, and every service added before ES256, gets RS256 ID tokens', async () => {
+    expect(rp.serverMetadata().id_token_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256', 'RS256']));
+    const { store, secretBox } = t.app.latchkey;
+    const asked = await addService(store, secretBox, { name: 'Legacy', redirectUris: [REDIRECT], clientType: 'confidential', aal: 2, firstParty: true, idTokenAlg: 'RS256' }, clock);
+    // A service from before migration 0014 has no algorithm of its own: the column's default applies.
+    const older = await addService(store, secretBox, { name: 'Older', redirectUris: [REDIRECT], clientType: 'confidential', aal: 2, firstParty: true }, clock);
+    const { id_token_alg: _, ...withoutAlg } = older.service;
+    await t.db.kysely.deleteFrom('services').where('client_id', '=', older.service.client_id).execute();
+    await t.db.kysely.insertInto('services').values(withoutAlg).execute();
+    expect((await store.services.find(older.service.client_id))?.id_token_alg).toBe('RS256');
+    const jwks = (await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: (JsonWebKey & { kid: string; alg: string })[] };
+    for (const { service, clientSecret: secret } of [asked, older]) {
+      const rsRp = await client.discovery(new URL(TEST_ORIGIN), service.client_id, { id_token_signed_response_alg: 'RS256' }, client.ClientSecretBasic(secret!), {
+        execute: [client.allowInsecureRequests],
+        [client.customFetch]: injectFetch(t.app),
+      });
+      const verifier = client.randomPKCECodeVerifier();
+      const url = client.buildAuthorizationUrl(rsRp, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const { url: callback } = await follow(browser, url.toString());
+      const tokens = await client.authorizationCodeGrant(rsRp, new URL(callback), { pkceCodeVerifier: verifier, idTokenExpected: true });
+      const idToken = decodeJwt(tokens.id_token!);
+      expect(idToken.header.alg).toBe('RS256');
+      const jwk = jwks.keys.find((k) => k.kid === idToken.header.kid)!;
+      expect(jwk.alg).toBe('RS256');
+      expect(verifySignature('RSA-SHA256', Buffer.from(idToken.signingInput), createPublicKey({ key: jwk, format: 'jwk' }), idToken.signature)).toBe(true);
+    }
+  });
+
+  it('a deployment with only an RS256 key gets an ES256 one at the next start, and keeps the RS256 key', async () => {
+    const { store, secretBox } = t.app.latchkey;
+    const es = (await store.signingKeys.listPublished(clock)).filter((k) => k.alg === 'ES256');
+    expect(es).toHaveLength(1);
+    await t.db.kysely.deleteFrom('signing_keys').where('alg', '=', 'ES256').execute();
+    const rsKid = (await store.signingKeys.listPublished(clock))[0]!.kid;
+    expect(await ensureSigningKey(store, secretBox, clock)).toBe(true);
+    const after = await store.signingKeys.listPublished(clock);
+    expect(after.map((k) => k.alg).sort()).toEqual(['ES256', 'RS256']);
+    expect(after.find((k) => k.alg === 'RS256')!.kid).toBe(rsKid);
+    expect(await ensureSigningKey(store, secretBox, clock)).toBe(false);
+  });
+
   it('a removed service\'s access and refresh tokens stop working', async () => {
     const { callback, verifier, nonce, state } = await authorize();
     const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
@@ -169,27 +211,29 @@ describe('OpenID Connect provider', () => {
   it('a running server picks up rotated keys: it signs with the new one, publishes the old one until it retires', async () => {
     const { store, secretBox } = t.app.latchkey;
     const jwksKids = async () => ((await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
-    const [oldKid] = await jwksKids();
+    const oldKids = await jwksKids();
+    expect(oldKids).toHaveLength(2); // one ES256, one RS256
     expect(await t.app.latchkey.reloadOidcKeys!()).toBe(false);
-    const { kid } = await rotateSigningKey(store, secretBox, clock, 3600);
+    const { kids } = await rotateSigningKey(store, secretBox, clock, 3600);
+    expect(kids).toHaveLength(2);
     expect(await t.app.latchkey.reloadOidcKeys!()).toBe(true);
-    expect((await jwksKids()).sort()).toEqual([kid, oldKid!].sort());
+    expect((await jwksKids()).sort()).toEqual([...kids, ...oldKids].sort());
     const { callback, verifier, nonce, state } = await authorize();
     const tokens = await client.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
-    expect(decodeJwt(tokens.id_token!).header.kid).toBe(kid);
+    expect(kids).toContain(decodeJwt(tokens.id_token!).header.kid);
     clock += 3601_000;
     expect(await t.app.latchkey.reloadOidcKeys!()).toBe(true);
-    expect(await jwksKids()).toEqual([kid]);
+    expect((await jwksKids()).sort()).toEqual([...kids].sort());
   });
 
   it('after keys rotate, a restarted server signs with the new key and still publishes the old one', async () => {
     const { store, secretBox } = t.app.latchkey;
-    const oldKid = ((await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys[0]!.kid;
-    const { kid } = await rotateSigningKey(store, secretBox, clock, 3600);
+    const oldKids = ((await t.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    const { kids } = await rotateSigningKey(store, secretBox, clock, 3600);
     const restarted = await createTestApp({}, { db: t.db, now: () => clock });
     try {
-      const kids = ((await restarted.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
-      expect(kids.sort()).toEqual([kid, oldKid].sort());
+      const published = ((await restarted.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+      expect(published.sort()).toEqual([...kids, ...oldKids].sort());
       const rp2 = await client.discovery(new URL(TEST_ORIGIN), clientId, undefined, client.ClientSecretBasic(clientSecret), {
         execute: [client.allowInsecureRequests],
         [client.customFetch]: injectFetch(restarted.app),
@@ -199,12 +243,12 @@ describe('OpenID Connect provider', () => {
       const url = client.buildAuthorizationUrl(rp2, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
       const { url: callback } = await follow(b2, url.toString());
       const tokens = await client.authorizationCodeGrant(rp2, new URL(callback), { pkceCodeVerifier: verifier });
-      expect(decodeJwt(tokens.id_token!).header.kid).toBe(kid);
+      expect(kids).toContain(decodeJwt(tokens.id_token!).header.kid);
       // Past the retirement time the old key leaves the JWKS.
       clock += 3601_000;
       const later = await createTestApp({}, { db: t.db, now: () => clock });
       try {
-        expect(((await later.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid)).toEqual([kid]);
+        expect(((await later.app.inject({ method: 'GET', url: '/oidc/jwks' })).json() as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort()).toEqual([...kids].sort());
       } finally {
         await later.app.close();
       }

@@ -19,7 +19,7 @@ import { KindRegistry } from '../strategies/kindRegistry.js';
 import { defaultKinds } from '../strategies/defaultKinds.js';
 import { SecretBox } from '../secretBox.js';
 import { createProvider } from './provider.js';
-import { SIGNING_ALG } from './signingKeys.js';
+import { SIGNING_ALGS, type SigningAlg } from './signingKeys.js';
 
 /** The discovery fields the doctor prints, in this order (OpenID Connect Discovery 1.0 §3). */
 export const DISCOVERY_FIELDS = [
@@ -83,22 +83,23 @@ export async function readDiscovery(provider: Provider, origin: string): Promise
 /**
  * Build a provider as the server would and read its discovery document, without side effects: no signing key or
  * secret key file is created. The stored signing keys are used when the secret key can open them; otherwise (none
- * yet, or the key is missing) a throwaway key stands in, which changes only the JWKS, not the discovery document's
- * algorithms (every Latchkey key is RS256).
+ * yet, or the key is missing) throwaway keys stand in, one per algorithm Latchkey signs with, which change only the
+ * JWKS, not the discovery document's algorithms.
  */
 export async function resolveDiscovery(config: Config, store: Store, now: number): Promise<Discovery> {
   const secretKeyAvailable = config.secretKey !== undefined || existsSync(config.secretKeyFile);
   const published = await store.signingKeys.listPublished(now);
   let keys: JWK[] | undefined;
-  if (!published.length || !secretKeyAvailable) keys = [await throwawaySigningKey()];
+  if (!published.length || !secretKeyAvailable) keys = await Promise.all(SIGNING_ALGS.map(throwawaySigningKey));
   // The cookie keys come from the server secret; they change no discovery field, so a random one does.
   const context = { config, store, secretBox: new SecretBox(config), secret: (await store.settings.get('server_secret')) ?? randomToken(32), now: () => now, kinds: new KindRegistry(defaultKinds, config) };
   return readDiscovery(await createProvider(context, keys ? { keys } : {}), config.origin);
 }
 
-async function throwawaySigningKey(): Promise<JWK> {
-  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
-  return { ...(privateKey.export({ format: 'jwk' }) as JsonWebKey), kid: 'doctor', alg: SIGNING_ALG, use: 'sig' } as JWK;
+async function throwawaySigningKey(alg: SigningAlg): Promise<JWK> {
+  const generate = promisify(generateKeyPair);
+  const { privateKey } = alg === 'RS256' ? await generate('rsa', { modulusLength: 2048 }) : await generate('ec', { namedCurve: 'P-256' });
+  return { ...(privateKey.export({ format: 'jwk' }) as JsonWebKey), kid: `doctor-${alg}`, alg, use: 'sig' } as JWK;
 }
 
 /** Warnings about the resolved configuration: what a relying party would be allowed to do that Latchkey never intends. */

@@ -10,6 +10,7 @@ import type { Service, ServiceClientType } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { SecretBox } from '../secretBox.js';
 import type { Aal } from '../strategies/authenticatorKind.js';
+import { DEFAULT_ID_TOKEN_ALG, isSigningAlg, type SigningAlg } from './signingKeys.js';
 
 export class ServiceInputError extends Error {}
 
@@ -20,6 +21,8 @@ export interface NewServiceInput {
   clientType: ServiceClientType;
   aal: Aal;
   firstParty: boolean;
+  /** How its ID tokens are signed; DEFAULT_ID_TOKEN_ALG (ES256) unless the relying party needs RS256. */
+  idTokenAlg?: SigningAlg;
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -61,6 +64,8 @@ export async function addService(store: Store, secretBox: SecretBox, input: NewS
   if (!name || name.length > 100) throw new ServiceInputError('--name is 1 to 100 characters');
   if (!input.redirectUris.length) throw new ServiceInputError('at least one --redirect-uri is needed');
   if (![1, 2, 3].includes(input.aal)) throw new ServiceInputError('--aal is 1, 2 or 3');
+  const idTokenAlg = input.idTokenAlg ?? DEFAULT_ID_TOKEN_ALG;
+  if (!isSigningAlg(idTokenAlg)) throw new ServiceInputError('--id-token-alg is ES256 or RS256');
   const redirectUris = input.redirectUris.map(checkRedirectUri);
   const logoutUris = (input.postLogoutRedirectUris ?? []).map(checkRedirectUri);
   const clientId = randomToken(16);
@@ -75,6 +80,7 @@ export async function addService(store: Store, secretBox: SecretBox, input: NewS
     aal: input.aal,
     first_party: input.firstParty ? 1 : 0,
     created_at: now,
+    id_token_alg: idTokenAlg,
   };
   await store.services.insert(service);
   return clientSecret ? { service, clientSecret } : { service };

@@ -81,8 +81,9 @@ async function verifyIdTokenSignature(idToken: string): Promise<void> {
   const jwks = (await (await fetch(`${e2e.server.origin}/oidc/jwks`)).json()) as { keys: (JsonWebKey & { kid: string })[] };
   const jwk = jwks.keys.find((k) => k.kid === header.kid);
   expect(jwk, 'the signing key is published').toBeDefined();
-  expect(header.alg).toBe('RS256');
-  expect(verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`), createPublicKey({ key: jwk!, format: 'jwk' }), Buffer.from(s, 'base64url'))).toBe(true);
+  // A service added now signs with ES256 (signingKeys.ts DEFAULT_ID_TOKEN_ALG); a JWS ECDSA signature is r || s.
+  expect(header.alg).toBe('ES256');
+  expect(verifySignature('sha256', Buffer.from(`${h}.${p}`), { key: createPublicKey({ key: jwk!, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'))).toBe(true);
 }
 
 describe('OpenID Connect in a browser', () => {

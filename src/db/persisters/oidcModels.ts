@@ -5,7 +5,29 @@
  * pruned.
  */
 import type { Kysely } from 'kysely';
+import { PreparedQuery } from '../preparedQuery.js';
 import type { Database } from '../schema.js';
+
+// Every token grant runs these: find the code or refresh token and its grant, consume it, save the new tokens
+// (src/db/preparedQuery.ts; BENCHMARKS.md, token endpoint).
+type Row = { kind: string; id: string; payload: string; grant_id: string | null; user_code: string | null; uid: string | null; expires_at: number | null };
+const upsertModel = new PreparedQuery<Row, never>((db, p) =>
+  db
+    .insertInto('oidc_models')
+    .values({ kind: p.kind, id: p.id, payload: p.payload, grant_id: p.grant_id, user_code: p.user_code, uid: p.uid, expires_at: p.expires_at, consumed_at: null })
+    .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet({ payload: p.payload, grant_id: p.grant_id, user_code: p.user_code, uid: p.uid, expires_at: p.expires_at })),
+);
+const selectModelById = new PreparedQuery<{ kind: string; id: string; now: number }, { payload: string; consumed_at: number | null }>((db, p) =>
+  db
+    .selectFrom('oidc_models')
+    .select(['payload', 'consumed_at'])
+    .where('kind', '=', p.kind)
+    .where('id', '=', p.id)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', p.now)])),
+);
+const consumeModel = new PreparedQuery<{ kind: string; id: string; at: number }, never>((db, p) =>
+  db.updateTable('oidc_models').set({ consumed_at: p.at }).where('kind', '=', p.kind).where('id', '=', p.id).where('consumed_at', 'is', null),
+);
 
 export interface StoredModel {
   kind: string;
@@ -27,7 +49,7 @@ export class OidcModelPersister {
 
   /** Insert or replace a model; a replaced model keeps its consumed mark (oidc-provider re-saves consumed codes). */
   async upsert(m: StoredModel): Promise<void> {
-    const row = {
+    await upsertModel.execute(this.db, {
       kind: m.kind,
       id: m.id,
       payload: m.payload,
@@ -35,25 +57,20 @@ export class OidcModelPersister {
       user_code: m.userCode ?? null,
       uid: m.uid ?? null,
       expires_at: m.expiresAt,
-      consumed_at: null,
-    };
-    await this.db
-      .insertInto('oidc_models')
-      .values(row)
-      .onConflict((oc) =>
-        oc.columns(['kind', 'id']).doUpdateSet({ payload: row.payload, grant_id: row.grant_id, user_code: row.user_code, uid: row.uid, expires_at: row.expires_at }),
-      )
-      .execute();
+    });
   }
 
   private async findWhere(kind: string, column: 'id' | 'uid' | 'user_code', value: string, now: number): Promise<FoundModel | undefined> {
-    const row = await this.db
-      .selectFrom('oidc_models')
-      .select(['payload', 'consumed_at'])
-      .where('kind', '=', kind)
-      .where(column, '=', value)
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-      .executeTakeFirst();
+    const row =
+      column === 'id'
+        ? await selectModelById.takeFirst(this.db, { kind, id: value, now })
+        : await this.db
+            .selectFrom('oidc_models')
+            .select(['payload', 'consumed_at'])
+            .where('kind', '=', kind)
+            .where(column, '=', value)
+            .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+            .executeTakeFirst();
     return row ? { payload: row.payload, consumedAt: row.consumed_at === null ? null : Number(row.consumed_at) } : undefined;
   }
 
@@ -71,14 +88,7 @@ export class OidcModelPersister {
 
   /** Mark consumed; true only for the call that consumed it (a code used twice loses here). */
   async consume(kind: string, id: string, at: number): Promise<boolean> {
-    const r = await this.db
-      .updateTable('oidc_models')
-      .set({ consumed_at: at })
-      .where('kind', '=', kind)
-      .where('id', '=', id)
-      .where('consumed_at', 'is', null)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+    return (await consumeModel.affectedRows(this.db, { kind, id, at })) === 1;
   }
 
   async destroy(kind: string, id: string): Promise<void> {

@@ -1,5 +1,9 @@
 import type { Kysely } from 'kysely';
+import { PreparedQuery } from '../preparedQuery.js';
 import type { Database, Service } from '../schema.js';
+
+// oidc-provider looks the client up on every request to the token endpoint (src/db/preparedQuery.ts).
+const selectService = new PreparedQuery<{ clientId: string }, Service>((db, p) => db.selectFrom('services').selectAll().where('client_id', '=', p.clientId));
 
 export class ServicePersister {
   constructor(private readonly db: Kysely<Database>) {}
@@ -9,7 +13,7 @@ export class ServicePersister {
   }
 
   find(clientId: string): Promise<Service | undefined> {
-    return this.db.selectFrom('services').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+    return selectService.takeFirst(this.db, { clientId });
   }
 
   list(): Promise<Service[]> {

@@ -25,12 +25,14 @@ export class SigningKeyPersister {
     return Number(r.numUpdatedRows);
   }
 
-  async countCurrent(): Promise<number> {
-    const row = await this.db
+  /** Current keys (of one algorithm, when given). */
+  async countCurrent(alg?: string): Promise<number> {
+    let query = this.db
       .selectFrom('signing_keys')
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('retires_at', 'is', null)
-      .executeTakeFirstOrThrow();
+      .where('retires_at', 'is', null);
+    if (alg !== undefined) query = query.where('alg', '=', alg);
+    const row = await query.executeTakeFirstOrThrow();
     return Number(row.n);
   }
 }

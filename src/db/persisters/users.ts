@@ -7,6 +7,9 @@ const selectByEmail = new PreparedQuery<{ emailNormalized: string }, User>((db, 
   db.selectFrom('users').selectAll().where('email_normalized', '=', p.emailNormalized),
 );
 
+// Every refresh and code grant reads the account (oidc-provider's findAccount).
+const selectById = new PreparedQuery<{ id: string }, User>((db, p) => db.selectFrom('users').selectAll().where('id', '=', p.id));
+
 /** The user's columns, prefixed, for queries that join a row (session, passkey) to its owner. */
 export const joinedUserColumns = [
   'users.email as user_email',
@@ -169,7 +172,7 @@ export class UserPersister {
   }
 
   findById(id: string): Promise<User | undefined> {
-    return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    return selectById.takeFirst(this.db, { id });
   }
 
   findByEmail(email: string): Promise<User | undefined> {
