@@ -15,6 +15,7 @@
 import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from 'kysely';
 import type SQLite from 'better-sqlite3';
 import type { Database } from './schema.js';
+import { nameStatement } from './namedStatements.js';
 
 /**
  * SQLite only: the connection and statement cache behind a Kysely handle's
@@ -104,6 +105,8 @@ export class PreparedQuery<P extends object, R> {
         typeof value === 'string' && value.startsWith(STAND_IN) ? { name: value.slice(STAND_IN.length) } : { value },
       );
       template = { sql: compiled.sql, slots };
+      // PostgreSQL sends it as a named statement, parsed once per connection (namedStatements.ts); SQLite ignores it.
+      nameStatement(compiled.sql);
       this.templates.set(key, template);
     }
     return template;
