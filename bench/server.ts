@@ -5,7 +5,7 @@
  *
  * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
  * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs, eventLoopCpuMs,
- *              groupCommits: { commits, transactions } (SQLite) };
+ *              groupCommits: { commits, transactions } (SQLite), pgStatements (statements sent to PostgreSQL) };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
  *              { type: 'stop' } → closes the server and exits.
@@ -13,9 +13,18 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import Fastify from 'fastify';
+import pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 
+
+// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), each one a round trip: reported with the usage.
+let pgStatements = 0;
+const pgQuery = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  pgStatements++;
+  return (pgQuery as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof pgQuery;
 
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
@@ -57,6 +66,7 @@ process.on('message', async (message: { type?: string; file?: string }) => {
       cpuUserMs: usage.userCPUTime / 1000,
       cpuSystemMs: usage.systemCPUTime / 1000,
       eventLoopCpuMs: eventLoopThreadCpuMs(),
+      pgStatements,
       groupCommits: 'latchkey' in app ? app.latchkey.store.groupCommitStats : undefined,
     });
   } else if (message?.type === 'stop') {
