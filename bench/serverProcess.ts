@@ -1,0 +1,110 @@
+/**
+ * One benchmark server (bench/server.ts) as a child process, and the CPU
+ * readings the benchmarks take around a measured window. The same as the
+ * helpers inside bench/signin.ts, exported for the benchmarks that start more
+ * than one server (bench/twoInstances.ts).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+/** What bench/server.ts answers to { type: 'usage' }. */
+export interface ServerUsage {
+  rss: number;
+  maxRss: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  eventLoopCpuMs?: number;
+  pgStatements?: number;
+}
+
+export class ServerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  /** Fork bench/server.ts on `databaseUrl`, listening on `port`, for `origin`; resolves once it listens. */
+  static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+    const child = fork(join(here, 'server.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const listening = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`server exited early with code ${code}`)));
+      child.on('message', (m: { type?: string; port?: number }) => {
+        if (m?.type === 'listening') resolve(m.port!);
+      });
+    });
+    child.removeAllListeners('exit');
+    return new ServerProcess(child, listening);
+  }
+
+  /** Send a message and wait for the answer of type `answer`. */
+  ask<T>(message: { type: string; file?: string }, answer: string): Promise<T> {
+    return new Promise((resolve) => {
+      const onMessage = (m: { type?: string }) => {
+        if (m?.type !== answer) return;
+        this.child.off('message', onMessage);
+        resolve(m as T);
+      };
+      this.child.on('message', onMessage);
+      this.child.send(message);
+    });
+  }
+
+  usage(): Promise<ServerUsage> {
+    return this.ask<ServerUsage>({ type: 'usage' }, 'usage');
+  }
+
+  /** CPU time (user + system) used so far, in ms. */
+  async cpuMs(): Promise<number> {
+    const u = await this.usage();
+    return u.cpuUserMs + u.cpuSystemMs;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.send({ type: 'stop' });
+    });
+  }
+}
+
+/** CPU time of the PostgreSQL server processes on this machine, in ms (Linux); 0 elsewhere. */
+export function postgresCpuMs(): number {
+  let total = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const close = stat.lastIndexOf(')');
+        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+        const fields = stat.slice(close + 2).split(' ');
+        total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
+      } catch {
+        // the process ended while we looked
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return total;
+}
+
+/** Busy CPU time of the whole machine, in ms, from /proc/stat (Linux); undefined elsewhere. */
+export function machineBusyMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = fields.slice(0, 8).reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+    return (busy * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
