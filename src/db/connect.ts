@@ -13,7 +13,7 @@ import type { Database } from './schema.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
 import { registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
-import { NamedStatementClient } from './namedStatements.js';
+import { PgClient } from './pgClient.js';
 
 // bigint (int8) columns hold millisecond times and counters, all below 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -64,7 +64,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     dialect = 'sqlite';
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);
-    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, Client: NamedStatementClient });
+    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, Client: PgClient });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
     kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
