@@ -29,6 +29,11 @@ export interface OpenOptions {
   /** PostgreSQL only: connections in the pool (default 10). */
   poolSize?: number;
   /**
+   * PostgreSQL only, for measurements (bench/pgRoundTrips.ts): pg's own client, every statement unnamed and awaited,
+   * instead of PgClient's named statements and deferred writes (src/db/pgClient.ts).
+   */
+  plainPostgresClient?: boolean;
+  /**
    * PostgreSQL only: the schema(s) to use, comma-separated, set per connection
    * as `search_path`. Tests use it to give each suite a schema of its own.
    */
@@ -64,7 +69,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     dialect = 'sqlite';
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);
-    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, Client: PgClient });
+    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, Client: options.plainPostgresClient ? pg.Client : PgClient });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
     kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

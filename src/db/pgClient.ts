@@ -39,6 +39,9 @@ export function statementName(sql: string): string | undefined {
   return statements.get(sql)?.name;
 }
 
+/** Statements sent deferred so far in this process (the benchmarks count round trips with it). */
+export const deferredStatements = { count: 0 };
+
 type QueryConfig = { text: string; values: unknown[]; name?: string };
 
 /** What Kysely reads from a deferred statement's answer: no rows, and no command, so no affected-row count. */
@@ -80,6 +83,7 @@ export class PgClient extends pg.Client {
   /** Send now, answer at once; the real answer is checked by the next awaited statement or the commit. */
   private defer(config: QueryConfig): Promise<unknown> {
     this.corkUntilNextTurn();
+    deferredStatements.count++;
     this.deferred.push(
       this.send(config).then(
         () => undefined,
