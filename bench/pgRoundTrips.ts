@@ -6,7 +6,7 @@
  * statements, deferred writes) in windows of BENCH_SECONDS (3), and reports per ceremony: statements, round trips,
  * this process's CPU (Latchkey's side: Kysely, pg, the event loop's socket work) and PostgreSQL's.
  *
- * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16)).
+ * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16), BENCH_POOL: connections (10)).
  */
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
@@ -21,6 +21,7 @@ const env = process.env;
 const SECONDS = Number(env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
 const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
+const POOL = Number(env.BENCH_POOL ?? 10);
 const SCHEMA = 'latchkey_bench_path';
 
 let statements = 0;
@@ -31,7 +32,7 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
 } as typeof query;
 
 async function window(url: string, plain: boolean, rows: Awaited<ReturnType<typeof makeUsers>>['rows']) {
-  const db = openDatabase(url, { plainPostgresClient: plain, poolSize: 10 });
+  const db = openDatabase(url, { plainPostgresClient: plain, poolSize: POOL });
   const store = createStore(db);
   const counters = new Map<string, number>();
   let ceremonies = 0;
@@ -84,7 +85,7 @@ try {
   const { rows } = makeUsers(2000, 'http://localhost', 'localhost');
   await insertUsers(seedDb, rows);
   await seedDb.close();
-  console.log(`the database side of a sign-in on PostgreSQL, ${CONCURRENCY} callers, ${SECONDS} s windows (µs per ceremony)`);
+  console.log(`the database side of a sign-in on PostgreSQL, ${CONCURRENCY} callers, pool of ${POOL}, ${SECONDS} s windows (µs per ceremony)`);
   for (let round = 1; round <= ROUNDS; round++) {
     for (const plain of [true, false]) {
       const r = await window(url, plain, rows);
