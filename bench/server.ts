@@ -5,7 +5,7 @@
  *
  * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
  * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs, eventLoopCpuMs,
- *              groupCommits: { commits, transactions } (SQLite), pgStatements (statements sent to PostgreSQL) };
+ *              groupCommits: { commits, transactions } (SQLite), pgStatements, pgDeferred (statements sent to PostgreSQL; of them, deferred) };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
  *              { type: 'stop' } → closes the server and exits.
@@ -16,9 +16,11 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
+import { deferredStatements } from '../src/db/pgClient.js';
+import { openDatabase } from '../src/db/connect.js';
 
 
-// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), each one a round trip: reported with the usage.
+// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), deferred or awaited (src/db/pgClient.ts).
 let pgStatements = 0;
 const pgQuery = pg.Client.prototype.query;
 pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
@@ -28,7 +30,9 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
 
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
-const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, logger: false });
+// BENCH_PLAIN_PG=1: pg's own client on PostgreSQL (every statement unnamed and awaited), to measure what PgClient saves.
+const plainDb = process.env.BENCH_PLAIN_PG === '1' && config.databaseUrl.startsWith('postgres') ? openDatabase(config.databaseUrl, { plainPostgresClient: true }) : undefined;
+const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, logger: false, ...(plainDb ? { db: plainDb } : {}) });
 await app.listen({ host: '127.0.0.1', port: config.port });
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
@@ -67,6 +71,7 @@ process.on('message', async (message: { type?: string; file?: string }) => {
       cpuSystemMs: usage.systemCPUTime / 1000,
       eventLoopCpuMs: eventLoopThreadCpuMs(),
       pgStatements,
+      pgDeferred: deferredStatements.count,
       groupCommits: 'latchkey' in app ? app.latchkey.store.groupCommitStats : undefined,
     });
   } else if (message?.type === 'stop') {

@@ -19,6 +19,7 @@ export interface ServerUsage {
   cpuSystemMs: number;
   eventLoopCpuMs?: number;
   pgStatements?: number;
+  pgDeferred?: number;
 }
 
 export class ServerProcess {

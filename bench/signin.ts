@@ -49,6 +49,7 @@ interface Usage {
   groupCommits?: { commits: number; transactions: number };
   /** Statements (round trips) sent to PostgreSQL so far. */
   pgStatements?: number;
+  pgDeferred?: number;
 }
 
 interface RunFigures {
@@ -74,6 +75,7 @@ interface RunFigures {
   transactionsPerCommit?: number;
   /** PostgreSQL: statements (round trips) per ceremony during the window. */
   statementsPerCeremony?: number;
+  roundTripsPerCeremony?: number;
 }
 
 /** Busy CPU time of the whole machine, in ms, from /proc/stat (Linux); undefined elsewhere. */
@@ -237,6 +239,7 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       otherCpu,
       transactionsPerCommit: perCommit(before!.groupCommits, after!.groupCommits),
       statementsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements!) / result.ceremonies : undefined,
+      roundTripsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements! - (after!.pgDeferred! - before!.pgDeferred!)) / result.ceremonies : undefined,
     };
   } finally {
     await server.stop();
@@ -330,7 +333,7 @@ function printRun(r: RunFigures, rawVerify: number): void {
   if (r.otherCpu !== undefined && r.otherCpu > 0.2) console.log('  WARNING             other processes were busy during the run: figures are low; run again on a quiet machine');
   const eventLoop = r.eventLoopCpu === undefined ? '' : ` (event-loop thread ${((r.eventLoopCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs, ${(r.eventLoopCpu * 100).toFixed(0)} % of a core)`;
   console.log(`  server CPU          ${((r.serverCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony${eventLoop}`);
-  if (r.statementsPerCeremony !== undefined) console.log(`  PostgreSQL          ${r.statementsPerCeremony.toFixed(2)} statements (round trips) per ceremony; its own CPU ${((r.databaseCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
+  if (r.statementsPerCeremony !== undefined) console.log(`  PostgreSQL          ${r.statementsPerCeremony.toFixed(2)} statements, ${r.roundTripsPerCeremony!.toFixed(2)} round trips per ceremony; its own CPU ${((r.databaseCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
   if (r.transactionsPerCommit !== undefined) console.log(`  group commit        ${r.transactionsPerCommit.toFixed(2)} sign-ins per SQLite commit on average`);
   console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ ${rawVerify.toFixed(0)} verify/s, measured right after the window)`);
   if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);

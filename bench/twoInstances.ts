@@ -53,6 +53,8 @@ export interface BalancedRun {
   clientUs: number;
   /** Statements (round trips) the servers sent to PostgreSQL per ceremony. */
   statementsPerCeremony: number;
+  /** Of them, those whose answer a server waited for (the rest went out with the next one: src/db/pgClient.ts). */
+  roundTripsPerCeremony: number;
   /** CPU of every other process on the machine during the window, in cores. */
   otherCpu: number | undefined;
 }
@@ -94,6 +96,7 @@ async function balancedWindow(options: TwoInstancesOptions, port: number, all: S
       return {
         latchkey: usages.reduce((sum, u) => sum + u.cpuUserMs + u.cpuSystemMs, 0),
         statements: usages.reduce((sum, u) => sum + (u.pgStatements ?? 0), 0),
+        deferred: usages.reduce((sum, u) => sum + (u.pgDeferred ?? 0), 0),
         postgres: postgresCpuMs(),
         haproxy: balancer.cpuMs(),
         busy: machineBusyMs(),
@@ -134,6 +137,7 @@ async function balancedWindow(options: TwoInstancesOptions, port: number, all: S
       totalUs: perCeremony(latchkeyMs + postgresMs + haproxyMs),
       clientUs: perCeremony(result.clientCpuMs),
       statementsPerCeremony: (after!.statements - before!.statements) / n,
+      roundTripsPerCeremony: (after!.statements - before!.statements - (after!.deferred - before!.deferred)) / n,
       otherCpu: busyMs === undefined ? undefined : Math.max(0, busyMs - latchkeyMs - postgresMs - haproxyMs - result.clientCpuMs) / windowMs,
     };
   } finally {
@@ -150,7 +154,7 @@ export function printBalancedRuns(result: TwoInstancesResult, log: (line: string
   for (const r of [result.one, result.two]) {
     log(`  ${r.instances} instance${r.instances > 1 ? 's' : ' '} behind HAProxy  ${r.ceremoniesPerSecond.toFixed(0).padStart(5)} ceremonies/s  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms`);
     log(
-      `    CPU per ceremony    ${r.totalUs.toFixed(0)} µs = Latchkey ${r.latchkeyUs.toFixed(0)} + PostgreSQL ${r.postgresUs.toFixed(0)} + HAProxy ${r.haproxyUs.toFixed(0)} (load generator ${r.clientUs.toFixed(0)} more); ${r.statementsPerCeremony.toFixed(2)} statements per ceremony`,
+      `    CPU per ceremony    ${r.totalUs.toFixed(0)} µs = Latchkey ${r.latchkeyUs.toFixed(0)} + PostgreSQL ${r.postgresUs.toFixed(0)} + HAProxy ${r.haproxyUs.toFixed(0)} (load generator ${r.clientUs.toFixed(0)} more); ${r.statementsPerCeremony.toFixed(2)} statements, ${r.roundTripsPerCeremony.toFixed(2)} round trips per ceremony`,
     );
     const others = r.otherCpu === undefined ? '' : `; other processes ${(r.otherCpu * 100).toFixed(0)} % of a core`;
     log(`    cores busy          ${((r.totalUs * r.ceremoniesPerSecond) / 1e6).toFixed(2)} (Latchkey, PostgreSQL, HAProxy)${others}`);
