@@ -5,7 +5,7 @@
  *
  * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
  * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs, eventLoopCpuMs,
- *              groupCommits: { commits, transactions } (SQLite) };
+ *              groupCommits: { commits, transactions } (SQLite), pgStatements, pgDeferred (statements sent to PostgreSQL; of them, deferred) };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
  *              { type: 'memory', snapshot?: file } → where the RSS goes (memoryBreakdown.ts), after a full GC;
@@ -15,14 +15,27 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import Fastify from 'fastify';
+import pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { memoryBreakdown } from './memoryBreakdown.js';
+import { deferredStatements } from '../src/db/pgClient.js';
+import { openDatabase } from '../src/db/connect.js';
 
+
+// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), deferred or awaited (src/db/pgClient.ts).
+let pgStatements = 0;
+const pgQuery = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  pgStatements++;
+  return (pgQuery as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof pgQuery;
 
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
-const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, logger: false });
+// BENCH_PLAIN_PG=1: pg's own client on PostgreSQL (every statement unnamed and awaited), to measure what PgClient saves.
+const plainDb = process.env.BENCH_PLAIN_PG === '1' && config.databaseUrl.startsWith('postgres') ? openDatabase(config.databaseUrl, { plainPostgresClient: true }) : undefined;
+const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, logger: false, ...(plainDb ? { db: plainDb } : {}) });
 await app.listen({ host: '127.0.0.1', port: config.port });
 // LATCHKEY_METRICS_PORT set: metrics recorded and served, as in production, to measure what they cost.
 if ('metricsListener' in app) await app.metricsListener.listen();
@@ -62,6 +75,8 @@ process.on('message', async (message: { type?: string; file?: string; snapshot?:
       cpuUserMs: usage.userCPUTime / 1000,
       cpuSystemMs: usage.systemCPUTime / 1000,
       eventLoopCpuMs: eventLoopThreadCpuMs(),
+      pgStatements,
+      pgDeferred: deferredStatements.count,
       groupCommits: 'latchkey' in app ? app.latchkey.store.groupCommitStats : undefined,
     });
   } else if (message?.type === 'memory') {

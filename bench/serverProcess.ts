@@ -4,7 +4,9 @@
  * (bench/tokens.ts; bench/signin.ts keeps its own copy for now).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,7 +22,12 @@ export interface Usage {
   eventLoopCpuMs?: number;
   /** SQLite: commits shared by transactions so far (src/db/groupCommit.ts). */
   groupCommits?: { commits: number; transactions: number };
+  /** PostgreSQL: statements sent so far, and of them deferred (src/db/pgClient.ts). */
+  pgStatements?: number;
+  pgDeferred?: number;
 }
+
+export type ServerUsage = Usage;
 
 /** A free TCP port on loopback (to know the origin before the server starts). */
 export function freePort(): Promise<number> {
@@ -43,7 +50,7 @@ export class ServerProcess {
   /** Fork bench/server.ts on `databaseUrl` (already migrated) and wait until it listens. */
   static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
     const child = fork(join(here, 'server.ts'), [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...SERVER_NODE_FLAGS, ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -75,10 +82,49 @@ export class ServerProcess {
     return this.ask<Usage>({ type: 'usage' }, 'usage');
   }
 
+  /** CPU time (user + system) used so far, in ms. */
+  async cpuMs(): Promise<number> {
+    const u = await this.usage();
+    return u.cpuUserMs + u.cpuSystemMs;
+  }
+
   stop(): Promise<void> {
     return new Promise((resolve) => {
       this.child.once('exit', () => resolve());
       this.child.send({ type: 'stop' });
     });
+  }
+}
+
+/** CPU time of the PostgreSQL server processes on this machine, in ms (Linux); 0 elsewhere. */
+export function postgresCpuMs(): number {
+  let total = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const close = stat.lastIndexOf(')');
+        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+        const fields = stat.slice(close + 2).split(' ');
+        total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
+      } catch {
+        // the process ended while we looked
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return total;
+}
+
+/** Busy CPU time of the whole machine, in ms, from /proc/stat (Linux); undefined elsewhere. */
+export function machineBusyMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = fields.slice(0, 8).reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+    return (busy * 1000) / 100;
+  } catch {
+    return undefined;
   }
 }

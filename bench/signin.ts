@@ -50,6 +50,9 @@ interface Usage {
   eventLoopCpuMs?: number;
   /** SQLite: commits shared by transactions so far (src/db/groupCommit.ts). */
   groupCommits?: { commits: number; transactions: number };
+  /** Statements (round trips) sent to PostgreSQL so far. */
+  pgStatements?: number;
+  pgDeferred?: number;
 }
 
 interface RunFigures {
@@ -73,6 +76,9 @@ interface RunFigures {
   rawVerifyAfter?: number;
   /** SQLite: sign-in transactions per group commit during the window. */
   transactionsPerCommit?: number;
+  /** PostgreSQL: statements (round trips) per ceremony during the window. */
+  statementsPerCeremony?: number;
+  roundTripsPerCeremony?: number;
 }
 
 /** Busy CPU time of the whole machine, in ms, from /proc/stat (Linux); undefined elsewhere. */
@@ -237,6 +243,8 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       databaseCpu: databaseCpuMs / windowMs,
       otherCpu,
       transactionsPerCommit: perCommit(before!.groupCommits, after!.groupCommits),
+      statementsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements!) / result.ceremonies : undefined,
+      roundTripsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements! - (after!.pgDeferred! - before!.pgDeferred!)) / result.ceremonies : undefined,
     };
   } finally {
     await server.stop();
@@ -346,6 +354,7 @@ function printRun(r: RunFigures, rawVerify: number, floorUs: number): void {
   const perCeremony = (r.serverCpu * 1e6) / r.ceremoniesPerSecond;
   console.log(`  server CPU          ${perCeremony.toFixed(0)} µs per ceremony, ${(perCeremony / floorUs).toFixed(2)}× the floor of ${floorUs.toFixed(0)} µs${eventLoop}`);
   if (r.databaseCpu > 0) console.log(`  with PostgreSQL's   ${(((r.serverCpu + r.databaseCpu) * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
+  if (r.statementsPerCeremony !== undefined) console.log(`  PostgreSQL          ${r.statementsPerCeremony.toFixed(2)} statements, ${r.roundTripsPerCeremony!.toFixed(2)} round trips per ceremony; its own CPU ${((r.databaseCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
   if (r.transactionsPerCommit !== undefined) console.log(`  group commit        ${r.transactionsPerCommit.toFixed(2)} sign-ins per SQLite commit on average`);
   console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ ${rawVerify.toFixed(0)} verify/s, measured right after the window)`);
   if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);

@@ -13,6 +13,7 @@ import type { Database } from './schema.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
 import { registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
+import { PgClient } from './pgClient.js';
 
 // bigint (int8) columns hold millisecond times and counters, all below 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -34,6 +35,11 @@ export interface Db {
 export interface OpenOptions {
   /** PostgreSQL only: connections in the pool (default 10). */
   poolSize?: number;
+  /**
+   * PostgreSQL only, for measurements (bench/pgRoundTrips.ts): pg's own client, every statement unnamed and awaited,
+   * instead of PgClient's named statements and deferred writes (src/db/pgClient.ts).
+   */
+  plainPostgresClient?: boolean;
   /**
    * PostgreSQL only: the schema(s) to use, comma-separated, set per connection
    * as `search_path`. Tests use it to give each suite a schema of its own.
@@ -79,7 +85,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     dialect = 'sqlite';
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);
-    pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10 });
+    pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, Client: options.plainPostgresClient ? pg.Client : PgClient });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
     kysely = new Kysely<Database>({ dialect: withTimedCommits(new PostgresDialect({ pool }), commitListeners) });

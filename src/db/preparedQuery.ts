@@ -15,6 +15,7 @@
 import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from 'kysely';
 import type SQLite from 'better-sqlite3';
 import type { Database } from './schema.js';
+import { nameStatement } from './pgClient.js';
 
 /**
  * SQLite only: the connection and statement cache behind a Kysely handle's
@@ -62,7 +63,14 @@ function dialectKey(db: Kysely<Database>): object {
 export class PreparedQuery<P extends object, R> {
   private readonly templates = new WeakMap<object, Template>();
 
-  constructor(private readonly build: (db: Kysely<Database>, params: P) => Compilable<R>) {}
+  constructor(
+    private readonly build: (db: Kysely<Database>, params: P) => Compilable<R>,
+    /**
+     * `deferrable`: no caller reads the result (not even the affected rows), so on PostgreSQL, inside a
+     * transaction, it may go out with the next statement and fail at the commit instead (src/db/pgClient.ts).
+     */
+    private readonly options: { deferrable?: boolean } = {},
+  ) {}
 
   /** The compiled SQL and parameters for `params` (tests and debugging). */
   compile(db: Kysely<Database>, params: P): CompiledQuery<R> {
@@ -104,6 +112,8 @@ export class PreparedQuery<P extends object, R> {
         typeof value === 'string' && value.startsWith(STAND_IN) ? { name: value.slice(STAND_IN.length) } : { value },
       );
       template = { sql: compiled.sql, slots };
+      // PostgreSQL sends it as a named statement, parsed once per connection (pgClient.ts); SQLite ignores it.
+      nameStatement(compiled.sql, this.options);
       this.templates.set(key, template);
     }
     return template;

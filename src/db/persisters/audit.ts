@@ -21,6 +21,8 @@ const insertEvent = new PreparedQuery<NewAuditRow, never>((db, e) =>
     user_agent: e.user_agent,
     detail: e.detail,
   }),
+  // Nothing reads its result: in a transaction on PostgreSQL it goes out with the next statement (src/db/pgClient.ts).
+  { deferrable: true },
 );
 
 export interface AuditRecord {

@@ -18,6 +18,8 @@ const insertSession = new PreparedQuery<Insertable<SessionsTable>, never>((db, s
     user_agent: s.user_agent,
     authenticator_id: s.authenticator_id ?? null,
   }),
+  // Nothing reads its result: in a sign-in's transaction on PostgreSQL it goes out with the commit (src/db/pgClient.ts).
+  { deferrable: true },
 );
 const selectWithUser = new PreparedQuery<{ idHash: string }, Session & Parameters<typeof splitJoinedUser>[0]>((db, p) =>
   db

@@ -1,0 +1,100 @@
+/**
+ * The database side of a passkey sign-in on PostgreSQL, alone: the statements a ceremony sends (options: store the
+ * challenge; verify: consume it, read the credential with its user, then one transaction with the counter update,
+ * the session and the audit record), run through the persisters by `concurrency` callers at once, without HTTP or
+ * signatures. It alternates pg's own client (every statement unnamed and awaited) with Latchkey's (PgClient: named
+ * statements, deferred writes) in windows of BENCH_SECONDS (3), and reports per ceremony: statements, round trips,
+ * this process's CPU (Latchkey's side: Kysely, pg, the event loop's socket work) and PostgreSQL's.
+ *
+ * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16), BENCH_POOL: connections (10)).
+ */
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import pg from 'pg';
+import { openDatabase } from '../src/db/connect.js';
+import { deferredStatements } from '../src/db/pgClient.js';
+import { createStore } from '../src/db/store.js';
+import { insertUsers, makeUsers } from './seed.js';
+import { postgresCpuMs } from './serverProcess.js';
+
+const env = process.env;
+const SECONDS = Number(env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
+const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
+const POOL = Number(env.BENCH_POOL ?? 10);
+const SCHEMA = 'latchkey_bench_path';
+
+let statements = 0;
+const query = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  statements++;
+  return (query as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof query;
+
+async function window(url: string, plain: boolean, rows: Awaited<ReturnType<typeof makeUsers>>['rows']) {
+  const db = openDatabase(url, { plainPostgresClient: plain, poolSize: POOL });
+  const store = createStore(db);
+  const counters = new Map<string, number>();
+  let ceremonies = 0;
+  let stop = false;
+  async function caller(slot: number) {
+    const mine = rows.filter((_, i) => i % CONCURRENCY === slot);
+    for (let n = 0; !stop; n++) {
+      const { user, authenticator } = mine[n % mine.length]!;
+      const now = Date.now();
+      const lookup = randomBytes(32).toString('base64url');
+      await store.flows.insert({ id: randomBytes(16).toString('base64url'), type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: now, expires_at: now + 300_000 });
+      const flow = await store.flows.consumeByLookup(lookup, 'signin', 'b', now);
+      const found = await store.authenticators.findByCredentialIdWithUser(authenticator.credential_id);
+      if (!flow || !found) throw new Error('flow or credential missing');
+      const counter = (counters.get(authenticator.id as string) ?? found.authenticator.counter) + 1;
+      counters.set(authenticator.id as string, counter);
+      const recorded = await store.transaction(async (tx) => {
+        if (!(await tx.authenticators.recordUse(found.authenticator.id, { counter, backedUp: false, backupEligible: false, at: now }))) return false;
+        await tx.sessions.insert({ id_hash: randomBytes(32).toString('base64url'), public_id: randomBytes(8).toString('hex'), user_id: user.id, created_at: now, last_seen_at: now, authenticated_at: now, expires_at: now + 3_600_000, aal: 1, ip: '127.0.0.1', user_agent: 'bench', authenticator_id: found.authenticator.id });
+        await tx.audit.record({ event: 'signin', outcome: 'success', subjectUserId: user.id, actorUserId: user.id, authenticatorId: found.authenticator.id, ip: '127.0.0.1', userAgent: 'bench', detail: { mode: 'discoverable' }, at: now });
+        return true;
+      }, { groupCommit: true });
+      if (!recorded) throw new Error('counter did not move');
+      ceremonies++;
+    }
+  }
+  const running = Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => caller(i)));
+  await new Promise((r) => setTimeout(r, 1000)); // warm-up: connections opened, statements prepared
+  const c0 = ceremonies, s0 = statements, d0 = deferredStatements.count, cpu0 = process.cpuUsage(), pg0 = postgresCpuMs(), t0 = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const cpu = process.cpuUsage(cpu0), pgMs = postgresCpuMs() - pg0, seconds = (performance.now() - t0) / 1000;
+  const n = ceremonies - c0, sent = statements - s0, deferred = deferredStatements.count - d0;
+  stop = true;
+  await running;
+  await db.close();
+  return { n, perSecond: n / seconds, statements: sent / n, roundTrips: (sent - deferred) / n, latchkeyUs: ((cpu.user + cpu.system) / 1000 / n) * 1000, postgresUs: (pgMs / n) * 1000 };
+}
+
+const base = new URL(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
+if (!base.username) base.username = env.PGUSER || userInfo().username;
+const admin = new pg.Client({ connectionString: base.toString() });
+await admin.connect();
+await admin.query(`drop schema if exists ${SCHEMA} cascade`);
+await admin.query(`create schema ${SCHEMA}`);
+try {
+  base.searchParams.set('options', `-c search_path=${SCHEMA}`);
+  const url = base.toString();
+  const seedDb = openDatabase(url);
+  await seedDb.migrate();
+  const { rows } = makeUsers(2000, 'http://localhost', 'localhost');
+  await insertUsers(seedDb, rows);
+  await seedDb.close();
+  console.log(`the database side of a sign-in on PostgreSQL, ${CONCURRENCY} callers, pool of ${POOL}, ${SECONDS} s windows (µs per ceremony)`);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const plain of [true, false]) {
+      const r = await window(url, plain, rows);
+      console.log(
+        `  ${(plain ? "pg's client" : 'PgClient').padEnd(12)} ${r.perSecond.toFixed(0).padStart(5)}/s  statements ${r.statements.toFixed(2)}  round trips ${r.roundTrips.toFixed(2)}  Latchkey ${r.latchkeyUs.toFixed(0).padStart(4)} µs  PostgreSQL ${r.postgresUs.toFixed(0).padStart(4)} µs  total ${(r.latchkeyUs + r.postgresUs).toFixed(0).padStart(4)} µs`,
+      );
+    }
+  }
+} finally {
+  await admin.query(`drop schema if exists ${SCHEMA} cascade`);
+  await admin.end();
+}
