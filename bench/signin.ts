@@ -1,20 +1,29 @@
 /**
- * npm run bench: full passkey sign-in ceremonies per second against one
- * Latchkey server process, on SQLite and then on PostgreSQL when one answers.
+ * npm run bench: every figure of issue 16 in one run, each beside a floor measured in the same run.
  *
- * The server runs in a child process (bench/server.ts); this process seeds the
- * database, drives the load (bench/load.ts) and measures Node's raw ES256
- * verify rate in the same run, to relate the two.
+ *  floor  raw ES256 verify (CPU per verify) and a bare Fastify JSON route (server CPU per request);
+ *         the floor of a ceremony is 3 bare requests + 1 raw verify.
+ *  1      the cold sign-in path on SQLite (a new signed-out browser per ceremony: GET /signin, options, verify;
+ *         discoverable and email-first alternating), CPU per ceremony, p50/p99, RSS.
+ *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
+ *  5      the same sign-in with /metrics on, then off again: what recording costs.
+ *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
+ *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again, the challenges in Redis
+ *         instead of the flows table, and two instances behind HAProxy against one (bench/twoInstances.ts).
  *
- * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (10),
- * BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (32), BENCH_PG_URL
- * (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL).
+ * The server runs in a child process (bench/server.ts); this process seeds the database and drives the load
+ * (bench/load.ts).
+ *
+ * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2),
+ * BENCH_CONCURRENCY (16), BENCH_PATH (cold; warm loads /signin once per browser), BENCH_MILLION (1000000; 0
+ * skips), BENCH_PG_URL (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_REDIS_URL
+ * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server).
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, totalmem, tmpdir, userInfo } from 'node:os';
@@ -27,6 +36,8 @@ import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
 import { quantile, runBare, runLoad } from './load.js';
 import { measureVerifyAssertion } from './verifyRate.js';
+import { printTokenFigures, runTokenBench, type TokenBenchResult } from './tokens.js';
+import { printBalancedRuns, runTwoInstances, type TwoInstancesResult } from './twoInstances.js';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
@@ -37,6 +48,10 @@ const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
 const PATH = (env.BENCH_PATH ?? 'cold') as 'cold' | 'warm';
 const PG_URL = withDefaultUser(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
 const PG_SCHEMA = 'latchkey_bench';
+/** Accounts in the memory run (filler beyond the USERS who sign in); 0 skips it. */
+const MILLION = Number(env.BENCH_MILLION ?? 1_000_000);
+/** Redis for the challenge-store comparison on PostgreSQL; "off" skips it. */
+const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PROFILE = process.argv.includes('--profile');
 const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -95,6 +110,16 @@ function machineBusyMs(): number | undefined {
 
 /** CPU time of the PostgreSQL server processes on this machine, in ms (Linux); 0 elsewhere. */
 function postgresCpuMs(): number {
+  return processCpuMs('postgres');
+}
+
+/** CPU time of the Redis server on this machine, in ms (Linux); 0 elsewhere. */
+function redisCpuMs(): number {
+  return processCpuMs('redis-server');
+}
+
+/** CPU time of the processes whose name starts with `name`, in ms (Linux); 0 elsewhere. */
+function processCpuMs(name: string): number {
   let total = 0;
   try {
     for (const pid of readdirSync('/proc')) {
@@ -102,7 +127,7 @@ function postgresCpuMs(): number {
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         const close = stat.lastIndexOf(')');
-        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith(name)) continue;
         const fields = stat.slice(close + 2).split(' ');
         total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
       } catch {
@@ -176,15 +201,29 @@ class ServerProcess {
   }
 }
 
-async function benchDatabase(label: string, databaseUrl: string, users: BenchUser[], rows: Parameters<typeof insertUsers>[1], origin: string, port: number): Promise<RunFigures> {
-  const db = openDatabase(databaseUrl);
-  await db.migrate();
-  const seedStart = performance.now();
-  await insertUsers(db, rows);
-  console.log(`  seeded ${rows.length.toLocaleString('en')} users with one ES256 passkey each in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
-  await db.close();
+interface RunOptions {
+  /** Seed these rows first (a database the run made); absent: the database is already seeded. */
+  rows?: Parameters<typeof insertUsers>[1];
+  /** Users in all when seeding (the rest are filler accounts: bench/seed.ts). */
+  total?: number;
+  /** More environment for the server (metrics on, Redis challenge store …). */
+  env?: Record<string, string>;
+  /** Run against the same server after the sign-in window, before it stops (the token endpoint). */
+  after?: (server: ServerProcess) => Promise<void>;
+}
 
-  const server = await ServerProcess.start(databaseUrl, port, origin);
+async function benchDatabase(label: string, databaseUrl: string, users: BenchUser[], origin: string, port: number, options: RunOptions = {}): Promise<RunFigures> {
+  if (options.rows) {
+    const db = openDatabase(databaseUrl);
+    await db.migrate();
+    const seedStart = performance.now();
+    const total = options.total ?? options.rows.length;
+    await insertUsers(db, options.rows, { total });
+    console.log(`  seeded ${total.toLocaleString('en')} users with one ES256 passkey each in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
+    await db.close();
+  }
+
+  const server = await ServerProcess.start(databaseUrl, port, origin, options.env);
   let profileFile: string | undefined;
   if (PROFILE) {
     mkdirSync(PROFILE_DIR, { recursive: true });
@@ -210,10 +249,10 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
           if (profileFile) await server.ask({ type: 'profile-start' }, 'profile-started');
           before = await server.usage();
           busyBefore = machineBusyMs();
-          pgBefore = postgresCpuMs();
+          pgBefore = postgresCpuMs() + redisCpuMs();
         } else {
           busyAfter = machineBusyMs();
-          pgAfter = postgresCpuMs();
+          pgAfter = postgresCpuMs() + redisCpuMs();
           after = await server.usage();
           if (profileFile) {
             await server.ask({ type: 'profile-stop', file: profileFile }, 'profile-stopped');
@@ -225,10 +264,10 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
     const sorted = result.latenciesMs.sort((a, b) => a - b);
     const serverCpuMs = after!.cpuUserMs + after!.cpuSystemMs - (before!.cpuUserMs + before!.cpuSystemMs);
     const windowMs = result.seconds * 1000;
-    const databaseCpuMs = label === 'postgres' ? pgAfter - pgBefore : 0;
+    const databaseCpuMs = label.startsWith('postgres') ? pgAfter - pgBefore : 0;
     const otherCpu =
       busyBefore !== undefined && busyAfter !== undefined ? Math.max(0, busyAfter - busyBefore - serverCpuMs - result.clientCpuMs - databaseCpuMs) / windowMs : undefined;
-    return {
+    const figures: RunFigures = {
       database: label,
       ceremoniesPerSecond: result.ceremonies / result.seconds,
       p50: quantile(sorted, 0.5),
@@ -246,6 +285,8 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       statementsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements!) / result.ceremonies : undefined,
       roundTripsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements! - (after!.pgDeferred! - before!.pgDeferred!)) / result.ceremonies : undefined,
     };
+    await options.after?.(server);
+    return figures;
   } finally {
     await server.stop();
   }
@@ -361,7 +402,9 @@ function printRun(r: RunFigures, rawVerify: number, floorUs: number): void {
 }
 
 async function main(): Promise<void> {
-  console.log(`Latchkey sign-in benchmark: ${machine()}`);
+  console.log(`Latchkey benchmark: ${machine()}`);
+  // The token bench registers its service with the server's secret key: both read it from here, and no key file is written.
+  env.LATCHKEY_SECRET_KEY ??= randomBytes(32).toString('base64url');
   const sqlitePort = await freePort();
   const origin = `http://localhost:${sqlitePort}`;
   const keysStart = performance.now();
@@ -397,40 +440,131 @@ async function main(): Promise<void> {
   console.log(`floor per ceremony: 3 bare requests + 1 raw verify = ${floorUs.toFixed(0)} µs of CPU`);
 
   const results: RunFigures[] = [];
+  const tokenResults: { database: string; result: TokenBenchResult }[] = [];
+  const measureTokens = (database: string, url: string) => async (server: ServerProcess) => {
+    console.log(`  token endpoint (${database}, same server, ${CONCURRENCY} clients)`);
+    const result = await runTokenBench({ port: server.port, origin, usage: () => server.usage(), databaseUrl: url, users, concurrency: CONCURRENCY, warmupMs: Math.max(WARMUP_SECONDS, 4) * 1000, durationMs: SECONDS * 1000 });
+    printTokenFigures(result, { rawVerify, bare: bare.requestsPerSecond }, CONCURRENCY);
+    tokenResults.push({ database, result });
+  };
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
+  let metricsOn: RunFigures | undefined;
+  let metricsOffAgain: RunFigures | undefined;
+  let million: RunFigures | undefined;
   try {
-    console.log(`\nSQLite (${join(dir, 'bench.db')}, WAL, synchronous=NORMAL)`);
-    const r = await benchDatabase('sqlite', `sqlite:${join(dir, 'bench.db')}`, users, rows, origin, sqlitePort);
+    const url = `sqlite:${join(dir, 'bench.db')}`;
+    console.log(`\n1. Cold sign-in path, SQLite (${join(dir, 'bench.db')}, WAL, synchronous=NORMAL), ${USERS.toLocaleString('en')} users`);
+    const r = await benchDatabase('sqlite', url, users, origin, sqlitePort, { rows, after: measureTokens('sqlite', url) });
     printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
     results.push(r);
+
+    console.log('\n5. The same with /metrics on (LATCHKEY_METRICS_PORT), to see what recording costs');
+    metricsOn = await benchDatabase('sqlite+metrics', url, users, origin, sqlitePort, { env: { LATCHKEY_METRICS_PORT: '0' } });
+    printRun(metricsOn, rawVerifyAfterWindow(metricsOn, rawVerify), floorUs);
+    // Off again, so the cost is read against the mean of an off window before and one after (the machine drifts).
+    console.log('\n5b. /metrics off again');
+    metricsOffAgain = await benchDatabase('sqlite', url, users, origin, sqlitePort);
+    printRun(metricsOffAgain, rawVerifyAfterWindow(metricsOffAgain, rawVerify), floorUs);
+
+    if (MILLION > USERS) {
+      const millionUrl = `sqlite:${join(dir, 'million.db')}`;
+      console.log(`\n2. Memory: the same ${USERS.toLocaleString('en')} people signing in among ${MILLION.toLocaleString('en')} accounts (SQLite)`);
+      million = await benchDatabase('sqlite-1M', millionUrl, users, origin, sqlitePort, { rows, total: MILLION });
+      printRun(million, rawVerifyAfterWindow(million, rawVerify), floorUs);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 
+  let redisRun: RunFigures | undefined;
+  let balanced: TwoInstancesResult | undefined;
   if (PG_URL !== 'off') {
     const version = await postgresReady(PG_URL);
     if (version) {
       const url = withSearchPath(PG_URL, PG_SCHEMA);
-      console.log(`\nPostgreSQL ${version} (${PG_URL}, schema ${PG_SCHEMA}, pool of 10)`);
+      console.log(`\n3. Cold sign-in path, PostgreSQL ${version} (${PG_URL}, schema ${PG_SCHEMA}, pool of 10, challenges in the flows table)`);
       try {
         // Same origin and port as the SQLite run, so the seeded users' authenticators fit.
-        const r = await benchDatabase('postgres', url, users, rows, origin, sqlitePort);
+        const r = await benchDatabase('postgres', url, users, origin, sqlitePort, { rows, after: measureTokens('postgres', url) });
         printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
         results.push(r);
+        if (REDIS_URL !== 'off') {
+          console.log(`\n3b. PostgreSQL with the WebAuthn challenges in Redis (${REDIS_URL}; Redis's CPU counted with PostgreSQL's)`);
+          try {
+            redisRun = await benchDatabase('postgres+redis', url, users, origin, sqlitePort, {
+              env: { LATCHKEY_REDIS_URL: REDIS_URL, LATCHKEY_CHALLENGE_STORE: 'redis', LATCHKEY_REDIS_PREFIX: `latchkey-bench-${process.pid}:` },
+            });
+            printRun(redisRun, rawVerifyAfterWindow(redisRun, rawVerify), floorUs);
+          } catch (err) {
+            console.log(`  skipped: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
+        console.log('\n3c. Two Latchkey processes on this PostgreSQL database behind HAProxy, against one alone behind it');
+        balanced = await runTwoInstances({ databaseUrl: url, users, origin, concurrency: CONCURRENCY * 2, warmupMs: WARMUP_SECONDS * 1000, durationMs: SECONDS * 1000 });
+        printBalancedRuns(balanced);
       } finally {
         await dropPgSchema(url);
       }
     }
   }
 
-  console.log('\nsummary');
-  for (const r of results) {
-    console.log(
-      `  ${r.database.padEnd(9)} ${r.ceremoniesPerSecond.toFixed(0).padStart(6)} ceremonies/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB  ratio to raw verify ${(r.ceremoniesPerSecond / (r.rawVerifyAfter ?? rawVerify)).toFixed(3)}`,
-    );
+  printSummary({ results, metricsOn, metricsOffAgain, million, redisRun, balanced, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
+  if ([...results, metricsOn, metricsOffAgain, million, redisRun].some((r) => r?.failures.size)) process.exitCode = 1;
+}
+
+function perCeremonyUs(r: RunFigures, withDatabase = false): number {
+  return ((r.serverCpu + (withDatabase ? r.databaseCpu : 0)) * 1e6) / r.ceremoniesPerSecond;
+}
+
+/** Every goal of the run in one table, each beside its floor or reference measured in the same run. */
+function printSummary(s: {
+  results: RunFigures[];
+  metricsOn?: RunFigures;
+  metricsOffAgain?: RunFigures;
+  million?: RunFigures;
+  redisRun?: RunFigures;
+  balanced?: TwoInstancesResult;
+  tokenResults: { database: string; result: TokenBenchResult }[];
+  floorUs: number;
+  bareCpuUs: number;
+  rawCpuUs: number;
+  bare: number;
+  rawVerify: number;
+}): void {
+  const line = (what: string, figure: string, reference: string) => console.log(`  ${what.padEnd(50)} ${figure.padEnd(48)} ${reference}`);
+  console.log(`\nsummary (floor: 3 bare Fastify requests at ${s.bareCpuUs.toFixed(0)} µs + 1 raw ES256 verify at ${s.rawCpuUs.toFixed(0)} µs = ${s.floorUs.toFixed(0)} µs of CPU)`);
+  const sqlite = s.results.find((r) => r.database === 'sqlite');
+  const postgres = s.results.find((r) => r.database === 'postgres');
+  if (sqlite) {
+    line('1. cold sign-in, SQLite: CPU per ceremony', `${perCeremonyUs(sqlite).toFixed(0)} µs, ${(perCeremonyUs(sqlite) / s.floorUs).toFixed(2)}× the floor`, 'goal ≤ 2×');
+    line('   ceremonies/s, p50 / p99', `${sqlite.ceremoniesPerSecond.toFixed(0)}/s, ${sqlite.p50.toFixed(1)} / ${sqlite.p99.toFixed(1)} ms at c${CONCURRENCY}`, 'goal p99 < 25 ms');
+    line('2. server RSS after the run', `${sqlite.rssMiB.toFixed(0)} MiB with ${USERS.toLocaleString('en')} users`, 'goal < 200 MB');
+    if (s.million) line(`   with ${MILLION.toLocaleString('en')} accounts`, `${s.million.rssMiB.toFixed(0)} MiB (${(s.million.rssMiB - sqlite.rssMiB >= 0 ? '+' : '') + (s.million.rssMiB - sqlite.rssMiB).toFixed(0)} MiB)`, 'goal: flat');
+    if (s.metricsOn) {
+      const off = s.metricsOffAgain ? (perCeremonyUs(sqlite) + perCeremonyUs(s.metricsOffAgain)) / 2 : perCeremonyUs(sqlite);
+      const cost = perCeremonyUs(s.metricsOn) / off - 1;
+      line('5. /metrics on: CPU per ceremony', `${perCeremonyUs(s.metricsOn).toFixed(0)} µs (${cost >= 0 ? '+' : ''}${(cost * 100).toFixed(1)} % against off: ${off.toFixed(0)} µs)`, 'goal < 2 %');
+    }
   }
-  console.log(`  raw ES256 verify ${rawVerify.toFixed(0)}/s at the start (${results.map((r) => `${r.rawVerifyAfter?.toFixed(0)}/s after ${r.database}`).join(', ')}); bare Fastify route ${bare.requestsPerSecond.toFixed(0)} requests/s`);
-  if (results.some((r) => r.failures.size)) process.exitCode = 1;
+  if (postgres && sqlite) {
+    const pgUs = perCeremonyUs(postgres, true);
+    line('3. PostgreSQL: Latchkey + PostgreSQL per ceremony', `${pgUs.toFixed(0)} µs (${perCeremonyUs(postgres).toFixed(0)} + ${(pgUs - perCeremonyUs(postgres)).toFixed(0)}), ${(pgUs / perCeremonyUs(sqlite)).toFixed(2)}× SQLite`, 'goal ≤ 1.5×');
+    if (s.redisRun) {
+      const redisUs = perCeremonyUs(s.redisRun, true);
+      line('   challenges in Redis instead of flows', `${redisUs.toFixed(0)} µs, ${(redisUs / perCeremonyUs(sqlite)).toFixed(2)}× SQLite`, `flows table ${pgUs.toFixed(0)} µs`);
+    }
+  }
+  if (s.balanced && !('skipped' in s.balanced)) {
+    const { one, two } = s.balanced;
+    line('   behind HAProxy: 1 instance / 2 instances', `${one.ceremoniesPerSecond.toFixed(0)}/s / ${two.ceremoniesPerSecond.toFixed(0)}/s (${(two.ceremoniesPerSecond / one.ceremoniesPerSecond).toFixed(2)}×)`, `${cpus().length} cores; CPU per ceremony ${one.totalUs.toFixed(0)} / ${two.totalUs.toFixed(0)} µs`);
+  } else if (s.balanced) line('   behind HAProxy', s.balanced.skipped, '');
+  for (const { database, result } of s.tokenResults) {
+    for (const g of [result.refresh, result.authorizationCode]) {
+      const perVcpu = 1e6 / g.serverCpuUsPerGrant;
+      line(`4. ${database} ${g.grant} grants`, `${g.grantsPerSecond.toFixed(0)}/s, ${g.serverCpuUsPerGrant.toFixed(0)} µs CPU each = ${perVcpu.toFixed(0)}/s per vCPU`, g.grant === 'refresh_token' ? `${(perVcpu / 120).toFixed(1)}× Keycloak's 120/s per vCPU (goal ≥ 10×)` : '');
+    }
+  }
+  console.log(`  raw ES256 verify ${s.rawVerify.toFixed(0)}/s at the start (${s.results.map((r) => `${r.rawVerifyAfter?.toFixed(0)}/s after ${r.database}`).join(', ')}); bare Fastify route ${s.bare.toFixed(0)} requests/s`);
 }
 
 await main();
