@@ -98,6 +98,16 @@ export class ServerProcess {
 
 /** CPU time of the PostgreSQL server processes on this machine, in ms (Linux); 0 elsewhere. */
 export function postgresCpuMs(): number {
+  return processCpuMs('postgres');
+}
+
+/** CPU time of the Redis server on this machine, in ms (Linux); 0 elsewhere. */
+export function redisCpuMs(): number {
+  return processCpuMs('redis-server');
+}
+
+/** CPU time of the processes whose name starts with `name`, in ms (Linux); 0 elsewhere. */
+function processCpuMs(name: string): number {
   let total = 0;
   try {
     for (const pid of readdirSync('/proc')) {
@@ -105,7 +115,7 @@ export function postgresCpuMs(): number {
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         const close = stat.lastIndexOf(')');
-        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith(name)) continue;
         const fields = stat.slice(close + 2).split(' ');
         total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
       } catch {

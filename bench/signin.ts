@@ -22,20 +22,18 @@
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { createHash, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase } from '../src/db/connect.js';
-import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
 import { quantile, runBare, runLoad } from './load.js';
 import { measureVerifyAssertion } from './verifyRate.js';
+import { measureRawVerify, measureRawVerifyCost } from './rawVerify.js';
+import { freePort, machineBusyMs, postgresCpuMs, redisCpuMs, ServerProcess, type Usage } from './serverProcess.js';
 import { printTokenFigures, runTokenBench, type TokenBenchResult } from './tokens.js';
 import { printBalancedRuns, runTwoInstances, type TwoInstancesResult } from './twoInstances.js';
 
@@ -54,21 +52,6 @@ const MILLION = Number(env.BENCH_MILLION ?? 1_000_000);
 const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PROFILE = process.argv.includes('--profile');
 const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
-const here = fileURLToPath(new URL('.', import.meta.url));
-
-interface Usage {
-  rss: number;
-  maxRss: number;
-  cpuUserMs: number;
-  cpuSystemMs: number;
-  /** The main thread's alone (Linux). */
-  eventLoopCpuMs?: number;
-  /** SQLite: commits shared by transactions so far (src/db/groupCommit.ts). */
-  groupCommits?: { commits: number; transactions: number };
-  /** Statements (round trips) sent to PostgreSQL so far. */
-  pgStatements?: number;
-  pgDeferred?: number;
-}
 
 interface RunFigures {
   database: string;
@@ -94,111 +77,6 @@ interface RunFigures {
   /** PostgreSQL: statements (round trips) per ceremony during the window. */
   statementsPerCeremony?: number;
   roundTripsPerCeremony?: number;
-}
-
-/** Busy CPU time of the whole machine, in ms, from /proc/stat (Linux); undefined elsewhere. */
-function machineBusyMs(): number | undefined {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal …: everything but idle and iowait is busy.
-    const busy = fields.slice(0, 8).reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
-    return (busy * 1000) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU time of the PostgreSQL server processes on this machine, in ms (Linux); 0 elsewhere. */
-function postgresCpuMs(): number {
-  return processCpuMs('postgres');
-}
-
-/** CPU time of the Redis server on this machine, in ms (Linux); 0 elsewhere. */
-function redisCpuMs(): number {
-  return processCpuMs('redis-server');
-}
-
-/** CPU time of the processes whose name starts with `name`, in ms (Linux); 0 elsewhere. */
-function processCpuMs(name: string): number {
-  let total = 0;
-  try {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const close = stat.lastIndexOf(')');
-        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith(name)) continue;
-        const fields = stat.slice(close + 2).split(' ');
-        total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
-      } catch {
-        // the process ended while we looked
-      }
-    }
-  } catch {
-    return 0;
-  }
-  return total;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-class ServerProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
-
-  static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
-    // BENCH_SERVER_FLAGS: extra Node flags for the server alone (e.g. --trace-gc), space-separated.
-    const execArgv = ['--import', 'tsx', ...SERVER_NODE_FLAGS, ...(env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])];
-    const child = fork(join(here, 'server.ts'), [], {
-      execArgv,
-      env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const listening = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`server exited early with code ${code}`)));
-      child.on('message', (m: { type?: string; port?: number }) => {
-        if (m?.type === 'listening') resolve(m.port!);
-      });
-    });
-    child.removeAllListeners('exit');
-    return new ServerProcess(child, listening);
-  }
-
-  /** Send a message and wait for the answer of type `answer`. */
-  ask<T>(message: { type: string; file?: string }, answer: string): Promise<T> {
-    return new Promise((resolve) => {
-      const onMessage = (m: { type?: string }) => {
-        if (m?.type !== answer) return;
-        this.child.off('message', onMessage);
-        resolve(m as T);
-      };
-      this.child.on('message', onMessage);
-      this.child.send(message);
-    });
-  }
-
-  usage(): Promise<Usage> {
-    return this.ask<Usage>({ type: 'usage' }, 'usage');
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.send({ type: 'stop' });
-    });
-  }
 }
 
 interface RunOptions {
@@ -313,32 +191,6 @@ function rawVerifyAfterWindow(r: RunFigures, rawBefore: number): number {
     console.log(`  NOTE                the machine's speed changed during the run (raw ES256 verify ${rawBefore.toFixed(0)}/s at the start, ${after.toFixed(0)}/s after this window): compare ratios`);
   }
   return after;
-}
-
-/**
- * Node's own ES256 verify: one cached KeyObject, DER signatures, a message the size WebAuthn signs (37 + 32 bytes).
- * The rate is wall-clock and moves with whatever else the machine does; the CPU time per verify moves much less, so
- * the floor is taken from that.
- */
-function measureRawVerify(ms: number): number {
-  return measureRawVerifyCost(ms).perSecond;
-}
-
-function measureRawVerifyCost(ms: number): { perSecond: number; cpuUs: number } {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const message = Buffer.concat([createHash('sha256').update('localhost').digest(), Buffer.from([0x05, 0, 0, 0, 1]), createHash('sha256').update('{}').digest()]);
-  const signature = sign('sha256', message, privateKey);
-  for (let i = 0; i < 500; i++) verify('sha256', message, publicKey, signature);
-  let n = 0;
-  const cpu0 = process.cpuUsage();
-  const start = performance.now();
-  let elapsed = 0;
-  while (elapsed < ms) {
-    for (let i = 0; i < 200; i++) if (verify('sha256', message, publicKey, signature)) n++;
-    elapsed = performance.now() - start;
-  }
-  const cpu = process.cpuUsage(cpu0);
-  return { perSecond: n / (elapsed / 1000), cpuUs: (cpu.user + cpu.system) / n };
 }
 
 async function postgresReady(url: string): Promise<string | undefined> {
