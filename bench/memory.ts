@@ -14,7 +14,7 @@
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from './serverProcess.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,17 +38,6 @@ const MIN_CEREMONIES = Math.max(ACTIVE, Number(env.BENCH_MIN_CEREMONIES ?? 0));
 const SNAPSHOT = process.argv.includes('--snapshot');
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1).padStart(6)} MiB`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function print(label: string, m: MemoryBreakdown): void {
   console.log(`\n${label}: RSS ${MiB(m.rssBeforeGc)} (${MiB(m.usage.rss)} after a full GC)`);
