@@ -15,7 +15,7 @@ import { createApiToken } from '../api/apiTokens.js';
 import { createUser } from '../users/createUser.js';
 import { addService } from '../oidc/services.js';
 import { reportExpiredEnrolments } from '../flows/enrolment/reportExpiredEnrolments.js';
-import { failureReason, FAILURE_REASONS, NO_METRICS } from './metrics.js';
+import { failureReason, FAILURE_REASONS, NO_METRICS, PrometheusMetrics } from './metrics.js';
 import { createServer } from 'node:net';
 import { loadConfig, unsafeSettings } from '../config/index.js';
 import { runCli } from '../main.js';
@@ -189,6 +189,30 @@ describe('metrics', () => {
     expect(res.statusCode).toBe(400);
     const text = await scrape(t);
     expect(sample(text, 'latchkey_ceremonies_total{flow="signin",method="password",outcome="wrong_secret"}')).toBe(1);
+  });
+
+  it('write histograms as Prometheus expects: cumulative buckets by upper bound, +Inf, sum and count per label set', async () => {
+    const metrics = new PrometheusMetrics();
+    metrics.httpRequest('/signin', 'GET', 200, 0.0005);
+    metrics.httpRequest('/signin', 'GET', 204, 0.003);
+    metrics.httpRequest('/signin', 'GET', 200, 20);
+    metrics.httpRequest('/signin', 'GET', 503, 0.001);
+    metrics.commit(0.0001);
+    const text = await metrics.text();
+    const series = (le: string) => `latchkey_http_request_duration_seconds_bucket{le="${le}",route="/signin",method="GET",status_class="2xx"}`;
+    expect(sample(text, series('0.001'))).toBe(1);
+    expect(sample(text, series('0.0025'))).toBe(1);
+    expect(sample(text, series('0.005'))).toBe(2);
+    expect(sample(text, series('10'))).toBe(2);
+    expect(sample(text, series('+Inf'))).toBe(3);
+    expect(sample(text, 'latchkey_http_request_duration_seconds_count{route="/signin",method="GET",status_class="2xx"}')).toBe(3);
+    expect(sample(text, 'latchkey_http_request_duration_seconds_sum{route="/signin",method="GET",status_class="2xx"}')).toBeCloseTo(20.0035, 6);
+    // A value on a bound falls in that bucket (le: less than or equal).
+    expect(sample(text, 'latchkey_http_request_duration_seconds_bucket{le="0.001",route="/signin",method="GET",status_class="5xx"}')).toBe(1);
+    expect(sample(text, 'latchkey_db_commit_duration_seconds_bucket{le="0.0001"}')).toBe(1);
+    expect(sample(text, 'latchkey_db_commit_duration_seconds_bucket{le="0.00005"}')).toBe(0);
+    expect(text).toContain('# TYPE latchkey_http_request_duration_seconds histogram');
+    expect(text).toContain('# TYPE latchkey_ceremonies_total counter');
   });
 
   it('keep failure reasons to a fixed set', () => {

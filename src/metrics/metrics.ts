@@ -3,11 +3,12 @@
  * with prom-client in a registry of this app's own (tests build many apps in one process; the global default
  * registry would mix their counts and refuse a second metric of the same name).
  *
- * Recording sits on the sign-in path (about 2,000 ceremonies a second on a 2-core host), so each recorder is one or
- * two increments on a label child looked up once and kept (`labelled`): no label object per call, no async work.
+ * Recording sits on the sign-in path (about 2,000 ceremonies a second on a 2-core host), so each recorder adds to plain
+ * numbers found by label values (`ScrapedMetric`): no label object, no hashing, no async work per call; prom-client
+ * reads them, with its own default metrics, only when /metrics is scraped.
  * With metrics off (LATCHKEY_METRICS_PORT unset) flows get {@link NO_METRICS}, whose recorders do nothing.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client';
 
 /** The ceremonies counted, by what the person was doing. */
 export type CeremonyFlow = 'signin' | 'signup' | 'enrolment' | 'reauth' | 'self_service';
@@ -108,25 +109,92 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** Seconds: a SQLite commit takes tens of microseconds, a PostgreSQL one a round trip. */
 const COMMIT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
-type Child<T> = { inc(): void } & T;
+/**
+ * Counts of one label set, kept as plain numbers: a sign-in adds to them with no allocation, no hashing and no call into
+ * prom-client (whose `labels(...).observe()` hashes the label object on every call: ~2 µs each, measured on the
+ * sign-in path). prom-client reads them only when /metrics is scraped, through {@link ScrapedMetric}.
+ */
+interface Series {
+  readonly labels: Record<string, string>;
+  /** Counter: its count. Histogram: observations at or under each bucket's bound, not yet cumulative (one more slot for +Inf). */
+  readonly counts: Float64Array;
+  sum: number;
+}
 
 /**
- * Label children looked up by nested maps of label values, built on first use: after that a recorder allocates
- * nothing (prom-client's `labels(...)` builds a label object each call). Values come from fixed sets or route
- * patterns, so the maps stay small.
+ * A counter or histogram whose series are looked up by nested maps of label values (built on first use; values come
+ * from fixed sets or route patterns, so the maps stay small) and handed to prom-client's registry on scrape in the
+ * shape its own metrics have (`get()`), so the exposition text is prom-client's.
  */
-class Labelled<C> {
-  private readonly children = new Map<string, unknown>();
-  constructor(private readonly make: (values: string[]) => C) {}
+class ScrapedMetric {
+  readonly aggregator = 'sum';
+  private readonly byLabels = new Map<string, Map<string, Map<string, Series>>>();
+  private readonly bounds: Float64Array;
 
-  get(a: string, b: string, c: string): C {
-    let byB = this.children.get(a) as Map<string, Map<string, C>> | undefined;
-    if (!byB) this.children.set(a, (byB = new Map()));
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'histogram',
+    private readonly labelNames: readonly string[],
+    buckets: readonly number[] = [],
+  ) {
+    this.bounds = Float64Array.from(buckets);
+    // A metric without labels reads 0 from the start, as prom-client's own do.
+    if (labelNames.length === 0) this.of();
+  }
+
+  /** The series of these label values (up to three; unused ones are ''). */
+  of(a = '', b = '', c = ''): Series {
+    let byB = this.byLabels.get(a);
+    if (!byB) this.byLabels.set(a, (byB = new Map()));
     let byC = byB.get(b);
     if (!byC) byB.set(b, (byC = new Map()));
-    let child = byC.get(c);
-    if (!child) byC.set(c, (child = this.make([a, b, c])));
-    return child;
+    let found = byC.get(c);
+    if (!found) {
+      const values = [a, b, c];
+      const labels: Record<string, string> = {};
+      this.labelNames.forEach((n, i) => (labels[n] = values[i]!));
+      byC.set(c, (found = { labels, counts: new Float64Array(this.type === 'histogram' ? this.bounds.length + 1 : 1), sum: 0 }));
+    }
+    return found;
+  }
+
+  inc(series: Series): void {
+    series.counts[0]! += 1;
+  }
+
+  observe(series: Series, value: number): void {
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]!) i++;
+    series.counts[i]! += 1;
+    series.sum += value;
+  }
+
+  /** What prom-client's registry asks each metric for when it writes the exposition text. */
+  async get() {
+    const values: { labels: Record<string, string | number>; value: number; metricName?: string }[] = [];
+    for (const byB of this.byLabels.values()) {
+      for (const byC of byB.values()) {
+        for (const { labels, counts, sum } of byC.values()) {
+          if (this.type === 'counter') {
+            values.push({ labels, value: counts[0]! });
+            continue;
+          }
+          let cumulative = 0;
+          counts.forEach((n, i) => {
+            cumulative += n;
+            values.push({ labels: { le: i < this.bounds.length ? this.bounds[i]! : '+Inf', ...labels }, value: cumulative, metricName: `${this.name}_bucket` });
+          });
+          values.push({ labels, value: sum, metricName: `${this.name}_sum` }, { labels, value: cumulative, metricName: `${this.name}_count` });
+        }
+      }
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    this.byLabels.clear();
   }
 }
 
@@ -136,82 +204,52 @@ const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 export class PrometheusMetrics implements Metrics {
   readonly enabled = true;
   readonly registry = new Registry();
-  private readonly ceremonies: Labelled<Child<object>>;
-  private readonly grants: Labelled<Child<object>>;
-  private readonly enrolments: Labelled<Child<object>>;
-  private readonly requests: Labelled<{ observe(v: number): void }>;
-  private readonly commits: Histogram;
-  private readonly oidcErrors: Counter;
+  private readonly ceremonies = this.scraped('latchkey_ceremonies_total', 'Sign-in, sign-up, enrolment, reauthentication and self-service ceremonies finished, by flow, method and outcome (success or a failure reason).', 'counter', ['flow', 'method', 'outcome']);
+  private readonly grants = this.scraped('latchkey_oidc_token_grants_total', 'OAuth token requests at the token endpoint, by grant type and outcome (success or the OAuth error code).', 'counter', ['grant_type', 'outcome']);
+  private readonly enrolments = this.scraped('latchkey_enrolments_total', 'Enrolment links and codes issued, completed (a passkey set up from one) and expired unused, by how they were sent (expiries: counted by the instance whose sweep recorded them).', 'counter', ['event', 'method']);
+  private readonly oidcErrors = this.scraped('latchkey_oidc_server_errors_total', 'Unexpected errors inside the OpenID Connect provider (answered 500).', 'counter', []);
+  private readonly requests = this.scraped('latchkey_http_request_duration_seconds', 'Time to answer HTTP requests on the public listener, by matched route pattern (unmatched: 404s), method and status class.', 'histogram', ['route', 'method', 'status_class'], LATENCY_BUCKETS);
+  private readonly commits = this.scraped('latchkey_db_commit_duration_seconds', 'Time the database takes to COMMIT a transaction (SQLite: one per group commit of several sign-ins; PostgreSQL: the round trip).', 'histogram', [], COMMIT_BUCKETS);
 
   constructor() {
-    const registers = [this.registry];
-    const ceremonies = new Counter({
-      name: 'latchkey_ceremonies_total',
-      help: 'Sign-in, sign-up, enrolment, reauthentication and self-service ceremonies finished, by flow, method and outcome (success or a failure reason).',
-      labelNames: ['flow', 'method', 'outcome'] as const,
-      registers,
-    });
-    this.ceremonies = new Labelled((v) => ceremonies.labels(...(v as [string, string, string])));
-    const grants = new Counter({
-      name: 'latchkey_oidc_token_grants_total',
-      help: 'OAuth token requests at the token endpoint, by grant type and outcome (success or the OAuth error code).',
-      labelNames: ['grant_type', 'outcome'] as const,
-      registers,
-    });
-    this.grants = new Labelled((v) => grants.labels(v[0]!, v[1]!));
-    const enrolments = new Counter({
-      name: 'latchkey_enrolments_total',
-      help: 'Enrolment links and codes issued, completed (a passkey set up from one) and expired unused, by how they were sent (expiries: counted by the instance whose sweep recorded them).',
-      labelNames: ['event', 'method'] as const,
-      registers,
-    });
-    this.enrolments = new Labelled((v) => enrolments.labels(v[0]!, v[1]!));
-    this.oidcErrors = new Counter({ name: 'latchkey_oidc_server_errors_total', help: 'Unexpected errors inside the OpenID Connect provider (answered 500).', registers });
-    const requests = new Histogram({
-      name: 'latchkey_http_request_duration_seconds',
-      help: 'Time to answer HTTP requests on the public listener, by matched route pattern (unmatched: 404s), method and status class.',
-      labelNames: ['route', 'method', 'status_class'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.requests = new Labelled((v) => requests.labels(v[0]!, v[1]!, v[2]!));
-    this.commits = new Histogram({
-      name: 'latchkey_db_commit_duration_seconds',
-      help: 'Time the database takes to COMMIT a transaction (SQLite: one per group commit of several sign-ins; PostgreSQL: the round trip).',
-      buckets: COMMIT_BUCKETS,
-      registers,
-    });
     // Process CPU, memory, handles, GC, and the event-loop delay (latchkey_nodejs_eventloop_lag_*), read on scrape.
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
   }
 
+  private scraped(name: string, help: string, type: 'counter' | 'histogram', labelNames: string[], buckets?: number[]): ScrapedMetric {
+    const metric = new ScrapedMetric(name, help, type, labelNames, buckets);
+    // Registered like prom-client's own metrics: the registry calls get() when it writes the text.
+    this.registry.registerMetric(metric as unknown as Metric);
+    return metric;
+  }
+
   ceremony(flow: CeremonyFlow, method: CeremonyMethod, outcome: CeremonyOutcome): void {
-    this.ceremonies.get(flow, method, outcome).inc();
+    this.ceremonies.inc(this.ceremonies.of(flow, method, outcome));
   }
 
   ceremonyFailed(flow: CeremonyFlow, method: CeremonyMethod, code: string): void {
-    this.ceremonies.get(flow, method, failureReason(code)).inc();
+    this.ceremonies.inc(this.ceremonies.of(flow, method, failureReason(code)));
   }
 
   tokenGrant(grantType: string | undefined, outcome: string): void {
     const type = grantType && GRANT_TYPES.has(grantType) ? grantType : 'other';
-    this.grants.get(type, outcome === 'success' || GRANT_ERRORS.has(outcome) ? outcome : 'other', '').inc();
+    this.grants.inc(this.grants.of(type, outcome === 'success' || GRANT_ERRORS.has(outcome) ? outcome : 'other'));
   }
 
   enrolment(event: EnrolmentEvent, method: EnrolmentMethod): void {
-    this.enrolments.get(event, method, '').inc();
+    this.enrolments.inc(this.enrolments.of(event, method));
   }
 
   oidcServerError(): void {
-    this.oidcErrors.inc();
+    this.oidcErrors.inc(this.oidcErrors.of());
   }
 
   httpRequest(route: string | undefined, method: string, status: number, seconds: number): void {
-    this.requests.get(route ?? 'unmatched', method, STATUS_CLASSES[Math.floor(status / 100) - 1] ?? 'other').observe(seconds);
+    this.requests.observe(this.requests.of(route ?? 'unmatched', method, STATUS_CLASSES[Math.floor(status / 100) - 1] ?? 'other'), seconds);
   }
 
   commit(seconds: number): void {
-    this.commits.observe(seconds);
+    this.commits.observe(this.commits.of(), seconds);
   }
 
   gauge(name: string, help: string, read: () => number): void {
