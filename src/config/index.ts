@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { isEmailAddress } from '../users/emailAddress.js';
+import { defaultWorkerCount } from '../webauthn/signatureWorker.js';
 
 export type SignupMode = 'open' | 'invite';
 
@@ -228,6 +229,13 @@ export interface Config {
    * people mostly sign in once a day, so a server with a few hundred sign-ins an hour needs far fewer.
    */
   passkeyKeyCacheSize: number;
+  /**
+   * LATCHKEY_SIGNATURE_WORKERS (default: one per core beyond the first, at most 4; 0 = none): worker threads that
+   * import passkeys' public keys and check their signatures (src/webauthn/signatureWorker.ts). With none, checks run on
+   * the event loop: the least CPU per sign-in (no messages between threads, BENCHMARKS.md), one process using one
+   * core; workers let one process use another core for them.
+   */
+  signatureWorkers: number;
   /**
    * LATCHKEY_SQLITE_CACHE_MIB (default 4): SQLite's page cache for the server's connection, in MiB (better-sqlite3
    * builds SQLite with 16). Pages it misses come from the operating system's file cache, which holds the database
@@ -601,6 +609,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: env.LATCHKEY_METRICS_PORT?.trim() ? readInt(env, 'LATCHKEY_METRICS_PORT', 0, 0, 65535) : undefined,
     metricsHost: env.LATCHKEY_METRICS_HOST?.trim() || '127.0.0.1',
     passkeyKeyCacheSize: readInt(env, 'LATCHKEY_PASSKEY_KEY_CACHE', 10_000, 0, 10_000_000),
+    signatureWorkers: readInt(env, 'LATCHKEY_SIGNATURE_WORKERS', defaultWorkerCount(), 0, 16),
     sqliteCacheMiB: readInt(env, 'LATCHKEY_SQLITE_CACHE_MIB', 4, 1, 65_536),
   };
 }

@@ -393,7 +393,7 @@ export class WebAuthn {
         expectedChallenge: flow.lookup,
         expectedOrigin: allowedOrigins(this.config).set,
         expectedRpId: this.config.rpId,
-        signatures: signatureWorkers(this.config.passkeyKeyCacheSize),
+        signatures: signatureWorkers(this.config.passkeyKeyCacheSize, this.config.signatureWorkers),
         ...input,
       });
     const userHandle = args.response.response?.userHandle;

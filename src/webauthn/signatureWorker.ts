@@ -24,7 +24,7 @@
  * fails a sign-in that would have succeeded.
  */
 import { availableParallelism } from 'node:os';
-import { verify } from 'node:crypto';
+import { verify, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { importCredentialKey, type CredentialKey } from './coseKey.js';
 
@@ -171,10 +171,16 @@ class SignatureWorker {
   }
 }
 
+/** One worker per spare core, at most four (LATCHKEY_SIGNATURE_WORKERS unset). */
+export function defaultWorkerCount(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
+
 /**
- * A few workers (one per spare core, at most four), each check to the least
- * busy. Workers start on first use. `keyCacheSize`: imported keys each worker
- * keeps (LATCHKEY_PASSKEY_KEY_CACHE, src/config/index.ts).
+ * A few workers (by default one per spare core, at most four), each check to the least busy; or none, and every
+ * check on the event loop (`size` 0: no messages to pass, the least CPU per sign-in). Workers start on first use.
+ * `keyCacheSize`: imported keys each worker, or the event loop, keeps (LATCHKEY_PASSKEY_KEY_CACHE,
+ * src/config/index.ts).
  */
 export class SignatureWorkerPool {
   private readonly workers: SignatureWorker[] = [];
@@ -183,8 +189,41 @@ export class SignatureWorkerPool {
 
   constructor(
     readonly keyCacheSize: number,
-    private readonly size = Math.max(1, Math.min(4, availableParallelism() - 1)),
+    private readonly size = defaultWorkerCount(),
   ) {}
+
+  /** With no workers (size 0): the keys imported on the event loop, least recently used first. */
+  private readonly inlineKeys = new Map<string, KeyObject>();
+
+  /** The check on the event loop with the pool's own key cache (size 0). */
+  private verifyOnEventLoop(check: Check): boolean {
+    let key = this.inlineKeys.get(check.cacheKey);
+    try {
+      if (key) {
+        this.inlineKeys.delete(check.cacheKey);
+      } else {
+        key = importCredentialKey(check.key);
+        // A dropped key's OpenSSL memory is freed at the event loop's next full collection, which its allocation rate
+        // brings within seconds (unlike a worker's, see GC_AFTER_EVICTIONS).
+        if (this.inlineKeys.size >= this.keyCacheSize) this.inlineKeys.delete(this.inlineKeys.keys().next().value!);
+      }
+      if (this.keyCacheSize > 0) this.inlineKeys.set(check.cacheKey, key);
+      return verify(check.key.hash, check.data, { key, ...check.key.options }, check.signature);
+    } catch {
+      // An unusable key (off its curve) or a malformed signature: not a valid signature.
+      return false;
+    }
+  }
+
+  /** Workers running now (0 when checks run on the event loop). */
+  get running(): number {
+    return this.workers.length;
+  }
+
+  /** Keys the event loop keeps imported (a pool of no workers). */
+  get keysOnEventLoop(): number {
+    return this.inlineKeys.size;
+  }
 
   /** Workers that died (crashed, or could not start) so far. */
   get deaths(): number {
@@ -194,12 +233,14 @@ export class SignatureWorkerPool {
   /** True when `signature` is the key's signature over `data`; never throws. */
   verify(cacheKey: string, key: CredentialKey, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
     const check: Check = { id: this.nextId++, cacheKey, key, data, signature };
+    if (this.size === 0) return Promise.resolve(this.verifyOnEventLoop(check));
     const worker = this.pick();
     return worker ? worker.check(check) : Promise.resolve(verifyInline(check));
   }
 
   /** Forget the imported keys (tests; after bulk key changes). */
   clear(): void {
+    this.inlineKeys.clear();
     for (const worker of this.workers) worker.clear();
   }
 

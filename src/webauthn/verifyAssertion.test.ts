@@ -447,3 +447,29 @@ describe('signature workers with a small key cache', () => {
     }
   });
 });
+
+describe('signatures checked on the event loop (LATCHKEY_SIGNATURE_WORKERS=0)', () => {
+  it('start no worker, give the same answers, and keep at most the key cache size of imported keys', async () => {
+    const keys = [await enrol(-7), await enrol(-7), await enrol(-7)];
+    const signatures = new SignatureWorkerPool(2, 0);
+    for (let round = 0; round < 3; round++) {
+      for (const [i, own] of keys.entries()) {
+        const other = keys[(i + 1) % keys.length]!;
+        const response = signedAssertion(own);
+        expect(await verifyAssertion({ ...inputFor(own, response), signatures })).toMatchObject({ ok: true });
+        // Another passkey's key under this credential id: the signature must not hold, cached key or not.
+        expect(await verifyAssertion({ ...inputFor(other, { ...response, id: other.credentialId, rawId: other.credentialId }), signatures })).toMatchObject({ ok: false, signatureValid: false });
+        expect(signatures.keysOnEventLoop).toBeLessThanOrEqual(2);
+      }
+    }
+    expect(signatures.keysOnEventLoop).toBe(2);
+    expect(signatures.running).toBe(0);
+    signatures.clear();
+    expect(signatures.keysOnEventLoop).toBe(0);
+
+    const workers = new SignatureWorkerPool(2, 1);
+    expect(await verifyAssertion({ ...inputFor(keys[0]!, signedAssertion(keys[0]!)), signatures: workers })).toMatchObject({ ok: true });
+    expect(workers.running).toBe(1);
+    expect(workers.keysOnEventLoop).toBe(0);
+  });
+});
