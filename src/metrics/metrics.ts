@@ -81,7 +81,7 @@ export interface Metrics {
   /** One database commit and how long the COMMIT itself took. */
   commit(seconds: number): void;
   /** Gauges read when /metrics is scraped (challenge-store size, database pool). */
-  gauge(name: string, help: string, read: () => number): void;
+  gauge(name: string, help: string, read: () => number | Promise<number>): void;
   /** The exposition text, in the Prometheus text format. */
   text(): Promise<string>;
   readonly contentType: string;
@@ -252,13 +252,13 @@ export class PrometheusMetrics implements Metrics {
     this.commits.observe(this.commits.of(), seconds);
   }
 
-  gauge(name: string, help: string, read: () => number): void {
+  gauge(name: string, help: string, read: () => number | Promise<number>): void {
     new Gauge({
       name,
       help,
       registers: [this.registry],
-      collect() {
-        this.set(read());
+      async collect() {
+        this.set(await read());
       },
     });
   }

@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../db/connect.js';
-import { MemoryChallengeStore } from '../webauthn/challengeStore.js';
 
 export interface MetricsListener {
   /** Start serving /metrics on LATCHKEY_METRICS_HOST:LATCHKEY_METRICS_PORT; undefined (and nothing listens) when metrics are off. Closed with the app. */
@@ -70,10 +69,11 @@ export const metricsPlugin = fp<{ db: Db }>(
     app.addHook('onClose', async () => stopObserving());
 
     const challenges = webauthn.challenges;
-    // The database store keeps challenges in the flows table, shared by every instance: not this process's to count.
-    if (challenges instanceof MemoryChallengeStore) {
-      metrics.gauge('latchkey_challenge_store_size', 'WebAuthn challenges held in this process (in-memory challenge store): ceremonies begun and not yet finished or dropped.', () => challenges.size);
-    }
+    metrics.gauge(
+      'latchkey_challenge_store_size',
+      `WebAuthn ceremonies begun and not yet finished or expired, in the ${challenges.kind} challenge store (LATCHKEY_CHALLENGE_STORE): this process's (memory) or every instance's (database, redis).`,
+      () => challenges.size(Date.now()),
+    );
     const pool = db.pool;
     if (pool) {
       metrics.gauge('latchkey_db_pool_connections', 'PostgreSQL connections in the pool, idle or in use.', () => pool.totalCount);

@@ -8,9 +8,12 @@ import { testDatabases } from '../../test/support/databases.js';
 import type { NewFlow } from '../db/persisters/flows.js';
 import { createStore } from '../db/store.js';
 import { loadConfig, unsafeSettings } from '../config/index.js';
-import { DatabaseChallengeStore, MemoryChallengeStore, RedisChallengeStore, type ChallengeStore } from './challengeStore.js';
+import { ceremonyFlowType, DatabaseChallengeStore, MemoryChallengeStore, RedisChallengeStore, type ChallengeStore } from './challengeStore.js';
 import { deleteRedisKeys, redisUnavailableReason, testRedisClient, uniqueRedisPrefix } from '../../test/support/redis.js';
 import type { Redis } from 'ioredis';
+
+// The ceremony type these challenges are saved under, declared as the sign-in flow declares it.
+ceremonyFlowType('signin');
 
 const T0 = Date.UTC(2026, 11, 1, 9);
 const MINUTE = 60_000;
@@ -90,6 +93,34 @@ describe.each(targets)('challenge store: $name', (target) => {
       const results = await Promise.all(Array.from({ length: 50 }, () => challenges.consume(c.lookup, c.type, c.binding_hash!, T0)));
       expect(results.filter(Boolean)).toHaveLength(1);
     });
+
+    it('counts the ceremonies in progress for /metrics: saved and not yet consumed', async () => {
+      const before = await challenges.size(T0);
+      const saved = [newChallenge(), newChallenge(), newChallenge()];
+      for (const c of saved) await challenges.save(c);
+      expect(await challenges.size(T0)).toBe(before + 3);
+      expect(await challenges.consume(saved[0]!.lookup, 'signin', saved[0]!.binding_hash!, T0)).toBeDefined();
+      expect(await challenges.size(T0)).toBe(before + 2);
+    });
+  });
+});
+
+describe.each(databases)('the challenge store in the flows table on $name', (d) => {
+  it.skipIf(d.skipReason !== undefined)('counts only unexpired flows of ceremony types as ceremonies in progress', async () => {
+    const db = await d.open();
+    try {
+      await db.migrate();
+      const store = createStore(db);
+      const challenges = new DatabaseChallengeStore(store);
+      await challenges.save(newChallenge());
+      await challenges.save(newChallenge({ expires_at: T0 + MINUTE }));
+      // A flow of a type no ceremony declared (an API token's one showing, say) is not a challenge.
+      await store.flows.insert(newChallenge({ type: 'api_token_reveal' }));
+      expect(await challenges.size(T0)).toBe(2);
+      expect(await challenges.size(T0 + MINUTE)).toBe(1);
+    } finally {
+      await d.cleanup();
+    }
   });
 });
 
@@ -104,14 +135,14 @@ describe('the in-process challenge store', () => {
     expect(await store.peek(old.lookup)).toBeDefined();
     await store.save(at(10));
     expect(await store.peek(old.lookup)).toBeUndefined();
-    expect(store.size).toBe(2);
+    expect(store.held).toBe(2);
   });
 
   it('keeps at most its limit, dropping the oldest', async () => {
     const store = new MemoryChallengeStore(4);
     const saved = Array.from({ length: 9 }, () => newChallenge());
     for (const c of saved) await store.save(c);
-    expect(store.size).toBeLessThanOrEqual(4);
+    expect(store.held).toBeLessThanOrEqual(4);
     expect(await store.peek(saved[0]!.lookup)).toBeUndefined();
     expect(await store.peek(saved[8]!.lookup)).toBeDefined();
   });
@@ -123,7 +154,7 @@ describe('the in-process challenge store', () => {
     expect(await store.consume(a.lookup, a.type, a.binding_hash!, T0)).toMatchObject({ id: a.id, state: 'consumed' });
     expect(await store.consume(a.lookup, a.type, a.binding_hash!, T0)).toBeUndefined();
     expect(await store.consume(c.lookup, c.type, c.binding_hash!, T0)).toMatchObject({ id: c.id });
-    expect(store.size).toBe(1);
+    expect(store.held).toBe(1);
   });
 
   it('is the default on SQLite; PostgreSQL keeps challenges in the database; LATCHKEY_CHALLENGE_STORE chooses', () => {

@@ -28,6 +28,18 @@ import type { NewFlow } from '../db/persisters/flows.js';
 
 export type ChallengeStoreKind = 'memory' | 'database' | 'redis';
 
+/** The flow types of WebAuthn ceremonies, each declared once with {@link ceremonyFlowType}. */
+const CEREMONY_FLOW_TYPES = new Set<string>();
+
+/**
+ * Declares a WebAuthn ceremony's flow type (`export const SIGNIN_FLOW = ceremonyFlowType('signin')`): the database
+ * store counts the challenges of these types, and no other flow, as ceremonies in progress.
+ */
+export function ceremonyFlowType<T extends string>(type: T): T {
+  CEREMONY_FLOW_TYPES.add(type);
+  return type;
+}
+
 export interface ChallengeStore {
   readonly kind: ChallengeStoreKind;
   save(flow: NewFlow): Promise<void>;
@@ -35,6 +47,8 @@ export interface ChallengeStore {
   consume(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined>;
   /** The flow for this challenge in whatever state, without consuming it. */
   peek(lookup: string): Promise<Flow | undefined>;
+  /** Ceremonies begun and not yet finished or expired, for /metrics: this process's (memory) or every instance's. */
+  size(now: number): Promise<number>;
 }
 
 export class DatabaseChallengeStore implements ChallengeStore {
@@ -51,6 +65,10 @@ export class DatabaseChallengeStore implements ChallengeStore {
 
   peek(lookup: string): Promise<Flow | undefined> {
     return this.store.flows.findByLookup(lookup);
+  }
+
+  size(now: number): Promise<number> {
+    return this.store.flows.countActive([...CEREMONY_FLOW_TYPES], now);
   }
 }
 
@@ -74,8 +92,13 @@ export class MemoryChallengeStore implements ChallengeStore {
 
   constructor(private readonly limit = MEMORY_CHALLENGE_LIMIT) {}
 
-  get size(): number {
+  /** Challenges held, expired ones included until their generation is dropped (at most a lifetime later). */
+  get held(): number {
     return this.current.size + this.previous.size;
+  }
+
+  async size(): Promise<number> {
+    return this.held;
   }
 
   async save(flow: NewFlow): Promise<void> {
@@ -150,6 +173,19 @@ export class RedisChallengeStore implements ChallengeStore {
   async consume(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
     const value = await this.redis.latchkeyConsumeChallenge(RedisChallengeStore.key(lookup), type, bindingHash, now);
     return value === null ? undefined : { ...(JSON.parse(value) as NewFlow), state: 'consumed', consumed_at: now, failed_attempts: 0 };
+  }
+
+  /** Counted with SCAN over this prefix's challenge keys (Redis drops expired ones): a scrape's cost, never a sign-in's. */
+  async size(): Promise<number> {
+    const match = `${this.redis.options.keyPrefix ?? ''}${RedisChallengeStore.key('*')}`;
+    let cursor = '0';
+    let count = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      count += keys.length;
+    } while (cursor !== '0');
+    return count;
   }
 
   async peek(lookup: string): Promise<Flow | undefined> {

@@ -48,6 +48,19 @@ export class FlowPersister {
     await insertFlow.execute(this.db, flow);
   }
 
+  /** Active, unexpired flows of these types (a gauge read on scrape; the expiry index bounds the scan). */
+  async countActive(types: readonly string[], now: number): Promise<number> {
+    if (types.length === 0) return 0;
+    const row = await this.db
+      .selectFrom('flows')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('expires_at', '>', now)
+      .where('state', '=', 'active')
+      .where('type', 'in', types)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   findByLookup(lookup: string): Promise<Flow | undefined> {
     return selectByLookup.takeFirst(this.db, { lookup });
   }

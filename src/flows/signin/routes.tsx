@@ -23,8 +23,9 @@ import { html } from '../../http/replies.js';
 import { nationalIdFormat } from '../../users/nationalId.js';
 import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { SignInHelpPage, type WaysBack } from './helpViews.js';
+import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const SIGNIN_FLOW = 'signin';
+export const SIGNIN_FLOW = ceremonyFlowType('signin');
 /** The sign-in ceremony: how the person started (for the audit), and whether it is a decoy for an unknown email. */
 const signInCeremony = defineFlow({
   type: SIGNIN_FLOW,

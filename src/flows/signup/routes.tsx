@@ -22,8 +22,9 @@ import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
 import { countFailures } from '../../metrics/metrics.js';
+import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const SIGNUP_FLOW = 'signup';
+export const SIGNUP_FLOW = ceremonyFlowType('signup');
 
 const OptionsBody = Type.Object({
   displayName: DisplayNameSchema,
