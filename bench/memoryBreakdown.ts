@@ -5,8 +5,8 @@
  * - V8: each heap space's committed and used size, after a full collection (what the JavaScript keeps alive);
  * - process.memoryUsage(): heap, external (native memory V8 objects own: Buffers, KeyObjects) and ArrayBuffers;
  * - /proc/self/smaps: the kernel's resident pages by mapping: code and data of each shared library and native
- *   addon, glibc's main heap ([heap]), thread stacks, and anonymous mappings (V8's heap pages of every isolate,
- *   each thread's glibc malloc arena, SQLite's page cache) — Linux only.
+ *   addon, glibc's main heap ([heap]), and anonymous mappings: glibc's thread arenas, thread stacks, and the rest
+ *   (V8's heap pages of every isolate, SQLite's page cache) — Linux only.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -53,10 +53,16 @@ export async function memoryBreakdown(snapshotFile?: string): Promise<MemoryBrea
   };
 }
 
+/** glibc gives each thread's malloc arena heaps of this size, aligned to it (HEAP_MAX_SIZE on 64-bit). */
+const ARENA_HEAP = 64 * 2 ** 20;
+
 /**
  * /proc/self/smaps summed by what each mapping is: a file's base name (code and data of node, libc, addons such as
- * better_sqlite3.node), [heap], [stack], or "anonymous" split by size, since V8 reserves its heap in 256 KiB pages
- * and large-object chunks while glibc gives each thread's malloc arena a 64 MiB reservation.
+ * better_sqlite3.node), [heap] (glibc's main arena: the main thread's malloc), [stack], and anonymous mappings split
+ * three ways: glibc's thread arenas (each a 64 MiB-aligned 64 MiB reservation, resident part first, the rest
+ * PROT_NONE: the malloc of worker threads, libuv's thread pool and V8's helper threads, OpenSSL keys imported on the
+ * signature worker among it), thread stacks (writable, below a 4 KiB guard page) and the rest (V8's heaps of every
+ * isolate, its code space, SQLite's page cache and other direct mmaps).
  */
 function residentByMapping(): MemoryBreakdown['mappings'] {
   let text: string;
@@ -65,30 +71,47 @@ function residentByMapping(): MemoryBreakdown['mappings'] {
   } catch {
     return [];
   }
-  const totals = new Map<string, { rss: number; count: number }>();
-  const large: string[] = [];
-  let name = '';
-  let size = 0;
+  const maps: { start: number; end: number; perms: string; path: string; rss: number }[] = [];
   for (const line of text.split('\n')) {
-    const header = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (header) {
-      const [start, end] = line.split(' ')[0]!.split('-').map((h) => parseInt(h, 16));
-      size = end! - start!;
-      const path = header[2]!.trim();
-      if (!path) name = size >= 60 * 2 ** 20 ? 'anonymous, 60 MiB and over (malloc arenas)' : 'anonymous, under 60 MiB (V8 heaps, mmap)';
-      else if (path.startsWith('[')) name = path;
-      else name = `${basename(path)}${header[1]!.includes('x') ? ' (code)' : ' (data)'}`;
+      maps.push({ start: parseInt(header[1]!, 16), end: parseInt(header[2]!, 16), perms: header[3]!, path: header[4]!.trim(), rss: 0 });
       continue;
     }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss && Number(rss[1]) > 0) {
-      const t = totals.get(name) ?? { rss: 0, count: 0 };
-      t.rss += Number(rss[1]) * 1024;
-      t.count++;
-      totals.set(name, t);
-    }
+    if (rss && maps.length) maps[maps.length - 1]!.rss = Number(rss[1]) * 1024;
   }
+  const totals = new Map<string, { rss: number; count: number }>();
+  let arenaEnd = 0;
+  maps.forEach((m, i) => {
+    let name: string;
+    if (m.path.startsWith('[')) name = m.path;
+    else if (m.path) name = `${basename(m.path)}${m.perms.includes('x') ? ' (code)' : ' (data)'}`;
+    else {
+      if (m.start % ARENA_HEAP === 0 && isArenaHeap(maps, i)) arenaEnd = m.start + ARENA_HEAP;
+      const previous = maps[i - 1];
+      if (m.start < arenaEnd) name = 'anonymous: malloc arenas of threads';
+      else if (previous && previous.end === m.start && previous.perms.startsWith('---') && previous.end - previous.start === 4096 && !m.perms.includes('x')) name = 'anonymous: thread stacks';
+      else name = 'anonymous: V8 heaps, code, other mmap';
+    }
+    if (m.rss === 0) return;
+    const t = totals.get(name) ?? { rss: 0, count: 0 };
+    t.rss += m.rss;
+    t.count++;
+    totals.set(name, t);
+  });
   return [...totals].map(([n, t]) => ({ name: n, ...t })).sort((a, b) => b.rss - a.rss);
+}
+
+/** Anonymous mappings from maps[i] on that are contiguous and exactly fill one 64 MiB arena heap. */
+function isArenaHeap(maps: { start: number; end: number; path: string }[], i: number): boolean {
+  const start = maps[i]!.start;
+  let end = start;
+  for (let j = i; j < maps.length && maps[j]!.start === end && !maps[j]!.path; j++) {
+    end = maps[j]!.end;
+    if (end - start >= ARENA_HEAP) break;
+  }
+  return end - start === ARENA_HEAP;
 }
 
 function threadNames(): Record<string, number> {
