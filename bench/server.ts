@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import Fastify from 'fastify';
-import pg from 'pg';
+import type pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { memoryBreakdown } from './memoryBreakdown.js';
@@ -23,15 +23,19 @@ import { deferredStatements } from '../src/db/pgClient.js';
 import { openDatabase } from '../src/db/connect.js';
 
 
-// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), deferred or awaited (src/db/pgClient.ts).
-let pgStatements = 0;
-const pgQuery = pg.Client.prototype.query;
-pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-  pgStatements++;
-  return (pgQuery as (...a: unknown[]) => unknown).apply(this, args);
-} as typeof pgQuery;
-
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
+
+// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), deferred or awaited (src/db/pgClient.ts).
+// pg is loaded only for PostgreSQL, as the server loads it (src/db/connect.ts), so bench:memory on SQLite sees no pg.
+let pgStatements = 0;
+if (config.databaseUrl.startsWith('postgres')) {
+  const { default: pgModule } = await import('pg');
+  const pgQuery = pgModule.Client.prototype.query;
+  pgModule.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    pgStatements++;
+    return (pgQuery as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof pgQuery;
+}
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
 // BENCH_PLAIN_PG=1: pg's own client on PostgreSQL (every statement unnamed and awaited), to measure what PgClient saves.
 const plainDb = process.env.BENCH_PLAIN_PG === '1' && config.databaseUrl.startsWith('postgres') ? openDatabase(config.databaseUrl, { plainPostgresClient: true }) : undefined;

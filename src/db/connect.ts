@@ -4,19 +4,28 @@
  * without an fsync on the event loop per write) or PostgreSQL through pg.
  */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type DatabaseConnection, type Dialect as KyselyDialect, type SqliteDatabase } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Database } from './schema.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
 import { registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
-import { PgClient } from './pgClient.js';
+import { pgClientClass } from './pgClient.js';
 
-// bigint (int8) columns hold millisecond times and counters, all below 2^53.
-pg.types.setTypeParser(20, (v: string) => Number(v));
+/**
+ * pg, loaded when a PostgreSQL database is first opened: a server on SQLite never holds its code (about 2.5 MiB of
+ * heap). It is CommonJS, so require() loads it synchronously.
+ */
+function loadPg(): typeof pg {
+  const pgModule = createRequire(import.meta.url)('pg') as typeof pg;
+  // bigint (int8) columns hold millisecond times and counters, all below 2^53.
+  pgModule.types.setTypeParser(20, (v: string) => Number(v));
+  return pgModule;
+}
 
 export interface Db {
   kysely: Kysely<Database>;
@@ -85,7 +94,8 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     dialect = 'sqlite';
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);
-    pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, Client: options.plainPostgresClient ? pg.Client : PgClient });
+    const pgModule = loadPg();
+    pool = new pgModule.Pool({ connectionString, max: options.poolSize ?? 10, Client: options.plainPostgresClient ? pgModule.Client : pgClientClass() });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
     kysely = new Kysely<Database>({ dialect: withTimedCommits(new PostgresDialect({ pool }), commitListeners) });

@@ -1,5 +1,5 @@
 /**
- * The pg client Latchkey's PostgreSQL pool uses (`new pg.Pool({ Client: PgClient })`). Kysely's driver calls
+ * The pg client Latchkey's PostgreSQL pool uses (`new pg.Pool({ Client: pgClientClass() })`). Kysely's driver calls
  * `client.query(text, values)` and awaits each statement; this client makes two things cheaper underneath it
  * (BENCHMARKS.md, "PostgreSQL at SQLite's cost"):
  *
@@ -17,7 +17,8 @@
  * The connection runs in pg's pipeline mode, which lets a statement be sent before the previous one's answer is
  * back; each statement still has its own Sync, so outside a transaction each one commits on its own as before.
  */
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 
 interface Statement {
   name: string;
@@ -47,7 +48,17 @@ type QueryConfig = { text: string; values: unknown[]; name?: string };
 /** What Kysely reads from a deferred statement's answer: no rows, and no command, so no affected-row count. */
 const DEFERRED_RESULT = Object.freeze({ command: '', rowCount: null, rows: [], fields: [] });
 
-export class PgClient extends pg.Client {
+/**
+ * The PgClient class, made on first use: pg is loaded only when a PostgreSQL database is opened, so a server on
+ * SQLite never holds its code (about 2.5 MiB of heap). pg is CommonJS, so require() loads it synchronously.
+ */
+export function pgClientClass(): typeof pg.Client {
+  return (defined ??= definePgClient(createRequire(import.meta.url)('pg') as typeof pg));
+}
+
+let defined: typeof pg.Client | undefined;
+
+const definePgClient = (pgModule: typeof pg) => class PgClient extends pgModule.Client {
   private inTransaction = false;
   /** Deferred statements of the open transaction not yet answered; each settles to undefined. */
   private deferred: Promise<void>[] = [];
@@ -129,4 +140,4 @@ export class PgClient extends pg.Client {
       stream.uncork();
     });
   }
-}
+};

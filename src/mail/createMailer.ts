@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTransport } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Config } from '../config/index.js';
 import { appError, type AppError } from '../errors.js';
 import type { Mailer, OutgoingMail } from './mailer.js';
@@ -43,23 +43,29 @@ export function createMailer(config: Pick<Config, 'smtpUrl' | 'mailFrom' | 'outb
 }
 
 function createSmtpMailer(smtpUrl: string, from: string): Mailer {
-  // Settings in the URL's query (e.g. ?connectionTimeout=) still win over these defaults.
-  const transport = createTransport({
-    url: smtpUrl,
-    connectionTimeout: SMTP_TIMEOUT_MS,
-    greetingTimeout: SMTP_TIMEOUT_MS,
-    socketTimeout: SMTP_TIMEOUT_MS,
-  });
+  // nodemailer is loaded with the first message, not at start: about 2.5 MiB of heap that a server sending no mail
+  // (or one a day) need not hold from the start. The transport opens no connection before a message either way.
+  let transport: Promise<Transporter> | undefined;
+  const openTransport = () =>
+    (transport ??= import('nodemailer').then(({ createTransport }) =>
+      // Settings in the URL's query (e.g. ?connectionTimeout=) still win over these defaults.
+      createTransport({
+        url: smtpUrl,
+        connectionTimeout: SMTP_TIMEOUT_MS,
+        greetingTimeout: SMTP_TIMEOUT_MS,
+        socketTimeout: SMTP_TIMEOUT_MS,
+      }),
+    ));
   return {
     kind: 'smtp',
     send: async (mail) => {
       try {
-        await transport.sendMail({ from, to: mail.to, subject: mail.subject, text: mail.text });
+        await (await openTransport()).sendMail({ from, to: mail.to, subject: mail.subject, text: mail.text });
       } catch (error) {
         throw mailUnavailable(error);
       }
     },
-    close: async () => transport.close(),
+    close: async () => (await transport?.catch(() => undefined))?.close(),
   };
 }
 

@@ -8,7 +8,15 @@
  * reads them, with its own default metrics, only when /metrics is scraped.
  * With metrics off (LATCHKEY_METRICS_PORT unset) flows get {@link NO_METRICS}, whose recorders do nothing.
  */
-import { collectDefaultMetrics, Gauge, Registry, type Metric } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Metric, Registry } from 'prom-client';
+
+let promClientModule: typeof import('prom-client') | undefined;
+/**
+ * prom-client, loaded when the first PrometheusMetrics is made (metrics on), not at start: about 1.3 MiB of heap that a
+ * server without metrics never needs. It is CommonJS, so require() loads it synchronously.
+ */
+const promClient = () => (promClientModule ??= createRequire(import.meta.url)('prom-client') as typeof import('prom-client'));
 
 /** The ceremonies counted, by what the person was doing. */
 export type CeremonyFlow = 'signin' | 'signup' | 'enrolment' | 'reauth' | 'self_service';
@@ -203,7 +211,7 @@ const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 /** The metrics of one app, in a registry of its own. */
 export class PrometheusMetrics implements Metrics {
   readonly enabled = true;
-  readonly registry = new Registry();
+  readonly registry: Registry = new (promClient().Registry)();
   private readonly ceremonies = this.scraped('latchkey_ceremonies_total', 'Sign-in, sign-up, enrolment, reauthentication and self-service ceremonies finished, by flow, method and outcome (success or a failure reason).', 'counter', ['flow', 'method', 'outcome']);
   private readonly grants = this.scraped('latchkey_oidc_token_grants_total', 'OAuth token requests at the token endpoint, by grant type and outcome (success or the OAuth error code).', 'counter', ['grant_type', 'outcome']);
   private readonly enrolments = this.scraped('latchkey_enrolments_total', 'Enrolment links and codes issued, completed (a passkey set up from one) and expired unused, by how they were sent (expiries: counted by the instance whose sweep recorded them).', 'counter', ['event', 'method']);
@@ -213,7 +221,7 @@ export class PrometheusMetrics implements Metrics {
 
   constructor() {
     // Process CPU, memory, handles, GC, and the event-loop delay (latchkey_nodejs_eventloop_lag_*), read on scrape.
-    collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
+    promClient().collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
   }
 
   private scraped(name: string, help: string, type: 'counter' | 'histogram', labelNames: string[], buckets?: number[]): ScrapedMetric {
@@ -253,7 +261,7 @@ export class PrometheusMetrics implements Metrics {
   }
 
   gauge(name: string, help: string, read: () => number | Promise<number>): void {
-    new Gauge({
+    new (promClient().Gauge)({
       name,
       help,
       registers: [this.registry],

@@ -4,8 +4,13 @@
  * from the list of common and breached passwords shipped with Latchkey (the
  * 49,000 of @zxcvbn-ts/language-common), as NIST SP 800-63B asks.
  */
+import { createRequire } from 'node:module';
 import { hash, verify } from '@node-rs/argon2';
-import common from '@zxcvbn-ts/language-common';
+
+// Loaded on the first password check, not at start: the package's word lists (names, English and Wikipedia words
+// besides the passwords) take about 2 MiB of heap that a passkey-only server never needs. It is CommonJS, so
+// require() loads it synchronously.
+const require = createRequire(import.meta.url);
 
 export const MIN_PASSWORD_LENGTH = 8;
 /** Long enough for any passphrase, short enough that hashing can't be used to burn CPU. */
@@ -13,7 +18,10 @@ export const MAX_PASSWORD_LENGTH = 128;
 
 let commonPasswords: Set<string> | undefined;
 function isCommon(password: string): boolean {
-  commonPasswords ??= new Set((common.dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+  if (!commonPasswords) {
+    const common = require('@zxcvbn-ts/language-common') as typeof import('@zxcvbn-ts/language-common');
+    commonPasswords = new Set((common.dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+  }
   return commonPasswords.has(password.toLowerCase());
 }
 
