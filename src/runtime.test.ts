@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { SERVER_NODE_FLAGS, unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
 
@@ -37,5 +38,38 @@ describe('the server\'s Node.js flags', () => {
     // env -S splits the rest of the line into arguments (coreutils 8.30 and later, BSD and macOS).
     expect(shebang).toBe(`#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
     expect(start).toBe(`node ${SERVER_NODE_FLAGS.join(' ')} --import tsx src/main.ts serve`);
+  });
+});
+
+describe("worker threads' young generation under the server's flags", () => {
+  // A process started with SERVER_NODE_FLAGS starts a worker that asks for a 2 MiB young generation and allocates
+  // enough short-lived objects to grow it to its limit; it prints the worker's and its own committed new space (MiB).
+  const newSpaces = (clearFlag: boolean): { worker: number; main: number } => {
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const churn = () => { let keep = []; for (let i = 0; i < 2e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 50000) keep = []; } };
+      const newSpace = () => require('node:v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 1048576;
+      (async () => {
+        if (${clearFlag}) (await import(process.env.RUNTIME_MODULE)).letWorkersSizeTheirYoungGeneration();
+        const source = '(' + churn + ')(); require("node:worker_threads").parentPort.postMessage((' + newSpace + ')())';
+        const worker = new Worker(source, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+        const fromWorker = await new Promise((resolve) => worker.once('message', resolve));
+        churn();
+        console.log(JSON.stringify({ worker: fromWorker, main: newSpace() }));
+      })();
+    `;
+    const out = execFileSync(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', '-e', script], {
+      env: { ...process.env, RUNTIME_MODULE: new URL('./runtime.ts', import.meta.url).href },
+      encoding: 'utf8',
+    });
+    return JSON.parse(out.trim().split('\n').pop()!) as { worker: number; main: number };
+  };
+
+  it("is the worker's own limit once letWorkersSizeTheirYoungGeneration() ran, and the main thread keeps the flag's", () => {
+    const cleared = newSpaces(true);
+    expect(cleared.worker).toBeLessThanOrEqual(2);
+    expect(cleared.main).toBeLessThanOrEqual(8);
+    // Without it the flag wins over the worker's limit (which is what the function is for).
+    expect(newSpaces(false).worker).toBeGreaterThan(2);
   });
 });

@@ -4,6 +4,8 @@
  * April 2026. On anything else `serve` still starts, with one warning of its own in place of oidc-provider's.
  */
 
+import v8 from 'node:v8';
+
 export const SUPPORTED_NODE = 'Node.js 22 or a later LTS release';
 
 /** A warning for a Node.js release Latchkey does not support, or undefined; the same releases oidc-provider warns about. */
@@ -12,6 +14,17 @@ export function unsupportedRuntime({ version, lts }: { version: string; lts?: st
   if (major >= 22 && lts) return undefined;
   const why = major < 22 ? 'too old' : 'not a long-term-support release';
   return `Node.js ${version} is ${why}: Latchkey supports ${SUPPORTED_NODE}, and oidc-provider, its OpenID Connect engine, supports nothing older; upgrade Node.js`;
+}
+
+/**
+ * Let each worker thread's own young-generation limit (`resourceLimits.maxYoungGenerationSizeMb`) apply: call before
+ * starting a worker, and give every worker its limit. V8 sizes an isolate's heap once, when the isolate starts, and a
+ * `--max-semi-space-size` flag (SERVER_NODE_FLAGS) wins over the limit a worker asks for: the signature worker asked
+ * for 2 MiB and got the main thread's 8. The main isolate has read the flag already, so clearing it changes only
+ * isolates started later, the workers (a worker without a limit would get V8's default, two 16 MiB semi-spaces).
+ */
+export function letWorkersSizeTheirYoungGeneration(): void {
+  v8.setFlagsFromString('--max-semi-space-size=0');
 }
 
 const PROVIDER_RUNTIME_WARNING = 'oidc-provider WARNING: Unsupported runtime.';

@@ -28,12 +28,15 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type SQLite from 'better-sqlite3';
+import { letWorkersSizeTheirYoungGeneration } from '../runtime.js';
 
 /** How often the worker checkpoints. */
 export const CHECKPOINT_INTERVAL_MS = 100;
 /** The server connection's own automatic checkpoint while the worker runs, in pages (40 MiB of WAL at 4 KiB pages). */
 export const BACKSTOP_PAGES = 10_000;
 const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
+/** The worker's young generation, in MiB: a checkpoint every 100 ms allocates a few hundred bytes. */
+const WORKER_YOUNG_GENERATION_MIB = 1;
 
 // Plain CommonJS, so the worker needs no TypeScript loader (tests, tsx and built code alike).
 const WORKER_SOURCE = `
@@ -69,9 +72,11 @@ export function startBackgroundCheckpoints(
   file: string,
   { intervalMs = CHECKPOINT_INTERVAL_MS, backstopPages = BACKSTOP_PAGES }: { intervalMs?: number; backstopPages?: number } = {},
 ): BackgroundCheckpoints {
+  letWorkersSizeTheirYoungGeneration();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), file, intervalMs },
+    resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MIB },
   });
   // Never keeps the process alive on its own.
   worker.unref();

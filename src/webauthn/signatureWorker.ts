@@ -26,6 +26,7 @@
 import { availableParallelism } from 'node:os';
 import { verify, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { letWorkersSizeTheirYoungGeneration } from '../runtime.js';
 import { importCredentialKey, type CredentialKey } from './coseKey.js';
 
 /** After this many workers died (crashed, or could not start), checks stay on the event loop. */
@@ -117,6 +118,7 @@ class SignatureWorker {
     keyCacheSize: number,
     private readonly onDeath: (w: SignatureWorker) => void,
   ) {
+    letWorkersSizeTheirYoungGeneration();
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { cacheSize: keyCacheSize, gcAfterEvictions: GC_AFTER_EVICTIONS },
