@@ -9,7 +9,7 @@
  * own bounded cache of imported keys, keyed by the stored COSE key itself, so
  * a credential re-registered under the same id never meets its old key.
  *
- * Memory: an imported P-256 key holds about 3 KiB of OpenSSL memory that V8
+ * Memory: an imported P-256 key holds about 6 KiB of OpenSSL memory that V8
  * does not count, so a KeyObject dropped from the cache is freed only when the
  * worker's V8 next runs a full collection, which its small heap almost never
  * needs: measured here, the worker's native memory grew by about 100 MiB over
@@ -32,7 +32,7 @@ import { importCredentialKey, type CredentialKey } from './coseKey.js';
 /** After this many workers died (crashed, or could not start), checks stay on the event loop. */
 const MAX_WORKER_DEATHS = 5;
 
-/** Keys dropped from a worker's cache between two full collections: about 3 MiB of OpenSSL memory for P-256. */
+/** Keys dropped from a worker's cache between two full collections: about 6 MiB of OpenSSL memory for P-256. */
 export const GC_AFTER_EVICTIONS = 1000;
 
 /**
