@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { SERVER_NODE_FLAGS, unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
 
 describe('supported Node.js versions', () => {
@@ -71,5 +71,22 @@ describe("worker threads' young generation under the server's flags", () => {
     expect(cleared.main).toBeLessThanOrEqual(8);
     // Without it the flag wins over the worker's limit (which is what the function is for).
     expect(newSpaces(false).worker).toBeGreaterThan(2);
+  });
+});
+
+describe('the latchkey command', () => {
+  const root = new URL('..', import.meta.url);
+  const latchkey = (env: Record<string, string> = {}) =>
+    execFileSync(process.execPath, [new URL('bin/latchkey.js', root).pathname, '--help'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const bundles = () => readdirSync(new URL('src/', root)).filter((name) => name.startsWith('.built-'));
+
+  it('runs a bundle of src/ that it makes once per change of the sources, or the TypeScript when asked', () => {
+    expect(latchkey()).toMatch(/^Usage: latchkey <command>/);
+    const [bundle] = bundles().filter((name) => readdirSync(new URL(`src/${name}/`, root)).includes('main.js'));
+    expect(bundle).toBeDefined();
+    const made = statSync(new URL(`src/${bundle}/main.js`, root)).mtimeMs;
+    expect(latchkey()).toMatch(/^Usage: latchkey <command>/);
+    expect(statSync(new URL(`src/${bundle}/main.js`, root)).mtimeMs).toBe(made);
+    expect(latchkey({ LATCHKEY_RUN_TYPESCRIPT: '1' })).toMatch(/^Usage: latchkey <command>/);
   });
 });
