@@ -11,13 +11,13 @@
  * When the window held fewer ceremonies than there are active users (a busy machine), sign-ins go on after it until
  * every active user has signed in, so the figures after the window do not depend on the machine's speed.
  * Flags: --snapshot writes a V8 heap snapshot of the server after the window to $TMPDIR.
- * BENCH_BUILT=1 runs the server as JavaScript bundled ahead of time by esbuild (packages left external) instead of
- * TypeScript through tsx, to measure what a build step would save: tsx transforms each module on Node's module-hooks
- * thread, a V8 isolate of its own that keeps every transformed source.
+ * The server runs bundled, as `latchkey serve` does (bench/serverProcess.ts serverEntry); BENCH_TSX=1 runs its
+ * TypeScript through tsx instead, to see what that costs: tsx transforms each module on Node's module-hooks thread, a
+ * V8 isolate of its own that keeps every transformed source.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { freePort } from './serverProcess.js';
+import { freePort, serverEntry } from './serverProcess.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,6 @@ import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { runLoad } from './load.js';
 import type { MemoryBreakdown } from './memoryBreakdown.js';
 import { insertUsers, makeUsers } from './seed.js';
-import { build } from 'esbuild';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
@@ -41,14 +40,6 @@ const PG_SCHEMA = 'latchkey_memory';
 const MIN_CEREMONIES = Math.max(ACTIVE, Number(env.BENCH_MIN_CEREMONIES ?? 0));
 const SNAPSHOT = process.argv.includes('--snapshot');
 const here = fileURLToPath(new URL('.', import.meta.url));
-const BUILT = env.BENCH_BUILT === '1';
-
-/** bench/server.ts bundled into a directory one level below src/, so paths its modules take from import.meta.url hold. */
-async function builtServer(): Promise<string> {
-  const outdir = mkdtempSync(join(here, '..', 'src', '.bench-built-'));
-  await build({ entryPoints: [join(here, 'server.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', splitting: true, outdir, logLevel: 'warning' });
-  return outdir;
-}
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1).padStart(6)} MiB`;
 
 function print(label: string, m: MemoryBreakdown): void {
@@ -88,10 +79,10 @@ async function main(): Promise<void> {
     await db.close();
   }
 
-  const built = BUILT ? await builtServer() : undefined;
-  const child = fork(built ? join(built, 'server.js') : join(here, 'server.ts'), [], {
+  const entry = await serverEntry();
+  const child = fork(entry.file, [], {
     // As `latchkey serve` runs (SERVER_NODE_FLAGS), then any BENCH_NODE_ARGS (later flags win).
-    execArgv: [...(built ? [] : ['--import', 'tsx']), ...SERVER_NODE_FLAGS, ...(env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    execArgv: [...entry.execArgv, ...SERVER_NODE_FLAGS, ...(env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -160,7 +151,6 @@ async function main(): Promise<void> {
       await cleanup.close();
     }
     rmSync(dir, { recursive: true, force: true });
-    if (built) rmSync(built, { recursive: true, force: true });
   }
 }
 

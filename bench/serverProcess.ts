@@ -4,7 +4,8 @@
  * (bench/tokens.ts; bench/signin.ts keeps its own copy for now).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { build } from 'esbuild';
 import { createServer } from 'node:net';
 import { SERVER_NODE_FLAGS } from '../src/runtime.js';
 import { join } from 'node:path';
@@ -41,16 +42,37 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** BENCH_TSX=1: the server runs its TypeScript through tsx instead of bundled, as `latchkey` ran before it bundled. */
+const THROUGH_TSX = process.env.BENCH_TSX === '1';
+let bundled: Promise<string> | undefined;
+
+/**
+ * bench/server.ts bundled by esbuild as bin/latchkey.js bundles src/main.ts (packages external, chunks), into a
+ * directory one level below src/ so the paths modules take from import.meta.url hold; made once per run and removed
+ * when it ends. The servers measured run what `latchkey serve` runs: JavaScript, no TypeScript loader.
+ */
+export function serverEntry(): Promise<{ file: string; execArgv: string[] }> {
+  if (THROUGH_TSX) return Promise.resolve({ file: join(here, 'server.ts'), execArgv: ['--import', 'tsx'] });
+  bundled ??= (async () => {
+    const outdir = mkdtempSync(join(here, '..', 'src', '.bench-built-'));
+    process.once('exit', () => rmSync(outdir, { recursive: true, force: true }));
+    await build({ entryPoints: [join(here, 'server.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', splitting: true, outdir, tsconfig: join(here, '..', 'tsconfig.json'), logLevel: 'warning' });
+    return join(outdir, 'server.js');
+  })();
+  return bundled.then((file) => ({ file, execArgv: [] }));
+}
+
 export class ServerProcess {
   private constructor(
     readonly child: ChildProcess,
     readonly port: number,
   ) {}
 
-  /** Fork bench/server.ts on `databaseUrl` (already migrated) and wait until it listens. */
+  /** Fork bench/server.ts (bundled: {@link serverEntry}) on `databaseUrl` (already migrated) and wait until it listens. */
   static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
-    const child = fork(join(here, 'server.ts'), [], {
-      execArgv: ['--import', 'tsx', ...SERVER_NODE_FLAGS, ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    const entry = await serverEntry();
+    const child = fork(entry.file, [], {
+      execArgv: [...entry.execArgv, ...SERVER_NODE_FLAGS, ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
