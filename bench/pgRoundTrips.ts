@@ -1,6 +1,6 @@
 /**
  * The database side of a passkey sign-in on PostgreSQL, alone: the statements a ceremony sends (options: store the
- * challenge; verify: consume it, read the credential with its user, then one transaction with the counter update,
+ * challenge; verify: consume it and read the credential with its user (one statement on PostgreSQL), then one transaction with the counter update,
  * the session and the audit record), run through the persisters by `concurrency` callers at once, without HTTP or
  * signatures. It alternates pg's own client (every statement unnamed and awaited) with Latchkey's (PgClient: named
  * statements, deferred writes) in windows of BENCH_SECONDS (3), and reports per ceremony: statements, round trips,
@@ -44,9 +44,9 @@ async function window(url: string, plain: boolean, rows: Awaited<ReturnType<type
       const now = Date.now();
       const lookup = randomBytes(32).toString('base64url');
       await store.flows.insert({ id: randomBytes(16).toString('base64url'), type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: now, expires_at: now + 300_000 });
-      const flow = await store.flows.consumeByLookup(lookup, 'signin', 'b', now);
-      const found = await store.authenticators.findByCredentialIdWithUser(authenticator.credential_id);
-      if (!flow || !found) throw new Error('flow or credential missing');
+      const consumed = await store.flows.consumeByLookupWithCredential(lookup, 'signin', 'b', now, authenticator.credential_id);
+      const found = consumed?.credential;
+      if (!found) throw new Error('flow or credential missing');
       const counter = (counters.get(authenticator.id as string) ?? found.authenticator.counter) + 1;
       counters.set(authenticator.id as string, counter);
       const recorded = await store.transaction(async (tx) => {
@@ -78,7 +78,7 @@ await admin.connect();
 await admin.query(`drop schema if exists ${SCHEMA} cascade`);
 await admin.query(`create schema ${SCHEMA}`);
 try {
-  base.searchParams.set('options', `-c search_path=${SCHEMA}`);
+  base.searchParams.set('options', `-c search_path=${SCHEMA}${env.BENCH_PG_OPTIONS ?? ""}`);
   const url = base.toString();
   const seedDb = openDatabase(url);
   await seedDb.migrate();

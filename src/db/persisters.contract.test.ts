@@ -591,6 +591,33 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.flows.consumeByLookup(expired.lookup, expired.type, expired.binding_hash!, now)).toBeUndefined();
       });
 
+      it('consumeByLookupWithCredential consumes once and returns the flow with the credential and its owner', async () => {
+        const now = T0 + MINUTE;
+        const user = await insertUser({ display_name: 'Consuming Person' });
+        const passkey = newAuthenticator(user.id);
+        await store.authenticators.insert(passkey);
+        const authenticator = await store.authenticators.findByCredentialId(passkey.credential_id);
+        const flow = newFlow({ expires_at: now + MINUTE });
+        await store.flows.insert(flow);
+        const consume = (f: NewFlow, credentialId: string, type = f.type, binding = f.binding_hash!) =>
+          store.flows.consumeByLookupWithCredential(f.lookup, type, binding, now, credentialId);
+        expect(await consume(flow, passkey.credential_id, 'other-type')).toBeUndefined();
+        expect(await consume(flow, passkey.credential_id, flow.type, 'other-binding')).toBeUndefined();
+        expect(await store.flows.findByLookup(flow.lookup)).toMatchObject({ state: 'active', consumed_at: null });
+        const results = await Promise.all(Array.from({ length: 10 }, () => consume(flow, passkey.credential_id)));
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(winners[0]).toEqual({ flow: { ...flow, state: 'consumed', consumed_at: now, failed_attempts: 0 }, credential: { authenticator, user } });
+        expect(await store.flows.findByLookup(flow.lookup)).toMatchObject({ state: 'consumed', consumed_at: now });
+        // An unknown credential still consumes the flow; only the credential is missing.
+        const other = newFlow({ expires_at: now + MINUTE });
+        await store.flows.insert(other);
+        expect(await consume(other, 'missing')).toEqual({ flow: { ...other, state: 'consumed', consumed_at: now, failed_attempts: 0 }, credential: undefined });
+        const expired = newFlow({ expires_at: now });
+        await store.flows.insert(expired);
+        expect(await consume(expired, passkey.credential_id)).toBeUndefined();
+      });
+
       it('of ten concurrent consumes of one flow exactly one succeeds', async () => {
         for (let round = 0; round < 5; round++) {
           const flow = newFlow();
