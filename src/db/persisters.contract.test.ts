@@ -549,6 +549,20 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.sessions.findWithUser('missing')).toBeUndefined();
         expect(await store.authenticators.findByCredentialIdWithUser('missing')).toBeUndefined();
       });
+
+      it('authenticators.listForEmail returns the account with its authenticators, oldest first, or neither', async () => {
+        const user = await insertUser({ email: `Listed-${rid()}@Example.org` });
+        const first = newAuthenticator(user.id, { created_at: T0 + 2 });
+        const second = newAuthenticator(user.id, { created_at: T0 + 1, type: 'totp' });
+        await store.authenticators.insert(first);
+        await store.authenticators.insert(second);
+        const listed = await store.authenticators.listForEmail(`  ${user.email.toUpperCase()} `);
+        expect(listed).toEqual({ user, authenticators: await store.authenticators.listForUser(user.id) });
+        expect(listed.authenticators.map((a) => a.id)).toEqual([second.id, first.id]);
+        const without = await insertUser();
+        expect(await store.authenticators.listForEmail(without.email)).toEqual({ user: without, authenticators: [] });
+        expect(await store.authenticators.listForEmail(`nobody-${rid()}@example.org`)).toEqual({ user: undefined, authenticators: [] });
+      });
     });
 
     describe('flows', () => {

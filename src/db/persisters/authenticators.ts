@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { PreparedQuery } from '../preparedQuery.js';
-import { joinedUserColumns, splitJoinedUser } from './users.js';
+import { joinedUserColumns, normalizeEmail, splitJoinedUser } from './users.js';
 import type { Authenticator, Database, NewAuthenticator, User } from '../schema.js';
 
 // The sign-in path runs these (src/db/preparedQuery.ts).
@@ -14,6 +14,22 @@ const selectByCredentialIdWithUser = new PreparedQuery<{ credentialId: string },
 );
 const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, p) =>
   db.selectFrom('authenticators').selectAll().where('user_id', '=', p.userId).orderBy('created_at', 'asc').orderBy('id'),
+);
+// Email-first sign-in: the account and its authenticators in one query, one round trip on PostgreSQL.
+type NullableRow<T> = { [K in keyof T]: T[K] | null };
+const selectByEmailWithAuthenticators = new PreparedQuery<
+  { emailNormalized: string },
+  NullableRow<Authenticator> & Omit<Parameters<typeof splitJoinedUser>[0], 'user_id'> & { owner_id: string }
+>((db, p) =>
+  db
+    .selectFrom('users')
+    .leftJoin('authenticators', 'authenticators.user_id', 'users.id')
+    .selectAll('authenticators')
+    .select(joinedUserColumns)
+    .select('users.id as owner_id')
+    .where('users.email_normalized', '=', p.emailNormalized)
+    .orderBy('authenticators.created_at', 'asc')
+    .orderBy('authenticators.id') as never,
 );
 type Use = { id: string; counter: number; backedUp: number; backupEligible: number; at: number };
 const recordUse = (operator: '<' | '=') =>
@@ -45,6 +61,24 @@ export class AuthenticatorPersister {
     if (!row) return undefined;
     const { own, user } = splitJoinedUser(row);
     return { authenticator: own, user };
+  }
+
+  /**
+   * The account with this email address (compared as stored, normalised) and its authenticators, oldest first, in
+   * one query: `users.findByEmail` and `listForUser` at once. No account: no user and no authenticators.
+   */
+  async listForEmail(email: string): Promise<{ user: User | undefined; authenticators: Authenticator[] }> {
+    const { rows } = await selectByEmailWithAuthenticators.execute(this.db, { emailNormalized: normalizeEmail(email) });
+    if (!rows.length) return { user: undefined, authenticators: [] };
+    const authenticators: Authenticator[] = [];
+    let user: User | undefined;
+    for (const { owner_id, ...row } of rows) {
+      const split = splitJoinedUser({ ...row, user_id: owner_id } as Parameters<typeof splitJoinedUser>[0]);
+      user ??= split.user;
+      // A user with no authenticators comes back as one row with the authenticator's columns null.
+      if (row.id !== null) authenticators.push(split.own as unknown as Authenticator);
+    }
+    return { user, authenticators };
   }
 
   findForUser(userId: string, id: string): Promise<Authenticator | undefined> {
