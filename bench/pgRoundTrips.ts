@@ -50,7 +50,7 @@ async function window(url: string, plain: boolean, rows: Awaited<ReturnType<type
       const counter = (counters.get(authenticator.id as string) ?? found.authenticator.counter) + 1;
       counters.set(authenticator.id as string, counter);
       const recorded = await store.transaction(async (tx) => {
-        if (!(await tx.authenticators.recordUse(found.authenticator.id, { counter, backedUp: false, backupEligible: false, at: now }))) return false;
+        await tx.authenticators.recordUseOrFail(found.authenticator.id, { counter, backedUp: false, backupEligible: false, at: now });
         await tx.sessions.insert({ id_hash: randomBytes(32).toString('base64url'), public_id: randomBytes(8).toString('hex'), user_id: user.id, created_at: now, last_seen_at: now, authenticated_at: now, expires_at: now + 3_600_000, aal: 1, ip: '127.0.0.1', user_agent: 'bench', authenticator_id: found.authenticator.id });
         await tx.audit.record({ event: 'signin', outcome: 'success', subjectUserId: user.id, actorUserId: user.id, authenticatorId: found.authenticator.id, ip: '127.0.0.1', userAgent: 'bench', detail: { mode: 'discoverable' }, at: now });
         return true;

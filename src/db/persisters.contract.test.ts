@@ -11,6 +11,7 @@ import { testDatabases } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
 import { isUniqueViolation } from './isUniqueViolation.js';
 import type { NewFlow } from './persisters/flows.js';
+import { isCounterDidNotMove } from './persisters/authenticators.js';
 import type { NewAuthenticator, Session, User } from './schema.js';
 import { createStore, type Store } from './store.js';
 import { migrateToLatest } from './migrations.js';
@@ -955,6 +956,73 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.users.findById(user.id)).toBeUndefined();
         expect(await store.authenticators.findByCredentialId(passkey.credential_id)).toBeUndefined();
         expect(await store.audit.listForSubject(user.id)).toEqual([]);
+      });
+
+      it('recordUseOrFail: a use that moves the counter commits with the writes after it, and afterCommit runs after the commit', async () => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id, { counter: 5 });
+        await store.authenticators.insert(passkey);
+        const session = newSession(user.id);
+        const order: string[] = [];
+        await store.transaction(async (tx) => {
+          await tx.authenticators.recordUseOrFail(passkey.id, { counter: 6, backedUp: true, backupEligible: true, at: T0 + MINUTE });
+          await tx.sessions.insert(session);
+          tx.afterCommit(() => order.push('after commit'));
+          order.push('callback done');
+        }, { groupCommit: true });
+        expect(order).toEqual(['callback done', 'after commit']);
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toMatchObject({ counter: 6, backed_up: 1, last_used_at: T0 + MINUTE });
+        expect(await store.sessions.findWithUser(session.id_hash)).toBeDefined();
+      });
+
+      it.each([
+        ['an equal counter', 5, 5],
+        ['a lower counter', 5, 4],
+        ['a zero counter after a non-zero one', 5, 0],
+      ])('recordUseOrFail: %s fails the transaction; none of its writes land and afterCommit never runs', async (_label, stored, presented) => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id, { counter: stored });
+        await store.authenticators.insert(passkey);
+        const before = await store.authenticators.findForUser(user.id, passkey.id);
+        const session = newSession(user.id);
+        let committed = false;
+        const error = await rejectionOf(
+          store.transaction(async (tx) => {
+            await tx.authenticators.recordUseOrFail(passkey.id, { counter: presented, backedUp: true, backupEligible: true, at: T0 + MINUTE });
+            await tx.sessions.insert(session);
+            await tx.audit.record({ event: 'signin', outcome: 'success', subjectUserId: user.id, at: T0 + MINUTE });
+            tx.afterCommit(() => (committed = true));
+          }, { groupCommit: true }),
+        );
+        expect(isCounterDidNotMove(error)).toBe(true);
+        expect(committed).toBe(false);
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toEqual(before);
+        expect(await store.sessions.findWithUser(session.id_hash)).toBeUndefined();
+        expect(await store.audit.listForSubject(user.id)).toEqual([]);
+        // Outside a transaction it fails at once, and changes nothing.
+        expect(isCounterDidNotMove(await rejectionOf(store.authenticators.recordUseOrFail(passkey.id, { counter: presented, backedUp: false, backupEligible: false, at: T0 })))).toBe(true);
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toEqual(before);
+      });
+
+      it('recordUseOrFail: of concurrent transactions presenting one counter value exactly one commits its writes', async () => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id, { counter: 3 });
+        await store.authenticators.insert(passkey);
+        const sessions = Array.from({ length: 10 }, () => newSession(user.id));
+        const results = await Promise.allSettled(
+          sessions.map((session, i) =>
+            store.transaction(async (tx) => {
+              await tx.authenticators.recordUseOrFail(passkey.id, { counter: 4, backedUp: false, backupEligible: false, at: T0 + i });
+              await tx.sessions.insert(session);
+            }, { groupCommit: true }),
+          ),
+        );
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect(isCounterDidNotMove(r.reason)).toBe(true);
+        const won = results.findIndex((r) => r.status === 'fulfilled');
+        const stored = await Promise.all(sessions.map((session) => store.sessions.findWithUser(session.id_hash)));
+        expect(stored.map((found) => found !== undefined)).toEqual(sessions.map((_, i) => i === won));
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toMatchObject({ counter: 4, last_used_at: T0 + won });
       });
 
       it('rolls back earlier writes when a later one violates a constraint', async () => {

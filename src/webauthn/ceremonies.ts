@@ -20,6 +20,7 @@ import type { Config } from '../config/index.js';
 import { randomBytesPooled, randomToken } from '../crypto.js';
 import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
+import { isCounterDidNotMove } from '../db/persisters/authenticators.js';
 import { AppError, appError } from '../errors.js';
 import { flowDataReader } from '../flows/flowMachine.js';
 import { signatureWorkers, verifyAssertion } from './verifyAssertion.js';
@@ -462,13 +463,18 @@ export class WebAuthn {
     const finished = { flow, user, origin: result.origin, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, backup_eligible: backupEligible ? 1 : 0, last_used_at: now } };
     // The use is recorded and the caller's writes (session, audit) land in one transaction: all or nothing. On
     // SQLite it may share its commit with other sign-ins finishing in the same turn of the event loop.
-    const recorded = await this.store.transaction(async (tx) => {
-      // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal.
-      if (!(await tx.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, backupEligible, at: now }))) return false;
-      await args.complete?.(tx, finished);
-      return true;
-    }, { groupCommit: true });
-    if (!recorded) throw await fail('counter_regressed', who);
+    try {
+      await this.store.transaction(async (tx) => {
+        // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal;
+        // then the transaction fails and none of its writes land. On PostgreSQL it fails at the commit, so the
+        // update, the caller's writes and the commit go out together (one round trip).
+        await tx.authenticators.recordUseOrFail(authenticator.id, { counter: result.counter, backedUp: result.backedUp, backupEligible, at: now });
+        await args.complete?.(tx, finished);
+      }, { groupCommit: true });
+    } catch (err) {
+      if (!isCounterDidNotMove(err)) throw err;
+      throw await fail('counter_regressed', who);
+    }
     return finished;
   }
 }
