@@ -1,12 +1,13 @@
 /**
  * The database side of a passkey sign-in on PostgreSQL, alone: the statements a ceremony sends (options: store the
- * challenge; verify: consume it and read the credential with its user (one statement on PostgreSQL), then one transaction with the counter update,
- * the session and the audit record), run through the persisters by `concurrency` callers at once, without HTTP or
+ * challenge; verify: consume it and read the credential with its user in one statement, then one transaction with
+ * the counter update, the session and the audit record), run through the persisters by `concurrency` callers at once, without HTTP or
  * signatures. It alternates pg's own client (every statement unnamed and awaited) with Latchkey's (PgClient: named
  * statements, deferred writes) in windows of BENCH_SECONDS (3), and reports per ceremony: statements, round trips,
  * this process's CPU (Latchkey's side: Kysely, pg, the event loop's socket work) and PostgreSQL's.
  *
- * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16), BENCH_POOL: connections (10)).
+ * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16), BENCH_POOL: connections (10),
+ * BENCH_PG_OPTIONS: server settings for the connections, e.g. " -c synchronous_commit=off").
  */
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
@@ -78,7 +79,7 @@ await admin.connect();
 await admin.query(`drop schema if exists ${SCHEMA} cascade`);
 await admin.query(`create schema ${SCHEMA}`);
 try {
-  base.searchParams.set('options', `-c search_path=${SCHEMA}${env.BENCH_PG_OPTIONS ?? ""}`);
+  base.searchParams.set('options', `-c search_path=${SCHEMA}${env.BENCH_PG_OPTIONS ?? ''}`);
   const url = base.toString();
   const seedDb = openDatabase(url);
   await seedDb.migrate();
