@@ -382,6 +382,8 @@ export class WebAuthn {
     /**
      * Writes that belong with the successful use (a session, an audit record), run in its transaction, which
      * may share its commit with other sign-ins (src/db/groupCommit.ts): database statements only, no other I/O.
+     * On PostgreSQL they run before the use is known to be recorded (a lost one fails the transaction at its
+     * commit), so anything else they do that must not outlive a failed transaction belongs in `tx.afterCommit`.
      */
     complete?: (tx: Store, finished: FinishedAuthentication) => Promise<void>;
   }): Promise<FinishedAuthentication> {
