@@ -633,6 +633,25 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await consume(expired, passkey.credential_id)).toBeUndefined();
       });
 
+      it('insertChallenge stores an active flow like insert; on PostgreSQL its transaction alone commits without waiting for the WAL flush', async () => {
+        const flow = newFlow();
+        await store.flows.insertChallenge(flow);
+        expect(await store.flows.findByLookup(flow.lookup)).toEqual({ ...flow, state: 'active', consumed_at: null, failed_attempts: 0 });
+        if (db.dialect !== 'postgres') return;
+        const setting = async (tx: Store) => (await sql<{ value: string }>`select current_setting('synchronous_commit') as value`.execute(tx.kysely)).rows[0]!.value;
+        const seen = await store.transaction(async (tx) => {
+          const before = await setting(tx);
+          await tx.flows.insert(newFlow());
+          const afterInsert = await setting(tx);
+          await tx.flows.insertChallenge(newFlow());
+          return [before, afterInsert, await setting(tx)];
+        });
+        expect(seen).toEqual(['on', 'on', 'off']);
+        // Set for its own transaction only: no connection of the pool keeps it.
+        const settings = await Promise.all(Array.from({ length: 10 }, () => store.transaction(setting)));
+        expect(new Set(settings)).toEqual(new Set(['on']));
+      });
+
       it('of ten concurrent consumes of one flow exactly one succeeds', async () => {
         for (let round = 0; round < 5; round++) {
           const flow = newFlow();

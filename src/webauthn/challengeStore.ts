@@ -67,7 +67,7 @@ export class DatabaseChallengeStore implements ChallengeStore {
   constructor(private readonly store: Store) {}
 
   async save(flow: NewFlow): Promise<void> {
-    await this.store.flows.insert(flow);
+    await this.store.flows.insertChallenge(flow);
   }
 
   consume(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {

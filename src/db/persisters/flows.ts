@@ -1,4 +1,4 @@
-import { type Kysely, PostgresAdapter } from 'kysely';
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
 import { PreparedQuery } from '../preparedQuery.js';
 import type { Authenticator, Database, Flow, User } from '../schema.js';
 import { AuthenticatorPersister } from './authenticators.js';
@@ -12,6 +12,34 @@ const insertFlow = new PreparedQuery<NewFlow, never>((db, f) =>
     id: f.id,
     type: f.type,
     state: 'active',
+    binding_hash: f.binding_hash,
+    user_id: f.user_id,
+    lookup: f.lookup,
+    data: f.data,
+    created_at: f.created_at,
+    expires_at: f.expires_at,
+    consumed_at: null,
+    failed_attempts: 0,
+  }),
+);
+/**
+ * PostgreSQL: `value`, having set synchronous_commit off for the statement's own transaction (set_config's is_local:
+ * it ends with the transaction): its commit then returns without waiting for the WAL flush. For the WebAuthn
+ * challenge's writes only, which need not survive a crash of the database server: a challenge lost before it was
+ * used fails that ceremony, which starts again; a consume lost is made durable by the sign-in's own commit after it
+ * (a commit flushes the WAL up to itself, so every earlier commit with it), and a consume without a sign-in after it
+ * was one whose response failed. set_config is volatile, so it runs when the row is written, never at planning.
+ */
+function withoutSyncCommit<T extends string>(value: T) {
+  return sql<T>`case when set_config('synchronous_commit', 'off', true) is not null then ${sql.lit(value)} end`;
+}
+
+/** insertFlow for a WebAuthn challenge on PostgreSQL: committed without waiting for the WAL flush (withoutSyncCommit). */
+const insertChallenge = new PreparedQuery<NewFlow, never>((db, f) =>
+  db.insertInto('flows').values({
+    id: f.id,
+    type: f.type,
+    state: withoutSyncCommit('active'),
     binding_hash: f.binding_hash,
     user_id: f.user_id,
     lookup: f.lookup,
@@ -61,7 +89,7 @@ const consumeByLookupWithCredential = new PreparedQuery<
     .with('consumed', (qb) =>
       qb
         .updateTable('flows')
-        .set({ state: 'consumed', consumed_at: p.now })
+        .set({ state: withoutSyncCommit('consumed'), consumed_at: p.now })
         .where('lookup', '=', p.lookup)
         .where('type', '=', p.type)
         .where('binding_hash', '=', p.bindingHash)
@@ -99,6 +127,14 @@ export class FlowPersister {
       .where('type', 'in', types)
       .executeTakeFirstOrThrow();
     return Number(row.n);
+  }
+
+  /**
+   * Store a WebAuthn challenge's flow: `insert`, except that on PostgreSQL its commit does not wait for the WAL flush
+   * (withoutSyncCommit: a challenge lost in a crash of the database server fails only its ceremony).
+   */
+  async insertChallenge(flow: NewFlow): Promise<void> {
+    await (this.postgres ? insertChallenge : insertFlow).execute(this.db, flow);
   }
 
   findByLookup(lookup: string): Promise<Flow | undefined> {
@@ -144,7 +180,8 @@ export class FlowPersister {
   /**
    * consumeByLookup, and the credential with this id with its owner (a WebAuthn verify needs both): undefined when
    * no flow was consumed, else the flow and the credential if there is one. On PostgreSQL one statement (one round
-   * trip); on SQLite the two queries one after the other. The credential is looked up only when a flow was consumed.
+   * trip) whose commit does not wait for the WAL flush (withoutSyncCommit); on SQLite the two queries one after the
+   * other. The credential is looked up only when a flow was consumed.
    */
   async consumeByLookupWithCredential(
     lookup: string,
