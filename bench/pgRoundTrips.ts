@@ -1,12 +1,13 @@
 /**
  * The database side of a passkey sign-in on PostgreSQL, alone: the statements a ceremony sends (options: store the
- * challenge; verify: consume it, read the credential with its user, then one transaction with the counter update,
- * the session and the audit record), run through the persisters by `concurrency` callers at once, without HTTP or
+ * challenge; verify: consume it and read the credential with its user in one statement, then one transaction with
+ * the counter update, the session and the audit record), run through the persisters by `concurrency` callers at once, without HTTP or
  * signatures. It alternates pg's own client (every statement unnamed and awaited) with Latchkey's (PgClient: named
  * statements, deferred writes) in windows of BENCH_SECONDS (3), and reports per ceremony: statements, round trips,
  * this process's CPU (Latchkey's side: Kysely, pg, the event loop's socket work) and PostgreSQL's.
  *
- * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16), BENCH_POOL: connections (10)).
+ * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16), BENCH_POOL: connections (10),
+ * BENCH_PG_OPTIONS: server settings for the connections, e.g. " -c synchronous_commit=off").
  */
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
@@ -43,14 +44,14 @@ async function window(url: string, plain: boolean, rows: Awaited<ReturnType<type
       const { user, authenticator } = mine[n % mine.length]!;
       const now = Date.now();
       const lookup = randomBytes(32).toString('base64url');
-      await store.flows.insert({ id: randomBytes(16).toString('base64url'), type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: now, expires_at: now + 300_000 });
-      const flow = await store.flows.consumeByLookup(lookup, 'signin', 'b', now);
-      const found = await store.authenticators.findByCredentialIdWithUser(authenticator.credential_id);
-      if (!flow || !found) throw new Error('flow or credential missing');
+      await store.flows.insertChallenge({ id: randomBytes(16).toString('base64url'), type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: now, expires_at: now + 300_000 });
+      const consumed = await store.flows.consumeByLookupWithCredential(lookup, 'signin', 'b', now, authenticator.credential_id);
+      const found = consumed?.credential;
+      if (!found) throw new Error('flow or credential missing');
       const counter = (counters.get(authenticator.id as string) ?? found.authenticator.counter) + 1;
       counters.set(authenticator.id as string, counter);
       const recorded = await store.transaction(async (tx) => {
-        if (!(await tx.authenticators.recordUse(found.authenticator.id, { counter, backedUp: false, backupEligible: false, at: now }))) return false;
+        await tx.authenticators.recordUseOrFail(found.authenticator.id, { counter, backedUp: false, backupEligible: false, at: now });
         await tx.sessions.insert({ id_hash: randomBytes(32).toString('base64url'), public_id: randomBytes(8).toString('hex'), user_id: user.id, created_at: now, last_seen_at: now, authenticated_at: now, expires_at: now + 3_600_000, aal: 1, ip: '127.0.0.1', user_agent: 'bench', authenticator_id: found.authenticator.id });
         await tx.audit.record({ event: 'signin', outcome: 'success', subjectUserId: user.id, actorUserId: user.id, authenticatorId: found.authenticator.id, ip: '127.0.0.1', userAgent: 'bench', detail: { mode: 'discoverable' }, at: now });
         return true;
@@ -78,7 +79,7 @@ await admin.connect();
 await admin.query(`drop schema if exists ${SCHEMA} cascade`);
 await admin.query(`create schema ${SCHEMA}`);
 try {
-  base.searchParams.set('options', `-c search_path=${SCHEMA}`);
+  base.searchParams.set('options', `-c search_path=${SCHEMA}${env.BENCH_PG_OPTIONS ?? ''}`);
   const url = base.toString();
   const seedDb = openDatabase(url);
   await seedDb.migrate();

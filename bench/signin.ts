@@ -18,7 +18,8 @@
  * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2),
  * BENCH_CONCURRENCY (16), BENCH_PATH (cold; warm loads /signin once per browser), BENCH_MILLION (1000000; 0
  * skips), BENCH_PG_URL (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_REDIS_URL
- * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server).
+ * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server), BENCH_SIGNIN_ONLY (1: only
+ * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two).
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
@@ -52,6 +53,7 @@ const PG_SCHEMA = 'latchkey_bench';
 const MILLION = Number(env.BENCH_MILLION ?? 1_000_000);
 /** Redis for the challenge-store comparison on PostgreSQL; "off" skips it. */
 const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SIGNIN_ONLY = env.BENCH_SIGNIN_ONLY === '1';
 const PROFILE = process.argv.includes('--profile');
 const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
 
@@ -308,28 +310,30 @@ async function main(): Promise<void> {
   try {
     const url = `sqlite:${join(dir, 'bench.db')}`;
     console.log(`\n1. Cold sign-in path, SQLite (${join(dir, 'bench.db')}, WAL, synchronous=NORMAL), ${USERS.toLocaleString('en')} users`);
-    const r = await benchDatabase('sqlite', url, users, origin, sqlitePort, { rows, after: measureTokens('sqlite', url) });
+    const r = await benchDatabase('sqlite', url, users, origin, sqlitePort, { rows, ...(SIGNIN_ONLY ? {} : { after: measureTokens('sqlite', url) }) });
     printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
     results.push(r);
 
-    // On and off alternate (on, off, on, off after the off window above): the machine drifts between windows by more
-    // than the 2 % looked for, so the cost is read from the means of two on and three off windows.
-    for (const round of [1, 2]) {
-      console.log(`\n5${round === 1 ? '' : 'c'}. The same with /metrics on (LATCHKEY_METRICS_PORT), to see what recording costs`);
-      const on = await benchDatabase('sqlite+metrics', url, users, origin, sqlitePort, { env: { LATCHKEY_METRICS_PORT: '0' } });
-      printRun(on, rawVerifyAfterWindow(on, rawVerify), floorUs);
-      metricsOn.push(on);
-      console.log(`\n5${round === 1 ? 'b' : 'd'}. /metrics off again`);
-      const off = await benchDatabase('sqlite', url, users, origin, sqlitePort);
-      printRun(off, rawVerifyAfterWindow(off, rawVerify), floorUs);
-      metricsOff.push(off);
-    }
+    if (!SIGNIN_ONLY) {
+      // On and off alternate (on, off, on, off after the off window above): the machine drifts between windows by more
+      // than the 2 % looked for, so the cost is read from the means of two on and three off windows.
+      for (const round of [1, 2]) {
+        console.log(`\n5${round === 1 ? '' : 'c'}. The same with /metrics on (LATCHKEY_METRICS_PORT), to see what recording costs`);
+        const on = await benchDatabase('sqlite+metrics', url, users, origin, sqlitePort, { env: { LATCHKEY_METRICS_PORT: '0' } });
+        printRun(on, rawVerifyAfterWindow(on, rawVerify), floorUs);
+        metricsOn.push(on);
+        console.log(`\n5${round === 1 ? 'b' : 'd'}. /metrics off again`);
+        const off = await benchDatabase('sqlite', url, users, origin, sqlitePort);
+        printRun(off, rawVerifyAfterWindow(off, rawVerify), floorUs);
+        metricsOff.push(off);
+      }
 
-    if (MILLION > USERS) {
-      const millionUrl = `sqlite:${join(dir, 'million.db')}`;
-      console.log(`\n2. Memory: the same ${USERS.toLocaleString('en')} people signing in among ${MILLION.toLocaleString('en')} accounts (SQLite)`);
-      million = await benchDatabase('sqlite-1M', millionUrl, users, origin, sqlitePort, { rows, total: MILLION });
-      printRun(million, rawVerifyAfterWindow(million, rawVerify), floorUs);
+      if (MILLION > USERS) {
+        const millionUrl = `sqlite:${join(dir, 'million.db')}`;
+        console.log(`\n2. Memory: the same ${USERS.toLocaleString('en')} people signing in among ${MILLION.toLocaleString('en')} accounts (SQLite)`);
+        million = await benchDatabase('sqlite-1M', millionUrl, users, origin, sqlitePort, { rows, total: MILLION });
+        printRun(million, rawVerifyAfterWindow(million, rawVerify), floorUs);
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -344,10 +348,10 @@ async function main(): Promise<void> {
       console.log(`\n3. Cold sign-in path, PostgreSQL ${version} (${PG_URL}, schema ${PG_SCHEMA}, pool of 10, challenges in the flows table)`);
       try {
         // Same origin and port as the SQLite run, so the seeded users' authenticators fit.
-        const r = await benchDatabase('postgres', url, users, origin, sqlitePort, { rows, after: measureTokens('postgres', url) });
+        const r = await benchDatabase('postgres', url, users, origin, sqlitePort, { rows, ...(SIGNIN_ONLY ? {} : { after: measureTokens('postgres', url) }) });
         printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
         results.push(r);
-        if (REDIS_URL !== 'off') {
+        if (REDIS_URL !== 'off' && !SIGNIN_ONLY) {
           console.log(`\n3b. PostgreSQL with the WebAuthn challenges in Redis (${REDIS_URL}; Redis's CPU counted with PostgreSQL's)`);
           try {
             redisRun = await benchDatabase('postgres+redis', url, users, origin, sqlitePort, {
@@ -358,9 +362,11 @@ async function main(): Promise<void> {
             console.log(`  skipped: ${err instanceof Error ? err.message : String(err)}`);
           }
         }
-        console.log('\n3c. Two Latchkey processes on this PostgreSQL database behind HAProxy, against one alone behind it');
-        balanced = await runTwoInstances({ databaseUrl: url, users, origin, concurrency: CONCURRENCY * 2, warmupMs: WARMUP_SECONDS * 1000, durationMs: SECONDS * 1000 });
-        printBalancedRuns(balanced);
+        if (!SIGNIN_ONLY) {
+          console.log('\n3c. Two Latchkey processes on this PostgreSQL database behind HAProxy, against one alone behind it');
+          balanced = await runTwoInstances({ databaseUrl: url, users, origin, concurrency: CONCURRENCY * 2, warmupMs: WARMUP_SECONDS * 1000, durationMs: SECONDS * 1000 });
+          printBalancedRuns(balanced);
+        }
       } finally {
         await dropPgSchema(url);
       }

@@ -11,6 +11,7 @@ import { testDatabases } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
 import { isUniqueViolation } from './isUniqueViolation.js';
 import type { NewFlow } from './persisters/flows.js';
+import { isCounterDidNotMove } from './persisters/authenticators.js';
 import type { NewAuthenticator, Session, User } from './schema.js';
 import { createStore, type Store } from './store.js';
 import { migrateToLatest } from './migrations.js';
@@ -549,6 +550,20 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.sessions.findWithUser('missing')).toBeUndefined();
         expect(await store.authenticators.findByCredentialIdWithUser('missing')).toBeUndefined();
       });
+
+      it('authenticators.listForEmail returns the account with its authenticators, oldest first, or neither', async () => {
+        const user = await insertUser({ email: `Listed-${rid()}@Example.org` });
+        const first = newAuthenticator(user.id, { created_at: T0 + 2 });
+        const second = newAuthenticator(user.id, { created_at: T0 + 1, type: 'totp' });
+        await store.authenticators.insert(first);
+        await store.authenticators.insert(second);
+        const listed = await store.authenticators.listForEmail(`  ${user.email.toUpperCase()} `);
+        expect(listed).toEqual({ user, authenticators: await store.authenticators.listForUser(user.id) });
+        expect(listed.authenticators.map((a) => a.id)).toEqual([second.id, first.id]);
+        const without = await insertUser();
+        expect(await store.authenticators.listForEmail(without.email)).toEqual({ user: without, authenticators: [] });
+        expect(await store.authenticators.listForEmail(`nobody-${rid()}@example.org`)).toEqual({ user: undefined, authenticators: [] });
+      });
     });
 
     describe('flows', () => {
@@ -589,6 +604,52 @@ describe.each(databases)('persister contract on $name', (target) => {
         const expired = newFlow({ expires_at: now });
         await store.flows.insert(expired);
         expect(await store.flows.consumeByLookup(expired.lookup, expired.type, expired.binding_hash!, now)).toBeUndefined();
+      });
+
+      it('consumeByLookupWithCredential consumes once and returns the flow with the credential and its owner', async () => {
+        const now = T0 + MINUTE;
+        const user = await insertUser({ display_name: 'Consuming Person' });
+        const passkey = newAuthenticator(user.id);
+        await store.authenticators.insert(passkey);
+        const authenticator = await store.authenticators.findByCredentialId(passkey.credential_id);
+        const flow = newFlow({ expires_at: now + MINUTE });
+        await store.flows.insert(flow);
+        const consume = (f: NewFlow, credentialId: string, type = f.type, binding = f.binding_hash!) =>
+          store.flows.consumeByLookupWithCredential(f.lookup, type, binding, now, credentialId);
+        expect(await consume(flow, passkey.credential_id, 'other-type')).toBeUndefined();
+        expect(await consume(flow, passkey.credential_id, flow.type, 'other-binding')).toBeUndefined();
+        expect(await store.flows.findByLookup(flow.lookup)).toMatchObject({ state: 'active', consumed_at: null });
+        const results = await Promise.all(Array.from({ length: 10 }, () => consume(flow, passkey.credential_id)));
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(winners[0]).toEqual({ flow: { ...flow, state: 'consumed', consumed_at: now, failed_attempts: 0 }, credential: { authenticator, user } });
+        expect(await store.flows.findByLookup(flow.lookup)).toMatchObject({ state: 'consumed', consumed_at: now });
+        // An unknown credential still consumes the flow; only the credential is missing.
+        const other = newFlow({ expires_at: now + MINUTE });
+        await store.flows.insert(other);
+        expect(await consume(other, 'missing')).toEqual({ flow: { ...other, state: 'consumed', consumed_at: now, failed_attempts: 0 }, credential: undefined });
+        const expired = newFlow({ expires_at: now });
+        await store.flows.insert(expired);
+        expect(await consume(expired, passkey.credential_id)).toBeUndefined();
+      });
+
+      it('insertChallenge stores an active flow like insert; on PostgreSQL its transaction alone commits without waiting for the WAL flush', async () => {
+        const flow = newFlow();
+        await store.flows.insertChallenge(flow);
+        expect(await store.flows.findByLookup(flow.lookup)).toEqual({ ...flow, state: 'active', consumed_at: null, failed_attempts: 0 });
+        if (db.dialect !== 'postgres') return;
+        const setting = async (tx: Store) => (await sql<{ value: string }>`select current_setting('synchronous_commit') as value`.execute(tx.kysely)).rows[0]!.value;
+        const seen = await store.transaction(async (tx) => {
+          const before = await setting(tx);
+          await tx.flows.insert(newFlow());
+          const afterInsert = await setting(tx);
+          await tx.flows.insertChallenge(newFlow());
+          return [before, afterInsert, await setting(tx)];
+        });
+        expect(seen).toEqual(['on', 'on', 'off']);
+        // Set for its own transaction only: no connection of the pool keeps it.
+        const settings = await Promise.all(Array.from({ length: 10 }, () => store.transaction(setting)));
+        expect(new Set(settings)).toEqual(new Set(['on']));
       });
 
       it('of ten concurrent consumes of one flow exactly one succeeds', async () => {
@@ -914,6 +975,73 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.users.findById(user.id)).toBeUndefined();
         expect(await store.authenticators.findByCredentialId(passkey.credential_id)).toBeUndefined();
         expect(await store.audit.listForSubject(user.id)).toEqual([]);
+      });
+
+      it('recordUseOrFail: a use that moves the counter commits with the writes after it, and afterCommit runs after the commit', async () => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id, { counter: 5 });
+        await store.authenticators.insert(passkey);
+        const session = newSession(user.id);
+        const order: string[] = [];
+        await store.transaction(async (tx) => {
+          await tx.authenticators.recordUseOrFail(passkey.id, { counter: 6, backedUp: true, backupEligible: true, at: T0 + MINUTE });
+          await tx.sessions.insert(session);
+          tx.afterCommit(() => order.push('after commit'));
+          order.push('callback done');
+        }, { groupCommit: true });
+        expect(order).toEqual(['callback done', 'after commit']);
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toMatchObject({ counter: 6, backed_up: 1, last_used_at: T0 + MINUTE });
+        expect(await store.sessions.findWithUser(session.id_hash)).toBeDefined();
+      });
+
+      it.each([
+        ['an equal counter', 5, 5],
+        ['a lower counter', 5, 4],
+        ['a zero counter after a non-zero one', 5, 0],
+      ])('recordUseOrFail: %s fails the transaction; none of its writes land and afterCommit never runs', async (_label, stored, presented) => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id, { counter: stored });
+        await store.authenticators.insert(passkey);
+        const before = await store.authenticators.findForUser(user.id, passkey.id);
+        const session = newSession(user.id);
+        let committed = false;
+        const error = await rejectionOf(
+          store.transaction(async (tx) => {
+            await tx.authenticators.recordUseOrFail(passkey.id, { counter: presented, backedUp: true, backupEligible: true, at: T0 + MINUTE });
+            await tx.sessions.insert(session);
+            await tx.audit.record({ event: 'signin', outcome: 'success', subjectUserId: user.id, at: T0 + MINUTE });
+            tx.afterCommit(() => (committed = true));
+          }, { groupCommit: true }),
+        );
+        expect(isCounterDidNotMove(error)).toBe(true);
+        expect(committed).toBe(false);
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toEqual(before);
+        expect(await store.sessions.findWithUser(session.id_hash)).toBeUndefined();
+        expect(await store.audit.listForSubject(user.id)).toEqual([]);
+        // Outside a transaction it fails at once, and changes nothing.
+        expect(isCounterDidNotMove(await rejectionOf(store.authenticators.recordUseOrFail(passkey.id, { counter: presented, backedUp: false, backupEligible: false, at: T0 })))).toBe(true);
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toEqual(before);
+      });
+
+      it('recordUseOrFail: of concurrent transactions presenting one counter value exactly one commits its writes', async () => {
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id, { counter: 3 });
+        await store.authenticators.insert(passkey);
+        const sessions = Array.from({ length: 10 }, () => newSession(user.id));
+        const results = await Promise.allSettled(
+          sessions.map((session, i) =>
+            store.transaction(async (tx) => {
+              await tx.authenticators.recordUseOrFail(passkey.id, { counter: 4, backedUp: false, backupEligible: false, at: T0 + i });
+              await tx.sessions.insert(session);
+            }, { groupCommit: true }),
+          ),
+        );
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect(isCounterDidNotMove(r.reason)).toBe(true);
+        const won = results.findIndex((r) => r.status === 'fulfilled');
+        const stored = await Promise.all(sessions.map((session) => store.sessions.findWithUser(session.id_hash)));
+        expect(stored.map((found) => found !== undefined)).toEqual(sessions.map((_, i) => i === won));
+        expect(await store.authenticators.findForUser(user.id, passkey.id)).toMatchObject({ counter: 4, last_used_at: T0 + won });
       });
 
       it('rolls back earlier writes when a later one violates a constraint', async () => {

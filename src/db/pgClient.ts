@@ -9,8 +9,9 @@
  * - **Deferred writes in a transaction.** Inside `begin` … `commit`, a statement registered as deferrable (an insert
  *   whose result no caller reads: a session, an audit record) is sent without waiting for its answer, and so is the
  *   `begin` itself; they go out in one write with the next statement whose answer is needed, or with the `commit`.
- *   A sign-in's transaction (begin, counter update, session insert, audit insert, commit) then takes two round trips
- *   instead of five. Nothing is weakened: the statements still run in order in the one transaction, and when a
+ *   A sign-in's transaction (begin, counter update, session insert, audit insert, commit) then takes one round trip
+ *   instead of five: its counter update is deferrable too, written to fail when it changes no row
+ *   (`authenticators.recordUseOrFail`), so the transaction needs no answer before its commit. Nothing is weakened: the statements still run in order in the one transaction, and when a
  *   deferred one fails, the next awaited statement or the commit rejects with its error (PostgreSQL has aborted the
  *   transaction, so the commit rolls it back).
  *

@@ -46,6 +46,8 @@ export class Store {
 
   private readonly inTransaction: boolean;
   private readonly groupCommit: GroupCommit | undefined;
+  /** In a transaction: what to run once it has committed. */
+  private readonly committed: (() => void)[] | undefined;
 
   constructor(
     readonly kysely: Kysely<Database>,
@@ -53,9 +55,12 @@ export class Store {
       inTransaction?: boolean;
       /** SQLite: let `transaction(fn, { groupCommit: true })` share commits (src/db/groupCommit.ts). */
       groupCommit?: boolean;
+      /** In a transaction: where afterCommit collects its callbacks. */
+      committed?: (() => void)[];
     } = {},
   ) {
     this.inTransaction = options.inTransaction ?? false;
+    this.committed = options.committed;
     this.groupCommit = options.groupCommit && !this.inTransaction ? new GroupCommit(kysely) : undefined;
     this.users = new UserPersister(kysely);
     this.authenticators = new AuthenticatorPersister(kysely);
@@ -87,11 +92,23 @@ export class Store {
    * may commit together with others started in the same turn of the event
    * loop; `fn` must then run database statements only.
    */
-  transaction<T>(fn: (tx: Store) => Promise<T>, options: { groupCommit?: boolean } = {}): Promise<T> {
+  async transaction<T>(fn: (tx: Store) => Promise<T>, options: { groupCommit?: boolean } = {}): Promise<T> {
     if (this.inTransaction) return fn(this);
-    const inTransaction = (trx: Kysely<Database>) => fn(new Store(trx, { inTransaction: true }));
-    if (options.groupCommit && this.groupCommit) return this.groupCommit.run(inTransaction);
-    return this.kysely.transaction().execute(inTransaction);
+    const committed: (() => void)[] = [];
+    const inTransaction = (trx: Kysely<Database>) => fn(new Store(trx, { inTransaction: true, committed }));
+    const value = await (options.groupCommit && this.groupCommit ? this.groupCommit.run(inTransaction) : this.kysely.transaction().execute(inTransaction));
+    for (const callback of committed) callback();
+    return value;
+  }
+
+  /**
+   * Run `callback` once this Store's transaction has committed, never when it fails; outside a transaction, now.
+   * For what must follow the writes and not outlive them when they fail: a session's cookie (on PostgreSQL a
+   * transaction's writes may fail only at its commit: src/db/pgClient.ts).
+   */
+  afterCommit(callback: () => void): void {
+    if (this.committed) this.committed.push(callback);
+    else callback();
   }
 }
 

@@ -135,7 +135,8 @@ export async function startSession(
     user_agent: ctx.userAgent,
     authenticator_id: authenticatorId,
   });
-  reply.setCookie(names.session, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies });
+  // Only for a session that exists: in a transaction, once it has committed.
+  store.afterCommit(() => reply.setCookie(names.session, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies }));
 }
 
 export async function endSession(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -20,6 +20,7 @@ import type { Config } from '../config/index.js';
 import { randomBytesPooled, randomToken } from '../crypto.js';
 import type { Authenticator, Flow, NewAuthenticator, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
+import { isCounterDidNotMove } from '../db/persisters/authenticators.js';
 import { AppError, appError } from '../errors.js';
 import { flowDataReader } from '../flows/flowMachine.js';
 import { signatureWorkers, verifyAssertion } from './verifyAssertion.js';
@@ -114,18 +115,33 @@ export class WebAuthn {
    * of one response exactly one gets past here.
    */
   private async consumeChallenge(flowType: string, clientDataJSON: unknown, bindingHash: string): Promise<Flow> {
-    const challenge = challengeOf(clientDataJSON);
-    if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
-    const flow = await this.challenges.consume(challenge, flowType, bindingHash, this.now());
+    const flow = await this.challenges.consume(readChallenge(clientDataJSON), flowType, bindingHash, this.now());
     if (!flow) throw appError('challenge_invalid');
     return flow;
   }
 
+  /**
+   * consumeChallenge, then the credential with this id and its owner (none for an empty id). Where the challenge
+   * store can, both in one step (the flows table on PostgreSQL: one statement, one round trip).
+   */
+  private async consumeChallengeWithCredential(
+    flowType: string,
+    clientDataJSON: unknown,
+    bindingHash: string,
+    credentialId: string,
+  ): Promise<{ flow: Flow; found: { authenticator: Authenticator; user: User } | undefined }> {
+    if (!credentialId || !this.challenges.consumeWithCredential) {
+      const flow = await this.consumeChallenge(flowType, clientDataJSON, bindingHash);
+      return { flow, found: credentialId ? await this.store.authenticators.findByCredentialIdWithUser(credentialId) : undefined };
+    }
+    const consumed = await this.challenges.consumeWithCredential(readChallenge(clientDataJSON), flowType, bindingHash, this.now(), credentialId);
+    if (!consumed) throw appError('challenge_invalid');
+    return { flow: consumed.flow, found: consumed.credential };
+  }
+
   /** The active flow a response answers, without consuming it (to read the flow's data first). */
   async peekFlow(flowType: string, clientDataJSON: unknown, bindingHash: string): Promise<Flow> {
-    const challenge = challengeOf(clientDataJSON);
-    if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
-    const flow = await this.challenges.peek(challenge);
+    const flow = await this.challenges.peek(readChallenge(clientDataJSON));
     if (!flow || flow.type !== flowType || flow.binding_hash !== bindingHash || flow.state !== 'active' || flow.expires_at <= this.now()) {
       throw appError('challenge_invalid');
     }
@@ -366,6 +382,8 @@ export class WebAuthn {
     /**
      * Writes that belong with the successful use (a session, an audit record), run in its transaction, which
      * may share its commit with other sign-ins (src/db/groupCommit.ts): database statements only, no other I/O.
+     * On PostgreSQL they run before the use is known to be recorded (a lost one fails the transaction at its
+     * commit), so anything else they do that must not outlive a failed transaction belongs in `tx.afterCommit`.
      */
     complete?: (tx: Store, finished: FinishedAuthentication) => Promise<void>;
   }): Promise<FinishedAuthentication> {
@@ -373,9 +391,12 @@ export class WebAuthn {
       await args.onFailure?.({ code, ...who });
       return appError(code, message);
     };
+    const credentialId = typeof args.response?.id === 'string' ? args.response.id : '';
     let flow: Flow;
+    let found: { authenticator: Authenticator; user: User } | undefined;
     try {
-      flow = await this.consumeChallenge(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash);
+      // One lookup whatever the flow, so a decoy costs what a real account does.
+      ({ flow, found } = await this.consumeChallengeWithCredential(args.flowType, args.response?.response?.clientDataJSON, args.bindingHash, credentialId));
     } catch (err) {
       // Replays, expired challenges and responses finished in another browser are failed sign-ins too.
       await args.onFailure?.({ code: err instanceof AppError ? err.code : 'challenge_invalid' });
@@ -383,9 +404,6 @@ export class WebAuthn {
     }
     const accepted = !args.acceptFlow || args.acceptFlow(flow);
     const offered = offeredCredentialIds(flow);
-    const credentialId = typeof args.response?.id === 'string' ? args.response.id : '';
-    // One lookup whatever the flow, so a decoy costs what a real account does.
-    const found = credentialId ? await this.store.authenticators.findByCredentialIdWithUser(credentialId) : undefined;
     const passkey = found?.authenticator.type === 'passkey' ? found : undefined;
     const verify = (input: Pick<Parameters<typeof verifyAssertion>[0], 'authenticator' | 'keyCacheId'>) =>
       verifyAssertion({
@@ -447,13 +465,18 @@ export class WebAuthn {
     const finished = { flow, user, origin: result.origin, authenticator: { ...authenticator, counter: result.counter, backed_up: result.backedUp ? 1 : 0, backup_eligible: backupEligible ? 1 : 0, last_used_at: now } };
     // The use is recorded and the caller's writes (session, audit) land in one transaction: all or nothing. On
     // SQLite it may share its commit with other sign-ins finishing in the same turn of the event loop.
-    const recorded = await this.store.transaction(async (tx) => {
-      // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal.
-      if (!(await tx.authenticators.recordUse(authenticator.id, { counter: result.counter, backedUp: result.backedUp, backupEligible, at: now }))) return false;
-      await args.complete?.(tx, finished);
-      return true;
-    }, { groupCommit: true });
-    if (!recorded) throw await fail('counter_regressed', who);
+    try {
+      await this.store.transaction(async (tx) => {
+        // The conditional update loses to a concurrent use with a higher counter, which is the same clone signal;
+        // then the transaction fails and none of its writes land. On PostgreSQL it fails at the commit, so the
+        // update, the caller's writes and the commit go out together (one round trip).
+        await tx.authenticators.recordUseOrFail(authenticator.id, { counter: result.counter, backedUp: result.backedUp, backupEligible, at: now });
+        await args.complete?.(tx, finished);
+      }, { groupCommit: true });
+    } catch (err) {
+      if (!isCounterDidNotMove(err)) throw err;
+      throw await fail('counter_regressed', who);
+    }
     return finished;
   }
 }
@@ -468,6 +491,13 @@ export class AuthenticatorNotAllowed extends AppError {
   ) {
     super('authenticator_not_allowed', message);
   }
+}
+
+/** The challenge a response's clientDataJSON answers; a response that can't be read fails the ceremony. */
+function readChallenge(clientDataJSON: unknown): string {
+  const challenge = challengeOf(clientDataJSON);
+  if (!challenge) throw appError('ceremony_failed', 'The passkey response could not be read. Try again.');
+  return challenge;
 }
 
 const whoOf = (owner: { authenticator: Authenticator }) => ({ userId: owner.authenticator.user_id, authenticatorId: owner.authenticator.id });

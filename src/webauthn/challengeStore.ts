@@ -22,7 +22,7 @@
  */
 import type { Redis, Result } from 'ioredis';
 import type { Config } from '../config/index.js';
-import type { Flow } from '../db/schema.js';
+import type { Authenticator, Flow, User } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { NewFlow } from '../db/persisters/flows.js';
 
@@ -49,6 +49,17 @@ export interface ChallengeStore {
   peek(lookup: string): Promise<Flow | undefined>;
   /** Ceremonies begun and not yet finished or expired, for /metrics: this process's (memory) or every instance's. */
   size(now: number): Promise<number>;
+  /**
+   * `consume`, and the credential with this id with its owner, where the store can do both in one step (the flows
+   * table: one statement on PostgreSQL). Undefined when no flow was consumed.
+   */
+  consumeWithCredential?(
+    lookup: string,
+    type: string,
+    bindingHash: string,
+    now: number,
+    credentialId: string,
+  ): Promise<{ flow: Flow; credential: { authenticator: Authenticator; user: User } | undefined } | undefined>;
 }
 
 export class DatabaseChallengeStore implements ChallengeStore {
@@ -56,7 +67,7 @@ export class DatabaseChallengeStore implements ChallengeStore {
   constructor(private readonly store: Store) {}
 
   async save(flow: NewFlow): Promise<void> {
-    await this.store.flows.insert(flow);
+    await this.store.flows.insertChallenge(flow);
   }
 
   consume(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
@@ -69,6 +80,10 @@ export class DatabaseChallengeStore implements ChallengeStore {
 
   size(now: number): Promise<number> {
     return this.store.flows.countActive([...CEREMONY_FLOW_TYPES], now);
+  }
+
+  consumeWithCredential(lookup: string, type: string, bindingHash: string, now: number, credentialId: string) {
+    return this.store.flows.consumeByLookupWithCredential(lookup, type, bindingHash, now, credentialId);
   }
 }
 

@@ -1,6 +1,6 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
 import { PreparedQuery } from '../preparedQuery.js';
-import { joinedUserColumns, splitJoinedUser } from './users.js';
+import { joinedUserColumns, normalizeEmail, splitJoinedUser } from './users.js';
 import type { Authenticator, Database, NewAuthenticator, User } from '../schema.js';
 
 // The sign-in path runs these (src/db/preparedQuery.ts).
@@ -15,6 +15,22 @@ const selectByCredentialIdWithUser = new PreparedQuery<{ credentialId: string },
 const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, p) =>
   db.selectFrom('authenticators').selectAll().where('user_id', '=', p.userId).orderBy('created_at', 'asc').orderBy('id'),
 );
+// Email-first sign-in: the account and its authenticators in one query, one round trip on PostgreSQL.
+type NullableRow<T> = { [K in keyof T]: T[K] | null };
+const selectByEmailWithAuthenticators = new PreparedQuery<
+  { emailNormalized: string },
+  NullableRow<Authenticator> & Omit<Parameters<typeof splitJoinedUser>[0], 'user_id'> & { owner_id: string }
+>((db, p) =>
+  db
+    .selectFrom('users')
+    .leftJoin('authenticators', 'authenticators.user_id', 'users.id')
+    .selectAll('authenticators')
+    .select(joinedUserColumns)
+    .select('users.id as owner_id')
+    .where('users.email_normalized', '=', p.emailNormalized)
+    .orderBy('authenticators.created_at', 'asc')
+    .orderBy('authenticators.id') as never,
+);
 type Use = { id: string; counter: number; backedUp: number; backupEligible: number; at: number };
 const recordUse = (operator: '<' | '=') =>
   new PreparedQuery<Use, never>((db, p) =>
@@ -28,8 +44,52 @@ const recordUse = (operator: '<' | '=') =>
 const recordUseWithoutCounter = recordUse('=');
 const recordUseWithCounter = recordUse('<');
 
+/** What the statement below fails with (in its message) when it changed no row. */
+const COUNTER_DID_NOT_MOVE = 'latchkey: counter did not move';
+/**
+ * PostgreSQL: recordUse as a statement that fails when it changes no row, so nothing needs its answer: in a
+ * transaction it goes out deferred with the writes after it and the commit, in one round trip (src/db/pgClient.ts),
+ * and a use that lost aborts the transaction. The UPDATE is a data-modifying CTE; the SELECT yields no row when it
+ * changed one, else casts a marked text (non-constant, so only then, never at planning) to int, which fails.
+ */
+const recordUseOrFail = (operator: '<' | '=') =>
+  new PreparedQuery<Use, never>(
+    (db, p) =>
+      db
+        .with('used', (qb) =>
+          qb
+            .updateTable('authenticators')
+            .set({ counter: p.counter, backed_up: p.backedUp, backup_eligible: p.backupEligible, last_used_at: p.at })
+            .where('id', '=', p.id)
+            .where('counter', operator, p.counter)
+            .returning('id'),
+        )
+        .selectFrom('used')
+        .select(sql<number>`(${sql.lit(COUNTER_DID_NOT_MOVE + ': ')} || count(*))::int`.as('failed'))
+        .having(sql`count(*)`, '=', sql.lit(0)) as never,
+    { deferrable: true },
+  );
+const recordUseWithoutCounterOrFail = recordUseOrFail('=');
+const recordUseWithCounterOrFail = recordUseOrFail('<');
+
+/** A use recordUseOrFail refused: the counter did not move (a concurrent or replayed use got there first). */
+export class CounterDidNotMove extends Error {
+  constructor() {
+    super('the signature counter did not move');
+  }
+}
+
+/** Whether `error` is recordUseOrFail's refusal: thrown by it, or by the statement or commit after it on PostgreSQL. */
+export function isCounterDidNotMove(error: unknown): boolean {
+  return error instanceof CounterDidNotMove || (error instanceof Error && (error as { code?: unknown }).code === '22P02' && error.message.includes(COUNTER_DID_NOT_MOVE));
+}
+
 export class AuthenticatorPersister {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly postgres: boolean;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  }
 
   async insert(authenticator: NewAuthenticator): Promise<void> {
     await this.db.insertInto('authenticators').values(authenticator).execute();
@@ -45,6 +105,24 @@ export class AuthenticatorPersister {
     if (!row) return undefined;
     const { own, user } = splitJoinedUser(row);
     return { authenticator: own, user };
+  }
+
+  /**
+   * The account with this email address (compared as stored, normalised) and its authenticators, oldest first, in
+   * one query: `users.findByEmail` and `listForUser` at once. No account: no user and no authenticators.
+   */
+  async listForEmail(email: string): Promise<{ user: User | undefined; authenticators: Authenticator[] }> {
+    const { rows } = await selectByEmailWithAuthenticators.execute(this.db, { emailNormalized: normalizeEmail(email) });
+    if (!rows.length) return { user: undefined, authenticators: [] };
+    const authenticators: Authenticator[] = [];
+    let user: User | undefined;
+    for (const { owner_id, ...row } of rows) {
+      const split = splitJoinedUser({ ...row, user_id: owner_id } as Parameters<typeof splitJoinedUser>[0]);
+      user ??= split.user;
+      // A user with no authenticators comes back as one row with the authenticator's columns null.
+      if (row.id !== null) authenticators.push(split.own as unknown as Authenticator);
+    }
+    return { user, authenticators };
   }
 
   findForUser(userId: string, id: string): Promise<Authenticator | undefined> {
@@ -72,6 +150,25 @@ export class AuthenticatorPersister {
   async recordUse(id: string, fields: { counter: number; backedUp: boolean; backupEligible: boolean; at: number }): Promise<boolean> {
     const query = fields.counter === 0 ? recordUseWithoutCounter : recordUseWithCounter;
     return (await query.affectedRows(this.db, { id, counter: fields.counter, backedUp: fields.backedUp ? 1 : 0, backupEligible: fields.backupEligible ? 1 : 0, at: fields.at })) === 1;
+  }
+
+  /**
+   * recordUse for a transaction that must not go on when the use is not recorded: instead of false, the
+   * transaction fails with an error `isCounterDidNotMove` recognises. On SQLite (and on PostgreSQL outside a
+   * transaction) this call throws it; in a transaction on PostgreSQL it may come from a later statement of the
+   * transaction or its commit instead, so the transaction's writes after it need no round trip of their own.
+   */
+  async recordUseOrFail(id: string, fields: { counter: number; backedUp: boolean; backupEligible: boolean; at: number }): Promise<void> {
+    const params = { id, counter: fields.counter, backedUp: fields.backedUp ? 1 : 0, backupEligible: fields.backupEligible ? 1 : 0, at: fields.at };
+    if (!this.postgres) {
+      if (!(await this.recordUse(id, fields))) throw new CounterDidNotMove();
+      return;
+    }
+    try {
+      await (fields.counter === 0 ? recordUseWithoutCounterOrFail : recordUseWithCounterOrFail).execute(this.db, params);
+    } catch (error) {
+      throw isCounterDidNotMove(error) ? new CounterDidNotMove() : error;
+    }
   }
 
   /**

@@ -91,10 +91,10 @@ export async function signInRoutes(app: FastifyInstance) {
       return { options };
     }
     if (!email) throw appError('validation_failed', 'Enter your email address.', [{ field: 'email', message: 'Enter your email address' }]);
-    const user = await store.users.findByEmail(email);
-    // The same queries and the same work with or without an account: an unknown address's passkeys are looked up
-    // too (under an id no user has: ids are random tokens, never empty), and every address's decoy is drawn.
-    const passkeys = (await store.authenticators.listForUser(user?.id ?? '')).filter((a) => a.type === 'passkey');
+    // The same query and the same work with or without an account (the account and its authenticators in one
+    // query, one round trip), and every address's decoy is drawn.
+    const { user, authenticators } = await store.authenticators.listForEmail(email);
+    const passkeys = authenticators.filter((a) => a.type === 'passkey');
     const decoy = decoyAllowCredentials(app.latchkey.secret, email);
     // Every field but the ids is drawn from the same sets for a real account and a decoy (allowCredentials.ts).
     const allowCredentials = passkeys.length ? realAllowCredentials(passkeys) : decoy;
