@@ -224,7 +224,7 @@ export interface Config {
   metricsHost: string;
   /**
    * LATCHKEY_PASSKEY_KEY_CACHE (default 10,000; 0 = none): public keys each signature worker keeps imported, least
-   * recently used dropped first (src/webauthn/signatureWorker.ts). About 6 KiB each for P-256, so 60 MiB at the
+   * recently used dropped first (src/webauthn/signatureWorker.ts). About 4 KiB each for P-256, so 40 MiB at the
    * default. A cached key saves about 90 µs of worker CPU when the same passkey signs in again before it is dropped;
    * people mostly sign in once a day, so a server with a few hundred sign-ins an hour needs far fewer.
    */

@@ -9,7 +9,7 @@
  * own bounded cache of imported keys, keyed by the stored COSE key itself, so
  * a credential re-registered under the same id never meets its old key.
  *
- * Memory: an imported P-256 key holds about 6 KiB of OpenSSL memory that V8
+ * Memory: an imported P-256 key holds about 4 KiB of OpenSSL memory that V8
  * does not count, so a KeyObject dropped from the cache is freed only when the
  * worker's V8 next runs a full collection, which its small heap almost never
  * needs: measured here, the worker's native memory grew by about 100 MiB over
@@ -32,7 +32,7 @@ import { importCredentialKey, type CredentialKey } from './coseKey.js';
 /** After this many workers died (crashed, or could not start), checks stay on the event loop. */
 const MAX_WORKER_DEATHS = 5;
 
-/** Keys dropped from a worker's cache between two full collections: about 6 MiB of OpenSSL memory for P-256. */
+/** Keys dropped from a worker's cache between two full collections: about 4 MiB of OpenSSL memory for P-256. */
 export const GC_AFTER_EVICTIONS = 1000;
 
 /**
@@ -60,6 +60,16 @@ require('node:v8').setFlagsFromString('--expose-gc');
 const collectGarbage = require('node:vm').runInNewContext('gc');
 const keys = new Map();
 let evicted = 0;
+// A P-256 key is imported from its SubjectPublicKeyInfo (DER), not its JWK: OpenSSL then holds one copy of it
+// (about 3.9 KiB) where a JWK import holds two (about 6 KiB: the key as imported, and the copy made for its provider
+// at the first verification). The DER import costs about 40 µs more per key not in the cache (BENCHMARKS.md).
+// OpenSSL checks that the point is on the curve either way.
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
+function importKey(jwk) {
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return createPublicKey({ key: jwk, format: 'jwk' });
+  const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+}
 function keyFor(check) {
   let key = keys.get(check.cacheKey);
   if (key) {
@@ -67,7 +77,7 @@ function keyFor(check) {
     keys.set(check.cacheKey, key);
     return key;
   }
-  key = createPublicKey({ key: check.key.jwk, format: 'jwk' });
+  key = importKey(check.key.jwk);
   if (workerData.cacheSize === 0) return key;
   if (keys.size >= workerData.cacheSize) {
     keys.delete(keys.keys().next().value);
