@@ -24,7 +24,7 @@
  * fails a sign-in that would have succeeded.
  */
 import { availableParallelism } from 'node:os';
-import { verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { letWorkersSizeTheirYoungGeneration } from '../runtime.js';
 import { importCredentialKey, type CredentialKey } from './coseKey.js';
@@ -49,6 +49,10 @@ interface Check {
   signature: Uint8Array;
 }
 
+/** SubjectPublicKeyInfo (DER) of a P-256 key up to its uncompressed point (RFC 5480), for the imports below. */
+const P256_SPKI_PREFIX_HEX = '3059301306072a8648ce3d020106082a8648ce3d03010703420004';
+const P256_SPKI_PREFIX = Buffer.from(P256_SPKI_PREFIX_HEX, 'hex');
+
 // Plain CommonJS with node:crypto only, so the worker needs no TypeScript loader (tests, tsx and built code alike).
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -64,7 +68,7 @@ let evicted = 0;
 // (about 3.9 KiB) where a JWK import holds two (about 6 KiB: the key as imported, and the copy made for its provider
 // at the first verification). The DER import costs about 40 µs more per key not in the cache (BENCHMARKS.md).
 // OpenSSL checks that the point is on the curve either way.
-const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
+const P256_SPKI_PREFIX = Buffer.from('${P256_SPKI_PREFIX_HEX}', 'hex');
 function importKey(jwk) {
   if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return createPublicKey({ key: jwk, format: 'jwk' });
   const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
@@ -108,6 +112,14 @@ parentPort.on('message', (message) => {
   parentPort.postMessage(results);
 });
 `;
+
+/** A key to keep in a cache: P-256 from DER (one OpenSSL copy, as the worker's importKey), any other as imported. */
+function importKeyToCache(key: CredentialKey): KeyObject {
+  const jwk = key.jwk;
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return importCredentialKey(key);
+  const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+}
 
 /** The check done on the event loop: when no worker can run, and for a dead worker's pending checks. */
 function verifyInline(check: Check): boolean {
@@ -214,7 +226,7 @@ export class SignatureWorkerPool {
       if (key) {
         this.inlineKeys.delete(check.cacheKey);
       } else {
-        key = importCredentialKey(check.key);
+        key = importKeyToCache(check.key);
         // A dropped key's OpenSSL memory is freed at the event loop's next full collection, which its allocation rate
         // brings within seconds (unlike a worker's, see GC_AFTER_EVICTIONS).
         if (this.inlineKeys.size >= this.keyCacheSize) this.inlineKeys.delete(this.inlineKeys.keys().next().value!);
