@@ -37,7 +37,7 @@ describe('the server\'s Node.js flags', () => {
     expect(SERVER_NODE_FLAGS.length).toBeGreaterThan(0);
     // env -S splits the rest of the line into arguments (coreutils 8.30 and later, BSD and macOS).
     expect(shebang).toBe(`#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
-    expect(start).toBe(`node ${SERVER_NODE_FLAGS.join(' ')} --import tsx src/main.ts serve`);
+    expect(start).toBe(`node ${SERVER_NODE_FLAGS.join(' ')} bin/latchkey.js serve`);
   });
 });
 

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { isEmailAddress } from '../users/emailAddress.js';
-import { defaultWorkerCount } from '../webauthn/signatureWorker.js';
+import { DEFAULT_SIGNATURE_WORKERS } from '../webauthn/signatureWorker.js';
 
 export type SignupMode = 'open' | 'invite';
 
@@ -230,10 +230,10 @@ export interface Config {
    */
   passkeyKeyCacheSize: number;
   /**
-   * LATCHKEY_SIGNATURE_WORKERS (default: one per core beyond the first, at most 4; 0 = none): worker threads that
-   * import passkeys' public keys and check their signatures (src/webauthn/signatureWorker.ts). With none, checks run on
-   * the event loop: the least CPU per sign-in (no messages between threads, BENCHMARKS.md), one process using one
-   * core; workers let one process use another core for them.
+   * LATCHKEY_SIGNATURE_WORKERS (default 0 = none; at most 16): worker threads that import passkeys' public keys and
+   * check their signatures (src/webauthn/signatureWorker.ts). With none, checks run on the event loop: about the same
+   * CPU per sign-in as with one worker (BENCHMARKS.md), one thread and its memory fewer, and a process uses one core
+   * (run one per core behind a balancer). Workers let one process use more cores, at about 20 MiB more resident.
    */
   signatureWorkers: number;
   /**
@@ -609,7 +609,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: env.LATCHKEY_METRICS_PORT?.trim() ? readInt(env, 'LATCHKEY_METRICS_PORT', 0, 0, 65535) : undefined,
     metricsHost: env.LATCHKEY_METRICS_HOST?.trim() || '127.0.0.1',
     passkeyKeyCacheSize: readInt(env, 'LATCHKEY_PASSKEY_KEY_CACHE', 10_000, 0, 10_000_000),
-    signatureWorkers: readInt(env, 'LATCHKEY_SIGNATURE_WORKERS', defaultWorkerCount(), 0, 16),
+    signatureWorkers: readInt(env, 'LATCHKEY_SIGNATURE_WORKERS', DEFAULT_SIGNATURE_WORKERS, 0, 16),
     sqliteCacheMiB: readInt(env, 'LATCHKEY_SQLITE_CACHE_MIB', 4, 1, 65_536),
   };
 }

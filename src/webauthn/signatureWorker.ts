@@ -1,6 +1,7 @@
 /**
- * Assertion signatures checked on a worker thread: importing the credential's
- * public key and verifying with it, both off the event loop.
+ * Assertion signatures checked on the event loop (the default: LATCHKEY_SIGNATURE_WORKERS=0) or on worker threads:
+ * importing the credential's public key and verifying with it, off the event loop in the second case. Both keep a
+ * bounded cache of imported keys; the notes below are about workers.
  *
  * Sign-in is mostly a passkey's first use in a server process (people sign in
  * once a day), so its key is not cached: importing it costs the event loop
@@ -23,7 +24,6 @@
  * loop instead and the next check starts a new worker: a worker problem never
  * fails a sign-in that would have succeeded.
  */
-import { availableParallelism } from 'node:os';
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { letWorkersSizeTheirYoungGeneration } from '../runtime.js';
@@ -195,10 +195,12 @@ class SignatureWorker {
   }
 }
 
-/** One worker per spare core, at most four (LATCHKEY_SIGNATURE_WORKERS unset). */
-export function defaultWorkerCount(): number {
-  return Math.max(1, Math.min(4, availableParallelism() - 1));
-}
+/**
+ * LATCHKEY_SIGNATURE_WORKERS' default: none, every check on the event loop. Measured on the cold sign-in path
+ * (BENCHMARKS.md): about the same CPU per ceremony as one worker, one thread and its heap fewer (the goal of a server
+ * under 200 MB), at the price of one process using one core.
+ */
+export const DEFAULT_SIGNATURE_WORKERS = 0;
 
 /**
  * A few workers (by default one per spare core, at most four), each check to the least busy; or none, and every
@@ -213,7 +215,7 @@ export class SignatureWorkerPool {
 
   constructor(
     readonly keyCacheSize: number,
-    private readonly size = defaultWorkerCount(),
+    private readonly size = DEFAULT_SIGNATURE_WORKERS,
   ) {}
 
   /** With no workers (size 0): the keys imported on the event loop, least recently used first. */

@@ -24,7 +24,7 @@ import type { Authenticator } from '../db/schema.js';
 import type { ErrorCode } from '../errors.js';
 import { decodeCborFirst } from './cbor.js';
 import { credentialKeyFromCose, type CredentialKey } from './coseKey.js';
-import { defaultWorkerCount, SignatureWorkerPool } from './signatureWorker.js';
+import { DEFAULT_SIGNATURE_WORKERS, SignatureWorkerPool } from './signatureWorker.js';
 import { checkClientDataFraming, checkCredentialIds, checkUserPresent, FLAG_UP } from './responseChecks.js';
 
 export type AssertionResult =
@@ -96,7 +96,7 @@ const DEFAULT_KEY_CACHE_SIZE = 10_000;
 const pools = new Map<string, SignatureWorkerPool>();
 
 /** The process's signature workers for a key cache of `keyCacheSize` (config.passkeyKeyCacheSize), `workers` of them (config.signatureWorkers; 0: the event loop). */
-export function signatureWorkers(keyCacheSize = DEFAULT_KEY_CACHE_SIZE, workers = defaultWorkerCount()): SignatureWorkerPool {
+export function signatureWorkers(keyCacheSize = DEFAULT_KEY_CACHE_SIZE, workers = DEFAULT_SIGNATURE_WORKERS): SignatureWorkerPool {
   const id = `${keyCacheSize}/${workers}`;
   let pool = pools.get(id);
   if (!pool) pools.set(id, (pool = new SignatureWorkerPool(keyCacheSize, workers)));
