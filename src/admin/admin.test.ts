@@ -870,7 +870,10 @@ describe('the registration-authority console', () => {
     expect(JSON.parse(service!.redirect_uris)).toEqual(['https://rota.example.org/cb', 'https://rota.example.org/cb2']);
     expect(service!.client_secret).not.toContain(secret);
     expect((await browser.get('/admin/services')).body).not.toContain(secret);
-    await browser.postForm('/admin/services', { name: 'Payroll', redirectUris: 'https://pay.example.org/cb', clientType: 'public', aal: '3' });
+    expect(service!.id_token_alg).toBe('ES256');
+    expect((await browser.postForm('/admin/services', { name: 'Old', redirectUris: 'https://old.example.org/cb', clientType: 'public', aal: '2', idTokenAlg: 'HS256' })).body).toContain('Choose how the service’s ID tokens are signed');
+    await browser.postForm('/admin/services', { name: 'Payroll', redirectUris: 'https://pay.example.org/cb', clientType: 'public', aal: '3', idTokenAlg: 'RS256' });
+    expect((await store().services.list()).find((s) => s.name === 'Payroll')!.id_token_alg).toBe('RS256');
 
     // A person with a synced passkey reaches AAL2, not AAL3.
     const { browser: person } = await f.person();

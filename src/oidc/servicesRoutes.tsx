@@ -21,6 +21,7 @@ import type { Authenticator, Service, User } from '../db/schema.js';
 import { toAal } from './assurance.js';
 import type { Aal } from '../strategies/authenticatorKind.js';
 import { addService, removeService, ServiceInputError } from './services.js';
+import { DEFAULT_ID_TOKEN_ALG, isSigningAlg, type SigningAlg } from './signingKeys.js';
 import { agentOf } from '../admin/guard.js';
 
 const levelWords: Record<Aal, string> = {
@@ -37,6 +38,7 @@ const AddBody = Type.Object({
   clientType: Type.Optional(Type.String({ maxLength: 20 })),
   aal: Type.Optional(Type.String({ maxLength: 2 })),
   firstParty: Type.Optional(Type.String({ maxLength: 8 })),
+  idTokenAlg: Type.Optional(Type.String({ maxLength: 8 })),
 });
 const ServiceParams = Type.Object({ clientId: Id });
 const Done = Type.Object({ done: Type.Optional(Type.String({ maxLength: 16 })) });
@@ -72,13 +74,14 @@ export async function consoleServicesRoutes(app: FastifyInstance) {
   r.post('/admin/services', { config: { permission }, schema: { body: AddBody } }, async (request, reply) => {
     const agent = agentOf(request);
     const b = request.body;
-    const values = { name: (b.name ?? '').trim(), redirectUris: b.redirectUris ?? '', logoutUris: b.logoutUris ?? '', clientType: b.clientType ?? '', aal: b.aal ?? '', firstParty: b.firstParty === 'yes' };
+    const values = { name: (b.name ?? '').trim(), redirectUris: b.redirectUris ?? '', logoutUris: b.logoutUris ?? '', clientType: b.clientType ?? '', aal: b.aal ?? '', firstParty: b.firstParty === 'yes', idTokenAlg: b.idTokenAlg ?? DEFAULT_ID_TOKEN_ALG };
     const errors: FieldError[] = [];
     if (!values.name) errors.push({ field: 'name', message: 'Enter the service’s name' });
     const lines = (s: string) => s.split(/\s+/).map((l) => l.trim()).filter(Boolean);
     if (!lines(values.redirectUris).length) errors.push({ field: 'redirectUris', message: 'Enter at least one redirect URI' });
     if (values.clientType !== 'public' && values.clientType !== 'confidential') errors.push({ field: 'clientType-confidential', message: 'Choose whether the service keeps a secret' });
     if (!['1', '2', '3'].includes(values.aal)) errors.push({ field: 'aal-2', message: 'Choose the assurance level the service needs' });
+    if (!isSigningAlg(values.idTokenAlg)) errors.push({ field: `idTokenAlg-${DEFAULT_ID_TOKEN_ALG}`, message: 'Choose how the service’s ID tokens are signed' });
     const page = async (status: number, extra: FieldError[] = [], created?: { service: Service; clientSecret?: string }) =>
       html(
         reply,
@@ -100,6 +103,7 @@ export async function consoleServicesRoutes(app: FastifyInstance) {
           clientType: values.clientType as 'public' | 'confidential',
           aal: toAal(Number(values.aal)),
           firstParty: values.firstParty,
+          idTokenAlg: values.idTokenAlg as SigningAlg,
         },
         now(),
       );
@@ -107,7 +111,7 @@ export async function consoleServicesRoutes(app: FastifyInstance) {
       if (err instanceof ServiceInputError) return page(400, [{ field: 'redirectUris', message: err.message.replace(/^--\S+ /, '') }]);
       throw err;
     }
-    await audit(app, request, { event: 'service.added', detail: { clientId: created.service.client_id, name: created.service.name, aal: created.service.aal } });
+    await audit(app, request, { event: 'service.added', detail: { clientId: created.service.client_id, name: created.service.name, aal: created.service.aal, idTokenAlg: created.service.id_token_alg } });
     errors.length = 0;
     return page(201, [], created);
   });
@@ -180,6 +184,7 @@ interface ServiceFormValues {
   clientType: string;
   aal: string;
   firstParty: boolean;
+  idTokenAlg: string;
 }
 
 function AdminServicesPage(m: {
@@ -192,7 +197,7 @@ function AdminServicesPage(m: {
   created?: { service: Service; clientSecret?: string };
   flash?: string | null;
 }) {
-  const v = m.values && !m.created ? m.values : { name: '', redirectUris: '', logoutUris: '', clientType: '', aal: '2', firstParty: false };
+  const v = m.values && !m.created ? m.values : { name: '', redirectUris: '', logoutUris: '', clientType: '', aal: '2', firstParty: false, idTokenAlg: DEFAULT_ID_TOKEN_ALG };
   return (
     <Layout title="Services" rpName={m.config.rpName} csrfToken={m.csrfToken} signedIn={{ displayName: m.agent.display_name }}>
       <nav aria-label="Registration authority" class="admin-nav">
@@ -292,6 +297,17 @@ function AdminServicesPage(m: {
               <label for={`aal-${level}`}>{levelWords[toAal(Number(level))]}</label>
             </div>
           ))}
+        </fieldset>
+        <fieldset class="radios">
+          <legend>How its ID tokens are signed</legend>
+          <div class="radio">
+            <input type="radio" id="idTokenAlg-ES256" name="idTokenAlg" value="ES256" checked={v.idTokenAlg === 'ES256'} />
+            <label for="idTokenAlg-ES256">ES256 (recommended: smaller and faster to sign)</label>
+          </div>
+          <div class="radio">
+            <input type="radio" id="idTokenAlg-RS256" name="idTokenAlg" value="RS256" checked={v.idTokenAlg === 'RS256'} />
+            <label for="idTokenAlg-RS256">RS256, for a service whose OpenID Connect library accepts only RS256</label>
+          </div>
         </fieldset>
         <div class="checkbox">
           <input type="checkbox" id="firstParty" name="firstParty" value="yes" checked={v.firstParty} />
