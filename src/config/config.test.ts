@@ -61,6 +61,7 @@ describe('loadConfig', () => {
     expect(c.sqliteCacheMiB).toBe(4);
     expect(loadConfig({ LATCHKEY_PASSKEY_KEY_CACHE: '0', LATCHKEY_SQLITE_CACHE_MIB: '64' })).toMatchObject({ passkeyKeyCacheSize: 0, sqliteCacheMiB: 64 });
     for (const bad of ['-1', 'lots', '1.5']) expect(() => loadConfig({ LATCHKEY_PASSKEY_KEY_CACHE: bad })).toThrow(/^LATCHKEY_PASSKEY_KEY_CACHE: /);
+    expect(loadConfig({}).signatureWorkers).toBe(0);
     expect(loadConfig({ LATCHKEY_SIGNATURE_WORKERS: '0' }).signatureWorkers).toBe(0);
     expect(loadConfig({ LATCHKEY_SIGNATURE_WORKERS: '3' }).signatureWorkers).toBe(3);
     for (const bad of ['-1', 'two', '17']) expect(() => loadConfig({ LATCHKEY_SIGNATURE_WORKERS: bad })).toThrow(/^LATCHKEY_SIGNATURE_WORKERS: /);
