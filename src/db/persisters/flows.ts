@@ -1,4 +1,4 @@
-import { type Kysely, PostgresAdapter, sql } from 'kysely';
+import { type Kysely, PostgresAdapter, type QueryCreator, type RawBuilder, sql } from 'kysely';
 import { PreparedQuery } from '../preparedQuery.js';
 import type { Authenticator, Database, Flow, User } from '../schema.js';
 import { AuthenticatorPersister } from './authenticators.js';
@@ -6,22 +6,13 @@ import { joinedUserColumns, splitJoinedUser } from './users.js';
 
 export type NewFlow = Omit<Flow, 'state' | 'consumed_at' | 'failed_attempts'>;
 
+/** A new flow's row, active; `state` is an expression where the caller needs one (insertChallenge). */
+function newFlowRow<S>(f: NewFlow, state: S) {
+  return { id: f.id, type: f.type, state, binding_hash: f.binding_hash, user_id: f.user_id, lookup: f.lookup, data: f.data, created_at: f.created_at, expires_at: f.expires_at, consumed_at: null, failed_attempts: 0 };
+}
+
 // Every WebAuthn ceremony runs these (src/db/preparedQuery.ts).
-const insertFlow = new PreparedQuery<NewFlow, never>((db, f) =>
-  db.insertInto('flows').values({
-    id: f.id,
-    type: f.type,
-    state: 'active',
-    binding_hash: f.binding_hash,
-    user_id: f.user_id,
-    lookup: f.lookup,
-    data: f.data,
-    created_at: f.created_at,
-    expires_at: f.expires_at,
-    consumed_at: null,
-    failed_attempts: 0,
-  }),
-);
+const insertFlow = new PreparedQuery<NewFlow, never>((db, f) => db.insertInto('flows').values(newFlowRow(f, 'active' as const)));
 /**
  * PostgreSQL: `value`, having set synchronous_commit off for the statement's own transaction (set_config's is_local:
  * it ends with the transaction): its commit then returns without waiting for the WAL flush. For the WebAuthn
@@ -35,21 +26,7 @@ function withoutSyncCommit<T extends string>(value: T) {
 }
 
 /** insertFlow for a WebAuthn challenge on PostgreSQL: committed without waiting for the WAL flush (withoutSyncCommit). */
-const insertChallenge = new PreparedQuery<NewFlow, never>((db, f) =>
-  db.insertInto('flows').values({
-    id: f.id,
-    type: f.type,
-    state: withoutSyncCommit('active'),
-    binding_hash: f.binding_hash,
-    user_id: f.user_id,
-    lookup: f.lookup,
-    data: f.data,
-    created_at: f.created_at,
-    expires_at: f.expires_at,
-    consumed_at: null,
-    failed_attempts: 0,
-  }),
-);
+const insertChallenge = new PreparedQuery<NewFlow, never>((db, f) => db.insertInto('flows').values(newFlowRow(f, withoutSyncCommit('active'))));
 const selectByLookup = new PreparedQuery<{ lookup: string }, Flow>((db, p) => db.selectFrom('flows').selectAll().where('lookup', '=', p.lookup));
 const consumeById = new PreparedQuery<{ id: string; now: number }, never>((db, p) =>
   db
@@ -59,17 +36,19 @@ const consumeById = new PreparedQuery<{ id: string; now: number }, never>((db, p
     .where('state', '=', 'active')
     .where('expires_at', '>', p.now),
 );
-const consumeByLookup = new PreparedQuery<{ lookup: string; type: string; bindingHash: string; now: number }, Flow>((db, p) =>
-  db
+/** Consume the active, unexpired flow with this lookup, type and binding, returning it; `state` 'consumed', or withoutSyncCommit's. */
+function consumeActive(qb: QueryCreator<Database>, p: { lookup: string; type: string; bindingHash: string; now: number }, state: 'consumed' | RawBuilder<'consumed'>) {
+  return qb
     .updateTable('flows')
-    .set({ state: 'consumed', consumed_at: p.now })
+    .set({ state, consumed_at: p.now })
     .where('lookup', '=', p.lookup)
     .where('type', '=', p.type)
     .where('binding_hash', '=', p.bindingHash)
     .where('state', '=', 'active')
     .where('expires_at', '>', p.now)
-    .returningAll(),
-);
+    .returningAll();
+}
+const consumeByLookup = new PreparedQuery<{ lookup: string; type: string; bindingHash: string; now: number }, Flow>((db, p) => consumeActive(db, p, 'consumed'));
 
 /** The flow's columns, prefixed, where they sit beside an authenticator's (same names: id, type, user_id …). */
 const FLOW_COLUMNS = ['id', 'type', 'state', 'binding_hash', 'user_id', 'lookup', 'data', 'created_at', 'expires_at', 'consumed_at', 'failed_attempts'] as const;
@@ -86,17 +65,7 @@ const consumeByLookupWithCredential = new PreparedQuery<
   PrefixedFlow & NullableRow<Authenticator & Parameters<typeof splitJoinedUser>[0]>
 >((db, p) =>
   db
-    .with('consumed', (qb) =>
-      qb
-        .updateTable('flows')
-        .set({ state: withoutSyncCommit('consumed'), consumed_at: p.now })
-        .where('lookup', '=', p.lookup)
-        .where('type', '=', p.type)
-        .where('binding_hash', '=', p.bindingHash)
-        .where('state', '=', 'active')
-        .where('expires_at', '>', p.now)
-        .returningAll(),
-    )
+    .with('consumed', (qb) => consumeActive(qb, p, withoutSyncCommit('consumed')))
     .selectFrom('consumed')
     .leftJoin('authenticators', (join) => join.on('authenticators.credential_id', '=', p.credentialId))
     .leftJoin('users', 'users.id', 'authenticators.user_id')
