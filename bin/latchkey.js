@@ -8,7 +8,7 @@
 // the project's tsconfig.json (by default tsx reads the current directory's, and without ours the pages' JSX would not
 // compile for Preact).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -54,19 +54,29 @@ async function builtMain() {
         sourcemap: 'linked',
         logLevel: 'error',
       });
+      // Readable by every user (mkdtemp makes it private): a bundle built by one user (an image's build step) serves
+      // the server's user too.
+      chmodSync(temporary, 0o755);
       try {
         renameSync(temporary, dir);
-      } catch {
+      } catch (error) {
         // Another process renamed its bundle into place first.
+        if (!['EEXIST', 'ENOTEMPTY'].includes(error?.code)) throw error;
       }
     } finally {
       rmSync(temporary, { recursive: true, force: true });
     }
     // Bundles of earlier sources, unless made in the last ten minutes: a process that started from one may still be
-    // loading its chunks (a started server or command has loaded all it needs).
+    // loading its chunks (a started server or command has loaded all it needs: code under src/ is never imported
+    // lazily after start; only packages are, and they stay outside the bundle). One that can't be removed (another
+    // user's) stays.
     for (const name of readdirSync(src)) {
       const old = join(src, name);
-      if (name.startsWith('.built-') && old !== dir && Date.now() - statSync(old).mtimeMs > 10 * 60_000) rmSync(old, { recursive: true, force: true });
+      try {
+        if (name.startsWith('.built-') && old !== dir && Date.now() - statSync(old).mtimeMs > 10 * 60_000) rmSync(old, { recursive: true, force: true });
+      } catch {
+        // Left for its owner.
+      }
     }
   }
   return import(pathToFileURL(join(dir, 'main.js')).href);
@@ -84,6 +94,7 @@ if (process.env.LATCHKEY_RUN_TYPESCRIPT !== '1') {
     main = await builtMain();
   } catch (error) {
     if (!['EACCES', 'EPERM', 'EROFS'].includes(error?.code)) throw error;
+    process.stderr.write(`latchkey: running the TypeScript through tsx (src/ is not writable for the bundle: ${error.code})\n`);
   }
 }
 main ??= await typeScriptMain();

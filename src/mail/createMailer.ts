@@ -55,7 +55,11 @@ function createSmtpMailer(smtpUrl: string, from: string): Mailer {
         greetingTimeout: SMTP_TIMEOUT_MS,
         socketTimeout: SMTP_TIMEOUT_MS,
       }),
-    ));
+    ).catch((err: unknown) => {
+      // Not kept: the next message tries again rather than failing until a restart.
+      transport = undefined;
+      throw err;
+    }));
   return {
     kind: 'smtp',
     send: async (mail) => {

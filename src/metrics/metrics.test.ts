@@ -215,6 +215,23 @@ describe('metrics', () => {
     expect(text).toContain('# TYPE latchkey_ceremonies_total counter');
   });
 
+  it('keep a gauge whose read fails or hangs at its last value, and still answer the scrape', async () => {
+    const metrics = new PrometheusMetrics();
+    let next: () => Promise<number> = async () => 7;
+    metrics.gauge('latchkey_test_gauge', 'A gauge for this test.', () => next());
+    expect(sample(await metrics.text(), 'latchkey_test_gauge')).toBe(7);
+    next = async () => {
+      throw new Error('database unavailable');
+    };
+    expect(sample(await metrics.text(), 'latchkey_test_gauge')).toBe(7);
+    next = () => new Promise(() => {});
+    const started = Date.now();
+    const text = await metrics.text();
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(sample(text, 'latchkey_test_gauge')).toBe(7);
+    expect(text).toContain('latchkey_ceremonies_total');
+  });
+
   it('keep failure reasons to a fixed set', () => {
     expect(failureReason('challenge_invalid')).toBe('challenge');
     expect(failureReason('user_verification_required')).toBe('user_verification');

@@ -208,6 +208,18 @@ class ScrapedMetric {
 
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 
+/** A gauge read on scrape gives up after this long (Prometheus's default scrape timeout is 10 s). */
+const GAUGE_READ_TIMEOUT_MS = 1000;
+
+function withTimeout<T>(value: T | Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('gauge read timed out')), ms);
+    timer.unref();
+  });
+  return Promise.race([Promise.resolve(value), late]).finally(() => clearTimeout(timer));
+}
+
 /** The metrics of one app, in a registry of its own. */
 export class PrometheusMetrics implements Metrics {
   readonly enabled = true;
@@ -265,8 +277,14 @@ export class PrometheusMetrics implements Metrics {
       name,
       help,
       registers: [this.registry],
+      // A read that fails or hangs (a database or Redis in trouble) keeps the last value: it never fails the scrape,
+      // whose other metrics (the pool, the event loop) matter most then.
       async collect() {
-        this.set(await read());
+        try {
+          this.set(await withTimeout(read(), GAUGE_READ_TIMEOUT_MS));
+        } catch {
+          // The last value stands.
+        }
       },
     });
   }

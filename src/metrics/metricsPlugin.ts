@@ -72,7 +72,7 @@ export const metricsPlugin = fp<{ db: Db }>(
     metrics.gauge(
       'latchkey_challenge_store_size',
       `WebAuthn ceremonies begun and not yet finished or expired, in the ${challenges.kind} challenge store (LATCHKEY_CHALLENGE_STORE): this process's (memory) or every instance's (database, redis).`,
-      () => challenges.size(Date.now()),
+      () => challenges.size(app.latchkey.now()),
     );
     const pool = db.pool;
     if (pool) {

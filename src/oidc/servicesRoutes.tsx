@@ -21,7 +21,13 @@ import type { Authenticator, Service, User } from '../db/schema.js';
 import { toAal } from './assurance.js';
 import type { Aal } from '../strategies/authenticatorKind.js';
 import { addService, removeService, ServiceInputError } from './services.js';
-import { DEFAULT_ID_TOKEN_ALG, isSigningAlg, type SigningAlg } from './signingKeys.js';
+import { DEFAULT_ID_TOKEN_ALG, isSigningAlg, SIGNING_ALGS, type SigningAlg } from './signingKeys.js';
+
+/** How the services form names each ID-token signing algorithm. */
+const ID_TOKEN_ALG_WORDS: Record<SigningAlg, string> = {
+  ES256: 'ES256 (recommended: smaller and faster to sign)',
+  RS256: 'RS256, for a service whose OpenID Connect library accepts only RS256',
+};
 import { agentOf } from '../admin/guard.js';
 
 const levelWords: Record<Aal, string> = {
@@ -300,14 +306,12 @@ function AdminServicesPage(m: {
         </fieldset>
         <fieldset class="radios">
           <legend>How its ID tokens are signed</legend>
-          <div class="radio">
-            <input type="radio" id="idTokenAlg-ES256" name="idTokenAlg" value="ES256" checked={v.idTokenAlg === 'ES256'} />
-            <label for="idTokenAlg-ES256">ES256 (recommended: smaller and faster to sign)</label>
-          </div>
-          <div class="radio">
-            <input type="radio" id="idTokenAlg-RS256" name="idTokenAlg" value="RS256" checked={v.idTokenAlg === 'RS256'} />
-            <label for="idTokenAlg-RS256">RS256, for a service whose OpenID Connect library accepts only RS256</label>
-          </div>
+          {SIGNING_ALGS.map((alg) => (
+            <div class="radio">
+              <input type="radio" id={`idTokenAlg-${alg}`} name="idTokenAlg" value={alg} checked={v.idTokenAlg === alg} />
+              <label for={`idTokenAlg-${alg}`}>{ID_TOKEN_ALG_WORDS[alg]}</label>
+            </div>
+          ))}
         </fieldset>
         <div class="checkbox">
           <input type="checkbox" id="firstParty" name="firstParty" value="yes" checked={v.firstParty} />

@@ -94,6 +94,13 @@ function bytesParam(key: Map<CborValue, CborValue>, label: number, name: string)
   return value;
 }
 
+/** Bits in a big-endian unsigned integer, leading zero bytes and bits left out. */
+function bitLength(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  return i === bytes.length ? 0 : (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i]!));
+}
+
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 
 /**
@@ -128,6 +135,11 @@ export function credentialKeyFromCose(coseKey: Uint8Array): CredentialKey {
   }
   const n = bytesParam(decoded, N, 'n');
   const e = bytesParam(decoded, E, 'e');
+  // RSA keys as authenticators make them (2048 to 4096 bits, exponent 65537): a huge exponent or modulus would make
+  // each signature check cost milliseconds, on the event loop where sign-in checks them (signatureWorker.ts).
+  const modulusBits = bitLength(n);
+  if (modulusBits < 2048 || modulusBits > 4096) throw new CoseKeyError(`an RSA modulus of ${modulusBits} bits (2048 to 4096 allowed)`);
+  if (Buffer.from(e.buffer, e.byteOffset, e.byteLength).toString('hex').replace(/^0+/, '') !== '10001') throw new CoseKeyError('an RSA exponent other than 65537');
   return {
     alg,
     hash,

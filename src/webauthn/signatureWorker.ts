@@ -203,8 +203,8 @@ class SignatureWorker {
 export const DEFAULT_SIGNATURE_WORKERS = 0;
 
 /**
- * A few workers (by default one per spare core, at most four), each check to the least busy; or none, and every
- * check on the event loop (`size` 0: no messages to pass, the least CPU per sign-in). Workers start on first use.
+ * Workers (LATCHKEY_SIGNATURE_WORKERS of them), each check to the least busy; or none (the default), and every check
+ * on the event loop (`size` 0: no messages to pass, no thread of its own). Workers start on first use.
  * `keyCacheSize`: imported keys each worker, or the event loop, keeps (LATCHKEY_PASSKEY_KEY_CACHE,
  * src/config/index.ts).
  */

@@ -364,6 +364,21 @@ describe('COSE keys', () => {
     expect(() => credentialVerifierFromCose(encodeCbor(new Map<number, number>([[1, 3], [3, -7]])))).toThrow(/kty/);
   });
 
+  it('refuses RSA keys whose checks would cost milliseconds: a modulus outside 2048–4096 bits or an exponent other than 65537', () => {
+    const rsa = (n: Buffer, e: Buffer) => encodeCbor(new Map<number, number | Uint8Array>([[1, 3], [3, -257], [-1, n], [-2, e]]));
+    const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    const n = Buffer.from(jwk.n!, 'base64url');
+    const e = Buffer.from(jwk.e!, 'base64url');
+    expect(credentialVerifierFromCose(rsa(n, e)).alg).toBe(-257);
+    // A leading zero byte does not count as a bit.
+    expect(credentialVerifierFromCose(rsa(Buffer.concat([Buffer.alloc(1), n]), Buffer.concat([Buffer.alloc(2), e]))).alg).toBe(-257);
+    // One byte short: under 2,048 bits whatever the next byte holds.
+    expect(() => credentialVerifierFromCose(rsa(n.subarray(1), e))).toThrow(/modulus of \d+ bits \(2048 to 4096 allowed\)/);
+    expect(() => credentialVerifierFromCose(rsa(Buffer.concat([Buffer.from([1]), Buffer.alloc(512, 0xff)]), e))).toThrow(/4097 bits/);
+    expect(() => credentialVerifierFromCose(rsa(n, Buffer.from([3])))).toThrow(/65537/);
+    expect(() => credentialVerifierFromCose(rsa(n, Buffer.alloc(384, 0xff)))).toThrow(/65537/);
+  });
+
   // Every algorithm the FIDO conformance endpoints register: the library's verifySignature must agree.
   it.each([
     ['ES256', -7, { curve: 'P-256', crv: 1, size: 32, hash: 'sha256' }],

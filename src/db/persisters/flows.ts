@@ -100,7 +100,9 @@ export class FlowPersister {
 
   /**
    * Store a WebAuthn challenge's flow: `insert`, except that on PostgreSQL its commit does not wait for the WAL flush
-   * (withoutSyncCommit: a challenge lost in a crash of the database server fails only its ceremony).
+   * (withoutSyncCommit: a challenge lost in a crash of the database server fails only its ceremony). On its own
+   * statement only, never inside `store.transaction`: the setting lasts until the transaction ends, so every write
+   * of that transaction would commit without waiting for the flush too (DatabaseChallengeStore calls it on the root store).
    */
   async insertChallenge(flow: NewFlow): Promise<void> {
     await (this.postgres ? insertChallenge : insertFlow).execute(this.db, flow);
