@@ -51,27 +51,33 @@ export function makeUsers(count: number, origin: string, rpId: string): { users:
       counter: 0,
     });
     users.push({ id, email, credentialId, authenticator });
-    rows.push({
-      user: { id, email, email_normalized: email, display_name: `Bench User ${i}`, status: 'enrolled', created_at: now, updated_at: now },
-      authenticator: {
-        id: randomToken(12),
-        user_id: id,
-        type: 'passkey',
-        credential_id: credentialId,
-        public_key: es256CoseKey(spki).toString('base64url'),
-        counter: 0,
-        transports: JSON.stringify(['internal', 'hybrid']),
-        aaguid: '00000000-0000-0000-0000-000000000000',
-        backup_eligible: 0,
-        backed_up: 0,
-        attestation_format: 'none',
-        name: 'Bench passkey',
-        created_at: now,
-        last_used_at: null,
-      },
-    });
+    rows.push(benchRow(i, id, randomToken(12), credentialId, es256CoseKey(spki).toString('base64url'), now));
   }
   return { users, rows };
+}
+
+/** Bench user number `i` (user<i>@bench.example) and its one enrolled passkey, as seeded rows. */
+function benchRow(i: number, id: string, authenticatorId: string, credentialId: string, publicKey: string, now: number): { user: NewUser; authenticator: NewAuthenticator } {
+  const email = `user${i}@bench.example`;
+  return {
+    user: { id, email, email_normalized: email, display_name: `Bench User ${i}`, status: 'enrolled', created_at: now, updated_at: now },
+    authenticator: {
+      id: authenticatorId,
+      user_id: id,
+      type: 'passkey',
+      credential_id: credentialId,
+      public_key: publicKey,
+      counter: 0,
+      transports: JSON.stringify(['internal', 'hybrid']),
+      aaguid: '00000000-0000-0000-0000-000000000000',
+      backup_eligible: 0,
+      backed_up: 0,
+      attestation_format: 'none',
+      name: 'Bench passkey',
+      created_at: now,
+      last_used_at: null,
+    },
+  };
 }
 
 export interface InsertOptions {
@@ -126,26 +132,7 @@ function fillerRows(): (from: number, to: number) => { user: NewUser; authentica
     for (let i = from; i < to; i++) {
       const r = (i - from) * 60;
       const id = random.toString('base64url', r, r + 16);
-      const email = `user${i}@bench.example`;
-      rows.push({
-        user: { id, email, email_normalized: email, display_name: `Bench User ${i}`, status: 'enrolled', created_at: now, updated_at: now },
-        authenticator: {
-          id: random.toString('base64url', r + 16, r + 28),
-          user_id: id,
-          type: 'passkey',
-          credential_id: random.toString('base64url', r + 28, r + 60),
-          public_key: keys[i % FILLER_KEYS]!,
-          counter: 0,
-          transports: JSON.stringify(['internal', 'hybrid']),
-          aaguid: '00000000-0000-0000-0000-000000000000',
-          backup_eligible: 0,
-          backed_up: 0,
-          attestation_format: 'none',
-          name: 'Bench passkey',
-          created_at: now,
-          last_used_at: null,
-        },
-      });
+      rows.push(benchRow(i, id, random.toString('base64url', r + 16, r + 28), random.toString('base64url', r + 28, r + 60), keys[i % FILLER_KEYS]!, now));
     }
     return rows;
   };
