@@ -369,17 +369,25 @@ function readSecretKey(env: Env): Buffer | undefined {
   return key;
 }
 
-function readSmtpUrl(env: Env): string | undefined {
-  const raw = env.LATCHKEY_SMTP_URL?.trim();
+/**
+ * A service's URL from `name`, whose scheme must be one of `schemes` (e.g. ['smtp', 'smtps']); undefined when unset.
+ * Messages never repeat the URL, which may carry a password; `example` shows the form expected.
+ */
+function readServiceUrl(env: Env, name: string, schemes: readonly [string, string], example: string): { raw: string; url: URL } | undefined {
+  const raw = env[name]?.trim();
   if (!raw) return undefined;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError('LATCHKEY_SMTP_URL', 'not a URL; expected smtp://host:port or smtps://host:port');
+    throw new ConfigError(name, `not a URL; expected ${example}`);
   }
-  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new ConfigError('LATCHKEY_SMTP_URL', `must start with smtp:// or smtps://, got "${url.protocol}//"`);
-  return raw;
+  if (!schemes.includes(url.protocol.slice(0, -1))) throw new ConfigError(name, `must start with ${schemes[0]}:// or ${schemes[1]}://, got "${url.protocol}//"`);
+  return { raw, url };
+}
+
+function readSmtpUrl(env: Env): string | undefined {
+  return readServiceUrl(env, 'LATCHKEY_SMTP_URL', ['smtp', 'smtps'], 'smtp://host:port or smtps://host:port')?.raw;
 }
 
 const UPSTREAM_ID = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
@@ -486,17 +494,9 @@ function readMetadataUrl(env: Env): string | undefined {
 
 /** LATCHKEY_REDIS_URL: redis:// or rediss://; messages never repeat the URL, which may carry a password. */
 function readRedisUrl(env: Env): string | undefined {
-  const raw = env.LATCHKEY_REDIS_URL?.trim();
-  if (!raw) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError('LATCHKEY_REDIS_URL', 'not a URL; expected redis://host:6379 or rediss://host:6380');
-  }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError('LATCHKEY_REDIS_URL', `must start with redis:// or rediss://, got "${url.protocol}//"`);
-  if (!url.hostname) throw new ConfigError('LATCHKEY_REDIS_URL', 'needs a host, e.g. redis://127.0.0.1:6379');
-  return raw;
+  const read = readServiceUrl(env, 'LATCHKEY_REDIS_URL', ['redis', 'rediss'], 'redis://host:6379 or rediss://host:6380');
+  if (read && !read.url.hostname) throw new ConfigError('LATCHKEY_REDIS_URL', 'needs a host, e.g. redis://127.0.0.1:6379');
+  return read?.raw;
 }
 
 function readRedisKeyPrefix(env: Env): string {
