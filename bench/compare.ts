@@ -1,27 +1,29 @@
 /**
  * npm run bench:compare -- LABEL[:NAME=VALUE,...] LABEL[:NAME=VALUE,...] …: the cold sign-in path (bench/load.ts)
- * against servers started with different environments, their windows alternating (A B A B …) so the machine's
- * drift between windows falls on each alike. Prints server CPU per ceremony (and the event loop's), ceremonies/s
- * and RSS per window, then each variant's mean and its ratio to the first's. For settings that change the sign-in
+ * against servers started with different environments, each started once and kept running while the load moves
+ * between them in short windows whose order turns round each round (bench/interleaved.ts), so the machine's drift
+ * falls on each alike. Prints server CPU per ceremony (and the event loop's), ceremonies/s and RSS per window, then
+ * each variant's CPU over all its windows and its cost against the first (mean of the rounds' ratios ± standard
+ * error). For settings that change the sign-in
  * path's cost (LATCHKEY_SIGNATURE_WORKERS, LATCHKEY_METRICS_PORT, …): what a change buys, measured in one run.
  *
  * Example: npm run bench:compare -- workers inline:LATCHKEY_SIGNATURE_WORKERS=0
- * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (6 per window), BENCH_ROUNDS (3),
+ * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (3 per window), BENCH_ROUNDS (8),
  * BENCH_CONCURRENCY (16), BENCH_WARMUP_SECONDS (2).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../src/db/connect.js';
 import { insertUsers, makeUsers } from './seed.js';
-import { runLoad } from './load.js';
-import { freePort, ServerProcess, type Usage } from './serverProcess.js';
+import { formatCost, runInterleaved } from './interleaved.js';
+import { freePort } from './serverProcess.js';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
-const SECONDS = Number(env.BENCH_SECONDS ?? 6);
-const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 8);
 const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
 const WARMUP_SECONDS = Number(env.BENCH_WARMUP_SECONDS ?? 2);
 
@@ -54,45 +56,28 @@ await db.migrate();
 await insertUsers(db, rows, { total: rows.length });
 await db.close();
 
-const cpu = (u: Usage) => u.cpuUserMs + u.cpuSystemMs;
-const perCeremony = new Map<string, number[]>();
+variants.forEach((_, i) => copyFileSync(join(dir, 'bench.db'), join(dir, `variant-${i}.db`)));
 try {
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const { label, env: extra } of variants) {
-      const server = await ServerProcess.start(url, port, origin, extra);
-      let before: Usage | undefined;
-      let after: Usage | undefined;
-      try {
-        const result = await runLoad({
-          port,
-          origin,
-          users,
-          concurrency: CONCURRENCY,
-          path: 'cold',
-          warmupMs: WARMUP_SECONDS * 1000,
-          durationMs: SECONDS * 1000,
-          onWindow: async (edge) => {
-            if (edge === 'start') before = await server.usage();
-            else after = await server.usage();
-          },
-        });
-        const us = ((cpu(after!) - cpu(before!)) * 1000) / result.ceremonies;
-        const loop = after!.eventLoopCpuMs !== undefined ? ` (event loop ${(((after!.eventLoopCpuMs - before!.eventLoopCpuMs!) * 1000) / result.ceremonies).toFixed(0)})` : '';
-        perCeremony.set(label, [...(perCeremony.get(label) ?? []), us]);
-        const failed = result.failures.size ? `, FAILED ${[...result.failures].map(([w, n]) => `${n}× ${w}`).join('; ')}` : '';
-        console.log(`  round ${round} ${label.padEnd(16)} ${us.toFixed(0).padStart(5)} µs per ceremony${loop}, ${(result.ceremonies / result.seconds).toFixed(0)}/s, RSS ${(after!.rss / 2 ** 20).toFixed(0)} MiB${failed}`);
-        if (result.failures.size) process.exitCode = 1;
-      } finally {
-        await server.stop();
-      }
-    }
+  const summaries = await runInterleaved({
+    variants: variants.map((v, i) => ({ label: v.label, env: v.env, databaseUrl: `sqlite:${join(dir, `variant-${i}.db`)}` })),
+    users,
+    origin,
+    concurrency: CONCURRENCY,
+    rounds: ROUNDS,
+    windowMs: SECONDS * 1000,
+    settleMs: 500,
+    warmupMs: WARMUP_SECONDS * 1000,
+    onWindow: (w) => {
+      const loop = w.eventLoopUs !== undefined ? ` (event loop ${w.eventLoopUs.toFixed(0)})` : '';
+      const failed = w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : '';
+      console.log(`  round ${w.round} ${w.label.padEnd(16)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony${loop}, ${w.ceremoniesPerSecond.toFixed(0)}/s, RSS ${w.rssMiB.toFixed(0)} MiB${failed}`);
+    },
+  });
+  for (const s of summaries) {
+    const against = s.ratio ? `, ${formatCost(s.ratio)} against ${variants[0]!.label} (mean of the rounds' ratios ± standard error)` : '';
+    console.log(`${s.label.padEnd(16)} ${s.cpuUs.toFixed(0)} µs per ceremony over all windows${against}; ${s.ceremoniesPerSecond.toFixed(0)}/s, RSS ${s.rssMiB.toFixed(0)} MiB`);
+    if (s.failures) process.exitCode = 1;
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
-}
-const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-const base = mean(perCeremony.get(variants[0]!.label)!);
-for (const { label } of variants) {
-  const m = mean(perCeremony.get(label)!);
-  console.log(`${label.padEnd(16)} mean ${m.toFixed(0)} µs per ceremony, ${(m / base).toFixed(3)}× ${variants[0]!.label}`);
 }

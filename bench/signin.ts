@@ -6,8 +6,9 @@
  *  1      the cold sign-in path on SQLite (a new signed-out browser per ceremony: GET /signin, options, verify;
  *         discoverable and email-first alternating), CPU per ceremony, p50/p99, RSS.
  *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
- *  5      the same sign-in with /metrics on and off, alternating twice: what recording costs; and the recorders'
- *         own CPU per ceremony, measured in this process.
+ *  5      the same sign-in with /metrics on and off, two servers kept running while the load moves between them in
+ *         short interleaved windows (bench/interleaved.ts): what recording costs, ± its standard error; and the
+ *         recorders' own CPU per ceremony, measured in this process.
  *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
  *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again, the challenges in Redis
  *         instead of the flows table, and two instances behind HAProxy against one (bench/twoInstances.ts).
@@ -19,13 +20,14 @@
  * BENCH_CONCURRENCY (16), BENCH_PATH (cold; warm loads /signin once per browser), BENCH_MILLION (1000000; 0
  * skips), BENCH_PG_URL (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_REDIS_URL
  * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server), BENCH_SIGNIN_ONLY (1: only
- * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two).
+ * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_METRICS_ROUNDS (8) and
+ * BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -39,6 +41,7 @@ import { measureRawVerify, measureRawVerifyCost } from './rawVerify.js';
 import { freePort, machineBusyMs, postgresCpuMs, redisCpuMs, ServerProcess, type Usage } from './serverProcess.js';
 import { printTokenFigures, runTokenBench, type TokenBenchResult } from './tokens.js';
 import { printBalancedRuns, runTwoInstances, type TwoInstancesResult } from './twoInstances.js';
+import { formatCost, runInterleaved, type VariantSummary } from './interleaved.js';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
@@ -54,6 +57,9 @@ const MILLION = Number(env.BENCH_MILLION ?? 1_000_000);
 /** Redis for the challenge-store comparison on PostgreSQL; "off" skips it. */
 const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SIGNIN_ONLY = env.BENCH_SIGNIN_ONLY === '1';
+/** Section 5: rounds of off and on windows, interleaved, and each window's length. */
+const METRICS_ROUNDS = Number(env.BENCH_METRICS_ROUNDS ?? 8);
+const METRICS_WINDOW_SECONDS = Number(env.BENCH_METRICS_WINDOW_SECONDS ?? 3);
 const PROFILE = process.argv.includes('--profile');
 const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
 
@@ -304,8 +310,7 @@ async function main(): Promise<void> {
     tokenResults.push({ database, result });
   };
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
-  const metricsOn: RunFigures[] = [];
-  const metricsOff: RunFigures[] = [];
+  let metricsCost: VariantSummary[] | undefined;
   let million: RunFigures | undefined;
   try {
     const url = `sqlite:${join(dir, 'bench.db')}`;
@@ -315,18 +320,27 @@ async function main(): Promise<void> {
     results.push(r);
 
     if (!SIGNIN_ONLY) {
-      // On and off alternate (on, off, on, off after the off window above): the machine drifts between windows by more
-      // than the 2 % looked for, so the cost is read from the means of two on and three off windows.
-      for (const round of [1, 2]) {
-        console.log(`\n5${round === 1 ? '' : 'c'}. The same with /metrics on (LATCHKEY_METRICS_PORT), to see what recording costs`);
-        const on = await benchDatabase('sqlite+metrics', url, users, origin, sqlitePort, { env: { LATCHKEY_METRICS_PORT: '0' } });
-        printRun(on, rawVerifyAfterWindow(on, rawVerify), floorUs);
-        metricsOn.push(on);
-        console.log(`\n5${round === 1 ? 'b' : 'd'}. /metrics off again`);
-        const off = await benchDatabase('sqlite', url, users, origin, sqlitePort);
-        printRun(off, rawVerifyAfterWindow(off, rawVerify), floorUs);
-        metricsOff.push(off);
-      }
+      // Off and on, each a server of its own kept running while the load moves between them in short windows whose
+      // order turns round each round (bench/interleaved.ts): the machine drifts between long windows by more than
+      // the 2 % looked for, and a restarted server's JIT state differs from run to run.
+      console.log(`\n5. The same with /metrics on (LATCHKEY_METRICS_PORT) and off, ${METRICS_ROUNDS} rounds of ${METRICS_WINDOW_SECONDS} s windows interleaved, to see what recording costs`);
+      for (const name of ['metrics-off', 'metrics-on']) copyFileSync(join(dir, 'bench.db'), join(dir, `${name}.db`));
+      metricsCost = await runInterleaved({
+        variants: [
+          { label: 'off', databaseUrl: `sqlite:${join(dir, 'metrics-off.db')}` },
+          { label: 'on', databaseUrl: `sqlite:${join(dir, 'metrics-on.db')}`, env: { LATCHKEY_METRICS_PORT: '0' } },
+        ],
+        users,
+        origin,
+        concurrency: CONCURRENCY,
+        rounds: METRICS_ROUNDS,
+        windowMs: METRICS_WINDOW_SECONDS * 1000,
+        settleMs: 500,
+        warmupMs: WARMUP_SECONDS * 1000,
+        onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(4)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony, ${w.ceremoniesPerSecond.toFixed(0)}/s${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
+      });
+      const on = metricsCost[1]!;
+      console.log(`  metrics on: ${formatCost(on.ratio!)} CPU per ceremony (mean of ${METRICS_ROUNDS} rounds' on/off ratios ± standard error); ${metricsCost[0]!.cpuUs.toFixed(0)} µs off, ${on.cpuUs.toFixed(0)} µs on over all windows`);
 
       if (MILLION > USERS) {
         const millionUrl = `sqlite:${join(dir, 'million.db')}`;
@@ -373,8 +387,8 @@ async function main(): Promise<void> {
     }
   }
 
-  printSummary({ results, metricsOn, metricsOff, recordingUs: measureRecordingCost(), million, redisRun, balanced, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
-  if ([...results, ...metricsOn, ...metricsOff, million, redisRun].some((r) => r?.failures.size)) process.exitCode = 1;
+  printSummary({ results, metricsCost, recordingUs: measureRecordingCost(), million, redisRun, balanced, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
+  if ([...results, million, redisRun].some((r) => r?.failures.size) || metricsCost?.some((v) => v.failures)) process.exitCode = 1;
 }
 
 /**
@@ -402,8 +416,8 @@ function perCeremonyUs(r: RunFigures, withDatabase = false): number {
 /** Every goal of the run in one table, each beside its floor or reference measured in the same run. */
 function printSummary(s: {
   results: RunFigures[];
-  metricsOn: RunFigures[];
-  metricsOff: RunFigures[];
+  /** Metrics off and on, interleaved (bench/interleaved.ts). */
+  metricsCost?: VariantSummary[];
   /** What the recorders one ceremony calls cost in this process (measureRecordingCost). */
   recordingUs: number;
   million?: RunFigures;
@@ -425,13 +439,10 @@ function printSummary(s: {
     line('   ceremonies/s, p50 / p99', `${sqlite.ceremoniesPerSecond.toFixed(0)}/s, ${sqlite.p50.toFixed(1)} / ${sqlite.p99.toFixed(1)} ms at c${CONCURRENCY}`, 'goal p99 < 25 ms');
     line('2. server RSS after the run', `${sqlite.rssMiB.toFixed(0)} MiB with ${USERS.toLocaleString('en')} users`, 'goal < 200 MB');
     if (s.million) line(`   with ${MILLION.toLocaleString('en')} accounts`, `${s.million.rssMiB.toFixed(0)} MiB (${(s.million.rssMiB - sqlite.rssMiB >= 0 ? '+' : '') + (s.million.rssMiB - sqlite.rssMiB).toFixed(0)} MiB)`, 'goal: flat');
-    if (s.metricsOn.length) {
-      const mean = (runs: RunFigures[]) => runs.reduce((sum, r) => sum + perCeremonyUs(r), 0) / runs.length;
-      const on = mean(s.metricsOn);
-      const off = mean([sqlite, ...s.metricsOff]);
-      const cost = on / off - 1;
-      line('5. /metrics on: CPU per ceremony', `${on.toFixed(0)} µs (${cost >= 0 ? '+' : ''}${(cost * 100).toFixed(1)} % against off: ${off.toFixed(0)} µs)`, `goal < 2 %; means of ${s.metricsOn.length} on and ${s.metricsOff.length + 1} off windows`);
-      line('   the recorders alone, in process', `${s.recordingUs.toFixed(2)} µs per ceremony (${((s.recordingUs / off) * 100).toFixed(2)} %)`, '3 requests, 1 ceremony, ¼ commit');
+    if (s.metricsCost) {
+      const [off, on] = s.metricsCost as [VariantSummary, VariantSummary];
+      line('5. /metrics on: CPU per ceremony', `${formatCost(on.ratio!)} (${on.cpuUs.toFixed(0)} µs against ${off.cpuUs.toFixed(0)} off)`, `goal < 2 %; ${METRICS_ROUNDS} interleaved rounds, mean ± standard error`);
+      line('   the recorders alone, in process', `${s.recordingUs.toFixed(2)} µs per ceremony (${((s.recordingUs / off.cpuUs) * 100).toFixed(2)} %)`, '3 requests, 1 ceremony, ¼ commit');
     }
   }
   if (postgres && sqlite) {

@@ -206,6 +206,35 @@ class ScrapedMetric {
   }
 }
 
+type DefaultMetric = (registry: Registry, config: { prefix: string; eventLoopMonitoringPrecision: number }) => void;
+
+/**
+ * prom-client's default metrics (its `collectDefaultMetrics` list) but `gc`: that one observes every garbage
+ * collection through a PerformanceObserver, the one default metric that costs something on every request rather than
+ * on scrape (the largest metrics item in a CPU profile of the sign-in path). Long collections still show in the
+ * event-loop delay. Each module is prom-client's own, loaded by its path in the package (metrics.test.ts checks that
+ * they are all there, so an upgrade that moves one fails a test, not a scrape).
+ */
+export const DEFAULT_METRICS_BUT_GC = [
+  'processCpuTotal',
+  'processStartTime',
+  'osMemoryHeap',
+  'processOpenFileDescriptors',
+  'processMaxFileDescriptors',
+  'eventLoopLag',
+  'processResources',
+  'processHandles',
+  'processRequests',
+  'heapSizeAndUsed',
+  'heapSpacesSizeAndUsed',
+  'version',
+] as const;
+
+function defaultMetricsButGc(): DefaultMetric[] {
+  const load = createRequire(import.meta.url);
+  return DEFAULT_METRICS_BUT_GC.map((name) => load(`prom-client/lib/metrics/${name}`) as DefaultMetric);
+}
+
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 
 /** A gauge read on scrape gives up after this long (Prometheus's default scrape timeout is 10 s). */
@@ -232,8 +261,9 @@ export class PrometheusMetrics implements Metrics {
   private readonly commits = this.scraped('latchkey_db_commit_duration_seconds', 'Time the database takes to COMMIT a transaction (SQLite: one per group commit of several sign-ins; PostgreSQL: the round trip).', 'histogram', [], COMMIT_BUCKETS);
 
   constructor() {
-    // Process CPU, memory, handles, GC, and the event-loop delay (latchkey_nodejs_eventloop_lag_*), read on scrape.
-    promClient().collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
+    // prom-client's default metrics but its GC histogram: process CPU, memory, handles, heap spaces and the event-loop
+    // delay (latchkey_nodejs_eventloop_lag_*), read on scrape.
+    for (const collect of defaultMetricsButGc()) collect(this.registry, { prefix: 'latchkey_', eventLoopMonitoringPrecision: 10 });
   }
 
   private scraped(name: string, help: string, type: 'counter' | 'histogram', labelNames: string[], buckets?: number[]): ScrapedMetric {
