@@ -1,5 +1,5 @@
 /**
- * Serves the browser bundle and stylesheet. The bundle is built with esbuild
+ * Serves the browser bundle, the stylesheet and the icon. The bundle is built with esbuild
  * in memory when the server starts (about 100 ms), so there is no build step
  * to forget and no stale file to serve.
  */
@@ -31,10 +31,12 @@ export const assetsPlugin = fp(
   async (app: FastifyInstance) => {
     const js = await buildBrowserBundle();
     const css = readFileSync(webDir + 'app.css', 'utf8');
+    const favicon = readFileSync(webDir + 'favicon.svg', 'utf8');
     const etag = (s: string) => `"${createHash('sha256').update(s).digest('base64url').slice(0, 16)}"`;
     const assets = {
       'app.js': { body: js, type: 'text/javascript; charset=utf-8', etag: etag(js) },
       'app.css': { body: css, type: 'text/css; charset=utf-8', etag: etag(css) },
+      'favicon.svg': { body: favicon, type: 'image/svg+xml', etag: etag(favicon) },
     };
     for (const [name, asset] of Object.entries(assets)) {
       app.get(`/assets/${name}`, async (request, reply) => {
@@ -43,6 +45,9 @@ export const assetsPlugin = fp(
         return asset.body;
       });
     }
+    // Pages link /assets/favicon.svg; a browser or crawler that asks for the old default path gets no icon rather than
+    // a 404 in its console and the error log.
+    app.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').status(204).send());
   },
   { name: 'assets' },
 );

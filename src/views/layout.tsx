@@ -23,6 +23,7 @@ export function Layout(props: PageContext & { children: ComponentChildren; data?
         {/* A page that follows work in progress (a bulk import) reloads itself: no script, so the strict CSP holds. */}
         {props.refreshSeconds ? <meta http-equiv="refresh" content={String(props.refreshSeconds)} /> : null}
         <title>{`${props.title} – ${props.rpName}`}</title>
+        <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml" />
         <link rel="stylesheet" href="/assets/app.css" />
         <script src="/assets/app.js" defer></script>
       </head>
