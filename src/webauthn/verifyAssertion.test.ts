@@ -487,4 +487,18 @@ describe('signatures checked on the event loop (LATCHKEY_SIGNATURE_WORKERS=0)', 
     expect(workers.running).toBe(1);
     expect(workers.keysOnEventLoop).toBe(0);
   });
+
+  it('with no key cache (LATCHKEY_PASSKEY_KEY_CACHE=0), import every key for its one check and keep none', async () => {
+    const keys = [await enrol(-7), await enrol(-8), await enrol(-257)];
+    const signatures = new SignatureWorkerPool(0, 0);
+    for (let round = 0; round < 2; round++) {
+      for (const [i, own] of keys.entries()) {
+        const other = keys[(i + 1) % keys.length]!;
+        const response = signedAssertion(own);
+        expect(await verifyAssertion({ ...inputFor(own, response), signatures })).toMatchObject({ ok: true });
+        expect(await verifyAssertion({ ...inputFor(other, { ...response, id: other.credentialId, rawId: other.credentialId }), signatures })).toMatchObject({ ok: false, signatureValid: false });
+        expect(signatures.keysOnEventLoop).toBe(0);
+      }
+    }
+  });
 });
