@@ -19,6 +19,7 @@ import { failureReason, FAILURE_REASONS, NO_METRICS, PrometheusMetrics } from '.
 import { createServer } from 'node:net';
 import { loadConfig, unsafeSettings } from '../config/index.js';
 import { runCli } from '../main.js';
+import { startSmtpSink } from '../../test/support/smtpSink.js';
 
 const METRICS_ON = { LATCHKEY_METRICS_PORT: '0' };
 
@@ -185,6 +186,23 @@ describe('metrics', () => {
     expect(sample(text, 'latchkey_enrolments_total{event="expired",method="code"}')).toBe(1);
     expect(sample(text, 'latchkey_ceremonies_total{flow="enrolment",method="passkey",outcome="success"}')).toBe(1);
     expect(sample(text, 'latchkey_ceremonies_total{flow="enrolment",method="passkey",outcome="user_verification"}')).toBe(1);
+  });
+
+  it('count the enrolment emails a bulk import sends through the server', async () => {
+    const sink = await startSmtpSink();
+    try {
+      t = await createTestApp({ ...METRICS_ON, LATCHKEY_SMTP_URL: sink.url });
+      const { token } = await createApiToken(t.app.latchkey.store, { name: 'HR feed', role: 'ra_agent_advanced', days: 30, createdBy: null }, Date.now());
+      const csv = 'name,email\nEdith Cavell,edith.metrics@example.org\nMary Seacole,mary.metrics@example.org\n';
+      const res = await t.app.inject({ method: 'POST', url: '/api/v1/users/import?sendEnrolmentEmail=true', payload: csv, headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' } });
+      expect(res.json()).toMatchObject({ written: true, created: 2, mailed: 2 });
+      const text = await scrape(t);
+      expect(sample(text, 'latchkey_enrolments_total{event="issued",method="email"}')).toBe(2);
+    } finally {
+      await t?.close();
+      t = undefined;
+      await sink.close();
+    }
   });
 
   it('count password and code sign-ins and their failures', async () => {

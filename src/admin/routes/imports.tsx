@@ -126,7 +126,7 @@ export async function consoleImportsRoutes(app: FastifyInstance) {
       const client = requestContext(request);
       const actor = { userId: agent.user.id, ip: client.ip, userAgent: client.userAgent };
       // In the background: the agent follows it on the progress page, which reads the job's row.
-      const run = runImportJob({ store, config, secret, mailer, now, log: app.log }, job.id, actor).finally(() => running.delete(run));
+      const run = runImportJob({ store, config, secret, mailer, now, log: app.log, metrics: app.latchkey.metrics }, job.id, actor).finally(() => running.delete(run));
       running.add(run);
     }
     return reply.redirect(`/admin/imports/${job.id}`, 303);

@@ -70,7 +70,7 @@ export async function apiImportsRoutes(app: FastifyInstance) {
       const enrolmentEmail = q.sendEnrolmentEmail === 'true' ? { template: await findEnrolmentTemplate(store, q.templateId), lifetimeSeconds: config.inviteSeconds } : undefined;
       const ctx = requestContext(request);
       try {
-        return await importUsers({ store, config, secret, now, mailer }, request.body, {
+        return await importUsers({ store, config, secret, now, mailer, metrics: app.latchkey.metrics }, request.body, {
           fileName: q.fileName ?? 'api.csv',
           skipInvalid: q.skipInvalid === 'true',
           dryRun: q.dryRun === 'true',

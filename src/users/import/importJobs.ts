@@ -23,6 +23,7 @@ import {
   type SkippedLine,
 } from './importUsers.js';
 import { readUserCsv } from './readUserCsv.js';
+import type { Metrics } from '../../metrics/metrics.js';
 
 /** What the agent chose with the file. */
 export interface ImportJobOptions {
@@ -48,6 +49,7 @@ export interface ImportJobDeps {
   mailer: Mailer;
   now: () => number;
   log: { error(obj: object, msg: string): void };
+  metrics?: Metrics;
 }
 
 export function readJobReport(job: UserImport): StoredImportReport {

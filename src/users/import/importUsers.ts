@@ -19,6 +19,7 @@ import type { AuditRecord } from '../../db/persisters/audit.js';
 import type { EmailTemplate, NewUser, Role, User } from '../../db/schema.js';
 import type { Store } from '../../db/store.js';
 import type { Mailer } from '../../mail/mailer.js';
+import type { Metrics } from '../../metrics/metrics.js';
 import { issueEnrolmentEmail } from '../../flows/enrolment/enrolmentEmail.js';
 import { isRole, ROLES } from '../../admin/roles.js';
 import { checkNewUser } from '../addUser.js';
@@ -250,7 +251,8 @@ export interface EmailOptions {
 
 /** Send each new user an enrolment email, one after another; a failed mail is reported for its line (its link revoked). */
 export async function emailImportedUsers(
-  deps: { store: Store; config: Config; mailer: Mailer },
+  /** `metrics`: the server's (console and API imports), counting each link emailed; none from the CLI. */
+  deps: { store: Store; config: Config; mailer: Mailer; metrics?: Metrics },
   created: readonly CreatedUser[],
   options: EmailOptions,
 ): Promise<{ sent: number; failures: MailFailure[] }> {
@@ -271,6 +273,7 @@ export async function emailImportedUsers(
         userAgent: actor.userAgent,
         detail: { flowId: issued.flowId, templateId: options.template.id, via: 'import', importId: options.importId },
       });
+      deps.metrics?.enrolment('issued', 'email');
       sent++;
     } catch (err) {
       failures.push({ line, email: user.email, message: err instanceof Error ? err.message : String(err) });
@@ -320,6 +323,8 @@ export interface ImportDeps {
   secret: string;
   now: () => number;
   mailer?: Mailer;
+  /** The server's metrics (an import through the API); the CLI has none to count in. */
+  metrics?: Metrics;
 }
 
 /** The summary record every import that wrote or was refused leaves (dry runs leave none). */
@@ -369,7 +374,7 @@ export async function importUsers(deps: ImportDeps, text: string, options: Impor
   report.skipped = [...plan.skipped, ...skipped].sort((a, b) => a.line - b.line);
   if (options.enrolmentEmail && created.length) {
     if (!deps.mailer) throw new Error('importUsers: enrolment emails need a mailer');
-    const mailed = await emailImportedUsers({ store, config, mailer: deps.mailer }, created, {
+    const mailed = await emailImportedUsers({ store, config, mailer: deps.mailer, metrics: deps.metrics }, created, {
       ...options.enrolmentEmail,
       issuedBy: options.actor.userId,
       actor: options.actor,
