@@ -51,5 +51,8 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
  * both), and the benchmarks' server too. V8 grows its young generation to two 16 MiB semi-spaces under load, 32 MiB
  * that stays resident; the server's requests allocate little that lives past one, so 4 MiB semi-spaces keep 24 MiB
  * off RSS and measured no slower (BENCHMARKS.md, server memory). Flags must be given at start: V8 sizes the heap once.
+ * `--v8-pool-size=2`: V8's helper threads (parallel and concurrent GC, background compiles) are 2, not Node's 4: each
+ * keeps a glibc malloc arena whose freed memory stays resident, 3–7 MiB for the two fewer; the server's JavaScript
+ * runs on one thread, and a GC of its ~60 MiB heap has no use for more helpers.
  */
-export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2'];
