@@ -8,6 +8,8 @@
  * path's cost (LATCHKEY_SIGNATURE_WORKERS, LATCHKEY_METRICS_PORT, …): what a change buys, measured in one run.
  *
  * Example: npm run bench:compare -- workers inline:LATCHKEY_SIGNATURE_WORKERS=0
+ * A variant's BENCH_NODE_ARGS are Node.js or V8 flags for its server (space-separated; V8's are refused in NODE_OPTIONS),
+ * e.g. `grow20:BENCH_NODE_ARGS=--heap-growing-percent=20`.
  * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (3 per window), BENCH_ROUNDS (8),
  * BENCH_CONCURRENCY (16), BENCH_WARMUP_SECONDS (2).
  */

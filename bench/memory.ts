@@ -46,6 +46,7 @@ function print(label: string, m: MemoryBreakdown): void {
   console.log(`\n${label}: RSS ${MiB(m.rssBeforeGc)} (${MiB(m.usage.rss)} after a full GC)`);
   console.log(`  memoryUsage      heapUsed ${MiB(m.usage.heapUsed)}  heapTotal ${MiB(m.usage.heapTotal)}  external ${MiB(m.usage.external)}  arrayBuffers ${MiB(m.usage.arrayBuffers)}`);
   console.log(`  V8 spaces        ${m.spaces.filter((s) => s.committed > 0).map((s) => `${s.name} ${(s.committed / 2 ** 20).toFixed(1)}/${(s.used / 2 ** 20).toFixed(1)}`).join(', ')} (MiB committed/used)`);
+  console.log(`  before the GC    heapTotal ${MiB(m.heapTotalBeforeGc)}; ${m.mappingsBeforeGc.slice(0, 5).map((row) => `${row.name} ${MiB(row.rss).trim()}`).join(', ')}`);
   console.log(`  threads          ${Object.entries(m.threads).map(([n, c]) => (c > 1 ? `${n} ×${c}` : n)).join(', ')}`);
   console.log('  resident by mapping');
   for (const row of m.mappings.slice(0, 14)) console.log(`    ${MiB(row.rss)}  ${row.name} (${row.count})`);

@@ -18,6 +18,9 @@ export interface MemoryBreakdown {
   usage: NodeJS.MemoryUsage;
   /** RSS before the GC, bytes. */
   rssBeforeGc: number;
+  /** Before the GC: the main heap's committed size (process.memoryUsage().heapTotal) and resident bytes by mapping. */
+  heapTotalBeforeGc: number;
+  mappingsBeforeGc: { name: string; rss: number; count: number }[];
   /** V8 heap spaces of the main isolate: committed (space_size) and live (space_used_size), bytes. */
   spaces: { name: string; committed: number; used: number }[];
   /** Resident bytes by mapping (Linux; empty elsewhere), largest first. */
@@ -38,6 +41,8 @@ function fullGc(): void {
 
 export async function memoryBreakdown(snapshotFile?: string): Promise<MemoryBreakdown> {
   const rssBeforeGc = process.memoryUsage.rss();
+  const heapTotalBeforeGc = process.memoryUsage().heapTotal;
+  const mappingsBeforeGc = residentByMapping();
   // Twice: the first run's finalizers (KeyObjects, Buffers) free native memory the second one sees gone.
   fullGc();
   await new Promise((resolve) => setImmediate(resolve));
@@ -46,6 +51,8 @@ export async function memoryBreakdown(snapshotFile?: string): Promise<MemoryBrea
   return {
     usage: process.memoryUsage(),
     rssBeforeGc,
+    heapTotalBeforeGc,
+    mappingsBeforeGc,
     spaces: v8.getHeapSpaceStatistics().map((s) => ({ name: s.space_name, committed: s.space_size, used: s.space_used_size })),
     mappings: residentByMapping(),
     threads: threadNames(),

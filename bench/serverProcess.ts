@@ -72,7 +72,8 @@ export class ServerProcess {
   static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
     const entry = await serverEntry();
     const child = fork(entry.file, [], {
-      execArgv: [...entry.execArgv, ...SERVER_NODE_FLAGS, ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
+      // BENCH_SERVER_FLAGS (the parent's) for every server; BENCH_NODE_ARGS in extraEnv for this one (a bench:compare variant).
+      execArgv: [...entry.execArgv, ...SERVER_NODE_FLAGS, ...`${process.env.BENCH_SERVER_FLAGS ?? ''} ${extraEnv.BENCH_NODE_ARGS ?? ''}`.split(' ').filter(Boolean)],
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -1,12 +1,14 @@
 /**
  * Serves the browser bundle, the stylesheet and the icon. The bundle is built with esbuild
  * in memory when the server starts (about 100 ms), so there is no build step
- * to forget and no stale file to serve.
+ * to forget and no stale file to serve. esbuild's service (a child process of
+ * its own, ~16 MiB resident) is stopped once the bundle is made: nothing else
+ * in a running server builds, and a later build would start it again.
  */
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -23,7 +25,9 @@ export function buildBrowserBundle(): Promise<string> {
     target: ['es2020'],
     minify: true,
     legalComments: 'none',
-  }).then((r) => r.outputFiles[0]!.text);
+  })
+    .then((r) => r.outputFiles[0]!.text)
+    .finally(() => stop());
   return cachedBundle;
 }
 
