@@ -129,9 +129,10 @@ const definePgClient = (pgModule: typeof pg) => class PgClient extends pgModule.
 
   /**
    * Hold this turn of the event loop's statements in the socket's buffer and send them in one write: the deferred
-   * ones and the statement that follows them (Kysely issues it a few promise hops later, in the same turn).
+   * ones and the statement that follows them (Kysely issues it a few promise hops later, in the same turn), or on
+   * the shared connection every request's statements of this turn (src/db/sharedConnection.ts).
    */
-  private corkUntilNextTurn(): void {
+  corkUntilNextTurn(): void {
     if (this.corked) return;
     const stream = (this as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
     stream.cork();
