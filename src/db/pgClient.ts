@@ -16,7 +16,8 @@
  *   transaction, so the commit rolls it back).
  *
  * The connection runs in pg's pipeline mode, which lets a statement be sent before the previous one's answer is
- * back; each statement still has its own Sync, so outside a transaction each one commits on its own as before.
+ * back; each statement still has its own Sync, so outside a transaction each one commits on its own as before. That
+ * is also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
  */
 import { createRequire } from 'node:module';
 import type pg from 'pg';
