@@ -15,7 +15,7 @@ import { type Dialect, migrateToLatest } from './migrations.js';
 import { registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
 import { pgClientClass } from './pgClient.js';
-import { withSharedConnection } from './sharedConnection.js';
+import { withSharedConnection, type SharedConnectionOptions } from './sharedConnection.js';
 
 /**
  * pg, loaded when a PostgreSQL database is first opened: a server on SQLite never holds its code (about 2.5 MiB of
@@ -52,9 +52,9 @@ export interface OpenOptions {
   plainPostgresClient?: boolean;
   /**
    * PostgreSQL only: the hot autocommit statements of concurrent requests pipelined on one shared connection
-   * (src/db/sharedConnection.ts; default on). Needs PgClient and a pool of at least two.
+   * (src/db/sharedConnection.ts; default on, with its default options). Needs PgClient and a pool of at least two.
    */
-  sharedConnection?: boolean;
+  sharedConnection?: boolean | SharedConnectionOptions;
   /**
    * PostgreSQL only: the schema(s) to use, comma-separated, set per connection
    * as `search_path`. Tests use it to give each suite a schema of its own.
@@ -105,9 +105,10 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     pool = new pgModule.Pool({ connectionString, max: poolSize, Client: options.plainPostgresClient ? pgModule.Client : pgClientClass() });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
-    const sharing = (options.sharedConnection ?? true) && !options.plainPostgresClient && poolSize >= 2;
+    const sharing = options.sharedConnection ?? true;
     const postgres = new PostgresDialect({ pool });
-    kysely = new Kysely<Database>({ dialect: withTimedCommits(sharing ? withSharedConnection(postgres, pool) : postgres, commitListeners) });
+    const shared = sharing && !options.plainPostgresClient && poolSize >= 2 ? withSharedConnection(postgres, pool, sharing === true ? {} : sharing) : postgres;
+    kysely = new Kysely<Database>({ dialect: withTimedCommits(shared, commitListeners) });
     dialect = 'postgres';
   }
   return {

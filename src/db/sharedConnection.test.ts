@@ -2,7 +2,7 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason, testPostgresUrl } from '../../test/support/databases.js';
-import { postgresConnectionString, type Db } from './connect.js';
+import { openDatabase, postgresConnectionString, type Db } from './connect.js';
 import { PreparedQuery } from './preparedQuery.js';
 import { sharedStatements } from './sharedConnection.js';
 import { createStore, type Store } from './store.js';
@@ -14,6 +14,7 @@ const T0 = 1_700_000_000_000;
 // Hot queries of the tests' own, prepared like the persisters' (so they share): which backend answers, and one that
 // takes a while (the one a killed backend is running).
 const backendPid = new PreparedQuery<object, { pid: number }>((db) => db.selectNoFrom(sql<number>`pg_backend_pid()`.as('pid')));
+const touchUser = new PreparedQuery<{ id: string; at: number }, never>((db, p) => db.updateTable('users').set({ updated_at: p.at }).where('id', '=', p.id));
 const sleepThenPid = new PreparedQuery<{ seconds: number }, { pid: number }>((db, p) =>
   db.selectNoFrom(sql<number>`case when pg_sleep(${p.seconds}) is null then pg_backend_pid() end`.as('pid')),
 );
@@ -118,6 +119,34 @@ describe.skipIf(target.skipReason !== undefined)('the shared connection (Postgre
     // The broken connection left the pool: one shared connection in use again, none waiting.
     expect(db.pool!.totalCount - db.pool!.idleCount).toBe(1);
     expect(db.pool!.waitingCount).toBe(0);
+  });
+
+  it('fails a statement that waits for a row lock past lockTimeoutMs; the statements behind it go on', async () => {
+    await store.users.insert(newUser('u-lock') as never);
+    const url = (db.pool!.options as { connectionString: string }).connectionString;
+    const other = openDatabase(url, { poolSize: 3, sharedConnection: { lockTimeoutMs: 200 } });
+    try {
+      let locked!: () => void;
+      const holding = new Promise<void>((resolve) => (locked = resolve));
+      let finish!: () => void;
+      const finished = new Promise<void>((resolve) => (finish = resolve));
+      const transaction = other.kysely.transaction().execute(async (trx) => {
+        await touchUser.execute(trx, { id: 'u-lock', at: 1 });
+        locked();
+        await finished;
+      });
+      await holding;
+      // On the shared connection: the update waits for the transaction's row lock, the read is pipelined behind it.
+      const waiting = Promise.allSettled([touchUser.execute(other.kysely, { id: 'u-lock', at: 2 }), pid(other)]);
+      const [update, read] = await waiting;
+      expect(update.status).toBe('rejected');
+      expect((update as PromiseRejectedResult).reason).toMatchObject({ code: '55P03' });
+      expect(read.status).toBe('fulfilled');
+      finish();
+      await transaction;
+    } finally {
+      await other.close();
+    }
   });
 
   it('opens a new shared connection when the idle one is killed', async () => {

@@ -20,6 +20,11 @@
  *   never holds up the sign-ins queued behind it; so does a hot one when `maxPending` statements are already
  *   waiting on the shared connection (one backend runs them one after another; past that, spread them).
  *
+ * A statement on the shared connection waits at most `lockTimeoutMs` (5 s) for a row lock, then fails: the statements
+ * pipelined behind it wait as long, and a transaction holding that lock while it awaits one of them would otherwise
+ * wait for ever (a deadlock PostgreSQL cannot see). The hot statements touch rows only their own request uses, so
+ * this bounds an accident, not a normal wait.
+ *
  * A shared connection that breaks (its backend killed, the socket closed) is given back to the pool as broken (the
  * pool ends it); pg rejects every statement waiting on it, so its callers get an error, never a hang, and the next
  * statement opens a new one. The pool's figures stay the connections' (`latchkey_db_pool_*`): the shared one is a
@@ -32,6 +37,12 @@ import { statementName } from './pgClient.js';
 export interface SharedConnectionOptions {
   /** Statements waiting on the shared connection beyond which the next hot one takes a pooled connection (32). */
   maxPending?: number;
+  /**
+   * How long a statement on the shared connection may wait for a row lock before it fails (PostgreSQL's
+   * lock_timeout, 5,000 ms): the statements pipelined behind it wait as long, and a transaction that holds the lock
+   * while it awaits one of them would otherwise never end.
+   */
+  lockTimeoutMs?: number;
 }
 
 /** Statements sent on the shared connection so far in this process (the benchmarks report it). */
@@ -45,7 +56,7 @@ export function withSharedConnection(dialect: Dialect, pool: pg.Pool, options: S
     createAdapter: () => dialect.createAdapter(),
     createIntrospector: (db) => dialect.createIntrospector(db),
     createQueryCompiler: () => dialect.createQueryCompiler(),
-    createDriver: () => new SharingDriver(dialect.createDriver(), new SharedConnection(pool, options.maxPending ?? 32)),
+    createDriver: () => new SharingDriver(dialect.createDriver(), new SharedConnection(pool, options.maxPending ?? 32, options.lockTimeoutMs ?? 5_000)),
   };
 }
 
@@ -59,6 +70,7 @@ class SharedConnection {
   constructor(
     private readonly pool: pg.Pool,
     private readonly maxPending: number,
+    private readonly lockTimeoutMs: number,
   ) {}
 
   /** The statement's answer from the shared connection, or undefined when it must take a connection of its own. */
@@ -77,7 +89,8 @@ class SharedConnection {
     if (this.pending > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     const client = this.client ?? (await this.connecting?.catch(() => undefined));
     this.client = undefined;
-    client?.release();
+    // Ended, not pooled: its lock_timeout is its own.
+    client?.release(true);
   }
 
   private async send<R>(client: SharingClient, query: CompiledQuery): Promise<QueryResult<R>> {
@@ -95,10 +108,18 @@ class SharedConnection {
 
   private connect(): Promise<SharingClient> {
     this.connecting ??= this.pool.connect().then(
-      (client: SharingClient) => {
-        this.connecting = undefined;
+      async (client: SharingClient) => {
         // pg has already rejected every statement waiting on it when it reports the error.
         client.on('error', (error) => this.drop(client, error));
+        try {
+          // For this connection's life: it is never handed to anyone else (close() ends it with the pool).
+          await client.query(`set lock_timeout = ${Math.max(1, Math.round(this.lockTimeoutMs))}`);
+        } catch (error) {
+          this.connecting = undefined;
+          client.release(error instanceof Error ? error : new Error(String(error)));
+          throw error;
+        }
+        this.connecting = undefined;
         this.client = client;
         return client;
       },
