@@ -7,6 +7,8 @@
  * this process's CPU (Latchkey's side: Kysely, pg, the event loop's socket work) and PostgreSQL's.
  *
  * `npm run bench:pg-path` (BENCH_PG_URL, BENCH_SECONDS, BENCH_ROUNDS (2), BENCH_CONCURRENCY (16), BENCH_POOL: connections (10),
+ * BENCH_PG_CLIENTS: the windows of a round (plain,pgclient,shared: pg's client, PgClient, PgClient with the shared
+ * connection of src/db/sharedConnection.ts),
  * BENCH_PG_OPTIONS: server settings for the connections, e.g. " -c synchronous_commit=off").
  */
 import { randomBytes } from 'node:crypto';
@@ -14,6 +16,7 @@ import { userInfo } from 'node:os';
 import pg from 'pg';
 import { openDatabase } from '../src/db/connect.js';
 import { deferredStatements } from '../src/db/pgClient.js';
+import { sharedStatements } from '../src/db/sharedConnection.js';
 import { createStore } from '../src/db/store.js';
 import { insertUsers, makeUsers } from './seed.js';
 import { postgresCpuMs } from './serverProcess.js';
@@ -24,6 +27,8 @@ const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
 const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
 const POOL = Number(env.BENCH_POOL ?? 10);
 const SCHEMA = 'latchkey_bench_path';
+/** The windows of each round: pg's own client, PgClient from the pool, PgClient with the shared connection (src/db/sharedConnection.ts). */
+const CLIENTS = (env.BENCH_PG_CLIENTS ?? 'plain,pgclient,shared').split(',') as Client[];
 
 let statements = 0;
 const query = pg.Client.prototype.query;
@@ -32,8 +37,11 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   return (query as (...a: unknown[]) => unknown).apply(this, args);
 } as typeof query;
 
-async function window(url: string, plain: boolean, rows: Awaited<ReturnType<typeof makeUsers>>['rows']) {
-  const db = openDatabase(url, { plainPostgresClient: plain, poolSize: POOL });
+type Client = 'plain' | 'pgclient' | 'shared';
+
+async function window(url: string, client: Client, rows: Awaited<ReturnType<typeof makeUsers>>['rows']) {
+  const plain = client === 'plain';
+  const db = openDatabase(url, { plainPostgresClient: plain, poolSize: POOL, sharedConnection: client === 'shared' });
   const store = createStore(db);
   const counters = new Map<string, number>();
   let ceremonies = 0;
@@ -62,14 +70,14 @@ async function window(url: string, plain: boolean, rows: Awaited<ReturnType<type
   }
   const running = Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => caller(i)));
   await new Promise((r) => setTimeout(r, 1000)); // warm-up: connections opened, statements prepared
-  const c0 = ceremonies, s0 = statements, d0 = deferredStatements.count, cpu0 = process.cpuUsage(), pg0 = postgresCpuMs(), t0 = performance.now();
+  const c0 = ceremonies, s0 = statements, d0 = deferredStatements.count, sh0 = sharedStatements.count, cpu0 = process.cpuUsage(), pg0 = postgresCpuMs(), t0 = performance.now();
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const cpu = process.cpuUsage(cpu0), pgMs = postgresCpuMs() - pg0, seconds = (performance.now() - t0) / 1000;
-  const n = ceremonies - c0, sent = statements - s0, deferred = deferredStatements.count - d0;
+  const n = ceremonies - c0, sent = statements - s0, deferred = deferredStatements.count - d0, shared = sharedStatements.count - sh0;
   stop = true;
   await running;
   await db.close();
-  return { n, perSecond: n / seconds, statements: sent / n, roundTrips: (sent - deferred) / n, latchkeyUs: ((cpu.user + cpu.system) / 1000 / n) * 1000, postgresUs: (pgMs / n) * 1000 };
+  return { n, perSecond: n / seconds, statements: sent / n, roundTrips: (sent - deferred) / n, shared: shared / n, latchkeyUs: ((cpu.user + cpu.system) / 1000 / n) * 1000, postgresUs: (pgMs / n) * 1000 };
 }
 
 const base = new URL(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
@@ -88,10 +96,10 @@ try {
   await seedDb.close();
   console.log(`the database side of a sign-in on PostgreSQL, ${CONCURRENCY} callers, pool of ${POOL}, ${SECONDS} s windows (µs per ceremony)`);
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const plain of [true, false]) {
-      const r = await window(url, plain, rows);
+    for (const client of CLIENTS) {
+      const r = await window(url, client, rows);
       console.log(
-        `  ${(plain ? "pg's client" : 'PgClient').padEnd(12)} ${r.perSecond.toFixed(0).padStart(5)}/s  statements ${r.statements.toFixed(2)}  round trips ${r.roundTrips.toFixed(2)}  Latchkey ${r.latchkeyUs.toFixed(0).padStart(4)} µs  PostgreSQL ${r.postgresUs.toFixed(0).padStart(4)} µs  total ${(r.latchkeyUs + r.postgresUs).toFixed(0).padStart(4)} µs`,
+        `  ${{ plain: "pg's client", pgclient: 'PgClient', shared: 'PgClient+shared' }[client].padEnd(15)} ${r.perSecond.toFixed(0).padStart(5)}/s  statements ${r.statements.toFixed(2)}  round trips ${r.roundTrips.toFixed(2)} (shared ${r.shared.toFixed(2)})  Latchkey ${r.latchkeyUs.toFixed(0).padStart(4)} µs  PostgreSQL ${r.postgresUs.toFixed(0).padStart(4)} µs  total ${(r.latchkeyUs + r.postgresUs).toFixed(0).padStart(4)} µs`,
       );
     }
   }

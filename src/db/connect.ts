@@ -15,6 +15,7 @@ import { type Dialect, migrateToLatest } from './migrations.js';
 import { registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
 import { pgClientClass } from './pgClient.js';
+import { withSharedConnection, type SharedConnectionOptions } from './sharedConnection.js';
 
 /**
  * pg, loaded when a PostgreSQL database is first opened: a server on SQLite never holds its code (about 2.5 MiB of
@@ -49,6 +50,11 @@ export interface OpenOptions {
    * instead of PgClient's named statements and deferred writes (src/db/pgClient.ts).
    */
   plainPostgresClient?: boolean;
+  /**
+   * PostgreSQL only: the hot autocommit statements of concurrent requests pipelined on one shared connection
+   * (src/db/sharedConnection.ts; default on, with its default options). Needs PgClient and a pool of at least two.
+   */
+  sharedConnection?: boolean | SharedConnectionOptions;
   /**
    * PostgreSQL only: the schema(s) to use, comma-separated, set per connection
    * as `search_path`. Tests use it to give each suite a schema of its own.
@@ -95,10 +101,14 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
   } else {
     const connectionString = postgresConnectionString(url, options.searchPath);
     const pgModule = loadPg();
-    pool = new pgModule.Pool({ connectionString, max: options.poolSize ?? 10, Client: options.plainPostgresClient ? pgModule.Client : pgClientClass() });
+    const poolSize = options.poolSize ?? 10;
+    pool = new pgModule.Pool({ connectionString, max: poolSize, Client: options.plainPostgresClient ? pgModule.Client : pgClientClass() });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
-    kysely = new Kysely<Database>({ dialect: withTimedCommits(new PostgresDialect({ pool }), commitListeners) });
+    const sharing = options.sharedConnection ?? true;
+    const postgres = new PostgresDialect({ pool });
+    const shared = sharing && !options.plainPostgresClient && poolSize >= 2 ? withSharedConnection(postgres, pool, sharing === true ? {} : sharing) : postgres;
+    kysely = new Kysely<Database>({ dialect: withTimedCommits(shared, commitListeners) });
     dialect = 'postgres';
   }
   return {

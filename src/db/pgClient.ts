@@ -16,7 +16,8 @@
  *   transaction, so the commit rolls it back).
  *
  * The connection runs in pg's pipeline mode, which lets a statement be sent before the previous one's answer is
- * back; each statement still has its own Sync, so outside a transaction each one commits on its own as before.
+ * back; each statement still has its own Sync, so outside a transaction each one commits on its own as before. That
+ * is also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
  */
 import { createRequire } from 'node:module';
 import type pg from 'pg';
@@ -129,9 +130,10 @@ const definePgClient = (pgModule: typeof pg) => class PgClient extends pgModule.
 
   /**
    * Hold this turn of the event loop's statements in the socket's buffer and send them in one write: the deferred
-   * ones and the statement that follows them (Kysely issues it a few promise hops later, in the same turn).
+   * ones and the statement that follows them (Kysely issues it a few promise hops later, in the same turn), or on
+   * the shared connection every request's statements of this turn (src/db/sharedConnection.ts).
    */
-  private corkUntilNextTurn(): void {
+  corkUntilNextTurn(): void {
     if (this.corked) return;
     const stream = (this as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
     stream.cork();

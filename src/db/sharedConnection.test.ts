@@ -1,0 +1,181 @@
+import pg from 'pg';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresTestDatabase, postgresUnavailableReason, testPostgresUrl } from '../../test/support/databases.js';
+import { openDatabase, postgresConnectionString, type Db } from './connect.js';
+import { PreparedQuery } from './preparedQuery.js';
+import { sharedStatements } from './sharedConnection.js';
+import { createStore, type Store } from './store.js';
+import type { NewUser } from './schema.js';
+
+const target = postgresTestDatabase(await postgresUnavailableReason());
+const T0 = 1_700_000_000_000;
+
+// Hot queries of the tests' own, prepared like the persisters' (so they share): which backend answers, and one that
+// takes a while (the one a killed backend is running).
+const backendPid = new PreparedQuery<object, { pid: number }>((db) => db.selectNoFrom(sql<number>`pg_backend_pid()`.as('pid')));
+const touchUser = new PreparedQuery<{ id: string; at: number }, never>((db, p) => db.updateTable('users').set({ updated_at: p.at }).where('id', '=', p.id));
+const sleepThenPid = new PreparedQuery<{ seconds: number }, { pid: number }>((db, p) =>
+  db.selectNoFrom(sql<number>`case when pg_sleep(${p.seconds}) is null then pg_backend_pid() end`.as('pid')),
+);
+
+function newUser(id: string): NewUser {
+  return { id, email: `${id}@example.org`, email_normalized: `${id}@example.org`, display_name: 'Ada', name_search: 'ada', status: 'enrolled', created_at: T0, updated_at: T0 };
+}
+
+function session(idHash: string, userId: string) {
+  return { id_hash: idHash, public_id: `p-${idHash}`, user_id: userId, created_at: T0, last_seen_at: T0, authenticated_at: T0, expires_at: T0 + 1000, aal: 1, ip: '127.0.0.1', user_agent: 'test', authenticator_id: null };
+}
+
+async function pid(db: Db): Promise<number> {
+  return (await backendPid.takeFirst(db.kysely, {}))!.pid;
+}
+
+describe.skipIf(target.skipReason !== undefined)('the shared connection (PostgreSQL)', () => {
+  let db: Db;
+  let store: Store;
+  beforeAll(async () => {
+    db = await target.open({ poolSize: 4 });
+    await db.migrate();
+    store = createStore(db);
+  });
+  afterAll(() => target.cleanup());
+
+  it('runs concurrent callers’ hot statements pipelined on one connection, held from the pool', async () => {
+    const before = sharedStatements.count;
+    const pids = await Promise.all(Array.from({ length: 12 }, () => pid(db)));
+    expect(new Set(pids).size).toBe(1);
+    expect(sharedStatements.count - before).toBe(12);
+    // Twelve statements at once took one connection; the pool counts it as in use.
+    expect(db.pool!.totalCount - db.pool!.idleCount).toBe(1);
+  });
+
+  it('fails only the statement that fails; the others in the same write commit', async () => {
+    await store.users.insert(newUser('u-shared') as never);
+    const first = await pid(db);
+    const results = await Promise.allSettled([
+      store.sessions.insert(session('h-ok-1', 'u-shared')),
+      // A session for a user that does not exist: the foreign key refuses it.
+      store.sessions.insert(session('h-bad', 'no-such-user')),
+      store.sessions.insert(session('h-ok-2', 'u-shared')),
+      store.sessions.findWithUser('h-ok-1'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '23503' });
+    // Pipelined behind the insert, the read saw it committed.
+    expect((results[3] as PromiseFulfilledResult<unknown>).value).toMatchObject({ user: { id: 'u-shared' } });
+    expect(await store.sessions.findWithUser('h-ok-2')).toBeDefined();
+    expect(await store.sessions.findWithUser('h-bad')).toBeUndefined();
+    // Still the same connection: a failed statement does not break it.
+    expect(await pid(db)).toBe(first);
+  });
+
+  it('gives a transaction a connection of its own, which the shared statements never enter', async () => {
+    await store.users.insert(newUser('u-tx') as never);
+    const shared = await pid(db);
+    let sawOutside: unknown = 'not read';
+    const failing = store.transaction(async (tx) => {
+      expect((await backendPid.takeFirst(tx.kysely, {}))!.pid).not.toBe(shared);
+      await tx.sessions.insert(session('h-tx', 'u-tx'));
+      // Read outside the transaction while it is open: the shared connection does not see its write.
+      sawOutside = await store.sessions.findWithUser('h-tx');
+      throw new Error('roll back');
+    });
+    await expect(failing).rejects.toThrow('roll back');
+    expect(sawOutside).toBeUndefined();
+    expect(await store.sessions.findWithUser('h-tx')).toBeUndefined();
+    expect(await pid(db)).toBe(shared);
+  });
+
+  it('runs ad hoc statements on a pooled connection, not on the shared one', async () => {
+    const shared = await pid(db);
+    const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db.kysely);
+    expect(rows[0]!.pid).not.toBe(shared);
+  });
+
+  it('rejects the statements on a killed backend and opens a new connection for the next', async () => {
+    const killed = await pid(db);
+    const sleeping = sleepThenPid.takeFirst(db.kysely, { seconds: 30 });
+    const queued = [pid(db), store.sessions.findWithUser('h-ok-1')];
+    const settling = Promise.allSettled([sleeping, ...queued]);
+    const admin = new pg.Client({ connectionString: postgresConnectionString(testPostgresUrl()) });
+    await admin.connect();
+    try {
+      // Wait until the backend is running the sleep, then end it.
+      for (;;) {
+        const { rows } = await admin.query<{ state: string; query: string }>('select state, query from pg_stat_activity where pid = $1', [killed]);
+        if (rows[0]?.state === 'active' && rows[0].query.includes('pg_sleep')) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await admin.query('select pg_terminate_backend($1)', [killed]);
+    } finally {
+      await admin.end();
+    }
+    const settled = await settling;
+    expect(settled.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    const next = await pid(db);
+    expect(next).not.toBe(killed);
+    expect(await store.sessions.findWithUser('h-ok-1')).toBeDefined();
+    // The broken connection left the pool: one shared connection in use again, none waiting.
+    expect(db.pool!.totalCount - db.pool!.idleCount).toBe(1);
+    expect(db.pool!.waitingCount).toBe(0);
+  });
+
+  it('fails a statement that waits for a row lock past lockTimeoutMs; the statements behind it go on', async () => {
+    await store.users.insert(newUser('u-lock') as never);
+    const url = (db.pool!.options as { connectionString: string }).connectionString;
+    const other = openDatabase(url, { poolSize: 3, sharedConnection: { lockTimeoutMs: 200 } });
+    try {
+      let locked!: () => void;
+      const holding = new Promise<void>((resolve) => (locked = resolve));
+      let finish!: () => void;
+      const finished = new Promise<void>((resolve) => (finish = resolve));
+      const transaction = other.kysely.transaction().execute(async (trx) => {
+        await touchUser.execute(trx, { id: 'u-lock', at: 1 });
+        locked();
+        await finished;
+      });
+      await holding;
+      // On the shared connection: the update waits for the transaction's row lock, the read is pipelined behind it.
+      const waiting = Promise.allSettled([touchUser.execute(other.kysely, { id: 'u-lock', at: 2 }), pid(other)]);
+      const [update, read] = await waiting;
+      expect(update.status).toBe('rejected');
+      expect((update as PromiseRejectedResult).reason).toMatchObject({ code: '55P03' });
+      expect(read.status).toBe('fulfilled');
+      finish();
+      await transaction;
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('opens a new shared connection when the idle one is killed', async () => {
+    const killed = await pid(db);
+    const admin = new pg.Client({ connectionString: postgresConnectionString(testPostgresUrl()) });
+    await admin.connect();
+    try {
+      await admin.query('select pg_terminate_backend($1)', [killed]);
+      // Until PostgreSQL has closed it.
+      while ((await admin.query('select 1 from pg_stat_activity where pid = $1', [killed])).rowCount) await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      await admin.end();
+    }
+    // The client may learn of it only when it next writes; either way the caller gets an answer or an error, and
+    // the statement after that one a new connection.
+    const first = await pid(db).catch(() => undefined);
+    const next = first ?? (await pid(db));
+    expect(next).not.toBe(killed);
+  });
+});
+
+describe.skipIf(target.skipReason !== undefined)('the shared connection with a pool of one (PostgreSQL)', () => {
+  afterAll(() => target.cleanup());
+
+  it('is not used: transactions would wait for the one connection for ever', async () => {
+    const db = await target.open({ poolSize: 1 });
+    const before = sharedStatements.count;
+    const [a, b] = await Promise.all([pid(db), db.kysely.transaction().execute((trx) => backendPid.takeFirst(trx, {}))]);
+    expect(a).toBe(b!.pid);
+    expect(sharedStatements.count).toBe(before);
+  });
+});
