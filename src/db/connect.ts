@@ -102,7 +102,10 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     const connectionString = postgresConnectionString(url, options.searchPath);
     const pgModule = loadPg();
     const poolSize = options.poolSize ?? 10;
-    pool = new pgModule.Pool({ connectionString, max: poolSize, Client: options.plainPostgresClient ? pgModule.Client : pgClientClass() });
+    // keepAlive: a connection whose network silently went away (a failover, a dropped NAT entry) is found within
+    // minutes rather than the kernel's retransmission limit, so statements waiting on it (the shared connection's
+    // pipeline) get their error instead of hanging.
+    pool = new pgModule.Pool({ connectionString, max: poolSize, keepAlive: true, Client: options.plainPostgresClient ? pgModule.Client : pgClientClass() });
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
     const sharing = options.sharedConnection ?? true;
