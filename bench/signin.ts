@@ -6,9 +6,9 @@
  *  1      the cold sign-in path on SQLite (a new signed-out browser per ceremony: GET /signin, options, verify;
  *         discoverable and email-first alternating), CPU per ceremony, p50/p99, RSS.
  *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
- *  5      the same sign-in with /metrics on and off, two servers kept running while the load moves between them in
- *         short interleaved windows (bench/interleaved.ts): what recording costs, ± its standard error; and the
- *         recorders' own CPU per ceremony, measured in this process.
+ *  5      the same sign-in with /metrics on and off (and a second off server, A/A), three servers kept running
+ *         while the load moves between them in short interleaved windows (bench/interleaved.ts): what recording
+ *         costs, ± its standard error; and the recorders' own CPU per ceremony, measured in this process.
  *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
  *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again, the challenges in Redis
  *         instead of the flows table, and two instances behind HAProxy against one (bench/twoInstances.ts).
@@ -324,10 +324,13 @@ async function main(): Promise<void> {
       // order turns round each round (bench/interleaved.ts): the machine drifts between long windows by more than
       // the 2 % looked for, and a restarted server's JIT state differs from run to run.
       console.log(`\n5. The same with /metrics on (LATCHKEY_METRICS_PORT) and off, ${METRICS_ROUNDS} rounds of ${METRICS_WINDOW_SECONDS} s windows interleaved, to see what recording costs`);
-      for (const name of ['metrics-off', 'metrics-on']) copyFileSync(join(dir, 'bench.db'), join(dir, `${name}.db`));
+      for (const name of ['metrics-off', 'metrics-off-again', 'metrics-on']) copyFileSync(join(dir, 'bench.db'), join(dir, `${name}.db`));
       metricsCost = await runInterleaved({
         variants: [
           { label: 'off', databaseUrl: `sqlite:${join(dir, 'metrics-off.db')}` },
+          // A second server with metrics off (A/A): how far two identical servers differ in this harness, the
+          // resolution against which the on/off figure is read.
+          { label: 'off again', databaseUrl: `sqlite:${join(dir, 'metrics-off-again.db')}` },
           { label: 'on', databaseUrl: `sqlite:${join(dir, 'metrics-on.db')}`, env: { LATCHKEY_METRICS_PORT: '0' } },
         ],
         users,
@@ -339,8 +342,8 @@ async function main(): Promise<void> {
         warmupMs: WARMUP_SECONDS * 1000,
         onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(4)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony, ${w.ceremoniesPerSecond.toFixed(0)}/s${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
       });
-      const on = metricsCost[1]!;
-      console.log(`  metrics on: ${formatCost(on.ratio!)} CPU per ceremony (mean of ${METRICS_ROUNDS} rounds' on/off ratios ± standard error); ${metricsCost[0]!.cpuUs.toFixed(0)} µs off, ${on.cpuUs.toFixed(0)} µs on over all windows`);
+      const on = metricsCost[2]!;
+      console.log(`  metrics on: ${formatCost(on.ratio!)} CPU per ceremony (mean of ${METRICS_ROUNDS} rounds' on/off ratios ± standard error); ${metricsCost[0]!.cpuUs.toFixed(0)} µs off, ${on.cpuUs.toFixed(0)} µs on over all windows; two servers both off (A/A): ${formatCost(metricsCost[1]!.ratio!)}`);
 
       if (MILLION > USERS) {
         const millionUrl = `sqlite:${join(dir, 'million.db')}`;
@@ -440,8 +443,9 @@ function printSummary(s: {
     line('2. server RSS after the run', `${sqlite.rssMiB.toFixed(0)} MiB with ${USERS.toLocaleString('en')} users`, 'goal < 200 MB');
     if (s.million) line(`   with ${MILLION.toLocaleString('en')} accounts`, `${s.million.rssMiB.toFixed(0)} MiB (${(s.million.rssMiB - sqlite.rssMiB >= 0 ? '+' : '') + (s.million.rssMiB - sqlite.rssMiB).toFixed(0)} MiB)`, 'goal: flat');
     if (s.metricsCost) {
-      const [off, on] = s.metricsCost as [VariantSummary, VariantSummary];
+      const [off, again, on] = s.metricsCost as [VariantSummary, VariantSummary, VariantSummary];
       line('5. /metrics on: CPU per ceremony', `${formatCost(on.ratio!)} (${on.cpuUs.toFixed(0)} µs against ${off.cpuUs.toFixed(0)} off)`, `goal < 2 %; ${METRICS_ROUNDS} interleaved rounds, mean ± standard error`);
+      line('   two servers both off (A/A)', formatCost(again.ratio!), 'what this harness resolves on this machine');
       line('   the recorders alone, in process', `${s.recordingUs.toFixed(2)} µs per ceremony (${((s.recordingUs / off.cpuUs) * 100).toFixed(2)} %)`, '3 requests, 1 ceremony, ¼ commit');
     }
   }
