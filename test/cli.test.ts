@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/main.js';
 import { createTestApp } from './support/app.js';
+import { spawnServe } from './support/serve.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -314,23 +315,8 @@ describe('latchkey CLI', () => {
     const elsewhere = join(dir, 'fresh');
     mkdirSync(elsewhere, { recursive: true });
     const dataDir = join(elsewhere, 'data');
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(process.execPath, [join(root, 'bin/latchkey.js'), 'serve'], {
-      cwd: elsewhere,
-      env: { ...process.env, PORT: String(port), DATABASE_URL: `sqlite:${join(dataDir, 'latchkey.db')}`, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { child, port } = await spawnServe({ cwd: elsewhere, env: { DATABASE_URL: `sqlite:${join(dataDir, 'latchkey.db')}`, LOG_LEVEL: 'info' } });
     try {
-      let output = '';
-      await new Promise<void>((resolve, reject) => {
-        const onData = (d: Buffer) => {
-          output += d.toString();
-          if (output.includes('Latchkey is serving')) resolve();
-        };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
-        child.on('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
-      });
       expect(existsSync(join(dataDir, 'latchkey.db'))).toBe(true);
       const res = await fetch(`http://127.0.0.1:${port}/signin`);
       expect(res.status).toBe(200);

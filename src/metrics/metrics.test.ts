@@ -2,7 +2,6 @@
  * /metrics as an operator scrapes it: real ceremonies through app.inject, then the text read over HTTP from the
  * metrics listener (port 0), never from the public app.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { createServer } from 'node:net';
 import { loadConfig, unsafeSettings } from '../config/index.js';
 import { runCli } from '../main.js';
 import { startSmtpSink } from '../../test/support/smtpSink.js';
+import { freePort, spawnServe } from '../../test/support/serve.js';
 
 const METRICS_ON = { LATCHKEY_METRICS_PORT: '0' };
 
@@ -308,15 +308,21 @@ describe('latchkey serve', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const metricsPort = (taken.address() as { port: number }).port;
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-metrics-'));
-    let stderr = '';
     try {
-      const code = await runCli(['serve'], {
-        stdout: { write: () => true },
-        stderr: { write: (text: string) => ((stderr += text), true) },
-        env: { ...process.env, PORT: String(20000 + Math.floor(Math.random() * 20000)), DATABASE_URL: `sqlite:${join(dir, 'latchkey.db')}`, LATCHKEY_SECRET_KEY_FILE: join(dir, 'secret.key'), LOG_LEVEL: 'silent', LATCHKEY_METRICS_PORT: String(metricsPort), LATCHKEY_WEBHOOK_POLL_SECONDS: '0' },
-      } as Parameters<typeof runCli>[1]);
-      expect(code).toBe(2);
-      expect(stderr).toContain(`LATCHKEY_METRICS_PORT: ${metricsPort} is already in use on 127.0.0.1`);
+      // PORT is free when picked; should another process take it before serve binds it, pick again.
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        let stderr = '';
+        const code = await runCli(['serve'], {
+          stdout: { write: () => true },
+          stderr: { write: (text: string) => ((stderr += text), true) },
+          env: { ...process.env, PORT: String(port), DATABASE_URL: `sqlite:${join(dir, 'latchkey.db')}`, LATCHKEY_SECRET_KEY_FILE: join(dir, 'secret.key'), LOG_LEVEL: 'silent', LATCHKEY_METRICS_PORT: String(metricsPort), LATCHKEY_WEBHOOK_POLL_SECONDS: '0' },
+        } as Parameters<typeof runCli>[1]);
+        if (stderr.includes(`PORT: ${port} is already in use`) && attempt < 5) continue;
+        expect(code).toBe(2);
+        expect(stderr).toContain(`LATCHKEY_METRICS_PORT: ${metricsPort} is already in use on 127.0.0.1`);
+        break;
+      }
     } finally {
       taken.close();
     }
@@ -324,25 +330,12 @@ describe('latchkey serve', () => {
 
   // A real process, as operators run it: the metrics listener starts with it on LATCHKEY_METRICS_PORT and says where.
   it('serves /metrics on its own port when LATCHKEY_METRICS_PORT is set', { timeout: 60_000 }, async () => {
-    const root = join(import.meta.dirname, '../..');
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-metrics-'));
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(process.execPath, [join(root, 'bin/latchkey.js'), 'serve'], {
+    const { child, port, output } = await spawnServe({
       cwd: dir,
-      env: { ...process.env, PORT: String(port), DATABASE_URL: `sqlite:${join(dir, 'latchkey.db')}`, LOG_LEVEL: 'info', LATCHKEY_METRICS_PORT: '0', LATCHKEY_WEBHOOK_POLL_SECONDS: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { DATABASE_URL: `sqlite:${join(dir, 'latchkey.db')}`, LOG_LEVEL: 'info', LATCHKEY_METRICS_PORT: '0', LATCHKEY_WEBHOOK_POLL_SECONDS: '0' },
     });
     try {
-      let output = '';
-      await new Promise<void>((resolve, reject) => {
-        const onData = (d: Buffer) => {
-          output += d.toString();
-          if (output.includes('Latchkey is serving')) resolve();
-        };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
-        child.on('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
-      });
       const metricsUrl = /Metrics are at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(output)?.[1];
       expect(metricsUrl).toBeDefined();
       expect(new URL(metricsUrl!).port).not.toBe(String(port));
