@@ -23,7 +23,11 @@ import { deferredStatements } from '../src/db/pgClient.js';
 import { openDatabase } from '../src/db/connect.js';
 
 
-const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
+// The server logs as `latchkey serve` does (a pino logger, which also makes Fastify time every answer), at
+// BENCH_LOG_LEVEL (silent: nothing is written, as with LOG_LEVEL=silent). BENCH_NO_LOGGER=1 builds the app without a
+// logger at all, which serve never does, to measure what the logger's per-request work costs.
+const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent' });
+const noLogger = process.env.BENCH_NO_LOGGER === '1';
 
 // Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), deferred or awaited (src/db/pgClient.ts).
 // pg is loaded only for PostgreSQL, as the server loads it (src/db/connect.ts), so bench:memory on SQLite sees no pg.
@@ -39,7 +43,7 @@ if (config.databaseUrl.startsWith('postgres')) {
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
 // BENCH_PLAIN_PG=1: pg's own client on PostgreSQL (every statement unnamed and awaited), to measure what PgClient saves.
 const plainDb = process.env.BENCH_PLAIN_PG === '1' && config.databaseUrl.startsWith('postgres') ? openDatabase(config.databaseUrl, { plainPostgresClient: true }) : undefined;
-const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, logger: false, ...(plainDb ? { db: plainDb } : {}) });
+const app = process.env.BENCH_BARE === '1' ? bareApp() : await buildApp(config, { rateLimitPerMinute: 0, ...(noLogger ? { logger: false } : {}), ...(plainDb ? { db: plainDb } : {}) });
 await app.listen({ host: '127.0.0.1', port: config.port });
 // LATCHKEY_METRICS_PORT set: metrics recorded and served, as in production, to measure what they cost.
 if ('metricsListener' in app) await app.metricsListener.listen();
