@@ -22,6 +22,7 @@ import type { User } from '../../src/db/schema.js';
 import { issueInvite } from '../../src/flows/enrolment/invites.js';
 import { createUser } from '../../src/users/createUser.js';
 import { testConfig } from '../support/app.js';
+import { freePort } from '../support/serve.js';
 
 /**
  * A free port on 127.0.0.1 for a server a test starts later (an upstream work-account provider), held until
@@ -83,17 +84,6 @@ export interface E2EServer {
   /** A Pending user with an invite link, as `latchkey users invite` makes them. */
   invite(email: string, displayName: string, opts?: { issuedAt?: number }): Promise<{ user: User; url: string }>;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 /**
