@@ -8,7 +8,8 @@
  *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
  *  5      the same sign-in with /metrics on and off (and a second off server, A/A), three servers kept running
  *         while the load moves between them in short interleaved windows (bench/interleaved.ts): what recording
- *         costs, ± its standard error; and the recorders' own CPU per ceremony, measured in this process.
+ *         costs, ± its standard error; and, measured in this process, what metrics on adds to one answer (two
+ *         real apps answering in alternating batches, bench/metricsMarginal.ts) and the recorders' own CPU.
  *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
  *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again, the challenges in Redis
  *         instead of the flows table, and two instances behind HAProxy against one (bench/twoInstances.ts).
@@ -42,6 +43,7 @@ import { freePort, machineBusyMs, postgresCpuMs, redisCpuMs, ServerProcess, type
 import { printTokenFigures, runTokenBench, type TokenBenchResult } from './tokens.js';
 import { printBalancedRuns, runTwoInstances, type TwoInstancesResult } from './twoInstances.js';
 import { formatCost, runInterleaved, type VariantSummary } from './interleaved.js';
+import { measureMetricsMarginalCost, type MarginalCost } from './metricsMarginal.js';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
@@ -311,6 +313,7 @@ async function main(): Promise<void> {
   };
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
   let metricsCost: VariantSummary[] | undefined;
+  let marginal: MarginalCost | undefined;
   let million: RunFigures | undefined;
   try {
     const url = `sqlite:${join(dir, 'bench.db')}`;
@@ -344,6 +347,9 @@ async function main(): Promise<void> {
       });
       const on = metricsCost[2]!;
       console.log(`  metrics on: ${formatCost(on.ratio!)} CPU per ceremony (mean of ${METRICS_ROUNDS} rounds' on/off ratios ± standard error); ${metricsCost[0]!.cpuUs.toFixed(0)} µs off, ${on.cpuUs.toFixed(0)} µs on over all windows; two servers both off (A/A): ${formatCost(metricsCost[1]!.ratio!)}`);
+      marginal = await measureMetricsMarginalCost();
+      const m = marginal.addedUs;
+      console.log(`  in this process, two apps answering GET /healthz in ${marginal.batches} alternating pairs of batches: metrics on adds ${m.median.toFixed(2)} µs per answer (95 % interval ${m.low.toFixed(2)} to ${m.high.toFixed(2)})`);
 
       if (MILLION > USERS) {
         const millionUrl = `sqlite:${join(dir, 'million.db')}`;
@@ -390,7 +396,7 @@ async function main(): Promise<void> {
     }
   }
 
-  printSummary({ results, metricsCost, recordingUs: measureRecordingCost(), million, redisRun, balanced, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
+  printSummary({ results, metricsCost, marginal, recordingUs: measureRecordingCost(), million, redisRun, balanced, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
   if ([...results, million, redisRun].some((r) => r?.failures.size) || metricsCost?.some((v) => v.failures)) process.exitCode = 1;
 }
 
@@ -421,6 +427,8 @@ function printSummary(s: {
   results: RunFigures[];
   /** Metrics off and on, interleaved (bench/interleaved.ts). */
   metricsCost?: VariantSummary[];
+  /** What metrics on adds to one HTTP answer, in this process (bench/metricsMarginal.ts). */
+  marginal?: MarginalCost;
   /** What the recorders one ceremony calls cost in this process (measureRecordingCost). */
   recordingUs: number;
   million?: RunFigures;
@@ -447,6 +455,14 @@ function printSummary(s: {
       line('5. /metrics on: CPU per ceremony', `${formatCost(on.ratio!)} (${on.cpuUs.toFixed(0)} µs against ${off.cpuUs.toFixed(0)} off)`, `goal < 2 %; ${METRICS_ROUNDS} interleaved rounds, mean ± standard error`);
       line('   two servers both off (A/A)', formatCost(again.ratio!), 'what this harness resolves on this machine');
       line('   the recorders alone, in process', `${s.recordingUs.toFixed(2)} µs per ceremony (${((s.recordingUs / off.cpuUs) * 100).toFixed(2)} %)`, '3 requests, 1 ceremony, ¼ commit');
+      if (s.marginal) {
+        // Three answers per ceremony, each with the hook and its request recorder; plus the ceremony and commit
+        // recorders (the figure above, which counts the three request recorders a second time: an upper side).
+        const m = s.marginal.addedUs;
+        const share = (us: number) => `${((us / off.cpuUs) * 100).toFixed(1)} %`;
+        const perCeremony = (us: number) => 3 * us + s.recordingUs;
+        line('   metrics on, what it adds, in process', `${perCeremony(m.median).toFixed(1)} µs per ceremony, ${share(perCeremony(m.median))} (95 %: ${share(perCeremony(m.low))} to ${share(perCeremony(m.high))})`, 'goal < 2 %; 3 answers + recorders, of the off figure');
+      }
     }
   }
   if (postgres && sqlite) {
