@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
@@ -87,7 +88,7 @@ function medianWithInterval(values: number[]): { median: number; low: number; hi
 }
 
 // npm run bench:metrics: this measurement alone.
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
   process.env.LATCHKEY_SECRET_KEY ??= (await import('node:crypto')).randomBytes(32).toString('base64url');
   const r = await measureMetricsMarginalCost();
   console.log(`metrics off ${r.offUs.toFixed(2)} µs, on ${r.onUs.toFixed(2)} µs per answer; on adds ${r.addedUs.median.toFixed(2)} µs (95 % interval ${r.addedUs.low.toFixed(2)} to ${r.addedUs.high.toFixed(2)}; median of ${r.batches} pairs of batches of ${r.requestsPerBatch})`);

@@ -23,10 +23,11 @@ import { deferredStatements } from '../src/db/pgClient.js';
 import { openDatabase } from '../src/db/connect.js';
 
 
-// The server logs as `latchkey serve` does (a pino logger, which also makes Fastify time every answer), at
-// BENCH_LOG_LEVEL (silent: nothing is written, as with LOG_LEVEL=silent). BENCH_NO_LOGGER=1 builds the app without a
-// logger at all, which serve never does, to measure what the logger's per-request work costs.
-const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent' });
+// The server logs as `latchkey serve` does by default (a pino logger, which also makes Fastify time every answer, at
+// info, with the access log's lines for answers of 400 and above only), or at BENCH_LOG_LEVEL (silent: nothing is
+// written); LATCHKEY_ACCESS_LOG=all writes a line per request. BENCH_NO_LOGGER=1 builds the app without a logger at
+// all, which serve never does, to measure what the logger's per-request work costs.
+const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' });
 const noLogger = process.env.BENCH_NO_LOGGER === '1';
 
 // Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), deferred or awaited (src/db/pgClient.ts).

@@ -8,6 +8,7 @@ import formbody from '@fastify/formbody';
 import rateLimit from '@fastify/rate-limit';
 import type { Duplex } from 'node:stream';
 import { canonicalRequestUrl } from './plugins/canonicalUrl.js';
+import { AccessLog } from './http/accessLog.js';
 import { RATE_LIMIT_WINDOW_SECONDS, rateLimitStore } from './plugins/rateLimited.js';
 import { closeRedis, openRedis } from './redis/openRedis.js';
 import { createChallengeStore } from './webauthn/challengeStore.js';
@@ -115,6 +116,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       redact: ['req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]'],
       serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: redactUrl(req.url) }) },
     },
+    // One access-log line per request, when it is answered (src/http/accessLog.ts).
+    logController: new AccessLog(config.accessLog),
     // Errors Fastify raises before routing (bad URL encoding, over-long parameters) still go through the registry.
     frameworkErrors: (error, request, reply) => {
       applyBaselineHeaders(reply);

@@ -68,6 +68,12 @@ describe('loadConfig', () => {
     for (const bad of ['0', '1.5']) expect(() => loadConfig({ LATCHKEY_SQLITE_CACHE_MIB: bad })).toThrow(/^LATCHKEY_SQLITE_CACHE_MIB: /);
   });
 
+  it('logs answers of 400 and above at info unless LATCHKEY_ACCESS_LOG says all or off', () => {
+    expect(loadConfig({}).accessLog).toBe('errors');
+    for (const mode of ['all', 'errors', 'off'] as const) expect(loadConfig({ LATCHKEY_ACCESS_LOG: ` ${mode} ` }).accessLog).toBe(mode);
+    for (const bad of ['yes', 'ALL', 'info']) expect(() => loadConfig({ LATCHKEY_ACCESS_LOG: bad })).toThrow(/^LATCHKEY_ACCESS_LOG: /);
+  });
+
   it('derives the origin from PORT and the RP ID from the origin host', () => {
     expect(loadConfig({ PORT: '8080' }).origin).toBe('http://localhost:8080');
     const c = loadConfig({ LATCHKEY_ORIGIN: 'https://id.example.org' });

@@ -14,6 +14,9 @@ export type SignupMode = 'open' | 'invite';
 
 /** LATCHKEY_PASSWORD_SIGNIN: whether a password signs in only with an authenticator app, or also on its own. */
 export type PasswordSignIn = 'with-app' | 'alone';
+export const ACCESS_LOG_MODES = ['all', 'errors', 'off'] as const;
+/** Which answered requests the access log writes at `info` (LATCHKEY_ACCESS_LOG). */
+export type AccessLogMode = (typeof ACCESS_LOG_MODES)[number];
 
 /** An organisation's OpenID Connect provider that people can link to their profile and sign in with ("linked work account"). */
 export interface UpstreamProvider {
@@ -132,6 +135,11 @@ export interface Config {
   trustReloadSeconds: number;
   /** pino log level. */
   logLevel: string;
+  /**
+   * LATCHKEY_ACCESS_LOG (default `errors`): which answered requests get an access-log line at `info`
+   * (src/http/accessLog.ts): `all`, `errors` (status 400 and above) or `off`. The others are written at `debug`.
+   */
+  accessLog: AccessLogMode;
   /** Requests per minute per client IP on the unauthenticated sign-in, sign-up and invite endpoints; 0 turns the limit off. */
   rateLimitPerMinute: number;
   /** Trust X-Forwarded-For from this many proxy hops (for client IPs in audit and rate limits behind a reverse proxy). */
@@ -549,6 +557,8 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const redisUrl = readRedisUrl(env);
   if (challengeStore === 'redis' && !redisUrl) throw new ConfigError('LATCHKEY_CHALLENGE_STORE', '"redis" needs LATCHKEY_REDIS_URL');
+  const accessLog = (env.LATCHKEY_ACCESS_LOG?.trim() || 'errors') as AccessLogMode;
+  if (!ACCESS_LOG_MODES.includes(accessLog)) throw new ConfigError('LATCHKEY_ACCESS_LOG', `must be "all", "errors" or "off", got "${accessLog}"`);
   const logLevel = (env.LOG_LEVEL ?? 'info').trim();
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
@@ -579,6 +589,7 @@ export function loadConfig(env: Env = process.env): Config {
     fidoMetadataUrl: readMetadataUrl(env),
     trustReloadSeconds: readInt(env, 'LATCHKEY_TRUST_RELOAD_SECONDS', 30, 1, 3600),
     logLevel,
+    accessLog,
     rateLimitPerMinute: readInt(env, 'LATCHKEY_RATE_LIMIT_PER_MINUTE', 1000, 0, 1_000_000),
     trustProxyHops: readInt(env, 'LATCHKEY_TRUST_PROXY_HOPS', 0, 0, 10),
     secureCookies: origin.startsWith('https:'),
