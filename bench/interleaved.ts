@@ -9,6 +9,7 @@
  * Used by `npm run bench` (section 5: /metrics on against off) and `npm run bench:compare`.
  */
 import { runLoad } from './load.js';
+import { meanAndError } from './statistics.js';
 import { freePort, ServerProcess, type Usage } from './serverProcess.js';
 import type { BenchUser } from './seed.js';
 
@@ -129,13 +130,6 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
       failures: t.failures,
     };
   });
-}
-
-function meanAndError(values: number[]): { mean: number; standardError: number } {
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  if (values.length < 2) return { mean, standardError: Number.NaN };
-  const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1);
-  return { mean, standardError: Math.sqrt(variance / values.length) };
 }
 
 /** "+1.2 % ± 0.4" for a ratio's mean and standard error. */

@@ -36,7 +36,8 @@ import pg from 'pg';
 import { openDatabase } from '../src/db/connect.js';
 import { PrometheusMetrics } from '../src/metrics/metrics.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
-import { quantile, runBare, runLoad } from './load.js';
+import { runBare, runLoad } from './load.js';
+import { quantile } from './statistics.js';
 import { measureVerifyAssertion } from './verifyRate.js';
 import { measureRawVerify, measureRawVerifyCost } from './rawVerify.js';
 import { freePort, machineBusyMs, postgresCpuMs, redisCpuMs, ServerProcess, type Usage } from './serverProcess.js';
@@ -349,7 +350,7 @@ async function main(): Promise<void> {
       console.log(`  metrics on: ${formatCost(on.ratio!)} CPU per ceremony (mean of ${METRICS_ROUNDS} rounds' on/off ratios ± standard error); ${metricsCost[0]!.cpuUs.toFixed(0)} µs off, ${on.cpuUs.toFixed(0)} µs on over all windows; two servers both off (A/A): ${formatCost(metricsCost[1]!.ratio!)}`);
       marginal = await measureMetricsMarginalCost();
       const m = marginal.addedUs;
-      console.log(`  in this process, two apps answering GET /healthz in ${marginal.batches} alternating pairs of batches: metrics on adds ${m.median.toFixed(2)} µs per answer (95 % interval ${m.low.toFixed(2)} to ${m.high.toFixed(2)})`);
+      console.log(`  in this process, two apps answering GET /healthz in ${marginal.batches} alternating pairs of batches: metrics on adds ${m.median.toFixed(2)} µs per answer (median of the paired differences; 95 % interval ${m.low.toFixed(2)} to ${m.high.toFixed(2)}; median batch ${marginal.offUs.toFixed(1)} µs per answer off)`);
 
       if (MILLION > USERS) {
         const millionUrl = `sqlite:${join(dir, 'million.db')}`;
@@ -461,7 +462,7 @@ function printSummary(s: {
         const m = s.marginal.addedUs;
         const share = (us: number) => `${((us / off.cpuUs) * 100).toFixed(1)} %`;
         const perCeremony = (us: number) => 3 * us + s.recordingUs;
-        line('   metrics on, what it adds, in process', `${perCeremony(m.median).toFixed(1)} µs per ceremony, ${share(perCeremony(m.median))} (95 %: ${share(perCeremony(m.low))} to ${share(perCeremony(m.high))})`, 'goal < 2 %; 3 answers + recorders, of the off figure');
+        line('   metrics on, what it adds, in process', `${perCeremony(m.median).toFixed(1)} µs per ceremony, ${share(perCeremony(m.median))} (${share(perCeremony(m.low))} to ${share(perCeremony(m.high))})`, 'goal < 2 %; 3 answers + recorders, of the off figure; the per-answer figure\'s 95 % interval');
       }
     }
   }

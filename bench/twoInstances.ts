@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { openDatabase } from '../src/db/connect.js';
 import { HaproxyMissing, freePort, startHaproxy } from './balancer.js';
-import { quantile, runLoad } from './load.js';
+import { runLoad } from './load.js';
+import { quantile } from './statistics.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
 import { ServerProcess, machineBusyMs, postgresCpuMs } from './serverProcess.js';
 

@@ -40,57 +40,82 @@ describe('buildApp', () => {
   });
 
   describe('the access log', () => {
-    type Line = { level: number; msg: string; req?: { method: string; url: string }; res?: { statusCode: number }; responseTime?: number };
-    const INFO = 30;
-    const requests = async (app: Awaited<ReturnType<typeof buildApp>>) => {
-      await app.inject({ method: 'GET', url: '/healthz' });
-      await app.inject({ method: 'GET', url: '/no-such-page' });
-      // Answered by oidc-provider on the raw response (reply.hijack): still one line.
-      await app.inject({ method: 'GET', url: '/.well-known/openid-configuration' });
-    };
-    /** The request lines written at `level` with LATCHKEY_ACCESS_LOG=`mode` (those written while the app starts are left out). */
-    async function requestLines(level: string, mode?: string): Promise<Line[]> {
+    type Line = { level: number; msg: string; reqId?: string; code?: string; req?: { method: string; url: string }; res?: { statusCode: number }; responseTime?: number };
+    const [DEBUG, INFO, ERROR] = [20, 30, 50];
+    /** Every line a request wrote with LATCHKEY_ACCESS_LOG=`mode` at `level`, through the app's own logger settings. */
+    async function requestLines(
+      level: string,
+      mode: string | undefined,
+      run: (app: Awaited<ReturnType<typeof buildApp>>) => Promise<unknown>,
+      prepare?: (app: Awaited<ReturnType<typeof buildApp>>) => void,
+    ): Promise<Line[]> {
       const lines: Line[] = [];
-      const config = testConfig(mode ? { LATCHKEY_ACCESS_LOG: mode } : {});
+      const config = testConfig({ LOG_LEVEL: level, ...(mode ? { LATCHKEY_ACCESS_LOG: mode } : {}) });
       const db = openDatabase(config.databaseUrl);
       await db.migrate();
-      const app = await buildApp(config, { db, logger: { level, stream: { write: (line: string) => void lines.push(JSON.parse(line)) } } });
+      const app = await buildApp(config, { db, logStream: { write: (line: string) => void lines.push(JSON.parse(line)) } });
       try {
+        prepare?.(app);
         await app.ready();
-        lines.length = 0;
-        await requests(app);
-        return lines.filter((l) => l.req);
+        await run(app);
+        return lines.filter((l) => l.reqId);
       } finally {
         await app.close();
         await db.close();
       }
     }
-    const summary = (lines: Line[]) => lines.map((l) => [l.level, l.msg, l.req!.method, l.req!.url, l.res?.statusCode]);
+    const threeRequests = async (app: Awaited<ReturnType<typeof buildApp>>) => {
+      await app.inject({ method: 'GET', url: '/healthz' });
+      await app.inject({ method: 'GET', url: '/no-such-page' });
+      // Answered by oidc-provider on the raw response (reply.hijack): still one line.
+      await app.inject({ method: 'GET', url: '/.well-known/openid-configuration' });
+    };
+    const summary = (lines: Line[]) => lines.map((l) => [l.level, l.msg, l.req?.method, l.req?.url, l.res?.statusCode]);
 
     it('writes a line at info for each answer of 400 and above by default, with the method, URL, status and time', async () => {
-      const lines = await requestLines('info');
+      const lines = await requestLines('info', undefined, threeRequests);
       expect(summary(lines)).toEqual([[INFO, 'request completed', 'GET', '/no-such-page', 404]]);
       expect(lines[0]!.responseTime).toBeGreaterThan(0);
     });
 
     it('writes one for every answer with LATCHKEY_ACCESS_LOG=all, and none with off', async () => {
-      expect(summary(await requestLines('info', 'all'))).toEqual([
+      expect(summary(await requestLines('info', 'all', threeRequests))).toEqual([
         [INFO, 'request completed', 'GET', '/healthz', 200],
         [INFO, 'request completed', 'GET', '/no-such-page', 404],
         [INFO, 'request completed', 'GET', '/.well-known/openid-configuration', 200],
       ]);
-      expect(await requestLines('info', 'off')).toEqual([]);
+      expect(await requestLines('info', 'off', threeRequests)).toEqual([]);
     });
 
     it('writes every request at debug, as it arrives and when it is answered', async () => {
-      expect((await requestLines('debug', 'off')).map((l) => [l.msg, l.req!.url])).toEqual([
-        ['incoming request', '/healthz'],
-        ['request completed', '/healthz'],
-        ['incoming request', '/no-such-page'],
-        ['request completed', '/no-such-page'],
-        ['incoming request', '/.well-known/openid-configuration'],
-        ['request completed', '/.well-known/openid-configuration'],
+      expect((await requestLines('debug', 'off', threeRequests)).map((l) => [l.level, l.msg, l.req?.url])).toEqual([
+        [DEBUG, 'incoming request', '/healthz'],
+        [DEBUG, 'request completed', '/healthz'],
+        [DEBUG, 'incoming request', '/no-such-page'],
+        [DEBUG, 'request completed', '/no-such-page'],
+        [DEBUG, 'incoming request', '/.well-known/openid-configuration'],
+        [DEBUG, 'request completed', '/.well-known/openid-configuration'],
       ]);
+    });
+
+    it('writes an answer of 500 and above at error whatever the mode', async () => {
+      const lines = await requestLines(
+        'info',
+        'off',
+        async (app) => expect((await app.inject({ method: 'GET', url: '/test-broken' })).statusCode).toBe(500),
+        (app) => app.get('/test-broken', () => Promise.reject(new Error('broken on purpose'))),
+      );
+      expect(summary(lines).filter(([level]) => level === ERROR)).toContainEqual([ERROR, 'request completed', 'GET', '/test-broken', 500]);
+    });
+
+    it('says so at info when a request is refused before routing, which the access log never sees', async () => {
+      const lines = await requestLines('info', 'off', (app) => app.inject({ method: 'GET', url: '/settings/passkeys/%ff/remove' }));
+      expect(lines.map((l) => [l.level, l.msg, l.code, l.req?.url])).toEqual([[INFO, 'request refused', 'bad_request', '/settings/passkeys/%ff/remove']]);
+    });
+
+    it('shows URLs with an invitation token and query values other than OAuth parameters redacted', async () => {
+      const lines = await requestLines('info', 'all', (app) => app.inject({ method: 'GET', url: '/enrol/abcDEF123_-x?email=ann%40example.org&client_id=svc' }));
+      expect(lines.filter((l) => l.msg === 'request completed').map((l) => l.req?.url)).toEqual(['/enrol/[redacted]?email=[redacted]&client_id=svc']);
     });
   });
 });

@@ -67,7 +67,10 @@ export interface BuildOptions {
   now?: () => number;
   /** Overrides config.rateLimitPerMinute (benchmarks turn it off with 0). */
   rateLimitPerMinute?: number;
+  /** Fastify's logger option, in place of the app's (its level, serializers and redaction go with it). */
   logger?: boolean | object;
+  /** Where the app's own logger writes, instead of standard output (tests read the lines as the app writes them). */
+  logStream?: { write(line: string): void };
   /** Outgoing mail; by default made from the configuration (SMTP, development outbox, or none). */
   mailer?: Mailer;
   /** The CAPTCHA for self-service (default: ALTCHA proof of work). */
@@ -78,9 +81,29 @@ export interface BuildOptions {
 
 export const BODY_LIMIT = 64 * 1024;
 
-/** Invite tokens are bearer secrets: keep them out of logs. */
+/**
+ * Query parameters whose values the log keeps: OAuth and OpenID Connect request parameters that are not secrets.
+ * Every other value is replaced, so an upstream's `code` and `state`, an `id_token_hint`, a `login_hint` or a
+ * console search for a person never reach the log, and neither does a parameter added later.
+ */
+const LOGGED_QUERY_PARAMETERS = new Set(['client_id', 'response_type', 'response_mode', 'scope', 'redirect_uri', 'post_logout_redirect_uri', 'prompt', 'acr_values', 'max_age', 'ui_locales', 'display', 'error', 'error_description']);
+
+/** A request's URL as the log shows it: an invitation's token (a bearer secret) and query values other than those above redacted. */
 export function redactUrl(url: string): string {
-  return url.replace(/^\/enrol\/[^/?#]+/, '/enrol/[redacted]');
+  const path = url.replace(/^\/enrol\/[^/?#]+/, '/enrol/[redacted]');
+  const q = path.indexOf('?');
+  if (q < 0) return path;
+  const query = path
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      if (LOGGED_QUERY_PARAMETERS.has(name)) return pair;
+      return eq < 0 ? '[redacted]' : `${name}=[redacted]`;
+    })
+    .join('&');
+  return `${path.slice(0, q)}?${query}`;
 }
 
 /** Security headers for answers that bypass the plugins (framework errors before routing). */
@@ -115,13 +138,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       level: config.logLevel,
       redact: ['req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]'],
       serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: redactUrl(req.url) }) },
+      ...(options.logStream ? { stream: options.logStream } : {}),
     },
     // One access-log line per request, when it is answered (src/http/accessLog.ts).
     logController: new AccessLog(config.accessLog),
     // Errors Fastify raises before routing (bad URL encoding, over-long parameters) still go through the registry.
     frameworkErrors: (error, request, reply) => {
       applyBaselineHeaders(reply);
-      return sendError(request, reply, toAppError(error));
+      const appErr = toAppError(error);
+      // Refused before routing, so the access log never sees the answer: said here, as the error handler says its own.
+      request.log.info({ req: request, code: appErr.code }, 'request refused');
+      return sendError(request, reply, appErr);
     },
     clientErrorHandler: answerClientError,
     bodyLimit: BODY_LIMIT,

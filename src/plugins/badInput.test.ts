@@ -114,10 +114,15 @@ describe.each(databases)('security headers, CSRF and bad input on $name', (targe
       expect(page.body).toContain('There is a problem');
     });
 
-    it('keeps invite tokens out of request logs', async () => {
+    it('keeps invite tokens and query values other than OAuth request parameters out of request logs', async () => {
       const { redactUrl } = await import('../app.js');
-      expect(redactUrl('/enrol/abcDEF123_-x/options?x=1')).toBe('/enrol/[redacted]/options?x=1');
+      expect(redactUrl('/enrol/abcDEF123_-x/options?x=1')).toBe('/enrol/[redacted]/options?x=[redacted]');
       expect(redactUrl('/signin')).toBe('/signin');
+      expect(redactUrl('/oidc/auth?client_id=svc&scope=openid%20email&state=s3cr3t&login_hint=ann%40example.org&prompt=login')).toBe(
+        '/oidc/auth?client_id=svc&scope=openid%20email&state=[redacted]&login_hint=[redacted]&prompt=login',
+      );
+      // A name spelt another way, or a value with no name, is not on the list either.
+      expect(redactUrl('/linked/callback?c%6Fde=abc&bare-token')).toBe('/linked/callback?c%6Fde=[redacted]&[redacted]');
     });
 
     it('answers form endpoints in JSON to API callers', async () => {
