@@ -3,7 +3,7 @@
  * `oidc_models` table (db/persisters/oidcModels.ts), except `Client`, which is
  * read from `services` (a service is an OpenID Connect client).
  */
-import type { Adapter, AdapterPayload, AllClientMetadata } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload, type AllClientMetadata } from 'oidc-provider';
 import type { Service } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { SecretBox } from '../secretBox.js';
@@ -57,7 +57,7 @@ export class KyselyAdapter implements Adapter {
    * SQLite: writes of grants running at once share one commit (src/db/groupCommit.ts); each token grant writes
    * two or three rows. Elsewhere one statement needs no transaction of its own.
    */
-  private write(fn: (store: Store) => Promise<unknown>): Promise<unknown> {
+  private write<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     return this.store.groupCommitStats ? this.store.transaction(fn, { groupCommit: true }) : fn(this.store);
   }
 
@@ -81,8 +81,22 @@ export class KyselyAdapter implements Adapter {
     return this.parse(await this.store.oidcModels.findByUserCode(this.kind, userCode, this.now()));
   }
 
+  /**
+   * Spend a code or refresh token. oidc-provider refuses a second use by the `consumed` mark it read, which two
+   * requests with the same code or token read before either has spent it: the mark is set only where it is not yet
+   * (src/db/persisters/oidcModels.ts), and the request that finds it set loses as a second use does: invalid_grant,
+   * and the grant revoked, so no token it issued works, the winner's included (RFC 6749 §4.1.2, §10.4; oidc-provider
+   * revokes the same way on a second use it sees).
+   */
   async consume(id: string): Promise<void> {
-    await this.write((store) => store.oidcModels.consume(this.kind, id, this.now()));
+    const spent = await this.write((store) => store.oidcModels.consume(this.kind, id, this.now()));
+    if (spent) return;
+    const grantId = (await this.find(id))?.grantId;
+    if (typeof grantId === 'string') {
+      await this.store.oidcModels.revokeByGrantId(grantId);
+      await this.store.oidcModels.destroy('Grant', grantId);
+    }
+    throw new errors.InvalidGrant(`${this.kind === 'AuthorizationCode' ? 'authorization code' : this.kind === 'RefreshToken' ? 'refresh token' : this.kind} already consumed`);
   }
 
   async destroy(id: string): Promise<void> {

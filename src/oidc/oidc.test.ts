@@ -337,6 +337,36 @@ describe('OpenID Connect provider', () => {
       await expect(client.fetchUserInfo(rp, tokens.access_token, client.skipSubjectCheck)).rejects.toBeTruthy();
     });
 
+    it('one code or refresh token sent many times at once: one answer with tokens, invalid_grant for the rest, and the grant revoked', async () => {
+      const token = (form: Record<string, string>) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/oidc/token',
+          headers: { authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams(form).toString(),
+        });
+      const tenAtOnce = async (form: Record<string, string>) => {
+        const answers = await Promise.all(Array.from({ length: 10 }, () => token(form)));
+        expect(answers.map((r) => r.statusCode).sort()).toEqual([200, ...Array(9).fill(400)]);
+        expect(answers.filter((r) => r.statusCode === 400).map((r) => r.json().error)).toEqual(Array(9).fill('invalid_grant'));
+        return answers.find((r) => r.statusCode === 200)!.json() as { access_token: string; refresh_token: string };
+      };
+      const userinfo = async (accessToken: string) => (await t.app.inject({ method: 'GET', url: '/oidc/me', headers: { authorization: `Bearer ${accessToken}` } })).statusCode;
+
+      const first = await authorize();
+      const won = await tenAtOnce({ grant_type: 'authorization_code', code: new URL(first.callback).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: first.verifier });
+      // As with a code used twice one after the other: what the code gave stops working.
+      expect(await userinfo(won.access_token)).toBe(401);
+      expect((await token({ grant_type: 'refresh_token', refresh_token: won.refresh_token })).statusCode).toBe(400);
+
+      const second = await authorize();
+      const tokens = await client.authorizationCodeGrant(rp, new URL(second.callback), { pkceCodeVerifier: second.verifier, expectedNonce: second.nonce, expectedState: second.state });
+      expect(await userinfo(tokens.access_token)).toBe(200);
+      const rotated = await tenAtOnce({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! });
+      expect(await userinfo(rotated.access_token)).toBe(401);
+      expect(await userinfo(tokens.access_token)).toBe(401);
+    });
+
     it('an expired code: invalid_grant', async () => {
       const { callback, verifier, nonce, state } = await authorize();
       clock += 2 * 60_000;
