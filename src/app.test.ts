@@ -98,14 +98,26 @@ describe('buildApp', () => {
       ]);
     });
 
-    it('writes an answer of 500 and above at error whatever the mode', async () => {
+    it('counts a server failure among the errors, and the failure itself has a line at error with its cause', async () => {
       const lines = await requestLines(
         'info',
-        'off',
+        undefined,
         async (app) => expect((await app.inject({ method: 'GET', url: '/test-broken' })).statusCode).toBe(500),
         (app) => app.get('/test-broken', () => Promise.reject(new Error('broken on purpose'))),
       );
-      expect(summary(lines).filter(([level]) => level === ERROR)).toContainEqual([ERROR, 'request completed', 'GET', '/test-broken', 500]);
+      expect(lines.map((l) => [l.level, l.msg, l.res?.statusCode, (l as { err?: { message?: string } }).err?.message])).toEqual([
+        [ERROR, 'request failed', undefined, 'broken on purpose'],
+        [INFO, 'request completed', 500, undefined],
+      ]);
+    });
+
+    it('logs a failure inside the OpenID Connect provider, which answers it itself, at error with its cause', async () => {
+      const lines = await requestLines('info', 'off', async (app) => {
+        app.latchkey.store.services.find = () => Promise.reject(new Error('database gone'));
+        const res = await app.inject({ method: 'POST', url: '/oidc/token', headers: { authorization: `Basic ${Buffer.from('svc:secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=refresh_token&refresh_token=x' });
+        expect(res.statusCode).toBe(500);
+      });
+      expect(lines.map((l) => [l.level, l.msg, (l as { err?: { message?: string } }).err?.message])).toEqual([[ERROR, 'OpenID Connect request failed', 'database gone']]);
     });
 
     it('says so at info when a request is refused before routing, which the access log never sees', async () => {

@@ -3,8 +3,9 @@
  * `redactUrl` in src/app.ts), the status and the time taken in ms), written when the answer has gone, as an nginx or
  * Keycloak access log has. LATCHKEY_ACCESS_LOG chooses which requests get it at `info`: `all`, `errors` (status 400
  * and above, the default) or `off`; the rest are written at `debug`, as is a line when each request arrives (Fastify's
- * default writes both lines at `info` for every request). An answer of 500 and above is written at `error` whatever
- * the mode: oidc-provider answers its own failures, and this line is where they show.
+ * default writes both lines at `info` for every request). A server failure has its own line at `error`, with its
+ * cause, whatever the mode: the error handler's ("request failed", src/plugins/errorHandler.ts) or, for the OpenID
+ * Connect endpoints, which answer their own failures, src/oidc/routes.ts's.
  *
  * Why not every request by default: a sign-in is three requests, and at 1,000 sign-ins a second that is 3,000 lines
  * a second (about 60 GB a day at some 230 bytes a line) and about 8 % of the sign-in path's CPU (BENCHMARKS.md).
@@ -30,8 +31,6 @@ export class AccessLog extends LogController {
     if (error) {
       // The response emitted an error, or an onResponse hook failed: a server fault, whatever the mode.
       reply.log.error({ ...line, err: error }, 'request errored');
-    } else if (reply.statusCode >= 500) {
-      reply.log.error(line, 'request completed');
     } else {
       const logged = this.mode === 'all' || (this.mode === 'errors' && reply.statusCode >= 400);
       reply.log[logged ? 'info' : 'debug'](line, 'request completed');

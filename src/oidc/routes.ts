@@ -5,7 +5,8 @@
  * parses it itself; Latchkey's CSRF check does not apply to /oidc (OAuth
  * clients post to it; the provider has its own protections).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { rateLimited } from '../plugins/rateLimited.js';
 import { CLIENT_CORS_PATHS, createProvider, OIDC_PREFIX } from './provider.js';
@@ -35,13 +36,24 @@ export async function oidcRoutes(app: FastifyInstance) {
   // oidc-provider fixes its keys when it is built: a change of keys builds a new one. Everything else it keeps is
   // in the database (the adapter), so requests in flight carry on with whichever instance they reach.
   const published = async () => (await store.signingKeys.listPublished(now())).map((k) => `${k.kid}:${k.retires_at ?? ''}`).join(',');
-  let current = { provider: await createProvider(app.latchkey), keys: await published() };
+  // oidc-provider answers its own failures (500, server_error) and writes them only to its debug channel: here they
+  // are logged as the error handler logs Latchkey's own ("request failed"), with the cause, by the request's logger
+  // (its reqId is the access log's).
+  const requestLoggers = new WeakMap<IncomingMessage, FastifyBaseLogger>();
+  const providerFor = async () => {
+    const provider = await createProvider(app.latchkey);
+    provider.on('server_error', (ctx: { req: IncomingMessage; path?: string }, err: unknown) => {
+      (requestLoggers.get(ctx.req) ?? app.log).error({ err, path: ctx.path }, 'OpenID Connect request failed');
+    });
+    return provider;
+  };
+  let current = { provider: await providerFor(), keys: await published() };
   let callback = current.provider.callback();
   app.latchkey.oidc = current.provider;
   app.latchkey.reloadOidcKeys = async () => {
     const keys = await published();
     if (keys === current.keys) return false;
-    current = { provider: await createProvider(app.latchkey), keys };
+    current = { provider: await providerFor(), keys };
     callback = current.provider.callback();
     app.latchkey.oidc = current.provider;
     return true;
@@ -73,6 +85,7 @@ export async function oidcRoutes(app: FastifyInstance) {
       headers['x-forwarded-for'] = requestContext(request).ip;
       delete headers['x-forwarded-host'];
       reply.hijack();
+      requestLoggers.set(request.raw, request.log);
       await callback(request.raw, reply.raw);
     };
     // Per-IP limits like the sign-in endpoints: the token endpoint checks client secrets and PKCE verifiers.
