@@ -1,4 +1,5 @@
 /** The adapter's contract with oidc-provider, on SQLite and PostgreSQL. */
+import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../../test/support/databases.js';
 import { createStore, type Store } from '../db/store.js';
@@ -29,6 +30,29 @@ describe.each(databases)('oidc adapter on $name', (target) => {
       expect((await codes.find('c1'))?.consumed).toBe(Math.floor(clock / 1000));
       clock += 61_000;
       expect(await codes.find('c1')).toBeUndefined();
+    });
+
+    it('of two consumes at once, one spends the code; the other is refused as a second use and revokes its grant', async () => {
+      await adapter('Grant').upsert('g3', { accountId: 'u' }, 600);
+      await adapter('AuthorizationCode').upsert('c3', { accountId: 'u', grantId: 'g3' }, 60);
+      await adapter('AccessToken').upsert('a3', { grantId: 'g3' }, 600);
+      const results = await Promise.allSettled([adapter('AuthorizationCode').consume('c3'), adapter('AuthorizationCode').consume('c3')]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(refused.reason).toBeInstanceOf(errors.InvalidGrant);
+      expect(await adapter('AccessToken').find('a3')).toBeUndefined();
+      expect(await adapter('Grant').find('g3')).toBeUndefined();
+      // One that is not there (deleted meanwhile) is refused too, and revokes nothing.
+      await adapter('Grant').upsert('g4', { accountId: 'u' }, 600);
+      await expect(adapter('AuthorizationCode').consume('gone')).rejects.toBeInstanceOf(errors.InvalidGrant);
+      expect(await adapter('Grant').find('g4')).toBeDefined();
+    });
+
+    it('a pushed authorization request used twice at once: the second is an invalid request_uri, as oidc-provider says of a used one', async () => {
+      await adapter('PushedAuthorizationRequest').upsert('p1', { request: 'x' }, 60);
+      const results = await Promise.allSettled([adapter('PushedAuthorizationRequest').consume('p1'), adapter('PushedAuthorizationRequest').consume('p1')]);
+      const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(refused.reason).toBeInstanceOf(errors.InvalidRequestUri);
     });
 
     it('finds sessions by uid and device codes by user code; revokes a grant across kinds', async () => {

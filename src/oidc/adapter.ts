@@ -91,10 +91,16 @@ export class KyselyAdapter implements Adapter {
   async consume(id: string): Promise<void> {
     const spent = await this.write((store) => store.oidcModels.consume(this.kind, id, this.now()));
     if (spent) return;
-    const grantId = (await this.find(id))?.grantId;
+    // A pushed authorization request is used at the authorization endpoint: oidc-provider's own error for a used one.
+    if (this.kind === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+    // Its grant whatever its expiry (0: as of 1970), revoked in one transaction: the grant's models, then the Grant.
+    const found = await this.store.oidcModels.find(this.kind, id, 0);
+    const grantId = found ? (JSON.parse(found.payload) as AdapterPayload).grantId : undefined;
     if (typeof grantId === 'string') {
-      await this.store.oidcModels.revokeByGrantId(grantId);
-      await this.store.oidcModels.destroy('Grant', grantId);
+      await this.write(async (store) => {
+        await store.oidcModels.revokeByGrantId(grantId);
+        await store.oidcModels.destroy('Grant', grantId);
+      });
     }
     throw new errors.InvalidGrant(`${this.kind === 'AuthorizationCode' ? 'authorization code' : this.kind === 'RefreshToken' ? 'refresh token' : this.kind} already consumed`);
   }

@@ -5,6 +5,7 @@
  * parses it itself; Latchkey's CSRF check does not apply to /oidc (OAuth
  * clients post to it; the provider has its own protections).
  */
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
@@ -42,8 +43,15 @@ export async function oidcRoutes(app: FastifyInstance) {
   const requestLoggers = new WeakMap<IncomingMessage, FastifyBaseLogger>();
   const providerFor = async () => {
     const provider = await createProvider(app.latchkey);
-    provider.on('server_error', (ctx: { req: IncomingMessage; path?: string }, err: unknown) => {
-      (requestLoggers.get(ctx.req) ?? app.log).error({ err, path: ctx.path }, 'OpenID Connect request failed');
+    const failed = (ctx: { req: IncomingMessage; path?: string } | undefined, err: unknown) =>
+      ((ctx && requestLoggers.get(ctx.req)) ?? app.log).error({ err, path: ctx?.path }, 'OpenID Connect request failed');
+    provider.on('server_error', failed);
+    // What fails outside oidc-provider's own error handlers (saving its session after the answer is built) reaches Koa,
+    // which answers 500 and, with no listener, prints to stderr. Koa's own filter: not what it tells the client.
+    // (Provider is a Koa application; its typings list only oidc-provider's own events.)
+    (provider as unknown as EventEmitter).on('error', (err: { expose?: boolean; status?: number }, ctx?: { req: IncomingMessage; path?: string }) => {
+      if (err?.expose || err?.status === 404) return;
+      failed(ctx, err);
     });
     return provider;
   };
