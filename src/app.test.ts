@@ -40,7 +40,7 @@ describe('buildApp', () => {
   });
 
   describe('the access log', () => {
-    type Line = { level: number; msg: string; reqId?: string; code?: string; req?: { method: string; url: string }; res?: { statusCode: number }; responseTime?: number };
+    type Line = { level: number; msg: string; reqId?: string; code?: string; err?: { message?: string }; req?: { method: string; url: string }; res?: { statusCode: number }; responseTime?: number };
     const [DEBUG, INFO, ERROR] = [20, 30, 50];
     /** Every line a request wrote with LATCHKEY_ACCESS_LOG=`mode` at `level`, through the app's own logger settings. */
     async function requestLines(
@@ -105,7 +105,7 @@ describe('buildApp', () => {
         async (app) => expect((await app.inject({ method: 'GET', url: '/test-broken' })).statusCode).toBe(500),
         (app) => app.get('/test-broken', () => Promise.reject(new Error('broken on purpose'))),
       );
-      expect(lines.map((l) => [l.level, l.msg, l.res?.statusCode, (l as { err?: { message?: string } }).err?.message])).toEqual([
+      expect(lines.map((l) => [l.level, l.msg, l.res?.statusCode, l.err?.message])).toEqual([
         [ERROR, 'request failed', undefined, 'broken on purpose'],
         [INFO, 'request completed', 500, undefined],
       ]);
@@ -117,7 +117,7 @@ describe('buildApp', () => {
         const res = await app.inject({ method: 'POST', url: '/oidc/token', headers: { authorization: `Basic ${Buffer.from('svc:secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=refresh_token&refresh_token=x' });
         expect(res.statusCode).toBe(500);
       });
-      expect(lines.map((l) => [l.level, l.msg, (l as { err?: { message?: string } }).err?.message])).toEqual([[ERROR, 'OpenID Connect request failed', 'database gone']]);
+      expect(lines.map((l) => [l.level, l.msg, l.err?.message])).toEqual([[ERROR, 'OpenID Connect request failed', 'database gone']]);
     });
 
     it('says so at info when a request is refused before routing, which the access log never sees', async () => {

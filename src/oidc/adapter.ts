@@ -32,6 +32,9 @@ export function clientMetadata(service: Service, secretBox: SecretBox): AllClien
   };
 }
 
+/** What oidc-provider calls the models a token request spends, in its own error descriptions. */
+const CONSUMED_NAMES: Record<string, string> = { AuthorizationCode: 'authorization code', RefreshToken: 'refresh token' };
+
 export class KyselyAdapter implements Adapter {
   constructor(
     private readonly kind: string,
@@ -94,15 +97,14 @@ export class KyselyAdapter implements Adapter {
     // A pushed authorization request is used at the authorization endpoint: oidc-provider's own error for a used one.
     if (this.kind === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
     // Its grant whatever its expiry (0: as of 1970), revoked in one transaction: the grant's models, then the Grant.
-    const found = await this.store.oidcModels.find(this.kind, id, 0);
-    const grantId = found ? (JSON.parse(found.payload) as AdapterPayload).grantId : undefined;
+    const grantId = this.parse(await this.store.oidcModels.find(this.kind, id, 0))?.grantId;
     if (typeof grantId === 'string') {
       await this.write(async (store) => {
         await store.oidcModels.revokeByGrantId(grantId);
         await store.oidcModels.destroy('Grant', grantId);
       });
     }
-    throw new errors.InvalidGrant(`${this.kind === 'AuthorizationCode' ? 'authorization code' : this.kind === 'RefreshToken' ? 'refresh token' : this.kind} already consumed`);
+    throw new errors.InvalidGrant(`${CONSUMED_NAMES[this.kind] ?? this.kind} already consumed`);
   }
 
   async destroy(id: string): Promise<void> {
