@@ -8,9 +8,10 @@ import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type DatabaseConnection, type Dialect as KyselyDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, SqliteDialect, type DatabaseConnection, type Dialect as KyselyDialect, type SqliteDatabase } from 'kysely';
 import type pg from 'pg';
 import type { Database } from './schema.js';
+import { CurrentSchemaPostgresDialect } from './currentSchemaIntrospector.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
 import { registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
@@ -109,7 +110,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     // An idle client that loses its connection must not crash the process.
     pool.on('error', () => {});
     const sharing = options.sharedConnection ?? true;
-    const postgres = new PostgresDialect({ pool });
+    const postgres = new CurrentSchemaPostgresDialect({ pool });
     const shared = sharing && !options.plainPostgresClient && poolSize >= 2 ? withSharedConnection(postgres, pool, sharing === true ? {} : sharing) : postgres;
     kysely = new Kysely<Database>({ dialect: withTimedCommits(shared, commitListeners) });
     dialect = 'postgres';
