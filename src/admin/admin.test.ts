@@ -242,8 +242,11 @@ describe('roles × actions: allowed ones work, the others get 403 and change not
   afterAll(async () => f.close());
 
   async function freshTarget(): Promise<Target> {
-    const { user } = await f.person();
     const store = f.t.app.latchkey.store;
+    // The endpoints an earlier target left would each get a delivery of every user.created from now on: hundreds of
+    // endpoints, tens of thousands of deliveries, in every snapshot. Each test starts with only its own.
+    await f.t.db.kysely.deleteFrom('webhook_endpoints').execute();
+    const { user } = await f.person();
     const [passkey] = await store.authenticators.listForUser(user.id);
     const { flowId, token } = await issueInvite(store, f.t.config, user, f.clock.now, { method: 'link' });
     const templateId = `t${++counter}`;
