@@ -17,13 +17,13 @@
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { freePort, serverEntry } from './serverProcess.js';
+import { askOpenIdProvider, freePort, serverEntry } from './serverProcess.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/db/connect.js';
-import { SERVER_NODE_FLAGS } from '../src/runtime.js';
+import { serverNodeFlags } from '../src/runtime.js';
 import { runLoad } from './load.js';
 import type { MemoryBreakdown } from './memoryBreakdown.js';
 import { insertUsers, makeUsers } from './seed.js';
@@ -82,8 +82,8 @@ async function main(): Promise<void> {
 
   const entry = await serverEntry();
   const child = fork(entry.file, [], {
-    // As `latchkey serve` runs (SERVER_NODE_FLAGS), then any BENCH_NODE_ARGS (later flags win).
-    execArgv: [...entry.execArgv, ...SERVER_NODE_FLAGS, ...(env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    // As `latchkey serve` runs (serverNodeFlags()), then any BENCH_NODE_ARGS (later flags win).
+    execArgv: [...entry.execArgv, ...serverNodeFlags(), ...(env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     env: { ...env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -103,6 +103,7 @@ async function main(): Promise<void> {
       child.on('message', (m: { type?: string; port?: number }) => m?.type === 'listening' && resolve(m.port!));
     });
     child.removeAllListeners('exit');
+    await askOpenIdProvider(listening);
     print('after start', await ask<MemoryBreakdown>({ type: 'memory' }, 'memory'));
     let cpuBefore = 0;
     let cpuAfter = 0;

@@ -1,7 +1,9 @@
 /**
  * Summarise a V8 CPU profile (.cpuprofile from `npm run bench -- --profile`):
- * self time by function and by package, highest first.
- * Usage: node --import tsx bench/profileSummary.ts <file.cpuprofile> [rows]
+ * self time by function and by package, highest first. Given a .heapprofile (BENCH_ALLOCATIONS=1 beside --profile,
+ * bench/server.ts), what was allocated in the window, by package and by function, with where the top sites are
+ * called from.
+ * Usage: node --import tsx bench/profileSummary.ts <file.cpuprofile|file.heapprofile> [rows]
  */
 import { readFileSync } from 'node:fs';
 
@@ -19,6 +21,35 @@ interface Profile {
 const [file, rowsArg] = process.argv.slice(2);
 if (!file) throw new Error('usage: profileSummary.ts <file.cpuprofile> [rows]');
 const rows = Number(rowsArg ?? 30);
+
+interface AllocationNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: AllocationNode[];
+}
+
+if (file.endsWith('.heapprofile')) {
+  const root = (JSON.parse(readFileSync(file, 'utf8')) as { head: AllocationNode }).head;
+  const byPackage = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  let bytes = 0;
+  const visit = (n: AllocationNode, caller: string) => {
+    const name = `${n.callFrame.functionName || '(anonymous)'}  ${n.callFrame.url ? `${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}` : caller}`;
+    bytes += n.selfSize;
+    byPackage.set(where(n.callFrame.url), (byPackage.get(where(n.callFrame.url)) ?? 0) + n.selfSize);
+    byFunction.set(name, (byFunction.get(name) ?? 0) + n.selfSize);
+    for (const child of n.children) visit(child, n.callFrame.url ? `(from ${n.callFrame.functionName || '(anonymous)'} in ${where(n.callFrame.url)})` : caller);
+  };
+  visit(root, '(native)');
+  const share = (b: number) => `${((b / bytes) * 100).toFixed(1).padStart(5)} %`;
+  console.log(`${file}: ${(bytes / 1048576).toFixed(1)} MiB allocated (sampled; divide by the window's requests for a figure per request)`);
+  console.log('\nallocated by package / file');
+  for (const [k, b] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`${share(b)}  ${k}`);
+  console.log('\nallocated by function');
+  for (const [k, b] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`${share(b)}  ${k}`);
+  process.exit(0);
+}
+
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();

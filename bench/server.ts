@@ -56,6 +56,9 @@ function send(message: object): void {
 }
 
 let inspector: Session | undefined;
+// BENCH_ALLOCATIONS=1: beside each CPU profile, a sampling heap profile of everything allocated in the window (also
+// what the GC has since collected), as `<file>.heapprofile` (summarised by bench/profileSummary.ts).
+const ALLOCATIONS = process.env.BENCH_ALLOCATIONS === '1';
 
 function post(method: string, params?: object): Promise<any> {
   return new Promise((resolve, reject) => inspector!.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
@@ -68,10 +71,18 @@ process.on('message', async (message: { type?: string; file?: string; snapshot?:
     await post('Profiler.enable');
     await post('Profiler.setSamplingInterval', { interval: 200 });
     await post('Profiler.start');
+    if (ALLOCATIONS) {
+      await post('HeapProfiler.enable');
+      await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    }
     send({ type: 'profile-started' });
   } else if (message?.type === 'profile-stop' && inspector) {
     const { profile } = await post('Profiler.stop');
     writeFileSync(message.file!, JSON.stringify(profile));
+    if (ALLOCATIONS) {
+      const { profile: allocations } = await post('HeapProfiler.stopSampling');
+      writeFileSync(message.file!.replace(/\.cpuprofile$/, '') + '.heapprofile', JSON.stringify(allocations));
+    }
     inspector.disconnect();
     inspector = undefined;
     send({ type: 'profile-stopped' });

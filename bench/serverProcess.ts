@@ -7,7 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import { createServer } from 'node:net';
-import { SERVER_NODE_FLAGS } from '../src/runtime.js';
+import { serverNodeFlags } from '../src/runtime.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,6 +42,18 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * One request to the OpenID provider (discovery), as a real server has answered before its sign-ins: oidc-provider runs
+ * each request in an AsyncLocalStorage, and on Node.js 22 without AsyncContextFrame (src/runtime.ts) its first request
+ * turns promise hooks on for every later promise of the process. A server that had answered none would be measured in
+ * a state no server in service is in.
+ */
+export async function askOpenIdProvider(port: number): Promise<void> {
+  const answer = await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`);
+  if (answer.status !== 200) throw new Error(`discovery answered ${answer.status}`);
+  await answer.arrayBuffer();
+}
+
 /** BENCH_TSX=1: the server runs its TypeScript through tsx instead of bundled, as `latchkey` ran before it bundled. */
 const THROUGH_TSX = process.env.BENCH_TSX === '1';
 let bundled: Promise<string> | undefined;
@@ -73,7 +85,7 @@ export class ServerProcess {
     const entry = await serverEntry();
     const child = fork(entry.file, [], {
       // BENCH_SERVER_FLAGS (the parent's) for every server; BENCH_NODE_ARGS in extraEnv for this one (a bench:compare variant).
-      execArgv: [...entry.execArgv, ...SERVER_NODE_FLAGS, ...`${process.env.BENCH_SERVER_FLAGS ?? ''} ${extraEnv.BENCH_NODE_ARGS ?? ''}`.split(' ').filter(Boolean)],
+      execArgv: [...entry.execArgv, ...serverNodeFlags(), ...`${process.env.BENCH_SERVER_FLAGS ?? ''} ${extraEnv.BENCH_NODE_ARGS ?? ''}`.split(' ').filter(Boolean)],
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LATCHKEY_ORIGIN: origin, NODE_ENV: 'production', ...extraEnv },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -85,6 +97,8 @@ export class ServerProcess {
       });
     });
     child.removeAllListeners('exit');
+    // The bare Fastify route's server (bench/server.ts, BENCH_BARE) has no provider.
+    if (extraEnv.BENCH_BARE !== '1') await askOpenIdProvider(listening);
     return new ServerProcess(child, listening);
   }
 

@@ -14,6 +14,22 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, st
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+// `serve` on Node.js 22 (22.15 or later, for process.execve) starts again in the same process, with the same
+// arguments, plus --experimental-async-context-frame (asyncContextFrameFlag in src/runtime.ts: AsyncLocalStorage
+// without promise hooks, 10–17 % less CPU per token grant; Node.js 24 has it by default and rejects the flag). A
+// command line or NODE_OPTIONS that already names async-context-frame either way is left as it is.
+const FRAME_FLAG = '--experimental-async-context-frame';
+const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
+if (
+  process.argv[2] === 'serve' &&
+  nodeMajor === 22 &&
+  nodeMinor >= 7 &&
+  typeof process.execve === 'function' &&
+  ![...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((flag) => flag.includes('async-context-frame'))
+) {
+  process.execve(process.execPath, [process.execPath, ...process.execArgv, FRAME_FLAG, ...process.argv.slice(1)], process.env);
+}
+
 const root = fileURLToPath(new URL('..', import.meta.url));
 const src = join(root, 'src');
 

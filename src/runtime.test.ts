@@ -1,7 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { SERVER_NODE_FLAGS, unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { asyncContextFrameFlag, SERVER_NODE_FLAGS, serverNodeFlags, unsupportedRuntime, withoutProviderRuntimeWarning } from './runtime.js';
+import { spawnServe } from '../test/support/serve.js';
 
 describe('supported Node.js versions', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -38,6 +41,54 @@ describe('the server\'s Node.js flags', () => {
     // env -S splits the rest of the line into arguments (coreutils 8.30 and later, BSD and macOS).
     expect(shebang).toBe(`#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
     expect(start).toBe(`node ${SERVER_NODE_FLAGS.join(' ')} bin/latchkey.js serve`);
+  });
+});
+
+describe('AsyncLocalStorage without promise hooks', () => {
+  const FLAG = '--experimental-async-context-frame';
+
+  it('is asked for on Node.js 22 from 22.7, where the flag exists, and not on 24 and later, which reject it', () => {
+    expect(asyncContextFrameFlag('22.6.0')).toBeUndefined();
+    expect(asyncContextFrameFlag('22.7.0')).toBe(FLAG);
+    expect(asyncContextFrameFlag('v22.23.5')).toBe(FLAG);
+    expect(asyncContextFrameFlag('20.20.2')).toBeUndefined();
+    expect(asyncContextFrameFlag('24.11.0')).toBeUndefined();
+    expect(asyncContextFrameFlag('25.1.0')).toBeUndefined();
+    expect(serverNodeFlags('22.23.5')).toEqual([...SERVER_NODE_FLAGS, FLAG]);
+    expect(serverNodeFlags('24.11.0')).toEqual([...SERVER_NODE_FLAGS]);
+  });
+
+  // The real command, as operators start it: on Node.js 22 it runs again in the same process (same pid) with the flag,
+  // and oidc-provider (which runs every request in an AsyncLocalStorage) answers; named either way in NODE_OPTIONS,
+  // the choice is the operator's.
+  const served = async (env: Record<string, string> = {}) => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-frame-'));
+    const { child, port } = await spawnServe({ cwd: dir, env: { DATABASE_URL: `sqlite:${join(dir, 'latchkey.db')}`, LOG_LEVEL: 'info', LATCHKEY_WEBHOOK_POLL_SECONDS: '0', NODE_OPTIONS: '', ...env } });
+    try {
+      const commandLine = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      const discovery = await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`);
+      return { commandLine, discovery: discovery.status };
+    } finally {
+      child.kill('SIGTERM');
+    }
+  };
+  const canRestartInPlace = asyncContextFrameFlag() !== undefined && typeof (process as { execve?: unknown }).execve === 'function';
+
+  it.runIf(canRestartInPlace)('is how latchkey serve runs on Node.js 22, in the process it was started as', { timeout: 60_000 }, async () => {
+    const { commandLine, discovery } = await served();
+    expect(commandLine).toContain(FLAG);
+    expect(commandLine.slice(-2)).toEqual([join(import.meta.dirname, '../bin/latchkey.js'), 'serve']);
+    expect(discovery).toBe(200);
+
+    const optedOut = await served({ NODE_OPTIONS: '--no-experimental-async-context-frame' });
+    expect(optedOut.commandLine).not.toContain(FLAG);
+    expect(optedOut.discovery).toBe(200);
+  });
+
+  it.runIf(asyncContextFrameFlag() === undefined)('is left out on Node.js versions without the flag', { timeout: 60_000 }, async () => {
+    const { commandLine, discovery } = await served();
+    expect(commandLine).not.toContain(FLAG);
+    expect(discovery).toBe(200);
   });
 });
 

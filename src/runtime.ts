@@ -61,3 +61,22 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
  * every ~5,000 ceremonies costs ~5 µs of main-thread time per ceremony, within the noise of CPU per ceremony.
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2', '--heap-growing-percent=20'];
+
+/**
+ * On Node.js 22 (from 22.7), the flag that keeps AsyncLocalStorage's context in V8's continuation data
+ * (AsyncContextFrame, the default from Node.js 24, which rejects the flag) instead of promise hooks. oidc-provider runs
+ * every request inside an AsyncLocalStorage, and on Node.js 22 its first request turns promise hooks on for the whole
+ * process, for good: every promise of every request then pays a hook call and an allocation (~9 % of what a refresh
+ * grant allocates). With the flag a refresh grant measured 10–17 % less CPU (BENCHMARKS.md). `latchkey serve` on
+ * Node.js 22 restarts itself in place with it (bin/latchkey.js); the benchmarks' servers get it here.
+ */
+export function asyncContextFrameFlag(version: string = process.versions.node): string | undefined {
+  const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
+  return major === 22 && minor >= 7 ? '--experimental-async-context-frame' : undefined;
+}
+
+/** SERVER_NODE_FLAGS and, on Node.js 22, asyncContextFrameFlag(): how `latchkey serve` ends up running. */
+export function serverNodeFlags(version: string = process.versions.node): string[] {
+  const frame = asyncContextFrameFlag(version);
+  return frame ? [...SERVER_NODE_FLAGS, frame] : [...SERVER_NODE_FLAGS];
+}
