@@ -1,4 +1,7 @@
 import { defineConfig } from 'vitest/config';
+import { asyncContextFrameFlag } from './bin/asyncContextFrame.js';
+
+const frameFlag = asyncContextFrameFlag();
 
 export default defineConfig({
   test: {
@@ -10,6 +13,8 @@ export default defineConfig({
     expect: { poll: { timeout: 30_000 } },
     // Two cores: browser tests and PostgreSQL suites each get a worker.
     maxWorkers: 2,
+    // AsyncLocalStorage as `latchkey serve` keeps it (bin/asyncContextFrame.js): on Node.js 22, with AsyncContextFrame.
+    execArgv: frameFlag ? [frameFlag] : [],
     reporters: ['default', './test/support/summaryReporter.ts'],
   },
 });

@@ -19,7 +19,7 @@ interface Profile {
 }
 
 const [file, rowsArg] = process.argv.slice(2);
-if (!file) throw new Error('usage: profileSummary.ts <file.cpuprofile> [rows]');
+if (!file) throw new Error('usage: profileSummary.ts <file.cpuprofile|file.heapprofile> [rows]');
 const rows = Number(rowsArg ?? 30);
 
 interface AllocationNode {

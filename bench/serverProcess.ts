@@ -98,7 +98,7 @@ export class ServerProcess {
     });
     child.removeAllListeners('exit');
     // The bare Fastify route's server (bench/server.ts, BENCH_BARE) has no provider.
-    if (extraEnv.BENCH_BARE !== '1') await askOpenIdProvider(listening);
+    if ((extraEnv.BENCH_BARE ?? process.env.BENCH_BARE) !== '1') await askOpenIdProvider(listening);
     return new ServerProcess(child, listening);
   }
 

@@ -13,21 +13,26 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { asyncContextFrameFlag } from './asyncContextFrame.js';
 
-// `serve` on Node.js 22 (22.15 or later, for process.execve) starts again in the same process, with the same
-// arguments, plus --experimental-async-context-frame (asyncContextFrameFlag in src/runtime.ts: AsyncLocalStorage
-// without promise hooks, 10–17 % less CPU per token grant; Node.js 24 has it by default and rejects the flag). A
-// command line or NODE_OPTIONS that already names async-context-frame either way is left as it is.
-const FRAME_FLAG = '--experimental-async-context-frame';
-const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
+// `serve` on Node.js 22 starts again in the same process (same pid), with the same arguments plus
+// --experimental-async-context-frame (bin/asyncContextFrame.js says where; src/runtime.ts says why). A command line or
+// NODE_OPTIONS that already names async-context-frame either way is left as it is. Preloads (--import, --require in
+// NODE_OPTIONS) run in both images. Where the restart is refused (the permission model without
+// --allow-child-process), the server runs as it is, and says so; a failed execve system call aborts the process
+// (Node.js 22 cannot return from it), as a failed start would.
+const frameFlag = asyncContextFrameFlag();
 if (
+  frameFlag &&
   process.argv[2] === 'serve' &&
-  nodeMajor === 22 &&
-  nodeMinor >= 7 &&
   typeof process.execve === 'function' &&
   ![...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((flag) => flag.includes('async-context-frame'))
 ) {
-  process.execve(process.execPath, [process.execPath, ...process.execArgv, FRAME_FLAG, ...process.argv.slice(1)], process.env);
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, frameFlag, ...process.argv.slice(1)], process.env);
+  } catch (error) {
+    process.stderr.write(`latchkey: serving without ${frameFlag} (could not restart with it: ${error?.code ?? error})\n`);
+  }
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -5,6 +5,7 @@
  */
 
 import v8 from 'node:v8';
+import { asyncContextFrameFlag } from '../bin/asyncContextFrame.js';
 
 export const SUPPORTED_NODE = 'Node.js 22 or a later LTS release';
 
@@ -63,20 +64,19 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
 export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2', '--heap-growing-percent=20'];
 
 /**
- * On Node.js 22 (from 22.7), the flag that keeps AsyncLocalStorage's context in V8's continuation data
- * (AsyncContextFrame, the default from Node.js 24, which rejects the flag) instead of promise hooks. oidc-provider runs
- * every request inside an AsyncLocalStorage, and on Node.js 22 its first request turns promise hooks on for the whole
- * process, for good: every promise of every request then pays a hook call and an allocation (~9 % of what a refresh
- * grant allocates). With the flag a refresh grant measured 10–17 % less CPU (BENCHMARKS.md). `latchkey serve` on
- * Node.js 22 restarts itself in place with it (bin/latchkey.js); the benchmarks' servers get it here.
+ * Why `latchkey serve` runs with `--experimental-async-context-frame` on Node.js 22 (where: asyncContextFrameFlag,
+ * bin/asyncContextFrame.js, the one rule). oidc-provider runs every request inside an AsyncLocalStorage. Node.js 22
+ * keeps that storage with promise hooks, and their first use turns them on for the whole process, for good: from the
+ * first OpenID Connect request on, every promise of every request then calls a hook and allocates (9 % of what a
+ * refresh grant allocates). With the flag, V8's continuation data carries the context instead (AsyncContextFrame, the
+ * default from Node.js 24, which refuses the flag): refresh grants measured 12 % less CPU and code grants 10 % less
+ * on the means of three pairs (BENCHMARKS.md). bin/latchkey.js restarts `serve` in place with it; the benchmarks'
+ * servers get it from serverNodeFlags(), and the tests' workers from vitest.config.ts.
  */
-export function asyncContextFrameFlag(version: string = process.versions.node): string | undefined {
-  const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
-  return major === 22 && minor >= 7 ? '--experimental-async-context-frame' : undefined;
-}
+export { asyncContextFrameFlag };
 
-/** SERVER_NODE_FLAGS and, on Node.js 22, asyncContextFrameFlag(): how `latchkey serve` ends up running. */
-export function serverNodeFlags(version: string = process.versions.node): string[] {
-  const frame = asyncContextFrameFlag(version);
+/** SERVER_NODE_FLAGS and, where `latchkey serve` adds it, asyncContextFrameFlag(): how the server ends up running. */
+export function serverNodeFlags(version: string = process.versions.node, platform: string = process.platform): string[] {
+  const frame = asyncContextFrameFlag(version, platform);
   return frame ? [...SERVER_NODE_FLAGS, frame] : [...SERVER_NODE_FLAGS];
 }
