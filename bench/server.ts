@@ -5,7 +5,7 @@
  *
  * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
  * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs, eventLoopCpuMs,
- *              groupCommits: { commits, transactions } (SQLite), pgStatements, pgDeferred (statements sent to PostgreSQL; of them, deferred) };
+ *              groupCommits: { commits, transactions, reruns }, pgStatements, pgDeferred (statements sent to PostgreSQL; of them, deferred) };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
  *              { type: 'memory', snapshot?: file } → where the RSS goes (memoryBreakdown.ts), after a full GC;

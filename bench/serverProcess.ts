@@ -22,7 +22,7 @@ export interface Usage {
   /** The main thread's alone (Linux). */
   eventLoopCpuMs?: number;
   /** SQLite: commits shared by transactions so far (src/db/groupCommit.ts). */
-  groupCommits?: { commits: number; transactions: number };
+  groupCommits?: { commits: number; transactions: number; reruns: number };
   /** PostgreSQL: statements sent so far, and of them deferred (src/db/pgClient.ts). */
   pgStatements?: number;
   pgDeferred?: number;

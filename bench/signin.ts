@@ -85,8 +85,9 @@ interface RunFigures {
   otherCpu: number | undefined;
   /** Node's raw ES256 verify rate measured right after the window. */
   rawVerifyAfter?: number;
-  /** SQLite: sign-in transactions per group commit during the window. */
+  /** Sign-in transactions per group commit during the window, and (PostgreSQL) groups that failed and ran again alone. */
   transactionsPerCommit?: number;
+  groupReruns?: number;
   /** PostgreSQL: statements (round trips) per ceremony during the window. */
   statementsPerCeremony?: number;
   roundTripsPerCeremony?: number;
@@ -173,6 +174,7 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       databaseCpu: databaseCpuMs / windowMs,
       otherCpu,
       transactionsPerCommit: perCommit(before!.groupCommits, after!.groupCommits),
+      groupReruns: after!.groupCommits && before!.groupCommits ? after!.groupCommits.reruns - before!.groupCommits.reruns : undefined,
       statementsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements!) / result.ceremonies : undefined,
       roundTripsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements! - (after!.pgDeferred! - before!.pgDeferred!)) / result.ceremonies : undefined,
     };
@@ -261,7 +263,7 @@ function printRun(r: RunFigures, rawVerify: number, floorUs: number): void {
   console.log(`  server CPU          ${perCeremony.toFixed(0)} µs per ceremony, ${(perCeremony / floorUs).toFixed(2)}× the floor of ${floorUs.toFixed(0)} µs${eventLoop}`);
   if (r.databaseCpu > 0) console.log(`  with PostgreSQL's   ${(((r.serverCpu + r.databaseCpu) * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
   if (r.statementsPerCeremony !== undefined) console.log(`  PostgreSQL          ${r.statementsPerCeremony.toFixed(2)} statements, ${r.roundTripsPerCeremony!.toFixed(2)} round trips per ceremony; its own CPU ${((r.databaseCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
-  if (r.transactionsPerCommit !== undefined) console.log(`  group commit        ${r.transactionsPerCommit.toFixed(2)} sign-ins per SQLite commit on average`);
+  if (r.transactionsPerCommit !== undefined) console.log(`  group commit        ${r.transactionsPerCommit.toFixed(2)} sign-ins per commit on average${r.groupReruns ? `; ${r.groupReruns} groups failed and ran again one by one` : ''}`);
   console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ ${rawVerify.toFixed(0)} verify/s, measured right after the window)`);
   if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);
 }

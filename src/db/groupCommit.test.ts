@@ -1,8 +1,8 @@
 /**
  * Transactions that share a commit (src/db/groupCommit.ts) behave, for each
- * caller, like transactions of their own run one after another. On
- * PostgreSQL `groupCommit` is not used, and the same tests show the same
- * behaviour.
+ * caller, like transactions of their own run one after another, on SQLite
+ * (each caller in a savepoint) and on PostgreSQL (a group that fails runs
+ * again, each caller alone).
  */
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
 import type { NewAuthenticator } from './schema.js';
+import { isCounterDidNotMove } from './persisters/authenticators.js';
 import { createStore, type Store } from './store.js';
 
 const T0 = Date.UTC(2026, 11, 1, 9);
@@ -76,11 +77,8 @@ describe.each(databases)('group commit on $name', (database) => {
       expect(results).toEqual([true, true, true, true, true]);
       for (const { userId } of people) expect(await sessionCount(userId)).toBe(1);
       for (const [i, { userId, authenticatorId }] of people.entries()) expect((await store.authenticators.findForUser(userId, authenticatorId))?.counter).toBe(i + 1);
-      if (database.name === 'sqlite') {
-        expect(store.groupCommitStats).toEqual({ commits: before!.commits + 1, transactions: before!.transactions + 5 });
-      } else {
-        expect(store.groupCommitStats).toBeUndefined();
-      }
+      expect(store.groupCommitStats).toEqual({ commits: before!.commits + 1, transactions: before!.transactions + 5, reruns: before!.reruns });
+      expect(store.groupCommitKind).toBe(database.name === 'sqlite' ? 'savepoints' : 'rerun');
     });
 
     it('runs them one after another, so of two uses of a passkey with the same counter one loses', async () => {
@@ -92,9 +90,8 @@ describe.each(databases)('group commit on $name', (database) => {
           return true;
         }, { groupCommit: true });
       const results = await Promise.all([use(), use()]);
-      // In a shared commit they run in the order they were started; PostgreSQL's two connections may race.
-      if (database.name === 'sqlite') expect(results).toEqual([true, false]);
-      else expect([...results].sort()).toEqual([false, true]);
+      // In a shared commit they run in the order they were started.
+      expect(results).toEqual([true, false]);
       expect(await sessionCount(userId)).toBe(1);
     });
 
@@ -107,8 +104,11 @@ describe.each(databases)('group commit on $name', (database) => {
           if (fail) throw new Error('refused after writing');
           return userId;
         }, { groupCommit: true });
+      const reruns = store.groupCommitStats!.reruns;
       const settled = await Promise.allSettled([write(a!.userId, false), write(b!.userId, true), write(c!.userId, false)]);
       expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      // PostgreSQL has no savepoint to roll back to: the group ran again, each alone.
+      expect(store.groupCommitStats!.reruns).toBe(reruns + (database.name === 'postgres' ? 1 : 0));
       expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ message: 'refused after writing' });
       expect(await sessionCount(a!.userId)).toBe(1);
       expect(await sessionCount(b!.userId)).toBe(0);
@@ -119,6 +119,7 @@ describe.each(databases)('group commit on $name', (database) => {
       const [a, b] = await Promise.all([userWithPasskey(), userWithPasskey()]);
       const taken = session(a!.userId);
       await store.sessions.insert(taken);
+      const reruns = store.groupCommitStats!.reruns;
       const settled = await Promise.allSettled([
         store.transaction(async (tx) => {
           await tx.sessions.insert(session(a!.userId));
@@ -129,6 +130,50 @@ describe.each(databases)('group commit on $name', (database) => {
       expect(settled.map((s) => s.status)).toEqual(['rejected', 'fulfilled']);
       expect(await sessionCount(a!.userId)).toBe(1);
       expect(await sessionCount(b!.userId)).toBe(1);
+      expect(store.groupCommitStats!.reruns).toBe(reruns + (database.name === 'postgres' ? 1 : 0));
+    });
+
+    it('fails only the sign-in whose use lost (recordUseOrFail) and commits the others of its group', async () => {
+      const people = await Promise.all([1, 2, 3].map(() => userWithPasskey()));
+      const signIn = ({ userId, authenticatorId }: { userId: string; authenticatorId: string }, counter: number) =>
+        store.transaction(async (tx) => {
+          await tx.authenticators.recordUseOrFail(authenticatorId, { counter, backedUp: false, backupEligible: false, at: T0 });
+          await tx.sessions.insert(session(userId));
+          await tx.audit.record({ at: T0, event: 'signin', outcome: 'success', actorUserId: userId, subjectUserId: userId, authenticatorId });
+        }, { groupCommit: true });
+      // Each passkey's counter is 0; the second presents 0 again, which a passkey that counts has already used.
+      await store.authenticators.recordUse(people[1]!.authenticatorId, { counter: 4, backedUp: false, backupEligible: false, at: T0 });
+      const settled = await Promise.allSettled([signIn(people[0]!, 1), signIn(people[1]!, 4), signIn(people[2]!, 1)]);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(isCounterDidNotMove((settled[1] as PromiseRejectedResult).reason)).toBe(true);
+      expect(await Promise.all(people.map(({ userId }) => sessionCount(userId)))).toEqual([1, 0, 1]);
+      expect(await Promise.all(people.map(async ({ userId }) => (await store.audit.listForSubject(userId)).length))).toEqual([1, 0, 1]);
+    });
+
+    it('runs what waits for the commit once, for the run that committed, when a callback runs again', async () => {
+      const [a, b] = await Promise.all([userWithPasskey(), userWithPasskey()]);
+      const runs: string[] = [];
+      const afterCommits: string[] = [];
+      const settled = await Promise.allSettled([
+        store.transaction(async (tx) => {
+          const mine = session(a!.userId);
+          runs.push(mine.id_hash);
+          await tx.sessions.insert(mine);
+          tx.afterCommit(() => afterCommits.push(mine.id_hash));
+        }, { groupCommit: true }),
+        store.transaction(async (tx) => {
+          await tx.sessions.insert(session(b!.userId));
+          throw new Error('refused after writing');
+        }, { groupCommit: true }),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected']);
+      // On PostgreSQL the first callback ran twice: in the group, rolled back, then alone.
+      expect(runs).toHaveLength(database.name === 'postgres' ? 2 : 1);
+      expect(afterCommits).toEqual([runs.at(-1)]);
+      const stored = await store.sessions.listForUser(a!.userId, T0);
+      expect(stored).toHaveLength(1);
+      expect(await store.sessions.findWithUser(runs.at(-1)!)).toBeDefined();
+      expect(await sessionCount(b!.userId)).toBe(0);
     });
 
     it.runIf(database.name === 'sqlite')('rejects every transaction of a group whose commit fails, and keeps none of their writes', async () => {
@@ -147,6 +192,26 @@ describe.each(databases)('group commit on $name', (database) => {
       // The connection is usable afterwards, outside any transaction.
       await store.transaction((tx) => tx.sessions.insert(session(b!.userId)), { groupCommit: true });
       expect(await sessionCount(b!.userId)).toBe(1);
+    });
+
+    it.runIf(database.name === 'postgres')('on PostgreSQL, gathers the transactions that start while a group is in flight into the next group', async () => {
+      const people = await Promise.all([1, 2, 3, 4, 5].map(() => userWithPasskey()));
+      const before = { ...store.groupCommitStats! };
+      const write = (i: number, wait = false) =>
+        store.transaction(async (tx) => {
+          if (wait) await sql`select pg_sleep(0.2)`.execute(tx.kysely);
+          await tx.sessions.insert(session(people[i]!.userId));
+        }, { groupCommit: true });
+      const first = [write(0, true), write(1)];
+      // Three more, each in a later turn of the event loop, while the first group waits on PostgreSQL.
+      const later: Promise<void>[] = [];
+      for (const i of [2, 3, 4]) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        later.push(write(i));
+      }
+      await Promise.all([...first, ...later]);
+      expect(store.groupCommitStats).toEqual({ commits: before.commits + 2, transactions: before.transactions + 5, reruns: before.reruns });
+      for (const { userId } of people) expect(await sessionCount(userId)).toBe(1);
     });
 
     it('joins the surrounding transaction instead when there is one', async () => {

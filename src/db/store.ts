@@ -53,15 +53,15 @@ export class Store {
     readonly kysely: Kysely<Database>,
     options: {
       inTransaction?: boolean;
-      /** SQLite: let `transaction(fn, { groupCommit: true })` share commits (src/db/groupCommit.ts). */
-      groupCommit?: boolean;
+      /** Let `transaction(fn, { groupCommit: true })` share commits (src/db/groupCommit.ts): 'savepoints' on SQLite, 'rerun' on PostgreSQL. */
+      groupCommit?: 'savepoints' | 'rerun';
       /** In a transaction: where afterCommit collects its callbacks. */
       committed?: (() => void)[];
     } = {},
   ) {
     this.inTransaction = options.inTransaction ?? false;
     this.committed = options.committed;
-    this.groupCommit = options.groupCommit && !this.inTransaction ? new GroupCommit(kysely) : undefined;
+    this.groupCommit = options.groupCommit && !this.inTransaction ? new GroupCommit(kysely, options.groupCommit === 'savepoints') : undefined;
     this.users = new UserPersister(kysely);
     this.authenticators = new AuthenticatorPersister(kysely);
     this.sessions = new SessionPersister(kysely);
@@ -82,20 +82,30 @@ export class Store {
   }
 
   /** Group commits so far (the benchmark reports them); undefined where there are none. */
-  get groupCommitStats(): { commits: number; transactions: number } | undefined {
+  get groupCommitStats(): { commits: number; transactions: number; reruns: number } | undefined {
     return this.groupCommit?.stats;
+  }
+
+  /** How this Store's group commits undo one caller's writes (src/db/groupCommit.ts); undefined where there are none. */
+  get groupCommitKind(): 'savepoints' | 'rerun' | undefined {
+    return this.groupCommit && (this.groupCommit.savepoints ? 'savepoints' : 'rerun');
   }
 
   /**
    * Run `fn` with a Store whose writes land in one transaction. Inside a
-   * transaction, `fn` joins it. With `groupCommit`, on SQLite, the transaction
-   * may commit together with others started in the same turn of the event
-   * loop; `fn` must then run database statements only.
+   * transaction, `fn` joins it. With `groupCommit`, the transaction may commit
+   * together with others started in the same turn of the event loop; `fn` must
+   * then run database statements only, and on PostgreSQL it may run twice
+   * (src/db/groupCommit.ts).
    */
   async transaction<T>(fn: (tx: Store) => Promise<T>, options: { groupCommit?: boolean } = {}): Promise<T> {
     if (this.inTransaction) return fn(this);
     const committed: (() => void)[] = [];
-    const inTransaction = (trx: Kysely<Database>) => fn(new Store(trx, { inTransaction: true, committed }));
+    // A group commit on PostgreSQL may run `fn` again (src/db/groupCommit.ts): only the run that committed counts.
+    const inTransaction = (trx: Kysely<Database>) => {
+      committed.length = 0;
+      return fn(new Store(trx, { inTransaction: true, committed }));
+    };
     const value = await (options.groupCommit && this.groupCommit ? this.groupCommit.run(inTransaction) : this.kysely.transaction().execute(inTransaction));
     for (const callback of committed) callback();
     return value;
@@ -112,7 +122,7 @@ export class Store {
   }
 }
 
-/** The Store for a database; on SQLite, with group commits. */
+/** The Store for a database, with group commits. */
 export function createStore(db: Db): Store {
-  return new Store(db.kysely, { groupCommit: db.dialect === 'sqlite' });
+  return new Store(db.kysely, { groupCommit: db.dialect === 'sqlite' ? 'savepoints' : 'rerun' });
 }

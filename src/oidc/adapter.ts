@@ -58,10 +58,11 @@ export class KyselyAdapter implements Adapter {
 
   /**
    * SQLite: writes of grants running at once share one commit (src/db/groupCommit.ts); each token grant writes
-   * two or three rows. Elsewhere one statement needs no transaction of its own.
+   * two or three rows. On PostgreSQL one statement needs no transaction of its own, and its answer is awaited, so
+   * a group there would wait for each member's in turn.
    */
   private write<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    return this.store.groupCommitStats ? this.store.transaction(fn, { groupCommit: true }) : fn(this.store);
+    return this.store.groupCommitKind === 'savepoints' ? this.store.transaction(fn, { groupCommit: true }) : fn(this.store);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
