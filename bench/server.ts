@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { memoryBreakdown } from './memoryBreakdown.js';
-import { deferredStatements } from '../src/db/pgClient.js';
+import { deferredStatements, implicitTransactions } from '../src/db/pgClient.js';
 import { openDatabase } from '../src/db/connect.js';
 
 
@@ -30,7 +30,8 @@ import { openDatabase } from '../src/db/connect.js';
 const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' });
 const noLogger = process.env.BENCH_NO_LOGGER === '1';
 
-// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too), deferred or awaited (src/db/pgClient.ts).
+// Every statement sent to PostgreSQL (Kysely's BEGIN and COMMIT too, where they are sent), deferred or awaited
+// (src/db/pgClient.ts): each query handed to pg, where an implicit transaction's statements count one each.
 // pg is loaded only for PostgreSQL, as the server loads it (src/db/connect.ts), so bench:memory on SQLite sees no pg.
 let pgStatements = 0;
 if (config.databaseUrl.startsWith('postgres')) {
@@ -95,8 +96,8 @@ process.on('message', async (message: { type?: string; file?: string; snapshot?:
       cpuUserMs: usage.userCPUTime / 1000,
       cpuSystemMs: usage.systemCPUTime / 1000,
       eventLoopCpuMs: eventLoopThreadCpuMs(),
-      pgStatements,
-      pgDeferred: deferredStatements.count,
+      pgStatements: pgStatements + implicitTransactions.statements - implicitTransactions.count,
+      pgDeferred: deferredStatements.count + implicitTransactions.statements - implicitTransactions.count,
       groupCommits: 'latchkey' in app ? app.latchkey.store.groupCommitStats : undefined,
     });
   } else if (message?.type === 'memory') {

@@ -1,8 +1,10 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
-import { statementName } from './pgClient.js';
+import pg from 'pg';
+import { implicitTransactions, statementName } from './pgClient.js';
+import { isCounterDidNotMove } from './persisters/authenticators.js';
 import { createStore, type Store } from './store.js';
 import type { NewUser } from './schema.js';
 
@@ -83,6 +85,92 @@ describe.skipIf(target.skipReason !== undefined)('PgClient (PostgreSQL)', () => 
     });
     await expect(failing).rejects.toMatchObject({ code: '23503' });
     expect(await store.sessions.findWithUser('h-next')).toBeUndefined();
+  });
+
+  /** Statements handed to pg while `run` runs (an implicit transaction is one), and the implicit transactions among them. */
+  async function sent(run: () => Promise<unknown>): Promise<{ queries: string[]; implicit: number; statements: number; outcome: PromiseSettledResult<unknown> }> {
+    const query = vi.spyOn(pg.Client.prototype, 'query');
+    const before = { ...implicitTransactions };
+    try {
+      const [outcome] = await Promise.allSettled([run()]);
+      const queries = query.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text?: string }).text ?? ''));
+      return { queries, implicit: implicitTransactions.count - before.count, statements: implicitTransactions.statements - before.statements, outcome: outcome! };
+    } finally {
+      query.mockRestore();
+    }
+  }
+
+  /** A sign-in's writes: the use of a passkey, a session, an audit record (all deferrable). */
+  const signInWrites = (userId: string, authenticatorId: string, counter: number, idHash: string) => (tx: Store) =>
+    tx.transaction(async (t) => {
+      await t.authenticators.recordUseOrFail(authenticatorId, { counter, backedUp: false, backupEligible: false, at: T0 });
+      await t.sessions.insert(session(idHash, userId));
+      await t.audit.record(signin(userId));
+    });
+
+  async function userWithPasskey(id: string): Promise<string> {
+    await store.users.insert(newUser(id) as never);
+    const authenticatorId = `a-${id}`;
+    await store.authenticators.insert({ id: authenticatorId, user_id: id, type: 'passkey', credential_id: `c-${id}`, public_key: 'k', counter: 0, transports: '[]', aaguid: '00000000-0000-0000-0000-000000000000', backup_eligible: 0, backed_up: 0, attestation_format: 'none', name: 'Passkey', created_at: T0, last_used_at: null });
+    return authenticatorId;
+  }
+
+  it('sends a transaction of deferrable writes at its commit as one implicit transaction: no BEGIN, no COMMIT, one Sync', async () => {
+    const passkey = await userWithPasskey('u-implicit');
+    // The first time, the statements are not yet prepared on the connection: they go out begun and committed.
+    const first = await sent(() => signInWrites('u-implicit', passkey, 1, 'h-implicit-1')(store));
+    expect(first.outcome.status).toBe('fulfilled');
+    expect(first.implicit).toBe(0);
+    expect(first.queries).toContain('begin');
+    expect(first.queries).toContain('commit');
+    const second = await sent(() => signInWrites('u-implicit', passkey, 2, 'h-implicit-2')(store));
+    expect(second.outcome.status).toBe('fulfilled');
+    expect(second).toMatchObject({ implicit: 1, statements: 3 });
+    // One query handed to pg, neither BEGIN nor COMMIT.
+    expect(second.queries).toHaveLength(1);
+    expect(await store.sessions.findWithUser('h-implicit-2')).toBeDefined();
+    expect(await store.authenticators.findForUser('u-implicit', passkey)).toMatchObject({ counter: 2 });
+    expect((await store.audit.listForSubject('u-implicit')).map((e) => e.event)).toEqual(['signin', 'signin']);
+  });
+
+  it('lands none of an implicit transaction’s writes when one fails, and its commit rejects with that statement’s error', async () => {
+    const passkey = await userWithPasskey('u-implicit-fail');
+    await signInWrites('u-implicit-fail', passkey, 5, 'h-implicit-warm')(store);
+    // The same counter again: the use did not move it (a replay, or a clone), so recordUseOrFail fails.
+    const lost = await sent(() => signInWrites('u-implicit-fail', passkey, 5, 'h-implicit-lost')(store));
+    expect(lost).toMatchObject({ implicit: 1, statements: 3 });
+    expect(lost.outcome.status).toBe('rejected');
+    expect(isCounterDidNotMove((lost.outcome as PromiseRejectedResult).reason)).toBe(true);
+    // A later statement of the transaction fails (a foreign key): the writes before it are rolled back too.
+    const refused = await sent(() =>
+      store.transaction(async (tx) => {
+        await tx.authenticators.recordUseOrFail(passkey, { counter: 6, backedUp: false, backupEligible: false, at: T0 });
+        await tx.sessions.insert(session('h-implicit-ok', 'u-implicit-fail'));
+        await tx.sessions.insert(session('h-implicit-fk', 'no-such-user'));
+      }),
+    );
+    expect(refused.implicit).toBe(1);
+    expect(refused.outcome).toMatchObject({ status: 'rejected', reason: { code: '23503' } });
+    expect(await store.sessions.findWithUser('h-implicit-lost')).toBeUndefined();
+    expect(await store.sessions.findWithUser('h-implicit-ok')).toBeUndefined();
+    expect(await store.authenticators.findForUser('u-implicit-fail', passkey)).toMatchObject({ counter: 5 });
+    expect(await store.audit.listForSubject('u-implicit-fail')).toHaveLength(1);
+    // The connection is usable afterwards.
+    await signInWrites('u-implicit-fail', passkey, 6, 'h-implicit-after')(store);
+    expect(await store.sessions.findWithUser('h-implicit-after')).toBeDefined();
+  });
+
+  it('sends nothing for a transaction rolled back before any of it was sent', async () => {
+    await store.users.insert(newUser('u-unsent') as never);
+    const rolledBack = await sent(() =>
+      store.transaction(async (tx) => {
+        await tx.sessions.insert(session('h-unsent', 'u-unsent'));
+        throw new Error('changed its mind');
+      }),
+    );
+    expect(rolledBack.outcome).toMatchObject({ status: 'rejected', reason: { message: 'changed its mind' } });
+    expect(rolledBack.queries).toEqual([]);
+    expect(await store.sessions.findWithUser('h-unsent')).toBeUndefined();
   });
 
   it('writes a deferrable statement at once outside a transaction, failing where it is called', async () => {

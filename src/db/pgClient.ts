@@ -7,17 +7,21 @@
  *   named prepared statements: PostgreSQL parses, analyses and plans each once per pooled connection, then only
  *   binds and executes it. An unnamed statement's text is sent, parsed and planned every time.
  * - **Deferred writes in a transaction.** Inside `begin` … `commit`, a statement registered as deferrable (an insert
- *   whose result no caller reads: a session, an audit record) is sent without waiting for its answer, and so is the
- *   `begin` itself; they go out in one write with the next statement whose answer is needed, or with the `commit`.
- *   A sign-in's transaction (begin, counter update, session insert, audit insert, commit) then takes one round trip
- *   instead of five: its counter update is deferrable too, written to fail when it changes no row
- *   (`authenticators.recordUseOrFail`), so the transaction needs no answer before its commit. Nothing is weakened: the statements still run in order in the one transaction, and when a
- *   deferred one fails, the next awaited statement or the commit rejects with its error (PostgreSQL has aborted the
- *   transaction, so the commit rolls it back).
+ *   whose result no caller reads: a session, an audit record) answers at once, unsent. A transaction made only of
+ *   such statements goes out at its commit as the extended protocol's implicit transaction: each statement's Bind
+ *   and Execute, then one Sync, with no BEGIN and no COMMIT. PostgreSQL runs everything up to a Sync in one
+ *   transaction, commits it there when all succeeded, and after a failure skips the rest and rolls it back; it
+ *   answers once. A sign-in's transaction (counter update, session insert, audit insert), or a group of them
+ *   (src/db/groupCommit.ts), is then one round trip and one answer: its counter update is deferrable too, written to
+ *   fail when it changes no row (`authenticators.recordUseOrFail`), so the transaction needs no answer before its
+ *   commit. When a statement that needs an answer comes first, the held ones go out ahead of it after a BEGIN, each
+ *   without waiting for its answer, and the transaction goes on as any other. Nothing is weakened: the statements
+ *   run in order in the one transaction, and when one fails, the commit (or the next awaited statement) rejects with
+ *   its error and none of the transaction's writes land. A rollback before anything was sent sends nothing.
  *
  * The connection runs in pg's pipeline mode, which lets a statement be sent before the previous one's answer is
- * back; each statement still has its own Sync, so outside a transaction each one commits on its own as before. That
- * is also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
+ * back; outside a transaction each statement has its own Sync, so each one commits on its own as before. That is
+ * also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
  */
 import { createRequire } from 'node:module';
 import type pg from 'pg';
@@ -42,8 +46,12 @@ export function statementName(sql: string): string | undefined {
   return statements.get(sql)?.name;
 }
 
-/** Statements sent deferred so far in this process (the benchmarks count round trips with it). */
+/**
+ * The benchmarks count statements and round trips with these: statements sent deferred (without waiting for their
+ * own answer) so far in this process, and implicit transactions sent, with the statements in them.
+ */
 export const deferredStatements = { count: 0 };
+export const implicitTransactions = { count: 0, statements: 0 };
 
 type QueryConfig = { text: string; values: unknown[]; name?: string };
 
@@ -60,99 +68,181 @@ export function pgClientClass(): typeof pg.Client {
 
 let defined: typeof pg.Client | undefined;
 
-const definePgClient = (pgModule: typeof pg) => class PgClient extends pgModule.Client {
-  private inTransaction = false;
-  /** Deferred statements of the open transaction not yet answered; each settles to undefined. */
-  private deferred: Promise<void>[] = [];
-  /** The first deferred statement's failure in the open transaction. */
-  private deferredFailure: { error: unknown } | undefined;
-  private corked = false;
+/** What ImplicitTransaction uses of pg's Connection (the methods pg's own Query and pg-cursor write with). */
+interface Connection {
+  parsedStatements: Record<string, string>;
+  stream: { cork(): void; uncork(): void };
+  bind(config: { statement: string; values: unknown[]; valueMapper: (value: unknown) => unknown }): void;
+  execute(config: { portal: string; rows: number }): void;
+  sync(): void;
+}
 
-  constructor(config?: string | pg.ClientConfig) {
-    super({ ...(typeof config === 'string' ? { connectionString: config } : config), pipeline: true } as pg.ClientConfig);
-  }
-
-  // pg's overloads can't be restated in a subclass; the one Kysely uses is (text, values) → Promise.
-  override query(...args: any[]): any {
-    const [text, values] = args;
-    if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(values)) return (super.query as (...a: unknown[]) => unknown)(...args);
-    const statement = statements.get(text);
-    const config: QueryConfig = statement ? { name: statement.name, text, values } : { text, values };
-    if (text === 'begin' && !this.inTransaction) {
-      this.inTransaction = true;
-      return this.defer(config);
-    }
-    if (this.inTransaction && statement?.deferrable) return this.defer(config);
-    const answer = this.send(config);
-    if (!this.inTransaction) return answer;
-    if (text === 'commit' || text === 'rollback') return this.endTransaction(answer);
-    return this.deferred.length ? this.afterDeferred(answer) : answer;
-  }
+const definePgClient = (pgModule: typeof pg) => {
+  const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue(value: unknown): unknown };
+  // pg's Query, as the base of one of our own (@types/pg declares its submit as a property of another shape).
+  const QueryBase = pgModule.Query as unknown as new (text: string, values: unknown[], callback: (error: Error | undefined) => void) => object;
 
   /**
-   * pg's query(config) copies the config object property by property (its cloneQueryConfig, ~2 % of a sign-in on
-   * PostgreSQL) and wraps its promise in another; a Query made from the text is submitted as it is.
+   * Named statements already prepared on the connection, sent as one implicit transaction (above): Bind and Execute
+   * each, then one Sync. No Describe is sent, so nothing comes back but each one's completion, or the first error.
+   * pg's client hands every message up to the Sync's answer to this query, and the callback settles once.
    */
-  private send(config: QueryConfig): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const query = new pgModule.Query(config.text, config.values, (error: Error | undefined, result: unknown) => {
-        if (error) reject(error);
-        else resolve(result);
+  class ImplicitTransaction extends QueryBase {
+    constructor(
+      private readonly batch: readonly QueryConfig[],
+      callback: (error: Error | undefined) => void,
+    ) {
+      super('', [], callback);
+    }
+
+    submit(connection: Connection): null {
+      connection.stream.cork();
+      try {
+        for (const statement of this.batch) {
+          connection.bind({ statement: statement.name!, values: statement.values, valueMapper: prepareValue });
+          connection.execute({ portal: '', rows: 0 });
+        }
+        connection.sync();
+      } finally {
+        connection.stream.uncork();
+      }
+      return null;
+    }
+
+    // A row (a failing check's, before it fails) comes without a description, and nothing reads it.
+    handleDataRow(): void {}
+    handleCommandComplete(): void {}
+  }
+
+  return class PgClient extends pgModule.Client {
+    private inTransaction = false;
+    /** The open transaction's deferrable statements, unsent while none of its statements has needed an answer. */
+    private held: QueryConfig[] | undefined;
+    /** Deferred statements of the open transaction not yet answered; each settles to undefined. */
+    private deferred: Promise<void>[] = [];
+    /** The first deferred statement's failure in the open transaction. */
+    private deferredFailure: { error: unknown } | undefined;
+    private corked = false;
+
+    constructor(config?: string | pg.ClientConfig) {
+      super({ ...(typeof config === 'string' ? { connectionString: config } : config), pipeline: true } as pg.ClientConfig);
+    }
+
+    // pg's overloads can't be restated in a subclass; the one Kysely uses is (text, values) → Promise.
+    override query(...args: any[]): any {
+      const [text, values] = args;
+      if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(values)) return (super.query as (...a: unknown[]) => unknown)(...args);
+      const statement = statements.get(text);
+      const config: QueryConfig = statement ? { name: statement.name, text, values } : { text, values };
+      if (text === 'begin' && !this.inTransaction) {
+        this.inTransaction = true;
+        this.held = [];
+        return Promise.resolve(DEFERRED_RESULT);
+      }
+      if (this.inTransaction && statement?.deferrable) {
+        if (!this.held) return this.defer(config);
+        this.held.push(config);
+        return Promise.resolve(DEFERRED_RESULT);
+      }
+      if (this.held) {
+        const held = this.held;
+        this.held = undefined;
+        if (text === 'commit' || text === 'rollback') {
+          const ended = this.endUnsent(held, text);
+          if (ended) return ended;
+        }
+        // Needed now (a read, or a statement not yet prepared here): the transaction goes out begun, as any other.
+        this.defer({ text: 'begin', values: [] });
+        for (const c of held) this.defer(c);
+      }
+      const answer = this.send(config);
+      if (!this.inTransaction) return answer;
+      if (text === 'commit' || text === 'rollback') return this.endTransaction(answer);
+      return this.deferred.length ? this.afterDeferred(answer) : answer;
+    }
+
+    /**
+     * pg's query(config) copies the config object property by property (its cloneQueryConfig, ~2 % of a sign-in on
+     * PostgreSQL) and wraps its promise in another; a Query made from the text is submitted as it is.
+     */
+    private send(config: QueryConfig): Promise<unknown> {
+      return new Promise((resolve, reject) => {
+        const query = new pgModule.Query(config.text, config.values, (error: Error | undefined, result: unknown) => {
+          if (error) reject(error);
+          else resolve(result);
+        });
+        // Read when it is sent (pg's Query.prepare); @types/pg does not declare it.
+        if (config.name) (query as { name?: string }).name = config.name;
+        super.query(query);
       });
-      // Read when it is sent (pg's Query.prepare); @types/pg does not declare it.
-      if (config.name) (query as { name?: string }).name = config.name;
-      super.query(query);
-    });
-  }
-
-  /** Send now, answer at once; the real answer is checked by the next awaited statement or the commit. */
-  private defer(config: QueryConfig): Promise<unknown> {
-    this.corkUntilNextTurn();
-    deferredStatements.count++;
-    this.deferred.push(
-      this.send(config).then(
-        () => undefined,
-        (error: unknown) => {
-          this.deferredFailure ??= { error };
-        },
-      ),
-    );
-    return Promise.resolve(DEFERRED_RESULT);
-  }
-
-  /** The answer to a statement sent after deferred ones; a deferred one's failure comes first (it aborted the transaction). */
-  private async afterDeferred(answer: Promise<unknown>): Promise<unknown> {
-    const settled = await Promise.allSettled([answer, ...this.deferred]);
-    this.deferred = [];
-    if (this.deferredFailure) throw this.deferredFailure.error;
-    const [first] = settled;
-    if (first!.status === 'rejected') throw first!.reason;
-    return first!.value;
-  }
-
-  private async endTransaction(answer: Promise<unknown>): Promise<unknown> {
-    try {
-      return await this.afterDeferred(answer);
-    } finally {
-      this.inTransaction = false;
-      this.deferred = [];
-      this.deferredFailure = undefined;
     }
-  }
 
-  /**
-   * Hold this turn of the event loop's statements in the socket's buffer and send them in one write: the deferred
-   * ones and the statement that follows them (Kysely issues it a few promise hops later, in the same turn), or on
-   * the shared connection every request's statements of this turn (src/db/sharedConnection.ts).
-   */
-  corkUntilNextTurn(): void {
-    if (this.corked) return;
-    const stream = (this as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
-    stream.cork();
-    this.corked = true;
-    setImmediate(() => {
-      this.corked = false;
-      stream.uncork();
-    });
-  }
+    /**
+     * The end of a transaction nothing of which was sent yet: a rollback has nothing to undo, and a commit sends its
+     * statements as one implicit transaction when all are prepared on this connection (undefined when not: the caller
+     * sends them the usual way, which prepares them).
+     */
+    private endUnsent(held: QueryConfig[], end: 'commit' | 'rollback'): Promise<unknown> | undefined {
+      const prepared = (this as unknown as { connection: Connection }).connection.parsedStatements;
+      if (end === 'commit' && !held.every((c) => prepared[c.name!] === c.text)) return undefined;
+      this.inTransaction = false;
+      if (end === 'rollback' || held.length === 0) return Promise.resolve(DEFERRED_RESULT);
+      implicitTransactions.count++;
+      implicitTransactions.statements += held.length;
+      return new Promise((resolve, reject) => {
+        super.query(new ImplicitTransaction(held, (error) => (error ? reject(error) : resolve(DEFERRED_RESULT))) as never);
+      });
+    }
+
+    /** Send now, answer at once; the real answer is checked by the next awaited statement or the commit. */
+    private defer(config: QueryConfig): Promise<unknown> {
+      this.corkUntilNextTurn();
+      deferredStatements.count++;
+      this.deferred.push(
+        this.send(config).then(
+          () => undefined,
+          (error: unknown) => {
+            this.deferredFailure ??= { error };
+          },
+        ),
+      );
+      return Promise.resolve(DEFERRED_RESULT);
+    }
+
+    /** The answer to a statement sent after deferred ones; a deferred one's failure comes first (it aborted the transaction). */
+    private async afterDeferred(answer: Promise<unknown>): Promise<unknown> {
+      const settled = await Promise.allSettled([answer, ...this.deferred]);
+      this.deferred = [];
+      if (this.deferredFailure) throw this.deferredFailure.error;
+      const [first] = settled;
+      if (first!.status === 'rejected') throw first!.reason;
+      return first!.value;
+    }
+
+    private async endTransaction(answer: Promise<unknown>): Promise<unknown> {
+      try {
+        return await this.afterDeferred(answer);
+      } finally {
+        this.inTransaction = false;
+        this.deferred = [];
+        this.deferredFailure = undefined;
+      }
+    }
+
+    /**
+     * Hold this turn of the event loop's statements in the socket's buffer and send them in one write: the deferred
+     * ones and the statement that follows them (Kysely issues it a few promise hops later, in the same turn), or on
+     * the shared connection every request's statements of this turn (src/db/sharedConnection.ts).
+     */
+    corkUntilNextTurn(): void {
+      if (this.corked) return;
+      const stream = (this as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
+      stream.cork();
+      this.corked = true;
+      setImmediate(() => {
+        this.corked = false;
+        stream.uncork();
+      });
+    }
+  };
 };
