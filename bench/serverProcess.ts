@@ -21,7 +21,7 @@ export interface Usage {
   cpuSystemMs: number;
   /** The main thread's alone (Linux). */
   eventLoopCpuMs?: number;
-  /** SQLite: commits shared by transactions so far (src/db/groupCommit.ts). */
+  /** Commits shared by transactions so far, and (PostgreSQL) groups run again one by one (src/db/groupCommit.ts). */
   groupCommits?: { commits: number; transactions: number; reruns: number };
   /** PostgreSQL: statements sent so far, and of them deferred (src/db/pgClient.ts). */
   pgStatements?: number;

@@ -133,8 +133,9 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
 
 /**
  * `dialect` with its driver's COMMIT timed for `listeners` (performance.now() around the COMMIT alone: what a
- * transaction's statements cost is the caller's, what the commit costs is the database's). With no listener the
- * commit runs as it would unwrapped.
+ * transaction's statements cost is the caller's, what the commit costs is the database's; on PostgreSQL a transaction
+ * whose statements were held until its commit is sent then, so its time includes them, src/db/pgClient.ts). With no
+ * listener the commit runs as it would unwrapped.
  */
 function withTimedCommits(dialect: KyselyDialect, listeners: ReadonlySet<(seconds: number) => void>): KyselyDialect {
   return {

@@ -11,7 +11,8 @@ import { testDatabases } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
 import type { NewAuthenticator } from './schema.js';
 import { isCounterDidNotMove } from './persisters/authenticators.js';
-import { createStore, type Store } from './store.js';
+import { GroupCommit } from './groupCommit.js';
+import { createStore, Store } from './store.js';
 
 const T0 = Date.UTC(2026, 11, 1, 9);
 const rid = (n = 16) => randomBytes(n).toString('base64url');
@@ -141,7 +142,7 @@ describe.each(databases)('group commit on $name', (database) => {
           await tx.sessions.insert(session(userId));
           await tx.audit.record({ at: T0, event: 'signin', outcome: 'success', actorUserId: userId, subjectUserId: userId, authenticatorId });
         }, { groupCommit: true });
-      // Each passkey's counter is 0; the second presents 0 again, which a passkey that counts has already used.
+      // Each passkey's counter is 0; the second's has since moved to 4, and it presents 4 again: a use that lost.
       await store.authenticators.recordUse(people[1]!.authenticatorId, { counter: 4, backedUp: false, backupEligible: false, at: T0 });
       const settled = await Promise.allSettled([signIn(people[0]!, 1), signIn(people[1]!, 4), signIn(people[2]!, 1)]);
       expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
@@ -212,6 +213,49 @@ describe.each(databases)('group commit on $name', (database) => {
       await Promise.all([...first, ...later]);
       expect(store.groupCommitStats).toEqual({ commits: before.commits + 2, transactions: before.transactions + 5, reruns: before.reruns });
       for (const { userId } of people) expect(await sessionCount(userId)).toBe(1);
+    });
+
+    it.runIf(database.name === 'postgres')('on PostgreSQL, a group kept waiting on a row lock gives up and runs one by one, so the others and the next group go on', async () => {
+      const [held, free, next] = await Promise.all([userWithPasskey(), userWithPasskey(), userWithPasskey()]);
+      const group = new GroupCommit(db.kysely, false, { lockTimeoutMs: 200 });
+      // Someone else's transaction holds the first passkey's row until it is let go.
+      let letGo!: () => void;
+      const lettingGo = new Promise<void>((resolve) => (letGo = resolve));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const blocker = db.kysely.connection().execute(async (conn) => {
+        await sql`begin`.execute(conn);
+        await sql`update authenticators set counter = counter where id = ${held!.authenticatorId}`.execute(conn);
+        locked();
+        await lettingGo;
+        await sql`rollback`.execute(conn);
+      });
+      await isLocked;
+      try {
+        const settled: string[] = [];
+        const write = ({ userId, authenticatorId }: { userId: string; authenticatorId: string }, counter: number, label: string) =>
+          group
+            .run(async (trx) => {
+              const tx = new Store(trx, { inTransaction: true });
+              await tx.authenticators.recordUseOrFail(authenticatorId, { counter, backedUp: false, backupEligible: false, at: T0 });
+              await tx.sessions.insert(session(userId));
+            })
+            .then(() => settled.push(label));
+        const waiting = write(held!, 1, 'held');
+        const other = write(free!, 1, 'free');
+        await other;
+        // The group gave up after 200 ms; alone, the other sign-in committed, and a later one is not held up either.
+        await write(next!, 1, 'next');
+        expect(settled).toEqual(['free', 'next']);
+        expect(group.stats.reruns).toBe(1);
+        letGo();
+        await waiting;
+        expect(settled).toEqual(['free', 'next', 'held']);
+        for (const { userId } of [held!, free!, next!]) expect(await sessionCount(userId)).toBe(1);
+      } finally {
+        letGo();
+        await blocker;
+      }
     });
 
     it('joins the surrounding transaction instead when there is one', async () => {

@@ -8,15 +8,24 @@
  * writes each of those once (BENCHMARKS.md). Each caller runs in a savepoint of
  * its own: when its callback throws, only its savepoint is rolled back.
  *
- * On PostgreSQL, a sign-in's writes go out without waiting for their answers
- * (src/db/pgClient.ts), so a group's are one round trip, one backend wake-up
- * and one WAL flush, where each transaction of its own would cost those each.
- * A savepoint cannot be rolled back without first waiting for the answers
- * before it, so there are none: when anything in the group fails (a callback
- * throws, a statement fails, as a use that lost fails by design, or the
- * commit), none of its writes land, and every caller runs again in a
- * transaction of its own, concurrently, as if the group had never been. Only
- * the one that fails then fails.
+ * On PostgreSQL, a sign-in's writes need no answer, so a transaction of them
+ * is sent whole at its commit (src/db/pgClient.ts): a group's are one round
+ * trip, one backend wake-up and one WAL flush, where each transaction of its
+ * own would cost those each (a member whose statement needs an answer costs a
+ * round trip of its own inside the group). A savepoint cannot be rolled back
+ * without first waiting for the answers before it, so there are none: when the
+ * group is known to have rolled back (a callback throws, or PostgreSQL answers
+ * with an error, as a use that lost does by design), every caller runs again in
+ * a transaction of its own, concurrently, as if the group had never been, and
+ * only the one that fails then fails. A commit whose answer never came (the
+ * connection lost) may have landed, so no one runs again: every caller gets
+ * the error. One group is in flight at a time, and those that start meanwhile
+ * go together next: in one process, two groups never wait for rows the other
+ * holds (two instances' groups can, as any two transactions can, until
+ * PostgreSQL's deadlock_timeout fails one of them, whose callers then run
+ * again one by one). A group waits at most LOCK_TIMEOUT_MS for a row lock (a transaction
+ * left open elsewhere), then runs again one by one, so the sign-ins behind it
+ * never wait on someone else's lock for longer.
  *
  * For each caller this is the same as its own transaction after the previous
  * one: its statements see the earlier ones' writes; nobody's promise settles
@@ -34,6 +43,21 @@ const statement = (text: string) => new PreparedQuery<object, never>((db) => ({ 
 const savepoint = statement('savepoint latchkey_group');
 const release = statement('release savepoint latchkey_group');
 const rollbackTo = statement('rollback to savepoint latchkey_group');
+/** PostgreSQL: how long a group may wait for a row lock before it gives up and its callers run one by one. */
+export const LOCK_TIMEOUT_MS = 5_000;
+// Nothing reads its answer: it goes out with the group's statements (src/db/pgClient.ts).
+const setLockTimeout = new PreparedQuery<{ ms: string }, never>(
+  (db, p) => ({ compile: () => sql<never>`select set_config('lock_timeout', ${p.ms}, true)`.compile(db) }),
+  { deferrable: true },
+);
+
+/** An error PostgreSQL itself answered with (a SQLSTATE), as opposed to a connection that failed. */
+function isServerError(error: unknown): boolean {
+  return typeof (error as { code?: unknown } | undefined)?.code === 'string' && typeof (error as { severity?: unknown }).severity === 'string';
+}
+
+/** PostgreSQL's lock_not_available: the group's lock_timeout ran out. */
+const isLockTimeout = (error: unknown) => isServerError(error) && (error as { code: string }).code === '55P03';
 
 interface Queued {
   fn: (trx: Transaction<Database>) => Promise<unknown>;
@@ -50,7 +74,7 @@ export class GroupCommit {
   private inFlight = false;
   /**
    * How many transactions the commits so far carried (tests and the benchmark); on PostgreSQL, `reruns`: the groups
-   * that failed, whose callers each ran again alone.
+   * that rolled back, whose callers each ran again alone (each such run counted as a commit of its own).
    */
   readonly stats = { commits: 0, transactions: 0, reruns: 0 };
 
@@ -58,6 +82,7 @@ export class GroupCommit {
     private readonly db: Kysely<Database>,
     /** false on PostgreSQL (above). */
     readonly savepoints: boolean,
+    private readonly options: { lockTimeoutMs?: number } = {},
   ) {}
 
   /** Run `fn` in a transaction that may commit together with others started in this turn of the event loop. */
@@ -72,8 +97,7 @@ export class GroupCommit {
   }
 
   private async flush(): Promise<void> {
-    // PostgreSQL: one group at a time. Those that start meanwhile go together once it has committed (so two groups
-    // never hold rows the other waits for, which PostgreSQL would resolve only after deadlock_timeout).
+    // PostgreSQL: one group at a time; those that start meanwhile go together once it has settled (above).
     if (this.inFlight) return;
     this.scheduled = false;
     const group = this.queue;
@@ -124,23 +148,28 @@ export class GroupCommit {
     });
   }
 
-  /** PostgreSQL: the group in one transaction; when it fails, each caller alone. */
+  /** PostgreSQL: the group in one transaction; when it is known to have rolled back, each caller alone. */
   private async flushWithoutSavepoints(group: Queued[]): Promise<void> {
-    if (group.length === 1) {
-      const [only] = group as [Queued];
-      await this.db.transaction().execute(only.fn).then(only.resolve, only.reject);
-      return;
-    }
     const values: unknown[] = [];
+    let committing = false;
     try {
       await this.db.transaction().execute(async (trx) => {
+        await setLockTimeout.execute(trx, { ms: String(this.options.lockTimeoutMs ?? LOCK_TIMEOUT_MS) });
         for (const queued of group) values.push(await queued.fn(trx));
+        committing = true;
       });
-    } catch {
-      // Concurrently, as transactions of their own would have run; the next group waits for them, so no group ever
-      // runs beside another transaction of this GroupCommit.
+    } catch (error) {
+      const rolledBack = !committing || isServerError(error);
+      // Alone, running again would only fail again the same way, unless it was someone else's lock it gave up on.
+      if (!rolledBack || (group.length === 1 && !isLockTimeout(error))) {
+        for (const queued of group) queued.reject(error);
+        return;
+      }
+      // Each alone, as transactions of their own would have run, concurrently and without waiting for one another:
+      // the next group goes ahead. What waits on a lock now waits for itself only.
       this.stats.reruns++;
-      await Promise.all(group.map((queued) => this.db.transaction().execute(queued.fn).then(queued.resolve, queued.reject)));
+      this.stats.commits += group.length - 1;
+      for (const queued of group) this.db.transaction().execute(queued.fn).then(queued.resolve, queued.reject);
       return;
     }
     group.forEach((queued, i) => queued.resolve(values[i]));

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
 import pg from 'pg';
-import { implicitTransactions, statementName } from './pgClient.js';
+import { implicitTransactions, nameStatement, statementName } from './pgClient.js';
 import { isCounterDidNotMove } from './persisters/authenticators.js';
 import { createStore, type Store } from './store.js';
 import type { NewUser } from './schema.js';
@@ -139,6 +139,8 @@ describe.skipIf(target.skipReason !== undefined)('PgClient (PostgreSQL)', () => 
     // The same counter again: the use did not move it (a replay, or a clone), so recordUseOrFail fails.
     const lost = await sent(() => signInWrites('u-implicit-fail', passkey, 5, 'h-implicit-lost')(store));
     expect(lost).toMatchObject({ implicit: 1, statements: 3 });
+    // Only the implicit transaction went out: PostgreSQL rolled it back itself, so Kysely's ROLLBACK is answered here.
+    expect(lost.queries).toHaveLength(1);
     expect(lost.outcome.status).toBe('rejected');
     expect(isCounterDidNotMove((lost.outcome as PromiseRejectedResult).reason)).toBe(true);
     // A later statement of the transaction fails (a foreign key): the writes before it are rolled back too.
@@ -158,6 +160,58 @@ describe.skipIf(target.skipReason !== undefined)('PgClient (PostgreSQL)', () => 
     // The connection is usable afterwards.
     await signInWrites('u-implicit-fail', passkey, 6, 'h-implicit-after')(store);
     expect(await store.sessions.findWithUser('h-implicit-after')).toBeDefined();
+  });
+
+  it('sends the held writes after a BEGIN when a statement needs an answer, so a later failure undoes them too', async () => {
+    await store.users.insert(newUser('u-begun') as never);
+    const failing = await sent(() =>
+      store.transaction(async (tx) => {
+        await tx.sessions.insert(session('h-begun-1', 'u-begun'));
+        // A read: the held insert goes out first, in the transaction, and the read sees it.
+        expect(await tx.sessions.findWithUser('h-begun-1')).toBeDefined();
+        await tx.sessions.insert(session('h-begun-2', 'no-such-user'));
+      }),
+    );
+    expect(failing.outcome).toMatchObject({ status: 'rejected', reason: { code: '23503' } });
+    expect(failing.queries[0]).toBe('begin');
+    expect(failing.implicit).toBe(0);
+    expect(await store.sessions.findWithUser('h-begun-1')).toBeUndefined();
+  });
+
+  it('commits an implicit transaction whose statements answer with rows it never asked to describe', async () => {
+    await store.users.insert(newUser('u-rows') as never);
+    const setting = "select set_config('application_name', 'latchkey-rows', true) as previous";
+    nameStatement(setting, { deferrable: true });
+    const write = (idHash: string) =>
+      store.transaction(async (tx) => {
+        await sql.raw(setting).execute(tx.kysely);
+        await tx.sessions.insert(session(idHash, 'u-rows'));
+      });
+    await write('h-rows-1');
+    const second = await sent(() => write('h-rows-2'));
+    expect(second).toMatchObject({ implicit: 1, statements: 2, outcome: { status: 'fulfilled' } });
+    expect(await store.sessions.findWithUser('h-rows-2')).toBeDefined();
+  });
+
+  it('refuses a value pg cannot write where it is passed, and sends nothing of that transaction', async () => {
+    await store.users.insert(newUser('u-unwritable') as never);
+    const unwritable = {
+      toPostgres() {
+        throw new Error('cannot be written');
+      },
+    };
+    const refused = await sent(() =>
+      store.transaction(async (tx) => {
+        await tx.sessions.insert(session('h-unwritable-1', 'u-unwritable'));
+        await tx.sessions.insert({ ...session('h-unwritable-2', 'u-unwritable'), user_agent: unwritable as never });
+      }),
+    );
+    expect(refused.outcome).toMatchObject({ status: 'rejected', reason: { message: 'cannot be written' } });
+    expect(refused.queries).toEqual([]);
+    expect(await store.sessions.findWithUser('h-unwritable-1')).toBeUndefined();
+    // The connection is usable afterwards.
+    await store.sessions.insert(session('h-unwritable-3', 'u-unwritable'));
+    expect(await store.sessions.findWithUser('h-unwritable-3')).toBeDefined();
   });
 
   it('sends nothing for a transaction rolled back before any of it was sent', async () => {

@@ -72,7 +72,7 @@ let defined: typeof pg.Client | undefined;
 interface Connection {
   parsedStatements: Record<string, string>;
   stream: { cork(): void; uncork(): void };
-  bind(config: { statement: string; values: unknown[]; valueMapper: (value: unknown) => unknown }): void;
+  bind(config: { statement: string; values: unknown[] }): void;
   execute(config: { portal: string; rows: number }): void;
   sync(): void;
 }
@@ -83,9 +83,11 @@ const definePgClient = (pgModule: typeof pg) => {
   const QueryBase = pgModule.Query as unknown as new (text: string, values: unknown[], callback: (error: Error | undefined) => void) => object;
 
   /**
-   * Named statements already prepared on the connection, sent as one implicit transaction (above): Bind and Execute
-   * each, then one Sync. No Describe is sent, so nothing comes back but each one's completion, or the first error.
-   * pg's client hands every message up to the Sync's answer to this query, and the callback settles once.
+   * Named statements already prepared on the connection, their values already in pg's text form, sent as one
+   * implicit transaction (above): Bind and Execute each, then one Sync. No Describe is sent, so rows (a
+   * `set_config`'s, a RETURNING's) come without a description, and nothing reads them or their completions; the
+   * first error ends it. pg's client hands every message up to the Sync's answer to this query, and the callback
+   * settles once.
    */
   class ImplicitTransaction extends QueryBase {
     constructor(
@@ -99,7 +101,7 @@ const definePgClient = (pgModule: typeof pg) => {
       connection.stream.cork();
       try {
         for (const statement of this.batch) {
-          connection.bind({ statement: statement.name!, values: statement.values, valueMapper: prepareValue });
+          connection.bind({ statement: statement.name!, values: statement.values });
           connection.execute({ portal: '', rows: 0 });
         }
         connection.sync();
@@ -109,7 +111,6 @@ const definePgClient = (pgModule: typeof pg) => {
       return null;
     }
 
-    // A row (a failing check's, before it fails) comes without a description, and nothing reads it.
     handleDataRow(): void {}
     handleCommandComplete(): void {}
   }
@@ -118,6 +119,8 @@ const definePgClient = (pgModule: typeof pg) => {
     private inTransaction = false;
     /** The open transaction's deferrable statements, unsent while none of its statements has needed an answer. */
     private held: QueryConfig[] | undefined;
+    /** A commit just failed: the transaction is over, so the rollback Kysely sends next has nothing to do. */
+    private commitFailed = false;
     /** Deferred statements of the open transaction not yet answered; each settles to undefined. */
     private deferred: Promise<void>[] = [];
     /** The first deferred statement's failure in the open transaction. */
@@ -131,7 +134,14 @@ const definePgClient = (pgModule: typeof pg) => {
     // pg's overloads can't be restated in a subclass; the one Kysely uses is (text, values) → Promise.
     override query(...args: any[]): any {
       const [text, values] = args;
-      if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(values)) return (super.query as (...a: unknown[]) => unknown)(...args);
+      if (this.commitFailed) {
+        this.commitFailed = false;
+        if (text === 'rollback') return Promise.resolve(DEFERRED_RESULT);
+      }
+      if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(values)) {
+        if (this.held) this.sendHeld();
+        return (super.query as (...a: unknown[]) => unknown)(...args);
+      }
       const statement = statements.get(text);
       const config: QueryConfig = statement ? { name: statement.name, text, values } : { text, values };
       if (text === 'begin' && !this.inTransaction) {
@@ -141,23 +151,22 @@ const definePgClient = (pgModule: typeof pg) => {
       }
       if (this.inTransaction && statement?.deferrable) {
         if (!this.held) return this.defer(config);
-        this.held.push(config);
+        // In pg's text form now: a value it cannot write fails here, and what is sent is what was passed.
+        this.held.push({ ...config, values: values.map((value) => prepareValue(value)) });
         return Promise.resolve(DEFERRED_RESULT);
       }
       if (this.held) {
-        const held = this.held;
-        this.held = undefined;
         if (text === 'commit' || text === 'rollback') {
-          const ended = this.endUnsent(held, text);
+          const ended = this.endUnsent(this.held, text);
           if (ended) return ended;
         }
         // Needed now (a read, or a statement not yet prepared here): the transaction goes out begun, as any other.
-        this.defer({ text: 'begin', values: [] });
-        for (const c of held) this.defer(c);
+        this.sendHeld();
       }
       const answer = this.send(config);
       if (!this.inTransaction) return answer;
-      if (text === 'commit' || text === 'rollback') return this.endTransaction(answer);
+      if (text === 'commit') return this.endTransaction(answer).catch((error: unknown) => this.failCommit(error));
+      if (text === 'rollback') return this.endTransaction(answer);
       return this.deferred.length ? this.afterDeferred(answer) : answer;
     }
 
@@ -185,13 +194,28 @@ const definePgClient = (pgModule: typeof pg) => {
     private endUnsent(held: QueryConfig[], end: 'commit' | 'rollback'): Promise<unknown> | undefined {
       const prepared = (this as unknown as { connection: Connection }).connection.parsedStatements;
       if (end === 'commit' && !held.every((c) => prepared[c.name!] === c.text)) return undefined;
+      this.held = undefined;
       this.inTransaction = false;
       if (end === 'rollback' || held.length === 0) return Promise.resolve(DEFERRED_RESULT);
       implicitTransactions.count++;
       implicitTransactions.statements += held.length;
-      return new Promise((resolve, reject) => {
+      return new Promise<unknown>((resolve, reject) => {
         super.query(new ImplicitTransaction(held, (error) => (error ? reject(error) : resolve(DEFERRED_RESULT))) as never);
-      });
+      }).catch((error: unknown) => this.failCommit(error));
+    }
+
+    /** The held statements, after a BEGIN, each without waiting for its answer: the transaction goes on as any other. */
+    private sendHeld(): void {
+      const held = this.held!;
+      this.held = undefined;
+      this.defer({ text: 'begin', values: [] });
+      for (const c of held) this.defer(c);
+    }
+
+    /** A commit that failed ended its transaction (PostgreSQL rolled it back, or the connection is gone). */
+    private failCommit(error: unknown): never {
+      this.commitFailed = true;
+      throw error;
     }
 
     /** Send now, answer at once; the real answer is checked by the next awaited statement or the commit. */
