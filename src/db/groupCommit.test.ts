@@ -215,7 +215,7 @@ describe.each(databases)('group commit on $name', (database) => {
       for (const { userId } of people) expect(await sessionCount(userId)).toBe(1);
     });
 
-    it.runIf(database.name === 'postgres')('on PostgreSQL, a group kept waiting on a row lock gives up and runs one by one, so the others and the next group go on', async () => {
+    it.runIf(database.name === 'postgres')('on PostgreSQL, a group kept waiting on a row lock gives up and runs one by one: the others and the next group go on, and the one whose row is held gives up alone', async () => {
       const [held, free, next] = await Promise.all([userWithPasskey(), userWithPasskey(), userWithPasskey()]);
       const group = new GroupCommit(db.kysely, false, { lockTimeoutMs: 200 });
       // Someone else's transaction holds the first passkey's row until it is let go.
@@ -248,14 +248,55 @@ describe.each(databases)('group commit on $name', (database) => {
         await write(next!, 1, 'next');
         expect(settled).toEqual(['free', 'next']);
         expect(group.stats.reruns).toBe(1);
+        // Alone it waited its own lock timeout for the row still held, then failed: it held no pooled connection longer.
+        await expect(waiting).rejects.toMatchObject({ code: '55P03' });
         letGo();
-        await waiting;
-        expect(settled).toEqual(['free', 'next', 'held']);
-        for (const { userId } of [held!, free!, next!]) expect(await sessionCount(userId)).toBe(1);
+        expect(await Promise.all([held!, free!, next!].map(({ userId }) => sessionCount(userId)))).toEqual([0, 1, 1]);
       } finally {
         letGo();
         await blocker;
       }
+    });
+
+    it.runIf(database.name === 'postgres')('on PostgreSQL, rejects every caller of a group whose commit got no answer, and runs none of them again', async () => {
+      const [a, b] = await Promise.all([userWithPasskey(), userWithPasskey()]);
+      const before = { ...store.groupCommitStats! };
+      // The connection the group's transaction takes is cut right after its commit is written: it may have landed.
+      let armed = true;
+      const cut = (client: { query: (...args: unknown[]) => unknown; connection: { stream: { destroy(): void } } }) => {
+        if (!armed) return;
+        armed = false;
+        const query = client.query;
+        client.query = function (this: typeof client, ...args: unknown[]) {
+          const answer = query.apply(this, args);
+          if (args[0] === 'commit') this.connection.stream.destroy();
+          return answer;
+        };
+      };
+      db.pool!.on('acquire', cut as never);
+      try {
+        const settled = await Promise.allSettled([a!, b!].map(({ userId }) => store.transaction((tx) => tx.sessions.insert(session(userId)), { groupCommit: true })));
+        expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
+        expect(armed).toBe(false);
+      } finally {
+        db.pool!.off('acquire', cut as never);
+      }
+      expect(store.groupCommitStats!.reruns).toBe(before.reruns);
+      // Landed or not, never twice; the other connections go on.
+      for (const { userId } of [a!, b!]) expect(await sessionCount(userId)).toBeLessThanOrEqual(1);
+      await store.transaction((tx) => tx.sessions.insert(session(a!.userId, T0 + 1)), { groupCommit: true });
+    });
+
+    it.runIf(database.name === 'postgres')('on PostgreSQL, leaves no lock timeout on the connection after a group', async () => {
+      const one = await database.open({ poolSize: 1 });
+      await one.migrate();
+      const alone = createStore(one);
+      await alone.users.insert({ id: 'u-timeout', email: 'u-timeout@example.test', email_normalized: 'u-timeout@example.test', display_name: 'Group Commit', status: 'enrolled', created_at: T0, updated_at: T0 });
+      await Promise.all([1, 2].map(() => alone.transaction((tx) => tx.sessions.insert(session('u-timeout')), { groupCommit: true })));
+      expect(alone.groupCommitStats).toMatchObject({ commits: 1, transactions: 2 });
+      // The pool's one connection, which ran the group.
+      const { rows } = await sql<{ lock_timeout: string }>`show lock_timeout`.execute(one.kysely);
+      expect(rows[0]!.lock_timeout).toBe('0');
     });
 
     it('joins the surrounding transaction instead when there is one', async () => {

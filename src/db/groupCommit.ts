@@ -21,11 +21,13 @@
  * connection lost) may have landed, so no one runs again: every caller gets
  * the error. One group is in flight at a time, and those that start meanwhile
  * go together next: in one process, two groups never wait for rows the other
- * holds (two instances' groups can, as any two transactions can, until
- * PostgreSQL's deadlock_timeout fails one of them, whose callers then run
- * again one by one). A group waits at most LOCK_TIMEOUT_MS for a row lock (a transaction
- * left open elsewhere), then runs again one by one, so the sign-ins behind it
- * never wait on someone else's lock for longer.
+ * holds (a group and the previous group's callers running alone can, and two
+ * instances' groups can, as any two transactions can, until PostgreSQL's
+ * deadlock_timeout fails one of them). Every transaction it runs waits at
+ * most LOCK_TIMEOUT_MS for a row lock (a transaction left open elsewhere): a
+ * group that gives up runs again one by one, and a caller alone that gives up
+ * fails, so no sign-in waits on someone else's lock, or holds a pooled
+ * connection, for longer.
  *
  * For each caller this is the same as its own transaction after the previous
  * one: its statements see the earlier ones' writes; nobody's promise settles
@@ -51,13 +53,10 @@ const setLockTimeout = new PreparedQuery<{ ms: string }, never>(
   { deferrable: true },
 );
 
-/** An error PostgreSQL itself answered with (a SQLSTATE), as opposed to a connection that failed. */
+/** An error PostgreSQL itself answered with (a SQLSTATE and a severity), as opposed to a connection that failed. */
 function isServerError(error: unknown): boolean {
   return typeof (error as { code?: unknown } | undefined)?.code === 'string' && typeof (error as { severity?: unknown }).severity === 'string';
 }
-
-/** PostgreSQL's lock_not_available: the group's lock_timeout ran out. */
-const isLockTimeout = (error: unknown) => isServerError(error) && (error as { code: string }).code === '55P03';
 
 interface Queued {
   fn: (trx: Transaction<Database>) => Promise<unknown>;
@@ -100,6 +99,8 @@ export class GroupCommit {
     // PostgreSQL: one group at a time; those that start meanwhile go together once it has settled (above).
     if (this.inFlight) return;
     this.scheduled = false;
+    // A turn scheduled while a group was in flight, whose callers went with the next group already.
+    if (this.queue.length === 0) return;
     const group = this.queue;
     this.queue = [];
     this.stats.commits++;
@@ -153,25 +154,31 @@ export class GroupCommit {
     const values: unknown[] = [];
     let committing = false;
     try {
-      await this.db.transaction().execute(async (trx) => {
-        await setLockTimeout.execute(trx, { ms: String(this.options.lockTimeoutMs ?? LOCK_TIMEOUT_MS) });
+      await this.transaction(async (trx) => {
         for (const queued of group) values.push(await queued.fn(trx));
         committing = true;
       });
     } catch (error) {
-      const rolledBack = !committing || isServerError(error);
-      // Alone, running again would only fail again the same way, unless it was someone else's lock it gave up on.
-      if (!rolledBack || (group.length === 1 && !isLockTimeout(error))) {
+      // Alone, a caller has no one else's failure to be spared from; a commit whose answer never came may have landed.
+      if (group.length === 1 || (committing && !isServerError(error))) {
         for (const queued of group) queued.reject(error);
         return;
       }
       // Each alone, as transactions of their own would have run, concurrently and without waiting for one another:
-      // the next group goes ahead. What waits on a lock now waits for itself only.
+      // the next group goes ahead.
       this.stats.reruns++;
       this.stats.commits += group.length - 1;
-      for (const queued of group) this.db.transaction().execute(queued.fn).then(queued.resolve, queued.reject);
+      for (const queued of group) this.transaction(queued.fn).then(queued.resolve, queued.reject);
       return;
     }
     group.forEach((queued, i) => queued.resolve(values[i]));
+  }
+
+  /** PostgreSQL: a transaction that waits at most the lock timeout for a row lock. */
+  private transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(async (trx) => {
+      await setLockTimeout.execute(trx, { ms: String(this.options.lockTimeoutMs ?? LOCK_TIMEOUT_MS) });
+      return fn(trx);
+    });
   }
 }

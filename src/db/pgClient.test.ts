@@ -72,7 +72,9 @@ describe.skipIf(target.skipReason !== undefined)('PgClient (PostgreSQL)', () => 
     expect(insertResolved).toBe(true);
     expect(await store.sessions.findWithUser('h-fail')).toBeUndefined();
     expect(await store.audit.listForSubject('u-fail')).toEqual([]);
-    // The connection is usable afterwards, outside any transaction.
+    // The connection is usable afterwards, outside any transaction: a statement's transaction starts with it.
+    const { rows } = await sql<{ fresh: boolean }>`select now() = statement_timestamp() as fresh`.execute(db.kysely);
+    expect(rows[0]!.fresh).toBe(true);
     await store.sessions.insert(session('h-after', 'u-fail'));
     expect(await store.sessions.findWithUser('h-after')).toBeDefined();
   });

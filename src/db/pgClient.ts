@@ -129,19 +129,27 @@ const definePgClient = (pgModule: typeof pg) => {
 
     constructor(config?: string | pg.ClientConfig) {
       super({ ...(typeof config === 'string' ? { connectionString: config } : config), pipeline: true } as pg.ClientConfig);
+      // A connection lost while the pool has it lent out: pg rejects the statements on it, then emits 'error', to
+      // which no one listens then (pg-pool listens to idle clients only), so the process would die of it. The
+      // rejections are what callers need, and the pool drops the client when it comes back unqueryable.
+      this.on('error', () => {});
     }
 
     // pg's overloads can't be restated in a subclass; the one Kysely uses is (text, values) → Promise.
     override query(...args: any[]): any {
-      const [text, values] = args;
+      const [text, given] = args;
       if (this.commitFailed) {
         this.commitFailed = false;
         if (text === 'rollback') return Promise.resolve(DEFERRED_RESULT);
       }
-      if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(values)) {
+      if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(given)) {
         if (this.held) this.sendHeld();
         return (super.query as (...a: unknown[]) => unknown)(...args);
       }
+      // In pg's text form before anything is sent: a value pg cannot write fails here, at its call. (pg's own
+      // Query.prepare, meeting one, closes the named statement on the server and sends a Sync: in a transaction, the
+      // rest would then commit without that statement.) pg's second pass over them changes nothing.
+      const values = given.map((value: unknown) => prepareValue(value));
       const statement = statements.get(text);
       const config: QueryConfig = statement ? { name: statement.name, text, values } : { text, values };
       if (text === 'begin' && !this.inTransaction) {
@@ -151,8 +159,7 @@ const definePgClient = (pgModule: typeof pg) => {
       }
       if (this.inTransaction && statement?.deferrable) {
         if (!this.held) return this.defer(config);
-        // In pg's text form now: a value it cannot write fails here, and what is sent is what was passed.
-        this.held.push({ ...config, values: values.map((value) => prepareValue(value)) });
+        this.held.push(config);
         return Promise.resolve(DEFERRED_RESULT);
       }
       if (this.held) {
