@@ -217,7 +217,7 @@ describe.each(databases)('group commit on $name', (database) => {
 
     it.runIf(database.name === 'postgres')('on PostgreSQL, a group kept waiting on a row lock gives up and runs one by one: the others and the next group go on, and the one whose row is held gives up alone', async () => {
       const [held, free, next] = await Promise.all([userWithPasskey(), userWithPasskey(), userWithPasskey()]);
-      const group = new GroupCommit(db.kysely, false, { lockTimeoutMs: 200 });
+      const group = new GroupCommit(db.kysely, 'rerun', { lockTimeoutMs: 200 });
       // Someone else's transaction holds the first passkey's row until it is let go.
       let letGo!: () => void;
       const lettingGo = new Promise<void>((resolve) => (letGo = resolve));

@@ -79,8 +79,8 @@ export class GroupCommit {
 
   constructor(
     private readonly db: Kysely<Database>,
-    /** false on PostgreSQL (above). */
-    readonly savepoints: boolean,
+    /** How one caller's writes are undone: 'savepoints' on SQLite, 'rerun' on PostgreSQL (above). */
+    readonly kind: 'savepoints' | 'rerun',
     private readonly options: { lockTimeoutMs?: number } = {},
   ) {}
 
@@ -105,7 +105,7 @@ export class GroupCommit {
     this.queue = [];
     this.stats.commits++;
     this.stats.transactions += group.length;
-    if (!this.savepoints) {
+    if (this.kind === 'rerun') {
       this.inFlight = true;
       try {
         await this.flushWithoutSavepoints(group);

@@ -267,7 +267,7 @@ const definePgClient = (pgModule: typeof pg) => {
      */
     corkUntilNextTurn(): void {
       if (this.corked) return;
-      const stream = (this as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
+      const stream = (this as unknown as { connection: Connection }).connection.stream;
       stream.cork();
       this.corked = true;
       setImmediate(() => {

@@ -61,7 +61,7 @@ export class Store {
   ) {
     this.inTransaction = options.inTransaction ?? false;
     this.committed = options.committed;
-    this.groupCommit = options.groupCommit && !this.inTransaction ? new GroupCommit(kysely, options.groupCommit === 'savepoints') : undefined;
+    this.groupCommit = options.groupCommit && !this.inTransaction ? new GroupCommit(kysely, options.groupCommit) : undefined;
     this.users = new UserPersister(kysely);
     this.authenticators = new AuthenticatorPersister(kysely);
     this.sessions = new SessionPersister(kysely);
@@ -88,7 +88,7 @@ export class Store {
 
   /** How this Store's group commits undo one caller's writes (src/db/groupCommit.ts); undefined where there are none. */
   get groupCommitKind(): 'savepoints' | 'rerun' | undefined {
-    return this.groupCommit && (this.groupCommit.savepoints ? 'savepoints' : 'rerun');
+    return this.groupCommit?.kind;
   }
 
   /**
