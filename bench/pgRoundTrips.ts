@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import { openDatabase } from '../src/db/connect.js';
-import { deferredStatements, implicitTransactions } from '../src/db/pgClient.js';
+import { autocommitGroups, deferredStatements, implicitTransactions } from '../src/db/pgClient.js';
 import { sharedStatements } from '../src/db/sharedConnection.js';
 import { createStore } from '../src/db/store.js';
 import { insertUsers, makeUsers } from './seed.js';
@@ -70,9 +70,11 @@ async function window(url: string, client: Client, rows: Awaited<ReturnType<type
   }
   const running = Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => caller(i)));
   await new Promise((r) => setTimeout(r, 1000)); // warm-up: connections opened, statements prepared
-  // An implicit transaction is one query handed to pg and one round trip, and as many statements as it carries.
-  const statementsSent = () => statements + implicitTransactions.statements - implicitTransactions.count;
-  const deferredSent = () => deferredStatements.count + implicitTransactions.statements - implicitTransactions.count;
+  // An implicit transaction, or a group of autocommit statements on the shared connection, is one query handed to pg
+  // and one round trip, and as many statements as it carries.
+  const grouped = () => implicitTransactions.statements - implicitTransactions.count + autocommitGroups.statements - autocommitGroups.count;
+  const statementsSent = () => statements + grouped();
+  const deferredSent = () => deferredStatements.count + grouped();
   const c0 = ceremonies, s0 = statementsSent(), d0 = deferredSent(), sh0 = sharedStatements.count, cpu0 = process.cpuUsage(), pg0 = postgresCpuMs(), t0 = performance.now();
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const cpu = process.cpuUsage(cpu0), pgMs = postgresCpuMs() - pg0, seconds = (performance.now() - t0) / 1000;

@@ -5,7 +5,8 @@
  *
  * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
  * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs, eventLoopCpuMs,
- *              groupCommits: { commits, transactions, reruns }, pgStatements, pgDeferred (statements sent to PostgreSQL; of them, deferred) };
+ *              groupCommits: { commits, transactions, reruns }, pgStatements, pgDeferred (statements sent to PostgreSQL; of them, deferred),
+ *              autocommitGroups: { count, statements, reruns } (the shared connection's groups: src/db/pgClient.ts) };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
  *              { type: 'memory', snapshot?: file } → where the RSS goes (memoryBreakdown.ts), after a full GC;
@@ -19,7 +20,7 @@ import type pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { memoryBreakdown } from './memoryBreakdown.js';
-import { deferredStatements, implicitTransactions } from '../src/db/pgClient.js';
+import { autocommitGroups, deferredStatements, implicitTransactions } from '../src/db/pgClient.js';
 import { openDatabase } from '../src/db/connect.js';
 
 
@@ -34,6 +35,7 @@ const noLogger = process.env.BENCH_NO_LOGGER === '1';
 // (src/db/pgClient.ts): each query handed to pg, where an implicit transaction's statements count one each.
 // pg is loaded only for PostgreSQL, as the server loads it (src/db/connect.ts), so bench:memory on SQLite sees no pg.
 let pgStatements = 0;
+const groupedStatements = () => implicitTransactions.statements - implicitTransactions.count + autocommitGroups.statements - autocommitGroups.count;
 if (config.databaseUrl.startsWith('postgres')) {
   const { default: pgModule } = await import('pg');
   const pgQuery = pgModule.Client.prototype.query;
@@ -96,8 +98,10 @@ process.on('message', async (message: { type?: string; file?: string; snapshot?:
       cpuUserMs: usage.userCPUTime / 1000,
       cpuSystemMs: usage.systemCPUTime / 1000,
       eventLoopCpuMs: eventLoopThreadCpuMs(),
-      pgStatements: pgStatements + implicitTransactions.statements - implicitTransactions.count,
-      pgDeferred: deferredStatements.count + implicitTransactions.statements - implicitTransactions.count,
+      // An implicit transaction, or a group of autocommit statements, is one query handed to pg: one round trip.
+      pgStatements: pgStatements + groupedStatements(),
+      pgDeferred: deferredStatements.count + groupedStatements(),
+      autocommitGroups: { ...autocommitGroups },
       groupCommits: 'latchkey' in app ? app.latchkey.store.groupCommitStats : undefined,
     });
   } else if (message?.type === 'memory') {

@@ -88,6 +88,9 @@ interface RunFigures {
   /** Sign-in transactions per group commit during the window, and (PostgreSQL) groups that failed and ran again alone. */
   transactionsPerCommit?: number;
   groupReruns?: number;
+  /** PostgreSQL: autocommit statements per group on the shared connection during the window, and groups run again one by one. */
+  autocommitPerGroup?: number;
+  autocommitReruns?: number;
   /** PostgreSQL: statements (round trips) per ceremony during the window. */
   statementsPerCeremony?: number;
   roundTripsPerCeremony?: number;
@@ -175,6 +178,8 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
       otherCpu,
       transactionsPerCommit: perCommit(before!.groupCommits, after!.groupCommits),
       groupReruns: after!.groupCommits && before!.groupCommits ? after!.groupCommits.reruns - before!.groupCommits.reruns : undefined,
+      autocommitPerGroup: perGroup(before!.autocommitGroups, after!.autocommitGroups),
+      autocommitReruns: after!.autocommitGroups && before!.autocommitGroups ? after!.autocommitGroups.reruns - before!.autocommitGroups.reruns : undefined,
       statementsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements!) / result.ceremonies : undefined,
       roundTripsPerCeremony: after!.pgStatements ? (after!.pgStatements - before!.pgStatements! - (after!.pgDeferred! - before!.pgDeferred!)) / result.ceremonies : undefined,
     };
@@ -187,6 +192,11 @@ async function benchDatabase(label: string, databaseUrl: string, users: BenchUse
 
 function cpuMs(u: Usage): number {
   return u.cpuUserMs + u.cpuSystemMs;
+}
+
+function perGroup(before: Usage['autocommitGroups'], after: Usage['autocommitGroups']): number | undefined {
+  if (!before || !after || after.count === before.count) return undefined;
+  return (after.statements - before.statements) / (after.count - before.count);
 }
 
 function perCommit(before: Usage['groupCommits'], after: Usage['groupCommits']): number | undefined {
@@ -264,6 +274,7 @@ function printRun(r: RunFigures, rawVerify: number, floorUs: number): void {
   if (r.databaseCpu > 0) console.log(`  with PostgreSQL's   ${(((r.serverCpu + r.databaseCpu) * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
   if (r.statementsPerCeremony !== undefined) console.log(`  PostgreSQL          ${r.statementsPerCeremony.toFixed(2)} statements, ${r.roundTripsPerCeremony!.toFixed(2)} round trips per ceremony; its own CPU ${((r.databaseCpu * 1e6) / r.ceremoniesPerSecond).toFixed(0)} µs per ceremony`);
   if (r.transactionsPerCommit !== undefined) console.log(`  group commit        ${r.transactionsPerCommit.toFixed(2)} sign-ins per commit on average${r.groupReruns ? `; ${r.groupReruns} groups failed and ran again one by one` : ''}`);
+  if (r.autocommitPerGroup !== undefined) console.log(`  shared connection   ${r.autocommitPerGroup.toFixed(2)} statements per group of autocommit statements${r.autocommitReruns ? `; ${r.autocommitReruns} groups failed and ran again one by one` : ''}`);
   console.log(`  vs raw ES256 verify ${((r.ceremoniesPerSecond / rawVerify) * 100).toFixed(1)} %  (ceremonies/s ÷ ${rawVerify.toFixed(0)} verify/s, measured right after the window)`);
   if (r.failures.size) for (const [what, n] of r.failures) console.log(`  FAILED ${n}× ${what}`);
 }

@@ -40,6 +40,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 import { PreparedQuery } from './preparedQuery.js';
+import { rolledBackByServer } from './pgClient.js';
 
 const statement = (text: string) => new PreparedQuery<object, never>((db) => ({ compile: () => sql.raw<never>(text).compile(db) }));
 const savepoint = statement('savepoint latchkey_group');
@@ -52,11 +53,6 @@ const setLockTimeout = new PreparedQuery<{ ms: string }, never>(
   (db, p) => ({ compile: () => sql<never>`select set_config('lock_timeout', ${p.ms}, true)`.compile(db) }),
   { deferrable: true },
 );
-
-/** An error PostgreSQL itself answered with (a SQLSTATE and a severity), as opposed to a connection that failed. */
-function isServerError(error: unknown): boolean {
-  return typeof (error as { code?: unknown } | undefined)?.code === 'string' && typeof (error as { severity?: unknown }).severity === 'string';
-}
 
 interface Queued {
   fn: (trx: Transaction<Database>) => Promise<unknown>;
@@ -160,7 +156,7 @@ export class GroupCommit {
       });
     } catch (error) {
       // Alone, a caller has no one else's failure to be spared from; a commit whose answer never came may have landed.
-      if (group.length === 1 || (committing && !isServerError(error))) {
+      if (group.length === 1 || (committing && !rolledBackByServer(error))) {
         for (const queued of group) queued.reject(error);
         return;
       }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason } from '../../test/support/databases.js';
 import type { Db } from './connect.js';
 import pg from 'pg';
-import { implicitTransactions, nameStatement, statementName } from './pgClient.js';
+import { implicitTransactions, nameStatement, rolledBackByServer, statementName } from './pgClient.js';
 import { isCounterDidNotMove } from './persisters/authenticators.js';
 import { createStore, type Store } from './store.js';
 import type { NewUser } from './schema.js';
@@ -20,6 +20,21 @@ function session(idHash: string, userId: string) {
 }
 
 const signin = (userId: string) => ({ event: 'signin', outcome: 'success' as const, subjectUserId: userId, actorUserId: userId, at: T0 });
+
+describe('rolledBackByServer', () => {
+  it('is true only for an error PostgreSQL answered on a connection it keeps', () => {
+    expect(rolledBackByServer({ code: '23505', severity: 'ERROR' })).toBe(true);
+    expect(rolledBackByServer({ code: '55P03', severity: 'ERROR' })).toBe(true);
+    // Ended by PostgreSQL: whether a commit landed first is not known.
+    expect(rolledBackByServer({ code: '57P01', severity: 'FATAL' })).toBe(false);
+    expect(rolledBackByServer({ code: '57P01', severity: 'SCHWERWIEGEND' })).toBe(false);
+    expect(rolledBackByServer({ code: '08006', severity: 'ERROR' })).toBe(false);
+    expect(rolledBackByServer({ code: 'XX000', severity: 'PANIC' })).toBe(false);
+    // The connection failed: no SQLSTATE.
+    expect(rolledBackByServer(new Error('Connection terminated unexpectedly'))).toBe(false);
+    expect(rolledBackByServer(undefined)).toBe(false);
+  });
+});
 
 describe.skipIf(target.skipReason !== undefined)('PgClient (PostgreSQL)', () => {
   let db: Db;

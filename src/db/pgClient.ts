@@ -19,9 +19,16 @@
  *   run in order in the one transaction, and when one fails, the commit (or the next awaited statement) rejects with
  *   its error and none of the transaction's writes land. A rollback before anything was sent sends nothing.
  *
+ * - **Groups of autocommit statements** (the shared connection only, `groupsAutocommit`). Outside a transaction, the
+ *   groupable statements (StatementOptions: reads, and writes that commit without waiting for the WAL flush) that
+ *   concurrent requests send in one turn of the event loop go out as one implicit transaction: Bind, Describe and
+ *   Execute each, one Sync. Each caller gets its own rows. A group PostgreSQL fails is run again one statement at a
+ *   time, so only the statement that fails alone fails, and none of the group's writes lands twice (the failure
+ *   rolled them all back).
+ *
  * The connection runs in pg's pipeline mode, which lets a statement be sent before the previous one's answer is
- * back; outside a transaction each statement has its own Sync, so each one commits on its own as before. That is
- * also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
+ * back; outside a transaction every other statement has its own Sync, so each one commits on its own as before. That
+ * is also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
  */
 import { createRequire } from 'node:module';
 import type pg from 'pg';
@@ -29,6 +36,7 @@ import type pg from 'pg';
 interface Statement {
   name: string;
   deferrable: boolean;
+  groupable: boolean;
 }
 
 const statements = new Map<string, Statement>();
@@ -36,9 +44,24 @@ const statements = new Map<string, Statement>();
 /**
  * Give this SQL text a statement name (idempotent). Texts are the prepared queries' compiled SQL, a bounded set.
  * `deferrable`: inside a transaction the caller never reads its result, and it may fail at the commit instead.
+ * `groupable`: outside a transaction, it may share one implicit transaction with other groupable statements (a
+ * read, or a write that commits without waiting for the WAL flush: see {@link StatementOptions}).
  */
-export function nameStatement(sql: string, options: { deferrable?: boolean } = {}): void {
-  if (!statements.has(sql)) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable: options.deferrable ?? false });
+export function nameStatement(sql: string, options: StatementOptions = {}): void {
+  if (!statements.has(sql)) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable: options.deferrable ?? false, groupable: options.groupable ?? false });
+}
+
+export interface StatementOptions {
+  /** Inside a transaction no caller reads its result (not even the affected rows): it may fail at the commit instead. */
+  deferrable?: boolean;
+  /**
+   * On the shared connection (src/db/sharedConnection.ts), outside a transaction: it may run in one implicit
+   * transaction with the other groupable statements of the same turn of the event loop, and commit with them. Only
+   * for a statement that reads, or writes what may commit without waiting for the WAL flush (a WebAuthn challenge's
+   * insert or consume, which set synchronous_commit off for their transaction): the group commits as its members
+   * would alone, a durable write would not. It holds no lock another statement of the group could need.
+   */
+  groupable?: boolean;
 }
 
 /** The statement name for a text, if it has one (tests). */
@@ -52,6 +75,26 @@ export function statementName(sql: string): string | undefined {
  */
 export const deferredStatements = { count: 0 };
 export const implicitTransactions = { count: 0, statements: 0 };
+/** Groups of autocommit statements sent on the shared connection, the statements in them, and groups run again one by one. */
+export const autocommitGroups = { count: 0, statements: 0, reruns: 0 };
+
+/**
+ * An error PostgreSQL answered with that leaves the connection usable: the transaction it ended was rolled back,
+ * and nothing of it committed. Not a connection that failed (no SQLSTATE), and not one PostgreSQL ends (severity
+ * FATAL or PANIC, or a shutdown's 57P0x, or class 08): whether a commit landed before that is not known.
+ */
+export function rolledBackByServer(error: unknown): boolean {
+  const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
+  if (typeof code !== 'string' || typeof severity !== 'string') return false;
+  return severity !== 'FATAL' && severity !== 'PANIC' && !code.startsWith('08') && !code.startsWith('57P');
+}
+
+/** An autocommit statement waiting for the end of the turn to go out with the others (PgClient.groupsAutocommit). */
+interface Member {
+  config: QueryConfig;
+  resolve(result: unknown): void;
+  reject(error: unknown): void;
+}
 
 type QueryConfig = { text: string; values: unknown[]; name?: string };
 
@@ -73,6 +116,7 @@ interface Connection {
   parsedStatements: Record<string, string>;
   stream: { cork(): void; uncork(): void };
   bind(config: { statement: string; values: unknown[] }): void;
+  describe(config: { type: 'P'; name: string }): void;
   execute(config: { portal: string; rows: number }): void;
   sync(): void;
 }
@@ -115,6 +159,87 @@ const definePgClient = (pgModule: typeof pg) => {
     handleCommandComplete(): void {}
   }
 
+  /** What AutocommitGroup hands each member's own Query, as pg's client would (@types/pg does not declare them). */
+  interface MemberQuery {
+    handleRowDescription(message: unknown): void;
+    handleDataRow(message: unknown): void;
+    handleCommandComplete(message: unknown, connection: Connection): void;
+    handleReadyForQuery(connection: Connection): void;
+  }
+
+  /**
+   * Autocommit statements of several callers, each prepared on the connection, as one implicit transaction: Bind,
+   * Describe and Execute each, then one Sync. PostgreSQL runs them in order and commits them together at the Sync,
+   * answering once. Each member's own pg Query gets its messages (its row description, rows and completion, in the
+   * order they were sent) and, at the Sync's answer, settles its caller. When PostgreSQL answers an error, it has
+   * rolled back the whole group: `runAlone` sends every member again on its own, so only one that fails alone fails.
+   * Any other error (the connection lost or ended, when the commit may have landed) rejects every member, none runs
+   * twice.
+   */
+  class AutocommitGroup extends QueryBase {
+    private readonly queries: MemberQuery[];
+    private index = 0;
+
+    constructor(
+      private readonly members: readonly Member[],
+      private readonly runAlone: (members: readonly Member[]) => void,
+    ) {
+      super('', [], () => {});
+      this.queries = members.map((m) => memberQuery(m) as unknown as MemberQuery);
+    }
+
+    submit(connection: Connection): null {
+      connection.stream.cork();
+      try {
+        for (const { config } of this.members) {
+          connection.bind({ statement: config.name!, values: config.values });
+          connection.describe({ type: 'P', name: '' });
+          connection.execute({ portal: '', rows: 0 });
+        }
+        connection.sync();
+      } finally {
+        connection.stream.uncork();
+      }
+      return null;
+    }
+
+    handleRowDescription(message: unknown): void {
+      this.queries[this.index]?.handleRowDescription(message);
+    }
+
+    handleDataRow(message: unknown): void {
+      this.queries[this.index]?.handleDataRow(message);
+    }
+
+    handleCommandComplete(message: unknown, connection: Connection): void {
+      this.queries[this.index++]?.handleCommandComplete(message, connection);
+    }
+
+    handleReadyForQuery(connection: Connection): void {
+      for (const query of this.queries) query.handleReadyForQuery(connection);
+    }
+
+    handleError(error: Error): void {
+      if (rolledBackByServer(error)) {
+        autocommitGroups.reruns++;
+        this.runAlone(this.members);
+      } else {
+        for (const member of this.members) member.reject(error);
+      }
+    }
+  }
+
+  /** A member's statement as pg's own Query, settling the member's caller. */
+  const memberQuery = (member: Member) => {
+    const query = new pgModule.Query(member.config.text, member.config.values, (error: Error | undefined, result: unknown) => {
+      if (error) member.reject(error);
+      else member.resolve(result);
+    });
+    // Read when it is sent (pg's Query.prepare); @types/pg does not declare it.
+    (query as { name?: string }).name = member.config.name;
+    return query;
+  };
+
   return class PgClient extends pgModule.Client {
     private inTransaction = false;
     /** The open transaction's deferrable statements, unsent while none of its statements has needed an answer. */
@@ -126,6 +251,13 @@ const definePgClient = (pgModule: typeof pg) => {
     /** The first deferred statement's failure in the open transaction. */
     private deferredFailure: { error: unknown } | undefined;
     private corked = false;
+    /**
+     * The shared connection's client (src/db/sharedConnection.ts) sets this: its groupable autocommit statements
+     * (StatementOptions) of one turn of the event loop go out as one implicit transaction (AutocommitGroup).
+     */
+    groupsAutocommit = false;
+    /** This turn's groupable autocommit statements, unsent. */
+    private group: Member[] | undefined;
 
     constructor(config?: string | pg.ClientConfig) {
       super({ ...(typeof config === 'string' ? { connectionString: config } : config), pipeline: true } as pg.ClientConfig);
@@ -143,6 +275,7 @@ const definePgClient = (pgModule: typeof pg) => {
         if (text === 'rollback') return Promise.resolve(DEFERRED_RESULT);
       }
       if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(given)) {
+        if (this.group) this.sendGroup();
         if (this.held) this.sendHeld();
         return (super.query as (...a: unknown[]) => unknown)(...args);
       }
@@ -152,6 +285,11 @@ const definePgClient = (pgModule: typeof pg) => {
       const values = given.map((value: unknown) => prepareValue(value));
       const statement = statements.get(text);
       const config: QueryConfig = statement ? { name: statement.name, text, values } : { text, values };
+      if (this.groupsAutocommit && !this.inTransaction) {
+        if (statement?.groupable && this.prepared()[statement.name] === text) return this.joinGroup(config);
+        // Anything else goes out after the statements before it.
+        if (this.group) this.sendGroup();
+      }
       if (text === 'begin' && !this.inTransaction) {
         this.inTransaction = true;
         this.held = [];
@@ -199,7 +337,7 @@ const definePgClient = (pgModule: typeof pg) => {
      * sends them the usual way, which prepares them).
      */
     private endUnsent(held: QueryConfig[], end: 'commit' | 'rollback'): Promise<unknown> | undefined {
-      const prepared = (this as unknown as { connection: Connection }).connection.parsedStatements;
+      const prepared = this.prepared();
       if (end === 'commit' && !held.every((c) => prepared[c.name!] === c.text)) return undefined;
       this.held = undefined;
       this.inTransaction = false;
@@ -209,6 +347,31 @@ const definePgClient = (pgModule: typeof pg) => {
       return new Promise<unknown>((resolve, reject) => {
         super.query(new ImplicitTransaction(held, (error) => (error ? reject(error) : resolve(DEFERRED_RESULT))) as never);
       }).catch((error: unknown) => this.failCommit(error));
+    }
+
+    /** Named statements prepared on this connection (pg notes each at its ParseComplete), by name. */
+    private prepared(): Record<string, string> {
+      return (this as unknown as { connection: Connection }).connection.parsedStatements;
+    }
+
+    /** Wait for the end of the turn, then go out with the turn's other groupable statements (sendGroup). */
+    private joinGroup(config: QueryConfig): Promise<unknown> {
+      this.corkUntilNextTurn();
+      return new Promise((resolve, reject) => (this.group ??= []).push({ config, resolve, reject }));
+    }
+
+    /** The turn's groupable statements: one alone as itself, several as one AutocommitGroup. */
+    private sendGroup(): void {
+      const group = this.group!;
+      this.group = undefined;
+      if (group.length === 1) return this.sendAlone(group);
+      autocommitGroups.count++;
+      autocommitGroups.statements += group.length;
+      super.query(new AutocommitGroup(group, (members) => this.sendAlone(members)) as never);
+    }
+
+    private sendAlone(members: readonly Member[]): void {
+      for (const member of members) this.send(member.config).then(member.resolve, member.reject);
     }
 
     /** The held statements, after a BEGIN, each without waiting for its answer: the transaction goes on as any other. */
@@ -272,6 +435,7 @@ const definePgClient = (pgModule: typeof pg) => {
       this.corked = true;
       setImmediate(() => {
         this.corked = false;
+        if (this.group) this.sendGroup();
         stream.uncork();
       });
     }

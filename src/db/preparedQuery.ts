@@ -15,7 +15,7 @@
 import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from 'kysely';
 import type SQLite from 'better-sqlite3';
 import type { Database } from './schema.js';
-import { nameStatement } from './pgClient.js';
+import { nameStatement, type StatementOptions } from './pgClient.js';
 
 /**
  * SQLite only: the connection and statement cache behind a Kysely handle's
@@ -60,16 +60,25 @@ function dialectKey(db: Kysely<Database>): object {
   return (db as { getExecutor?: () => { adapter: object } }).getExecutor?.().adapter ?? db;
 }
 
+/**
+ * A query that only reads (no `for update`, no function that writes): on PostgreSQL's shared connection it may commit
+ * with the turn's other groupable statements (src/db/pgClient.ts, StatementOptions).
+ */
+export const READ: StatementOptions = Object.freeze({ groupable: true });
+/**
+ * A WebAuthn challenge's insert or consume, committed without waiting for the WAL flush (FlowPersister's
+ * withoutSyncCommit sets that for its whole transaction): groupable, since a group holds only reads and such writes,
+ * none of which needs more.
+ */
+export const CHALLENGE_WRITE: StatementOptions = Object.freeze({ groupable: true });
+
 export class PreparedQuery<P extends object, R> {
   private readonly templates = new WeakMap<object, Template>();
 
   constructor(
     private readonly build: (db: Kysely<Database>, params: P) => Compilable<R>,
-    /**
-     * `deferrable`: no caller reads the result (not even the affected rows), so on PostgreSQL, inside a
-     * transaction, it may go out with the next statement and fail at the commit instead (src/db/pgClient.ts).
-     */
-    private readonly options: { deferrable?: boolean } = {},
+    /** How PostgreSQL may send it (src/db/pgClient.ts): deferred inside a transaction, grouped outside one. */
+    private readonly options: StatementOptions = {},
   ) {}
 
   /** The compiled SQL and parameters for `params` (tests and debugging). */

@@ -3,7 +3,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason, testPostgresUrl } from '../../test/support/databases.js';
 import { openDatabase, postgresConnectionString, type Db } from './connect.js';
-import { PreparedQuery } from './preparedQuery.js';
+import { PreparedQuery, READ } from './preparedQuery.js';
+import { autocommitGroups } from './pgClient.js';
 import { sharedStatements } from './sharedConnection.js';
 import { createStore, type Store } from './store.js';
 import type { NewUser } from './schema.js';
@@ -18,6 +19,24 @@ const touchUser = new PreparedQuery<{ id: string; at: number }, never>((db, p) =
 const sleepThenPid = new PreparedQuery<{ seconds: number }, { pid: number }>((db, p) =>
   db.selectNoFrom(sql<number>`case when pg_sleep(${p.seconds}) is null then pg_backend_pid() end`.as('pid')),
 );
+
+// Groupable (READ): the transaction each runs in (txid_current() gives the id it assigns), and a tag to tell the
+// callers' rows apart; one that takes a while. Not groupable: how many flows have a lookup.
+const transactionOf = new PreparedQuery<{ tag: string }, { xid: string; tag: string }>(
+  (db, p) => db.selectNoFrom([sql<string>`txid_current()::text`.as('xid'), sql<string>`${p.tag}::text`.as('tag')]),
+  READ,
+);
+const sleepThenTag = new PreparedQuery<{ seconds: number; tag: string }, { tag: string }>(
+  (db, p) => db.selectNoFrom(sql<string>`case when pg_sleep(${p.seconds}) is null then ${p.tag}::text end`.as('tag')),
+  READ,
+);
+const flowsWithLookup = new PreparedQuery<{ lookup: string }, { n: string }>((db, p) =>
+  db.selectFrom('flows').select((eb) => eb.fn.countAll<string>().as('n')).where('lookup', '=', p.lookup),
+);
+
+function challenge(id: string, lookup = `lookup-${id}`) {
+  return { id, type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: T0, expires_at: T0 + 60_000 };
+}
 
 function newUser(id: string): NewUser {
   return { id, email: `${id}@example.org`, email_normalized: `${id}@example.org`, display_name: 'Ada', name_search: 'ada', status: 'enrolled', created_at: T0, updated_at: T0 };
@@ -165,6 +184,96 @@ describe.skipIf(target.skipReason !== undefined)('the shared connection (Postgre
     const first = await pid(db).catch(() => undefined);
     const next = first ?? (await pid(db));
     expect(next).not.toBe(killed);
+  });
+});
+
+describe.skipIf(target.skipReason !== undefined)('groups of autocommit statements on the shared connection (PostgreSQL)', () => {
+  let db: Db;
+  let store: Store;
+  beforeAll(async () => {
+    db = await target.open({ poolSize: 4 });
+    await db.migrate();
+    store = createStore(db);
+    await store.users.insert(newUser('u-group') as never);
+    // Each statement once, alone: a statement goes in a group only once it is prepared on the connection.
+    await transactionOf.takeFirst(db.kysely, { tag: 'warm' });
+    await sleepThenTag.takeFirst(db.kysely, { seconds: 0, tag: 'warm' });
+    await store.users.findById('u-group');
+    await store.sessions.findWithUser('none');
+    await store.flows.insertChallenge(challenge('warm'));
+  });
+  afterAll(() => target.cleanup());
+
+  it('runs a turn’s groupable statements in one transaction, each caller getting its own rows', async () => {
+    const before = { ...autocommitGroups };
+    const [a, user, b, none, c] = await Promise.all([
+      transactionOf.takeFirst(db.kysely, { tag: 'a' }),
+      store.users.findById('u-group'),
+      transactionOf.takeFirst(db.kysely, { tag: 'b' }),
+      store.sessions.findWithUser('none'),
+      transactionOf.takeFirst(db.kysely, { tag: 'c' }),
+    ]);
+    expect([a!.tag, b!.tag, c!.tag]).toEqual(['a', 'b', 'c']);
+    expect(new Set([a!.xid, b!.xid, c!.xid]).size).toBe(1);
+    expect(user).toMatchObject({ id: 'u-group', email: 'u-group@example.org' });
+    expect(none).toBeUndefined();
+    expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.statements - before.statements).toBe(5);
+    // A statement of the next turn is in a transaction of its own.
+    expect((await transactionOf.takeFirst(db.kysely, { tag: 'd' }))!.xid).not.toBe(a!.xid);
+  });
+
+  it('runs a group that failed again one by one: only the statement that fails fails, and nothing lands twice', async () => {
+    const before = autocommitGroups.reruns;
+    const results = await Promise.allSettled([
+      store.flows.insertChallenge(challenge('g-1')),
+      // The warm-up's id again: the primary key refuses it, which rolls back the whole group.
+      store.flows.insertChallenge(challenge('warm', 'lookup-other')),
+      store.flows.insertChallenge(challenge('g-2')),
+      transactionOf.takeFirst(db.kysely, { tag: 'after' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '23505' });
+    expect((results[3] as PromiseFulfilledResult<{ tag: string }>).value.tag).toBe('after');
+    expect(autocommitGroups.reruns - before).toBe(1);
+    // Run again, an insert whose first run had landed would have met its own row (23505) instead.
+    expect(await store.flows.findByLookup('lookup-g-1')).toMatchObject({ id: 'g-1', state: 'active' });
+    expect(await store.flows.findByLookup('lookup-g-2')).toMatchObject({ id: 'g-2' });
+    expect(await store.flows.findByLookup('lookup-other')).toBeUndefined();
+  });
+
+  it('sends a statement that is not groupable after the group before it', async () => {
+    const [, seen] = await Promise.all([store.flows.insertChallenge(challenge('o-1')), flowsWithLookup.takeFirst(db.kysely, { lookup: 'lookup-o-1' })]);
+    expect(Number(seen!.n)).toBe(1);
+  });
+
+  it('rejects every statement of a group whose connection is lost, and runs none again', async () => {
+    const { pid: killed } = (await backendPid.takeFirst(db.kysely, {}))!;
+    const before = { ...autocommitGroups };
+    const settling = Promise.allSettled([
+      store.flows.insertChallenge(challenge('k-1')),
+      sleepThenTag.takeFirst(db.kysely, { seconds: 30, tag: 'sleeping' }),
+      transactionOf.takeFirst(db.kysely, { tag: 'k' }),
+    ]);
+    const admin = new pg.Client({ connectionString: postgresConnectionString(testPostgresUrl()) });
+    await admin.connect();
+    try {
+      for (;;) {
+        const { rows } = await admin.query<{ state: string; query: string }>('select state, query from pg_stat_activity where pid = $1', [killed]);
+        if (rows[0]?.state === 'active' && rows[0].query.includes('pg_sleep')) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await admin.query('select pg_terminate_backend($1)', [killed]);
+    } finally {
+      await admin.end();
+    }
+    expect((await settling).map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.reruns).toBe(before.reruns);
+    // Rolled back with its group when the backend ended, and not written again. (The first statement after may still
+    // meet the ended connection: the client learns it is closed when it next reads from it.)
+    const find = () => store.flows.findByLookup('lookup-k-1');
+    expect(await find().catch(find)).toBeUndefined();
   });
 });
 

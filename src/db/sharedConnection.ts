@@ -11,9 +11,14 @@
  * them, and their answers come back together. Measured (BENCHMARKS.md, "concurrent requests' statements on one shared
  * connection"): about a fifth to a quarter less CPU per sign-in ceremony on PostgreSQL, Latchkey's and PostgreSQL's.
  *
+ * Of the turn's statements, the groupable ones (reads, and a WebAuthn challenge's writes, which commit without waiting
+ * for the WAL flush: StatementOptions in src/db/pgClient.ts) go out as one implicit transaction with one Sync, so
+ * PostgreSQL commits and answers once for them all (BENCHMARKS.md, "groups of autocommit statements").
+ *
  * What stays the same for each caller:
- * - every statement keeps its own Sync, so it runs in its own implicit transaction and commits on its own; one that
- *   fails (a unique violation) fails only its caller, and PostgreSQL goes on with the next one;
+ * - a statement that is not groupable keeps its own Sync, so it runs in its own implicit transaction and commits on
+ *   its own; one that fails (a unique violation) fails only its caller, and PostgreSQL goes on with the next one. A
+ *   group that fails is run again one statement at a time, so there too only the one that fails fails;
  * - a transaction never shares: `begin` acquires a connection of its own from the pool (and so does anything a
  *   connection runs after a statement that does not share, e.g. `db.connection()`'s later statements), which it keeps
  *   until it is released, as before;
@@ -50,7 +55,7 @@ export interface SharedConnectionOptions {
 /** Statements sent on the shared connection so far in this process (the benchmarks report it). */
 export const sharedStatements = { count: 0 };
 
-type SharingClient = pg.PoolClient & { corkUntilNextTurn?: () => void };
+type SharingClient = pg.PoolClient & { corkUntilNextTurn?: () => void; groupsAutocommit?: boolean };
 
 /** `dialect` (Kysely's PostgresDialect over `pool`) with its hot autocommit statements on one shared connection. */
 export function withSharedConnection(dialect: Dialect, pool: pg.Pool, options: SharedConnectionOptions = {}): Dialect {
@@ -116,6 +121,8 @@ class SharedConnection {
         try {
           // For this connection's life: it is never handed to anyone else (close() ends it with the pool).
           await client.query(`set lock_timeout = ${Math.max(1, Math.round(this.lockTimeoutMs))}`);
+          // PgClient: a turn's groupable statements (reads, a challenge's writes) commit together.
+          if ('groupsAutocommit' in client) client.groupsAutocommit = true;
         } catch (error) {
           this.connecting = undefined;
           client.release(error instanceof Error ? error : new Error(String(error)));

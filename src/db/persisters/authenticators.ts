@@ -1,5 +1,5 @@
 import { type Kysely, PostgresAdapter, sql } from 'kysely';
-import { PreparedQuery } from '../preparedQuery.js';
+import { PreparedQuery, READ } from '../preparedQuery.js';
 import { joinedUserColumns, normalizeEmail, splitJoinedUser } from './users.js';
 import type { Authenticator, Database, NewAuthenticator, User } from '../schema.js';
 
@@ -11,9 +11,11 @@ const selectByCredentialIdWithUser = new PreparedQuery<{ credentialId: string },
     .selectAll('authenticators')
     .select(joinedUserColumns)
     .where('authenticators.credential_id', '=', p.credentialId),
+  READ,
 );
 const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, p) =>
   db.selectFrom('authenticators').selectAll().where('user_id', '=', p.userId).orderBy('created_at', 'asc').orderBy('id'),
+  READ,
 );
 // Email-first sign-in: the account and its authenticators in one query, one round trip on PostgreSQL.
 type NullableRow<T> = { [K in keyof T]: T[K] | null };
@@ -30,6 +32,7 @@ const selectByEmailWithAuthenticators = new PreparedQuery<
     .where('users.email_normalized', '=', p.emailNormalized)
     .orderBy('authenticators.created_at', 'asc')
     .orderBy('authenticators.id') as never,
+  READ,
 );
 type Use = { id: string; counter: number; backedUp: number; backupEligible: number; at: number };
 const recordUse = (operator: '<' | '=') =>

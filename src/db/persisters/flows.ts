@@ -1,5 +1,5 @@
 import { type Kysely, PostgresAdapter, type QueryCreator, type RawBuilder, sql } from 'kysely';
-import { PreparedQuery } from '../preparedQuery.js';
+import { CHALLENGE_WRITE, PreparedQuery, READ } from '../preparedQuery.js';
 import type { Authenticator, Database, Flow, User } from '../schema.js';
 import { AuthenticatorPersister } from './authenticators.js';
 import { joinedUserColumns, splitJoinedUser } from './users.js';
@@ -26,8 +26,8 @@ function withoutSyncCommit<T extends string>(value: T) {
 }
 
 /** insertFlow for a WebAuthn challenge on PostgreSQL: committed without waiting for the WAL flush (withoutSyncCommit). */
-const insertChallenge = new PreparedQuery<NewFlow, never>((db, f) => db.insertInto('flows').values(newFlowRow(f, withoutSyncCommit('active'))));
-const selectByLookup = new PreparedQuery<{ lookup: string }, Flow>((db, p) => db.selectFrom('flows').selectAll().where('lookup', '=', p.lookup));
+const insertChallenge = new PreparedQuery<NewFlow, never>((db, f) => db.insertInto('flows').values(newFlowRow(f, withoutSyncCommit('active'))), CHALLENGE_WRITE);
+const selectByLookup = new PreparedQuery<{ lookup: string }, Flow>((db, p) => db.selectFrom('flows').selectAll().where('lookup', '=', p.lookup), READ);
 const consumeById = new PreparedQuery<{ id: string; now: number }, never>((db, p) =>
   db
     .updateTable('flows')
@@ -72,6 +72,7 @@ const consumeByLookupWithCredential = new PreparedQuery<
     .select(FLOW_COLUMNS.map((c) => `consumed.${c} as flow_${c}` as const))
     .selectAll('authenticators')
     .select(joinedUserColumns) as never,
+  CHALLENGE_WRITE,
 );
 
 export class FlowPersister {

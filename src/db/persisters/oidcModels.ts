@@ -5,7 +5,7 @@
  * pruned.
  */
 import type { Kysely } from 'kysely';
-import { PreparedQuery } from '../preparedQuery.js';
+import { PreparedQuery, READ } from '../preparedQuery.js';
 import type { Database } from '../schema.js';
 
 // Every token grant runs these: find the code or refresh token and its grant, consume it, save the new tokens
@@ -24,6 +24,7 @@ const selectModelById = new PreparedQuery<{ kind: string; id: string; now: numbe
     .where('kind', '=', p.kind)
     .where('id', '=', p.id)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', p.now)])),
+  READ,
 );
 const consumeModel = new PreparedQuery<{ kind: string; id: string; at: number }, never>((db, p) =>
   db.updateTable('oidc_models').set({ consumed_at: p.at }).where('kind', '=', p.kind).where('id', '=', p.id).where('consumed_at', 'is', null),

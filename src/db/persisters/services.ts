@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
-import { PreparedQuery } from '../preparedQuery.js';
+import { PreparedQuery, READ } from '../preparedQuery.js';
 import type { Database, Service } from '../schema.js';
 
 // oidc-provider looks the client up on every request to the token endpoint (src/db/preparedQuery.ts).
-const selectService = new PreparedQuery<{ clientId: string }, Service>((db, p) => db.selectFrom('services').selectAll().where('client_id', '=', p.clientId));
+const selectService = new PreparedQuery<{ clientId: string }, Service>((db, p) => db.selectFrom('services').selectAll().where('client_id', '=', p.clientId), READ);
 
 export class ServicePersister {
   constructor(private readonly db: Kysely<Database>) {}

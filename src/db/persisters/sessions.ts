@@ -1,5 +1,5 @@
 import type { Insertable, Kysely } from 'kysely';
-import { PreparedQuery } from '../preparedQuery.js';
+import { PreparedQuery, READ } from '../preparedQuery.js';
 import { joinedUserColumns, splitJoinedUser } from './users.js';
 import type { Database, Session, SessionsTable, User } from '../schema.js';
 
@@ -28,6 +28,7 @@ const selectWithUser = new PreparedQuery<{ idHash: string }, Session & Parameter
     .selectAll('sessions')
     .select(joinedUserColumns)
     .where('sessions.id_hash', '=', p.idHash),
+  READ,
 );
 const touchSession = new PreparedQuery<{ idHash: string; at: number }, never>((db, p) =>
   db.updateTable('sessions').set({ last_seen_at: p.at }).where('id_hash', '=', p.idHash),

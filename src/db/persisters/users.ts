@@ -1,14 +1,15 @@
 import { type Kysely, PostgresAdapter, sql } from 'kysely';
-import { PreparedQuery } from '../preparedQuery.js';
+import { PreparedQuery, READ } from '../preparedQuery.js';
 import type { Database, NewUser, User, UserStatus } from '../schema.js';
 
 // Email-first sign-in runs this (src/db/preparedQuery.ts).
 const selectByEmail = new PreparedQuery<{ emailNormalized: string }, User>((db, p) =>
   db.selectFrom('users').selectAll().where('email_normalized', '=', p.emailNormalized),
+  READ,
 );
 
 // Every refresh and code grant reads the account (oidc-provider's findAccount).
-const selectById = new PreparedQuery<{ id: string }, User>((db, p) => db.selectFrom('users').selectAll().where('id', '=', p.id));
+const selectById = new PreparedQuery<{ id: string }, User>((db, p) => db.selectFrom('users').selectAll().where('id', '=', p.id), READ);
 
 /** The user's columns, prefixed, for queries that join a row (session, passkey) to its owner. */
 export const joinedUserColumns = [
