@@ -30,6 +30,12 @@ describe('rolledBackByServer', () => {
     expect(rolledBackByServer({ code: '57P01', severity: 'SCHWERWIEGEND' })).toBe(false);
     expect(rolledBackByServer({ code: '08006', severity: 'ERROR' })).toBe(false);
     expect(rolledBackByServer({ code: 'XX000', severity: 'PANIC' })).toBe(false);
+    expect(rolledBackByServer({ code: 'XX000', severity: 'PANIK' })).toBe(false);
+    expect(rolledBackByServer({ code: '58030', severity: 'ERROR' })).toBe(false);
+    expect(rolledBackByServer({ code: '53100', severity: 'ERROR' })).toBe(false);
+    expect(rolledBackByServer({ code: '40P01', severity: 'FEHLER' })).toBe(true);
+    expect(rolledBackByServer({ code: '57014', severity: 'ERROR' })).toBe(true);
+    expect(rolledBackByServer({ code: '22P02', severity: 'ERROR' })).toBe(true);
     // The connection failed: no SQLSTATE.
     expect(rolledBackByServer(new Error('Connection terminated unexpectedly'))).toBe(false);
     expect(rolledBackByServer(undefined)).toBe(false);

@@ -19,16 +19,17 @@
  *   run in order in the one transaction, and when one fails, the commit (or the next awaited statement) rejects with
  *   its error and none of the transaction's writes land. A rollback before anything was sent sends nothing.
  *
- * - **Groups of autocommit statements** (the shared connection only, `groupsAutocommit`). Outside a transaction, the
+ * - **Groups of autocommit statements** (the shared connection only, `groupAutocommit()`). Outside a transaction, the
  *   groupable statements (StatementOptions: reads, and writes that commit without waiting for the WAL flush) that
  *   concurrent requests send in one turn of the event loop go out as one implicit transaction: Bind, Describe and
- *   Execute each, one Sync. Each caller gets its own rows. A group PostgreSQL fails is run again one statement at a
- *   time, so only the statement that fails alone fails, and none of the group's writes lands twice (the failure
- *   rolled them all back).
+ *   Execute each, one Sync. Each caller gets its own rows. When PostgreSQL fails a statement of the group, that
+ *   statement's caller gets the error and the others run again one at a time (the failure rolled back the whole
+ *   group, so none of its writes lands twice), after whatever was sent behind the group: the callers are
+ *   independent requests, so their statements have no order to keep.
  *
  * The connection runs in pg's pipeline mode, which lets a statement be sent before the previous one's answer is
- * back; outside a transaction every other statement has its own Sync, so each one commits on its own as before. That
- * is also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
+ * back; outside a transaction each statement not in a group has its own Sync, so it commits on its own as before.
+ * That is also what lets concurrent requests' hot statements share one connection (src/db/sharedConnection.ts).
  */
 import { createRequire } from 'node:module';
 import type pg from 'pg';
@@ -48,7 +49,12 @@ const statements = new Map<string, Statement>();
  * read, or a write that commits without waiting for the WAL flush: see {@link StatementOptions}).
  */
 export function nameStatement(sql: string, options: StatementOptions = {}): void {
-  if (!statements.has(sql)) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable: options.deferrable ?? false, groupable: options.groupable ?? false });
+  const deferrable = options.deferrable ?? false;
+  const groupable = options.groupable ?? false;
+  const named = statements.get(sql);
+  if (!named) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable, groupable });
+  // Two prepared queries with one text share its name: they must agree on how it may be sent.
+  else if (named.deferrable !== deferrable || named.groupable !== groupable) throw new Error(`statement ${named.name} named again with other options: ${sql}`);
 }
 
 export interface StatementOptions {
@@ -59,7 +65,9 @@ export interface StatementOptions {
    * transaction with the other groupable statements of the same turn of the event loop, and commit with them. Only
    * for a statement that reads, or writes what may commit without waiting for the WAL flush (a WebAuthn challenge's
    * insert or consume, which set synchronous_commit off for their transaction): the group commits as its members
-   * would alone, a durable write would not. It holds no lock another statement of the group could need.
+   * would alone, a durable write would not. A write's row locks are held until the group's commit, and the
+   * statements before one that waits for a lock get their answer when it does: only short statements on their own
+   * request's rows belong here.
    */
   groupable?: boolean;
 }
@@ -79,17 +87,22 @@ export const implicitTransactions = { count: 0, statements: 0 };
 export const autocommitGroups = { count: 0, statements: 0, reruns: 0 };
 
 /**
- * An error PostgreSQL answered with that leaves the connection usable: the transaction it ended was rolled back,
- * and nothing of it committed. Not a connection that failed (no SQLSTATE), and not one PostgreSQL ends (severity
- * FATAL or PANIC, or a shutdown's 57P0x, or class 08): whether a commit landed before that is not known.
+ * An error PostgreSQL answered with that it raises only before a commit, on a connection it keeps: the transaction
+ * it ended was rolled back, and nothing of it committed. By SQLSTATE class (the severity is in the server's language):
+ * bad data (22), a constraint (23), transaction state (25), a deadlock or serialization failure (40), a statement
+ * PostgreSQL refused (42), a lock not available (55), a cancelled statement (57014), a PL/pgSQL raise (P0). Not a
+ * connection that failed (no SQLSTATE), nor one PostgreSQL ends (FATAL, PANIC), nor resources, I/O or an internal
+ * error (53, 58, XX): whether a commit landed before those is not known.
  */
 export function rolledBackByServer(error: unknown): boolean {
   const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
-  if (typeof code !== 'string' || typeof severity !== 'string') return false;
-  return severity !== 'FATAL' && severity !== 'PANIC' && !code.startsWith('08') && !code.startsWith('57P');
+  if (typeof code !== 'string' || typeof severity !== 'string' || severity === 'FATAL' || severity === 'PANIC') return false;
+  return ROLLED_BACK_CLASSES.has(code.slice(0, 2)) || code === '57014';
 }
 
-/** An autocommit statement waiting for the end of the turn to go out with the others (PgClient.groupsAutocommit). */
+const ROLLED_BACK_CLASSES = new Set(['22', '23', '25', '40', '42', '55', 'P0']);
+
+/** A statement and its caller's settlement; in a group, one waiting for the end of the turn (PgClient.groupAutocommit). */
 interface Member {
   config: QueryConfig;
   resolve(result: unknown): void;
@@ -111,7 +124,7 @@ export function pgClientClass(): typeof pg.Client {
 
 let defined: typeof pg.Client | undefined;
 
-/** What ImplicitTransaction uses of pg's Connection (the methods pg's own Query and pg-cursor write with). */
+/** What PgClient and its queries use of pg's Connection (the methods pg's own Query and pg-cursor write with). */
 interface Connection {
   parsedStatements: Record<string, string>;
   stream: { cork(): void; uncork(): void };
@@ -170,22 +183,28 @@ const definePgClient = (pgModule: typeof pg) => {
   /**
    * Autocommit statements of several callers, each prepared on the connection, as one implicit transaction: Bind,
    * Describe and Execute each, then one Sync. PostgreSQL runs them in order and commits them together at the Sync,
-   * answering once. Each member's own pg Query gets its messages (its row description, rows and completion, in the
-   * order they were sent) and, at the Sync's answer, settles its caller. When PostgreSQL answers an error, it has
-   * rolled back the whole group: `runAlone` sends every member again on its own, so only one that fails alone fails.
-   * Any other error (the connection lost or ended, when the commit may have landed) rejects every member, none runs
-   * twice.
+   * answering once. Each member's own pg Query (`queries`, made by the client as it makes any) gets its messages: its
+   * row description (or none: pg ignores NoData), rows and completion, in the order the members were sent; at the
+   * Sync's answer each settles its caller.
+   *
+   * An error PostgreSQL answers with (rolledBackByServer) rolled back the whole group. The member it came in (no
+   * completion yet) gets it, as it would have alone; the others are run again, each alone (`runAlone`), after
+   * whatever was already sent behind the group. A deadlock or serialization failure (class 40) may be the group's
+   * own doing, so that member is run again too. Any other error (the connection lost or ended, when the commit may
+   * have landed) rejects every member, and none runs twice.
    */
   class AutocommitGroup extends QueryBase {
-    private readonly queries: MemberQuery[];
     private index = 0;
+    declare callback: (error?: Error) => void;
 
     constructor(
       private readonly members: readonly Member[],
+      private readonly queries: readonly MemberQuery[],
       private readonly runAlone: (members: readonly Member[]) => void,
     ) {
+      // The callback settles nothing (the members' queries do), but pg's client wraps it with its query_timeout
+      // timer, which only the callback clears: it is called once the group is over.
       super('', [], () => {});
-      this.queries = members.map((m) => memberQuery(m) as unknown as MemberQuery);
     }
 
     submit(connection: Connection): null {
@@ -217,28 +236,21 @@ const definePgClient = (pgModule: typeof pg) => {
 
     handleReadyForQuery(connection: Connection): void {
       for (const query of this.queries) query.handleReadyForQuery(connection);
+      this.callback();
     }
 
     handleError(error: Error): void {
-      if (rolledBackByServer(error)) {
-        autocommitGroups.reruns++;
-        this.runAlone(this.members);
-      } else {
+      if (!rolledBackByServer(error)) {
         for (const member of this.members) member.reject(error);
+      } else {
+        autocommitGroups.reruns++;
+        const failed = (error as { code?: string }).code?.startsWith('40') ? undefined : this.members[this.index];
+        failed?.reject(error);
+        this.runAlone(this.members.filter((member) => member !== failed));
       }
+      this.callback(error);
     }
   }
-
-  /** A member's statement as pg's own Query, settling the member's caller. */
-  const memberQuery = (member: Member) => {
-    const query = new pgModule.Query(member.config.text, member.config.values, (error: Error | undefined, result: unknown) => {
-      if (error) member.reject(error);
-      else member.resolve(result);
-    });
-    // Read when it is sent (pg's Query.prepare); @types/pg does not declare it.
-    (query as { name?: string }).name = member.config.name;
-    return query;
-  };
 
   return class PgClient extends pgModule.Client {
     private inTransaction = false;
@@ -251,11 +263,8 @@ const definePgClient = (pgModule: typeof pg) => {
     /** The first deferred statement's failure in the open transaction. */
     private deferredFailure: { error: unknown } | undefined;
     private corked = false;
-    /**
-     * The shared connection's client (src/db/sharedConnection.ts) sets this: its groupable autocommit statements
-     * (StatementOptions) of one turn of the event loop go out as one implicit transaction (AutocommitGroup).
-     */
-    groupsAutocommit = false;
+    /** groupAutocommit() was called: this turn's groupable autocommit statements go out together. */
+    private groupsAutocommit = false;
     /** This turn's groupable autocommit statements, unsent. */
     private group: Member[] | undefined;
 
@@ -320,15 +329,19 @@ const definePgClient = (pgModule: typeof pg) => {
      * PostgreSQL) and wraps its promise in another; a Query made from the text is submitted as it is.
      */
     private send(config: QueryConfig): Promise<unknown> {
-      return new Promise((resolve, reject) => {
-        const query = new pgModule.Query(config.text, config.values, (error: Error | undefined, result: unknown) => {
-          if (error) reject(error);
-          else resolve(result);
-        });
-        // Read when it is sent (pg's Query.prepare); @types/pg does not declare it.
-        if (config.name) (query as { name?: string }).name = config.name;
-        super.query(query);
+      return new Promise((resolve, reject) => super.query(this.queryFor({ config, resolve, reject })));
+    }
+
+    /** The statement as pg's own Query, settling its caller, with this client's type parsers (as pg's query() sets). */
+    private queryFor(member: Member): pg.Query {
+      const query = new pgModule.Query(member.config.text, member.config.values, (error: Error | undefined, result: unknown) => {
+        if (error) member.reject(error);
+        else member.resolve(result);
       });
+      // Read when it is sent (pg's Query.prepare); @types/pg declares neither.
+      if (member.config.name) (query as { name?: string }).name = member.config.name;
+      (query as unknown as { _result: { _types: unknown } })._result._types = (this as unknown as { _types: unknown })._types;
+      return query;
     }
 
     /**
@@ -349,6 +362,15 @@ const definePgClient = (pgModule: typeof pg) => {
       }).catch((error: unknown) => this.failCommit(error));
     }
 
+    /**
+     * From now on, the groupable autocommit statements (StatementOptions) of each turn of the event loop go out as one
+     * implicit transaction (AutocommitGroup). For the shared connection (src/db/sharedConnection.ts), whose callers
+     * are concurrent requests, none waiting for another's statement.
+     */
+    groupAutocommit(): void {
+      this.groupsAutocommit = true;
+    }
+
     /** Named statements prepared on this connection (pg notes each at its ParseComplete), by name. */
     private prepared(): Record<string, string> {
       return (this as unknown as { connection: Connection }).connection.parsedStatements;
@@ -367,7 +389,8 @@ const definePgClient = (pgModule: typeof pg) => {
       if (group.length === 1) return this.sendAlone(group);
       autocommitGroups.count++;
       autocommitGroups.statements += group.length;
-      super.query(new AutocommitGroup(group, (members) => this.sendAlone(members)) as never);
+      const queries = group.map((member) => this.queryFor(member) as unknown as MemberQuery);
+      super.query(new AutocommitGroup(group, queries, (members) => this.sendAlone(members)) as never);
     }
 
     private sendAlone(members: readonly Member[]): void {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason, testPostgresUrl } from '../../test/support/databases.js';
 import { openDatabase, postgresConnectionString, type Db } from './connect.js';
 import { PreparedQuery, READ } from './preparedQuery.js';
@@ -20,8 +20,9 @@ const sleepThenPid = new PreparedQuery<{ seconds: number }, { pid: number }>((db
   db.selectNoFrom(sql<number>`case when pg_sleep(${p.seconds}) is null then pg_backend_pid() end`.as('pid')),
 );
 
-// Groupable (READ): the transaction each runs in (txid_current() gives the id it assigns), and a tag to tell the
-// callers' rows apart; one that takes a while. Not groupable: how many flows have a lookup.
+// Groupable (READ): the transaction each runs in (txid_current() gives the id it assigns: a test's stand-in for a
+// read, since it makes the transaction write a commit record), and a tag to tell the callers' rows apart; one that
+// takes a while. Not groupable: how many flows have a lookup.
 const transactionOf = new PreparedQuery<{ tag: string }, { xid: string; tag: string }>(
   (db, p) => db.selectNoFrom([sql<string>`txid_current()::text`.as('xid'), sql<string>`${p.tag}::text`.as('tag')]),
   READ,
@@ -33,6 +34,8 @@ const sleepThenTag = new PreparedQuery<{ seconds: number; tag: string }, { tag: 
 const flowsWithLookup = new PreparedQuery<{ lookup: string }, { n: string }>((db, p) =>
   db.selectFrom('flows').select((eb) => eb.fn.countAll<string>().as('n')).where('lookup', '=', p.lookup),
 );
+// Not groupable, as a durable write is not: the transaction it runs in.
+const ownTransaction = new PreparedQuery<object, { xid: string }>((db) => db.selectNoFrom(sql<string>`txid_current()::text || ''`.as('xid')));
 
 function challenge(id: string, lookup = `lookup-${id}`) {
   return { id, type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: T0, expires_at: T0 + 60_000 };
@@ -201,6 +204,8 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     await store.users.findById('u-group');
     await store.sessions.findWithUser('none');
     await store.flows.insertChallenge(challenge('warm'));
+    await store.flows.consumeByLookupWithCredential('none', 'signin', 'b', T0, 'none');
+    await ownTransaction.takeFirst(db.kysely, {});
   });
   afterAll(() => target.cleanup());
 
@@ -242,9 +247,94 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect(await store.flows.findByLookup('lookup-other')).toBeUndefined();
   });
 
+  it('commits a group’s challenge writes with its reads, and keeps a statement that is not groupable out of it', async () => {
+    await store.flows.insertChallenge(challenge('w-0'));
+    const before = { ...autocommitGroups };
+    const [, consumed, read, own] = await Promise.all([
+      store.flows.insertChallenge(challenge('w-1')),
+      store.flows.consumeByLookupWithCredential('lookup-w-0', 'signin', 'b', T0, 'none'),
+      transactionOf.takeFirst(db.kysely, { tag: 'w' }),
+      ownTransaction.takeFirst(db.kysely, {}),
+      transactionOf.takeFirst(db.kysely, { tag: 'w-after' }),
+    ]);
+    expect(consumed).toMatchObject({ flow: { id: 'w-0', state: 'consumed' }, credential: undefined });
+    // The statement that is not groupable split the turn: the three before it a group, itself alone in its own
+    // transaction, and the one after it a group of one, sent as itself.
+    expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.statements - before.statements).toBe(3);
+    expect(own!.xid).not.toBe(read!.xid);
+    expect(await store.flows.findByLookup('lookup-w-1')).toMatchObject({ id: 'w-1', state: 'active' });
+    // Consumed once: a second use finds nothing.
+    expect(await store.flows.consumeByLookupWithCredential('lookup-w-0', 'signin', 'b', T0, 'none')).toBeUndefined();
+  });
+
   it('sends a statement that is not groupable after the group before it', async () => {
-    const [, seen] = await Promise.all([store.flows.insertChallenge(challenge('o-1')), flowsWithLookup.takeFirst(db.kysely, { lookup: 'lookup-o-1' })]);
+    const [, , seen] = await Promise.all([
+      store.flows.insertChallenge(challenge('o-1')),
+      store.flows.insertChallenge(challenge('o-2')),
+      flowsWithLookup.takeFirst(db.kysely, { lookup: 'lookup-o-2' }),
+    ]);
     expect(Number(seen!.n)).toBe(1);
+  });
+
+  it('fails only the statement that waited past the lock timeout; the rest of its group runs again and commits', async () => {
+    const url = (db.pool!.options as { connectionString: string }).connectionString;
+    const other = openDatabase(url, { poolSize: 3, sharedConnection: { lockTimeoutMs: 200 } });
+    const otherStore = createStore(other);
+    try {
+      await otherStore.flows.insertChallenge(challenge('locked'));
+      await otherStore.flows.consumeByLookupWithCredential('none', 'signin', 'b', T0, 'none');
+      await transactionOf.takeFirst(other.kysely, { tag: 'warm' });
+      let locked!: () => void;
+      const holding = new Promise<void>((resolve) => (locked = resolve));
+      let finish!: () => void;
+      const finished = new Promise<void>((resolve) => (finish = resolve));
+      const transaction = other.kysely.transaction().execute(async (trx) => {
+        await sql`select 1 from flows where lookup = 'lookup-locked' for update`.execute(trx);
+        locked();
+        await finished;
+      });
+      await holding;
+      const before = { ...autocommitGroups };
+      // What is handed to pg: the group, then each member run again, but not the one that gave up (it would wait again).
+      const sent = vi.spyOn(pg.Client.prototype, 'query');
+      const results = await Promise.allSettled([
+        otherStore.flows.insertChallenge(challenge('l-1')),
+        otherStore.flows.consumeByLookupWithCredential('lookup-locked', 'signin', 'b', T0, 'none'),
+        transactionOf.takeFirst(other.kysely, { tag: 'l' }),
+      ]);
+      const calls = sent.mock.calls.length;
+      sent.mockRestore();
+      finish();
+      await transaction;
+      expect(calls).toBe(3);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '55P03' });
+      expect(autocommitGroups.count - before.count).toBe(1);
+      expect(autocommitGroups.reruns - before.reruns).toBe(1);
+      expect(await otherStore.flows.findByLookup('lookup-l-1')).toMatchObject({ id: 'l-1' });
+      // The consume that gave up changed nothing.
+      expect(await otherStore.flows.findByLookup('lookup-locked')).toMatchObject({ state: 'active' });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('keeps the shared connection when pg’s query_timeout is set and groups answer in time', async () => {
+    const url = (db.pool!.options as { connectionString: string }).connectionString;
+    const other = openDatabase(`${url}${url.includes('?') ? '&' : '?'}query_timeout=300`, { poolSize: 3 });
+    try {
+      await transactionOf.takeFirst(other.kysely, { tag: 'warm' });
+      const { pid: shared } = (await backendPid.takeFirst(other.kysely, {}))!;
+      const before = autocommitGroups.count;
+      await Promise.all([transactionOf.takeFirst(other.kysely, { tag: 'a' }), transactionOf.takeFirst(other.kysely, { tag: 'b' })]);
+      expect(autocommitGroups.count - before).toBe(1);
+      // Past the timeout: a timer left running would have ended the connection by now.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect((await backendPid.takeFirst(other.kysely, {}))!.pid).toBe(shared);
+    } finally {
+      await other.close();
+    }
   });
 
   it('rejects every statement of a group whose connection is lost, and runs none again', async () => {

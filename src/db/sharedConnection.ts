@@ -17,8 +17,11 @@
  *
  * What stays the same for each caller:
  * - a statement that is not groupable keeps its own Sync, so it runs in its own implicit transaction and commits on
- *   its own; one that fails (a unique violation) fails only its caller, and PostgreSQL goes on with the next one. A
- *   group that fails is run again one statement at a time, so there too only the one that fails fails;
+ *   its own; one that fails (a unique violation) fails only its caller, and PostgreSQL goes on with the next one. In
+ *   a group that fails, the statement that failed gets the error and the others run again one at a time, so there
+ *   too only the one that fails fails. (What changes in a group: its statements answer together, so one waiting for
+ *   a row lock holds up those before it as well as those behind it, and its writes' row locks last until the
+ *   group's commit; a group's statements are short and touch their own request's rows.);
  * - a transaction never shares: `begin` acquires a connection of its own from the pool (and so does anything a
  *   connection runs after a statement that does not share, e.g. `db.connection()`'s later statements), which it keeps
  *   until it is released, as before;
@@ -55,7 +58,7 @@ export interface SharedConnectionOptions {
 /** Statements sent on the shared connection so far in this process (the benchmarks report it). */
 export const sharedStatements = { count: 0 };
 
-type SharingClient = pg.PoolClient & { corkUntilNextTurn?: () => void; groupsAutocommit?: boolean };
+type SharingClient = pg.PoolClient & { corkUntilNextTurn?: () => void; groupAutocommit?: () => void };
 
 /** `dialect` (Kysely's PostgresDialect over `pool`) with its hot autocommit statements on one shared connection. */
 export function withSharedConnection(dialect: Dialect, pool: pg.Pool, options: SharedConnectionOptions = {}): Dialect {
@@ -122,7 +125,7 @@ class SharedConnection {
           // For this connection's life: it is never handed to anyone else (close() ends it with the pool).
           await client.query(`set lock_timeout = ${Math.max(1, Math.round(this.lockTimeoutMs))}`);
           // PgClient: a turn's groupable statements (reads, a challenge's writes) commit together.
-          if ('groupsAutocommit' in client) client.groupsAutocommit = true;
+          client.groupAutocommit?.();
         } catch (error) {
           this.connecting = undefined;
           client.release(error instanceof Error ? error : new Error(String(error)));
