@@ -18,10 +18,11 @@
  * with an error, as a use that lost does by design), every caller runs again in
  * a transaction of its own, concurrently, as if the group had never been, and
  * only the one that fails then fails. A commit whose answer never came (the
- * connection lost), or that PostgreSQL answered with anything but an error it
- * raises only before a commit (rolledBackByServer in src/db/pgClient.ts: not a
- * FATAL, PANIC, I/O or internal error), may have landed, so no one runs again:
- * every caller gets the error. One group is in flight at a time, and those that start meanwhile
+ * connection lost), or that PostgreSQL answered with an error after which it
+ * is not known whether the commit landed (rolledBackByServer in
+ * src/db/pgClient.ts: a FATAL or PANIC, a connection, resource, I/O or
+ * internal error), may have landed, so no one runs again: every caller gets
+ * the error. One group is in flight at a time, and those that start meanwhile
  * go together next: in one process, two groups never wait for rows the other
  * holds (a group and the previous group's callers running alone can, and two
  * instances' groups can, as any two transactions can, until PostgreSQL's

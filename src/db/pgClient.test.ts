@@ -23,22 +23,27 @@ const signin = (userId: string) => ({ event: 'signin', outcome: 'success' as con
 
 describe('rolledBackByServer', () => {
   it('is true only for an error PostgreSQL answered on a connection it keeps', () => {
-    expect(rolledBackByServer({ code: '23505', severity: 'ERROR' })).toBe(true);
-    expect(rolledBackByServer({ code: '55P03', severity: 'ERROR' })).toBe(true);
-    // Ended by PostgreSQL: whether a commit landed first is not known.
+    for (const code of ['23505', '55P03', '22P02', '40P01', '57014', '0A000', '42P01']) expect(rolledBackByServer({ code, severity: 'ERROR' })).toBe(true);
+    // The severity is in the server's language.
+    expect(rolledBackByServer({ code: '40P01', severity: 'FEHLER' })).toBe(true);
+    // Ended by PostgreSQL, or resources, I/O or an internal error: whether a commit landed first is not known.
     expect(rolledBackByServer({ code: '57P01', severity: 'FATAL' })).toBe(false);
     expect(rolledBackByServer({ code: '57P01', severity: 'SCHWERWIEGEND' })).toBe(false);
     expect(rolledBackByServer({ code: '08006', severity: 'ERROR' })).toBe(false);
-    expect(rolledBackByServer({ code: 'XX000', severity: 'PANIC' })).toBe(false);
+    expect(rolledBackByServer({ code: '23505', severity: 'PANIC' })).toBe(false);
     expect(rolledBackByServer({ code: 'XX000', severity: 'PANIK' })).toBe(false);
-    expect(rolledBackByServer({ code: '58030', severity: 'ERROR' })).toBe(false);
-    expect(rolledBackByServer({ code: '53100', severity: 'ERROR' })).toBe(false);
-    expect(rolledBackByServer({ code: '40P01', severity: 'FEHLER' })).toBe(true);
-    expect(rolledBackByServer({ code: '57014', severity: 'ERROR' })).toBe(true);
-    expect(rolledBackByServer({ code: '22P02', severity: 'ERROR' })).toBe(true);
+    for (const code of ['58030', '53100', 'XX001']) expect(rolledBackByServer({ code, severity: 'ERROR' })).toBe(false);
     // The connection failed: no SQLSTATE.
     expect(rolledBackByServer(new Error('Connection terminated unexpectedly'))).toBe(false);
     expect(rolledBackByServer(undefined)).toBe(false);
+  });
+});
+
+describe('nameStatement', () => {
+  it('refuses a text named again with other options', () => {
+    nameStatement('select 1 as latchkey_named_twice', { groupable: true });
+    nameStatement('select 1 as latchkey_named_twice', { groupable: true });
+    expect(() => nameStatement('select 1 as latchkey_named_twice', { deferrable: true })).toThrow(/named again with other options/);
   });
 });
 

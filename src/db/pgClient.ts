@@ -87,20 +87,17 @@ export const implicitTransactions = { count: 0, statements: 0 };
 export const autocommitGroups = { count: 0, statements: 0, reruns: 0 };
 
 /**
- * An error PostgreSQL answered with that it raises only before a commit, on a connection it keeps: the transaction
- * it ended was rolled back, and nothing of it committed. By SQLSTATE class (the severity is in the server's language):
- * bad data (22), a constraint (23), transaction state (25), a deadlock or serialization failure (40), a statement
- * PostgreSQL refused (42), a lock not available (55), a cancelled statement (57014), a PL/pgSQL raise (P0). Not a
- * connection that failed (no SQLSTATE), nor one PostgreSQL ends (FATAL, PANIC), nor resources, I/O or an internal
- * error (53, 58, XX): whether a commit landed before those is not known.
+ * An error PostgreSQL answered with on a connection it keeps, so the transaction it ended was rolled back and nothing
+ * of it committed (PostgreSQL never answers ERROR once a commit has landed: that would be a PANIC). Not a connection
+ * that failed (no SQLSTATE), nor one PostgreSQL ends (severity FATAL or PANIC; the severity is in the server's
+ * language, so also by SQLSTATE: connection errors 08, shutdowns 57P), nor resources, I/O or an internal error (53,
+ * 58, XX), after which whether a commit landed is not known.
  */
 export function rolledBackByServer(error: unknown): boolean {
   const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
   if (typeof code !== 'string' || typeof severity !== 'string' || severity === 'FATAL' || severity === 'PANIC') return false;
-  return ROLLED_BACK_CLASSES.has(code.slice(0, 2)) || code === '57014';
+  return !/^(08|53|58|XX|57P)/.test(code);
 }
-
-const ROLLED_BACK_CLASSES = new Set(['22', '23', '25', '40', '42', '55', 'P0']);
 
 /** A statement and its caller's settlement; in a group, one waiting for the end of the turn (PgClient.groupAutocommit). */
 interface Member {
@@ -190,7 +187,9 @@ const definePgClient = (pgModule: typeof pg) => {
    * An error PostgreSQL answers with (rolledBackByServer) rolled back the whole group. The member it came in (no
    * completion yet) gets it, as it would have alone; the others are run again, each alone (`runAlone`), after
    * whatever was already sent behind the group. A deadlock or serialization failure (class 40) may be the group's
-   * own doing, so that member is run again too. Any other error (the connection lost or ended, when the commit may
+   * own doing, so that member is run again too, and so is every member when the error came at the commit. (A lock
+   * timeout can be the group's own doing too, where it is shorter than deadlock_timeout: the shared connection's is
+   * 5 s against PostgreSQL's 1 s default, so a deadlock is reported as one first.) Any other error (the connection lost or ended, when the commit may
    * have landed) rejects every member, and none runs twice.
    */
   class AutocommitGroup extends QueryBase {

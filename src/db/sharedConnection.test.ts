@@ -298,15 +298,20 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
       const before = { ...autocommitGroups };
       // What is handed to pg: the group, then each member run again, but not the one that gave up (it would wait again).
       const sent = vi.spyOn(pg.Client.prototype, 'query');
-      const results = await Promise.allSettled([
-        otherStore.flows.insertChallenge(challenge('l-1')),
-        otherStore.flows.consumeByLookupWithCredential('lookup-locked', 'signin', 'b', T0, 'none'),
-        transactionOf.takeFirst(other.kysely, { tag: 'l' }),
-      ]);
-      const calls = sent.mock.calls.length;
-      sent.mockRestore();
-      finish();
-      await transaction;
+      let results: PromiseSettledResult<unknown>[];
+      let calls: number;
+      try {
+        results = await Promise.allSettled([
+          otherStore.flows.insertChallenge(challenge('l-1')),
+          otherStore.flows.consumeByLookupWithCredential('lookup-locked', 'signin', 'b', T0, 'none'),
+          transactionOf.takeFirst(other.kysely, { tag: 'l' }),
+        ]);
+        calls = sent.mock.calls.length;
+      } finally {
+        sent.mockRestore();
+        finish();
+        await transaction;
+      }
       expect(calls).toBe(3);
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
       expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '55P03' });
@@ -320,17 +325,22 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     }
   });
 
-  it('keeps the shared connection when pg’s query_timeout is set and groups answer in time', async () => {
+  it('keeps the shared connection when pg’s query_timeout is set and groups answer in time, or fail', async () => {
     const url = (db.pool!.options as { connectionString: string }).connectionString;
-    const other = openDatabase(`${url}${url.includes('?') ? '&' : '?'}query_timeout=300`, { poolSize: 3 });
+    const other = openDatabase(`${url}${url.includes('?') ? '&' : '?'}query_timeout=1500`, { poolSize: 3 });
+    const otherStore = createStore(other);
     try {
       await transactionOf.takeFirst(other.kysely, { tag: 'warm' });
+      await otherStore.flows.insertChallenge(challenge('t-0'));
       const { pid: shared } = (await backendPid.takeFirst(other.kysely, {}))!;
       const before = autocommitGroups.count;
       await Promise.all([transactionOf.takeFirst(other.kysely, { tag: 'a' }), transactionOf.takeFirst(other.kysely, { tag: 'b' })]);
-      expect(autocommitGroups.count - before).toBe(1);
+      // A group that fails (the same id again) and runs again.
+      const failed = await Promise.allSettled([otherStore.flows.insertChallenge(challenge('t-0', 'lookup-t-again')), transactionOf.takeFirst(other.kysely, { tag: 'c' })]);
+      expect(failed.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+      expect(autocommitGroups.count - before).toBe(2);
       // Past the timeout: a timer left running would have ended the connection by now.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, 1_700));
       expect((await backendPid.takeFirst(other.kysely, {}))!.pid).toBe(shared);
     } finally {
       await other.close();

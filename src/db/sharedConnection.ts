@@ -21,7 +21,7 @@
  *   a group that fails, the statement that failed gets the error and the others run again one at a time, so there
  *   too only the one that fails fails. (What changes in a group: its statements answer together, so one waiting for
  *   a row lock holds up those before it as well as those behind it, and its writes' row locks last until the
- *   group's commit; a group's statements are short and touch their own request's rows.);
+ *   group's commit; a group's statements are short and touch their own request's rows);
  * - a transaction never shares: `begin` acquires a connection of its own from the pool (and so does anything a
  *   connection runs after a statement that does not share, e.g. `db.connection()`'s later statements), which it keeps
  *   until it is released, as before;
