@@ -13,7 +13,7 @@ import type pg from 'pg';
 import type { Database } from './schema.js';
 import { CurrentSchemaPostgresDialect } from './currentSchemaIntrospector.js';
 import { type Dialect, migrateToLatest } from './migrations.js';
-import { registerDirectSqlite } from './preparedQuery.js';
+import { registerDirectShared, registerDirectSqlite } from './preparedQuery.js';
 import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './backgroundCheckpoints.js';
 import { pgClientClass } from './pgClient.js';
 import { withSharedConnection, type SharedConnectionOptions } from './sharedConnection.js';
@@ -111,8 +111,9 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     pool.on('error', () => {});
     const sharing = options.sharedConnection ?? true;
     const postgres = new CurrentSchemaPostgresDialect({ pool });
-    const shared = sharing && !options.plainPostgresClient && poolSize >= 2 ? withSharedConnection(postgres, pool, sharing === true ? {} : sharing) : postgres;
-    kysely = new Kysely<Database>({ dialect: withTimedCommits(shared, commitListeners) });
+    const shared = sharing && !options.plainPostgresClient && poolSize >= 2 ? withSharedConnection(postgres, pool, sharing === true ? {} : sharing) : undefined;
+    kysely = new Kysely<Database>({ dialect: withTimedCommits(shared?.dialect ?? postgres, commitListeners) });
+    if (shared) registerDirectShared(kysely, shared.tryExecute);
     dialect = 'postgres';
   }
   return {

@@ -44,6 +44,21 @@ export function registerDirectSqlite(db: Kysely<Database>, direct: DirectSqlite)
   directSqlite.set(dialectKey(db), direct);
 }
 
+/**
+ * PostgreSQL only: the shared connection behind a database handle (src/db/sharedConnection.ts), registered by
+ * `openDatabase`. A prepared query on that handle itself (never a transaction's, nor a single connection's: those
+ * are other handles) then goes to the shared connection directly, without Kysely's executor, connection provider and
+ * driver (several allocations and promise hops per query) that would take it to the same place.
+ */
+type DirectShared = <R>(query: CompiledQuery) => Promise<QueryResult<R>> | undefined;
+
+const directShared = new WeakMap<Kysely<Database>, DirectShared>();
+
+/** Let prepared queries on this Kysely handle (only this one) go to its shared connection directly. */
+export function registerDirectShared(db: Kysely<Database>, execute: DirectShared): void {
+  directShared.set(db, execute);
+}
+
 const STAND_IN = '\u0000latchkey-parameter:';
 
 type Slot = { name: string } | { value: unknown };
@@ -98,7 +113,8 @@ export class PreparedQuery<P extends object, R> {
         return Promise.reject(error);
       }
     }
-    return db.executeQuery(CompiledQuery.raw(template.sql, fill(template, params)) as CompiledQuery<R>);
+    const query = CompiledQuery.raw(template.sql, fill(template, params)) as CompiledQuery<R>;
+    return directShared.get(db)?.<R>(query) ?? db.executeQuery(query);
   }
 
   /** Run and return the first row, like `executeTakeFirst()` on a select or a `returning` query. */

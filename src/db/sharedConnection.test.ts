@@ -92,6 +92,33 @@ describe.skipIf(target.skipReason !== undefined)('the shared connection (Postgre
     expect(await pid(db)).toBe(first);
   });
 
+  it('takes a prepared query on the database handle to the shared connection without Kysely’s executor', async () => {
+    const shared = await pid(db);
+    const executor = vi.spyOn(db.kysely, 'executeQuery');
+    try {
+      expect(await pid(db)).toBe(shared);
+      expect(executor).not.toHaveBeenCalled();
+      // A transaction's handle is another: its statements go through Kysely, on a connection of their own.
+      const inside = await db.kysely.transaction().execute((trx) => backendPid.takeFirst(trx, {}));
+      expect(inside!.pid).not.toBe(shared);
+      expect(executor).not.toHaveBeenCalled();
+    } finally {
+      executor.mockRestore();
+    }
+  });
+
+  it('goes through Kysely until Kysely has started its driver, so closing the database ends the shared connection', async () => {
+    const url = (db.pool!.options as { connectionString: string }).connectionString;
+    const fresh = openDatabase(url, { poolSize: 3 });
+    const executor = vi.spyOn(fresh.kysely, 'executeQuery');
+    const first = await pid(fresh);
+    expect(executor).toHaveBeenCalledTimes(1);
+    expect(await pid(fresh)).toBe(first);
+    expect(executor).toHaveBeenCalledTimes(1);
+    await fresh.close();
+    expect(fresh.pool!.totalCount).toBe(0);
+  });
+
   it('gives a transaction a connection of its own, which the shared statements never enter', async () => {
     await store.users.insert(newUser('u-tx') as never);
     const shared = await pid(db);

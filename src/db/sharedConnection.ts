@@ -61,12 +61,24 @@ export const sharedStatements = { count: 0 };
 type SharingClient = pg.PoolClient & { corkUntilNextTurn?: () => void; groupAutocommit?: () => void };
 
 /** `dialect` (Kysely's PostgresDialect over `pool`) with its hot autocommit statements on one shared connection. */
-export function withSharedConnection(dialect: Dialect, pool: pg.Pool, options: SharedConnectionOptions = {}): Dialect {
+export function withSharedConnection(
+  dialect: Dialect,
+  pool: pg.Pool,
+  options: SharedConnectionOptions = {},
+): { dialect: Dialect; tryExecute: <R>(query: CompiledQuery) => Promise<QueryResult<R>> | undefined } {
+  const shared = new SharedConnection(pool, options.maxPending ?? 32, options.lockTimeoutMs ?? 5_000);
+  let driver: SharingDriver | undefined;
   return {
-    createAdapter: () => dialect.createAdapter(),
-    createIntrospector: (db) => dialect.createIntrospector(db),
-    createQueryCompiler: () => dialect.createQueryCompiler(),
-    createDriver: () => new SharingDriver(dialect.createDriver(), new SharedConnection(pool, options.maxPending ?? 32, options.lockTimeoutMs ?? 5_000)),
+    dialect: {
+      createAdapter: () => dialect.createAdapter(),
+      createIntrospector: (db) => dialect.createIntrospector(db),
+      createQueryCompiler: () => dialect.createQueryCompiler(),
+      createDriver: () => (driver = new SharingDriver(dialect.createDriver(), shared)),
+    },
+    // A hot statement straight to the shared connection, as a query Kysely runs outside a transaction gets there
+    // through its executor (src/db/preparedQuery.ts): undefined when it must take a connection of its own, and until
+    // Kysely has started its driver (Kysely destroys only a driver it started, and the driver's destroy closes this).
+    tryExecute: (query) => (driver?.started ? shared.tryExecute(query) : undefined),
   };
 }
 
@@ -192,7 +204,15 @@ class SharingDriver implements Driver {
     private readonly shared: SharedConnection,
   ) {}
 
+  #started = false;
+
+  /** Kysely has called init(), so it will call destroy(). */
+  get started(): boolean {
+    return this.#started;
+  }
+
   init(): Promise<void> {
+    this.#started = true;
     return this.inner.init();
   }
 
