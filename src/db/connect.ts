@@ -113,7 +113,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): Db {
     const postgres = new CurrentSchemaPostgresDialect({ pool });
     const shared = sharing && !options.plainPostgresClient && poolSize >= 2 ? withSharedConnection(postgres, pool, sharing === true ? {} : sharing) : undefined;
     kysely = new Kysely<Database>({ dialect: withTimedCommits(shared?.dialect ?? postgres, commitListeners) });
-    if (shared) registerDirectShared(kysely, shared.tryExecute);
+    if (shared) registerDirectShared(kysely, shared.executeIfStarted);
     dialect = 'postgres';
   }
   return {

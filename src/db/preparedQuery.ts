@@ -48,9 +48,10 @@ export function registerDirectSqlite(db: Kysely<Database>, direct: DirectSqlite)
  * PostgreSQL only: the shared connection behind a database handle (src/db/sharedConnection.ts), registered by
  * `openDatabase`. A prepared query on that handle itself (never a transaction's, nor a single connection's: those
  * are other handles) then goes to the shared connection directly, without Kysely's executor, connection provider and
- * driver (several allocations and promise hops per query) that would take it to the same place.
+ * driver (several allocations and promise hops per query) that would take it to the same place; undefined sends it
+ * through Kysely. Kysely has no plugin or query log here (`openDatabase`) that this would skip.
  */
-type DirectShared = <R>(query: CompiledQuery) => Promise<QueryResult<R>> | undefined;
+export type DirectShared = <R>(query: CompiledQuery) => Promise<QueryResult<R>> | undefined;
 
 const directShared = new WeakMap<Kysely<Database>, DirectShared>();
 

@@ -99,9 +99,15 @@ describe.skipIf(target.skipReason !== undefined)('the shared connection (Postgre
       expect(await pid(db)).toBe(shared);
       expect(executor).not.toHaveBeenCalled();
       // A transaction's handle is another: its statements go through Kysely, on a connection of their own.
-      const inside = await db.kysely.transaction().execute((trx) => backendPid.takeFirst(trx, {}));
+      const before = sharedStatements.count;
+      const inside = await db.kysely.transaction().execute(async (trx) => {
+        const trxExecutor = vi.spyOn(trx, 'executeQuery');
+        const found = await backendPid.takeFirst(trx, {});
+        expect(trxExecutor).toHaveBeenCalledTimes(1);
+        return found;
+      });
       expect(inside!.pid).not.toBe(shared);
-      expect(executor).not.toHaveBeenCalled();
+      expect(sharedStatements.count).toBe(before);
     } finally {
       executor.mockRestore();
     }
@@ -110,13 +116,20 @@ describe.skipIf(target.skipReason !== undefined)('the shared connection (Postgre
   it('goes through Kysely until Kysely has started its driver, so closing the database ends the shared connection', async () => {
     const url = (db.pool!.options as { connectionString: string }).connectionString;
     const fresh = openDatabase(url, { poolSize: 3 });
-    const executor = vi.spyOn(fresh.kysely, 'executeQuery');
-    const first = await pid(fresh);
-    expect(executor).toHaveBeenCalledTimes(1);
-    expect(await pid(fresh)).toBe(first);
-    expect(executor).toHaveBeenCalledTimes(1);
-    await fresh.close();
+    try {
+      const executor = vi.spyOn(fresh.kysely, 'executeQuery');
+      // Two at once on a database that has not started: both through Kysely, in order, on the one shared connection.
+      const [first, second] = await Promise.all([pid(fresh), pid(fresh)]);
+      expect(executor).toHaveBeenCalledTimes(2);
+      expect(second).toBe(first);
+      expect(await pid(fresh)).toBe(first);
+      expect(executor).toHaveBeenCalledTimes(2);
+    } finally {
+      await fresh.close();
+    }
     expect(fresh.pool!.totalCount).toBe(0);
+    // Closed: refused, not sent and not hanging.
+    await expect(pid(fresh)).rejects.toThrow(/destroyed/);
   });
 
   it('gives a transaction a connection of its own, which the shared statements never enter', async () => {

@@ -7,7 +7,8 @@
  * would take a connection of its own and its own write, and wake its own backend. Here a Kysely query outside a
  * transaction whose SQL is one of the prepared hot queries (a named statement, src/db/preparedQuery.ts: short,
  * indexed) goes out on one connection held from the pool for the purpose, in pg's pipeline mode (PgClient), with
- * the socket corked until the turn ends: the turn's statements leave in one write, one backend stays awake for
+ * the socket corked until the turn ends (a prepared query on the database handle arrives without Kysely's executor:
+ * registerDirectShared in src/db/preparedQuery.ts): the turn's statements leave in one write, one backend stays awake for
  * them, and their answers come back together. Measured (BENCHMARKS.md, "concurrent requests' statements on one shared
  * connection"): about a fifth to a quarter less CPU per sign-in ceremony on PostgreSQL, Latchkey's and PostgreSQL's.
  *
@@ -43,6 +44,7 @@
 import { CompiledQuery, type DatabaseConnection, type Dialect, type Driver, type QueryResult, type TransactionSettings } from 'kysely';
 import type pg from 'pg';
 import { statementName } from './pgClient.js';
+import type { DirectShared } from './preparedQuery.js';
 
 export interface SharedConnectionOptions {
   /** Statements waiting on the shared connection beyond which the next hot one takes a pooled connection (32). */
@@ -60,12 +62,12 @@ export const sharedStatements = { count: 0 };
 
 type SharingClient = pg.PoolClient & { corkUntilNextTurn?: () => void; groupAutocommit?: () => void };
 
-/** `dialect` (Kysely's PostgresDialect over `pool`) with its hot autocommit statements on one shared connection. */
-export function withSharedConnection(
-  dialect: Dialect,
-  pool: pg.Pool,
-  options: SharedConnectionOptions = {},
-): { dialect: Dialect; tryExecute: <R>(query: CompiledQuery) => Promise<QueryResult<R>> | undefined } {
+/**
+ * `dialect` (Kysely's PostgresDialect over `pool`) with its hot autocommit statements on one shared connection, and
+ * `executeIfStarted`, which sends one there without going through Kysely (src/db/preparedQuery.ts,
+ * registerDirectShared). For one Kysely instance: its one driver owns the shared connection.
+ */
+export function withSharedConnection(dialect: Dialect, pool: pg.Pool, options: SharedConnectionOptions = {}): { dialect: Dialect; executeIfStarted: DirectShared } {
   const shared = new SharedConnection(pool, options.maxPending ?? 32, options.lockTimeoutMs ?? 5_000);
   let driver: SharingDriver | undefined;
   return {
@@ -73,12 +75,16 @@ export function withSharedConnection(
       createAdapter: () => dialect.createAdapter(),
       createIntrospector: (db) => dialect.createIntrospector(db),
       createQueryCompiler: () => dialect.createQueryCompiler(),
-      createDriver: () => (driver = new SharingDriver(dialect.createDriver(), shared)),
+      createDriver: () => {
+        if (driver) throw new Error('withSharedConnection: one Kysely instance per dialect (its driver owns the shared connection)');
+        return (driver = new SharingDriver(dialect.createDriver(), shared));
+      },
     },
     // A hot statement straight to the shared connection, as a query Kysely runs outside a transaction gets there
-    // through its executor (src/db/preparedQuery.ts): undefined when it must take a connection of its own, and until
-    // Kysely has started its driver (Kysely destroys only a driver it started, and the driver's destroy closes this).
-    tryExecute: (query) => (driver?.started ? shared.tryExecute(query) : undefined),
+    // through its executor: undefined when it must take a connection of its own, and until Kysely has started its
+    // driver (Kysely destroys only a driver whose start succeeded, and the driver's destroy closes the connection;
+    // the statements sent while it starts wait for it in order, as before).
+    executeIfStarted: (query) => (driver?.started ? shared.tryExecute(query) : undefined),
   };
 }
 
@@ -206,14 +212,14 @@ class SharingDriver implements Driver {
 
   #started = false;
 
-  /** Kysely has called init(), so it will call destroy(). */
+  /** Kysely's init() of this driver has succeeded, so Kysely's destroy() will call this driver's. */
   get started(): boolean {
     return this.#started;
   }
 
-  init(): Promise<void> {
+  async init(): Promise<void> {
+    await this.inner.init();
     this.#started = true;
-    return this.inner.init();
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
