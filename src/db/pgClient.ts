@@ -189,8 +189,8 @@ const definePgClient = (pgModule: typeof pg) => {
    * whatever was already sent behind the group. A deadlock or serialization failure (class 40) may be the group's
    * own doing, so that member is run again too, and so is every member when the error came at the commit. (A lock
    * timeout can be the group's own doing too, where it is shorter than deadlock_timeout: the shared connection's is
-   * 5 s against PostgreSQL's 1 s default, so a deadlock is reported as one first.) Any other error (the connection lost or ended, when the commit may
-   * have landed) rejects every member, and none runs twice.
+   * 5 s against PostgreSQL's 1 s default, so a deadlock is reported as one first.) Any other error (the connection
+   * lost or ended, when the commit may have landed) rejects every member, and none runs twice.
    */
   class AutocommitGroup extends QueryBase {
     private index = 0;
