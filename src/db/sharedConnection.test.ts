@@ -53,6 +53,22 @@ async function pid(db: Db): Promise<number> {
   return (await backendPid.takeFirst(db.kysely, {}))!.pid;
 }
 
+/** Wait until backend `pid` is running a pg_sleep, then end it (as an operator's pg_terminate_backend would). */
+async function endWhileSleeping(pid: number): Promise<void> {
+  const admin = new pg.Client({ connectionString: postgresConnectionString(testPostgresUrl()) });
+  await admin.connect();
+  try {
+    for (;;) {
+      const { rows } = await admin.query<{ state: string; query: string }>('select state, query from pg_stat_activity where pid = $1', [pid]);
+      if (rows[0]?.state === 'active' && rows[0].query.includes('pg_sleep')) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await admin.query('select pg_terminate_backend($1)', [pid]);
+  } finally {
+    await admin.end();
+  }
+}
+
 describe.skipIf(target.skipReason !== undefined)('the shared connection (PostgreSQL)', () => {
   let db: Db;
   let store: Store;
@@ -160,19 +176,7 @@ describe.skipIf(target.skipReason !== undefined)('the shared connection (Postgre
     const sleeping = sleepThenPid.takeFirst(db.kysely, { seconds: 30 });
     const queued = [pid(db), store.sessions.findWithUser('h-ok-1')];
     const settling = Promise.allSettled([sleeping, ...queued]);
-    const admin = new pg.Client({ connectionString: postgresConnectionString(testPostgresUrl()) });
-    await admin.connect();
-    try {
-      // Wait until the backend is running the sleep, then end it.
-      for (;;) {
-        const { rows } = await admin.query<{ state: string; query: string }>('select state, query from pg_stat_activity where pid = $1', [killed]);
-        if (rows[0]?.state === 'active' && rows[0].query.includes('pg_sleep')) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await admin.query('select pg_terminate_backend($1)', [killed]);
-    } finally {
-      await admin.end();
-    }
+    await endWhileSleeping(killed);
     const settled = await settling;
     expect(settled.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
     const next = await pid(db);
@@ -395,18 +399,7 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
       sleepThenTag.takeFirst(db.kysely, { seconds: 30, tag: 'sleeping' }),
       transactionOf.takeFirst(db.kysely, { tag: 'k' }),
     ]);
-    const admin = new pg.Client({ connectionString: postgresConnectionString(testPostgresUrl()) });
-    await admin.connect();
-    try {
-      for (;;) {
-        const { rows } = await admin.query<{ state: string; query: string }>('select state, query from pg_stat_activity where pid = $1', [killed]);
-        if (rows[0]?.state === 'active' && rows[0].query.includes('pg_sleep')) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await admin.query('select pg_terminate_backend($1)', [killed]);
-    } finally {
-      await admin.end();
-    }
+    await endWhileSleeping(killed);
     expect((await settling).map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
     expect(autocommitGroups.count - before.count).toBe(1);
     expect(autocommitGroups.reruns).toBe(before.reruns);
