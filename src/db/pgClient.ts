@@ -22,7 +22,9 @@
  * - **Groups of autocommit statements** (the shared connection only, `groupAutocommit()`). Outside a transaction, the
  *   groupable statements (StatementOptions: reads, and writes that commit without waiting for the WAL flush) that
  *   concurrent requests send in one turn of the event loop go out as one implicit transaction: Bind, Describe and
- *   Execute each, one Sync. Each caller gets its own rows. When PostgreSQL fails a statement of the group, that
+ *   Execute each, one Sync. The turn's durable single-row writes (oidc-provider's tokens) go out the same way, as a
+ *   second group after it, so they share one WAL flush and the first group's reads do not wait for it. Each caller
+ *   gets its own rows. When PostgreSQL fails a statement of the group, that
  *   statement's caller gets the error and the others run again one at a time (the failure rolled back the whole
  *   group, so none of its writes lands twice), after whatever was sent behind the group: the callers are
  *   independent requests, so their statements have no order to keep.
@@ -38,6 +40,7 @@ interface Statement {
   name: string;
   deferrable: boolean;
   groupable: boolean;
+  durable: boolean;
 }
 
 const statements = new Map<string, Statement>();
@@ -51,10 +54,11 @@ const statements = new Map<string, Statement>();
 export function nameStatement(sql: string, options: StatementOptions = {}): void {
   const deferrable = options.deferrable ?? false;
   const groupable = options.groupable ?? false;
+  const durable = groupable && (options.durable ?? false);
   const named = statements.get(sql);
-  if (!named) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable, groupable });
+  if (!named) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable, groupable, durable });
   // Two prepared queries with one text share its name: they must agree on how it may be sent.
-  else if (named.deferrable !== deferrable || named.groupable !== groupable) throw new Error(`statement ${named.name} named again with other options: ${sql}`);
+  else if (named.deferrable !== deferrable || named.groupable !== groupable || named.durable !== durable) throw new Error(`statement ${named.name} named again with other options: ${sql}`);
 }
 
 export interface StatementOptions {
@@ -70,6 +74,14 @@ export interface StatementOptions {
    * request's rows belong here.
    */
   groupable?: boolean;
+  /**
+   * With `groupable`: a write whose commit waits for the WAL flush (synchronous_commit on, the default). It groups
+   * only with the turn's other durable writes, in a group of their own sent after the turn's other group: that
+   * group's reads are answered without waiting for a flush, and the durable writes of concurrent requests share one
+   * commit and one flush instead of waiting for one each, one after another, on the one connection. Each is as
+   * durable as alone: PostgreSQL answers the group's Sync once its commit is flushed.
+   */
+  durable?: boolean;
 }
 
 /** The statement name for a text, if it has one (tests). */
@@ -264,8 +276,9 @@ const definePgClient = (pgModule: typeof pg) => {
     private corked = false;
     /** groupAutocommit() was called: this turn's groupable autocommit statements go out together. */
     private groupsAutocommit = false;
-    /** This turn's groupable autocommit statements, unsent. */
+    /** This turn's groupable autocommit statements, unsent: those that commit without a flush, and the durable writes. */
     private group: Member[] | undefined;
+    private durableGroup: Member[] | undefined;
 
     constructor(config?: string | pg.ClientConfig) {
       super({ ...(typeof config === 'string' ? { connectionString: config } : config), pipeline: true } as pg.ClientConfig);
@@ -283,7 +296,7 @@ const definePgClient = (pgModule: typeof pg) => {
         if (text === 'rollback') return Promise.resolve(DEFERRED_RESULT);
       }
       if (typeof text !== 'string' || args.length !== 2 || !Array.isArray(given)) {
-        if (this.group) this.sendGroup();
+        this.sendGroups();
         if (this.held) this.sendHeld();
         return (super.query as (...a: unknown[]) => unknown)(...args);
       }
@@ -294,9 +307,9 @@ const definePgClient = (pgModule: typeof pg) => {
       const statement = statements.get(text);
       const config: QueryConfig = statement ? { name: statement.name, text, values } : { text, values };
       if (this.groupsAutocommit && !this.inTransaction) {
-        if (statement?.groupable && this.prepared()[statement.name] === text) return this.joinGroup(config);
+        if (statement?.groupable && this.prepared()[statement.name] === text) return this.joinGroup(config, statement.durable);
         // Anything else goes out after the statements before it.
-        if (this.group) this.sendGroup();
+        this.sendGroups();
       }
       if (text === 'begin' && !this.inTransaction) {
         this.inTransaction = true;
@@ -375,16 +388,26 @@ const definePgClient = (pgModule: typeof pg) => {
       return (this as unknown as { connection: Connection }).connection.parsedStatements;
     }
 
-    /** Wait for the end of the turn, then go out with the turn's other groupable statements (sendGroup). */
-    private joinGroup(config: QueryConfig): Promise<unknown> {
+    /** Wait for the end of the turn, then go out with the turn's other groupable statements of its kind (sendGroups). */
+    private joinGroup(config: QueryConfig, durable: boolean): Promise<unknown> {
       this.corkUntilNextTurn();
-      return new Promise((resolve, reject) => (this.group ??= []).push({ config, resolve, reject }));
+      return new Promise((resolve, reject) => {
+        const member = { config, resolve, reject };
+        if (durable) (this.durableGroup ??= []).push(member);
+        else (this.group ??= []).push(member);
+      });
     }
 
-    /** The turn's groupable statements: one alone as itself, several as one AutocommitGroup. */
-    private sendGroup(): void {
-      const group = this.group!;
-      this.group = undefined;
+    /** The turn's groupable statements, those that commit without a flush first (StatementOptions.durable). */
+    private sendGroups(): void {
+      const { group, durableGroup } = this;
+      this.group = this.durableGroup = undefined;
+      if (group) this.sendGroup(group);
+      if (durableGroup) this.sendGroup(durableGroup);
+    }
+
+    /** One alone as itself, several as one AutocommitGroup. */
+    private sendGroup(group: Member[]): void {
       if (group.length === 1) return this.sendAlone(group);
       autocommitGroups.count++;
       autocommitGroups.statements += group.length;
@@ -457,7 +480,7 @@ const definePgClient = (pgModule: typeof pg) => {
       this.corked = true;
       setImmediate(() => {
         this.corked = false;
-        if (this.group) this.sendGroup();
+        this.sendGroups();
         stream.uncork();
       });
     }

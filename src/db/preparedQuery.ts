@@ -87,6 +87,12 @@ export const READ: StatementOptions = Object.freeze({ groupable: true });
  * none of which needs more.
  */
 export const CHALLENGE_WRITE: StatementOptions = Object.freeze({ groupable: true });
+/**
+ * A durable write of one row of the caller's own (oidc-provider's models: a code or refresh token spent, a token
+ * saved): on PostgreSQL's shared connection it may commit with the turn's other such writes, sharing their WAL flush
+ * (StatementOptions.durable).
+ */
+export const DURABLE_WRITE: StatementOptions = Object.freeze({ groupable: true, durable: true });
 
 export class PreparedQuery<P extends object, R> {
   private readonly templates = new WeakMap<object, Template>();

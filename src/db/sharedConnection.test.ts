@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason, testPostgresUrl } from '../../test/support/databases.js';
 import { openDatabase, postgresConnectionString, type Db } from './connect.js';
-import { PreparedQuery, READ } from './preparedQuery.js';
+import { DURABLE_WRITE, PreparedQuery, READ } from './preparedQuery.js';
 import { autocommitGroups } from './pgClient.js';
 import { sharedStatements } from './sharedConnection.js';
 import { createStore, type Store } from './store.js';
@@ -34,8 +34,19 @@ const sleepThenTag = new PreparedQuery<{ seconds: number; tag: string }, { tag: 
 const flowsWithLookup = new PreparedQuery<{ lookup: string }, { n: string }>((db, p) =>
   db.selectFrom('flows').select((eb) => eb.fn.countAll<string>().as('n')).where('lookup', '=', p.lookup),
 );
-// Not groupable, as a durable write is not: the transaction it runs in.
+// Not groupable: the transaction it runs in.
 const ownTransaction = new PreparedQuery<object, { xid: string }>((db) => db.selectNoFrom(sql<string>`txid_current()::text || ''`.as('xid')));
+
+// A stand-in for a durable write (DURABLE_WRITE: txid_current() makes its transaction write a commit record, which
+// waits for the WAL flush): the transaction it runs in, and a tag, or a division by zero when `divisor` is 0.
+const durableTransactionOf = new PreparedQuery<{ tag: string; divisor: number }, { xid: string; tag: string }>(
+  (db, p) => db.selectNoFrom([sql<string>`txid_current()::text`.as('xid'), sql<string>`${p.tag}::text || (1 / ${p.divisor}::int)::text`.as('tag')]),
+  DURABLE_WRITE,
+);
+
+function oidcModel(id: string) {
+  return { kind: 'RefreshToken', id, payload: '{}', grantId: `grant-${id}`, expiresAt: null };
+}
 
 function challenge(id: string, lookup = `lookup-${id}`) {
   return { id, type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: T0, expires_at: T0 + 60_000 };
@@ -250,6 +261,9 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     await store.flows.insertChallenge(challenge('warm'));
     await store.flows.consumeByLookupWithCredential('none', 'signin', 'b', T0, 'none');
     await ownTransaction.takeFirst(db.kysely, {});
+    await durableTransactionOf.takeFirst(db.kysely, { tag: 'warm', divisor: 1 });
+    await store.oidcModels.upsert(oidcModel('warm'));
+    await store.oidcModels.consume('RefreshToken', 'none', T0);
   });
   afterAll(() => target.cleanup());
 
@@ -310,6 +324,46 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect(await store.flows.findByLookup('lookup-w-1')).toMatchObject({ id: 'w-1', state: 'active' });
     // Consumed once: a second use finds nothing.
     expect(await store.flows.consumeByLookupWithCredential('lookup-w-0', 'signin', 'b', T0, 'none')).toBeUndefined();
+  });
+
+  it('commits a turn’s durable writes in a group of their own, sent after the group of reads', async () => {
+    await store.oidcModels.upsert(oidcModel('d-0'));
+    const before = { ...autocommitGroups };
+    const [write, read, , consumed, , otherRead] = await Promise.all([
+      durableTransactionOf.takeFirst(db.kysely, { tag: 'write', divisor: 1 }),
+      transactionOf.takeFirst(db.kysely, { tag: 'read' }),
+      store.oidcModels.upsert(oidcModel('d-1')),
+      store.oidcModels.consume('RefreshToken', 'd-0', T0),
+      store.oidcModels.consume('RefreshToken', 'd-0', T0),
+      transactionOf.takeFirst(db.kysely, { tag: 'other read' }),
+    ]);
+    expect(autocommitGroups.count - before.count).toBe(2);
+    expect(autocommitGroups.statements - before.statements).toBe(6);
+    expect([write!.tag, read!.tag, otherRead!.tag]).toEqual(['write1', 'read', 'other read']);
+    expect(read!.xid).toBe(otherRead!.xid);
+    // The durable group went out after the reads' group, so its transaction began after theirs.
+    expect(BigInt(write!.xid)).toBeGreaterThan(BigInt(read!.xid));
+    // In one transaction, the second consume saw the first's mark: spent once.
+    expect(consumed).toBe(true);
+    expect(await store.oidcModels.find('RefreshToken', 'd-0', T0)).toMatchObject({ consumedAt: T0 });
+    expect(await store.oidcModels.find('RefreshToken', 'd-1', T0)).toMatchObject({ payload: '{}', consumedAt: null });
+  });
+
+  it('runs a durable group that failed again one by one: only the write that fails fails', async () => {
+    const before = { ...autocommitGroups };
+    const results = await Promise.allSettled([
+      store.oidcModels.upsert(oidcModel('f-1')),
+      durableTransactionOf.takeFirst(db.kysely, { tag: 'fails', divisor: 0 }),
+      store.oidcModels.upsert(oidcModel('f-2')),
+      transactionOf.takeFirst(db.kysely, { tag: 'read' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '22012' });
+    // The durable group failed and ran again; the read, alone in the turn's other group, was sent as itself.
+    expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.reruns - before.reruns).toBe(1);
+    expect(await store.oidcModels.find('RefreshToken', 'f-1', T0)).toMatchObject({ payload: '{}' });
+    expect(await store.oidcModels.find('RefreshToken', 'f-2', T0)).toMatchObject({ payload: '{}' });
   });
 
   it('sends a statement that is not groupable after the group before it', async () => {

@@ -14,7 +14,9 @@
  *
  * Of the turn's statements, the groupable ones (reads, and a WebAuthn challenge's writes, which commit without waiting
  * for the WAL flush: StatementOptions in src/db/pgClient.ts) go out as one implicit transaction with one Sync, so
- * PostgreSQL commits and answers once for them all (BENCHMARKS.md, "groups of autocommit statements").
+ * PostgreSQL commits and answers once for them all (BENCHMARKS.md, "groups of autocommit statements"); the turn's
+ * durable single-row writes (a token grant's: DURABLE_WRITE) as a second one, so they wait for one WAL flush
+ * together instead of one each in turn, the connection running nothing else meanwhile.
  *
  * What stays the same for each caller:
  * - a statement that is not groupable keeps its own Sync, so it runs in its own implicit transaction and commits on
@@ -142,7 +144,7 @@ class SharedConnection {
         try {
           // For this connection's life: it is never handed to anyone else (close() ends it with the pool).
           await client.query(`set lock_timeout = ${Math.max(1, Math.round(this.lockTimeoutMs))}`);
-          // PgClient: a turn's groupable statements (reads, a challenge's writes) commit together.
+          // PgClient: a turn's groupable statements (reads, a challenge's writes; the durable writes apart) commit together.
           client.groupAutocommit?.();
         } catch (error) {
           this.connecting = undefined;

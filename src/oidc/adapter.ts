@@ -57,9 +57,10 @@ export class KyselyAdapter implements Adapter {
   }
 
   /**
-   * SQLite: writes of grants running at once share one commit (src/db/groupCommit.ts); each token grant writes
-   * two or three rows. On PostgreSQL one statement needs no transaction of its own, and its answer is awaited, so
-   * a group there would wait for each member's in turn.
+   * One statement's write. SQLite: writes of grants running at once share one commit (src/db/groupCommit.ts); each
+   * token grant writes two or three rows. PostgreSQL: the statement alone, which shares its commit with the turn's
+   * other such writes on the shared connection (DURABLE_WRITE in src/db/persisters/oidcModels.ts); in a transaction
+   * of its own it would take a pooled connection, a BEGIN and a COMMIT.
    */
   private write<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     return this.store.groupCommitKind === 'savepoints' ? this.store.transaction(fn, { groupCommit: true }) : fn(this.store);
@@ -100,10 +101,10 @@ export class KyselyAdapter implements Adapter {
     // Its grant whatever its expiry (0: as of 1970), revoked in one transaction: the grant's models, then the Grant.
     const grantId = this.parse(await this.store.oidcModels.find(this.kind, id, 0))?.grantId;
     if (typeof grantId === 'string') {
-      await this.write(async (store) => {
+      await this.store.transaction(async (store) => {
         await store.oidcModels.revokeByGrantId(grantId);
         await store.oidcModels.destroy('Grant', grantId);
-      });
+      }, { groupCommit: true });
     }
     throw new errors.InvalidGrant(`${CONSUMED_NAMES[this.kind] ?? this.kind} already consumed`);
   }

@@ -5,7 +5,7 @@
  * pruned.
  */
 import type { Kysely } from 'kysely';
-import { PreparedQuery, READ } from '../preparedQuery.js';
+import { DURABLE_WRITE, PreparedQuery, READ } from '../preparedQuery.js';
 import type { Database } from '../schema.js';
 
 // Every token grant runs these: find the code or refresh token and its grant, consume it, save the new tokens
@@ -16,6 +16,7 @@ const upsertModel = new PreparedQuery<Row, never>((db, p) =>
     .insertInto('oidc_models')
     .values({ kind: p.kind, id: p.id, payload: p.payload, grant_id: p.grant_id, user_code: p.user_code, uid: p.uid, expires_at: p.expires_at, consumed_at: null })
     .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet({ payload: p.payload, grant_id: p.grant_id, user_code: p.user_code, uid: p.uid, expires_at: p.expires_at })),
+  DURABLE_WRITE,
 );
 const selectModelById = new PreparedQuery<{ kind: string; id: string; now: number }, { payload: string; consumed_at: number | null }>((db, p) =>
   db
@@ -28,6 +29,7 @@ const selectModelById = new PreparedQuery<{ kind: string; id: string; now: numbe
 );
 const consumeModel = new PreparedQuery<{ kind: string; id: string; at: number }, never>((db, p) =>
   db.updateTable('oidc_models').set({ consumed_at: p.at }).where('kind', '=', p.kind).where('id', '=', p.id).where('consumed_at', 'is', null),
+  DURABLE_WRITE,
 );
 
 export interface StoredModel {
