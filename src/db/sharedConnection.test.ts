@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason, testPostgresUrl } from '../../test/support/databases.js';
 import { openDatabase, postgresConnectionString, type Db } from './connect.js';
@@ -43,6 +43,14 @@ const durableTransactionOf = new PreparedQuery<{ tag: string; divisor: number },
   (db, p) => db.selectNoFrom([sql<string>`txid_current()::text`.as('xid'), sql<string>`${p.tag}::text || (1 / ${p.divisor}::int)::text`.as('tag')]),
   DURABLE_WRITE,
 );
+
+// Tables and a function the tests create: a unique key checked only at the commit, and a read that fails once with a
+// serialization failure (a sequence, which no rollback undoes, counts its calls).
+const insertDeferredKey = new PreparedQuery<{ k: string }, never>(
+  (db, p) => (db as unknown as Kysely<{ deferred_keys: { k: string } }>).insertInto('deferred_keys').values({ k: p.k }) as never,
+  DURABLE_WRITE,
+);
+const failsOnce = new PreparedQuery<{ tag: string }, { tag: string }>((db, p) => db.selectNoFrom(sql<string>`fails_once(${p.tag}::text)`.as('tag')), READ);
 
 function oidcModel(id: string) {
   return { kind: 'RefreshToken', id, payload: '{}', grantId: `grant-${id}`, expiresAt: null };
@@ -264,6 +272,18 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     await durableTransactionOf.takeFirst(db.kysely, { tag: 'warm', divisor: 1 });
     await store.oidcModels.upsert(oidcModel('warm'));
     await store.oidcModels.consume('RefreshToken', 'none', T0);
+    await sql`create table deferred_keys (k text unique deferrable initially deferred)`.execute(db.kysely);
+    await sql`create sequence fails_once_calls`.execute(db.kysely);
+    await sql
+      .raw(
+        `create function fails_once(tag text) returns text language plpgsql as $$ begin
+           if nextval('fails_once_calls') = 2 then raise exception 'serialization failure' using errcode = '40001'; end if;
+           return tag;
+         end $$`,
+      )
+      .execute(db.kysely);
+    await insertDeferredKey.execute(db.kysely, { k: 'warm' });
+    await failsOnce.takeFirst(db.kysely, { tag: 'warm' });
   });
   afterAll(() => target.cleanup());
 
@@ -364,6 +384,36 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect(autocommitGroups.reruns - before.reruns).toBe(1);
     expect(await store.oidcModels.find('RefreshToken', 'f-1', T0)).toMatchObject({ payload: '{}' });
     expect(await store.oidcModels.find('RefreshToken', 'f-2', T0)).toMatchObject({ payload: '{}' });
+  });
+
+  it('runs every member of a group that failed at its commit again, alone', async () => {
+    const before = { ...autocommitGroups };
+    // The second 'c-1' breaks the key only at the commit, so no member was the one that failed: all run again.
+    const results = await Promise.allSettled([
+      insertDeferredKey.execute(db.kysely, { k: 'c-1' }),
+      insertDeferredKey.execute(db.kysely, { k: 'c-1' }),
+      insertDeferredKey.execute(db.kysely, { k: 'c-2' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '23505' });
+    expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.reruns - before.reruns).toBe(1);
+    const { rows } = await sql<{ k: string }>`select k from deferred_keys where k like 'c-%' order by k`.execute(db.kysely);
+    expect(rows.map((r) => r.k)).toEqual(['c-1', 'c-2']);
+  });
+
+  it('runs a member that met a serialization failure in a group again too, since the group may have caused it', async () => {
+    const before = { ...autocommitGroups };
+    const [a, failed, b] = await Promise.all([
+      transactionOf.takeFirst(db.kysely, { tag: 'a' }),
+      failsOnce.takeFirst(db.kysely, { tag: 'once' }),
+      transactionOf.takeFirst(db.kysely, { tag: 'b' }),
+    ]);
+    expect([a!.tag, failed!.tag, b!.tag]).toEqual(['a', 'once', 'b']);
+    expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.reruns - before.reruns).toBe(1);
+    // Run again each alone: three transactions.
+    expect(new Set([a!.xid, b!.xid]).size).toBe(2);
   });
 
   it('sends a statement that is not groupable after the group before it', async () => {
