@@ -6,7 +6,7 @@
  * Environment: the usual Latchkey variables (DATABASE_URL, LATCHKEY_ORIGIN, PORT).
  * Messages in: { type: 'usage' } → { type: 'usage', rss, maxRss, cpuUserMs, cpuSystemMs, eventLoopCpuMs,
  *              groupCommits: { commits, transactions, reruns }, pgStatements, pgDeferred (statements sent to PostgreSQL; of them, deferred),
- *              autocommitGroups: { count, statements, reruns } (the shared connection's groups: src/db/pgClient.ts) };
+ *              autocommitGroups: { count, statements, reruns, durable } (the shared connection's groups: src/db/pgClient.ts) };
  *              { type: 'profile-start' } / { type: 'profile-stop', file } → a V8 CPU
  *              profile of just the measured window, written to `file`;
  *              { type: 'memory', snapshot?: file } → where the RSS goes (memoryBreakdown.ts), after a full GC;

@@ -23,7 +23,7 @@ export interface Usage {
   eventLoopCpuMs?: number;
   /** Commits shared by transactions so far, and (PostgreSQL) groups run again one by one (src/db/groupCommit.ts). */
   groupCommits?: { commits: number; transactions: number; reruns: number };
-  autocommitGroups?: { count: number; statements: number; reruns: number };
+  autocommitGroups?: { count: number; statements: number; reruns: number; durable: number };
   /** PostgreSQL: statements sent so far, and of them deferred (src/db/pgClient.ts). */
   pgStatements?: number;
   pgDeferred?: number;

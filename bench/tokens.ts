@@ -44,12 +44,15 @@ import { freePort, ServerProcess } from './serverProcess.js';
 
 export type GrantType = 'refresh_token' | 'authorization_code';
 
+/** What bench/server.ts answers `usage` with that the token bench reads. */
+type TokenUsage = { cpuUserMs: number; cpuSystemMs: number; eventLoopCpuMs?: number; autocommitGroups?: { count: number; statements: number; durable: number } };
+
 export interface TokenBenchOptions {
   /** The server's port and its configured origin (LATCHKEY_ORIGIN). */
   port: number;
   origin: string;
   /** The server process's CPU time so far (bench/server.ts answers `usage`). */
-  usage: () => Promise<{ cpuUserMs: number; cpuSystemMs: number; eventLoopCpuMs?: number }>;
+  usage: () => Promise<TokenUsage>;
   /** The server's database: the bench's service is registered there (the server reads services on every request). */
   databaseUrl: string;
   /** People with a passkey to sign in with; one per virtual client (so at least `concurrency`), each used by one client only. */
@@ -79,6 +82,11 @@ export interface GrantFigures {
   grants: number;
   seconds: number;
   failures: Map<string, number>;
+  /**
+   * PostgreSQL: the shared connection's groups of autocommit statements over the window (src/db/pgClient.ts):
+   * statements per group, and how many of the groups were durable writes (a grant's tokens, sharing one WAL flush).
+   */
+  groups?: { statementsPerGroup: number; durableShare: number };
 }
 
 export interface TokenBenchResult {
@@ -373,7 +381,14 @@ async function measureGrants(
     grants,
     seconds,
     failures,
+    ...groupsBetween(before, after),
   };
+}
+
+function groupsBetween(before: TokenUsage, after: TokenUsage): Pick<GrantFigures, 'groups'> {
+  const [b, a] = [before.autocommitGroups, after.autocommitGroups];
+  if (!b || !a || a.count === b.count) return {};
+  return { groups: { statementsPerGroup: (a.statements - b.statements) / (a.count - b.count), durableShare: (a.durable - b.durable) / (a.count - b.count) } };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -399,6 +414,11 @@ export function printTokenFigures(r: TokenBenchResult, floors: { rawVerify: numb
       console.log(`  ${'vs Keycloak sizing'.padEnd(20)}${perVcpu.toFixed(0)} refresh grants/s per core of server CPU = ${(perVcpu / 120).toFixed(1)}× Keycloak's 120 (goal 10×: ≤ ${GOAL_US_PER_REFRESH.toFixed(0)} µs per grant)`);
     } else {
       console.log(`  ${'codes minted'.padEnd(20)}${r.authorizationCode.minted} ahead of the window, ${r.authorizationCode.mintPerSecond.toFixed(0)}/s, server CPU ${r.authorizationCode.mintServerCpuUsPerCode.toFixed(0)} µs per code (GET /oidc/auth → 303 with a code)`);
+    }
+    if (g.groups) {
+      console.log(
+        `  ${'shared connection'.padEnd(20)}${g.groups.statementsPerGroup.toFixed(2)} statements per group of autocommit statements; ${(g.groups.durableShare * 100).toFixed(0)} % of the groups durable writes`,
+      );
     }
     for (const [what, n] of g.failures) console.log(`  FAILED ${n}× ${what}`);
   }

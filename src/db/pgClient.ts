@@ -95,8 +95,11 @@ export function statementName(sql: string): string | undefined {
  */
 export const deferredStatements = { count: 0 };
 export const implicitTransactions = { count: 0, statements: 0 };
-/** Groups of autocommit statements sent on the shared connection, the statements in them, and groups run again one by one. */
-export const autocommitGroups = { count: 0, statements: 0, reruns: 0 };
+/**
+ * Groups of autocommit statements sent on the shared connection, the statements in them, and groups run again one by
+ * one; `durable`: how many of the groups were durable writes (StatementOptions.durable).
+ */
+export const autocommitGroups = { count: 0, statements: 0, reruns: 0, durable: 0 };
 
 /**
  * An error PostgreSQL answered with on a connection it keeps, so the transaction it ended was rolled back and nothing
@@ -403,7 +406,10 @@ const definePgClient = (pgModule: typeof pg) => {
       const { group, durableGroup } = this;
       this.group = this.durableGroup = undefined;
       if (group) this.sendGroup(group);
-      if (durableGroup) this.sendGroup(durableGroup);
+      if (durableGroup) {
+        if (durableGroup.length > 1) autocommitGroups.durable++;
+        this.sendGroup(durableGroup);
+      }
     }
 
     /** One alone as itself, several as one AutocommitGroup. */
