@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { postgresTestDatabase, postgresUnavailableReason } from '../../test/support/databases.js';
@@ -5,6 +6,7 @@ import type { Db } from './connect.js';
 import pg from 'pg';
 import { implicitTransactions, nameStatement, rolledBackByServer, statementName } from './pgClient.js';
 import { isCounterDidNotMove } from './persisters/authenticators.js';
+import { PreparedQuery } from './preparedQuery.js';
 import { createStore, type Store } from './store.js';
 import type { NewUser } from './schema.js';
 
@@ -69,6 +71,26 @@ describe.skipIf(target.skipReason !== undefined)('PgClient (PostgreSQL)', () => 
     for (const r of named) expect(statementName(r.statement)).toBe(r.name);
     // Each text once, however often it ran.
     expect(new Set(named.map((r) => r.statement)).size).toBe(named.length);
+  });
+
+  it('parses each named statement’s rows by its own columns, building them once per statement', async () => {
+    // Two statements with a column of the same name and other types, run in turn.
+    const asNumber = new PreparedQuery<{ n: number }, { v: number; at: Date }>((k, p) =>
+      k.selectNoFrom([sql<number>`${p.n}::int4`.as('v'), sql<Date>`'2026-12-07T00:00:00Z'::timestamptz`.as('at')]),
+    );
+    const asText = new PreparedQuery<{ n: number }, { v: string }>((k, p) => k.selectNoFrom(sql<string>`${p.n}::text || '!'`.as('v')));
+    const Result = createRequire(import.meta.url)('pg/lib/result.js') as { prototype: { addFields(fields: unknown[]): void } };
+    const addFields = vi.spyOn(Result.prototype, 'addFields');
+    try {
+      for (const n of [1, 2, 3]) {
+        expect(await asNumber.takeFirst(db.kysely, { n })).toEqual({ v: n, at: new Date('2026-12-07T00:00:00Z') });
+        expect(await asText.takeFirst(db.kysely, { n })).toEqual({ v: `${n}!` });
+      }
+      // Built at each statement's first answer only.
+      expect(addFields).toHaveBeenCalledTimes(2);
+    } finally {
+      addFields.mockRestore();
+    }
   });
 
   it('lands a transaction with deferred writes whole, in order, and a read in it sees them', async () => {
