@@ -40,12 +40,12 @@ import { Connection, runBare, type Reply } from './load.js';
 import { quantile } from './statistics.js';
 import { measureRawVerify } from './rawVerify.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
-import { freePort, ServerProcess } from './serverProcess.js';
+import { freePort, ServerProcess, type Usage } from './serverProcess.js';
 
 export type GrantType = 'refresh_token' | 'authorization_code';
 
 /** What bench/server.ts answers `usage` with that the token bench reads. */
-type TokenUsage = { cpuUserMs: number; cpuSystemMs: number; eventLoopCpuMs?: number; autocommitGroups?: { count: number; statements: number; durable: number } };
+type TokenUsage = Pick<Usage, 'cpuUserMs' | 'cpuSystemMs' | 'eventLoopCpuMs' | 'autocommitGroups'>;
 
 export interface TokenBenchOptions {
   /** The server's port and its configured origin (LATCHKEY_ORIGIN). */

@@ -43,8 +43,8 @@ describe('rolledBackByServer', () => {
 
 describe('nameStatement', () => {
   it('refuses a text named again with other options', () => {
-    nameStatement('select 1 as latchkey_named_twice', { groupable: true });
-    nameStatement('select 1 as latchkey_named_twice', { groupable: true });
+    nameStatement('select 1 as latchkey_named_twice', { group: 'withoutFlush' });
+    nameStatement('select 1 as latchkey_named_twice', { group: 'withoutFlush' });
     expect(() => nameStatement('select 1 as latchkey_named_twice', { deferrable: true })).toThrow(/named again with other options/);
   });
 });

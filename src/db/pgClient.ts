@@ -20,10 +20,10 @@
  *   its error and none of the transaction's writes land. A rollback before anything was sent sends nothing.
  *
  * - **Groups of autocommit statements** (the shared connection only, `groupAutocommit()`). Outside a transaction, the
- *   groupable statements (StatementOptions: reads, and writes that commit without waiting for the WAL flush) that
- *   concurrent requests send in one turn of the event loop go out as one implicit transaction: Bind, Describe and
- *   Execute each, one Sync. The turn's durable single-row writes (oidc-provider's tokens) go out the same way, as a
- *   second group after it, so they share one WAL flush and the first group's reads do not wait for it. Each caller
+ *   statements of a group (StatementOptions.group: reads, and writes that commit without waiting for the WAL flush)
+ *   that concurrent requests send in one turn of the event loop go out as one implicit transaction: Bind, Describe
+ *   and Execute each, one Sync. The turn's durable single-row writes (oidc-provider's models) go out the same way, as
+ *   a second group after it, so they share one WAL flush and the first group's reads do not wait for it. Each caller
  *   gets its own rows. When PostgreSQL fails a statement of the group, that
  *   statement's caller gets the error and the others run again one at a time (the failure rolled back the whole
  *   group, so none of its writes lands twice), after whatever was sent behind the group: the callers are
@@ -39,8 +39,7 @@ import type pg from 'pg';
 interface Statement {
   name: string;
   deferrable: boolean;
-  groupable: boolean;
-  durable: boolean;
+  group: StatementOptions['group'];
 }
 
 const statements = new Map<string, Statement>();
@@ -48,40 +47,36 @@ const statements = new Map<string, Statement>();
 /**
  * Give this SQL text a statement name (idempotent). Texts are the prepared queries' compiled SQL, a bounded set.
  * `deferrable`: inside a transaction the caller never reads its result, and it may fail at the commit instead.
- * `groupable`: outside a transaction, it may share one implicit transaction with other groupable statements (a
- * read, or a write that commits without waiting for the WAL flush: see {@link StatementOptions}).
+ * `group`: outside a transaction, the group of the turn's statements it may share one implicit transaction with
+ * (see {@link StatementOptions}).
  */
 export function nameStatement(sql: string, options: StatementOptions = {}): void {
   const deferrable = options.deferrable ?? false;
-  const groupable = options.groupable ?? false;
-  const durable = groupable && (options.durable ?? false);
+  const group = options.group;
   const named = statements.get(sql);
-  if (!named) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable, groupable, durable });
+  if (!named) statements.set(sql, { name: `latchkey_${statements.size + 1}`, deferrable, group });
   // Two prepared queries with one text share its name: they must agree on how it may be sent.
-  else if (named.deferrable !== deferrable || named.groupable !== groupable || named.durable !== durable) throw new Error(`statement ${named.name} named again with other options: ${sql}`);
+  else if (named.deferrable !== deferrable || named.group !== group) throw new Error(`statement ${named.name} named again with other options: ${sql}`);
 }
 
 export interface StatementOptions {
   /** Inside a transaction no caller reads its result (not even the affected rows): it may fail at the commit instead. */
   deferrable?: boolean;
   /**
-   * On the shared connection (src/db/sharedConnection.ts), outside a transaction: it may run in one implicit
-   * transaction with the other groupable statements of the same turn of the event loop, and commit with them. Only
-   * for a statement that reads, or writes what may commit without waiting for the WAL flush (a WebAuthn challenge's
-   * insert or consume, which set synchronous_commit off for their transaction): the group commits as its members
-   * would alone, a durable write would not. A write's row locks are held until the group's commit, and the
-   * statements before one that waits for a lock get their answer when it does: only short statements on their own
-   * request's rows belong here.
+   * On the shared connection (src/db/sharedConnection.ts), outside a transaction: the statement may run in one
+   * implicit transaction with the other statements of the same turn of the event loop in the same group, and commit
+   * with them, each group committing as its members would alone.
+   * - `withoutFlush`: a statement that reads, or writes what may commit without waiting for the WAL flush (a WebAuthn
+   *   challenge's insert or consume, which set synchronous_commit off for their transaction).
+   * - `durable`: a write whose commit waits for the WAL flush (synchronous_commit on, the default). Its group is sent
+   *   after the turn's `withoutFlush` one, so that group's reads are answered without waiting for a flush, and the
+   *   durable writes of concurrent requests share one commit and one flush instead of waiting for one each, one after
+   *   another, on the one connection. PostgreSQL answers the group's Sync once its commit is flushed.
+   *
+   * A write's row locks are held until its group's commit, and the statements before one that waits for a lock get
+   * their answer when it does: only short statements on their own request's rows belong in a group.
    */
-  groupable?: boolean;
-  /**
-   * With `groupable`: a write whose commit waits for the WAL flush (synchronous_commit on, the default). It groups
-   * only with the turn's other durable writes, in a group of their own sent after the turn's other group: that
-   * group's reads are answered without waiting for a flush, and the durable writes of concurrent requests share one
-   * commit and one flush instead of waiting for one each, one after another, on the one connection. Each is as
-   * durable as alone: PostgreSQL answers the group's Sync once its commit is flushed.
-   */
-  durable?: boolean;
+  group?: 'withoutFlush' | 'durable';
 }
 
 /** The statement name for a text, if it has one (tests). */
@@ -97,7 +92,7 @@ export const deferredStatements = { count: 0 };
 export const implicitTransactions = { count: 0, statements: 0 };
 /**
  * Groups of autocommit statements sent on the shared connection, the statements in them, and groups run again one by
- * one; `durable`: how many of the groups were durable writes (StatementOptions.durable).
+ * one; `durable`: how many of the groups were durable writes (StatementOptions.group).
  */
 export const autocommitGroups = { count: 0, statements: 0, reruns: 0, durable: 0 };
 
@@ -307,11 +302,11 @@ const definePgClient = (pgModule: typeof pg) => {
     /** The first deferred statement's failure in the open transaction. */
     private deferredFailure: { error: unknown } | undefined;
     private corked = false;
-    /** groupAutocommit() was called: this turn's groupable autocommit statements go out together. */
+    /** groupAutocommit() was called: this turn's autocommit statements of each group go out together. */
     private groupsAutocommit = false;
     /** Each named statement's last row shape (reuseRowShape), by statement name: as bounded as the named texts. */
     private readonly rowShapes = new Map<string, RowShape>();
-    /** This turn's groupable autocommit statements, unsent: those that commit without a flush, and the durable writes. */
+    /** This turn's autocommit statements of each group (StatementOptions.group), unsent. */
     private group: Member[] | undefined;
     private durableGroup: Member[] | undefined;
 
@@ -342,7 +337,7 @@ const definePgClient = (pgModule: typeof pg) => {
       const statement = statements.get(text);
       const config: QueryConfig = statement ? { name: statement.name, text, values } : { text, values };
       if (this.groupsAutocommit && !this.inTransaction) {
-        if (statement?.groupable && this.prepared()[statement.name] === text) return this.joinGroup(config, statement.durable);
+        if (statement?.group && this.prepared()[statement.name] === text) return this.joinGroup(config, statement.group);
         // Anything else goes out after the statements before it.
         this.sendGroups();
       }
@@ -399,7 +394,8 @@ const definePgClient = (pgModule: typeof pg) => {
      * pg's Result builds a parser per column and an empty row at every RowDescription, which for the sign-in's
      * statement of fifty columns costs more than parsing its one row (about 2.5 % of Latchkey's CPU per sign-in on
      * PostgreSQL). A named statement answers with the same description each time: what was built for it is reused
-     * while the columns' names, types and formats are the same.
+     * while the columns' names, types and formats are the same (a guard only: PostgreSQL refuses to run a prepared
+     * statement whose result type changed, "cached plan must not change result type").
      */
     private reuseRowShape(result: PgResult, name: string): void {
       const shapes = this.rowShapes;
@@ -436,8 +432,8 @@ const definePgClient = (pgModule: typeof pg) => {
     }
 
     /**
-     * From now on, the groupable autocommit statements (StatementOptions) of each turn of the event loop go out as one
-     * implicit transaction (AutocommitGroup). For the shared connection (src/db/sharedConnection.ts), whose callers
+     * From now on, the autocommit statements of each group (StatementOptions.group) of each turn of the event loop go
+     * out as one implicit transaction (AutocommitGroup). For the shared connection (src/db/sharedConnection.ts), whose callers
      * are concurrent requests, none waiting for another's statement.
      */
     groupAutocommit(): void {
@@ -449,32 +445,30 @@ const definePgClient = (pgModule: typeof pg) => {
       return (this as unknown as { connection: Connection }).connection.parsedStatements;
     }
 
-    /** Wait for the end of the turn, then go out with the turn's other groupable statements of its kind (sendGroups). */
-    private joinGroup(config: QueryConfig, durable: boolean): Promise<unknown> {
+    /** Wait for the end of the turn, then go out with the turn's other statements of its group (sendGroups). */
+    private joinGroup(config: QueryConfig, group: 'withoutFlush' | 'durable'): Promise<unknown> {
       this.corkUntilNextTurn();
       return new Promise((resolve, reject) => {
         const member = { config, resolve, reject };
-        if (durable) (this.durableGroup ??= []).push(member);
+        if (group === 'durable') (this.durableGroup ??= []).push(member);
         else (this.group ??= []).push(member);
       });
     }
 
-    /** The turn's groupable statements, those that commit without a flush first (StatementOptions.durable). */
+    /** The turn's groups of statements, the one that commits without a flush first (StatementOptions.group). */
     private sendGroups(): void {
       const { group, durableGroup } = this;
       this.group = this.durableGroup = undefined;
-      if (group) this.sendGroup(group);
-      if (durableGroup) {
-        if (durableGroup.length > 1) autocommitGroups.durable++;
-        this.sendGroup(durableGroup);
-      }
+      if (group) this.sendGroup(group, false);
+      if (durableGroup) this.sendGroup(durableGroup, true);
     }
 
     /** One alone as itself, several as one AutocommitGroup. */
-    private sendGroup(group: Member[]): void {
+    private sendGroup(group: Member[], durable: boolean): void {
       if (group.length === 1) return this.sendAlone(group);
       autocommitGroups.count++;
       autocommitGroups.statements += group.length;
+      if (durable) autocommitGroups.durable++;
       const queries = group.map((member) => this.queryFor(member) as unknown as MemberQuery);
       super.query(new AutocommitGroup(group, queries, (members) => this.sendAlone(members)) as never);
     }

@@ -78,21 +78,21 @@ function dialectKey(db: Kysely<Database>): object {
 
 /**
  * A query that only reads (no `for update`, no function that writes): on PostgreSQL's shared connection it may commit
- * with the turn's other groupable statements (src/db/pgClient.ts, StatementOptions).
+ * with the turn's other statements of its group (src/db/pgClient.ts, StatementOptions.group).
  */
-export const READ: StatementOptions = Object.freeze({ groupable: true });
+export const READ: StatementOptions = Object.freeze({ group: 'withoutFlush' });
 /**
  * A WebAuthn challenge's insert or consume, committed without waiting for the WAL flush (FlowPersister's
- * withoutSyncCommit sets that for its whole transaction): groupable, since a group holds only reads and such writes,
- * none of which needs more.
+ * withoutSyncCommit sets that for its whole transaction): in the reads' group, which holds only reads and such
+ * writes, none of which needs more.
  */
-export const CHALLENGE_WRITE: StatementOptions = Object.freeze({ groupable: true });
+export const CHALLENGE_WRITE: StatementOptions = Object.freeze({ group: 'withoutFlush' });
 /**
  * A durable write of one row of the caller's own (oidc-provider's models: a code or refresh token spent, a token
  * saved): on PostgreSQL's shared connection it may commit with the turn's other such writes, sharing their WAL flush
- * (StatementOptions.durable).
+ * (StatementOptions.group).
  */
-export const DURABLE_WRITE: StatementOptions = Object.freeze({ groupable: true, durable: true });
+export const DURABLE_WRITE: StatementOptions = Object.freeze({ group: 'durable' });
 
 export class PreparedQuery<P extends object, R> {
   private readonly templates = new WeakMap<object, Template>();

@@ -38,9 +38,15 @@ const flowsWithLookup = new PreparedQuery<{ lookup: string }, { n: string }>((db
 const ownTransaction = new PreparedQuery<object, { xid: string }>((db) => db.selectNoFrom(sql<string>`txid_current()::text || ''`.as('xid')));
 
 // A stand-in for a durable write (DURABLE_WRITE: txid_current() makes its transaction write a commit record, which
-// waits for the WAL flush): the transaction it runs in, and a tag, or a division by zero when `divisor` is 0.
-const durableTransactionOf = new PreparedQuery<{ tag: string; divisor: number }, { xid: string; tag: string }>(
-  (db, p) => db.selectNoFrom([sql<string>`txid_current()::text`.as('xid'), sql<string>`${p.tag}::text || (1 / ${p.divisor}::int)::text`.as('tag')]),
+// waits for the WAL flush): the transaction it runs in, its synchronous_commit, and a tag, or a division by zero when
+// `divisor` is 0.
+const durableTransactionOf = new PreparedQuery<{ tag: string; divisor: number }, { xid: string; tag: string; syncCommit: string }>(
+  (db, p) =>
+    db.selectNoFrom([
+      sql<string>`txid_current()::text`.as('xid'),
+      sql<string>`${p.tag}::text || (1 / ${p.divisor}::int)::text`.as('tag'),
+      sql<string>`current_setting('synchronous_commit')`.as('syncCommit'),
+    ]),
   DURABLE_WRITE,
 );
 
@@ -349,7 +355,9 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
   it('commits a turn’s durable writes in a group of their own, sent after the group of reads', async () => {
     await store.oidcModels.upsert(oidcModel('d-0'));
     const before = { ...autocommitGroups };
-    const [write, read, , consumed, , otherRead] = await Promise.all([
+    const [, write, read, , consumed, consumedAgain, otherRead] = await Promise.all([
+      // A challenge write in the reads' group turns synchronous_commit off for that group's transaction only.
+      store.flows.insertChallenge(challenge('d-challenge')),
       durableTransactionOf.takeFirst(db.kysely, { tag: 'write', divisor: 1 }),
       transactionOf.takeFirst(db.kysely, { tag: 'read' }),
       store.oidcModels.upsert(oidcModel('d-1')),
@@ -358,13 +366,16 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
       transactionOf.takeFirst(db.kysely, { tag: 'other read' }),
     ]);
     expect(autocommitGroups.count - before.count).toBe(2);
-    expect(autocommitGroups.statements - before.statements).toBe(6);
+    expect(autocommitGroups.durable - before.durable).toBe(1);
+    expect(autocommitGroups.statements - before.statements).toBe(7);
     expect([write!.tag, read!.tag, otherRead!.tag]).toEqual(['write1', 'read', 'other read']);
     expect(read!.xid).toBe(otherRead!.xid);
-    // The durable group went out after the reads' group, so its transaction began after theirs.
+    // The durable group went out after the reads' group, so its transaction began after theirs, and it waits for the
+    // WAL flush.
     expect(BigInt(write!.xid)).toBeGreaterThan(BigInt(read!.xid));
+    expect(write!.syncCommit).toBe('on');
     // In one transaction, the second consume saw the first's mark: spent once.
-    expect(consumed).toBe(true);
+    expect([consumed, consumedAgain]).toEqual([true, false]);
     expect(await store.oidcModels.find('RefreshToken', 'd-0', T0)).toMatchObject({ consumedAt: T0 });
     expect(await store.oidcModels.find('RefreshToken', 'd-1', T0)).toMatchObject({ payload: '{}', consumedAt: null });
   });
@@ -412,7 +423,7 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect([a!.tag, failed!.tag, b!.tag]).toEqual(['a', 'once', 'b']);
     expect(autocommitGroups.count - before.count).toBe(1);
     expect(autocommitGroups.reruns - before.reruns).toBe(1);
-    // Run again each alone: three transactions.
+    // Run again each alone: the two reads in transactions of their own.
     expect(new Set([a!.xid, b!.xid]).size).toBe(2);
   });
 

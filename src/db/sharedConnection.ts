@@ -13,9 +13,9 @@
  * connection"): about a fifth to a quarter less CPU per sign-in ceremony on PostgreSQL, Latchkey's and PostgreSQL's.
  *
  * Of the turn's statements, the groupable ones (reads, and a WebAuthn challenge's writes, which commit without waiting
- * for the WAL flush: StatementOptions in src/db/pgClient.ts) go out as one implicit transaction with one Sync, so
- * PostgreSQL commits and answers once for them all (BENCHMARKS.md, "groups of autocommit statements"); the turn's
- * durable single-row writes (a token grant's: DURABLE_WRITE) as a second one, so they wait for one WAL flush
+ * for the WAL flush: StatementOptions.group in src/db/pgClient.ts) go out as one implicit transaction with one Sync,
+ * so PostgreSQL commits and answers once for them all (BENCHMARKS.md, "groups of autocommit statements"); the turn's
+ * durable single-row writes (oidc-provider's models: DURABLE_WRITE) as a second one, so they wait for one WAL flush
  * together instead of one each in turn, the connection running nothing else meanwhile.
  *
  * What stays the same for each caller:

@@ -104,7 +104,7 @@ export class KyselyAdapter implements Adapter {
       await this.store.transaction(async (store) => {
         await store.oidcModels.revokeByGrantId(grantId);
         await store.oidcModels.destroy('Grant', grantId);
-      }, { groupCommit: true });
+      });
     }
     throw new errors.InvalidGrant(`${CONSUMED_NAMES[this.kind] ?? this.kind} already consumed`);
   }
