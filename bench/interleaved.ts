@@ -6,7 +6,8 @@
  * of its own. What a setting costs is read from each round's ratio to the first variant (mean ± standard error
  * across rounds) and from the totals (all CPU over all ceremonies).
  *
- * Used by `npm run bench` (section 5: /metrics on against off) and `npm run bench:compare`.
+ * Used by `npm run bench` (section 3: SQLite against PostgreSQL; section 5: /metrics on against off) and
+ * `npm run bench:compare`.
  */
 import { runLoad } from './load.js';
 import { meanAndError } from './statistics.js';
@@ -18,6 +19,8 @@ export interface Variant {
   /** The server's database (each variant its own copy, so no two servers share a SQLite file's write lock). */
   databaseUrl: string;
   env?: Record<string, string>;
+  /** CPU time other processes have used so far that this variant's windows count as its own (PostgreSQL's), ms. */
+  otherCpuMs?: () => number;
 }
 
 export interface InterleavedOptions {
@@ -39,7 +42,7 @@ export interface InterleavedOptions {
 export interface InterleavedWindow {
   round: number;
   label: string;
-  /** Server CPU (user + system) per ceremony, µs. */
+  /** Server CPU (user + system) per ceremony, with the variant's otherCpuMs, µs. */
   cpuUs: number;
   /** The event-loop thread's CPU per ceremony, µs (Linux). */
   eventLoopUs?: number;
@@ -73,6 +76,8 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
       const server = servers[i]!;
       let before: Usage | undefined;
       let after: Usage | undefined;
+      let otherMs = 0;
+      const otherCpuMs = variants[i]!.otherCpuMs;
       const result = await runLoad({
         port: server.port,
         origin,
@@ -82,11 +87,16 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
         warmupMs: settleMs,
         durationMs,
         onWindow: async (edge) => {
-          if (edge === 'start') before = await server.usage();
-          else after = await server.usage();
+          if (edge === 'start') {
+            before = await server.usage();
+            otherMs = -(otherCpuMs?.() ?? 0);
+          } else {
+            after = await server.usage();
+            otherMs += otherCpuMs?.() ?? 0;
+          }
         },
       });
-      return { result, cpuMs: cpuMs(after!) - cpuMs(before!), before: before!, after: after! };
+      return { result, cpuMs: cpuMs(after!) - cpuMs(before!) + otherMs, before: before!, after: after! };
     };
     for (let i = 0; i < variants.length; i++) await window(i, options.warmupMs, 1000);
     for (let round = 1; round <= options.rounds; round++) {

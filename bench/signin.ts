@@ -11,8 +11,10 @@
  *         costs, ± its standard error; and, measured in this process, what metrics on adds to one answer (two
  *         real apps answering in alternating batches, bench/metricsMarginal.ts) and the recorders' own CPU.
  *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
- *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again, the challenges in Redis
- *         instead of the flows table, and two instances behind HAProxy against one (bench/twoInstances.ts).
+ *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again; then a server on PostgreSQL and
+ *         one on SQLite in interleaved windows (bench/interleaved.ts), so their ratio is taken in the same seconds;
+ *         the challenges in Redis instead of the flows table, and two instances behind HAProxy against one
+ *         (bench/twoInstances.ts).
  *
  * The server runs in a child process (bench/server.ts); this process seeds the database and drives the load
  * (bench/load.ts).
@@ -21,8 +23,8 @@
  * BENCH_CONCURRENCY (16), BENCH_PATH (cold; warm loads /signin once per browser), BENCH_MILLION (1000000; 0
  * skips), BENCH_PG_URL (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_REDIS_URL
  * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server), BENCH_SIGNIN_ONLY (1: only
- * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_METRICS_ROUNDS (8) and
- * BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
+ * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_PG_ROUNDS (6; 0 skips
+ * the interleaved comparison of section 3), BENCH_METRICS_ROUNDS (8) and BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
@@ -62,6 +64,9 @@ const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SIGNIN_ONLY = env.BENCH_SIGNIN_ONLY === '1';
 /** Section 5: rounds of off and on windows, interleaved, and each window's length. */
 const METRICS_ROUNDS = Number(env.BENCH_METRICS_ROUNDS ?? 8);
+/** SQLite against PostgreSQL in interleaved windows (section 3, goal 3): rounds, and seconds per window. */
+const PG_ROUNDS = Number(env.BENCH_PG_ROUNDS ?? 6);
+const PG_WINDOW_SECONDS = 3;
 const METRICS_WINDOW_SECONDS = Number(env.BENCH_METRICS_WINDOW_SECONDS ?? 3);
 const PROFILE = process.argv.includes('--profile');
 const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
@@ -378,6 +383,7 @@ async function main(): Promise<void> {
 
   let redisRun: RunFigures | undefined;
   let balanced: TwoInstancesResult | undefined;
+  let interleavedWithSqlite: VariantSummary[] | undefined;
   if (PG_URL !== 'off') {
     const version = await postgresReady(PG_URL);
     if (version) {
@@ -388,6 +394,7 @@ async function main(): Promise<void> {
         const r = await benchDatabase('postgres', url, users, origin, sqlitePort, { rows, ...(SIGNIN_ONLY ? {} : { after: measureTokens('postgres', url) }) });
         printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
         results.push(r);
+        if (PG_ROUNDS > 0) interleavedWithSqlite = await compareWithSqlite(url, users, rows, origin);
         if (REDIS_URL !== 'off' && !SIGNIN_ONLY) {
           console.log(`\n3b. PostgreSQL with the WebAuthn challenges in Redis (${REDIS_URL}; Redis's CPU counted with PostgreSQL's)`);
           try {
@@ -410,8 +417,47 @@ async function main(): Promise<void> {
     }
   }
 
-  printSummary({ results, metricsCost, marginal, recordingUs: measureRecordingCost(), million, redisRun, balanced, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
-  if ([...results, million, redisRun].some((r) => r?.failures.size) || metricsCost?.some((v) => v.failures)) process.exitCode = 1;
+  printSummary({ results, metricsCost, marginal, recordingUs: measureRecordingCost(), million, redisRun, balanced, interleavedWithSqlite, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
+  if ([...results, million, redisRun].some((r) => r?.failures.size) || [...(metricsCost ?? []), ...(interleavedWithSqlite ?? [])].some((v) => v.failures)) process.exitCode = 1;
+}
+
+/**
+ * Goal 3 again, the two databases measured in the same seconds: a server on a fresh SQLite copy of the users and one
+ * on PostgreSQL, both kept running while the load moves between them in short windows whose order turns round each
+ * round (bench/interleaved.ts), PostgreSQL's CPU counted with its server's. The sequential windows above are taken
+ * a minute or more apart, and on a machine whose speed drifts (a shared VM's does, by a quarter or more) their ratio
+ * moves with it; here the drift falls on both alike.
+ */
+async function compareWithSqlite(postgresUrl: string, users: BenchUser[], rows: ReturnType<typeof makeUsers>['rows'], origin: string): Promise<VariantSummary[]> {
+  console.log(`\n3i. The same against SQLite, in ${PG_ROUNDS} rounds of ${PG_WINDOW_SECONDS} s windows interleaved (PostgreSQL's CPU counted with its server's)`);
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
+  try {
+    const sqliteUrl = `sqlite:${join(dir, 'bench.db')}`;
+    const db = openDatabase(sqliteUrl);
+    await db.migrate();
+    await insertUsers(db, rows);
+    await db.close();
+    const summary = await runInterleaved({
+      variants: [
+        { label: 'SQLite', databaseUrl: sqliteUrl },
+        { label: 'PostgreSQL', databaseUrl: postgresUrl, otherCpuMs: postgresCpuMs },
+      ],
+      users,
+      origin,
+      concurrency: CONCURRENCY,
+      rounds: PG_ROUNDS,
+      windowMs: PG_WINDOW_SECONDS * 1000,
+      settleMs: 500,
+      // Both servers are new: long enough for the JIT to settle before the first round.
+      warmupMs: Math.max(WARMUP_SECONDS, 5) * 1000,
+      onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(10)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony, ${w.ceremoniesPerSecond.toFixed(0)}/s${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
+    });
+    const [sqlite, postgres] = summary as [VariantSummary, VariantSummary];
+    console.log(`  PostgreSQL against SQLite: ${postgres.ratio!.mean.toFixed(2)}× ± ${postgres.ratio!.standardError.toFixed(2)} (mean of ${PG_ROUNDS} rounds' ratios ± standard error); ${postgres.cpuUs.toFixed(0)} µs against ${sqlite.cpuUs.toFixed(0)} over all windows`);
+    return summary;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -448,6 +494,8 @@ function printSummary(s: {
   million?: RunFigures;
   redisRun?: RunFigures;
   balanced?: TwoInstancesResult;
+  /** SQLite and PostgreSQL interleaved (compareWithSqlite). */
+  interleavedWithSqlite?: VariantSummary[];
   tokenResults: { database: string; result: TokenBenchResult }[];
   floorUs: number;
   bareCpuUs: number;
@@ -482,6 +530,10 @@ function printSummary(s: {
   if (postgres && sqlite) {
     const pgUs = perCeremonyUs(postgres, true);
     line('3. PostgreSQL: Latchkey + PostgreSQL per ceremony', `${pgUs.toFixed(0)} µs (${perCeremonyUs(postgres).toFixed(0)} + ${(pgUs - perCeremonyUs(postgres)).toFixed(0)}), ${(pgUs / perCeremonyUs(sqlite)).toFixed(2)}× SQLite`, 'goal ≤ 1.5×');
+    const interleaved = s.interleavedWithSqlite?.[1];
+    if (interleaved?.ratio) {
+      line('   the same, interleaved with SQLite', `${interleaved.ratio.mean.toFixed(2)}× ± ${interleaved.ratio.standardError.toFixed(2)} (${interleaved.cpuUs.toFixed(0)} µs against ${s.interleavedWithSqlite![0]!.cpuUs.toFixed(0)})`, `goal ≤ 1.5×; ${PG_ROUNDS} rounds of ${PG_WINDOW_SECONDS} s windows, mean ± standard error`);
+    }
     if (s.redisRun) {
       const redisUs = perCeremonyUs(s.redisRun, true);
       line('   challenges in Redis instead of flows', `${redisUs.toFixed(0)} µs, ${(redisUs / perCeremonyUs(sqlite)).toFixed(2)}× SQLite`, `flows table ${pgUs.toFixed(0)} µs`);
