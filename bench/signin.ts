@@ -65,7 +65,7 @@ const SIGNIN_ONLY = env.BENCH_SIGNIN_ONLY === '1';
 /** Section 5: rounds of off and on windows, interleaved, and each window's length. */
 const METRICS_ROUNDS = Number(env.BENCH_METRICS_ROUNDS ?? 8);
 /** SQLite against PostgreSQL in interleaved windows (section 3, goal 3): rounds, and seconds per window. */
-const PG_ROUNDS = Number(env.BENCH_PG_ROUNDS ?? 6);
+const PG_ROUNDS = Math.floor(Number(env.BENCH_PG_ROUNDS ?? 6)) || 0;
 const PG_WINDOW_SECONDS = 3;
 const METRICS_WINDOW_SECONDS = Number(env.BENCH_METRICS_WINDOW_SECONDS ?? 3);
 const PROFILE = process.argv.includes('--profile');
@@ -394,7 +394,14 @@ async function main(): Promise<void> {
         const r = await benchDatabase('postgres', url, users, origin, sqlitePort, { rows, ...(SIGNIN_ONLY ? {} : { after: measureTokens('postgres', url) }) });
         printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
         results.push(r);
-        if (PG_ROUNDS > 0) interleavedWithSqlite = await compareWithSqlite(url, users, rows, origin);
+        if (PG_ROUNDS > 0) {
+          try {
+            interleavedWithSqlite = await compareWithSqlite(url, users, rows, origin);
+          } catch (err) {
+            console.log(`  FAILED: ${err instanceof Error ? err.message : String(err)}`);
+            process.exitCode = 1;
+          }
+        }
         if (REDIS_URL !== 'off' && !SIGNIN_ONLY) {
           console.log(`\n3b. PostgreSQL with the WebAuthn challenges in Redis (${REDIS_URL}; Redis's CPU counted with PostgreSQL's)`);
           try {

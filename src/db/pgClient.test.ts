@@ -46,6 +46,7 @@ describe('nameStatement', () => {
     nameStatement('select 1 as latchkey_named_twice', { group: 'withoutFlush' });
     nameStatement('select 1 as latchkey_named_twice', { group: 'withoutFlush' });
     expect(() => nameStatement('select 1 as latchkey_named_twice', { deferrable: true })).toThrow(/named again with other options/);
+    expect(() => nameStatement('select 1 as latchkey_named_twice', { group: 'durable' })).toThrow(/named again with other options/);
   });
 });
 

@@ -374,7 +374,7 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     // WAL flush.
     expect(BigInt(write!.xid)).toBeGreaterThan(BigInt(read!.xid));
     expect(write!.syncCommit).toBe('on');
-    // In one transaction, the second consume saw the first's mark: spent once.
+    // Spent once, by the first.
     expect([consumed, consumedAgain]).toEqual([true, false]);
     expect(await store.oidcModels.find('RefreshToken', 'd-0', T0)).toMatchObject({ consumedAt: T0 });
     expect(await store.oidcModels.find('RefreshToken', 'd-1', T0)).toMatchObject({ payload: '{}', consumedAt: null });
@@ -392,6 +392,7 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '22012' });
     // The durable group failed and ran again; the read, alone in the turn's other group, was sent as itself.
     expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.durable - before.durable).toBe(1);
     expect(autocommitGroups.reruns - before.reruns).toBe(1);
     expect(await store.oidcModels.find('RefreshToken', 'f-1', T0)).toMatchObject({ payload: '{}' });
     expect(await store.oidcModels.find('RefreshToken', 'f-2', T0)).toMatchObject({ payload: '{}' });

@@ -144,7 +144,7 @@ class SharedConnection {
         try {
           // For this connection's life: it is never handed to anyone else (close() ends it with the pool).
           await client.query(`set lock_timeout = ${Math.max(1, Math.round(this.lockTimeoutMs))}`);
-          // PgClient: a turn's groupable statements (reads, a challenge's writes; the durable writes apart) commit together.
+          // PgClient: a turn's statements of each group (reads and a challenge's writes; durable writes) commit together.
           client.groupAutocommit?.();
         } catch (error) {
           this.connecting = undefined;
