@@ -104,9 +104,14 @@ export const autocommitGroups = { count: 0, statements: 0, reruns: 0, durable: 0
  * 58, XX), after which whether a commit landed is not known.
  */
 export function rolledBackByServer(error: unknown): boolean {
+  return answeredOnKeptConnection(error) && !/^(53|58|XX)/.test((error as { code: string }).code);
+}
+
+/** An error PostgreSQL answered with (it has a SQLSTATE) on a connection it keeps (not FATAL or PANIC, not 08 or 57P). */
+function answeredOnKeptConnection(error: unknown): boolean {
   const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
   if (typeof code !== 'string' || typeof severity !== 'string' || severity === 'FATAL' || severity === 'PANIC') return false;
-  return !/^(08|53|58|XX|57P)/.test(code);
+  return !/^(08|57P)/.test(code);
 }
 
 /** A statement and its caller's settlement; in a group, one waiting for the end of the turn (PgClient.groupAutocommit). */
@@ -224,13 +229,15 @@ const definePgClient = (pgModule: typeof pg) => {
    * row description (or none: pg ignores NoData), rows and completion, in the order the members were sent; at the
    * Sync's answer each settles its caller.
    *
-   * An error PostgreSQL answers with (rolledBackByServer) rolled back the whole group. The member it came in (no
-   * completion yet) gets it, as it would have alone; the others are run again, each alone (`runAlone`), after
+   * An error PostgreSQL answers with (rolledBackByServer), or any error it answers on a connection it keeps before
+   * the last member's completion (the commit not reached yet: a resource or internal error too), rolled back the
+   * whole group. The member it came in (no completion yet) gets it, as it would have alone; the others are run again, each alone (`runAlone`), after
    * whatever was already sent behind the group. A deadlock or serialization failure (class 40) may be the group's
    * own doing, so that member is run again too, and so is every member when the error came at the commit. (A lock
    * timeout can be the group's own doing too, where it is shorter than deadlock_timeout: the shared connection's is
    * 5 s against PostgreSQL's 1 s default, so a deadlock is reported as one first.) Any other error (the connection
-   * lost or ended, when the commit may have landed) rejects every member, and none runs twice.
+   * lost or ended, or a resource or internal error at the commit, when the commit may have landed) rejects every
+   * member, and none runs twice.
    */
   class AutocommitGroup extends QueryBase {
     private index = 0;
@@ -279,7 +286,10 @@ const definePgClient = (pgModule: typeof pg) => {
     }
 
     handleError(error: Error): void {
-      if (!rolledBackByServer(error)) {
+      // Before the last member's completion the group had not reached its commit: any error PostgreSQL answered on a
+      // connection it keeps (a resource or internal error too) rolled it back.
+      const beforeCommit = this.index < this.members.length && answeredOnKeptConnection(error);
+      if (!beforeCommit && !rolledBackByServer(error)) {
         for (const member of this.members) member.reject(error);
       } else {
         autocommitGroups.reruns++;

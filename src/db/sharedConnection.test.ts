@@ -57,6 +57,8 @@ const insertDeferredKey = new PreparedQuery<{ k: string }, never>(
   DURABLE_WRITE,
 );
 const failsOnce = new PreparedQuery<{ tag: string }, { tag: string }>((db, p) => db.selectNoFrom(sql<string>`fails_once(${p.tag}::text)`.as('tag')), READ);
+// A read that fails with an internal error (XX000), after which a commit's outcome would not be known.
+const failsInternally = new PreparedQuery<object, { tag: string }>((db) => db.selectNoFrom(sql<string>`fails_internally()`.as('tag')), READ);
 
 function oidcModel(id: string) {
   return { kind: 'RefreshToken', id, payload: '{}', grantId: `grant-${id}`, expiresAt: null };
@@ -288,6 +290,8 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
          end $$`,
       )
       .execute(db.kysely);
+    await sql.raw(`create function fails_internally() returns text language plpgsql as $$ begin raise exception 'internal' using errcode = 'XX000'; end $$`).execute(db.kysely);
+    await failsInternally.takeFirst(db.kysely, {}).catch(() => undefined);
     await insertDeferredKey.execute(db.kysely, { k: 'warm' });
     await failsOnce.takeFirst(db.kysely, { tag: 'warm' });
   });
@@ -426,6 +430,19 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect(autocommitGroups.reruns - before.reruns).toBe(1);
     // Run again each alone: the two reads in transactions of their own.
     expect(new Set([a!.xid, b!.xid]).size).toBe(2);
+  });
+
+  it('runs the rest of a group again after an internal error before its commit, which it certainly did not reach', async () => {
+    const before = { ...autocommitGroups };
+    const results = await Promise.allSettled([
+      transactionOf.takeFirst(db.kysely, { tag: 'a' }),
+      failsInternally.takeFirst(db.kysely, {}),
+      transactionOf.takeFirst(db.kysely, { tag: 'b' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'XX000' });
+    expect(autocommitGroups.count - before.count).toBe(1);
+    expect(autocommitGroups.reruns - before.reruns).toBe(1);
   });
 
   it('sends a statement that is not groupable after the group before it', async () => {
