@@ -24,10 +24,10 @@
  *   that concurrent requests send in one turn of the event loop go out as one implicit transaction: Bind, Describe
  *   and Execute each, one Sync. The turn's durable single-row writes (oidc-provider's models) go out the same way, as
  *   a second group after it, so they share one WAL flush and the first group's reads do not wait for it. Each caller
- *   gets its own rows. When PostgreSQL fails a statement of the group, that
- *   statement's caller gets the error and the others run again one at a time (the failure rolled back the whole
- *   group, so none of its writes lands twice), after whatever was sent behind the group: the callers are
- *   independent requests, so their statements have no order to keep.
+ *   gets its own rows. When PostgreSQL fails a statement of a group, that statement's caller gets the error and the
+ *   others run again one at a time (the failure rolled back the whole group, so none of its writes lands twice),
+ *   after whatever was sent behind the group: the callers are independent requests, so their statements have no
+ *   order to keep.
  *
  * The connection runs in pg's pipeline mode, which lets a statement be sent before the previous one's answer is
  * back; outside a transaction each statement not in a group has its own Sync, so it commits on its own as before.
@@ -231,8 +231,8 @@ const definePgClient = (pgModule: typeof pg) => {
    *
    * An error PostgreSQL answers with (rolledBackByServer), or any error it answers on a connection it keeps before
    * the last member's completion (the commit not reached yet: a resource or internal error too), rolled back the
-   * whole group. The member it came in (no completion yet) gets it, as it would have alone; the others are run again, each alone (`runAlone`), after
-   * whatever was already sent behind the group. A deadlock or serialization failure (class 40) may be the group's
+   * whole group. The member it came in (no completion yet) gets it, as it would have alone; the others are run
+   * again, each alone (`runAlone`), after whatever was already sent behind the group. A deadlock or serialization failure (class 40) may be the group's
    * own doing, so that member is run again too, and so is every member when the error came at the commit. (A lock
    * timeout can be the group's own doing too, where it is shorter than deadlock_timeout: the shared connection's is
    * 5 s against PostgreSQL's 1 s default, so a deadlock is reported as one first.) Any other error (the connection
@@ -443,8 +443,8 @@ const definePgClient = (pgModule: typeof pg) => {
 
     /**
      * From now on, the autocommit statements of each group (StatementOptions.group) of each turn of the event loop go
-     * out as one implicit transaction (AutocommitGroup). For the shared connection (src/db/sharedConnection.ts), whose callers
-     * are concurrent requests, none waiting for another's statement.
+     * out as one implicit transaction (AutocommitGroup). For the shared connection (src/db/sharedConnection.ts), whose
+     * callers are concurrent requests, none waiting for another's statement.
      */
     groupAutocommit(): void {
       this.groupsAutocommit = true;
@@ -456,7 +456,7 @@ const definePgClient = (pgModule: typeof pg) => {
     }
 
     /** Wait for the end of the turn, then go out with the turn's other statements of its group (sendGroups). */
-    private joinGroup(config: QueryConfig, group: 'withoutFlush' | 'durable'): Promise<unknown> {
+    private joinGroup(config: QueryConfig, group: NonNullable<StatementOptions['group']>): Promise<unknown> {
       this.corkUntilNextTurn();
       return new Promise((resolve, reject) => {
         const member = { config, resolve, reject };
