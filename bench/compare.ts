@@ -9,9 +9,15 @@
  *
  * Example: npm run bench:compare -- workers inline:LATCHKEY_SIGNATURE_WORKERS=0
  * A variant's BENCH_NODE_ARGS are Node.js or V8 flags for its server (space-separated; V8's are refused in NODE_OPTIONS),
- * e.g. `grow20:BENCH_NODE_ARGS=--heap-growing-percent=20`.
+ * e.g. `grow20:BENCH_NODE_ARGS=--heap-growing-percent=20`. A variant's BENCH_SQL is run on its copy of the database
+ * before its server starts (statements separated by `;`), for a schema change measured against the schema as it is:
+ * e.g. `partial full:BENCH_SQL=drop index oidc_models_uid;create index oidc_models_uid on oidc_models (kind, uid)`.
+ * A variant's BENCH_SOURCE is another checkout to build its server from (a git worktree of another commit, with
+ * node_modules beside it), so two commits are measured interleaved: `base:BENCH_SOURCE=../wt-base head`.
+ * BENCH_LOAD=refresh measures refresh-token grants instead (bench/tokens.ts: a confidential service, one signed-in
+ * client per connection, each grant rotating its token) and prints CPU per grant.
  * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (3 per window), BENCH_ROUNDS (8),
- * BENCH_CONCURRENCY (16), BENCH_WARMUP_SECONDS (2).
+ * BENCH_CONCURRENCY (16; 32 for refresh grants, as bench/tokens.ts), BENCH_WARMUP_SECONDS (2), BENCH_LOAD (signin).
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -19,21 +25,28 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../src/db/connect.js';
 import { insertUsers, makeUsers } from './seed.js';
-import { formatCost, runInterleaved } from './interleaved.js';
+import { sql } from 'kysely';
+import { formatCost, runInterleaved, type WindowLoad } from './interleaved.js';
+import type { ServerProcess } from './serverProcess.js';
+import { measureGrants, prepareTokenClients } from './tokens.js';
 import { freePort } from './serverProcess.js';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
 const SECONDS = Number(env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 8);
-const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
+const LOAD = env.BENCH_LOAD ?? 'signin';
+if (LOAD !== 'signin' && LOAD !== 'refresh') throw new Error(`BENCH_LOAD: "signin" or "refresh", not "${LOAD}"`);
+const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? (LOAD === 'refresh' ? 32 : 16));
+const UNIT = LOAD === 'refresh' ? 'grant' : 'ceremony';
 const WARMUP_SECONDS = Number(env.BENCH_WARMUP_SECONDS ?? 2);
 
 /** "label:NAME=VALUE,NAME=VALUE" → the label and the server's extra environment. */
 function parseVariant(arg: string): { label: string; env: Record<string, string> } {
   const [label, settings = ''] = arg.split(/:(.*)/s, 2) as [string, string?];
   const vars: Record<string, string> = {};
-  for (const pair of settings.split(',').filter(Boolean)) {
+  // A comma starts the next setting only before NAME= (BENCH_SQL's column lists have commas of their own).
+  for (const pair of settings.split(/,(?=[A-Z][A-Z0-9_]*=)/).filter(Boolean)) {
     const at = pair.indexOf('=');
     if (at <= 0) throw new Error(`"${pair}" in "${arg}" is not NAME=VALUE`);
     vars[pair.slice(0, at)] = pair.slice(at + 1);
@@ -47,7 +60,7 @@ if (variants.length < 2) {
   process.exit(2);
 }
 env.LATCHKEY_SECRET_KEY ??= randomBytes(32).toString('base64url');
-console.log(`cold sign-in, SQLite, ${USERS.toLocaleString('en')} users, c${CONCURRENCY}, ${ROUNDS} rounds of ${SECONDS} s windows; ${cpus().length} CPU (${cpus()[0]?.model}), Node ${process.version}`);
+console.log(`${LOAD === 'refresh' ? 'refresh grants' : 'cold sign-in'}, SQLite, ${USERS.toLocaleString('en')} users, c${CONCURRENCY}, ${ROUNDS} rounds of ${SECONDS} s windows; ${cpus().length} CPU (${cpus()[0]?.model}), Node ${process.version}`);
 const port = await freePort();
 const origin = `http://localhost:${port}`;
 const { users, rows } = makeUsers(USERS, origin, 'localhost');
@@ -58,7 +71,26 @@ await db.migrate();
 await insertUsers(db, rows, { total: rows.length });
 await db.close();
 
-variants.forEach((_, i) => copyFileSync(join(dir, 'bench.db'), join(dir, `variant-${i}.db`)));
+for (const [i, v] of variants.entries()) {
+  copyFileSync(join(dir, 'bench.db'), join(dir, `variant-${i}.db`));
+  if (!v.env.BENCH_SQL) continue;
+  const copy = openDatabase(`sqlite:${join(dir, `variant-${i}.db`)}`);
+  for (const statement of v.env.BENCH_SQL.split(';').filter((x) => x.trim())) await sql.raw(statement).execute(copy.kysely);
+  await copy.close();
+}
+
+/** Refresh grants on one server (BENCH_LOAD=refresh): its clients signed in once, then each window rotating tokens. */
+async function refreshGrants(server: ServerProcess, databaseUrl: string): Promise<WindowLoad> {
+  const base = { port: server.port, origin, databaseUrl, users, concurrency: CONCURRENCY, usage: () => server.usage() };
+  const prepared = await prepareTokenClients(base);
+  return {
+    run: async ({ settleMs, durationMs, onWindow }) => {
+      const g = await measureGrants({ ...base, warmupMs: settleMs, durationMs, onWindow: (_grant, edge) => onWindow(edge) }, 'refresh_token', prepared.clients, prepared.refresh);
+      return { count: g.grants, seconds: g.seconds, failures: g.failures };
+    },
+    close: prepared.close,
+  };
+}
 try {
   const summaries = await runInterleaved({
     variants: variants.map((v, i) => ({ label: v.label, env: v.env, databaseUrl: `sqlite:${join(dir, `variant-${i}.db`)}` })),
@@ -69,15 +101,16 @@ try {
     windowMs: SECONDS * 1000,
     settleMs: 500,
     warmupMs: WARMUP_SECONDS * 1000,
+    ...(LOAD === 'refresh' ? { load: (server, v) => refreshGrants(server, v.databaseUrl) } : {}),
     onWindow: (w) => {
       const loop = w.eventLoopUs !== undefined ? ` (event loop ${w.eventLoopUs.toFixed(0)})` : '';
       const failed = w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : '';
-      console.log(`  round ${w.round} ${w.label.padEnd(16)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony${loop}, ${w.ceremoniesPerSecond.toFixed(0)}/s, RSS ${w.rssMiB.toFixed(0)} MiB${failed}`);
+      console.log(`  round ${w.round} ${w.label.padEnd(16)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ${UNIT}${loop}, ${w.ceremoniesPerSecond.toFixed(0)}/s, RSS ${w.rssMiB.toFixed(0)} MiB${failed}`);
     },
   });
   for (const s of summaries) {
     const against = s.ratio ? `, ${formatCost(s.ratio)} against ${variants[0]!.label} (mean of the rounds' ratios ± standard error)` : '';
-    console.log(`${s.label.padEnd(16)} ${s.cpuUs.toFixed(0)} µs per ceremony over all windows${against}; ${s.ceremoniesPerSecond.toFixed(0)}/s, RSS ${s.rssMiB.toFixed(0)} MiB`);
+    console.log(`${s.label.padEnd(16)} ${s.cpuUs.toFixed(0)} µs per ${UNIT} over all windows${against}; ${s.ceremoniesPerSecond.toFixed(0)}/s, RSS ${s.rssMiB.toFixed(0)} MiB`);
     if (s.failures) process.exitCode = 1;
   }
 } finally {

@@ -37,6 +37,17 @@ export interface InterleavedOptions {
   warmupMs: number;
   /** Called with each window's figures as it ends. */
   onWindow?: (w: InterleavedWindow) => void;
+  /**
+   * What a window's load is, set up once per server after it starts: by default the cold sign-in path (bench/load.ts)
+   * for `users`; `npm run bench:compare` with BENCH_LOAD=refresh gives refresh grants (bench/tokens.ts).
+   */
+  load?: (server: ServerProcess, variant: Variant) => Promise<WindowLoad>;
+}
+
+/** Load on one server: a settling stretch, then a measured window whose edges `onWindow` is told of. */
+export interface WindowLoad {
+  run(o: { settleMs: number; durationMs: number; onWindow: (edge: 'start' | 'end') => Promise<void> }): Promise<{ count: number; seconds: number; failures: Map<string, number> }>;
+  close?(): void;
 }
 
 export interface InterleavedWindow {
@@ -70,21 +81,27 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
   const totals = variants.map(() => ({ cpuMs: 0, ceremonies: 0, seconds: 0, failures: 0, rssMiB: 0 }));
   /** Per round, each variant's CPU per ceremony. */
   const rounds: number[][] = [];
+  const loads: WindowLoad[] = [];
+  const signIns = (server: ServerProcess): WindowLoad => ({
+    run: async ({ settleMs, durationMs, onWindow }) => {
+      const r = await runLoad({ port: server.port, origin, users, concurrency, path: 'cold', warmupMs: settleMs, durationMs, onWindow });
+      return { count: r.ceremonies, seconds: r.seconds, failures: r.failures };
+    },
+  });
   try {
-    for (const v of variants) servers.push(await ServerProcess.start(v.databaseUrl, await freePort(), origin, v.env));
+    for (const v of variants) {
+      const server = await ServerProcess.start(v.databaseUrl, await freePort(), origin, v.env);
+      servers.push(server);
+      loads.push(options.load ? await options.load(server, v) : signIns(server));
+    }
     const window = async (i: number, settleMs: number, durationMs: number) => {
       const server = servers[i]!;
       let before: Usage | undefined;
       let after: Usage | undefined;
       let otherMs = 0;
       const otherCpuMs = variants[i]!.otherCpuMs;
-      const result = await runLoad({
-        port: server.port,
-        origin,
-        users,
-        concurrency,
-        path: 'cold',
-        warmupMs: settleMs,
+      const result = await loads[i]!.run({
+        settleMs,
         durationMs,
         onWindow: async (edge) => {
           if (edge === 'start') {
@@ -107,18 +124,18 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
         const { result, cpuMs: used, before, after } = await window(i, options.settleMs, options.windowMs);
         const t = totals[i]!;
         t.cpuMs += used;
-        t.ceremonies += result.ceremonies;
+        t.ceremonies += result.count;
         t.seconds += result.seconds;
         t.failures += [...result.failures.values()].reduce((a, b) => a + b, 0);
         t.rssMiB = after.rss / 2 ** 20;
-        const cpuUs = (used * 1000) / Math.max(1, result.ceremonies);
+        const cpuUs = (used * 1000) / Math.max(1, result.count);
         perCeremony[i] = cpuUs;
         options.onWindow?.({
           round,
           label: variants[i]!.label,
           cpuUs,
-          eventLoopUs: after.eventLoopCpuMs !== undefined && before.eventLoopCpuMs !== undefined ? ((after.eventLoopCpuMs - before.eventLoopCpuMs) * 1000) / Math.max(1, result.ceremonies) : undefined,
-          ceremoniesPerSecond: result.ceremonies / result.seconds,
+          eventLoopUs: after.eventLoopCpuMs !== undefined && before.eventLoopCpuMs !== undefined ? ((after.eventLoopCpuMs - before.eventLoopCpuMs) * 1000) / Math.max(1, result.count) : undefined,
+          ceremoniesPerSecond: result.count / result.seconds,
           rssMiB: t.rssMiB,
           failures: result.failures,
         });
@@ -126,6 +143,7 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
       rounds.push(perCeremony);
     }
   } finally {
+    for (const l of loads) l.close?.();
     await Promise.all(servers.map((s) => s.stop()));
   }
   return variants.map((v, i) => {

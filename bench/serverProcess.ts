@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import { createServer } from 'node:net';
 import { serverNodeFlags } from '../src/runtime.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -57,22 +57,29 @@ export async function askOpenIdProvider(port: number): Promise<void> {
 
 /** BENCH_TSX=1: the server runs its TypeScript through tsx instead of bundled, as `latchkey` ran before it bundled. */
 const THROUGH_TSX = process.env.BENCH_TSX === '1';
-let bundled: Promise<string> | undefined;
+const bundled = new Map<string, Promise<string>>();
 
 /**
  * bench/server.ts bundled by esbuild as bin/latchkey.js bundles src/main.ts (packages external, chunks), into a
  * directory one level below src/ so the paths modules take from import.meta.url hold; made once per run and removed
  * when it ends. The servers measured run what `latchkey serve` runs: JavaScript, no TypeScript loader.
+ * `source`: another checkout's root (a git worktree of another commit, its node_modules in place) to bundle instead
+ * of this one's: a bench:compare variant's BENCH_SOURCE, so two commits are measured interleaved.
  */
-export function serverEntry(): Promise<{ file: string; execArgv: string[] }> {
-  if (THROUGH_TSX) return Promise.resolve({ file: join(here, 'server.ts'), execArgv: ['--import', 'tsx'] });
-  bundled ??= (async () => {
-    const outdir = mkdtempSync(join(here, '..', 'src', '.bench-built-'));
-    process.once('exit', () => rmSync(outdir, { recursive: true, force: true }));
-    await build({ entryPoints: [join(here, 'server.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', splitting: true, outdir, tsconfig: join(here, '..', 'tsconfig.json'), logLevel: 'warning' });
-    return join(outdir, 'server.js');
-  })();
-  return bundled.then((file) => ({ file, execArgv: [] }));
+export function serverEntry(source?: string): Promise<{ file: string; execArgv: string[] }> {
+  const root = source ? resolve(source) : join(here, '..');
+  if (THROUGH_TSX) return Promise.resolve({ file: join(root, 'bench', 'server.ts'), execArgv: ['--import', 'tsx'] });
+  let file = bundled.get(root);
+  if (!file) {
+    file = (async () => {
+      const outdir = mkdtempSync(join(root, 'src', '.bench-built-'));
+      process.once('exit', () => rmSync(outdir, { recursive: true, force: true }));
+      await build({ entryPoints: [join(root, 'bench', 'server.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', splitting: true, outdir, tsconfig: join(root, 'tsconfig.json'), logLevel: 'warning' });
+      return join(outdir, 'server.js');
+    })();
+    bundled.set(root, file);
+  }
+  return file.then((f) => ({ file: f, execArgv: [] }));
 }
 
 export class ServerProcess {
@@ -83,7 +90,7 @@ export class ServerProcess {
 
   /** Fork bench/server.ts (bundled: {@link serverEntry}) on `databaseUrl` (already migrated) and wait until it listens. */
   static async start(databaseUrl: string, port: number, origin: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
-    const entry = await serverEntry();
+    const entry = await serverEntry(extraEnv.BENCH_SOURCE);
     const child = fork(entry.file, [], {
       // BENCH_SERVER_FLAGS (the parent's) for every server; BENCH_NODE_ARGS in extraEnv for this one (a bench:compare variant).
       execArgv: [...entry.execArgv, ...serverNodeFlags(), ...`${process.env.BENCH_SERVER_FLAGS ?? ''} ${extraEnv.BENCH_NODE_ARGS ?? ''}`.split(' ').filter(Boolean)],

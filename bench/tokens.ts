@@ -45,7 +45,7 @@ import { freePort, ServerProcess, type Usage } from './serverProcess.js';
 export type GrantType = 'refresh_token' | 'authorization_code';
 
 /** What bench/server.ts answers `usage` with that the token bench reads. */
-type TokenUsage = Pick<Usage, 'cpuUserMs' | 'cpuSystemMs' | 'eventLoopCpuMs' | 'autocommitGroups'>;
+type TokenUsage = Pick<Usage, 'cpuUserMs' | 'cpuSystemMs' | 'eventLoopCpuMs' | 'autocommitGroups' | 'groupCommits'>;
 
 export interface TokenBenchOptions {
   /** The server's port and its configured origin (LATCHKEY_ORIGIN). */
@@ -87,6 +87,8 @@ export interface GrantFigures {
    * statements per group, and how many of the groups were durable writes (a grant's tokens, sharing one WAL flush).
    */
   groups?: { statementsPerGroup: number; durableShare: number };
+  /** The group commits over the window (src/db/groupCommit.ts): commits per grant, and transactions per commit. */
+  commits?: { perGrant: number; transactionsPerCommit: number };
 }
 
 export interface TokenBenchResult {
@@ -189,7 +191,7 @@ interface TokenAnswer {
 }
 
 /** A virtual client: the person's browser, and the service's own connection to the token endpoint. */
-interface VirtualClient {
+export interface VirtualClient {
   browser: Browser;
   token: Connection;
   refreshToken: string;
@@ -215,7 +217,19 @@ async function registerService(databaseUrl: string, origin: string, idTokenAlg: 
   }
 }
 
-export async function runTokenBench(options: TokenBenchOptions): Promise<TokenBenchResult> {
+/** The bench's service registered, and one virtual client per slot holding its first refresh token. */
+export interface TokenClients {
+  clientId: string;
+  clients: VirtualClient[];
+  /** POST /oidc/token as the service (client_secret_basic). */
+  postToken: (c: VirtualClient, body: URLSearchParams) => Promise<Reply>;
+  /** One refresh grant, the client keeping the rotated token: undefined when it was good, else what failed. */
+  refresh: (c: VirtualClient) => Promise<string | undefined>;
+  close: () => void;
+}
+
+/** Register the service and sign each client's person in at the interaction; the service exchanges each code. */
+export async function prepareTokenClients(options: Pick<TokenBenchOptions, 'port' | 'origin' | 'databaseUrl' | 'users' | 'concurrency' | 'idTokenAlg'>): Promise<TokenClients> {
   const { port, origin, concurrency } = options;
   if (options.users.length < concurrency) throw new Error(`the token bench needs ${concurrency} users (one per client), got ${options.users.length}`);
   const { clientId, clientSecret } = await registerService(options.databaseUrl, origin, options.idTokenAlg);
@@ -242,9 +256,11 @@ export async function runTokenBench(options: TokenBenchOptions): Promise<TokenBe
       return { browser, token, refreshToken: tokens.refresh_token };
     }),
   );
-
-  try {
-    const refresh = await measureGrants(options, 'refresh_token', clients, async (c) => {
+  return {
+    clientId,
+    clients,
+    postToken,
+    refresh: async (c) => {
       const r = await postToken(c, new URLSearchParams({ grant_type: 'refresh_token', refresh_token: c.refreshToken }));
       if (r.status !== 200) return `refresh ${r.status} ${r.body.slice(0, 120)}`;
       const t = JSON.parse(r.body) as TokenAnswer;
@@ -252,7 +268,23 @@ export async function runTokenBench(options: TokenBenchOptions): Promise<TokenBe
       // Rotation: the token just used is spent; the next grant uses the new one.
       c.refreshToken = t.refresh_token;
       return undefined;
-    });
+    },
+    close: () => {
+      for (const c of clients) {
+        c.browser.connection.close();
+        c.token.close();
+      }
+    },
+  };
+}
+
+export async function runTokenBench(options: TokenBenchOptions): Promise<TokenBenchResult> {
+  const { concurrency } = options;
+  const prepared = await prepareTokenClients(options);
+  const { clientId, clients, postToken } = prepared;
+
+  try {
+    const refresh = await measureGrants(options, 'refresh_token', clients, prepared.refresh);
 
     // Codes for the authorization-code window, minted by each client's signed-in browser: about twice what the
     // refresh rate would use over the window, so the window (not the supply) ends the measurement.
@@ -297,10 +329,7 @@ export async function runTokenBench(options: TokenBenchOptions): Promise<TokenBe
       },
     };
   } finally {
-    for (const c of clients) {
-      c.browser.connection.close();
-      c.token.close();
-    }
+    prepared.close();
   }
 }
 
@@ -313,7 +342,7 @@ function cpuMs(u: { cpuUserMs: number; cpuSystemMs: number }): number {
  * a good grant, a string naming a failure, or null when it has nothing left to do (codes ran out): the window then
  * ends early, at the first client that ran out, and is measured to that moment.
  */
-async function measureGrants(
+export async function measureGrants(
   options: TokenBenchOptions,
   grantType: GrantType,
   clients: VirtualClient[],
@@ -382,6 +411,7 @@ async function measureGrants(
     seconds,
     failures,
     ...groupsBetween(before, after),
+    ...commitsBetween(before, after, grants),
   };
 }
 
@@ -389,6 +419,12 @@ function groupsBetween(before: TokenUsage, after: TokenUsage): Pick<GrantFigures
   const [b, a] = [before.autocommitGroups, after.autocommitGroups];
   if (!b || !a || a.count === b.count) return {};
   return { groups: { statementsPerGroup: (a.statements - b.statements) / (a.count - b.count), durableShare: (a.durable - b.durable) / (a.count - b.count) } };
+}
+
+function commitsBetween(before: TokenUsage, after: TokenUsage, grants: number): Pick<GrantFigures, 'commits'> {
+  const [b, a] = [before.groupCommits, after.groupCommits];
+  if (!b || !a || a.commits === b.commits || grants === 0) return {};
+  return { commits: { perGrant: (a.commits - b.commits) / grants, transactionsPerCommit: (a.transactions - b.transactions) / (a.commits - b.commits) } };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -419,6 +455,9 @@ export function printTokenFigures(r: TokenBenchResult, floors: { rawVerify: numb
       console.log(
         `  ${'shared connection'.padEnd(20)}${g.groups.statementsPerGroup.toFixed(2)} statements per group of autocommit statements; ${(g.groups.durableShare * 100).toFixed(0)} % of the groups durable writes`,
       );
+    }
+    if (g.commits) {
+      console.log(`  ${'group commits'.padEnd(20)}${g.commits.perGrant.toFixed(2)} per grant, ${g.commits.transactionsPerCommit.toFixed(2)} transactions each`);
     }
     for (const [what, n] of g.failures) console.log(`  FAILED ${n}× ${what}`);
   }
