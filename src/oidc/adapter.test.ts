@@ -79,5 +79,29 @@ describe.each(databases)('oidc adapter on $name', (target) => {
       expect(await adapter('Client').find(pub.service.client_id)).toMatchObject({ token_endpoint_auth_method: 'none' });
       expect((await adapter('Client').find(pub.service.client_id))?.client_secret).toBeUndefined();
     });
+
+    it('opens a service’s secret again only when its row changed, and sees a change or removal at the next find', async () => {
+      let opened = 0;
+      const counting = new (class extends SecretBox {
+        override open(sealed: string, context: string): string {
+          opened++;
+          return super.open(sealed, context);
+        }
+      })({ secretKey: Buffer.alloc(32, 7), secretKeyFile: '/nonexistent' });
+      const clients = new KyselyAdapter('Client', store, counting, () => clock);
+      const { service, clientSecret } = await addService(store, counting, { name: 'Ward', redirectUris: ['https://ward.example/cb'], clientType: 'confidential', aal: 1, firstParty: true }, clock);
+      const first = await clients.find(service.client_id);
+      expect(await clients.find(service.client_id)).toBe(first);
+      expect(opened).toBe(1);
+      expect(Object.isFrozen(first) && Object.isFrozen(first?.redirect_uris)).toBe(true);
+      // Changed by another instance (here, straight in the table): the next find reads the new row.
+      const resealed = counting.seal('a-new-secret', `service-secret:${service.client_id}`);
+      await store.kysely.updateTable('services').set({ client_secret: resealed, redirect_uris: JSON.stringify(['https://ward.example/new']) }).where('client_id', '=', service.client_id).execute();
+      expect(await clients.find(service.client_id)).toMatchObject({ client_secret: 'a-new-secret', redirect_uris: ['https://ward.example/new'] });
+      expect(opened).toBe(2);
+      expect(clientSecret).not.toBe('a-new-secret');
+      await store.services.remove(service.client_id);
+      expect(await clients.find(service.client_id)).toBeUndefined();
+    });
   });
 });

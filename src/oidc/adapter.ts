@@ -35,7 +35,24 @@ export function clientMetadata(service: Service, secretBox: SecretBox): AllClien
 /** What oidc-provider calls the models a token request spends, in its own error descriptions. */
 const CONSUMED_NAMES: Record<string, string> = { AuthorizationCode: 'authorization code', RefreshToken: 'refresh token' };
 
+/** Two rows of `services` with the same value in every column. */
+function sameService(a: Service, b: Service): boolean {
+  for (const key of Object.keys(a) as (keyof Service)[]) if (a[key] !== b[key]) return false;
+  return Object.keys(a).length === Object.keys(b).length;
+}
+
+/** Services kept as metadata (Client only): beyond this many, the least recently found is built again when next found. */
+const CLIENTS_KEPT = 1000;
+
 export class KyselyAdapter implements Adapter {
+  /**
+   * Client only: each service's metadata as last built, with the row it was built from. The row is read on every
+   * find, so a change (a new secret, a removed redirect URI) applies at once, on every instance; only a row unchanged
+   * since is not opened and parsed again (its sealed secret is an AES-GCM open; BENCHMARKS.md, token endpoint).
+   * Frozen, as it is handed to oidc-provider on every find.
+   */
+  private readonly clients = new Map<string, { service: Service; metadata: AdapterPayload }>();
+
   constructor(
     private readonly kind: string,
     private readonly store: Store,
@@ -69,11 +86,28 @@ export class KyselyAdapter implements Adapter {
   async find(id: string): Promise<AdapterPayload | undefined> {
     // oidc-provider reads its own requests; an id PostgreSQL could not even compare (U+0000) is simply not found.
     if (id.includes('\u0000')) return undefined;
-    if (this.kind === 'Client') {
-      const service = await this.store.services.find(id);
-      return service ? (clientMetadata(service, this.secretBox) as AdapterPayload) : undefined;
-    }
+    if (this.kind === 'Client') return this.findClient(id);
     return this.parse(await this.store.oidcModels.find(this.kind, id, this.now()));
+  }
+
+  private async findClient(id: string): Promise<AdapterPayload | undefined> {
+    const service = await this.store.services.find(id);
+    const kept = this.clients.get(id);
+    if (!service) {
+      this.clients.delete(id);
+      return undefined;
+    }
+    if (kept && sameService(kept.service, service)) {
+      // Most recently found last, so the first in the map is the one to drop.
+      this.clients.delete(id);
+      this.clients.set(id, kept);
+      return kept.metadata;
+    }
+    const metadata = deepFreeze(clientMetadata(service, this.secretBox) as AdapterPayload);
+    this.clients.delete(id);
+    this.clients.set(id, { service, metadata });
+    if (this.clients.size > CLIENTS_KEPT) this.clients.delete(this.clients.keys().next().value!);
+    return metadata;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -123,4 +157,9 @@ export class KyselyAdapter implements Adapter {
     // oidc-provider reads `consumed` to refuse a second use (and revoke the grant, RFC 6749 §4.1.2).
     return found.consumedAt === null ? payload : { ...payload, consumed: Math.floor(found.consumedAt / 1000) };
   }
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const inner of Object.values(value)) if (inner && typeof inner === 'object') deepFreeze(inner as object);
+  return Object.freeze(value);
 }
