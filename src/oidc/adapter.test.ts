@@ -10,6 +10,15 @@ import { addService } from './services.js';
 const databases = await testDatabases();
 const secretBox = new SecretBox({ secretKey: Buffer.alloc(32, 7), secretKeyFile: '/nonexistent' });
 
+/** A secret box that counts the values it opens. */
+class CountingSecretBox extends SecretBox {
+  opened = 0;
+  override open(sealed: string, context: string): string {
+    this.opened++;
+    return super.open(sealed, context);
+  }
+}
+
 describe.each(databases)('oidc adapter on $name', (target) => {
   describe.skipIf(target.skipReason !== undefined)(target.skipReason ?? 'adapter', () => {
     let store: Store;
@@ -81,27 +90,40 @@ describe.each(databases)('oidc adapter on $name', (target) => {
     });
 
     it('opens a service’s secret again only when its row changed, and sees a change or removal at the next find', async () => {
-      let opened = 0;
-      const counting = new (class extends SecretBox {
-        override open(sealed: string, context: string): string {
-          opened++;
-          return super.open(sealed, context);
-        }
-      })({ secretKey: Buffer.alloc(32, 7), secretKeyFile: '/nonexistent' });
+      const counting = new CountingSecretBox({ secretKey: Buffer.alloc(32, 7), secretKeyFile: '/nonexistent' });
       const clients = new KyselyAdapter('Client', store, counting, () => clock);
-      const { service, clientSecret } = await addService(store, counting, { name: 'Ward', redirectUris: ['https://ward.example/cb'], clientType: 'confidential', aal: 1, firstParty: true }, clock);
+      const { service } = await addService(store, counting, { name: 'Ward', redirectUris: ['https://ward.example/cb'], clientType: 'confidential', aal: 1, firstParty: true }, clock);
       const first = await clients.find(service.client_id);
       expect(await clients.find(service.client_id)).toBe(first);
-      expect(opened).toBe(1);
+      expect(counting.opened).toBe(1);
       expect(Object.isFrozen(first) && Object.isFrozen(first?.redirect_uris)).toBe(true);
       // Changed by another instance (here, straight in the table): the next find reads the new row.
       const resealed = counting.seal('a-new-secret', `service-secret:${service.client_id}`);
       await store.kysely.updateTable('services').set({ client_secret: resealed, redirect_uris: JSON.stringify(['https://ward.example/new']) }).where('client_id', '=', service.client_id).execute();
       expect(await clients.find(service.client_id)).toMatchObject({ client_secret: 'a-new-secret', redirect_uris: ['https://ward.example/new'] });
-      expect(opened).toBe(2);
-      expect(clientSecret).not.toBe('a-new-secret');
+      expect(counting.opened).toBe(2);
       await store.services.remove(service.client_id);
       expect(await clients.find(service.client_id)).toBeUndefined();
+    });
+
+    it('keeps as many services as it is told, dropping the one found least recently', async () => {
+      const counting = new CountingSecretBox({ secretKey: Buffer.alloc(32, 7), secretKeyFile: '/nonexistent' });
+      const clients = new KyselyAdapter('Client', store, counting, () => clock, 2);
+      const ids: string[] = [];
+      for (const name of ['One', 'Two', 'Three']) {
+        ids.push((await addService(store, counting, { name, redirectUris: ['https://kept.example/cb'], clientType: 'confidential', aal: 1, firstParty: true }, clock)).service.client_id);
+      }
+      const [one, two, three] = ids as [string, string, string];
+      await clients.find(one);
+      await clients.find(two);
+      await clients.find(one); // one is now the more recent of the two
+      await clients.find(three); // drops two
+      expect(counting.opened).toBe(3);
+      await clients.find(one);
+      await clients.find(three);
+      expect(counting.opened).toBe(3);
+      await clients.find(two);
+      expect(counting.opened).toBe(4);
     });
   });
 });

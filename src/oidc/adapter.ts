@@ -35,14 +35,17 @@ export function clientMetadata(service: Service, secretBox: SecretBox): AllClien
 /** What oidc-provider calls the models a token request spends, in its own error descriptions. */
 const CONSUMED_NAMES: Record<string, string> = { AuthorizationCode: 'authorization code', RefreshToken: 'refresh token' };
 
-/** Two rows of `services` with the same value in every column. */
-function sameService(a: Service, b: Service): boolean {
+/** Whether two rows of `services` have the same value in every column. */
+function isSameRow(a: Service, b: Service): boolean {
   for (const key of Object.keys(a) as (keyof Service)[]) if (a[key] !== b[key]) return false;
   return Object.keys(a).length === Object.keys(b).length;
 }
 
-/** Services kept as metadata (Client only): beyond this many, the least recently found is built again when next found. */
-const CLIENTS_KEPT = 1000;
+/**
+ * Services kept as metadata (Client only): beyond this many, the least recently found is built again when next found.
+ * oidc-provider keeps as many built clients (secrets included) in its own cache.
+ */
+const CLIENTS_KEPT = 100;
 
 export class KyselyAdapter implements Adapter {
   /**
@@ -58,6 +61,7 @@ export class KyselyAdapter implements Adapter {
     private readonly store: Store,
     private readonly secretBox: SecretBox,
     private readonly now: () => number,
+    private readonly clientsKept = CLIENTS_KEPT,
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
@@ -97,7 +101,7 @@ export class KyselyAdapter implements Adapter {
       this.clients.delete(id);
       return undefined;
     }
-    if (kept && sameService(kept.service, service)) {
+    if (kept && isSameRow(kept.service, service)) {
       // Most recently found last, so the first in the map is the one to drop.
       this.clients.delete(id);
       this.clients.set(id, kept);
@@ -106,7 +110,7 @@ export class KyselyAdapter implements Adapter {
     const metadata = deepFreeze(clientMetadata(service, this.secretBox) as AdapterPayload);
     this.clients.delete(id);
     this.clients.set(id, { service, metadata });
-    if (this.clients.size > CLIENTS_KEPT) this.clients.delete(this.clients.keys().next().value!);
+    if (this.clients.size > this.clientsKept) this.clients.delete(this.clients.keys().next().value!);
     return metadata;
   }
 
