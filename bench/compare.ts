@@ -11,9 +11,11 @@
  * A variant's BENCH_NODE_ARGS are Node.js or V8 flags for its server (space-separated; V8's are refused in NODE_OPTIONS),
  * e.g. `grow20:BENCH_NODE_ARGS=--heap-growing-percent=20`. A variant's BENCH_SQL is run on its copy of the database
  * before its server starts (statements separated by `;`), for a schema change measured against the schema as it is:
- * e.g. `partial full:BENCH_SQL=drop index oidc_models_uid;create index oidc_models_uid on oidc_models (kind, uid)`.
+ * e.g. `full 'partial:BENCH_SQL=drop index oidc_models_uid;create index oidc_models_uid on oidc_models (kind, uid) where uid is not null'`.
  * A variant's BENCH_SOURCE is another checkout to build its server from (a git worktree of another commit, with
- * node_modules beside it), so two commits are measured interleaved: `base:BENCH_SOURCE=../wt-base head`.
+ * node_modules beside it), so two commits are measured interleaved: `base:BENCH_SOURCE=../wt-base head`. This
+ * checkout still migrates and seeds the database (and registers the token bench's service), so the other commit's
+ * server must work on this one's schema.
  * BENCH_LOAD=refresh measures refresh-token grants instead (bench/tokens.ts: a confidential service, one signed-in
  * client per connection, each grant rotating its token) and prints CPU per grant.
  * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (3 per window), BENCH_ROUNDS (8),
@@ -23,13 +25,12 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { openDatabase } from '../src/db/connect.js';
 import { insertUsers, makeUsers } from './seed.js';
-import { sql } from 'kysely';
 import { formatCost, runInterleaved, type WindowLoad } from './interleaved.js';
-import type { ServerProcess } from './serverProcess.js';
 import { measureGrants, prepareTokenClients } from './tokens.js';
-import { freePort } from './serverProcess.js';
+import { freePort, type ServerProcess } from './serverProcess.js';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);

@@ -7,7 +7,8 @@
  * across rounds) and from the totals (all CPU over all ceremonies).
  *
  * Used by `npm run bench` (section 3: SQLite against PostgreSQL; section 5: /metrics on against off) and
- * `npm run bench:compare`.
+ * `npm run bench:compare`. A "ceremony" below is one unit of the window's load: a sign-in by default, a refresh grant
+ * where `load` says so.
  */
 import { runLoad } from './load.js';
 import { meanAndError } from './statistics.js';
