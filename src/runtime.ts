@@ -60,8 +60,12 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
  * growing all along: 207 MiB after 35,000 ceremonies). What the server promotes is mostly short-lived (requests in
  * flight through two scavenges), so RSS stays ~170 MiB however long the run; a full GC of its ~40 MiB of live heap
  * every ~5,000 ceremonies costs ~5 µs of main-thread time per ceremony, within the noise of CPU per ceremony.
+ * `--no-minor-gc-task`: V8 scavenges the young generation when it is full, not early from a task at 80 % of it. A
+ * token grant is in flight across scavenges (at 32 concurrent grants, one every ~25 ms), and what is live at one is
+ * copied, then promoted at the next, for the full GCs to mark: scavenging less often, refresh grants measured 3–4 %
+ * less CPU in two interleaved runs, sign-ins and RSS the same (BENCHMARKS.md, 2026-12-07 13:00 UTC).
  */
-export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2', '--heap-growing-percent=20'];
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2', '--heap-growing-percent=20', '--no-minor-gc-task'];
 
 /**
  * Why `latchkey serve` runs with `--experimental-async-context-frame` on Node.js 22 (where: asyncContextFrameFlag,
