@@ -134,6 +134,44 @@ describe.each(databases)('group commit on $name', (database) => {
       expect(store.groupCommitStats!.reruns).toBe(reruns + (database.name === 'postgres' ? 1 : 0));
     });
 
+    it('of one-statement transactions sharing a commit, the one whose statement fails is undone alone', async () => {
+      const [a, b, c] = await Promise.all([userWithPasskey(), userWithPasskey(), userWithPasskey()]);
+      const taken = session(b!.userId);
+      await store.sessions.insert(taken);
+      const before = { ...store.groupCommitStats! };
+      const settled = await Promise.allSettled([
+        store.transaction((tx) => tx.sessions.insert(session(a!.userId)), { groupCommit: true, oneStatement: true }),
+        store.transaction((tx) => tx.sessions.insert({ ...session(b!.userId), id_hash: taken.id_hash }), { groupCommit: true, oneStatement: true }),
+        store.transaction((tx) => tx.sessions.insert(session(c!.userId)), { groupCommit: true, oneStatement: true }),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(await sessionCount(a!.userId)).toBe(1);
+      expect(await sessionCount(b!.userId)).toBe(1);
+      expect(await sessionCount(c!.userId)).toBe(1);
+      // SQLite: one commit for the three; PostgreSQL: the group ran again, each alone.
+      if (database.name === 'sqlite') expect(store.groupCommitStats!.commits).toBe(before.commits + 1);
+      else expect(store.groupCommitStats!.reruns).toBe(before.reruns + 1);
+    });
+
+    it.runIf(database.name === 'sqlite')('a one-statement failure that ends the transaction fails its whole group, and none of it lands', async () => {
+      const [a, c] = await Promise.all([userWithPasskey(), userWithPasskey()]);
+      const settled = await Promise.allSettled([
+        store.transaction((tx) => tx.sessions.insert(session(a!.userId)), { groupCommit: true, oneStatement: true }),
+        // As a full disk or an I/O error does: SQLite rolls the whole transaction back.
+        store.transaction(async (tx) => {
+          await sql`rollback`.execute(tx.kysely);
+          throw new Error('the transaction ended');
+        }, { groupCommit: true, oneStatement: true }),
+        store.transaction((tx) => tx.sessions.insert(session(c!.userId)), { groupCommit: true, oneStatement: true }),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(await sessionCount(a!.userId)).toBe(0);
+      expect(await sessionCount(c!.userId)).toBe(0);
+      // The connection is usable afterwards.
+      await store.transaction((tx) => tx.sessions.insert(session(c!.userId)), { groupCommit: true, oneStatement: true });
+      expect(await sessionCount(c!.userId)).toBe(1);
+    });
+
     it('fails only the sign-in whose use lost (recordUseOrFail) and commits the others of its group', async () => {
       const people = await Promise.all([1, 2, 3].map(() => userWithPasskey()));
       const signIn = ({ userId, authenticatorId }: { userId: string; authenticatorId: string }, counter: number) =>

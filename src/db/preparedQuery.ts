@@ -39,6 +39,14 @@ export interface DirectSqlite {
 
 const directSqlite = new WeakMap<object, DirectSqlite>();
 
+/**
+ * Whether the SQLite connection behind this handle is inside a transaction (false after an error that rolled the
+ * whole transaction back); true where it cannot tell (not SQLite, or not registered).
+ */
+export function sqliteInTransaction(db: Kysely<Database>): boolean {
+  return directSqlite.get(dialectKey(db))?.sqlite.inTransaction ?? true;
+}
+
 /** Let prepared queries on this Kysely handle (and its transactions) run their SQLite statements directly. */
 export function registerDirectSqlite(db: Kysely<Database>, direct: DirectSqlite): void {
   directSqlite.set(dialectKey(db), direct);

@@ -96,9 +96,10 @@ export class Store {
    * transaction, `fn` joins it. With `groupCommit`, the transaction may commit
    * together with others started in the same turn of the event loop; `fn` must
    * then run database statements only, and on PostgreSQL it may run twice
-   * (src/db/groupCommit.ts).
+   * (src/db/groupCommit.ts). `oneStatement`: `fn` runs one statement, which on
+   * SQLite then shares the group's transaction without a savepoint.
    */
-  async transaction<T>(fn: (tx: Store) => Promise<T>, options: { groupCommit?: boolean } = {}): Promise<T> {
+  async transaction<T>(fn: (tx: Store) => Promise<T>, options: { groupCommit?: boolean; oneStatement?: boolean } = {}): Promise<T> {
     if (this.inTransaction) return fn(this);
     const committed: (() => void)[] = [];
     // A group commit on PostgreSQL may run `fn` again (src/db/groupCommit.ts): only the run that committed counts.
@@ -106,7 +107,7 @@ export class Store {
       committed.length = 0;
       return fn(new Store(trx, { inTransaction: true, committed }));
     };
-    const value = await (options.groupCommit && this.groupCommit ? this.groupCommit.run(inTransaction) : this.kysely.transaction().execute(inTransaction));
+    const value = await (options.groupCommit && this.groupCommit ? this.groupCommit.run(inTransaction, { oneStatement: options.oneStatement }) : this.kysely.transaction().execute(inTransaction));
     for (const callback of committed) callback();
     return value;
   }

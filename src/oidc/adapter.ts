@@ -84,7 +84,7 @@ export class KyselyAdapter implements Adapter {
    * of its own it would take a pooled connection, a BEGIN and a COMMIT.
    */
   private write<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    return this.store.groupCommitKind === 'savepoints' ? this.store.transaction(fn, { groupCommit: true }) : fn(this.store);
+    return this.store.groupCommitKind === 'savepoints' ? this.store.transaction(fn, { groupCommit: true, oneStatement: true }) : fn(this.store);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
