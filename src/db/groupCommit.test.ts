@@ -153,18 +153,18 @@ describe.each(databases)('group commit on $name', (database) => {
       else expect(store.groupCommitStats!.reruns).toBe(before.reruns + 1);
     });
 
-    it.runIf(database.name === 'sqlite')('a one-statement failure that ends the transaction fails its whole group, and none of it lands', async () => {
-      const [a, c] = await Promise.all([userWithPasskey(), userWithPasskey()]);
+    it.runIf(database.name === 'sqlite')('a one-statement failure that ends the transaction fails its whole group with its error, and none of it lands', async () => {
+      const [a, b, c] = await Promise.all([userWithPasskey(), userWithPasskey(), userWithPasskey()]);
+      const taken = session(b!.userId);
+      await store.sessions.insert(taken);
       const settled = await Promise.allSettled([
         store.transaction((tx) => tx.sessions.insert(session(a!.userId)), { groupCommit: true, oneStatement: true }),
-        // As a full disk or an I/O error does: SQLite rolls the whole transaction back.
-        store.transaction(async (tx) => {
-          await sql`rollback`.execute(tx.kysely);
-          throw new Error('the transaction ended');
-        }, { groupCommit: true, oneStatement: true }),
+        // `or rollback`: SQLite ends the whole transaction, as it may at a full disk or an I/O error.
+        store.transaction((tx) => tx.kysely.insertInto('sessions').orRollback().values({ ...session(b!.userId), id_hash: taken.id_hash }).execute(), { groupCommit: true, oneStatement: true }),
         store.transaction((tx) => tx.sessions.insert(session(c!.userId)), { groupCommit: true, oneStatement: true }),
       ]);
       expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      for (const s of settled) expect((s as PromiseRejectedResult).reason).toMatchObject({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
       expect(await sessionCount(a!.userId)).toBe(0);
       expect(await sessionCount(c!.userId)).toBe(0);
       // The connection is usable afterwards.

@@ -6,10 +6,8 @@
  * to the WAL. Concurrent sign-ins change some of the same pages (the sessions
  * and audit tables' last leaves, `sqlite_sequence`), so one commit for several
  * writes each of those once (BENCHMARKS.md). Each caller runs in a savepoint of
- * its own: when its callback throws, only its savepoint is rolled back. A caller
- * of one statement (oidc-provider's writes: `oneStatement`) needs none, SQLite
- * undoing a failed statement alone; the two statements a savepoint adds were 5 %
- * of a refresh grant.
+ * its own: when its callback throws, only its savepoint is rolled back; a caller
+ * of one statement needs none (`oneStatement`, run()).
  *
  * On PostgreSQL, a sign-in's writes need no answer, so a transaction of them
  * is sent whole at its commit (src/db/pgClient.ts): a group's are one round
@@ -62,7 +60,7 @@ const setLockTimeout = new PreparedQuery<{ ms: string }, never>(
 
 interface Queued {
   fn: (trx: Transaction<Database>) => Promise<unknown>;
-  /** SQLite: `fn` runs one statement, which SQLite undoes alone when it fails: no savepoint around it (run()). */
+  /** `fn` runs one statement (run()). */
   oneStatement: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
@@ -91,8 +89,10 @@ export class GroupCommit {
   /**
    * Run `fn` in a transaction that may commit together with others started in this turn of the event loop.
    * `oneStatement`: `fn` runs a single statement. On SQLite it then needs no savepoint of its own: a statement that
-   * fails is undone alone by SQLite (its statement journal), the transaction staying open for the others; an error
-   * that ends the transaction instead (a full disk, an I/O error) fails every caller, as a failed commit does.
+   * fails is undone alone (its statement journal), the transaction staying open for the others. Where SQLite ends the
+   * whole transaction instead (sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction": a full
+   * disk, an I/O error, `or rollback` …), checked after the error, every caller gets that error, as at a failed
+   * commit. The savepoint and release it saves were 5 % of a refresh grant (BENCHMARKS.md, 2026-12-07 13:00 UTC).
    */
   run<T>(fn: (trx: Transaction<Database>) => Promise<T>, { oneStatement = false }: { oneStatement?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -131,15 +131,20 @@ export class GroupCommit {
       return;
     }
     const outcomes: Outcome[] = [];
+    // The error that ended the transaction, which Kysely's own rollback after it would hide ("no transaction is active").
+    let ended: { error: unknown } | undefined;
     try {
       await this.db.transaction().execute(async (trx) => {
         for (const queued of group) {
-          if (queued.oneStatement) {
+          if (queued.oneStatement && sqliteInTransaction(trx) !== undefined) {
             try {
               outcomes.push({ ok: true, value: await queued.fn(trx) });
             } catch (error) {
               // Undone alone, unless it ended the transaction: then the others' writes are gone too.
-              if (!sqliteInTransaction(trx)) throw error;
+              if (sqliteInTransaction(trx) === false) {
+                ended = { error };
+                throw error;
+              }
               outcomes.push({ ok: false, error });
             }
             continue;
@@ -158,7 +163,7 @@ export class GroupCommit {
         }
       });
     } catch (error) {
-      for (const queued of group) queued.reject(error);
+      for (const queued of group) queued.reject(ended ? ended.error : error);
       return;
     }
     group.forEach((queued, i) => {

@@ -41,10 +41,10 @@ const directSqlite = new WeakMap<object, DirectSqlite>();
 
 /**
  * Whether the SQLite connection behind this handle is inside a transaction (false after an error that rolled the
- * whole transaction back); true where it cannot tell (not SQLite, or not registered).
+ * whole transaction back); undefined where it cannot tell (not SQLite, or not opened through openDatabase).
  */
-export function sqliteInTransaction(db: Kysely<Database>): boolean {
-  return directSqlite.get(dialectKey(db))?.sqlite.inTransaction ?? true;
+export function sqliteInTransaction(db: Kysely<Database>): boolean | undefined {
+  return directSqlite.get(dialectKey(db))?.sqlite.inTransaction;
 }
 
 /** Let prepared queries on this Kysely handle (and its transactions) run their SQLite statements directly. */

@@ -96,8 +96,8 @@ export class Store {
    * transaction, `fn` joins it. With `groupCommit`, the transaction may commit
    * together with others started in the same turn of the event loop; `fn` must
    * then run database statements only, and on PostgreSQL it may run twice
-   * (src/db/groupCommit.ts). `oneStatement`: `fn` runs one statement, which on
-   * SQLite then shares the group's transaction without a savepoint.
+   * (src/db/groupCommit.ts). `oneStatement`: `fn` runs one statement
+   * (GroupCommit.run).
    */
   async transaction<T>(fn: (tx: Store) => Promise<T>, options: { groupCommit?: boolean; oneStatement?: boolean } = {}): Promise<T> {
     if (this.inTransaction) return fn(this);
