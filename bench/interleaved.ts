@@ -39,15 +39,22 @@ export interface InterleavedOptions {
   /** Called with each window's figures as it ends. */
   onWindow?: (w: InterleavedWindow) => void;
   /**
-   * What a window's load is, set up once per server after it starts: by default the cold sign-in path (bench/load.ts)
-   * for `users`; `npm run bench:compare` with BENCH_LOAD=refresh gives refresh grants (bench/tokens.ts).
+   * What a window's load is, set up once per server after it starts: by default (or where it gives undefined) the
+   * cold sign-in path (bench/load.ts) for `users`; `npm run bench:compare` with BENCH_LOAD=refresh gives refresh
+   * grants (bench/tokens.ts), `npm run bench` the floor's bare requests for its floor variant (bench/signin.ts, 1i).
    */
-  load?: (server: ServerProcess, variant: Variant) => Promise<WindowLoad>;
+  load?: (server: ServerProcess, variant: Variant) => Promise<WindowLoad | undefined>;
 }
 
 /** Load on one server: a settling stretch, then a measured window whose edges `onWindow` is told of. */
 export interface WindowLoad {
-  run(o: { settleMs: number; durationMs: number; onWindow: (edge: 'start' | 'end') => Promise<void> }): Promise<{ count: number; seconds: number; failures: Map<string, number> }>;
+  run(o: { settleMs: number; durationMs: number; onWindow: (edge: 'start' | 'end') => Promise<void> }): Promise<{
+    count: number;
+    seconds: number;
+    failures: Map<string, number>;
+    /** CPU outside the server that the window's units count as their own, ms (the floor's raw verifies, timed in this process). */
+    extraCpuMs?: number;
+  }>;
   close?(): void;
 }
 
@@ -93,7 +100,7 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
     for (const v of variants) {
       const server = await ServerProcess.start(v.databaseUrl, await freePort(), origin, v.env);
       servers.push(server);
-      loads.push(options.load ? await options.load(server, v) : signIns(server));
+      loads.push((await options.load?.(server, v)) ?? signIns(server));
     }
     const window = async (i: number, settleMs: number, durationMs: number) => {
       const server = servers[i]!;
@@ -114,7 +121,7 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
           }
         },
       });
-      return { result, cpuMs: cpuMs(after!) - cpuMs(before!) + otherMs, before: before!, after: after! };
+      return { result, cpuMs: cpuMs(after!) - cpuMs(before!) + otherMs + (result.extraCpuMs ?? 0), before: before!, after: after! };
     };
     for (let i = 0; i < variants.length; i++) await window(i, options.warmupMs, 1000);
     for (let round = 1; round <= options.rounds; round++) {

@@ -4,7 +4,8 @@
  *  floor  raw ES256 verify (CPU per verify) and a bare Fastify JSON route (server CPU per request);
  *         the floor of a ceremony is 3 bare requests + 1 raw verify.
  *  1      the cold sign-in path on SQLite (a new signed-out browser per ceremony: GET /signin, options, verify;
- *         discoverable and email-first alternating), CPU per ceremony, p50/p99, RSS.
+ *         discoverable and email-first alternating), CPU per ceremony, p50/p99, RSS; then (1i) the same server's
+ *         ceremony and the floor's requests in interleaved windows, so their ratio is taken in the same seconds.
  *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
  *  5      the same sign-in with /metrics on and off (and a second off server, A/A), three servers kept running
  *         while the load moves between them in short interleaved windows (bench/interleaved.ts): what recording
@@ -23,7 +24,8 @@
  * BENCH_CONCURRENCY (16), BENCH_PATH (cold; warm loads /signin once per browser), BENCH_MILLION (1000000; 0
  * skips), BENCH_PG_URL (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_REDIS_URL
  * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server), BENCH_SIGNIN_ONLY (1: only
- * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_PG_ROUNDS (6; 0 skips
+ * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_FLOOR_ROUNDS (6; 0 skips
+ * section 1i, the cold sign-in against its floor interleaved), BENCH_PG_ROUNDS (6; 0 skips
  * the interleaved comparison of section 3), BENCH_METRICS_ROUNDS (8) and BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
@@ -45,7 +47,7 @@ import { measureRawVerify, measureRawVerifyCost } from './rawVerify.js';
 import { freePort, machineBusyMs, postgresCpuMs, redisCpuMs, ServerProcess, type Usage } from './serverProcess.js';
 import { printTokenFigures, runTokenBench, type TokenBenchResult } from './tokens.js';
 import { printBalancedRuns, runTwoInstances, type TwoInstancesResult } from './twoInstances.js';
-import { formatCost, runInterleaved, type VariantSummary } from './interleaved.js';
+import { formatCost, runInterleaved, type VariantSummary, type WindowLoad } from './interleaved.js';
 import { measureMetricsMarginalCost, type MarginalCost } from './metricsMarginal.js';
 
 const env = process.env;
@@ -68,6 +70,9 @@ const METRICS_ROUNDS = Number(env.BENCH_METRICS_ROUNDS ?? 8);
 const PG_ROUNDS = Math.floor(Number(env.BENCH_PG_ROUNDS ?? 6)) || 0;
 const PG_WINDOW_SECONDS = 3;
 const METRICS_WINDOW_SECONDS = Number(env.BENCH_METRICS_WINDOW_SECONDS ?? 3);
+/** The cold sign-in against its floor in interleaved windows (section 1i, goal 1): rounds (0 skips it), and seconds per window. */
+const FLOOR_ROUNDS = Math.floor(Number(env.BENCH_FLOOR_ROUNDS ?? 6)) || 0;
+const FLOOR_WINDOW_SECONDS = 2;
 const PROFILE = process.argv.includes('--profile');
 const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
 
@@ -334,12 +339,17 @@ async function main(): Promise<void> {
   let metricsCost: VariantSummary[] | undefined;
   let marginal: MarginalCost | undefined;
   let million: RunFigures | undefined;
+  let againstFloor: VariantSummary[] | undefined;
   try {
     const url = `sqlite:${join(dir, 'bench.db')}`;
     console.log(`\n1. Cold sign-in path, SQLite (${join(dir, 'bench.db')}, WAL, synchronous=NORMAL), ${USERS.toLocaleString('en')} users`);
     const r = await benchDatabase('sqlite', url, users, origin, sqlitePort, { rows, ...(SIGNIN_ONLY ? {} : { after: measureTokens('sqlite', url) }) });
     printRun(r, rawVerifyAfterWindow(r, rawVerify), floorUs);
     results.push(r);
+    if (FLOOR_ROUNDS > 0) {
+      copyFileSync(join(dir, 'bench.db'), join(dir, 'floor.db'));
+      againstFloor = await compareWithFloor(`sqlite:${join(dir, 'floor.db')}`, users, origin);
+    }
 
     if (!SIGNIN_ONLY) {
       // Off and on, each a server of its own kept running while the load moves between them in short windows whose
@@ -424,8 +434,50 @@ async function main(): Promise<void> {
     }
   }
 
-  printSummary({ results, metricsCost, marginal, recordingUs: measureRecordingCost(), million, redisRun, balanced, interleavedWithSqlite, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
-  if ([...results, million, redisRun].some((r) => r?.failures.size) || [...(metricsCost ?? []), ...(interleavedWithSqlite ?? [])].some((v) => v.failures)) process.exitCode = 1;
+  printSummary({ results, againstFloor, metricsCost, marginal, recordingUs: measureRecordingCost(), million, redisRun, balanced, interleavedWithSqlite, tokenResults, floorUs, bareCpuUs, rawCpuUs: rawCost.cpuUs, bare: bare.requestsPerSecond, rawVerify });
+  if ([...results, million, redisRun].some((r) => r?.failures.size) || [...(againstFloor ?? []), ...(metricsCost ?? []), ...(interleavedWithSqlite ?? [])].some((v) => v.failures)) process.exitCode = 1;
+}
+
+/**
+ * Goal 1 again, the ceremony and its floor measured in the same seconds: the bare route's server and a server on a
+ * copy of section 1's database, both kept running while the load moves between them in short windows whose order
+ * turns round each round (bench/interleaved.ts). The floor's unit is three bare requests and one raw ES256 verify,
+ * timed in this process right after each of its windows. The floor above is taken before section 1 and the window a
+ * minute later; on a machine whose speed drifts, their ratio moves with it (the same code read 3.1× and 6.4× the floor
+ * in two runs fifteen minutes apart).
+ */
+async function compareWithFloor(sqliteUrl: string, users: BenchUser[], origin: string): Promise<VariantSummary[]> {
+  console.log(`\n1i. The same against its floor, in ${FLOOR_ROUNDS} rounds of ${FLOOR_WINDOW_SECONDS} s windows interleaved (the floor: 3 bare requests + 1 raw verify)`);
+  const summary = await runInterleaved({
+    variants: [
+      { label: 'floor', databaseUrl: 'sqlite::memory:', env: { BENCH_BARE: '1' } },
+      { label: 'sign-in', databaseUrl: sqliteUrl },
+    ],
+    users,
+    origin,
+    concurrency: CONCURRENCY,
+    rounds: FLOOR_ROUNDS,
+    windowMs: FLOOR_WINDOW_SECONDS * 1000,
+    settleMs: 500,
+    warmupMs: WARMUP_SECONDS * 1000,
+    load: async (server, variant) => (variant.env?.BENCH_BARE ? floorLoad(server) : undefined),
+    onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(7)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
+  });
+  const [floor, signIn] = summary as [VariantSummary, VariantSummary];
+  console.log(`  the cold sign-in against its floor: ${signIn.ratio!.mean.toFixed(2)}× ± ${signIn.ratio!.standardError.toFixed(2)} (mean of ${FLOOR_ROUNDS} rounds' ratios ± standard error); ${signIn.cpuUs.toFixed(0)} µs against ${floor.cpuUs.toFixed(0)} over all windows`);
+  return summary;
+}
+
+/** The floor as a window's load: the bare route's requests, three to a unit, then one raw verify per unit timed here. */
+function floorLoad(server: ServerProcess): WindowLoad {
+  return {
+    run: async ({ settleMs, durationMs, onWindow }) => {
+      const bare = await runBare({ port: server.port, concurrency: CONCURRENCY, warmupMs: settleMs, durationMs, onWindow });
+      const units = bare.requests / 3;
+      const verify = measureRawVerifyCost(200);
+      return { count: units, seconds: bare.seconds, failures: new Map(), extraCpuMs: (units * verify.cpuUs) / 1000 };
+    },
+  };
 }
 
 /**
@@ -492,6 +544,8 @@ function perCeremonyUs(r: RunFigures, withDatabase = false): number {
 /** Every goal of the run in one table, each beside its floor or reference measured in the same run. */
 function printSummary(s: {
   results: RunFigures[];
+  /** The cold sign-in and its floor, interleaved (compareWithFloor). */
+  againstFloor?: VariantSummary[];
   /** Metrics off and on, interleaved (bench/interleaved.ts). */
   metricsCost?: VariantSummary[];
   /** What metrics on adds to one HTTP answer, in this process (bench/metricsMarginal.ts). */
@@ -516,6 +570,10 @@ function printSummary(s: {
   const postgres = s.results.find((r) => r.database === 'postgres');
   if (sqlite) {
     line('1. cold sign-in, SQLite: CPU per ceremony', `${perCeremonyUs(sqlite).toFixed(0)} µs, ${(perCeremonyUs(sqlite) / s.floorUs).toFixed(2)}× the floor`, 'goal ≤ 2×');
+    const interleaved = s.againstFloor?.[1];
+    if (interleaved?.ratio) {
+      line('   the same, interleaved with its floor', `${interleaved.ratio.mean.toFixed(2)}× ± ${interleaved.ratio.standardError.toFixed(2)} (${interleaved.cpuUs.toFixed(0)} µs against ${s.againstFloor![0]!.cpuUs.toFixed(0)})`, `goal ≤ 2×; ${FLOOR_ROUNDS} rounds of ${FLOOR_WINDOW_SECONDS} s windows, mean ± standard error`);
+    }
     line('   ceremonies/s, p50 / p99', `${sqlite.ceremoniesPerSecond.toFixed(0)}/s, ${sqlite.p50.toFixed(1)} / ${sqlite.p99.toFixed(1)} ms at c${CONCURRENCY}`, 'goal p99 < 25 ms');
     line('2. server RSS after the run', `${sqlite.rssMiB.toFixed(0)} MiB with ${USERS.toLocaleString('en')} users`, 'goal < 200 MB');
     if (s.million) line(`   with ${MILLION.toLocaleString('en')} accounts`, `${s.million.rssMiB.toFixed(0)} MiB (${(s.million.rssMiB - sqlite.rssMiB >= 0 ? '+' : '') + (s.million.rssMiB - sqlite.rssMiB).toFixed(0)} MiB)`, 'goal: flat');
