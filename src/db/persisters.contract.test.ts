@@ -578,18 +578,23 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.authenticators.findByCredentialIdWithUser('missing')).toBeUndefined();
       });
 
-      it('authenticators.listForEmail returns the account with its authenticators, oldest first, or neither', async () => {
+      it("authenticators.passkeysForEmail returns the account's id with its passkeys, oldest first, or neither", async () => {
         const user = await insertUser({ email: `Listed-${rid()}@Example.org` });
-        const first = newAuthenticator(user.id, { created_at: T0 + 2 });
-        const second = newAuthenticator(user.id, { created_at: T0 + 1, type: 'totp' });
-        await store.authenticators.insert(first);
-        await store.authenticators.insert(second);
-        const listed = await store.authenticators.listForEmail(`  ${user.email.toUpperCase()} `);
-        expect(listed).toEqual({ user, authenticators: await store.authenticators.listForUser(user.id) });
-        expect(listed.authenticators.map((a) => a.id)).toEqual([second.id, first.id]);
+        const first = newAuthenticator(user.id, { created_at: T0 + 3 });
+        const app = newAuthenticator(user.id, { created_at: T0 + 1, type: 'totp' });
+        const second = newAuthenticator(user.id, { created_at: T0 + 2, transports: '["usb"]' });
+        for (const a of [first, app, second]) await store.authenticators.insert(a);
+        const listed = await store.authenticators.passkeysForEmail(`  ${user.email.toUpperCase()} `);
+        expect(listed).toEqual({
+          userId: user.id,
+          passkeys: [second, first].map((a) => ({ credential_id: a.credential_id, transports: a.transports })),
+        });
+        const appOnly = await insertUser();
+        await store.authenticators.insert(newAuthenticator(appOnly.id, { type: 'totp' }));
+        expect(await store.authenticators.passkeysForEmail(appOnly.email)).toEqual({ userId: appOnly.id, passkeys: [] });
         const without = await insertUser();
-        expect(await store.authenticators.listForEmail(without.email)).toEqual({ user: without, authenticators: [] });
-        expect(await store.authenticators.listForEmail(`nobody-${rid()}@example.org`)).toEqual({ user: undefined, authenticators: [] });
+        expect(await store.authenticators.passkeysForEmail(without.email)).toEqual({ userId: without.id, passkeys: [] });
+        expect(await store.authenticators.passkeysForEmail(`nobody-${rid()}@example.org`)).toEqual({ userId: undefined, passkeys: [] });
       });
     });
 

@@ -17,21 +17,20 @@ const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, 
   db.selectFrom('authenticators').selectAll().where('user_id', '=', p.userId).orderBy('created_at', 'asc').orderBy('id'),
   READ,
 );
-// Email-first sign-in: the account and its authenticators in one query, one round trip on PostgreSQL.
-type NullableRow<T> = { [K in keyof T]: T[K] | null };
-const selectByEmailWithAuthenticators = new PreparedQuery<
+// Email-first sign-in's options: the account's id and its passkeys' ids and transports, in one query (one round trip
+// on PostgreSQL), and no more: the whole account and authenticator rows (about 50 columns) cost the options request
+// several times what this does (BENCHMARKS.md, 2026-12-07 afternoon).
+const selectPasskeysByEmail = new PreparedQuery<
   { emailNormalized: string },
-  NullableRow<Authenticator> & Omit<Parameters<typeof splitJoinedUser>[0], 'user_id'> & { owner_id: string }
+  { owner_id: string; credential_id: string | null; transports: string | null }
 >((db, p) =>
   db
     .selectFrom('users')
-    .leftJoin('authenticators', 'authenticators.user_id', 'users.id')
-    .selectAll('authenticators')
-    .select(joinedUserColumns)
-    .select('users.id as owner_id')
+    .leftJoin('authenticators', (join) => join.onRef('authenticators.user_id', '=', 'users.id').on('authenticators.type', '=', 'passkey'))
+    .select(['users.id as owner_id', 'authenticators.credential_id', 'authenticators.transports'])
     .where('users.email_normalized', '=', p.emailNormalized)
     .orderBy('authenticators.created_at', 'asc')
-    .orderBy('authenticators.id') as never,
+    .orderBy('authenticators.id'),
   READ,
 );
 type Use = { id: string; counter: number; backedUp: number; backupEligible: number; at: number };
@@ -111,21 +110,15 @@ export class AuthenticatorPersister {
   }
 
   /**
-   * The account with this email address (compared as stored, normalised) and its authenticators, oldest first, in
-   * one query: `users.findByEmail` and `listForUser` at once. No account: no user and no authenticators.
+   * The id of the account with this email address (compared as stored, normalised) and its passkeys' credential ids
+   * and transports, oldest first, in one query. No account: no id and no passkeys.
    */
-  async listForEmail(email: string): Promise<{ user: User | undefined; authenticators: Authenticator[] }> {
-    const { rows } = await selectByEmailWithAuthenticators.execute(this.db, { emailNormalized: normalizeEmail(email) });
-    if (!rows.length) return { user: undefined, authenticators: [] };
-    const authenticators: Authenticator[] = [];
-    let user: User | undefined;
-    for (const { owner_id, ...row } of rows) {
-      const split = splitJoinedUser({ ...row, user_id: owner_id } as Parameters<typeof splitJoinedUser>[0]);
-      user ??= split.user;
-      // A user with no authenticators comes back as one row with the authenticator's columns null.
-      if (row.id !== null) authenticators.push(split.own as unknown as Authenticator);
-    }
-    return { user, authenticators };
+  async passkeysForEmail(email: string): Promise<{ userId: string | undefined; passkeys: Pick<Authenticator, 'credential_id' | 'transports'>[] }> {
+    const { rows } = await selectPasskeysByEmail.execute(this.db, { emailNormalized: normalizeEmail(email) });
+    const passkeys: Pick<Authenticator, 'credential_id' | 'transports'>[] = [];
+    // An account with no passkey comes back as one row with the passkey's columns null.
+    for (const row of rows) if (row.credential_id !== null) passkeys.push({ credential_id: row.credential_id, transports: row.transports! });
+    return { userId: rows[0]?.owner_id, passkeys };
   }
 
   findForUser(userId: string, id: string): Promise<Authenticator | undefined> {

@@ -91,10 +91,9 @@ export async function signInRoutes(app: FastifyInstance) {
       return { options };
     }
     if (!email) throw appError('validation_failed', 'Enter your email address.', [{ field: 'email', message: 'Enter your email address' }]);
-    // The same query and the same work with or without an account (the account and its authenticators in one
+    // The same query and the same work with or without an account (the account's id and its passkeys in one
     // query, one round trip), and every address's decoy is drawn.
-    const { user, authenticators } = await store.authenticators.listForEmail(email);
-    const passkeys = authenticators.filter((a) => a.type === 'passkey');
+    const { userId, passkeys } = await store.authenticators.passkeysForEmail(email);
     const decoy = decoyAllowCredentials(app.latchkey.secret, email);
     // Every field but the ids is drawn from the same sets for a real account and a decoy (allowCredentials.ts).
     const allowCredentials = passkeys.length ? realAllowCredentials(passkeys) : decoy;
@@ -103,7 +102,7 @@ export async function signInRoutes(app: FastifyInstance) {
       bindingHash: request.bindingHash,
       // Unknown emails get a flow bound to no one who exists: any credential is then refused, with the answer and
       // after the work a real account's forged response gets (WebAuthn.finishAuthentication).
-      userId: passkeys.length ? user!.id : null,
+      userId: passkeys.length ? userId! : null,
       allowCredentials,
       data: { mode, decoy: passkeys.length === 0 },
     });
