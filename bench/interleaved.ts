@@ -10,6 +10,7 @@
  * `npm run bench:compare`. A "ceremony" below is one unit of the window's load: a sign-in by default, a refresh grant
  * where `load` says so.
  */
+import { copyFileSync, rmSync } from 'node:fs';
 import { runLoad } from './load.js';
 import { meanAndError } from './statistics.js';
 import { freePort, ServerProcess, type Usage } from './serverProcess.js';
@@ -36,6 +37,12 @@ export interface InterleavedOptions {
   settleMs: number;
   /** Load on each server once, before the first round. */
   warmupMs: number;
+  /**
+   * Servers per variant (default 1). With more, a variant's cost is the mean of its servers' and its ratio's error
+   * comes from their spread: each server process keeps an offset of its own for its lifetime (measured here: ±5 %
+   * between three servers of the same code), which one server per variant folds into the difference unseen.
+   */
+  instances?: number;
   /** Called with each window's figures as it ends. */
   onWindow?: (w: InterleavedWindow) => void;
   /**
@@ -74,8 +81,13 @@ export interface VariantSummary {
   label: string;
   /** All CPU over all ceremonies, µs. */
   cpuUs: number;
-  /** Mean of the rounds' ratios to the first variant, and its standard error (undefined for the first). */
+  /**
+   * Against the first variant (undefined for the first): with one server each, the mean of the rounds' ratios and its
+   * standard error; with several, the ratio of the servers' means, its error from their spread.
+   */
   ratio?: { mean: number; standardError: number };
+  /** With several servers per variant: each one's mean CPU per ceremony over the rounds, µs. */
+  instanceCpuUs?: number[];
   rssMiB: number;
   ceremoniesPerSecond: number;
   failures: number;
@@ -85,11 +97,15 @@ const cpuMs = (u: Usage) => u.cpuUserMs + u.cpuSystemMs;
 
 export async function runInterleaved(options: InterleavedOptions): Promise<VariantSummary[]> {
   const { variants, users, origin, concurrency } = options;
+  const instances = Math.max(1, Math.floor(options.instances ?? 1));
+  /** Every server: each variant's instances, variant by variant. */
+  const slots = variants.flatMap((variant, v) => Array.from({ length: instances }, (_, k) => ({ v, k, variant })));
   const servers: ServerProcess[] = [];
   const totals = variants.map(() => ({ cpuMs: 0, ceremonies: 0, seconds: 0, failures: 0, rssMiB: 0 }));
-  /** Per round, each variant's CPU per ceremony. */
+  /** Per round, each server's CPU per ceremony (by slot). */
   const rounds: number[][] = [];
   const loads: WindowLoad[] = [];
+  const copies: string[] = [];
   const signIns = (server: ServerProcess): WindowLoad => ({
     run: async ({ settleMs, durationMs, onWindow }) => {
       const r = await runLoad({ port: server.port, origin, users, concurrency, path: 'cold', warmupMs: settleMs, durationMs, onWindow });
@@ -97,17 +113,18 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
     },
   });
   try {
-    for (const v of variants) {
-      const server = await ServerProcess.start(v.databaseUrl, await freePort(), origin, v.env);
+    for (const { k, variant } of slots) {
+      const databaseUrl = k === 0 ? variant.databaseUrl : instanceCopy(variant.databaseUrl, k, copies);
+      const server = await ServerProcess.start(databaseUrl, await freePort(), origin, variant.env);
       servers.push(server);
-      loads.push((await options.load?.(server, v)) ?? signIns(server));
+      loads.push((await options.load?.(server, { ...variant, databaseUrl })) ?? signIns(server));
     }
     const window = async (i: number, settleMs: number, durationMs: number) => {
       const server = servers[i]!;
       let before: Usage | undefined;
       let after: Usage | undefined;
       let otherMs = 0;
-      const otherCpuMs = variants[i]!.otherCpuMs;
+      const otherCpuMs = slots[i]!.variant.otherCpuMs;
       const result = await loads[i]!.run({
         settleMs,
         durationMs,
@@ -123,14 +140,15 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
       });
       return { result, cpuMs: cpuMs(after!) - cpuMs(before!) + otherMs + (result.extraCpuMs ?? 0), before: before!, after: after! };
     };
-    for (let i = 0; i < variants.length; i++) await window(i, options.warmupMs, 1000);
+    for (let i = 0; i < slots.length; i++) await window(i, options.warmupMs, 1000);
     for (let round = 1; round <= options.rounds; round++) {
-      const order = variants.map((_, i) => i);
+      const order = slots.map((_, i) => i);
       if (round % 2 === 0) order.reverse();
       const perCeremony: number[] = [];
       for (const i of order) {
         const { result, cpuMs: used, before, after } = await window(i, options.settleMs, options.windowMs);
-        const t = totals[i]!;
+        const { v, k } = slots[i]!;
+        const t = totals[v]!;
         t.cpuMs += used;
         t.ceremonies += result.count;
         t.seconds += result.seconds;
@@ -140,7 +158,7 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
         perCeremony[i] = cpuUs;
         options.onWindow?.({
           round,
-          label: variants[i]!.label,
+          label: instances > 1 ? `${variants[v]!.label} #${k + 1}` : variants[v]!.label,
           cpuUs,
           eventLoopUs: after.eventLoopCpuMs !== undefined && before.eventLoopCpuMs !== undefined ? ((after.eventLoopCpuMs - before.eventLoopCpuMs) * 1000) / Math.max(1, result.count) : undefined,
           ceremoniesPerSecond: result.count / result.seconds,
@@ -153,19 +171,43 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
   } finally {
     for (const l of loads) l.close?.();
     await Promise.all(servers.map((s) => s.stop()));
+    for (const file of copies) for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
   }
-  return variants.map((v, i) => {
-    const t = totals[i]!;
-    const ratios = rounds.map((r) => r[i]! / r[0]!);
+  // Each server's mean over the rounds.
+  const serverMeans = slots.map((_, i) => rounds.reduce((a, r) => a + r[i]!, 0) / rounds.length);
+  const meansOf = (v: number) => serverMeans.slice(v * instances, (v + 1) * instances);
+  return variants.map((variant, v) => {
+    const t = totals[v]!;
+    let ratio: VariantSummary['ratio'];
+    if (v > 0 && instances === 1) ratio = meanAndError(rounds.map((r) => r[v]! / r[0]!));
+    else if (v > 0) {
+      // Between instances: each server process keeps an offset of its own for its lifetime (A/A/A runs here: ±5 %),
+      // which the rounds' ratios, taken between the same two servers every round, cannot show.
+      const a = meanAndError(meansOf(0));
+      const b = meanAndError(meansOf(v));
+      const mean = b.mean / a.mean;
+      ratio = { mean, standardError: mean * Math.hypot(a.standardError / a.mean, b.standardError / b.mean) };
+    }
     return {
-      label: v.label,
+      label: variant.label,
       cpuUs: (t.cpuMs * 1000) / Math.max(1, t.ceremonies),
-      ...(i === 0 ? {} : { ratio: meanAndError(ratios) }),
+      ...(ratio ? { ratio } : {}),
+      ...(instances > 1 ? { instanceCpuUs: meansOf(v) } : {}),
       rssMiB: t.rssMiB,
       ceremoniesPerSecond: t.ceremonies / Math.max(1e-9, t.seconds),
       failures: t.failures,
     };
   });
+}
+
+/** A SQLite database's copy for another instance of its variant (PostgreSQL's instances share the database). */
+function instanceCopy(url: string, k: number, copies: string[]): string {
+  if (!url.startsWith('sqlite:') || url === 'sqlite::memory:') return url;
+  const file = url.slice('sqlite:'.length);
+  const copy = `${file}.instance-${k}`;
+  copyFileSync(file, copy);
+  copies.push(copy);
+  return `sqlite:${copy}`;
 }
 
 /** "+1.2 % ± 0.4" for a ratio's mean and standard error. */
