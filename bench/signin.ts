@@ -26,7 +26,7 @@
  * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server), BENCH_SIGNIN_ONLY (1: only
  * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_FLOOR_ROUNDS (6; 0 skips
  * section 1i, the cold sign-in against its floor interleaved), BENCH_PG_ROUNDS (6; 0 skips
- * the interleaved comparison of section 3), BENCH_METRICS_ROUNDS (8) and BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
+ * the interleaved comparison of section 3), BENCH_PG_INSTANCES (3 servers on each database there), BENCH_METRICS_ROUNDS (8) and BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
@@ -69,6 +69,8 @@ const METRICS_ROUNDS = Number(env.BENCH_METRICS_ROUNDS ?? 8);
 /** SQLite against PostgreSQL in interleaved windows (section 3, goal 3): rounds, and seconds per window. */
 const PG_ROUNDS = Math.floor(Number(env.BENCH_PG_ROUNDS ?? 6)) || 0;
 const PG_WINDOW_SECONDS = 3;
+/** Servers per database in section 3i: each server process keeps an offset of its own (bench/interleaved.ts). */
+const PG_INSTANCES = Math.max(1, Math.floor(Number(env.BENCH_PG_INSTANCES ?? 3)) || 1);
 const METRICS_WINDOW_SECONDS = Number(env.BENCH_METRICS_WINDOW_SECONDS ?? 3);
 /** The cold sign-in against its floor in interleaved windows (section 1i, goal 1): rounds (0 skips it), and seconds per window. */
 const FLOOR_ROUNDS = Math.floor(Number(env.BENCH_FLOOR_ROUNDS ?? 6)) || 0;
@@ -488,7 +490,7 @@ function floorLoad(server: ServerProcess): WindowLoad {
  * moves with it; here the drift falls on both alike.
  */
 async function compareWithSqlite(postgresUrl: string, users: BenchUser[], rows: ReturnType<typeof makeUsers>['rows'], origin: string): Promise<VariantSummary[]> {
-  console.log(`\n3i. The same against SQLite, in ${PG_ROUNDS} rounds of ${PG_WINDOW_SECONDS} s windows interleaved (PostgreSQL's CPU counted with its server's)`);
+  console.log(`\n3i. The same against SQLite, ${PG_INSTANCES} server${PG_INSTANCES > 1 ? 's' : ''} on each, in ${PG_ROUNDS} rounds of ${PG_WINDOW_SECONDS} s windows interleaved (PostgreSQL's CPU counted with its server's)`);
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
   try {
     const sqliteUrl = `sqlite:${join(dir, 'bench.db')}`;
@@ -509,10 +511,12 @@ async function compareWithSqlite(postgresUrl: string, users: BenchUser[], rows: 
       settleMs: 500,
       // Both servers are new: long enough for the JIT to settle before the first round.
       warmupMs: Math.max(WARMUP_SECONDS, 5) * 1000,
+      instances: PG_INSTANCES,
       onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(10)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony, ${w.ceremoniesPerSecond.toFixed(0)}/s${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
     });
     const [sqlite, postgres] = summary as [VariantSummary, VariantSummary];
-    console.log(`  PostgreSQL against SQLite: ${postgres.ratio!.mean.toFixed(2)}× ± ${postgres.ratio!.standardError.toFixed(2)} (mean of ${PG_ROUNDS} rounds' ratios ± standard error); ${postgres.cpuUs.toFixed(0)} µs against ${sqlite.cpuUs.toFixed(0)} over all windows`);
+    const how = PG_INSTANCES > 1 ? `ratio of the servers' means, ± standard error from their spread; servers ${postgres.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')} µs against ${sqlite.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')}` : `mean of ${PG_ROUNDS} rounds' ratios ± standard error`;
+    console.log(`  PostgreSQL against SQLite: ${postgres.ratio!.mean.toFixed(2)}× ± ${postgres.ratio!.standardError.toFixed(2)} (${how}); ${postgres.cpuUs.toFixed(0)} µs against ${sqlite.cpuUs.toFixed(0)} over all windows`);
     return summary;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -597,7 +601,7 @@ function printSummary(s: {
     line('3. PostgreSQL: Latchkey + PostgreSQL per ceremony', `${pgUs.toFixed(0)} µs (${perCeremonyUs(postgres).toFixed(0)} + ${(pgUs - perCeremonyUs(postgres)).toFixed(0)}), ${(pgUs / perCeremonyUs(sqlite)).toFixed(2)}× SQLite`, 'goal ≤ 1.5×');
     const interleaved = s.interleavedWithSqlite?.[1];
     if (interleaved?.ratio) {
-      line('   the same, interleaved with SQLite', `${interleaved.ratio.mean.toFixed(2)}× ± ${interleaved.ratio.standardError.toFixed(2)} (${interleaved.cpuUs.toFixed(0)} µs against ${s.interleavedWithSqlite![0]!.cpuUs.toFixed(0)})`, `goal ≤ 1.5×; ${PG_ROUNDS} rounds of ${PG_WINDOW_SECONDS} s windows, mean ± standard error`);
+      line('   the same, interleaved with SQLite', `${interleaved.ratio.mean.toFixed(2)}× ± ${interleaved.ratio.standardError.toFixed(2)} (${interleaved.cpuUs.toFixed(0)} µs against ${s.interleavedWithSqlite![0]!.cpuUs.toFixed(0)})`, `goal ≤ 1.5×; ${PG_INSTANCES} servers each, ${PG_ROUNDS} rounds of ${PG_WINDOW_SECONDS} s windows`);
     }
     if (s.redisRun) {
       const redisUs = perCeremonyUs(s.redisRun, true);
