@@ -125,6 +125,25 @@ export class Connection {
   }
 }
 
+/**
+ * GET /signin as a browser with no cookies; the headers its script then sends with options and verify: the binding
+ * cookie and CSRF token the page load gave.
+ */
+export async function loadSignInPage(connection: Connection, origin: string): Promise<string> {
+  const page = await connection.request('GET', '/signin', 'accept: text/html\r\nuser-agent: latchkey-bench\r\n');
+  const binding = page.setCookie.map((c) => /^latchkey_binding=([^;]+)/.exec(c)?.[1]).find(Boolean);
+  const csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page.body)?.[1];
+  if (page.status !== 200 || !binding || !csrf) throw new Error(`GET /signin: ${page.status}, no binding cookie or CSRF token`);
+  return [
+    'accept: application/json',
+    'content-type: application/json',
+    `cookie: latchkey_binding=${binding}`,
+    `x-csrf-token: ${csrf}`,
+    `origin: ${origin}`,
+    'user-agent: latchkey-bench',
+  ].join('\r\n') + '\r\n';
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const { port, origin, users, concurrency } = options;
   const failures = new Map<string, number>();
@@ -143,31 +162,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   }
 
-  /** GET /signin as a browser with no cookies: the binding cookie and CSRF token a page load gives. */
-  async function loadSignInPage(connection: Connection): Promise<string> {
-    const page = await connection.request('GET', '/signin', 'accept: text/html\r\nuser-agent: latchkey-bench\r\n');
-    const binding = page.setCookie.map((c) => /^latchkey_binding=([^;]+)/.exec(c)?.[1]).find(Boolean);
-    const csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page.body)?.[1];
-    if (page.status !== 200 || !binding || !csrf) throw new Error(`GET /signin: ${page.status}, no binding cookie or CSRF token`);
-    return [
-      'accept: application/json',
-      'content-type: application/json',
-      `cookie: latchkey_binding=${binding}`,
-      `x-csrf-token: ${csrf}`,
-      `origin: ${origin}`,
-      'user-agent: latchkey-bench',
-    ].join('\r\n') + '\r\n';
-  }
-
   async function runCeremonies(slot: number, connection: Connection): Promise<void> {
     const cold = (options.path ?? 'cold') === 'cold';
-    let headers = cold ? '' : await loadSignInPage(connection);
+    let headers = cold ? '' : await loadSignInPage(connection, origin);
     const mine = users.filter((_, i) => i % concurrency === slot);
     for (let n = 0; !stopped; n++) {
       const user = mine[n % mine.length]!;
       const body = n % 2 === 0 ? { mode: 'discoverable' } : { mode: 'email', email: user.email };
       const started = performance.now();
-      if (cold) headers = await loadSignInPage(connection);
+      if (cold) headers = await loadSignInPage(connection, origin);
       const opts = await connection.request('POST', '/signin/options', headers, JSON.stringify(body));
       if (opts.status !== 200) {
         fail(`options ${opts.status} ${opts.body.slice(0, 120)}`);

@@ -25,7 +25,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { openDatabase } from '../src/db/connect.js';
-import { Connection } from './load.js';
+import { Connection, loadSignInPage } from './load.js';
 import { measureRawVerifyCost } from './rawVerify.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
 import { freePort, ServerProcess, type Usage } from './serverProcess.js';
@@ -50,15 +50,6 @@ interface Figures {
 const cpuMs = (u: Usage) => u.cpuUserMs + u.cpuSystemMs;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** GET /signin as a signed-out browser; the headers its script then sends with options and verify. */
-async function loadPage(connection: Connection, origin: string): Promise<string> {
-  const page = await connection.request('GET', '/signin', 'accept: text/html\r\nuser-agent: latchkey-bench\r\n');
-  const binding = page.setCookie.map((c) => /^latchkey_binding=([^;]+)/.exec(c)?.[1]).find(Boolean);
-  const csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page.body)?.[1];
-  if (page.status !== 200 || !binding || !csrf) throw new Error(`GET /signin: ${page.status}, no binding cookie or CSRF token`);
-  return ['accept: application/json', 'content-type: application/json', `cookie: latchkey_binding=${binding}`, `x-csrf-token: ${csrf}`, `origin: ${origin}`, 'user-agent: latchkey-bench'].join('\r\n') + '\r\n';
-}
-
 /** One request (or, for 'sign-in', one options and verify pair) of `kind`; throws on an unexpected answer. */
 async function once(kind: Kind, connection: Connection, headers: string, user: BenchUser, n: number, origin: string): Promise<void> {
   const expect = (what: string, status: number, body: string) => {
@@ -73,7 +64,7 @@ async function once(kind: Kind, connection: Connection, headers: string, user: B
     return expect('GET /healthz', r.status, r.body);
   }
   if (kind === 'page') {
-    await loadPage(connection, origin);
+    await loadSignInPage(connection, origin);
     return;
   }
   const email = kind === 'options email' || (kind === 'sign-in' && n % 2 === 1);
@@ -94,7 +85,7 @@ async function window(kind: Kind, server: ServerProcess, users: BenchUser[], ori
     const connection = await Connection.open(server.port);
     try {
       const mine = users.filter((_, i) => i % CONCURRENCY === slot);
-      const headers = kind === 'bare' || kind === 'health' ? '' : await loadPage(connection, origin);
+      const headers = kind === 'bare' || kind === 'health' ? '' : await loadSignInPage(connection, origin);
       for (let n = 0; !stopped; n++) {
         await once(kind, connection, headers, mine[n % mine.length]!, n, origin);
         if (counting) count++;
