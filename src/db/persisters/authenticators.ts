@@ -18,8 +18,8 @@ const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, 
   READ,
 );
 // Email-first sign-in's options: the account's id and its passkeys' ids and transports, in one query (one round trip
-// on PostgreSQL), and no more: the whole account and authenticator rows (about 50 columns) cost the options request
-// several times what this does (BENCHMARKS.md, 2026-12-07 afternoon).
+// on PostgreSQL), and no more than the options need (the whole rows, about 30 columns copied three times, cost about
+// 1.6 % of a cold sign-in: BENCHMARKS.md, 2026-12-07 14:30 UTC).
 const selectPasskeysByEmail = new PreparedQuery<
   { emailNormalized: string },
   { owner_id: string; credential_id: string | null; transports: string | null }
