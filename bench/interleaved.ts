@@ -79,15 +79,16 @@ export interface InterleavedWindow {
 
 export interface VariantSummary {
   label: string;
-  /** All CPU over all ceremonies, µs. */
+  /** All CPU over all ceremonies (of all its servers), µs. */
   cpuUs: number;
   /**
    * Against the first variant (undefined for the first): with one server each, the mean of the rounds' ratios and its
-   * standard error; with several, the ratio of the servers' means, its error from their spread.
+   * standard error; with several, the ratio of the means of the servers' means, its error from their spread.
    */
   ratio?: { mean: number; standardError: number };
   /** With several servers per variant: each one's mean CPU per ceremony over the rounds, µs. */
   instanceCpuUs?: number[];
+  /** RSS after the variant's last window (of the server measured last). */
   rssMiB: number;
   ceremoniesPerSecond: number;
   failures: number;
@@ -98,8 +99,8 @@ const cpuMs = (u: Usage) => u.cpuUserMs + u.cpuSystemMs;
 export async function runInterleaved(options: InterleavedOptions): Promise<VariantSummary[]> {
   const { variants, users, origin, concurrency } = options;
   const instances = Math.max(1, Math.floor(options.instances ?? 1));
-  /** Every server: each variant's instances, variant by variant. */
-  const slots = variants.flatMap((variant, v) => Array.from({ length: instances }, (_, k) => ({ v, k, variant })));
+  /** Every server, instance by instance (A#1 B#1 A#2 B#2 …), so each variant's servers are spread over the round. */
+  const slots = Array.from({ length: instances }, (_, k) => variants.map((variant, v) => ({ v, k, variant }))).flat();
   const servers: ServerProcess[] = [];
   const totals = variants.map(() => ({ cpuMs: 0, ceremonies: 0, seconds: 0, failures: 0, rssMiB: 0 }));
   /** Per round, each server's CPU per ceremony (by slot). */
@@ -113,8 +114,10 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
     },
   });
   try {
-    for (const { k, variant } of slots) {
-      const databaseUrl = k === 0 ? variant.databaseUrl : instanceCopy(variant.databaseUrl, k, copies);
+    // Every copy is taken before any server opens (and writes to) the database it is copied from.
+    const databaseUrls = slots.map(({ v, k, variant }) => (k === 0 ? variant.databaseUrl : instanceCopy(variant.databaseUrl, `v${v}-${k}`, copies)));
+    for (const [i, { variant }] of slots.entries()) {
+      const databaseUrl = databaseUrls[i]!;
       const server = await ServerProcess.start(databaseUrl, await freePort(), origin, variant.env);
       servers.push(server);
       loads.push((await options.load?.(server, { ...variant, databaseUrl })) ?? signIns(server));
@@ -175,10 +178,11 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
   }
   // Each server's mean over the rounds.
   const serverMeans = slots.map((_, i) => rounds.reduce((a, r) => a + r[i]!, 0) / rounds.length);
-  const meansOf = (v: number) => serverMeans.slice(v * instances, (v + 1) * instances);
+  const meansOf = (v: number) => serverMeans.filter((_, i) => slots[i]!.v === v);
   return variants.map((variant, v) => {
     const t = totals[v]!;
     let ratio: VariantSummary['ratio'];
+    // With one instance, slot v is variant v.
     if (v > 0 && instances === 1) ratio = meanAndError(rounds.map((r) => r[v]! / r[0]!));
     else if (v > 0) {
       // Between instances: each server process keeps an offset of its own for its lifetime (A/A/A runs here: ±5 %),
@@ -201,10 +205,10 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Varia
 }
 
 /** A SQLite database's copy for another instance of its variant (PostgreSQL's instances share the database). */
-function instanceCopy(url: string, k: number, copies: string[]): string {
+function instanceCopy(url: string, name: string, copies: string[]): string {
   if (!url.startsWith('sqlite:') || url === 'sqlite::memory:') return url;
   const file = url.slice('sqlite:'.length);
-  const copy = `${file}.instance-${k}`;
+  const copy = `${file}.instance-${name}`;
   copyFileSync(file, copy);
   copies.push(copy);
   return `sqlite:${copy}`;

@@ -38,6 +38,7 @@ const ROUNDS = Number(env.BENCH_ROUNDS ?? 4);
 const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
 const KINDS = ['bare', 'health', 'page', 'options discoverable', 'options email', 'sign-in'] as const;
 type Kind = (typeof KINDS)[number];
+if (!(USERS >= CONCURRENCY)) throw new Error(`BENCH_USERS (${USERS}) must be at least BENCH_CONCURRENCY (${CONCURRENCY}): each connection signs in people of its own`);
 const PROFILE = env.BENCH_PROFILE as Kind | undefined;
 if (PROFILE && !KINDS.includes(PROFILE)) throw new Error(`BENCH_PROFILE: one of ${KINDS.join(', ')}`);
 
@@ -123,15 +124,22 @@ async function main(): Promise<void> {
   const { users, rows } = makeUsers(USERS, origin, 'localhost');
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-requests-'));
   const url = `sqlite:${join(dir, 'bench.db')}`;
-  const db = openDatabase(url);
-  await db.migrate();
-  await insertUsers(db, rows);
-  await db.close();
-  const latchkey = await ServerProcess.start(url, port, origin);
-  const bare = await ServerProcess.start('sqlite::memory:', await freePort(), origin, { BENCH_BARE: '1' });
+  try {
+    const db = openDatabase(url);
+    await db.migrate();
+    await insertUsers(db, rows);
+    await db.close();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const figures = new Map<Kind, Figures[]>(KINDS.map((k) => [k, []]));
   const verifies: number[] = [];
+  let latchkey: ServerProcess | undefined;
+  let bare: ServerProcess | undefined;
   try {
+    latchkey = await ServerProcess.start(url, port, origin);
+    bare = await ServerProcess.start('sqlite::memory:', await freePort(), origin, { BENCH_BARE: '1' });
     // Warm both servers' JIT on every kind before the first measured round.
     for (const kind of KINDS) await window(kind, kind === 'bare' ? bare : latchkey, users, origin);
     for (let round = 1; round <= ROUNDS; round++) {
@@ -148,7 +156,7 @@ async function main(): Promise<void> {
       console.log(`  round ${round}: ${KINDS.map((k) => `${k} ${figures.get(k)!.at(-1)!.cpuUs.toFixed(0)}`).join(', ')} µs; raw verify ${verifies.at(-1)!.toFixed(0)} µs`);
     }
   } finally {
-    await Promise.all([latchkey.stop(), bare.stop()]);
+    await Promise.all([latchkey?.stop(), bare?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -156,7 +164,7 @@ async function main(): Promise<void> {
   const perRound = (f: (r: number) => number) => meanAndError(Array.from({ length: ROUNDS }, (_, r) => f(r)));
   const cpu = (kind: Kind, r: number) => figures.get(kind)![r]!.cpuUs;
   const verify = (r: number) => cpu('sign-in', r) - (cpu('options discoverable', r) + cpu('options email', r)) / 2;
-  const rows2: [string, (r: number) => number, (r: number) => number, string][] = [
+  const lines: [string, (r: number) => number, (r: number) => number, string][] = [
     ['bare route', (r) => cpu('bare', r), (r) => cpu('bare', r), 'a bare request'],
     ['GET /healthz', (r) => cpu('health', r), (r) => cpu('bare', r), 'a bare request'],
     ['GET /signin', (r) => cpu('page', r), (r) => cpu('bare', r), 'a bare request'],
@@ -166,7 +174,7 @@ async function main(): Promise<void> {
     ['cold ceremony: page + options + verify', (r) => cpu('page', r) + cpu('sign-in', r), (r) => 3 * cpu('bare', r) + verifies[r]!, 'the floor (3 bare + 1 verify)'],
   ];
   console.log(`\nserver CPU per request, every thread (mean of ${ROUNDS} rounds ± standard error), against its share of the floor in the same round`);
-  for (const [what, value, floor, floorName] of rows2) {
+  for (const [what, value, floor, floorName] of lines) {
     const v = perRound(value);
     const ratio = perRound((r) => value(r) / floor(r));
     console.log(`  ${what.padEnd(40)} ${v.mean.toFixed(0).padStart(5)} µs ± ${v.standardError.toFixed(0).padEnd(4)} ${ratio.mean.toFixed(2)}× ± ${ratio.standardError.toFixed(2)} ${floorName}`);

@@ -578,23 +578,24 @@ describe.each(databases)('persister contract on $name', (target) => {
         expect(await store.authenticators.findByCredentialIdWithUser('missing')).toBeUndefined();
       });
 
-      it("authenticators.passkeysForEmail returns the account's id with its passkeys, oldest first, or neither", async () => {
+      it("authenticators.listForEmail returns the account's id with its authenticators of one kind, oldest first, or neither", async () => {
         const user = await insertUser({ email: `Listed-${rid()}@Example.org` });
         const first = newAuthenticator(user.id, { created_at: T0 + 3 });
         const app = newAuthenticator(user.id, { created_at: T0 + 1, type: 'totp' });
         const second = newAuthenticator(user.id, { created_at: T0 + 2, transports: '["usb"]' });
         for (const a of [first, app, second]) await store.authenticators.insert(a);
-        const listed = await store.authenticators.passkeysForEmail(`  ${user.email.toUpperCase()} `);
+        const listed = await store.authenticators.listForEmail(`  ${user.email.toUpperCase()} `, 'passkey');
         expect(listed).toEqual({
           userId: user.id,
-          passkeys: [second, first].map((a) => ({ credential_id: a.credential_id, transports: a.transports })),
+          authenticators: [second, first].map((a) => ({ credential_id: a.credential_id, transports: a.transports })),
         });
+        expect(await store.authenticators.listForEmail(user.email, 'totp')).toEqual({ userId: user.id, authenticators: [{ credential_id: app.credential_id, transports: app.transports }] });
         const appOnly = await insertUser();
         await store.authenticators.insert(newAuthenticator(appOnly.id, { type: 'totp' }));
-        expect(await store.authenticators.passkeysForEmail(appOnly.email)).toEqual({ userId: appOnly.id, passkeys: [] });
+        expect(await store.authenticators.listForEmail(appOnly.email, 'passkey')).toEqual({ userId: appOnly.id, authenticators: [] });
         const without = await insertUser();
-        expect(await store.authenticators.passkeysForEmail(without.email)).toEqual({ userId: without.id, passkeys: [] });
-        expect(await store.authenticators.passkeysForEmail(`nobody-${rid()}@example.org`)).toEqual({ userId: undefined, passkeys: [] });
+        expect(await store.authenticators.listForEmail(without.email, 'passkey')).toEqual({ userId: without.id, authenticators: [] });
+        expect(await store.authenticators.listForEmail(`nobody-${rid()}@example.org`, 'passkey')).toEqual({ userId: undefined, authenticators: [] });
       });
     });
 

@@ -17,16 +17,16 @@ const selectForUser = new PreparedQuery<{ userId: string }, Authenticator>((db, 
   db.selectFrom('authenticators').selectAll().where('user_id', '=', p.userId).orderBy('created_at', 'asc').orderBy('id'),
   READ,
 );
-// Email-first sign-in's options: the account's id and its passkeys' ids and transports, in one query (one round trip
-// on PostgreSQL), and no more than the options need (the whole rows, about 30 columns copied three times, cost about
-// 1.6 % of a cold sign-in: BENCHMARKS.md, 2026-12-07 14:30 UTC).
-const selectPasskeysByEmail = new PreparedQuery<
-  { emailNormalized: string },
+// Email-first sign-in's options: the account's id and the ids and transports of its authenticators of one kind, in
+// one query (one round trip on PostgreSQL), and no more than the options need (reading the whole rows instead measured
+// no different within its error: BENCHMARKS.md, 2026-12-07 14:30 UTC).
+const selectOfTypeByEmail = new PreparedQuery<
+  { emailNormalized: string; type: string },
   { owner_id: string; credential_id: string | null; transports: string | null }
 >((db, p) =>
   db
     .selectFrom('users')
-    .leftJoin('authenticators', (join) => join.onRef('authenticators.user_id', '=', 'users.id').on('authenticators.type', '=', 'passkey'))
+    .leftJoin('authenticators', (join) => join.onRef('authenticators.user_id', '=', 'users.id').on('authenticators.type', '=', p.type))
     .select(['users.id as owner_id', 'authenticators.credential_id', 'authenticators.transports'])
     .where('users.email_normalized', '=', p.emailNormalized)
     .orderBy('authenticators.created_at', 'asc')
@@ -110,15 +110,15 @@ export class AuthenticatorPersister {
   }
 
   /**
-   * The id of the account with this email address (compared as stored, normalised) and its passkeys' credential ids
-   * and transports, oldest first, in one query. No account: no id and no passkeys.
+   * The id of the account with this email address (compared as stored, normalised) and the credential ids and
+   * transports of its authenticators of `type`, oldest first, in one query. No account: no id and none listed.
    */
-  async passkeysForEmail(email: string): Promise<{ userId: string | undefined; passkeys: Pick<Authenticator, 'credential_id' | 'transports'>[] }> {
-    const { rows } = await selectPasskeysByEmail.execute(this.db, { emailNormalized: normalizeEmail(email) });
-    const passkeys: Pick<Authenticator, 'credential_id' | 'transports'>[] = [];
-    // An account with no passkey comes back as one row with the passkey's columns null.
-    for (const row of rows) if (row.credential_id !== null) passkeys.push({ credential_id: row.credential_id, transports: row.transports! });
-    return { userId: rows[0]?.owner_id, passkeys };
+  async listForEmail(email: string, type: string): Promise<{ userId: string | undefined; authenticators: Pick<Authenticator, 'credential_id' | 'transports'>[] }> {
+    const { rows } = await selectOfTypeByEmail.execute(this.db, { emailNormalized: normalizeEmail(email), type });
+    const authenticators: Pick<Authenticator, 'credential_id' | 'transports'>[] = [];
+    // An account with none of that kind comes back as one row with the authenticator's columns null.
+    for (const row of rows) if (row.credential_id !== null) authenticators.push({ credential_id: row.credential_id, transports: row.transports! });
+    return { userId: rows[0]?.owner_id, authenticators };
   }
 
   findForUser(userId: string, id: string): Promise<Authenticator | undefined> {

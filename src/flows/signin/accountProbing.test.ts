@@ -122,7 +122,7 @@ describe.each(databases)('email-first sign-in on $name, to someone without the k
       const lookupQueries = [vi.spyOn(store.authenticators, 'findByCredentialIdWithUser'), vi.spyOn(store.flows, 'consumeByLookupWithCredential')];
       const lookups = { mockClear: () => lookupQueries.forEach((q) => q.mockClear()), get count() { return lookupQueries.reduce((n, q) => n + q.mock.calls.length, 0); } };
       // The options step before it does the same queries for an address with an account and one without.
-      const queries = [vi.spyOn(store.users, 'findByEmail'), vi.spyOn(store.authenticators, 'listForUser'), vi.spyOn(store.authenticators, 'passkeysForEmail')];
+      const queries = [vi.spyOn(store.users, 'findByEmail'), vi.spyOn(store.authenticators, 'listForUser'), vi.spyOn(store.authenticators, 'listForEmail')];
       const optionsWork = async (email: string) => {
         for (const q of queries) q.mockClear();
         const browser = new TestBrowser(t.app);
@@ -134,7 +134,7 @@ describe.each(databases)('email-first sign-in on $name, to someone without the k
       const optionsUnknown = new Set<string>();
       for (const email of known) optionsKnown.add(await optionsWork(email));
       for (const email of unknown) optionsUnknown.add(await optionsWork(email));
-      expect([...optionsUnknown], 'queries for /signin/options (findByEmail, listForUser, passkeysForEmail)').toEqual([...optionsKnown]);
+      expect([...optionsUnknown], 'queries for /signin/options (findByEmail, listForUser, listForEmail)').toEqual([...optionsKnown]);
       expect([...optionsKnown]).toEqual(['0,0,1']);
 
       const signatureChecks = vi.spyOn(SignatureWorkerPool.prototype, 'verify');

@@ -22,6 +22,7 @@ import { originDetail } from '../../webauthn/allowedOrigins.js';
 import { html } from '../../http/replies.js';
 import { nationalIdFormat } from '../../users/nationalId.js';
 import { TOTP_TYPE } from '../../strategies/totp/kind.js';
+import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
 import { SignInHelpPage, type WaysBack } from './helpViews.js';
 import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
@@ -93,7 +94,7 @@ export async function signInRoutes(app: FastifyInstance) {
     if (!email) throw appError('validation_failed', 'Enter your email address.', [{ field: 'email', message: 'Enter your email address' }]);
     // The same query and the same work with or without an account (the account's id and its passkeys in one
     // query, one round trip), and every address's decoy is drawn.
-    const { userId, passkeys } = await store.authenticators.passkeysForEmail(email);
+    const { userId, authenticators: passkeys } = await store.authenticators.listForEmail(email, PASSKEY_TYPE);
     const decoy = decoyAllowCredentials(app.latchkey.secret, email);
     // Every field but the ids is drawn from the same sets for a real account and a decoy (allowCredentials.ts).
     const allowCredentials = passkeys.length ? realAllowCredentials(passkeys) : decoy;
