@@ -62,8 +62,9 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
  * every ~5,000 ceremonies costs ~5 µs of main-thread time per ceremony, within the noise of CPU per ceremony.
  * `--no-minor-gc-task`: V8 scavenges the young generation when it is full, not early from a task at 80 % of it. A
  * token grant is in flight across scavenges (at 32 concurrent grants, one every ~25 ms), and what is live at one is
- * copied, then promoted at the next, for the full GCs to mark: scavenging less often, refresh grants measured 3–4 %
- * less CPU in two interleaved runs, sign-ins and RSS the same (BENCHMARKS.md, 2026-12-07 13:00 UTC).
+ * copied, then promoted at the next, for the full GCs to mark: scavenging less often. Refresh grants read 3–4 % less
+ * CPU with one server per side, −1.7 % ± 3.2 with three (not resolved); sign-ins and RSS the same (BENCHMARKS.md,
+ * 2026-12-07 13:00 and 14:30 UTC).
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2', '--heap-growing-percent=20', '--no-minor-gc-task'];
 

@@ -92,7 +92,8 @@ export class GroupCommit {
    * fails is undone alone (its statement journal), the transaction staying open for the others. Where SQLite ends the
    * whole transaction instead (sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction": a full
    * disk, an I/O error, `or rollback` …), checked after the error, every caller gets that error, as at a failed
-   * commit. The savepoint and release it saves were 5 % of a refresh grant (BENCHMARKS.md, 2026-12-07 13:00 UTC).
+   * commit. It saves six statements per refresh grant, a savepoint and a release around each of its three writes
+   * (with the service metadata kept, −8.6 % ± 2.2 per grant: BENCHMARKS.md, 2026-12-07 14:30 UTC).
    */
   run<T>(fn: (trx: Transaction<Database>) => Promise<T>, { oneStatement = false }: { oneStatement?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
