@@ -52,6 +52,32 @@ describe.each(databases)('security headers, CSRF and bad input on $name', (targe
       }
     });
 
+    it('sets the binding cookie on answers that use it, once, and on no other', async () => {
+      const b = new TestBrowser(t.app);
+      const bindingCookies = (res: { headers: Record<string, unknown> }) =>
+        [res.headers['set-cookie'] ?? []].flat().filter((c) => String(c).startsWith('latchkey_binding='));
+      // Nothing here reads the binding: a health check, an asset, a discovery document, a JSON 404.
+      for (const [url, accept] of [
+        ['/healthz', 'application/json'],
+        ['/assets/favicon.svg', 'image/svg+xml'],
+        ['/.well-known/openid-configuration', 'application/json'],
+        ['/no-such-thing', 'application/json'],
+      ] as const) {
+        const res = await b.get(url, accept);
+        expect(res.statusCode, url).toBeLessThan(500);
+        expect(res.headers['set-cookie'], url).toBeUndefined();
+      }
+      expect(b.cookies.has('latchkey_binding')).toBe(false);
+      // Without the cookie, a state change is refused: there is no token to match.
+      expect((await new TestBrowser(t.app).postJson('/signin/options', { mode: 'discoverable' })).json().error.code).toBe('csrf_failed');
+      // The sign-in page renders a CSRF token and starts ceremonies: it sets the cookie, once, and the ceremony it
+      // renders the token for goes through.
+      const page = await b.get('/signin');
+      expect(bindingCookies(page)).toHaveLength(1);
+      expect((await b.postJson('/signin/options', { mode: 'discoverable' })).statusCode).toBe(200);
+      expect(bindingCookies(await b.get('/signin'))).toHaveLength(0);
+    });
+
     it('refuses state changes without the CSRF token or from another origin', async () => {
       const b = new TestBrowser(t.app);
       await b.get('/signin');

@@ -35,9 +35,17 @@ export function requestContext(request: FastifyRequest): RequestContext {
   return request.client ?? readRequestContext(request);
 }
 
+const NO_BINDING = Object.freeze({ hash: '', csrf: '' });
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 // Only write last_seen_at once a minute per session: reads stay reads.
 const TOUCH_INTERVAL_MS = 60_000;
+
+/** A request's binding cookie as its hash and CSRF token ('' until a route first reads them), and the reply that would set it. */
+export interface Binding {
+  reply: FastifyReply;
+  hash: string;
+  csrf: string;
+}
 
 export interface SessionOptions {
   /** Path prefixes with their own CSRF scheme (the FIDO conformance API is JSON-only and cookie-linked by the profile). */
@@ -51,20 +59,43 @@ export const sessionsPlugin = fp(
     const cookieBase = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: config.secureCookies };
     const exempt = opts.csrfExempt ?? [];
 
-    app.decorateRequest('bindingHash', '');
-    app.decorateRequest('csrfToken', '');
+    /**
+     * The browser's binding, worked out the first time a route reads `bindingHash` or `csrfToken`: a page with a
+     * form, a ceremony, a CSRF check. Answers that use neither (health checks, assets, API and token requests, 404s)
+     * set no binding cookie, so shared caches may keep them, and pay for no hash.
+     */
+    const bindingOf = (request: FastifyRequest): Pick<Binding, 'hash' | 'csrf'> => {
+      const state = request.bindingState;
+      // Refused before this plugin's hook ran (a body over the limit): no binding, and no form to post back.
+      if (!state) return NO_BINDING;
+      if (state.hash) return state;
+      let binding = request.cookies[names.binding];
+      if (!binding || !/^[A-Za-z0-9_-]{43}$/.test(binding)) {
+        binding = randomToken(32);
+        state.reply.setCookie(names.binding, binding, cookieBase);
+      }
+      state.hash = hashToken(binding);
+      state.csrf = hmac(secret, `csrf:${binding}`);
+      return state;
+    };
+
+    app.decorateRequest('bindingState', null);
+    app.decorateRequest('bindingHash', {
+      getter(this: FastifyRequest) {
+        return bindingOf(this).hash;
+      },
+    });
+    app.decorateRequest('csrfToken', {
+      getter(this: FastifyRequest) {
+        return bindingOf(this).csrf;
+      },
+    });
     app.decorateRequest('auth', null);
     app.decorateRequest('client', null);
 
     app.addHook('onRequest', async (request, reply) => {
       request.client = readRequestContext(request);
-      let binding = request.cookies[names.binding];
-      if (!binding || !/^[A-Za-z0-9_-]{43}$/.test(binding)) {
-        binding = randomToken(32);
-        reply.setCookie(names.binding, binding, cookieBase);
-      }
-      request.bindingHash = hashToken(binding);
-      request.csrfToken = hmac(secret, `csrf:${binding}`);
+      request.bindingState = { reply, hash: '', csrf: '' };
 
       const token = request.cookies[names.session];
       if (token && token.length <= 64) {
@@ -97,7 +128,8 @@ export const sessionsPlugin = fp(
       if (origin && origin !== config.origin && !sameOriginNull) throw appError('csrf_failed');
       const body = request.body as { _csrf?: unknown } | undefined;
       const sent = request.headers['x-csrf-token'] ?? (body && typeof body === 'object' ? body._csrf : undefined);
-      if (typeof sent !== 'string' || !safeEqual(sent, request.csrfToken)) throw appError('csrf_failed');
+      const expected = request.csrfToken;
+      if (typeof sent !== 'string' || !expected || !safeEqual(sent, expected)) throw appError('csrf_failed');
     });
   },
   { name: 'sessions', dependencies: ['@fastify/cookie'] },
