@@ -4,8 +4,9 @@
  *  floor  raw ES256 verify (CPU per verify) and a bare Fastify JSON route (server CPU per request);
  *         the floor of a ceremony is 3 bare requests + 1 raw verify.
  *  1      the cold sign-in path on SQLite (a new signed-out browser per ceremony: GET /signin, options, verify;
- *         discoverable and email-first alternating), CPU per ceremony, p50/p99, RSS; then (1i) the same server's
- *         ceremony and the floor's requests in interleaved windows, so their ratio is taken in the same seconds.
+ *         discoverable and email-first alternating), CPU per ceremony, p50/p99, RSS; then (1i) the ceremony on
+ *         copies of that database and the floor's requests in interleaved windows, three servers each, so their
+ *         ratio is taken in the same seconds and no one server's offset decides it.
  *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
  *  5      the same sign-in with /metrics on and off (and a second off server, A/A), three servers kept running
  *         while the load moves between them in short interleaved windows (bench/interleaved.ts): what recording
@@ -25,7 +26,7 @@
  * skips), BENCH_PG_URL (postgres://127.0.0.1:5432/test; "off" skips PostgreSQL), BENCH_REDIS_URL
  * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server), BENCH_SIGNIN_ONLY (1: only
  * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_FLOOR_ROUNDS (6; 0 skips
- * section 1i, the cold sign-in against its floor interleaved), BENCH_PG_ROUNDS (6; 0 skips
+ * section 1i, the cold sign-in against its floor interleaved), BENCH_FLOOR_INSTANCES (3 servers on each side there), BENCH_PG_ROUNDS (6; 0 skips
  * the interleaved comparison of section 3), BENCH_PG_INSTANCES (3 servers on each database there), BENCH_METRICS_ROUNDS (8) and BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
@@ -75,6 +76,7 @@ const METRICS_WINDOW_SECONDS = Number(env.BENCH_METRICS_WINDOW_SECONDS ?? 3);
 /** The cold sign-in against its floor in interleaved windows (section 1i, goal 1): rounds (0 skips it), and seconds per window. */
 const FLOOR_ROUNDS = Math.floor(Number(env.BENCH_FLOOR_ROUNDS ?? 6)) || 0;
 const FLOOR_WINDOW_SECONDS = 2;
+const FLOOR_INSTANCES = Math.max(1, Math.floor(Number(env.BENCH_FLOOR_INSTANCES ?? 3)) || 1);
 const PROFILE = process.argv.includes('--profile');
 const PROFILE_DIR = join(tmpdir(), 'latchkey-bench-profiles');
 
@@ -449,7 +451,7 @@ async function main(): Promise<void> {
  * in two runs fifteen minutes apart).
  */
 async function compareWithFloor(sqliteUrl: string, users: BenchUser[], origin: string): Promise<VariantSummary[]> {
-  console.log(`\n1i. The same against its floor, in ${FLOOR_ROUNDS} rounds of ${FLOOR_WINDOW_SECONDS} s windows interleaved (the floor: 3 bare requests + 1 raw verify)`);
+  console.log(`\n1i. The same against its floor, ${FLOOR_INSTANCES} server${FLOOR_INSTANCES > 1 ? 's' : ''} on each side, in ${FLOOR_ROUNDS} rounds of ${FLOOR_WINDOW_SECONDS} s windows interleaved (the floor: 3 bare requests + 1 raw verify)`);
   const summary = await runInterleaved({
     variants: [
       { label: 'floor', databaseUrl: 'sqlite::memory:', env: { BENCH_BARE: '1' } },
@@ -462,11 +464,13 @@ async function compareWithFloor(sqliteUrl: string, users: BenchUser[], origin: s
     windowMs: FLOOR_WINDOW_SECONDS * 1000,
     settleMs: 500,
     warmupMs: WARMUP_SECONDS * 1000,
+    instances: FLOOR_INSTANCES,
     load: async (server, variant) => (variant.env?.BENCH_BARE ? floorLoad(server) : undefined),
     onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(7)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
   });
   const [floor, signIn] = summary as [VariantSummary, VariantSummary];
-  console.log(`  the cold sign-in against its floor: ${signIn.ratio!.mean.toFixed(2)}× ± ${signIn.ratio!.standardError.toFixed(2)} (mean of ${FLOOR_ROUNDS} rounds' ratios ± standard error); ${signIn.cpuUs.toFixed(0)} µs against ${floor.cpuUs.toFixed(0)} over all windows`);
+  const how = FLOOR_INSTANCES > 1 ? `ratio of the servers' means, ± standard error from their spread; servers ${signIn.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')} µs against ${floor.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')}` : `mean of ${FLOOR_ROUNDS} rounds' ratios ± standard error`;
+  console.log(`  the cold sign-in against its floor: ${signIn.ratio!.mean.toFixed(2)}× ± ${signIn.ratio!.standardError.toFixed(2)} (${how}); ${signIn.cpuUs.toFixed(0)} µs against ${floor.cpuUs.toFixed(0)} over all windows`);
   return summary;
 }
 
@@ -576,7 +580,7 @@ function printSummary(s: {
     line('1. cold sign-in, SQLite: CPU per ceremony', `${perCeremonyUs(sqlite).toFixed(0)} µs, ${(perCeremonyUs(sqlite) / s.floorUs).toFixed(2)}× the floor`, 'goal ≤ 2×');
     const interleaved = s.againstFloor?.[1];
     if (interleaved?.ratio) {
-      line('   the same, interleaved with its floor', `${interleaved.ratio.mean.toFixed(2)}× ± ${interleaved.ratio.standardError.toFixed(2)} (${interleaved.cpuUs.toFixed(0)} µs against ${s.againstFloor![0]!.cpuUs.toFixed(0)})`, `goal ≤ 2×; ${FLOOR_ROUNDS} rounds of ${FLOOR_WINDOW_SECONDS} s windows, mean ± standard error`);
+      line('   the same, interleaved with its floor', `${interleaved.ratio.mean.toFixed(2)}× ± ${interleaved.ratio.standardError.toFixed(2)} (${interleaved.cpuUs.toFixed(0)} µs against ${s.againstFloor![0]!.cpuUs.toFixed(0)})`, `goal ≤ 2×; ${FLOOR_INSTANCES} servers each, ${FLOOR_ROUNDS} rounds of ${FLOOR_WINDOW_SECONDS} s windows`);
     }
     line('   ceremonies/s, p50 / p99', `${sqlite.ceremoniesPerSecond.toFixed(0)}/s, ${sqlite.p50.toFixed(1)} / ${sqlite.p99.toFixed(1)} ms at c${CONCURRENCY}`, 'goal p99 < 25 ms');
     line('2. server RSS after the run', `${sqlite.rssMiB.toFixed(0)} MiB with ${USERS.toLocaleString('en')} users`, 'goal < 200 MB');
