@@ -10,6 +10,7 @@ import { AppError, appError, errorCatalogue, validationFailed, type FieldError }
 import { nationalIdFormat } from '../users/nationalId.js';
 import { EMAIL_ADDRESS_FORMAT_MESSAGE } from '../users/emailAddress.js';
 import { renderErrorPage } from '../views/errorPage.js';
+import { html } from '../http/replies.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -184,9 +185,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: App
   // A signed-out person opening a settings page is sent to sign in, not shown an error.
   if (err.code === 'not_signed_in' && request.method === 'GET' && wantsHtml(request)) return reply.redirect('/signin');
   reply.status(err.status);
-  if (wantsHtml(request)) {
-    return reply.type('text/html; charset=utf-8').send(renderErrorPage(request, err));
-  }
+  if (wantsHtml(request)) return html(reply, renderErrorPage(request, err), err.status);
   const body: { error: { code: string; message: string; fields?: FieldError[] } } = { error: { code: err.code, message: err.message } };
   if (err.fields.length) body.error.fields = err.fields;
   return reply.send(body);

@@ -102,9 +102,8 @@ export async function enrolmentRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const invite = await loadUsableInvite(store, request.params.token, now(), request.bindingHash);
       const user = (await store.users.findById(invite.user_id!))!;
-      reply.header('cache-control', 'no-store');
       const page = <EnrolPage config={config} csrfToken={request.csrfToken} user={user} noScript={request.query.nojs === '1'} securityKey={enrolmentData(invite).requires === 'security-key'} />;
-      return reply.type('text/html; charset=utf-8').send(renderPage(page));
+      return html(reply, renderPage(page));
     },
   );
   // The form posts here only when the page's script did not run.

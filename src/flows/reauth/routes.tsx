@@ -17,6 +17,7 @@ import { audit } from '../../audit.js';
 import { requireAuth } from '../../plugins/sessions.js';
 import { AuthenticationResponseSchema } from '../../webauthn/schemas.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
 import { auditFailure } from '../signin/routes.js';
 import { ReauthPage } from './views.js';
 import { AppError, appError, type ErrorCode, type FieldError } from '../../errors.js';
@@ -158,10 +159,8 @@ export async function reauthRoutes(app: FastifyInstance) {
       const method = password === 'alone' && !(request.body.code ?? '').trim() ? 'password' : 'password+totp';
       const refuse = (status: number, error: string, code: ErrorCode = 'signin_failed', fields: FieldError[] = []) => {
         if (!wantsHtml(request)) throw appError(code, error);
-        return reply
-          .status(status)
-          .type('text/html; charset=utf-8')
-          .send(renderPage(<ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} password={password} {...(fields.length ? { fields } : { error })} />));
+        const page = <ReauthPage config={config} csrfToken={request.csrfToken} user={auth.user} next={next} hasPasskey={hasPasskey} password={password} {...(fields.length ? { fields } : { error })} />;
+        return html(reply, renderPage(page), status);
       };
       try {
         checkSigninAllowed(auth.user, t);

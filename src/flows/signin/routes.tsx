@@ -66,9 +66,9 @@ export async function signInRoutes(app: FastifyInstance) {
     const next = safeNext(request.query.next);
     if (request.auth) return reply.redirect(next ?? '/settings');
     const { nojs, email } = request.query;
-    if (!next && !email && nojs !== '1') return reply.type('text/html; charset=utf-8').send(plainSignInPage(request.csrfToken));
+    if (!next && !email && nojs !== '1') return html(reply, plainSignInPage(request.csrfToken));
     const page = <SignInPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} next={next} emailHint={request.query.email} />;
-    return reply.type('text/html; charset=utf-8').send(renderPage(page));
+    return html(reply, renderPage(page));
   });
   // The form posts here only when the page's script did not run.
   r.post('/signin', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signin?nojs=1', 303));

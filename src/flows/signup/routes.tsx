@@ -17,6 +17,7 @@ import { startSession } from '../../plugins/sessions.js';
 import { DisplayNameSchema, EmailSchema, PlacementSchema, RegistrationResponseSchema } from '../../webauthn/schemas.js';
 import { cleanPasskeyName } from '../../webauthn/passkeyNames.js';
 import { renderPage } from '../../views/render.js';
+import { html } from '../../http/replies.js';
 import { SignUpPage } from './views.js';
 import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
@@ -66,7 +67,7 @@ export async function signUpRoutes(app: FastifyInstance) {
     ensureOpen();
     if (request.auth) return reply.redirect('/settings');
     const page = <SignUpPage config={config} csrfToken={request.csrfToken} noScript={request.query.nojs === '1'} />;
-    return reply.type('text/html; charset=utf-8').send(renderPage(page));
+    return html(reply, renderPage(page));
   });
   // The form posts here only when the page's script did not run.
   r.post('/signup', { schema: { body: NoScriptForm } }, async (_request, reply) => reply.redirect('/signup?nojs=1', 303));
