@@ -9,7 +9,6 @@ import type { LinkedAccounts } from './strategies/linkedAccount/linkedAccounts.j
 import type { Session, User } from './db/schema.js';
 import type { KindRegistry } from './strategies/kindRegistry.js';
 import type { Metrics } from './metrics/metrics.js';
-import type { Binding } from './plugins/sessions.js';
 
 /** What every route can reach: `app.latchkey`. */
 export interface Latchkey {
@@ -45,12 +44,13 @@ declare module 'fastify' {
     latchkey: Latchkey;
   }
   interface FastifyRequest {
-    /** Hash of this browser's binding cookie: ceremonies are bound to it. Read-only; the first read sets the cookie on a browser without one. */
+    /**
+     * Hash of this browser's binding cookie: ceremonies are bound to it. Worked out on first read, which gives a
+     * browser without the cookie a new one on this answer (plugins/sessions.ts); a getter, not to be assigned.
+     */
     readonly bindingHash: string;
-    /** The CSRF token for this browser's binding (forms' `_csrf`, the `x-csrf-token` header). Read-only, as bindingHash. */
+    /** The CSRF token for this browser's binding (forms' `_csrf`, the `x-csrf-token` header); a getter, as bindingHash. */
     readonly csrfToken: string;
-    /** Behind bindingHash and csrfToken (plugins/sessions.ts); null before the sessions plugin's hook. */
-    bindingState: Binding | null;
     auth: SignedIn | null;
     /** IP and user agent, read when the request arrived (plugins/sessions.ts requestContext). */
     client: RequestContext | null;

@@ -52,30 +52,34 @@ describe.each(databases)('security headers, CSRF and bad input on $name', (targe
       }
     });
 
-    it('sets the binding cookie on answers that use it, once, and on no other', async () => {
+    it('sets the binding cookie on the answers that use it, and on no other', async () => {
       const b = new TestBrowser(t.app);
       const bindingCookies = (res: { headers: Record<string, unknown> }) =>
         [res.headers['set-cookie'] ?? []].flat().filter((c) => String(c).startsWith('latchkey_binding='));
-      // Nothing here reads the binding: a health check, an asset, a discovery document, a JSON 404.
+      // Nothing here reads the binding: a health check, an asset, a 404 as JSON and as a page (signed out, an error
+      // page carries no token: it starts nothing that needs one).
       for (const [url, accept] of [
         ['/healthz', 'application/json'],
         ['/assets/favicon.svg', 'image/svg+xml'],
-        ['/.well-known/openid-configuration', 'application/json'],
         ['/no-such-thing', 'application/json'],
+        ['/no-such-thing', 'text/html'],
       ] as const) {
         const res = await b.get(url, accept);
         expect(res.statusCode, url).toBeLessThan(500);
-        expect(res.headers['set-cookie'], url).toBeUndefined();
+        expect(res.headers['set-cookie'], `${url} as ${accept}`).toBeUndefined();
       }
       expect(b.cookies.has('latchkey_binding')).toBe(false);
-      // Without the cookie, a state change is refused: there is no token to match.
-      expect((await new TestBrowser(t.app).postJson('/signin/options', { mode: 'discoverable' })).json().error.code).toBe('csrf_failed');
-      // The sign-in page renders a CSRF token and starts ceremonies: it sets the cookie, once, and the ceremony it
-      // renders the token for goes through.
+      // The sign-in page renders a CSRF token and starts ceremonies: it sets the cookie, no cache may keep it, and the
+      // ceremony it renders the token for goes through.
       const page = await b.get('/signin');
       expect(bindingCookies(page)).toHaveLength(1);
+      expect(page.headers['cache-control']).toBe('no-store');
       expect((await b.postJson('/signin/options', { mode: 'discoverable' })).statusCode).toBe(200);
       expect(bindingCookies(await b.get('/signin'))).toHaveLength(0);
+      // A browser without the cookie that posts anyway is refused, and gets a binding from the CSRF check.
+      const refused = await new TestBrowser(t.app).postJson('/signin/options', { mode: 'discoverable' });
+      expect(refused.json().error.code).toBe('csrf_failed');
+      expect(bindingCookies(refused)).toHaveLength(1);
     });
 
     it('refuses state changes without the CSRF token or from another origin', async () => {

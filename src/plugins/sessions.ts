@@ -1,9 +1,9 @@
 /**
  * Browser binding, sessions and CSRF.
  *
- * - Every browser gets a random binding cookie; WebAuthn challenges and the CSRF
- *   token are tied to it, so a ceremony started in one browser can't be finished
- *   in another.
+ * - Every browser gets a random binding cookie when a page, a ceremony or a CSRF
+ *   check first needs it; WebAuthn challenges and the CSRF token are tied to it,
+ *   so a ceremony started in one browser can't be finished in another.
  * - Sessions are server-side: the cookie holds a random 256-bit token, the
  *   database its SHA-256. Idle and absolute timeouts follow NIST SP 800-63B rev 4.
  * - State-changing requests need the CSRF token (form field `_csrf` or header
@@ -41,11 +41,14 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const TOUCH_INTERVAL_MS = 60_000;
 
 /** A request's binding cookie as its hash and CSRF token ('' until a route first reads them), and the reply that would set it. */
-export interface Binding {
+interface Binding {
   reply: FastifyReply;
   hash: string;
   csrf: string;
 }
+/** Where a request keeps its Binding: this plugin's alone (a symbol, so no other code reads or replaces it). */
+const BINDING = Symbol('latchkey.binding');
+type WithBinding = FastifyRequest & { [BINDING]: Binding | null };
 
 export interface SessionOptions {
   /** Path prefixes with their own CSRF scheme (the FIDO conformance API is JSON-only and cookie-linked by the profile). */
@@ -60,12 +63,13 @@ export const sessionsPlugin = fp(
     const exempt = opts.csrfExempt ?? [];
 
     /**
-     * The browser's binding, worked out the first time a route reads `bindingHash` or `csrfToken`: a page with a
-     * form, a ceremony, a CSRF check. Answers that use neither (health checks, assets, API and token requests, 404s)
-     * set no binding cookie, so shared caches may keep them, and pay for no hash.
+     * The browser's binding, worked out the first time a route reads `bindingHash` or `csrfToken`: any HTML page (the
+     * layout carries the CSRF token), a ceremony, a CSRF check. Answers that use neither (health checks, assets, API
+     * and token requests, JSON 404s) set no binding cookie, so shared caches may keep them, and pay for no hash. A
+     * route reads them before it answers, so the cookie goes out with that answer.
      */
     const bindingOf = (request: FastifyRequest): Pick<Binding, 'hash' | 'csrf'> => {
-      const state = request.bindingState;
+      const state = (request as WithBinding)[BINDING];
       // Refused before this plugin's hook ran (a body over the limit): no binding, and no form to post back.
       if (!state) return NO_BINDING;
       if (state.hash) return state;
@@ -79,7 +83,7 @@ export const sessionsPlugin = fp(
       return state;
     };
 
-    app.decorateRequest('bindingState', null);
+    app.decorateRequest(BINDING, null);
     app.decorateRequest('bindingHash', {
       getter(this: FastifyRequest) {
         return bindingOf(this).hash;
@@ -95,7 +99,7 @@ export const sessionsPlugin = fp(
 
     app.addHook('onRequest', async (request, reply) => {
       request.client = readRequestContext(request);
-      request.bindingState = { reply, hash: '', csrf: '' };
+      (request as WithBinding)[BINDING] = { reply, hash: '', csrf: '' };
 
       const token = request.cookies[names.session];
       if (token && token.length <= 64) {

@@ -39,7 +39,9 @@ export function renderErrorPage(request: FastifyRequest, err: AppError): string 
   const title = codeTitles[err.code] ?? titles[err.status] ?? (err.status >= 500 ? 'Sorry, there is a problem with the service' : 'There is a problem');
   const next = nextSteps[err.code] ?? { href: '/', text: 'Go to the start page' };
   return renderPage(
-    <Layout title={title} rpName={request.server.latchkey.config.rpName} csrfToken={request.csrfToken ?? ''} page="error">
+    // The token only for someone signed in (the layout's sign-out form): reading it gives a browser without a binding
+    // cookie one, and an error page, a 404 among them, starts nothing that needs it.
+    <Layout title={title} rpName={request.server.latchkey.config.rpName} csrfToken={request.auth ? request.csrfToken : ''} page="error">
       <h1>{title}</h1>
       <ErrorSummary message={err.message} fields={err.fields} />
       <p data-error-code={err.code}>
