@@ -443,9 +443,10 @@ async function main(): Promise<void> {
 }
 
 /**
- * Goal 1 again, the ceremony and its floor measured in the same seconds: the bare route's server and a server on a
- * copy of section 1's database, both kept running while the load moves between them in short windows whose order
- * turns round each round (bench/interleaved.ts). The floor's unit is three bare requests and one raw ES256 verify,
+ * Goal 1 again, the ceremony and its floor measured in the same seconds: bare-route servers and servers on copies of
+ * section 1's database (FLOOR_INSTANCES of each), all kept running while the load moves between them in short windows
+ * whose order turns round each round (bench/interleaved.ts). A server process keeps an offset of a few per cent of its
+ * own for its life, so the ratio is that of the servers' means, its error from their spread. The floor's unit is three bare requests and one raw ES256 verify,
  * timed in this process right after each of its windows. The floor above is taken before section 1 and the window a
  * minute later; on a machine whose speed drifts, their ratio moves with it (the same code read 3.1× and 6.4× the floor
  * in two runs fifteen minutes apart).
@@ -466,7 +467,7 @@ async function compareWithFloor(sqliteUrl: string, users: BenchUser[], origin: s
     warmupMs: WARMUP_SECONDS * 1000,
     instances: FLOOR_INSTANCES,
     load: async (server, variant) => (variant.env?.BENCH_BARE ? floorLoad(server) : undefined),
-    onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(7)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
+    onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(10)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
   });
   const [floor, signIn] = summary as [VariantSummary, VariantSummary];
   const how = FLOOR_INSTANCES > 1 ? `ratio of the servers' means, ± standard error from their spread; servers ${signIn.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')} µs against ${floor.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')}` : `mean of ${FLOOR_ROUNDS} rounds' ratios ± standard error`;
