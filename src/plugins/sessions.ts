@@ -65,7 +65,7 @@ export const sessionsPlugin = fp(
     /**
      * The browser's binding, worked out the first time a route reads `bindingHash` or `csrfToken`: any HTML page (the
      * layout carries the CSRF token), a ceremony, a CSRF check. Answers that use neither (health checks, assets, API
-     * and token requests, JSON 404s) set no binding cookie, so shared caches may keep them, and pay for no hash. A
+     * and token requests, 404s to someone signed out) set no binding cookie, so shared caches may keep them, and pay for no hash. A
      * route reads them before it answers, so the cookie goes out with that answer.
      */
     const bindingOf = (request: FastifyRequest): Pick<Binding, 'hash' | 'csrf'> => {
