@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --v8-pool-size=2 --heap-growing-percent=20 --no-minor-gc-task
+#!/usr/bin/env -S node --max-semi-space-size=4 --v8-pool-size=2 --heap-growing-percent=40 --no-minor-gc-task
 // The flags are SERVER_NODE_FLAGS (src/runtime.ts): a smaller V8 young generation (24 MiB less resident memory), two
 // V8 helper threads instead of four (3–7 MiB less) and an old generation that grows 20 % between full GCs (RSS flat
 // under load instead of growing until V8's first full GC).

@@ -55,18 +55,20 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
  * `--v8-pool-size=2`: V8's helper threads (parallel and concurrent GC, background compiles) are 2, not Node's 4: each
  * keeps a glibc malloc arena whose freed memory stays resident, 3–7 MiB for the two fewer; the server's JavaScript
  * runs on one thread, and a GC of its ~60 MiB heap has no use for more helpers.
- * `--heap-growing-percent=20`: after a full GC, V8 lets the old generation grow by 20 % of what survived before the
+ * `--heap-growing-percent=40`: after a full GC, V8 lets the old generation grow by 40 % of what survived before the
  * next one, instead of a factor it picks (here up to ~2×: no full GC at all in 30 s of sign-ins, the heap and RSS
  * growing all along: 207 MiB after 35,000 ceremonies). What the server promotes is mostly short-lived (requests in
- * flight through two scavenges), so RSS stays ~170 MiB however long the run; a full GC of its ~40 MiB of live heap
- * every ~5,000 ceremonies costs ~5 µs of main-thread time per ceremony, within the noise of CPU per ceremony.
+ * flight through two scavenges), so RSS stays flat however long the run. Token grants promote ~20 KiB each (32 in
+ * flight through two scavenges), and every full GC marks the ~47 MiB live heap on V8's helper threads: at 20 % one
+ * every ~0.5 s of refresh grants, a quarter of a grant's CPU; at 40 % half as many, 8–19 % less CPU per grant, and
+ * RSS after 10 or 30 s of sign-ins no higher (BENCHMARKS.md, 2026-12-07 18:30 UTC).
  * `--no-minor-gc-task`: V8 scavenges the young generation when it is full, not early from a task at 80 % of it. A
  * token grant is in flight across scavenges (at 32 concurrent grants, one every ~25 ms), and what is live at one is
  * copied, then promoted at the next, for the full GCs to mark: scavenging less often. Refresh grants read 3–4 % less
  * CPU with one server per side, −1.7 % ± 3.2 with three (not resolved); sign-ins and RSS the same (BENCHMARKS.md,
  * 2026-12-07 13:00 and 14:30 UTC).
  */
-export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2', '--heap-growing-percent=20', '--no-minor-gc-task'];
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--v8-pool-size=2', '--heap-growing-percent=40', '--no-minor-gc-task'];
 
 /**
  * Why `latchkey serve` runs with `--experimental-async-context-frame` on Node.js 22 (where: asyncContextFrameFlag,
