@@ -8,9 +8,9 @@
  *         copies of that database and the floor's requests in interleaved windows, three servers each, so their
  *         ratio is taken in the same seconds and no one server's offset decides it.
  *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
- *  5      the same sign-in with /metrics on and off (and a second off server, A/A), three servers kept running
- *         while the load moves between them in short interleaved windows (bench/interleaved.ts): what recording
- *         costs, ± its standard error; and, measured in this process, what metrics on adds to one answer (two
+ *  5      the same sign-in with /metrics on and off, three servers each kept running while the load moves
+ *         between them in short interleaved windows (bench/interleaved.ts): what recording costs, ± the error
+ *         from the servers' spread (with one server each, a second off server instead, A/A); and, measured in this process, what metrics on adds to one answer (two
  *         real apps answering in alternating batches, bench/metricsMarginal.ts) and the recorders' own CPU.
  *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
  *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again; then a server on PostgreSQL and
@@ -27,7 +27,7 @@
  * (redis://127.0.0.1:6379; "off" skips), BENCH_SERVER_FLAGS (extra Node flags for the server), BENCH_SIGNIN_ONLY (1: only
  * sections 1 and 3, the cold sign-in on SQLite and on PostgreSQL, to compare the two), BENCH_FLOOR_ROUNDS (6; 0 skips
  * section 1i, the cold sign-in against its floor interleaved), BENCH_FLOOR_INSTANCES (3 servers on each side there), BENCH_PG_ROUNDS (6; 0 skips
- * the interleaved comparison of section 3), BENCH_PG_INSTANCES (3 servers on each database there), BENCH_METRICS_ROUNDS (8) and BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
+ * the interleaved comparison of section 3), BENCH_PG_INSTANCES (3 servers on each database there), BENCH_METRICS_ROUNDS (6), BENCH_METRICS_INSTANCES (3 servers each) and BENCH_METRICS_WINDOW_SECONDS (3) for section 5.
  * Flags: --profile writes a V8 CPU profile of each server's measured window to
  * $TMPDIR/latchkey-bench-profiles/ (summarise with
  * `node --import tsx bench/profileSummary.ts <file>`).
@@ -66,7 +66,12 @@ const MILLION = Number(env.BENCH_MILLION ?? 1_000_000);
 const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SIGNIN_ONLY = env.BENCH_SIGNIN_ONLY === '1';
 /** Section 5: rounds of off and on windows, interleaved, and each window's length. */
-const METRICS_ROUNDS = Number(env.BENCH_METRICS_ROUNDS ?? 8);
+const METRICS_ROUNDS = Number(env.BENCH_METRICS_ROUNDS ?? 6);
+/**
+ * Servers per variant in section 5 (off, on): each server process keeps an offset of its own (bench/interleaved.ts).
+ * With one each, a second server with metrics off (A/A) shows how far two identical servers differ.
+ */
+const METRICS_INSTANCES = Math.max(1, Math.floor(Number(env.BENCH_METRICS_INSTANCES ?? 3)) || 1);
 /** SQLite against PostgreSQL in interleaved windows (section 3, goal 3): rounds, and seconds per window. */
 const PG_ROUNDS = Math.floor(Number(env.BENCH_PG_ROUNDS ?? 6)) || 0;
 const PG_WINDOW_SECONDS = 3;
@@ -359,16 +364,17 @@ async function main(): Promise<void> {
       // Off and on, each a server of its own kept running while the load moves between them in short windows whose
       // order turns round each round (bench/interleaved.ts): the machine drifts between long windows by more than
       // the 2 % looked for, and a restarted server's JIT state differs from run to run.
-      console.log(`\n5. The same with /metrics on (LATCHKEY_METRICS_PORT) and off, ${METRICS_ROUNDS} rounds of ${METRICS_WINDOW_SECONDS} s windows interleaved, to see what recording costs`);
-      for (const name of ['metrics-off', 'metrics-off-again', 'metrics-on']) copyFileSync(join(dir, 'bench.db'), join(dir, `${name}.db`));
+      console.log(`\n5. The same with /metrics on (LATCHKEY_METRICS_PORT) and off, ${METRICS_INSTANCES} server(s) each, ${METRICS_ROUNDS} rounds of ${METRICS_WINDOW_SECONDS} s windows interleaved, to see what recording costs`);
+      const copies = METRICS_INSTANCES > 1 ? ['metrics-off', 'metrics-on'] : ['metrics-off', 'metrics-off-again', 'metrics-on'];
+      for (const name of copies) copyFileSync(join(dir, 'bench.db'), join(dir, `${name}.db`));
+      const off = { label: 'off', databaseUrl: `sqlite:${join(dir, 'metrics-off.db')}` };
+      const on = { label: 'on', databaseUrl: `sqlite:${join(dir, 'metrics-on.db')}`, env: { LATCHKEY_METRICS_PORT: '0' } };
+      // With one server each, a second server with metrics off (A/A): how far two identical servers differ in this
+      // harness, the resolution against which the on/off figure is read. With several, their spread is the error.
+      const againOff = { label: 'off again', databaseUrl: `sqlite:${join(dir, 'metrics-off-again.db')}` };
       metricsCost = await runInterleaved({
-        variants: [
-          { label: 'off', databaseUrl: `sqlite:${join(dir, 'metrics-off.db')}` },
-          // A second server with metrics off (A/A): how far two identical servers differ in this harness, the
-          // resolution against which the on/off figure is read.
-          { label: 'off again', databaseUrl: `sqlite:${join(dir, 'metrics-off-again.db')}` },
-          { label: 'on', databaseUrl: `sqlite:${join(dir, 'metrics-on.db')}`, env: { LATCHKEY_METRICS_PORT: '0' } },
-        ],
+        variants: METRICS_INSTANCES > 1 ? [off, on] : [off, againOff, on],
+        instances: METRICS_INSTANCES,
         users,
         origin,
         concurrency: CONCURRENCY,
@@ -378,8 +384,12 @@ async function main(): Promise<void> {
         warmupMs: WARMUP_SECONDS * 1000,
         onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(4)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony, ${w.ceremoniesPerSecond.toFixed(0)}/s${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
       });
-      const on = metricsCost[2]!;
-      console.log(`  metrics on: ${formatCost(on.ratio!)} CPU per ceremony (mean of ${METRICS_ROUNDS} rounds' on/off ratios ± standard error); ${metricsCost[0]!.cpuUs.toFixed(0)} µs off, ${on.cpuUs.toFixed(0)} µs on over all windows; two servers both off (A/A): ${formatCost(metricsCost[1]!.ratio!)}`);
+      const [offCost, onCost] = [metricsCost[0]!, metricsCost.at(-1)!];
+      const how =
+        METRICS_INSTANCES > 1
+          ? `ratio of the servers' means ± standard error from their spread; servers ${onCost.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')} µs on against ${offCost.instanceCpuUs!.map((x) => x.toFixed(0)).join(', ')} off`
+          : `mean of ${METRICS_ROUNDS} rounds' on/off ratios ± standard error; two servers both off (A/A): ${formatCost(metricsCost[1]!.ratio!)}`;
+      console.log(`  metrics on: ${formatCost(onCost.ratio!)} CPU per ceremony (${how}); ${offCost.cpuUs.toFixed(0)} µs off, ${onCost.cpuUs.toFixed(0)} µs on over all windows`);
       marginal = await measureMetricsMarginalCost();
       const m = marginal.addedUs;
       console.log(`  in this process, two apps answering GET /healthz in ${marginal.batches} alternating pairs of batches: metrics on adds ${m.median.toFixed(2)} µs per answer (median of the paired differences; 95 % interval ${m.low.toFixed(2)} to ${m.high.toFixed(2)}; median batch ${marginal.offUs.toFixed(1)} µs per answer off)`);
@@ -587,9 +597,10 @@ function printSummary(s: {
     line('2. server RSS after the run', `${sqlite.rssMiB.toFixed(0)} MiB with ${USERS.toLocaleString('en')} users`, 'goal < 200 MB');
     if (s.million) line(`   with ${MILLION.toLocaleString('en')} accounts`, `${s.million.rssMiB.toFixed(0)} MiB (${(s.million.rssMiB - sqlite.rssMiB >= 0 ? '+' : '') + (s.million.rssMiB - sqlite.rssMiB).toFixed(0)} MiB)`, 'goal: flat');
     if (s.metricsCost) {
-      const [off, again, on] = s.metricsCost as [VariantSummary, VariantSummary, VariantSummary];
-      line('5. /metrics on: CPU per ceremony', `${formatCost(on.ratio!)} (${on.cpuUs.toFixed(0)} µs against ${off.cpuUs.toFixed(0)} off)`, `goal < 2 %; ${METRICS_ROUNDS} interleaved rounds, mean ± standard error`);
-      line('   two servers both off (A/A)', formatCost(again.ratio!), 'what this harness resolves on this machine');
+      const [off, on] = [s.metricsCost[0]!, s.metricsCost.at(-1)!];
+      const how = METRICS_INSTANCES > 1 ? `${METRICS_INSTANCES} servers each, ${METRICS_ROUNDS} interleaved rounds; ± from the servers' spread` : `${METRICS_ROUNDS} interleaved rounds, mean ± standard error`;
+      line('5. /metrics on: CPU per ceremony', `${formatCost(on.ratio!)} (${on.cpuUs.toFixed(0)} µs against ${off.cpuUs.toFixed(0)} off)`, `goal < 2 %; ${how}`);
+      if (METRICS_INSTANCES === 1) line('   two servers both off (A/A)', formatCost(s.metricsCost[1]!.ratio!), 'what this harness resolves on this machine');
       line('   the recorders alone, in process', `${s.recordingUs.toFixed(2)} µs per ceremony (${((s.recordingUs / off.cpuUs) * 100).toFixed(2)} %)`, '3 requests, 1 ceremony, ¼ commit');
       if (s.marginal) {
         // Three answers per ceremony, each with the hook and its request recorder; plus the ceremony and commit
