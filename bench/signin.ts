@@ -10,8 +10,9 @@
  *  4      the token endpoint on the same server (bench/tokens.ts): refresh and authorization-code grants.
  *  5      the same sign-in with /metrics on and off, three servers each kept running while the load moves
  *         between them in short interleaved windows (bench/interleaved.ts): what recording costs, ± the error
- *         from the servers' spread (with one server each, a second off server instead, A/A); and, measured in this process, what metrics on adds to one answer (two
- *         real apps answering in alternating batches, bench/metricsMarginal.ts) and the recorders' own CPU.
+ *         from the servers' spread (with one server each, a second off server instead, A/A); and, measured in
+ *         this process, what metrics on adds to one answer (two real apps answering in alternating batches,
+ *         bench/metricsMarginal.ts) and the recorders' own CPU.
  *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
  *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again; then a server on PostgreSQL and
  *         one on SQLite in interleaved windows (bench/interleaved.ts), so their ratio is taken in the same seconds;
@@ -364,7 +365,7 @@ async function main(): Promise<void> {
       // Off and on, each a server of its own kept running while the load moves between them in short windows whose
       // order turns round each round (bench/interleaved.ts): the machine drifts between long windows by more than
       // the 2 % looked for, and a restarted server's JIT state differs from run to run.
-      console.log(`\n5. The same with /metrics on (LATCHKEY_METRICS_PORT) and off, ${METRICS_INSTANCES} server(s) each, ${METRICS_ROUNDS} rounds of ${METRICS_WINDOW_SECONDS} s windows interleaved, to see what recording costs`);
+      console.log(`\n5. The same with /metrics on (LATCHKEY_METRICS_PORT) and off, ${METRICS_INSTANCES} server${METRICS_INSTANCES > 1 ? 's' : ''} each, ${METRICS_ROUNDS} rounds of ${METRICS_WINDOW_SECONDS} s windows interleaved, to see what recording costs`);
       const copies = METRICS_INSTANCES > 1 ? ['metrics-off', 'metrics-on'] : ['metrics-off', 'metrics-off-again', 'metrics-on'];
       for (const name of copies) copyFileSync(join(dir, 'bench.db'), join(dir, `${name}.db`));
       const off = { label: 'off', databaseUrl: `sqlite:${join(dir, 'metrics-off.db')}` };
