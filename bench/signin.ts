@@ -362,19 +362,18 @@ async function main(): Promise<void> {
     }
 
     if (!SIGNIN_ONLY) {
-      // Off and on, each a server of its own kept running while the load moves between them in short windows whose
-      // order turns round each round (bench/interleaved.ts): the machine drifts between long windows by more than
-      // the 2 % looked for, and a restarted server's JIT state differs from run to run.
+      // Off and on, three servers each (METRICS_INSTANCES) kept running while the load moves between them in short
+      // windows whose order turns round each round (bench/interleaved.ts): the machine drifts between long windows by
+      // more than the 2 % looked for, and each server process keeps an offset of its own for its lifetime.
       console.log(`\n5. The same with /metrics on (LATCHKEY_METRICS_PORT) and off, ${METRICS_INSTANCES} server${METRICS_INSTANCES > 1 ? 's' : ''} each, ${METRICS_ROUNDS} rounds of ${METRICS_WINDOW_SECONDS} s windows interleaved, to see what recording costs`);
       const copies = METRICS_INSTANCES > 1 ? ['metrics-off', 'metrics-on'] : ['metrics-off', 'metrics-off-again', 'metrics-on'];
       for (const name of copies) copyFileSync(join(dir, 'bench.db'), join(dir, `${name}.db`));
       const off = { label: 'off', databaseUrl: `sqlite:${join(dir, 'metrics-off.db')}` };
       const on = { label: 'on', databaseUrl: `sqlite:${join(dir, 'metrics-on.db')}`, env: { LATCHKEY_METRICS_PORT: '0' } };
-      // With one server each, a second server with metrics off (A/A): how far two identical servers differ in this
-      // harness, the resolution against which the on/off figure is read. With several, their spread is the error.
-      const againOff = { label: 'off again', databaseUrl: `sqlite:${join(dir, 'metrics-off-again.db')}` };
       metricsCost = await runInterleaved({
-        variants: METRICS_INSTANCES > 1 ? [off, on] : [off, againOff, on],
+        // With one server each, a second server with metrics off (A/A): how far two identical servers differ in this
+        // harness, the resolution against which the on/off figure is read. With several, their spread is the error.
+        variants: METRICS_INSTANCES > 1 ? [off, on] : [off, { label: 'off again', databaseUrl: `sqlite:${join(dir, 'metrics-off-again.db')}` }, on],
         instances: METRICS_INSTANCES,
         users,
         origin,
@@ -383,7 +382,7 @@ async function main(): Promise<void> {
         windowMs: METRICS_WINDOW_SECONDS * 1000,
         settleMs: 500,
         warmupMs: WARMUP_SECONDS * 1000,
-        onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(4)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony, ${w.ceremoniesPerSecond.toFixed(0)}/s${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
+        onWindow: (w) => console.log(`  round ${w.round} ${w.label.padEnd(9)} ${w.cpuUs.toFixed(0).padStart(5)} µs per ceremony, ${w.ceremoniesPerSecond.toFixed(0)}/s${w.failures.size ? `, FAILED ${[...w.failures].map(([what, n]) => `${n}× ${what}`).join('; ')}` : ''}`),
       });
       const [offCost, onCost] = [metricsCost[0]!, metricsCost.at(-1)!];
       const how =

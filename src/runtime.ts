@@ -60,8 +60,9 @@ export async function withoutProviderRuntimeWarning<T>(load: () => Promise<T>): 
  * growing all along: 207 MiB after 35,000 ceremonies). What the server promotes is mostly short-lived (requests in
  * flight through two scavenges), so RSS stays flat however long the run. Token grants promote ~20 KiB each (32 in
  * flight through two scavenges), and every full GC marks the ~47 MiB live heap on V8's helper threads: at 20 % one
- * every ~0.5 s of refresh grants, a quarter of a grant's CPU; at 40 % half as many, 8–19 % less CPU per grant, and
- * RSS after 10 or 30 s of sign-ins no higher (BENCHMARKS.md, 2026-12-07 18:30 UTC).
+ * every ~0.5 s of refresh grants, a quarter of a grant's CPU; at 40 % half as many: −19 % ± 6 and −8 % ± 5 CPU per
+ * grant in two runs, 7–13 MiB more resident while grants run, and RSS after 10 or 30 s of sign-ins no higher
+ * (BENCHMARKS.md, 2026-12-07 18:30 UTC).
  * `--no-minor-gc-task`: V8 scavenges the young generation when it is full, not early from a task at 80 % of it. A
  * token grant is in flight across scavenges (at 32 concurrent grants, one every ~25 ms), and what is live at one is
  * copied, then promoted at the next, for the full GCs to mark: scavenging less often. Refresh grants read 3–4 % less
