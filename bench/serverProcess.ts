@@ -151,7 +151,12 @@ export function redisCpuMs(): number {
   return processCpuMs('redis-server');
 }
 
-/** CPU time of the processes whose name starts with `name`, in ms (Linux); 0 elsewhere. */
+/**
+ * CPU time of the processes whose name starts with `name`, in ms (Linux); 0 elsewhere. Each process's own time and
+ * that of its children which have ended (cutime, cstime): PostgreSQL's postmaster collects an ended backend's time
+ * (a pool closing an idle connection, an autovacuum worker finishing), which would otherwise drop out of the total
+ * and make the window it ended in look cheaper by all that backend ever used.
+ */
 function processCpuMs(name: string): number {
   let total = 0;
   try {
@@ -162,7 +167,8 @@ function processCpuMs(name: string): number {
         const close = stat.lastIndexOf(')');
         if (!stat.slice(stat.indexOf('(') + 1, close).startsWith(name)) continue;
         const fields = stat.slice(close + 2).split(' ');
-        total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
+        // utime + stime + cutime + cstime, USER_HZ 100
+        total += ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / 100;
       } catch {
         // the process ended while we looked
       }
