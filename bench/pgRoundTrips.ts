@@ -52,8 +52,8 @@ async function window(url: string, client: Client, rows: Awaited<ReturnType<type
       const { user, authenticator } = mine[n % mine.length]!;
       const now = Date.now();
       const lookup = randomBytes(32).toString('base64url');
-      await store.flows.insertChallenge({ id: randomBytes(16).toString('base64url'), type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: now, expires_at: now + 300_000 });
-      const consumed = await store.flows.consumeByLookupWithCredential(lookup, 'signin', 'b', now, authenticator.credential_id);
+      await store.challenges.insert({ id: randomBytes(16).toString('base64url'), type: 'signin', binding_hash: 'b', user_id: null, lookup, data: '{}', created_at: now, expires_at: now + 300_000 });
+      const consumed = await store.challenges.consumeWithCredential(lookup, 'signin', 'b', now, authenticator.credential_id);
       const found = consumed?.credential;
       if (!found) throw new Error('flow or credential missing');
       const counter = (counters.get(authenticator.id as string) ?? found.authenticator.counter) + 1;

@@ -16,7 +16,7 @@
  *  2      memory: the same people signing in among BENCH_MILLION accounts (filler accounts, bench/seed.ts).
  *  3      PostgreSQL: the same path (Latchkey's CPU and PostgreSQL's), tokens again; then a server on PostgreSQL and
  *         one on SQLite in interleaved windows (bench/interleaved.ts), so their ratio is taken in the same seconds;
- *         the challenges in Redis instead of the flows table, and two instances behind HAProxy against one
+ *         the challenges in Redis instead of the challenges table, and two instances behind HAProxy against one
  *         (bench/twoInstances.ts).
  *
  * The server runs in a child process (bench/server.ts); this process seeds the database and drives the load
@@ -412,7 +412,7 @@ async function main(): Promise<void> {
     const version = await postgresReady(PG_URL);
     if (version) {
       const url = withSearchPath(PG_URL, PG_SCHEMA);
-      console.log(`\n3. Cold sign-in path, PostgreSQL ${version} (${PG_URL}, schema ${PG_SCHEMA}, pool of 10, challenges in the flows table)`);
+      console.log(`\n3. Cold sign-in path, PostgreSQL ${version} (${PG_URL}, schema ${PG_SCHEMA}, pool of 10, challenges in the challenges table)`);
       try {
         // Same origin and port as the SQLite run, so the seeded users' authenticators fit.
         const r = await benchDatabase('postgres', url, users, origin, sqlitePort, { rows, ...(SIGNIN_ONLY ? {} : { after: measureTokens('postgres', url) }) });
@@ -621,7 +621,7 @@ function printSummary(s: {
     }
     if (s.redisRun) {
       const redisUs = perCeremonyUs(s.redisRun, true);
-      line('   challenges in Redis instead of flows', `${redisUs.toFixed(0)} µs, ${(redisUs / perCeremonyUs(sqlite)).toFixed(2)}× SQLite`, `flows table ${pgUs.toFixed(0)} µs`);
+      line('   challenges in Redis instead of the table', `${redisUs.toFixed(0)} µs, ${(redisUs / perCeremonyUs(sqlite)).toFixed(2)}× SQLite`, `challenges table ${pgUs.toFixed(0)} µs`);
     }
   }
   if (s.balanced && !('skipped' in s.balanced)) {

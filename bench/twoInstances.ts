@@ -2,7 +2,7 @@
  * Two Latchkey processes on one PostgreSQL database behind HAProxy
  * (bench/balancer.ts), against one of them alone behind the same HAProxy.
  *
- * Both servers keep challenges in the database (the flows table, the default on
+ * Both servers keep challenges in the database (the challenges table, the default on
  * PostgreSQL), and HAProxy balances each request on its own, so a ceremony's
  * options and verify requests usually reach different servers: every
  * ceremony then shows that one instance finishes what another began. The

@@ -1,6 +1,6 @@
 /**
- * Housekeeping the server runs every few minutes: delete ended sessions and
- * flows, forgotten runs of failed sign-ins and rate counters of past windows,
+ * Housekeeping the server runs every few minutes: delete ended sessions,
+ * flows and unanswered WebAuthn challenges, forgotten runs of failed sign-ins and rate counters of past windows,
  * so the tables hold live data only. Consumed and expired invites are kept for a while so their links still
  * answer "already used" or "expired".
  */
@@ -23,10 +23,12 @@ export async function pruneExpired(
   store: Store,
   config: Config,
   now: number,
-): Promise<{ sessions: number; flows: number; signinFailures: number; rateCounters: number; webhookDeliveries: number }> {
+): Promise<{ sessions: number; flows: number; challenges: number; signinFailures: number; rateCounters: number; webhookDeliveries: number }> {
   const sessions = await store.sessions.deleteExpired(now, config.sessionIdleSeconds * 1000);
   const ceremonies = await store.flows.deleteEnded(now, CEREMONY_RETENTION_MS, { exceptTypes: [INVITE_FLOW] });
   const invites = await store.flows.deleteEnded(now, INVITE_RETENTION_MS, { types: [INVITE_FLOW] });
+  // WebAuthn challenges never answered (the database challenge store deletes each one when it is used).
+  const challenges = await store.challenges.deleteExpired(now);
   // OpenID Connect codes, tokens, grants and interactions past their time.
   await store.oidcModels.deleteExpired(now);
   // Failed sign-ins at addresses without an account, a month after the last (strategies/throttle.ts).
@@ -37,5 +39,5 @@ export async function pruneExpired(
   await store.userImports.dropUnconfirmed(now - UNCONFIRMED_IMPORT_RETENTION_MS);
   // Pending deliveries stay until sent, however old (a paused endpoint's wait for it to be resumed).
   const webhookDeliveries = await store.webhooks.deleteFinishedBefore(now - WEBHOOK_DELIVERY_RETENTION_MS);
-  return { sessions, flows: ceremonies + invites, signinFailures, rateCounters, webhookDeliveries };
+  return { sessions, flows: ceremonies + invites, challenges, signinFailures, rateCounters, webhookDeliveries };
 }

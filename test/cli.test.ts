@@ -259,7 +259,7 @@ describe('latchkey CLI', () => {
 
   it('says which migrations it applied', async () => {
     const fresh = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
-    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt, 0010_api_tokens, 0011_webhooks, 0012_user_imports, 0013_scim, 0014_service_id_token_alg.');
+    expect(fresh.stdout).toContain('Applied migrations: 0001_core, 0002_registration_authority, 0003_self_service, 0004_oidc, 0005_hot_path_indexes, 0006_signin_failures, 0007_authenticator_config, 0008_fido_metadata, 0009_passkey_prompt, 0010_api_tokens, 0011_webhooks, 0012_user_imports, 0013_scim, 0014_service_id_token_alg, 0015_challenges.');
     const again = await cli(['migrate'], { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` });
     expect(again.stdout).toContain('no migration to apply');
   });

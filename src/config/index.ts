@@ -87,9 +87,9 @@ export interface Config {
   /**
    * LATCHKEY_CHALLENGE_STORE: where WebAuthn challenges wait between options and verify (src/webauthn/challengeStore.ts).
    * `memory` (the default on SQLite): in the server process, no database writes; run one server process per
-   * database then. `database` (the default on PostgreSQL): the flows table, shared by every instance. `redis`:
+   * database then. `database` (the default on PostgreSQL): the challenges table, shared by every instance. `redis`:
    * keys in LATCHKEY_REDIS_URL's Redis, shared by every instance, no database write (needs LATCHKEY_REDIS_URL;
-   * never the default, also when Redis is configured: BENCHMARKS.md measures it against the flows table).
+   * never the default, also when Redis is configured: BENCHMARKS.md measures it against the challenges table).
    */
   challengeStore: 'memory' | 'database' | 'redis';
   /**

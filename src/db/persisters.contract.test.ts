@@ -20,7 +20,7 @@ const databases = await testDatabases();
 
 /** A time past 2^32 ms, so bigint columns are really exercised. */
 const T0 = 1_750_000_000_000;
-const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt', '0010_api_tokens', '0011_webhooks', '0012_user_imports', '0013_scim', '0014_service_id_token_alg'];
+const MIGRATIONS = ['0001_core', '0002_registration_authority', '0003_self_service', '0004_oidc', '0005_hot_path_indexes', '0006_signin_failures', '0007_authenticator_config', '0008_fido_metadata', '0009_passkey_prompt', '0010_api_tokens', '0011_webhooks', '0012_user_imports', '0013_scim', '0014_service_id_token_alg', '0015_challenges'];
 const MINUTE = 60_000;
 
 const rid = (bytes = 8) => randomBytes(bytes).toString('base64url');
@@ -146,7 +146,7 @@ describe.each(databases)('persister contract on $name', (target) => {
         const fresh = await target.open();
         expect(await fresh.migrate()).toEqual(MIGRATIONS);
         expect(await fresh.migrate()).toEqual([]);
-        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'audit_events', 'settings', 'roles', 'email_templates', 'rate_counters', 'signin_failures'] as const) {
+        for (const table of ['users', 'authenticators', 'sessions', 'flows', 'challenges', 'audit_events', 'settings', 'roles', 'email_templates', 'rate_counters', 'signin_failures'] as const) {
           expect(await fresh.kysely.selectFrom(table).selectAll().execute()).toEqual([]);
         }
       });
@@ -599,6 +599,96 @@ describe.each(databases)('persister contract on $name', (target) => {
       });
     });
 
+    describe('challenges', () => {
+      const asFlow = (c: NewFlow, consumedAt: number | null) => ({ ...c, state: consumedAt === null ? 'active' : 'consumed', consumed_at: consumedAt, failed_attempts: 0 });
+
+      it('insert stores a challenge found by its lookup, as an active flow; a lookup is unique', async () => {
+        const challenge = newFlow();
+        await store.challenges.insert(challenge);
+        expect(await store.challenges.find(challenge.lookup)).toEqual(asFlow(challenge, null));
+        expect(await store.challenges.find(rid(32))).toBeUndefined();
+        expect(isUniqueViolation(await rejectionOf(store.challenges.insert(newFlow({ lookup: challenge.lookup }))))).toBe(true);
+        // Not in the flows table.
+        expect(await store.flows.findByLookup(challenge.lookup)).toBeUndefined();
+      });
+
+      it('consume uses a challenge once, only with the right type and binding and before it expires, and deletes it', async () => {
+        const now = T0 + MINUTE;
+        const challenge = newFlow({ expires_at: now + MINUTE });
+        await store.challenges.insert(challenge);
+        expect(await store.challenges.consume(challenge.lookup, 'other-type', challenge.binding_hash!, now)).toBeUndefined();
+        expect(await store.challenges.consume(challenge.lookup, challenge.type, 'other-binding', now)).toBeUndefined();
+        expect(await store.challenges.find(challenge.lookup)).toEqual(asFlow(challenge, null));
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.challenges.consume(challenge.lookup, challenge.type, challenge.binding_hash!, now)));
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toEqual([asFlow(challenge, now)]);
+        expect(await store.challenges.find(challenge.lookup)).toBeUndefined();
+        const expired = newFlow({ expires_at: now });
+        await store.challenges.insert(expired);
+        expect(await store.challenges.consume(expired.lookup, expired.type, expired.binding_hash!, now)).toBeUndefined();
+      });
+
+      it('consumeWithCredential uses a challenge once and returns it with the credential and its owner', async () => {
+        const now = T0 + MINUTE;
+        const user = await insertUser({ display_name: 'Consuming Person' });
+        const passkey = newAuthenticator(user.id);
+        await store.authenticators.insert(passkey);
+        const authenticator = await store.authenticators.findByCredentialId(passkey.credential_id);
+        const challenge = newFlow({ expires_at: now + MINUTE });
+        await store.challenges.insert(challenge);
+        const consume = (c: NewFlow, credentialId: string, type = c.type, binding = c.binding_hash!) => store.challenges.consumeWithCredential(c.lookup, type, binding, now, credentialId);
+        expect(await consume(challenge, passkey.credential_id, 'other-type')).toBeUndefined();
+        expect(await consume(challenge, passkey.credential_id, challenge.type, 'other-binding')).toBeUndefined();
+        expect(await store.challenges.find(challenge.lookup)).toEqual(asFlow(challenge, null));
+        const results = await Promise.all(Array.from({ length: 10 }, () => consume(challenge, passkey.credential_id)));
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toEqual([{ flow: asFlow(challenge, now), credential: { authenticator, user } }]);
+        expect(await store.challenges.find(challenge.lookup)).toBeUndefined();
+        // An unknown credential still uses the challenge; only the credential is missing.
+        const other = newFlow({ expires_at: now + MINUTE });
+        await store.challenges.insert(other);
+        expect(await consume(other, 'missing')).toEqual({ flow: asFlow(other, now), credential: undefined });
+        const expired = newFlow({ expires_at: now });
+        await store.challenges.insert(expired);
+        expect(await consume(expired, passkey.credential_id)).toBeUndefined();
+      });
+
+      it('counts the challenges not yet expired, and deletes the expired ones', async () => {
+        const now = T0 + 10 * MINUTE;
+        const before = await store.challenges.countActive(now);
+        const live = [newFlow({ expires_at: now + 1 }), newFlow({ expires_at: now + MINUTE })];
+        const ended = [newFlow({ expires_at: now }), newFlow({ expires_at: now - MINUTE })];
+        for (const c of [...live, ...ended]) await store.challenges.insert(c);
+        expect(await store.challenges.countActive(now)).toBe(before + 2);
+        expect(await store.challenges.deleteExpired(now)).toBeGreaterThanOrEqual(2);
+        for (const c of ended) expect(await store.challenges.find(c.lookup)).toBeUndefined();
+        for (const c of live) expect(await store.challenges.find(c.lookup)).toEqual(asFlow(c, null));
+      });
+
+      it('on PostgreSQL a challenge\'s insert and use commit without waiting for the WAL flush, in their own transaction only', async () => {
+        if (db.dialect !== 'postgres') return;
+        const setting = async (tx: Store) => (await sql<{ value: string }>`select current_setting('synchronous_commit') as value`.execute(tx.kysely)).rows[0]!.value;
+        const used = newFlow({ expires_at: T0 + MINUTE });
+        await store.challenges.insert(used);
+        const seen = await store.transaction(async (tx) => {
+          const before = await setting(tx);
+          await tx.flows.insert(newFlow());
+          const afterFlow = await setting(tx);
+          await tx.challenges.insert(newFlow());
+          return [before, afterFlow, await setting(tx)];
+        });
+        expect(seen).toEqual(['on', 'on', 'off']);
+        const afterUse = await store.transaction(async (tx) => {
+          await tx.challenges.consume(used.lookup, used.type, used.binding_hash!, T0);
+          return setting(tx);
+        });
+        expect(afterUse).toBe('off');
+        // Set for its own transaction only: no connection of the pool keeps it.
+        const settings = await Promise.all(Array.from({ length: 10 }, () => store.transaction(setting)));
+        expect(new Set(settings)).toEqual(new Set(['on']));
+      });
+    });
+
     describe('flows', () => {
       it('insert stores an active flow found by lookup and by id', async () => {
         const flow = newFlow();
@@ -637,52 +727,6 @@ describe.each(databases)('persister contract on $name', (target) => {
         const expired = newFlow({ expires_at: now });
         await store.flows.insert(expired);
         expect(await store.flows.consumeByLookup(expired.lookup, expired.type, expired.binding_hash!, now)).toBeUndefined();
-      });
-
-      it('consumeByLookupWithCredential consumes once and returns the flow with the credential and its owner', async () => {
-        const now = T0 + MINUTE;
-        const user = await insertUser({ display_name: 'Consuming Person' });
-        const passkey = newAuthenticator(user.id);
-        await store.authenticators.insert(passkey);
-        const authenticator = await store.authenticators.findByCredentialId(passkey.credential_id);
-        const flow = newFlow({ expires_at: now + MINUTE });
-        await store.flows.insert(flow);
-        const consume = (f: NewFlow, credentialId: string, type = f.type, binding = f.binding_hash!) =>
-          store.flows.consumeByLookupWithCredential(f.lookup, type, binding, now, credentialId);
-        expect(await consume(flow, passkey.credential_id, 'other-type')).toBeUndefined();
-        expect(await consume(flow, passkey.credential_id, flow.type, 'other-binding')).toBeUndefined();
-        expect(await store.flows.findByLookup(flow.lookup)).toMatchObject({ state: 'active', consumed_at: null });
-        const results = await Promise.all(Array.from({ length: 10 }, () => consume(flow, passkey.credential_id)));
-        const winners = results.filter((r) => r !== undefined);
-        expect(winners).toHaveLength(1);
-        expect(winners[0]).toEqual({ flow: { ...flow, state: 'consumed', consumed_at: now, failed_attempts: 0 }, credential: { authenticator, user } });
-        expect(await store.flows.findByLookup(flow.lookup)).toMatchObject({ state: 'consumed', consumed_at: now });
-        // An unknown credential still consumes the flow; only the credential is missing.
-        const other = newFlow({ expires_at: now + MINUTE });
-        await store.flows.insert(other);
-        expect(await consume(other, 'missing')).toEqual({ flow: { ...other, state: 'consumed', consumed_at: now, failed_attempts: 0 }, credential: undefined });
-        const expired = newFlow({ expires_at: now });
-        await store.flows.insert(expired);
-        expect(await consume(expired, passkey.credential_id)).toBeUndefined();
-      });
-
-      it('insertChallenge stores an active flow like insert; on PostgreSQL its transaction alone commits without waiting for the WAL flush', async () => {
-        const flow = newFlow();
-        await store.flows.insertChallenge(flow);
-        expect(await store.flows.findByLookup(flow.lookup)).toEqual({ ...flow, state: 'active', consumed_at: null, failed_attempts: 0 });
-        if (db.dialect !== 'postgres') return;
-        const setting = async (tx: Store) => (await sql<{ value: string }>`select current_setting('synchronous_commit') as value`.execute(tx.kysely)).rows[0]!.value;
-        const seen = await store.transaction(async (tx) => {
-          const before = await setting(tx);
-          await tx.flows.insert(newFlow());
-          const afterInsert = await setting(tx);
-          await tx.flows.insertChallenge(newFlow());
-          return [before, afterInsert, await setting(tx)];
-        });
-        expect(seen).toEqual(['on', 'on', 'off']);
-        // Set for its own transaction only: no connection of the pool keeps it.
-        const settings = await Promise.all(Array.from({ length: 10 }, () => store.transaction(setting)));
-        expect(new Set(settings)).toEqual(new Set(['on']));
       });
 
       it('of ten concurrent consumes of one flow exactly one succeeds', async () => {

@@ -88,6 +88,21 @@ export type FlowState = 'active' | 'consumed' | 'revoked';
  * Flows are stored records of multi-step interactions (invites, WebAuthn
  * ceremonies): single-use, expiring, bound to the browser that started them.
  */
+/** A WebAuthn challenge of the `database` challenge store (src/db/persisters/challenges.ts), deleted when used. */
+export interface ChallengesTable {
+  /** The challenge (base64url). */
+  lookup: string;
+  /** The ceremony's flow id (the stores hand ceremonies a flow). */
+  id: string;
+  type: string;
+  /** Hash of the browser binding that may answer it. */
+  binding_hash: string | null;
+  user_id: string | null;
+  data: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface FlowsTable {
   id: string;
   type: string;
@@ -332,6 +347,7 @@ export interface Database {
   authenticators: AuthenticatorsTable;
   sessions: SessionsTable;
   flows: FlowsTable;
+  challenges: ChallengesTable;
   audit_events: AuditEventsTable;
   settings: SettingsTable;
   roles: RolesTable;
@@ -352,6 +368,7 @@ export type Authenticator = Selectable<AuthenticatorsTable>;
 export type NewAuthenticator = Insertable<AuthenticatorsTable>;
 export type Session = Selectable<SessionsTable>;
 export type Flow = Selectable<FlowsTable>;
+export type Challenge = Selectable<ChallengesTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
 export type EmailTemplate = Selectable<EmailTemplatesTable>;
 export type OidcModel = Selectable<OidcModelsTable>;

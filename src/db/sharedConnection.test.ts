@@ -22,7 +22,7 @@ const sleepThenPid = new PreparedQuery<{ seconds: number }, { pid: number }>((db
 
 // Groupable (READ): the transaction each runs in (txid_current() gives the id it assigns: a test's stand-in for a
 // read, since it makes the transaction write a commit record), and a tag to tell the callers' rows apart; one that
-// takes a while. Not groupable: how many flows have a lookup.
+// takes a while. Not groupable: how many challenges have a lookup.
 const transactionOf = new PreparedQuery<{ tag: string }, { xid: string; tag: string }>(
   (db, p) => db.selectNoFrom([sql<string>`txid_current()::text`.as('xid'), sql<string>`${p.tag}::text`.as('tag')]),
   READ,
@@ -31,8 +31,8 @@ const sleepThenTag = new PreparedQuery<{ seconds: number; tag: string }, { tag: 
   (db, p) => db.selectNoFrom(sql<string>`case when pg_sleep(${p.seconds}) is null then ${p.tag}::text end`.as('tag')),
   READ,
 );
-const flowsWithLookup = new PreparedQuery<{ lookup: string }, { n: string }>((db, p) =>
-  db.selectFrom('flows').select((eb) => eb.fn.countAll<string>().as('n')).where('lookup', '=', p.lookup),
+const challengesWithLookup = new PreparedQuery<{ lookup: string }, { n: string }>((db, p) =>
+  db.selectFrom('challenges').select((eb) => eb.fn.countAll<string>().as('n')).where('lookup', '=', p.lookup),
 );
 // Not groupable: the transaction it runs in.
 const ownTransaction = new PreparedQuery<object, { xid: string }>((db) => db.selectNoFrom(sql<string>`txid_current()::text || ''`.as('xid')));
@@ -274,8 +274,8 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     await sleepThenTag.takeFirst(db.kysely, { seconds: 0, tag: 'warm' });
     await store.users.findById('u-group');
     await store.sessions.findWithUser('none');
-    await store.flows.insertChallenge(challenge('warm'));
-    await store.flows.consumeByLookupWithCredential('none', 'signin', 'b', T0, 'none');
+    await store.challenges.insert(challenge('warm'));
+    await store.challenges.consumeWithCredential('none', 'signin', 'b', T0, 'none');
     await ownTransaction.takeFirst(db.kysely, {});
     await durableTransactionOf.takeFirst(db.kysely, { tag: 'warm', divisor: 1 });
     await store.oidcModels.upsert(oidcModel('warm'));
@@ -319,10 +319,10 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
   it('runs a group that failed again one by one: only the statement that fails fails, and nothing lands twice', async () => {
     const before = autocommitGroups.reruns;
     const results = await Promise.allSettled([
-      store.flows.insertChallenge(challenge('g-1')),
-      // The warm-up's id again: the primary key refuses it, which rolls back the whole group.
-      store.flows.insertChallenge(challenge('warm', 'lookup-other')),
-      store.flows.insertChallenge(challenge('g-2')),
+      store.challenges.insert(challenge('g-1')),
+      // The warm-up's challenge again: the primary key refuses it, which rolls back the whole group.
+      store.challenges.insert(challenge('other', 'lookup-warm')),
+      store.challenges.insert(challenge('g-2')),
       transactionOf.takeFirst(db.kysely, { tag: 'after' }),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
@@ -330,17 +330,17 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect((results[3] as PromiseFulfilledResult<{ tag: string }>).value.tag).toBe('after');
     expect(autocommitGroups.reruns - before).toBe(1);
     // Run again, an insert whose first run had landed would have met its own row (23505) instead.
-    expect(await store.flows.findByLookup('lookup-g-1')).toMatchObject({ id: 'g-1', state: 'active' });
-    expect(await store.flows.findByLookup('lookup-g-2')).toMatchObject({ id: 'g-2' });
-    expect(await store.flows.findByLookup('lookup-other')).toBeUndefined();
+    expect(await store.challenges.find('lookup-g-1')).toMatchObject({ id: 'g-1', state: 'active' });
+    expect(await store.challenges.find('lookup-g-2')).toMatchObject({ id: 'g-2' });
+    expect(await store.challenges.find('lookup-warm')).toMatchObject({ id: 'warm' });
   });
 
   it('commits a group’s challenge writes with its reads, and keeps a statement that is not groupable out of it', async () => {
-    await store.flows.insertChallenge(challenge('w-0'));
+    await store.challenges.insert(challenge('w-0'));
     const before = { ...autocommitGroups };
     const [, consumed, read, own] = await Promise.all([
-      store.flows.insertChallenge(challenge('w-1')),
-      store.flows.consumeByLookupWithCredential('lookup-w-0', 'signin', 'b', T0, 'none'),
+      store.challenges.insert(challenge('w-1')),
+      store.challenges.consumeWithCredential('lookup-w-0', 'signin', 'b', T0, 'none'),
       transactionOf.takeFirst(db.kysely, { tag: 'w' }),
       ownTransaction.takeFirst(db.kysely, {}),
       transactionOf.takeFirst(db.kysely, { tag: 'w-after' }),
@@ -351,9 +351,9 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect(autocommitGroups.count - before.count).toBe(1);
     expect(autocommitGroups.statements - before.statements).toBe(3);
     expect(own!.xid).not.toBe(read!.xid);
-    expect(await store.flows.findByLookup('lookup-w-1')).toMatchObject({ id: 'w-1', state: 'active' });
+    expect(await store.challenges.find('lookup-w-1')).toMatchObject({ id: 'w-1', state: 'active' });
     // Consumed once: a second use finds nothing.
-    expect(await store.flows.consumeByLookupWithCredential('lookup-w-0', 'signin', 'b', T0, 'none')).toBeUndefined();
+    expect(await store.challenges.consumeWithCredential('lookup-w-0', 'signin', 'b', T0, 'none')).toBeUndefined();
   });
 
   it('commits a turn’s durable writes in a group of their own, sent after the group of reads', async () => {
@@ -361,7 +361,7 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     const before = { ...autocommitGroups };
     const [, write, read, , consumed, consumedAgain, otherRead] = await Promise.all([
       // A challenge write in the reads' group turns synchronous_commit off for that group's transaction only.
-      store.flows.insertChallenge(challenge('d-challenge')),
+      store.challenges.insert(challenge('d-challenge')),
       durableTransactionOf.takeFirst(db.kysely, { tag: 'write', divisor: 1 }),
       transactionOf.takeFirst(db.kysely, { tag: 'read' }),
       store.oidcModels.upsert(oidcModel('d-1')),
@@ -447,9 +447,9 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
 
   it('sends a statement that is not groupable after the group before it', async () => {
     const [, , seen] = await Promise.all([
-      store.flows.insertChallenge(challenge('o-1')),
-      store.flows.insertChallenge(challenge('o-2')),
-      flowsWithLookup.takeFirst(db.kysely, { lookup: 'lookup-o-2' }),
+      store.challenges.insert(challenge('o-1')),
+      store.challenges.insert(challenge('o-2')),
+      challengesWithLookup.takeFirst(db.kysely, { lookup: 'lookup-o-2' }),
     ]);
     expect(Number(seen!.n)).toBe(1);
   });
@@ -459,15 +459,15 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     const other = openDatabase(url, { poolSize: 3, sharedConnection: { lockTimeoutMs: 200 } });
     const otherStore = createStore(other);
     try {
-      await otherStore.flows.insertChallenge(challenge('locked'));
-      await otherStore.flows.consumeByLookupWithCredential('none', 'signin', 'b', T0, 'none');
+      await otherStore.challenges.insert(challenge('locked'));
+      await otherStore.challenges.consumeWithCredential('none', 'signin', 'b', T0, 'none');
       await transactionOf.takeFirst(other.kysely, { tag: 'warm' });
       let locked!: () => void;
       const holding = new Promise<void>((resolve) => (locked = resolve));
       let finish!: () => void;
       const finished = new Promise<void>((resolve) => (finish = resolve));
       const transaction = other.kysely.transaction().execute(async (trx) => {
-        await sql`select 1 from flows where lookup = 'lookup-locked' for update`.execute(trx);
+        await sql`select 1 from challenges where lookup = 'lookup-locked' for update`.execute(trx);
         locked();
         await finished;
       });
@@ -479,8 +479,8 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
       let calls: number;
       try {
         results = await Promise.allSettled([
-          otherStore.flows.insertChallenge(challenge('l-1')),
-          otherStore.flows.consumeByLookupWithCredential('lookup-locked', 'signin', 'b', T0, 'none'),
+          otherStore.challenges.insert(challenge('l-1')),
+          otherStore.challenges.consumeWithCredential('lookup-locked', 'signin', 'b', T0, 'none'),
           transactionOf.takeFirst(other.kysely, { tag: 'l' }),
         ]);
         calls = sent.mock.calls.length;
@@ -494,9 +494,9 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
       expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '55P03' });
       expect(autocommitGroups.count - before.count).toBe(1);
       expect(autocommitGroups.reruns - before.reruns).toBe(1);
-      expect(await otherStore.flows.findByLookup('lookup-l-1')).toMatchObject({ id: 'l-1' });
+      expect(await otherStore.challenges.find('lookup-l-1')).toMatchObject({ id: 'l-1' });
       // The consume that gave up changed nothing.
-      expect(await otherStore.flows.findByLookup('lookup-locked')).toMatchObject({ state: 'active' });
+      expect(await otherStore.challenges.find('lookup-locked')).toMatchObject({ state: 'active' });
     } finally {
       await other.close();
     }
@@ -508,12 +508,12 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     const otherStore = createStore(other);
     try {
       await transactionOf.takeFirst(other.kysely, { tag: 'warm' });
-      await otherStore.flows.insertChallenge(challenge('t-0'));
+      await otherStore.challenges.insert(challenge('t-0'));
       const { pid: shared } = (await backendPid.takeFirst(other.kysely, {}))!;
       const before = autocommitGroups.count;
       await Promise.all([transactionOf.takeFirst(other.kysely, { tag: 'a' }), transactionOf.takeFirst(other.kysely, { tag: 'b' })]);
-      // A group that fails (the same id again) and runs again.
-      const failed = await Promise.allSettled([otherStore.flows.insertChallenge(challenge('t-0', 'lookup-t-again')), transactionOf.takeFirst(other.kysely, { tag: 'c' })]);
+      // A group that fails (the same challenge again) and runs again.
+      const failed = await Promise.allSettled([otherStore.challenges.insert(challenge('t-again', 'lookup-t-0')), transactionOf.takeFirst(other.kysely, { tag: 'c' })]);
       expect(failed.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
       expect(autocommitGroups.count - before).toBe(2);
       // Past the timeout: a timer left running would have ended the connection by now.
@@ -528,7 +528,7 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     const { pid: killed } = (await backendPid.takeFirst(db.kysely, {}))!;
     const before = { ...autocommitGroups };
     const settling = Promise.allSettled([
-      store.flows.insertChallenge(challenge('k-1')),
+      store.challenges.insert(challenge('k-1')),
       sleepThenTag.takeFirst(db.kysely, { seconds: 30, tag: 'sleeping' }),
       transactionOf.takeFirst(db.kysely, { tag: 'k' }),
     ]);
@@ -538,7 +538,7 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect(autocommitGroups.reruns).toBe(before.reruns);
     // Rolled back with its group when the backend ended, and not written again. (The first statement after may still
     // meet the ended connection: the client learns it is closed when it next reads from it.)
-    const find = () => store.flows.findByLookup('lookup-k-1');
+    const find = () => store.challenges.find('lookup-k-1');
     expect(await find().catch(find)).toBeUndefined();
   });
 });

@@ -9,6 +9,7 @@ import type { Database } from './schema.js';
 import { AuditPersister } from './persisters/audit.js';
 import { AuthenticatorPersister } from './persisters/authenticators.js';
 import { FlowPersister } from './persisters/flows.js';
+import { ChallengePersister } from './persisters/challenges.js';
 import { SessionPersister } from './persisters/sessions.js';
 import { SettingsPersister } from './persisters/settings.js';
 import { FidoMetadataPersister } from './persisters/fidoMetadata.js';
@@ -30,6 +31,7 @@ export class Store {
   readonly authenticators: AuthenticatorPersister;
   readonly sessions: SessionPersister;
   readonly flows: FlowPersister;
+  readonly challenges: ChallengePersister;
   readonly audit: AuditPersister;
   readonly settings: SettingsPersister;
   readonly fidoMetadata: FidoMetadataPersister;
@@ -66,6 +68,7 @@ export class Store {
     this.authenticators = new AuthenticatorPersister(kysely);
     this.sessions = new SessionPersister(kysely);
     this.flows = new FlowPersister(kysely);
+    this.challenges = new ChallengePersister(kysely);
     this.audit = new AuditPersister(kysely);
     this.settings = new SettingsPersister(kysely);
     this.fidoMetadata = new FidoMetadataPersister(kysely);

@@ -122,7 +122,7 @@ export class WebAuthn {
 
   /**
    * consumeChallenge, then the credential with this id and its owner (none for an empty id). Where the challenge
-   * store can, both in one step (the flows table on PostgreSQL: one statement, one round trip).
+   * store can, both in one step (the database on PostgreSQL: one statement, one round trip).
    */
   private async consumeChallengeWithCredential(
     flowType: string,

@@ -1,6 +1,6 @@
 /**
- * One contract for every challenge store: in the server process, in the flows
- * table on SQLite and PostgreSQL, and in Redis.
+ * One contract for every challenge store: in the server process, in the
+ * database's challenges table on SQLite and PostgreSQL, and in Redis.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,12 +8,9 @@ import { testDatabases } from '../../test/support/databases.js';
 import type { NewFlow } from '../db/persisters/flows.js';
 import { createStore } from '../db/store.js';
 import { loadConfig, unsafeSettings } from '../config/index.js';
-import { ceremonyFlowType, DatabaseChallengeStore, MemoryChallengeStore, RedisChallengeStore, type ChallengeStore } from './challengeStore.js';
+import { DatabaseChallengeStore, MemoryChallengeStore, RedisChallengeStore, type ChallengeStore } from './challengeStore.js';
 import { deleteRedisKeys, redisUnavailableReason, testRedisClient, uniqueRedisPrefix } from '../../test/support/redis.js';
 import type { Redis } from 'ioredis';
-
-// The ceremony type these challenges are saved under, declared as the sign-in flow declares it.
-ceremonyFlowType('signin');
 
 const T0 = Date.UTC(2026, 11, 1, 9);
 const MINUTE = 60_000;
@@ -105,8 +102,8 @@ describe.each(targets)('challenge store: $name', (target) => {
   });
 });
 
-describe.each(databases)('the challenge store in the flows table on $name', (d) => {
-  it.skipIf(d.skipReason !== undefined)('counts only unexpired flows of ceremony types as ceremonies in progress', async () => {
+describe.each(databases)('the challenge store in the database on $name', (d) => {
+  it.skipIf(d.skipReason !== undefined)('counts only unexpired challenges as ceremonies in progress, and deletes each when used', async () => {
     const db = await d.open();
     try {
       await db.migrate();
@@ -114,10 +111,15 @@ describe.each(databases)('the challenge store in the flows table on $name', (d) 
       const challenges = new DatabaseChallengeStore(store);
       await challenges.save(newChallenge());
       await challenges.save(newChallenge({ expires_at: T0 + MINUTE }));
-      // A flow of a type no ceremony declared (an API token's one showing, say) is not a challenge.
+      // A flow (an API token's one showing, say) is not a challenge.
       await store.flows.insert(newChallenge({ type: 'api_token_reveal' }));
       expect(await challenges.size(T0)).toBe(2);
       expect(await challenges.size(T0 + MINUTE)).toBe(1);
+      const used = newChallenge();
+      await challenges.save(used);
+      expect(await challenges.consume(used.lookup, used.type, used.binding_hash!, T0)).toMatchObject({ id: used.id, state: 'consumed' });
+      expect(await store.challenges.find(used.lookup)).toBeUndefined();
+      expect(await challenges.size(T0)).toBe(2);
     } finally {
       await d.cleanup();
     }

@@ -3,9 +3,10 @@
  * each one a flow record (id, ceremony type, browser binding, user, expiry),
  * server-side, found by its challenge and consumed once.
  *
- * - `database`: the flows table. Every server process sharing the database
- *   shares the challenges, so any instance can finish a ceremony another began.
- *   The default on PostgreSQL, where several instances are the point.
+ * - `database`: the database's challenges table (src/db/persisters/challenges.ts:
+ *   one row per challenge, deleted when used). Every server process sharing the
+ *   database shares the challenges, so any instance can finish a ceremony
+ *   another began. The default on PostgreSQL, where several instances are the point.
  * - `memory`: a bounded map in this server process. No writes: a sign-in then
  *   commits once (the use, the session and the audit record) instead of three
  *   times (BENCHMARKS.md). The default on SQLite, whose file belongs to one
@@ -15,7 +16,7 @@
  *   with the challenge. Shared by every instance like `database`, with no
  *   database write like `memory`. Chosen, never a default.
  *
- * All consume with one indivisible step (a conditional `UPDATE … RETURNING`,
+ * All consume with one indivisible step (a conditional `DELETE … RETURNING`,
  * a map check-and-delete with no `await` between, or a Lua script, which Redis
  * runs with nothing else between its commands), so of concurrent submissions
  * of one response exactly one gets the flow.
@@ -28,18 +29,6 @@ import type { NewFlow } from '../db/persisters/flows.js';
 
 export type ChallengeStoreKind = 'memory' | 'database' | 'redis';
 
-/** The flow types of WebAuthn ceremonies, each declared once with {@link ceremonyFlowType}. */
-const CEREMONY_FLOW_TYPES = new Set<string>();
-
-/**
- * Declares a WebAuthn ceremony's flow type (`export const SIGNIN_FLOW = ceremonyFlowType('signin')`): the database
- * store counts the challenges of these types, and no other flow, as ceremonies in progress.
- */
-export function ceremonyFlowType<T extends string>(type: T): T {
-  CEREMONY_FLOW_TYPES.add(type);
-  return type;
-}
-
 export interface ChallengeStore {
   readonly kind: ChallengeStoreKind;
   save(flow: NewFlow): Promise<void>;
@@ -50,8 +39,8 @@ export interface ChallengeStore {
   /** Ceremonies begun and not yet finished or expired, for /metrics: this process's (memory) or every instance's. */
   size(now: number): Promise<number>;
   /**
-   * `consume`, and the credential with this id with its owner, where the store can do both in one step (the flows
-   * table: one statement on PostgreSQL). Undefined when no flow was consumed.
+   * `consume`, and the credential with this id with its owner, where the store can do both in one step (the
+   * database: one statement on PostgreSQL). Undefined when no flow was consumed.
    */
   consumeWithCredential?(
     lookup: string,
@@ -67,23 +56,23 @@ export class DatabaseChallengeStore implements ChallengeStore {
   constructor(private readonly store: Store) {}
 
   async save(flow: NewFlow): Promise<void> {
-    await this.store.flows.insertChallenge(flow);
+    await this.store.challenges.insert(flow);
   }
 
   consume(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
-    return this.store.flows.consumeByLookup(lookup, type, bindingHash, now);
+    return this.store.challenges.consume(lookup, type, bindingHash, now);
   }
 
   peek(lookup: string): Promise<Flow | undefined> {
-    return this.store.flows.findByLookup(lookup);
+    return this.store.challenges.find(lookup);
   }
 
   size(now: number): Promise<number> {
-    return this.store.flows.countActive([...CEREMONY_FLOW_TYPES], now);
+    return this.store.challenges.countActive(now);
   }
 
   consumeWithCredential(lookup: string, type: string, bindingHash: string, now: number, credentialId: string) {
-    return this.store.flows.consumeByLookupWithCredential(lookup, type, bindingHash, now, credentialId);
+    return this.store.challenges.consumeWithCredential(lookup, type, bindingHash, now, credentialId);
   }
 }
 

@@ -25,9 +25,8 @@ import { defineFlow } from '../flowMachine.js';
 import { Csrf } from '../../http/schemas.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
 import { countFailures } from '../../metrics/metrics.js';
-import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const ENROL_CEREMONY = ceremonyFlowType('enrol');
+export const ENROL_CEREMONY = 'enrol';
 /** The passkey ceremony started from an invite: it may finish only that invite. */
 const enrolCeremony = defineFlow({ type: ENROL_CEREMONY, data: Type.Object({ inviteId: Type.String() }) });
 

@@ -28,9 +28,8 @@ import { defineFlow } from '../flowMachine.js';
 import { safeNext } from '../signin/routes.js';
 import { isPasskeyOffered, PASSKEY_UPGRADE_PATH } from './afterNonPasskeySignIn.js';
 import { PasskeyUpgradePage } from './views.js';
-import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const PASSKEY_UPGRADE_FLOW = ceremonyFlowType('passkey-upgrade');
+export const PASSKEY_UPGRADE_FLOW = 'passkey-upgrade';
 /** The ceremony of "Set up a passkey": where the person goes afterwards (checked by safeNext when it was started). */
 const upgradeCeremony = defineFlow({ type: PASSKEY_UPGRADE_FLOW, data: Type.Object({ next: Type.String({ maxLength: 512 }) }) });
 

@@ -34,9 +34,8 @@ import type { Config } from '../../config/index.js';
 import type { Authenticator, User } from '../../db/schema.js';
 import { Csrf } from '../../http/schemas.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
-import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const REAUTH_FLOW = ceremonyFlowType('reauth');
+export const REAUTH_FLOW = 'reauth';
 /** The level a service's step-up needs: '3' offers only the passkeys that give AAL3 (attested security keys). */
 const Need = Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('2'), Type.Literal('3')]));
 const VerifyBody = Type.Object({ response: AuthenticationResponseSchema, need: Need });

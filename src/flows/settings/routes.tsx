@@ -25,9 +25,8 @@ import { originDetail } from '../../webauthn/allowedOrigins.js';
 import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
 import { passwordStanding } from '../../strategies/password/passwordStanding.js';
 import type { Authenticator, User } from '../../db/schema.js';
-import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const ADD_PASSKEY_FLOW = ceremonyFlowType('add-passkey');
+export const ADD_PASSKEY_FLOW = 'add-passkey';
 /** Adding a passkey in settings: the name chosen on the form, kept with the ceremony. */
 const addPasskeyCeremony = defineFlow({ type: ADD_PASSKEY_FLOW, data: Type.Object({ name: Type.Optional(Type.String()) }) });
 

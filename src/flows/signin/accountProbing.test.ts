@@ -63,7 +63,7 @@ describe.each(databases)('email-first sign-in on $name, to someone without the k
       vi.restoreAllMocks();
       await t?.close();
     });
-    /** PostgreSQL keeps ceremonies in the flows table (its default in production), SQLite in the process. */
+    /** PostgreSQL keeps ceremonies in the challenges table (its default in production), SQLite in the process. */
     const open = async () =>
       createTestApp({ LATCHKEY_RATE_LIMIT_PER_MINUTE: '0', LATCHKEY_CHALLENGE_STORE: target.name === 'postgres' ? 'database' : 'memory' }, { db: await target.open() });
 
@@ -118,8 +118,8 @@ describe.each(databases)('email-first sign-in on $name, to someone without the k
         ["another account's passkey, signed with its key", (o) => mallory.getAssertion(o, { credentialId: malloryCredential }), 'signature checked'],
       ];
 
-      // A credential lookup is its own query, or (the flows table on PostgreSQL) part of consuming the challenge.
-      const lookupQueries = [vi.spyOn(store.authenticators, 'findByCredentialIdWithUser'), vi.spyOn(store.flows, 'consumeByLookupWithCredential')];
+      // A credential lookup is its own query, or (the challenges table on PostgreSQL) part of consuming the challenge.
+      const lookupQueries = [vi.spyOn(store.authenticators, 'findByCredentialIdWithUser'), vi.spyOn(store.challenges, 'consumeWithCredential')];
       const lookups = { mockClear: () => lookupQueries.forEach((q) => q.mockClear()), get count() { return lookupQueries.reduce((n, q) => n + q.mock.calls.length, 0); } };
       // The options step before it does the same queries for an address with an account and one without.
       const queries = [vi.spyOn(store.users, 'findByEmail'), vi.spyOn(store.authenticators, 'listForUser'), vi.spyOn(store.authenticators, 'listForEmail')];

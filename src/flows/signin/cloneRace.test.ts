@@ -1,6 +1,6 @@
 /**
  * Two sign-ins at once with one passkey copied (the same counter) on each database, with the challenges where
- * production keeps them (PostgreSQL: the flows table, where the counter update, the session and the audit record
+ * production keeps them (PostgreSQL: the challenges table, where the counter update, the session and the audit record
  * go out together and a lost use fails only at the commit): one signs in, the other is refused as a possible clone
  * and gets no session, in the database or as a cookie.
  */

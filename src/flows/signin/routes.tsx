@@ -24,9 +24,8 @@ import { nationalIdFormat } from '../../users/nationalId.js';
 import { TOTP_TYPE } from '../../strategies/totp/kind.js';
 import { PASSKEY_TYPE } from '../../strategies/passkey/kind.js';
 import { SignInHelpPage, type WaysBack } from './helpViews.js';
-import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const SIGNIN_FLOW = ceremonyFlowType('signin');
+export const SIGNIN_FLOW = 'signin';
 /** The sign-in ceremony: how the person started (for the audit), and whether it is a decoy for an unknown email. */
 const signInCeremony = defineFlow({
   type: SIGNIN_FLOW,

@@ -23,9 +23,8 @@ import { NoScriptForm, NoScriptQuery } from '../../views/noScript.js';
 import { defineFlow } from '../flowMachine.js';
 import { originDetail } from '../../webauthn/allowedOrigins.js';
 import { countFailures } from '../../metrics/metrics.js';
-import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const SIGNUP_FLOW = ceremonyFlowType('signup');
+export const SIGNUP_FLOW = 'signup';
 
 const OptionsBody = Type.Object({
   displayName: DisplayNameSchema,

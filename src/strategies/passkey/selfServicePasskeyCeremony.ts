@@ -1,9 +1,8 @@
 /** The passkey ceremony started from a self-service flow: it may finish only that flow. */
 import { Type } from 'typebox';
 import { defineFlow } from '../../flows/flowMachine.js';
-import { ceremonyFlowType } from '../../webauthn/challengeStore.js';
 
-export const SELF_SERVICE_PASSKEY_CEREMONY = ceremonyFlowType('self-service-passkey');
+export const SELF_SERVICE_PASSKEY_CEREMONY = 'self-service-passkey';
 
 export const selfServicePasskeyCeremony = defineFlow({
   type: SELF_SERVICE_PASSKEY_CEREMONY,
