@@ -143,12 +143,12 @@ export class ServerProcess {
 
 /** CPU time of the PostgreSQL server processes on this machine, in ms (Linux); 0 elsewhere. */
 export function postgresCpuMs(): number {
-  return processCpuMs('postgres');
+  return namedProcessesCpuMs('postgres');
 }
 
 /** CPU time of the Redis server on this machine, in ms (Linux); 0 elsewhere. */
 export function redisCpuMs(): number {
-  return processCpuMs('redis-server');
+  return namedProcessesCpuMs('redis-server');
 }
 
 /**
@@ -157,7 +157,7 @@ export function redisCpuMs(): number {
  * (a pool closing an idle connection, an autovacuum worker finishing), which would otherwise drop out of the total
  * and make the window it ended in look cheaper by all that backend ever used.
  */
-function processCpuMs(name: string): number {
+function namedProcessesCpuMs(name: string): number {
   let total = 0;
   try {
     for (const pid of readdirSync('/proc')) {

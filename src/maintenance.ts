@@ -11,8 +11,11 @@ import { pruneSigninFailures } from './strategies/throttle.js';
 
 /** Rate counters (self-service, CAPTCHA) whose window started this long ago count nothing: no window is longer than an hour. */
 const RATE_COUNTER_RETENTION_MS = 24 * 60 * 60 * 1000;
-/** Ceremony flows are kept this long after expiry, for troubleshooting. */
-const CEREMONY_RETENTION_MS = 60 * 60 * 1000;
+/**
+ * Flows other than invites are kept this long after expiry, for troubleshooting. WebAuthn challenges are not kept:
+ * the challenge store deletes each when it is used, and this job the unanswered ones once they expire.
+ */
+const FLOW_RETENTION_MS = 60 * 60 * 1000;
 /** A bulk import checked in the console but not started is forgotten after this long (the agent uploads again). */
 const UNCONFIRMED_IMPORT_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000;
@@ -25,7 +28,7 @@ export async function pruneExpired(
   now: number,
 ): Promise<{ sessions: number; flows: number; challenges: number; signinFailures: number; rateCounters: number; webhookDeliveries: number }> {
   const sessions = await store.sessions.deleteExpired(now, config.sessionIdleSeconds * 1000);
-  const ceremonies = await store.flows.deleteEnded(now, CEREMONY_RETENTION_MS, { exceptTypes: [INVITE_FLOW] });
+  const ended = await store.flows.deleteEnded(now, FLOW_RETENTION_MS, { exceptTypes: [INVITE_FLOW] });
   const invites = await store.flows.deleteEnded(now, INVITE_RETENTION_MS, { types: [INVITE_FLOW] });
   // WebAuthn challenges never answered (the database challenge store deletes each one when it is used).
   const challenges = await store.challenges.deleteExpired(now);
@@ -39,5 +42,5 @@ export async function pruneExpired(
   await store.userImports.dropUnconfirmed(now - UNCONFIRMED_IMPORT_RETENTION_MS);
   // Pending deliveries stay until sent, however old (a paused endpoint's wait for it to be resumed).
   const webhookDeliveries = await store.webhooks.deleteFinishedBefore(now - WEBHOOK_DELIVERY_RETENTION_MS);
-  return { sessions, flows: ceremonies + invites, challenges, signinFailures, rateCounters, webhookDeliveries };
+  return { sessions, flows: ended + invites, challenges, signinFailures, rateCounters, webhookDeliveries };
 }

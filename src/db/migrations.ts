@@ -436,7 +436,8 @@ const buildMigrations = (dialect: Dialect): Record<string, Migration> => ({
   /**
    * WebAuthn challenges of the `database` challenge store get a table of their own (src/db/persisters/challenges.ts):
    * one index and no foreign key for the row every sign-in writes, where a flow's row has four indexes and a check of
-   * its user. Ceremonies begun before the upgrade start again; their flows are deleted by maintenance as before.
+   * its user. Ceremonies begun before the upgrade start again (their flows are deleted by maintenance as before); with
+   * several instances, a ceremony whose options and verify reach an old and a new one fails until all are upgraded.
    */
   '0015_challenges': {
     async up(db: Kysely<any>) {

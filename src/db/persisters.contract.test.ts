@@ -665,27 +665,23 @@ describe.each(databases)('persister contract on $name', (target) => {
         for (const c of live) expect(await store.challenges.find(c.lookup)).toEqual(asFlow(c, null));
       });
 
-      it('on PostgreSQL a challenge\'s insert and use commit without waiting for the WAL flush, in their own transaction only', async () => {
-        if (db.dialect !== 'postgres') return;
+      it('inside a transaction a challenge\'s insert and use are durable like the rest of it (outside one on PostgreSQL they are not: sharedConnection.test.ts)', async () => {
         const setting = async (tx: Store) => (await sql<{ value: string }>`select current_setting('synchronous_commit') as value`.execute(tx.kysely)).rows[0]!.value;
+        const user = await insertUser();
+        const passkey = newAuthenticator(user.id);
+        await store.authenticators.insert(passkey);
         const used = newFlow({ expires_at: T0 + MINUTE });
-        await store.challenges.insert(used);
+        const usedWithCredential = newFlow({ expires_at: T0 + MINUTE });
         const seen = await store.transaction(async (tx) => {
-          const before = await setting(tx);
-          await tx.flows.insert(newFlow());
-          const afterFlow = await setting(tx);
-          await tx.challenges.insert(newFlow());
-          return [before, afterFlow, await setting(tx)];
+          await tx.challenges.insert(used);
+          await tx.challenges.insert(usedWithCredential);
+          const consumed = await tx.challenges.consume(used.lookup, used.type, used.binding_hash!, T0);
+          const withCredential = await tx.challenges.consumeWithCredential(usedWithCredential.lookup, usedWithCredential.type, usedWithCredential.binding_hash!, T0, passkey.credential_id);
+          return { consumed, withCredential, setting: db.dialect === 'postgres' ? await setting(tx) : 'on' };
         });
-        expect(seen).toEqual(['on', 'on', 'off']);
-        const afterUse = await store.transaction(async (tx) => {
-          await tx.challenges.consume(used.lookup, used.type, used.binding_hash!, T0);
-          return setting(tx);
-        });
-        expect(afterUse).toBe('off');
-        // Set for its own transaction only: no connection of the pool keeps it.
-        const settings = await Promise.all(Array.from({ length: 10 }, () => store.transaction(setting)));
-        expect(new Set(settings)).toEqual(new Set(['on']));
+        expect(seen.consumed).toMatchObject({ id: used.id, state: 'consumed' });
+        expect(seen.withCredential).toMatchObject({ flow: { id: usedWithCredential.id, state: 'consumed' }, credential: { user: { id: user.id } } });
+        expect(seen.setting).toBe('on');
       });
     });
 

@@ -90,7 +90,7 @@ function dialectKey(db: Kysely<Database>): object {
  */
 export const READ: StatementOptions = Object.freeze({ group: 'withoutFlush' });
 /**
- * A WebAuthn challenge's insert or consume, committed without waiting for the WAL flush (FlowPersister's
+ * A WebAuthn challenge's insert or consume, committed without waiting for the WAL flush (ChallengePersister's
  * withoutSyncCommit sets that for its whole transaction): in the reads' group, which holds only reads and such
  * writes, none of which needs more.
  */

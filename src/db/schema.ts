@@ -84,10 +84,6 @@ export interface SessionsTable {
 
 export type FlowState = 'active' | 'consumed' | 'revoked';
 
-/**
- * Flows are stored records of multi-step interactions (invites, WebAuthn
- * ceremonies): single-use, expiring, bound to the browser that started them.
- */
 /** A WebAuthn challenge of the `database` challenge store (src/db/persisters/challenges.ts), deleted when used. */
 export interface ChallengesTable {
   /** The challenge (base64url). */
@@ -103,6 +99,10 @@ export interface ChallengesTable {
   expires_at: number;
 }
 
+/**
+ * Flows are stored records of multi-step interactions (invite links and codes, self-service checks, a linked account's
+ * sign-in): single-use, expiring, bound to the browser that started them.
+ */
 export interface FlowsTable {
   id: string;
   type: string;

@@ -34,6 +34,8 @@ const sleepThenTag = new PreparedQuery<{ seconds: number; tag: string }, { tag: 
 const challengesWithLookup = new PreparedQuery<{ lookup: string }, { n: string }>((db, p) =>
   db.selectFrom('challenges').select((eb) => eb.fn.countAll<string>().as('n')).where('lookup', '=', p.lookup),
 );
+// Groupable (READ): the synchronous_commit of the transaction it runs in.
+const syncCommitSetting = new PreparedQuery<object, { value: string }>((db) => db.selectNoFrom(sql<string>`current_setting('synchronous_commit')`.as('value')), READ);
 // Not groupable: the transaction it runs in.
 const ownTransaction = new PreparedQuery<object, { xid: string }>((db) => db.selectNoFrom(sql<string>`txid_current()::text || ''`.as('xid')));
 
@@ -277,6 +279,8 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     await store.challenges.insert(challenge('warm'));
     await store.challenges.consumeWithCredential('none', 'signin', 'b', T0, 'none');
     await ownTransaction.takeFirst(db.kysely, {});
+    await syncCommitSetting.takeFirst(db.kysely, {});
+    await store.challenges.consume('none', 'signin', 'b', T0);
     await durableTransactionOf.takeFirst(db.kysely, { tag: 'warm', divisor: 1 });
     await store.oidcModels.upsert(oidcModel('warm'));
     await store.oidcModels.consume('RefreshToken', 'none', T0);
@@ -354,6 +358,24 @@ describe.skipIf(target.skipReason !== undefined)('groups of autocommit statement
     expect(await store.challenges.find('lookup-w-1')).toMatchObject({ id: 'w-1', state: 'active' });
     // Consumed once: a second use finds nothing.
     expect(await store.challenges.consumeWithCredential('lookup-w-0', 'signin', 'b', T0, 'none')).toBeUndefined();
+  });
+
+  it('commits a challenge’s insert, use, and use with its credential without waiting for the WAL flush: each turns it off for its group’s transaction only', async () => {
+    await store.challenges.insert(challenge('s-1'));
+    await store.challenges.insert(challenge('s-2'));
+    const setting = async (write: () => Promise<unknown>) => {
+      const [, read] = await Promise.all([write(), syncCommitSetting.takeFirst(db.kysely, {})]);
+      return read!.value;
+    };
+    expect(await setting(async () => undefined)).toBe('on');
+    expect(await setting(() => store.challenges.insert(challenge('s-3')))).toBe('off');
+    expect(await setting(() => store.challenges.consume('lookup-s-1', 'signin', 'b', T0))).toBe('off');
+    expect(await setting(() => store.challenges.consumeWithCredential('lookup-s-2', 'signin', 'b', T0, 'none'))).toBe('off');
+    // Nothing to use: nothing written, nothing turned off.
+    expect(await setting(() => store.challenges.consume('lookup-s-1', 'signin', 'b', T0))).toBe('on');
+    expect((await syncCommitSetting.takeFirst(db.kysely, {}))!.value).toBe('on');
+    expect(await store.challenges.find('lookup-s-1')).toBeUndefined();
+    expect(await store.challenges.find('lookup-s-3')).toMatchObject({ id: 's-3', state: 'active' });
   });
 
   it('commits a turn’s durable writes in a group of their own, sent after the group of reads', async () => {

@@ -111,8 +111,6 @@ describe.each(databases)('the challenge store in the database on $name', (d) => 
       const challenges = new DatabaseChallengeStore(store);
       await challenges.save(newChallenge());
       await challenges.save(newChallenge({ expires_at: T0 + MINUTE }));
-      // A flow (an API token's one showing, say) is not a challenge.
-      await store.flows.insert(newChallenge({ type: 'api_token_reveal' }));
       expect(await challenges.size(T0)).toBe(2);
       expect(await challenges.size(T0 + MINUTE)).toBe(1);
       const used = newChallenge();

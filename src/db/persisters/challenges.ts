@@ -16,17 +16,18 @@ import type { NewFlow } from './flows.js';
 import { joinedUserColumns, splitJoinedUser } from './users.js';
 
 /**
- * PostgreSQL: `value`, having set synchronous_commit off for the statement's own transaction (set_config's is_local:
- * it ends with the transaction), so its commit returns without waiting for the WAL flush. A challenge lost in a crash
- * of the database server fails that ceremony, which starts again; a use lost is made durable by the sign-in's own
- * commit after it (a commit flushes the WAL up to itself), and a use without a sign-in after it was one whose
- * response failed. set_config is volatile, so it runs when the row is written, never at planning.
+ * PostgreSQL: true, having set synchronous_commit off for the statement's own transaction (set_config's is_local: it
+ * ends with the transaction), so its commit returns without waiting for the WAL flush. A challenge lost in a crash of
+ * the database server fails that ceremony, which starts again; a use lost is made durable by the sign-in's own commit
+ * after it (a commit flushes the WAL up to itself), and a use without a sign-in after it was one whose response
+ * failed. set_config is volatile, so it runs when the row is written, never at planning. Only on statements of their
+ * own (outside `store.transaction`), or every write of the caller's transaction would commit that way too.
  */
-function withoutSyncCommit<T>(value: T) {
-  return sql<T>`case when set_config('synchronous_commit', 'off', true) is not null then ${value} end`;
-}
-/** The same for a delete, as a condition: it holds, having set synchronous_commit off. */
 const WITHOUT_SYNC_COMMIT = sql<boolean>`set_config('synchronous_commit', 'off', true) is not null`;
+/** `value` in an insert, having set synchronous_commit off (WITHOUT_SYNC_COMMIT). */
+function withoutSyncCommit<T>(value: T) {
+  return sql<T>`case when ${WITHOUT_SYNC_COMMIT} then ${value} end`;
+}
 
 type ConsumeParams = { lookup: string; type: string; bindingHash: string; now: number };
 
@@ -97,12 +98,16 @@ export class ChallengePersister {
   }
 
   /**
-   * Store a challenge. On PostgreSQL its commit does not wait for the WAL flush (withoutSyncCommit), so call it on its
-   * own statement, never inside `store.transaction`: the setting lasts until the transaction ends, so every write of
-   * that transaction would commit without waiting for the flush too (DatabaseChallengeStore calls it on the root store).
+   * On PostgreSQL outside a transaction, the challenge's insert and use commit without waiting for the WAL flush
+   * (WITHOUT_SYNC_COMMIT); inside `store.transaction` they are durable like the rest of it.
    */
+  private get withoutFlush(): boolean {
+    return this.postgres && !this.db.isTransaction;
+  }
+
+  /** Store a challenge (DatabaseChallengeStore calls it on the root store: see withoutFlush). */
   async insert(challenge: NewFlow): Promise<void> {
-    await (this.postgres ? insertWithoutFlush : insert).execute(this.db, challenge);
+    await (this.withoutFlush ? insertWithoutFlush : insert).execute(this.db, challenge);
   }
 
   /** The challenge, unused and whatever its expiry, as an active flow; undefined when there is none. */
@@ -116,14 +121,15 @@ export class ChallengePersister {
    * statement). Undefined when there is none, it has expired, or its type or binding differ (it then stays).
    */
   async consume(lookup: string, type: string, bindingHash: string, now: number): Promise<Flow | undefined> {
-    const c = await (this.postgres ? consumeWithoutFlush : consume).takeFirst(this.db, { lookup, type, bindingHash, now });
+    const c = await (this.withoutFlush ? consumeWithoutFlush : consume).takeFirst(this.db, { lookup, type, bindingHash, now });
     return c && asFlow(c, now);
   }
 
   /**
    * consume, and the credential with this id with its owner (a WebAuthn verify needs both): undefined when no
-   * challenge was used, else its flow and the credential if there is one. On PostgreSQL one statement (one round
-   * trip); on SQLite the two queries one after the other, the credential looked up only when a challenge was used.
+   * challenge was used, else its flow and the credential if there is one. On PostgreSQL outside a transaction one
+   * statement (one round trip); else the two queries one after the other, the credential looked up only when a
+   * challenge was used.
    */
   async consumeWithCredential(
     lookup: string,
@@ -132,7 +138,7 @@ export class ChallengePersister {
     now: number,
     credentialId: string,
   ): Promise<{ flow: Flow; credential: { authenticator: Authenticator; user: User } | undefined } | undefined> {
-    if (!this.postgres) {
+    if (!this.withoutFlush) {
       const flow = await this.consume(lookup, type, bindingHash, now);
       return flow && { flow, credential: await new AuthenticatorPersister(this.db).findByCredentialIdWithUser(credentialId) };
     }

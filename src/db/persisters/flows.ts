@@ -4,7 +4,6 @@ import type { Database, Flow } from '../schema.js';
 
 export type NewFlow = Omit<Flow, 'state' | 'consumed_at' | 'failed_attempts'>;
 
-// Run on every flow's step (src/db/preparedQuery.ts).
 const insertFlow = new PreparedQuery<NewFlow, never>((db, f) =>
   db.insertInto('flows').values({ id: f.id, type: f.type, state: 'active', binding_hash: f.binding_hash, user_id: f.user_id, lookup: f.lookup, data: f.data, created_at: f.created_at, expires_at: f.expires_at, consumed_at: null, failed_attempts: 0 }),
 );
