@@ -39,16 +39,18 @@ const insert = new PreparedQuery<NewFlow, never>((db, c) => db.insertInto('chall
 const insertWithoutFlush = new PreparedQuery<NewFlow, never>((db, c) => db.insertInto('challenges').values(row(c, withoutSyncCommit(c.type))), CHALLENGE_WRITE);
 const selectByLookup = new PreparedQuery<{ lookup: string }, Challenge>((db, p) => db.selectFrom('challenges').selectAll().where('lookup', '=', p.lookup), READ);
 
-function deleteUsable(qb: QueryCreator<Database>, p: ConsumeParams) {
-  return qb
+/** Delete the usable challenge with this lookup, type and binding, returning it; with `withoutFlush`, WITHOUT_SYNC_COMMIT's. */
+function deleteUsable(qb: QueryCreator<Database>, p: ConsumeParams, withoutFlush: boolean) {
+  const query = qb
     .deleteFrom('challenges')
     .where('lookup', '=', p.lookup)
     .where('type', '=', p.type)
     .where('binding_hash', '=', p.bindingHash)
     .where('expires_at', '>', p.now);
+  return (withoutFlush ? query.where(WITHOUT_SYNC_COMMIT) : query).returningAll();
 }
-const consume = new PreparedQuery<ConsumeParams, Challenge>((db, p) => deleteUsable(db, p).returningAll());
-const consumeWithoutFlush = new PreparedQuery<ConsumeParams, Challenge>((db, p) => deleteUsable(db, p).where(WITHOUT_SYNC_COMMIT).returningAll(), CHALLENGE_WRITE);
+const consume = new PreparedQuery<ConsumeParams, Challenge>((db, p) => deleteUsable(db, p, false));
+const consumeWithoutFlush = new PreparedQuery<ConsumeParams, Challenge>((db, p) => deleteUsable(db, p, true), CHALLENGE_WRITE);
 
 /** The challenge's columns, prefixed, where they sit beside an authenticator's (same names: id, type, user_id …). */
 const CHALLENGE_COLUMNS = ['lookup', 'id', 'type', 'binding_hash', 'user_id', 'data', 'created_at', 'expires_at'] as const;
@@ -63,7 +65,7 @@ type NullableRow<T> = { [K in keyof T]: T[K] | null };
 const consumeWithCredential = new PreparedQuery<ConsumeParams & { credentialId: string }, PrefixedChallenge & NullableRow<Authenticator & Parameters<typeof splitJoinedUser>[0]>>(
   (db, p) =>
     db
-      .with('used', (qb) => deleteUsable(qb, p).where(WITHOUT_SYNC_COMMIT).returningAll())
+      .with('used', (qb) => deleteUsable(qb, p, true))
       .selectFrom('used')
       .leftJoin('authenticators', (join) => join.on('authenticators.credential_id', '=', p.credentialId))
       .leftJoin('users', 'users.id', 'authenticators.user_id')
@@ -75,34 +77,18 @@ const consumeWithCredential = new PreparedQuery<ConsumeParams & { credentialId: 
 
 /** A challenge as the flow the stores hand to ceremonies (src/webauthn/challengeStore.ts). */
 function asFlow(c: Challenge, consumedAt: number | null): Flow {
-  return {
-    id: c.id,
-    type: c.type,
-    state: consumedAt === null ? 'active' : 'consumed',
-    binding_hash: c.binding_hash,
-    user_id: c.user_id,
-    lookup: c.lookup,
-    data: c.data,
-    created_at: c.created_at,
-    expires_at: c.expires_at,
-    consumed_at: consumedAt,
-    failed_attempts: 0,
-  };
+  return { ...c, state: consumedAt === null ? 'active' : 'consumed', consumed_at: consumedAt, failed_attempts: 0 };
 }
 
 export class ChallengePersister {
-  private readonly postgres: boolean;
-
-  constructor(private readonly db: Kysely<Database>) {
-    this.postgres = db.getExecutor().adapter instanceof PostgresAdapter;
-  }
-
   /**
    * On PostgreSQL outside a transaction, the challenge's insert and use commit without waiting for the WAL flush
    * (WITHOUT_SYNC_COMMIT); inside `store.transaction` they are durable like the rest of it.
    */
-  private get withoutFlush(): boolean {
-    return this.postgres && !this.db.isTransaction;
+  private readonly withoutFlush: boolean;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.withoutFlush = db.getExecutor().adapter instanceof PostgresAdapter && !db.isTransaction;
   }
 
   /** Store a challenge (DatabaseChallengeStore calls it on the root store: see withoutFlush). */
