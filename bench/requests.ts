@@ -18,7 +18,9 @@
  *
  * Settings (environment): BENCH_USERS (2000), BENCH_SECONDS (2 per window), BENCH_ROUNDS (4), BENCH_CONCURRENCY
  * (16), BENCH_PROFILE (a kind: a V8 CPU profile of its window in the first round, in
- * $TMPDIR/latchkey-bench-profiles/, summarised by bench/profileSummary.ts).
+ * $TMPDIR/latchkey-bench-profiles/, summarised by bench/profileSummary.ts), BENCH_SQL_STATEMENTS=1 (each kind's
+ * SQLite statements on the event loop, by their SQL: calls and µs per request over every round, from bench/server.ts;
+ * the timing adds about a microsecond per statement to the CPU figures).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -46,7 +48,20 @@ interface Figures {
   /** Server CPU (user + system, every thread) per request, µs; per sign-in (two requests) for 'sign-in'. */
   cpuUs: number;
   eventLoopUs?: number;
+  /** Requests (sign-ins for 'sign-in') counted in the window. */
+  count: number;
+  /** BENCH_SQL_STATEMENTS=1: the SQLite statements the server ran in the window. */
+  statements?: Statement[];
 }
+
+interface Statement {
+  sql: string;
+  calls: number;
+  us: number;
+}
+
+const SQL_STATEMENTS = env.BENCH_SQL_STATEMENTS === '1';
+const askStatements = async (server: ServerProcess) => (await server.ask<{ statements: Statement[] }>({ type: 'sql-statements' }, 'sql-statements')).statements;
 
 const cpuMs = (u: Usage) => u.cpuUserMs + u.cpuSystemMs;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -99,11 +114,13 @@ async function window(kind: Kind, server: ServerProcess, users: BenchUser[], ori
   loops.catch(() => (stopped = true));
   await sleep(500);
   if (profile) await server.ask({ type: 'profile-start' }, 'profile-started');
+  if (SQL_STATEMENTS) await askStatements(server);
   const before = await server.usage();
   counting = true;
   await sleep(SECONDS * 1000);
   counting = false;
   const after = await server.usage();
+  const statements = SQL_STATEMENTS ? await askStatements(server) : undefined;
   if (profile) {
     await server.ask({ type: 'profile-stop', file: profile }, 'profile-stopped');
     console.log(`  CPU profile of the ${kind} window: ${profile}`);
@@ -114,7 +131,31 @@ async function window(kind: Kind, server: ServerProcess, users: BenchUser[], ori
   return {
     cpuUs: ((cpuMs(after) - cpuMs(before)) * 1000) / n,
     eventLoopUs: after.eventLoopCpuMs !== undefined && before.eventLoopCpuMs !== undefined ? ((after.eventLoopCpuMs - before.eventLoopCpuMs) * 1000) / n : undefined,
+    count: n,
+    ...(statements ? { statements } : {}),
   };
+}
+
+/** Each kind's statements over every round: calls and µs per request (per sign-in for 'sign-in'), costliest first. */
+function printStatements(figures: Map<Kind, Figures[]>): void {
+  console.log(`\nSQLite statements on the event loop (BENCH_SQL_STATEMENTS=1), per request over every round; the sign-in kind per sign-in (options + verify)`);
+  for (const [kind, windows] of figures) {
+    if (kind === 'bare') continue;
+    const requests = windows.reduce((sum, w) => sum + w.count, 0);
+    const bySql = new Map<string, { calls: number; us: number }>();
+    for (const statement of windows.flatMap((w) => w.statements ?? [])) {
+      const entry = bySql.get(statement.sql) ?? { calls: 0, us: 0 };
+      entry.calls += statement.calls;
+      entry.us += statement.us;
+      bySql.set(statement.sql, entry);
+    }
+    const rows = [...bySql].map(([sql, e]) => ({ sql, calls: e.calls / requests, us: e.us / requests })).filter((r) => r.calls >= 0.01);
+    const total = rows.reduce((sum, r) => sum + r.us, 0);
+    console.log(`  ${kind}: ${total.toFixed(1)} µs in ${rows.reduce((sum, r) => sum + r.calls, 0).toFixed(2)} statements`);
+    for (const r of rows.sort((a, b) => b.us - a.us)) {
+      console.log(`    ${r.us.toFixed(1).padStart(6)} µs ${r.calls.toFixed(2).padStart(5)}×  ${r.sql.replace(/\s+/g, ' ').slice(0, 110)}`);
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -183,6 +224,7 @@ async function main(): Promise<void> {
   if (!Number.isNaN(loop('bare').mean)) {
     console.log(`  event-loop thread alone: ${KINDS.map((k) => `${k} ${loop(k).mean.toFixed(0)} µs`).join(', ')} (sign-in: two requests)`);
   }
+  if (SQL_STATEMENTS) printStatements(figures);
 }
 
 await main();

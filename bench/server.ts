@@ -11,6 +11,10 @@
  *              profile of just the measured window, written to `file`;
  *              { type: 'memory', snapshot?: file } → where the RSS goes (memoryBreakdown.ts), after a full GC;
  *              with `snapshot`, a V8 heap snapshot written to that file first;
+ *              { type: 'sql-statements' } → { type: 'sql-statements', statements: [{ sql, calls, us }] }: with
+ *              BENCH_SQL_STATEMENTS=1 on SQLite, every statement the event loop ran since the last ask, by its SQL,
+ *              with its calls and the time spent in better-sqlite3 (run, get, all: SQLite's work and the rows
+ *              made into objects), then counted afresh;
  *              { type: 'stop' } → closes the server and exits.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -44,6 +48,11 @@ if (config.databaseUrl.startsWith('postgres')) {
     return (pgQuery as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof pgQuery;
 }
+// BENCH_SQL_STATEMENTS=1: time each SQLite statement on the event loop by its SQL (the checkpoint worker has its own
+// copy of better-sqlite3's classes, so its checkpoints are not counted), for { type: 'sql-statements' }.
+const sqlStatements = new Map<string, { calls: number; ns: bigint }>();
+if (process.env.BENCH_SQL_STATEMENTS === '1') await timeSqliteStatements();
+
 // BENCH_BARE=1: a bare Fastify JSON route instead of Latchkey, to calibrate the machine and the load generator.
 // BENCH_PLAIN_PG=1: pg's own client on PostgreSQL (every statement unnamed and awaited), to measure what PgClient saves.
 const plainDb = process.env.BENCH_PLAIN_PG === '1' && config.databaseUrl.startsWith('postgres') ? openDatabase(config.databaseUrl, { plainPostgresClient: true }) : undefined;
@@ -104,6 +113,10 @@ process.on('message', async (message: { type?: string; file?: string; snapshot?:
       autocommitGroups: { ...autocommitGroups },
       groupCommits: 'latchkey' in app ? app.latchkey.store.groupCommitStats : undefined,
     });
+  } else if (message?.type === 'sql-statements') {
+    const statements = [...sqlStatements].map(([sql, { calls, ns }]) => ({ sql, calls, us: Number(ns) / 1000 }));
+    sqlStatements.clear();
+    send({ type: 'sql-statements', statements });
   } else if (message?.type === 'memory') {
     send({ type: 'memory', ...(await memoryBreakdown(message.snapshot)) });
   } else if (message?.type === 'stop') {
@@ -129,6 +142,27 @@ function eventLoopThreadCpuMs(): number | undefined {
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
   } catch {
     return undefined;
+  }
+}
+
+async function timeSqliteStatements(): Promise<void> {
+  const { default: SQLite } = await import('better-sqlite3');
+  const probe = new SQLite(':memory:');
+  const statement = Object.getPrototypeOf(probe.prepare('select 1')) as Record<string, (...args: unknown[]) => unknown>;
+  probe.close();
+  for (const method of ['run', 'get', 'all']) {
+    const original = statement[method]!;
+    statement[method] = function (this: { source: string }, ...args: unknown[]) {
+      const start = process.hrtime.bigint();
+      try {
+        return original.apply(this, args);
+      } finally {
+        const entry = sqlStatements.get(this.source) ?? { calls: 0, ns: 0n };
+        entry.calls++;
+        entry.ns += process.hrtime.bigint() - start;
+        sqlStatements.set(this.source, entry);
+      }
+    };
   }
 }
 
