@@ -20,7 +20,7 @@
  * (16), BENCH_PROFILE (a kind: a V8 CPU profile of its window in the first round, in
  * $TMPDIR/latchkey-bench-profiles/, summarised by bench/profileSummary.ts), BENCH_SQL_STATEMENTS=1 (each kind's
  * SQLite statements on the event loop, by their SQL: calls and µs per request over every round, from bench/server.ts;
- * the timing adds about a microsecond per statement to the CPU figures).
+ * the timing's own cost, two clock reads and a map update per statement, lands in the CPU figures).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
