@@ -24,6 +24,10 @@
  * spread. BENCH_INSTANCES=1 gives one server per variant and the rounds' ratios, as before 2026-12-07 afternoon.
  * Settings (environment): BENCH_USERS (10000), BENCH_SECONDS (3 per window), BENCH_ROUNDS (8),
  * BENCH_CONCURRENCY (16; 32 for refresh grants, as bench/tokens.ts), BENCH_WARMUP_SECONDS (2), BENCH_LOAD (signin).
+ * BENCH_PG_URL (e.g. postgres://127.0.0.1:5432/test) runs the variants on PostgreSQL instead: each variant in a schema
+ * of its own there (seeded alike; its BENCH_SQL run in it), its servers sharing it, and PostgreSQL's CPU over each
+ * window counted with that window's variant, as goal 3 counts it (BENCH_PG_CPU=0 leaves it out: Latchkey's alone, as
+ * goal 4 counts a grant).
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -34,7 +38,7 @@ import { openDatabase } from '../src/db/connect.js';
 import { insertUsers, makeUsers } from './seed.js';
 import { formatCost, runInterleaved, type WindowLoad } from './interleaved.js';
 import { measureGrants, prepareTokenClients } from './tokens.js';
-import { freePort, type ServerProcess } from './serverProcess.js';
+import { freePort, postgresCpuMs, type ServerProcess } from './serverProcess.js';
 
 const env = process.env;
 const USERS = Number(env.BENCH_USERS ?? 10_000);
@@ -67,23 +71,45 @@ if (variants.length < 2) {
   process.exit(2);
 }
 env.LATCHKEY_SECRET_KEY ??= randomBytes(32).toString('base64url');
-console.log(`${LOAD === 'refresh' ? 'refresh grants' : 'cold sign-in'}, SQLite, ${USERS.toLocaleString('en')} users, c${CONCURRENCY}, ${ROUNDS} rounds of ${SECONDS} s windows; ${cpus().length} CPU (${cpus()[0]?.model}), Node ${process.version}`);
+const PG_URL = env.BENCH_PG_URL && env.BENCH_PG_URL !== 'off' ? env.BENCH_PG_URL : undefined;
+const PG_CPU = PG_URL !== undefined && env.BENCH_PG_CPU !== '0';
+const database = PG_URL ? `PostgreSQL (${PG_CPU ? "its CPU counted with each window's variant" : "Latchkey's CPU alone"})` : 'SQLite';
+console.log(`${LOAD === 'refresh' ? 'refresh grants' : 'cold sign-in'}, ${database}, ${USERS.toLocaleString('en')} users, c${CONCURRENCY}, ${ROUNDS} rounds of ${SECONDS} s windows; ${cpus().length} CPU (${cpus()[0]?.model}), Node ${process.version}`);
 const port = await freePort();
 const origin = `http://localhost:${port}`;
 const { users, rows } = makeUsers(USERS, origin, 'localhost');
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-compare-'));
-const url = `sqlite:${join(dir, 'bench.db')}`;
-const db = openDatabase(url);
-await db.migrate();
-await insertUsers(db, rows, { total: rows.length });
-await db.close();
 
+/** Each variant's database: a copy of one seeded SQLite file, or a schema of its own on PostgreSQL, seeded alike. */
+const databaseUrls: string[] = [];
+const schemas = variants.map((_, i) => `latchkey_compare_${process.pid}_${i}`);
+const admin = PG_URL ? openDatabase(PG_URL) : undefined;
+if (!admin) {
+  const db = openDatabase(`sqlite:${join(dir, 'bench.db')}`);
+  await db.migrate();
+  await insertUsers(db, rows, { total: rows.length });
+  await db.close();
+}
 for (const [i, v] of variants.entries()) {
-  copyFileSync(join(dir, 'bench.db'), join(dir, `variant-${i}.db`));
-  if (!v.env.BENCH_SQL) continue;
-  const copy = openDatabase(`sqlite:${join(dir, `variant-${i}.db`)}`);
-  for (const statement of v.env.BENCH_SQL.split(';').filter((x) => x.trim())) await sql.raw(statement).execute(copy.kysely);
-  await copy.close();
+  let url: string;
+  if (admin) {
+    await sql.raw(`create schema ${schemas[i]}`).execute(admin.kysely);
+    const u = new URL(PG_URL!);
+    u.searchParams.set('options', `-c search_path=${schemas[i]}`);
+    url = u.toString();
+  } else {
+    copyFileSync(join(dir, 'bench.db'), join(dir, `variant-${i}.db`));
+    url = `sqlite:${join(dir, `variant-${i}.db`)}`;
+  }
+  databaseUrls.push(url);
+  if (!admin && !v.env.BENCH_SQL) continue;
+  const db = openDatabase(url);
+  if (admin) {
+    await db.migrate();
+    await insertUsers(db, rows, { total: rows.length });
+  }
+  for (const statement of (v.env.BENCH_SQL ?? '').split(';').filter((x) => x.trim())) await sql.raw(statement).execute(db.kysely);
+  await db.close();
 }
 
 /** Refresh grants on one server (BENCH_LOAD=refresh): its clients signed in once, then each window rotating tokens. */
@@ -100,7 +126,7 @@ async function refreshGrants(server: ServerProcess, databaseUrl: string): Promis
 }
 try {
   const summaries = await runInterleaved({
-    variants: variants.map((v, i) => ({ label: v.label, env: v.env, databaseUrl: `sqlite:${join(dir, `variant-${i}.db`)}` })),
+    variants: variants.map((v, i) => ({ label: v.label, env: v.env, databaseUrl: databaseUrls[i]!, ...(PG_CPU ? { otherCpuMs: postgresCpuMs } : {}) })),
     users,
     origin,
     concurrency: CONCURRENCY,
@@ -125,4 +151,8 @@ try {
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+  if (admin) {
+    for (const schema of schemas) await sql.raw(`drop schema if exists ${schema} cascade`).execute(admin.kysely);
+    await admin.close();
+  }
 }
