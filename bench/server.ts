@@ -132,10 +132,6 @@ process.on('disconnect', () => process.exit(0));
 send({ type: 'listening', port });
 
 /**
- * CPU time of the main (event-loop) thread alone, in ms, from /proc (Linux; undefined elsewhere): the process
- * figure also counts libuv's thread pool (signature checks) and worker threads (WAL checkpoints).
- */
-/**
  * This process's own peak RSS (VmHWM). Not getrusage's maxRSS: Linux carries that across exec from the process that
  * forked us, so a server forked by a bench grown to 300 MB after seeding a million accounts read 300 MB at once.
  */
@@ -148,6 +144,10 @@ function peakRssBytes(): number | undefined {
   }
 }
 
+/**
+ * CPU time of the main (event-loop) thread alone, in ms, from /proc (Linux; undefined elsewhere): the process
+ * figure also counts libuv's thread pool (signature checks) and worker threads (WAL checkpoints).
+ */
 function eventLoopThreadCpuMs(): number | undefined {
   try {
     const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
