@@ -506,22 +506,23 @@ function floorLoad(server: ServerProcess): WindowLoad {
  * SQLite file and a fresh PostgreSQL schema (`<PG_SCHEMA>_3i`), not the schema sections 3 and 4 filled with their
  * sessions, audit records, spent challenges and tokens.
  */
-async function compareWithSqlite(pgUrl: string, users: BenchUser[], rows: ReturnType<typeof makeUsers>['rows'], origin: string): Promise<VariantSummary[]> {
+async function compareWithSqlite(baseUrl: string, users: BenchUser[], rows: ReturnType<typeof makeUsers>['rows'], origin: string): Promise<VariantSummary[]> {
   console.log(`\n3i. The same against SQLite, ${PG_INSTANCES} server${PG_INSTANCES > 1 ? 's' : ''} on each, in ${PG_ROUNDS} rounds of ${PG_WINDOW_SECONDS} s windows interleaved (PostgreSQL's CPU counted with its server's; both databases freshly seeded)`);
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
   const schema = `${PG_SCHEMA}_3i`;
-  const postgresUrl = withSearchPath(pgUrl, schema);
+  const sqliteUrl = `sqlite:${join(dir, 'bench.db')}`;
+  const postgresUrl = withSearchPath(baseUrl, schema);
   try {
-    const sqliteUrl = `sqlite:${join(dir, 'bench.db')}`;
     await dropPgSchema(postgresUrl, schema);
-    const admin = openDatabase(postgresUrl);
-    await sql.raw(`create schema ${schema}`).execute(admin.kysely);
-    await admin.close();
     for (const url of [sqliteUrl, postgresUrl]) {
       const db = openDatabase(url);
-      await db.migrate();
-      await insertUsers(db, rows);
-      await db.close();
+      try {
+        if (url === postgresUrl) await sql.raw(`create schema ${schema}`).execute(db.kysely);
+        await db.migrate();
+        await insertUsers(db, rows);
+      } finally {
+        await db.close();
+      }
     }
     const summary = await runInterleaved({
       variants: [
@@ -544,8 +545,8 @@ async function compareWithSqlite(pgUrl: string, users: BenchUser[], rows: Return
     console.log(`  PostgreSQL against SQLite: ${postgres.ratio!.mean.toFixed(2)}× ± ${postgres.ratio!.standardError.toFixed(2)} (${how}); ${postgres.cpuUs.toFixed(0)} µs against ${sqlite.cpuUs.toFixed(0)} over all windows`);
     return summary;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
     await dropPgSchema(postgresUrl, schema);
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
