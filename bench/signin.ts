@@ -39,7 +39,7 @@ import { cpus, loadavg, totalmem, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { openDatabase } from '../src/db/connect.js';
+import { openDatabase, postgresConnectionString } from '../src/db/connect.js';
 import { PrometheusMetrics } from '../src/metrics/metrics.js';
 import { insertUsers, makeUsers, type BenchUser } from './seed.js';
 import { runBare, runLoad } from './load.js';
@@ -268,12 +268,6 @@ function withDefaultUser(url: string): string {
   return u.toString();
 }
 
-function withSearchPath(url: string, schema: string): string {
-  const u = new URL(url);
-  u.searchParams.set('options', `-c search_path=${schema}`);
-  return u.toString();
-}
-
 function machine(): string {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
@@ -411,7 +405,7 @@ async function main(): Promise<void> {
   if (PG_URL !== 'off') {
     const version = await postgresReady(PG_URL);
     if (version) {
-      const url = withSearchPath(PG_URL, PG_SCHEMA);
+      const url = postgresConnectionString(PG_URL, PG_SCHEMA);
       console.log(`\n3. Cold sign-in path, PostgreSQL ${version} (${PG_URL}, schema ${PG_SCHEMA}, pool of 10, challenges in the challenges table)`);
       try {
         // Same origin and port as the SQLite run, so the seeded users' authenticators fit.
@@ -511,7 +505,7 @@ async function compareWithSqlite(baseUrl: string, users: BenchUser[], rows: Retu
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
   const schema = `${PG_SCHEMA}_3i`;
   const sqliteUrl = `sqlite:${join(dir, 'bench.db')}`;
-  const postgresUrl = withSearchPath(baseUrl, schema);
+  const postgresUrl = postgresConnectionString(baseUrl, schema);
   try {
     await dropPgSchema(postgresUrl, schema);
     for (const url of [sqliteUrl, postgresUrl]) {
