@@ -34,7 +34,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { openDatabase } from '../src/db/connect.js';
+import { openDatabase, postgresConnectionString } from '../src/db/connect.js';
 import { insertUsers, makeUsers } from './seed.js';
 import { formatCost, runInterleaved, type WindowLoad } from './interleaved.js';
 import { measureGrants, prepareTokenClients } from './tokens.js';
@@ -94,9 +94,7 @@ for (const [i, v] of variants.entries()) {
   let url: string;
   if (admin) {
     await sql.raw(`create schema ${schemas[i]}`).execute(admin.kysely);
-    const u = new URL(PG_URL!);
-    u.searchParams.set('options', `-c search_path=${schemas[i]}`);
-    url = u.toString();
+    url = postgresConnectionString(PG_URL!, schemas[i]);
   } else {
     copyFileSync(join(dir, 'bench.db'), join(dir, `variant-${i}.db`));
     url = `sqlite:${join(dir, `variant-${i}.db`)}`;
