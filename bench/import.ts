@@ -8,13 +8,13 @@
  * Settings: BENCH_IMPORT_ROWS (100000), BENCH_PG_URL (postgres://127.0.0.1:5432/test; `off` skips PostgreSQL).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, userInfo } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { loadConfig } from '../src/config/index.js';
-import { openDatabase, type Db } from '../src/db/connect.js';
+import { openDatabase, postgresConnectionString, type Db } from '../src/db/connect.js';
 import { normalizeEmail, normalizeName } from '../src/db/persisters/users.js';
 import { Store } from '../src/db/store.js';
 import type { NewUser } from '../src/db/schema.js';
@@ -24,7 +24,9 @@ import { readUserCsv } from '../src/users/import/readUserCsv.js';
 import { nationalIdFormat } from '../src/users/nationalId.js';
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 100_000);
-const PG_URL = withDefaultUser(process.env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
+// 'off', or a URL that names a user (the operating system's when it names none, as libpq does: postgresConnectionString).
+const PG_SETTING = process.env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test';
+const PG_URL = PG_SETTING === 'off' ? 'off' : postgresConnectionString(PG_SETTING);
 const PG_SCHEMA = 'latchkey_bench_import';
 const config = loadConfig({ LATCHKEY_ORIGIN: 'http://localhost:3000' });
 const SECRET = 'bench-secret';
@@ -96,13 +98,6 @@ function machine(): string {
   return `nproc ${cpus().length}, ${model}, Node ${process.version}; load average ${loadavg()[0]!.toFixed(2)}`;
 }
 
-/** Like libpq, connect as the operating-system user when the URL names none. */
-function withDefaultUser(url: string): string {
-  if (url === 'off') return url;
-  const u = new URL(url);
-  if (!u.username) u.username = process.env.PGUSER || userInfo().username;
-  return u.toString();
-}
 
 async function pgAdmin(query: string): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });

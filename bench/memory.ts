@@ -22,7 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { openDatabase } from '../src/db/connect.js';
+import { openDatabase, postgresConnectionString } from '../src/db/connect.js';
 import { serverNodeFlags } from '../src/runtime.js';
 import { runLoad } from './load.js';
 import type { MemoryBreakdown } from './memoryBreakdown.js';
@@ -60,11 +60,7 @@ async function main(): Promise<void> {
   const { users, rows } = makeUsers(ACTIVE, origin, 'localhost');
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-memory-'));
   let databaseUrl = `sqlite:${join(dir, 'bench.db')}`;
-  if (DATABASE.startsWith('postgres')) {
-    const u = new URL(DATABASE);
-    u.searchParams.set('options', `-c search_path=${PG_SCHEMA}`);
-    databaseUrl = u.toString();
-  }
+  if (DATABASE.startsWith('postgres')) databaseUrl = postgresConnectionString(DATABASE, PG_SCHEMA);
   const db = openDatabase(databaseUrl);
   try {
     if (DATABASE.startsWith('postgres')) {

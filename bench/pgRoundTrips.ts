@@ -12,9 +12,8 @@
  * BENCH_PG_OPTIONS: server settings for the connections, e.g. " -c synchronous_commit=off").
  */
 import { randomBytes } from 'node:crypto';
-import { userInfo } from 'node:os';
 import pg from 'pg';
-import { openDatabase } from '../src/db/connect.js';
+import { openDatabase, postgresConnectionString } from '../src/db/connect.js';
 import { autocommitGroups, deferredStatements, implicitTransactions } from '../src/db/pgClient.js';
 import { sharedStatements } from '../src/db/sharedConnection.js';
 import { createStore } from '../src/db/store.js';
@@ -85,15 +84,17 @@ async function window(url: string, client: Client, rows: Awaited<ReturnType<type
   return { n, perSecond: n / seconds, statements: sent / n, roundTrips: (sent - deferred) / n, shared: shared / n, latchkeyUs: ((cpu.user + cpu.system) / 1000 / n) * 1000, postgresUs: (pgMs / n) * 1000 };
 }
 
-const base = new URL(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
-if (!base.username) base.username = env.PGUSER || userInfo().username;
-const admin = new pg.Client({ connectionString: base.toString() });
+const base = env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test';
+const admin = new pg.Client({ connectionString: postgresConnectionString(base) });
 await admin.connect();
 await admin.query(`drop schema if exists ${SCHEMA} cascade`);
 await admin.query(`create schema ${SCHEMA}`);
 try {
-  base.searchParams.set('options', `-c search_path=${SCHEMA}${env.BENCH_PG_OPTIONS ?? ''}`);
-  const url = base.toString();
+  // The URL's own options, then BENCH_PG_OPTIONS, then the search path (postgresConnectionString keeps the others).
+  const withOptions = new URL(base);
+  const options = [withOptions.searchParams.get('options'), env.BENCH_PG_OPTIONS?.trim()].filter(Boolean).join(' ');
+  if (options) withOptions.searchParams.set('options', options);
+  const url = postgresConnectionString(withOptions.toString(), SCHEMA);
   const seedDb = openDatabase(url);
   await seedDb.migrate();
   const { rows } = makeUsers(2000, 'http://localhost', 'localhost');

@@ -35,7 +35,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, totalmem, tmpdir, userInfo } from 'node:os';
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -59,7 +59,9 @@ const WARMUP_SECONDS = Number(env.BENCH_WARMUP_SECONDS ?? 2);
 const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 16);
 /** cold: a new signed-out browser loads GET /signin before each ceremony (the path people take); warm: once per browser. */
 const PATH = (env.BENCH_PATH ?? 'cold') as 'cold' | 'warm';
-const PG_URL = withDefaultUser(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
+// 'off', or a URL that names a user (the operating system's when it names none, as libpq does: postgresConnectionString).
+const PG_SETTING = env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test';
+const PG_URL = PG_SETTING === 'off' ? 'off' : postgresConnectionString(PG_SETTING);
 const PG_SCHEMA = 'latchkey_bench';
 /** Accounts in the memory run (filler beyond the USERS who sign in); 0 skips it. */
 const MILLION = Number(env.BENCH_MILLION ?? 1_000_000);
@@ -260,13 +262,6 @@ async function dropPgSchema(url: string, schema = PG_SCHEMA): Promise<void> {
   await db.close();
 }
 
-/** Like libpq, connect as the operating-system user when the URL names none (pg would send an empty user name). */
-function withDefaultUser(url: string): string {
-  if (url === 'off') return url;
-  const u = new URL(url);
-  if (!u.username) u.username = env.PGUSER || userInfo().username;
-  return u.toString();
-}
 
 function machine(): string {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');

@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { loadConfig } from '../src/config/index.js';
-import { openDatabase } from '../src/db/connect.js';
+import { openDatabase, postgresConnectionString } from '../src/db/connect.js';
 import { createStore } from '../src/db/store.js';
 import { addService } from '../src/oidc/services.js';
 import type { SigningAlg } from '../src/oidc/signingKeys.js';
@@ -491,14 +491,12 @@ async function main(): Promise<void> {
   targets.push({ label: 'SQLite (WAL, synchronous=NORMAL)', url: `sqlite:${join(dir, 'bench.db')}`, cleanup: async () => rmSync(dir, { recursive: true, force: true }) });
   if (env.BENCH_PG_URL && env.BENCH_PG_URL !== 'off') {
     const schema = `latchkey_tokens_${process.pid}`;
-    const u = new URL(env.BENCH_PG_URL);
-    u.searchParams.set('options', `-c search_path=${schema}`);
     const admin = openDatabase(env.BENCH_PG_URL);
     const { sql } = await import('kysely');
     await sql.raw(`create schema ${schema}`).execute(admin.kysely);
     targets.push({
       label: `PostgreSQL (schema ${schema})`,
-      url: u.toString(),
+      url: postgresConnectionString(env.BENCH_PG_URL, schema),
       cleanup: async () => {
         await sql.raw(`drop schema if exists ${schema} cascade`).execute(admin.kysely);
         await admin.close();

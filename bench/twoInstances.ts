@@ -16,10 +16,9 @@
  * BENCH_PG_URL as for `npm run bench`). From another benchmark: seed the users into a PostgreSQL schema, then
  * `await runTwoInstances({ databaseUrl, users, origin, … })` and `printBalancedRuns(result)`.
  */
-import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { openDatabase } from '../src/db/connect.js';
+import { openDatabase, postgresConnectionString } from '../src/db/connect.js';
 import { HaproxyMissing, freePort, startHaproxy } from './balancer.js';
 import { runLoad } from './load.js';
 import { quantile } from './statistics.js';
@@ -167,10 +166,9 @@ export function printBalancedRuns(result: TwoInstancesResult, log: (line: string
 
 async function main(): Promise<void> {
   const env = process.env;
-  const url = new URL(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
-  if (!url.username) url.username = env.PGUSER || userInfo().username;
+  const url = postgresConnectionString(env.BENCH_PG_URL ?? 'postgres://127.0.0.1:5432/test');
   const schema = 'latchkey_bench_two';
-  const admin = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 2000 });
+  const admin = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
   try {
     await admin.connect();
   } catch (err) {
@@ -180,16 +178,16 @@ async function main(): Promise<void> {
   await admin.query(`drop schema if exists ${schema} cascade`);
   await admin.query(`create schema ${schema}`);
   try {
-    url.searchParams.set('options', `-c search_path=${schema}`);
+    const schemaUrl = postgresConnectionString(url, schema);
     const origin = `http://localhost:${await freePort()}`;
     const { users, rows } = makeUsers(Number(env.BENCH_USERS ?? 10_000), origin, 'localhost');
-    const db = openDatabase(url.toString());
+    const db = openDatabase(schemaUrl);
     await db.migrate();
     await insertUsers(db, rows);
     await db.close();
     console.log(`two Latchkey instances on one PostgreSQL database (${schema}), ${users.length.toLocaleString('en')} users, HAProxy at ${origin}`);
     const result = await runTwoInstances({
-      databaseUrl: url.toString(),
+      databaseUrl: schemaUrl,
       users,
       origin,
       concurrency: Number(env.BENCH_CONCURRENCY ?? 32),
