@@ -55,11 +55,11 @@ describe('loadConfig', () => {
     }
   });
 
-  it('keeps 10,000 imported passkey keys and a 4 MiB SQLite page cache unless told otherwise', () => {
+  it('keeps no imported passkey key and a 4 MiB SQLite page cache unless told otherwise', () => {
     const c = loadConfig({});
-    expect(c.passkeyKeyCacheSize).toBe(10_000);
+    expect(c.passkeyKeyCacheSize).toBe(0);
     expect(c.sqliteCacheMiB).toBe(4);
-    expect(loadConfig({ LATCHKEY_PASSKEY_KEY_CACHE: '0', LATCHKEY_SQLITE_CACHE_MIB: '64' })).toMatchObject({ passkeyKeyCacheSize: 0, sqliteCacheMiB: 64 });
+    expect(loadConfig({ LATCHKEY_PASSKEY_KEY_CACHE: '10000', LATCHKEY_SQLITE_CACHE_MIB: '64' })).toMatchObject({ passkeyKeyCacheSize: 10_000, sqliteCacheMiB: 64 });
     for (const bad of ['-1', 'lots', '1.5']) expect(() => loadConfig({ LATCHKEY_PASSKEY_KEY_CACHE: bad })).toThrow(/^LATCHKEY_PASSKEY_KEY_CACHE: /);
     expect(loadConfig({}).signatureWorkers).toBe(0);
     expect(loadConfig({ LATCHKEY_SIGNATURE_WORKERS: '0' }).signatureWorkers).toBe(0);

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { isEmailAddress } from '../users/emailAddress.js';
-import { DEFAULT_SIGNATURE_WORKERS } from '../webauthn/signatureWorker.js';
+import { DEFAULT_PASSKEY_KEY_CACHE, DEFAULT_SIGNATURE_WORKERS } from '../webauthn/signatureWorker.js';
 
 export type SignupMode = 'open' | 'invite';
 
@@ -231,10 +231,11 @@ export interface Config {
    */
   metricsHost: string;
   /**
-   * LATCHKEY_PASSKEY_KEY_CACHE (default 10,000; 0 = none): public keys each signature worker keeps imported, least
-   * recently used dropped first (src/webauthn/signatureWorker.ts). About 4 KiB each for P-256, so 40 MiB at the
-   * default. A cached key saves about 90 µs of worker CPU when the same passkey signs in again before it is dropped;
-   * people mostly sign in once a day, so a server with a few hundred sign-ins an hour needs far fewer.
+   * LATCHKEY_PASSKEY_KEY_CACHE (default 0 = none): public keys the event loop (or each signature worker) keeps
+   * imported, least recently used dropped first (src/webauthn/signatureWorker.ts, DEFAULT_PASSKEY_KEY_CACHE). About
+   * 2.7 KiB each for P-256. A kept key saves 15–25 µs of CPU when the same passkey signs in again before it is dropped;
+   * worth it only where the same people sign in again within minutes and the cache holds them all: a dropped key's
+   * memory waits for a full garbage collection, so a cache smaller than the people signing in grows the server's memory.
    */
   passkeyKeyCacheSize: number;
   /**
@@ -619,7 +620,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookPollSeconds: readInt(env, 'LATCHKEY_WEBHOOK_POLL_SECONDS', 1, 0, 3600),
     metricsPort: env.LATCHKEY_METRICS_PORT?.trim() ? readInt(env, 'LATCHKEY_METRICS_PORT', 0, 0, 65535) : undefined,
     metricsHost: env.LATCHKEY_METRICS_HOST?.trim() || '127.0.0.1',
-    passkeyKeyCacheSize: readInt(env, 'LATCHKEY_PASSKEY_KEY_CACHE', 10_000, 0, 10_000_000),
+    passkeyKeyCacheSize: readInt(env, 'LATCHKEY_PASSKEY_KEY_CACHE', DEFAULT_PASSKEY_KEY_CACHE, 0, 10_000_000),
     signatureWorkers: readInt(env, 'LATCHKEY_SIGNATURE_WORKERS', DEFAULT_SIGNATURE_WORKERS, 0, 16),
     sqliteCacheMiB: readInt(env, 'LATCHKEY_SQLITE_CACHE_MIB', 4, 1, 65_536),
   };

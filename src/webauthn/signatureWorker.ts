@@ -1,30 +1,26 @@
 /**
  * Assertion signatures checked on the event loop (the default: LATCHKEY_SIGNATURE_WORKERS=0) or on worker threads:
- * importing the credential's public key and verifying with it, off the event loop in the second case. Both keep a
- * bounded cache of imported keys; the notes below are about workers.
+ * importing the credential's public key and verifying with it, off the event loop in the second case.
  *
- * Sign-in is mostly a passkey's first use in a server process (people sign in
- * once a day), so its key is not cached: importing it costs the event loop
- * more than the signature check (about 100 µs vs 30 µs for P-256 here,
- * BENCHMARKS.md), and Node has no asynchronous import. The worker keeps its
- * own bounded cache of imported keys, keyed by the stored COSE key itself, so
- * a credential re-registered under the same id never meets its old key.
+ * By default no imported key is kept (DEFAULT_PASSKEY_KEY_CACHE): a P-256 key goes to `crypto.verify` as its DER, and
+ * Node imports it, checks the signature and frees it within the call. LATCHKEY_PASSKEY_KEY_CACHE keeps that many
+ * imported keys instead, on the event loop or in each worker, keyed by the stored COSE key itself, so a credential
+ * re-registered under the same id never meets its old key.
  *
- * Memory: an imported P-256 key holds about 4 KiB of OpenSSL memory that V8
- * does not count, so a KeyObject dropped from the cache is freed only when the
- * worker's V8 next runs a full collection, which its small heap almost never
- * needs: measured here, the worker's native memory grew by about 100 MiB over
- * 30,000 sign-ins with 10,000 passkeys (BENCHMARKS.md). The worker therefore
- * collects after every {@link GC_AFTER_EVICTIONS} keys it dropped (a few
- * milliseconds on the worker thread, never on the event loop), and its young
- * generation is kept small, since it only ever holds one batch's messages.
+ * Memory: an imported P-256 key holds about 2.7 KiB of OpenSSL memory that V8 does not count, so a KeyObject dropped
+ * from a cache is freed only when V8 next runs a full collection. On the event loop that comes when its heap grows
+ * enough; meanwhile dropped keys pile up (with 100,000 people signing in and a cache of 10,000, the malloc heap grew
+ * to 109 MiB, against 12 MiB with no cache: BENCHMARKS.md, 2026-12-08). A worker's small heap almost never needs one (its native memory grew by about 100 MiB
+ * over 30,000 sign-ins with 10,000 passkeys), so the worker collects after every {@link GC_AFTER_EVICTIONS} keys it
+ * dropped (a few milliseconds on the worker thread, never on the event loop), and its young generation is kept small,
+ * since it only ever holds one batch's messages.
  *
  * Messages carry plain data only ({@link CredentialKey}, the signed bytes and
  * the signature). If a worker dies, its pending checks are done on the event
  * loop instead and the next check starts a new worker: a worker problem never
  * fails a sign-in that would have succeeded.
  */
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify, type KeyObject, type VerifyKeyObjectInput, type VerifyPublicKeyInput } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { letWorkersSizeTheirYoungGeneration } from '../runtime.js';
 import { importCredentialKey, type CredentialKey } from './coseKey.js';
@@ -74,7 +70,15 @@ function importKey(jwk) {
   const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
   return createPublicKey({ key: der, format: 'der', type: 'spki' });
 }
+// A key not kept: a P-256 key as its DER, which crypto.verify imports and frees within the call (as
+// keyForOneCheck below); any other imported.
+function oneCheckKey(jwk) {
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return createPublicKey({ key: jwk, format: 'jwk' });
+  const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+  return { key: der, format: 'der', type: 'spki' };
+}
 function keyFor(check) {
+  if (workerData.cacheSize === 0) return oneCheckKey(check.key.jwk);
   let key = keys.get(check.cacheKey);
   if (key) {
     keys.delete(check.cacheKey);
@@ -82,7 +86,6 @@ function keyFor(check) {
     return key;
   }
   key = importKey(check.key.jwk);
-  if (workerData.cacheSize === 0) return key;
   if (keys.size >= workerData.cacheSize) {
     keys.delete(keys.keys().next().value);
     if (++evicted >= workerData.gcAfterEvictions) {
@@ -103,7 +106,8 @@ parentPort.on('message', (message) => {
     const check = message[i];
     let ok = false;
     try {
-      ok = verify(check.key.hash, check.data, { key: keyFor(check), ...check.key.options }, check.signature);
+      const key = keyFor(check);
+      ok = verify(check.key.hash, check.data, key.type === 'spki' ? { ...key, ...check.key.options } : { key, ...check.key.options }, check.signature);
     } catch {
       // An unusable key (off its curve) or a malformed signature: not a valid signature.
     }
@@ -113,18 +117,33 @@ parentPort.on('message', (message) => {
 });
 `;
 
+/** A P-256 key's SubjectPublicKeyInfo (DER), built from its JWK members; undefined for any other key. */
+function p256Spki(key: CredentialKey): Buffer | undefined {
+  const jwk = key.jwk;
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return undefined;
+  return Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+}
+
 /** A key to keep in a cache: P-256 from DER (one OpenSSL copy, as the worker's importKey), any other as imported. */
 function importKeyToCache(key: CredentialKey): KeyObject {
-  const jwk = key.jwk;
-  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return importCredentialKey(key);
-  const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+  const der = p256Spki(key);
+  return der ? createPublicKey({ key: der, format: 'der', type: 'spki' }) : importCredentialKey(key);
+}
+
+/**
+ * `crypto.verify`'s key for one check, not kept: a P-256 key as its DER, which Node imports and frees within the call
+ * (OpenSSL's decoder checks that the point is on the curve, as an import does), so no KeyObject waits for the garbage
+ * collector with its OpenSSL memory; any other key imported.
+ */
+function keyForOneCheck(key: CredentialKey): VerifyKeyObjectInput | VerifyPublicKeyInput {
+  const der = p256Spki(key);
+  return der ? { key: der, format: 'der', type: 'spki', ...key.options } : { key: importCredentialKey(key), ...key.options };
 }
 
 /** The check done on the event loop: when no worker can run, and for a dead worker's pending checks. */
 function verifyInline(check: Check): boolean {
   try {
-    return verify(check.key.hash, check.data, { key: importCredentialKey(check.key), ...check.key.options }, check.signature);
+    return verify(check.key.hash, check.data, keyForOneCheck(check.key), check.signature);
   } catch {
     return false;
   }
@@ -196,6 +215,16 @@ class SignatureWorker {
 }
 
 /**
+ * LATCHKEY_PASSKEY_KEY_CACHE's default: no key kept, every check imports its key (a P-256 key within the check, from
+ * its DER: keyForOneCheck). People mostly sign in once a day, so a kept key is rarely used again before it is dropped,
+ * and a dropped key's OpenSSL memory (~2.7 KiB, invisible to V8) waits for a full collection: measured with 100,000
+ * people signing in, a cache of 10,000 held the server at 207–276 MiB against 153–155 MiB with none, for the same CPU
+ * per sign-in; with 10,000 people signing in again every few seconds (npm run bench) it saved about 5 % of a
+ * sign-in's CPU for 7–21 MiB (BENCHMARKS.md, 2026-12-08).
+ */
+export const DEFAULT_PASSKEY_KEY_CACHE = 0;
+
+/**
  * LATCHKEY_SIGNATURE_WORKERS' default: none, every check on the event loop. Measured on the cold sign-in path
  * (BENCHMARKS.md): about the same CPU per ceremony as one worker, one thread and its heap fewer (the goal of a server
  * under 200 MB), at the price of one process using one core.
@@ -223,19 +252,19 @@ export class SignatureWorkerPool {
 
   /** The check on the event loop with the pool's own key cache (size 0). */
   private verifyOnEventLoop(check: Check): boolean {
+    if (this.keyCacheSize === 0) return verifyInline(check);
     let key = this.inlineKeys.get(check.cacheKey);
     try {
       if (key) {
         this.inlineKeys.delete(check.cacheKey);
       } else {
-        // A key not kept is imported the cheapest way (from its JWK members: about half the CPU of OpenSSL 3's DER
-        // decoder); a kept one the most compact (DER: one OpenSSL copy instead of two).
-        key = this.keyCacheSize > 0 ? importKeyToCache(check.key) : importCredentialKey(check.key);
-        // A dropped key's OpenSSL memory is freed at the event loop's next full collection, which its allocation rate
-        // brings within seconds (unlike a worker's, see GC_AFTER_EVICTIONS).
+        // Kept in the most compact form (DER: one OpenSSL copy instead of two).
+        key = importKeyToCache(check.key);
+        // A dropped key's OpenSSL memory is freed only at the event loop's next full collection: with more people
+        // signing in than the cache holds, dropped keys pile up until then (LATCHKEY_PASSKEY_KEY_CACHE, config).
         if (this.inlineKeys.size >= this.keyCacheSize) this.inlineKeys.delete(this.inlineKeys.keys().next().value!);
       }
-      if (this.keyCacheSize > 0) this.inlineKeys.set(check.cacheKey, key);
+      this.inlineKeys.set(check.cacheKey, key);
       return verify(check.key.hash, check.data, { key, ...check.key.options }, check.signature);
     } catch {
       // An unusable key (off its curve) or a malformed signature: not a valid signature.

@@ -500,5 +500,16 @@ describe('signatures checked on the event loop (LATCHKEY_SIGNATURE_WORKERS=0)', 
         expect(signatures.keysOnEventLoop).toBe(0);
       }
     }
+    // A P-256 key goes to the check as its DER: a stored point off the curve is refused there, on the event loop and
+    // on a worker alike, as a signature that does not hold.
+    const offCurve = b64u(encodeCbor(new Map<number, number | Uint8Array>([[1, 2], [3, -7], [-1, 1], [-2, Buffer.alloc(32, 1)], [-3, Buffer.alloc(32, 2)]])));
+    const worker = new SignatureWorkerPool(0, 1);
+    for (const pool of [signatures, worker]) {
+      const own = keys[0]!;
+      expect(await verifyAssertion({ ...inputFor(own, signedAssertion(own)), signatures: pool })).toMatchObject({ ok: true });
+      expect(await verifyAssertion({ ...inputFor(own, signedAssertion(own), { public_key: offCurve }), signatures: pool })).toMatchObject({ ok: false, signatureValid: false });
+    }
+    expect(worker.running).toBe(1);
+    expect(worker.deaths).toBe(0);
   });
 });

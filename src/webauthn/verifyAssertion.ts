@@ -24,7 +24,7 @@ import type { Authenticator } from '../db/schema.js';
 import type { ErrorCode } from '../errors.js';
 import { decodeCborFirst } from './cbor.js';
 import { credentialKeyFromCose, type CredentialKey } from './coseKey.js';
-import { DEFAULT_SIGNATURE_WORKERS, SignatureWorkerPool } from './signatureWorker.js';
+import { DEFAULT_PASSKEY_KEY_CACHE, DEFAULT_SIGNATURE_WORKERS, SignatureWorkerPool } from './signatureWorker.js';
 import { checkClientDataFraming, checkCredentialIds, checkUserPresent, FLAG_UP } from './responseChecks.js';
 
 export type AssertionResult =
@@ -89,14 +89,11 @@ function decodeBase64url(value: unknown, max: number): Buffer | undefined {
   return Buffer.from(value, 'base64url');
 }
 
-/** Imported keys each signature worker keeps when the caller names no pool (LATCHKEY_PASSKEY_KEY_CACHE's default). */
-const DEFAULT_KEY_CACHE_SIZE = 10_000;
-
 /** Signature workers (src/webauthn/signatureWorker.ts) by key cache size and worker count: apps in one process with the same settings share them. */
 const pools = new Map<string, SignatureWorkerPool>();
 
 /** The process's signature workers for a key cache of `keyCacheSize` (config.passkeyKeyCacheSize), `workers` of them (config.signatureWorkers; 0: the event loop). */
-export function signatureWorkers(keyCacheSize = DEFAULT_KEY_CACHE_SIZE, workers = DEFAULT_SIGNATURE_WORKERS): SignatureWorkerPool {
+export function signatureWorkers(keyCacheSize = DEFAULT_PASSKEY_KEY_CACHE, workers = DEFAULT_SIGNATURE_WORKERS): SignatureWorkerPool {
   const id = `${keyCacheSize}/${workers}`;
   let pool = pools.get(id);
   if (!pool) pools.set(id, (pool = new SignatureWorkerPool(keyCacheSize, workers)));
