@@ -98,7 +98,6 @@ function machine(): string {
   return `nproc ${cpus().length}, ${model}, Node ${process.version}; load average ${loadavg()[0]!.toFixed(2)}`;
 }
 
-
 async function pgAdmin(query: string): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
   try {

@@ -262,7 +262,6 @@ async function dropPgSchema(url: string, schema = PG_SCHEMA): Promise<void> {
   await db.close();
 }
 
-
 function machine(): string {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';

@@ -9,18 +9,18 @@
  *
  * Memory: an imported P-256 key holds about 2.7 KiB of OpenSSL memory that V8 does not count, so a KeyObject dropped
  * from a cache is freed only when V8 next runs a full collection. On the event loop that comes when its heap grows
- * enough; meanwhile dropped keys pile up (with 100,000 people signing in and a cache of 10,000, the malloc heap grew
- * to 109 MiB, against 12 MiB with no cache: BENCHMARKS.md, 2026-12-08). A worker's small heap almost never needs one (its native memory grew by about 100 MiB
- * over 30,000 sign-ins with 10,000 passkeys), so the worker collects after every {@link GC_AFTER_EVICTIONS} keys it
- * dropped (a few milliseconds on the worker thread, never on the event loop), and its young generation is kept small,
- * since it only ever holds one batch's messages.
+ * enough; meanwhile dropped keys pile up (100,000 people signing in, a cache of 10,000: a malloc heap of 109 MiB,
+ * against 12 MiB with no cache; BENCHMARKS.md, 2026-12-08). A worker's small heap almost never needs one (its native
+ * memory grew by about 100 MiB over 30,000 sign-ins with 10,000 passkeys), so the worker collects after every
+ * {@link GC_AFTER_EVICTIONS} keys it dropped (a few milliseconds on the worker thread, never on the event loop), and
+ * its young generation is kept small, since it only ever holds one batch's messages.
  *
  * Messages carry plain data only ({@link CredentialKey}, the signed bytes and
  * the signature). If a worker dies, its pending checks are done on the event
  * loop instead and the next check starts a new worker: a worker problem never
  * fails a sign-in that would have succeeded.
  */
-import { createPublicKey, verify, type KeyObject, type VerifyKeyObjectInput, type VerifyPublicKeyInput } from 'node:crypto';
+import { createPublicKey, verify, type KeyObject, type VerifyJsonWebKeyInput, type VerifyPublicKeyInput } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { letWorkersSizeTheirYoungGeneration } from '../runtime.js';
 import { importCredentialKey, type CredentialKey } from './coseKey.js';
@@ -28,7 +28,7 @@ import { importCredentialKey, type CredentialKey } from './coseKey.js';
 /** After this many workers died (crashed, or could not start), checks stay on the event loop. */
 const MAX_WORKER_DEATHS = 5;
 
-/** Keys dropped from a worker's cache between two full collections: about 4 MiB of OpenSSL memory for P-256. */
+/** Keys dropped from a worker's cache between two full collections: about 2.7 MiB of OpenSSL memory for P-256. */
 export const GC_AFTER_EVICTIONS = 1000;
 
 /**
@@ -60,41 +60,36 @@ require('node:v8').setFlagsFromString('--expose-gc');
 const collectGarbage = require('node:vm').runInNewContext('gc');
 const keys = new Map();
 let evicted = 0;
-// A P-256 key is imported from its SubjectPublicKeyInfo (DER), not its JWK: OpenSSL then holds one copy of it
-// (about 3.9 KiB) where a JWK import holds two (about 6 KiB: the key as imported, and the copy made for its provider
-// at the first verification). The DER import costs about 40 µs more per key not in the cache (BENCHMARKS.md).
-// OpenSSL checks that the point is on the curve either way.
 const P256_SPKI_PREFIX = Buffer.from('${P256_SPKI_PREFIX_HEX}', 'hex');
-function importKey(jwk) {
-  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return createPublicKey({ key: jwk, format: 'jwk' });
-  const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+// A P-256 key's SubjectPublicKeyInfo (DER), as p256Spki below; undefined for any other key.
+function p256Spki(jwk) {
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return undefined;
+  return Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
 }
-// A key not kept: a P-256 key as its DER, which crypto.verify imports and frees within the call (as
-// keyForOneCheck below); any other imported.
-function oneCheckKey(jwk) {
-  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') return createPublicKey({ key: jwk, format: 'jwk' });
-  const der = Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-  return { key: der, format: 'der', type: 'spki' };
-}
-function keyFor(check) {
-  if (workerData.cacheSize === 0) return oneCheckKey(check.key.jwk);
+// crypto.verify's key for a check. With no cache, as keyForOneCheck below: a P-256 key as its DER, any other as its
+// JWK, each imported and freed within the call. A key kept is imported, a P-256 key from its DER: OpenSSL then holds
+// one copy of it (about 2.7 KiB) where a JWK import holds two (the key as imported, and the copy made for its provider
+// at the first verification). OpenSSL checks that the point is on the curve either way.
+function keyInputFor(check) {
+  const jwk = check.key.jwk;
+  const der = p256Spki(jwk);
+  const input = der ? { key: der, format: 'der', type: 'spki' } : { key: jwk, format: 'jwk' };
+  if (workerData.cacheSize === 0) return input;
   let key = keys.get(check.cacheKey);
   if (key) {
     keys.delete(check.cacheKey);
-    keys.set(check.cacheKey, key);
-    return key;
-  }
-  key = importKey(check.key.jwk);
-  if (keys.size >= workerData.cacheSize) {
-    keys.delete(keys.keys().next().value);
-    if (++evicted >= workerData.gcAfterEvictions) {
-      evicted = 0;
-      collectGarbage();
+  } else {
+    key = createPublicKey(input);
+    if (keys.size >= workerData.cacheSize) {
+      keys.delete(keys.keys().next().value);
+      if (++evicted >= workerData.gcAfterEvictions) {
+        evicted = 0;
+        collectGarbage();
+      }
     }
   }
   keys.set(check.cacheKey, key);
-  return key;
+  return { key };
 }
 parentPort.on('message', (message) => {
   if (message === 'clear') {
@@ -106,8 +101,7 @@ parentPort.on('message', (message) => {
     const check = message[i];
     let ok = false;
     try {
-      const key = keyFor(check);
-      ok = verify(check.key.hash, check.data, key.type === 'spki' ? { ...key, ...check.key.options } : { key, ...check.key.options }, check.signature);
+      ok = verify(check.key.hash, check.data, { ...keyInputFor(check), ...check.key.options }, check.signature);
     } catch {
       // An unusable key (off its curve) or a malformed signature: not a valid signature.
     }
@@ -131,13 +125,13 @@ function importKeyToCache(key: CredentialKey): KeyObject {
 }
 
 /**
- * `crypto.verify`'s key for one check, not kept: a P-256 key as its DER, which Node imports and frees within the call
- * (OpenSSL's decoder checks that the point is on the curve, as an import does), so no KeyObject waits for the garbage
- * collector with its OpenSSL memory; any other key imported.
+ * `crypto.verify`'s key for one check, not kept: a P-256 key as its DER, any other as its JWK. Node imports it and
+ * frees it within the call (OpenSSL checks that an EC point is on its curve, as an import does), so no KeyObject waits
+ * for the garbage collector with its OpenSSL memory.
  */
-function keyForOneCheck(key: CredentialKey): VerifyKeyObjectInput | VerifyPublicKeyInput {
+function keyForOneCheck(key: CredentialKey): VerifyPublicKeyInput | VerifyJsonWebKeyInput {
   const der = p256Spki(key);
-  return der ? { key: der, format: 'der', type: 'spki', ...key.options } : { key: importCredentialKey(key), ...key.options };
+  return der ? { key: der, format: 'der', type: 'spki', ...key.options } : { key: key.jwk, format: 'jwk', ...key.options };
 }
 
 /** The check done on the event loop: when no worker can run, and for a dead worker's pending checks. */

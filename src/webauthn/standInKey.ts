@@ -30,9 +30,10 @@ const STAND_IN_PUBLIC_KEY = (() => {
 })();
 
 /**
- * The key cache id the stand-in is checked under: one for every credential id. Each worker imports the stand-in once
- * and then checks it as it checks any cached key. An id per credential id would let random ids (free to send) fill
- * the workers' bounded key cache (signatureWorker.ts), each costing an import and pushing a real passkey's key out.
+ * The key cache id the stand-in is checked under: one for every credential id. With a key cache
+ * (LATCHKEY_PASSKEY_KEY_CACHE), the stand-in is imported once and then checked as any cached key. An id per credential
+ * id would let random ids (free to send) fill that bounded cache (signatureWorker.ts), each pushing a real passkey's
+ * key out.
  */
 const STAND_IN_CACHE_ID = 'stand-in';
 

@@ -2,9 +2,9 @@
  * Verifies a WebAuthn assertion (WebAuthn L3 §7.2) for a stored passkey.
  * Returns a result rather than throwing so the caller can audit each failure.
  *
- * The sign-in path verifies by hand, step by step, with the key imported
- * and the signature checked on a worker thread (src/webauthn/signatureWorker.ts),
- * which caches imported keys: @simplewebauthn/server's `verifyAuthenticationResponse` decodes and
+ * The sign-in path verifies by hand, step by step, with the key imported and the signature checked by
+ * `node:crypto` (src/webauthn/signatureWorker.ts: on the event loop or worker threads, keeping imported keys if
+ * told to): @simplewebauthn/server's `verifyAuthenticationResponse` decodes and
  * imports the key through WebCrypto on every call, about three times the
  * event-loop time (see BENCHMARKS.md). The library path stays as
  * {@link verifyAssertionWithLibrary}; the tests run every case through both
