@@ -2,10 +2,10 @@
  * Assertion signatures checked on the event loop (the default: LATCHKEY_SIGNATURE_WORKERS=0) or on worker threads:
  * importing the credential's public key and verifying with it, off the event loop in the second case.
  *
- * By default no imported key is kept (DEFAULT_PASSKEY_KEY_CACHE): a P-256 key goes to `crypto.verify` as its DER, and
- * Node imports it, checks the signature and frees it within the call. LATCHKEY_PASSKEY_KEY_CACHE keeps that many
- * imported keys instead, on the event loop or in each worker, keyed by the stored COSE key itself, so a credential
- * re-registered under the same id never meets its old key.
+ * By default no imported key is kept (DEFAULT_PASSKEY_KEY_CACHE): a key goes to `crypto.verify` as its DER (P-256) or
+ * its JWK (any other), and Node imports it, checks the signature and frees it within the call.
+ * LATCHKEY_PASSKEY_KEY_CACHE keeps that many imported keys instead, on the event loop or in each worker, keyed by the
+ * stored COSE key itself, so a credential re-registered under the same id never meets its old key.
  *
  * Memory: an imported P-256 key holds about 2.7 KiB of OpenSSL memory that V8 does not count, so a KeyObject dropped
  * from a cache is freed only when V8 next runs a full collection. On the event loop that comes when its heap grows
@@ -118,7 +118,7 @@ function p256Spki(key: CredentialKey): Buffer | undefined {
   return Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
 }
 
-/** A key to keep in a cache: P-256 from DER (one OpenSSL copy, as the worker's importKey), any other as imported. */
+/** A key to keep in a cache: P-256 from DER (one OpenSSL copy, as the worker's keyInputFor), any other as imported. */
 function importKeyToCache(key: CredentialKey): KeyObject {
   const der = p256Spki(key);
   return der ? createPublicKey({ key: der, format: 'der', type: 'spki' }) : importCredentialKey(key);
@@ -209,12 +209,12 @@ class SignatureWorker {
 }
 
 /**
- * LATCHKEY_PASSKEY_KEY_CACHE's default: no key kept, every check imports its key (a P-256 key within the check, from
- * its DER: keyForOneCheck). People mostly sign in once a day, so a kept key is rarely used again before it is dropped,
- * and a dropped key's OpenSSL memory (~2.7 KiB, invisible to V8) waits for a full collection: measured with 100,000
- * people signing in, a cache of 10,000 held the server at 207–276 MiB against 153–155 MiB with none, for the same CPU
- * per sign-in; with 10,000 people signing in again every few seconds (npm run bench) it saved about 5 % of a
- * sign-in's CPU for 7–21 MiB (BENCHMARKS.md, 2026-12-08).
+ * LATCHKEY_PASSKEY_KEY_CACHE's default: no key kept, every check imports its key within the check (keyForOneCheck).
+ * People mostly sign in once a day, so a kept key is rarely used again before it is dropped, and a dropped key's
+ * OpenSSL memory (~2.7 KiB, invisible to V8) waits for a full collection: measured with 100,000 people signing in, a
+ * cache of 10,000 held the server at 207–276 MiB against 153–155 MiB with none, for the same CPU per sign-in; with
+ * 10,000 people signing in again every few seconds (npm run bench) it saved about 5 % of a sign-in's CPU for 7–32 MiB
+ * (BENCHMARKS.md, 2026-12-08).
  */
 export const DEFAULT_PASSKEY_KEY_CACHE = 0;
 
@@ -244,7 +244,7 @@ export class SignatureWorkerPool {
   /** With no workers (size 0): the keys imported on the event loop, least recently used first. */
   private readonly inlineKeys = new Map<string, KeyObject>();
 
-  /** The check on the event loop with the pool's own key cache (size 0). */
+  /** The check on the event loop (a pool of no workers), with the pool's own key cache if it keeps keys. */
   private verifyOnEventLoop(check: Check): boolean {
     if (this.keyCacheSize === 0) return verifyInline(check);
     let key = this.inlineKeys.get(check.cacheKey);
